@@ -1,0 +1,212 @@
+"""One typed declaration per parameter message (as Caffe's caffe.proto): each field has a type,
+a default and a one-line meaning. Parsing, defaults, error messages and the `netcli layers`
+listing all come from these declarations.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field as dc_field
+from typing import Any, Callable
+
+from ..errors import ConfigError
+from .yamlload import LDict, LList, Loc
+
+REQUIRED = object()  # default of a field that must be given
+
+
+def did_you_mean(word, choices):
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class Problems:
+    """Collects every mistake found while reading one file, then raises them all at once."""
+
+    def __init__(self):
+        self.items: list[str] = []
+
+    def add(self, loc: Loc | None, msg: str, layer: str | None = None, field: str | None = None):
+        parts = [str(loc) if loc else None, layer, f"field '{field}'" if field else None]
+        prefix = ": ".join(p for p in parts if p)
+        self.items.append(f"{prefix}: {msg}" if prefix else msg)
+
+    def raise_if_any(self):
+        if self.items:
+            raise ConfigError(self.items)
+
+    def __bool__(self):
+        return bool(self.items)
+
+
+@dataclass
+class Field:
+    """One parameter: `kind` is "int", "float", "bool", "str", a tuple of enum names, or a Message."""
+    name: str
+    kind: Any
+    default: Any = None
+    doc: str = ""
+    repeated: bool = False
+    check: Callable[[Any], str | None] | None = None  # returns a complaint, or None
+
+    @property
+    def type_name(self):
+        if isinstance(self.kind, Message):
+            base = self.kind.name
+        elif isinstance(self.kind, tuple):
+            base = "|".join(self.kind)
+        else:
+            base = self.kind
+        return f"list of {base}" if self.repeated else base
+
+
+class Params:
+    """Parsed values of one message: attributes, plus which fields were given and where."""
+
+    def __init__(self, message: "Message", values: dict, given: dict):
+        self._message = message
+        self._given = given  # field name -> Loc
+        self.__dict__.update(values)
+
+    def has(self, name):
+        return name in self._given
+
+    def loc(self, name, default=None):
+        return self._given.get(name, default)
+
+    def to_dict(self):
+        """The given (non-default) fields as plain Python, for writing a config back."""
+        out = {}
+        for name in self._given:
+            v = getattr(self, name)
+            if isinstance(v, Params):
+                v = v.to_dict()
+            elif isinstance(v, list):
+                v = [x.to_dict() if isinstance(x, Params) else x for x in v]
+            out[name] = v
+        return out
+
+    def __repr__(self):
+        return f"{self._message.name}({self.to_dict()})"
+
+
+@dataclass
+class Message:
+    name: str
+    fields: list[Field] = dc_field(default_factory=list)
+    doc: str = ""
+
+    def __post_init__(self):
+        self.by_name = {f.name: f for f in self.fields}
+
+    def defaults(self):
+        return self.parse(LDict(), Problems(), None, "")
+
+    def parse(self, value, problems: Problems, layer: str | None, prefix: str, loc: Loc | None = None):
+        """Turn a YAML mapping into Params, adding every mistake to `problems`."""
+        if value is None:
+            value = LDict()
+        loc = getattr(value, "loc", loc)
+        if not isinstance(value, dict):
+            problems.add(loc, f"expected a mapping of {self.name} fields, got {_show(value)}",
+                         layer, prefix.rstrip(".") or None)
+            value = LDict()
+        key_locs = getattr(value, "key_locs", {})
+        values, given = {}, {}
+        for key, v in value.items():
+            kloc = key_locs.get(key, loc)
+            f = self.by_name.get(key)
+            if f is None:
+                problems.add(kloc, f"unknown field '{key}' in {self.name}"
+                             f"{did_you_mean(key, self.by_name)}", layer, prefix + key)
+                continue
+            given[key] = kloc
+            values[key] = _parse_field(f, v, problems, layer, prefix + key, kloc)
+        for f in self.fields:
+            if f.name in values:
+                continue
+            if f.default is REQUIRED:
+                problems.add(loc, f"required field '{f.name}' is missing ({f.doc})", layer,
+                             prefix + f.name)
+                values[f.name] = None
+            elif isinstance(f.kind, Message) and not f.repeated:
+                values[f.name] = f.kind.defaults() if f.default is None else f.default
+            else:
+                values[f.name] = list(f.default or []) if f.repeated else f.default
+        return Params(self, values, given)
+
+
+def _show(v):
+    if isinstance(v, dict):
+        return "a mapping"
+    if isinstance(v, list):
+        return "a list"
+    return f"{type(v).__name__} {v!r}"
+
+
+def _parse_field(f: Field, v, problems, layer, path, loc):
+    if f.repeated:
+        items = v if isinstance(v, list) else [v]
+        item_locs = getattr(v, "item_locs", None) or [loc] * len(items)
+        return [_parse_one(f, x, problems, layer, f"{path}[{i}]" if isinstance(v, list) else path,
+                           item_locs[i]) for i, x in enumerate(items)]
+    if isinstance(v, list) and not isinstance(f.kind, Message):
+        problems.add(loc, f"expected a single {f.type_name}, got a list", layer, path)
+        return f.default if f.default is not REQUIRED else None
+    return _parse_one(f, v, problems, layer, path, loc)
+
+
+def _parse_one(f: Field, v, problems, layer, path, loc):
+    kind = f.kind
+    bad = None
+    out = v
+    if isinstance(kind, Message):
+        return kind.parse(v, problems, layer, path + ".", loc)
+    if isinstance(kind, tuple):
+        if not isinstance(v, str) or v.upper() not in kind:
+            bad = f"expected one of {', '.join(kind)}, got {_show(v)}{did_you_mean(v, kind)}"
+        else:
+            out = v.upper()
+    elif kind == "int":
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+            bad = f"expected an integer, got {_show(v)}"
+        else:
+            out = int(v)
+    elif kind == "float":
+        if isinstance(v, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                out = float(v)
+            except ValueError:
+                bad = f"expected a number, got {_show(v)}"
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            bad = f"expected a number, got {_show(v)}"
+        else:
+            out = float(v)
+    elif kind == "bool":
+        if not isinstance(v, bool):
+            bad = f"expected true or false, got {_show(v)}"
+    elif kind == "str":
+        if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+            bad = f"expected a string, got {_show(v)}"
+        else:
+            out = str(v)
+    else:  # pragma: no cover - a programming error in a spec
+        raise TypeError(f"unknown field kind {kind!r}")
+    if bad is None and f.check is not None:
+        bad = f.check(out)
+    if bad is not None:
+        problems.add(loc, bad, layer, path)
+        return f.default if f.default is not REQUIRED else None
+    return out
+
+
+# Small reusable checks.
+def positive(v):
+    return None if v > 0 else f"must be > 0, got {v}"
+
+
+def non_negative(v):
+    return None if v >= 0 else f"must be >= 0, got {v}"
+
+
+def fraction(v):
+    return None if 0 <= v < 1 else f"must be in [0, 1), got {v}"

@@ -1,0 +1,85 @@
+"""Max and average pooling over (N, C, H, W) with Caffe's windows.
+
+A window starts at (oh*SH - PH, ow*SW - PW). MAX clips the window to the image and keeps the
+first maximum (flat index h*W + w in `mask`). AVE divides by the window size clipped to the
+padded image (padding counts), summing only inside the image.
+"""
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def maxpool_forward(x, out, mask, KH, KW, SH, SW, PH, PW):
+    N, C, H, W = x.shape
+    OH, OW = out.shape[2], out.shape[3]
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                h0 = max(oh * SH - PH, 0)
+                h1 = min(oh * SH - PH + KH, H)
+                for ow in range(OW):
+                    w0 = max(ow * SW - PW, 0)
+                    w1 = min(ow * SW - PW + KW, W)
+                    best = -3.4028234663852886e38
+                    arg = -1
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            v = x[n, c, h, w]
+                            if v > best:
+                                best = v
+                                arg = h * W + w
+                    out[n, c, oh, ow] = best
+                    mask[n, c, oh, ow] = arg
+
+
+@njit(cache=True, nogil=True)
+def maxpool_backward(dout, mask, dx):
+    """dx = 0, then each output's gradient goes to the input that won its window."""
+    N, C, H, W = dx.shape
+    OH, OW = dout.shape[2], dout.shape[3]
+    dx[...] = 0.0
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                for ow in range(OW):
+                    arg = mask[n, c, oh, ow]
+                    if arg >= 0:
+                        dx[n, c, arg // W, arg % W] += dout[n, c, oh, ow]
+
+
+@njit(cache=True, nogil=True)
+def avepool_forward(x, out, KH, KW, SH, SW, PH, PW):
+    N, C, H, W = x.shape
+    OH, OW = out.shape[2], out.shape[3]
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                hs = oh * SH - PH
+                he = min(hs + KH, H + PH)
+                for ow in range(OW):
+                    ws = ow * SW - PW
+                    we = min(ws + KW, W + PW)
+                    size = (he - hs) * (we - ws)
+                    acc = 0.0
+                    for h in range(max(hs, 0), min(he, H)):
+                        for w in range(max(ws, 0), min(we, W)):
+                            acc += x[n, c, h, w]
+                    out[n, c, oh, ow] = acc / size
+
+
+@njit(cache=True, nogil=True)
+def avepool_backward(dout, dx, KH, KW, SH, SW, PH, PW):
+    N, C, H, W = dx.shape
+    OH, OW = dout.shape[2], dout.shape[3]
+    dx[...] = 0.0
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                hs = oh * SH - PH
+                he = min(hs + KH, H + PH)
+                for ow in range(OW):
+                    ws = ow * SW - PW
+                    we = min(ws + KW, W + PW)
+                    g = dout[n, c, oh, ow] / ((he - hs) * (we - ws))
+                    for h in range(max(hs, 0), min(he, H)):
+                        for w in range(max(ws, 0), min(we, W)):
+                            dx[n, c, h, w] += g

@@ -1,0 +1,88 @@
+"""The Layer contract (Caffe's): setup checks bottoms, infers and allocates tops and declares
+params; forward and backward only compute. Backward writes bottom diffs and *accumulates* (+=)
+into param diffs, so shared weights and iter_size accumulation come for free."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..blob import Blob
+from ..config.schema import Message
+
+REGISTRY: dict[str, type["Layer"]] = {}
+
+
+class LayerError(Exception):
+    """A problem found in setup; the Net adds file, line and layer name. `field` names the
+    parameter at fault (e.g. 'convolution_param.kernel_size')."""
+
+    def __init__(self, msg, field=None):
+        super().__init__(msg)
+        self.field = field
+
+
+def register(cls):
+    REGISTRY[cls.type] = cls
+    return cls
+
+
+class Layer:
+    type = "Layer"
+    doc = ""
+    params: dict[str, Message] = {}   # YAML key -> spec, e.g. {"convolution_param": CONV}
+    bottoms = (1, 1)                  # (min, max) number of bottoms; max None = any
+    tops = (1, 1)
+    in_place_ok = False               # may top == bottom
+    loss = False                      # default loss_weight 1 on the first top
+    no_grad_bottoms = ()              # bottom indices that never take a gradient (labels)
+    has_backward = True
+
+    def __init__(self, name, p, phase, bottom_names, top_names, rng: np.random.Generator):
+        self.name = name
+        self.p = p                     # object with one attribute per key in `params`
+        self.phase = phase
+        self.bottom_names = list(bottom_names)
+        self.top_names = list(top_names)
+        self.rng = rng
+        self.blobs: list[Blob] = []    # learnable (or state) params, in Caffe's order
+        self.fillers: list = []        # FillerParameter per blob (None: leave zero)
+
+    # -- setup -------------------------------------------------------------------------------
+    def setup(self, bottoms: list[Blob], tops: list[Blob]):
+        raise NotImplementedError
+
+    def add_param(self, shape, filler=None) -> Blob:
+        """Declare a param blob; the Net allocates it (in one flat buffer) and fills it."""
+        b = Blob(f"{self.name}/{len(self.blobs)}")
+        b.data = tuple(int(s) for s in shape)   # shape only, until the Net allocates
+        self.blobs.append(b)
+        self.fillers.append(filler)
+        return b
+
+    def where(self, i=0):
+        """'from <blob>' for messages about bottom i."""
+        return f"from {self.bottom_names[i]}"
+
+    # -- compute -----------------------------------------------------------------------------
+    def forward(self, bottoms, tops):
+        raise NotImplementedError
+
+    def backward(self, tops, propagate_down, bottoms):
+        raise NotImplementedError
+
+    # -- state beyond params (RNG positions, data cursors), for exact resume ---------------------
+    def get_state(self):
+        return None
+
+    def set_state(self, state):
+        pass
+
+    # -- FLOPs per image for `netcli check` (multiply-add = 2) ------------------------------------
+    def flops(self, bottoms, tops):
+        return 0
+
+
+def canon_axis(axis, ndim, field):
+    a = axis + ndim if axis < 0 else axis
+    if not 0 <= a < ndim:
+        raise LayerError(f"axis {axis} is out of range for a {ndim}-D input", field)
+    return a

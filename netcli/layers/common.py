@@ -1,0 +1,381 @@
+"""Input, InnerProduct, Softmax and the blob utilities (Flatten, Reshape, Concat, Slice,
+Split, Eltwise)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config.schema import Field, Message, REQUIRED, positive
+from ..fillers import FILLER
+from .base import Layer, LayerError, canon_axis, register
+
+BLOB_SHAPE = Message("BlobShape", [
+    Field("dim", "int", None, "the dimensions", repeated=True),
+])
+
+INPUT = Message("InputParameter", [
+    Field("shape", BLOB_SHAPE, None, "one shape for every top, or one per top", repeated=True),
+])
+
+
+@register
+class Input(Layer):
+    type = "Input"
+    doc = "Net inputs of fixed shape, filled from Python (deploy nets, feeding arrays)."
+    params = {"input_param": INPUT}
+    bottoms = (0, 0)
+    tops = (1, None)
+    has_backward = False
+
+    def setup(self, bottoms, tops):
+        shapes = self.p.input_param.shape
+        if len(shapes) not in (1, len(tops)):
+            raise LayerError(f"give 1 shape or one per top ({len(tops)}), got {len(shapes)}",
+                             "input_param.shape")
+        for i, t in enumerate(tops):
+            dims = shapes[0 if len(shapes) == 1 else i].dim
+            if any(d <= 0 for d in dims):
+                raise LayerError(f"dimensions must be positive, got {dims}", "input_param.shape")
+            t.reshape(dims)
+
+    def forward(self, bottoms, tops):
+        pass
+
+
+INNER_PRODUCT = Message("InnerProductParameter", [
+    Field("num_output", "int", REQUIRED, "number of outputs", check=positive),
+    Field("bias_term", "bool", True, "add a learned bias"),
+    Field("weight_filler", FILLER, None, "weight initialisation (default: constant 0)"),
+    Field("bias_filler", FILLER, None, "bias initialisation (default: constant 0)"),
+    Field("axis", "int", 1, "first axis flattened into the input vector"),
+    Field("transpose", "bool", False, "store weights as (input, output) instead of (output, input)"),
+])
+
+
+@register
+class InnerProduct(Layer):
+    type = "InnerProduct"
+    doc = "Fully connected: y = x W^T + b over the axes from `axis` on."
+    params = {"inner_product_param": INNER_PRODUCT}
+
+    def setup(self, bottoms, tops):
+        p = self.p.inner_product_param
+        shape = bottoms[0].shape
+        axis = canon_axis(p.axis, len(shape), "inner_product_param.axis")
+        self.M = int(np.prod(shape[:axis]))
+        self.K = int(np.prod(shape[axis:]))
+        self.N = p.num_output
+        tops[0].reshape(shape[:axis] + (self.N,), bottoms[0].data.dtype)
+        self.add_param((self.K, self.N) if p.transpose else (self.N, self.K), p.weight_filler)
+        if p.bias_term:
+            self.add_param((self.N,), p.bias_filler)
+        self.transpose = p.transpose
+        self.dw_tmp = np.empty((self.K, self.N) if p.transpose else (self.N, self.K), bottoms[0].data.dtype)
+
+    def forward(self, bottoms, tops):
+        x = bottoms[0].data.reshape(self.M, self.K)
+        y = tops[0].data.reshape(self.M, self.N)
+        w = self.blobs[0].data
+        np.dot(x, w if self.transpose else w.T, out=y)
+        if len(self.blobs) > 1:
+            y += self.blobs[1].data
+
+    def backward(self, tops, propagate_down, bottoms):
+        x = bottoms[0].data.reshape(self.M, self.K)
+        dy = tops[0].diff.reshape(self.M, self.N)
+        w = self.blobs[0].data
+        if self.transpose:
+            np.dot(x.T, dy, out=self.dw_tmp)
+        else:
+            np.dot(dy.T, x, out=self.dw_tmp)
+        self.blobs[0].diff += self.dw_tmp
+        if len(self.blobs) > 1:
+            self.blobs[1].diff += dy.sum(axis=0)
+        if propagate_down[0]:
+            np.dot(dy, w.T if self.transpose else w, out=bottoms[0].diff.reshape(self.M, self.K))
+
+    def flops(self, bottoms, tops):
+        return 2 * self.K * self.N * (self.M // max(bottoms[0].shape[0], 1))
+
+
+SOFTMAX = Message("SoftmaxParameter", [
+    Field("axis", "int", 1, "the axis normalised over"),
+])
+
+
+def softmax_forward(x, y, axis):
+    np.subtract(x, x.max(axis=axis, keepdims=True), out=y)
+    np.exp(y, out=y)
+    y /= y.sum(axis=axis, keepdims=True)
+
+
+@register
+class Softmax(Layer):
+    type = "Softmax"
+    doc = "y = exp(x) / sum(exp(x)) along `axis`."
+    params = {"softmax_param": SOFTMAX}
+
+    def setup(self, bottoms, tops):
+        self.axis = canon_axis(self.p.softmax_param.axis, bottoms[0].data.ndim, "softmax_param.axis")
+        tops[0].reshape(bottoms[0].shape, bottoms[0].data.dtype)
+
+    def forward(self, bottoms, tops):
+        softmax_forward(bottoms[0].data, tops[0].data, self.axis)
+
+    def backward(self, tops, propagate_down, bottoms):
+        if propagate_down[0]:
+            y, dy = tops[0].data, tops[0].diff
+            np.multiply(dy - (dy * y).sum(axis=self.axis, keepdims=True), y, out=bottoms[0].diff)
+
+
+FLATTEN = Message("FlattenParameter", [
+    Field("axis", "int", 1, "first axis to flatten"),
+    Field("end_axis", "int", -1, "last axis to flatten"),
+])
+
+
+class _View(Layer):
+    """Top is a reshaped view of the bottom: same memory for data and diff, nothing to compute."""
+
+    def forward(self, bottoms, tops):
+        pass
+
+    def backward(self, tops, propagate_down, bottoms):
+        pass
+
+
+@register
+class Flatten(_View):
+    type = "Flatten"
+    doc = "Collapse axes axis..end_axis into one (no copy)."
+    params = {"flatten_param": FLATTEN}
+
+    def setup(self, bottoms, tops):
+        p = self.p.flatten_param
+        shape = bottoms[0].shape
+        a = canon_axis(p.axis, len(shape), "flatten_param.axis")
+        e = canon_axis(p.end_axis, len(shape), "flatten_param.end_axis")
+        if e < a:
+            raise LayerError(f"end_axis {p.end_axis} comes before axis {p.axis}", "flatten_param.end_axis")
+        tops[0].share(bottoms[0], shape[:a] + (int(np.prod(shape[a:e + 1])),) + shape[e + 1:])
+
+
+RESHAPE = Message("ReshapeParameter", [
+    Field("shape", BLOB_SHAPE, REQUIRED, "new dims: 0 copies the bottom's dim, -1 is inferred"),
+    Field("axis", "int", 0, "first bottom axis replaced"),
+    Field("num_axes", "int", -1, "how many bottom axes are replaced (-1: all from axis)"),
+])
+
+
+@register
+class Reshape(_View):
+    type = "Reshape"
+    doc = "Change the shape without copying (0 = keep that dim, -1 = infer)."
+    params = {"reshape_param": RESHAPE}
+
+    def setup(self, bottoms, tops):
+        p = self.p.reshape_param
+        f = "reshape_param"
+        shape = bottoms[0].shape
+        start = p.axis + len(shape) + 1 if p.axis < 0 else p.axis
+        if not 0 <= start <= len(shape):
+            raise LayerError(f"axis {p.axis} is out of range for a {len(shape)}-D input", f"{f}.axis")
+        end = len(shape) if p.num_axes == -1 else start + p.num_axes
+        if p.num_axes < -1 or end > len(shape):
+            raise LayerError(f"num_axes {p.num_axes} is out of range", f"{f}.num_axes")
+        dims = list(p.shape.dim)
+        if dims.count(-1) > 1:
+            raise LayerError("at most one dim may be -1", f"{f}.shape")
+        new = []
+        for i, d in enumerate(dims):
+            if d == 0:
+                if start + i >= len(shape):
+                    raise LayerError(f"dim {i} is 0 but the input has no axis {start + i}", f"{f}.shape")
+                new.append(shape[start + i])
+            elif d < -1:
+                raise LayerError(f"dims must be positive, 0 or -1, got {d}", f"{f}.shape")
+            else:
+                new.append(d)
+        full = list(shape[:start]) + new + list(shape[end:])
+        count = int(np.prod(shape))
+        if -1 in full:
+            known = int(np.prod([d for d in full if d != -1]))
+            if known == 0 or count % known:
+                raise LayerError(f"cannot infer -1: {count} elements do not divide into {full}", f"{f}.shape")
+            full[full.index(-1)] = count // known
+        if int(np.prod(full)) != count:
+            raise LayerError(f"new shape {tuple(full)} has {int(np.prod(full))} elements, input "
+                             f"{tuple(shape)} {self.where()} has {count}", f"{f}.shape")
+        tops[0].share(bottoms[0], tuple(full))
+
+
+CONCAT = Message("ConcatParameter", [
+    Field("axis", "int", 1, "axis along which to concatenate"),
+])
+
+
+@register
+class Concat(Layer):
+    type = "Concat"
+    doc = "Join bottoms along `axis`."
+    params = {"concat_param": CONCAT}
+    bottoms = (1, None)
+
+    def setup(self, bottoms, tops):
+        ref = bottoms[0].shape
+        self.axis = a = canon_axis(self.p.concat_param.axis, len(ref), "concat_param.axis")
+        for i, b in enumerate(bottoms[1:], 1):
+            s = b.shape
+            if len(s) != len(ref) or s[:a] != ref[:a] or s[a + 1:] != ref[a + 1:]:
+                raise LayerError(f"bottom {self.bottom_names[i]} has shape {s}, which does not match "
+                                 f"{ref} from {self.bottom_names[0]} outside axis {a}", "concat_param.axis")
+        self.sizes = [b.shape[a] for b in bottoms]
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).tolist()
+        tops[0].reshape(ref[:a] + (sum(self.sizes),) + ref[a + 1:], bottoms[0].data.dtype)
+
+    def _slice(self, i):
+        return (slice(None),) * self.axis + (slice(self.offsets[i], self.offsets[i + 1]),)
+
+    def forward(self, bottoms, tops):
+        for i, b in enumerate(bottoms):
+            tops[0].data[self._slice(i)] = b.data
+
+    def backward(self, tops, propagate_down, bottoms):
+        for i, b in enumerate(bottoms):
+            if propagate_down[i]:
+                b.diff[...] = tops[0].diff[self._slice(i)]
+
+
+SLICE = Message("SliceParameter", [
+    Field("axis", "int", 1, "axis to slice"),
+    Field("slice_point", "int", None, "indices where the slices start (one fewer than tops)", repeated=True),
+])
+
+
+@register
+class Slice(Layer):
+    type = "Slice"
+    doc = "Cut the bottom along `axis` into the tops."
+    params = {"slice_param": SLICE}
+    tops = (1, None)
+
+    def setup(self, bottoms, tops):
+        p = self.p.slice_param
+        shape = bottoms[0].shape
+        self.axis = a = canon_axis(p.axis, len(shape), "slice_param.axis")
+        n, T = shape[a], len(tops)
+        if p.slice_point:
+            pts = p.slice_point
+            if len(pts) != T - 1:
+                raise LayerError(f"{T} tops need {T - 1} slice points, got {len(pts)}", "slice_param.slice_point")
+            if any(b <= a_ for a_, b in zip([0] + pts, pts + [n])):
+                raise LayerError(f"slice points {pts} must increase strictly within (0, {n})",
+                                 "slice_param.slice_point")
+            self.offsets = [0] + pts + [n]
+        else:
+            if n % T:
+                raise LayerError(f"axis size {n} {self.where()} does not split evenly into {T} tops",
+                                 "slice_param.slice_point")
+            self.offsets = [i * n // T for i in range(T + 1)]
+        for i, t in enumerate(tops):
+            t.reshape(shape[:a] + (self.offsets[i + 1] - self.offsets[i],) + shape[a + 1:], bottoms[0].data.dtype)
+
+    def _slice(self, i):
+        return (slice(None),) * self.axis + (slice(self.offsets[i], self.offsets[i + 1]),)
+
+    def forward(self, bottoms, tops):
+        for i, t in enumerate(tops):
+            t.data[...] = bottoms[0].data[self._slice(i)]
+
+    def backward(self, tops, propagate_down, bottoms):
+        if propagate_down[0]:
+            for i, t in enumerate(tops):
+                bottoms[0].diff[self._slice(i)] = t.diff
+
+
+@register
+class Split(Layer):
+    type = "Split"
+    doc = "Give one blob to several consumers; their gradients are summed (inserted automatically)."
+    tops = (1, None)
+
+    def setup(self, bottoms, tops):
+        # Each top gets its own copy (not a shared view, as in Caffe), so an in-place layer on
+        # one branch cannot change what the other branches read.
+        for t in tops:
+            t.reshape(bottoms[0].shape, bottoms[0].data.dtype)
+
+    def forward(self, bottoms, tops):
+        for t in tops:
+            np.copyto(t.data, bottoms[0].data)
+
+    def backward(self, tops, propagate_down, bottoms):
+        if propagate_down[0]:
+            dx = bottoms[0].diff
+            np.copyto(dx, tops[0].diff)
+            for t in tops[1:]:
+                dx += t.diff
+
+
+ELTWISE = Message("EltwiseParameter", [
+    Field("operation", ("PROD", "SUM", "MAX"), "SUM", "element-wise operation"),
+    Field("coeff", "float", None, "SUM only: one coefficient per bottom", repeated=True),
+    Field("stable_prod_grad", "bool", True, "PROD: compute gradients without dividing by inputs"),
+])
+
+
+@register
+class Eltwise(Layer):
+    type = "Eltwise"
+    doc = "Element-wise SUM (with coefficients), PROD or MAX of same-shape bottoms."
+    params = {"eltwise_param": ELTWISE}
+    bottoms = (2, None)
+
+    def setup(self, bottoms, tops):
+        p = self.p.eltwise_param
+        for i, b in enumerate(bottoms[1:], 1):
+            if b.shape != bottoms[0].shape:
+                raise LayerError(f"bottom {self.bottom_names[i]} has shape {b.shape}, expected "
+                                 f"{bottoms[0].shape} as {self.bottom_names[0]}")
+        if p.coeff and p.operation != "SUM":
+            raise LayerError("coeff is only allowed with operation SUM", "eltwise_param.coeff")
+        if p.coeff and len(p.coeff) != len(bottoms):
+            raise LayerError(f"give one coeff per bottom ({len(bottoms)}), got {len(p.coeff)}",
+                             "eltwise_param.coeff")
+        self.op = p.operation
+        self.coeff = p.coeff or [1.0] * len(bottoms)
+        tops[0].reshape(bottoms[0].shape, bottoms[0].data.dtype)
+        self.arg = np.empty(bottoms[0].shape, np.int32) if self.op == "MAX" else None
+
+    def forward(self, bottoms, tops):
+        y = tops[0].data
+        if self.op == "SUM":
+            np.multiply(bottoms[0].data, self.coeff[0], out=y)
+            for c, b in zip(self.coeff[1:], bottoms[1:]):
+                y += c * b.data
+        elif self.op == "PROD":
+            np.copyto(y, bottoms[0].data)
+            for b in bottoms[1:]:
+                y *= b.data
+        else:
+            np.copyto(y, bottoms[0].data)
+            self.arg[...] = 0
+            for i, b in enumerate(bottoms[1:], 1):
+                better = b.data > y
+                self.arg[better] = i
+                np.maximum(y, b.data, out=y)
+
+    def backward(self, tops, propagate_down, bottoms):
+        dy = tops[0].diff
+        for i, b in enumerate(bottoms):
+            if not propagate_down[i]:
+                continue
+            if self.op == "SUM":
+                np.multiply(dy, self.coeff[i], out=b.diff)
+            elif self.op == "PROD":
+                others = np.ones_like(dy)
+                for j, o in enumerate(bottoms):
+                    if j != i:
+                        others *= o.data
+                np.multiply(dy, others, out=b.diff)
+            else:
+                np.multiply(dy, self.arg == i, out=b.diff)

@@ -1,0 +1,228 @@
+"""Convolution and Pooling: setup here, heavy loops in netcli.kernels."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..config.schema import Field, Message, REQUIRED, positive, non_negative
+from ..fillers import FILLER
+from .base import Layer, LayerError, register
+
+
+def _pair(p, base, default, prefix, required=False):
+    """Resolve Caffe's `base` (repeated, 1 or 2 values) versus `base_h`/`base_w`."""
+    rep = getattr(p, base)
+    if rep is not None and not isinstance(rep, list):
+        rep = [rep]
+    h, w = getattr(p, base + "_h", None), getattr(p, base + "_w", None)
+    if h is not None or w is not None:
+        if rep:
+            raise LayerError(f"give either {base} or {base}_h/{base}_w, not both", f"{prefix}.{base}")
+        if h is None or w is None:
+            raise LayerError(f"{base}_h and {base}_w must be given together", f"{prefix}.{base}_h")
+        return h, w
+    if not rep:
+        if required:
+            raise LayerError(f"{base} (or {base}_h and {base}_w) is required", f"{prefix}.{base}")
+        return default, default
+    if len(rep) == 1:
+        return rep[0], rep[0]
+    if len(rep) == 2:
+        return rep[0], rep[1]
+    raise LayerError(f"{base} takes 1 or 2 values for 2-D data, got {len(rep)}", f"{prefix}.{base}")
+
+
+def _need_4d(layer, bottom, what):
+    if bottom.data.ndim != 4:
+        raise LayerError(f"{what} needs a 4-D input (num, channels, height, width), got shape "
+                         f"{tuple(bottom.shape)} {layer.where()}")
+
+
+CONVOLUTION = Message("ConvolutionParameter", [
+    Field("num_output", "int", REQUIRED, "number of output channels", check=positive),
+    Field("bias_term", "bool", True, "add a learned bias per output channel"),
+    Field("pad", "int", None, "zero padding (1 value, or h and w)", repeated=True, check=non_negative),
+    Field("kernel_size", "int", None, "kernel size (1 value, or h and w)", repeated=True, check=positive),
+    Field("stride", "int", None, "stride (1 value, or h and w); default 1", repeated=True, check=positive),
+    Field("dilation", "int", None, "dilation (1 value, or h and w); default 1", repeated=True, check=positive),
+    Field("pad_h", "int", None, "vertical padding", check=non_negative),
+    Field("pad_w", "int", None, "horizontal padding", check=non_negative),
+    Field("kernel_h", "int", None, "kernel height", check=positive),
+    Field("kernel_w", "int", None, "kernel width", check=positive),
+    Field("stride_h", "int", None, "vertical stride", check=positive),
+    Field("stride_w", "int", None, "horizontal stride", check=positive),
+    Field("group", "int", 1, "split channels into groups convolved separately", check=positive),
+    Field("weight_filler", FILLER, None, "weight initialisation (default: constant 0)"),
+    Field("bias_filler", FILLER, None, "bias initialisation (default: constant 0)"),
+    Field("axis", "int", 1, "channel axis (only 1 is supported)"),
+])
+
+
+@register
+class Convolution(Layer):
+    type = "Convolution"
+    doc = "2-D convolution: im2col + one GEMM per group over the whole batch."
+    params = {"convolution_param": CONVOLUTION}
+
+    def setup(self, bottoms, tops):
+        p = self.p.convolution_param
+        f = "convolution_param"
+        if p.axis != 1:
+            raise LayerError("only axis 1 (NCHW) is supported", f"{f}.axis")
+        x = bottoms[0]
+        _need_4d(self, x, "Convolution")
+        self.KH, self.KW = _pair(p, "kernel_size", None, f, required=True)
+        self.PH, self.PW = _pair(p, "pad", 0, f)
+        self.SH, self.SW = _pair(p, "stride", 1, f)
+        dil = p.dilation or [1]
+        if len(dil) > 2:
+            raise LayerError(f"dilation takes 1 or 2 values for 2-D data, got {len(dil)}", f"{f}.dilation")
+        self.DH, self.DW = (dil[0], dil[-1])
+        N, C, H, W = x.shape
+        G, K = p.group, p.num_output
+        if C % G:
+            raise LayerError(f"input channels {C} {self.where()} are not divisible by group {G}", f"{f}.group")
+        if K % G:
+            raise LayerError(f"num_output {K} is not divisible by group {G}", f"{f}.group")
+        ekh, ekw = self.DH * (self.KH - 1) + 1, self.DW * (self.KW - 1) + 1
+        Hp, Wp = H + 2 * self.PH, W + 2 * self.PW
+        if ekh > Hp or ekw > Wp:
+            raise LayerError(f"kernel {ekh}x{ekw} larger than padded input {Hp}x{Wp} {self.where()}",
+                             f"{f}.kernel_size")
+        self.OH = (Hp - ekh) // self.SH + 1
+        self.OW = (Wp - ekw) // self.SW + 1
+        self.N, self.C, self.K, self.G = N, C, K, G
+        self.CKK = C // G * self.KH * self.KW
+        P = self.OH * self.OW
+        tops[0].reshape((N, K, self.OH, self.OW), x.data.dtype)
+        self.add_param((K, C // G, self.KH, self.KW), p.weight_filler)
+        if p.bias_term:
+            self.add_param((K,), p.bias_filler)
+        dt = x.data.dtype
+        self.cols = np.empty((G * self.CKK, N * P), dt)
+        self.res = np.empty((K, N * P), dt)
+        self.dw_tmp = np.empty((K // G, self.CKK), dt)
+        self.dcols = None  # allocated on the first backward that needs it
+
+    def forward(self, bottoms, tops):
+        from ..kernels.conv import im2col
+        x, y = bottoms[0].data, tops[0].data
+        im2col(x, self.cols, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW, self.DH, self.DW,
+               self.OH, self.OW)
+        w = self.blobs[0].data.reshape(self.K, self.CKK)
+        kg, ck = self.K // self.G, self.CKK
+        for g in range(self.G):
+            np.dot(w[g * kg:(g + 1) * kg], self.cols[g * ck:(g + 1) * ck], out=self.res[g * kg:(g + 1) * kg])
+        N, K, P = self.N, self.K, self.OH * self.OW
+        y.reshape(N, K, P)[...] = self.res.reshape(K, N, P).transpose(1, 0, 2)
+        if len(self.blobs) > 1:
+            y += self.blobs[1].data.reshape(1, K, 1, 1)
+
+    def backward(self, tops, propagate_down, bottoms):
+        from ..kernels.conv import col2im
+        dy = tops[0].diff
+        N, K, P = self.N, self.K, self.OH * self.OW
+        dres = self.res  # reuse the forward's GEMM buffer for dy as (K, N*P)
+        dres.reshape(K, N, P)[...] = dy.reshape(N, K, P).transpose(1, 0, 2)
+        kg, ck = self.K // self.G, self.CKK
+        dw = self.blobs[0].diff.reshape(K, ck)
+        for g in range(self.G):
+            np.dot(dres[g * kg:(g + 1) * kg], self.cols[g * ck:(g + 1) * ck].T, out=self.dw_tmp)
+            dw[g * kg:(g + 1) * kg] += self.dw_tmp
+        if len(self.blobs) > 1:
+            self.blobs[1].diff += dres.sum(axis=1)
+        if propagate_down[0]:
+            if self.dcols is None:
+                self.dcols = np.empty_like(self.cols)
+            w = self.blobs[0].data.reshape(K, ck)
+            for g in range(self.G):
+                np.dot(w[g * kg:(g + 1) * kg].T, dres[g * kg:(g + 1) * kg], out=self.dcols[g * ck:(g + 1) * ck])
+            col2im(self.dcols, bottoms[0].diff, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW,
+                   self.DH, self.DW, self.OH, self.OW)
+
+    def flops(self, bottoms, tops):
+        return 2 * self.K * self.CKK * self.OH * self.OW
+
+
+POOLING = Message("PoolingParameter", [
+    Field("pool", ("MAX", "AVE"), "MAX", "pooling method"),
+    Field("kernel_size", "int", None, "square kernel size", check=positive),
+    Field("kernel_h", "int", None, "kernel height", check=positive),
+    Field("kernel_w", "int", None, "kernel width", check=positive),
+    Field("pad", "int", None, "zero padding (default 0)", check=non_negative),
+    Field("pad_h", "int", None, "vertical padding", check=non_negative),
+    Field("pad_w", "int", None, "horizontal padding", check=non_negative),
+    Field("stride", "int", None, "stride (default 1)", check=positive),
+    Field("stride_h", "int", None, "vertical stride", check=positive),
+    Field("stride_w", "int", None, "horizontal stride", check=positive),
+    Field("global_pooling", "bool", False, "pool over the whole height and width"),
+    Field("round_mode", ("CEIL", "FLOOR"), "CEIL", "rounding of the output size (Caffe: CEIL)"),
+])
+
+
+@register
+class Pooling(Layer):
+    type = "Pooling"
+    doc = "Max or average pooling with Caffe's output size and padding rules."
+    params = {"pooling_param": POOLING}
+    tops = (1, 2)
+
+    def setup(self, bottoms, tops):
+        p = self.p.pooling_param
+        f = "pooling_param"
+        x = bottoms[0]
+        _need_4d(self, x, "Pooling")
+        N, C, H, W = x.shape
+        if p.global_pooling:
+            if p.kernel_size is not None or p.kernel_h is not None or p.kernel_w is not None:
+                raise LayerError("with global_pooling: true the kernel size cannot be given",
+                                 f"{f}.kernel_size")
+            self.KH, self.KW = H, W
+        else:
+            self.KH, self.KW = _pair(p, "kernel_size", None, f, required=True)
+        self.PH, self.PW = _pair(p, "pad", 0, f)
+        self.SH, self.SW = _pair(p, "stride", 1, f)
+        if p.global_pooling and (self.PH or self.PW or self.SH != 1 or self.SW != 1):
+            raise LayerError("with global_pooling: true only pad 0 and stride 1 are allowed", f"{f}.global_pooling")
+        if self.PH >= self.KH or self.PW >= self.KW:
+            raise LayerError(f"pad {self.PH}x{self.PW} must be smaller than kernel {self.KH}x{self.KW}", f"{f}.pad")
+        Hp, Wp = H + 2 * self.PH, W + 2 * self.PW
+        if self.KH > Hp or self.KW > Wp:
+            raise LayerError(f"kernel {self.KH}x{self.KW} larger than padded input {Hp}x{Wp} {self.where()}",
+                             f"{f}.kernel_size")
+        rnd = math.ceil if p.round_mode == "CEIL" else math.floor
+        OH = int(rnd((Hp - self.KH) / self.SH)) + 1
+        OW = int(rnd((Wp - self.KW) / self.SW)) + 1
+        if self.PH or self.PW:  # the last window must start inside the image (plus left pad)
+            if (OH - 1) * self.SH >= H + self.PH:
+                OH -= 1
+            if (OW - 1) * self.SW >= W + self.PW:
+                OW -= 1
+        self.max = p.pool == "MAX"
+        if len(tops) > 1 and not self.max:
+            raise LayerError("a second top (the argmax mask) needs pool: MAX", f"{f}.pool")
+        tops[0].reshape((N, C, OH, OW), x.data.dtype)
+        if len(tops) > 1:
+            tops[1].reshape((N, C, OH, OW), x.data.dtype)
+        self.mask = np.empty((N, C, OH, OW), np.int32) if self.max else None
+
+    def forward(self, bottoms, tops):
+        from ..kernels import pool
+        x, y = bottoms[0].data, tops[0].data
+        if self.max:
+            pool.maxpool_forward(x, y, self.mask, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
+            if len(tops) > 1:
+                tops[1].data[...] = self.mask
+        else:
+            pool.avepool_forward(x, y, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
+
+    def backward(self, tops, propagate_down, bottoms):
+        from ..kernels import pool
+        if not propagate_down[0]:
+            return
+        if self.max:
+            pool.maxpool_backward(tops[0].diff, self.mask, bottoms[0].diff)
+        else:
+            pool.avepool_backward(tops[0].diff, bottoms[0].diff, self.KH, self.KW, self.SH, self.SW,
+                                  self.PH, self.PW)
