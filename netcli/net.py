@@ -95,8 +95,8 @@ class Net:
             self.source = os.fspath(model)
             tree = load_yaml(self.source)
         problems = Problems()
+        self._unparsed_tops = set()   # tops of layers too broken to parse: not reported again
         configs = self._parse(tree, problems)
-        problems.raise_if_any()
         configs = self._check_graph(configs, problems)
         problems.raise_if_any()
         configs = self._insert_splits(configs)
@@ -140,6 +140,8 @@ class Net:
             tname = item.get("type")
             cls = REGISTRY.get(tname) if isinstance(tname, str) else None
             if cls is None:
+                tops = item.get("top")
+                self._unparsed_tops.update(tops if isinstance(tops, list) else [tops])
                 tloc = getattr(item, "key_locs", {}).get("type", iloc)
                 if tname is None:
                     problems.add(iloc, "required field 'type' is missing", label, "type")
@@ -181,7 +183,7 @@ class Net:
                     problems.add(c.p.loc(what, c.loc), f"{c.type} takes {want} {what}(s), got {len(got)}",
                                  label, what)
             for b in c.bottom:
-                if b in producer:
+                if b in producer or b in self._unparsed_tops:
                     continue
                 j = later.get(b)
                 if j is None:
@@ -237,7 +239,7 @@ class Net:
             return None
 
         p = path(j, {j})
-        return p + [configs[j].name] if p and len(p) > 1 else None
+        return p + [configs[i].name] if p else None
 
     def _insert_splits(self, configs):
         """A blob version consumed by several layers (or consumed and also weighted as a loss)
@@ -328,7 +330,7 @@ class Net:
         self.params: dict[str, list[Blob]] = {}
         self.learnable_params: list[Blob] = []
         self.param_owner_keys: list[str] = []     # "<layer>/<i>" of each owner, in net order
-        lr, decay, fills = [], [], []
+        lr, decay, fills, views = [], [], [], []
         for li, (layer, c) in enumerate(zip(self.layers, self.configs)):
             if not layer.blobs:
                 continue
@@ -349,11 +351,12 @@ class Net:
                 if share and share in owners:
                     oli, opi = owners[share]
                     owner = self.layers[oli].blobs[opi]
-                    ok = (owner.shape == shape if spec.share_mode == "STRICT"
-                          else owner.count == int(np.prod(shape)))
+                    oshape = owner.data       # still a shape: allocation comes below
+                    ok = (oshape == shape if spec.share_mode == "STRICT"
+                          else int(np.prod(oshape)) == int(np.prod(shape)))
                     if not ok:
                         problems.add(c.p.loc("param", c.loc), f"shared param '{share}' has shape {shape} "
-                                     f"here but {owner.shape} in its owner '{self.layer_names[oli]}'",
+                                     f"here but {oshape} in its owner '{self.layer_names[oli]}'",
                                      label, f"param[{pi}].name")
                         continue
                     ospec = self.configs[oli].p.param[opi]
@@ -361,11 +364,10 @@ class Net:
                         if spec.has(attr) and ospec.has(attr) and getattr(spec, attr) != getattr(ospec, attr):
                             problems.add(c.p.loc("param", c.loc), f"shared param '{share}' has mismatched "
                                          f"{attr}", label, f"param[{pi}].{attr}")
-                    if owner.shape == shape:
+                    if oshape == shape:
                         layer.blobs[pi] = owner
                     else:
-                        blob.data = shape       # a PERMISSIVE view, bound after allocation
-                        blob._view_of = owner
+                        views.append((blob, owner, shape))   # PERMISSIVE: bound after allocation
                     continue
                 if share:
                     owners[share] = (li, pi)
@@ -386,10 +388,8 @@ class Net:
             shape = b.data
             b.data = self.param_data[a:z].reshape(shape)
             b.diff = self.param_diff[a:z].reshape(shape)
-        for layer in self.layers:
-            for b in layer.blobs:
-                if hasattr(b, "_view_of"):
-                    b.share(b._view_of, b.data)
+        for blob, owner, shape in views:
+            blob.share(owner, shape)
         for b, fp in zip(self.learnable_params, fills):
             if fp is not None:
                 fill(fp, b.data, self.rng)

@@ -15,16 +15,17 @@ def _pair(p, base, default, prefix, required=False):
     rep = getattr(p, base)
     if rep is not None and not isinstance(rep, list):
         rep = [rep]
-    h, w = getattr(p, base + "_h", None), getattr(p, base + "_w", None)
+    short = "kernel" if base == "kernel_size" else base
+    h, w = getattr(p, short + "_h", None), getattr(p, short + "_w", None)
     if h is not None or w is not None:
         if rep:
-            raise LayerError(f"give either {base} or {base}_h/{base}_w, not both", f"{prefix}.{base}")
+            raise LayerError(f"give either {base} or {short}_h/{short}_w, not both", f"{prefix}.{base}")
         if h is None or w is None:
-            raise LayerError(f"{base}_h and {base}_w must be given together", f"{prefix}.{base}_h")
+            raise LayerError(f"{short}_h and {short}_w must be given together", f"{prefix}.{short}_h")
         return h, w
     if not rep:
         if required:
-            raise LayerError(f"{base} (or {base}_h and {base}_w) is required", f"{prefix}.{base}")
+            raise LayerError(f"{base} (or {short}_h and {short}_w) is required", f"{prefix}.{base}")
         return default, default
     if len(rep) == 1:
         return rep[0], rep[0]

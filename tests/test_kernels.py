@@ -1,0 +1,104 @@
+"""Each Numba kernel against a plain NumPy reference on random data, several shapes."""
+import numpy as np
+import pytest
+
+from netcli.kernels import conv, pool
+from reference import pool2d, pool_out
+
+SHAPES = [  # N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW
+    (1, 1, 5, 5, 3, 3, 1, 1, 0, 0, 1, 1),
+    (2, 3, 7, 6, 3, 2, 2, 1, 1, 0, 1, 1),
+    (3, 2, 9, 9, 3, 3, 2, 2, 1, 2, 2, 1),
+    (1, 4, 8, 11, 5, 5, 1, 3, 2, 2, 1, 2),
+]
+
+
+def ref_im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
+    N, C, H, W = x.shape
+    cols = np.zeros((C * KH * KW, N * OH * OW), x.dtype)
+    for c in range(C):
+        for i in range(KH):
+            for j in range(KW):
+                for n in range(N):
+                    for oh in range(OH):
+                        for ow in range(OW):
+                            h, w = oh * SH - PH + i * DH, ow * SW - PW + j * DW
+                            if 0 <= h < H and 0 <= w < W:
+                                cols[(c * KH + i) * KW + j, (n * OH + oh) * OW + ow] = x[n, c, h, w]
+    return cols
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2col_and_col2im(shape, dtype):
+    N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW = shape
+    OH = (H + 2 * PH - (DH * (KH - 1) + 1)) // SH + 1
+    OW = (W + 2 * PW - (DW * (KW - 1) + 1)) // SW + 1
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    cols = np.empty((C * KH * KW, N * OH * OW), dtype)
+    conv.im2col(x, cols, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+    np.testing.assert_array_equal(cols, ref_im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW))
+    # col2im is im2col's adjoint: <im2col(x), c> == <x, col2im(c)>, and matches a scatter reference
+    c = rng.standard_normal(cols.shape).astype(dtype)
+    dx = rng.standard_normal(x.shape).astype(dtype)  # garbage: the kernel must overwrite it
+    conv.col2im(c, dx, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+    ref = np.zeros(x.shape)
+    for r in range(cols.shape[0]):
+        cc, rest = divmod(r, KH * KW)
+        i, j = divmod(rest, KW)
+        for q in range(cols.shape[1]):
+            n, rest2 = divmod(q, OH * OW)
+            oh, ow = divmod(rest2, OW)
+            h, w = oh * SH - PH + i * DH, ow * SW - PW + j * DW
+            if 0 <= h < H and 0 <= w < W:
+                ref[n, cc, h, w] += c[r, q]
+    np.testing.assert_allclose(dx, ref, rtol=1e-5, atol=1e-5)
+    assert np.isclose(np.vdot(cols.astype(np.float64), c), np.vdot(x.astype(np.float64), dx), rtol=1e-4)
+
+
+POOLS = [  # N, C, H, W, k, s, p
+    (1, 1, 4, 4, (2, 2), (2, 2), (0, 0)),
+    (2, 3, 7, 7, (3, 3), (2, 2), (0, 0)),   # ceil mode: 3 outputs, last window clipped
+    (2, 2, 6, 5, (3, 2), (2, 1), (1, 1)),
+    (3, 2, 32, 32, (3, 3), (2, 2), (1, 1)),
+    (1, 4, 5, 9, (5, 5), (3, 3), (2, 2)),
+]
+
+
+@pytest.mark.parametrize("shape", POOLS)
+def test_maxpool_against_reference(shape):
+    N, C, H, W, k, s, p = shape
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    OH, OW = pool_out(H, k[0], s[0], p[0]), pool_out(W, k[1], s[1], p[1])
+    out = np.empty((N, C, OH, OW), np.float32)
+    mask = np.empty((N, C, OH, OW), np.int32)
+    pool.maxpool_forward(x, out, mask, k[0], k[1], s[0], s[1], p[0], p[1])
+    np.testing.assert_array_equal(out, pool2d(x, k, s, p, "MAX").astype(np.float32))
+    assert np.array_equal(np.take_along_axis(x.reshape(N, C, -1), mask.reshape(N, C, -1), 2).reshape(out.shape), out)
+    # backward: scatter-add to the winners
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dx = np.full(x.shape, 7.0, np.float32)
+    pool.maxpool_backward(dout, mask, dx)
+    ref = np.zeros((N, C, H * W))
+    for n in range(N):
+        for c in range(C):
+            np.add.at(ref[n, c], mask[n, c].ravel(), dout[n, c].ravel())
+    np.testing.assert_allclose(dx, ref.reshape(x.shape), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", POOLS)
+def test_avepool_against_reference(shape):
+    N, C, H, W, k, s, p = shape
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    OH, OW = pool_out(H, k[0], s[0], p[0]), pool_out(W, k[1], s[1], p[1])
+    out = np.empty((N, C, OH, OW), np.float32)
+    pool.avepool_forward(x, out, k[0], k[1], s[0], s[1], p[0], p[1])
+    np.testing.assert_allclose(out, pool2d(x, k, s, p, "AVE"), rtol=1e-5, atol=1e-6)
+    # backward is the adjoint of forward
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dx = np.full(x.shape, 3.0, np.float32)
+    pool.avepool_backward(dout, dx, k[0], k[1], s[0], s[1], p[0], p[1])
+    assert np.isclose(np.vdot(out.astype(np.float64), dout), np.vdot(x.astype(np.float64), dx), rtol=1e-4)

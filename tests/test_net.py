@@ -1,0 +1,179 @@
+"""Graph behaviour: in-place, splits, sharing, phases, loss_weight; weights files; LeNet forward
+against an independent NumPy computation."""
+import textwrap
+
+import numpy as np
+import pytest
+
+import netcli
+from netcli.errors import NetcliError
+from reference import conv2d, pool2d, softmax
+
+
+def write(tmp_path, text, name="net.yaml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return str(p)
+
+
+IP = "inner_product_param: {{num_output: {n}, weight_filler: {{type: gaussian, std: 0.5}}, bias_filler: {{type: gaussian}}}}"
+
+
+def test_lenet_deploy_matches_independent_reference():
+    net = netcli.Net("configs/lenet_deploy.yaml", seed=3)
+    x = np.random.default_rng(0).random((64, 1, 28, 28)).astype(np.float32)
+    out = net.forward(data=x)["prob"]
+    P = {k: [b.data.astype(np.float64) for b in v] for k, v in net.params.items()}
+    h = conv2d(x.astype(np.float64), *P["conv1"])
+    h = pool2d(h, (2, 2), (2, 2), (0, 0), "MAX")
+    h = conv2d(h, *P["conv2"])
+    h = pool2d(h, (2, 2), (2, 2), (0, 0), "MAX").reshape(64, -1)
+    h = np.maximum(h @ P["ip1"][0].T + P["ip1"][1], 0)
+    ref = softmax(h @ P["ip2"][0].T + P["ip2"][1])
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-7)
+    assert net.param_data.size == 431080
+
+
+def test_in_place_relu_shares_the_blob_and_backprops(tmp_path):
+    path = write(tmp_path, f"""
+        layers:
+          - {{name: in, type: Input, top: [x, y], input_param: {{shape: [{{dim: [4, 3]}}, {{dim: [4, 2]}}]}}}}
+          - {{name: ip, type: InnerProduct, bottom: x, top: h, {IP.format(n=2)}}}
+          - {{name: relu, type: ReLU, bottom: h, top: h}}
+          - {{name: loss, type: EuclideanLoss, bottom: [h, y], top: loss}}
+        """)
+    net = netcli.Net(path, seed=0)
+    assert [l.type for l in net.layers] == ["Input", "InnerProduct", "ReLU", "EuclideanLoss"]
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    net.forward(x=x, y=y)
+    w, b = (p.data.astype(np.float64) for p in net.params["ip"])
+    h = np.maximum(x @ w.T + b, 0)
+    assert net.loss == pytest.approx(((h - y) ** 2).sum() / 8, rel=1e-5)
+    net.clear_param_diffs()
+    net.backward()
+    dh = (h - y) / 4 * (h > 0)
+    np.testing.assert_allclose(net.params["ip"][0].diff, dh.T @ x, rtol=1e-4, atol=1e-6)
+
+
+def test_split_of_shared_blob_sums_gradients(tmp_path):
+    path = write(tmp_path, f"""
+        layers:
+          - {{name: in, type: Input, top: [x, y], input_param: {{shape: [{{dim: [5, 3]}}, {{dim: [5, 2]}}]}}}}
+          - {{name: ip, type: InnerProduct, bottom: x, top: h, {IP.format(n=2)}}}
+          - {{name: l1, type: EuclideanLoss, bottom: [h, y], top: l1}}
+          - {{name: l2, type: EuclideanLoss, bottom: [h, y], top: l2, loss_weight: 3}}
+        """)
+    net = netcli.Net(path, seed=1)
+    assert "Split" in [l.type for l in net.layers]
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    net.forward(x=x, y=y)
+    w, b = (p.data.astype(np.float64) for p in net.params["ip"])
+    h = x @ w.T + b
+    one = ((h - y) ** 2).sum() / 10
+    assert net.loss == pytest.approx(4 * one, rel=1e-5)
+    net.clear_param_diffs()
+    net.backward()
+    dh = 4 * (h - y) / 5
+    np.testing.assert_allclose(net.params["ip"][0].diff, dh.T @ x, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(net.params["ip"][1].diff, dh.sum(0), rtol=1e-4, atol=1e-6)
+
+
+def test_weight_sharing_one_param_both_layers_accumulate(tmp_path):
+    path = write(tmp_path, f"""
+        layers:
+          - {{name: in, type: Input, top: [a, b, y], input_param: {{shape: [{{dim: [4, 3]}}, {{dim: [4, 3]}}, {{dim: [4, 2]}}]}}}}
+          - {{name: ipa, type: InnerProduct, bottom: a, top: ha, param: [{{name: w}}, {{name: bias}}], {IP.format(n=2)}}}
+          - {{name: ipb, type: InnerProduct, bottom: b, top: hb, param: [{{name: w}}, {{name: bias}}], {IP.format(n=2)}}}
+          - {{name: sum, type: Eltwise, bottom: [ha, hb], top: h}}
+          - {{name: loss, type: EuclideanLoss, bottom: [h, y], top: loss}}
+        """)
+    net = netcli.Net(path, seed=2)
+    assert net.params["ipa"][0] is net.params["ipb"][0]
+    assert len(net.learnable_params) == 2 and net.param_data.size == 8
+    rng = np.random.default_rng(2)
+    a, b, y = rng.standard_normal((4, 3)), rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    net.forward(a=a, b=b, y=y)
+    w, bias = (p.data.astype(np.float64) for p in net.params["ipa"])
+    h = a @ w.T + b @ w.T + 2 * bias
+    net.clear_param_diffs()
+    net.backward()
+    dh = (h - y) / 4
+    np.testing.assert_allclose(net.params["ipa"][0].diff, dh.T @ (a + b), rtol=1e-4, atol=1e-6)
+    # one update through the flat buffer changes both layers
+    net.param_data -= 0.1 * net.param_diff
+    np.testing.assert_array_equal(net.params["ipa"][0].data, net.params["ipb"][0].data)
+
+
+def test_phase_filtering_and_outputs(tmp_path):
+    path = write(tmp_path, f"""
+        name: phased
+        layers:
+          - {{name: in, type: Input, top: [x, label], input_param: {{shape: [{{dim: [4, 3]}}, {{dim: [4]}}]}}}}
+          - {{name: ip, type: InnerProduct, bottom: x, top: s, {IP.format(n=3)}}}
+          - {{name: drop, type: Dropout, bottom: s, top: s, include: {{phase: TRAIN}}}}
+          - {{name: acc, type: Accuracy, bottom: [s, label], top: acc, include: [{{phase: TEST}}]}}
+          - {{name: loss, type: SoftmaxWithLoss, bottom: [s, label], top: loss, exclude: {{phase: TEST}}}}
+        """)
+    train, test = netcli.Net(path, phase="TRAIN"), netcli.Net(path, phase="TEST")
+    assert [l.name for l in train.layers] == ["in", "ip", "drop", "loss"]
+    assert [l.name for l in test.layers] == ["in", "ip", "acc"]
+    assert train.outputs == ["loss"] and test.outputs == ["acc"]
+    assert not any(test.need_backward)
+
+
+def test_loss_weight_scales_loss_and_gradient(tmp_path):
+    def build(w):
+        return netcli.Net(write(tmp_path, f"""
+            layers:
+              - {{name: in, type: Input, top: [x, y], input_param: {{shape: [{{dim: [3, 2]}}, {{dim: [3, 2]}}]}}}}
+              - {{name: ip, type: InnerProduct, bottom: x, top: h, {IP.format(n=2)}}}
+              - {{name: loss, type: EuclideanLoss, bottom: [h, y], top: loss, loss_weight: {w}}}
+            """, f"n{w}.yaml"), seed=5)
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((3, 2)), rng.standard_normal((3, 2))
+    n1, n3 = build(1), build(2.5)
+    for n in (n1, n3):
+        n.forward(x=x, y=y)
+        n.clear_param_diffs()
+        n.backward()
+    assert n3.loss == pytest.approx(2.5 * n1.loss, rel=1e-6)
+    np.testing.assert_allclose(n3.param_diff, 2.5 * n1.param_diff, rtol=1e-5)
+
+
+def test_first_conv_does_not_backprop_into_data():
+    net = netcli.Net("configs/lenet_deploy.yaml", phase="TEST")
+    conv1 = net.layer_names.index("conv1")
+    assert net.propagate_down[conv1] == [False]
+
+
+def test_weights_round_trip(tmp_path):
+    a = netcli.Net("configs/lenet_deploy.yaml", seed=1)
+    b = netcli.Net("configs/lenet_deploy.yaml", seed=2)
+    assert not np.array_equal(a.param_data, b.param_data)
+    a.save(tmp_path / "w.npz")
+    with np.load(tmp_path / "w.npz") as z:
+        assert sorted(z.files) == ["conv1/0", "conv1/1", "conv2/0", "conv2/1", "ip1/0", "ip1/1", "ip2/0", "ip2/1"]
+        assert z["conv1/0"].shape == (20, 1, 5, 5) and z["ip1/0"].shape == (500, 800)
+        assert z["conv1/0"].dtype == np.float32
+    b.load(tmp_path / "w.npz")
+    np.testing.assert_array_equal(a.param_data, b.param_data)
+    c = netcli.Net("configs/lenet_deploy.yaml", weights=str(tmp_path / "w.npz"))
+    np.testing.assert_array_equal(a.param_data, c.param_data)
+
+
+def test_weights_load_reports_every_mismatch(tmp_path):
+    net = netcli.Net("configs/lenet_deploy.yaml")
+    arrays = {k: b.data for k, b in zip(net.param_owner_keys, net.learnable_params)}
+    arrays["conv1/0"] = np.zeros((10, 1, 5, 5), np.float32)
+    arrays["ip2/1"] = np.zeros((3,), np.float32)
+    del arrays["ip1/1"]
+    arrays["extra/0"] = np.zeros(2, np.float32)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(NetcliError) as e:
+        net.load(tmp_path / "bad.npz")
+    msg = str(e.value)
+    for part in ("conv1/0: shape (10, 1, 5, 5) in the file, (20, 1, 5, 5) in the net", "ip2/1", "ip1/1: missing",
+                 "extra/0: in the file but not in the net"):
+        assert part in msg
