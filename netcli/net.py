@@ -297,6 +297,7 @@ class Net:
                 else:
                     tops.append(Blob(t))
             layer = cls(c.name, c.p, c.p.phase, c.bottom, c.top, self.rng)
+            layer.base_dir = os.path.dirname(self.source) if self.source != "<dict>" else ""
             try:
                 layer.setup(bottoms, tops)
                 if tops and any(t.data is None for t in tops):   # pragma: no cover - layer bug
@@ -474,6 +475,37 @@ class Net:
 
     def clear_param_diffs(self):
         self.param_diff[...] = 0
+
+    # -- state beyond params: RNG and data positions, for exact resume -------------------------------
+    def get_state(self):
+        state = {"rng": self.rng.bit_generator.state}
+        for name, layer in zip(self.layer_names, self.layers):
+            st = layer.get_state()
+            if st is not None:
+                state[name] = st
+        return state
+
+    def set_state(self, state):
+        self.rng.bit_generator.state = state["rng"]
+        for name, layer in zip(self.layer_names, self.layers):
+            if name in state:
+                layer.set_state(state[name])
+
+    def data_layers(self):
+        return [l for l in self.layers if l.type == "Data"]
+
+    def data_size(self):
+        """Samples in this net's (first) Data layer, or None."""
+        d = self.data_layers()
+        return len(d[0]) if d else None
+
+    def batch_size(self):
+        d = self.data_layers()
+        return d[0].B if d else None
+
+    def rewind_data(self):
+        for layer in self.data_layers():
+            layer.rewind()
 
     # -- weights -----------------------------------------------------------------------------
     def share_weights(self, other: "Net"):

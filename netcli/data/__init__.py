@@ -1,0 +1,1 @@
+"""Data sources (IDX, npz, HDF5, image folders, named datasets), transforms and fetchers."""

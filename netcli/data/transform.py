@@ -1,0 +1,58 @@
+"""Caffe's DataTransformer: (x - mean) * scale, then crop and mirror.
+
+Crop is random in TRAIN and centred in TEST; mirror is random (50%) in TRAIN only. (Caffe also
+mirrors in TEST when mirror is set, which makes test scores noisy; we gate it by phase.)"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config.schema import Field, Message, non_negative
+
+TRANSFORM = Message("TransformationParameter", [
+    Field("scale", "float", 1.0, "multiply inputs by this after subtracting the mean"),
+    Field("mirror", "bool", False, "TRAIN: flip each image left-right with probability 1/2"),
+    Field("crop_size", "int", 0, "crop square patches of this size (random in TRAIN, centre in TEST)",
+          check=non_negative),
+    Field("mean_file", "str", None, "a .npy/.npz file holding the (C, H, W) mean image"),
+    Field("mean_value", "float", None, "per-channel mean (1 or C values)", repeated=True),
+], doc="Preprocessing applied by data layers.")
+
+
+class Transformer:
+    def __init__(self, p, phase, shape, mean=None):
+        """`shape`: (C, H, W) of a raw sample; `mean`: the loaded mean image or None."""
+        self.p, self.train = p, phase == "TRAIN"
+        C, H, W = shape
+        self.crop = p.crop_size
+        self.out_shape = (C, self.crop, self.crop) if self.crop else (C, H, W)
+        if mean is not None:
+            self.mean = mean.astype(np.float32)
+        elif p.mean_value:
+            self.mean = np.asarray(p.mean_value, np.float32).reshape(-1, 1, 1)
+        else:
+            self.mean = None
+        self.H, self.W = H, W
+
+    def __call__(self, raw, out, rng: np.random.Generator):
+        """raw: (B, C, H, W) uint8/float; out: (B, C, h, w) float32, filled in place."""
+        B = len(raw)
+        x = raw.astype(np.float32)
+        if self.mean is not None:
+            x -= self.mean
+        if self.p.scale != 1.0:
+            x *= np.float32(self.p.scale)
+        if self.crop:
+            c = self.crop
+            if self.train:
+                hs = rng.integers(0, self.H - c + 1, B)
+                ws = rng.integers(0, self.W - c + 1, B)
+            else:
+                hs = np.full(B, (self.H - c) // 2)
+                ws = np.full(B, (self.W - c) // 2)
+            for i in range(B):
+                out[i] = x[i, :, hs[i]:hs[i] + c, ws[i]:ws[i] + c]
+        else:
+            out[...] = x
+        if self.p.mirror and self.train:
+            flip = rng.random(B) < 0.5
+            out[flip] = out[flip][..., ::-1]

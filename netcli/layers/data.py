@@ -1,0 +1,226 @@
+"""The Data layer: batches from a dataset, transformed, prepared in a background thread.
+
+Batch k is a pure function of (seed, k): sample positions k*B .. k*B+B-1 (plus rand_skip)
+walk through epochs, epoch e visiting the samples in the order of a permutation drawn from
+(seed, e), and crops/mirrors of batch k come from (seed, k). So the state is just (seed, k):
+saved in solver snapshots, a resumed run continues the exact batch sequence."""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+
+import numpy as np
+
+from ..config.schema import Field, Message, REQUIRED, non_negative, positive
+from ..data.sources import DataError
+from ..data.transform import TRANSFORM, Transformer
+from ..errors import NetcliError
+from .base import Layer, LayerError, register
+
+DATA = Message("DataParameter", [
+    Field("source", "str", REQUIRED, "dataset: a named one (mnist:train, mnist:test), an IDX prefix, "
+          "an .npz file, a list of .h5 files, or an image folder"),
+    Field("backend", ("IDX", "NPZ", "HDF5", "IMAGES"), None,
+          "reader; default: from the source (name: -> IDX, .npz -> NPZ, .txt -> HDF5, folder -> IMAGES)"),
+    Field("batch_size", "int", REQUIRED, "samples per batch", check=positive),
+    Field("shuffle", "bool", False, "visit samples in a new random order every epoch"),
+    Field("rand_skip", "int", 0, "skip a random number (up to this) of samples at the start", check=non_negative),
+    Field("prefetch", "int", 4, "batches prepared ahead in the background", check=positive),
+], doc="Where a Data layer reads from.")
+
+_CACHE: dict = {}
+
+
+def open_dataset(source, backend, base_dir=""):
+    from ..data import datasets, sources
+    if backend is None:
+        if ":" in source and source.split(":")[0] in datasets.DATASETS:
+            backend = "NAMED"
+        elif source.endswith(".npz"):
+            backend = "NPZ"
+        elif source.endswith(".txt"):
+            backend = "HDF5"
+        elif os.path.isdir(os.path.join(base_dir, source)) or os.path.isdir(source):
+            backend = "IMAGES"
+        else:
+            backend = "IDX"
+    if backend == "IDX" and ":" in source and source.split(":")[0] in datasets.DATASETS:
+        backend = "NAMED"
+    path = source
+    if backend != "NAMED" and not os.path.isabs(source) and os.path.exists(os.path.join(base_dir, source)):
+        path = os.path.join(base_dir, source)   # next to the net file first, else the working directory
+    key = (backend, os.path.abspath(path) if backend != "NAMED" else path)
+    if key not in _CACHE:
+        loader = {"NAMED": datasets.load_named, "IDX": sources.load_idx, "NPZ": sources.load_npz,
+                  "HDF5": sources.load_hdf5, "IMAGES": sources.load_images}[backend]
+        _CACHE[key] = loader(path)
+    return _CACHE[key]
+
+
+@register
+class Data(Layer):
+    type = "Data"
+    doc = "Batches of (data, label) from a dataset, with Caffe's transform_param, prefetched in a thread."
+    params = {"data_param": DATA, "transform_param": TRANSFORM}
+    bottoms = (0, 0)
+    tops = (1, 2)
+    has_backward = False
+    base_dir = ""     # set by the Net: relative sources are relative to the config file's folder
+
+    def setup(self, bottoms, tops):
+        p, t = self.p.data_param, self.p.transform_param
+        try:
+            self.dataset = open_dataset(p.source, p.backend, self.base_dir)
+        except DataError as e:
+            raise LayerError(str(e), "data_param.source") from None
+        N, C, H, W = self.dataset.images.shape
+        if t.crop_size and (t.crop_size > H or t.crop_size > W):
+            raise LayerError(f"crop_size {t.crop_size} is larger than the images ({H}x{W})", "transform_param.crop_size")
+        mean = None
+        if t.mean_file:
+            if t.mean_value:
+                raise LayerError("give mean_file or mean_value, not both", "transform_param.mean_value")
+            mf = os.path.join(self.base_dir, t.mean_file)
+            mean = _load_mean(mf if os.path.exists(mf) else t.mean_file, (C, H, W))
+        if t.mean_value and len(t.mean_value) not in (1, C):
+            raise LayerError(f"mean_value needs 1 or {C} values, got {len(t.mean_value)}", "transform_param.mean_value")
+        self.transformer = Transformer(t, self.phase, (C, H, W), mean)
+        B = self.B = p.batch_size
+        tops[0].reshape((B,) + self.transformer.out_shape)
+        if len(tops) > 1:
+            tops[1].reshape((B,))
+        self.seed = int(self.rng.integers(2 ** 62))
+        self.skip = int(self.rng.integers(0, p.rand_skip + 1)) if p.rand_skip else 0
+        self.next_batch = 0
+        self.prefetcher = None
+        self._perm_cache = {}
+
+    def __len__(self):
+        return len(self.dataset)
+
+    # -- batches -----------------------------------------------------------------------------------
+    def _perm(self, epoch):
+        perm = self._perm_cache.get(epoch)
+        if perm is None:
+            n = len(self.dataset)
+            perm = (np.random.default_rng([self.seed, epoch]).permutation(n) if self.p.data_param.shuffle
+                    else np.arange(n))
+            self._perm_cache = {epoch: perm, **{k: v for k, v in self._perm_cache.items() if k == epoch - 1}}
+        return perm
+
+    def indices(self, k):
+        n = len(self.dataset)
+        g = self.skip + k * self.B + np.arange(self.B)
+        epochs, pos = np.divmod(g, n)
+        out = np.empty(self.B, np.int64)
+        for e in np.unique(epochs):
+            m = epochs == e
+            out[m] = self._perm(int(e))[pos[m]]
+        return out
+
+    def make_batch(self, k, data, label):
+        idx = self.indices(k)
+        self.transformer(self.dataset.images[idx], data, np.random.default_rng([self.seed, 1 << 40, k]))
+        label[...] = self.dataset.labels[idx]
+
+    def forward(self, bottoms, tops):
+        if self.prefetcher is None:
+            self.prefetcher = Prefetcher(self, self.next_batch)
+        data, label = self.prefetcher.get(self.next_batch)
+        tops[0].data[...] = data
+        if len(tops) > 1:
+            tops[1].data[...] = label
+        self.next_batch += 1
+
+    def backward(self, tops, propagate_down, bottoms):
+        pass
+
+    def get_state(self):
+        return {"seed": self.seed, "skip": self.skip, "batch": self.next_batch}
+
+    def set_state(self, state):
+        if self.prefetcher is not None:
+            self.prefetcher.stop()
+            self.prefetcher = None
+        self.seed, self.skip, self.next_batch = int(state["seed"]), int(state["skip"]), int(state["batch"])
+        self._perm_cache = {}
+
+    def rewind(self):
+        """Start again from the first batch (the solver does this before each test pass)."""
+        self.set_state({**self.get_state(), "batch": 0})
+
+    def __del__(self):
+        if getattr(self, "prefetcher", None) is not None:
+            self.prefetcher.stop()
+
+
+def _load_mean(path, shape):
+    try:
+        m = np.load(path)
+        if isinstance(m, np.lib.npyio.NpzFile):
+            with m:
+                m = m[m.files[0]]
+    except (OSError, ValueError) as e:
+        raise LayerError(f"cannot read mean_file {path} (.npy or .npz of the (C, H, W) mean image): {e}",
+                         "transform_param.mean_file") from None
+    if m.shape != shape:
+        raise LayerError(f"mean_file {path} has shape {m.shape}, the images are {shape}", "transform_param.mean_file")
+    return m
+
+
+class Prefetcher:
+    """Prepares batches k, k+1, ... in a daemon thread into a ring of buffers; a bounded queue
+    keeps it at most `prefetch` batches ahead. A loader error is handed to the main thread."""
+
+    def __init__(self, layer: Data, start):
+        self.layer = layer
+        depth = layer.p.data_param.prefetch
+        shape = (layer.B,) + layer.transformer.out_shape
+        self.slots = [(np.empty(shape, np.float32), np.empty(layer.B, np.float32)) for _ in range(depth + 2)]
+        self.q = queue.Queue(maxsize=depth)
+        self.halt = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(start,), daemon=True,
+                                       name=f"netcli-prefetch-{layer.name}")
+        self.thread.start()
+
+    def _run(self, k):
+        while not self.halt.is_set():
+            data, label = self.slots[k % len(self.slots)]
+            try:
+                self.layer.make_batch(k, data, label)
+                item = (k, data, label)
+            except BaseException as e:  # handed to the main thread, which raises it
+                item = (k, e, None)
+            while not self.halt.is_set():
+                try:
+                    self.q.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if label is None or isinstance(item[1], BaseException):
+                return
+            k += 1
+
+    def get(self, k):
+        while True:
+            try:
+                got, data, label = self.q.get(timeout=0.5)
+                break
+            except queue.Empty:
+                if not self.thread.is_alive():
+                    raise NetcliError(f"data layer '{self.layer.name}': the loader thread stopped") from None
+        if isinstance(data, BaseException):
+            msg = str(data) if isinstance(data, NetcliError) else f"{type(data).__name__}: {data}"
+            raise NetcliError(f"data layer '{self.layer.name}': {msg}") from data
+        assert got == k, (got, k)
+        return data, label
+
+    def stop(self):
+        self.halt.set()
+        try:
+            while True:
+                self.q.get_nowait()
+        except queue.Empty:
+            pass
+        self.thread.join(timeout=5)
