@@ -1,7 +1,7 @@
 """Log lines: one event per line on stdout, in Caffe's wording; warnings on stderr."""
 import sys
 
-_state = {"quiet": False}
+_state = {"quiet": False, "bar": None}
 _warned: set = set()
 
 
@@ -9,8 +9,17 @@ def set_quiet(quiet: bool):
     _state["quiet"] = quiet
 
 
+def set_bar(bar):
+    """While a tqdm bar is on screen, lines are written around it."""
+    _state["bar"] = bar
+
+
 def info(msg: str):
-    if not _state["quiet"]:
+    if _state["quiet"]:
+        return
+    if _state["bar"] is not None:
+        _state["bar"].write(msg, file=sys.stdout)
+    else:
         print(msg, flush=True)
 
 

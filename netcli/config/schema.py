@@ -162,10 +162,11 @@ def _parse_one(f: Field, v, problems, layer, path, loc):
     if isinstance(kind, Message):
         return kind.parse(v, problems, layer, path + ".", loc)
     if isinstance(kind, tuple):
-        if not isinstance(v, str) or v.upper() not in kind:
+        canon = {k.upper(): k for k in kind}   # enum names match in any case
+        if not isinstance(v, str) or v.upper() not in canon:
             bad = f"expected one of {', '.join(kind)}, got {_show(v)}{did_you_mean(v, kind)}"
         else:
-            out = v.upper()
+            out = canon[v.upper()]
     elif kind == "int":
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
             bad = f"expected an integer, got {_show(v)}"

@@ -1,0 +1,127 @@
+"""The `netcli` command: a thin shell over the Python API. Imports stay lazy so that
+`netcli --help` loads neither NumPy nor Numba."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+class Group(click.Group):
+    """User mistakes (NetcliError) exit 1 with a message, without a traceback unless --debug."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as e:
+            from .errors import NetcliError
+            if isinstance(e, NetcliError) and not ctx.obj.get("debug"):
+                click.echo(f"netcli: error: {e}", err=True)
+                ctx.exit(1)
+            raise
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads for kernels and BLAS (default: all cores).")
+@click.version_option(package_name="netcli")
+@click.pass_context
+def cli(ctx, debug, threads):
+    """netcli: train, test and time Caffe-style nets written in YAML."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    from .threads import configure
+    configure(threads)
+
+
+def _phase(ctx, param, value):
+    return value.upper()
+
+
+@cli.command()
+@click.option("--solver", "solver_path", required=True, type=click.Path(dir_okay=False),
+              help="The solver YAML file.")
+@click.option("--snapshot", type=click.Path(dir_okay=False), help="Resume from this .solverstate.npz.")
+@click.option("--weights", help="Fine-tune from these weights (comma-separated .weights.npz files).")
+@click.option("--iterations", type=click.IntRange(min=0), help="Train this many iterations (overrides max_iter).")
+@click.option("--sigint-effect", type=click.Choice(["snapshot", "stop", "none"]), default="snapshot",
+              show_default=True, help="On Ctrl-C: snapshot and stop, stop, or ignore it.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(solver_path, snapshot, weights, iterations, sigint_effect, quiet):
+    """Train (or fine-tune, or resume) a net as the solver file says."""
+    if snapshot and weights:
+        raise click.UsageError("give --snapshot to resume or --weights to fine-tune, not both")
+    from .solver import Solver
+    from .threads import describe
+    s = Solver(solver_path, weights=weights, max_iter=iterations, quiet=quiet)
+    s.signal_effect = sigint_effect
+    click.echo(f"Threads: {describe()}")
+    s.solve(resume_file=snapshot)
+
+
+@cli.command()
+@click.option("--model", required=True, type=click.Path(dir_okay=False), help="The net YAML file.")
+@click.option("--weights", required=True, help="Weights to score (.weights.npz).")
+@click.option("--iterations", type=click.IntRange(min=1), help="Batches to run (default: the whole data set once).")
+@click.option("--phase", default="TEST", type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
+              callback=_phase, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of the averaged outputs.")
+def test(model, weights, iterations, phase, as_json):
+    """Score a trained net: per-batch outputs, then their averages."""
+    from .tools import score
+    result = score(model, weights, iterations, phase, echo=None if as_json else click.echo)
+    if as_json:
+        click.echo(json.dumps(result["outputs"]))
+
+
+@cli.command()
+@click.option("--model", required=True, type=click.Path(dir_okay=False), help="The net YAML file.")
+@click.option("--iterations", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--phase", default="TRAIN", type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
+              callback=_phase, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the timings as one JSON object.")
+def time(model, iterations, phase, as_json):
+    """Per-layer forward and backward times, as `caffe time`."""
+    from .tools import benchmark
+    result = benchmark(model, iterations, phase, echo=None if as_json else click.echo)
+    if as_json:
+        click.echo(json.dumps(result))
+
+
+@cli.command()
+@click.option("--model", type=click.Path(dir_okay=False), help="A net YAML file.")
+@click.option("--solver", "solver_path", type=click.Path(dir_okay=False), help="A solver YAML file (checks its nets too).")
+@click.option("--phase", default="TRAIN", type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
+              callback=_phase, show_default=True, help="Phase of --model to show.")
+def check(model, solver_path, phase):
+    """Validate without training: shapes, params, FLOPs and memory per layer."""
+    if bool(model) == bool(solver_path):
+        raise click.UsageError("give --model or --solver")
+    from .tools import check as run_check
+    run_check(model, solver_path, phase, echo=click.echo)
+
+
+@cli.group()
+def data():
+    """Datasets: fetch named ones into the data directory."""
+
+
+@data.command("fetch")
+@click.argument("name")
+@click.option("--dir", "folder", type=click.Path(file_okay=False), help="Where to put the files "
+              "(default: $NETCLI_DATA/<name>, $NETCLI_DATA defaulting to ~/.cache/netcli).")
+def data_fetch(name, folder):
+    """Download a named dataset (e.g. mnist), verifying checksums."""
+    from .data.datasets import fetch
+    where = fetch(name, folder, progress=None)
+    click.echo(f"{name}: files in {where}")
+
+
+def main(argv=None):
+    cli.main(args=argv, prog_name="netcli", obj={})
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

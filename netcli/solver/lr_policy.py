@@ -1,0 +1,48 @@
+"""Learning-rate policies, exactly as Caffe's SGDSolver::GetLearningRate. `it` is the number of
+updates done so far; `step` is the policy position (Caffe's current_step), kept in snapshots."""
+from __future__ import annotations
+
+import math
+
+from ..errors import ConfigError
+
+
+def check(p, where):
+    """Complaints about the solver fields a policy needs, as ConfigError."""
+    problems = []
+    pol = p.lr_policy
+    if pol in ("step", "exp", "inv", "multistep", "sigmoid") and p.gamma < 0:
+        problems.append(f"{where(p, 'gamma')}: field 'gamma': lr_policy {pol} needs gamma >= 0")
+    if pol in ("step", "sigmoid") and p.stepsize <= 0:
+        problems.append(f"{where(p, 'stepsize')}: field 'stepsize': lr_policy {pol} needs stepsize > 0")
+    if pol == "multistep":
+        sv = p.stepvalue
+        if not sv:
+            problems.append(f"{where(p, 'lr_policy')}: field 'stepvalue': lr_policy multistep needs a list stepvalue")
+        elif any(b <= a for a, b in zip(sv, sv[1:])):
+            problems.append(f"{where(p, 'stepvalue')}: field 'stepvalue': must increase, got {sv}")
+    if problems:
+        raise ConfigError(problems)
+
+
+def learning_rate(p, it, step, max_iter):
+    """(rate, new step) for update number `it`."""
+    pol, base = p.lr_policy, p.base_lr
+    if pol == "fixed":
+        return base, step
+    if pol == "step":
+        step = it // p.stepsize
+        return base * p.gamma ** step, step
+    if pol == "exp":
+        return base * p.gamma ** it, step
+    if pol == "inv":
+        return base * (1.0 + p.gamma * it) ** (-p.power), step
+    if pol == "multistep":
+        if step < len(p.stepvalue) and it >= p.stepvalue[step]:
+            step += 1
+        return base * p.gamma ** step, step
+    if pol == "poly":
+        return base * (1.0 - it / max_iter) ** p.power, step
+    if pol == "sigmoid":
+        return base * (1.0 / (1.0 + math.exp(-p.gamma * (it - p.stepsize)))), step
+    raise ConfigError(f"unknown learning rate policy: {pol}")  # pragma: no cover - the schema admits only the above

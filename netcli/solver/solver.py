@@ -1,0 +1,368 @@
+"""The Solver: owns the train net and the test net, the update rule, the learning-rate policy,
+tests, snapshots and exact resume (Caffe's Solver + SGDSolver).
+
+Deliberate choices where Caffe has quirks (shared/reference caffe-semantics (h)):
+- Gradient clipping applies to the gradient *after* the iter_size average (Caffe clips the sum),
+  so clip_gradients means the same whatever iter_size is.
+- The first displayed iter/s is measured from the start of training (Caffe's is uninitialised).
+- At an iteration where both fall, the test runs before the snapshot, so the log shows the scores
+  of the weights just saved, and a resumed run does not test that iteration again.
+- "Optimization Done." is logged once.
+- A snapshot holds the data position, the RNG states and the loss-smoothing window, and names its
+  weights file relative to itself, so resume is exact and snapshot folders can be moved.
+- Test passes start from the first TEST batch each time, so every test sees the same data.
+- Weight decay is coupled (added to the gradient) for every rule, including Adam, as in Caffe.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+from .. import log
+from ..config.schema import Problems
+from ..config.yamlload import load_yaml
+from ..errors import ConfigError, NetcliError
+from ..net import Net
+from ..snapshot import atomic_savez, read_npz
+from . import lr_policy
+from .spec import SOLVER
+from .updates import NAMES, RULES
+
+SIGNAL_EFFECTS = ("snapshot", "stop", "none")
+
+
+class TrainingDiverged(NetcliError):
+    pass
+
+
+class Solver:
+    """pycaffe-style: `Solver(path)`, `.step(n)`, `.solve()`, `.snapshot()`, `.restore(state)`,
+    `.net`, `.test_nets`."""
+
+    def __init__(self, path, weights=None, max_iter=None, quiet=False, progress=None):
+        self.path = os.fspath(path)
+        tree = load_yaml(self.path)
+        problems = Problems()
+        p = self.p = SOLVER.parse(tree, problems, None, "")
+        problems.raise_if_any()
+        self._where = lambda params, f: f"{self.path}:{(params.loc(f) or tree.loc).line}"
+        if not p.net:
+            raise ConfigError(f"{self.path}:{tree.loc.line}: field 'net': the solver needs a net file")
+        net_path = p.net if os.path.isabs(p.net) else os.path.join(os.path.dirname(self.path), p.net)
+        if not os.path.exists(net_path) and os.path.exists(p.net):
+            net_path = p.net   # a path relative to the working directory, as Caffe's
+        lr_policy.check(p, self._where)
+        if p.type in ("ADAGRAD", "RMSPROP") and p.momentum != 0:
+            raise ConfigError(f"{self._where(p, 'momentum')}: field 'momentum': momentum cannot be used "
+                              f"with {NAMES[p.type]}")
+        if p.type == "RMSPROP" and not 0 <= p.rms_decay < 1:
+            raise ConfigError(f"{self._where(p, 'rms_decay')}: field 'rms_decay': must be in [0, 1)")
+        if len(p.test_iter) > 1:
+            raise ConfigError(f"{self._where(p, 'test_iter')}: field 'test_iter': one test net is supported, "
+                              f"got {len(p.test_iter)} values")
+        for a, b in (("max_iter", "max_epochs"), ("test_interval", "test_interval_epochs"),
+                     ("snapshot", "snapshot_epochs")):
+            if p.has(a) and p.has(b):
+                raise ConfigError(f"{self._where(p, b)}: field '{b}': give {a} or {b}, not both")
+        self.quiet = quiet
+        self.progress = progress
+        seed = p.random_seed if p.random_seed >= 0 else None
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % (2 ** 62))
+        self.seed = seed
+        self.net = Net(net_path, phase="TRAIN", seed=seed)
+        test = Net(net_path, phase="TEST", seed=seed + 1)
+        test.share_weights(self.net)
+        self.test_nets = [test]
+        self.net_path = net_path
+
+        # lengths and intervals, in iterations
+        n_train, b_train = self.net.data_size(), self.net.batch_size()
+        per_epoch = n_train / (b_train * p.iter_size) if n_train else None
+
+        def from_epochs(field, value):
+            if per_epoch is None:
+                raise ConfigError(f"{self._where(p, field)}: field '{field}': epochs need a Data layer in "
+                                  "the TRAIN net to know the data size")
+            return max(1, math.ceil(value * per_epoch))
+
+        self.iters_per_epoch = per_epoch
+        self.max_iter = (max_iter if max_iter is not None else
+                         from_epochs("max_epochs", p.max_epochs) if p.max_epochs else p.max_iter or 0)
+        self.test_interval = (from_epochs("test_interval_epochs", p.test_interval_epochs)
+                              if p.test_interval_epochs else p.test_interval)
+        self.snapshot_interval = from_epochs("snapshot_epochs", p.snapshot_epochs) if p.snapshot_epochs else p.snapshot
+        if p.test_iter:
+            self.test_iter = p.test_iter[0]
+        else:
+            n, b = test.data_size(), test.batch_size()
+            self.test_iter = math.ceil(n / b) if n else 0
+            if self.test_interval and not n:
+                raise ConfigError(f"{self._where(p, 'test_interval')}: field 'test_iter': the TEST net has no Data "
+                                  "layer, so test_iter must be given")
+        prefix = p.snapshot_prefix or os.path.join("snapshots", os.path.splitext(os.path.basename(self.path))[0])
+        if os.path.isdir(prefix):
+            prefix = os.path.join(prefix, os.path.splitext(os.path.basename(self.path))[0])
+        self.prefix = prefix
+
+        self.rule = RULES[p.type](p, self.net.param_data.size)
+        sizes = np.diff(self.net.param_offsets)
+        self.lr_vec = np.repeat(self.net.lr_mults, sizes).astype(np.float32)
+        self.decay_vec = np.repeat(self.net.decay_mults, sizes).astype(np.float32) * np.float32(p.weight_decay)
+        self.rate_vec = np.empty_like(self.lr_vec)
+        self.reg_tmp = np.empty_like(self.lr_vec)
+        self.iter = 0
+        self.lr_step = 0
+        self.losses: list[float] = []
+        self.last_snapshot_iter = None
+        self.request = None
+        self.signal_effect = "snapshot"
+        w = weights or (",".join(p.weights) if p.weights else None)
+        if w:
+            self.finetune(w)
+
+    # -- setup helpers -------------------------------------------------------------------------
+    def finetune(self, weights):
+        """Copy weights by layer name; report what was not used."""
+        for w in str(weights).split(","):
+            loaded, unused = self.net.load(w, strict=False)
+            log.info(f"Finetuning from {w}")
+            missing = [k for k in self.net.param_owner_keys if k not in loaded]
+            for k in unused:
+                log.info(f"Ignoring source param {k}")
+            for k in missing:
+                log.info(f"Param {k} not in {w}: keeps its filler initialisation")
+
+    # -- the loop ------------------------------------------------------------------------------
+    def learning_rate(self):
+        rate, _ = lr_policy.learning_rate(self.p, self.iter, self.lr_step, max(self.max_iter, 1))
+        return rate
+
+    def _apply_update(self, display):
+        p, net = self.p, self.net
+        rate, self.lr_step = lr_policy.learning_rate(p, self.iter, self.lr_step, max(self.max_iter, 1))
+        if p.lr_policy == "multistep" and display is not None and self.lr_step and \
+                self.iter == p.stepvalue[self.lr_step - 1]:
+            log.info(f"MultiStep Status: Iteration {self.iter}, step = {self.lr_step}")
+        if display:
+            log.info(f"Iteration {self.iter}, lr = {rate:.6g}")
+        g, w = net.param_diff, net.param_data
+        if p.iter_size > 1:
+            g *= np.float32(1.0 / p.iter_size)
+        if p.clip_gradients >= 0:
+            l2 = float(np.sqrt(np.dot(g, g)))
+            if l2 > p.clip_gradients:
+                s = p.clip_gradients / l2
+                log.info(f"Gradient clipping: scaling down gradients (L2 norm {l2:.6g} > {p.clip_gradients:.6g}) "
+                         f"by scale factor {s:.6g}")
+                g *= np.float32(s)
+        if p.weight_decay:
+            if p.regularization_type == "L2":
+                np.multiply(self.decay_vec, w, out=self.reg_tmp)
+            else:
+                np.sign(w, out=self.reg_tmp)
+                self.reg_tmp *= self.decay_vec
+            g += self.reg_tmp
+        np.multiply(self.lr_vec, np.float32(rate), out=self.rate_vec)
+        self.rule.update(w, g, self.rate_vec, self.iter)
+
+    def step(self, iters):
+        """Train `iters` iterations (tests and snapshots fall where their intervals say)."""
+        p, net = self.p, self.net
+        stop_iter = self.iter + iters
+        start_iter, t0 = self.iter, time.perf_counter()
+        last_display = (self.iter, t0)
+        bar = self._progress_bar(iters)
+        try:
+            if self.iter == 0 and self.test_interval and p.test_initialization:
+                self.test()
+            while self.iter < stop_iter:
+                net.clear_param_diffs()
+                display = p.display and self.iter % p.display == 0
+                loss = 0.0
+                for _ in range(p.iter_size):
+                    loss += net.forward_backward()
+                loss /= p.iter_size
+                if not math.isfinite(loss):
+                    last = (f"the last snapshot {self._snap_name(self.last_snapshot_iter, 'weights')} is intact"
+                            if self.last_snapshot_iter is not None else "no snapshot was written")
+                    raise TrainingDiverged(f"Iteration {self.iter}: loss is {loss}; training stopped ({last}). "
+                                           "Try a lower base_lr.")
+                self.losses.append(loss)
+                if len(self.losses) > p.average_loss:
+                    del self.losses[0]
+                if display:
+                    now = time.perf_counter()
+                    n, lapse = self.iter - last_display[0], now - last_display[1]
+                    ips = n / lapse if n and lapse > 0 else 0.0
+                    log.info(f"Iteration {self.iter} ({ips:.6g} iter/s, {lapse:.4g}s/{p.display} iters), "
+                             f"loss = {self.smoothed_loss():.6g}")
+                    self._log_outputs(net, "Train", {k: net.blobs[k].data for k in net.outputs})
+                    last_display = (self.iter, now)
+                self._apply_update(display)
+                self.iter += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{self.smoothed_loss():.4g}", refresh=False)
+                if self.test_interval and self.iter % self.test_interval == 0:
+                    self.test()
+                req, self.request = self.request, None
+                if (self.snapshot_interval and self.iter % self.snapshot_interval == 0) or req == "snapshot":
+                    self.snapshot()
+                if req in ("snapshot", "stop"):
+                    return False
+            return True
+        finally:
+            if bar is not None:
+                bar.close()
+                log.set_bar(None)
+            self.elapsed = time.perf_counter() - t0
+            self.trained = self.iter - start_iter
+
+    def solve(self, resume_file=None):
+        """Caffe's Solve: optionally restore, train to max_iter, final snapshot."""
+        if resume_file:
+            self.restore(resume_file)
+        log.info(f"Solving {self.net.name}")
+        log.info(f"Learning Rate Policy: {self.p.lr_policy}")
+        log.info(f"Solver: {NAMES[self.p.type]}, {self.max_iter} iterations"
+                 + (f" ({self.max_iter / self.iters_per_epoch:.3g} epochs)" if self.iters_per_epoch else ""))
+        with self._signals():
+            finished = self.step(max(self.max_iter - self.iter, 0))
+        if self.p.snapshot_after_train and self.last_snapshot_iter != self.iter and self.request != "stop":
+            if finished or self.signal_effect != "stop":
+                self.snapshot()
+        if not finished:
+            log.info("Optimization stopped early.")
+            return False
+        if self.p.display and self.iter % self.p.display == 0 and self.losses:
+            log.info(f"Iteration {self.iter}, loss = {self.smoothed_loss():.6g}")
+        log.info("Optimization Done.")
+        return True
+
+    def smoothed_loss(self):
+        return sum(self.losses) / len(self.losses) if self.losses else float("nan")
+
+    def test(self):
+        """Run test_iter batches of the TEST net; log and return {output: mean}."""
+        net = self.test_nets[0]
+        log.info(f"Iteration {self.iter}, Testing net (#0)")
+        net.rewind_data()
+        sums = None
+        for _ in range(self.test_iter):
+            out = net.forward()
+            vals = {k: np.asarray(v, np.float64).copy() for k, v in out.items()}
+            sums = vals if sums is None else {k: sums[k] + vals[k] for k in sums}
+            if self.request == "stop":
+                log.info("Test interrupted.")
+                return None
+        means = {k: v / max(self.test_iter, 1) for k, v in (sums or {}).items()}
+        self._log_outputs(net, "Test", means)
+        self.last_test = {k: float(v) if v.ndim == 0 else v for k, v in means.items()}
+        return self.last_test
+
+    @staticmethod
+    def _log_outputs(net, which, values):
+        weights = {t.name: w for t, w in net.loss_tops}
+        i = 0
+        for name in net.outputs:
+            v = np.asarray(values[name]).reshape(-1)
+            w = weights.get(name, 0.0)
+            for x in v:
+                extra = f" (* {w:g} = {w * x:.6g} loss)" if w else ""
+                log.info(f"    {which} net output #{i}: {name} = {x:.6g}{extra}")
+                i += 1
+
+    def _progress_bar(self, iters):
+        show = self.progress if self.progress is not None else (sys.stderr.isatty() and not self.quiet)
+        if not show or iters <= 0:
+            return None
+        from tqdm import tqdm
+        bar = tqdm(total=iters, file=sys.stderr, unit="it", dynamic_ncols=True, leave=False)
+        log.set_bar(bar)
+        return bar
+
+    # -- signals ---------------------------------------------------------------------------------
+    def _signals(self):
+        solver = self
+
+        class Handler:
+            def __enter__(self):
+                self.old = None
+                if solver.signal_effect == "none":
+                    return self
+                try:
+                    self.old = signal.signal(signal.SIGINT, self.handle)
+                except ValueError:   # not the main thread: leave signals alone
+                    self.old = None
+                return self
+
+            def handle(self, signum, frame):
+                log.info("Caught SIGINT: " + ("snapshotting and stopping" if solver.signal_effect == "snapshot"
+                                              else "stopping"))
+                solver.request = solver.signal_effect
+
+            def __exit__(self, *exc):
+                if self.old is not None:
+                    signal.signal(signal.SIGINT, self.old)
+        return Handler()
+
+    # -- snapshots -------------------------------------------------------------------------------
+    def _snap_name(self, it, kind):
+        return f"{self.prefix}_iter_{it}.{kind}.npz"
+
+    def snapshot(self):
+        """Write <prefix>_iter_N.weights.npz, then <prefix>_iter_N.solverstate.npz naming it."""
+        wpath = self._snap_name(self.iter, "weights")
+        spath = self._snap_name(self.iter, "solverstate")
+        log.info(f"Snapshotting to {wpath}")
+        self.net.save(wpath)
+        log.info(f"Snapshotting solver state to {spath}")
+        state = {
+            "iter": np.int64(self.iter),
+            "lr_step": np.int64(self.lr_step),
+            "type": np.array(self.p.type),
+            "learned_net": np.array(os.path.relpath(os.path.abspath(wpath), os.path.dirname(os.path.abspath(spath)))),
+            "losses": np.asarray(self.losses, np.float64),
+            "net_state": np.array(json.dumps(self.net.get_state())),
+        }
+        for i, h in enumerate(self.rule.history):
+            state[f"history/{i}"] = h
+        atomic_savez(spath, state)
+        self.last_snapshot_iter = self.iter
+        return wpath, spath
+
+    def restore(self, path):
+        """Resume from a .solverstate.npz: weights, history, iteration, lr position, data and RNG."""
+        path = os.fspath(path)
+        if path.endswith(".weights.npz"):
+            raise NetcliError(f"{path} is a weights file: --snapshot takes a .solverstate.npz "
+                              "(use --weights to fine-tune from weights)")
+        st = read_npz(path, "solver state")
+        need = ["iter", "lr_step", "type", "learned_net", "net_state"]
+        missing = [k for k in need if k not in st]
+        if missing:
+            raise NetcliError(f"{path}: not a netcli solver state (missing {', '.join(missing)})")
+        if str(st["type"]) != self.p.type:
+            raise NetcliError(f"{path}: state of a {NAMES.get(str(st['type']), st['type'])} solver, but this "
+                              f"solver is {NAMES[self.p.type]}")
+        hist = [st[f"history/{i}"] for i in range(len(self.rule.history)) if f"history/{i}" in st]
+        if len(hist) != len(self.rule.history) or any(h.shape != r.shape for h, r in zip(hist, self.rule.history)):
+            raise NetcliError(f"{path}: the saved history does not fit this net ({len(hist)} blobs of "
+                              f"{hist[0].shape if hist else '?'}; expected {len(self.rule.history)} of "
+                              f"{self.rule.history[0].shape})")
+        wpath = os.path.join(os.path.dirname(path), str(st["learned_net"]))
+        log.info(f"Resuming from {path}")
+        self.net.load(wpath)
+        for h, saved in zip(self.rule.history, hist):
+            h[...] = saved
+        self.iter, self.lr_step = int(st["iter"]), int(st["lr_step"])
+        self.losses = [float(x) for x in st["losses"]] if "losses" in st else []
+        self.net.set_state(json.loads(str(st["net_state"])))
+        self.last_snapshot_iter = self.iter

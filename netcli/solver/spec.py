@@ -1,0 +1,49 @@
+"""SolverParameter: Caffe's fields and defaults, plus epoch-based lengths and intervals."""
+from ..config.schema import Field, Message, non_negative, positive
+
+SOLVER_TYPES = ("SGD", "NESTEROV", "ADAGRAD", "RMSPROP", "ADADELTA", "ADAM")
+LR_POLICIES = ("FIXED", "STEP", "EXP", "INV", "MULTISTEP", "POLY", "SIGMOID")
+
+
+def _positive_or_minus_one(v):
+    return None if v > 0 or v == -1 else f"must be > 0 (or -1), got {v}"
+
+
+SOLVER = Message("SolverParameter", [
+    Field("net", "str", None, "the net file (TRAIN and TEST phases), relative to this solver file"),
+    Field("test_iter", "int", None, "batches per test pass (default: the whole TEST set once)",
+          repeated=True, check=positive),
+    Field("test_interval", "int", 0, "test every this many iterations (0: never)", check=non_negative),
+    Field("test_interval_epochs", "float", None, "test every this many epochs of the TRAIN data", check=positive),
+    Field("test_initialization", "bool", True, "also test before the first iteration"),
+    Field("test_compute_loss", "bool", False, "accepted for compatibility; test losses are always shown"),
+    Field("base_lr", "float", 0.0, "base learning rate", check=non_negative),
+    Field("display", "int", 0, "log the loss every this many iterations (0: never)", check=non_negative),
+    Field("average_loss", "int", 1, "the displayed loss is averaged over this many iterations", check=positive),
+    Field("max_iter", "int", None, "iterations to train"),
+    Field("max_epochs", "float", None, "epochs of the TRAIN data to train (instead of max_iter)", check=positive),
+    Field("iter_size", "int", 1, "accumulate gradients over this many batches per update", check=positive),
+    Field("lr_policy", tuple(p.lower() for p in LR_POLICIES), "fixed",
+          "learning-rate policy: fixed, step, exp, inv, multistep, poly, sigmoid"),
+    Field("gamma", "float", 0.0, "step/exp/inv/multistep/sigmoid parameter"),
+    Field("power", "float", 0.0, "inv/poly exponent"),
+    Field("stepsize", "int", 0, "step: iterations per step; sigmoid: centre", check=non_negative),
+    Field("stepvalue", "int", None, "multistep: iterations at which the rate is multiplied by gamma",
+          repeated=True, check=positive),
+    Field("momentum", "float", 0.0, "momentum (Adam: beta1; AdaDelta: decay)"),
+    Field("momentum2", "float", 0.999, "Adam: beta2"),
+    Field("delta", "float", 1e-8, "AdaGrad/RMSProp/AdaDelta/Adam: epsilon", check=positive),
+    Field("rms_decay", "float", 0.99, "RMSProp: decay of the mean square"),
+    Field("weight_decay", "float", 0.0, "weight decay (regularisation strength)", check=non_negative),
+    Field("regularization_type", ("L2", "L1"), "L2", "weight decay on the squared (L2) or absolute (L1) weights"),
+    Field("clip_gradients", "float", -1.0, "scale gradients down to this global L2 norm (< 0: off)"),
+    Field("snapshot", "int", 0, "snapshot every this many iterations (0: only at the end)", check=non_negative),
+    Field("snapshot_epochs", "float", None, "snapshot every this many epochs", check=positive),
+    Field("snapshot_prefix", "str", None, "snapshot path prefix (default: snapshots/<solver file name>)"),
+    Field("snapshot_after_train", "bool", True, "write a snapshot when training ends"),
+    Field("random_seed", "int", -1, "seed for fillers, dropout and data shuffling (-1: from the clock)"),
+    Field("type", SOLVER_TYPES, "SGD", "update rule: SGD, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam"),
+    Field("solver_mode", ("CPU", "GPU"), "CPU", "accepted for prototxt compatibility; netcli runs on the CPU"),
+    Field("device_id", "int", 0, "accepted for prototxt compatibility"),
+    Field("weights", "str", None, "weights to fine-tune from (comma-separated), as --weights", repeated=True),
+], doc="How a net is trained.")

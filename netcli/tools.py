@@ -1,0 +1,137 @@
+"""What `netcli test`, `time` and `check` do, as functions a notebook can call too."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from .errors import NetcliError
+from .net import Net
+
+
+def _noop(*a, **k):
+    pass
+
+
+def score(model, weights, iterations=None, phase="TEST", echo=None):
+    """Run the net over its data and average every output, as `caffe test`. Returns
+    {"outputs": {name: mean}, "loss": mean loss, "iterations": n}."""
+    echo = echo or _noop
+    net = Net(model, phase=phase, weights=weights)
+    if iterations is None:
+        n, b = net.data_size(), net.batch_size()
+        if not n:
+            raise NetcliError(f"{model}: no Data layer in the {phase} net; give --iterations")
+        iterations = math.ceil(n / b)
+    echo(f"Running for {iterations} iterations.")
+    sums, loss = {}, 0.0
+    for i in range(iterations):
+        out = net.forward()
+        loss += net.loss
+        for name in net.outputs:
+            v = np.asarray(out[name], np.float64)
+            sums[name] = sums.get(name, 0.0) + v
+            for x in v.reshape(-1):
+                echo(f"Batch {i}, {name} = {x:.6g}")
+    weights_of = {t.name: w for t, w in net.loss_tops}
+    means = {k: v / iterations for k, v in sums.items()}
+    echo(f"Loss: {loss / iterations:.6g}")
+    for name, v in means.items():
+        w = weights_of.get(name, 0.0)
+        for x in np.reshape(v, -1):
+            echo(f"{name} = {x:.6g}" + (f" (* {w:g} = {w * x:.6g} loss)" if w else ""))
+    outputs = {k: float(v) if np.ndim(v) == 0 else np.asarray(v).tolist() for k, v in means.items()}
+    return {"outputs": outputs, "loss": loss / iterations, "iterations": iterations}
+
+
+def benchmark(model, iterations=50, phase="TRAIN", echo=None):
+    """Per-layer forward/backward times in ms, as `caffe time` (one warm-up pass first, so JIT
+    compilation is reported apart)."""
+    from .threads import describe
+    echo = echo or _noop
+    t0 = time.perf_counter()
+    net = Net(model, phase=phase)
+    setup_s = time.perf_counter() - t0
+    echo(f"Threads: {describe()}")
+    echo("Performing Forward")
+    t0 = time.perf_counter()
+    net.forward()
+    echo(f"Initial loss: {net.loss:.6g}")
+    echo("Performing Backward")
+    net.clear_param_diffs()
+    net.backward()
+    warm_s = time.perf_counter() - t0
+    echo(f"First forward-backward (includes kernel compilation or cache load): {warm_s * 1000:.1f} ms.")
+    echo("*** Benchmark begins ***")
+    echo(f"Testing for {iterations} iterations.")
+    L = len(net.layers)
+    fwd, bwd = np.zeros(L), np.zeros(L)
+    clock = time.perf_counter
+    total0 = clock()
+    for j in range(iterations):
+        it0 = clock()
+        for i, (layer, b, t) in enumerate(zip(net.layers, net.bottom_vecs, net.top_vecs)):
+            s = clock()
+            layer.forward(b, t)
+            fwd[i] += clock() - s
+        net.clear_param_diffs()
+        for i in reversed(range(L)):
+            if net.need_backward[i]:
+                s = clock()
+                net.layers[i].backward(net.top_vecs[i], net.propagate_down[i], net.bottom_vecs[i])
+                bwd[i] += clock() - s
+        echo(f"Iteration: {j + 1} forward-backward time: {(clock() - it0) * 1000:.4g} ms.")
+    total = clock() - total0
+    fwd, bwd = fwd / iterations * 1000, bwd / iterations * 1000
+    echo("Average time per layer: ")
+    for i, name in enumerate(net.layer_names):
+        echo(f"{name:>10}\tforward: {fwd[i]:.5g} ms.")
+        echo(f"{name:>10}\tbackward: {bwd[i]:.5g} ms.")
+    result = {
+        "layers": [{"name": n, "type": l.type, "forward_ms": float(f), "backward_ms": float(b)}
+                   for n, l, f, b in zip(net.layer_names, net.layers, fwd, bwd)],
+        "forward_ms": float(fwd.sum()), "backward_ms": float(bwd.sum()),
+        "forward_backward_ms": total / iterations * 1000, "total_ms": total * 1000,
+        "iterations": iterations, "setup_s": setup_s, "first_pass_s": warm_s, "threads": describe(),
+    }
+    echo(f"Average Forward pass: {result['forward_ms']:.5g} ms.")
+    echo(f"Average Backward pass: {result['backward_ms']:.5g} ms.")
+    echo(f"Average Forward-Backward: {result['forward_backward_ms']:.5g} ms.")
+    echo(f"Total Time: {result['total_ms']:.5g} ms.")
+    echo("*** Benchmark ends ***")
+    return result
+
+
+def describe_net(net: Net, echo):
+    """Layer table: top shapes, params, FLOPs per image, activation memory; then totals."""
+    echo(f"Net '{net.name}' ({net.phase}): {len(net.layers)} layers")
+    echo(f"{'layer':<16}{'type':<18}{'top shape':<24}{'params':>10}{'MFLOP/img':>11}{'act. MB':>9}")
+    tot_p = tot_f = tot_m = 0
+    seen = set()
+    for layer, c, b, t in zip(net.layers, net.configs, net.bottom_vecs, net.top_vecs):
+        params = sum(x.count for x in layer.blobs)
+        flops = layer.flops(b, t)
+        mem = sum(x.data.nbytes + x.diff.nbytes for x in t if id(x.data) not in seen)
+        seen.update(id(x.data) for x in t)
+        shapes = ", ".join("x".join(map(str, x.shape)) or "scalar" for x in t) or "-"
+        echo(f"{c.name:<16}{c.type:<18}{shapes:<24}{params:>10,}{flops / 1e6:>11.3f}{mem / 2 ** 20:>9.2f}")
+        tot_p, tot_f, tot_m = tot_p + params, tot_f + flops, tot_m + mem
+    learn = net.param_data.size
+    echo(f"Total: {learn:,} learnable params ({learn * 4 / 2 ** 20:.2f} MB), {tot_f / 1e6:.3f} MFLOP forward per "
+         f"image, {tot_m / 2 ** 20:.2f} MB of activations (data + diff) at the configured batch")
+    return {"params": learn, "flops_per_image": tot_f, "activation_bytes": tot_m}
+
+
+def check(model=None, solver=None, phase="TRAIN", echo=None):
+    echo = echo or _noop
+    if solver:
+        from .solver import Solver
+        s = Solver(solver, max_iter=0, progress=False)
+        echo(f"Solver {solver}: {s.p.type} with lr_policy {s.p.lr_policy}, {s.max_iter} iterations, "
+             f"test every {s.test_interval or 'never'} x {s.test_iter} batches, snapshots to {s.prefix}_iter_N")
+        describe_net(s.net, echo)
+        describe_net(s.test_nets[0], echo)
+    else:
+        describe_net(Net(model, phase=phase), echo)
+    echo("OK")
