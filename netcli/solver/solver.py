@@ -179,6 +179,8 @@ class Solver:
         start_iter, t0 = self.iter, time.perf_counter()
         last_display = (self.iter, t0)
         bar = self._progress_bar(iters)
+        errstate = np.errstate(over="ignore", invalid="ignore")   # a diverging loss is reported below
+        errstate.__enter__()
         try:
             if self.iter == 0 and self.test_interval and p.test_initialization:
                 self.test()
@@ -219,6 +221,7 @@ class Solver:
                     return False
             return True
         finally:
+            errstate.__exit__(None, None, None)
             if bar is not None:
                 bar.close()
                 log.set_bar(None)

@@ -1,0 +1,195 @@
+"""Learning-rate policies, update rules, iter_size, exact resume, atomic snapshots, NaN stop."""
+import math
+import os
+
+import numpy as np
+import pytest
+
+import netcli
+from netcli import snapshot as snapmod
+from netcli.config.schema import Problems
+from netcli.config.yamlload import LDict
+from netcli.errors import ConfigError, NetcliError
+from netcli.solver import lr_policy, updates
+from netcli.solver.spec import SOLVER
+from tinynet import make_tiny
+
+
+def params(**kw):
+    return SOLVER.parse(LDict(kw), Problems(), None, "")
+
+
+@pytest.mark.parametrize("policy,kw,formula", [
+    ("fixed", {}, lambda it: 0.01),
+    ("step", {"gamma": 0.5, "stepsize": 30}, lambda it: 0.01 * 0.5 ** (it // 30)),
+    ("exp", {"gamma": 0.99}, lambda it: 0.01 * 0.99 ** it),
+    ("inv", {"gamma": 1e-4, "power": 0.75}, lambda it: 0.01 * (1 + 1e-4 * it) ** -0.75),
+    ("multistep", {"gamma": 0.1, "stepvalue": [10, 25, 60]},
+     lambda it: 0.01 * 0.1 ** sum(it >= s for s in (10, 25, 60))),
+    ("poly", {"power": 2.0}, lambda it: 0.01 * (1 - it / 100) ** 2),
+    ("sigmoid", {"gamma": 0.1, "stepsize": 50}, lambda it: 0.01 / (1 + math.exp(-0.1 * (it - 50)))),
+])
+def test_lr_policies_match_caffe(policy, kw, formula):
+    p = params(base_lr=0.01, lr_policy=policy, **kw)
+    step = 0
+    for it in range(100):          # step through every iteration: multistep advances as it goes
+        rate, step = lr_policy.learning_rate(p, it, step, 100)
+        if it in (0, 1, 9, 10, 24, 25, 49, 50, 61, 99):
+            assert rate == pytest.approx(formula(it), rel=1e-12), it
+    assert lr_policy.learning_rate(params(base_lr=0.01, lr_policy="inv", gamma=1e-4, power=0.75), 100, 0, 1)[0] \
+        == pytest.approx(0.00992565, abs=1e-8)
+
+
+def _reference_steps(kind, p, w, grads, rate):
+    """Caffe's formulas in float64, straight from the papers/solver sources."""
+    w = w.astype(np.float64).copy()
+    h = np.zeros_like(w)
+    h2 = np.zeros_like(w)
+    for t, g in enumerate(grads):
+        g = g.astype(np.float64)
+        if kind == "SGD":
+            h = p.momentum * h + rate * g
+            w -= h
+        elif kind == "NESTEROV":
+            prev = h.copy()
+            h = p.momentum * h + rate * g
+            w -= (1 + p.momentum) * h - p.momentum * prev
+        elif kind == "ADAGRAD":
+            h += g * g
+            w -= rate * g / (np.sqrt(h) + p.delta)
+        elif kind == "RMSPROP":
+            h = p.rms_decay * h + (1 - p.rms_decay) * g * g
+            w -= rate * g / (np.sqrt(h) + p.delta)
+        elif kind == "ADADELTA":
+            h = p.momentum * h + (1 - p.momentum) * g * g
+            dx = g * np.sqrt((h2 + p.delta) / (h + p.delta))
+            h2 = p.momentum * h2 + (1 - p.momentum) * dx * dx
+            w -= rate * dx
+        elif kind == "ADAM":
+            h = p.momentum * h + (1 - p.momentum) * g
+            h2 = p.momentum2 * h2 + (1 - p.momentum2) * g * g
+            corr = math.sqrt(1 - p.momentum2 ** (t + 1)) / (1 - p.momentum ** (t + 1))
+            w -= rate * corr * h / (np.sqrt(h2) + p.delta)
+    return w
+
+
+@pytest.mark.parametrize("kind,kw", [
+    ("SGD", {"momentum": 0.9}), ("NESTEROV", {"momentum": 0.95}), ("ADAGRAD", {}),
+    ("RMSPROP", {"rms_decay": 0.98}), ("ADADELTA", {"momentum": 0.95, "delta": 1e-6}),
+    ("ADAM", {"momentum": 0.9, "momentum2": 0.999}),
+])
+def test_update_rules_two_steps(kind, kw):
+    p = params(type=kind, **kw)
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal(50).astype(np.float32)
+    grads = [rng.standard_normal(50).astype(np.float32) for _ in range(2)]
+    rule = updates.RULES[kind](p, 50)
+    w = w0.copy()
+    rate = np.full(50, 0.05, np.float32)
+    for t, g in enumerate(grads):
+        rule.update(w, g.copy(), rate, t)
+    np.testing.assert_allclose(w, _reference_steps(kind, p, w0, grads, 0.05), rtol=2e-5, atol=2e-6)
+
+
+def _trained(tmp_path, name, iters, **kw):
+    d = tmp_path / name
+    d.mkdir()
+    s = netcli.Solver(make_tiny(d, **kw), progress=False)
+    s.step(iters)
+    return s
+
+
+def test_iter_size_matches_larger_batch(tmp_path):
+    kw = dict(drop=0.0, mirror="false", momentum=0.0)
+    a = netcli.Solver(make_tiny(_mk(tmp_path, "a"), batch=64, iter_size=1, **kw), progress=False)
+    b = netcli.Solver(make_tiny(_mk(tmp_path, "b"), batch=32, iter_size=2, **kw), progress=False)
+    np.testing.assert_array_equal(a.net.param_data, b.net.param_data)
+    for s in (a, b):
+        s.test_interval = 0
+        s.step(3)
+    np.testing.assert_allclose(a.net.param_data, b.net.param_data, rtol=1e-5, atol=1e-7)
+
+
+def _mk(tmp_path, name):
+    d = tmp_path / name
+    d.mkdir()
+    return d
+
+
+@pytest.mark.parametrize("kind", ["SGD", "ADAM"])
+def test_resume_is_bit_exact(tmp_path, kind):
+    lr = 0.05 if kind == "SGD" else 0.01
+    straight = netcli.Solver(make_tiny(_mk(tmp_path, "straight"), type=kind, lr=lr, max_iter=40), progress=False)
+    straight.solve()
+    first = netcli.Solver(make_tiny(_mk(tmp_path, "first"), type=kind, lr=lr, max_iter=40), progress=False)
+    first.step(17)                  # stop mid-epoch (16 batches per epoch), between tests
+    _, state = first.snapshot()
+    resumed = netcli.Solver(make_tiny(_mk(tmp_path, "second"), type=kind, lr=lr, max_iter=40), progress=False)
+    resumed.solve(resume_file=state)
+    assert resumed.iter == straight.iter == 40
+    np.testing.assert_array_equal(resumed.net.param_data, straight.net.param_data)
+    for a, b in zip(resumed.rule.history, straight.rule.history):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_snapshot_files_and_moved_folder_resume(tmp_path):
+    s = netcli.Solver(make_tiny(tmp_path, max_iter=10, snapshot=5), progress=False)
+    s.solve()
+    names = sorted(os.listdir(tmp_path / "snaps"))
+    assert names == ["tiny_iter_10.solverstate.npz", "tiny_iter_10.weights.npz",
+                     "tiny_iter_5.solverstate.npz", "tiny_iter_5.weights.npz"]
+    os.rename(tmp_path / "snaps", tmp_path / "moved")
+    r = netcli.Solver(str(tmp_path / "solver.yaml"), progress=False)
+    r.restore(tmp_path / "moved" / "tiny_iter_10.solverstate.npz")
+    np.testing.assert_array_equal(r.net.param_data, s.net.param_data)
+    with pytest.raises(NetcliError, match="is a weights file"):
+        r.restore(tmp_path / "moved" / "tiny_iter_10.weights.npz")
+
+
+def test_crash_during_snapshot_leaves_previous_snapshot(tmp_path, monkeypatch):
+    s = netcli.Solver(make_tiny(tmp_path, max_iter=20, snapshot=10), progress=False)
+    s.step(10)
+    saved = s.net.param_data.copy()
+
+    def crash(tmp, path):
+        raise OSError("simulated crash between write and rename")
+    monkeypatch.setattr(snapmod, "_replace", crash)
+    with pytest.raises(OSError, match="simulated"):
+        s.step(10)
+    files = sorted(os.listdir(tmp_path / "snaps"))
+    assert files == ["tiny_iter_10.solverstate.npz", "tiny_iter_10.weights.npz"]   # no temp files left
+    monkeypatch.undo()
+    r = netcli.Solver(str(tmp_path / "solver.yaml"), progress=False)
+    r.restore(tmp_path / "snaps" / "tiny_iter_10.solverstate.npz")
+    np.testing.assert_array_equal(r.net.param_data, saved)
+    assert r.iter == 10
+
+
+def test_nan_loss_stops_with_iteration(tmp_path):
+    s = netcli.Solver(make_tiny(tmp_path, lr=1e9, momentum=0.9, max_iter=100), progress=False)
+    with pytest.raises(NetcliError, match=r"Iteration \d+: loss is (nan|inf)"):
+        s.solve()
+
+
+def test_epochs_and_whole_test_set(tmp_path):
+    path = make_tiny(tmp_path)
+    text = open(path).read().replace("max_iter: 40", "max_epochs: 2.5").replace("test_interval: 20",
+                                                                               "test_interval_epochs: 1")
+    open(path, "w").write(text)
+    s = netcli.Solver(path, progress=False)
+    assert s.iters_per_epoch == 16 and s.max_iter == 40 and s.test_interval == 16
+    assert s.test_iter == 2       # 64 TEST samples / batch 32
+
+
+def test_solver_errors_name_file_line_field(tmp_path):
+    path = make_tiny(tmp_path)
+    open(path, "a").write("momentun: 0.9\n")
+    with pytest.raises(ConfigError, match=r"solver.yaml:16: field 'momentun': unknown field .*did you mean 'momentum'"):
+        netcli.Solver(path)
+    path = make_tiny(tmp_path, type="AdaGrad", momentum=0.9)
+    with pytest.raises(ConfigError, match=r"solver.yaml:4: field 'momentum': momentum cannot be used with AdaGrad"):
+        netcli.Solver(path)
+    path = make_tiny(tmp_path)
+    open(path, "a").write("base_lr: fast\n")
+    with pytest.raises(ConfigError, match="appears twice"):
+        netcli.Solver(path)
