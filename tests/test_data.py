@@ -1,0 +1,261 @@
+"""Data: IDX parsing and its errors, npz, transforms, determinism and resume, the fetcher against a
+local HTTP server, the offline fallback, prefetch errors, and LeNet on the embedded subset."""
+import gzip
+import hashlib
+import http.server
+import os
+import threading
+
+import numpy as np
+import pytest
+
+import netcli
+from netcli.config.schema import Problems
+from netcli.config.yamlload import LDict
+from netcli.data import datasets
+from netcli.data.sources import DataError, load_idx, load_npz, read_idx
+from netcli.data.transform import TRANSFORM, Transformer
+from netcli.errors import NetcliError
+
+
+def idx_bytes(arr, code=0x08):
+    head = bytes([0, 0, code, arr.ndim]) + np.asarray(arr.shape, ">i4").tobytes()
+    return head + arr.astype(np.uint8).tobytes()
+
+
+def write_idx(prefix, images, labels, gz=False):
+    for kind, arr in (("images-idx3-ubyte", images), ("labels-idx1-ubyte", labels)):
+        data = idx_bytes(arr)
+        path = f"{prefix}-{kind}" + (".gz" if gz else "")
+        with open(path, "wb") as f:
+            f.write(gzip.compress(data) if gz else data)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_reader(tmp_path, gz):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (7, 5, 4), dtype=np.uint8)
+    labels = rng.integers(0, 10, 7, dtype=np.uint8)
+    write_idx(str(tmp_path / "train"), images, labels, gz)
+    ds = load_idx(str(tmp_path / "train"))
+    assert ds.images.shape == (7, 1, 5, 4)
+    np.testing.assert_array_equal(ds.images[:, 0], images)
+    np.testing.assert_array_equal(ds.labels, labels.astype(np.float32))
+
+
+def test_idx_errors(tmp_path):
+    p = tmp_path / "x-images-idx3-ubyte"
+    p.write_bytes(b"\x12\x34\x08\x03" + b"\0" * 20)
+    with pytest.raises(DataError, match="bad magic number 0x12340803"):
+        read_idx(str(p))
+    p.write_bytes(idx_bytes(np.zeros((4, 3, 3)))[:-5])
+    with pytest.raises(DataError, match=r"truncated data: header says \(4, 3, 3\)"):
+        read_idx(str(p))
+    p.write_bytes(idx_bytes(np.zeros((4, 3))))
+    with pytest.raises(DataError, match="expected an IDX file of 3 dimensions, got 2"):
+        read_idx(str(p), 3)
+    write_idx(str(tmp_path / "m"), np.zeros((5, 2, 2)), np.zeros(4))
+    with pytest.raises(DataError, match="5 images but 4 labels"):
+        load_idx(str(tmp_path / "m"))
+    with pytest.raises(DataError, match="no such file"):
+        load_idx(str(tmp_path / "missing"))
+
+
+def test_npz_source(tmp_path):
+    np.savez(tmp_path / "d.npz", data=np.ones((3, 4, 4), np.uint8), label=[0, 1, 2])
+    ds = load_npz(str(tmp_path / "d.npz"))
+    assert ds.images.shape == (3, 1, 4, 4) and ds.labels.dtype == np.float32
+    np.savez(tmp_path / "bad.npz", data=np.ones((3, 4, 4)))
+    with pytest.raises(DataError, match="missing array"):
+        load_npz(str(tmp_path / "bad.npz"))
+
+
+def _transform(phase, **kw):
+    p = TRANSFORM.parse(LDict(kw), Problems(), None, "")
+    return Transformer(p, phase, (2, 6, 6))
+
+
+def test_transform_semantics():
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, 256, (8, 2, 6, 6)).astype(np.uint8)
+    t = _transform("TEST", scale=0.5, mean_value=[10, 20], crop_size=4)
+    out = np.empty((8, 2, 4, 4), np.float32)
+    t(raw, out, np.random.default_rng(1))
+    ref = (raw.astype(np.float32) - np.array([10, 20], np.float32).reshape(1, 2, 1, 1)) * 0.5
+    np.testing.assert_array_equal(out, ref[:, :, 1:5, 1:5])          # centre crop in TEST
+    t = _transform("TRAIN", crop_size=4, mirror=True)
+    out = np.empty((8, 2, 4, 4), np.float32)
+    r = np.random.default_rng(5)
+    t(raw, out, r)
+    r = np.random.default_rng(5)
+    hs, ws, flips = r.integers(0, 3, 8), r.integers(0, 3, 8), r.random(8) < 0.5
+    for i in range(8):
+        crop = raw[i, :, hs[i]:hs[i] + 4, ws[i]:ws[i] + 4].astype(np.float32)
+        np.testing.assert_array_equal(out[i], crop[..., ::-1] if flips[i] else crop)
+    assert 0 < flips.sum() < 8
+    t = _transform("TEST", mirror=True)                               # no mirror in TEST
+    out = np.empty((8, 2, 6, 6), np.float32)
+    t(raw, out, np.random.default_rng(0))
+    np.testing.assert_array_equal(out, raw)
+
+
+def _net(tmp_path, shuffle=True, batch=10, seed=3, source="d.npz", n=35):
+    np.savez(tmp_path / "d.npz", data=np.arange(n * 4, dtype=np.uint8).reshape(n, 1, 2, 2), label=np.arange(n))
+    (tmp_path / "net.yaml").write_text(
+        "layers:\n  - {name: d, type: Data, top: [data, label], "
+        f"data_param: {{source: {source}, batch_size: {batch}, shuffle: {str(shuffle).lower()}}}}}\n")
+    return netcli.Net(str(tmp_path / "net.yaml"), phase="TRAIN", seed=seed)
+
+
+def _labels(net, k):
+    out = []
+    for _ in range(k):
+        net.forward()
+        out.append(net.blobs["label"].data.astype(int).copy())
+    return out
+
+
+def test_epochs_wrap_and_shuffle_deterministically(tmp_path):
+    a, b = _net(tmp_path), _net(tmp_path)
+    la, lb = _labels(a, 7), _labels(b, 7)
+    assert all(np.array_equal(x, y) for x, y in zip(la, lb))
+    flat = np.concatenate(la)
+    for e in range(2):     # every epoch visits every sample once, in a new order
+        assert sorted(flat[e * 35:(e + 1) * 35]) == list(range(35))
+    assert not np.array_equal(flat[:35], flat[35:70])
+    c = _net(tmp_path, seed=4)
+    assert not np.array_equal(np.concatenate(_labels(c, 3)), flat[:30])
+    plain = np.concatenate(_labels(_net(tmp_path, shuffle=False), 4))
+    np.testing.assert_array_equal(plain, np.arange(40) % 35)
+
+
+def test_data_state_continues_exactly(tmp_path):
+    a = _net(tmp_path)
+    first = _labels(a, 4)
+    state = a.get_state()
+    rest = _labels(a, 5)
+    b = _net(tmp_path, seed=99)
+    b.set_state(state)
+    assert all(np.array_equal(x, y) for x, y in zip(rest, _labels(b, 5)))
+    assert first
+
+
+def test_loader_error_reaches_main_thread(tmp_path, monkeypatch):
+    net = _net(tmp_path)
+    layer = net.data_layers()[0]
+
+    def broken(k, data, label):
+        raise ValueError("disk on fire")
+    monkeypatch.setattr(layer, "make_batch", broken)
+    with pytest.raises(NetcliError, match="data layer 'd': ValueError: disk on fire"):
+        net.forward()
+
+
+def test_bad_source_is_a_config_error(tmp_path):
+    with pytest.raises(netcli.ConfigError, match="layer 'd' \\(Data\\): field 'data_param.source': .*nope.npz"):
+        _net(tmp_path, source="nope.npz")
+
+
+# -- fetcher ---------------------------------------------------------------------------------------
+class Server:
+    """A local HTTP server: serves `files` (name -> bytes); `truncate` names are cut short."""
+
+    def __init__(self, files, truncate=()):
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                name = self.path.rsplit("/", 1)[-1]
+                if name not in outer.files:
+                    self.send_error(404)
+                    return
+                body = outer.files[name]
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if name in outer.truncate else body)
+
+            def log_message(self, *a):
+                pass
+
+        self.files, self.truncate = files, set(truncate)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def fake_mnist(monkeypatch, tmp_path):
+    rng = np.random.default_rng(0)
+    files = {}
+    for split, n in (("train", 12), ("t10k", 6)):
+        files[f"{split}-images-idx3-ubyte.gz"] = gzip.compress(idx_bytes(rng.integers(0, 256, (n, 28, 28))))
+        files[f"{split}-labels-idx1-ubyte.gz"] = gzip.compress(idx_bytes(rng.integers(0, 10, n)))
+    good = Server(files)
+    entry = datasets.NamedDataset(
+        "mnist", mirrors=(good.url,),
+        files=tuple(datasets.RemoteFile(k, hashlib.md5(v).hexdigest()) for k, v in files.items()),
+        splits={"train": "train", "test": "t10k"}, embedded="mnist_5k.npz")
+    monkeypatch.setitem(datasets.DATASETS, "mnist", entry)
+    monkeypatch.setenv("NETCLI_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("NETCLI_OFFLINE", raising=False)
+    yield entry, files, good
+    good.close()
+
+
+def test_fetch_downloads_and_verifies(fake_mnist, tmp_path):
+    entry, files, good = fake_mnist
+    ds = datasets.load_named("mnist:train")
+    assert ds.images.shape == (12, 1, 28, 28)
+    assert sorted(os.listdir(tmp_path / "data" / "mnist")) == sorted(files)
+    assert datasets.load_named("mnist:test").images.shape == (6, 1, 28, 28)
+
+
+def test_fetch_rejects_corrupt_and_dropped_files(fake_mnist, tmp_path):
+    entry, files, good = fake_mnist
+    corrupt = dict(files)
+    corrupt["train-images-idx3-ubyte.gz"] = b"\x1f\x8b" + b"garbage"
+    bad = Server(corrupt)
+    dropped = Server(files, truncate={"train-images-idx3-ubyte.gz"})
+    try:
+        folder = str(tmp_path / "f")
+        with pytest.raises(DataError) as e:
+            datasets.fetch("mnist", folder, mirrors=(bad.url, dropped.url))
+        msg = str(e.value)
+        assert "checksum mismatch" in msg and "connection closed after" in msg
+        assert "train-images-idx3-ubyte.gz" not in os.listdir(folder)
+        assert not [f for f in os.listdir(folder) if f.endswith(".part")]      # no partial file left
+        datasets.fetch("mnist", folder, mirrors=(bad.url, dropped.url, good.url))   # falls through to a good mirror
+        assert sorted(os.listdir(folder)) == sorted(files)
+    finally:
+        bad.close()
+        dropped.close()
+
+
+def test_offline_falls_back_to_embedded_with_one_warning(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("NETCLI_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("NETCLI_OFFLINE", "1")
+    monkeypatch.setattr(datasets.log, "_warned", set())
+    tr = datasets.load_named("mnist:train")
+    te = datasets.load_named("mnist:test")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("WARNING: MNIST not found in ") and err[0].endswith(
+        "could not be downloaded: using the embedded 5000-image subset (4000 train / 1000 test)")
+    assert tr.images.shape == (4000, 1, 28, 28) and te.images.shape == (1000, 1, 28, 28)
+    assert np.bincount(tr.labels.astype(int)).tolist() == [400] * 10
+    assert np.bincount(te.labels.astype(int)).tolist() == [100] * 10
+    assert tr.images.dtype == np.uint8 and tr.images.max() > 200
+
+
+def test_lenet_trains_on_embedded_subset(tmp_path):
+    """300 iterations of Caffe's LeNet solver on the embedded MNIST subset: TEST accuracy > 0.9."""
+    s = netcli.Solver("configs/lenet_solver.yaml", max_iter=300, progress=False)
+    s.prefix = str(tmp_path / "lenet")
+    s.test_interval, s.test_iter = 300, 10
+    s.solve()
+    assert s.last_test["accuracy"] > 0.9, s.last_test
