@@ -65,25 +65,7 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None):
     echo(f"First forward-backward (includes kernel compilation or cache load): {warm_s * 1000:.1f} ms.")
     echo("*** Benchmark begins ***")
     echo(f"Testing for {iterations} iterations.")
-    L = len(net.layers)
-    fwd, bwd = np.zeros(L), np.zeros(L)
-    clock = time.perf_counter
-    total0 = clock()
-    for j in range(iterations):
-        it0 = clock()
-        for i, (layer, b, t) in enumerate(zip(net.layers, net.bottom_vecs, net.top_vecs)):
-            s = clock()
-            layer.forward(b, t)
-            fwd[i] += clock() - s
-        net.clear_param_diffs()
-        for i in reversed(range(L)):
-            if net.need_backward[i]:
-                s = clock()
-                net.layers[i].backward(net.top_vecs[i], net.propagate_down[i], net.bottom_vecs[i])
-                bwd[i] += clock() - s
-        echo(f"Iteration: {j + 1} forward-backward time: {(clock() - it0) * 1000:.4g} ms.")
-    total = clock() - total0
-    fwd, bwd = fwd / iterations * 1000, bwd / iterations * 1000
+    fwd, bwd, total = time_layers(net, iterations, echo)
     echo("Average time per layer: ")
     for i, name in enumerate(net.layer_names):
         echo(f"{name:>10}\tforward: {fwd[i]:.5g} ms.")
@@ -101,6 +83,30 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None):
     echo(f"Total Time: {result['total_ms']:.5g} ms.")
     echo("*** Benchmark ends ***")
     return result
+
+
+def time_layers(net: Net, iterations, echo=None):
+    """Average forward and backward ms of every layer (arrays in net order), and the total seconds."""
+    L = len(net.layers)
+    fwd, bwd = np.zeros(L), np.zeros(L)
+    clock = time.perf_counter
+    total0 = clock()
+    for j in range(iterations):
+        it0 = clock()
+        for i, (layer, b, t) in enumerate(zip(net.layers, net.bottom_vecs, net.top_vecs)):
+            s = clock()
+            layer.forward(b, t)
+            fwd[i] += clock() - s
+        net.clear_param_diffs()
+        for i in reversed(range(L)):
+            if net.need_backward[i]:
+                s = clock()
+                net.layers[i].backward(net.top_vecs[i], net.propagate_down[i], net.bottom_vecs[i])
+                bwd[i] += clock() - s
+        if echo:
+            echo(f"Iteration: {j + 1} forward-backward time: {(clock() - it0) * 1000:.4g} ms.")
+    total = clock() - total0
+    return fwd / iterations * 1000, bwd / iterations * 1000, total
 
 
 def describe_net(net: Net, echo):
