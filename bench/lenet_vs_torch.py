@@ -64,8 +64,8 @@ def make_data(n=6400, seed=0):
 # -- workers ---------------------------------------------------------------------------------
 class NetcliWorker:
     def __init__(self, threads, tmp):
-        from netcli.threads import configure
-        configure(threads)
+        from netcli.threads import set_threads
+        set_threads(threads)
         import numpy as np
         import netcli
         self.np = np

@@ -32,8 +32,8 @@ def cli(ctx, debug, threads):
     """netcli: train, test and time Caffe-style nets written in YAML."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    from .threads import configure
-    configure(threads)
+    from .threads import set_threads
+    set_threads(threads)
 
 
 def _phase(ctx, param, value):

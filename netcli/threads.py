@@ -1,41 +1,91 @@
-"""One owner of parallelism at a time. Numba's kernels here are serial; the parallel work is
-BLAS's (one large GEMM per layer). So the thread count is BLAS's, and Numba's pool, if anything
-starts it, is kept to the same count; nothing runs two pools at once."""
+"""One owner of parallelism. netcli splits each heavy layer's batch into one chunk per thread and
+runs the chunks on its own thread pool; inside a chunk, Numba kernels (nogil) and BLAS run on
+that thread alone, so BLAS is kept to one thread. Two pools (BLAS's and ours, or Numba's) never
+spin against each other on the same cores.
+
+The thread count is chosen once, before the first Net is built: `set_threads(n)` (the CLI's
+--threads), else $NETCLI_THREADS, else every usable core."""
 from __future__ import annotations
 
 import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
 
-_threads = {"n": None}
+_state = {"n": None, "pool": None, "blas_limited": False}
+BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 
-def configure(n=None):
-    """Set the thread count before NumPy loads if possible, else through the BLAS library."""
+def usable_cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def set_threads(n=None):
+    """Choose the number of threads (None: $NETCLI_THREADS or all usable cores)."""
     if n is None:
-        return
-    _threads["n"] = n
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[var] = str(n)
-    import sys
-    if "numpy" in sys.modules:
-        _set_blas_threads(n)
-
-
-def _set_blas_threads(n):
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return False
-    threadpool_limits(n)
-    return True
+        env = os.environ.get("NETCLI_THREADS")
+        n = int(env) if env and env.isdigit() and int(env) > 0 else usable_cores()
+    if _state["pool"] is not None and _state["n"] != n:
+        _state["pool"].shutdown(wait=True)
+        _state["pool"] = None
+    _state["n"] = n
+    if "numpy" not in sys.modules:       # cheapest: BLAS reads these when it loads
+        for var in BLAS_VARS:
+            os.environ[var] = "1"
+    return n
 
 
 def count():
-    return _threads["n"] or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return _state["n"] or set_threads()
+
+
+def _limit_blas():
+    if _state["blas_limited"]:
+        return
+    _state["blas_limited"] = True
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:   # only possible if installed without its dependencies
+        return
+    threadpool_limits(1, user_api="blas")
+
+
+def pool():
+    """The shared thread pool (count() - 1 workers; the calling thread does one chunk)."""
+    n = count()
+    _limit_blas()
+    if _state["pool"] is None and n > 1:
+        _state["pool"] = ThreadPoolExecutor(n - 1, thread_name_prefix="netcli")
+    return _state["pool"]
+
+
+def chunks(total, parts=None):
+    """Split range(total) into at most `parts` (default: count()) contiguous (lo, hi) ranges."""
+    parts = max(1, min(parts or count(), total))
+    step, extra = divmod(total, parts)
+    out, lo = [], 0
+    for i in range(parts):
+        hi = lo + step + (1 if i < extra else 0)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def run(fn, ranges):
+    """fn(i, lo, hi) for every chunk i, in parallel; the caller's thread takes chunk 0.
+    Exceptions propagate to the caller."""
+    if len(ranges) == 1:
+        fn(0, *ranges[0])
+        return
+    ex = pool()
+    futs = [ex.submit(fn, i, lo, hi) for i, (lo, hi) in enumerate(ranges[1:], 1)]
+    try:
+        fn(0, *ranges[0])
+    finally:
+        for f in futs:
+            f.result()
 
 
 def describe():
-    n = _threads["n"]
-    blas = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"{n or blas or cores} BLAS thread(s) for the GEMMs, serial Numba kernels "
-            f"({cores} core(s) available{'' if n or blas else '; set --threads to change'})")
+    n = count()
+    return (f"{n} thread(s): each layer's batch is split over {n} chunk(s) on netcli's pool; "
+            f"BLAS and Numba kernels run single-threaded inside a chunk ({usable_cores()} core(s) usable)")

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, positive
 from ..fillers import FILLER
+from .. import threads
 from .base import Layer, LayerError, canon_axis, register
 
 BLOB_SHAPE = Message("BlobShape", [
@@ -69,29 +70,47 @@ class InnerProduct(Layer):
         if p.bias_term:
             self.add_param((self.N,), p.bias_filler)
         self.transpose = p.transpose
-        self.dw_tmp = np.empty((self.K, self.N) if p.transpose else (self.N, self.K), bottoms[0].data.dtype)
+        dt = bottoms[0].data.dtype
+        # Split the rows over threads when the GEMM is big enough to pay for it.
+        self.ranges = threads.chunks(self.M) if self.M * self.K * self.N >= 2 ** 20 else [(0, self.M)]
+        wshape = (self.K, self.N) if p.transpose else (self.N, self.K)
+        self.dw = [np.empty(wshape, dt) for _ in self.ranges]
+        self.db = [np.empty(self.N, dt) for _ in self.ranges]
 
     def forward(self, bottoms, tops):
         x = bottoms[0].data.reshape(self.M, self.K)
         y = tops[0].data.reshape(self.M, self.N)
         w = self.blobs[0].data
-        np.dot(x, w if self.transpose else w.T, out=y)
-        if len(self.blobs) > 1:
-            y += self.blobs[1].data
+        wt = w if self.transpose else w.T
+        b = self.blobs[1].data if len(self.blobs) > 1 else None
+
+        def chunk(i, lo, hi):
+            np.dot(x[lo:hi], wt, out=y[lo:hi])
+            if b is not None:
+                y[lo:hi] += b
+        threads.run(chunk, self.ranges)
 
     def backward(self, tops, propagate_down, bottoms):
         x = bottoms[0].data.reshape(self.M, self.K)
         dy = tops[0].diff.reshape(self.M, self.N)
+        dx = bottoms[0].diff.reshape(self.M, self.K)
         w = self.blobs[0].data
-        if self.transpose:
-            np.dot(x.T, dy, out=self.dw_tmp)
-        else:
-            np.dot(dy.T, x, out=self.dw_tmp)
-        self.blobs[0].diff += self.dw_tmp
-        if len(self.blobs) > 1:
-            self.blobs[1].diff += dy.sum(axis=0)
-        if propagate_down[0]:
-            np.dot(dy, w.T if self.transpose else w, out=bottoms[0].diff.reshape(self.M, self.K))
+        bias = len(self.blobs) > 1
+
+        def chunk(i, lo, hi):
+            if self.transpose:
+                np.dot(x[lo:hi].T, dy[lo:hi], out=self.dw[i])
+            else:
+                np.dot(dy[lo:hi].T, x[lo:hi], out=self.dw[i])
+            if bias:
+                np.sum(dy[lo:hi], axis=0, out=self.db[i])
+            if propagate_down[0]:
+                np.dot(dy[lo:hi], w.T if self.transpose else w, out=dx[lo:hi])
+        threads.run(chunk, self.ranges)
+        for i in range(len(self.ranges)):   # a fixed order: the same sums on every run
+            self.blobs[0].diff += self.dw[i]
+            if bias:
+                self.blobs[1].diff += self.db[i]
 
     def flops(self, bottoms, tops):
         return 2 * self.K * self.N * (self.M // max(bottoms[0].shape[0], 1))

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, positive, non_negative
 from ..fillers import FILLER
+from .. import threads
 from .base import Layer, LayerError, register
 
 
@@ -101,46 +102,59 @@ class Convolution(Layer):
         if p.bias_term:
             self.add_param((K,), p.bias_filler)
         dt = x.data.dtype
-        self.cols = np.empty((G * self.CKK, N * P), dt)
-        self.res = np.empty((K, N * P), dt)
-        self.dw_tmp = np.empty((K // G, self.CKK), dt)
+        # One chunk of images per thread, each with its own GEMM buffers (allocated once).
+        self.ranges = threads.chunks(N)
+        self.cols = [np.empty((G * self.CKK, (hi - lo) * P), dt) for lo, hi in self.ranges]
+        self.res = [np.empty((K, (hi - lo) * P), dt) for lo, hi in self.ranges]
+        self.dw = [np.empty((K, self.CKK), dt) for _ in self.ranges]
+        self.db = [np.zeros(K if p.bias_term else 0, dt) for _ in self.ranges]
         self.dcols = None  # allocated on the first backward that needs it
+        self.no_bias = np.zeros(0, dt)
+
+    def _geometry(self):
+        return self.KH, self.KW, self.SH, self.SW, self.PH, self.PW, self.DH, self.DW, self.OH, self.OW
 
     def forward(self, bottoms, tops):
-        from ..kernels.conv import im2col
+        from ..kernels.conv import gemm_to_nchw, im2col
         x, y = bottoms[0].data, tops[0].data
-        im2col(x, self.cols, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW, self.DH, self.DW,
-               self.OH, self.OW)
         w = self.blobs[0].data.reshape(self.K, self.CKK)
-        kg, ck = self.K // self.G, self.CKK
-        for g in range(self.G):
-            np.dot(w[g * kg:(g + 1) * kg], self.cols[g * ck:(g + 1) * ck], out=self.res[g * kg:(g + 1) * kg])
-        N, K, P = self.N, self.K, self.OH * self.OW
-        y.reshape(N, K, P)[...] = self.res.reshape(K, N, P).transpose(1, 0, 2)
-        if len(self.blobs) > 1:
-            y += self.blobs[1].data.reshape(1, K, 1, 1)
+        bias = self.blobs[1].data if len(self.blobs) > 1 else self.no_bias
+        kg, ck, geo = self.K // self.G, self.CKK, self._geometry()
+
+        def chunk(i, lo, hi):
+            cols, res = self.cols[i], self.res[i]
+            im2col(x[lo:hi], cols, *geo)
+            for g in range(self.G):
+                np.dot(w[g * kg:(g + 1) * kg], cols[g * ck:(g + 1) * ck], out=res[g * kg:(g + 1) * kg])
+            gemm_to_nchw(res, bias, y[lo:hi])
+        threads.run(chunk, self.ranges)
 
     def backward(self, tops, propagate_down, bottoms):
-        from ..kernels.conv import col2im
-        dy = tops[0].diff
-        N, K, P = self.N, self.K, self.OH * self.OW
-        dres = self.res  # reuse the forward's GEMM buffer for dy as (K, N*P)
-        dres.reshape(K, N, P)[...] = dy.reshape(N, K, P).transpose(1, 0, 2)
-        kg, ck = self.K // self.G, self.CKK
-        dw = self.blobs[0].diff.reshape(K, ck)
-        for g in range(self.G):
-            np.dot(dres[g * kg:(g + 1) * kg], self.cols[g * ck:(g + 1) * ck].T, out=self.dw_tmp)
-            dw[g * kg:(g + 1) * kg] += self.dw_tmp
-        if len(self.blobs) > 1:
-            self.blobs[1].diff += dres.sum(axis=1)
-        if propagate_down[0]:
-            if self.dcols is None:
-                self.dcols = np.empty_like(self.cols)
-            w = self.blobs[0].data.reshape(K, ck)
+        from ..kernels.conv import col2im, nchw_to_gemm
+        dy, dx = tops[0].diff, bottoms[0].diff
+        w = self.blobs[0].data.reshape(self.K, self.CKK)
+        kg, ck, geo = self.K // self.G, self.CKK, self._geometry()
+        prop = propagate_down[0]
+        if prop and self.dcols is None:
+            self.dcols = [np.empty_like(c) for c in self.cols]
+
+        def chunk(i, lo, hi):
+            dres, cols, dw, db = self.res[i], self.cols[i], self.dw[i], self.db[i]
+            db[...] = 0
+            nchw_to_gemm(dy[lo:hi], dres, db)       # dy as (K, n*P), and the bias gradient
             for g in range(self.G):
-                np.dot(w[g * kg:(g + 1) * kg].T, dres[g * kg:(g + 1) * kg], out=self.dcols[g * ck:(g + 1) * ck])
-            col2im(self.dcols, bottoms[0].diff, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW,
-                   self.DH, self.DW, self.OH, self.OW)
+                np.dot(dres[g * kg:(g + 1) * kg], cols[g * ck:(g + 1) * ck].T, out=dw[g * kg:(g + 1) * kg])
+            if prop:
+                dcols = self.dcols[i]
+                for g in range(self.G):
+                    np.dot(w[g * kg:(g + 1) * kg].T, dres[g * kg:(g + 1) * kg], out=dcols[g * ck:(g + 1) * ck])
+                col2im(dcols, dx[lo:hi], *geo)
+        threads.run(chunk, self.ranges)
+        wd = self.blobs[0].diff.reshape(self.K, self.CKK)
+        for i in range(len(self.ranges)):        # a fixed order: the same sums on every run
+            wd += self.dw[i]
+            if len(self.blobs) > 1:
+                self.blobs[1].diff += self.db[i]
 
     def flops(self, bottoms, tops):
         return 2 * self.K * self.CKK * self.OH * self.OW
@@ -207,23 +221,36 @@ class Pooling(Layer):
         if len(tops) > 1:
             tops[1].reshape((N, C, OH, OW), x.data.dtype)
         self.mask = np.empty((N, C, OH, OW), np.int32) if self.max else None
+        self.fast2x2 = (self.max and (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW) == (2, 2, 2, 2, 0, 0)
+                        and H % 2 == 0 and W % 2 == 0)
+        self.ranges = threads.chunks(N)
 
     def forward(self, bottoms, tops):
         from ..kernels import pool
-        x, y = bottoms[0].data, tops[0].data
-        if self.max:
-            pool.maxpool_forward(x, y, self.mask, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
-            if len(tops) > 1:
-                tops[1].data[...] = self.mask
-        else:
-            pool.avepool_forward(x, y, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
+        x, y, m = bottoms[0].data, tops[0].data, self.mask
+        geo = (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
+
+        def chunk(i, lo, hi):
+            if self.fast2x2:
+                pool.maxpool2x2_forward(x[lo:hi], y[lo:hi], m[lo:hi])
+            elif self.max:
+                pool.maxpool_forward(x[lo:hi], y[lo:hi], m[lo:hi], *geo)
+            else:
+                pool.avepool_forward(x[lo:hi], y[lo:hi], *geo)
+        threads.run(chunk, self.ranges)
+        if len(tops) > 1:
+            tops[1].data[...] = self.mask
 
     def backward(self, tops, propagate_down, bottoms):
         from ..kernels import pool
         if not propagate_down[0]:
             return
-        if self.max:
-            pool.maxpool_backward(tops[0].diff, self.mask, bottoms[0].diff)
-        else:
-            pool.avepool_backward(tops[0].diff, bottoms[0].diff, self.KH, self.KW, self.SH, self.SW,
-                                  self.PH, self.PW)
+        dy, dx, m = tops[0].diff, bottoms[0].diff, self.mask
+        geo = (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
+
+        def chunk(i, lo, hi):
+            if self.max:
+                pool.maxpool_backward(dy[lo:hi], m[lo:hi], dx[lo:hi])
+            else:
+                pool.avepool_backward(dy[lo:hi], dx[lo:hi], *geo)
+        threads.run(chunk, self.ranges)
