@@ -40,55 +40,66 @@ def test_lr_policies_match_caffe(policy, kw, formula):
         == pytest.approx(0.00992565, abs=1e-8)
 
 
-def _reference_steps(kind, p, w, grads, rate):
-    """Caffe's formulas in float64, straight from the papers/solver sources."""
-    w = w.astype(np.float64).copy()
-    h = np.zeros_like(w)
-    h2 = np.zeros_like(w)
-    for t, g in enumerate(grads):
-        g = g.astype(np.float64)
-        if kind == "SGD":
-            h = p.momentum * h + rate * g
-            w -= h
-        elif kind == "NESTEROV":
-            prev = h.copy()
-            h = p.momentum * h + rate * g
-            w -= (1 + p.momentum) * h - p.momentum * prev
-        elif kind == "ADAGRAD":
-            h += g * g
-            w -= rate * g / (np.sqrt(h) + p.delta)
-        elif kind == "RMSPROP":
-            h = p.rms_decay * h + (1 - p.rms_decay) * g * g
-            w -= rate * g / (np.sqrt(h) + p.delta)
-        elif kind == "ADADELTA":
-            h = p.momentum * h + (1 - p.momentum) * g * g
-            dx = g * np.sqrt((h2 + p.delta) / (h + p.delta))
-            h2 = p.momentum * h2 + (1 - p.momentum) * dx * dx
-            w -= rate * dx
-        elif kind == "ADAM":
-            h = p.momentum * h + (1 - p.momentum) * g
-            h2 = p.momentum2 * h2 + (1 - p.momentum2) * g * g
-            corr = math.sqrt(1 - p.momentum2 ** (t + 1)) / (1 - p.momentum ** (t + 1))
-            w -= rate * corr * h / (np.sqrt(h2) + p.delta)
-    return w
-
-
 @pytest.mark.parametrize("kind,kw", [
     ("SGD", {"momentum": 0.9}), ("NESTEROV", {"momentum": 0.95}), ("ADAGRAD", {}),
     ("RMSPROP", {"rms_decay": 0.98}), ("ADADELTA", {"momentum": 0.95, "delta": 1e-6}),
     ("ADAM", {"momentum": 0.9, "momentum2": 0.999}),
 ])
-def test_update_rules_two_steps(kind, kw):
-    p = params(type=kind, **kw)
+@pytest.mark.parametrize("reg", ["L2", "L1"])
+def test_update_rules_two_steps(kind, kw, reg):
+    """Two steps on random params: lr_mult per element, weight decay, and 1/iter_size scaling."""
+    n = 70000   # above the size where the fused rules split the work over threads
+    p = params(type=kind, weight_decay=0.01, regularization_type=reg, **kw)
     rng = np.random.default_rng(0)
-    w0 = rng.standard_normal(50).astype(np.float32)
-    grads = [rng.standard_normal(50).astype(np.float32) for _ in range(2)]
-    rule = updates.RULES[kind](p, 50)
+    w0 = rng.standard_normal(n).astype(np.float32)
+    grads = [rng.standard_normal(n).astype(np.float32) for _ in range(2)]
+    lr_mult = rng.choice([0.0, 1.0, 2.0], n).astype(np.float32)
+    decay = (0.01 * rng.choice([0.0, 1.0], n)).astype(np.float32)
+    rule = updates.RULES[kind](p, lr_mult, decay)
     w = w0.copy()
-    rate = np.full(50, 0.05, np.float32)
+    ref = w0.astype(np.float64)
+    hist = None
     for t, g in enumerate(grads):
-        rule.update(w, g.copy(), rate, t)
-    np.testing.assert_allclose(w, _reference_steps(kind, p, w0, grads, 0.05), rtol=2e-5, atol=2e-6)
+        rule.step(w, g.copy(), 0.05, t, scale=0.5)
+    # reference: the same two steps in float64, prepared gradient, per-element rate
+    w_ref = w0.astype(np.float64).copy()
+    states = _RefState(kind, p, n)
+    for t, g in enumerate(grads):
+        reg_term = np.sign(w_ref) if reg == "L1" else w_ref
+        gp = 0.5 * g.astype(np.float64) + decay * reg_term
+        w_ref = states.step(w_ref, gp, 0.05 * lr_mult, t)
+    np.testing.assert_allclose(w, w_ref, rtol=2e-5, atol=2e-6)
+
+
+class _RefState:
+    def __init__(self, kind, p, n):
+        self.kind, self.p = kind, p
+        self.h, self.h2 = np.zeros(n), np.zeros(n)
+
+    def step(self, w, g, rate, t):
+        kind, p = self.kind, self.p
+        if kind == "SGD":
+            self.h = p.momentum * self.h + rate * g
+            return w - self.h
+        if kind == "NESTEROV":
+            prev = self.h.copy()
+            self.h = p.momentum * self.h + rate * g
+            return w - ((1 + p.momentum) * self.h - p.momentum * prev)
+        if kind == "ADAGRAD":
+            self.h += g * g
+            return w - rate * g / (np.sqrt(self.h) + p.delta)
+        if kind == "RMSPROP":
+            self.h = p.rms_decay * self.h + (1 - p.rms_decay) * g * g
+            return w - rate * g / (np.sqrt(self.h) + p.delta)
+        if kind == "ADADELTA":
+            self.h = p.momentum * self.h + (1 - p.momentum) * g * g
+            dx = g * np.sqrt((self.h2 + p.delta) / (self.h + p.delta))
+            self.h2 = p.momentum * self.h2 + (1 - p.momentum) * dx * dx
+            return w - rate * dx
+        self.h = p.momentum * self.h + (1 - p.momentum) * g
+        self.h2 = p.momentum2 * self.h2 + (1 - p.momentum2) * g * g
+        corr = math.sqrt(1 - p.momentum2 ** (t + 1)) / (1 - p.momentum ** (t + 1))
+        return w - rate * corr * self.h / (np.sqrt(self.h2) + p.delta)
 
 
 def _trained(tmp_path, name, iters, **kw):

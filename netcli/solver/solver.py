@@ -111,12 +111,10 @@ class Solver:
             prefix = os.path.join(prefix, os.path.splitext(os.path.basename(self.path))[0])
         self.prefix = prefix
 
-        self.rule = RULES[p.type](p, self.net.param_data.size)
         sizes = np.diff(self.net.param_offsets)
-        self.lr_vec = np.repeat(self.net.lr_mults, sizes).astype(np.float32)
-        self.decay_vec = np.repeat(self.net.decay_mults, sizes).astype(np.float32) * np.float32(p.weight_decay)
-        self.rate_vec = np.empty_like(self.lr_vec)
-        self.reg_tmp = np.empty_like(self.lr_vec)
+        lr_vec = np.repeat(self.net.lr_mults, sizes).astype(np.float32)
+        decay_vec = (np.repeat(self.net.decay_mults, sizes) * p.weight_decay).astype(np.float32)
+        self.rule = RULES[p.type](p, lr_vec, decay_vec)
         self.iter = 0
         self.lr_step = 0
         self.losses: list[float] = []
@@ -153,24 +151,15 @@ class Solver:
         if display:
             log.info(f"Iteration {self.iter}, lr = {rate:.6g}")
         g, w = net.param_diff, net.param_data
-        if p.iter_size > 1:
-            g *= np.float32(1.0 / p.iter_size)
+        scale = 1.0 / p.iter_size
         if p.clip_gradients >= 0:
-            l2 = float(np.sqrt(np.dot(g, g)))
+            l2 = float(np.sqrt(np.dot(g, g))) * scale
             if l2 > p.clip_gradients:
                 s = p.clip_gradients / l2
                 log.info(f"Gradient clipping: scaling down gradients (L2 norm {l2:.6g} > {p.clip_gradients:.6g}) "
                          f"by scale factor {s:.6g}")
-                g *= np.float32(s)
-        if p.weight_decay:
-            if p.regularization_type == "L2":
-                np.multiply(self.decay_vec, w, out=self.reg_tmp)
-            else:
-                np.sign(w, out=self.reg_tmp)
-                self.reg_tmp *= self.decay_vec
-            g += self.reg_tmp
-        np.multiply(self.lr_vec, np.float32(rate), out=self.rate_vec)
-        self.rule.update(w, g, self.rate_vec, self.iter)
+                scale *= s
+        self.rule.step(w, g, rate, self.iter, scale)
 
     def step(self, iters):
         """Train `iters` iterations (tests and snapshots fall where their intervals say)."""

@@ -1,0 +1,48 @@
+"""Fused parameter updates over a flat slice of all params, one pass each.
+
+Every kernel first forms the gradient Caffe's solver uses: g' = scale*g + decay*w (L2) or
+decay*sign(w) (L1), with `scale` = 1/iter_size times any clipping factor and `decay` the
+per-element weight_decay*decay_mult; then applies its rule with the per-element rate lr*rate."""
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def _grad(gi, wi, d, scale, l1):
+    if l1:
+        s = 1.0 if wi > 0 else (-1.0 if wi < 0 else 0.0)
+        return scale * gi + d * s
+    return scale * gi + d * wi
+
+
+@njit(cache=True, nogil=True)
+def sgd(w, g, h, lr, decay, rate, momentum, scale, l1):
+    """h = momentum*h + rate*lr*g';  w -= h"""
+    for i in range(w.shape[0]):
+        gi = _grad(g[i], w[i], decay[i], scale, l1)
+        hi = momentum * h[i] + rate * lr[i] * gi
+        h[i] = hi
+        w[i] -= hi
+
+
+@njit(cache=True, nogil=True)
+def nesterov(w, g, h, lr, decay, rate, momentum, scale, l1):
+    """h' = momentum*h + rate*lr*g';  w -= (1+momentum)*h' - momentum*h"""
+    for i in range(w.shape[0]):
+        gi = _grad(g[i], w[i], decay[i], scale, l1)
+        prev = h[i]
+        hi = momentum * prev + rate * lr[i] * gi
+        h[i] = hi
+        w[i] -= (1.0 + momentum) * hi - momentum * prev
+
+
+@njit(cache=True, nogil=True)
+def adam(w, g, m, v, lr, decay, rate, b1, b2, eps, scale, l1):
+    """m = b1*m + (1-b1)*g';  v = b2*v + (1-b2)*g'^2;  w -= rate*lr * m / (sqrt(v) + eps)
+    (`rate` already holds Adam's bias correction sqrt(1-b2^t)/(1-b1^t))."""
+    for i in range(w.shape[0]):
+        gi = _grad(g[i], w[i], decay[i], scale, l1)
+        mi = b1 * m[i] + (1.0 - b1) * gi
+        vi = b2 * v[i] + (1.0 - b2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        w[i] -= rate * lr[i] * mi / (vi ** 0.5 + eps)
