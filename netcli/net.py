@@ -21,7 +21,7 @@ from .errors import ConfigError
 from .fillers import check_filler_shape, fill
 from .layers import REGISTRY, LayerError
 
-PHASES = ("TRAIN", "TEST")
+PHASES = ("TRAIN", "TEST", "VALIDATION")
 _MESSAGES: dict[str, Message] = {}
 
 
@@ -85,7 +85,7 @@ class Net:
                  dtype=np.float32):
         phase = phase.upper()
         if phase not in PHASES:
-            raise ConfigError(f"phase must be TRAIN or TEST, got {phase!r}")
+            raise ConfigError(f"phase must be TRAIN, TEST or VALIDATION, got {phase!r}")
         self.phase, self.level, self.stages = phase, level, tuple(stages)
         self.dtype = dtype
         self.rng = np.random.default_rng(seed)
@@ -153,10 +153,18 @@ class Net:
             p = layer_message(cls).parse(item, problems, label, "", iloc)
             if p.include and p.exclude:
                 problems.add(p.loc("include"), "give either include or exclude rules, not both", label, "include")
-            phase = p.phase or self.phase
-            if p.include and not any(_rule_met(r, self.phase, self.level, self.stages) for r in p.include):
+            rule_phase, phase = self.phase, p.phase or self.phase
+            if self.phase == "VALIDATION" and not any(r.phase == "VALIDATION" for r in p.include + p.exclude):
+                # A VALIDATION net is the TEST net, except that its data comes from the TRAIN data
+                # layers that hold out a validation_fraction of their source.
+                held_out = cls.type == "Data" and item.get("data_param", {}).get("validation_fraction", 0)
+                if cls.type == "Data" and not held_out:
+                    continue
+                rule_phase = "TRAIN" if held_out else "TEST"
+                phase = p.phase or ("VALIDATION" if held_out else "TEST")
+            if p.include and not any(_rule_met(r, rule_phase, self.level, self.stages) for r in p.include):
                 continue
-            if p.exclude and any(_rule_met(r, self.phase, self.level, self.stages) for r in p.exclude):
+            if p.exclude and any(_rule_met(r, rule_phase, self.level, self.stages) for r in p.exclude):
                 continue
             p.phase = phase
             configs.append(LayerConfig(p.name, cls.type, p, list(p.bottom), list(p.top), iloc))

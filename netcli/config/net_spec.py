@@ -10,7 +10,7 @@ PARAM_SPEC = Message("ParamSpec", [
 ], doc="Per-parameter learning settings and sharing.")
 
 NET_STATE_RULE = Message("NetStateRule", [
-    Field("phase", ("TRAIN", "TEST"), None, "the phase this rule matches"),
+    Field("phase", ("TRAIN", "TEST", "VALIDATION"), None, "the phase this rule matches"),
     Field("min_level", "int", None, "lowest net level"),
     Field("max_level", "int", None, "highest net level"),
     Field("stage", "str", None, "stages the net must all have", repeated=True),
@@ -28,14 +28,14 @@ LAYER_COMMON = [
     Field("exclude", NET_STATE_RULE, None, "exclude when a rule matches", repeated=True),
     Field("loss_weight", "float", None, "weight of each top in the net's loss", repeated=True),
     Field("propagate_down", "bool", None, "per bottom: back-propagate into it", repeated=True),
-    Field("phase", ("TRAIN", "TEST"), None, "override the net's phase for this layer"),
+    Field("phase", ("TRAIN", "TEST", "VALIDATION"), None, "override the net's phase for this layer"),
 ]
 
 NET_TOP = Message("NetParameter", [
     Field("name", "str", "", "net name"),
     Field("force_backward", "bool", False, "compute every gradient, even into data"),
     Field("state", Message("NetState", [
-        Field("phase", ("TRAIN", "TEST"), None, "phase"),
+        Field("phase", ("TRAIN", "TEST", "VALIDATION"), None, "phase"),
         Field("level", "int", 0, "level"),
         Field("stage", "str", None, "stages", repeated=True),
     ]), None, "default NetState of this net"),

@@ -27,6 +27,9 @@ DATA = Message("DataParameter", [
     Field("shuffle", "bool", False, "visit samples in a new random order every epoch"),
     Field("rand_skip", "int", 0, "skip a random number (up to this) of samples at the start", check=non_negative),
     Field("prefetch", "int", 4, "batches prepared ahead in the background", check=positive),
+    Field("validation_fraction", "float", 0.0, "hold out this fraction of the source (a fixed random split) for "
+          "the VALIDATION phase, which the solver then tests on; TRAIN uses the rest",
+          check=lambda v: None if 0 <= v < 1 else f"must be in [0, 1), got {v}"),
 ], doc="Where a Data layer reads from.")
 
 _CACHE: dict = {}
@@ -74,6 +77,10 @@ class Data(Layer):
             self.dataset = open_dataset(p.source, p.backend, self.base_dir)
         except DataError as e:
             raise LayerError(str(e), "data_param.source") from None
+        if p.validation_fraction:
+            self.dataset = validation_split(self.dataset, p.validation_fraction, self.phase == "VALIDATION")
+            if len(self.dataset) == 0:
+                raise LayerError(f"validation_fraction {p.validation_fraction} leaves no samples", "data_param.validation_fraction")
         N, C, H, W = self.dataset.images.shape
         if t.crop_size and (t.crop_size > H or t.crop_size > W):
             raise LayerError(f"crop_size {t.crop_size} is larger than the images ({H}x{W})", "transform_param.crop_size")
@@ -153,6 +160,16 @@ class Data(Layer):
     def __del__(self):
         if getattr(self, "prefetcher", None) is not None:
             self.prefetcher.stop()
+
+
+def validation_split(ds, fraction, held_out):
+    """A fixed random split (the same for every run and seed, so the held-out samples never leak
+    into training): `held_out` selects the validation part."""
+    n = len(ds)
+    perm = np.random.default_rng(0x5EED).permutation(n)
+    k = int(round(fraction * n))
+    idx = np.sort(perm[:k] if held_out else perm[k:])
+    return ds.subset(idx, f"{ds.name} ({'validation' if held_out else 'training'} part)")
 
 
 def _load_mean(path, shape):

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config.schema import Field, Message
-from .base import Layer, register
+from ..config.schema import Field, Message, Problems
+from ..fillers import FILLER
+from .base import Layer, LayerError, register
 
 
 class Neuron(Layer):
@@ -124,3 +125,318 @@ class Dropout(Neuron):
             return
         np.multiply(dy, self.keep, out=dx)
         dx *= self.scale
+
+
+class _SavesInput(Neuron):
+    """A neuron whose backward needs its input: in place, a copy is kept (as Caffe does)."""
+
+    def setup_neuron(self, bottom):
+        self.x_copy = None
+        self.inplace = False
+
+    def setup(self, bottoms, tops):
+        super().setup(bottoms, tops)
+        self.inplace = tops[0] is bottoms[0]
+        if self.inplace:
+            self.x_copy = np.empty(bottoms[0].shape, bottoms[0].data.dtype)
+
+    def input(self, bottoms):
+        return self.x_copy if self.inplace else bottoms[0].data
+
+    def keep_input(self, bottoms):
+        if self.inplace:
+            np.copyto(self.x_copy, bottoms[0].data)
+
+
+PRELU = Message("PReLUParameter", [
+    Field("filler", FILLER, None, "initial slopes (default: constant 0.25)"),
+    Field("channel_shared", "bool", False, "one slope for all channels"),
+])
+
+
+@register
+class PReLU(_SavesInput):
+    type = "PReLU"
+    doc = "Leaky ReLU with a learned slope per channel: y = max(x, 0) + a * min(x, 0)."
+    params = {"prelu_param": PRELU}
+
+    def setup(self, bottoms, tops):
+        super().setup(bottoms, tops)
+        p = self.p.prelu_param
+        x = bottoms[0]
+        if x.data.ndim < 2 and not p.channel_shared:
+            raise LayerError("PReLU needs an input with a channel axis (or channel_shared: true)", "prelu_param")
+        self.C = 1 if p.channel_shared else x.shape[1]
+        filler = p.filler if p.has("filler") else FILLER.parse({"type": "constant", "value": 0.25}, Problems(), None, "")
+        self.add_param((self.C,), filler)
+        self.bshape = (1, self.C) + (1,) * (x.data.ndim - 2) if not p.channel_shared else (1,) * x.data.ndim
+        self.axes = tuple(i for i in range(x.data.ndim) if not (i == 1 and not p.channel_shared))
+
+    def forward(self, bottoms, tops):
+        self.keep_input(bottoms)
+        x = bottoms[0].data
+        a = self.blobs[0].data.reshape(self.bshape)
+        np.copyto(tops[0].data, np.where(x > 0, x, a * x))
+
+    def backward(self, tops, propagate_down, bottoms):
+        x, dy = self.input(bottoms), tops[0].diff
+        a = self.blobs[0].data.reshape(self.bshape)
+        neg = x <= 0
+        self.blobs[0].diff += (dy * x * neg).sum(axis=self.axes).reshape(-1)
+        if propagate_down[0]:
+            np.copyto(bottoms[0].diff, np.where(neg, a * dy, dy))
+
+
+ELU = Message("ELUParameter", [Field("alpha", "float", 1.0, "scale of the negative part")])
+
+
+@register
+class ELU(Neuron):
+    type = "ELU"
+    doc = "y = x for x > 0, alpha * (exp(x) - 1) otherwise."
+    params = {"elu_param": ELU}
+
+    def forward(self, bottoms, tops):
+        x, a = bottoms[0].data, self.p.elu_param.alpha
+        np.copyto(tops[0].data, np.where(x > 0, x, a * np.expm1(np.minimum(x, 0))))
+
+    def backward(self, tops, propagate_down, bottoms):
+        if propagate_down[0]:
+            y, dy, a = tops[0].data, tops[0].diff, self.p.elu_param.alpha
+            np.copyto(bottoms[0].diff, np.where(y > 0, dy, dy * (y + a)))
+
+
+HARD_SIGMOID = Message("HardSigmoidParameter", [
+    Field("slope", "float", 0.2, "slope of the linear part"),
+    Field("offset", "float", 0.5, "value at x = 0"),
+])
+
+
+@register
+class HardSigmoid(_SavesInput):
+    type = "HardSigmoid"
+    doc = "y = clip(slope * x + offset, 0, 1) (Keras' hard_sigmoid: slope 0.2, offset 0.5)."
+    params = {"hard_sigmoid_param": HARD_SIGMOID}
+
+    def forward(self, bottoms, tops):
+        self.keep_input(bottoms)
+        p = self.p.hard_sigmoid_param
+        np.clip(p.slope * bottoms[0].data + p.offset, 0, 1, out=tops[0].data)
+
+    def backward(self, tops, propagate_down, bottoms):
+        if propagate_down[0]:
+            p = self.p.hard_sigmoid_param
+            z = p.slope * self.input(bottoms) + p.offset
+            np.multiply(tops[0].diff, p.slope * ((z > 0) & (z < 1)), out=bottoms[0].diff)
+
+
+CLIP = Message("ClipParameter", [
+    Field("min", "float", None, "lower bound"),
+    Field("max", "float", None, "upper bound"),
+])
+
+
+@register
+class Clip(_SavesInput):
+    type = "Clip"
+    doc = "y = min(max(x, min), max); the gradient passes where min <= x <= max."
+    params = {"clip_param": CLIP}
+    default_bounds = None
+
+    def setup(self, bottoms, tops):
+        p = self.p.clip_param
+        lo, hi = p.min, p.max
+        if self.default_bounds:
+            lo = self.default_bounds[0] if lo is None else lo
+            hi = self.default_bounds[1] if hi is None else hi
+        if lo is None or hi is None:
+            raise LayerError("Clip needs both min and max", "clip_param.min" if lo is None else "clip_param.max")
+        if lo > hi:
+            raise LayerError(f"min {lo} is larger than max {hi}", "clip_param.min")
+        self.lo, self.hi = lo, hi
+        super().setup(bottoms, tops)
+
+    def forward(self, bottoms, tops):
+        self.keep_input(bottoms)
+        np.clip(bottoms[0].data, self.lo, self.hi, out=tops[0].data)
+
+    def backward(self, tops, propagate_down, bottoms):
+        if propagate_down[0]:
+            x = self.input(bottoms)
+            np.multiply(tops[0].diff, (x >= self.lo) & (x <= self.hi), out=bottoms[0].diff)
+
+
+@register
+class HardTanh(Clip):
+    type = "HardTanh"
+    doc = "Clip with default bounds [-1, 1] (clip_param may change them)."
+    default_bounds = (-1.0, 1.0)
+
+
+@register
+class AbsVal(_SavesInput):
+    type = "AbsVal"
+    doc = "y = |x|."
+
+    def forward(self, bottoms, tops):
+        self.keep_input(bottoms)
+        np.abs(bottoms[0].data, out=tops[0].data)
+
+    def backward(self, tops, propagate_down, bottoms):
+        if propagate_down[0]:
+            np.multiply(tops[0].diff, np.sign(self.input(bottoms)), out=bottoms[0].diff)
+
+
+POWER = Message("PowerParameter", [
+    Field("power", "float", 1.0, "exponent"),
+    Field("scale", "float", 1.0, "multiplier of x"),
+    Field("shift", "float", 0.0, "added after scaling"),
+])
+
+
+@register
+class Power(_SavesInput):
+    type = "Power"
+    doc = "y = (shift + scale * x) ^ power."
+    params = {"power_param": POWER}
+
+    def forward(self, bottoms, tops):
+        self.keep_input(bottoms)
+        p = self.p.power_param
+        np.power(p.shift + p.scale * bottoms[0].data, p.power, out=tops[0].data)
+
+    def backward(self, tops, propagate_down, bottoms):
+        if propagate_down[0]:
+            p = self.p.power_param
+            z = p.shift + p.scale * self.input(bottoms)
+            g = p.power * p.scale * np.power(z, p.power - 1) if p.power != 1 else np.full_like(z, p.scale)
+            np.multiply(tops[0].diff, g, out=bottoms[0].diff)
+
+
+EXP = Message("ExpParameter", [
+    Field("base", "float", -1.0, "base (-1: e)"),
+    Field("scale", "float", 1.0, "multiplier of x"),
+    Field("shift", "float", 0.0, "added after scaling"),
+])
+
+
+@register
+class Exp(Neuron):
+    type = "Exp"
+    doc = "y = base ^ (shift + scale * x) (base -1: e)."
+    params = {"exp_param": EXP}
+
+    def setup_neuron(self, bottom):
+        p = self.p.exp_param
+        if p.base != -1 and p.base <= 0:
+            raise LayerError(f"base must be positive or -1 (for e), got {p.base}", "exp_param.base")
+        self.ln_base = 1.0 if p.base == -1 else float(np.log(p.base))
+
+    def forward(self, bottoms, tops):
+        p = self.p.exp_param
+        np.exp(self.ln_base * (p.shift + p.scale * bottoms[0].data), out=tops[0].data)
+
+    def backward(self, tops, propagate_down, bottoms):
+        if propagate_down[0]:
+            np.multiply(tops[0].diff, tops[0].data * (self.ln_base * self.p.exp_param.scale), out=bottoms[0].diff)
+
+
+LOG = Message("LogParameter", [
+    Field("base", "float", -1.0, "base (-1: e)"),
+    Field("scale", "float", 1.0, "multiplier of x"),
+    Field("shift", "float", 0.0, "added after scaling"),
+])
+
+
+@register
+class Log(_SavesInput):
+    type = "Log"
+    doc = "y = log_base(shift + scale * x) (base -1: e)."
+    params = {"log_param": LOG}
+
+    def setup(self, bottoms, tops):
+        p = self.p.log_param
+        if p.base != -1 and (p.base <= 0 or p.base == 1):
+            raise LayerError(f"base must be positive and not 1, or -1 (for e), got {p.base}", "log_param.base")
+        self.ln_base = 1.0 if p.base == -1 else float(np.log(p.base))
+        super().setup(bottoms, tops)
+
+    def forward(self, bottoms, tops):
+        self.keep_input(bottoms)
+        p = self.p.log_param
+        np.log(p.shift + p.scale * bottoms[0].data, out=tops[0].data)
+        tops[0].data /= self.ln_base
+
+    def backward(self, tops, propagate_down, bottoms):
+        if propagate_down[0]:
+            p = self.p.log_param
+            z = p.shift + p.scale * self.input(bottoms)
+            np.multiply(tops[0].diff, p.scale / (z * self.ln_base), out=bottoms[0].diff)
+
+
+@register
+class BNLL(_SavesInput):
+    type = "BNLL"
+    doc = "Binomial normal log likelihood (softplus): y = log(1 + exp(x))."
+
+    def forward(self, bottoms, tops):
+        self.keep_input(bottoms)
+        x = bottoms[0].data
+        np.copyto(tops[0].data, np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))))
+
+    def backward(self, tops, propagate_down, bottoms):
+        if propagate_down[0]:
+            x = self.input(bottoms)
+            np.multiply(tops[0].diff, 0.5 * np.tanh(0.5 * x) + 0.5, out=bottoms[0].diff)
+
+
+THRESHOLD = Message("ThresholdParameter", [Field("threshold", "float", 0.0, "y = 1 where x > threshold, else 0")])
+
+
+@register
+class Threshold(Neuron):
+    type = "Threshold"
+    doc = "y = 1 if x > threshold else 0 (no gradient)."
+    params = {"threshold_param": THRESHOLD}
+    has_backward = False
+
+    def forward(self, bottoms, tops):
+        np.greater(bottoms[0].data, self.p.threshold_param.threshold, out=tops[0].data, casting="unsafe")
+
+    def backward(self, tops, propagate_down, bottoms):
+        pass
+
+
+MAXOUT = Message("MaxoutParameter", [
+    Field("num_pieces", "int", 2, "channels per group; the output has channels / num_pieces channels",
+          check=lambda v: None if v >= 1 else f"must be >= 1, got {v}"),
+])
+
+
+@register
+class Maxout(Layer):
+    type = "Maxout"
+    doc = "Max over groups of num_pieces consecutive channels (Goodfellow et al.'s maxout units)."
+    params = {"maxout_param": MAXOUT}
+
+    def setup(self, bottoms, tops):
+        x = bottoms[0]
+        k = self.p.maxout_param.num_pieces
+        if x.data.ndim < 2 or x.shape[1] % k:
+            raise LayerError(f"channels {x.shape[1] if x.data.ndim > 1 else '?'} {self.where()} are not divisible "
+                             f"by num_pieces {k}", "maxout_param.num_pieces")
+        self.k = k
+        self.gshape = (x.shape[0], x.shape[1] // k, k) + x.shape[2:]
+        tops[0].reshape((x.shape[0], x.shape[1] // k) + x.shape[2:], x.data.dtype)
+        self.arg = np.empty(tops[0].shape, np.intp)
+
+    def forward(self, bottoms, tops):
+        g = bottoms[0].data.reshape(self.gshape)
+        self.arg[...] = g.argmax(axis=2)
+        np.copyto(tops[0].data, np.take_along_axis(g, self.arg[:, :, None], 2)[:, :, 0])
+
+    def backward(self, tops, propagate_down, bottoms):
+        if propagate_down[0]:
+            dx = bottoms[0].diff.reshape(self.gshape)
+            dx[...] = 0
+            np.put_along_axis(dx, self.arg[:, :, None], tops[0].diff[:, :, None], 2)

@@ -15,6 +15,13 @@ def check(p, where):
         problems.append(f"{where(p, 'gamma')}: field 'gamma': lr_policy {pol} needs gamma >= 0")
     if pol in ("step", "sigmoid") and p.stepsize <= 0:
         problems.append(f"{where(p, 'stepsize')}: field 'stepsize': lr_policy {pol} needs stepsize > 0")
+    if pol == "plateau":
+        if not 0 < p.gamma < 1:
+            problems.append(f"{where(p, 'gamma')}: field 'gamma': lr_policy plateau multiplies the rate by gamma, "
+                            f"which must be in (0, 1); got {p.gamma}")
+        if not p.plateau.monitor:
+            problems.append(f"{where(p, 'lr_policy')}: field 'plateau.monitor': lr_policy plateau needs "
+                            "plateau: {monitor: <a test output>}")
     if pol == "multistep":
         sv = p.stepvalue
         if not sv:
@@ -43,6 +50,8 @@ def learning_rate(p, it, step, max_iter):
         return base * p.gamma ** step, step
     if pol == "poly":
         return base * (1.0 - it / max_iter) ** p.power, step
+    if pol == "plateau":   # `step` counts the reductions, made by the solver after tests
+        return base * p.gamma ** step, step
     if pol == "sigmoid":
         return base * (1.0 / (1.0 + math.exp(-p.gamma * (it - p.stepsize)))), step
     raise ConfigError(f"unknown learning rate policy: {pol}")  # pragma: no cover - the schema admits only the above

@@ -80,6 +80,11 @@ class Solver:
         test = Net(net_path, phase="TEST", seed=seed + 1)
         test.share_weights(self.net)
         self.test_nets = [test]
+        if any(l.p.data_param.validation_fraction for l in self.net.data_layers()):
+            # periodic tests use the held-out part of the TRAIN data; the TEST set waits for the end
+            val = Net(net_path, phase="VALIDATION", seed=seed + 2)
+            val.share_weights(self.net)
+            self.test_nets = [val, test]
         self.net_path = net_path
 
         # lengths and intervals, in iterations
@@ -98,14 +103,28 @@ class Solver:
         self.test_interval = (from_epochs("test_interval_epochs", p.test_interval_epochs)
                               if p.test_interval_epochs else p.test_interval)
         self.snapshot_interval = from_epochs("snapshot_epochs", p.snapshot_epochs) if p.snapshot_epochs else p.snapshot
-        if p.test_iter:
-            self.test_iter = p.test_iter[0]
-        else:
-            n, b = test.data_size(), test.batch_size()
-            self.test_iter = math.ceil(n / b) if n else 0
-            if self.test_interval and not n:
-                raise ConfigError(f"{self._where(p, 'test_interval')}: field 'test_iter': the TEST net has no Data "
-                                  "layer, so test_iter must be given")
+        whole = [math.ceil(t.data_size() / t.batch_size()) if t.data_size() else 0 for t in self.test_nets]
+        self.test_iters = [p.test_iter[0] if p.test_iter else whole[0]] + whole[1:]
+        self.test_iter = self.test_iters[0]
+        if self.test_interval and not self.test_iter:
+            raise ConfigError(f"{self._where(p, 'test_interval')}: field 'test_iter': the TEST net has no Data "
+                              "layer, so test_iter must be given")
+        self.monitors = {}
+        for name in ("early_stopping", "plateau"):
+            m = getattr(p, name)
+            if not p.has(name) or (name == "plateau" and p.lr_policy != "plateau"):
+                continue
+            outs = self.test_nets[0].outputs
+            if m.monitor not in outs:
+                raise ConfigError(f"{self._where(m, 'monitor')}: field '{name}.monitor': '{m.monitor}' is not an "
+                                  f"output of the test net (outputs: {', '.join(outs) or 'none'})")
+            if not self.test_interval:
+                raise ConfigError(f"{self._where(p, name)}: field '{name}': needs tests (test_interval)")
+            mode = m.mode if m.mode != "AUTO" else (
+                "MAX" if any(k in m.monitor.lower() for k in ("acc", "precision", "recall", "f1")) else "MIN")
+            self.monitors[name] = {"monitor": m.monitor, "mode": mode, "patience": m.patience,
+                                   "min_delta": m.min_delta, "best": None, "best_iter": None, "bad": 0}
+        self.early_stopped = False
         prefix = p.snapshot_prefix or os.path.join("snapshots", os.path.splitext(os.path.basename(self.path))[0])
         if os.path.isdir(prefix):
             prefix = os.path.join(prefix, os.path.splitext(os.path.basename(self.path))[0])
@@ -173,6 +192,7 @@ class Solver:
         try:
             if self.iter == 0 and self.test_interval and p.test_initialization:
                 self.test()
+                self._after_test()
             while self.iter < stop_iter:
                 net.clear_param_diffs()
                 display = p.display and self.iter % p.display == 0
@@ -203,7 +223,12 @@ class Solver:
                     bar.set_postfix(loss=f"{self.smoothed_loss():.4g}", refresh=False)
                 if self.test_interval and self.iter % self.test_interval == 0:
                     self.test()
+                    self._after_test()
                 req, self.request = self.request, None
+                if self.early_stopped:
+                    if self.snapshot_interval and self.iter % self.snapshot_interval == 0:
+                        self.snapshot()
+                    return True
                 if (self.snapshot_interval and self.iter % self.snapshot_interval == 0) or req == "snapshot":
                     self.snapshot()
                 if req in ("snapshot", "stop"):
@@ -235,29 +260,63 @@ class Solver:
             return False
         if self.p.display and self.iter % self.p.display == 0 and self.losses:
             log.info(f"Iteration {self.iter}, loss = {self.smoothed_loss():.6g}")
+        if len(self.test_nets) > 1:
+            log.info("Final test on the TEST set (periodic tests used the VALIDATION split):")
+            self.final_test = self.test(1)
         log.info("Optimization Done.")
         return True
+
+    def _after_test(self):
+        """Early stopping and the plateau policy, from the test just run."""
+        for name, m in self.monitors.items():
+            value = self.last_test[m["monitor"]]
+            better = (m["best"] is None or
+                      (value > m["best"] + m["min_delta"] if m["mode"] == "MAX" else value < m["best"] - m["min_delta"]))
+            if better:
+                m.update(best=float(value), best_iter=self.iter, bad=0)
+                if name == "early_stopping":
+                    path = f"{self.prefix}_best.weights.npz"
+                    log.info(f"    Best {m['monitor']} so far ({value:.6g}): saving {path}")
+                    self.net.save(path)
+                continue
+            m["bad"] += 1
+            if m["bad"] < m["patience"]:
+                continue
+            if name == "plateau":
+                self.lr_step += 1
+                m["bad"] = 0
+                log.info(f"Plateau: {m['monitor']} has not improved for {m['patience']} tests (best {m['best']:.6g}); "
+                         f"lr = {self.learning_rate():.6g} from iteration {self.iter}")
+            else:
+                log.info(f"Early stopping at iteration {self.iter}: {m['monitor']} has not improved for "
+                         f"{m['patience']} tests (best {m['best']:.6g} at iteration {m['best_iter']}, weights in "
+                         f"{self.prefix}_best.weights.npz)")
+                self.early_stopped = True
 
     def smoothed_loss(self):
         return sum(self.losses) / len(self.losses) if self.losses else float("nan")
 
-    def test(self):
-        """Run test_iter batches of the TEST net; log and return {output: mean}."""
-        net = self.test_nets[0]
-        log.info(f"Iteration {self.iter}, Testing net (#0)")
+    def test(self, k=0):
+        """Run test net k (0: the periodic one, TEST or VALIDATION) over its batches; log and return
+        {output: mean}."""
+        net = self.test_nets[k]
+        log.info(f"Iteration {self.iter}, Testing net (#{k})")
         net.rewind_data()
         sums = None
-        for _ in range(self.test_iter):
+        iters = self.test_iters[k]
+        for _ in range(iters):
             out = net.forward()
             vals = {k: np.asarray(v, np.float64).copy() for k, v in out.items()}
             sums = vals if sums is None else {k: sums[k] + vals[k] for k in sums}
             if self.request == "stop":
                 log.info("Test interrupted.")
                 return None
-        means = {k: v / max(self.test_iter, 1) for k, v in (sums or {}).items()}
+        means = {name: v / max(iters, 1) for name, v in (sums or {}).items()}
         self._log_outputs(net, "Test", means)
-        self.last_test = {k: float(v) if v.ndim == 0 else v for k, v in means.items()}
-        return self.last_test
+        result = {name: float(v) if v.ndim == 0 else v for name, v in means.items()}
+        if k == 0:
+            self.last_test = result
+        return result
 
     @staticmethod
     def _log_outputs(net, which, values):
@@ -323,6 +382,8 @@ class Solver:
             "learned_net": np.array(os.path.relpath(os.path.abspath(wpath), os.path.dirname(os.path.abspath(spath)))),
             "losses": np.asarray(self.losses, np.float64),
             "net_state": np.array(json.dumps(self.net.get_state())),
+            "monitors": np.array(json.dumps({k: {f: m[f] for f in ("best", "best_iter", "bad")}
+                                             for k, m in self.monitors.items()})),
         }
         for i, h in enumerate(self.rule.history):
             state[f"history/{i}"] = h
@@ -357,4 +418,8 @@ class Solver:
         self.iter, self.lr_step = int(st["iter"]), int(st["lr_step"])
         self.losses = [float(x) for x in st["losses"]] if "losses" in st else []
         self.net.set_state(json.loads(str(st["net_state"])))
+        if "monitors" in st:
+            for k, saved in json.loads(str(st["monitors"])).items():
+                if k in self.monitors:
+                    self.monitors[k].update(saved)
         self.last_snapshot_iter = self.iter

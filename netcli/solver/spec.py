@@ -2,12 +2,22 @@
 from ..config.schema import Field, Message, non_negative, positive
 
 SOLVER_TYPES = ("SGD", "NESTEROV", "ADAGRAD", "RMSPROP", "ADADELTA", "ADAM")
-LR_POLICIES = ("FIXED", "STEP", "EXP", "INV", "MULTISTEP", "POLY", "SIGMOID")
+LR_POLICIES = ("FIXED", "STEP", "EXP", "INV", "MULTISTEP", "POLY", "SIGMOID", "PLATEAU")
 
 
 def _positive_or_minus_one(v):
     return None if v > 0 or v == -1 else f"must be > 0 (or -1), got {v}"
 
+
+MONITOR = [
+    Field("monitor", "str", None, "a test net output, e.g. accuracy or loss"),
+    Field("mode", ("MIN", "MAX", "AUTO"), "AUTO", "improvement is a decrease (MIN) or increase (MAX); "
+          "AUTO: MAX for accuracy/precision/recall/f1, else MIN"),
+    Field("patience", "int", 5, "tests without improvement before acting", check=positive),
+    Field("min_delta", "float", 0.0, "smallest change that counts as an improvement", check=non_negative),
+]
+EARLY_STOPPING = Message("EarlyStopping", MONITOR, doc="Stop when a test output stops improving; keep the best weights.")
+PLATEAU = Message("Plateau", MONITOR, doc="lr_policy plateau: multiply the rate by gamma when a test output stalls.")
 
 SOLVER = Message("SolverParameter", [
     Field("net", "str", None, "the net file (TRAIN and TEST phases), relative to this solver file"),
@@ -24,7 +34,10 @@ SOLVER = Message("SolverParameter", [
     Field("max_epochs", "float", None, "epochs of the TRAIN data to train (instead of max_iter)", check=positive),
     Field("iter_size", "int", 1, "accumulate gradients over this many batches per update", check=positive),
     Field("lr_policy", tuple(p.lower() for p in LR_POLICIES), "fixed",
-          "learning-rate policy: fixed, step, exp, inv, multistep, poly, sigmoid"),
+          "learning-rate policy: fixed, step, exp, inv, multistep, poly, sigmoid, plateau"),
+    Field("plateau", PLATEAU, None, "lr_policy plateau: {monitor, mode, patience, min_delta}; the factor is gamma"),
+    Field("early_stopping", EARLY_STOPPING, None, "{monitor, mode, patience, min_delta}: stop when the monitored "
+          "test output stops improving; the best weights go to <prefix>_best.weights.npz"),
     Field("gamma", "float", 0.0, "step/exp/inv/multistep/sigmoid parameter"),
     Field("power", "float", 0.0, "inv/poly exponent"),
     Field("stepsize", "int", 0, "step: iterations per step; sigmoid: centre", check=non_negative),

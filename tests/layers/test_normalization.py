@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+
+from helpers import check_gradient, make_layer
+
+
+def test_batch_norm_training_forward_stats_and_gradient():
+    x = np.random.default_rng(0).standard_normal((4, 3, 2, 2)) * 2 + 1
+    layer, bottoms, tops = make_layer("BatchNorm", {}, [x.shape], bottoms_data=[x], phase="TRAIN")
+    for b in layer.blobs:
+        b.data[...] = 0
+    layer.forward(bottoms, tops)
+    mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+    np.testing.assert_allclose(tops[0].data, (x - mean[None, :, None, None]) / np.sqrt(var + 1e-5)[None, :, None, None])
+    m = 16
+    np.testing.assert_allclose(layer.blobs[0].data, mean)
+    np.testing.assert_allclose(layer.blobs[1].data, var * m / (m - 1))
+    assert layer.blobs[2].data[0] == 1
+    layer.forward(bottoms, tops)             # second pass: running sums decay by 0.999
+    np.testing.assert_allclose(layer.blobs[0].data, mean * 1.999)
+    assert layer.blobs[2].data[0] == pytest.approx(1.999)
+    assert check_gradient(layer, bottoms, tops, check_params=False) > 0
+
+
+def test_batch_norm_global_stats():
+    x = np.random.default_rng(1).standard_normal((3, 2, 2))
+    layer, bottoms, tops = make_layer("BatchNorm", {}, [x.shape], bottoms_data=[x], phase="TEST")
+    layer.blobs[0].data[...] = [2.0, -1.0]
+    layer.blobs[1].data[...] = [8.0, 0.5]
+    layer.blobs[2].data[...] = [2.0]
+    layer.forward(bottoms, tops)
+    mean, var = np.array([1.0, -0.5]), np.array([4.0, 0.25])
+    np.testing.assert_allclose(tops[0].data, (x - mean[None, :, None]) / np.sqrt(var + 1e-5)[None, :, None])
+    assert check_gradient(layer, bottoms, tops, check_params=False) > 0
+
+
+def test_batch_norm_params_cannot_be_learned(tmp_path):
+    import netcli
+    p = tmp_path / "n.yaml"
+    p.write_text("layers:\n  - {name: in, type: Input, top: x, input_param: {shape: {dim: [2, 3]}}}\n"
+                 "  - {name: bn, type: BatchNorm, bottom: x, top: x, param: [{lr_mult: 1}]}\n")
+    with pytest.raises(netcli.ConfigError, match="layer 'bn' \\(BatchNorm\\): field 'param\\[0\\].lr_mult'"):
+        netcli.Net(str(p))
+
+
+@pytest.mark.parametrize("params,shape", [
+    ({}, (2, 3, 2, 2)), ({"scale_param": {"bias_term": True}}, (2, 3, 2)),
+    ({"scale_param": {"axis": 1, "num_axes": 2, "bias_term": True}}, (2, 3, 4)),
+])
+def test_scale(params, shape):
+    layer, bottoms, tops = make_layer("Scale", params, [shape])
+    layer.forward(bottoms, tops)
+    g = layer.blobs[0].data
+    ref = bottoms[0].data * g.reshape((1,) + g.shape + (1,) * (len(shape) - 1 - g.ndim))
+    if len(layer.blobs) > 1:
+        ref = ref + layer.blobs[1].data.reshape((1,) + g.shape + (1,) * (len(shape) - 1 - g.ndim))
+    np.testing.assert_allclose(tops[0].data, ref)
+    assert check_gradient(layer, bottoms, tops) > 0
+
+
+def _lrn_across(x, n, alpha, beta, k):
+    C = x.shape[1]
+    out = np.empty_like(x)
+    for c in range(C):
+        lo, hi = max(0, c - n // 2), min(C, c + n // 2 + 1)
+        s = k + alpha / n * (x[:, lo:hi] ** 2).sum(axis=1)
+        out[:, c] = x[:, c] * s ** -beta
+    return out
+
+
+def _lrn_within(x, n, alpha, beta):
+    pad = n // 2
+    xp = np.pad(x ** 2, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    H, W = x.shape[2:]
+    avg = np.zeros_like(x)
+    for i in range(n):
+        for j in range(n):
+            avg += xp[:, :, i:i + H, j:j + W]
+    return x * (1 + alpha * avg / n ** 2) ** -beta
+
+
+def test_lrn_across_channels():
+    x = np.random.default_rng(2).standard_normal((2, 7, 3, 3))
+    p = {"lrn_param": {"local_size": 5, "alpha": 0.3, "beta": 0.75, "k": 2.0}}
+    layer, bottoms, tops = make_layer("LRN", p, [x.shape], bottoms_data=[x])
+    layer.forward(bottoms, tops)
+    np.testing.assert_allclose(tops[0].data, _lrn_across(x, 5, 0.3, 0.75, 2.0), rtol=1e-10)
+    assert check_gradient(layer, bottoms, tops) > 0
+
+
+def test_lrn_within_channel():
+    x = np.random.default_rng(3).standard_normal((2, 2, 5, 4))
+    p = {"lrn_param": {"local_size": 3, "alpha": 0.5, "beta": 0.75, "norm_region": "WITHIN_CHANNEL"}}
+    layer, bottoms, tops = make_layer("LRN", p, [x.shape], bottoms_data=[x])
+    layer.forward(bottoms, tops)
+    np.testing.assert_allclose(tops[0].data, _lrn_within(x, 3, 0.5, 0.75), rtol=1e-10)
+    assert check_gradient(layer, bottoms, tops) > 0
