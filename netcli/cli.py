@@ -67,13 +67,17 @@ def train(solver_path, snapshot, weights, iterations, sigint_effect, quiet):
 @click.option("--iterations", type=click.IntRange(min=1), help="Batches to run (default: the whole data set once).")
 @click.option("--phase", default="TEST", type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
               callback=_phase, show_default=True)
+@click.option("--metrics", is_flag=True, help="Also a confusion matrix and per-class precision, recall and F1.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of the averaged outputs.")
-def test(model, weights, iterations, phase, as_json):
+def test(model, weights, iterations, phase, metrics, as_json):
     """Score a trained net: per-batch outputs, then their averages."""
     from .tools import score
-    result = score(model, weights, iterations, phase, echo=None if as_json else click.echo)
+    result = score(model, weights, iterations, phase, echo=None if as_json else click.echo, metrics=metrics)
     if as_json:
-        click.echo(json.dumps(result["outputs"]))
+        out = dict(result["outputs"])
+        if metrics:
+            out["metrics"] = result["metrics"]
+        click.echo(json.dumps(out))
 
 
 @cli.command()
@@ -101,6 +105,14 @@ def check(model, solver_path, phase):
         raise click.UsageError("give --model or --solver")
     from .tools import check as run_check
     run_check(model, solver_path, phase, echo=click.echo)
+
+
+@cli.command()
+@click.argument("type_", metavar="[TYPE]", required=False)
+def layers(type_):
+    """List every layer type with its parameters, defaults and meanings."""
+    from .tools import list_layers
+    list_layers(type_, echo=click.echo)
 
 
 @cli.group()

@@ -14,20 +14,44 @@ def _noop(*a, **k):
     pass
 
 
-def score(model, weights, iterations=None, phase="TEST", echo=None):
+def _classifier_blobs(net):
+    """(scores, labels) blobs of the first Accuracy (else SoftmaxWithLoss) layer, or None."""
+    for kind in ("Accuracy", "SoftmaxWithLoss"):
+        for layer, bottoms in zip(net.layers, net.bottom_vecs):
+            if layer.type == kind:
+                return bottoms[0], bottoms[1], layer.axis
+    return None
+
+
+def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=False):
     """Run the net over its data and average every output, as `caffe test`. Returns
-    {"outputs": {name: mean}, "loss": mean loss, "iterations": n}."""
+    {"outputs": {name: mean}, "loss": mean loss, "iterations": n} (+ "metrics" if asked:
+    confusion matrix, per-class precision/recall/F1 from counts over the whole data set)."""
+    from .metrics import classification_metrics, confusion, format_metrics
     echo = echo or _noop
     net = Net(model, phase=phase, weights=weights)
+    remaining = None
     if iterations is None:
         n, b = net.data_size(), net.batch_size()
         if not n:
             raise NetcliError(f"{model}: no Data layer in the {phase} net; give --iterations")
-        iterations = math.ceil(n / b)
+        iterations, remaining = math.ceil(n / b), n
+    clf = _classifier_blobs(net) if metrics else None
+    if metrics and clf is None:
+        raise NetcliError(f"{model}: --metrics needs a classification net (an Accuracy or SoftmaxWithLoss layer)")
+    cm = None
     echo(f"Running for {iterations} iterations.")
     sums, loss = {}, 0.0
     for i in range(iterations):
         out = net.forward()
+        if clf is not None:
+            scores, labels, axis = clf
+            s = np.moveaxis(scores.data, axis, -1)
+            pred, lab = s.argmax(axis=-1), labels.data.reshape(s.shape[:-1])
+            take = len(pred) if remaining is None else min(len(pred), remaining)  # the last batch wraps around
+            cm = confusion(pred[:take], lab[:take], s.shape[-1], cm)
+            if remaining is not None:
+                remaining -= take
         loss += net.loss
         for name in net.outputs:
             v = np.asarray(out[name], np.float64)
@@ -42,7 +66,11 @@ def score(model, weights, iterations=None, phase="TEST", echo=None):
         for x in np.reshape(v, -1):
             echo(f"{name} = {x:.6g}" + (f" (* {w:g} = {w * x:.6g} loss)" if w else ""))
     outputs = {k: float(v) if np.ndim(v) == 0 else np.asarray(v).tolist() for k, v in means.items()}
-    return {"outputs": outputs, "loss": loss / iterations, "iterations": iterations}
+    result = {"outputs": outputs, "loss": loss / iterations, "iterations": iterations}
+    if cm is not None:
+        result["metrics"] = classification_metrics(cm)
+        format_metrics(result["metrics"], echo)
+    return result
 
 
 def benchmark(model, iterations=50, phase="TRAIN", echo=None):
@@ -141,3 +169,56 @@ def check(model=None, solver=None, phase="TRAIN", echo=None):
     else:
         describe_net(Net(model, phase=phase), echo)
     echo("OK")
+
+
+def _fmt_default(f):
+    from .config.schema import REQUIRED, Message
+    if f.default is REQUIRED:
+        return "required"
+    if isinstance(f.kind, Message):
+        return ""
+    if f.repeated:
+        return "default []" if not f.default else f"default {list(f.default)}"
+    return "no default" if f.default is None else f"default {f.default!r}"
+
+
+def _fmt_fields(msg, prefix, echo, depth=0):
+    from .config.schema import Message
+    for f in msg.fields:
+        d = _fmt_default(f)
+        echo(f"    {prefix}{f.name} ({f.type_name}{', ' + d if d else ''}): {f.doc}")
+        if isinstance(f.kind, Message) and depth < 1 and f.kind.name != "FillerParameter":
+            _fmt_fields(f.kind, f"{prefix}{f.name}.", echo, depth + 1)
+
+
+def list_layers(type_=None, echo=None):
+    """Every registered layer type with its parameters, defaults and meanings, generated from the
+    specs that validate configs. Returns the listed type names."""
+    from .config.net_spec import LAYER_COMMON
+    from .config.schema import Message
+    from .fillers import FILLER
+    from .layers import REGISTRY
+    from .config.schema import did_you_mean
+    echo = echo or _noop
+    if type_ is not None and type_ not in REGISTRY:
+        raise NetcliError(f"unknown layer type '{type_}'{did_you_mean(type_, REGISTRY)}")
+    names = [type_] if type_ else sorted(REGISTRY)
+    if not type_:
+        echo("Fields of every layer:")
+        _fmt_fields(Message("Layer", LAYER_COMMON), "", echo)
+        echo("Fillers (weight_filler, bias_filler, filler):")
+        _fmt_fields(FILLER, "", echo)
+        echo("")
+    for name in names:
+        cls = REGISTRY[name]
+        lo, hi = cls.bottoms
+        tops_lo, tops_hi = cls.tops
+        io = (f"bottoms {lo}" + ("" if hi == lo else f"-{hi if hi is not None else 'n'}") +
+              f", tops {tops_lo}" + ("" if tops_hi == tops_lo else f"-{tops_hi if tops_hi is not None else 'n'}"))
+        flags = [io] + (["in-place ok"] if cls.in_place_ok else []) + (["loss"] if cls.loss else []) + \
+            ([] if cls.has_backward else ["no backward"])
+        echo(f"{name} ({'; '.join(flags)}): {cls.doc}")
+        for key, spec in cls.params.items():
+            echo(f"  {key}:")
+            _fmt_fields(spec, "", echo)
+    return names
