@@ -14,6 +14,11 @@ class Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            if ctx.obj.get("debug"):
+                raise
+            click.echo("netcli: interrupted", err=True)
+            ctx.exit(130)
         except Exception as e:
             from .errors import NetcliError
             if isinstance(e, NetcliError) and not ctx.obj.get("debug"):

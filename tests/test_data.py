@@ -259,3 +259,48 @@ def test_lenet_trains_on_embedded_subset(tmp_path):
     s.test_interval, s.test_iter = 300, 10
     s.solve()
     assert s.last_test["accuracy"] > 0.9, s.last_test
+
+
+def test_optional_backends_say_what_to_install(tmp_path, monkeypatch):
+    import sys
+    from netcli.data.sources import load_hdf5, load_images
+    monkeypatch.setitem(sys.modules, "h5py", None)        # import h5py now raises ImportError
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    (tmp_path / "list.txt").write_text("a.h5\n")
+    with pytest.raises(DataError, match="the hdf5 backend needs h5py: pip install h5py"):
+        load_hdf5(str(tmp_path / "list.txt"))
+    with pytest.raises(DataError, match="the images backend needs Pillow: pip install Pillow"):
+        load_images(str(tmp_path))
+
+
+def test_hdf5_backend(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    for i in range(2):
+        with h5py.File(tmp_path / f"p{i}.h5", "w") as h:
+            h["data"] = np.full((3, 1, 4, 4), i, np.float32)
+            h["label"] = np.arange(3) + i
+    (tmp_path / "list.txt").write_text("p0.h5\np1.h5\n")
+    from netcli.data.sources import load_hdf5
+    ds = load_hdf5(str(tmp_path / "list.txt"))
+    assert ds.images.shape == (6, 1, 4, 4) and ds.labels.tolist() == [0, 1, 2, 1, 2, 3]
+
+
+def test_images_backend(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    for c, v in (("cat", 10), ("dog", 200)):
+        (tmp_path / c).mkdir()
+        for i in range(2):
+            Image.fromarray(np.full((5, 6, 3), v + i, np.uint8)).save(tmp_path / c / f"{i}.png")
+    from netcli.data.sources import load_images
+    ds = load_images(str(tmp_path))
+    assert ds.images.shape == (4, 3, 5, 6) and ds.labels.tolist() == [0, 0, 1, 1] and ds.classes == ["cat", "dog"]
+
+
+def test_data_fetch_command(fake_mnist, tmp_path):
+    from click.testing import CliRunner
+    from netcli.cli import cli
+    r = CliRunner().invoke(cli, ["data", "fetch", "mnist", "--dir", str(tmp_path / "m")], obj={})
+    assert r.exit_code == 0, r.output
+    assert "mnist: files in" in r.output and len(os.listdir(tmp_path / "m")) == 4
+    r = CliRunner().invoke(cli, ["data", "fetch", "cifar"], obj={})
+    assert r.exit_code == 1 and "unknown dataset 'cifar'" in r.output

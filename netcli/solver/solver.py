@@ -105,7 +105,6 @@ class Solver:
         self.snapshot_interval = from_epochs("snapshot_epochs", p.snapshot_epochs) if p.snapshot_epochs else p.snapshot
         whole = [math.ceil(t.data_size() / t.batch_size()) if t.data_size() else 0 for t in self.test_nets]
         self.test_iters = [p.test_iter[0] if p.test_iter else whole[0]] + whole[1:]
-        self.test_iter = self.test_iters[0]
         if self.test_interval and not self.test_iter:
             raise ConfigError(f"{self._where(p, 'test_interval')}: field 'test_iter': the TEST net has no Data "
                               "layer, so test_iter must be given")
@@ -143,6 +142,15 @@ class Solver:
         w = weights or (",".join(p.weights) if p.weights else None)
         if w:
             self.finetune(w)
+
+    @property
+    def test_iter(self):
+        """Batches per periodic test (the first test net's)."""
+        return self.test_iters[0]
+
+    @test_iter.setter
+    def test_iter(self, n):
+        self.test_iters[0] = n
 
     # -- setup helpers -------------------------------------------------------------------------
     def finetune(self, weights):
