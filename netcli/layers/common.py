@@ -71,46 +71,56 @@ class InnerProduct(Layer):
             self.add_param((self.N,), p.bias_filler)
         self.transpose = p.transpose
         dt = bottoms[0].data.dtype
-        # Split the rows over threads when the GEMM is big enough to pay for it.
-        self.ranges = threads.chunks(self.M) if self.M * self.K * self.N >= 2 ** 20 else [(0, self.M)]
-        wshape = (self.K, self.N) if p.transpose else (self.N, self.K)
-        self.dw = [np.empty(wshape, dt) for _ in self.ranges]
-        self.db = [np.empty(self.N, dt) for _ in self.ranges]
+        # Threads split the outputs (forward, weight gradient: no cross-thread sum needed) and the
+        # rows (input gradient), when the GEMM is big enough to pay for it.
+        big = self.M * self.K * self.N >= 2 ** 20
+        self.out_ranges = threads.chunks(self.N) if big else [(0, self.N)]
+        self.row_ranges = threads.chunks(self.M) if big else [(0, self.M)]
+        self.ybuf = [np.empty((self.M, hi - lo), dt) for lo, hi in self.out_ranges]
+        self.dwbuf = [np.empty((hi - lo, self.K) if not p.transpose else (self.K, hi - lo), dt)
+                      for lo, hi in self.out_ranges]
+
+    def _w_out(self, lo, hi):
+        """The (K, hi-lo) block of the weights that produces outputs lo..hi."""
+        w = self.blobs[0].data
+        return w[:, lo:hi] if self.transpose else w[lo:hi].T
 
     def forward(self, bottoms, tops):
         x = bottoms[0].data.reshape(self.M, self.K)
         y = tops[0].data.reshape(self.M, self.N)
-        w = self.blobs[0].data
-        wt = w if self.transpose else w.T
         b = self.blobs[1].data if len(self.blobs) > 1 else None
 
         def chunk(i, lo, hi):
-            np.dot(x[lo:hi], wt, out=y[lo:hi])
+            buf = self.ybuf[i]
+            np.dot(x, self._w_out(lo, hi), out=buf)
             if b is not None:
-                y[lo:hi] += b
-        threads.run(chunk, self.ranges)
+                buf += b[lo:hi]
+            y[:, lo:hi] = buf
+        threads.run(chunk, self.out_ranges)
 
     def backward(self, tops, propagate_down, bottoms):
         x = bottoms[0].data.reshape(self.M, self.K)
         dy = tops[0].diff.reshape(self.M, self.N)
         dx = bottoms[0].diff.reshape(self.M, self.K)
-        w = self.blobs[0].data
+        w, dw = self.blobs[0].data, self.blobs[0].diff
         bias = len(self.blobs) > 1
 
-        def chunk(i, lo, hi):
+        def param_chunk(i, lo, hi):
+            buf = self.dwbuf[i]
             if self.transpose:
-                np.dot(x[lo:hi].T, dy[lo:hi], out=self.dw[i])
+                np.dot(x.T, dy[:, lo:hi], out=buf)
+                dw[:, lo:hi] += buf
             else:
-                np.dot(dy[lo:hi].T, x[lo:hi], out=self.dw[i])
+                np.dot(dy[:, lo:hi].T, x, out=buf)
+                dw[lo:hi] += buf
             if bias:
-                np.sum(dy[lo:hi], axis=0, out=self.db[i])
-            if propagate_down[0]:
-                np.dot(dy[lo:hi], w.T if self.transpose else w, out=dx[lo:hi])
-        threads.run(chunk, self.ranges)
-        for i in range(len(self.ranges)):   # a fixed order: the same sums on every run
-            self.blobs[0].diff += self.dw[i]
-            if bias:
-                self.blobs[1].diff += self.db[i]
+                self.blobs[1].diff[lo:hi] += dy[:, lo:hi].sum(axis=0)
+
+        def input_chunk(i, lo, hi):
+            np.dot(dy[lo:hi], w.T if self.transpose else w, out=dx[lo:hi])
+        threads.run(param_chunk, self.out_ranges)
+        if propagate_down[0]:
+            threads.run(input_chunk, self.row_ranges)
 
     def flops(self, bottoms, tops):
         return 2 * self.K * self.N * (self.M // max(bottoms[0].shape[0], 1))
