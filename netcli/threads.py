@@ -59,7 +59,9 @@ def pool():
 
 
 def chunks(total, parts=None):
-    """Split range(total) into at most `parts` (default: count()) contiguous (lo, hi) ranges."""
+    """Split range(total) into at most `parts` (default: count()) contiguous (lo, hi) ranges.
+    Layers call this at setup, which is also when BLAS is pinned to one thread."""
+    _limit_blas()
     parts = max(1, min(parts or count(), total))
     step, extra = divmod(total, parts)
     out, lo = [], 0

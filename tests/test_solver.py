@@ -204,3 +204,21 @@ def test_solver_errors_name_file_line_field(tmp_path):
     open(path, "a").write("base_lr: fast\n")
     with pytest.raises(ConfigError, match="appears twice"):
         netcli.Solver(path)
+
+
+def test_clip_gradients_scales_to_the_global_norm(tmp_path):
+    path = make_tiny(tmp_path, momentum=0.0, drop=0.0, mirror="false", extra="clip_gradients: 0.01\n")
+    s = netcli.Solver(path, progress=False)
+    net = s.net
+    w0 = net.param_data.copy()
+    net.clear_param_diffs()
+    net.forward_backward()
+    g = net.param_diff.astype(np.float64).copy()
+    norm = np.sqrt((g * g).sum())
+    assert norm > 0.01
+    rate = s.learning_rate()
+    s._apply_update(False)
+    lr = np.repeat(net.lr_mults, np.diff(net.param_offsets))
+    decay = np.repeat(net.decay_mults, np.diff(net.param_offsets)) * 0.0005
+    expected = w0 - rate * lr * (g * 0.01 / norm + decay * w0)     # clipped first, then weight decay
+    np.testing.assert_allclose(net.param_data, expected, rtol=1e-5, atol=1e-8)
