@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from . import __version__
+
 
 class Group(click.Group):
     """User mistakes (NetcliError) exit 1 with a message, without a traceback unless --debug."""
@@ -31,7 +33,7 @@ class Group(click.Group):
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads for kernels and BLAS (default: all cores).")
-@click.version_option(package_name="netcli")
+@click.version_option(version=__version__, prog_name="netcli")
 @click.pass_context
 def cli(ctx, debug, threads):
     """netcli: train, test and time Caffe-style nets written in YAML."""
