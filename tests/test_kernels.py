@@ -102,3 +102,58 @@ def test_avepool_against_reference(shape):
     dx = np.full(x.shape, 3.0, np.float32)
     pool.avepool_backward(dout, dx, k[0], k[1], s[0], s[1], p[0], p[1])
     assert np.isclose(np.vdot(out.astype(np.float64), dout), np.vdot(x.astype(np.float64), dx), rtol=1e-4)
+
+
+def _random_geometries(count, seed=7):
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < count:
+        N, C = rng.integers(1, 4), rng.integers(1, 4)
+        KH, KW = rng.integers(1, 5, 2)
+        SH, SW, DH, DW = rng.integers(1, 3, 4)
+        PH, PW = rng.integers(0, 3, 2)
+        H, W = rng.integers(3, 12, 2)
+        OH = (H + 2 * PH - (DH * (KH - 1) + 1)) // SH + 1
+        OW = (W + 2 * PW - (DW * (KW - 1) + 1)) // SW + 1
+        if OH > 0 and OW > 0:
+            out.append(tuple(int(v) for v in (N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW)))
+    return out
+
+
+@pytest.mark.parametrize("shape", _random_geometries(12))
+def test_im2col_col2im_random_geometry(shape):
+    test_im2col_and_col2im(shape, np.float32)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 2, 2), (2, 3, 8, 6), (3, 5, 24, 24)])
+def test_maxpool2x2_fast_path_matches_general_kernel(shape):
+    x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    out = np.empty(shape[:2] + (shape[2] // 2, shape[3] // 2), np.float32)
+    mask = np.empty(out.shape, np.int32)
+    pool.maxpool2x2_forward(x, out, mask)
+    ref_out, ref_mask = np.empty_like(out), np.empty_like(mask)
+    pool.maxpool_forward(x, ref_out, ref_mask, 2, 2, 2, 2, 0, 0)
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(mask, ref_mask)
+    np.testing.assert_array_equal(out, pool2d(x, (2, 2), (2, 2), (0, 0), "MAX").astype(np.float32))
+
+
+@pytest.mark.parametrize("N,K,OH,OW", [(1, 1, 1, 1), (2, 3, 4, 5), (5, 7, 3, 2)])
+def test_gemm_layout_moves(N, K, OH, OW):
+    rng = np.random.default_rng(4)
+    P = OH * OW
+    res = rng.standard_normal((K, N * P)).astype(np.float32)
+    bias = rng.standard_normal(K).astype(np.float32)
+    y = np.empty((N, K, OH, OW), np.float32)
+    conv.gemm_to_nchw(res, bias, y)
+    ref = res.reshape(K, N, OH, OW).transpose(1, 0, 2, 3) + bias.reshape(1, K, 1, 1)
+    np.testing.assert_allclose(y, ref, rtol=1e-6)
+    conv.gemm_to_nchw(res, np.zeros(0, np.float32), y)
+    np.testing.assert_array_equal(y, res.reshape(K, N, OH, OW).transpose(1, 0, 2, 3))
+    dy = rng.standard_normal((N, K, OH, OW)).astype(np.float32)
+    dres = np.empty((K, N * P), np.float32)
+    db = rng.standard_normal(K).astype(np.float32)
+    db0 = db.copy()
+    conv.nchw_to_gemm(dy, dres, db)
+    np.testing.assert_array_equal(dres, dy.transpose(1, 0, 2, 3).reshape(K, -1))
+    np.testing.assert_allclose(db, db0 + dy.sum(axis=(0, 2, 3)), rtol=1e-5)
