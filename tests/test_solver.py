@@ -222,3 +222,12 @@ def test_clip_gradients_scales_to_the_global_norm(tmp_path):
     decay = np.repeat(net.decay_mults, np.diff(net.param_offsets)) * 0.0005
     expected = w0 - rate * lr * (g * 0.01 / norm + decay * w0)     # clipped first, then weight decay
     np.testing.assert_allclose(net.param_data, expected, rtol=1e-5, atol=1e-8)
+
+
+def test_unwritable_snapshot_folder_fails_before_training(tmp_path):
+    s = netcli.Solver(make_tiny(tmp_path), progress=False)
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    s.prefix = str(tmp_path / "blocker" / "sub" / "snap")
+    with pytest.raises(NetcliError, match="cannot write snapshots to"):
+        s.solve()
+    assert s.iter == 0

@@ -20,6 +20,7 @@ import math
 import os
 import signal
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -254,6 +255,7 @@ class Solver:
         """Caffe's Solve: optionally restore, train to max_iter, final snapshot."""
         if resume_file:
             self.restore(resume_file)
+        self._check_snapshot_folder()
         log.info(f"Solving {self.net.name}")
         log.info(f"Learning Rate Policy: {self.p.lr_policy}")
         log.info(f"Solver: {NAMES[self.p.type]}, {self.max_iter} iterations"
@@ -273,6 +275,17 @@ class Solver:
             self.final_test = self.test(1)
         log.info("Optimization Done.")
         return True
+
+    def _check_snapshot_folder(self):
+        """Fail now, not after hours of training, if snapshots cannot be written (as Caffe)."""
+        folder = os.path.dirname(os.path.abspath(self.prefix))
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".netcli-probe-"):
+                pass
+        except OSError as e:
+            raise NetcliError(f"cannot write snapshots to '{folder}' (snapshot_prefix {self.prefix}): "
+                              f"{e.strerror}") from None
 
     def _after_test(self):
         """Early stopping and the plateau policy, from the test just run."""
