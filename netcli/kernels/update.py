@@ -46,3 +46,36 @@ def adam(w, g, m, v, lr, decay, rate, b1, b2, eps, scale, l1):
         m[i] = mi
         v[i] = vi
         w[i] -= rate * lr[i] * mi / (vi ** 0.5 + eps)
+
+
+@njit(cache=True, nogil=True)
+def adagrad(w, g, h, lr, decay, rate, eps, scale, l1):
+    """h += g'^2;  w -= rate*lr * g' / (sqrt(h) + eps)"""
+    for i in range(w.shape[0]):
+        gi = _grad(g[i], w[i], decay[i], scale, l1)
+        hi = h[i] + gi * gi
+        h[i] = hi
+        w[i] -= rate * lr[i] * gi / (hi ** 0.5 + eps)
+
+
+@njit(cache=True, nogil=True)
+def rmsprop(w, g, h, lr, decay, rate, rms_decay, eps, scale, l1):
+    """h = rms_decay*h + (1-rms_decay)*g'^2;  w -= rate*lr * g' / (sqrt(h) + eps)"""
+    for i in range(w.shape[0]):
+        gi = _grad(g[i], w[i], decay[i], scale, l1)
+        hi = rms_decay * h[i] + (1.0 - rms_decay) * gi * gi
+        h[i] = hi
+        w[i] -= rate * lr[i] * gi / (hi ** 0.5 + eps)
+
+
+@njit(cache=True, nogil=True)
+def adadelta(w, g, h, h2, lr, decay, rate, rho, eps, scale, l1):
+    """h = rho*h + (1-rho)*g'^2;  dx = g' * sqrt((h2+eps)/(h+eps));  h2 = rho*h2 + (1-rho)*dx^2;
+    w -= rate*lr * dx"""
+    for i in range(w.shape[0]):
+        gi = _grad(g[i], w[i], decay[i], scale, l1)
+        hi = rho * h[i] + (1.0 - rho) * gi * gi
+        dx = gi * ((h2[i] + eps) / (hi + eps)) ** 0.5
+        h[i] = hi
+        h2[i] = rho * h2[i] + (1.0 - rho) * dx * dx
+        w[i] -= rate * lr[i] * dx
