@@ -39,6 +39,7 @@ def test_early_stopping_stops_at_the_right_test_and_keeps_best(tmp_path):
     assert sorted(saved) == [0, 10, 20]
     best = netcli.Net(str(tmp_path / "net.yaml"), phase="TEST", weights=str(tmp_path / "snaps" / "tiny_best.weights.npz"))
     np.testing.assert_array_equal(best.param_data, saved[20])
+    np.testing.assert_array_equal(s.net.param_data, saved[20])     # training ends on the best weights
     assert os.path.exists(tmp_path / "snaps" / "tiny_iter_50.solverstate.npz")
 
 

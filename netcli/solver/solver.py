@@ -309,9 +309,11 @@ class Solver:
                 log.info(f"Plateau: {m['monitor']} has not improved for {m['patience']} tests (best {m['best']:.6g}); "
                          f"lr = {self.learning_rate():.6g} from iteration {self.iter}")
             else:
+                best = f"{self.prefix}_best.weights.npz"
                 log.info(f"Early stopping at iteration {self.iter}: {m['monitor']} has not improved for "
-                         f"{m['patience']} tests (best {m['best']:.6g} at iteration {m['best_iter']}, weights in "
-                         f"{self.prefix}_best.weights.npz)")
+                         f"{m['patience']} tests (best {m['best']:.6g} at iteration {m['best_iter']}); "
+                         f"restoring the best weights from {best}")
+                self.net.load(best)    # the final snapshot and TEST pass are of the best model
                 self.early_stopped = True
 
     def smoothed_loss(self):

@@ -37,7 +37,8 @@ SOLVER = Message("SolverParameter", [
           "learning-rate policy: fixed, step, exp, inv, multistep, poly, sigmoid, plateau"),
     Field("plateau", PLATEAU, None, "lr_policy plateau: {monitor, mode, patience, min_delta}; the factor is gamma"),
     Field("early_stopping", EARLY_STOPPING, None, "{monitor, mode, patience, min_delta}: stop when the monitored "
-          "test output stops improving; the best weights go to <prefix>_best.weights.npz"),
+          "test output stops improving; the best weights go to <prefix>_best.weights.npz and are restored "
+          "when it stops"),
     Field("gamma", "float", 0.0, "step/exp/inv/multistep/sigmoid parameter"),
     Field("power", "float", 0.0, "inv/poly exponent"),
     Field("stepsize", "int", 0, "step: iterations per step; sigmoid: centre", check=non_negative),
