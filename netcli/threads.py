@@ -4,7 +4,8 @@ that thread alone, so BLAS is kept to one thread. Two pools (BLAS's and ours, or
 spin against each other on the same cores.
 
 The thread count is chosen once, before the first Net is built: `set_threads(n)` (the CLI's
---threads), else $NETCLI_THREADS, else every usable core."""
+--threads), else $NETCLI_THREADS, else every usable core. The threads that compute also flush
+subnormal floats to zero (netcli/kernels/fpmode.py)."""
 from __future__ import annotations
 
 import os
@@ -38,10 +39,13 @@ def count():
     return _state["n"] or set_threads()
 
 
-def _limit_blas():
+def _prepare():
+    """Once, before compute: BLAS to one thread, and flush-to-zero in this (the main) thread."""
     if _state["blas_limited"]:
         return
     _state["blas_limited"] = True
+    from .kernels.fpmode import flush_denormals
+    flush_denormals()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:   # only possible if installed without its dependencies
@@ -49,19 +53,24 @@ def _limit_blas():
     threadpool_limits(1, user_api="blas")
 
 
+def _worker_init():
+    from .kernels.fpmode import flush_denormals
+    flush_denormals()
+
+
 def pool():
     """The shared thread pool (count() - 1 workers; the calling thread does one chunk)."""
     n = count()
-    _limit_blas()
+    _prepare()
     if _state["pool"] is None and n > 1:
-        _state["pool"] = ThreadPoolExecutor(n - 1, thread_name_prefix="netcli")
+        _state["pool"] = ThreadPoolExecutor(n - 1, thread_name_prefix="netcli", initializer=_worker_init)
     return _state["pool"]
 
 
 def chunks(total, parts=None):
     """Split range(total) into at most `parts` (default: count()) contiguous (lo, hi) ranges.
     Layers call this at setup, which is also when BLAS is pinned to one thread."""
-    _limit_blas()
+    _prepare()
     parts = max(1, min(parts or count(), total))
     step, extra = divmod(total, parts)
     out, lo = [], 0

@@ -157,3 +157,16 @@ def test_gemm_layout_moves(N, K, OH, OW):
     conv.nchw_to_gemm(dy, dres, db)
     np.testing.assert_array_equal(dres, dy.transpose(1, 0, 2, 3).reshape(K, -1))
     np.testing.assert_allclose(db, db0 + dy.sum(axis=(0, 2, 3)), rtol=1e-5)
+
+
+def test_compute_threads_flush_subnormals():
+    from netcli import threads
+    from netcli.kernels.fpmode import X86
+    if not X86:
+        pytest.skip("flush-to-zero is x86 only")
+    threads.chunks(4)                      # layer setup prepares the main thread
+    out = []
+    threads.run(lambda i, lo, hi: out.append(float((np.array([1e-39], np.float32) * np.float32(2))[0])),
+                threads.chunks(4, 2))
+    assert float((np.array([1e-39], np.float32) * np.float32(2))[0]) == 0.0
+    assert out == [0.0] * len(out)

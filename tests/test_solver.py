@@ -231,3 +231,17 @@ def test_unwritable_snapshot_folder_fails_before_training(tmp_path):
     with pytest.raises(NetcliError, match="cannot write snapshots to"):
         s.solve()
     assert s.iter == 0
+
+
+@pytest.mark.parametrize("kind", ["SGD", "NESTEROV", "ADAGRAD", "RMSPROP", "ADADELTA", "ADAM"])
+def test_updates_flush_subnormals_to_zero(kind):
+    p = params(type=kind, momentum=0.0 if kind in ("ADAGRAD", "RMSPROP") else 0.9)
+    n = 4
+    rule = updates.RULES[kind](p, np.ones(n, np.float32), np.zeros(n, np.float32))
+    w = np.array([1e-39, -2e-40, 0.5, 1e-20], np.float32)     # two subnormal weights
+    g = np.array([0.0, 0.0, 0.1, 0.0], np.float32)
+    rule.step(w, g, 0.01, 0)
+    tiny = np.finfo(np.float32).tiny
+    for a in [w] + rule.history:
+        assert not np.any((a != 0) & (np.abs(a) < tiny)), a
+    assert w[0] == 0 and w[1] == 0 and w[2] != 0.5 and w[3] != 0

@@ -2,8 +2,20 @@
 
 Every kernel first forms the gradient Caffe's solver uses: g' = scale*g + decay*w (L2) or
 decay*sign(w) (L1), with `scale` = 1/iter_size times any clipping factor and `decay` the
-per-element weight_decay*decay_mult; then applies its rule with the per-element rate lr*rate."""
+per-element weight_decay*decay_mult; then applies its rule with the per-element rate lr*rate.
+
+Results below float32's smallest normal number are stored as zero (flush to zero): under weight
+decay some weights and running averages drift into the subnormal range, where every BLAS and
+arithmetic operation that touches them becomes many times slower (RMSProp on LeNet went from 58 to
+15 iterations/s), and they carry nothing a float32 net can use."""
 from numba import njit
+
+TINY = 1.1754943508222875e-38  # np.finfo(np.float32).tiny
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ftz(v):
+    return v if abs(v) >= TINY else 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -20,8 +32,8 @@ def sgd(w, g, h, lr, decay, rate, momentum, scale, l1):
     for i in range(w.shape[0]):
         gi = _grad(g[i], w[i], decay[i], scale, l1)
         hi = momentum * h[i] + rate * lr[i] * gi
-        h[i] = hi
-        w[i] -= hi
+        h[i] = _ftz(hi)
+        w[i] = _ftz(w[i] - hi)
 
 
 @njit(cache=True, nogil=True)
@@ -31,8 +43,8 @@ def nesterov(w, g, h, lr, decay, rate, momentum, scale, l1):
         gi = _grad(g[i], w[i], decay[i], scale, l1)
         prev = h[i]
         hi = momentum * prev + rate * lr[i] * gi
-        h[i] = hi
-        w[i] -= (1.0 + momentum) * hi - momentum * prev
+        h[i] = _ftz(hi)
+        w[i] = _ftz(w[i] - ((1.0 + momentum) * hi - momentum * prev))
 
 
 @njit(cache=True, nogil=True)
@@ -43,9 +55,9 @@ def adam(w, g, m, v, lr, decay, rate, b1, b2, eps, scale, l1):
         gi = _grad(g[i], w[i], decay[i], scale, l1)
         mi = b1 * m[i] + (1.0 - b1) * gi
         vi = b2 * v[i] + (1.0 - b2) * gi * gi
-        m[i] = mi
-        v[i] = vi
-        w[i] -= rate * lr[i] * mi / (vi ** 0.5 + eps)
+        m[i] = _ftz(mi)
+        v[i] = _ftz(vi)
+        w[i] = _ftz(w[i] - rate * lr[i] * mi / (vi ** 0.5 + eps))
 
 
 @njit(cache=True, nogil=True)
@@ -54,8 +66,8 @@ def adagrad(w, g, h, lr, decay, rate, eps, scale, l1):
     for i in range(w.shape[0]):
         gi = _grad(g[i], w[i], decay[i], scale, l1)
         hi = h[i] + gi * gi
-        h[i] = hi
-        w[i] -= rate * lr[i] * gi / (hi ** 0.5 + eps)
+        h[i] = _ftz(hi)
+        w[i] = _ftz(w[i] - rate * lr[i] * gi / (hi ** 0.5 + eps))
 
 
 @njit(cache=True, nogil=True)
@@ -64,8 +76,8 @@ def rmsprop(w, g, h, lr, decay, rate, rms_decay, eps, scale, l1):
     for i in range(w.shape[0]):
         gi = _grad(g[i], w[i], decay[i], scale, l1)
         hi = rms_decay * h[i] + (1.0 - rms_decay) * gi * gi
-        h[i] = hi
-        w[i] -= rate * lr[i] * gi / (hi ** 0.5 + eps)
+        h[i] = _ftz(hi)
+        w[i] = _ftz(w[i] - rate * lr[i] * gi / (hi ** 0.5 + eps))
 
 
 @njit(cache=True, nogil=True)
@@ -76,6 +88,6 @@ def adadelta(w, g, h, h2, lr, decay, rate, rho, eps, scale, l1):
         gi = _grad(g[i], w[i], decay[i], scale, l1)
         hi = rho * h[i] + (1.0 - rho) * gi * gi
         dx = gi * ((h2[i] + eps) / (hi + eps)) ** 0.5
-        h[i] = hi
-        h2[i] = rho * h2[i] + (1.0 - rho) * dx * dx
-        w[i] -= rate * lr[i] * dx
+        h[i] = _ftz(hi)
+        h2[i] = _ftz(rho * h2[i] + (1.0 - rho) * dx * dx)
+        w[i] = _ftz(w[i] - rate * lr[i] * dx)
