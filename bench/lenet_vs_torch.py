@@ -12,7 +12,6 @@ times of both, and each worker's peak memory. PyTorch is not a netcli dependency
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import statistics

@@ -16,7 +16,7 @@ import numpy as np
 from .blob import Blob
 from .config.net_spec import LAYER_COMMON, NET_TOP
 from .config.schema import Field, Message, Problems, did_you_mean
-from .config.yamlload import LDict, LList, Loc, load_yaml
+from .config.yamlload import LDict, Loc, load_yaml
 from .errors import ConfigError
 from .fillers import check_filler_shape, fill
 from .layers import REGISTRY, LayerError
@@ -119,8 +119,6 @@ class Net:
         top = NET_TOP.parse(rest, problems, None, "")
         self.name = top.name
         self.force_backward = top.force_backward
-        if top.state.phase is not None and self.phase is None:
-            self.phase = top.state.phase
         raw = tree.get("layers") if isinstance(tree, dict) else None
         if raw is None and isinstance(tree, dict):
             raw = tree.get("layer")

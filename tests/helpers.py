@@ -7,7 +7,6 @@ import numpy as np
 from netcli.blob import Blob
 from netcli.config.schema import Problems
 from netcli.config.yamlload import LDict
-from netcli.fillers import fill
 from netcli.layers import REGISTRY
 from netcli.net import layer_message
 
@@ -28,7 +27,7 @@ def make_layer(type_, params=None, bottom_shapes=(), n_tops=1, phase="TRAIN", se
     tops = [Blob(f"t{i}") for i in range(n_tops)]
     layer = cls("L", p, phase, [b.name for b in bottoms], [t.name for t in tops], rng)
     layer.setup(bottoms, tops)
-    for b, fp in zip(layer.blobs, layer.fillers):
+    for b in layer.blobs:
         shape = b.data
         b.data = rng.standard_normal(shape).astype(dtype)
         b.diff = np.zeros(shape, dtype)

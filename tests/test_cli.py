@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 from click.testing import CliRunner
 
 from netcli.cli import cli

@@ -57,8 +57,6 @@ def test_update_rules_two_steps(kind, kw, reg):
     decay = (0.01 * rng.choice([0.0, 1.0], n)).astype(np.float32)
     rule = updates.RULES[kind](p, lr_mult, decay)
     w = w0.copy()
-    ref = w0.astype(np.float64)
-    hist = None
     for t, g in enumerate(grads):
         rule.step(w, g.copy(), 0.05, t, scale=0.5)
     # reference: the same two steps in float64, prepared gradient, per-element rate

@@ -1,5 +1,4 @@
 """A tiny dataset and net/solver files for solver and CLI tests."""
-import textwrap
 
 import numpy as np
 

@@ -34,9 +34,4 @@ LAYER_COMMON = [
 NET_TOP = Message("NetParameter", [
     Field("name", "str", "", "net name"),
     Field("force_backward", "bool", False, "compute every gradient, even into data"),
-    Field("state", Message("NetState", [
-        Field("phase", ("TRAIN", "TEST", "VALIDATION"), None, "phase"),
-        Field("level", "int", 0, "level"),
-        Field("stage", "str", None, "stages", repeated=True),
-    ]), None, "default NetState of this net"),
 ])

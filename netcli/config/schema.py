@@ -9,7 +9,7 @@ from dataclasses import dataclass, field as dc_field
 from typing import Any, Callable
 
 from ..errors import ConfigError
-from .yamlload import LDict, LList, Loc
+from .yamlload import LDict, Loc
 
 REQUIRED = object()  # default of a field that must be given
 
