@@ -6,6 +6,13 @@ Layout: images x are (N, C, H, W); columns are (C*KH*KW, N*OH*OW), row (c, i, j)
 from numba import njit
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _valid(O, S, P, off, L):
+    """The outputs o in [lo, hi) that read inside [0, L): o*S - P + off in range."""
+    lo = max(0, (P - off + S - 1) // S)
+    return lo, max(lo, min(O, (L - 1 + P - off) // S + 1))
+
+
 @njit(cache=True, nogil=True)
 def im2col(x, cols, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
     """cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow] = x[n, c, oh*SH - PH + i*DH, ow*SW - PW + j*DW]
@@ -17,12 +24,10 @@ def im2col(x, cols, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
     N, C, H, W = x.shape
     for c in range(C):
         for i in range(KH):
-            oh_lo = max(0, (PH - i * DH + SH - 1) // SH)
-            oh_hi = max(oh_lo, min(OH, (H - 1 + PH - i * DH) // SH + 1))
+            oh_lo, oh_hi = _valid(OH, SH, PH, i * DH, H)
             for j in range(KW):
                 row = cols[(c * KH + i) * KW + j]
-                ow_lo = max(0, (PW - j * DW + SW - 1) // SW)
-                ow_hi = max(ow_lo, min(OW, (W - 1 + PW - j * DW) // SW + 1))
+                ow_lo, ow_hi = _valid(OW, SW, PW, j * DW, W)
                 m = ow_hi - ow_lo
                 w_first = ow_lo * SW - PW + j * DW
                 full = ow_lo == 0 and ow_hi == OW
@@ -56,12 +61,10 @@ def col2im(cols, dx, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
         for c in range(C):
             xs = dx[n, c]
             for i in range(KH):
-                oh_lo = max(0, (PH - i * DH + SH - 1) // SH)
-                oh_hi = max(oh_lo, min(OH, (H - 1 + PH - i * DH) // SH + 1))
+                oh_lo, oh_hi = _valid(OH, SH, PH, i * DH, H)
                 for j in range(KW):
                     row = cols[(c * KH + i) * KW + j]
-                    ow_lo = max(0, (PW - j * DW + SW - 1) // SW)
-                    ow_hi = max(ow_lo, min(OW, (W - 1 + PW - j * DW) // SW + 1))
+                    ow_lo, ow_hi = _valid(OW, SW, PW, j * DW, W)
                     m = ow_hi - ow_lo
                     w_first = ow_lo * SW - PW + j * DW
                     for oh in range(oh_lo, oh_hi):

@@ -69,7 +69,7 @@ class Data(Layer):
     bottoms = (0, 0)
     tops = (1, 2)
     has_backward = False
-    base_dir = ""     # set by the Net: relative sources are relative to the config file's folder
+    base_dir = ""     # set by the Net: a relative source is looked up next to the net file, then in the cwd
 
     def setup(self, bottoms, tops):
         p, t = self.p.data_param, self.p.transform_param

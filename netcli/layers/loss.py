@@ -90,6 +90,7 @@ class SoftmaxWithLoss(Loss):
         picked = prob[o, lab, i]
         logp = np.log(np.maximum(picked, np.finfo(np.float32).tiny))
         n = normalizer(self.p.loss_param, self.outer, self.inner, int(valid.sum()))
+        self.saved = (lab, valid, n)    # backward reuses the checked labels of this forward
         tops[0].data[...] = -(logp * valid).sum() / n
         if len(tops) > 1:
             tops[1].data[...] = self.prob
@@ -97,13 +98,12 @@ class SoftmaxWithLoss(Loss):
     def backward(self, tops, propagate_down, bottoms):
         if not propagate_down[0]:
             return
-        prob, lab, valid = self._picked(bottoms)
+        lab, valid, n = self.saved
         dx = bottoms[0].diff.reshape(self.outer, self.C, self.inner)
-        np.copyto(dx, prob)
+        np.copyto(dx, self.prob.reshape(dx.shape))
         o, i = np.ogrid[:self.outer, :self.inner]
         dx[o, lab, i] -= 1
         dx *= valid[:, None, :]
-        n = normalizer(self.p.loss_param, self.outer, self.inner, int(valid.sum()))
         dx *= tops[0].diff / n
 
 
