@@ -19,6 +19,7 @@ from .config.schema import Field, Message, Problems, did_you_mean
 from .config.yamlload import LDict, Loc, load_yaml
 from .errors import ConfigError
 from .fillers import check_filler_shape, fill
+from . import threads
 from .layers import REGISTRY, LayerError
 
 PHASES = ("TRAIN", "TEST", "VALIDATION")
@@ -105,6 +106,7 @@ class Net:
         self._allocate_params(problems)
         problems.raise_if_any()
         self._plan_backward()
+        self._plan_rows()
         if weights:
             for w in str(weights).split(","):
                 self.load(w)
@@ -456,23 +458,83 @@ class Net:
         self.inputs = [t.name for l, tv in zip(self.layers, self.top_vecs) if l.type == "Input" for t in tv]
         self.loss = 0.0
 
+    def _plan_rows(self):
+        """Group consecutive row-parallel layers (RowParallel: samples independent) whose bottoms
+        and tops share one batch size into stretches. A stretch runs on every thread's rows back
+        to back, layer after layer, with one hand-off to the threads per pass instead of one per
+        layer. Param gradients from thread t > 0 go to a scratch copy of the flat diff buffer,
+        folded into param_diff at the end of backward, in thread order."""
+        self.stretches = []           # (batch size or None, [layer indices])
+        for i, layer in enumerate(self.layers):
+            blobs = self.bottom_vecs[i] + self.top_vecs[i]
+            n = blobs[0].shape[0] if layer.batch_parallel and blobs and blobs[0].data.ndim else None
+            if n is not None and any(b.data.ndim == 0 or b.shape[0] != n for b in blobs):
+                n = None
+            if n is not None and self.stretches and self.stretches[-1][0] == n:
+                self.stretches[-1][1].append(i)
+            else:
+                self.stretches.append((n, [i]))
+        self.stretches = [(n if n is not None and len(idx) > 1 else None, idx) for n, idx in self.stretches]
+        T = threads.count()
+        self.thread_diffs = np.zeros((T - 1, self.param_diff.size), self.dtype)
+        base = self.param_diff.__array_interface__["data"][0]
+
+        def view(scratch, diff):      # the scratch slot at the same offset as `diff` in param_diff
+            off = (diff.__array_interface__["data"][0] - base) // diff.itemsize
+            assert 0 <= off and off + diff.size <= scratch.size, "a param diff outside param_diff"
+            return scratch[off:off + diff.size].reshape(diff.shape)
+        self.thread_pdiffs = [[[b.diff for b in layer.blobs] for layer in self.layers]]
+        for scratch in self.thread_diffs:
+            self.thread_pdiffs.append([[view(scratch, b.diff) for b in layer.blobs] for layer in self.layers])
+        self._param_ranges = threads.chunks(max(self.param_diff.size, 1))
+
     # -- compute -----------------------------------------------------------------------------
     def forward(self, **inputs):
         """Run every layer forward; returns {output blob name: data}. Keyword arguments set
         blobs (by name) before running."""
         for k, v in inputs.items():
             self.blobs[k].data[...] = v
-        for layer, bottoms, tops in zip(self.layers, self.bottom_vecs, self.top_vecs):
-            layer.forward(bottoms, tops)
+        layers, bvecs, tvecs = self.layers, self.bottom_vecs, self.top_vecs
+        for n, idx in self.stretches:
+            if n is None:
+                for i in idx:
+                    layers[i].forward(bvecs[i], tvecs[i])
+                continue
+
+            def rows(t, lo, hi, idx=idx):
+                for i in idx:
+                    layers[i].forward_rows(bvecs[i], tvecs[i], t, lo, hi)
+            threads.run(rows, threads.chunks(n))
         self.loss = float(sum(w * float(t.data.sum()) for t, w in self.loss_tops))
         return {name: self.blobs[name].data for name in self.outputs}
 
     def backward(self):
         """Back-propagate from the loss tops; param diffs accumulate (call clear_param_diffs
         first, once per update)."""
-        for i in reversed(range(len(self.layers))):
-            if self.need_backward[i]:
-                self.layers[i].backward(self.top_vecs[i], self.propagate_down[i], self.bottom_vecs[i])
+        layers, bvecs, tvecs, pdown = self.layers, self.bottom_vecs, self.top_vecs, self.propagate_down
+        scratch_used = False
+        for n, idx in reversed(self.stretches):
+            idx = [i for i in reversed(idx) if self.need_backward[i]]
+            if n is None or self.thread_pdiffs is None:
+                for i in idx:
+                    layers[i].backward(tvecs[i], pdown[i], bvecs[i])
+                continue
+            if not idx:
+                continue
+            pdiffs = self.thread_pdiffs
+
+            def rows(t, lo, hi, idx=idx):
+                for i in idx:
+                    layers[i].backward_rows(tvecs[i], pdown[i], bvecs[i], t, lo, hi, pdiffs[t][i])
+            threads.run(rows, threads.chunks(n))
+            scratch_used = True
+        if scratch_used and len(self.thread_diffs):
+            from .kernels.update import add_and_zero
+
+            def fold(t, lo, hi):
+                for s in self.thread_diffs:
+                    add_and_zero(self.param_diff[lo:hi], s[lo:hi])
+            threads.run(fold, self._param_ranges)
 
     def forward_backward(self):
         self.forward()
@@ -525,6 +587,7 @@ class Net:
                     raise ConfigError(f"cannot share weights of layer '{name}': shape {mine.shape} "
                                       f"here, {theirs.shape} in the {other.phase} net")
                 mine.data, mine.diff = theirs.data, theirs.diff
+                self.thread_pdiffs = None    # diffs now live in `other`: backward goes layer by layer
 
     def save(self, path):
         from .snapshot import save_weights

@@ -54,8 +54,12 @@ def _prepare():
 
 
 def _worker_init():
+    import numpy as np
     from .kernels.fpmode import flush_denormals
     flush_denormals()
+    # Overflow in a diverging net is reported once, by the solver's loss check; these threads
+    # only run netcli's compute, so they do not warn (the main thread's np.errstate is its own).
+    np.seterr(over="ignore", invalid="ignore")
 
 
 def pool():

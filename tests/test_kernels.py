@@ -138,7 +138,7 @@ def test_maxpool2x2_fast_path_matches_general_kernel(shape):
     np.testing.assert_array_equal(out, pool2d(x, (2, 2), (2, 2), (0, 0), "MAX").astype(np.float32))
 
 
-@pytest.mark.parametrize("N,K,OH,OW", [(1, 1, 1, 1), (2, 3, 4, 5), (5, 7, 3, 2)])
+@pytest.mark.parametrize("N,K,OH,OW", [(1, 1, 1, 1), (2, 3, 4, 5), (5, 7, 3, 2), (2, 20, 24, 24)])
 def test_gemm_layout_moves(N, K, OH, OW):
     rng = np.random.default_rng(4)
     P = OH * OW
@@ -157,6 +157,77 @@ def test_gemm_layout_moves(N, K, OH, OW):
     conv.nchw_to_gemm(dy, dres, db)
     np.testing.assert_array_equal(dres, dy.transpose(1, 0, 2, 3).reshape(K, -1))
     np.testing.assert_allclose(db, db0 + dy.sum(axis=(0, 2, 3)), rtol=1e-5)
+
+
+def _wide_geometries(count, seed=11):
+    """Random geometries with C*KW of 16 and more (the row layout's use) and also smaller."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < count:
+        N, C = int(rng.integers(1, 4)), int(rng.integers(1, 24))
+        KH, KW = rng.integers(1, 6, 2)
+        SH, SW, DH, DW = rng.integers(1, 3, 4)
+        PH, PW = rng.integers(0, 3, 2)
+        H, W = rng.integers(3, 12, 2)
+        OH = (H + 2 * PH - (DH * (KH - 1) + 1)) // SH + 1
+        OW = (W + 2 * PW - (DW * (KW - 1) + 1)) // SW + 1
+        if OH > 0 and OW > 0:
+            out.append(tuple(int(v) for v in (N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW)))
+    return out
+
+
+@pytest.mark.parametrize("shape", SHAPES + _wide_geometries(12) + [(2, 20, 12, 12, 5, 5, 1, 1, 0, 0, 1, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2row_and_row2im(shape, dtype):
+    N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW = shape
+    OH = (H + 2 * PH - (DH * (KH - 1) + 1)) // SH + 1
+    OW = (W + 2 * PW - (DW * (KW - 1) + 1)) // SW + 1
+    geo = (KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    xt = rng.standard_normal((N, H, W, C)).astype(dtype)         # garbage, overwritten
+    conv.nchw_to_nhwc(x, xt)
+    np.testing.assert_array_equal(xt, x.transpose(0, 2, 3, 1))
+    rows = rng.standard_normal((N * OH * OW, KH * KW * C)).astype(dtype)
+    conv.im2row(xt, rows, *geo)
+    ref = ref_im2col(x, *geo).reshape(C, KH, KW, -1).transpose(3, 1, 2, 0).reshape(rows.shape)
+    np.testing.assert_array_equal(rows, ref)
+    r = rng.standard_normal(rows.shape).astype(dtype)
+    conv.row2im(r, xt, *geo)                    # xt holds garbage from before: must be overwritten
+    dx = np.empty_like(x)
+    conv.nhwc_to_nchw(xt, dx)
+    ref_dx = np.zeros(x.shape)
+    for q in range(rows.shape[0]):
+        n, rest = divmod(q, OH * OW)
+        oh, ow = divmod(rest, OW)
+        for col in range(rows.shape[1]):
+            ij, c = divmod(col, C)
+            i, j = divmod(ij, KW)
+            h, w = oh * SH - PH + i * DH, ow * SW - PW + j * DW
+            if 0 <= h < H and 0 <= w < W:
+                ref_dx[n, c, h, w] += r[q, col]
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("N,K,OH,OW", [(1, 1, 1, 1), (2, 3, 4, 5), (5, 7, 3, 2), (2, 50, 8, 8)])
+def test_row_layout_moves(N, K, OH, OW):
+    rng = np.random.default_rng(6)
+    P = OH * OW
+    res = rng.standard_normal((N * P, K)).astype(np.float32)
+    bias = rng.standard_normal(K).astype(np.float32)
+    y = np.empty((N, K, OH, OW), np.float32)
+    conv.rows_to_nchw(res, bias, y)
+    ref = res.reshape(N, OH, OW, K).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(y, ref + bias.reshape(1, K, 1, 1), rtol=1e-6)
+    conv.rows_to_nchw(res, np.zeros(0, np.float32), y)
+    np.testing.assert_array_equal(y, ref)
+    dy = rng.standard_normal((N, K, OH, OW)).astype(np.float32)
+    dres = np.empty((N * P, K), np.float32)
+    db = rng.standard_normal(K).astype(np.float32)
+    db0 = db.copy()
+    conv.nchw_to_rows(dy, dres, db)
+    np.testing.assert_array_equal(dres, dy.transpose(0, 2, 3, 1).reshape(N * P, K))
+    np.testing.assert_allclose(db, db0 + dy.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
 
 
 def test_compute_threads_flush_subnormals():

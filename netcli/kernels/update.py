@@ -27,6 +27,14 @@ def _grad(gi, wi, d, scale, l1):
 
 
 @njit(cache=True, nogil=True)
+def add_and_zero(dst, src):
+    """dst += src; src = 0 (folds a thread's scratch gradients into the params' diffs)."""
+    for i in range(dst.shape[0]):
+        dst[i] += src[i]
+        src[i] = 0.0
+
+
+@njit(cache=True, nogil=True)
 def sgd(w, g, h, lr, decay, rate, momentum, scale, l1):
     """h = momentum*h + rate*lr*g';  w -= h"""
     for i in range(w.shape[0]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import threads
 from ..blob import Blob
 from ..config.schema import Message
 
@@ -35,6 +36,7 @@ class Layer:
     loss = False                      # default loss_weight 1 on the first top
     no_grad_bottoms = ()              # bottom indices that never take a gradient (labels)
     has_backward = True
+    batch_parallel = False            # samples are independent: see RowParallel
 
     def __init__(self, name, p, phase, bottom_names, top_names, rng: np.random.Generator):
         self.name = name
@@ -79,6 +81,47 @@ class Layer:
     # -- FLOPs per image for `netcli check` (multiply-add = 2) ------------------------------------
     def flops(self, bottoms, tops):
         return 0
+
+
+class RowParallel(Layer):
+    """A layer whose samples (rows along axis 0 of every bottom and top) are computed
+    independently. It implements forward_rows/backward_rows for the rows [lo, hi) on thread t
+    (t indexes the layer's per-thread scratch, which follows threads.chunks(batch)). The Net runs
+    a stretch of such layers back to back on each thread's rows: one hand-off to the threads per
+    stretch, not per layer. forward/backward below run this layer alone the same way."""
+    batch_parallel = True
+
+    def forward_rows(self, bottoms, tops, t, lo, hi):
+        raise NotImplementedError
+
+    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
+        """Write bottom diffs of rows lo..hi and *add* those rows' param gradients to pdiffs
+        (arrays shaped like the param diffs: the params' own on thread 0, scratch on others)."""
+        raise NotImplementedError
+
+    def row_ranges(self, bottoms, tops):
+        n = (bottoms or tops)[0].shape[0]
+        if getattr(self, "_ranges_n", None) != n:
+            self._ranges, self._ranges_n = threads.chunks(n), n
+        return self._ranges
+
+    def forward(self, bottoms, tops):
+        threads.run(lambda t, lo, hi: self.forward_rows(bottoms, tops, t, lo, hi), self.row_ranges(bottoms, tops))
+
+    def backward(self, tops, propagate_down, bottoms):
+        ranges = self.row_ranges(bottoms, tops)
+        if not self.blobs:
+            threads.run(lambda t, lo, hi: self.backward_rows(tops, propagate_down, bottoms, t, lo, hi, []), ranges)
+            return
+        if getattr(self, "_scratch", None) is None or len(self._scratch) != len(ranges) - 1:
+            self._scratch = [[np.zeros_like(b.diff) for b in self.blobs] for _ in ranges[1:]]
+        diffs = [[b.diff for b in self.blobs]] + self._scratch
+        threads.run(lambda t, lo, hi: self.backward_rows(tops, propagate_down, bottoms, t, lo, hi, diffs[t]),
+                    ranges)
+        for extra in self._scratch:          # a fixed order: the same sums on every run
+            for b, d in zip(self.blobs, extra):
+                b.diff += d
+                d[...] = 0
 
 
 def canon_axis(axis, ndim, field):

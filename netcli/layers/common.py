@@ -7,7 +7,7 @@ import numpy as np
 from ..config.schema import Field, Message, REQUIRED, positive
 from ..fillers import FILLER
 from .. import threads
-from .base import Layer, LayerError, canon_axis, register
+from .base import Layer, LayerError, RowParallel, canon_axis, register
 
 BLOB_SHAPE = Message("BlobShape", [
     Field("dim", "int", None, "the dimensions", repeated=True),
@@ -53,7 +53,7 @@ INNER_PRODUCT = Message("InnerProductParameter", [
 
 
 @register
-class InnerProduct(Layer):
+class InnerProduct(RowParallel):
     type = "InnerProduct"
     doc = "Fully connected: y = x W^T + b over the axes from `axis` on."
     params = {"inner_product_param": INNER_PRODUCT}
@@ -65,62 +65,43 @@ class InnerProduct(Layer):
         self.M = int(np.prod(shape[:axis]))
         self.K = int(np.prod(shape[axis:]))
         self.N = p.num_output
+        self.R = self.M // shape[0] if shape[0] else 1   # GEMM rows per sample (1 when axis is 1)
         tops[0].reshape(shape[:axis] + (self.N,), bottoms[0].data.dtype)
         self.add_param((self.K, self.N) if p.transpose else (self.N, self.K), p.weight_filler)
         if p.bias_term:
             self.add_param((self.N,), p.bias_filler)
         self.transpose = p.transpose
-        dt = bottoms[0].data.dtype
-        # Threads split the outputs (forward, weight gradient: no cross-thread sum needed) and the
-        # rows (input gradient), when the GEMM is big enough to pay for it.
-        big = self.M * self.K * self.N >= 2 ** 20
-        self.out_ranges = threads.chunks(self.N) if big else [(0, self.N)]
-        self.row_ranges = threads.chunks(self.M) if big else [(0, self.M)]
-        self.ybuf = [np.empty((self.M, hi - lo), dt) for lo, hi in self.out_ranges]
-        self.dwbuf = [np.empty((hi - lo, self.K) if not p.transpose else (self.K, hi - lo), dt)
-                      for lo, hi in self.out_ranges]
+        # Per thread: the output transposed (W x^T runs ~1.6x faster in OpenBLAS than x W^T for
+        # few rows), and a weight gradient of full size (summed over threads later).
+        dt, ranges = bottoms[0].data.dtype, threads.chunks(shape[0])
+        self.ytbuf = [np.empty((self.N, (hi - lo) * self.R), dt) for lo, hi in ranges]
+        self.dwbuf = [np.empty(self.blobs[0].data, dt) for _ in ranges]
 
-    def _w_out(self, lo, hi):
-        """The (K, hi-lo) block of the weights that produces outputs lo..hi."""
-        w = self.blobs[0].data
-        return w[:, lo:hi] if self.transpose else w[lo:hi].T
+    def forward_rows(self, bottoms, tops, t, lo, hi):
+        r = slice(lo * self.R, hi * self.R)
+        x = bottoms[0].data.reshape(self.M, self.K)[r]
+        y = tops[0].data.reshape(self.M, self.N)[r]
+        w, yt = self.blobs[0].data, self.ytbuf[t]
+        np.dot(w.T if self.transpose else w, x.T, out=yt)
+        if len(self.blobs) > 1:
+            np.add(yt.T, self.blobs[1].data, out=y)
+        else:
+            y[...] = yt.T
 
-    def forward(self, bottoms, tops):
-        x = bottoms[0].data.reshape(self.M, self.K)
-        y = tops[0].data.reshape(self.M, self.N)
-        b = self.blobs[1].data if len(self.blobs) > 1 else None
-
-        def chunk(i, lo, hi):
-            buf = self.ybuf[i]
-            np.dot(x, self._w_out(lo, hi), out=buf)
-            if b is not None:
-                buf += b[lo:hi]
-            y[:, lo:hi] = buf
-        threads.run(chunk, self.out_ranges)
-
-    def backward(self, tops, propagate_down, bottoms):
-        x = bottoms[0].data.reshape(self.M, self.K)
-        dy = tops[0].diff.reshape(self.M, self.N)
-        dx = bottoms[0].diff.reshape(self.M, self.K)
-        w, dw = self.blobs[0].data, self.blobs[0].diff
-        bias = len(self.blobs) > 1
-
-        def param_chunk(i, lo, hi):
-            buf = self.dwbuf[i]
-            if self.transpose:
-                np.dot(x.T, dy[:, lo:hi], out=buf)
-                dw[:, lo:hi] += buf
-            else:
-                np.dot(dy[:, lo:hi].T, x, out=buf)
-                dw[lo:hi] += buf
-            if bias:
-                self.blobs[1].diff[lo:hi] += dy[:, lo:hi].sum(axis=0)
-
-        def input_chunk(i, lo, hi):
-            np.dot(dy[lo:hi], w.T if self.transpose else w, out=dx[lo:hi])
-        threads.run(param_chunk, self.out_ranges)
+    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
+        r = slice(lo * self.R, hi * self.R)
+        x = bottoms[0].data.reshape(self.M, self.K)[r]
+        dy = tops[0].diff.reshape(self.M, self.N)[r]
+        w, buf = self.blobs[0].data, self.dwbuf[t]
+        if self.transpose:
+            np.dot(x.T, dy, out=buf)
+        else:
+            np.dot(dy.T, x, out=buf)
+        pdiffs[0] += buf
+        if len(pdiffs) > 1:
+            pdiffs[1] += dy.sum(axis=0)
         if propagate_down[0]:
-            threads.run(input_chunk, self.row_ranges)
+            np.dot(dy, w.T if self.transpose else w, out=bottoms[0].diff.reshape(self.M, self.K)[r])
 
     def flops(self, bottoms, tops):
         return 2 * self.K * self.N * (self.M // max(bottoms[0].shape[0], 1))

@@ -8,7 +8,7 @@ import numpy as np
 from ..config.schema import Field, Message, REQUIRED, positive, non_negative
 from ..fillers import FILLER
 from .. import threads
-from .base import Layer, LayerError, register
+from .base import Layer, LayerError, RowParallel, register
 
 
 def _pair(p, base, default, prefix, required=False):
@@ -62,7 +62,7 @@ CONVOLUTION = Message("ConvolutionParameter", [
 
 
 @register
-class Convolution(Layer):
+class Convolution(RowParallel):
     type = "Convolution"
     doc = "2-D convolution: im2col + one GEMM per group over the whole batch."
     params = {"convolution_param": CONVOLUTION}
@@ -102,59 +102,74 @@ class Convolution(Layer):
         if p.bias_term:
             self.add_param((K,), p.bias_filler)
         dt = x.data.dtype
-        # One chunk of images per thread, each with its own GEMM buffers (allocated once).
+        # The patch layout (netcli/kernels/conv.py): rows on channels-last images when a kernel
+        # row spans at least 16 floats (C*KW), else columns. Each thread has its own buffers for
+        # its chunk of images, allocated once.
+        self.rows_layout = G == 1 and C * self.KW >= 16
         self.ranges = threads.chunks(N)
-        self.cols = [np.empty((G * self.CKK, (hi - lo) * P), dt) for lo, hi in self.ranges]
-        self.res = [np.empty((K, (hi - lo) * P), dt) for lo, hi in self.ranges]
-        self.dw = [np.empty((K, self.CKK), dt) for _ in self.ranges]
-        self.db = [np.zeros(K if p.bias_term else 0, dt) for _ in self.ranges]
-        self.dcols = None  # allocated on the first backward that needs it
+        counts = [hi - lo for lo, hi in self.ranges]
+        if self.rows_layout:
+            self.xt = [np.empty((n, H, W, C), dt) for n in counts]
+            self.cols = [np.empty((n * P, self.CKK), dt) for n in counts]
+            self.res = [np.empty((n * P, K), dt) for n in counts]
+            self.wr = [np.empty((K, self.KH, self.KW, C), dt) for _ in counts]
+        else:
+            self.cols = [np.empty((G * self.CKK, n * P), dt) for n in counts]
+            self.res = [np.empty((K, n * P), dt) for n in counts]
+        self.dw = [np.empty((K, self.CKK), dt) for _ in counts]
+        self.dcols = [np.empty_like(c) for c in self.cols]
         self.no_bias = np.zeros(0, dt)
 
     def _geometry(self):
         return self.KH, self.KW, self.SH, self.SW, self.PH, self.PW, self.DH, self.DW, self.OH, self.OW
 
-    def forward(self, bottoms, tops):
-        from ..kernels.conv import gemm_to_nchw, im2col
-        x, y = bottoms[0].data, tops[0].data
-        w = self.blobs[0].data.reshape(self.K, self.CKK)
+    def _rows_weights(self, t):
+        """This thread's copy of the weights as (K, KH*KW*C), the row layout's column order."""
+        wr = self.wr[t]
+        np.copyto(wr, self.blobs[0].data.transpose(0, 2, 3, 1))
+        return wr.reshape(self.K, self.CKK)
+
+    def forward_rows(self, bottoms, tops, t, lo, hi):
+        from ..kernels import conv
         bias = self.blobs[1].data if len(self.blobs) > 1 else self.no_bias
-        kg, ck, geo = self.K // self.G, self.CKK, self._geometry()
-
-        def chunk(i, lo, hi):
-            cols, res = self.cols[i], self.res[i]
-            im2col(x[lo:hi], cols, *geo)
-            for g in range(self.G):
-                np.dot(w[g * kg:(g + 1) * kg], cols[g * ck:(g + 1) * ck], out=res[g * kg:(g + 1) * kg])
-            gemm_to_nchw(res, bias, y[lo:hi])
-        threads.run(chunk, self.ranges)
-
-    def backward(self, tops, propagate_down, bottoms):
-        from ..kernels.conv import col2im, nchw_to_gemm
-        dy, dx = tops[0].diff, bottoms[0].diff
+        x, y, cols, res = bottoms[0].data[lo:hi], tops[0].data[lo:hi], self.cols[t], self.res[t]
+        if self.rows_layout:
+            conv.nchw_to_nhwc(x, self.xt[t])
+            conv.im2row(self.xt[t], cols, *self._geometry())
+            np.dot(cols, self._rows_weights(t).T, out=res)
+            conv.rows_to_nchw(res, bias, y)
+            return
         w = self.blobs[0].data.reshape(self.K, self.CKK)
-        kg, ck, geo = self.K // self.G, self.CKK, self._geometry()
-        prop = propagate_down[0]
-        if prop and self.dcols is None:
-            self.dcols = [np.empty_like(c) for c in self.cols]
+        kg, ck = self.K // self.G, self.CKK
+        conv.im2col(x, cols, *self._geometry())
+        for g in range(self.G):
+            np.dot(w[g * kg:(g + 1) * kg], cols[g * ck:(g + 1) * ck], out=res[g * kg:(g + 1) * kg])
+        conv.gemm_to_nchw(res, bias, y)
 
-        def chunk(i, lo, hi):
-            dres, cols, dw, db = self.res[i], self.cols[i], self.dw[i], self.db[i]
-            db[...] = 0
-            nchw_to_gemm(dy[lo:hi], dres, db)       # dy as (K, n*P), and the bias gradient
+    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
+        from ..kernels import conv
+        dy, dx = tops[0].diff[lo:hi], bottoms[0].diff[lo:hi]
+        dres, cols, dw, dcols = self.res[t], self.cols[t], self.dw[t], self.dcols[t]
+        dbias = pdiffs[1] if len(pdiffs) > 1 else self.no_bias
+        if self.rows_layout:
+            conv.nchw_to_rows(dy, dres, dbias)         # dy as (n*P, K), and the bias gradient
+            np.dot(dres.T, cols, out=dw)                 # weight gradient, columns (i, j, c)
+            pdiffs[0] += dw.reshape(self.K, self.KH, self.KW, -1).transpose(0, 3, 1, 2)
+            if propagate_down[0]:
+                np.dot(dres, self._rows_weights(t), out=dcols)
+                conv.row2im(dcols, self.xt[t], *self._geometry())
+                conv.nhwc_to_nchw(self.xt[t], dx)
+            return
+        w = self.blobs[0].data.reshape(self.K, self.CKK)
+        kg, ck = self.K // self.G, self.CKK
+        conv.nchw_to_gemm(dy, dres, dbias)             # dy as (K, n*P), and the bias gradient
+        for g in range(self.G):
+            np.dot(dres[g * kg:(g + 1) * kg], cols[g * ck:(g + 1) * ck].T, out=dw[g * kg:(g + 1) * kg])
+        pdiffs[0].reshape(self.K, self.CKK)[...] += dw
+        if propagate_down[0]:
             for g in range(self.G):
-                np.dot(dres[g * kg:(g + 1) * kg], cols[g * ck:(g + 1) * ck].T, out=dw[g * kg:(g + 1) * kg])
-            if prop:
-                dcols = self.dcols[i]
-                for g in range(self.G):
-                    np.dot(w[g * kg:(g + 1) * kg].T, dres[g * kg:(g + 1) * kg], out=dcols[g * ck:(g + 1) * ck])
-                col2im(dcols, dx[lo:hi], *geo)
-        threads.run(chunk, self.ranges)
-        wd = self.blobs[0].diff.reshape(self.K, self.CKK)
-        for i in range(len(self.ranges)):        # a fixed order: the same sums on every run
-            wd += self.dw[i]
-            if len(self.blobs) > 1:
-                self.blobs[1].diff += self.db[i]
+                np.dot(w[g * kg:(g + 1) * kg].T, dres[g * kg:(g + 1) * kg], out=dcols[g * ck:(g + 1) * ck])
+            conv.col2im(dcols, dx, *self._geometry())
 
     def flops(self, bottoms, tops):
         return 2 * self.K * self.CKK * self.OH * self.OW
@@ -177,7 +192,7 @@ POOLING = Message("PoolingParameter", [
 
 
 @register
-class Pooling(Layer):
+class Pooling(RowParallel):
     type = "Pooling"
     doc = "Max or average pooling with Caffe's output size and padding rules."
     params = {"pooling_param": POOLING}
@@ -223,34 +238,27 @@ class Pooling(Layer):
         self.mask = np.empty((N, C, OH, OW), np.int32) if self.max else None
         self.fast2x2 = (self.max and (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW) == (2, 2, 2, 2, 0, 0)
                         and H % 2 == 0 and W % 2 == 0)
-        self.ranges = threads.chunks(N)
 
-    def forward(self, bottoms, tops):
+    def forward_rows(self, bottoms, tops, t, lo, hi):
         from ..kernels import pool
-        x, y, m = bottoms[0].data, tops[0].data, self.mask
-        geo = (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
-
-        def chunk(i, lo, hi):
-            if self.fast2x2:
-                pool.maxpool2x2_forward(x[lo:hi], y[lo:hi], m[lo:hi])
-            elif self.max:
-                pool.maxpool_forward(x[lo:hi], y[lo:hi], m[lo:hi], *geo)
-            else:
-                pool.avepool_forward(x[lo:hi], y[lo:hi], *geo)
-        threads.run(chunk, self.ranges)
+        x, y = bottoms[0].data[lo:hi], tops[0].data[lo:hi]
+        if not self.max:
+            pool.avepool_forward(x, y, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
+            return
+        m = self.mask[lo:hi]
+        if self.fast2x2:
+            pool.maxpool2x2_forward(x, y, m)
+        else:
+            pool.maxpool_forward(x, y, m, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
         if len(tops) > 1:
-            tops[1].data[...] = self.mask
+            tops[1].data[lo:hi] = m
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
         from ..kernels import pool
         if not propagate_down[0]:
             return
-        dy, dx, m = tops[0].diff, bottoms[0].diff, self.mask
-        geo = (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
-
-        def chunk(i, lo, hi):
-            if self.max:
-                pool.maxpool_backward(dy[lo:hi], m[lo:hi], dx[lo:hi])
-            else:
-                pool.avepool_backward(dy[lo:hi], dx[lo:hi], *geo)
-        threads.run(chunk, self.ranges)
+        dy, dx = tops[0].diff[lo:hi], bottoms[0].diff[lo:hi]
+        if self.max:
+            pool.maxpool_backward(dy, self.mask[lo:hi], dx)
+        else:
+            pool.avepool_backward(dy, dx, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)

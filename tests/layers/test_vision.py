@@ -12,7 +12,20 @@ CONV_CASES = [
     ({"num_output": 3, "kernel_h": 3, "kernel_w": 2, "stride_h": 2, "stride_w": 1,
       "pad_h": 1, "pad_w": 0, "bias_term": False}, (2, 2, 7, 5)),
     ({"num_output": 2, "kernel_size": [2, 3], "stride": [1, 2], "pad": [0, 1]}, (1, 1, 5, 6)),
+    # C*KW >= 16: the channels-last row layout (the cases above use columns)
+    ({"num_output": 4, "kernel_size": 3}, (3, 6, 6, 7)),
+    ({"num_output": 3, "kernel_size": 3, "pad": 1, "stride": 2}, (2, 8, 7, 7)),
+    ({"num_output": 2, "kernel_size": 3, "dilation": 2, "pad": 2}, (1, 8, 7, 8)),
+    ({"num_output": 3, "kernel_h": 3, "kernel_w": 2, "stride_h": 2, "stride_w": 3,
+      "pad_h": 1, "pad_w": 1, "bias_term": False}, (2, 9, 7, 8)),
 ]
+ROWS_LAYOUT = [False] * 6 + [True] * 4
+
+
+def test_convolution_cases_cover_both_patch_layouts():
+    for (params, shape), rows in zip(CONV_CASES, ROWS_LAYOUT):
+        layer, _, _ = make_layer("Convolution", {"convolution_param": params}, [shape])
+        assert layer.rows_layout == rows, (params, shape)
 
 
 def _pair(v, default):
