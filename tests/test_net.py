@@ -177,3 +177,56 @@ def test_weights_load_reports_every_mismatch(tmp_path):
     for part in ("conv1/0: shape (10, 1, 5, 5) in the file, (20, 1, 5, 5) in the net", "ip2/1", "ip1/1: missing",
                  "extra/0: in the file but not in the net"):
         assert part in msg
+
+
+STRETCH_NET = """\
+name: stretch
+layers:
+  - {{name: in, type: Input, top: [data, label], input_param: {{shape: [{{dim: [{n}, 3, 10, 10]}}, {{dim: [{n}]}}]}}}}
+  - {{name: conv1, type: Convolution, bottom: data, top: conv1,
+     convolution_param: {{num_output: 8, kernel_size: 3, weight_filler: {{type: xavier}}, bias_filler: {{type: gaussian}}}}}}
+  - {{name: relu1, type: ReLU, bottom: conv1, top: conv1}}
+  - {{name: conv2, type: Convolution, bottom: conv1, top: conv2, param: [{{name: shared_w}}, {{}}],
+     convolution_param: {{num_output: 8, kernel_size: 3, pad: 1, weight_filler: {{type: xavier}}}}}}
+  - {{name: conv3, type: Convolution, bottom: conv2, top: conv3, param: [{{name: shared_w}}],
+     convolution_param: {{num_output: 8, kernel_size: 3, pad: 1, bias_term: false}}}}
+  - {{name: pool, type: Pooling, bottom: conv3, top: pool, pooling_param: {{pool: MAX, kernel_size: 2, stride: 2}}}}
+  - {{name: flat, type: Flatten, bottom: pool, top: flat}}
+  - {{name: ip, type: InnerProduct, bottom: flat, top: ip,
+     inner_product_param: {{num_output: 4, weight_filler: {{type: xavier}}, bias_filler: {{type: gaussian}}}}}}
+  - {{name: tanh, type: TanH, bottom: ip, top: t}}
+  - {{name: loss, type: SoftmaxWithLoss, bottom: [t, label], top: loss}}
+  - {{name: acc, type: Accuracy, bottom: [t, label], top: acc}}
+"""
+
+
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
+def test_row_stretches_match_layer_by_layer(tmp_path, nthreads):
+    """Per-sample layers run as stretches on each thread's rows (one hand-off per pass) with
+    per-thread param-gradient scratch; the result must equal running the layers one by one,
+    with shared weights, an in-place layer, a Flatten view, a Split and an uneven batch."""
+    from netcli import threads
+    old = threads.count()
+    threads.set_threads(nthreads)
+    try:
+        net = netcli.Net(write(tmp_path, STRETCH_NET.format(n=7)), phase="TRAIN", seed=1)
+        if nthreads > 1:
+            assert max(len(idx) for n, idx in net.stretches if n) >= 6
+        rng = np.random.default_rng(2)
+        x, y = rng.standard_normal((7, 3, 10, 10)).astype(np.float32), rng.integers(0, 4, 7).astype(np.float32)
+        net.clear_param_diffs()
+        net.forward(data=x, label=y)
+        net.backward()
+        got_loss, got_diff = net.loss, net.param_diff.copy()
+        assert np.abs(net.thread_diffs).max(initial=0) == 0        # scratch folded and cleared
+        net.clear_param_diffs()
+        for layer, b, t in zip(net.layers, net.bottom_vecs, net.top_vecs):
+            layer.forward(b, t)
+        for i in reversed(range(len(net.layers))):
+            if net.need_backward[i]:
+                net.layers[i].backward(net.top_vecs[i], net.propagate_down[i], net.bottom_vecs[i])
+        assert float(net.blobs["loss"].data) == pytest.approx(got_loss, rel=1e-6)
+        np.testing.assert_allclose(got_diff, net.param_diff, rtol=1e-4, atol=1e-6)
+        assert np.count_nonzero(got_diff) > 0.9 * got_diff.size
+    finally:
+        threads.set_threads(old)

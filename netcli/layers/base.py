@@ -105,10 +105,24 @@ class RowParallel(Layer):
             self._ranges, self._ranges_n = threads.chunks(n), n
         return self._ranges
 
+    @staticmethod
+    def _rows_of_scalars(blobs):
+        """0-d blobs (a loss value) as one row: views of shape (1,)."""
+        out = []
+        for b in blobs:
+            v = Blob(b.name)
+            v.share(b, (1,) if b.data.ndim == 0 else None)
+            out.append(v)
+        return out
+
     def forward(self, bottoms, tops):
+        if (bottoms or tops)[0].data.ndim == 0:
+            bottoms, tops = self._rows_of_scalars(bottoms), self._rows_of_scalars(tops)
         threads.run(lambda t, lo, hi: self.forward_rows(bottoms, tops, t, lo, hi), self.row_ranges(bottoms, tops))
 
     def backward(self, tops, propagate_down, bottoms):
+        if (bottoms or tops)[0].data.ndim == 0:
+            bottoms, tops = self._rows_of_scalars(bottoms), self._rows_of_scalars(tops)
         ranges = self.row_ranges(bottoms, tops)
         if not self.blobs:
             threads.run(lambda t, lo, hi: self.backward_rows(tops, propagate_down, bottoms, t, lo, hi, []), ranges)

@@ -143,13 +143,19 @@ FLATTEN = Message("FlattenParameter", [
 ])
 
 
-class _View(Layer):
+class _View(RowParallel):
     """Top is a reshaped view of the bottom: same memory for data and diff, nothing to compute."""
 
     def forward(self, bottoms, tops):
         pass
 
     def backward(self, tops, propagate_down, bottoms):
+        pass
+
+    def forward_rows(self, bottoms, tops, t, lo, hi):
+        pass
+
+    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
         pass
 
 
@@ -303,7 +309,7 @@ class Slice(Layer):
 
 
 @register
-class Split(Layer):
+class Split(RowParallel):
     type = "Split"
     doc = "Give one blob to several consumers; their gradients are summed (inserted automatically)."
     tops = (1, None)
@@ -314,16 +320,16 @@ class Split(Layer):
         for t in tops:
             t.reshape(bottoms[0].shape, bottoms[0].data.dtype)
 
-    def forward(self, bottoms, tops):
-        for t in tops:
-            np.copyto(t.data, bottoms[0].data)
+    def forward_rows(self, bottoms, tops, t, lo, hi):
+        for top in tops:
+            np.copyto(top.data[lo:hi], bottoms[0].data[lo:hi])
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
         if propagate_down[0]:
-            dx = bottoms[0].diff
-            np.copyto(dx, tops[0].diff)
-            for t in tops[1:]:
-                dx += t.diff
+            dx = bottoms[0].diff[lo:hi]
+            np.copyto(dx, tops[0].diff[lo:hi])
+            for top in tops[1:]:
+                dx += top.diff[lo:hi]
 
 
 ELTWISE = Message("EltwiseParameter", [

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, Problems
 from ..fillers import FILLER
-from .base import Layer, LayerError, register
+from .base import Layer, LayerError, RowParallel, register
 
 
 class Neuron(Layer):
@@ -25,65 +25,69 @@ RELU = Message("ReLUParameter", [
 ])
 
 
+class RowNeuron(Neuron, RowParallel):
+    """An element-wise activation computed on row ranges (so it joins the Net's stretches)."""
+
+
 @register
-class ReLU(Neuron):
+class ReLU(RowNeuron):
     type = "ReLU"
     doc = "y = max(x, 0) + negative_slope * min(x, 0)."
     params = {"relu_param": RELU}
 
     def setup_neuron(self, bottom):
-        self.pos = np.empty(bottom.shape, bool)
+        self.pos = np.empty(bottom.shape or (1,), bool)
 
-    def forward(self, bottoms, tops):
-        x, y = bottoms[0].data, tops[0].data
+    def forward_rows(self, bottoms, tops, t, lo, hi):
+        x, y, pos = bottoms[0].data[lo:hi], tops[0].data[lo:hi], self.pos[lo:hi]
         s = self.p.relu_param.negative_slope
-        np.greater(x, 0, out=self.pos)
+        np.greater(x, 0, out=pos)
         if s == 0:
             np.maximum(x, 0, out=y)
         else:
-            np.multiply(x, np.where(self.pos, 1.0, s).astype(x.dtype), out=y)
+            np.multiply(x, np.where(pos, 1.0, s).astype(x.dtype), out=y)
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
         if not propagate_down[0]:
             return
-        dy, dx = tops[0].diff, bottoms[0].diff
+        dy, dx, pos = tops[0].diff[lo:hi], bottoms[0].diff[lo:hi], self.pos[lo:hi]
         s = self.p.relu_param.negative_slope
         if s == 0:
-            np.multiply(dy, self.pos, out=dx)
+            np.multiply(dy, pos, out=dx)
         else:
-            np.multiply(dy, np.where(self.pos, 1.0, s).astype(dy.dtype), out=dx)
+            np.multiply(dy, np.where(pos, 1.0, s).astype(dy.dtype), out=dx)
 
 
 @register
-class Sigmoid(Neuron):
+class Sigmoid(RowNeuron):
     type = "Sigmoid"
     doc = "y = 1 / (1 + exp(-x))."
 
-    def forward(self, bottoms, tops):
-        x, y = bottoms[0].data, tops[0].data
+    def forward_rows(self, bottoms, tops, t, lo, hi):
+        x, y = bottoms[0].data[lo:hi], tops[0].data[lo:hi]
         # 0.5 * tanh(0.5 x) + 0.5 is the same function without overflow in exp
         np.multiply(x, 0.5, out=y)
         np.tanh(y, out=y)
         y *= 0.5
         y += 0.5
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
         if propagate_down[0]:
-            y, dy, dx = tops[0].data, tops[0].diff, bottoms[0].diff
+            y, dy, dx = tops[0].data[lo:hi], tops[0].diff[lo:hi], bottoms[0].diff[lo:hi]
             np.multiply(dy, y * (1 - y), out=dx)
 
 
 @register
-class TanH(Neuron):
+class TanH(RowNeuron):
     type = "TanH"
     doc = "y = tanh(x)."
 
-    def forward(self, bottoms, tops):
-        np.tanh(bottoms[0].data, out=tops[0].data)
+    def forward_rows(self, bottoms, tops, t, lo, hi):
+        np.tanh(bottoms[0].data[lo:hi], out=tops[0].data[lo:hi])
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
         if propagate_down[0]:
-            y, dy, dx = tops[0].data, tops[0].diff, bottoms[0].diff
+            y, dy, dx = tops[0].data[lo:hi], tops[0].diff[lo:hi], bottoms[0].diff[lo:hi]
             np.multiply(dy, 1 - y * y, out=dx)
 
 

@@ -50,3 +50,14 @@ def test_dropout_is_identity_in_test():
     layer.forward(bottoms, tops)
     np.testing.assert_array_equal(tops[0].data, bottoms[0].data)
     assert check_gradient(layer, bottoms, tops) > 0
+
+
+@pytest.mark.parametrize("typ", ["ReLU", "Sigmoid", "TanH"])
+def test_row_parallel_activation_on_a_scalar_blob(typ):
+    """A loss value is a 0-d blob; activations that work on row ranges still take it."""
+    layer, bottoms, tops = make_layer(typ, {}, [()], bottoms_data=[np.array(-0.7)])
+    layer.forward(bottoms, tops)
+    ref = {"ReLU": 0.0, "Sigmoid": 1 / (1 + np.exp(0.7)), "TanH": np.tanh(-0.7)}[typ]
+    np.testing.assert_allclose(tops[0].data, ref)
+    assert tops[0].data.shape == ()
+    assert check_gradient(layer, bottoms, tops) > 0
