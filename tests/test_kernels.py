@@ -28,6 +28,21 @@ def ref_im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
     return cols
 
 
+def ref_col2im(cols, xshape, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
+    N, C, H, W = xshape
+    ref = np.zeros(xshape)
+    for r in range(cols.shape[0]):
+        cc, rest = divmod(r, KH * KW)
+        i, j = divmod(rest, KW)
+        for q in range(cols.shape[1]):
+            n, rest2 = divmod(q, OH * OW)
+            oh, ow = divmod(rest2, OW)
+            h, w = oh * SH - PH + i * DH, ow * SW - PW + j * DW
+            if 0 <= h < H and 0 <= w < W:
+                ref[n, cc, h, w] += cols[r, q]
+    return ref
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_im2col_and_col2im(shape, dtype):
@@ -43,17 +58,8 @@ def test_im2col_and_col2im(shape, dtype):
     c = rng.standard_normal(cols.shape).astype(dtype)
     dx = rng.standard_normal(x.shape).astype(dtype)  # garbage: the kernel must overwrite it
     conv.col2im(c, dx, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
-    ref = np.zeros(x.shape)
-    for r in range(cols.shape[0]):
-        cc, rest = divmod(r, KH * KW)
-        i, j = divmod(rest, KW)
-        for q in range(cols.shape[1]):
-            n, rest2 = divmod(q, OH * OW)
-            oh, ow = divmod(rest2, OW)
-            h, w = oh * SH - PH + i * DH, ow * SW - PW + j * DW
-            if 0 <= h < H and 0 <= w < W:
-                ref[n, cc, h, w] += c[r, q]
-    np.testing.assert_allclose(dx, ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dx, ref_col2im(c, x.shape, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW),
+                               rtol=1e-5, atol=1e-5)
     assert np.isclose(np.vdot(cols.astype(np.float64), c), np.vdot(x.astype(np.float64), dx), rtol=1e-4)
 
 
@@ -138,25 +144,37 @@ def test_maxpool2x2_fast_path_matches_general_kernel(shape):
     np.testing.assert_array_equal(out, pool2d(x, (2, 2), (2, 2), (0, 0), "MAX").astype(np.float32))
 
 
-@pytest.mark.parametrize("N,K,OH,OW", [(1, 1, 1, 1), (2, 3, 4, 5), (5, 7, 3, 2), (2, 20, 24, 24)])
-def test_gemm_layout_moves(N, K, OH, OW):
+@pytest.mark.parametrize("shape", SHAPES + _random_geometries(4, seed=9))
+def test_per_image_columns(shape):
+    N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW = shape
+    OH = (H + 2 * PH - (DH * (KH - 1) + 1)) // SH + 1
+    OW = (W + 2 * PW - (DW * (KW - 1) + 1)) // SW + 1
+    geo = (KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    cols = rng.standard_normal((N, C * KH * KW, OH * OW)).astype(np.float32)
+    conv.im2col_images(x, cols, *geo)
+    ref = ref_im2col(x, *geo).reshape(C * KH * KW, N, OH * OW).transpose(1, 0, 2)
+    np.testing.assert_array_equal(cols, ref)
+    c = rng.standard_normal(cols.shape).astype(np.float32)
+    dx = rng.standard_normal(x.shape).astype(np.float32)
+    conv.col2im_images(c, dx, *geo)
+    ref_dx = ref_col2im(c.transpose(1, 0, 2).reshape(C * KH * KW, -1), x.shape, *geo)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("N,K,P", [(1, 1, 1), (2, 3, 20), (3, 20, 576)])
+def test_bias_add_and_sum(N, K, P):
     rng = np.random.default_rng(4)
-    P = OH * OW
-    res = rng.standard_normal((K, N * P)).astype(np.float32)
+    y = rng.standard_normal((N, K, P)).astype(np.float32)
     bias = rng.standard_normal(K).astype(np.float32)
-    y = np.empty((N, K, OH, OW), np.float32)
-    conv.gemm_to_nchw(res, bias, y)
-    ref = res.reshape(K, N, OH, OW).transpose(1, 0, 2, 3) + bias.reshape(1, K, 1, 1)
-    np.testing.assert_allclose(y, ref, rtol=1e-6)
-    conv.gemm_to_nchw(res, np.zeros(0, np.float32), y)
-    np.testing.assert_array_equal(y, res.reshape(K, N, OH, OW).transpose(1, 0, 2, 3))
-    dy = rng.standard_normal((N, K, OH, OW)).astype(np.float32)
-    dres = np.empty((K, N * P), np.float32)
+    out = y.copy()
+    conv.add_bias(out, bias)
+    np.testing.assert_allclose(out, y + bias[:, None], rtol=1e-6)
     db = rng.standard_normal(K).astype(np.float32)
     db0 = db.copy()
-    conv.nchw_to_gemm(dy, dres, db)
-    np.testing.assert_array_equal(dres, dy.transpose(1, 0, 2, 3).reshape(K, -1))
-    np.testing.assert_allclose(db, db0 + dy.sum(axis=(0, 2, 3)), rtol=1e-5)
+    conv.sum_bias(y, db)
+    np.testing.assert_allclose(db, db0 + y.astype(np.float64).sum(axis=(0, 2)), rtol=1e-5, atol=1e-5)
 
 
 def _wide_geometries(count, seed=11):

@@ -2,13 +2,14 @@
 
 Two layouts, each with its adjoint; Convolution picks one per layer:
 - columns (im2col/col2im): x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW), row (c, i, j), column
-  (n, oh, ow); `weights (K, C*KH*KW) @ cols` gives every image's output in one GEMM. Its copies
-  run along an output row (OW long): the better layout for few input channels.
+  (n, oh, ow); the Convolution layer keeps one such block per image (im2col_images), so that
+  `weights (K, C*KH*KW) @ cols[n]` is image n's output already in NCHW order. Its copies run
+  along an output row (OW long): the better layout for few input channels.
 - rows (im2row/row2im) on channels-last images xt (N, H, W, C): rows (N*OH*OW, KH*KW*C), row
   (n, oh, ow), column (i, j, c). Along a kernel row the patch is KW*C contiguous floats of xt,
   so the copies are long and vectorise; with many channels this is ~3x (im2row) and ~7x (row2im)
   faster than the column layout, and OpenBLAS runs the weight-gradient GEMM faster on it.
-The NCHW <-> NHWC and GEMM-output <-> NCHW moves are here too.
+The NCHW <-> NHWC and GEMM-output <-> NCHW moves and the bias sums are here too.
 """
 import numpy as np
 from numba import njit
@@ -89,40 +90,45 @@ def col2im(cols, dx, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
 
 
 @njit(cache=True, nogil=True)
-def gemm_to_nchw(res, bias, y):
-    """y[n, k, p] = res[k, n*P + p] + bias[k]  (res: (K, N*P); y: (N, K, OH, OW); bias may be empty)."""
-    N, K = y.shape[0], y.shape[1]
-    P = y.shape[2] * y.shape[3]
-    yf = y.reshape(N, K, P)
-    has_bias = bias.shape[0] > 0
-    for n in range(N):
-        for k in range(K):
-            b = bias[k] if has_bias else 0.0
-            for p in range(P):
-                yf[n, k, p] = res[k, n * P + p] + b
+def im2col_images(x, cols, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
+    """Per image: cols[n] = im2col(x[n]), cols (N, C*KH*KW, OH*OW); then `weights @ cols[n]` is
+    image n's output in NCHW order, with no layout move."""
+    for n in range(x.shape[0]):
+        im2col(x[n:n + 1], cols[n], KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
 
 
 @njit(cache=True, nogil=True)
-def nchw_to_gemm(dy, dres, dbias):
-    """dres[k, n*P + p] = dy[n, k, p]; dbias[k] += sum over n, p (dbias may be empty).
-    The bias sum goes through one partial sum per position p, so the loop over p vectorises;
-    a single running sum made every add wait for the one before (~4x slower)."""
-    N, K = dy.shape[0], dy.shape[1]
-    P = dy.shape[2] * dy.shape[3]
-    df = dy.reshape(N, K, P)
-    has_bias = dbias.shape[0] > 0
-    part = np.empty(P, dres.dtype)
+def col2im_images(cols, dx, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
+    """The adjoint of im2col_images."""
+    for n in range(dx.shape[0]):
+        col2im(cols[n], dx[n:n + 1], KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+
+
+@njit(cache=True, nogil=True)
+def add_bias(y, bias):
+    """y[n, k, p] += bias[k]  (y: (N, K, P))."""
+    N, K, P = y.shape
+    for n in range(N):
+        for k in range(K):
+            b = bias[k]
+            row = y[n, k]
+            for p in range(P):
+                row[p] += b
+
+
+@njit(cache=True, nogil=True)
+def sum_bias(dy, dbias):
+    """dbias[k] += sum over n, p of dy[n, k, p]. One partial sum per position p, so the loop over
+    p vectorises (a single running sum makes every add wait for the one before)."""
+    N, K, P = dy.shape
+    part = np.empty(P, dy.dtype)
     for k in range(K):
         part[:] = 0.0
         for n in range(N):
-            src = df[n, k]
-            dst = dres[k, n * P:(n + 1) * P]
+            row = dy[n, k]
             for p in range(P):
-                v = src[p]
-                dst[p] = v
-                part[p] += v
-        if has_bias:
-            dbias[k] += part.sum()
+                part[p] += row[p]
+        dbias[k] += part.sum()
 
 
 @njit(cache=True, nogil=True)

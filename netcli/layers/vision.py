@@ -113,10 +113,10 @@ class Convolution(RowParallel):
             self.cols = [np.empty((n * P, self.CKK), dt) for n in counts]
             self.res = [np.empty((n * P, K), dt) for n in counts]
             self.wr = [np.empty((K, self.KH, self.KW, C), dt) for _ in counts]
-        else:
-            self.cols = [np.empty((G * self.CKK, n * P), dt) for n in counts]
-            self.res = [np.empty((K, n * P), dt) for n in counts]
-        self.dw = [np.empty((K, self.CKK), dt) for _ in counts]
+            self.dw = [np.empty((K, self.CKK), dt) for _ in counts]
+        else:     # one column block per image; per-image weight gradients, summed
+            self.cols = [np.empty((n, G * self.CKK, P), dt) for n in counts]
+            self.dw = [np.empty((n, K, self.CKK), dt) for n in counts]
         self.dcols = [np.empty_like(c) for c in self.cols]
         self.no_bias = np.zeros(0, dt)
 
@@ -132,26 +132,29 @@ class Convolution(RowParallel):
     def forward_rows(self, bottoms, tops, t, lo, hi):
         from ..kernels import conv
         bias = self.blobs[1].data if len(self.blobs) > 1 else self.no_bias
-        x, y, cols, res = bottoms[0].data[lo:hi], tops[0].data[lo:hi], self.cols[t], self.res[t]
+        x, y, cols = bottoms[0].data[lo:hi], tops[0].data[lo:hi], self.cols[t]
         if self.rows_layout:
             conv.nchw_to_nhwc(x, self.xt[t])
             conv.im2row(self.xt[t], cols, *self._geometry())
-            np.dot(cols, self._rows_weights(t).T, out=res)
-            conv.rows_to_nchw(res, bias, y)
+            np.dot(cols, self._rows_weights(t).T, out=self.res[t])
+            conv.rows_to_nchw(self.res[t], bias, y)
             return
         w = self.blobs[0].data.reshape(self.K, self.CKK)
-        kg, ck = self.K // self.G, self.CKK
-        conv.im2col(x, cols, *self._geometry())
+        kg, ck, n = self.K // self.G, self.CKK, hi - lo
+        conv.im2col_images(x, cols, *self._geometry())
+        y3 = y.reshape(n, self.K, -1)
         for g in range(self.G):
-            np.dot(w[g * kg:(g + 1) * kg], cols[g * ck:(g + 1) * ck], out=res[g * kg:(g + 1) * kg])
-        conv.gemm_to_nchw(res, bias, y)
+            np.matmul(w[g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck], out=y3[:, g * kg:(g + 1) * kg])
+        if len(self.blobs) > 1:
+            conv.add_bias(y3, bias)
 
     def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
         from ..kernels import conv
         dy, dx = tops[0].diff[lo:hi], bottoms[0].diff[lo:hi]
-        dres, cols, dw, dcols = self.res[t], self.cols[t], self.dw[t], self.dcols[t]
+        cols, dw, dcols = self.cols[t], self.dw[t], self.dcols[t]
         dbias = pdiffs[1] if len(pdiffs) > 1 else self.no_bias
         if self.rows_layout:
+            dres = self.res[t]
             conv.nchw_to_rows(dy, dres, dbias)         # dy as (n*P, K), and the bias gradient
             np.dot(dres.T, cols, out=dw)                 # weight gradient, columns (i, j, c)
             pdiffs[0] += dw.reshape(self.K, self.KH, self.KW, -1).transpose(0, 3, 1, 2)
@@ -161,15 +164,18 @@ class Convolution(RowParallel):
                 conv.nhwc_to_nchw(self.xt[t], dx)
             return
         w = self.blobs[0].data.reshape(self.K, self.CKK)
-        kg, ck = self.K // self.G, self.CKK
-        conv.nchw_to_gemm(dy, dres, dbias)             # dy as (K, n*P), and the bias gradient
-        for g in range(self.G):
-            np.dot(dres[g * kg:(g + 1) * kg], cols[g * ck:(g + 1) * ck].T, out=dw[g * kg:(g + 1) * kg])
-        pdiffs[0].reshape(self.K, self.CKK)[...] += dw
+        kg, ck, n = self.K // self.G, self.CKK, hi - lo
+        dy3 = dy.reshape(n, self.K, -1)
+        if len(pdiffs) > 1:
+            conv.sum_bias(dy3, dbias)
+        for g in range(self.G):          # per image: dy[n] (kg, P) @ cols[n].T (P, ck)
+            np.matmul(dy3[:, g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck].transpose(0, 2, 1),
+                      out=dw[:, g * kg:(g + 1) * kg])
+        pdiffs[0].reshape(self.K, self.CKK)[...] += dw.sum(axis=0)
         if propagate_down[0]:
             for g in range(self.G):
-                np.dot(w[g * kg:(g + 1) * kg].T, dres[g * kg:(g + 1) * kg], out=dcols[g * ck:(g + 1) * ck])
-            conv.col2im(dcols, dx, *self._geometry())
+                np.matmul(w[g * kg:(g + 1) * kg].T, dy3[:, g * kg:(g + 1) * kg], out=dcols[:, g * ck:(g + 1) * ck])
+            conv.col2im_images(dcols, dx, *self._geometry())
 
     def flops(self, bottoms, tops):
         return 2 * self.K * self.CKK * self.OH * self.OW
