@@ -466,7 +466,8 @@ class Net:
         folded into param_diff at the end of backward, in thread order."""
         self.stretches = []           # (batch size or None, [layer indices])
         for i, layer in enumerate(self.layers):
-            blobs = self.bottom_vecs[i] + self.top_vecs[i]
+            blobs = self.bottom_vecs[i] + [t for k, t in enumerate(self.top_vecs[i])
+                                           if k not in layer.reduced_tops]
             n = blobs[0].shape[0] if layer.batch_parallel and blobs and blobs[0].data.ndim else None
             if n is not None and any(b.data.ndim == 0 or b.shape[0] != n for b in blobs):
                 n = None
@@ -487,6 +488,7 @@ class Net:
         for scratch in self.thread_diffs:
             self.thread_pdiffs.append([[view(scratch, b.diff) for b in layer.blobs] for layer in self.layers])
         self._param_ranges = threads.chunks(max(self.param_diff.size, 1))
+        self.diffs_pending = False
 
     # -- compute -----------------------------------------------------------------------------
     def forward(self, **inputs):
@@ -505,14 +507,17 @@ class Net:
                 for i in idx:
                     layers[i].forward_rows(bvecs[i], tvecs[i], t, lo, hi)
             threads.run(rows, threads.chunks(n))
+            for i in idx:
+                if layers[i].reduced_tops:
+                    layers[i].finish_rows(tvecs[i])
         self.loss = float(sum(w * float(t.data.sum()) for t, w in self.loss_tops))
         return {name: self.blobs[name].data for name in self.outputs}
 
-    def backward(self):
+    def backward(self, fold=True):
         """Back-propagate from the loss tops; param diffs accumulate (call clear_param_diffs
-        first, once per update)."""
+        first, once per update). fold=False leaves the gradients of threads > 0 in their scratch
+        (see pending_param_diffs), for a caller that folds them in its own pass over the params."""
         layers, bvecs, tvecs, pdown = self.layers, self.bottom_vecs, self.top_vecs, self.propagate_down
-        scratch_used = False
         for n, idx in reversed(self.stretches):
             idx = [i for i in reversed(idx) if self.need_backward[i]]
             if n is None or self.thread_pdiffs is None:
@@ -527,18 +532,33 @@ class Net:
                 for i in idx:
                     layers[i].backward_rows(tvecs[i], pdown[i], bvecs[i], t, lo, hi, pdiffs[t][i])
             threads.run(rows, threads.chunks(n))
-            scratch_used = True
-        if scratch_used and len(self.thread_diffs):
-            from .kernels.update import add_and_zero
+            self.diffs_pending = len(self.thread_diffs) > 0
+        if fold:
+            self.fold_param_diffs()
 
-            def fold(t, lo, hi):
-                for s in self.thread_diffs:
-                    add_and_zero(self.param_diff[lo:hi], s[lo:hi])
-            threads.run(fold, self._param_ranges)
+    def fold_param_diffs(self):
+        """Add the threads' scratch gradients into param_diff, in thread order, and zero them."""
+        if not self.diffs_pending:
+            return
+        from .kernels.update import add_and_zero
 
-    def forward_backward(self):
+        def fold(t, lo, hi):
+            for s in self.thread_diffs:
+                add_and_zero(self.param_diff[lo:hi], s[lo:hi])
+        threads.run(fold, self._param_ranges)
+        self.diffs_pending = False
+
+    def pending_param_diffs(self):
+        """The scratch gradients a backward(fold=False) left, handed over once: the caller adds
+        each to param_diff (same offsets) and zeroes it, as fold_param_diffs would."""
+        if not self.diffs_pending:
+            return ()
+        self.diffs_pending = False
+        return tuple(self.thread_diffs)
+
+    def forward_backward(self, fold=True):
         self.forward()
-        self.backward()
+        self.backward(fold)
         return self.loss
 
     def clear_param_diffs(self):

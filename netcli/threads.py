@@ -71,15 +71,20 @@ def pool():
     return _state["pool"]
 
 
+LEAD = 1 / 16    # the calling thread's extra share: it starts while the others are still waking
+
+
 def chunks(total, parts=None):
-    """Split range(total) into at most `parts` (default: count()) contiguous (lo, hi) ranges.
-    Layers call this at setup, which is also when BLAS is pinned to one thread."""
+    """Split range(total) into at most `parts` (default: count()) contiguous (lo, hi) ranges;
+    chunk 0, which the calling thread runs, gets a LEAD larger share. Layers call this at setup,
+    which is also when BLAS is pinned to one thread."""
     _prepare()
     parts = max(1, min(parts or count(), total))
-    step, extra = divmod(total, parts)
-    out, lo = [], 0
+    weights = [1.0 + LEAD] + [1.0] * (parts - 1)
+    out, lo, acc = [], 0, 0.0
     for i in range(parts):
-        hi = lo + step + (1 if i < extra else 0)
+        acc += weights[i]
+        hi = total if i == parts - 1 else max(lo + 1, min(total - (parts - 1 - i), round(total * acc / sum(weights))))
         out.append((lo, hi))
         lo = hi
     return out

@@ -259,3 +259,28 @@ def test_compute_threads_flush_subnormals():
                 threads.chunks(4, 2))
     assert float((np.array([1e-39], np.float32) * np.float32(2))[0]) == 0.0
     assert out == [0.0] * len(out)
+
+
+@pytest.mark.parametrize("R,C,I", [(1, 2, 1), (7, 10, 1), (3, 5, 4)])
+def test_softmax_loss_kernels(R, C, I):
+    from netcli.kernels.softmax import softmax_loss_backward, softmax_loss_forward
+    rng = np.random.default_rng(12)
+    x = (rng.standard_normal((R, C, I)) * 4).astype(np.float32)
+    lab = rng.integers(0, C, (R, I)).astype(np.float32)
+    lab[0, 0] = 1                                      # ignored below
+    prob = np.empty_like(x)
+    total, count, _, bad = softmax_loss_forward(x, lab, prob, 1, True)
+    e = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
+    ref = e / e.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(prob, ref, rtol=1e-5, atol=1e-7)
+    valid = lab != 1
+    picked = np.take_along_axis(ref, lab.astype(int)[:, None, :], 1)[:, 0, :]
+    assert not bad and count == valid.sum()
+    assert total == pytest.approx((np.log(picked) * valid).sum(), rel=1e-5)
+    dx = rng.standard_normal(x.shape).astype(np.float32)
+    softmax_loss_backward(prob, lab, dx, 0.5, 1, True)
+    onehot = np.zeros_like(ref)
+    np.put_along_axis(onehot, lab.astype(int)[:, None, :], 1.0, 1)
+    np.testing.assert_allclose(dx, 0.5 * (ref - onehot) * valid[:, None, :], rtol=1e-5, atol=1e-6)
+    lab[-1, -1] = C                                    # out of range: reported, not read
+    assert softmax_loss_forward(x, lab, prob, 1, True)[2:] == (C, True)

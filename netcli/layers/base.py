@@ -37,6 +37,7 @@ class Layer:
     no_grad_bottoms = ()              # bottom indices that never take a gradient (labels)
     has_backward = True
     batch_parallel = False            # samples are independent: see RowParallel
+    reduced_tops = ()                 # RowParallel: tops summed over all rows (a loss)
 
     def __init__(self, name, p, phase, bottom_names, top_names, rng: np.random.Generator):
         self.name = name
@@ -94,6 +95,9 @@ class RowParallel(Layer):
     def forward_rows(self, bottoms, tops, t, lo, hi):
         raise NotImplementedError
 
+    def finish_rows(self, tops):
+        """After every thread's forward_rows: set the reduced tops from per-thread partials."""
+
     def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
         """Write bottom diffs of rows lo..hi and *add* those rows' param gradients to pdiffs
         (arrays shaped like the param diffs: the params' own on thread 0, scratch on others)."""
@@ -119,6 +123,7 @@ class RowParallel(Layer):
         if (bottoms or tops)[0].data.ndim == 0:
             bottoms, tops = self._rows_of_scalars(bottoms), self._rows_of_scalars(tops)
         threads.run(lambda t, lo, hi: self.forward_rows(bottoms, tops, t, lo, hi), self.row_ranges(bottoms, tops))
+        self.finish_rows(tops)
 
     def backward(self, tops, propagate_down, bottoms):
         if (bottoms or tops)[0].data.ndim == 0:

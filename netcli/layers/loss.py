@@ -5,7 +5,8 @@ import numpy as np
 
 from ..config.schema import Field, Message
 from ..errors import NetcliError
-from .base import Layer, LayerError, canon_axis, register
+from .. import threads
+from .base import Layer, LayerError, RowParallel, canon_axis, register
 from .common import SOFTMAX, softmax_forward
 
 LOSS = Message("LossParameter", [
@@ -16,8 +17,15 @@ LOSS = Message("LossParameter", [
 ])
 
 
+def normalization(p, default="VALID"):
+    """The normalization mode in force (the deprecated `normalize` maps to VALID/BATCH_SIZE)."""
+    if p.normalization:
+        return p.normalization
+    return {True: "VALID", False: "BATCH_SIZE"}[p.normalize] if p.normalize is not None else default
+
+
 def normalizer(p, outer, inner, valid, default="VALID"):
-    mode = p.normalization or ({True: "VALID", False: "BATCH_SIZE"}.get(p.normalize) if p.normalize is not None else default)
+    mode = normalization(p, default)
     if mode == "FULL":
         n = outer * inner
     elif mode == "VALID":
@@ -55,13 +63,14 @@ def _check_labels(layer, lab, C, ignore):
 
 
 @register
-class SoftmaxWithLoss(Loss):
+class SoftmaxWithLoss(Loss, RowParallel):
     type = "SoftmaxWithLoss"
     doc = "Softmax then multinomial logistic loss (categorical cross-entropy), numerically stable."
     params = {"loss_param": LOSS, "softmax_param": SOFTMAX}
     bottoms = (2, 2)
     tops = (1, 2)
     no_grad_bottoms = (1,)
+    reduced_tops = (0,)
 
     def setup(self, bottoms, tops):
         shape = bottoms[0].shape
@@ -73,38 +82,61 @@ class SoftmaxWithLoss(Loss):
         self.scalar_top(tops, dt)
         if len(tops) > 1:
             tops[1].reshape(shape, dt)
-
-    def _picked(self, bottoms):
-        prob = self.prob.reshape(self.outer, self.C, self.inner)
-        lab = bottoms[1].data.reshape(self.outer, self.inner).astype(np.int64)
         p = self.p.loss_param
-        _check_labels(self, lab, self.C, p.ignore_label)
-        valid = lab != p.ignore_label if p.ignore_label is not None else np.ones(lab.shape, bool)
-        safe = np.where(valid, lab, 0)
-        return prob, safe, valid
+        self.ignore = p.ignore_label if p.ignore_label is not None else 0
+        # Rows (samples) are independent when the normalizer does not count labels: then this
+        # layer runs in the Net's stretches, each thread summing the loss of its rows.
+        counts_labels = p.ignore_label is not None and normalization(p) == "VALID"
+        self.batch_parallel = self.axis == 1 and not counts_labels and bottoms[1].shape[:1] == shape[:1]
+        self.n = normalizer(p, self.outer, self.inner, self.outer * self.inner)
+        self.partial = np.zeros(len(threads.chunks(shape[0])) if shape else 1)
+
+    def _views(self, bottoms, lo, hi):
+        x = bottoms[0].data.reshape(self.outer, self.C, self.inner)[lo:hi]
+        lab = bottoms[1].data.reshape(self.outer, self.inner)[lo:hi]
+        return x, lab, self.prob.reshape(self.outer, self.C, self.inner)[lo:hi]
+
+    def _loss_sum(self, bottoms, lo, hi):
+        from ..kernels.softmax import softmax_loss_forward
+        x, lab, prob = self._views(bottoms, lo, hi)
+        total, count, bad, found = softmax_loss_forward(x, lab, prob, self.ignore,
+                                                        self.p.loss_param.ignore_label is not None)
+        if found:
+            raise NetcliError(f"{self.name}: label {bad:g} is outside [0, {self.C}) (from {self.bottom_names[1]})")
+        return total, count
+
+    def forward_rows(self, bottoms, tops, t, lo, hi):
+        self.partial[t] = self._loss_sum(bottoms, lo, hi)[0]
+        if len(tops) > 1:
+            tops[1].data[lo:hi] = self.prob[lo:hi]
+
+    def finish_rows(self, tops):
+        tops[0].data[...] = -self.partial.sum() / self.n
 
     def forward(self, bottoms, tops):
-        softmax_forward(bottoms[0].data, self.prob, self.axis)
-        prob, lab, valid = self._picked(bottoms)
-        o, i = np.ogrid[:self.outer, :self.inner]
-        picked = prob[o, lab, i]
-        logp = np.log(np.maximum(picked, np.finfo(np.float32).tiny))
-        n = normalizer(self.p.loss_param, self.outer, self.inner, int(valid.sum()))
-        self.saved = (lab, valid, n)    # backward reuses the checked labels of this forward
-        tops[0].data[...] = -(logp * valid).sum() / n
+        if self.batch_parallel:
+            RowParallel.forward(self, bottoms, tops)
+            return
+        total, count = self._loss_sum(bottoms, 0, self.outer)
+        self.n = normalizer(self.p.loss_param, self.outer, self.inner, count)
+        tops[0].data[...] = -total / self.n
         if len(tops) > 1:
             tops[1].data[...] = self.prob
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
+        from ..kernels.softmax import softmax_loss_backward
         if not propagate_down[0]:
             return
-        lab, valid, n = self.saved
-        dx = bottoms[0].diff.reshape(self.outer, self.C, self.inner)
-        np.copyto(dx, self.prob.reshape(dx.shape))
-        o, i = np.ogrid[:self.outer, :self.inner]
-        dx[o, lab, i] -= 1
-        dx *= valid[:, None, :]
-        dx *= tops[0].diff / n
+        _, lab, prob = self._views(bottoms, lo, hi)
+        dx = bottoms[0].diff.reshape(self.outer, self.C, self.inner)[lo:hi]
+        softmax_loss_backward(prob, lab, dx, float(tops[0].diff) / self.n, self.ignore,
+                              self.p.loss_param.ignore_label is not None)
+
+    def backward(self, tops, propagate_down, bottoms):
+        if self.batch_parallel:
+            RowParallel.backward(self, tops, propagate_down, bottoms)
+        else:
+            self.backward_rows(tops, propagate_down, bottoms, 0, 0, self.outer, [])
 
 
 @register

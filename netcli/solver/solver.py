@@ -181,13 +181,14 @@ class Solver:
         g, w = net.param_diff, net.param_data
         scale = 1.0 / p.iter_size
         if p.clip_gradients >= 0:
+            net.fold_param_diffs()
             l2 = float(np.sqrt(np.dot(g, g))) * scale
             if l2 > p.clip_gradients:
                 s = p.clip_gradients / l2
                 log.info(f"Gradient clipping: scaling down gradients (L2 norm {l2:.6g} > {p.clip_gradients:.6g}) "
                          f"by scale factor {s:.6g}")
                 scale *= s
-        self.rule.step(w, g, rate, self.iter, scale)
+        self.rule.step(w, g, rate, self.iter, scale, pending=net.pending_param_diffs())
 
     def step(self, iters):
         """Train `iters` iterations (tests and snapshots fall where their intervals say)."""
@@ -207,7 +208,7 @@ class Solver:
                 display = p.display and self.iter % p.display == 0
                 loss = 0.0
                 for _ in range(p.iter_size):
-                    loss += net.forward_backward()
+                    loss += net.forward_backward(fold=False)    # the update folds threads' gradients
                 loss /= p.iter_size
                 if not math.isfinite(loss):
                     last = (f"the last snapshot {self._snap_name(self.last_snapshot_iter, 'weights')} is intact"

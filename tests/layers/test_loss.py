@@ -25,6 +25,32 @@ def test_softmax_with_loss(norm):
     assert check_gradient(layer, bottoms, tops) > 0
 
 
+@pytest.mark.parametrize("params,parallel", [({}, True), ({"softmax_param": {"axis": 2}}, False),
+                                             ({"loss_param": {"ignore_label": 1}}, False),
+                                             ({"loss_param": {"ignore_label": 1, "normalize": False}}, True)])
+def test_softmax_with_loss_rows_and_whole_batch(params, parallel):
+    """Per-sample (row-parallel) when the normalizer does not count labels; both paths agree
+    with the NumPy reference, with the optional probability top."""
+    N, C, H = 5, 4, 3
+    axis = params.get("softmax_param", {}).get("axis", 1)
+    shape = (N, C, H) if axis == 1 else (N, H, C)
+    lab = np.random.default_rng(1).integers(0, C, (N, H)).astype(float)
+    layer, bottoms, tops = make_layer("SoftmaxWithLoss", params, [shape, (N, H)], bottoms_data=[None, lab],
+                                      n_tops=2)
+    assert layer.batch_parallel == parallel
+    layer.forward(bottoms, tops)
+    p = softmax(bottoms[0].data, axis)
+    scores = p if axis == 1 else p.transpose(0, 2, 1)
+    picked = np.take_along_axis(scores, lab.astype(int)[:, None, :], 1)[:, 0, :]
+    ignore = params.get("loss_param", {}).get("ignore_label")
+    valid = lab != ignore if ignore is not None else np.ones(lab.shape, bool)
+    n = N if params.get("loss_param", {}).get("normalize") is False else valid.sum()
+    np.testing.assert_allclose(tops[0].data, -(np.log(picked) * valid).sum() / n, rtol=1e-10)
+    np.testing.assert_allclose(tops[1].data, p, rtol=1e-10)
+    layer, bottoms, tops = make_layer("SoftmaxWithLoss", params, [shape, (N, H)], bottoms_data=[None, lab])
+    assert check_gradient(layer, bottoms, tops) > 0      # (the probability top takes no gradient)
+
+
 def test_softmax_with_loss_rejects_bad_label():
     from netcli.errors import NetcliError
     layer, bottoms, tops = make_layer("SoftmaxWithLoss", {}, [(2, 3), (2,)], bottoms_data=[None, np.array([0.0, 3.0])])
