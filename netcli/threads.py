@@ -1,7 +1,8 @@
-"""One owner of parallelism. netcli splits each heavy layer's batch into one chunk per thread and
-runs the chunks on its own thread pool; inside a chunk, Numba kernels (nogil) and BLAS run on
-that thread alone, so BLAS is kept to one thread. Two pools (BLAS's and ours, or Numba's) never
-spin against each other on the same cores.
+"""One owner of parallelism. netcli splits the batch into one share of samples per thread and runs
+the shares on its own thread pool: a layer alone, or (Net) a stretch of per-sample layers back to
+back on each thread's share. Inside a share, Numba kernels (nogil) and BLAS run on that thread
+alone, so BLAS is kept to one thread. Two pools (BLAS's and ours, or Numba's) never spin against
+each other on the same cores.
 
 The thread count is chosen once, before the first Net is built: `set_threads(n)` (the CLI's
 --threads), else $NETCLI_THREADS, else every usable core. The threads that compute also flush
@@ -107,5 +108,6 @@ def run(fn, ranges):
 
 def describe():
     n = count()
-    return (f"{n} thread(s): each layer's batch is split over {n} chunk(s) on netcli's pool; "
-            f"BLAS and Numba kernels run single-threaded inside a chunk ({usable_cores()} core(s) usable)")
+    return (f"{n} thread(s): the batch is split into {n} share(s) of samples on netcli's pool, "
+            f"per-sample layers run back to back on each share; BLAS and Numba kernels run "
+            f"single-threaded inside a share ({usable_cores()} core(s) usable)")
