@@ -17,7 +17,7 @@ from .blob import Blob
 from .config.net_spec import LAYER_COMMON, NET_TOP
 from .config.schema import Field, Message, Problems, did_you_mean
 from .config.yamlload import LDict, Loc, load_yaml
-from .errors import ConfigError
+from .errors import ConfigError, NetcliError
 from .fillers import check_filler_shape, fill
 from . import threads
 from .layers import REGISTRY, LayerError
@@ -476,7 +476,7 @@ class Net:
             else:
                 self.stretches.append((n, [i]))
         self.stretches = [(n if n is not None and len(idx) > 1 else None, idx) for n, idx in self.stretches]
-        T = threads.count()
+        T = self.threads = threads.count()
         self.thread_diffs = np.zeros((T - 1, self.param_diff.size), self.dtype)
         base = self.param_diff.__array_interface__["data"][0]
 
@@ -524,6 +524,9 @@ class Net:
         return self.loss
 
     def _run_stretch(self, n, idx, forward, backward):
+        if threads.count() != self.threads:
+            raise NetcliError(f"this net was built for {self.threads} thread(s), but netcli now runs "
+                              f"{threads.count()}: choose the thread count before building nets")
         layers, bvecs, tvecs, pdown = self.layers, self.bottom_vecs, self.top_vecs, self.propagate_down
         back = [i for i in reversed(idx) if self.need_backward[i]] if backward else []
         pdiffs = self.thread_pdiffs

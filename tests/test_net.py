@@ -238,3 +238,16 @@ def test_row_stretches_match_layer_by_layer(tmp_path, nthreads, accuracy):
         assert np.count_nonzero(got_diff) > 0.9 * got_diff.size
     finally:
         threads.set_threads(old)
+
+
+def test_changing_the_thread_count_after_building_is_a_clear_error(tmp_path):
+    from netcli import threads
+    old = threads.count()
+    threads.set_threads(2)
+    try:
+        net = netcli.Net(write(tmp_path, STRETCH_NET.format(n=4)), phase="TRAIN")
+        threads.set_threads(3)
+        with pytest.raises(NetcliError, match="built for 2 thread"):
+            net.forward()
+    finally:
+        threads.set_threads(old)

@@ -64,7 +64,7 @@ CONVOLUTION = Message("ConvolutionParameter", [
 @register
 class Convolution(RowParallel):
     type = "Convolution"
-    doc = "2-D convolution: im2col + one GEMM per group over the whole batch."
+    doc = "2-D convolution as GEMMs over patch matrices (channels-last im2row, or per-image im2col)."
     params = {"convolution_param": CONVOLUTION}
 
     def setup(self, bottoms, tops):
