@@ -212,8 +212,8 @@ def test_im2row_and_row2im(shape, dtype):
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("N,K,OH,OW", [(1, 1, 1, 1), (2, 3, 4, 5), (5, 7, 3, 2), (2, 50, 8, 8)])
-def test_row_layout_moves(N, K, OH, OW):
+@pytest.mark.parametrize("N,K,OH,OW", [(1, 1, 1, 1), (2, 3, 4, 5), (5, 7, 3, 2), (2, 50, 8, 8), (2, 20, 24, 24)])
+def test_gemm_layout_moves(N, K, OH, OW):
     rng = np.random.default_rng(6)
     P = OH * OW
     res = rng.standard_normal((N * P, K)).astype(np.float32)
@@ -225,11 +225,11 @@ def test_row_layout_moves(N, K, OH, OW):
     conv.rows_to_nchw(res, np.zeros(0, np.float32), y)
     np.testing.assert_array_equal(y, ref)
     dy = rng.standard_normal((N, K, OH, OW)).astype(np.float32)
-    dres = np.empty((N * P, K), np.float32)
+    dres = np.empty((K, N * P), np.float32)
     db = rng.standard_normal(K).astype(np.float32)
     db0 = db.copy()
-    conv.nchw_to_rows(dy, dres, db)
-    np.testing.assert_array_equal(dres, dy.transpose(0, 2, 3, 1).reshape(N * P, K))
+    conv.nchw_to_gemm(dy, dres, db)
+    np.testing.assert_array_equal(dres, dy.transpose(1, 0, 2, 3).reshape(K, N * P))
     np.testing.assert_allclose(db, db0 + dy.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
 
 

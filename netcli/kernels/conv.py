@@ -242,19 +242,22 @@ def rows_to_nchw(res, bias, y):
 
 
 @njit(cache=True, nogil=True)
-def nchw_to_rows(dy, dres, dbias):
-    """dres[n*P + p, k] = dy[n, k, p]; dbias[k] += sum over n, p (dbias may be empty)."""
+def nchw_to_gemm(dy, dres, dbias):
+    """dres[k, n*P + p] = dy[n, k, p]; dbias[k] += sum over n, p (dbias may be empty). The copies
+    are whole (n, k) planes; the bias sum keeps one partial sum per position p, so the loop over p
+    vectorises (a single running sum makes every add wait for the one before)."""
     N, K = dy.shape[0], dy.shape[1]
     P = dy.shape[2] * dy.shape[3]
     df = dy.reshape(N, K, P)
-    part = np.zeros(K, dres.dtype)     # one partial sum per k: the inner loop over k vectorises
-    for n in range(N):
-        block = dres[n * P:(n + 1) * P]
-        for p in range(P):
-            for k in range(K):
-                v = df[n, k, p]
-                block[p, k] = v
-                part[k] += v
-    if dbias.shape[0] > 0:
-        for k in range(K):
-            dbias[k] += part[k]
+    part = np.empty(P, dres.dtype)
+    for k in range(K):
+        part[:] = 0.0
+        for n in range(N):
+            src = df[n, k]
+            dst = dres[k, n * P:(n + 1) * P]
+            for p in range(P):
+                v = src[p]
+                dst[p] = v
+                part[p] += v
+        if dbias.shape[0] > 0:
+            dbias[k] += part.sum()

@@ -154,12 +154,12 @@ class Convolution(RowParallel):
         cols, dw, dcols = self.cols[t], self.dw[t], self.dcols[t]
         dbias = pdiffs[1] if len(pdiffs) > 1 else self.no_bias
         if self.rows_layout:
-            dres = self.res[t]
-            conv.nchw_to_rows(dy, dres, dbias)         # dy as (n*P, K), and the bias gradient
-            np.dot(dres.T, cols, out=dw)                 # weight gradient, columns (i, j, c)
+            dres = self.res[t].reshape(self.K, -1)      # the forward's buffer, as (K, n*P)
+            conv.nchw_to_gemm(dy, dres, dbias)           # dy as (K, n*P), and the bias gradient
+            np.dot(dres, cols, out=dw)                   # weight gradient, columns (i, j, c)
             pdiffs[0] += dw.reshape(self.K, self.KH, self.KW, -1).transpose(0, 3, 1, 2)
             if propagate_down[0]:
-                np.dot(dres, self._rows_weights(t), out=dcols)
+                np.dot(dres.T, self._rows_weights(t), out=dcols)
                 conv.row2im(dcols, self.xt[t], *self._geometry())
                 conv.nhwc_to_nchw(self.xt[t], dx)
             return
