@@ -9,6 +9,7 @@ parse YAML -> filter by phase/level/stage -> check the graph (bottoms, tops, in-
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -489,6 +490,12 @@ class Net:
             self.thread_pdiffs.append([[view(scratch, b.diff) for b in layer.blobs] for layer in self.layers])
         self._param_ranges = threads.chunks(max(self.param_diff.size, 1))
         self.diffs_pending = False
+        # Layers whose param diffs no other layer shares: after a clear, they may overwrite them.
+        def address(b):
+            return b.diff.__array_interface__["data"][0]
+        users = Counter(address(b) for layer in self.layers for b in layer.blobs)
+        self._sole = [bool(layer.blobs) and all(users[address(b)] == 1 for b in layer.blobs)
+                      for layer in self.layers]
 
     # -- compute -----------------------------------------------------------------------------
     def forward(self, **inputs):
@@ -507,23 +514,25 @@ class Net:
         if fold:
             self.fold_param_diffs()
 
-    def forward_backward(self, fold=True):
+    def forward_backward(self, fold=True, cleared=False):
         """forward() then backward(fold); returns the loss. When the net ends in a stretch (LeNet:
         everything after the data layer), each thread runs that stretch's forward and backward on
-        its rows in one go: one hand-off to the threads instead of two."""
+        its rows in one go: one hand-off to the threads instead of two. cleared=True promises the
+        param diffs are zero (clear_param_diffs since the last backward): then that stretch's
+        layers may write their param gradients instead of adding them."""
         last_n, last = self.stretches[-1]
         if last_n is None or self.thread_pdiffs is None:
             self.forward()
             self.backward(fold)
             return self.loss
         self._forward(self.stretches[:-1])
-        self._run_stretch(last_n, last, forward=True, backward=True)
+        self._run_stretch(last_n, last, forward=True, backward=True, fresh=cleared and not self.diffs_pending)
         self._backward(self.stretches[:-1])
         if fold:
             self.fold_param_diffs()
         return self.loss
 
-    def _run_stretch(self, n, idx, forward, backward):
+    def _run_stretch(self, n, idx, forward, backward, fresh=False):
         if threads.count() != self.threads:
             raise NetcliError(f"this net was built for {self.threads} thread(s), but netcli now runs "
                               f"{threads.count()}: choose the thread count before building nets")
@@ -537,8 +546,14 @@ class Net:
                     layers[i].forward_rows(bvecs[i], tvecs[i], t, lo, hi)
             for i in back:
                 layers[i].backward_rows(tvecs[i], pdown[i], bvecs[i], t, lo, hi, pdiffs[t][i])
-        if forward or back:
-            threads.run(rows, threads.chunks(n))
+        for i in back:
+            layers[i].param_diffs_fresh = fresh and self._sole[i]
+        try:
+            if forward or back:
+                threads.run(rows, threads.chunks(n))
+        finally:
+            for i in back:
+                layers[i].param_diffs_fresh = False
         if forward:
             for i in idx:
                 if layers[i].reduced_tops:

@@ -235,6 +235,15 @@ def test_row_stretches_match_layer_by_layer(tmp_path, nthreads, accuracy):
         net.clear_param_diffs()
         assert net.forward_backward() == pytest.approx(got_loss, rel=1e-6)
         np.testing.assert_allclose(got_diff, net.param_diff, rtol=1e-4, atol=1e-6)
+        # After a clear, layers whose params nobody shares write their gradients (conv1, ip),
+        # the sharing ones (conv2, conv3) still add; a second pass without the promise adds on.
+        assert [net._sole[net.layer_names.index(n)] for n in ("conv1", "conv2", "conv3", "ip")] == \
+            [True, False, False, True]
+        net.clear_param_diffs()
+        net.forward_backward(cleared=True)
+        np.testing.assert_allclose(got_diff, net.param_diff, rtol=1e-4, atol=1e-6)
+        net.forward_backward()
+        np.testing.assert_allclose(2 * got_diff, net.param_diff, rtol=1e-4, atol=1e-6)
         assert np.count_nonzero(got_diff) > 0.9 * got_diff.size
     finally:
         threads.set_threads(old)

@@ -91,6 +91,9 @@ class RowParallel(Layer):
     a stretch of such layers back to back on each thread's rows: one hand-off to the threads per
     stretch, not per layer. forward/backward below run this layer alone the same way."""
     batch_parallel = True
+    # Set by the Net for one backward pass: the pdiffs slots hold zeros and only this layer writes
+    # them in the pass, so backward_rows may overwrite (out=) instead of adding.
+    param_diffs_fresh = False
 
     def forward_rows(self, bottoms, tops, t, lo, hi):
         raise NotImplementedError

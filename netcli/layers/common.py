@@ -92,12 +92,14 @@ class InnerProduct(RowParallel):
         r = slice(lo * self.R, hi * self.R)
         x = bottoms[0].data.reshape(self.M, self.K)[r]
         dy = tops[0].diff.reshape(self.M, self.N)[r]
-        w, buf = self.blobs[0].data, self.dwbuf[t]
+        w = self.blobs[0].data
+        buf = pdiffs[0] if self.param_diffs_fresh else self.dwbuf[t]
         if self.transpose:
             np.dot(x.T, dy, out=buf)
         else:
             np.dot(dy.T, x, out=buf)
-        pdiffs[0] += buf
+        if buf is not pdiffs[0]:
+            pdiffs[0] += buf
         if len(pdiffs) > 1:
             pdiffs[1] += dy.sum(axis=0)
         if propagate_down[0]:

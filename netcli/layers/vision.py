@@ -157,7 +157,11 @@ class Convolution(RowParallel):
             dres = self.res[t].reshape(self.K, -1)      # the forward's buffer, as (K, n*P)
             conv.nchw_to_gemm(dy, dres, dbias)           # dy as (K, n*P), and the bias gradient
             np.dot(dres, cols, out=dw)                   # weight gradient, columns (i, j, c)
-            pdiffs[0] += dw.reshape(self.K, self.KH, self.KW, -1).transpose(0, 3, 1, 2)
+            dw4 = dw.reshape(self.K, self.KH, self.KW, -1).transpose(0, 3, 1, 2)
+            if self.param_diffs_fresh:
+                np.copyto(pdiffs[0], dw4)
+            else:
+                pdiffs[0] += dw4
             if propagate_down[0]:
                 np.dot(dres.T, self._rows_weights(t), out=dcols)
                 conv.row2im(dcols, self.xt[t], *self._geometry())
@@ -171,7 +175,10 @@ class Convolution(RowParallel):
         for g in range(self.G):          # per image: dy[n] (kg, P) @ cols[n].T (P, ck)
             np.matmul(dy3[:, g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck].transpose(0, 2, 1),
                       out=dw[:, g * kg:(g + 1) * kg])
-        pdiffs[0].reshape(self.K, self.CKK)[...] += dw.sum(axis=0)
+        if self.param_diffs_fresh:
+            np.sum(dw, axis=0, out=pdiffs[0].reshape(self.K, self.CKK))
+        else:
+            pdiffs[0].reshape(self.K, self.CKK)[...] += dw.sum(axis=0)
         if propagate_down[0]:
             for g in range(self.G):
                 np.matmul(w[g * kg:(g + 1) * kg].T, dy3[:, g * kg:(g + 1) * kg], out=dcols[:, g * ck:(g + 1) * ck])

@@ -207,8 +207,8 @@ class Solver:
                 net.clear_param_diffs()
                 display = p.display and self.iter % p.display == 0
                 loss = 0.0
-                for _ in range(p.iter_size):
-                    loss += net.forward_backward(fold=False)    # the update folds threads' gradients
+                for k in range(p.iter_size):          # the update folds the threads' gradients
+                    loss += net.forward_backward(fold=False, cleared=k == 0)
                 loss /= p.iter_size
                 if not math.isfinite(loss):
                     last = (f"the last snapshot {self._snap_name(self.last_snapshot_iter, 'weights')} is intact"
