@@ -477,7 +477,7 @@ class Net:
             else:
                 self.stretches.append((n, [i]))
         self.stretches = [(n if n is not None and len(idx) > 1 else None, idx) for n, idx in self.stretches]
-        T = self.threads = threads.count()
+        T = self.thread_count = threads.count()
         self.thread_diffs = np.zeros((T - 1, self.param_diff.size), self.dtype)
         base = self.param_diff.__array_interface__["data"][0]
 
@@ -533,8 +533,8 @@ class Net:
         return self.loss
 
     def _run_stretch(self, n, idx, forward, backward, fresh=False):
-        if threads.count() != self.threads:
-            raise NetcliError(f"this net was built for {self.threads} thread(s), but netcli now runs "
+        if threads.count() != self.thread_count:
+            raise NetcliError(f"this net was built for {self.thread_count} thread(s), but netcli now runs "
                               f"{threads.count()}: choose the thread count before building nets")
         layers, bvecs, tvecs, pdown = self.layers, self.bottom_vecs, self.top_vecs, self.propagate_down
         back = [i for i in reversed(idx) if self.need_backward[i]] if backward else []
