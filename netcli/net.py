@@ -478,11 +478,14 @@ class Net:
                 self.stretches.append((n, [i]))
         self.stretches = [(n if n is not None and len(idx) > 1 else None, idx) for n, idx in self.stretches]
         T = self.thread_count = threads.count()
+        self._row_ranges = {n: threads.chunks(n) for n, _ in self.stretches if n is not None}
         self.thread_diffs = np.zeros((T - 1, self.param_diff.size), self.dtype)
-        base = self.param_diff.__array_interface__["data"][0]
+
+        def address(a):
+            return a.__array_interface__["data"][0]
 
         def view(scratch, diff):      # the scratch slot at the same offset as `diff` in param_diff
-            off = (diff.__array_interface__["data"][0] - base) // diff.itemsize
+            off = (address(diff) - address(self.param_diff)) // diff.itemsize
             assert 0 <= off and off + diff.size <= scratch.size, "a param diff outside param_diff"
             return scratch[off:off + diff.size].reshape(diff.shape)
         self.thread_pdiffs = [[[b.diff for b in layer.blobs] for layer in self.layers]]
@@ -491,10 +494,8 @@ class Net:
         self._param_ranges = threads.chunks(max(self.param_diff.size, 1))
         self.diffs_pending = False
         # Layers whose param diffs no other layer shares: after a clear, they may overwrite them.
-        def address(b):
-            return b.diff.__array_interface__["data"][0]
-        users = Counter(address(b) for layer in self.layers for b in layer.blobs)
-        self._sole = [bool(layer.blobs) and all(users[address(b)] == 1 for b in layer.blobs)
+        users = Counter(address(b.diff) for layer in self.layers for b in layer.blobs)
+        self._sole = [bool(layer.blobs) and all(users[address(b.diff)] == 1 for b in layer.blobs)
                       for layer in self.layers]
 
     # -- compute -----------------------------------------------------------------------------
@@ -525,8 +526,9 @@ class Net:
             self.forward()
             self.backward(fold)
             return self.loss
-        self._forward(self.stretches[:-1])
+        self._forward(self.stretches[:-1], sum_loss=False)
         self._run_stretch(last_n, last, forward=True, backward=True, fresh=cleared and not self.diffs_pending)
+        self._sum_loss()
         self._backward(self.stretches[:-1])
         if fold:
             self.fold_param_diffs()
@@ -550,7 +552,7 @@ class Net:
             layers[i].param_diffs_fresh = fresh and self._sole[i]
         try:
             if forward or back:
-                threads.run(rows, threads.chunks(n))
+                threads.run(rows, self._row_ranges[n])
         finally:
             for i in back:
                 layers[i].param_diffs_fresh = False
@@ -558,17 +560,20 @@ class Net:
             for i in idx:
                 if layers[i].reduced_tops:
                     layers[i].finish_rows(tvecs[i])
-            self.loss = float(sum(w * float(t.data.sum()) for t, w in self.loss_tops))
         if back:
             self.diffs_pending = len(self.thread_diffs) > 0
 
-    def _forward(self, stretches):
+    def _forward(self, stretches, sum_loss=True):
         for n, idx in stretches:
             if n is None:
                 for i in idx:
                     self.layers[i].forward(self.bottom_vecs[i], self.top_vecs[i])
             else:
                 self._run_stretch(n, idx, forward=True, backward=False)
+        if sum_loss:
+            self._sum_loss()
+
+    def _sum_loss(self):
         self.loss = float(sum(w * float(t.data.sum()) for t, w in self.loss_tops))
 
     def _backward(self, stretches):

@@ -81,13 +81,13 @@ def chunks(total, parts=None):
     which is also when BLAS is pinned to one thread."""
     _prepare()
     parts = max(1, min(parts or count(), total))
-    weights = [1.0 + LEAD] + [1.0] * (parts - 1)
-    out, lo, acc = [], 0, 0.0
-    for i in range(parts):
-        acc += weights[i]
-        hi = total if i == parts - 1 else max(lo + 1, min(total - (parts - 1 - i), round(total * acc / sum(weights))))
+    out, lo = [], 0
+    for i in range(1, parts):            # chunk i ends at the share (i + LEAD) / (parts + LEAD)
+        hi = round(total * (i + LEAD) / (parts + LEAD))
+        hi = min(max(hi, lo + 1), total - (parts - i))     # every chunk keeps at least one item
         out.append((lo, hi))
         lo = hi
+    out.append((lo, total))
     return out
 
 

@@ -89,7 +89,7 @@ class SoftmaxWithLoss(Loss, RowParallel):
         counts_labels = p.ignore_label is not None and normalization(p) == "VALID"
         self.batch_parallel = self.axis == 1 and not counts_labels and bottoms[1].shape[:1] == shape[:1]
         self.n = normalizer(p, self.outer, self.inner, self.outer * self.inner)
-        self.partial = np.zeros(len(threads.chunks(shape[0])) if shape else 1)
+        self.partial = np.zeros(len(threads.chunks(shape[0])))     # one loss sum per thread
 
     def _views(self, bottoms, lo, hi):
         x = bottoms[0].data.reshape(self.outer, self.C, self.inner)[lo:hi]

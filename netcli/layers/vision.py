@@ -163,7 +163,7 @@ class Convolution(RowParallel):
             else:
                 pdiffs[0] += dw4
             if propagate_down[0]:
-                np.dot(dres.T, self._rows_weights(t), out=dcols)
+                np.dot(dres.T, self._rows_weights(t), out=dcols)   # current weights, as Caffe
                 conv.row2im(dcols, self.xt[t], *self._geometry())
                 conv.nhwc_to_nchw(self.xt[t], dx)
             return
