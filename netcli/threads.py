@@ -94,10 +94,11 @@ def chunks(total, parts=None):
 def run(fn, ranges):
     """fn(i, lo, hi) for every chunk i, in parallel; the caller's thread takes chunk 0.
     Exceptions propagate to the caller."""
-    if len(ranges) == 1:
-        fn(0, *ranges[0])
+    ex = pool() if len(ranges) > 1 else None
+    if ex is None:                       # one thread (or one chunk): every chunk here, in order
+        for i, (lo, hi) in enumerate(ranges):
+            fn(i, lo, hi)
         return
-    ex = pool()
     futs = [ex.submit(fn, i, lo, hi) for i, (lo, hi) in enumerate(ranges[1:], 1)]
     try:
         fn(0, *ranges[0])
