@@ -14,7 +14,8 @@ FILLER = Message("FillerParameter", [
     Field("max", "float", 1.0, "uniform upper bound"),
     Field("mean", "float", 0.0, "gaussian mean"),
     Field("std", "float", 1.0, "gaussian standard deviation"),
-    Field("sparse", "int", -1, "gaussian: expected number of non-zero inputs per output (-1: dense)"),
+    Field("sparse", "int", -1, "gaussian: expected number of non-zero inputs per output (-1: dense)",
+          range=(-1, 2 ** 31 - 1)),
     Field("variance_norm", ("FAN_IN", "FAN_OUT", "AVERAGE"), "FAN_IN",
           "xavier/msra: normalise by fan_in, fan_out or their average"),
 ], doc="How a parameter blob is initialised.")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .blob import Blob
+from .blob import Blob, ShapeError, memory_budget
 from .config.net_spec import LAYER_COMMON, NET_TOP
 from .config.schema import Field, Message, Problems, did_you_mean
 from .config.yamlload import LDict, Loc, load_yaml
@@ -142,7 +142,8 @@ class Net:
             cls = REGISTRY.get(tname) if isinstance(tname, str) else None
             if cls is None:
                 tops = item.get("top")
-                self._unparsed_tops.update(tops if isinstance(tops, list) else [tops])
+                self._unparsed_tops.update(str(t) for t in (tops if isinstance(tops, list) else [tops])
+                                           if isinstance(t, (str, int, float)))
                 tloc = getattr(item, "key_locs", {}).get("type", iloc)
                 if tname is None:
                     problems.add(iloc, "required field 'type' is missing", label, "type")
@@ -168,17 +169,27 @@ class Net:
             if p.exclude and any(_rule_met(r, rule_phase, self.level, self.stages) for r in p.exclude):
                 continue
             p.phase = phase
-            configs.append(LayerConfig(p.name, cls.type, p, list(p.bottom), list(p.top), iloc))
+            if problems:     # a broken layer (or field) is reported already: keep only what parsed
+                if not isinstance(p.name, str):
+                    p.name = f"layers[{i}]"
+                bottoms = [b for b in p.bottom if isinstance(b, str)]
+                tops = [t for t in p.top if isinstance(t, str)]
+                self._unparsed_tops.update(tops)
+            else:
+                bottoms, tops = list(p.bottom), list(p.top)
+            configs.append(LayerConfig(p.name, cls.type, p, bottoms, tops, iloc))
         return configs
 
     def _check_graph(self, configs, problems):
         """Bottom/top counts, producers, duplicates, in-place rules, cycles."""
         producer: dict[str, int] = {}
         names = {}
-        later = {}
+        later, producers = {}, {}
         for i, c in enumerate(configs):
             for t in c.top:
                 later.setdefault(t, i)
+                producers.setdefault(t, []).append(i)
+        cycles_searched = 0
         for i, c in enumerate(configs):
             cls = REGISTRY[c.type]
             label = f"layer '{c.name}' ({c.type})"
@@ -202,7 +213,8 @@ class Net:
                     problems.add(c.p.loc("bottom", c.loc), f"bottom '{b}' is this layer's own top: only "
                                  "in-place layers may use a blob produced earlier", label, "bottom")
                 else:
-                    cyc = self._cycle(configs, i, j)
+                    cycles_searched += 1     # a few paths name the problem; more only cost time
+                    cyc = self._cycle(configs, i, j, producers) if cycles_searched <= 8 else None
                     msg = (f"cycle: {' -> '.join(cyc)}" if cyc else
                            f"bottom '{b}' is produced only by a later layer '{configs[j].name}'; "
                            f"layers run in the order written")
@@ -232,23 +244,27 @@ class Net:
         return configs
 
     @staticmethod
-    def _cycle(configs, i, j):
-        """Names along a dependency path from layer j back to layer i, if one exists."""
-        tops_of = {k: set(c.top) for k, c in enumerate(configs)}
-
-        def path(k, seen):
-            if k == i:
-                return [configs[i].name]
-            for b in configs[k].bottom:
-                for m, tops in tops_of.items():
-                    if b in tops and m not in seen and m != k:
-                        rest = path(m, seen | {m})
-                        if rest:
-                            return rest + [configs[k].name]
+    def _cycle(configs, i, j, producers):
+        """Names along a dependency path from layer j back to layer i, if one exists: one
+        breadth-first search over (layer, bottom -> producers), O(layers + blobs)."""
+        came_from = {j: None}
+        frontier = [j]
+        while frontier and i not in came_from:
+            nxt = []
+            for k in frontier:
+                for b in configs[k].bottom:
+                    for m in producers.get(b, ()):
+                        if m not in came_from:
+                            came_from[m] = k
+                            nxt.append(m)
+            frontier = nxt
+        if i not in came_from:
             return None
-
-        p = path(j, {j})
-        return p + [configs[i].name] if p else None
+        path, k = [], i       # i feeds came_from[i], ..., which feeds j, which feeds i
+        while k is not None:
+            path.append(configs[k].name)
+            k = came_from[k]
+        return path + [configs[i].name]
 
     def _insert_splits(self, configs):
         """A blob version consumed by several layers (or consumed and also weighted as a loss)
@@ -292,6 +308,7 @@ class Net:
         self.blobs: dict[str, Blob] = {}
         self.loss_weights = []             # per layer: list per top
         broken: set[str] = set()
+        used, budget = 0, memory_budget()
         for c in configs:
             cls = REGISTRY[c.type]
             label = f"layer '{c.name}' ({c.type})"
@@ -308,7 +325,17 @@ class Net:
             layer = cls(c.name, c.p, c.p.phase, c.bottom, c.top, self.rng)
             layer.base_dir = os.path.dirname(self.source) if self.source != "<dict>" else ""
             try:
-                layer.setup(bottoms, tops)
+                try:
+                    layer.setup(bottoms, tops)
+                except (ShapeError, MemoryError) as e:
+                    raise LayerError(str(e) if isinstance(e, ShapeError) else "not enough memory for its blobs")
+                used += sum(2 * t.data.nbytes for t in tops if t.data is not None and t.name not in c.bottom)
+                used += sum(2 * 4 * int(np.prod(b.data)) for b in layer.blobs)
+                if used > budget:
+                    problems.add(c.loc, f"the net needs more than {used / 2 ** 30:.3g} GB for its blobs and params "
+                                 f"(data and diff) up to this layer; this machine has {budget / 2 ** 30:.3g} GB",
+                                 label)
+                    return
                 if tops and any(t.data is None for t in tops):   # pragma: no cover - layer bug
                     raise LayerError("setup left a top unallocated")
                 if len(c.p.param) > len(layer.blobs):

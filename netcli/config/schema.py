@@ -5,6 +5,7 @@ listing all come from these declarations.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field as dc_field
 from typing import Any, Callable
 
@@ -12,6 +13,11 @@ from ..errors import ConfigError
 from .yamlload import LDict, Loc
 
 REQUIRED = object()  # default of a field that must be given
+
+# The range of every numeric field, as caffe.proto's types: "int" is an int32 and "float" a finite
+# float32 unless a Field narrows it with `range`; a field's `check` adds what ranges cannot say.
+INT_RANGE = (-2 ** 31, 2 ** 31 - 1)
+FLOAT_RANGE = (-3.4e38, 3.4e38)
 
 
 def did_you_mean(word, choices):
@@ -47,6 +53,11 @@ class Field:
     doc: str = ""
     repeated: bool = False
     check: Callable[[Any], str | None] | None = None  # returns a complaint, or None
+    range: tuple | None = None   # (lowest, highest) for "int"/"float"; default INT_RANGE/FLOAT_RANGE
+
+    def __post_init__(self):
+        if self.range is None and self.kind in ("int", "float"):
+            self.range = INT_RANGE if self.kind == "int" else FLOAT_RANGE
 
     @property
     def type_name(self):
@@ -98,6 +109,11 @@ class Message:
     def __post_init__(self):
         self.by_name = {f.name: f for f in self.fields}
 
+    def required(self):
+        """Whether any field (at any depth) must be given."""
+        return any(f.default is REQUIRED or (isinstance(f.kind, Message) and not f.repeated and
+                                             f.default is None and f.kind.required()) for f in self.fields)
+
     def defaults(self):
         return self.parse(LDict(), Problems(), None, "")
 
@@ -129,7 +145,10 @@ class Message:
                              prefix + f.name)
                 values[f.name] = None
             elif isinstance(f.kind, Message) and not f.repeated:
-                values[f.name] = f.kind.defaults() if f.default is None else f.default
+                if f.default is None and f.kind.required():   # its required fields are reported
+                    values[f.name] = f.kind.parse(LDict(), problems, layer, prefix + f.name + ".", loc)
+                else:
+                    values[f.name] = f.kind.defaults() if f.default is None else f.default
             else:
                 values[f.name] = list(f.default or []) if f.repeated else f.default
         return Params(self, values, given)
@@ -140,7 +159,10 @@ def _show(v):
         return "a mapping"
     if isinstance(v, list):
         return "a list"
-    return f"{type(v).__name__} {v!r}"
+    text = repr(v)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{type(v).__name__} {text}"
 
 
 def _parse_field(f: Field, v, problems, layer, path, loc):
@@ -168,7 +190,8 @@ def _parse_one(f: Field, v, problems, layer, path, loc):
         else:
             out = canon[v.upper()]
     elif kind == "int":
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or \
+                (isinstance(v, float) and not (math.isfinite(v) and v.is_integer())):
             bad = f"expected an integer, got {_show(v)}"
         else:
             out = int(v)
@@ -181,7 +204,12 @@ def _parse_one(f: Field, v, problems, layer, path, loc):
         elif isinstance(v, bool) or not isinstance(v, (int, float)):
             bad = f"expected a number, got {_show(v)}"
         else:
-            out = float(v)
+            try:
+                out = float(v)
+            except OverflowError:
+                out = math.inf if v > 0 else -math.inf
+        if bad is None and not math.isfinite(out):
+            bad = f"expected a finite number, got {_show(v)}"
     elif kind == "bool":
         if not isinstance(v, bool):
             bad = f"expected true or false, got {_show(v)}"
@@ -192,6 +220,11 @@ def _parse_one(f: Field, v, problems, layer, path, loc):
             out = str(v)
     else:  # pragma: no cover - a programming error in a spec
         raise TypeError(f"unknown field kind {kind!r}")
+    if bad is None and f.range is not None and not f.range[0] <= out <= f.range[1]:
+        lo, hi = f.range
+        shown = (f"{out:.6g}" if kind == "float" else str(out) if abs(out) < 10 ** 24 else
+                 f"an integer of about {int(out.bit_length() * 0.30103) + 1} digits")
+        bad = f"{shown} is out of range [{lo:g}, {hi:g}]" if kind == "float" else f"{shown} is out of range [{lo}, {hi}]"
     if bad is None and f.check is not None:
         bad = f.check(out)
     if bad is not None:

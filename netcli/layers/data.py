@@ -26,7 +26,7 @@ DATA = Message("DataParameter", [
     Field("batch_size", "int", REQUIRED, "samples per batch", check=positive),
     Field("shuffle", "bool", False, "visit samples in a new random order every epoch"),
     Field("rand_skip", "int", 0, "skip a random number (up to this) of samples at the start", check=non_negative),
-    Field("prefetch", "int", 4, "batches prepared ahead in the background", check=positive),
+    Field("prefetch", "int", 4, "batches prepared ahead in the background", range=(1, 64)),
     Field("validation_fraction", "float", 0.0, "hold out this fraction of the source (a fixed random split) for "
           "the VALIDATION phase, which the solver then tests on; TRAIN uses the rest",
           check=lambda v: None if 0 <= v < 1 else f"must be in [0, 1), got {v}"),

@@ -33,7 +33,16 @@ def check(p, where):
 
 
 def learning_rate(p, it, step, max_iter):
-    """(rate, new step) for update number `it`."""
+    """(rate, new step) for update number `it`. A rate too large for a float is inf (training then
+    stops with the divergence message), never an exception."""
+    try:
+        rate, step = _rate(p, it, step, max_iter)
+    except OverflowError:
+        rate = math.inf
+    return float(rate), step
+
+
+def _rate(p, it, step, max_iter):
     pol, base = p.lr_policy, p.base_lr
     if pol == "fixed":
         return base, step
@@ -49,9 +58,10 @@ def learning_rate(p, it, step, max_iter):
             step += 1
         return base * p.gamma ** step, step
     if pol == "poly":
-        return base * (1.0 - it / max_iter) ** p.power, step
+        return base * max(0.0, 1.0 - it / max_iter) ** p.power, step
     if pol == "plateau":   # `step` counts the reductions, made by the solver after tests
         return base * p.gamma ** step, step
     if pol == "sigmoid":
-        return base * (1.0 / (1.0 + math.exp(-p.gamma * (it - p.stepsize)))), step
+        z = -p.gamma * (it - p.stepsize)
+        return (base / (1.0 + math.exp(z)) if z < 700 else 0.0), step
     raise ConfigError(f"unknown learning rate policy: {pol}")  # pragma: no cover - the schema admits only the above
