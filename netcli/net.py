@@ -104,6 +104,7 @@ class Net:
         configs = self._insert_splits(configs)
         self._build(configs, problems)
         problems.raise_if_any()
+        self._check_class_labels(problems)
         self._allocate_params(problems)
         problems.raise_if_any()
         self._plan_backward()
@@ -359,6 +360,28 @@ class Net:
             self.top_vecs.append(tops)
             self.loss_weights.append(c.loss_weight)
         self.layer_dict = dict(zip(self.layer_names, self.layers))
+
+    def _check_class_labels(self, problems):
+        """A layer that reads class indices from a Data layer's labels (through Splits) checks the
+        whole dataset once, here, so a bad label is reported by sample before training starts."""
+        from .data.sources import check_class_labels
+        producer = {id(t): i for i, tv in enumerate(self.top_vecs) for t in tv}
+        for i, layer in enumerate(self.layers):
+            if layer.class_labels is None:
+                continue
+            k, classes, ignore = layer.class_labels
+            blob = self.bottom_vecs[i][k]
+            j = producer.get(id(blob))
+            while j is not None and self.layers[j].type == "Split":
+                blob = self.bottom_vecs[j][0]
+                j = producer.get(id(blob))
+            if j is None or self.layers[j].type != "Data" or self.top_vecs[j][1:2] != [blob]:
+                continue
+            try:
+                check_class_labels(self.layers[j].dataset, classes, ignore, f"layer '{layer.name}' ({layer.type})")
+            except NetcliError as e:
+                problems.add(self.configs[j].loc, str(e), f"layer '{self.layer_names[j]}' (Data)",
+                             "data_param.source")
 
     def _allocate_params(self, problems):
         """Owner params live in one flat data buffer and one flat diff buffer (so an update or an

@@ -12,6 +12,7 @@ import zipfile
 import numpy as np
 
 from .errors import NetcliError
+from .npzfile import read_npz
 
 
 def atomic_savez(path, arrays: dict):
@@ -36,17 +37,6 @@ def atomic_savez(path, arrays: dict):
 
 def _replace(tmp, path):  # a seam for tests that simulate a crash before the rename
     os.replace(tmp, path)
-
-
-def read_npz(path, what="weights"):
-    path = os.fspath(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise NetcliError(f"{path}: no such {what} file") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise NetcliError(f"{path}: not a readable {what} file (.npz): {e}") from None
 
 
 def save_weights(net, path):

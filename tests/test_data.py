@@ -49,7 +49,7 @@ def test_idx_errors(tmp_path):
     with pytest.raises(DataError, match="bad magic number 0x12340803"):
         read_idx(str(p))
     p.write_bytes(idx_bytes(np.zeros((4, 3, 3)))[:-5])
-    with pytest.raises(DataError, match=r"truncated data: header says \(4, 3, 3\)"):
+    with pytest.raises(DataError, match=r"the header says \(4, 3, 3\) .* truncated or damaged"):
         read_idx(str(p))
     p.write_bytes(idx_bytes(np.zeros((4, 3))))
     with pytest.raises(DataError, match="expected an IDX file of 3 dimensions, got 2"):

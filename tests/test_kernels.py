@@ -269,3 +269,7 @@ def test_softmax_loss_kernels(R, C, I):
     np.testing.assert_allclose(dx, 0.5 * (ref - onehot) * valid[:, None, :], rtol=1e-5, atol=1e-6)
     lab[-1, -1] = C                                    # out of range: reported, not read
     assert softmax_loss_forward(x, lab, prob, 1, True)[2:] == (C, True)
+    lab[-1, -1] = 0.5                                  # not a whole number: reported too
+    assert softmax_loss_forward(x, lab, prob, 1, True)[2:] == (0.5, True)
+    lab[-1, -1] = np.nan
+    assert softmax_loss_forward(x, lab, prob, 1, True)[3]

@@ -2,12 +2,14 @@
 `labels` (N,) float32, held in memory (MNIST- and CIFAR-sized sets fit easily)."""
 from __future__ import annotations
 
-import gzip
 import os
+import warnings
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..blob import memory_budget
 from ..errors import NetcliError
 
 
@@ -34,21 +36,43 @@ IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4
 
 def _open_maybe_gz(path):
     for p in (path, path + ".gz"):
-        if os.path.exists(p):
-            with open(p, "rb") as f:
-                raw = f.read()
+        if os.path.isfile(p):
+            try:
+                with open(p, "rb") as f:
+                    raw = f.read()
+            except OSError as e:
+                raise DataError(f"{p}: cannot read: {e.strerror or e}") from None
             if p.endswith(".gz") or raw[:2] == b"\x1f\x8b":
-                try:
-                    raw = gzip.decompress(raw)
-                except (OSError, EOFError) as e:
-                    raise DataError(f"{p}: not a valid gzip file: {e}") from None
+                raw = _gunzip(raw, p)
             return p, raw
     raise DataError(f"{path}: no such file (nor {os.path.basename(path)}.gz)")
 
 
+def _gunzip(raw, where):
+    """Decompress a gzip file, refusing more than half this machine's memory of output."""
+    cap = memory_budget() // 2
+    out, d = [], zlib.decompressobj(16 + zlib.MAX_WBITS)
+    size = 0
+    try:
+        while raw:
+            chunk = d.decompress(raw, 1 << 24)
+            size += len(chunk)
+            if size > cap:
+                raise DataError(f"{where}: decompresses to more than {cap / 2 ** 30:.3g} GB (half this machine's memory)")
+            out.append(chunk)
+            raw = d.unconsumed_tail
+            if d.eof:
+                break
+        if not d.eof:
+            raise DataError(f"{where}: truncated gzip file")
+    except zlib.error as e:
+        raise DataError(f"{where}: not a valid gzip file: {e}") from None
+    return b"".join(out)
+
+
 def read_idx(path, ndim=None):
     """Parse an IDX file (plain or .gz): 2 zero bytes, a type code, the number of dims, the dims
-    as big-endian int32, then the data."""
+    as big-endian int32, then the data. The header is checked against the file's size."""
     shown, raw = _open_maybe_gz(path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
         magic = raw[:4].hex() if len(raw) >= 4 else raw.hex()
@@ -60,10 +84,16 @@ def read_idx(path, ndim=None):
     if len(raw) < head:
         raise DataError(f"{shown}: truncated header")
     dims = tuple(int(d) for d in np.frombuffer(raw, ">i4", nd, 4))
-    need = int(np.prod(dims)) * dtype.itemsize
-    if len(raw) - head < need:
-        raise DataError(f"{shown}: truncated data: header says {dims} ({need} bytes), file has {len(raw) - head}")
-    return np.frombuffer(raw, dtype, int(np.prod(dims)), head).reshape(dims)
+    if any(d <= 0 for d in dims):
+        raise DataError(f"{shown}: the header's dimensions {dims} must all be positive")
+    count = 1
+    for d in dims:
+        count *= d
+    need = count * dtype.itemsize
+    if len(raw) - head != need:
+        raise DataError(f"{shown}: the header says {dims} ({need:,} bytes of data), the file holds "
+                        f"{len(raw) - head:,}: truncated or damaged")
+    return np.frombuffer(raw, dtype, count, head).reshape(dims)
 
 
 def load_idx(prefix):
@@ -71,39 +101,65 @@ def load_idx(prefix):
     labels = read_idx(prefix + "-labels-idx1-ubyte", 1)
     if len(images) != len(labels):
         raise DataError(f"{prefix}: {len(images)} images but {len(labels)} labels")
-    return Dataset(images[:, None, :, :], labels.astype(np.float32), prefix)
+    return Dataset(_nchw(images, prefix), _labels(labels, len(images), prefix), prefix)
 
 
 # -- npz ------------------------------------------------------------------------------------------
 def load_npz(path):
+    from ..npzfile import read_npz
     try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in ("data", "label") if k not in z.files]
-            if missing:
-                raise DataError(f"{path}: missing array(s) {', '.join(missing)} (found {', '.join(z.files) or 'none'})")
-            data, label = z["data"], z["label"]
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: not a readable .npz file: {e}") from None
-    return Dataset(_nchw(data, path), _labels(label, len(data), path), path)
+        arrays = read_npz(path, "dataset", names=("data", "label"))
+    except NetcliError as e:
+        raise DataError(str(e)) from None
+    data = arrays["data"]
+    return Dataset(_nchw(data, path), _labels(arrays["label"], len(data), path), path)
 
 
 def _nchw(data, where):
+    """Samples as (N, C, H, W), uint8 kept, other numbers as float32; every size positive."""
+    data = np.asarray(data)
+    if data.dtype.kind not in "uifb":
+        raise DataError(f"{where}: data must be numbers, got {data.dtype}")
     if data.ndim == 3:
         data = data[:, None]
     if data.ndim != 4:
         raise DataError(f"{where}: data must be (N, C, H, W) or (N, H, W), got shape {data.shape}")
+    if 0 in data.shape:
+        raise DataError(f"{where}: data of shape {data.shape} holds no samples or empty images")
     if data.dtype != np.uint8:
         data = data.astype(np.float32)
+        if not np.isfinite(data).all():
+            i = int(np.flatnonzero(~np.isfinite(data).reshape(len(data), -1).all(axis=1))[0])
+            raise DataError(f"{where}: sample {i} holds a value that is not finite (NaN or inf, maybe beyond float32)")
     return data
 
 
 def _labels(label, n, where):
-    label = np.asarray(label).reshape(-1)
+    label = np.asarray(label)
+    if label.dtype.kind not in "uifb":
+        raise DataError(f"{where}: labels must be numbers, got {label.dtype}")
+    label = label.reshape(-1)
     if len(label) != n:
         raise DataError(f"{where}: {n} samples but {len(label)} labels")
-    return label.astype(np.float32)
+    label = label.astype(np.float32)
+    bad = ~np.isfinite(label)
+    if bad.any():
+        raise DataError(f"{where}: label of sample {int(np.flatnonzero(bad)[0])} is not a finite number")
+    return label
+
+
+def check_class_labels(ds, classes, ignore, who):
+    """Labels read as class indices must be whole numbers in [0, classes) (or `ignore`): the
+    first that is not is an error naming its sample."""
+    lab = ds.labels
+    bad = (lab != np.floor(lab)) | (lab < 0) | (lab >= classes)
+    if ignore is not None:
+        bad &= lab != ignore
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        kind = "not a whole number" if lab[i] != np.floor(lab[i]) else f"outside [0, {classes})"
+        raise DataError(f"{ds.name}: label {lab[i]:g} of sample {i} is {kind}, but {who} reads labels as "
+                        f"class indices 0..{classes - 1}")
 
 
 # -- HDF5 (Caffe's HDF5Data: a text file listing .h5 files) ------------------------------------
@@ -126,12 +182,17 @@ def load_hdf5(listfile):
         try:
             with h5py.File(path, "r") as h:
                 for key in ("data", "label"):
-                    if key not in h:
+                    if key not in h or not isinstance(h[key], h5py.Dataset):
                         raise DataError(f"{path}: no dataset '{key}'")
+                    if 2 * h[key].size * max(h[key].dtype.itemsize, 4) > memory_budget():
+                        raise DataError(f"{path}: dataset '{key}' of shape {h[key].shape} does not fit in memory")
                 datas.append(_nchw(np.asarray(h["data"]), path))
                 labels.append(_labels(np.asarray(h["label"]), len(datas[-1]), path))
-        except OSError as e:
-            raise DataError(f"{path}: cannot open HDF5 file: {e}") from None
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            raise DataError(f"{path}: cannot read HDF5 file: {' '.join(str(e).split())[:160]}") from None
+        if datas[-1].shape[1:] != datas[0].shape[1:]:
+            raise DataError(f"{path}: samples of shape {datas[-1].shape[1:]}, but {files[0]} has "
+                            f"{datas[0].shape[1:]} (every file must hold one sample shape)")
     return Dataset(np.concatenate(datas), np.concatenate(labels), listfile)
 
 
@@ -150,6 +211,7 @@ def load_images(root):
     if not classes:
         raise DataError(f"{root}: no class sub-folders found")
     images, labels, shape = [], [], None
+    warnings.simplefilter("error", Image.DecompressionBombWarning)   # a huge image is an error, not a warning
     for ci, c in enumerate(classes):
         for fn in sorted(os.listdir(os.path.join(root, c))):
             if not fn.lower().endswith(IMAGE_EXT):
@@ -157,9 +219,11 @@ def load_images(root):
             path = os.path.join(root, c, fn)
             try:
                 with Image.open(path) as im:
+                    if im.width * im.height == 0:
+                        raise DataError(f"{path}: an empty image ({im.width}x{im.height})")
                     a = np.asarray(im.convert("L" if im.mode in ("1", "L", "I", "I;16") else "RGB"))
-            except OSError as e:
-                raise DataError(f"{path}: cannot read image: {e}") from None
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+                raise DataError(f"{path}: cannot read image: {' '.join(str(e).split())[:160]}") from None
             a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
             if shape is None:
                 shape = a.shape

@@ -10,8 +10,8 @@ TINY = 1.1754943508222875e-38  # np.finfo(np.float32).tiny: log(0) is clamped he
 @njit(cache=True, nogil=True)
 def softmax_loss_forward(x, lab, prob, ignore, has_ignore):
     """prob = softmax of x over C. Returns (sum of log prob[r, lab[r, i], i] over the labels that
-    are not ignored, how many those are, the first label outside [0, C) or 0.0, and whether one was
-    found). A label is the integer part of its float, as NumPy's astype(int64) gives."""
+    are not ignored, how many those are, the first label that is not a class index (a whole
+    number in [0, C)) or 0.0, and whether one was found)."""
     R, C, I = x.shape
     total = 0.0
     count = 0
@@ -28,11 +28,12 @@ def softmax_loss_forward(x, lab, prob, ignore, has_ignore):
             inv = 1.0 / s
             for c in range(C):
                 prob[r, c, i] *= inv
-            k = int(lab[r, i])
-            if has_ignore and k == ignore:
+            v = lab[r, i]
+            if has_ignore and v == ignore:
                 continue
-            if k < 0 or k >= C:
-                return total, count, lab[r, i], True
+            if not (v >= 0 and v < C and v == math.floor(v)):   # NaN fails too
+                return total, count, v, True
+            k = int(v)
             total += math.log(max(prob[r, k, i], TINY))
             count += 1
     return total, count, 0.0, False

@@ -38,6 +38,8 @@ class Layer:
     has_backward = True
     batch_parallel = False            # samples are independent: see RowParallel
     reduced_tops = ()                 # RowParallel: tops summed over all rows (a loss)
+    base_dir = ""                     # set by the Net: the net file's folder (netcli.paths.resolve)
+    class_labels = None               # set in setup by layers reading class indices: (bottom, classes, ignore)
 
     def __init__(self, name, p, phase, bottom_names, top_names, rng: np.random.Generator):
         self.name = name

@@ -35,10 +35,18 @@ DATA = Message("DataParameter", [
 _CACHE: dict = {}
 
 
+def _idx_exists(prefix):
+    return any(os.path.isfile(prefix + "-images-idx3-ubyte" + gz) for gz in ("", ".gz"))
+
+
 def open_dataset(source, backend, base_dir=""):
+    """The dataset a Data layer reads (cached per resolved path): a relative source is looked up
+    next to the net file, then in the working directory (netcli.paths)."""
     from ..data import datasets, sources
+    from ..paths import resolve
+    named = ":" in source and source.split(":")[0] in datasets.DATASETS
     if backend is None:
-        if ":" in source and source.split(":")[0] in datasets.DATASETS:
+        if named:
             backend = "NAMED"
         elif source.endswith(".npz"):
             backend = "NPZ"
@@ -48,11 +56,17 @@ def open_dataset(source, backend, base_dir=""):
             backend = "IMAGES"
         else:
             backend = "IDX"
-    if backend == "IDX" and ":" in source and source.split(":")[0] in datasets.DATASETS:
+    if backend == "IDX" and named:
         backend = "NAMED"
     path = source
-    if backend != "NAMED" and not os.path.isabs(source) and os.path.exists(os.path.join(base_dir, source)):
-        path = os.path.join(base_dir, source)   # next to the net file first, else the working directory
+    if backend != "NAMED":
+        try:
+            if backend == "IDX":
+                path = resolve(source, base_dir, "IDX dataset (<prefix>-images-idx3-ubyte[.gz])", _idx_exists)
+            else:
+                path = resolve(source, base_dir, "dataset", os.path.isdir if backend == "IMAGES" else os.path.exists)
+        except NetcliError as e:
+            raise DataError(str(e)) from None
     key = (backend, os.path.abspath(path) if backend != "NAMED" else path)
     if key not in _CACHE:
         loader = {"NAMED": datasets.load_named, "IDX": sources.load_idx, "NPZ": sources.load_npz,
@@ -69,7 +83,6 @@ class Data(Layer):
     bottoms = (0, 0)
     tops = (1, 2)
     has_backward = False
-    base_dir = ""     # set by the Net: a relative source is looked up next to the net file, then in the cwd
 
     def setup(self, bottoms, tops):
         p, t = self.p.data_param, self.p.transform_param
@@ -88,8 +101,12 @@ class Data(Layer):
         if t.mean_file:
             if t.mean_value:
                 raise LayerError("give mean_file or mean_value, not both", "transform_param.mean_value")
-            mf = os.path.join(self.base_dir, t.mean_file)
-            mean = _load_mean(mf if os.path.exists(mf) else t.mean_file, (C, H, W))
+            from ..paths import resolve
+            try:
+                mf = resolve(t.mean_file, self.base_dir, "mean_file")
+            except NetcliError as e:
+                raise LayerError(str(e), "transform_param.mean_file") from None
+            mean = _load_mean(mf, (C, H, W))
         if t.mean_value and len(t.mean_value) not in (1, C):
             raise LayerError(f"mean_value needs 1 or {C} values, got {len(t.mean_value)}", "transform_param.mean_value")
         self.transformer = Transformer(t, self.phase, (C, H, W), mean)
@@ -173,16 +190,25 @@ def validation_split(ds, fraction, held_out):
 
 
 def _load_mean(path, shape):
+    """The (C, H, W) mean image from an .npy file or the first array of an .npz."""
+    from ..npzfile import read_npz
     try:
-        m = np.load(path)
-        if isinstance(m, np.lib.npyio.NpzFile):
-            with m:
-                m = m[m.files[0]]
-    except (OSError, ValueError) as e:
-        raise LayerError(f"cannot read mean_file {path} (.npy or .npz of the (C, H, W) mean image): {e}",
-                         "transform_param.mean_file") from None
+        if path.endswith(".npy"):
+            m = np.load(path, allow_pickle=False)
+        else:
+            arrays = read_npz(path, "mean")
+            if not arrays:
+                raise NetcliError(f"{path}: the .npz holds no arrays")
+            m = next(iter(arrays.values()))
+    except NetcliError as e:
+        raise LayerError(f"mean_file: {e}", "transform_param.mean_file") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise LayerError(f"cannot read mean_file {path} (.npy or .npz of the (C, H, W) mean image): "
+                         f"{' '.join(str(e).split())[:160]}", "transform_param.mean_file") from None
     if m.shape != shape:
         raise LayerError(f"mean_file {path} has shape {m.shape}, the images are {shape}", "transform_param.mean_file")
+    if m.dtype.kind not in "uifb" or not np.isfinite(m.astype(np.float64)).all():
+        raise LayerError(f"mean_file {path} must hold finite numbers", "transform_param.mean_file")
     return m
 
 

@@ -53,13 +53,24 @@ def _labels_for(layer, scores_shape, labels, axis):
     return outer, inner
 
 
+def _is_class(lab, C, ignore):
+    """Where float labels are class indices: whole numbers in [0, C), or the ignore label."""
+    ok = (lab >= 0) & (lab < C) & (lab == np.floor(lab))
+    return ok | (lab == ignore) if ignore is not None else ok
+
+
+def _label_message(layer, value, row, C):
+    kind = "not a whole number" if value == value and value != np.floor(value) else f"outside [0, {C})"
+    return (f"layer '{layer.name}': label {value:g} in row {row} of the batch (from {layer.bottom_names[1]}) is "
+            f"{kind}: labels are class indices 0..{C - 1}")
+
+
 def _check_labels(layer, lab, C, ignore):
-    bad = (lab < 0) | (lab >= C)
-    if ignore is not None:
-        bad &= lab != ignore
-    if bad.any():
-        v = lab[bad][0]
-        raise NetcliError(f"{layer.name}: label {v} is outside [0, {C}) (from {layer.bottom_names[1]})")
+    """lab: (outer, inner) float labels; the first that is not a class index is an error."""
+    ok = _is_class(lab, C, ignore)
+    if not ok.all():
+        row = int(np.flatnonzero(~ok.reshape(len(ok), -1).all(axis=1))[0])
+        raise NetcliError(_label_message(layer, float(lab[~ok][0]), row, C))
 
 
 @register
@@ -77,6 +88,7 @@ class SoftmaxWithLoss(Loss, RowParallel):
         self.axis = canon_axis(self.p.softmax_param.axis, len(shape), "softmax_param.axis")
         self.outer, self.inner = _labels_for(self, shape, bottoms[1].data, self.axis)
         self.C = shape[self.axis]
+        self.class_labels = (1, self.C, self.p.loss_param.ignore_label)
         dt = bottoms[0].data.dtype
         self.prob = np.empty(shape, dt)
         self.scalar_top(tops, dt)
@@ -102,7 +114,8 @@ class SoftmaxWithLoss(Loss, RowParallel):
         total, count, bad, found = softmax_loss_forward(x, lab, prob, self.ignore,
                                                         self.p.loss_param.ignore_label is not None)
         if found:
-            raise NetcliError(f"{self.name}: label {bad:g} is outside [0, {self.C}) (from {self.bottom_names[1]})")
+            row = lo + int(np.flatnonzero(~_is_class(lab, self.C, self.p.loss_param.ignore_label).all(axis=1))[0])
+            raise NetcliError(_label_message(self, bad, row, self.C))
         return total, count
 
     def forward_rows(self, bottoms, tops, t, lo, hi):
@@ -190,6 +203,7 @@ class Accuracy(Layer):
         self.axis = canon_axis(p.axis, len(shape), "accuracy_param.axis")
         self.outer, self.inner = _labels_for(self, shape, bottoms[1].data, self.axis)
         self.C = shape[self.axis]
+        self.class_labels = (1, self.C, p.ignore_label)
         if p.top_k > self.C:
             raise LayerError(f"top_k {p.top_k} is larger than the number of classes {self.C}",
                              "accuracy_param.top_k")
@@ -200,15 +214,18 @@ class Accuracy(Layer):
     def forward(self, bottoms, tops):
         p = self.p.accuracy_param
         s = bottoms[0].data.reshape(self.outer, self.C, self.inner)
-        lab = bottoms[1].data.reshape(self.outer, self.inner).astype(np.int64)
+        flab = bottoms[1].data.reshape(self.outer, self.inner)
+        _check_labels(self, flab, self.C, p.ignore_label)
+        lab = flab.astype(np.int64)
         valid = lab != p.ignore_label if p.ignore_label is not None else np.ones(lab.shape, bool)
-        _check_labels(self, lab, self.C, p.ignore_label)
         safe = np.where(valid, lab, 0)
         o, i = np.ogrid[:self.outer, :self.inner]
         true = s[o, safe, i]
-        # Caffe: correct when fewer than top_k classes score >= the true class (itself included)
+        # Caffe: correct when fewer than top_k classes score >= the true class (itself included).
+        # A prediction with a NaN score is never correct (NaN compares false, so it would be).
         better = (s >= true[:, None, :]).sum(axis=1)
-        correct = (better <= p.top_k) & valid
+        finite = ~np.isnan(s).any(axis=1)
+        correct = (better <= p.top_k) & valid & finite
         count = valid.sum()
         tops[0].data[...] = correct.sum() / count if count else 0.0
         if len(tops) > 1:
@@ -335,6 +352,7 @@ class HingeLoss(Loss):
         s = bottoms[0]
         self.N = s.shape[0]
         self.C = s.count // self.N
+        self.class_labels = (1, self.C, None)
         if bottoms[1].count != self.N:
             raise LayerError(f"one label per sample expected: {bottoms[1].count} labels {self.where(1)} for "
                              f"{self.N} samples")
@@ -344,8 +362,8 @@ class HingeLoss(Loss):
 
     def forward(self, bottoms, tops):
         s = bottoms[0].data.reshape(self.N, self.C)
+        _check_labels(self, bottoms[1].data.reshape(-1, 1), self.C, None)
         lab = bottoms[1].data.reshape(-1).astype(np.int64)
-        _check_labels(self, lab, self.C, None)
         self.sign[...] = 1.0
         self.sign[np.arange(self.N), lab] = -1.0
         np.maximum(0, 1 + self.sign * s, out=self.margin)
@@ -375,20 +393,21 @@ class InfogainLoss(Loss):
     no_grad_bottoms = (1,)
 
     def setup(self, bottoms, tops):
-        import os
         p = self.p.infogain_loss_param
         shape = bottoms[0].shape
         self.axis = canon_axis(p.axis, len(shape), "infogain_loss_param.axis")
         self.outer, self.inner = _labels_for(self, shape, bottoms[1].data, self.axis)
         self.C = shape[self.axis]
+        self.class_labels = (1, self.C, None)
         dt = bottoms[0].data.dtype
         if p.source:
-            path = p.source if os.path.isabs(p.source) or not self.base_dir else os.path.join(self.base_dir, p.source)
-            if not os.path.exists(path):
-                path = p.source
+            from ..paths import resolve
             try:
-                H = np.load(path)
-            except (OSError, ValueError) as e:
+                path = resolve(p.source, self.base_dir, "infogain matrix")
+                H = np.load(path, allow_pickle=False)
+            except NetcliError as e:
+                raise LayerError(str(e), "infogain_loss_param.source") from None
+            except (OSError, ValueError, EOFError) as e:
                 raise LayerError(f"cannot read the infogain matrix {path} (a .npy file): {e}",
                                  "infogain_loss_param.source") from None
             if H.shape != (self.C, self.C):
@@ -403,8 +422,8 @@ class InfogainLoss(Loss):
     def forward(self, bottoms, tops):
         softmax_forward(bottoms[0].data, self.prob, self.axis)
         p = self.prob.reshape(self.outer, self.C, self.inner)
+        _check_labels(self, bottoms[1].data.reshape(self.outer, self.inner), self.C, None)
         lab = bottoms[1].data.reshape(self.outer, self.inner).astype(np.int64)
-        _check_labels(self, lab, self.C, None)
         Hl = self.H[lab]                                     # (outer, inner, C)
         logp = np.log(np.maximum(p, np.finfo(np.float32).tiny)).transpose(0, 2, 1)
         tops[0].data[...] = -(Hl * logp).sum() / (self.outer * self.inner)

@@ -55,9 +55,11 @@ class Solver:
         self._where = lambda params, f: f"{self.path}:{(params.loc(f) or tree.loc).line}"
         if not p.net:
             raise ConfigError(f"{self.path}:{tree.loc.line}: field 'net': the solver needs a net file")
-        net_path = p.net if os.path.isabs(p.net) else os.path.join(os.path.dirname(self.path), p.net)
-        if not os.path.exists(net_path) and os.path.exists(p.net):
-            net_path = p.net   # a path relative to the working directory, as Caffe's
+        from ..paths import resolve
+        try:
+            net_path = resolve(p.net, os.path.dirname(self.path), "net file", os.path.isfile)
+        except NetcliError as e:
+            raise ConfigError(f"{self._where(p, 'net')}: field 'net': {e}") from None
         lr_policy.check(p, self._where)
         if p.type in ("ADAGRAD", "RMSPROP") and p.momentum != 0:
             raise ConfigError(f"{self._where(p, 'momentum')}: field 'momentum': momentum cannot be used "

@@ -54,7 +54,7 @@ def test_softmax_with_loss_rows_and_whole_batch(params, parallel):
 def test_softmax_with_loss_rejects_bad_label():
     from netcli.errors import NetcliError
     layer, bottoms, tops = make_layer("SoftmaxWithLoss", {}, [(2, 3), (2,)], bottoms_data=[None, np.array([0.0, 3.0])])
-    with pytest.raises(NetcliError, match="label 3 is outside"):
+    with pytest.raises(NetcliError, match="label 3 in row 1 of the batch .* is outside"):
         layer.forward(bottoms, tops)
 
 

@@ -1,0 +1,92 @@
+"""Reading .npz files that may be damaged or hostile: every array's header is checked against
+the archive before anything is allocated, sizes are bounded by the machine's memory, Python
+objects are never unpickled, and every fault (not a zip, truncated, bad CRC, a header that lies,
+an .npy named .npz) is one NetcliError naming the file."""
+from __future__ import annotations
+
+import os
+import tokenize
+import zipfile
+import zlib
+
+import numpy as np
+
+from .blob import memory_budget
+from .errors import NetcliError
+
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, TypeError,
+                tokenize.TokenError, SyntaxError, NotImplementedError, RuntimeError, OverflowError)
+
+
+def read_npz(path, what="weights", names=None):
+    """{name: array} of the .npz at `path` (only `names`, if given: each must be there)."""
+    path = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except FileNotFoundError:
+        raise NetcliError(f"{path}: no such {what} file") from None
+    except IsADirectoryError:
+        raise NetcliError(f"{path}: is a folder, not a {what} file (.npz)") from None
+    except OSError as e:
+        raise NetcliError(f"{path}: cannot read the {what} file: {e.strerror or e}") from None
+    if size == 0:
+        raise NetcliError(f"{path}: the {what} file is empty")
+    if magic == b"\x93NUMPY":
+        raise NetcliError(f"{path}: a single .npy array, not an .npz archive of named arrays ({what})")
+    if not magic.startswith(b"PK"):
+        raise NetcliError(f"{path}: not an .npz archive (a zip of .npy arrays), so not a {what} file")
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = {i.filename[:-4]: i for i in z.infolist() if i.filename.endswith(".npy")}
+            wanted = list(members) if names is None else list(names)
+            missing = [n for n in wanted if n not in members]
+            if missing:
+                raise NetcliError(f"{path}: missing array(s) {', '.join(missing)} (found "
+                                  f"{', '.join(sorted(members)) or 'none'})")
+            budget, total, out = memory_budget() // 2, 0, {}
+            for name in wanted:
+                arr, total = _read_member(z, members[name], path, budget, total)
+                out[name] = arr
+            return out
+    except NetcliError:
+        raise
+    except MemoryError:
+        raise NetcliError(f"{path}: not enough memory to read the {what} file") from None
+    except _READ_ERRORS as e:
+        reason = " ".join(str(e).split())[:160] or type(e).__name__
+        raise NetcliError(f"{path}: damaged or not a {what} file (.npz): {reason}") from None
+
+
+def _read_member(z, info, path, budget, total):
+    name = info.filename[:-4]
+    with z.open(info) as m:
+        version = np.lib.format.read_magic(m)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(m)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(m)
+        if dtype.hasobject:
+            raise NetcliError(f"{path}: array '{name}' holds Python objects, which netcli does not load")
+        count = 1
+        for d in shape:
+            count *= int(d)
+        nbytes = count * dtype.itemsize
+        header = m.tell()
+        if header + nbytes != info.file_size:
+            raise NetcliError(f"{path}: array '{name}' claims shape {shape} of {dtype} ({nbytes:,} bytes), but "
+                              f"the archive holds {max(info.file_size - header, 0):,} bytes for it: damaged file")
+        total += nbytes
+        if total > budget:
+            raise NetcliError(f"{path}: {total / 2 ** 30:.3g} GB of arrays, more than half this machine's memory")
+        arr = np.empty(count, dtype)
+        view = memoryview(arr.view(np.uint8)) if nbytes else memoryview(b"")
+        got = 0
+        while got < nbytes:
+            n = m.readinto(view[got:])
+            if not n:
+                raise NetcliError(f"{path}: array '{name}' is truncated ({got:,} of {nbytes:,} bytes)")
+            got += n
+        m.read(1)              # reach the member's end, where zipfile checks its CRC
+    return arr.reshape(shape, order="F" if fortran else "C"), total

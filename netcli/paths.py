@@ -1,0 +1,25 @@
+"""Where a relative path in a config points: next to the config file first, then the working
+directory (the same rule for data sources, IDX prefixes, mean files, infogain matrices and a
+solver's net). When neither has it, the error says both places it looked."""
+from __future__ import annotations
+
+import os
+
+from .errors import NetcliError
+
+
+def resolve(path, base_dir, what="file", exists=os.path.exists):
+    """The path to use for `path` written in a config that lives in `base_dir`; `exists` tests a
+    candidate (an IDX prefix, say, exists when its files do)."""
+    if os.path.isabs(path):
+        if exists(path):
+            return path
+        raise NetcliError(f"{path}: no such {what}")
+    candidates = [os.path.join(base_dir, path)] if base_dir else []
+    candidates.append(path)
+    for c in candidates:
+        if exists(c):
+            return c
+    looked = " nor ".join(os.path.abspath(c) for c in dict.fromkeys(candidates))
+    where = "next to the config file and in the working directory" if base_dir else "in the working directory"
+    raise NetcliError(f"{path}: no such {what} {where} (looked for {looked})")
