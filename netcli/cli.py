@@ -53,16 +53,20 @@ def _phase(ctx, param, value):
 @click.option("--weights", help="Fine-tune from these weights (comma-separated .weights.npz files).")
 @click.option("--iterations", type=click.IntRange(min=0), help="Train this many iterations (overrides max_iter).")
 @click.option("--sigint-effect", type=click.Choice(["snapshot", "stop", "none"]), default="snapshot",
-              show_default=True, help="On Ctrl-C: snapshot and stop, stop, or ignore it.")
+              show_default=True, help="On Ctrl-C (SIGINT): snapshot and stop, stop, or ignore it.")
+@click.option("--sigterm-effect", type=click.Choice(["snapshot", "stop", "none"]), default="snapshot",
+              show_default=True, help="On SIGTERM (kill, batch schedulers): snapshot and stop, stop, or ignore it.")
+@click.option("--sighup-effect", type=click.Choice(["snapshot", "stop", "none"]), default="snapshot",
+              show_default=True, help="On SIGHUP (terminal closed): snapshot and stop, stop, or ignore it.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(solver_path, snapshot, weights, iterations, sigint_effect, quiet):
+def train(solver_path, snapshot, weights, iterations, sigint_effect, sigterm_effect, sighup_effect, quiet):
     """Train (or fine-tune, or resume) a net as the solver file says."""
     if snapshot and weights:
         raise click.UsageError("give --snapshot to resume or --weights to fine-tune, not both")
     from .solver import Solver
     from .threads import describe
     s = Solver(solver_path, weights=weights, max_iter=iterations, quiet=quiet)
-    s.signal_effect = sigint_effect
+    s.signal_effects.update(SIGINT=sigint_effect, SIGTERM=sigterm_effect, SIGHUP=sighup_effect)
     click.echo(f"Threads: {describe()}")
     s.solve(resume_file=snapshot)
 
@@ -77,13 +81,17 @@ def train(solver_path, snapshot, weights, iterations, sigint_effect, quiet):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of the averaged outputs.")
 def test(model, weights, iterations, phase, metrics, as_json):
     """Score a trained net: per-batch outputs, then their averages."""
-    from .tools import score
+    from .tools import json_safe, score
     result = score(model, weights, iterations, phase, echo=None if as_json else click.echo, metrics=metrics)
     if as_json:
         out = dict(result["outputs"])
         if metrics:
             out["metrics"] = result["metrics"]
-        click.echo(json.dumps(out))
+        nonfinite = []
+        out = json_safe(out, nonfinite=nonfinite)
+        if nonfinite:       # JSON has no NaN or inf: such values are null, and named here
+            out["nonfinite"] = nonfinite
+        click.echo(json.dumps(out, allow_nan=False))
 
 
 @cli.command()
@@ -95,9 +103,10 @@ def test(model, weights, iterations, phase, metrics, as_json):
 def time(model, iterations, phase, as_json):
     """Per-layer forward and backward times, as `caffe time`."""
     from .tools import benchmark
+    from .tools import json_safe
     result = benchmark(model, iterations, phase, echo=None if as_json else click.echo)
     if as_json:
-        click.echo(json.dumps(result))
+        click.echo(json.dumps(json_safe(result), allow_nan=False))
 
 
 @cli.command()

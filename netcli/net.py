@@ -84,13 +84,15 @@ class Net:
     """
 
     def __init__(self, model, phase="TEST", weights=None, seed=None, level=0, stages=(),
-                 dtype=np.float32):
+                 dtype=np.float32, batch_size=None):
         phase = phase.upper()
         if phase not in PHASES:
             raise ConfigError(f"phase must be TRAIN, TEST or VALIDATION, got {phase!r}")
         self.phase, self.level, self.stages = phase, level, tuple(stages)
         self.dtype = dtype
         self.rng = np.random.default_rng(seed)
+        self.model = model                # what it was built from: a path or a dict
+        self._batch_size = batch_size     # replaces every Data layer's batch_size (netcli.evaluate)
         if isinstance(model, dict):
             self.source, tree = "<dict>", model
         else:
@@ -170,6 +172,8 @@ class Net:
             if p.exclude and any(_rule_met(r, rule_phase, self.level, self.stages) for r in p.exclude):
                 continue
             p.phase = phase
+            if self._batch_size is not None and cls.type == "Data":
+                p.data_param.batch_size = self._batch_size
             if problems:     # a broken layer (or field) is reported already: keep only what parsed
                 if not isinstance(p.name, str):
                     p.name = f"layers[{i}]"

@@ -1,42 +1,119 @@
-"""Weights and solver-state files. Both are .npz; both are written to a temporary file in the
-same directory, flushed to disk and renamed, so a crash never leaves a half-written file.
+"""Weights and solver-state files, both .npz.
+
+Writing is crash-safe. A file is written to `<name>.tmp` in the same folder (created with the
+user's umask), flushed and fsynced, then renamed over `<name>`, and the folder is fsynced. A
+snapshot *pair* (weights + solver state) writes both temporary files before renaming either, so
+after a crash at any moment the folder holds either the previous pairs only, or a new weights file
+whose complete solver state still waits as `.tmp`: `recover(prefix)`, run when training starts,
+finishes that rename and removes every other temporary file of the prefix. A failed write (a full
+disk) removes its temporary files and is one NetcliError; the earlier files are never touched.
 
 Weights: one float32 array per owner param, key '<layer name>/<param index>', in Caffe's shapes.
 """
 from __future__ import annotations
 
+import errno
+import glob
 import os
-import tempfile
-import zipfile
 
 import numpy as np
 
+from . import log
 from .errors import NetcliError
 from .npzfile import read_npz
 
+TMP = ".tmp"
 
-def atomic_savez(path, arrays: dict):
-    """np.savez to `path` through a temporary file and os.replace."""
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=d)
+
+def _write_tmp(path, arrays):
+    """np.savez into path + TMP, fsynced; returns the temporary path."""
+    tmp = path + TMP
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)    # 0o666 & ~umask, as open()
+    with os.fdopen(fd, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    return tmp
+
+
+def _fsync_dir(folder):
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        _replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:          # not possible on every platform: the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _replace(tmp, path):  # a seam for tests that simulate a crash before the rename
     os.replace(tmp, path)
+
+
+def save_files(files):
+    """Write {path: arrays} all-or-nothing as far as a crash allows (see the module doc): every
+    temporary file first, then the renames in the given order, then one folder fsync."""
+    tmps = []
+    try:
+        for path, arrays in files.items():
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            tmps.append(_write_tmp(os.fspath(path), arrays))
+        for tmp, path in zip(tmps, files):
+            _replace(tmp, os.fspath(path))
+    except BaseException as e:
+        for tmp in tmps:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if isinstance(e, OSError):
+            what = " and ".join(os.fspath(p) for p in files)
+            reason = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
+            raise NetcliError(f"cannot write {what}: {reason} (nothing was left half-written; earlier "
+                              "snapshots are intact)") from None
+        raise
+    for folder in {os.path.dirname(os.path.abspath(p)) for p in files}:
+        _fsync_dir(folder)
+
+
+def atomic_savez(path, arrays: dict):
+    """np.savez to `path`, crash-safe (see the module doc)."""
+    save_files({os.fspath(path): arrays})
+
+
+def recover(prefix):
+    """Before training with this snapshot prefix: finish a pair whose solver state was complete
+    but not yet renamed when an earlier run died, and remove every other temporary file of the
+    prefix (ours only: '<prefix>_*.npz.tmp' and the older '<prefix>_*.npz.*.tmp')."""
+    folder, stem = os.path.split(os.path.abspath(prefix))
+    pattern = os.path.join(glob.escape(folder), glob.escape(stem) + "_*.npz")
+    leftovers = sorted(set(glob.glob(pattern + TMP) + glob.glob(pattern + ".*" + TMP)))
+    finished, removed = [], []
+    for tmp in leftovers:
+        final = tmp[:-len(TMP)]
+        weights = final.replace(".solverstate.npz", ".weights.npz")
+        if final.endswith(".solverstate.npz") and os.path.exists(weights) and not os.path.exists(final):
+            try:
+                read_npz(tmp, "solver state")
+                os.replace(tmp, final)
+                finished.append(final)
+                continue
+            except (NetcliError, OSError):
+                pass
+        try:
+            os.unlink(tmp)
+            removed.append(tmp)
+        except OSError:
+            pass
+    if finished or removed:
+        _fsync_dir(folder)
+        log.warn(f"an earlier run stopped while writing snapshots of {prefix}: "
+                 + ", ".join(([f"completed {os.path.basename(f)}" for f in finished]) +
+                             ([f"removed {len(removed)} unfinished temporary file(s)"] if removed else [])))
+    return finished, removed
 
 
 def save_weights(net, path):
@@ -64,6 +141,9 @@ def load_weights(net, path, strict=True):
     if problems:
         hint = "" if strict else ("\n(to learn a layer from scratch rather than copy it, rename the layer)")
         raise NetcliError(f"{path}: weights do not match net '{net.name}':\n" + "\n".join(problems) + hint)
+    for key in loaded:
+        if arrays[key].dtype.kind not in "fiu":
+            raise NetcliError(f"{path}: array '{key}' holds {arrays[key].dtype}, not numbers")
     for key in loaded:
         expected[key].data[...] = arrays[key]
     return loaded, unused

@@ -24,53 +24,63 @@ def _classifier_blobs(net):
 
 
 def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=False):
-    """Run the net over its data and average every output, as `caffe test`. Returns
-    {"outputs": {name: mean}, "loss": mean loss, "iterations": n} (+ "metrics" if asked:
-    confusion matrix, per-class precision/recall/F1 from counts over the whole data set)."""
+    """Run the net over its data and average every output, as `caffe test`: `iterations` batches,
+    or (None) the whole data set once, each sample counted exactly once (netcli.evaluate).
+    Returns {"outputs": {name: mean}, "loss": mean loss, "iterations": batches, "samples": n}
+    (+ "metrics" if asked: confusion matrix, per-class precision/recall/F1 over the same samples)."""
+    from .evaluate import evaluate
     from .metrics import classification_metrics, confusion, format_metrics
     echo = echo or _noop
     net = Net(model, phase=phase, weights=weights)
-    remaining = None
-    if iterations is None:
-        n, b = net.data_size(), net.batch_size()
-        if not n:
-            raise NetcliError(f"{model}: no Data layer in the {phase} net; give --iterations")
-        iterations, remaining = math.ceil(n / b), n
-    clf = _classifier_blobs(net) if metrics else None
-    if metrics and clf is None:
+    if iterations is None and not net.data_size():
+        raise NetcliError(f"{model}: no Data layer in the {phase} net; give --iterations")
+    if metrics and _classifier_blobs(net) is None:
         raise NetcliError(f"{model}: --metrics needs a classification net (an Accuracy or SoftmaxWithLoss layer)")
-    cm = None
-    echo(f"Running for {iterations} iterations.")
-    sums, loss = {}, 0.0
-    for i in range(iterations):
-        out = net.forward()
-        if clf is not None:
-            scores, labels, axis = clf
+    cm = [None]
+
+    def on_batch(i, run, rows):
+        if metrics:
+            scores, labels, axis = _classifier_blobs(run)
             s = np.moveaxis(scores.data, axis, -1)
             pred, lab = s.argmax(axis=-1), labels.data.reshape(s.shape[:-1])
-            take = len(pred) if remaining is None else min(len(pred), remaining)  # the last batch wraps around
-            cm = confusion(pred[:take], lab[:take], s.shape[-1], cm)
-            if remaining is not None:
-                remaining -= take
-        loss += net.loss
-        for name in net.outputs:
-            v = np.asarray(out[name], np.float64)
-            sums[name] = sums.get(name, 0.0) + v
-            for x in v.reshape(-1):
+            cm[0] = confusion(pred, lab, s.shape[-1], cm[0])
+        for name in run.outputs:
+            for x in np.reshape(run.blobs[name].data, -1):
                 echo(f"Batch {i}, {name} = {x:.6g}")
+
+    planned = iterations if iterations is not None else math.ceil(net.data_size() / net.batch_size())
+    echo(f"Running for {planned} iterations.")
+    result = evaluate(net, iterations, on_batch)
     weights_of = {t.name: w for t, w in net.loss_tops}
-    means = {k: v / iterations for k, v in sums.items()}
-    echo(f"Loss: {loss / iterations:.6g}")
-    for name, v in means.items():
+    echo(f"Loss: {result['loss']:.6g}")
+    for name, v in result["outputs"].items():
         w = weights_of.get(name, 0.0)
         for x in np.reshape(v, -1):
             echo(f"{name} = {x:.6g}" + (f" (* {w:g} = {w * x:.6g} loss)" if w else ""))
-    outputs = {k: float(v) if np.ndim(v) == 0 else np.asarray(v).tolist() for k, v in means.items()}
-    result = {"outputs": outputs, "loss": loss / iterations, "iterations": iterations}
-    if cm is not None:
-        result["metrics"] = classification_metrics(cm)
-        format_metrics(result["metrics"], echo)
-    return result
+    outputs = {k: float(v) if np.ndim(v) == 0 else np.asarray(v).tolist() for k, v in result["outputs"].items()}
+    out = {"outputs": outputs, "loss": result["loss"], "iterations": result["batches"], "samples": result["samples"]}
+    if cm[0] is not None:
+        out["metrics"] = classification_metrics(cm[0])
+        format_metrics(out["metrics"], echo)
+    return out
+
+
+def json_safe(value, path="", nonfinite=None):
+    """`value` with every NaN/inf replaced by None (JSON has no such numbers); the dotted paths
+    of those values are appended to `nonfinite`."""
+    if isinstance(value, dict):
+        return {k: json_safe(v, f"{path}.{k}" if path else str(k), nonfinite) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, f"{path}[{i}]", nonfinite) for i, v in enumerate(value)]
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            if nonfinite is not None:
+                nonfinite.append(path)
+            return None
+        return float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 def benchmark(model, iterations=50, phase="TRAIN", echo=None):

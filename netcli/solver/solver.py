@@ -12,6 +12,14 @@ Deliberate choices where Caffe has quirks (shared/reference caffe-semantics (h))
   weights file relative to itself, so resume is exact and snapshot folders can be moved.
 - Test passes start from the first TEST batch each time, so every test sees the same data.
 - Weight decay is coupled (added to the gradient) for every rule, including Adam, as in Caffe.
+- Signals (SIGINT, SIGTERM, SIGHUP) each take an effect: "snapshot" (the default for all three:
+  snapshot and stop; Caffe's SIGHUP snapshot goes on training), "stop" (no snapshot) or "none"
+  (ignored). A request takes effect within one batch, inside a test pass too (the pass is then
+  dropped, and early stopping and plateau do not see it).
+- Snapshots are never written of non-finite weights; on divergence the message names the last
+  snapshot taken before the loss went bad.
+- Resuming with a changed TRAIN data layer (batch size, source, shuffle, or a renamed layer) is
+  allowed, with one WARNING line that the run is no longer an exact continuation.
 """
 from __future__ import annotations
 
@@ -30,12 +38,13 @@ from ..config.schema import Problems
 from ..config.yamlload import load_yaml
 from ..errors import ConfigError, NetcliError
 from ..net import Net
-from ..snapshot import atomic_savez, read_npz
+from ..snapshot import read_npz, recover, save_files
 from . import lr_policy
 from .spec import SOLVER
 from .updates import NAMES, RULES
 
 SIGNAL_EFFECTS = ("snapshot", "stop", "none")
+SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
 class TrainingDiverged(NetcliError):
@@ -108,6 +117,8 @@ class Solver:
         self.snapshot_interval = from_epochs("snapshot_epochs", p.snapshot_epochs) if p.snapshot_epochs else p.snapshot
         whole = [math.ceil(t.data_size() / t.batch_size()) if t.data_size() else 0 for t in self.test_nets]
         self.test_iters = [p.test_iter[0] if p.test_iter else whole[0]] + whole[1:]
+        # without test_iter a test covers its whole data set once, each sample exactly once
+        self.test_whole = [not p.test_iter and whole[0] > 0] + [True] * (len(whole) - 1)
         if self.test_interval and not self.test_iter:
             raise ConfigError(f"{self._where(p, 'test_interval')}: field 'test_iter': the TEST net has no Data "
                               "layer, so test_iter must be given")
@@ -141,7 +152,8 @@ class Solver:
         self.losses: list[float] = []
         self.last_snapshot_iter = None
         self.request = None
-        self.signal_effect = "snapshot"
+        self.signal_effects = {name: "snapshot" for name in SIGNALS}
+        self.snapshots_written = []       # iterations, in order
         w = weights or (",".join(p.weights) if p.weights else None)
         if w:
             self.finetune(w)
@@ -154,6 +166,7 @@ class Solver:
     @test_iter.setter
     def test_iter(self, n):
         self.test_iters[0] = n
+        self.test_whole[0] = False
 
     # -- setup helpers -------------------------------------------------------------------------
     def finetune(self, weights):
@@ -203,8 +216,8 @@ class Solver:
         errstate.__enter__()
         try:
             if self.iter == 0 and self.test_interval and p.test_initialization:
-                self.test()
-                self._after_test()
+                if self.test() is not None:
+                    self._after_test()
             while self.iter < stop_iter:
                 net.clear_param_diffs()
                 display = p.display and self.iter % p.display == 0
@@ -213,10 +226,7 @@ class Solver:
                     loss += net.forward_backward(fold=False, cleared=k == 0)
                 loss /= p.iter_size
                 if not math.isfinite(loss):
-                    last = (f"the last snapshot {self._snap_name(self.last_snapshot_iter, 'weights')} is intact"
-                            if self.last_snapshot_iter is not None else "no snapshot was written")
-                    raise TrainingDiverged(f"Iteration {self.iter}: loss is {loss}; training stopped ({last}). "
-                                           "Try a lower base_lr.")
+                    raise TrainingDiverged(self._diverged(loss))
                 self.losses.append(loss)
                 if len(self.losses) > p.average_loss:
                     del self.losses[0]
@@ -234,9 +244,9 @@ class Solver:
                     bar.update(1)
                     bar.set_postfix(loss=f"{self.smoothed_loss():.4g}", refresh=False)
                 if self.test_interval and self.iter % self.test_interval == 0:
-                    self.test()
-                    self._after_test()
-                req, self.request = self.request, None
+                    if self.test() is not None:
+                        self._after_test()
+                req = self.request
                 if self.early_stopped:
                     if self.snapshot_interval and self.iter % self.snapshot_interval == 0:
                         self.snapshot()
@@ -256,28 +266,37 @@ class Solver:
 
     def solve(self, resume_file=None):
         """Caffe's Solve: optionally restore, train to max_iter, final snapshot."""
+        self.request = None
+        self._check_snapshot_folder()
         if resume_file:
             self.restore(resume_file)
-        self._check_snapshot_folder()
         log.info(f"Solving {self.net.name}")
         log.info(f"Learning Rate Policy: {self.p.lr_policy}")
         log.info(f"Solver: {NAMES[self.p.type]}, {self.max_iter} iterations"
                  + (f" ({self.max_iter / self.iters_per_epoch:.3g} epochs)" if self.iters_per_epoch else ""))
         with self._signals():
             finished = self.step(max(self.max_iter - self.iter, 0))
-        if self.p.snapshot_after_train and self.last_snapshot_iter != self.iter and self.request != "stop":
-            if finished or self.signal_effect != "stop":
+            if self.p.snapshot_after_train and self.last_snapshot_iter != self.iter and self.request != "stop":
                 self.snapshot()
-        if not finished:
-            log.info("Optimization stopped early.")
-            return False
-        if self.p.display and self.iter % self.p.display == 0 and self.losses:
-            log.info(f"Iteration {self.iter}, loss = {self.smoothed_loss():.6g}")
-        if len(self.test_nets) > 1:
-            log.info("Final test on the TEST set (periodic tests used the VALIDATION split):")
-            self.final_test = self.test(1)
+            if not finished:
+                log.info("Optimization stopped early.")
+                return False
+            if self.p.display and self.iter % self.p.display == 0 and self.losses:
+                log.info(f"Iteration {self.iter}, loss = {self.smoothed_loss():.6g}")
+            if len(self.test_nets) > 1:
+                log.info("Final test on the TEST set (periodic tests used the VALIDATION split):")
+                self.final_test = self.test(1)
         log.info("Optimization Done.")
         return True
+
+    def _diverged(self, loss):
+        """The divergence message: which snapshot still holds weights that gave a finite loss."""
+        good = [it for it in self.snapshots_written if it < self.iter]
+        if self.last_snapshot_iter is not None and not self.snapshots_written:
+            good = [self.last_snapshot_iter] if self.last_snapshot_iter < self.iter else []
+        last = (f"the last snapshot before it went bad is {self._snap_name(good[-1], 'solverstate')}" if good
+                else "no snapshot was written before it went bad")
+        return f"Iteration {self.iter}: loss is {loss}; training stopped ({last}). Try a lower base_lr."
 
     def _check_snapshot_folder(self):
         """Fail now, not after hours of training, if snapshots cannot be written (as Caffe)."""
@@ -289,6 +308,7 @@ class Solver:
         except OSError as e:
             raise NetcliError(f"cannot write snapshots to '{folder}' (snapshot_prefix {self.prefix}): "
                               f"{e.strerror}") from None
+        recover(self.prefix)
 
     def _after_test(self):
         """Early stopping and the plateau policy, from the test just run."""
@@ -325,19 +345,15 @@ class Solver:
     def test(self, k=0):
         """Run test net k (0: the periodic one, TEST or VALIDATION) over its batches; log and return
         {output: mean}."""
+        from ..evaluate import evaluate
         net = self.test_nets[k]
         log.info(f"Iteration {self.iter}, Testing net (#{k})")
-        net.rewind_data()
-        sums = None
-        iters = self.test_iters[k]
-        for _ in range(iters):
-            out = net.forward()
-            vals = {k: np.asarray(v, np.float64).copy() for k, v in out.items()}
-            sums = vals if sums is None else {k: sums[k] + vals[k] for k in sums}
-            if self.request == "stop":
-                log.info("Test interrupted.")
-                return None
-        means = {name: v / max(iters, 1) for name, v in (sums or {}).items()}
+        result = evaluate(net, None if self.test_whole[k] else self.test_iters[k],
+                          stop=lambda: self.request in ("snapshot", "stop"))
+        if result is None:
+            log.info("Test interrupted.")
+            return None
+        means = result["outputs"]
         self._log_outputs(net, "Test", means)
         result = {name: float(v) if v.ndim == 0 else v for name, v in means.items()}
         if k == 0:
@@ -367,39 +383,56 @@ class Solver:
 
     # -- signals ---------------------------------------------------------------------------------
     def _signals(self):
+        """While training: each of SIGNALS sets a request (its effect), checked once per batch."""
         solver = self
 
         class Handler:
             def __enter__(self):
-                self.old = None
-                if solver.signal_effect == "none":
-                    return self
-                try:
-                    self.old = signal.signal(signal.SIGINT, self.handle)
-                except ValueError:   # not the main thread: leave signals alone
-                    self.old = None
+                self.old = {}
+                for name in SIGNALS:
+                    sig = getattr(signal, name, None)
+                    if sig is None:          # not on this platform (SIGHUP on Windows)
+                        continue
+                    try:
+                        self.old[sig] = signal.signal(sig, self.handle)
+                    except ValueError:       # not the main thread: leave signals alone
+                        break
                 return self
 
             def handle(self, signum, frame):
-                log.info("Caught SIGINT: " + ("snapshotting and stopping" if solver.signal_effect == "snapshot"
-                                              else "stopping"))
-                solver.request = solver.signal_effect
+                name = signal.Signals(signum).name
+                effect = solver.signal_effects.get(name, "snapshot")
+                if effect == "none":
+                    log.info(f"Caught {name}: ignored (signal effect none)")
+                    return
+                log.info(f"Caught {name}: " + ("snapshotting and stopping" if effect == "snapshot" else "stopping"))
+                if solver.request != "stop":
+                    solver.request = effect
 
             def __exit__(self, *exc):
-                if self.old is not None:
-                    signal.signal(signal.SIGINT, self.old)
+                for sig, old in self.old.items():
+                    signal.signal(sig, old)
         return Handler()
 
     # -- snapshots -------------------------------------------------------------------------------
     def _snap_name(self, it, kind):
         return f"{self.prefix}_iter_{it}.{kind}.npz"
 
+    def _data_fingerprint(self):
+        """What the TRAIN data layers must keep for a resume to continue the same batches."""
+        return {name: {"batch_size": l.B, "source": l.p.data_param.source, "shuffle": l.p.data_param.shuffle,
+                       "samples": len(l)}
+                for name, l in zip(self.net.layer_names, self.net.layers) if l.type == "Data"}
+
     def snapshot(self):
-        """Write <prefix>_iter_N.weights.npz, then <prefix>_iter_N.solverstate.npz naming it."""
+        """Write the pair <prefix>_iter_N.weights.npz and <prefix>_iter_N.solverstate.npz (naming
+        the weights) crash-safely; non-finite weights are not written (returns None)."""
+        if not np.isfinite(self.net.param_data).all():
+            log.warn(f"Iteration {self.iter}: the weights are not finite; no snapshot written")
+            return None
         wpath = self._snap_name(self.iter, "weights")
         spath = self._snap_name(self.iter, "solverstate")
         log.info(f"Snapshotting to {wpath}")
-        self.net.save(wpath)
         log.info(f"Snapshotting solver state to {spath}")
         state = {
             "iter": np.int64(self.iter),
@@ -410,15 +443,20 @@ class Solver:
             "net_state": np.array(json.dumps(self.net.get_state())),
             "monitors": np.array(json.dumps({k: {f: m[f] for f in ("best", "best_iter", "bad")}
                                              for k, m in self.monitors.items()})),
+            "data": np.array(json.dumps(self._data_fingerprint())),
         }
         for i, h in enumerate(self.rule.history):
             state[f"history/{i}"] = h
-        atomic_savez(spath, state)
+        weights = {k: np.asarray(b.data, np.float32)
+                   for k, b in zip(self.net.param_owner_keys, self.net.learnable_params)}
+        save_files({wpath: weights, spath: state})
         self.last_snapshot_iter = self.iter
+        self.snapshots_written.append(self.iter)
         return wpath, spath
 
     def restore(self, path):
-        """Resume from a .solverstate.npz: weights, history, iteration, lr position, data and RNG."""
+        """Resume from a .solverstate.npz: weights, history, iteration, lr position, data and RNG.
+        Every damaged or mismatched entry is one NetcliError naming the file."""
         path = os.fspath(path)
         if path.endswith(".weights.npz"):
             raise NetcliError(f"{path} is a weights file: --snapshot takes a .solverstate.npz "
@@ -428,24 +466,77 @@ class Solver:
         missing = [k for k in need if k not in st]
         if missing:
             raise NetcliError(f"{path}: not a netcli solver state (missing {', '.join(missing)})")
-        if str(st["type"]) != self.p.type:
-            raise NetcliError(f"{path}: state of a {NAMES.get(str(st['type']), st['type'])} solver, but this "
+        it, lr_step = _count(st, "iter", path), _count(st, "lr_step", path)
+        kind, learned = _text(st, "type", path), _text(st, "learned_net", path)
+        if kind != self.p.type:
+            raise NetcliError(f"{path}: state of a {NAMES.get(kind, kind)} solver, but this "
                               f"solver is {NAMES[self.p.type]}")
         hist = [st[f"history/{i}"] for i in range(len(self.rule.history)) if f"history/{i}" in st]
-        if len(hist) != len(self.rule.history) or any(h.shape != r.shape for h, r in zip(hist, self.rule.history)):
+        if len(hist) != len(self.rule.history) or any(h.shape != r.shape or h.dtype.kind != "f"
+                                                      for h, r in zip(hist, self.rule.history)):
             raise NetcliError(f"{path}: the saved history does not fit this net ({len(hist)} blobs of "
                               f"{hist[0].shape if hist else '?'}; expected {len(self.rule.history)} of "
                               f"{self.rule.history[0].shape})")
-        wpath = os.path.join(os.path.dirname(path), str(st["learned_net"]))
+        losses = st.get("losses", np.zeros(0))
+        if losses.dtype.kind not in "fiu" or losses.ndim != 1:
+            raise NetcliError(f"{path}: entry 'losses' is damaged (expected a list of numbers)")
+        net_state, monitors = _json(st, "net_state", path), _json(st, "monitors", path, {})
+        if not isinstance(net_state, dict) or not isinstance(monitors, dict):
+            raise NetcliError(f"{path}: entries 'net_state' and 'monitors' must be JSON objects")
+        self._warn_if_inexact(path, _json(st, "data", path, None), net_state)
+        wpath = os.path.join(os.path.dirname(path), learned)
         log.info(f"Resuming from {path}")
         self.net.load(wpath)
+        try:
+            self.net.set_state(net_state)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise NetcliError(f"{path}: entry 'net_state' (RNG and data positions) is damaged: "
+                              f"{type(e).__name__} {e}") from None
         for h, saved in zip(self.rule.history, hist):
             h[...] = saved
-        self.iter, self.lr_step = int(st["iter"]), int(st["lr_step"])
-        self.losses = [float(x) for x in st["losses"]] if "losses" in st else []
-        self.net.set_state(json.loads(str(st["net_state"])))
-        if "monitors" in st:
-            for k, saved in json.loads(str(st["monitors"])).items():
-                if k in self.monitors:
-                    self.monitors[k].update(saved)
+        self.iter, self.lr_step = it, lr_step
+        self.losses = [float(x) for x in losses]
+        for k, saved in monitors.items():
+            if k in self.monitors and isinstance(saved, dict):
+                self.monitors[k].update({f: saved[f] for f in ("best", "best_iter", "bad") if f in saved})
         self.last_snapshot_iter = self.iter
+
+    def _warn_if_inexact(self, path, saved, net_state):
+        """One WARNING line when the TRAIN data layers changed since the snapshot."""
+        now = self._data_fingerprint()
+        diffs = []
+        for name, cur in now.items():
+            old = (saved or {}).get(name)
+            if old is None:
+                if saved is not None or name not in net_state:
+                    diffs.append(f"data layer '{name}' is not in the snapshot (renamed?)")
+                continue
+            diffs += [f"data layer '{name}' {k} {old.get(k)!r} in the snapshot, {v!r} now"
+                      for k, v in cur.items() if k in old and old.get(k) != v]
+        if diffs:
+            log.warn(f"resuming from {path} is not an exact continuation: {'; '.join(diffs)}")
+
+
+def _count(st, key, path):
+    a = st[key]
+    if a.shape != () or a.dtype.kind not in "iu" or int(a) < 0:
+        raise NetcliError(f"{path}: entry '{key}' is damaged (expected a count, got {a.dtype} of shape {a.shape})")
+    return int(a)
+
+
+def _text(st, key, path):
+    a = st[key]
+    if a.shape != () or a.dtype.kind != "U":
+        raise NetcliError(f"{path}: entry '{key}' is damaged (expected text)")
+    return str(a)
+
+
+def _json(st, key, path, default=...):
+    if key not in st:
+        if default is ...:
+            raise NetcliError(f"{path}: entry '{key}' is missing")
+        return default
+    try:
+        return json.loads(_text(st, key, path))
+    except (json.JSONDecodeError, RecursionError):
+        raise NetcliError(f"{path}: entry '{key}' is damaged (not JSON)") from None
