@@ -304,3 +304,139 @@ def test_data_fetch_command(fake_mnist, tmp_path):
     assert "mnist: files in" in r.output and len(os.listdir(tmp_path / "m")) == 4
     r = CliRunner().invoke(cli, ["data", "fetch", "cifar"], obj={})
     assert r.exit_code == 1 and "unknown dataset 'cifar'" in r.output
+
+
+# -- damaged and hostile data files (issue 10): each is one error naming the file -------------------
+NET_ON = """name: d
+layers:
+  - {{name: data, type: Data, top: [data, label], transform_param: {{scale: 0.1{extra}}},
+     data_param: {{source: {source}, batch_size: 4}}}}
+  - {{name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: {{num_output: 3}}}}
+  - {{name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}}
+"""
+
+
+def net_error(tmp_path, source="d.npz", extra="", folder=None):
+    from netcli.layers.data import _CACHE
+    _CACHE.clear()
+    folder = folder or tmp_path
+    (folder / "net.yaml").write_text(NET_ON.format(source=source, extra=extra))
+    with pytest.raises(NetcliError) as e:
+        netcli.Net(str(folder / "net.yaml"), phase="TRAIN")
+    return str(e.value)
+
+
+def lying_header_npz():
+    """A well-formed zip (right CRCs) whose data header claims 10^9 images."""
+    import io
+    import zipfile
+    npy = io.BytesIO()
+    np.save(npy, np.zeros((8, 1, 4, 4), np.uint8))
+    lie = npy.getvalue().replace(b"(8, 1, 4, 4)", b"(1000000000, 1, 4, 4)")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("data.npy", lie)
+        z.writestr("label.npy", b"")
+    return buf.getvalue()
+
+
+def good_npz(n=8):
+    import io
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    np.savez(buf, data=rng.integers(0, 255, (n, 1, 4, 4)).astype(np.uint8), label=rng.integers(0, 3, n))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mangle,expected", [
+    (lambda raw: raw[:len(raw) // 2], "damaged or not a dataset file"),
+    (lambda raw: raw[:60] + bytes([raw[60] ^ 0xFF]) + raw[61:], "damaged or not a dataset file|damaged file"),
+    (lambda raw: b"", "the dataset file is empty"),
+    (lambda raw: b"\x93NUMPY" + raw[6:], "a single .npy array, not an .npz archive"),
+    (lambda raw: raw.replace(b"(8, 1, 4, 4)", b"(10**9,1,4,4)"[:12]), "damaged"),
+    (lambda raw: lying_header_npz(), r"claims shape \(1000000000, 1, 4, 4\) .* damaged file"),
+])
+def test_damaged_npz_is_one_error(tmp_path, mangle, expected):
+    import re
+    (tmp_path / "d.npz").write_bytes(mangle(good_npz()))
+    msg = net_error(tmp_path)
+    assert "d.npz" in msg and re.search(expected, msg), msg
+
+
+def test_npy_named_npz(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 4, 4)))
+    os.rename(tmp_path / "x.npy", tmp_path / "d.npz")
+    assert "a single .npy array, not an .npz archive" in net_error(tmp_path)
+
+
+def test_corrupt_gzip_idx_and_bad_dims(tmp_path):
+    images, labels = np.zeros((4, 3, 3), np.uint8) + 1, np.arange(4) % 3
+    write_idx(str(tmp_path / "g"), images, labels, gz=True)
+    raw = (tmp_path / "g-images-idx3-ubyte.gz").read_bytes()
+    (tmp_path / "g-images-idx3-ubyte.gz").write_bytes(raw[:12] + bytes(8) + raw[20:])
+    assert "not a valid gzip file" in net_error(tmp_path, "g")
+    for dims, expected in (((64, -28, -28), "must all be positive"), ((-1, 3, 3), "must all be positive"),
+                           ((10 ** 9, 3, 3), r"the header says \(1000000000, 3, 3\)")):
+        head = bytes([0, 0, 8, 3]) + np.asarray(dims, ">i4").tobytes()
+        (tmp_path / "h-images-idx3-ubyte").write_bytes(head + images.tobytes())
+        (tmp_path / "h-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
+        import re
+        msg = net_error(tmp_path, "h")
+        assert re.search(expected, msg), msg
+
+
+def test_zero_size_images_and_empty_mean_file(tmp_path):
+    np.savez(tmp_path / "d.npz", data=np.zeros((4, 1, 0, 4), np.uint8), label=np.zeros(4))
+    assert "holds no samples or empty images" in net_error(tmp_path)
+    np.savez(tmp_path / "d.npz", data=np.zeros((4, 1, 4, 4), np.uint8), label=np.zeros(4))
+    np.savez(tmp_path / "mean.npz")
+    assert "the .npz holds no arrays" in net_error(tmp_path, extra=", mean_file: mean.npz")
+
+
+@pytest.mark.parametrize("labels,expected", [
+    ([0, 1, 2.5, 0], "label 2.5 of sample 2 is not a whole number"),
+    ([0, -1, 2, 0], "label -1 of sample 1 is outside \\[0, 3\\)"),
+    ([0, 1, 2, 7], "label 7 of sample 3 is outside \\[0, 3\\)"),
+    ([0, np.nan, 2, 0], "label of sample 1 is not a finite number"),
+])
+def test_labels_must_be_class_indices(tmp_path, labels, expected):
+    import re
+    np.savez(tmp_path / "d.npz", data=np.zeros((4, 1, 4, 4), np.uint8), label=np.asarray(labels))
+    msg = net_error(tmp_path)
+    assert re.search(expected, msg) and "layer 'loss' (SoftmaxWithLoss)" in msg or "finite" in msg, msg
+
+
+def test_relative_paths_resolve_next_to_the_net_then_cwd(tmp_path, monkeypatch):
+    from netcli.layers.data import _CACHE
+    sub = tmp_path / "configs"
+    sub.mkdir()
+    write_idx(str(sub / "digits"), np.ones((4, 4, 4), np.uint8), np.arange(4) % 3)
+    (sub / "net.yaml").write_text(NET_ON.format(source="digits", extra=""))
+    monkeypatch.chdir(tmp_path)                       # not the net's folder: found next to the net
+    _CACHE.clear()
+    assert netcli.Net(str(sub / "net.yaml"), phase="TRAIN").data_size() == 4
+    msg = net_error(tmp_path, "nodigits", folder=sub)
+    assert "no such IDX dataset" in msg and "next to the config file and in the working directory" in msg
+    assert str(sub / "nodigits") in msg and str(tmp_path / "nodigits") in msg
+
+
+def test_hdf5_mixed_shapes_and_string_labels(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    for name, shape in (("a.h5", (2, 1, 4, 4)), ("b.h5", (2, 1, 5, 5))):
+        with h5py.File(tmp_path / name, "w") as h:
+            h["data"], h["label"] = np.zeros(shape), np.zeros(2)
+    (tmp_path / "list.txt").write_text("a.h5\nb.h5\n")
+    assert "every file must hold one sample shape" in net_error(tmp_path, "list.txt")
+    with h5py.File(tmp_path / "b.h5", "w") as h:
+        h["data"], h["label"] = np.zeros((2, 1, 4, 4)), np.array([b"x", b"y"])
+    assert "labels must be numbers" in net_error(tmp_path, "list.txt")
+
+
+def test_image_decompression_bomb(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    (tmp_path / "imgs" / "a").mkdir(parents=True)
+    Image.new("L", (4, 4)).save(tmp_path / "imgs" / "a" / "x.png")
+    raw = bytearray((tmp_path / "imgs" / "a" / "x.png").read_bytes())
+    raw[16:24] = np.asarray([20000, 20000], ">u4").tobytes()        # IHDR width, height
+    (tmp_path / "imgs" / "a" / "x.png").write_bytes(bytes(raw))
+    assert "cannot read image" in net_error(tmp_path, "imgs")

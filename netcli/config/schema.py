@@ -190,6 +190,11 @@ def _parse_one(f: Field, v, problems, layer, path, loc):
         else:
             out = canon[v.upper()]
     elif kind == "int":
+        if isinstance(v, str):  # YAML 1.1 reads 1e3 (no dot) as a string
+            try:
+                v = float(v)
+            except ValueError:
+                pass
         if isinstance(v, bool) or not isinstance(v, (int, float)) or \
                 (isinstance(v, float) and not (math.isfinite(v) and v.is_integer())):
             bad = f"expected an integer, got {_show(v)}"

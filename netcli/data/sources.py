@@ -167,7 +167,7 @@ def load_hdf5(listfile):
     try:
         import h5py
     except ImportError:
-        raise DataError(f"{listfile}: the hdf5 backend needs h5py: pip install h5py") from None
+        raise DataError(f"{listfile}: the hdf5 backend needs h5py: pip install 'netcli[hdf5]'") from None
     try:
         with open(listfile) as f:
             files = [line.strip() for line in f if line.strip()]
@@ -204,7 +204,7 @@ def load_images(root):
     try:
         from PIL import Image
     except ImportError:
-        raise DataError(f"{root}: the images backend needs Pillow: pip install Pillow") from None
+        raise DataError(f"{root}: the images backend needs Pillow: pip install 'netcli[images]'") from None
     if not os.path.isdir(root):
         raise DataError(f"{root}: not a folder of class sub-folders")
     classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
