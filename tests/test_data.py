@@ -267,9 +267,9 @@ def test_optional_backends_say_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "h5py", None)        # import h5py now raises ImportError
     monkeypatch.setitem(sys.modules, "PIL", None)
     (tmp_path / "list.txt").write_text("a.h5\n")
-    with pytest.raises(DataError, match="the hdf5 backend needs h5py: pip install h5py"):
+    with pytest.raises(DataError, match=r"the hdf5 backend needs h5py: pip install 'netcli\[hdf5\]'"):
         load_hdf5(str(tmp_path / "list.txt"))
-    with pytest.raises(DataError, match="the images backend needs Pillow: pip install Pillow"):
+    with pytest.raises(DataError, match=r"the images backend needs Pillow: pip install 'netcli\[images\]'"):
         load_images(str(tmp_path))
 
 
