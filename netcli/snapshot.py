@@ -25,15 +25,13 @@ from .npzfile import read_npz
 TMP = ".tmp"
 
 
-def _write_tmp(path, arrays):
-    """np.savez into path + TMP, fsynced; returns the temporary path."""
-    tmp = path + TMP
+def _write_tmp(tmp, arrays):
+    """np.savez into `tmp`, fsynced."""
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)    # 0o666 & ~umask, as open()
     with os.fdopen(fd, "wb") as f:
         np.savez(f, **arrays)
         f.flush()
         os.fsync(f.fileno())
-    return tmp
 
 
 def _fsync_dir(folder):
@@ -60,7 +58,8 @@ def save_files(files):
     try:
         for path, arrays in files.items():
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            tmps.append(_write_tmp(os.fspath(path), arrays))
+            tmps.append(os.fspath(path) + TMP)
+            _write_tmp(tmps[-1], arrays)
         for tmp, path in zip(tmps, files):
             _replace(tmp, os.fspath(path))
     except BaseException as e:

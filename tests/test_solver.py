@@ -243,3 +243,149 @@ def test_updates_flush_subnormals_to_zero(kind):
     for a in [w] + rule.history:
         assert not np.any((a != 0) & (np.abs(a) < tiny)), a
     assert w[0] == 0 and w[1] == 0 and w[2] != 0.5 and w[3] != 0
+
+
+# -- snapshots and faults (issue 10) -----------------------------------------------------------------
+def test_interrupted_pair_is_completed_and_temporaries_removed(tmp_path):
+    s = netcli.Solver(make_tiny(tmp_path, max_iter=20, snapshot=10), progress=False)
+    s.prefix = str(tmp_path / "snaps" / "tiny")
+    s.step(10)
+    s.snapshot()
+    snaps = tmp_path / "snaps"
+    # a run killed between the two renames: weights final, solver state still temporary
+    os.replace(snaps / "tiny_iter_10.solverstate.npz", snaps / "tiny_iter_10.solverstate.npz.tmp")
+    (snaps / "tiny_iter_20.weights.npz.tmp").write_bytes(b"half")            # killed while writing
+    (snaps / "tiny_iter_20.weights.npz.abc123.tmp").write_bytes(b"")         # the older temp name
+    (snaps / "other_iter_5.weights.npz.tmp").write_bytes(b"not ours")
+    finished, removed = snapmod.recover(s.prefix)
+    assert [os.path.basename(f) for f in finished] == ["tiny_iter_10.solverstate.npz"]
+    assert sorted(os.listdir(snaps)) == ["other_iter_5.weights.npz.tmp", "tiny_iter_10.solverstate.npz",
+                                         "tiny_iter_10.weights.npz"]
+    r = netcli.Solver(str(tmp_path / "solver.yaml"), progress=False)
+    r.restore(snaps / "tiny_iter_10.solverstate.npz")
+    np.testing.assert_array_equal(r.net.param_data, s.net.param_data)
+
+
+def test_snapshots_honour_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        s = netcli.Solver(make_tiny(tmp_path, max_iter=2), progress=False)
+        s.step(1)
+        w, st = s.snapshot()
+    finally:
+        os.umask(old)
+    assert os.stat(w).st_mode & 0o777 == 0o644 and os.stat(st).st_mode & 0o777 == 0o644
+
+
+def test_disk_full_keeps_the_previous_pair_and_leaves_nothing(tmp_path, monkeypatch):
+    s = netcli.Solver(make_tiny(tmp_path, max_iter=20, snapshot=10), progress=False)
+    s.step(10)
+    before = {f: (tmp_path / "snaps" / f).read_bytes() for f in os.listdir(tmp_path / "snaps")}
+    real = np.savez
+    calls = []
+
+    def full(f, **arrays):        # the second file of the pair hits a full disk half-way
+        calls.append(1)
+        if len(calls) == 2:
+            f.write(b"partial")
+            raise OSError(28, "No space left on device")
+        real(f, **arrays)
+    monkeypatch.setattr(snapmod.np, "savez", full)
+    with pytest.raises(NetcliError, match="the disk is full .*earlier snapshots are intact"):
+        s.step(10)
+    after = {f: (tmp_path / "snaps" / f).read_bytes() for f in os.listdir(tmp_path / "snaps")}
+    assert after == before
+
+
+@pytest.mark.parametrize("damage,expected", [
+    (lambda st: st.update(iter=np.float64(np.nan)), "entry 'iter' is damaged"),
+    (lambda st: st.update(net_state=np.array("{not json")), "entry 'net_state' is damaged \\(not JSON\\)"),
+    (lambda st: st.update(net_state=np.array('{"data": {"seed": 1}}')), "entry 'net_state' .* is damaged"),
+    (lambda st: st.pop("lr_step"), "not a netcli solver state \\(missing lr_step\\)"),
+    (lambda st: st.update(type=np.int64(3)), "entry 'type' is damaged"),
+    (lambda st: st.update(learned_net=np.array("nowhere.npz")), "no such weights file"),
+])
+def test_damaged_solver_states_are_one_error(tmp_path, damage, expected):
+    s = netcli.Solver(make_tiny(tmp_path, max_iter=4), progress=False)
+    s.step(2)
+    _, spath = s.snapshot()
+    st = dict(np.load(spath))
+    damage(st)
+    np.savez(spath, **st)
+    r = netcli.Solver(str(tmp_path / "solver.yaml"), progress=False)
+    with pytest.raises(NetcliError, match=expected):
+        r.restore(spath)
+
+
+def test_state_without_rng_or_batch_is_one_error(tmp_path):
+    import json
+    s = netcli.Solver(make_tiny(tmp_path, max_iter=4), progress=False)
+    s.step(2)
+    _, spath = s.snapshot()
+    for drop in ("rng", "batch"):
+        st = dict(np.load(spath))
+        state = json.loads(str(st["net_state"]))
+        if drop == "rng":
+            del state["rng"]
+        else:
+            del state["data"]["batch"]
+        st["net_state"] = np.array(json.dumps(state))
+        np.savez(spath, **st)
+        r = netcli.Solver(str(tmp_path / "solver.yaml"), progress=False)
+        with pytest.raises(NetcliError, match="entry 'net_state' .* is damaged"):
+            r.restore(spath)
+
+
+def test_weights_that_are_not_weights(tmp_path):
+    s = netcli.Solver(make_tiny(tmp_path, max_iter=4), progress=False)
+    np.save(tmp_path / "w.npy", np.zeros(3))
+    with pytest.raises(NetcliError, match="a single .npy array, not an .npz archive"):
+        s.net.load(str(tmp_path / "w.npy"))
+    (tmp_path / "w.yaml").write_text("a: 1\n")
+    with pytest.raises(NetcliError, match="not an .npz archive"):
+        s.net.load(str(tmp_path / "w.yaml"))
+
+
+def test_resume_with_changed_data_layer_warns_once(tmp_path, capsys):
+    s = netcli.Solver(make_tiny(tmp_path, max_iter=4), progress=False)
+    s.step(2)
+    _, spath = s.snapshot()
+    text = (tmp_path / "net.yaml").read_text().replace("batch_size: 16", "batch_size: 8")
+    (tmp_path / "net.yaml").write_text(text)
+    r = netcli.Solver(str(tmp_path / "solver.yaml"), progress=False)
+    capsys.readouterr()
+    r.restore(spath)
+    err = capsys.readouterr().err
+    assert err.count("WARNING") == 1 and "not an exact continuation: data layer 'data' batch_size 16 in the " \
+        "snapshot, 8 now" in err
+
+
+def test_divergence_writes_no_nonfinite_snapshot_and_names_the_last_good_one(tmp_path):
+    s = netcli.Solver(make_tiny(tmp_path, lr=30.0, momentum=0.99, max_iter=400, snapshot=1,
+                                test_interval=0), progress=False)
+    with pytest.raises(NetcliError, match=r"Iteration (\d+): loss is (nan|inf); .*the last snapshot before it "
+                                          r"went bad is .*tiny_iter_(\d+).solverstate.npz") as e:
+        s.solve()
+    import re
+    bad, good = re.search(r"Iteration (\d+).*tiny_iter_(\d+)", str(e.value)).groups()
+    assert int(good) < int(bad)
+    for f in os.listdir(tmp_path / "snaps"):
+        if f.endswith(".weights.npz"):
+            assert all(np.isfinite(a).all() for a in np.load(tmp_path / "snaps" / f).values()), f
+
+
+def test_whole_set_test_counts_each_sample_once(tmp_path):
+    """150 test samples, batch 100: the second batch holds 50 real samples, not 50 + 50 repeated."""
+    from tinynet import make_data
+    path = make_tiny(tmp_path, test_interval=10)
+    make_data(tmp_path / "test.npz", 150, 1)
+    text = (tmp_path / "net.yaml").read_text().replace("batch_size: 32", "batch_size: 100")
+    (tmp_path / "net.yaml").write_text(text)
+    s = netcli.Solver(path, progress=False)
+    s.step(5)
+    result = s.test()
+    # independent reference: the same weights, one sample at a time
+    ref = netcli.Net(str(tmp_path / "net.yaml"), phase="TEST", batch_size=1)
+    ref.share_weights(s.net)
+    accs = [ref.forward()["accuracy"].item() for _ in range(150)]
+    assert result["accuracy"] == pytest.approx(np.mean(accs), abs=1e-6)     # float32 batch means
