@@ -20,12 +20,20 @@ class Group(click.Group):
                 raise
             click.echo("netcli: interrupted", err=True)
             ctx.exit(130)
+        except click.exceptions.Exit:
+            raise
         except Exception as e:
             from .errors import NetcliError
-            if isinstance(e, NetcliError) and not ctx.obj.get("debug"):
+            if ctx.obj.get("debug") or isinstance(e, click.ClickException):
+                raise
+            if isinstance(e, NetcliError):
                 click.echo(f"netcli: error: {e}", err=True)
-                ctx.exit(1)
-            raise
+            elif isinstance(e, MemoryError):
+                click.echo("netcli: error: out of memory (a smaller batch_size or net may fit)", err=True)
+            else:        # a bug: one line here, the traceback with --debug
+                click.echo(f"netcli: internal error: {type(e).__name__}: {e} (a bug in netcli; run "
+                           "'netcli --debug ...' for the traceback and please report it)", err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

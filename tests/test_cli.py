@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 from click.testing import CliRunner
 
 from netcli.cli import cli
@@ -108,3 +110,79 @@ def test_help_does_not_import_numpy_or_numba():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=ROOT))
     assert r.returncode == 0, r.stderr
+
+
+# -- signals, JSON and numerics (issue 10) -------------------------------------------------------
+def start_training(tmp_path, solver, *flags):
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "netcli.cli", "train", "--solver", solver, "--quiet", *flags],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=str(tmp_path))
+
+
+def signal_when(p, prefix, sig, timeout=120):
+    """Send `sig` once a line starting with `prefix` appears; returns (output, seconds after the signal)."""
+    lines, deadline = [], time.time() + timeout
+    for line in p.stdout:
+        lines.append(line)
+        if line.startswith(prefix):
+            p.send_signal(sig)
+            break
+        assert time.time() < deadline, "".join(lines)
+    t0 = time.time()
+    out, _ = p.communicate(timeout=timeout)
+    return "".join(lines) + out, time.time() - t0
+
+
+def test_sigterm_and_sighup_snapshot_and_stop(tmp_path):
+    for sig, name in ((signal.SIGTERM, "SIGTERM"), (signal.SIGHUP, "SIGHUP")):
+        solver = make_tiny(tmp_path, max_iter=10 ** 6, display=1, test_interval=0)
+        p = start_training(tmp_path, solver)
+        text, _ = signal_when(p, "Iteration 5 (", sig)
+        assert p.returncode == 0, text
+        assert f"Caught {name}: snapshotting and stopping" in text and "Traceback" not in text
+        snaps = os.listdir(tmp_path / "snaps")
+        assert any(f.endswith(".solverstate.npz") for f in snaps) and not any(f.endswith(".tmp") for f in snaps)
+
+
+def test_sigint_effect_none_ignores(tmp_path):
+    solver = make_tiny(tmp_path, max_iter=60, display=1, test_interval=0)
+    p = start_training(tmp_path, solver, "--sigint-effect", "none")
+    text, _ = signal_when(p, "Iteration 5 (", signal.SIGINT)
+    assert p.returncode == 0, text
+    assert "Caught SIGINT: ignored" in text and "Optimization Done." in text
+
+
+def test_interrupt_inside_a_long_test_pass_takes_effect_at_once(tmp_path):
+    """A test of 10^6 batches, interrupted as it starts: the run stops within seconds, even with
+    early stopping waiting for that first test's result."""
+    solver = make_tiny(tmp_path, max_iter=100, test_interval=50,
+                       extra="test_iter: 1000000\nearly_stopping: {monitor: accuracy, patience: 2}\n")
+    p = start_training(tmp_path, solver)
+    text, secs = signal_when(p, "Iteration 0, Testing net", signal.SIGINT)
+    assert p.returncode == 0 and secs < 30, text
+    assert "Test interrupted." in text and "Traceback" not in text and "AttributeError" not in text
+
+
+def test_json_is_valid_with_nan_weights(tmp_path):
+    solver = make_tiny(tmp_path, max_iter=2)
+    assert run("train", "--solver", solver, "--quiet").exit_code == 0
+    w = tmp_path / "snaps" / "tiny_iter_2.weights.npz"
+    arrays = dict(np.load(w))
+    arrays = {k: np.full_like(v, np.nan) for k, v in arrays.items()}
+    np.savez(tmp_path / "nan.weights.npz", **arrays)
+    r = run("test", "--model", str(tmp_path / "net.yaml"), "--weights", str(tmp_path / "nan.weights.npz"), "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)                      # strict JSON: no NaN tokens
+    assert res["accuracy"] == 0.0                   # NaN scores are never correct
+    assert res["loss"] is None and res["nonfinite"] == ["loss"]
+
+
+def test_user_errors_are_one_line_never_a_traceback(tmp_path):
+    solver = make_tiny(tmp_path, max_iter=2)
+    (tmp_path / "empty.npz").write_bytes(b"")
+    r = run("test", "--model", str(tmp_path / "net.yaml"), "--weights", str(tmp_path / "empty.npz"))
+    assert r.exit_code == 1 and r.output.startswith("netcli: error: ") and "empty" in r.output
+    assert "Aborted" not in r.output and "Traceback" not in r.output
+    (tmp_path / "test.npz").write_bytes(b"")
+    r = run("train", "--solver", solver, "--quiet")
+    assert r.exit_code == 1 and "the dataset file is empty" in r.output and "Aborted" not in r.output

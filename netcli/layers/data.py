@@ -35,6 +35,15 @@ DATA = Message("DataParameter", [
 _CACHE: dict = {}
 
 
+def _stamp(path):
+    """Size and modification time, so a cached dataset is read again when its file changes."""
+    try:
+        st = os.stat(path if os.path.exists(path) else path + "-images-idx3-ubyte")
+        return st.st_size, st.st_mtime_ns
+    except OSError:
+        return None
+
+
 def _idx_exists(prefix):
     return any(os.path.isfile(prefix + "-images-idx3-ubyte" + gz) for gz in ("", ".gz"))
 
@@ -67,7 +76,7 @@ def open_dataset(source, backend, base_dir=""):
                 path = resolve(source, base_dir, "dataset", os.path.isdir if backend == "IMAGES" else os.path.exists)
         except NetcliError as e:
             raise DataError(str(e)) from None
-    key = (backend, os.path.abspath(path) if backend != "NAMED" else path)
+    key = (backend, path) if backend == "NAMED" else (backend, os.path.abspath(path), _stamp(path))
     if key not in _CACHE:
         loader = {"NAMED": datasets.load_named, "IDX": sources.load_idx, "NPZ": sources.load_npz,
                   "HDF5": sources.load_hdf5, "IMAGES": sources.load_images}[backend]

@@ -28,7 +28,6 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -301,10 +300,11 @@ class Solver:
     def _check_snapshot_folder(self):
         """Fail now, not after hours of training, if snapshots cannot be written (as Caffe)."""
         folder = os.path.dirname(os.path.abspath(self.prefix))
+        probe = f"{self.prefix}_probe.npz.tmp"     # a name recover() removes if we die right here
         try:
             os.makedirs(folder, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=folder, prefix=".netcli-probe-"):
-                pass
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666))
+            os.unlink(probe)
         except OSError as e:
             raise NetcliError(f"cannot write snapshots to '{folder}' (snapshot_prefix {self.prefix}): "
                               f"{e.strerror}") from None
