@@ -209,9 +209,15 @@ def fake_mnist(monkeypatch, tmp_path):
 
 def test_fetch_downloads_and_verifies(fake_mnist, tmp_path):
     entry, files, good = fake_mnist
-    ds = datasets.load_named("mnist:train")
+    old = os.umask(0o022)
+    try:
+        ds = datasets.load_named("mnist:train")
+    finally:
+        os.umask(old)
     assert ds.images.shape == (12, 1, 28, 28)
     assert sorted(os.listdir(tmp_path / "data" / "mnist")) == sorted(files)
+    for f in files:                                   # the user's umask, not mkstemp's 0600
+        assert os.stat(tmp_path / "data" / "mnist" / f).st_mode & 0o777 == 0o644
     assert datasets.load_named("mnist:test").images.shape == (6, 1, 28, 28)
 
 

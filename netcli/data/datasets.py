@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -90,7 +89,8 @@ def fetch(name, folder=None, mirrors=None, progress=None):
 
 def _download(url, dest, md5, progress=None):
     from tqdm import tqdm
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(dest) + ".", suffix=".part", dir=os.path.dirname(dest))
+    tmp = dest + ".part"        # created with the user's umask (mkstemp would force 0600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     h = hashlib.md5()
     try:
         with os.fdopen(fd, "wb") as out:
