@@ -12,12 +12,22 @@ class ShapeError(NetcliError):
     """A shape that cannot be allocated: a negative dimension, or more than this machine's memory."""
 
 
-def memory_budget():
-    """Bytes a net may use for its blobs: the machine's physical memory."""
+def physical_memory():
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):   # not POSIX: no limit of our own
         return 2 ** 62
+
+
+def memory_budget():
+    """Bytes a net may use for its blobs and params (data and diff): half the machine's memory,
+    leaving the rest for the data set, per-thread workspace and gradients, and everything else.
+    Files (datasets, weights) are bounded by the same figure."""
+    return physical_memory() // 2
+
+
+def describe_budget():
+    return f"netcli allows {memory_budget() / 2 ** 30:.3g} GB, half of this machine's memory"
 
 
 class Blob:
@@ -38,7 +48,7 @@ class Blob:
         nbytes = 2 * np.dtype(dtype).itemsize * float(np.prod([float(s) for s in shape]))
         if nbytes > memory_budget():
             raise ShapeError(f"top '{self.name}' of shape {shape} needs {nbytes / 2 ** 30:.3g} GB (data and "
-                               f"diff); this machine has {memory_budget() / 2 ** 30:.3g} GB")
+                               f"diff); {describe_budget()}")
         self.data = np.zeros(shape, dtype)
         self.diff = np.zeros(shape, dtype)
 

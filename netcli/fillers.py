@@ -33,27 +33,39 @@ def _norm(p, shape):
     return {"FAN_IN": fan_in, "FAN_OUT": fan_out, "AVERAGE": (fan_in + fan_out) / 2.0}[p.variance_norm]
 
 
+CHUNK = 1 << 20     # values drawn per call: the same stream as one call, without a float64 copy of it all
+
+
+def _draw(arr, draw):
+    """arr[...] = draw(n) in chunks (a Generator's uniform and normal streams do not depend on
+    how a draw is split, so the values are those of one call)."""
+    flat = arr.reshape(-1)
+    for lo in range(0, flat.size, CHUNK):
+        flat[lo:lo + CHUNK] = draw(min(CHUNK, flat.size - lo))
+
+
 def fill(p, arr: np.ndarray, rng: np.random.Generator):
     """Fill `arr` in place according to FillerParameter `p`."""
     shape, t = arr.shape, p.type
     if t == "CONSTANT":
         arr[...] = p.value
     elif t == "UNIFORM":
-        arr[...] = rng.uniform(p.min, p.max, shape)
+        _draw(arr, lambda n: rng.uniform(p.min, p.max, n))
     elif t == "GAUSSIAN":
-        arr[...] = rng.normal(p.mean, p.std, shape)
+        _draw(arr, lambda n: rng.normal(p.mean, p.std, n))
         if p.sparse >= 0:
             keep = p.sparse / shape[0]
             arr *= rng.random(shape) < keep
     elif t == "XAVIER":
         a = np.sqrt(3.0 / _norm(p, shape))
-        arr[...] = rng.uniform(-a, a, shape)
+        _draw(arr, lambda n: rng.uniform(-a, a, n))
     elif t == "GLOROT_UNIFORM":  # the Theano chapter's U(-sqrt(6/(fan_in+fan_out)), +...)
         fan_in, fan_out = fans(shape)
         a = np.sqrt(6.0 / (fan_in + fan_out))
-        arr[...] = rng.uniform(-a, a, shape)
+        _draw(arr, lambda n: rng.uniform(-a, a, n))
     elif t == "MSRA":
-        arr[...] = rng.normal(0.0, np.sqrt(2.0 / _norm(p, shape)), shape)
+        std = np.sqrt(2.0 / _norm(p, shape))
+        _draw(arr, lambda n: rng.normal(0.0, std, n))
     elif t == "POSITIVE_UNITBALL":
         x = rng.uniform(0.0, 1.0, shape).reshape(shape[0], -1)
         arr[...] = (x / x.sum(axis=1, keepdims=True)).reshape(shape)

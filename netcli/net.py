@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .blob import Blob, ShapeError, memory_budget
+from .blob import Blob, ShapeError, describe_budget, memory_budget
 from .config.net_spec import LAYER_COMMON, NET_TOP
 from .config.schema import Field, Message, Problems, did_you_mean
 from .config.yamlload import LDict, Loc, load_yaml
@@ -338,7 +338,7 @@ class Net:
                 used += sum(2 * 4 * int(np.prod(b.data)) for b in layer.blobs)
                 if used > budget:
                     problems.add(c.loc, f"the net needs more than {used / 2 ** 30:.3g} GB for its blobs and params "
-                                 f"(data and diff) up to this layer; this machine has {budget / 2 ** 30:.3g} GB",
+                                 f"(data and diff) up to this layer; {describe_budget()}",
                                  label)
                     return
                 if tops and any(t.data is None for t in tops):   # pragma: no cover - layer bug

@@ -11,7 +11,7 @@ import zlib
 
 import numpy as np
 
-from .blob import memory_budget
+from .blob import describe_budget, memory_budget
 from .errors import NetcliError
 
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, TypeError,
@@ -45,7 +45,7 @@ def read_npz(path, what="weights", names=None):
             if missing:
                 raise NetcliError(f"{path}: missing array(s) {', '.join(missing)} (found "
                                   f"{', '.join(sorted(members)) or 'none'})")
-            budget, total, out = memory_budget() // 2, 0, {}
+            budget, total, out = memory_budget(), 0, {}
             for name in wanted:
                 arr, total = _read_member(z, members[name], path, budget, total)
                 out[name] = arr
@@ -79,7 +79,7 @@ def _read_member(z, info, path, budget, total):
                               f"the archive holds {max(info.file_size - header, 0):,} bytes for it: damaged file")
         total += nbytes
         if total > budget:
-            raise NetcliError(f"{path}: {total / 2 ** 30:.3g} GB of arrays, more than half this machine's memory")
+            raise NetcliError(f"{path}: {total / 2 ** 30:.3g} GB of arrays; {describe_budget()}")
         arr = np.empty(count, dtype)
         view = memoryview(arr.view(np.uint8)) if nbytes else memoryview(b"")
         got = 0

@@ -209,7 +209,7 @@ def test_batch_size_beyond_int32_and_memory(tmp_path):
     msg, path = load(tmp_path, """\
   - {name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: {num_output: 2000000000}}
 """)
-    assert "needs" in msg and "GB" in msg and "this machine has" in msg
+    assert "needs" in msg and "GB" in msg and "netcli allows" in msg and "half of this machine" in msg
 
 
 def test_absent_param_blocks_report_their_required_fields(tmp_path):

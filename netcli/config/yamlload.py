@@ -77,7 +77,7 @@ class _Reader:
                               "(only !!str, !!int, !!float, !!bool, !!null)")
         try:
             return self.constructor.construct_object(node, deep=True)
-        except (ValueError, KeyError, TypeError, OverflowError, yaml.YAMLError) as e:
+        except (ValueError, KeyError, TypeError, OverflowError, IndexError, AttributeError, yaml.YAMLError) as e:
             what = f" as {_short(node.tag)}" if node.tag in STANDARD_TAGS else ""
             reason = str(e).splitlines()[0] if isinstance(e, ValueError) else type(e).__name__
             shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."

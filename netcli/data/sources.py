@@ -50,7 +50,7 @@ def _open_maybe_gz(path):
 
 def _gunzip(raw, where):
     """Decompress a gzip file, refusing more than half this machine's memory of output."""
-    cap = memory_budget() // 2
+    cap = memory_budget()
     out, d = [], zlib.decompressobj(16 + zlib.MAX_WBITS)
     size = 0
     try:
