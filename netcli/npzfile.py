@@ -13,6 +13,7 @@ import numpy as np
 
 from .blob import describe_budget, memory_budget
 from .errors import NetcliError
+from .paths import read_start
 
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, TypeError,
                 tokenize.TokenError, SyntaxError, NotImplementedError, RuntimeError, OverflowError)
@@ -21,16 +22,7 @@ _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, K
 def read_npz(path, what="weights", names=None):
     """{name: array} of the .npz at `path` (only `names`, if given: each must be there)."""
     path = os.fspath(path)
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            magic = f.read(6)
-    except FileNotFoundError:
-        raise NetcliError(f"{path}: no such {what} file") from None
-    except IsADirectoryError:
-        raise NetcliError(f"{path}: is a folder, not a {what} file (.npz)") from None
-    except OSError as e:
-        raise NetcliError(f"{path}: cannot read the {what} file: {e.strerror or e}") from None
+    size, magic = read_start(path, f"{what} file", 6)
     if size == 0:
         raise NetcliError(f"{path}: the {what} file is empty")
     if magic == b"\x93NUMPY":

@@ -23,3 +23,18 @@ def resolve(path, base_dir, what="file", exists=os.path.exists):
     looked = " nor ".join(os.path.abspath(c) for c in dict.fromkeys(candidates))
     where = "next to the config file and in the working directory" if base_dir else "in the working directory"
     raise NetcliError(f"{path}: no such {what} {where} (looked for {looked})")
+
+
+def read_start(path, what, limit):
+    """(size, the first `limit` bytes) of the file at `path`; each way this can fail is one
+    NetcliError naming the file and `what` it should have been."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            return size, f.read(limit)
+    except FileNotFoundError:
+        raise NetcliError(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise NetcliError(f"{path}: is a folder, not a {what}") from None
+    except OSError as e:
+        raise NetcliError(f"{path}: cannot read the {what}: {e.strerror or e}") from None

@@ -129,19 +129,15 @@ def _short(tag):
 
 
 def _read_text(path):
+    from ..errors import NetcliError
+    from ..paths import read_start
     try:
-        size = os.path.getsize(path)
-        if size > MAX_BYTES:
-            raise ConfigError(f"{path}: {size / 2 ** 20:.1f} MB is too large for a config file "
-                              f"(netcli reads up to {MAX_BYTES // 2 ** 20} MB)")
-        with open(path, "rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a config file") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+        size, raw = read_start(path, "config file", MAX_BYTES + 1)
+    except NetcliError as e:
+        raise ConfigError(str(e)) from None
+    if size > MAX_BYTES:
+        raise ConfigError(f"{path}: {size / 2 ** 20:.1f} MB is too large for a config file "
+                          f"(netcli reads up to {MAX_BYTES // 2 ** 20} MB)")
     return _decode(raw, path)
 
 
