@@ -273,3 +273,16 @@ def test_softmax_loss_kernels(R, C, I):
     assert softmax_loss_forward(x, lab, prob, 1, True)[2:] == (0.5, True)
     lab[-1, -1] = np.nan
     assert softmax_loss_forward(x, lab, prob, 1, True)[3]
+
+
+def test_run_on_one_thread_takes_every_chunk_in_order():
+    """One usable core (taskset -c 0): no pool exists, and run() must still do every chunk."""
+    from netcli import threads
+    before = threads.count()
+    threads.set_threads(1)
+    try:
+        seen = []
+        threads.run(lambda i, lo, hi: seen.append((i, lo, hi)), threads.chunks(10, 3))
+        assert [s[0] for s in seen] == [0, 1, 2] and seen[0][1] == 0 and seen[-1][2] == 10
+    finally:
+        threads.set_threads(before)

@@ -389,3 +389,53 @@ def test_whole_set_test_counts_each_sample_once(tmp_path):
     ref.share_weights(s.net)
     accs = [ref.forward()["accuracy"].item() for _ in range(150)]
     assert result["accuracy"] == pytest.approx(np.mean(accs), abs=1e-6)     # float32 batch means
+
+
+def test_bit_flipped_snapshot_files_are_clean_errors(tmp_path):
+    import random
+    s = netcli.Solver(make_tiny(tmp_path, max_iter=4), progress=False)
+    s.step(2)
+    files = s.snapshot()
+    originals = [open(f, "rb").read() for f in files]
+    rnd = random.Random(1)
+    for k in range(40):
+        which = k % 2
+        raw = bytearray(originals[which])
+        for _ in range(rnd.randrange(1, 6)):
+            i = rnd.randrange(len(raw))
+            raw[i] ^= 1 << rnd.randrange(8)
+        open(files[which], "wb").write(bytes(raw))
+        r = netcli.Solver(str(tmp_path / "solver.yaml"), progress=False)
+        try:
+            r.restore(files[1])
+        except NetcliError:
+            pass
+        open(files[which], "wb").write(originals[which])
+
+
+def test_resume_with_renamed_data_layer_warns(tmp_path, capsys):
+    s = netcli.Solver(make_tiny(tmp_path, max_iter=4), progress=False)
+    s.step(2)
+    _, spath = s.snapshot()
+    text = (tmp_path / "net.yaml").read_text().replace("{name: data, type: Data", "{name: mnist, type: Data")
+    (tmp_path / "net.yaml").write_text(text)
+    r = netcli.Solver(str(tmp_path / "solver.yaml"), progress=False)
+    capsys.readouterr()
+    r.restore(spath)
+    assert "data layer 'mnist' is not in the snapshot (renamed?)" in capsys.readouterr().err
+
+
+def test_netcli_test_counts_each_sample_once(tmp_path):
+    from tinynet import make_data
+    from netcli.tools import score
+    make_tiny(tmp_path)
+    make_data(tmp_path / "test.npz", 150, 1)
+    net_path = str(tmp_path / "net.yaml")
+    (tmp_path / "net.yaml").write_text(open(net_path).read().replace("batch_size: 32", "batch_size: 100"))
+    net = netcli.Net(net_path, phase="TEST", seed=3)
+    net.save(str(tmp_path / "w.npz"))
+    res = score(net_path, str(tmp_path / "w.npz"))
+    ref = netcli.Net(net_path, phase="TEST", batch_size=1, weights=str(tmp_path / "w.npz"))
+    accs = [ref.forward()["accuracy"].item() for _ in range(150)]
+    assert res["samples"] == 150 and res["iterations"] == 2
+    assert res["outputs"]["accuracy"] == pytest.approx(np.mean(accs), abs=1e-6)
