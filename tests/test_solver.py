@@ -346,18 +346,21 @@ def test_weights_that_are_not_weights(tmp_path):
         s.net.load(str(tmp_path / "w.yaml"))
 
 
-def test_resume_with_changed_data_layer_warns_once(tmp_path, capsys):
+@pytest.mark.parametrize("old,new,expected", [
+    ("batch_size: 16", "batch_size: 8", "not an exact continuation: data layer 'data' batch_size 16 in the "
+                                        "snapshot, 8 now"),
+    ("{name: data, type: Data", "{name: mnist, type: Data", "data layer 'mnist' is not in the snapshot (renamed?)"),
+])
+def test_resume_with_changed_data_layer_warns_once(tmp_path, capsys, old, new, expected):
     s = netcli.Solver(make_tiny(tmp_path, max_iter=4), progress=False)
     s.step(2)
     _, spath = s.snapshot()
-    text = (tmp_path / "net.yaml").read_text().replace("batch_size: 16", "batch_size: 8")
-    (tmp_path / "net.yaml").write_text(text)
+    (tmp_path / "net.yaml").write_text((tmp_path / "net.yaml").read_text().replace(old, new))
     r = netcli.Solver(str(tmp_path / "solver.yaml"), progress=False)
     capsys.readouterr()
     r.restore(spath)
     err = capsys.readouterr().err
-    assert err.count("WARNING") == 1 and "not an exact continuation: data layer 'data' batch_size 16 in the " \
-        "snapshot, 8 now" in err
+    assert err.count("WARNING") == 1 and expected in err, err
 
 
 def test_divergence_writes_no_nonfinite_snapshot_and_names_the_last_good_one(tmp_path):
@@ -411,18 +414,6 @@ def test_bit_flipped_snapshot_files_are_clean_errors(tmp_path):
         except NetcliError:
             pass
         open(files[which], "wb").write(originals[which])
-
-
-def test_resume_with_renamed_data_layer_warns(tmp_path, capsys):
-    s = netcli.Solver(make_tiny(tmp_path, max_iter=4), progress=False)
-    s.step(2)
-    _, spath = s.snapshot()
-    text = (tmp_path / "net.yaml").read_text().replace("{name: data, type: Data", "{name: mnist, type: Data")
-    (tmp_path / "net.yaml").write_text(text)
-    r = netcli.Solver(str(tmp_path / "solver.yaml"), progress=False)
-    capsys.readouterr()
-    r.restore(spath)
-    assert "data layer 'mnist' is not in the snapshot (renamed?)" in capsys.readouterr().err
 
 
 def test_netcli_test_counts_each_sample_once(tmp_path):
