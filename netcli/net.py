@@ -9,7 +9,6 @@ parse YAML -> filter by phase/level/stage -> check the graph (bottoms, tops, in-
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +19,7 @@ from .config.schema import Field, Message, Problems, did_you_mean
 from .config.yamlload import LDict, Loc, load_yaml
 from .errors import ConfigError, NetcliError
 from .fillers import check_filler_shape, fill
-from . import threads
+from .parallel import Executor
 from .layers import REGISTRY, LayerError
 
 PHASES = ("TRAIN", "TEST", "VALIDATION")
@@ -110,7 +109,7 @@ class Net:
         self._allocate_params(problems)
         problems.raise_if_any()
         self._plan_backward()
-        self._plan_rows()
+        self.executor = Executor(self)
         if weights:
             for w in str(weights).split(","):
                 self.load(w)
@@ -513,151 +512,30 @@ class Net:
         self.inputs = [t.name for l, tv in zip(self.layers, self.top_vecs) if l.type == "Input" for t in tv]
         self.loss = 0.0
 
-    def _plan_rows(self):
-        """Group consecutive row-parallel layers (RowParallel: samples independent) whose bottoms
-        and tops share one batch size into stretches. A stretch runs on every thread's rows back
-        to back, layer after layer, with one hand-off to the threads per pass instead of one per
-        layer. Param gradients from thread t > 0 go to a scratch copy of the flat diff buffer,
-        folded into param_diff at the end of backward, in thread order."""
-        self.stretches = []           # (batch size or None, [layer indices])
-        for i, layer in enumerate(self.layers):
-            blobs = self.bottom_vecs[i] + [t for k, t in enumerate(self.top_vecs[i])
-                                           if k not in layer.reduced_tops]
-            n = blobs[0].shape[0] if layer.batch_parallel and blobs and blobs[0].data.ndim else None
-            if n is not None and any(b.data.ndim == 0 or b.shape[0] != n for b in blobs):
-                n = None
-            if n is not None and self.stretches and self.stretches[-1][0] == n:
-                self.stretches[-1][1].append(i)
-            else:
-                self.stretches.append((n, [i]))
-        self.stretches = [(n if n is not None and len(idx) > 1 else None, idx) for n, idx in self.stretches]
-        T = self.thread_count = threads.count()
-        self._row_ranges = {n: threads.chunks(n) for n, _ in self.stretches if n is not None}
-        self.thread_diffs = np.zeros((T - 1, self.param_diff.size), self.dtype)
-
-        def address(a):
-            return a.__array_interface__["data"][0]
-
-        def view(scratch, diff):      # the scratch slot at the same offset as `diff` in param_diff
-            off = (address(diff) - address(self.param_diff)) // diff.itemsize
-            assert 0 <= off and off + diff.size <= scratch.size, "a param diff outside param_diff"
-            return scratch[off:off + diff.size].reshape(diff.shape)
-        self.thread_pdiffs = [[[b.diff for b in layer.blobs] for layer in self.layers]]
-        for scratch in self.thread_diffs:
-            self.thread_pdiffs.append([[view(scratch, b.diff) for b in layer.blobs] for layer in self.layers])
-        self._param_ranges = threads.chunks(max(self.param_diff.size, 1))
-        self.diffs_pending = False
-        # Layers whose param diffs no other layer shares: after a clear, they may overwrite them.
-        users = Counter(address(b.diff) for layer in self.layers for b in layer.blobs)
-        self._sole = [bool(layer.blobs) and all(users[address(b.diff)] == 1 for b in layer.blobs)
-                      for layer in self.layers]
-
     # -- compute -----------------------------------------------------------------------------
     def forward(self, **inputs):
         """Run every layer forward; returns {output blob name: data}. Keyword arguments set
         blobs (by name) before running."""
         for k, v in inputs.items():
             self.blobs[k].data[...] = v
-        self._forward(self.stretches)
+        self.executor.forward()
+        self.sum_loss()
         return {name: self.blobs[name].data for name in self.outputs}
 
-    def backward(self, fold=True):
-        """Back-propagate from the loss tops; param diffs accumulate (call clear_param_diffs
-        first, once per update). fold=False leaves the gradients of threads > 0 in their scratch
-        (see pending_param_diffs), for a caller that folds them in its own pass over the params."""
-        self._backward(self.stretches)
-        if fold:
-            self.fold_param_diffs()
+    def backward(self):
+        """Back-propagate from the loss tops; param diffs accumulate (clear_param_diffs first,
+        once per update) and are complete in param_diff when this returns."""
+        self.executor.backward()
 
-    def forward_backward(self, fold=True, cleared=False):
-        """forward() then backward(fold); returns the loss. When the net ends in a stretch (LeNet:
-        everything after the data layer), each thread runs that stretch's forward and backward on
-        its rows in one go: one hand-off to the threads instead of two. cleared=True promises the
-        param diffs are zero (clear_param_diffs since the last backward): then that stretch's
-        layers may write their param gradients instead of adding them."""
-        last_n, last = self.stretches[-1]
-        if last_n is None or self.thread_pdiffs is None:
-            self.forward()
-            self.backward(fold)
-            return self.loss
-        self._forward(self.stretches[:-1], sum_loss=False)
-        self._run_stretch(last_n, last, forward=True, backward=True, fresh=cleared and not self.diffs_pending)
-        self._sum_loss()
-        self._backward(self.stretches[:-1])
-        if fold:
-            self.fold_param_diffs()
+    def forward_backward(self, cleared=False):
+        """forward() then backward(); returns the loss. cleared=True promises the param diffs are
+        zero (clear_param_diffs since the last backward): layers may then write their gradients
+        instead of adding them."""
+        self.executor.forward_backward(cleared=cleared)
         return self.loss
 
-    def _run_stretch(self, n, idx, forward, backward, fresh=False):
-        if threads.count() != self.thread_count:
-            raise NetcliError(f"this net was built for {self.thread_count} thread(s), but netcli now runs "
-                              f"{threads.count()}: choose the thread count before building nets")
-        layers, bvecs, tvecs, pdown = self.layers, self.bottom_vecs, self.top_vecs, self.propagate_down
-        back = [i for i in reversed(idx) if self.need_backward[i]] if backward else []
-        pdiffs = self.thread_pdiffs
-
-        def rows(t, lo, hi):
-            if forward:
-                for i in idx:
-                    layers[i].forward_rows(bvecs[i], tvecs[i], t, lo, hi)
-            for i in back:
-                layers[i].backward_rows(tvecs[i], pdown[i], bvecs[i], t, lo, hi, pdiffs[t][i])
-        for i in back:
-            layers[i].param_diffs_fresh = fresh and self._sole[i]
-        try:
-            if forward or back:
-                threads.run(rows, self._row_ranges[n])
-        finally:
-            for i in back:
-                layers[i].param_diffs_fresh = False
-        if forward:
-            for i in idx:
-                if layers[i].reduced_tops:
-                    layers[i].finish_rows(tvecs[i])
-        if back:
-            self.diffs_pending = len(self.thread_diffs) > 0
-
-    def _forward(self, stretches, sum_loss=True):
-        for n, idx in stretches:
-            if n is None:
-                for i in idx:
-                    self.layers[i].forward(self.bottom_vecs[i], self.top_vecs[i])
-            else:
-                self._run_stretch(n, idx, forward=True, backward=False)
-        if sum_loss:
-            self._sum_loss()
-
-    def _sum_loss(self):
+    def sum_loss(self):
         self.loss = float(sum(w * float(t.data.sum()) for t, w in self.loss_tops))
-
-    def _backward(self, stretches):
-        for n, idx in reversed(stretches):
-            if n is None or self.thread_pdiffs is None:
-                for i in reversed(idx):
-                    if self.need_backward[i]:
-                        self.layers[i].backward(self.top_vecs[i], self.propagate_down[i], self.bottom_vecs[i])
-            else:
-                self._run_stretch(n, idx, forward=False, backward=True)
-
-    def fold_param_diffs(self):
-        """Add the threads' scratch gradients into param_diff, in thread order, and zero them."""
-        if not self.diffs_pending:
-            return
-        from .kernels.update import add_and_zero
-
-        def fold(t, lo, hi):
-            for s in self.thread_diffs:
-                add_and_zero(self.param_diff[lo:hi], s[lo:hi])
-        threads.run(fold, self._param_ranges)
-        self.diffs_pending = False
-
-    def pending_param_diffs(self):
-        """The scratch gradients a backward(fold=False) left, handed over once: the caller adds
-        each to param_diff (same offsets) and zeroes it, as fold_param_diffs would."""
-        if not self.diffs_pending:
-            return ()
-        self.diffs_pending = False
-        return tuple(self.thread_diffs)
 
     def clear_param_diffs(self):
         self.param_diff[...] = 0
@@ -705,7 +583,7 @@ class Net:
                     raise ConfigError(f"cannot share weights of layer '{name}': shape {mine.shape} "
                                       f"here, {theirs.shape} in the {other.phase} net")
                 mine.data, mine.diff = theirs.data, theirs.diff
-                self.thread_pdiffs = None    # diffs now live in `other`: backward goes layer by layer
+        self.executor.bind_grads()           # diffs now live in `other`: backward goes layer by layer
 
     def save(self, path):
         from .snapshot import save_weights

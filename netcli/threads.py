@@ -1,11 +1,9 @@
-"""One owner of parallelism. netcli splits the batch into one share of samples per thread and runs
-the shares on its own thread pool: a layer alone, or (Net) a stretch of per-sample layers back to
-back on each thread's share. Inside a share, Numba kernels (nogil) and BLAS run on that thread
-alone, so BLAS is kept to one thread. Two pools (BLAS's and ours, or Numba's) never spin against
-each other on the same cores.
+"""netcli's thread pool, used by the executor (netcli/parallel.py) and the update rules. Inside a
+task, Numba kernels (nogil) and BLAS run on that thread alone, so BLAS is kept to one thread: two
+pools (BLAS's and ours, or Numba's) never spin against each other on the same cores.
 
-The thread count is chosen once, before the first Net is built: `set_threads(n)` (the CLI's
---threads), else $NETCLI_THREADS, else every usable core. The threads that compute also flush
+The thread count: `set_threads(n)` (the CLI's --threads), else $NETCLI_THREADS, else every usable
+core; it may change at any time (results do not depend on it). The threads that compute also flush
 subnormal floats to zero (netcli/kernels/fpmode.py)."""
 from __future__ import annotations
 
@@ -77,8 +75,8 @@ LEAD = 1 / 16    # the calling thread's extra share: it starts while the others 
 
 def chunks(total, parts=None):
     """Split range(total) into at most `parts` (default: count()) contiguous (lo, hi) ranges;
-    chunk 0, which the calling thread runs, gets a LEAD larger share. Layers call this at setup,
-    which is also when BLAS is pinned to one thread."""
+    chunk 0, which the calling thread runs, gets a LEAD larger share. Calling it also pins BLAS to
+    one thread."""
     _prepare()
     parts = max(1, min(parts or count(), total))
     out, lo = [], 0
@@ -94,6 +92,7 @@ def chunks(total, parts=None):
 def run(fn, ranges):
     """fn(i, lo, hi) for every chunk i, in parallel; the caller's thread takes chunk 0.
     Exceptions propagate to the caller."""
+    _prepare()                           # BLAS on one thread and flush-to-zero, before any compute
     ex = pool() if len(ranges) > 1 else None
     if ex is None:                       # one thread (or one chunk): every chunk here, in order
         for i, (lo, hi) in enumerate(ranges):
@@ -109,6 +108,5 @@ def run(fn, ranges):
 
 def describe():
     n = count()
-    return (f"{n} thread(s): the batch is split into {n} share(s) of samples on netcli's pool, "
-            f"per-sample layers run back to back on each share; BLAS and Numba kernels run "
-            f"single-threaded inside a share ({usable_cores()} core(s) usable)")
+    return (f"{n} thread(s) of {usable_cores()} usable core(s); each takes whole shares of ~32 samples "
+            f"of a batch (results are the same for any thread count)")

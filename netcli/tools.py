@@ -126,7 +126,9 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None):
     echo(f"Average Forward-Backward: {result['forward_backward_ms']:.5g} ms.")
     echo(f"Total Time: {result['total_ms']:.5g} ms.")
     echo(f"Average Forward-Backward as in training (layers one at a time above; training runs "
-         f"per-sample layers in stretches, {len(net.stretches)} step(s)): {as_trained:.5g} ms.")
+         f"per-sample layers in stretches, {len(net.executor.stretches)} step(s)): {as_trained:.5g} ms.")
+    for line in net.executor.plan():
+        echo(f"Parallel plan: {line}")
     echo("*** Benchmark ends ***")
     return result
 
@@ -139,15 +141,15 @@ def time_layers(net: Net, iterations, echo=None):
     total0 = clock()
     for j in range(iterations):
         it0 = clock()
-        for i, (layer, b, t) in enumerate(zip(net.layers, net.bottom_vecs, net.top_vecs)):
+        for i in range(L):
             s = clock()
-            layer.forward(b, t)
+            net.executor.time_layer(i, forward=True)
             fwd[i] += clock() - s
         net.clear_param_diffs()
         for i in reversed(range(L)):
             if net.need_backward[i]:
                 s = clock()
-                net.layers[i].backward(net.top_vecs[i], net.propagate_down[i], net.bottom_vecs[i])
+                net.executor.time_layer(i, forward=False)
                 bwd[i] += clock() - s
         if echo:
             echo(f"Iteration: {j + 1} forward-backward time: {(clock() - it0) * 1000:.4g} ms.")
@@ -169,6 +171,8 @@ def describe_net(net: Net, echo):
         shapes = ", ".join("x".join(map(str, x.shape)) or "scalar" for x in t) or "-"
         echo(f"{c.name:<16}{c.type:<18}{shapes:<24}{params:>10,}{flops / 1e6:>11.3f}{mem / 2 ** 20:>9.2f}")
         tot_p, tot_f, tot_m = tot_p + params, tot_f + flops, tot_m + mem
+    for line in net.executor.plan():
+        echo(f"Parallel plan: {line}")
     learn = net.param_data.size
     echo(f"Total: {learn:,} learnable params ({learn * 4 / 2 ** 20:.2f} MB), {tot_f / 1e6:.3f} MFLOP forward per "
          f"image, {tot_m / 2 ** 20:.2f} MB of activations (data + diff) at the configured batch")

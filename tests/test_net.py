@@ -202,28 +202,29 @@ layers:
 
 @pytest.mark.parametrize("nthreads", [1, 2, 3])
 @pytest.mark.parametrize("accuracy", [True, False])
-def test_row_stretches_match_layer_by_layer(tmp_path, nthreads, accuracy):
-    """Per-sample layers run as stretches on each thread's rows (one hand-off per pass) with
-    per-thread param-gradient scratch; the result must equal running the layers one by one,
-    with shared weights, an in-place layer, a Flatten view, a Split and an uneven batch."""
+def test_stretches_match_layer_by_layer(tmp_path, nthreads, accuracy):
+    """Per-sample layers run as stretches over fixed shares of the batch (one hand-off per pass)
+    with per-share param-gradient scratch combined by a fixed tree; the result must equal running
+    the layers one by one, with shared weights, an in-place layer, a Flatten view, a Split and
+    uneven shares."""
     from netcli import threads
     old = threads.count()
     threads.set_threads(nthreads)
     try:
-        text = STRETCH_NET.format(n=7)
+        text = STRETCH_NET.format(n=100)          # 3 shares: 33, 33, 34 samples
         if not accuracy:       # then the net ends in a stretch: forward_backward runs it in one go
             text = text[:text.index("  - {name: acc")]
         net = netcli.Net(write(tmp_path, text), phase="TRAIN", seed=1)
-        if nthreads > 1:
-            assert max(len(idx) for n, idx in net.stretches if n) >= 6
-            assert (net.stretches[-1][0] is not None) == (not accuracy)
+        stretches = net.executor.stretches
+        assert max(len(idx) for n, idx in stretches if n) >= 6 and len(net.executor.shares[100]) == 3
+        assert (stretches[-1][0] is not None) == (not accuracy)
         rng = np.random.default_rng(2)
-        x, y = rng.standard_normal((7, 3, 10, 10)).astype(np.float32), rng.integers(0, 4, 7).astype(np.float32)
+        x, y = rng.standard_normal((100, 3, 10, 10)).astype(np.float32), rng.integers(0, 4, 100).astype(np.float32)
         net.clear_param_diffs()
         net.forward(data=x, label=y)
         net.backward()
         got_loss, got_diff = net.loss, net.param_diff.copy()
-        assert np.abs(net.thread_diffs).max(initial=0) == 0        # scratch folded and cleared
+        assert np.abs(net.executor.scratch).max(initial=0) == 0    # scratch combined and cleared
         net.clear_param_diffs()
         for layer, b, t in zip(net.layers, net.bottom_vecs, net.top_vecs):
             layer.forward(b, t)
@@ -237,7 +238,7 @@ def test_row_stretches_match_layer_by_layer(tmp_path, nthreads, accuracy):
         np.testing.assert_allclose(got_diff, net.param_diff, rtol=1e-4, atol=1e-6)
         # After a clear, layers whose params nobody shares write their gradients (conv1, ip),
         # the sharing ones (conv2, conv3) still add; a second pass without the promise adds on.
-        assert [net._sole[net.layer_names.index(n)] for n in ("conv1", "conv2", "conv3", "ip")] == \
+        assert [net.executor.sole[net.layer_names.index(n)] for n in ("conv1", "conv2", "conv3", "ip")] == \
             [True, False, False, True]
         net.clear_param_diffs()
         net.forward_backward(cleared=True)
@@ -249,14 +250,51 @@ def test_row_stretches_match_layer_by_layer(tmp_path, nthreads, accuracy):
         threads.set_threads(old)
 
 
-def test_changing_the_thread_count_after_building_is_a_clear_error(tmp_path):
+def test_results_do_not_depend_on_the_thread_count(tmp_path):
+    """One net, run with 1, 2, 3 and 8 threads (changed after building): the loss and every param
+    gradient have the same bits."""
+    from netcli import threads
+    old = threads.count()
+    net = netcli.Net(write(tmp_path, STRETCH_NET.format(n=100)), phase="TRAIN", seed=1)
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((100, 3, 10, 10)).astype(np.float32), rng.integers(0, 4, 100).astype(np.float32)
+    net.blobs["data"].data[...], net.blobs["label"].data[...] = x, y
+    got = []
+    try:
+        for n in (1, 2, 3, 8):
+            threads.set_threads(n)
+            net.clear_param_diffs()
+            net.forward_backward(cleared=True)
+            got.append((net.loss, net.param_diff.copy()))
+    finally:
+        threads.set_threads(old)
+    for loss, diff in got[1:]:
+        assert loss == got[0][0] and np.array_equal(diff, got[0][1])
+
+
+def test_param_diff_is_complete_after_backward(tmp_path):
+    """No extra call: what backward() leaves in param_diff is the whole gradient (checked against
+    the sum of per-sample gradients, each computed alone)."""
     from netcli import threads
     old = threads.count()
     threads.set_threads(2)
     try:
-        net = netcli.Net(write(tmp_path, STRETCH_NET.format(n=4)), phase="TRAIN")
-        threads.set_threads(3)
-        with pytest.raises(NetcliError, match="built for 2 thread"):
-            net.forward()
+        def no_accuracy(n):
+            text = STRETCH_NET.format(n=n)
+            return text[:text.index("  - {name: acc")]
+        net = netcli.Net(write(tmp_path, no_accuracy(100)), phase="TRAIN", seed=1)
+        one = netcli.Net(write(tmp_path, no_accuracy(1)), phase="TRAIN", seed=1)
+        rng = np.random.default_rng(5)
+        x, y = rng.standard_normal((100, 3, 10, 10)).astype(np.float32), rng.integers(0, 4, 100).astype(np.float32)
+        net.clear_param_diffs()
+        net.forward(data=x, label=y)
+        net.backward()
+        total = np.zeros(one.param_diff.size, np.float64)
+        for k in range(100):
+            one.clear_param_diffs()
+            one.forward(data=x[k:k + 1], label=y[k:k + 1])
+            one.backward()
+            total += one.param_diff / 100      # SoftmaxWithLoss normalises by the batch
+        np.testing.assert_allclose(net.param_diff, total, rtol=2e-4, atol=1e-6)
     finally:
         threads.set_threads(old)

@@ -430,3 +430,25 @@ def test_netcli_test_counts_each_sample_once(tmp_path):
     accs = [ref.forward()["accuracy"].item() for _ in range(150)]
     assert res["samples"] == 150 and res["iterations"] == 2
     assert res["outputs"]["accuracy"] == pytest.approx(np.mean(accs), abs=1e-6)
+
+
+def test_lenet_weights_bit_identical_for_any_thread_count(tmp_path):
+    """100 LeNet iterations (shuffled data, momentum, weight decay) with 1, 2, 3 and 4 threads:
+    the same bits (netcli/parallel.py: fixed shares, one fixed combination order)."""
+    from netcli import log, threads
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    old = threads.count()
+    weights = []
+    log.set_quiet(True)
+    try:
+        for n in (1, 2, 3, 4):
+            threads.set_threads(n)
+            s = netcli.Solver(os.path.join(root, "configs", "lenet_solver.yaml"), max_iter=100, progress=False)
+            s.test_interval = 0
+            s.step(100)
+            weights.append(s.net.param_data.copy())
+    finally:
+        threads.set_threads(old)
+        log.set_quiet(False)
+    for w in weights[1:]:
+        assert np.array_equal(w, weights[0])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import threads
 from ..blob import Blob
 from ..config.schema import Message
 
@@ -36,8 +35,8 @@ class Layer:
     loss = False                      # default loss_weight 1 on the first top
     no_grad_bottoms = ()              # bottom indices that never take a gradient (labels)
     has_backward = True
-    batch_parallel = False            # samples are independent: see RowParallel
-    reduced_tops = ()                 # RowParallel: tops summed over all rows (a loss)
+    per_sample = False                # samples are independent: see PerSample
+    reduced_tops = ()                 # PerSample: tops combined over all rows (a loss)
     base_dir = ""                     # set by the Net: the net file's folder (netcli.paths.resolve)
     class_labels = None               # set in setup by layers reading class indices: (bottom, classes, ignore)
 
@@ -86,33 +85,38 @@ class Layer:
         return 0
 
 
-class RowParallel(Layer):
-    """A layer whose samples (rows along axis 0 of every bottom and top) are computed
-    independently. It implements forward_rows/backward_rows for the rows [lo, hi) on thread t
-    (t indexes the layer's per-thread scratch, which follows threads.chunks(batch)). The Net runs
-    a stretch of such layers back to back on each thread's rows: one hand-off to the threads per
-    stretch, not per layer. forward/backward below run this layer alone the same way."""
-    batch_parallel = True
-    # Set by the Net for one backward pass: the pdiffs slots hold zeros and only this layer writes
-    # them in the pass, so backward_rows may overwrite (out=) instead of adding.
-    param_diffs_fresh = False
+class PerSample(Layer):
+    """A layer whose samples (rows along axis 0 of every bottom and top, but reduced_tops) are
+    computed independently. It implements forward_rows/backward_rows for rows [lo, hi) with a
+    workspace of arrays for that many rows (declared by workspace()). The net's executor
+    (netcli/parallel.py) decides which rows run where; forward()/backward() below run the whole
+    batch as one piece, here, for use outside a net (tests, tools)."""
+    per_sample = True
 
-    def forward_rows(self, bottoms, tops, t, lo, hi):
+    def workspace(self, rows):
+        """{name: (shape, dtype)}: scratch arrays one piece of `rows` samples needs."""
+        return {}
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
         raise NotImplementedError
 
-    def finish_rows(self, tops):
-        """After every thread's forward_rows: set the reduced tops from per-thread partials."""
+    def finish_rows(self, tops, workspaces):
+        """After every piece's forward_rows: set the reduced tops from the pieces' workspaces,
+        in the order given (a fixed order: the same sums every run)."""
 
-    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
-        """Write bottom diffs of rows lo..hi and *add* those rows' param gradients to pdiffs
-        (arrays shaped like the param diffs: the params' own on thread 0, scratch on others)."""
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
+        """Write bottom diffs of rows lo..hi and add those rows' param gradients to `grads`
+        (arrays shaped like the param diffs); `fresh`: they hold zeros and nothing else writes
+        them in this pass, so they may be overwritten instead."""
         raise NotImplementedError
 
-    def row_ranges(self, bottoms, tops):
-        n = (bottoms or tops)[0].shape[0]
-        if getattr(self, "_ranges_n", None) != n:
-            self._ranges, self._ranges_n = threads.chunks(n), n
-        return self._ranges
+    def _whole(self, bottoms, tops):
+        n = (bottoms or tops)[0].shape[0] if (bottoms or tops)[0].data.ndim else 1
+        if getattr(self, "_solo", None) is None or self._solo[0] != n:
+            self._solo = (n, {k: np.zeros(shape, dt) for k, (shape, dt) in self.workspace(n).items()})
+        if (bottoms or tops)[0].data.ndim == 0:
+            bottoms, tops = self._rows_of_scalars(bottoms), self._rows_of_scalars(tops)
+        return n, self._solo[1], bottoms, tops
 
     @staticmethod
     def _rows_of_scalars(blobs):
@@ -125,27 +129,13 @@ class RowParallel(Layer):
         return out
 
     def forward(self, bottoms, tops):
-        if (bottoms or tops)[0].data.ndim == 0:
-            bottoms, tops = self._rows_of_scalars(bottoms), self._rows_of_scalars(tops)
-        threads.run(lambda t, lo, hi: self.forward_rows(bottoms, tops, t, lo, hi), self.row_ranges(bottoms, tops))
-        self.finish_rows(tops)
+        n, ws, bottoms, tops = self._whole(bottoms, tops)
+        self.forward_rows(bottoms, tops, 0, n, ws)
+        self.finish_rows(tops, [ws])
 
     def backward(self, tops, propagate_down, bottoms):
-        if (bottoms or tops)[0].data.ndim == 0:
-            bottoms, tops = self._rows_of_scalars(bottoms), self._rows_of_scalars(tops)
-        ranges = self.row_ranges(bottoms, tops)
-        if not self.blobs:
-            threads.run(lambda t, lo, hi: self.backward_rows(tops, propagate_down, bottoms, t, lo, hi, []), ranges)
-            return
-        if getattr(self, "_scratch", None) is None or len(self._scratch) != len(ranges) - 1:
-            self._scratch = [[np.zeros_like(b.diff) for b in self.blobs] for _ in ranges[1:]]
-        diffs = [[b.diff for b in self.blobs]] + self._scratch
-        threads.run(lambda t, lo, hi: self.backward_rows(tops, propagate_down, bottoms, t, lo, hi, diffs[t]),
-                    ranges)
-        for extra in self._scratch:          # a fixed order: the same sums on every run
-            for b, d in zip(self.blobs, extra):
-                b.diff += d
-                d[...] = 0
+        n, ws, bottoms, tops = self._whole(bottoms, tops)
+        self.backward_rows(tops, propagate_down, bottoms, 0, n, ws, [b.diff for b in self.blobs], False)
 
 
 def canon_axis(axis, ndim, field):

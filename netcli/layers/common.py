@@ -6,8 +6,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, positive
 from ..fillers import FILLER
-from .. import threads
-from .base import Layer, LayerError, RowParallel, canon_axis, register
+from .base import Layer, LayerError, PerSample, canon_axis, register
 
 BLOB_SHAPE = Message("BlobShape", [
     Field("dim", "int", None, "the dimensions", repeated=True),
@@ -53,7 +52,7 @@ INNER_PRODUCT = Message("InnerProductParameter", [
 
 
 @register
-class InnerProduct(RowParallel):
+class InnerProduct(PerSample):
     type = "InnerProduct"
     doc = "Fully connected: y = x W^T + b over the axes from `axis` on."
     params = {"inner_product_param": INNER_PRODUCT}
@@ -71,37 +70,38 @@ class InnerProduct(RowParallel):
         if p.bias_term:
             self.add_param((self.N,), p.bias_filler)
         self.transpose = p.transpose
-        # Per thread: the output transposed (W x^T runs ~1.6x faster in OpenBLAS than x W^T for
-        # few rows), and a weight gradient of full size (summed over threads later).
-        dt, ranges = bottoms[0].data.dtype, threads.chunks(shape[0])
-        self.ytbuf = [np.empty((self.N, (hi - lo) * self.R), dt) for lo, hi in ranges]
-        self.dwbuf = [np.empty(self.blobs[0].data, dt) for _ in ranges]
+        self.dtype, self.wshape = bottoms[0].data.dtype, self.blobs[0].data   # (still a shape here)
 
-    def forward_rows(self, bottoms, tops, t, lo, hi):
+    def workspace(self, n):
+        # the output transposed (W x^T runs ~1.6x faster in OpenBLAS than x W^T for few rows),
+        # and a weight gradient of full size
+        return {"yt": ((self.N, n * self.R), self.dtype), "dw": (self.wshape, self.dtype)}
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
         r = slice(lo * self.R, hi * self.R)
         x = bottoms[0].data.reshape(self.M, self.K)[r]
         y = tops[0].data.reshape(self.M, self.N)[r]
-        w, yt = self.blobs[0].data, self.ytbuf[t]
+        w, yt = self.blobs[0].data, ws["yt"]
         np.dot(w.T if self.transpose else w, x.T, out=yt)
         if len(self.blobs) > 1:
             np.add(yt.T, self.blobs[1].data, out=y)
         else:
             y[...] = yt.T
 
-    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         r = slice(lo * self.R, hi * self.R)
         x = bottoms[0].data.reshape(self.M, self.K)[r]
         dy = tops[0].diff.reshape(self.M, self.N)[r]
         w = self.blobs[0].data
-        buf = pdiffs[0] if self.param_diffs_fresh else self.dwbuf[t]
+        buf = grads[0] if fresh else ws["dw"]
         if self.transpose:
             np.dot(x.T, dy, out=buf)
         else:
             np.dot(dy.T, x, out=buf)
-        if buf is not pdiffs[0]:
-            pdiffs[0] += buf
-        if len(pdiffs) > 1:
-            pdiffs[1] += dy.sum(axis=0)
+        if buf is not grads[0]:
+            grads[0] += buf
+        if len(grads) > 1:
+            grads[1] += dy.sum(axis=0)
         if propagate_down[0]:
             np.dot(dy, w.T if self.transpose else w, out=bottoms[0].diff.reshape(self.M, self.K)[r])
 
@@ -145,7 +145,7 @@ FLATTEN = Message("FlattenParameter", [
 ])
 
 
-class _View(RowParallel):
+class _View(PerSample):
     """Top is a reshaped view of the bottom: same memory for data and diff, nothing to compute."""
 
     def forward(self, bottoms, tops):
@@ -154,10 +154,10 @@ class _View(RowParallel):
     def backward(self, tops, propagate_down, bottoms):
         pass
 
-    def forward_rows(self, bottoms, tops, t, lo, hi):
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
         pass
 
-    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         pass
 
 
@@ -311,7 +311,7 @@ class Slice(Layer):
 
 
 @register
-class Split(RowParallel):
+class Split(PerSample):
     type = "Split"
     doc = "Give one blob to several consumers; their gradients are summed (inserted automatically)."
     tops = (1, None)
@@ -322,11 +322,11 @@ class Split(RowParallel):
         for t in tops:
             t.reshape(bottoms[0].shape, bottoms[0].data.dtype)
 
-    def forward_rows(self, bottoms, tops, t, lo, hi):
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
         for top in tops:
             np.copyto(top.data[lo:hi], bottoms[0].data[lo:hi])
 
-    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
             dx = bottoms[0].diff[lo:hi]
             np.copyto(dx, tops[0].diff[lo:hi])

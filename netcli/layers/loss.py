@@ -5,8 +5,7 @@ import numpy as np
 
 from ..config.schema import Field, Message
 from ..errors import NetcliError
-from .. import threads
-from .base import Layer, LayerError, RowParallel, canon_axis, register
+from .base import Layer, LayerError, PerSample, canon_axis, register
 from .common import SOFTMAX, softmax_forward
 
 LOSS = Message("LossParameter", [
@@ -74,7 +73,7 @@ def _check_labels(layer, lab, C, ignore):
 
 
 @register
-class SoftmaxWithLoss(Loss, RowParallel):
+class SoftmaxWithLoss(Loss, PerSample):
     type = "SoftmaxWithLoss"
     doc = "Softmax then multinomial logistic loss (categorical cross-entropy), numerically stable."
     params = {"loss_param": LOSS, "softmax_param": SOFTMAX}
@@ -97,11 +96,13 @@ class SoftmaxWithLoss(Loss, RowParallel):
         p = self.p.loss_param
         self.ignore = p.ignore_label if p.ignore_label is not None else 0
         # Rows (samples) are independent when the normalizer does not count labels: then this
-        # layer runs in the Net's stretches, each thread summing the loss of its rows.
+        # layer is per-sample (it joins the executor's stretches), each piece summing its own rows.
         counts_labels = p.ignore_label is not None and normalization(p) == "VALID"
-        self.batch_parallel = self.axis == 1 and not counts_labels and bottoms[1].shape[:1] == shape[:1]
+        self.per_sample = self.axis == 1 and not counts_labels and bottoms[1].shape[:1] == shape[:1]
         self.n = normalizer(p, self.outer, self.inner, self.outer * self.inner)
-        self.partial = np.zeros(len(threads.chunks(shape[0])))     # one loss sum per thread
+
+    def workspace(self, n):
+        return {"loss": ((1,), np.float64)}     # the summed log-probabilities of these rows
 
     def _views(self, bottoms, lo, hi):
         x = bottoms[0].data.reshape(self.outer, self.C, self.inner)[lo:hi]
@@ -118,17 +119,20 @@ class SoftmaxWithLoss(Loss, RowParallel):
             raise NetcliError(_label_message(self, bad, row, self.C))
         return total, count
 
-    def forward_rows(self, bottoms, tops, t, lo, hi):
-        self.partial[t] = self._loss_sum(bottoms, lo, hi)[0]
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        ws["loss"][0] = self._loss_sum(bottoms, lo, hi)[0]
         if len(tops) > 1:
             tops[1].data[lo:hi] = self.prob[lo:hi]
 
-    def finish_rows(self, tops):
-        tops[0].data[...] = -self.partial.sum() / self.n
+    def finish_rows(self, tops, workspaces):
+        total = 0.0
+        for ws in workspaces:          # in share order: the same sum whatever ran where
+            total += ws["loss"][0]
+        tops[0].data[...] = -total / self.n
 
     def forward(self, bottoms, tops):
-        if self.batch_parallel:
-            RowParallel.forward(self, bottoms, tops)
+        if self.per_sample:
+            PerSample.forward(self, bottoms, tops)
             return
         total, count = self._loss_sum(bottoms, 0, self.outer)
         self.n = normalizer(self.p.loss_param, self.outer, self.inner, count)
@@ -136,7 +140,7 @@ class SoftmaxWithLoss(Loss, RowParallel):
         if len(tops) > 1:
             tops[1].data[...] = self.prob
 
-    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         from ..kernels.softmax import softmax_loss_backward
         if not propagate_down[0]:
             return
@@ -146,10 +150,10 @@ class SoftmaxWithLoss(Loss, RowParallel):
                               self.p.loss_param.ignore_label is not None)
 
     def backward(self, tops, propagate_down, bottoms):
-        if self.batch_parallel:
-            RowParallel.backward(self, tops, propagate_down, bottoms)
+        if self.per_sample:
+            PerSample.backward(self, tops, propagate_down, bottoms)
         else:
-            self.backward_rows(tops, propagate_down, bottoms, 0, 0, self.outer, [])
+            self.backward_rows(tops, propagate_down, bottoms, 0, self.outer, {}, [], False)
 
 
 @register

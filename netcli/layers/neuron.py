@@ -5,7 +5,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, Problems
 from ..fillers import FILLER
-from .base import Layer, LayerError, RowParallel, register
+from .base import Layer, LayerError, PerSample, register
 
 
 class Neuron(Layer):
@@ -25,12 +25,12 @@ RELU = Message("ReLUParameter", [
 ])
 
 
-class RowNeuron(Neuron, RowParallel):
-    """An element-wise activation computed on row ranges (so it joins the Net's stretches)."""
+class PerSampleNeuron(Neuron, PerSample):
+    """An element-wise activation, per sample (so it joins the executor's stretches)."""
 
 
 @register
-class ReLU(RowNeuron):
+class ReLU(PerSampleNeuron):
     type = "ReLU"
     doc = "y = max(x, 0) + negative_slope * min(x, 0)."
     params = {"relu_param": RELU}
@@ -38,7 +38,7 @@ class ReLU(RowNeuron):
     def setup_neuron(self, bottom):
         self.pos = np.empty(bottom.shape or (1,), bool)
 
-    def forward_rows(self, bottoms, tops, t, lo, hi):
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
         x, y, pos = bottoms[0].data[lo:hi], tops[0].data[lo:hi], self.pos[lo:hi]
         s = self.p.relu_param.negative_slope
         np.greater(x, 0, out=pos)
@@ -47,7 +47,7 @@ class ReLU(RowNeuron):
         else:
             np.multiply(x, np.where(pos, 1.0, s).astype(x.dtype), out=y)
 
-    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if not propagate_down[0]:
             return
         dy, dx, pos = tops[0].diff[lo:hi], bottoms[0].diff[lo:hi], self.pos[lo:hi]
@@ -59,11 +59,11 @@ class ReLU(RowNeuron):
 
 
 @register
-class Sigmoid(RowNeuron):
+class Sigmoid(PerSampleNeuron):
     type = "Sigmoid"
     doc = "y = 1 / (1 + exp(-x))."
 
-    def forward_rows(self, bottoms, tops, t, lo, hi):
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
         x, y = bottoms[0].data[lo:hi], tops[0].data[lo:hi]
         # 0.5 * tanh(0.5 x) + 0.5 is the same function without overflow in exp
         np.multiply(x, 0.5, out=y)
@@ -71,21 +71,21 @@ class Sigmoid(RowNeuron):
         y *= 0.5
         y += 0.5
 
-    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
             y, dy, dx = tops[0].data[lo:hi], tops[0].diff[lo:hi], bottoms[0].diff[lo:hi]
             np.multiply(dy, y * (1 - y), out=dx)
 
 
 @register
-class TanH(RowNeuron):
+class TanH(PerSampleNeuron):
     type = "TanH"
     doc = "y = tanh(x)."
 
-    def forward_rows(self, bottoms, tops, t, lo, hi):
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
         np.tanh(bottoms[0].data[lo:hi], out=tops[0].data[lo:hi])
 
-    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
             y, dy, dx = tops[0].data[lo:hi], tops[0].diff[lo:hi], bottoms[0].diff[lo:hi]
             np.multiply(dy, 1 - y * y, out=dx)

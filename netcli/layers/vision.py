@@ -7,8 +7,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, positive, non_negative
 from ..fillers import FILLER
-from .. import threads
-from .base import Layer, LayerError, RowParallel, register
+from .base import Layer, LayerError, PerSample, register
 
 
 def _pair(p, base, default, prefix, required=False):
@@ -62,7 +61,7 @@ CONVOLUTION = Message("ConvolutionParameter", [
 
 
 @register
-class Convolution(RowParallel):
+class Convolution(PerSample):
     type = "Convolution"
     doc = "2-D convolution as GEMMs over patch matrices (channels-last im2row, or per-image im2col)."
     params = {"convolution_param": CONVOLUTION}
@@ -101,43 +100,38 @@ class Convolution(RowParallel):
         self.add_param((K, C // G, self.KH, self.KW), p.weight_filler)
         if p.bias_term:
             self.add_param((K,), p.bias_filler)
-        dt = x.data.dtype
+        self.H, self.W, self.P, self.dtype = H, W, P, x.data.dtype
         # The patch layout (netcli/kernels/conv.py): rows on channels-last images when a kernel
-        # row spans at least 16 floats (C*KW), else columns. Each thread has its own buffers for
-        # its chunk of images, allocated once.
+        # row spans at least 16 floats (C*KW), else columns.
         self.rows_layout = G == 1 and C * self.KW >= 16
-        self.ranges = threads.chunks(N)
-        counts = [hi - lo for lo, hi in self.ranges]
+
+    def workspace(self, n):
+        dt, P, K, CKK = self.dtype, self.P, self.K, self.CKK
         if self.rows_layout:
-            self.xt = [np.empty((n, H, W, C), dt) for n in counts]
-            self.cols = [np.empty((n * P, self.CKK), dt) for n in counts]
-            self.res = [np.empty((n * P, K), dt) for n in counts]
-            self.wr = [np.empty((K, self.KH, self.KW, C), dt) for _ in counts]
-            self.dw = [np.empty((K, self.CKK), dt) for _ in counts]
-        else:     # one column block per image; per-image weight gradients, summed
-            self.cols = [np.empty((n, G * self.CKK, P), dt) for n in counts]
-            self.dw = [np.empty((n, K, self.CKK), dt) for n in counts]
-        self.dcols = [np.empty_like(c) for c in self.cols]
-        self.no_bias = np.zeros(0, dt)
+            return {"xt": ((n, self.H, self.W, self.C), dt), "cols": ((n * P, CKK), dt),
+                    "dcols": ((n * P, CKK), dt), "res": ((n * P, K), dt),
+                    "wr": ((K, self.KH, self.KW, self.C), dt), "dw": ((K, CKK), dt), "no_bias": ((0,), dt)}
+        # one column block per image; per-image weight gradients, summed
+        return {"cols": ((n, self.G * CKK, P), dt), "dcols": ((n, self.G * CKK, P), dt),
+                "dw": ((n, K, CKK), dt), "no_bias": ((0,), dt)}
 
     def _geometry(self):
         return self.KH, self.KW, self.SH, self.SW, self.PH, self.PW, self.DH, self.DW, self.OH, self.OW
 
-    def _rows_weights(self, t):
-        """This thread's copy of the weights as (K, KH*KW*C), the row layout's column order."""
-        wr = self.wr[t]
+    def _rows_weights(self, wr):
+        """A copy of the weights as (K, KH*KW*C), the row layout's column order, in `wr`."""
         np.copyto(wr, self.blobs[0].data.transpose(0, 2, 3, 1))
         return wr.reshape(self.K, self.CKK)
 
-    def forward_rows(self, bottoms, tops, t, lo, hi):
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
         from ..kernels import conv
-        bias = self.blobs[1].data if len(self.blobs) > 1 else self.no_bias
-        x, y, cols = bottoms[0].data[lo:hi], tops[0].data[lo:hi], self.cols[t]
+        bias = self.blobs[1].data if len(self.blobs) > 1 else ws["no_bias"]
+        x, y, cols = bottoms[0].data[lo:hi], tops[0].data[lo:hi], ws["cols"]
         if self.rows_layout:
-            conv.nchw_to_nhwc(x, self.xt[t])
-            conv.im2row(self.xt[t], cols, *self._geometry())
-            np.dot(cols, self._rows_weights(t).T, out=self.res[t])
-            conv.rows_to_nchw(self.res[t], bias, y)
+            conv.nchw_to_nhwc(x, ws["xt"])
+            conv.im2row(ws["xt"], cols, *self._geometry())
+            np.dot(cols, self._rows_weights(ws["wr"]).T, out=ws["res"])
+            conv.rows_to_nchw(ws["res"], bias, y)
             return
         w = self.blobs[0].data.reshape(self.K, self.CKK)
         kg, ck, n = self.K // self.G, self.CKK, hi - lo
@@ -148,37 +142,37 @@ class Convolution(RowParallel):
         if len(self.blobs) > 1:
             conv.add_bias(y3, bias)
 
-    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         from ..kernels import conv
         dy, dx = tops[0].diff[lo:hi], bottoms[0].diff[lo:hi]
-        cols, dw, dcols = self.cols[t], self.dw[t], self.dcols[t]
-        dbias = pdiffs[1] if len(pdiffs) > 1 else self.no_bias
+        cols, dw, dcols = ws["cols"], ws["dw"], ws["dcols"]
+        dbias = grads[1] if len(grads) > 1 else ws["no_bias"]
         if self.rows_layout:
-            dres = self.res[t].reshape(self.K, -1)      # the forward's buffer, as (K, n*P)
+            dres = ws["res"].reshape(self.K, -1)        # the forward's buffer, as (K, n*P)
             conv.nchw_to_gemm(dy, dres, dbias)           # dy as (K, n*P), and the bias gradient
             np.dot(dres, cols, out=dw)                   # weight gradient, columns (i, j, c)
             dw4 = dw.reshape(self.K, self.KH, self.KW, -1).transpose(0, 3, 1, 2)
-            if self.param_diffs_fresh:
-                np.copyto(pdiffs[0], dw4)
+            if fresh:
+                np.copyto(grads[0], dw4)
             else:
-                pdiffs[0] += dw4
+                grads[0] += dw4
             if propagate_down[0]:
-                np.dot(dres.T, self._rows_weights(t), out=dcols)   # current weights, as Caffe
-                conv.row2im(dcols, self.xt[t], *self._geometry())
-                conv.nhwc_to_nchw(self.xt[t], dx)
+                np.dot(dres.T, self._rows_weights(ws["wr"]), out=dcols)   # current weights, as Caffe
+                conv.row2im(dcols, ws["xt"], *self._geometry())
+                conv.nhwc_to_nchw(ws["xt"], dx)
             return
         w = self.blobs[0].data.reshape(self.K, self.CKK)
         kg, ck, n = self.K // self.G, self.CKK, hi - lo
         dy3 = dy.reshape(n, self.K, -1)
-        if len(pdiffs) > 1:
+        if len(grads) > 1:
             conv.sum_bias(dy3, dbias)
         for g in range(self.G):          # per image: dy[n] (kg, P) @ cols[n].T (P, ck)
             np.matmul(dy3[:, g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck].transpose(0, 2, 1),
                       out=dw[:, g * kg:(g + 1) * kg])
-        if self.param_diffs_fresh:
-            np.sum(dw, axis=0, out=pdiffs[0].reshape(self.K, self.CKK))
+        if fresh:
+            np.sum(dw, axis=0, out=grads[0].reshape(self.K, self.CKK))
         else:
-            pdiffs[0].reshape(self.K, self.CKK)[...] += dw.sum(axis=0)
+            grads[0].reshape(self.K, self.CKK)[...] += dw.sum(axis=0)
         if propagate_down[0]:
             for g in range(self.G):
                 np.matmul(w[g * kg:(g + 1) * kg].T, dy3[:, g * kg:(g + 1) * kg], out=dcols[:, g * ck:(g + 1) * ck])
@@ -205,7 +199,7 @@ POOLING = Message("PoolingParameter", [
 
 
 @register
-class Pooling(RowParallel):
+class Pooling(PerSample):
     type = "Pooling"
     doc = "Max or average pooling with Caffe's output size and padding rules."
     params = {"pooling_param": POOLING}
@@ -252,7 +246,7 @@ class Pooling(RowParallel):
         self.fast2x2 = (self.max and (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW) == (2, 2, 2, 2, 0, 0)
                         and H % 2 == 0 and W % 2 == 0)
 
-    def forward_rows(self, bottoms, tops, t, lo, hi):
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
         from ..kernels import pool
         x, y = bottoms[0].data[lo:hi], tops[0].data[lo:hi]
         if not self.max:
@@ -266,7 +260,7 @@ class Pooling(RowParallel):
         if len(tops) > 1:
             tops[1].data[lo:hi] = m
 
-    def backward_rows(self, tops, propagate_down, bottoms, t, lo, hi, pdiffs):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         from ..kernels import pool
         if not propagate_down[0]:
             return

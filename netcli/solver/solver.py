@@ -195,14 +195,13 @@ class Solver:
         g, w = net.param_diff, net.param_data
         scale = 1.0 / p.iter_size
         if p.clip_gradients >= 0:
-            net.fold_param_diffs()
             l2 = float(np.sqrt(np.dot(g, g))) * scale
             if l2 > p.clip_gradients:
                 s = p.clip_gradients / l2
                 log.info(f"Gradient clipping: scaling down gradients (L2 norm {l2:.6g} > {p.clip_gradients:.6g}) "
                          f"by scale factor {s:.6g}")
                 scale *= s
-        self.rule.step(w, g, rate, self.iter, scale, pending=net.pending_param_diffs())
+        self.rule.step(w, g, rate, self.iter, scale)
 
     def step(self, iters):
         """Train `iters` iterations (tests and snapshots fall where their intervals say)."""
@@ -221,8 +220,8 @@ class Solver:
                 net.clear_param_diffs()
                 display = p.display and self.iter % p.display == 0
                 loss = 0.0
-                for k in range(p.iter_size):          # the update folds the threads' gradients
-                    loss += net.forward_backward(fold=False, cleared=k == 0)
+                for k in range(p.iter_size):
+                    loss += net.forward_backward(cleared=k == 0)
                 loss /= p.iter_size
                 if not math.isfinite(loss):
                     raise TrainingDiverged(self._diverged(loss))

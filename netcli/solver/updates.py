@@ -32,17 +32,12 @@ class Rule:
         """The rule's scalar arguments after (w, g, history..., lr, decay)."""
         raise NotImplementedError
 
-    def step(self, w, g, rate, it, scale=1.0, pending=()):
-        """One update of every param: g is scaled, weight decay added, then the rule applied.
-        `pending`: gradients from other threads not yet in g (Net.pending_param_diffs), added to
-        g and zeroed slice by slice in the same pass."""
-        from ..kernels.update import add_and_zero
+    def step(self, w, g, rate, it, scale=1.0):
+        """One update of every param: g is scaled, weight decay added, then the rule applied."""
         args = self.fused_args(rate, it)
         kernel = self.kernel()
 
         def chunk(i, lo, hi):
-            for s in pending:
-                add_and_zero(g[lo:hi], s[lo:hi])
             kernel(w[lo:hi], g[lo:hi], *(h[lo:hi] for h in self.history), self.lr[lo:hi],
                    self.decay[lo:hi], *args, np.float32(scale), self.l1)
         threads.run(chunk, self.ranges)

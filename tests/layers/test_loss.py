@@ -37,7 +37,7 @@ def test_softmax_with_loss_rows_and_whole_batch(params, parallel):
     lab = np.random.default_rng(1).integers(0, C, (N, H)).astype(float)
     layer, bottoms, tops = make_layer("SoftmaxWithLoss", params, [shape, (N, H)], bottoms_data=[None, lab],
                                       n_tops=2)
-    assert layer.batch_parallel == parallel
+    assert layer.per_sample == parallel
     layer.forward(bottoms, tops)
     p = softmax(bottoms[0].data, axis)
     scores = p if axis == 1 else p.transpose(0, 2, 1)

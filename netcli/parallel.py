@@ -1,0 +1,214 @@
+"""The executor: the one owner of parallelism, and why results do not depend on the thread count.
+
+A batch of N samples is cut into fixed *shares* (`shares(N)`: about SHARE_ROWS samples each, at
+most MAX_SHARES, chosen from N alone). Consecutive per-sample layers (layers.base.PerSample) form a
+*stretch*; a stretch runs share by share, each share through all of its layers back to back, and
+the threads take whole shares (thread t runs a contiguous block of them). Every share is computed
+the same way whichever thread runs it, so activations do not depend on the thread count.
+
+Parameter gradients: share 0 adds into the params' own diffs, share s > 0 into its own flat scratch
+buffer (zero between passes). At the end of a backward pass every element is combined by one fixed
+pairwise tree over the shares (kernels.update.combine_shares), in the same dispatch as the last
+stretch's backward (a barrier, then each thread a slice of the params). So `net.param_diff` is
+complete when backward returns, and its bits are the same for 1, 2, 3 or 8 threads. The same
+combination over shares on several processes is what will make MPI runs independent of the
+process count.
+
+Layers outside stretches (not per-sample: BatchNorm, Dropout, ...) run on the whole batch in the
+calling thread; `plan()` names them, since each splits a stretch.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from . import threads
+
+SHARE_ROWS = 32
+MAX_SHARES = 16
+
+
+def shares(n):
+    """The fixed split of n samples into contiguous (lo, hi) shares; depends on n only."""
+    s = max(1, min(MAX_SHARES, n, round(n / SHARE_ROWS)))
+    bounds = [n * i // s for i in range(s + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _blocks(count, parts):
+    """Split range(count) into at most `parts` contiguous blocks."""
+    parts = max(1, min(parts, count))
+    return [(count * i // parts, count * (i + 1) // parts) for i in range(parts)]
+
+
+class Executor:
+    """Runs one net's layers: per-sample stretches over shares on the thread pool, the others on
+    the whole batch. Built once per net (after its params are allocated)."""
+
+    def __init__(self, net):
+        self.net = net
+        self.stretches = self._plan_stretches()
+        self.shares = {n: shares(n) for n, _ in self.stretches if n is not None}
+        S = max((len(s) for s in self.shares.values()), default=1)
+        self.workspaces = {}          # layer index -> [per-share dict of arrays]
+        for n, idx in self.stretches:
+            if n is None:
+                continue
+            for i in idx:
+                self.workspaces[i] = [_allocate(net.layers[i].workspace(hi - lo)) for lo, hi in self.shares[n]]
+        self.scratch = np.zeros((S - 1, net.param_diff.size), net.param_diff.dtype)
+        self.bind_grads()
+
+    # -- planning ------------------------------------------------------------------------------
+    def _plan_stretches(self):
+        """(batch size or None, [layer indices]) in net order: runs of per-sample layers whose
+        bottoms and tops (but reduced tops) share one batch size, and single other layers."""
+        net, out = self.net, []
+        for i, layer in enumerate(net.layers):
+            blobs = net.bottom_vecs[i] + [t for k, t in enumerate(net.top_vecs[i]) if k not in layer.reduced_tops]
+            n = blobs[0].shape[0] if layer.per_sample and blobs and blobs[0].data.ndim else None
+            if n is not None and any(b.data.ndim == 0 or b.shape[0] != n for b in blobs):
+                n = None
+            if n is not None and out and out[-1][0] == n:
+                out[-1][1].append(i)
+            else:
+                out.append((n, [i]))
+        return out
+
+    def bind_grads(self):
+        """Per share, each layer's param-gradient targets: the params' diffs (share 0) or views
+        at the same offsets in that share's scratch buffer. A layer whose param diffs no other
+        layer uses may overwrite its targets (`fresh`) when they are known to be zero."""
+        net = self.net
+        base = net.param_diff
+
+        def offset(diff):
+            off = (diff.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // diff.itemsize
+            return off if 0 <= off and off + diff.size <= base.size and diff.dtype == base.dtype else None
+        own = all(offset(b.diff) is not None for layer in net.layers for b in layer.blobs)
+        self.grads = [[[b.diff for b in layer.blobs] for layer in net.layers]]
+        if own:           # diffs shared from another net (a test net) live elsewhere: no share scratch
+            for buf in self.scratch:
+                self.grads.append([[buf[offset(b.diff):offset(b.diff) + b.diff.size].reshape(b.diff.shape)
+                                    for b in layer.blobs] for layer in net.layers])
+        self.backward_ok = own
+        users: dict[int, int] = {}
+        for layer in net.layers:
+            for b in layer.blobs:
+                users[offset(b.diff)] = users.get(offset(b.diff), 0) + 1
+        self.sole = [bool(layer.blobs) and all(users[offset(b.diff)] == 1 for b in layer.blobs)
+                     for layer in net.layers]
+
+    def plan(self):
+        """Lines for `netcli check`/`time`: the stretches, and the layers that split them."""
+        names = self.net.layer_names
+        lines, splitters = [], []
+        for n, idx in self.stretches:
+            if n is not None:
+                lines.append(f"per-sample stretch ({len(self.shares[n])} shares of the batch of {n}): "
+                             + ", ".join(names[i] for i in idx))
+            elif self.net.layers[idx[0]].type not in ("Data", "Input"):
+                splitters.append(f"{names[idx[0]]} ({self.net.layers[idx[0]].type})")
+        if splitters and len(lines) > 1:
+            lines.append("not per-sample, so they split stretches and run on the whole batch in one "
+                         "thread: " + ", ".join(splitters))
+        return lines
+
+    # -- running -------------------------------------------------------------------------------
+    def forward(self, stretches=None):
+        net = self.net
+        for n, idx in (self.stretches if stretches is None else stretches):
+            if n is None:
+                for i in idx:
+                    net.layers[i].forward(net.bottom_vecs[i], net.top_vecs[i])
+            else:
+                self._run(n, idx, forward=True, backward=False)
+
+    def backward(self, stretches=None, cleared=False):
+        """Back-propagate through `stretches` (default: all), in reverse; param diffs complete."""
+        net = self.net
+        todo = list(reversed(self.stretches if stretches is None else stretches))
+        last = max((k for k, (n, idx) in enumerate(todo) if n is not None and self._back(idx)), default=None)
+        for k, (n, idx) in enumerate(todo):
+            if n is None or not self.backward_ok:
+                for i in reversed(idx):
+                    if net.need_backward[i]:
+                        net.layers[i].backward(net.top_vecs[i], net.propagate_down[i], net.bottom_vecs[i])
+            else:
+                self._run(n, idx, forward=False, backward=True, cleared=cleared, combine=k == last)
+
+    def forward_backward(self, cleared=False):
+        """forward() then backward(): when the net ends in a stretch (LeNet: everything after the
+        data layer), each share runs that stretch's forward and backward in one go."""
+        n, idx = self.stretches[-1]
+        if n is None or not self.backward_ok:
+            self.forward()
+            self.net.sum_loss()
+            self.backward(cleared=cleared)
+            return
+        self.forward(self.stretches[:-1])
+        rest = [k for k, (m, ix) in enumerate(self.stretches[:-1]) if m is not None and self._back(ix)]
+        self._run(n, idx, forward=True, backward=True, cleared=cleared, combine=not rest)
+        self.net.sum_loss()
+        self.backward(self.stretches[:-1], cleared=cleared)
+
+    def _back(self, idx):
+        return any(self.net.need_backward[i] for i in idx)
+
+    def _run(self, n, idx, forward, backward, cleared=False, combine=False):
+        net = self.net
+        layers, bvecs, tvecs, pdown = net.layers, net.bottom_vecs, net.top_vecs, net.propagate_down
+        back = [i for i in reversed(idx) if net.need_backward[i]] if backward else []
+        combine = combine and len(self.grads) > 1 and bool(back)
+        ranges, ws, grads = self.shares[n], self.workspaces, self.grads
+        fresh = [[self.sole[i] and (s > 0 or cleared) for s in range(len(ranges))] if i in back else None
+                 for i in range(len(layers))]
+        T = min(threads.count(), len(ranges))
+        params = _blocks(net.param_diff.size, T)
+        barrier = threading.Barrier(T) if combine and T > 1 else None
+
+        def work(t, first, stop):
+            for s in range(first, stop):
+                lo, hi = ranges[s]
+                if forward:
+                    for i in idx:
+                        layers[i].forward_rows(bvecs[i], tvecs[i], lo, hi, ws[i][s])
+                for i in back:
+                    layers[i].backward_rows(tvecs[i], pdown[i], bvecs[i], lo, hi, ws[i][s], grads[s][i], fresh[i][s])
+            if combine:
+                if barrier is not None:
+                    barrier.wait()
+                self._combine(*params[t])
+        try:
+            threads.run(work, _blocks(len(ranges), T))
+        except threading.BrokenBarrierError:   # pragma: no cover - another thread raised first
+            raise
+        if forward:
+            for i in idx:
+                if layers[i].reduced_tops:
+                    layers[i].finish_rows(tvecs[i], ws[i])
+
+    def _combine(self, lo, hi):
+        from .kernels.update import combine_shares
+        if hi > lo:
+            combine_shares(self.net.param_diff, self.scratch, lo, hi)
+
+    # -- one layer at a time (netcli time) ---------------------------------------------------------
+    def time_layer(self, i, forward):
+        """Run layer i alone, as training would (over shares, on the threads)."""
+        net = self.net
+        n = next(m for m, idx in self.stretches if i in idx)
+        if n is None or (not forward and not self.backward_ok):
+            layer = net.layers[i]
+            if forward:
+                layer.forward(net.bottom_vecs[i], net.top_vecs[i])
+            else:
+                layer.backward(net.top_vecs[i], net.propagate_down[i], net.bottom_vecs[i])
+            return
+        self._run(n, [i], forward=forward, backward=not forward, combine=not forward)
+
+
+def _allocate(spec):
+    """{name: (shape, dtype)} -> {name: zeroed array}."""
+    return {name: np.zeros(shape, dtype) for name, (shape, dtype) in spec.items()}
