@@ -122,11 +122,16 @@ def time(model, iterations, phase, as_json):
 @click.option("--solver", "solver_path", type=click.Path(dir_okay=False), help="A solver YAML file (checks its nets too).")
 @click.option("--phase", default="TRAIN", type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
               callback=_phase, show_default=True, help="Phase of --model to show.")
-def check(model, solver_path, phase):
+@click.option("--print-config", is_flag=True, help="Print the file as netcli reads it (given fields, canonical "
+              "spellings); loading the output gives the same net.")
+def check(model, solver_path, phase, print_config):
     """Validate without training: shapes, params, FLOPs and memory per layer."""
     if bool(model) == bool(solver_path):
         raise click.UsageError("give --model or --solver")
-    from .tools import check as run_check
+    from .tools import check as run_check, print_config as write_config
+    if print_config:
+        write_config(model, solver_path, echo=click.echo)
+        return
     run_check(model, solver_path, phase, echo=click.echo)
 
 

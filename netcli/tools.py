@@ -179,6 +179,25 @@ def describe_net(net: Net, echo):
     return {"params": learn, "flops_per_image": tot_f, "activation_bytes": tot_m}
 
 
+def print_config(model=None, solver=None, echo=None):
+    """Write a net or solver file back as netcli reads it: only the fields given, canonical enum
+    spellings, every layer of every phase. Loading the output gives the same net (or solver)."""
+    import yaml
+    from .config.compile import config_to_dict
+    from .config.schema import Problems
+    from .config.yamlload import load_yaml
+    if solver:
+        from .solver.spec import SOLVER
+        problems = Problems()
+        tree = SOLVER.parse(load_yaml(solver), problems, None, "").to_dict()
+        problems.raise_if_any()
+    else:
+        tree = config_to_dict(model)
+    text = yaml.safe_dump(tree, sort_keys=False, default_flow_style=None, width=110)
+    (echo or _noop)(text.rstrip("\n"))
+    return text
+
+
 def check(model=None, solver=None, phase="TRAIN", echo=None):
     echo = echo or _noop
     if solver:

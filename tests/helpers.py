@@ -8,7 +8,7 @@ from netcli.blob import Blob
 from netcli.config.schema import Problems
 from netcli.config.yamlload import LDict
 from netcli.layers import REGISTRY
-from netcli.net import layer_message
+from netcli.config.compile import layer_message
 
 
 def make_layer(type_, params=None, bottom_shapes=(), n_tops=1, phase="TRAIN", seed=0,

@@ -72,3 +72,27 @@ def test_every_config_parses(path):
     elif "cifar10" not in path:            # nets (cifar10_quick's data is the user's)
         netcli.Net(path, phase="TRAIN")
         netcli.Net(path, phase="TEST")
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml"))))
+def test_print_config_round_trips(path, tmp_path):
+    """`netcli check --print-config`: load, write, load gives the same net (every phase) or solver."""
+    from click.testing import CliRunner
+    from netcli.cli import cli
+    from netcli.config import load_yaml
+    from netcli.config.compile import compile_net, spec_summary
+    kind = "--solver" if "net" in load_yaml(path) else "--model"
+    r = CliRunner().invoke(cli, ["check", kind, path, "--print-config"], obj={})
+    assert r.exit_code == 0, r.output
+    again = tmp_path / os.path.basename(path)
+    again.write_text(r.output)
+    if kind == "--solver":
+        from netcli.config import Problems
+        from netcli.solver.spec import SOLVER
+        parsed = [SOLVER.parse(load_yaml(p), Problems(), None, "").to_dict() for p in (path, str(again))]
+        assert parsed[0] == parsed[1]
+    else:
+        for phase in ("TRAIN", "TEST"):
+            assert spec_summary(compile_net(path, phase)) == spec_summary(compile_net(str(again), phase))
+        r2 = CliRunner().invoke(cli, ["check", "--model", str(again), "--print-config"], obj={})
+        assert r2.output == r.output

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, non_negative, positive
-from ..data.sources import DataError
+from ..data.sources import DataError, check_class_labels
 from ..data.transform import TRANSFORM, Transformer
 from ..errors import NetcliError
 from .base import Layer, LayerError, register
@@ -186,6 +186,28 @@ class Data(Layer):
     def __del__(self):
         if getattr(self, "prefetcher", None) is not None:
             self.prefetcher.stop()
+
+
+def check_label_sources(net, problems):
+    """A layer that reads class indices from a Data layer's labels (through Splits) checks the
+    whole dataset once, here, so a bad label is reported by sample before training starts."""
+    producer = {id(t): i for i, tv in enumerate(net.top_vecs) for t in tv}
+    for i, layer in enumerate(net.layers):
+        if layer.class_labels is None:
+            continue
+        k, classes, ignore = layer.class_labels
+        blob = net.bottom_vecs[i][k]
+        j = producer.get(id(blob))
+        while j is not None and net.layers[j].type == "Split":
+            blob = net.bottom_vecs[j][0]
+            j = producer.get(id(blob))
+        if j is None or net.layers[j].type != "Data" or net.top_vecs[j][1:2] != [blob]:
+            continue
+        try:
+            check_class_labels(net.layers[j].dataset, classes, ignore, f"layer '{layer.name}' ({layer.type})")
+        except NetcliError as e:
+            problems.add(net.configs[j].loc, str(e), f"layer '{net.layer_names[j]}' (Data)",
+                         "data_param.source")
 
 
 def validation_split(ds, fraction, held_out):
