@@ -24,6 +24,8 @@ CASES = [
     ("Log", {"log_param": {"base": 10.0, "scale": 2.0, "shift": 0.5}}, away((3, 5), positive=True),
      lambda x: np.log10(0.5 + 2.0 * x)),
     ("BNLL", {}, away((3, 5)) * 3, lambda x: np.log1p(np.exp(x))),
+    ("Swish", {}, away((3, 4, 5)) * 3, lambda x: x / (1 + np.exp(-x))),
+    ("Swish", {"swish_param": {"beta": 1.7}}, away((4, 6)) * 2, lambda x: x / (1 + np.exp(-1.7 * x))),
 ]
 
 
@@ -36,7 +38,8 @@ def test_activation(type_, params, x, ref):
     assert check_gradient(layer, bottoms, tops, eps=1e-6) > 0
 
 
-@pytest.mark.parametrize("type_,params,x,ref", CASES[:6], ids=[c[0] for c in CASES[:6]])
+@pytest.mark.parametrize("type_,params,x,ref", CASES[:6] + CASES[-2:], ids=[c[0] + str(i) for i, c in
+                                                                       enumerate(CASES[:6] + CASES[-2:])])
 def test_activation_in_place(type_, params, x, ref):
     from netcli.blob import Blob
     layer, bottoms, _ = make_layer(type_, params, [x.shape], bottoms_data=[x])
