@@ -32,6 +32,35 @@ def check(p, where):
         raise ConfigError(problems)
 
 
+class LrPolicy:
+    """The learning-rate policy of one run, with its position (Caffe's current_step, saved in
+    snapshots). lr_policy plateau also owns its monitor: after each test it may lower the rate."""
+
+    def __init__(self, p, max_iter, plateau=None):
+        self.p, self.max_iter, self.step, self.plateau = p, max(max_iter, 1), 0, plateau
+
+    def rate(self, it):
+        """The rate for update number `it` (advancing the position, as multistep does)."""
+        rate, self.step = learning_rate(self.p, it, self.step, self.max_iter)
+        return rate
+
+    def peek(self, it):
+        return learning_rate(self.p, it, self.step, self.max_iter)[0]
+
+    def after_test(self, results, it):
+        """Plateau: count a test without improvement of the monitored output; after `patience`
+        of them, multiply the rate by gamma (one more step)."""
+        m = self.plateau
+        if m is None or m.observe(results, it):
+            return
+        if m.bad >= m.patience:
+            self.step += 1
+            m.bad = 0
+            from .. import log
+            log.info(f"Plateau: {m.monitor} has not improved for {m.patience} tests (best {m.best:.6g}); "
+                     f"lr = {self.peek(it):.6g} from iteration {it}")
+
+
 def learning_rate(p, it, step, max_iter):
     """(rate, new step) for update number `it`. A rate too large for a float is inf (training then
     stops with the divergence message), never an exception."""

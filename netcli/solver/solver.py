@@ -23,10 +23,8 @@ Deliberate choices where Caffe has quirks (shared/reference caffe-semantics (h))
 """
 from __future__ import annotations
 
-import json
 import math
 import os
-import signal
 import sys
 import time
 
@@ -37,13 +35,10 @@ from ..config.schema import Problems
 from ..config.yamlload import load_yaml
 from ..errors import ConfigError, NetcliError
 from ..net import Net
-from ..snapshot import read_npz, recover, save_files
-from . import lr_policy
+from . import lr_policy, state
+from .hooks import SIGNALS, EarlyStopping, Monitor, Signals, log_outputs
 from .spec import SOLVER
 from .updates import NAMES, RULES
-
-SIGNAL_EFFECTS = ("snapshot", "stop", "none")
-SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
 class TrainingDiverged(NetcliError):
@@ -56,16 +51,45 @@ class Solver:
 
     def __init__(self, path, weights=None, max_iter=None, quiet=False, progress=None):
         self.path = os.fspath(path)
-        tree = load_yaml(self.path)
+        p, net_path = self._read(self.path)
+        self.quiet, self.progress = quiet, progress
+        self.seed = p.random_seed if p.random_seed >= 0 else int(np.random.SeedSequence().entropy % (2 ** 62))
+        self._build_nets(net_path)
+        self._lengths(p, max_iter)
+        outputs, has_tests = self.test_nets[0].outputs, bool(self.test_interval)
+        self.monitors = {name: Monitor(getattr(p, name), outputs, self._where, name, has_tests)
+                         for name in ("early_stopping", "plateau")
+                         if p.has(name) and (name != "plateau" or p.lr_policy == "plateau")}
+        stopping = self.monitors.get("early_stopping")
+        self.early_stopping = EarlyStopping(stopping) if stopping else None
+        self.policy = lr_policy.LrPolicy(p, self.max_iter, self.monitors.get("plateau"))
+        name = os.path.splitext(os.path.basename(self.path))[0]
+        prefix = p.snapshot_prefix or os.path.join("snapshots", name)
+        self.prefix = os.path.join(prefix, name) if os.path.isdir(prefix) else prefix
+        sizes = np.diff(self.net.param_offsets)
+        lr_vec = np.repeat(self.net.lr_mults, sizes).astype(np.float32)
+        decay_vec = (np.repeat(self.net.decay_mults, sizes) * p.weight_decay).astype(np.float32)
+        self.rule = RULES[p.type](p, lr_vec, decay_vec)
+        self.iter, self.losses = 0, []
+        self.last_snapshot_iter, self.snapshots_written = None, []
+        self.request = None
+        self.signal_effects = {name: "snapshot" for name in SIGNALS}
+        w = weights or (",".join(p.weights) if p.weights else None)
+        if w:
+            self.finetune(w)
+
+    def _read(self, path):
+        """Parse and check the solver file; returns (params, the net file's path)."""
+        tree = load_yaml(path)
         problems = Problems()
         p = self.p = SOLVER.parse(tree, problems, None, "")
         problems.raise_if_any()
-        self._where = lambda params, f: f"{self.path}:{(params.loc(f) or tree.loc).line}"
+        self._where = lambda params, f: f"{path}:{(params.loc(f) or tree.loc).line}"
         if not p.net:
-            raise ConfigError(f"{self.path}:{tree.loc.line}: field 'net': the solver needs a net file")
+            raise ConfigError(f"{path}:{tree.loc.line}: field 'net': the solver needs a net file")
         from ..paths import resolve
         try:
-            net_path = resolve(p.net, os.path.dirname(self.path), "net file", os.path.isfile)
+            net_path = resolve(p.net, os.path.dirname(path), "net file", os.path.isfile)
         except NetcliError as e:
             raise ConfigError(f"{self._where(p, 'net')}: field 'net': {e}") from None
         lr_policy.check(p, self._where)
@@ -81,24 +105,21 @@ class Solver:
                      ("snapshot", "snapshot_epochs")):
             if p.has(a) and p.has(b):
                 raise ConfigError(f"{self._where(p, b)}: field '{b}': give {a} or {b}, not both")
-        self.quiet = quiet
-        self.progress = progress
-        seed = p.random_seed if p.random_seed >= 0 else None
-        if seed is None:
-            seed = int(np.random.SeedSequence().entropy % (2 ** 62))
-        self.seed = seed
-        self.net = Net(net_path, phase="TRAIN", seed=seed)
-        test = Net(net_path, phase="TEST", seed=seed + 1)
-        test.share_weights(self.net)
-        self.test_nets = [test]
-        if any(l.p.data_param.validation_fraction for l in self.net.data_layers()):
-            # periodic tests use the held-out part of the TRAIN data; the TEST set waits for the end
-            val = Net(net_path, phase="VALIDATION", seed=seed + 2)
-            val.share_weights(self.net)
-            self.test_nets = [val, test]
-        self.net_path = net_path
+        return p, net_path
 
-        # lengths and intervals, in iterations
+    def _build_nets(self, net_path):
+        """The TRAIN net, and the test nets sharing its weights: TEST, and VALIDATION first when a
+        TRAIN data layer holds out a validation_fraction (periodic tests use it)."""
+        self.net_path = net_path
+        self.net = Net(net_path, phase="TRAIN", seed=self.seed)
+        self.test_nets = [Net(net_path, phase="TEST", seed=self.seed + 1)]
+        if any(l.p.data_param.validation_fraction for l in self.net.data_layers()):
+            self.test_nets.insert(0, Net(net_path, phase="VALIDATION", seed=self.seed + 2))
+        for t in self.test_nets:
+            t.share_weights(self.net)
+
+    def _lengths(self, p, max_iter):
+        """max_iter, test and snapshot intervals in iterations (epochs converted), test lengths."""
         n_train, b_train = self.net.data_size(), self.net.batch_size()
         per_epoch = n_train / (b_train * p.iter_size) if n_train else None
 
@@ -121,41 +142,6 @@ class Solver:
         if self.test_interval and not self.test_iter:
             raise ConfigError(f"{self._where(p, 'test_interval')}: field 'test_iter': the TEST net has no Data "
                               "layer, so test_iter must be given")
-        self.monitors = {}
-        for name in ("early_stopping", "plateau"):
-            m = getattr(p, name)
-            if not p.has(name) or (name == "plateau" and p.lr_policy != "plateau"):
-                continue
-            outs = self.test_nets[0].outputs
-            if m.monitor not in outs:
-                raise ConfigError(f"{self._where(m, 'monitor')}: field '{name}.monitor': '{m.monitor}' is not an "
-                                  f"output of the test net (outputs: {', '.join(outs) or 'none'})")
-            if not self.test_interval:
-                raise ConfigError(f"{self._where(p, name)}: field '{name}': needs tests (test_interval)")
-            mode = m.mode if m.mode != "AUTO" else (
-                "MAX" if any(k in m.monitor.lower() for k in ("acc", "precision", "recall", "f1")) else "MIN")
-            self.monitors[name] = {"monitor": m.monitor, "mode": mode, "patience": m.patience,
-                                   "min_delta": m.min_delta, "best": None, "best_iter": None, "bad": 0}
-        self.early_stopped = False
-        prefix = p.snapshot_prefix or os.path.join("snapshots", os.path.splitext(os.path.basename(self.path))[0])
-        if os.path.isdir(prefix):
-            prefix = os.path.join(prefix, os.path.splitext(os.path.basename(self.path))[0])
-        self.prefix = prefix
-
-        sizes = np.diff(self.net.param_offsets)
-        lr_vec = np.repeat(self.net.lr_mults, sizes).astype(np.float32)
-        decay_vec = (np.repeat(self.net.decay_mults, sizes) * p.weight_decay).astype(np.float32)
-        self.rule = RULES[p.type](p, lr_vec, decay_vec)
-        self.iter = 0
-        self.lr_step = 0
-        self.losses: list[float] = []
-        self.last_snapshot_iter = None
-        self.request = None
-        self.signal_effects = {name: "snapshot" for name in SIGNALS}
-        self.snapshots_written = []       # iterations, in order
-        w = weights or (",".join(p.weights) if p.weights else None)
-        if w:
-            self.finetune(w)
 
     @property
     def test_iter(self):
@@ -181,15 +167,14 @@ class Solver:
 
     # -- the loop ------------------------------------------------------------------------------
     def learning_rate(self):
-        rate, _ = lr_policy.learning_rate(self.p, self.iter, self.lr_step, max(self.max_iter, 1))
-        return rate
+        return self.policy.peek(self.iter)
 
     def _apply_update(self, display):
         p, net = self.p, self.net
-        rate, self.lr_step = lr_policy.learning_rate(p, self.iter, self.lr_step, max(self.max_iter, 1))
-        if p.lr_policy == "multistep" and display is not None and self.lr_step and \
-                self.iter == p.stepvalue[self.lr_step - 1]:
-            log.info(f"MultiStep Status: Iteration {self.iter}, step = {self.lr_step}")
+        before = self.policy.step
+        rate = self.policy.rate(self.iter)
+        if p.lr_policy == "multistep" and self.policy.step != before:
+            log.info(f"MultiStep Status: Iteration {self.iter}, step = {self.policy.step}")
         if display:
             log.info(f"Iteration {self.iter}, lr = {rate:.6g}")
         g, w = net.param_diff, net.param_data
@@ -204,75 +189,81 @@ class Solver:
         self.rule.step(w, g, rate, self.iter, scale)
 
     def step(self, iters):
-        """Train `iters` iterations (tests and snapshots fall where their intervals say)."""
+        """Train `iters` iterations (tests and snapshots fall where their intervals say). Returns
+        True when done, False when a signal stopped it."""
         p, net = self.p, self.net
-        stop_iter = self.iter + iters
-        start_iter, t0 = self.iter, time.perf_counter()
-        last_display = (self.iter, t0)
+        stop_iter, start_iter, t0 = self.iter + iters, self.iter, time.perf_counter()
+        self._last_display = (self.iter, t0)
         bar = self._progress_bar(iters)
-        errstate = np.errstate(over="ignore", invalid="ignore")   # a diverging loss is reported below
-        errstate.__enter__()
         try:
-            if self.iter == 0 and self.test_interval and p.test_initialization:
-                if self.test() is not None:
-                    self._after_test()
-            while self.iter < stop_iter:
-                net.clear_param_diffs()
-                display = p.display and self.iter % p.display == 0
-                loss = 0.0
-                for k in range(p.iter_size):
-                    loss += net.forward_backward(cleared=k == 0)
-                loss /= p.iter_size
-                if not math.isfinite(loss):
-                    raise TrainingDiverged(self._diverged(loss))
-                self.losses.append(loss)
-                if len(self.losses) > p.average_loss:
-                    del self.losses[0]
-                if display:
-                    now = time.perf_counter()
-                    n, lapse = self.iter - last_display[0], now - last_display[1]
-                    ips = n / lapse if n and lapse > 0 else 0.0
-                    log.info(f"Iteration {self.iter} ({ips:.6g} iter/s, {lapse:.4g}s/{p.display} iters), "
-                             f"loss = {self.smoothed_loss():.6g}")
-                    self._log_outputs(net, "Train", {k: net.blobs[k].data for k in net.outputs})
-                    last_display = (self.iter, now)
-                self._apply_update(display)
-                self.iter += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{self.smoothed_loss():.4g}", refresh=False)
-                if self.test_interval and self.iter % self.test_interval == 0:
-                    if self.test() is not None:
-                        self._after_test()
-                req = self.request
-                if self.early_stopped:
-                    if self.snapshot_interval and self.iter % self.snapshot_interval == 0:
+            with np.errstate(over="ignore", invalid="ignore"):   # a diverging loss is reported below
+                if self.iter == 0 and self.test_interval and p.test_initialization:
+                    self._test_and_react()
+                while self.iter < stop_iter:
+                    self._iteration(p, net)
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{self.smoothed_loss():.4g}", refresh=False)
+                    if self.test_interval and self.iter % self.test_interval == 0:
+                        self._test_and_react()
+                    due = self.snapshot_interval and self.iter % self.snapshot_interval == 0
+                    if due or self.request == "snapshot":
                         self.snapshot()
-                    return True
-                if (self.snapshot_interval and self.iter % self.snapshot_interval == 0) or req == "snapshot":
-                    self.snapshot()
-                if req in ("snapshot", "stop"):
-                    return False
+                    if self.early_stopping is not None and self.early_stopping.stopped:
+                        return True
+                    if self.request in ("snapshot", "stop"):
+                        return False
             return True
         finally:
-            errstate.__exit__(None, None, None)
             if bar is not None:
                 bar.close()
                 log.set_bar(None)
-            self.elapsed = time.perf_counter() - t0
-            self.trained = self.iter - start_iter
+            self.elapsed, self.trained = time.perf_counter() - t0, self.iter - start_iter
+
+    def _iteration(self, p, net):
+        """One update: iter_size forward/backward passes, the loss checked, display, update."""
+        net.clear_param_diffs()
+        display = p.display and self.iter % p.display == 0
+        loss = sum(net.forward_backward(cleared=k == 0) for k in range(p.iter_size)) / p.iter_size
+        if not math.isfinite(loss):
+            raise TrainingDiverged(state.diverged_message(self, loss))
+        self.losses = (self.losses + [loss])[-p.average_loss:]
+        if display:
+            now = time.perf_counter()
+            n, lapse = self.iter - self._last_display[0], now - self._last_display[1]
+            ips = n / lapse if n and lapse > 0 else 0.0
+            log.info(f"Iteration {self.iter} ({ips:.6g} iter/s, {lapse:.4g}s/{p.display} iters), "
+                     f"loss = {self.smoothed_loss():.6g}")
+            log_outputs(net, "Train", {k: net.blobs[k].data for k in net.outputs})
+            self._last_display = (self.iter, now)
+        self._apply_update(display)
+        self.iter += 1
+
+    def _test_and_react(self):
+        """The periodic test, then early stopping and the plateau policy (not after an
+        interrupted test)."""
+        results = self.test()
+        if results is None:
+            return
+        if self.early_stopping is not None:
+            self.early_stopping.after_test(self, results)
+        self.policy.after_test(results, self.iter)
+
+    @property
+    def early_stopped(self):
+        return self.early_stopping is not None and self.early_stopping.stopped
 
     def solve(self, resume_file=None):
         """Caffe's Solve: optionally restore, train to max_iter, final snapshot."""
         self.request = None
-        self._check_snapshot_folder()
+        state.check_snapshot_folder(self)
         if resume_file:
             self.restore(resume_file)
         log.info(f"Solving {self.net.name}")
         log.info(f"Learning Rate Policy: {self.p.lr_policy}")
         log.info(f"Solver: {NAMES[self.p.type]}, {self.max_iter} iterations"
                  + (f" ({self.max_iter / self.iters_per_epoch:.3g} epochs)" if self.iters_per_epoch else ""))
-        with self._signals():
+        with Signals(self):
             finished = self.step(max(self.max_iter - self.iter, 0))
             if self.p.snapshot_after_train and self.last_snapshot_iter != self.iter and self.request != "stop":
                 self.snapshot()
@@ -286,57 +277,6 @@ class Solver:
                 self.final_test = self.test(1)
         log.info("Optimization Done.")
         return True
-
-    def _diverged(self, loss):
-        """The divergence message: which snapshot still holds weights that gave a finite loss."""
-        good = [it for it in self.snapshots_written if it < self.iter]
-        if self.last_snapshot_iter is not None and not self.snapshots_written:
-            good = [self.last_snapshot_iter] if self.last_snapshot_iter < self.iter else []
-        last = (f"the last snapshot before it went bad is {self._snap_name(good[-1], 'solverstate')}" if good
-                else "no snapshot was written before it went bad")
-        return f"Iteration {self.iter}: loss is {loss}; training stopped ({last}). Try a lower base_lr."
-
-    def _check_snapshot_folder(self):
-        """Fail now, not after hours of training, if snapshots cannot be written (as Caffe)."""
-        folder = os.path.dirname(os.path.abspath(self.prefix))
-        probe = f"{self.prefix}_probe.npz.tmp"     # a name recover() removes if we die right here
-        try:
-            os.makedirs(folder, exist_ok=True)
-            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666))
-            os.unlink(probe)
-        except OSError as e:
-            raise NetcliError(f"cannot write snapshots to '{folder}' (snapshot_prefix {self.prefix}): "
-                              f"{e.strerror}") from None
-        recover(self.prefix)
-
-    def _after_test(self):
-        """Early stopping and the plateau policy, from the test just run."""
-        for name, m in self.monitors.items():
-            value = self.last_test[m["monitor"]]
-            better = (m["best"] is None or
-                      (value > m["best"] + m["min_delta"] if m["mode"] == "MAX" else value < m["best"] - m["min_delta"]))
-            if better:
-                m.update(best=float(value), best_iter=self.iter, bad=0)
-                if name == "early_stopping":
-                    path = f"{self.prefix}_best.weights.npz"
-                    log.info(f"    Best {m['monitor']} so far ({value:.6g}): saving {path}")
-                    self.net.save(path)
-                continue
-            m["bad"] += 1
-            if m["bad"] < m["patience"]:
-                continue
-            if name == "plateau":
-                self.lr_step += 1
-                m["bad"] = 0
-                log.info(f"Plateau: {m['monitor']} has not improved for {m['patience']} tests (best {m['best']:.6g}); "
-                         f"lr = {self.learning_rate():.6g} from iteration {self.iter}")
-            else:
-                best = f"{self.prefix}_best.weights.npz"
-                log.info(f"Early stopping at iteration {self.iter}: {m['monitor']} has not improved for "
-                         f"{m['patience']} tests (best {m['best']:.6g} at iteration {m['best_iter']}); "
-                         f"restoring the best weights from {best}")
-                self.net.load(best)    # the final snapshot and TEST pass are of the best model
-                self.early_stopped = True
 
     def smoothed_loss(self):
         return sum(self.losses) / len(self.losses) if self.losses else float("nan")
@@ -353,23 +293,11 @@ class Solver:
             log.info("Test interrupted.")
             return None
         means = result["outputs"]
-        self._log_outputs(net, "Test", means)
+        log_outputs(net, "Test", means)
         result = {name: float(v) if v.ndim == 0 else v for name, v in means.items()}
         if k == 0:
             self.last_test = result
         return result
-
-    @staticmethod
-    def _log_outputs(net, which, values):
-        weights = {t.name: w for t, w in net.loss_tops}
-        i = 0
-        for name in net.outputs:
-            v = np.asarray(values[name]).reshape(-1)
-            w = weights.get(name, 0.0)
-            for x in v:
-                extra = f" (* {w:g} = {w * x:.6g} loss)" if w else ""
-                log.info(f"    {which} net output #{i}: {name} = {x:.6g}{extra}")
-                i += 1
 
     def _progress_bar(self, iters):
         show = self.progress if self.progress is not None else (sys.stderr.isatty() and not self.quiet)
@@ -380,162 +308,11 @@ class Solver:
         log.set_bar(bar)
         return bar
 
-    # -- signals ---------------------------------------------------------------------------------
-    def _signals(self):
-        """While training: each of SIGNALS sets a request (its effect), checked once per batch."""
-        solver = self
-
-        class Handler:
-            def __enter__(self):
-                self.old = {}
-                for name in SIGNALS:
-                    sig = getattr(signal, name, None)
-                    if sig is None:          # not on this platform (SIGHUP on Windows)
-                        continue
-                    try:
-                        self.old[sig] = signal.signal(sig, self.handle)
-                    except ValueError:       # not the main thread: leave signals alone
-                        break
-                return self
-
-            def handle(self, signum, frame):
-                name = signal.Signals(signum).name
-                effect = solver.signal_effects.get(name, "snapshot")
-                if effect == "none":
-                    log.info(f"Caught {name}: ignored (signal effect none)")
-                    return
-                log.info(f"Caught {name}: " + ("snapshotting and stopping" if effect == "snapshot" else "stopping"))
-                if solver.request != "stop":
-                    solver.request = effect
-
-            def __exit__(self, *exc):
-                for sig, old in self.old.items():
-                    signal.signal(sig, old)
-        return Handler()
-
-    # -- snapshots -------------------------------------------------------------------------------
-    def _snap_name(self, it, kind):
-        return f"{self.prefix}_iter_{it}.{kind}.npz"
-
-    def _data_fingerprint(self):
-        """What the TRAIN data layers must keep for a resume to continue the same batches."""
-        return {name: {"batch_size": l.B, "source": l.p.data_param.source, "shuffle": l.p.data_param.shuffle,
-                       "samples": len(l)}
-                for name, l in zip(self.net.layer_names, self.net.layers) if l.type == "Data"}
-
+    # -- snapshots (netcli/solver/state.py) ------------------------------------------------------
     def snapshot(self):
-        """Write the pair <prefix>_iter_N.weights.npz and <prefix>_iter_N.solverstate.npz (naming
-        the weights) crash-safely; non-finite weights are not written (returns None)."""
-        if not np.isfinite(self.net.param_data).all():
-            log.warn(f"Iteration {self.iter}: the weights are not finite; no snapshot written")
-            return None
-        wpath = self._snap_name(self.iter, "weights")
-        spath = self._snap_name(self.iter, "solverstate")
-        log.info(f"Snapshotting to {wpath}")
-        log.info(f"Snapshotting solver state to {spath}")
-        state = {
-            "iter": np.int64(self.iter),
-            "lr_step": np.int64(self.lr_step),
-            "type": np.array(self.p.type),
-            "learned_net": np.array(os.path.relpath(os.path.abspath(wpath), os.path.dirname(os.path.abspath(spath)))),
-            "losses": np.asarray(self.losses, np.float64),
-            "net_state": np.array(json.dumps(self.net.get_state())),
-            "monitors": np.array(json.dumps({k: {f: m[f] for f in ("best", "best_iter", "bad")}
-                                             for k, m in self.monitors.items()})),
-            "data": np.array(json.dumps(self._data_fingerprint())),
-        }
-        for i, h in enumerate(self.rule.history):
-            state[f"history/{i}"] = h
-        weights = {k: np.asarray(b.data, np.float32)
-                   for k, b in zip(self.net.param_owner_keys, self.net.learnable_params)}
-        save_files({wpath: weights, spath: state})
-        self.last_snapshot_iter = self.iter
-        self.snapshots_written.append(self.iter)
-        return wpath, spath
+        """Write <prefix>_iter_N.weights.npz and .solverstate.npz (None if the weights are not finite)."""
+        return state.write_snapshot(self)
 
     def restore(self, path):
-        """Resume from a .solverstate.npz: weights, history, iteration, lr position, data and RNG.
-        Every damaged or mismatched entry is one NetcliError naming the file."""
-        path = os.fspath(path)
-        if path.endswith(".weights.npz"):
-            raise NetcliError(f"{path} is a weights file: --snapshot takes a .solverstate.npz "
-                              "(use --weights to fine-tune from weights)")
-        st = read_npz(path, "solver state")
-        need = ["iter", "lr_step", "type", "learned_net", "net_state"]
-        missing = [k for k in need if k not in st]
-        if missing:
-            raise NetcliError(f"{path}: not a netcli solver state (missing {', '.join(missing)})")
-        it, lr_step = _count(st, "iter", path), _count(st, "lr_step", path)
-        kind, learned = _text(st, "type", path), _text(st, "learned_net", path)
-        if kind != self.p.type:
-            raise NetcliError(f"{path}: state of a {NAMES.get(kind, kind)} solver, but this "
-                              f"solver is {NAMES[self.p.type]}")
-        hist = [st[f"history/{i}"] for i in range(len(self.rule.history)) if f"history/{i}" in st]
-        if len(hist) != len(self.rule.history) or any(h.shape != r.shape or h.dtype.kind != "f"
-                                                      for h, r in zip(hist, self.rule.history)):
-            raise NetcliError(f"{path}: the saved history does not fit this net ({len(hist)} blobs of "
-                              f"{hist[0].shape if hist else '?'}; expected {len(self.rule.history)} of "
-                              f"{self.rule.history[0].shape})")
-        losses = st.get("losses", np.zeros(0))
-        if losses.dtype.kind not in "fiu" or losses.ndim != 1:
-            raise NetcliError(f"{path}: entry 'losses' is damaged (expected a list of numbers)")
-        net_state, monitors = _json(st, "net_state", path), _json(st, "monitors", path, {})
-        if not isinstance(net_state, dict) or not isinstance(monitors, dict):
-            raise NetcliError(f"{path}: entries 'net_state' and 'monitors' must be JSON objects")
-        self._warn_if_inexact(path, _json(st, "data", path, None), net_state)
-        wpath = os.path.join(os.path.dirname(path), learned)
-        log.info(f"Resuming from {path}")
-        self.net.load(wpath)
-        try:
-            self.net.set_state(net_state)
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise NetcliError(f"{path}: entry 'net_state' (RNG and data positions) is damaged: "
-                              f"{type(e).__name__} {e}") from None
-        for h, saved in zip(self.rule.history, hist):
-            h[...] = saved
-        self.iter, self.lr_step = it, lr_step
-        self.losses = [float(x) for x in losses]
-        for k, saved in monitors.items():
-            if k in self.monitors and isinstance(saved, dict):
-                self.monitors[k].update({f: saved[f] for f in ("best", "best_iter", "bad") if f in saved})
-        self.last_snapshot_iter = self.iter
-
-    def _warn_if_inexact(self, path, saved, net_state):
-        """One WARNING line when the TRAIN data layers changed since the snapshot."""
-        now = self._data_fingerprint()
-        diffs = []
-        for name, cur in now.items():
-            old = (saved or {}).get(name)
-            if old is None:
-                if saved is not None or name not in net_state:
-                    diffs.append(f"data layer '{name}' is not in the snapshot (renamed?)")
-                continue
-            diffs += [f"data layer '{name}' {k} {old.get(k)!r} in the snapshot, {v!r} now"
-                      for k, v in cur.items() if k in old and old.get(k) != v]
-        if diffs:
-            log.warn(f"resuming from {path} is not an exact continuation: {'; '.join(diffs)}")
-
-
-def _count(st, key, path):
-    a = st[key]
-    if a.shape != () or a.dtype.kind not in "iu" or int(a) < 0:
-        raise NetcliError(f"{path}: entry '{key}' is damaged (expected a count, got {a.dtype} of shape {a.shape})")
-    return int(a)
-
-
-def _text(st, key, path):
-    a = st[key]
-    if a.shape != () or a.dtype.kind != "U":
-        raise NetcliError(f"{path}: entry '{key}' is damaged (expected text)")
-    return str(a)
-
-
-def _json(st, key, path, default=...):
-    if key not in st:
-        if default is ...:
-            raise NetcliError(f"{path}: entry '{key}' is missing")
-        return default
-    try:
-        return json.loads(_text(st, key, path))
-    except (json.JSONDecodeError, RecursionError):
-        raise NetcliError(f"{path}: entry '{key}' is damaged (not JSON)") from None
+        """Resume from a .solverstate.npz: weights, history, iteration, lr position, data and RNG."""
+        state.restore(self, path)

@@ -1,0 +1,114 @@
+"""The parts the Solver's loop calls besides the update: a test-output monitor (for early stopping
+and lr_policy plateau), early stopping, signal handling, and the log lines of Caffe's display."""
+from __future__ import annotations
+
+import signal
+
+import numpy as np
+
+from .. import log
+from ..errors import ConfigError
+
+SIGNAL_EFFECTS = ("snapshot", "stop", "none")
+SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+class Monitor:
+    """Tracks one test output: the best value, where it was reached, tests since (`bad`)."""
+
+    def __init__(self, spec, outputs, where, name, has_tests):
+        if spec.monitor not in outputs:
+            raise ConfigError(f"{where(spec, 'monitor')}: field '{name}.monitor': '{spec.monitor}' is not an "
+                              f"output of the test net (outputs: {', '.join(outputs) or 'none'})")
+        if not has_tests:
+            raise ConfigError(f"{where(spec, 'monitor')}: field '{name}': needs tests (test_interval)")
+        self.name, self.monitor, self.patience, self.min_delta = name, spec.monitor, spec.patience, spec.min_delta
+        self.mode = spec.mode if spec.mode != "AUTO" else (
+            "MAX" if any(k in spec.monitor.lower() for k in ("acc", "precision", "recall", "f1")) else "MIN")
+        self.best, self.best_iter, self.bad = None, None, 0
+
+    def observe(self, results, it):
+        """Record a test; True when it improved on the best."""
+        value = results[self.monitor]
+        better = self.best is None or (value > self.best + self.min_delta if self.mode == "MAX"
+                                       else value < self.best - self.min_delta)
+        if better:
+            self.best, self.best_iter, self.bad = float(value), it, 0
+        else:
+            self.bad += 1
+        return better
+
+    def state(self):
+        return {"best": self.best, "best_iter": self.best_iter, "bad": self.bad}
+
+    def set_state(self, saved):
+        for f in ("best", "best_iter", "bad"):
+            if f in saved:
+                setattr(self, f, saved[f])
+
+
+class EarlyStopping:
+    """Keep the best weights in <prefix>_best.weights.npz; after `patience` tests without
+    improvement restore them and stop (the final snapshot and TEST pass are of the best model)."""
+
+    def __init__(self, monitor):
+        self.m = monitor
+        self.stopped = False
+
+    def after_test(self, solver, results):
+        m = self.m
+        path = f"{solver.prefix}_best.weights.npz"
+        if m.observe(results, solver.iter):
+            log.info(f"    Best {m.monitor} so far ({m.best:.6g}): saving {path}")
+            solver.net.save(path)
+        elif m.bad >= m.patience:
+            log.info(f"Early stopping at iteration {solver.iter}: {m.monitor} has not improved for "
+                     f"{m.patience} tests (best {m.best:.6g} at iteration {m.best_iter}); "
+                     f"restoring the best weights from {path}")
+            solver.net.load(path)
+            self.stopped = True
+
+
+class Signals:
+    """While training: each of SIGNALS sets solver.request to its effect ("snapshot": snapshot and
+    stop, "stop", or "none": ignored), which the loop checks once per batch."""
+
+    def __init__(self, solver):
+        self.solver, self.old = solver, {}
+
+    def __enter__(self):
+        for name in SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is None:          # not on this platform (SIGHUP on Windows)
+                continue
+            try:
+                self.old[sig] = signal.signal(sig, self.handle)
+            except ValueError:       # not the main thread: leave signals alone
+                break
+        return self
+
+    def handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        effect = self.solver.signal_effects.get(name, "snapshot")
+        if effect == "none":
+            log.info(f"Caught {name}: ignored (signal effect none)")
+            return
+        log.info(f"Caught {name}: " + ("snapshotting and stopping" if effect == "snapshot" else "stopping"))
+        if self.solver.request != "stop":
+            self.solver.request = effect
+
+    def __exit__(self, *exc):
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
+
+
+def log_outputs(net, which, values):
+    """Caffe's '    Train net output #0: loss = 0.1 (* 1 = 0.1 loss)' lines."""
+    weights = {t.name: w for t, w in net.loss_tops}
+    i = 0
+    for name in net.outputs:
+        w = weights.get(name, 0.0)
+        for x in np.asarray(values[name]).reshape(-1):
+            extra = f" (* {w:g} = {w * x:.6g} loss)" if w else ""
+            log.info(f"    {which} net output #{i}: {name} = {x:.6g}{extra}")
+            i += 1

@@ -1,0 +1,168 @@
+"""Solver-state files: writing a snapshot pair, resuming from one (every entry validated), the
+snapshot folder's start-up check and recovery, and the divergence message that names the last
+good snapshot. Formats: README "Files"; crash safety: netcli/snapshot.py."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from .. import log
+from ..errors import NetcliError
+from ..snapshot import read_npz, recover, save_files
+from .updates import NAMES
+
+
+def snap_name(prefix, it, kind):
+    return f"{prefix}_iter_{it}.{kind}.npz"
+
+
+def check_snapshot_folder(solver):
+    """Fail now, not after hours of training, if snapshots cannot be written (as Caffe)."""
+    folder = os.path.dirname(os.path.abspath(solver.prefix))
+    probe = f"{solver.prefix}_probe.npz.tmp"     # a name recover() removes if we die right here
+    try:
+        os.makedirs(folder, exist_ok=True)
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666))
+        os.unlink(probe)
+    except OSError as e:
+        raise NetcliError(f"cannot write snapshots to '{folder}' (snapshot_prefix {solver.prefix}): "
+                          f"{e.strerror}") from None
+    recover(solver.prefix)
+
+
+def diverged_message(solver, loss):
+    """The divergence message: which snapshot still holds weights that gave a finite loss."""
+    good = [it for it in solver.snapshots_written if it < solver.iter]
+    if solver.last_snapshot_iter is not None and not solver.snapshots_written:
+        good = [solver.last_snapshot_iter] if solver.last_snapshot_iter < solver.iter else []
+    last = (f"the last snapshot before it went bad is {snap_name(solver.prefix, good[-1], 'solverstate')}" if good
+            else "no snapshot was written before it went bad")
+    return f"Iteration {solver.iter}: loss is {loss}; training stopped ({last}). Try a lower base_lr."
+
+
+def data_fingerprint(solver):
+    """What the TRAIN data layers must keep for a resume to continue the same batches."""
+    return {name: {"batch_size": l.B, "source": l.p.data_param.source, "shuffle": l.p.data_param.shuffle,
+                   "samples": len(l)}
+            for name, l in zip(solver.net.layer_names, solver.net.layers) if l.type == "Data"}
+
+
+def write_snapshot(solver):
+    """Write the pair <prefix>_iter_N.weights.npz and <prefix>_iter_N.solverstate.npz (naming
+    the weights) crash-safely; non-finite weights are not written (returns None)."""
+    if not np.isfinite(solver.net.param_data).all():
+        log.warn(f"Iteration {solver.iter}: the weights are not finite; no snapshot written")
+        return None
+    wpath = snap_name(solver.prefix, solver.iter, "weights")
+    spath = snap_name(solver.prefix, solver.iter, "solverstate")
+    log.info(f"Snapshotting to {wpath}")
+    log.info(f"Snapshotting solver state to {spath}")
+    state = {
+        "iter": np.int64(solver.iter),
+        "lr_step": np.int64(solver.policy.step),
+        "type": np.array(solver.p.type),
+        "learned_net": np.array(os.path.relpath(os.path.abspath(wpath), os.path.dirname(os.path.abspath(spath)))),
+        "losses": np.asarray(solver.losses, np.float64),
+        "net_state": np.array(json.dumps(solver.net.get_state())),
+        "monitors": np.array(json.dumps({k: m.state() for k, m in solver.monitors.items()})),
+        "data": np.array(json.dumps(data_fingerprint(solver))),
+    }
+    for i, h in enumerate(solver.rule.history):
+        state[f"history/{i}"] = h
+    weights = {k: np.asarray(b.data, np.float32)
+               for k, b in zip(solver.net.param_owner_keys, solver.net.learnable_params)}
+    save_files({wpath: weights, spath: state})
+    solver.last_snapshot_iter = solver.iter
+    solver.snapshots_written.append(solver.iter)
+    return wpath, spath
+
+
+def restore(solver, path):
+    """Resume from a .solverstate.npz: weights, history, iteration, lr position, data and RNG.
+    Every damaged or mismatched entry is one NetcliError naming the file."""
+    path = os.fspath(path)
+    if path.endswith(".weights.npz"):
+        raise NetcliError(f"{path} is a weights file: --snapshot takes a .solverstate.npz "
+                          "(use --weights to fine-tune from weights)")
+    st = read_npz(path, "solver state")
+    need = ["iter", "lr_step", "type", "learned_net", "net_state"]
+    missing = [k for k in need if k not in st]
+    if missing:
+        raise NetcliError(f"{path}: not a netcli solver state (missing {', '.join(missing)})")
+    it, lr_step = _count(st, "iter", path), _count(st, "lr_step", path)
+    kind, learned = _text(st, "type", path), _text(st, "learned_net", path)
+    if kind != solver.p.type:
+        raise NetcliError(f"{path}: state of a {NAMES.get(kind, kind)} solver, but this "
+                          f"solver is {NAMES[solver.p.type]}")
+    hist = [st[f"history/{i}"] for i in range(len(solver.rule.history)) if f"history/{i}" in st]
+    if len(hist) != len(solver.rule.history) or any(h.shape != r.shape or h.dtype.kind != "f"
+                                                  for h, r in zip(hist, solver.rule.history)):
+        raise NetcliError(f"{path}: the saved history does not fit this net ({len(hist)} blobs of "
+                          f"{hist[0].shape if hist else '?'}; expected {len(solver.rule.history)} of "
+                          f"{solver.rule.history[0].shape})")
+    losses = st.get("losses", np.zeros(0))
+    if losses.dtype.kind not in "fiu" or losses.ndim != 1:
+        raise NetcliError(f"{path}: entry 'losses' is damaged (expected a list of numbers)")
+    net_state, monitors = _json(st, "net_state", path), _json(st, "monitors", path, {})
+    if not isinstance(net_state, dict) or not isinstance(monitors, dict):
+        raise NetcliError(f"{path}: entries 'net_state' and 'monitors' must be JSON objects")
+    warn_if_inexact(solver, path, _json(st, "data", path, None), net_state)
+    wpath = os.path.join(os.path.dirname(path), learned)
+    log.info(f"Resuming from {path}")
+    solver.net.load(wpath)
+    try:
+        solver.net.set_state(net_state)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise NetcliError(f"{path}: entry 'net_state' (RNG and data positions) is damaged: "
+                          f"{type(e).__name__} {e}") from None
+    for h, saved in zip(solver.rule.history, hist):
+        h[...] = saved
+    solver.iter, solver.policy.step = it, lr_step
+    solver.losses = [float(x) for x in losses]
+    for k, saved in monitors.items():
+        if k in solver.monitors and isinstance(saved, dict):
+            solver.monitors[k].set_state(saved)
+    solver.last_snapshot_iter = solver.iter
+
+
+def warn_if_inexact(solver, path, saved, net_state):
+    """One WARNING line when the TRAIN data layers changed since the snapshot."""
+    now = data_fingerprint(solver)
+    diffs = []
+    for name, cur in now.items():
+        old = (saved or {}).get(name)
+        if old is None:
+            if saved is not None or name not in net_state:
+                diffs.append(f"data layer '{name}' is not in the snapshot (renamed?)")
+            continue
+        diffs += [f"data layer '{name}' {k} {old.get(k)!r} in the snapshot, {v!r} now"
+                  for k, v in cur.items() if k in old and old.get(k) != v]
+    if diffs:
+        log.warn(f"resuming from {path} is not an exact continuation: {'; '.join(diffs)}")
+
+
+def _count(st, key, path):
+    a = st[key]
+    if a.shape != () or a.dtype.kind not in "iu" or int(a) < 0:
+        raise NetcliError(f"{path}: entry '{key}' is damaged (expected a count, got {a.dtype} of shape {a.shape})")
+    return int(a)
+
+
+def _text(st, key, path):
+    a = st[key]
+    if a.shape != () or a.dtype.kind != "U":
+        raise NetcliError(f"{path}: entry '{key}' is damaged (expected text)")
+    return str(a)
+
+
+def _json(st, key, path, default=...):
+    if key not in st:
+        if default is ...:
+            raise NetcliError(f"{path}: entry '{key}' is missing")
+        return default
+    try:
+        return json.loads(_text(st, key, path))
+    except (json.JSONDecodeError, RecursionError):
+        raise NetcliError(f"{path}: entry '{key}' is damaged (not JSON)") from None
