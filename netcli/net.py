@@ -8,16 +8,13 @@ plan the executor (netcli/parallel.py).
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from .blob import Blob, ShapeError, describe_budget, memory_budget
 from .config.compile import _field_loc, compile_net
 from .config.schema import Problems
-from .errors import ConfigError, NetcliError
-from .fillers import check_filler_shape, fill
+from .fillers import check_filler_shape
 from .parallel import Executor
 from .params import build_param_table, share_params
 from .layers import REGISTRY, LayerError

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, positive, non_negative
 from ..fillers import FILLER
-from .base import Layer, LayerError, PerSample, register
+from .base import LayerError, PerSample, register
 
 
 def _pair(p, base, default, prefix, required=False):
