@@ -6,6 +6,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, positive
 from ..fillers import FILLER
+from ..kernels.inner_product import inner_product_backward, inner_product_forward
 from .base import Layer, LayerError, PerSample, canon_axis, register
 
 BLOB_SHAPE = Message("BlobShape", [
@@ -79,31 +80,16 @@ class InnerProduct(PerSample):
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         r = slice(lo * self.R, hi * self.R)
-        x = bottoms[0].data.reshape(self.M, self.K)[r]
-        y = tops[0].data.reshape(self.M, self.N)[r]
-        w, yt = self.blobs[0].data, ws["yt"]
-        np.dot(w.T if self.transpose else w, x.T, out=yt)
-        if len(self.blobs) > 1:
-            np.add(yt.T, self.blobs[1].data, out=y)
-        else:
-            y[...] = yt.T
+        inner_product_forward(tops[0].data.reshape(self.M, self.N)[r], bottoms[0].data.reshape(self.M, self.K)[r],
+                              self.blobs[0].data, self.blobs[1].data if len(self.blobs) > 1 else None,
+                              ws["yt"], self.transpose)
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         r = slice(lo * self.R, hi * self.R)
-        x = bottoms[0].data.reshape(self.M, self.K)[r]
-        dy = tops[0].diff.reshape(self.M, self.N)[r]
-        w = self.blobs[0].data
-        buf = grads[0] if fresh else ws["dw"]
-        if self.transpose:
-            np.dot(x.T, dy, out=buf)
-        else:
-            np.dot(dy.T, x, out=buf)
-        if buf is not grads[0]:
-            grads[0] += buf
-        if len(grads) > 1:
-            grads[1] += dy.sum(axis=0)
-        if propagate_down[0]:
-            np.dot(dy, w.T if self.transpose else w, out=bottoms[0].diff.reshape(self.M, self.K)[r])
+        dinp = bottoms[0].diff.reshape(self.M, self.K)[r] if propagate_down[0] else None
+        inner_product_backward(dinp, grads[0], grads[1] if len(grads) > 1 else None,
+                               tops[0].diff.reshape(self.M, self.N)[r], bottoms[0].data.reshape(self.M, self.K)[r],
+                               self.blobs[0].data, ws["dw"], self.transpose, fresh)
 
     def flops(self, bottoms, tops):
         return 2 * self.K * self.N * (self.M // max(bottoms[0].shape[0], 1))

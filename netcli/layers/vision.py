@@ -1,4 +1,4 @@
-"""Convolution and Pooling: setup here, heavy loops in netcli.kernels."""
+"""Convolution and Pooling: setup (checks, shapes, params) here; the computation in netcli.kernels."""
 from __future__ import annotations
 
 import math
@@ -7,6 +7,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, positive, non_negative
 from ..fillers import FILLER
+from ..kernels.conv2d import conv2d_backward, conv2d_forward, conv2d_layout, conv2d_workspace
 from .base import LayerError, PerSample, register
 
 
@@ -95,88 +96,28 @@ class Convolution(PerSample):
         self.OW = (Wp - ekw) // self.SW + 1
         self.N, self.C, self.K, self.G = N, C, K, G
         self.CKK = C // G * self.KH * self.KW
-        P = self.OH * self.OW
         tops[0].reshape((N, K, self.OH, self.OW), x.data.dtype)
         self.add_param((K, C // G, self.KH, self.KW), p.weight_filler)
         if p.bias_term:
             self.add_param((K,), p.bias_filler)
-        self.H, self.W, self.P, self.dtype = H, W, P, x.data.dtype
-        # The patch layout (netcli/kernels/conv.py): rows on channels-last images when a kernel
-        # row spans at least 16 floats (C*KW), else columns.
-        self.rows_layout = G == 1 and C * self.KW >= 16
+        self.H, self.W, self.dtype = H, W, x.data.dtype
+        self.rows_layout = conv2d_layout(C, self.KW, G)     # the patch layout: netcli/kernels/conv2d.py
 
     def workspace(self, n):
-        dt, P, K, CKK = self.dtype, self.P, self.K, self.CKK
-        if self.rows_layout:
-            return {"xt": ((n, self.H, self.W, self.C), dt), "cols": ((n * P, CKK), dt),
-                    "dcols": ((n * P, CKK), dt), "res": ((n * P, K), dt),
-                    "wr": ((K, self.KH, self.KW, self.C), dt), "dw": ((K, CKK), dt), "no_bias": ((0,), dt)}
-        # one column block per image; per-image weight gradients, summed
-        return {"cols": ((n, self.G * CKK, P), dt), "dcols": ((n, self.G * CKK, P), dt),
-                "dw": ((n, K, CKK), dt), "no_bias": ((0,), dt)}
+        return conv2d_workspace(n, self.C, self.H, self.W, self.K, self.KH, self.KW, self.OH, self.OW,
+                                self.G, self.rows_layout, self.dtype)
 
     def _geometry(self):
-        return self.KH, self.KW, self.SH, self.SW, self.PH, self.PW, self.DH, self.DW, self.OH, self.OW
-
-    def _rows_weights(self, wr):
-        """A copy of the weights as (K, KH*KW*C), the row layout's column order, in `wr`."""
-        np.copyto(wr, self.blobs[0].data.transpose(0, 2, 3, 1))
-        return wr.reshape(self.K, self.CKK)
+        return (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW, self.DH, self.DW, self.G, self.rows_layout)
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
-        from ..kernels import conv
-        bias = self.blobs[1].data if len(self.blobs) > 1 else ws["no_bias"]
-        x, y, cols = bottoms[0].data[lo:hi], tops[0].data[lo:hi], ws["cols"]
-        if self.rows_layout:
-            conv.nchw_to_nhwc(x, ws["xt"])
-            conv.im2row(ws["xt"], cols, *self._geometry())
-            np.dot(cols, self._rows_weights(ws["wr"]).T, out=ws["res"])
-            conv.rows_to_nchw(ws["res"], bias, y)
-            return
-        w = self.blobs[0].data.reshape(self.K, self.CKK)
-        kg, ck, n = self.K // self.G, self.CKK, hi - lo
-        conv.im2col_images(x, cols, *self._geometry())
-        y3 = y.reshape(n, self.K, -1)
-        for g in range(self.G):
-            np.matmul(w[g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck], out=y3[:, g * kg:(g + 1) * kg])
-        if len(self.blobs) > 1:
-            conv.add_bias(y3, bias)
+        bias = self.blobs[1].data if len(self.blobs) > 1 else None
+        conv2d_forward(tops[0].data[lo:hi], bottoms[0].data[lo:hi], self.blobs[0].data, bias, ws, *self._geometry())
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
-        from ..kernels import conv
-        dy, dx = tops[0].diff[lo:hi], bottoms[0].diff[lo:hi]
-        cols, dw, dcols = ws["cols"], ws["dw"], ws["dcols"]
-        dbias = grads[1] if len(grads) > 1 else ws["no_bias"]
-        if self.rows_layout:
-            dres = ws["res"].reshape(self.K, -1)        # the forward's buffer, as (K, n*P)
-            conv.nchw_to_gemm(dy, dres, dbias)           # dy as (K, n*P), and the bias gradient
-            np.dot(dres, cols, out=dw)                   # weight gradient, columns (i, j, c)
-            dw4 = dw.reshape(self.K, self.KH, self.KW, -1).transpose(0, 3, 1, 2)
-            if fresh:
-                np.copyto(grads[0], dw4)
-            else:
-                grads[0] += dw4
-            if propagate_down[0]:
-                np.dot(dres.T, self._rows_weights(ws["wr"]), out=dcols)   # current weights, as Caffe
-                conv.row2im(dcols, ws["xt"], *self._geometry())
-                conv.nhwc_to_nchw(ws["xt"], dx)
-            return
-        w = self.blobs[0].data.reshape(self.K, self.CKK)
-        kg, ck, n = self.K // self.G, self.CKK, hi - lo
-        dy3 = dy.reshape(n, self.K, -1)
-        if len(grads) > 1:
-            conv.sum_bias(dy3, dbias)
-        for g in range(self.G):          # per image: dy[n] (kg, P) @ cols[n].T (P, ck)
-            np.matmul(dy3[:, g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck].transpose(0, 2, 1),
-                      out=dw[:, g * kg:(g + 1) * kg])
-        if fresh:
-            np.sum(dw, axis=0, out=grads[0].reshape(self.K, self.CKK))
-        else:
-            grads[0].reshape(self.K, self.CKK)[...] += dw.sum(axis=0)
-        if propagate_down[0]:
-            for g in range(self.G):
-                np.matmul(w[g * kg:(g + 1) * kg].T, dy3[:, g * kg:(g + 1) * kg], out=dcols[:, g * ck:(g + 1) * ck])
-            conv.col2im_images(dcols, dx, *self._geometry())
+        dinp = bottoms[0].diff[lo:hi] if propagate_down[0] else None
+        conv2d_backward(dinp, grads[0], grads[1] if len(grads) > 1 else None, tops[0].diff[lo:hi],
+                        self.blobs[0].data, ws, *self._geometry(), fresh)
 
     def flops(self, bottoms, tops):
         return 2 * self.K * self.CKK * self.OH * self.OW

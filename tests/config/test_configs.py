@@ -9,7 +9,7 @@ import pytest
 import netcli
 from netcli import log
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def short_run(path, iters, tmp_path):

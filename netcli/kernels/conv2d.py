@@ -1,0 +1,102 @@
+"""2-D convolution, forward and backward: the kernel boundary of the Convolution layer (a second
+backend replaces these functions). Arrays are NCHW; geometry is given in full:
+kernel KH x KW, stride SH x SW, padding PH x PW, dilation DH x DW, `group` channel groups.
+
+Two patch layouts (netcli/kernels/conv.py), picked by `conv2d_layout`:
+- rows: channels-last images and one GEMM per call, rows (n*OH*OW, KH*KW*C); for many channels.
+- columns: one column block per image, per-image GEMMs writing NCHW directly; for few channels
+  (and groups).
+Scratch comes from the caller, sized by `conv2d_workspace` for the n images of one call; the
+forward's patches stay in it for the backward.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import conv
+
+
+def conv2d_layout(C, KW, group):
+    """True for the rows layout: a kernel row spans at least 16 floats (C*KW) and no groups."""
+    return group == 1 and C * KW >= 16
+
+
+def conv2d_workspace(n, C, H, W, K, KH, KW, OH, OW, group, rows_layout, dtype):
+    """{name: (shape, dtype)} of the scratch one call on n images needs."""
+    P, CKK = OH * OW, C // group * KH * KW
+    if rows_layout:
+        return {"xt": ((n, H, W, C), dtype), "cols": ((n * P, CKK), dtype), "dcols": ((n * P, CKK), dtype),
+                "res": ((n * P, K), dtype), "wr": ((K, KH, KW, C), dtype), "dw": ((K, CKK), dtype),
+                "no_bias": ((0,), dtype)}
+    return {"cols": ((n, group * CKK, P), dtype), "dcols": ((n, group * CKK, P), dtype),
+            "dw": ((n, K, CKK), dtype), "no_bias": ((0,), dtype)}
+
+
+def _rows_weights(weight, wr):
+    """The weights as (K, KH*KW*C), the rows layout's column order (a copy in wr)."""
+    np.copyto(wr, weight.transpose(0, 2, 3, 1))
+    return wr.reshape(weight.shape[0], -1)
+
+
+def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, group, rows_layout):
+    """out (n, K, OH, OW) = inp (n, C, H, W) * weight (K, C/group, KH, KW) + bias (K,), or no
+    bias when bias is None."""
+    n, K, OH, OW = out.shape
+    geometry = (KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+    cols = ws["cols"]
+    if rows_layout:
+        conv.nchw_to_nhwc(inp, ws["xt"])
+        conv.im2row(ws["xt"], cols, *geometry)
+        np.dot(cols, _rows_weights(weight, ws["wr"]).T, out=ws["res"])
+        conv.rows_to_nchw(ws["res"], ws["no_bias"] if bias is None else bias, out)
+        return
+    w = weight.reshape(K, -1)
+    kg, ck = K // group, w.shape[1]
+    conv.im2col_images(inp, cols, *geometry)
+    y3 = out.reshape(n, K, -1)
+    for g in range(group):
+        np.matmul(w[g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck], out=y3[:, g * kg:(g + 1) * kg])
+    if bias is not None:
+        conv.add_bias(y3, bias)
+
+
+def conv2d_backward(dinp, dweight, dbias, dout, weight, ws, KH, KW, SH, SW, PH, PW, DH, DW, group,
+                    rows_layout, fresh):
+    """From dout (n, K, OH, OW) and the patches conv2d_forward left in ws: dinp (n, C, H, W)
+    (skipped when None) = the input gradient, written; dweight (K, C/group, KH, KW) and dbias (K,)
+    (None: no bias) += this call's gradients, or = when `fresh` (they hold zeros). The input
+    gradient uses the current weights, as Caffe's."""
+    n, K, OH, OW = dout.shape
+    geometry = (KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+    cols, dw, dcols = ws["cols"], ws["dw"], ws["dcols"]
+    db = ws["no_bias"] if dbias is None else dbias
+    if rows_layout:
+        dres = ws["res"].reshape(K, -1)              # the forward's buffer, as (K, n*P)
+        conv.nchw_to_gemm(dout, dres, db)            # dout as (K, n*P), and the bias gradient
+        np.dot(dres, cols, out=dw)                   # weight gradient, columns (i, j, c)
+        dw4 = dw.reshape(K, KH, KW, -1).transpose(0, 3, 1, 2)
+        if fresh:
+            np.copyto(dweight, dw4)
+        else:
+            dweight += dw4
+        if dinp is not None:
+            np.dot(dres.T, _rows_weights(weight, ws["wr"]), out=dcols)
+            conv.row2im(dcols, ws["xt"], *geometry)
+            conv.nhwc_to_nchw(ws["xt"], dinp)
+        return
+    w = weight.reshape(K, -1)
+    kg, ck = K // group, w.shape[1]
+    dy3 = dout.reshape(n, K, -1)
+    if dbias is not None:
+        conv.sum_bias(dy3, dbias)
+    for g in range(group):          # per image: dy[n] (kg, P) @ cols[n].T (P, ck)
+        np.matmul(dy3[:, g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck].transpose(0, 2, 1),
+                  out=dw[:, g * kg:(g + 1) * kg])
+    if fresh:
+        np.sum(dw, axis=0, out=dweight.reshape(K, ck))
+    else:
+        dweight.reshape(K, ck)[...] += dw.sum(axis=0)
+    if dinp is not None:
+        for g in range(group):
+            np.matmul(w[g * kg:(g + 1) * kg].T, dy3[:, g * kg:(g + 1) * kg], out=dcols[:, g * ck:(g + 1) * ck])
+        conv.col2im_images(dcols, dinp, *geometry)

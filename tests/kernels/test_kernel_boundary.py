@@ -1,0 +1,76 @@
+"""The layer kernels behind the layers' boundary (netcli/kernels/conv2d.py, inner_product.py)
+against plain NumPy references on random inputs: both conv layouts, groups, padding, stride,
+dilation; forward, the three gradients, and the += / fresh write modes."""
+import numpy as np
+import pytest
+
+from netcli.kernels.conv2d import conv2d_backward, conv2d_forward, conv2d_workspace
+from netcli.kernels.inner_product import inner_product_backward, inner_product_forward
+
+
+def ref_conv(x, w, b, S, P, D, G):
+    n, C, H, W = x.shape
+    K, cg, KH, KW = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))
+    OH = (H + 2 * P - D * (KH - 1) - 1) // S + 1
+    OW = (W + 2 * P - D * (KW - 1) - 1) // S + 1
+    y = np.zeros((n, K, OH, OW))
+    kg = K // G
+    for k in range(K):
+        g = k // kg
+        for i in range(KH):
+            for j in range(KW):
+                patch = xp[:, g * cg:(g + 1) * cg, i * D:i * D + S * (OH - 1) + 1:S, j * D:j * D + S * (OW - 1) + 1:S]
+                y[:, k] += np.einsum("nchw,c->nhw", patch, w[k, :, i, j])
+    return y + b[None, :, None, None]
+
+
+@pytest.mark.parametrize("C,K,KH,S,P,D,G,rows", [(1, 4, 5, 1, 0, 1, 1, False), (4, 6, 3, 2, 1, 1, 2, False),
+                                                  (8, 5, 3, 1, 1, 2, 1, True), (6, 4, 3, 2, 2, 1, 1, True)])
+def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows):
+    rng = np.random.default_rng(C * 10 + K)
+    n, H, W = 3, 9, 8
+    x = rng.standard_normal((n, C, H, W))
+    w = rng.standard_normal((K, C // G, KH, KH))
+    b = rng.standard_normal(K)
+    y_ref = ref_conv(x, w, b, S, P, D, G)
+    OH, OW = y_ref.shape[2:]
+    ws = {k: np.zeros(s, np.float64) for k, (s, _) in
+          conv2d_workspace(n, C, H, W, K, KH, KH, OH, OW, G, rows, np.float64).items()}
+    geometry = (KH, KH, S, S, P, P, D, D, G, rows)
+    y = np.empty((n, K, OH, OW))
+    conv2d_forward(y, x, w, b, ws, *geometry)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-10)
+    dy = rng.standard_normal(y.shape)
+    eps = 1e-6                                        # gradients: directional finite differences
+    dx, dw, db = np.zeros_like(x), np.full_like(w, 0.5), np.full_like(b, 0.25)
+    conv2d_backward(dx, dw, db, dy, w, ws, *geometry, False)
+    for arr, grad, base in ((x, dx, 0.0), (w, dw, 0.5), (b, db, 0.25)):
+        v = rng.standard_normal(arr.shape)
+        arr += eps * v
+        up = (ref_conv(x, w, b, S, P, D, G) * dy).sum()
+        arr -= 2 * eps * v
+        down = (ref_conv(x, w, b, S, P, D, G) * dy).sum()
+        arr += eps * v
+        assert ((grad - base) * v).sum() == pytest.approx((up - down) / (2 * eps), rel=1e-6)
+    conv2d_forward(y, x, w, b, ws, *geometry)
+    dw2 = np.full_like(w, 7.0)
+    conv2d_backward(None, dw2, None, dy, w, ws, *geometry, True)      # fresh: written, not added
+    np.testing.assert_allclose(dw2, dw - 0.5, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_inner_product_against_numpy(transpose):
+    rng = np.random.default_rng(3)
+    M, K, N = 5, 7, 4
+    x, W, b = rng.standard_normal((M, K)), rng.standard_normal((N, K)), rng.standard_normal(N)
+    w = W.T.copy() if transpose else W
+    y, yt = np.empty((M, N)), np.empty((N, M))
+    inner_product_forward(y, x, w, b, yt, transpose)
+    np.testing.assert_allclose(y, x @ W.T + b, rtol=1e-12)
+    dy = rng.standard_normal((M, N))
+    dx, dw, db = np.empty_like(x), np.ones_like(w), np.ones_like(b)
+    inner_product_backward(dx, dw, db, dy, x, w, np.empty_like(w), transpose, False)
+    np.testing.assert_allclose(dx, dy @ W, rtol=1e-12)
+    np.testing.assert_allclose(dw - 1, (dy.T @ x).T if transpose else dy.T @ x, rtol=1e-12)
+    np.testing.assert_allclose(db - 1, dy.sum(axis=0), rtol=1e-12)
