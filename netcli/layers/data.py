@@ -1,4 +1,5 @@
-"""The Data layer: batches from a dataset, transformed, prepared in a background thread.
+"""The Data layer: batches from a dataset, transformed, prepared ahead in the background
+(netcli/data/prefetch.py).
 
 Batch k is a pure function of (seed, k): sample positions k*B .. k*B+B-1 (plus rand_skip)
 walk through epochs, epoch e visiting the samples in the order of a permutation drawn from
@@ -7,13 +8,12 @@ saved in solver snapshots, a resumed run continues the exact batch sequence."""
 from __future__ import annotations
 
 import os
-import queue
-import threading
 
 import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, non_negative, positive
 from ..data.sources import DataError, check_class_labels
+from ..data.prefetch import Prefetcher
 from ..data.transform import TRANSFORM, Transformer
 from ..errors import NetcliError
 from .base import Layer, LayerError, register
@@ -87,7 +87,7 @@ def open_dataset(source, backend, base_dir=""):
 @register
 class Data(Layer):
     type = "Data"
-    doc = "Batches of (data, label) from a dataset, with Caffe's transform_param, prefetched in a thread."
+    doc = "Batches of (data, label) from a dataset, with Caffe's transform_param, prepared ahead."
     params = {"data_param": DATA, "transform_param": TRANSFORM}
     bottoms = (0, 0)
     tops = (1, 2)
@@ -241,60 +241,3 @@ def _load_mean(path, shape):
     if m.dtype.kind not in "uifb" or not np.isfinite(m.astype(np.float64)).all():
         raise LayerError(f"mean_file {path} must hold finite numbers", "transform_param.mean_file")
     return m
-
-
-class Prefetcher:
-    """Prepares batches k, k+1, ... in a daemon thread into a ring of buffers; a bounded queue
-    keeps it at most `prefetch` batches ahead. A loader error is handed to the main thread."""
-
-    def __init__(self, layer: Data, start):
-        self.layer = layer
-        depth = layer.p.data_param.prefetch
-        shape = (layer.B,) + layer.transformer.out_shape
-        self.slots = [(np.empty(shape, np.float32), np.empty(layer.B, np.float32)) for _ in range(depth + 2)]
-        self.q = queue.Queue(maxsize=depth)
-        self.halt = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(start,), daemon=True,
-                                       name=f"netcli-prefetch-{layer.name}")
-        self.thread.start()
-
-    def _run(self, k):
-        while not self.halt.is_set():
-            data, label = self.slots[k % len(self.slots)]
-            try:
-                self.layer.make_batch(k, data, label)
-                item = (k, data, label)
-            except BaseException as e:  # handed to the main thread, which raises it
-                item = (k, e, None)
-            while not self.halt.is_set():
-                try:
-                    self.q.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if label is None or isinstance(item[1], BaseException):
-                return
-            k += 1
-
-    def get(self, k):
-        while True:
-            try:
-                got, data, label = self.q.get(timeout=0.5)
-                break
-            except queue.Empty:
-                if not self.thread.is_alive():
-                    raise NetcliError(f"data layer '{self.layer.name}': the loader thread stopped") from None
-        if isinstance(data, BaseException):
-            msg = str(data) if isinstance(data, NetcliError) else f"{type(data).__name__}: {data}"
-            raise NetcliError(f"data layer '{self.layer.name}': {msg}") from data
-        assert got == k, (got, k)
-        return data, label
-
-    def stop(self):
-        self.halt.set()
-        try:
-            while True:
-                self.q.get_nowait()
-        except queue.Empty:
-            pass
-        self.thread.join(timeout=5)

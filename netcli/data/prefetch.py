@@ -1,0 +1,67 @@
+"""Batches prepared ahead of training: a daemon thread fills a ring of buffers, a bounded queue
+keeps it at most `prefetch` batches ahead, and a loader error reaches the training thread."""
+from __future__ import annotations
+
+import queue
+import threading
+
+import numpy as np
+
+from ..errors import NetcliError
+
+
+class Prefetcher:
+    """Prepares batches k, k+1, ... in a daemon thread into a ring of buffers; a bounded queue
+    keeps it at most `prefetch` batches ahead. A loader error is handed to the main thread."""
+
+    def __init__(self, layer, start):
+        self.layer = layer
+        depth = layer.p.data_param.prefetch
+        shape = (layer.B,) + layer.transformer.out_shape
+        self.slots = [(np.empty(shape, np.float32), np.empty(layer.B, np.float32)) for _ in range(depth + 2)]
+        self.q = queue.Queue(maxsize=depth)
+        self.halt = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(start,), daemon=True,
+                                       name=f"netcli-prefetch-{layer.name}")
+        self.thread.start()
+
+    def _run(self, k):
+        while not self.halt.is_set():
+            data, label = self.slots[k % len(self.slots)]
+            try:
+                self.layer.make_batch(k, data, label)
+                item = (k, data, label)
+            except BaseException as e:  # handed to the main thread, which raises it
+                item = (k, e, None)
+            while not self.halt.is_set():
+                try:
+                    self.q.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if label is None or isinstance(item[1], BaseException):
+                return
+            k += 1
+
+    def get(self, k):
+        while True:
+            try:
+                got, data, label = self.q.get(timeout=0.5)
+                break
+            except queue.Empty:
+                if not self.thread.is_alive():
+                    raise NetcliError(f"data layer '{self.layer.name}': the loader thread stopped") from None
+        if isinstance(data, BaseException):
+            msg = str(data) if isinstance(data, NetcliError) else f"{type(data).__name__}: {data}"
+            raise NetcliError(f"data layer '{self.layer.name}': {msg}") from data
+        assert got == k, (got, k)
+        return data, label
+
+    def stop(self):
+        self.halt.set()
+        try:
+            while True:
+                self.q.get_nowait()
+        except queue.Empty:
+            pass
+        self.thread.join(timeout=5)
