@@ -1,7 +1,7 @@
 """The executor: the one owner of parallelism, and why results do not depend on the thread count.
 
-A batch of N samples is cut into fixed *shares* (`shares(N)`: about SHARE_ROWS samples each, at
-most MAX_SHARES, chosen from N alone). Consecutive per-sample layers (layers.base.PerSample) form a
+A batch of N samples is cut into fixed *shares* (`shares(N)`: a power of two of them, at least
+SHARE_ROWS samples each where the batch allows, at most MAX_SHARES, chosen from N alone). Consecutive per-sample layers (layers.base.PerSample) form a
 *stretch*; a stretch runs share by share, each share through all of its layers back to back, and
 the threads take whole shares (thread t runs a contiguous block of them). Every share is computed
 the same way whichever thread runs it, so activations do not depend on the thread count.
@@ -26,12 +26,19 @@ import numpy as np
 from . import threads
 
 SHARE_ROWS = 32
+MIN_ROWS = 16
 MAX_SHARES = 16
 
 
 def shares(n):
-    """The fixed split of n samples into contiguous (lo, hi) shares; depends on n only."""
-    s = max(1, min(MAX_SHARES, n, round(n / SHARE_ROWS)))
+    """The fixed split of n samples into contiguous (lo, hi) shares; depends on n only: the largest
+    power of two with at least SHARE_ROWS samples per share (so 2 or 4 threads get equal work and
+    the combination tree is balanced), at most MAX_SHARES, and 2 from 2 * MIN_ROWS samples on."""
+    s = 1
+    while s * 2 <= MAX_SHARES and n / (s * 2) >= SHARE_ROWS:
+        s *= 2
+    if s == 1 and n >= 2 * MIN_ROWS:
+        s = 2
     bounds = [n * i // s for i in range(s + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
 
@@ -99,6 +106,9 @@ class Executor:
                 users[offset(b.diff)] = users.get(offset(b.diff), 0) + 1
         self.sole = [bool(layer.blobs) and all(users[offset(b.diff)] == 1 for b in layer.blobs)
                      for layer in net.layers]
+        # Scratch must be zero again after a combination only if some layer adds into it: one
+        # whose params are shared (a layer alone on its params overwrites its scratch, `fresh`).
+        self.rezero = any(layer.blobs and not self.sole[i] for i, layer in enumerate(net.layers))
 
     def plan(self):
         """Lines for `netcli check`/`time`: the stretches, and the layers that split them."""
@@ -192,7 +202,7 @@ class Executor:
     def _combine(self, lo, hi):
         from .kernels.update import combine_shares
         if hi > lo:
-            combine_shares(self.net.param_diff, self.scratch, lo, hi)
+            combine_shares(self.net.param_diff, self.scratch, lo, hi, self.rezero)
 
     # -- one layer at a time (netcli time) ---------------------------------------------------------
     def time_layer(self, i, forward):

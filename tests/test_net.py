@@ -211,15 +211,15 @@ def test_stretches_match_layer_by_layer(tmp_path, nthreads, accuracy):
     old = threads.count()
     threads.set_threads(nthreads)
     try:
-        text = STRETCH_NET.format(n=100)          # 3 shares: 33, 33, 34 samples
+        text = STRETCH_NET.format(n=130)          # 4 shares: 32, 33, 32, 33 samples
         if not accuracy:       # then the net ends in a stretch: forward_backward runs it in one go
             text = text[:text.index("  - {name: acc")]
         net = netcli.Net(write(tmp_path, text), phase="TRAIN", seed=1)
         stretches = net.executor.stretches
-        assert max(len(idx) for n, idx in stretches if n) >= 6 and len(net.executor.shares[100]) == 3
+        assert max(len(idx) for n, idx in stretches if n) >= 6 and len(net.executor.shares[130]) == 4
         assert (stretches[-1][0] is not None) == (not accuracy)
         rng = np.random.default_rng(2)
-        x, y = rng.standard_normal((100, 3, 10, 10)).astype(np.float32), rng.integers(0, 4, 100).astype(np.float32)
+        x, y = rng.standard_normal((130, 3, 10, 10)).astype(np.float32), rng.integers(0, 4, 130).astype(np.float32)
         net.clear_param_diffs()
         net.forward(data=x, label=y)
         net.backward()
@@ -255,9 +255,9 @@ def test_results_do_not_depend_on_the_thread_count(tmp_path):
     gradient have the same bits."""
     from netcli import threads
     old = threads.count()
-    net = netcli.Net(write(tmp_path, STRETCH_NET.format(n=100)), phase="TRAIN", seed=1)
+    net = netcli.Net(write(tmp_path, STRETCH_NET.format(n=130)), phase="TRAIN", seed=1)
     rng = np.random.default_rng(2)
-    x, y = rng.standard_normal((100, 3, 10, 10)).astype(np.float32), rng.integers(0, 4, 100).astype(np.float32)
+    x, y = rng.standard_normal((130, 3, 10, 10)).astype(np.float32), rng.integers(0, 4, 130).astype(np.float32)
     net.blobs["data"].data[...], net.blobs["label"].data[...] = x, y
     got = []
     try:
@@ -282,19 +282,19 @@ def test_param_diff_is_complete_after_backward(tmp_path):
         def no_accuracy(n):
             text = STRETCH_NET.format(n=n)
             return text[:text.index("  - {name: acc")]
-        net = netcli.Net(write(tmp_path, no_accuracy(100)), phase="TRAIN", seed=1)
+        net = netcli.Net(write(tmp_path, no_accuracy(130)), phase="TRAIN", seed=1)
         one = netcli.Net(write(tmp_path, no_accuracy(1)), phase="TRAIN", seed=1)
         rng = np.random.default_rng(5)
-        x, y = rng.standard_normal((100, 3, 10, 10)).astype(np.float32), rng.integers(0, 4, 100).astype(np.float32)
+        x, y = rng.standard_normal((130, 3, 10, 10)).astype(np.float32), rng.integers(0, 4, 130).astype(np.float32)
         net.clear_param_diffs()
         net.forward(data=x, label=y)
         net.backward()
         total = np.zeros(one.param_diff.size, np.float64)
-        for k in range(100):
+        for k in range(130):
             one.clear_param_diffs()
             one.forward(data=x[k:k + 1], label=y[k:k + 1])
             one.backward()
-            total += one.param_diff / 100      # SoftmaxWithLoss normalises by the batch
+            total += one.param_diff / 130      # SoftmaxWithLoss normalises by the batch
         np.testing.assert_allclose(net.param_diff, total, rtol=2e-4, atol=1e-6)
     finally:
         threads.set_threads(old)

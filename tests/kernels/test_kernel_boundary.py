@@ -74,3 +74,24 @@ def test_inner_product_against_numpy(transpose):
     np.testing.assert_allclose(dx, dy @ W, rtol=1e-12)
     np.testing.assert_allclose(dw - 1, (dy.T @ x).T if transpose else dy.T @ x, rtol=1e-12)
     np.testing.assert_allclose(db - 1, dy.sum(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("S", [1, 2, 3, 4, 5, 8, 16])
+@pytest.mark.parametrize("rezero", [True, False])
+def test_combine_shares_is_a_fixed_pairwise_tree(S, rezero):
+    """The combination of per-share gradients: a fixed pairwise tree in float32, whatever slices
+    it runs on (so whatever the thread count)."""
+    from netcli.kernels.update import combine_shares
+    g = np.random.default_rng(S).standard_normal((S, 1000)).astype(np.float32)
+    v = [g[s].copy() for s in range(S)]
+    step = 1
+    while step < S:                                   # ((g0 + g1) + (g2 + g3)) + ...
+        for a in range(0, S - step, 2 * step):
+            v[a] = v[a] + v[a + step]
+        step *= 2
+    for cuts in ([0, 1000], [0, 1, 333, 334, 1000]):
+        base, scratch = g[0].copy(), g[1:].copy()
+        for lo, hi in zip(cuts[:-1], cuts[1:]):
+            combine_shares(base, scratch, lo, hi, rezero)
+        assert np.array_equal(base, v[0])
+        assert (scratch == 0).all() == (rezero or S == 1) or not rezero
