@@ -106,9 +106,6 @@ class Executor:
                 users[offset(b.diff)] = users.get(offset(b.diff), 0) + 1
         self.sole = [bool(layer.blobs) and all(users[offset(b.diff)] == 1 for b in layer.blobs)
                      for layer in net.layers]
-        # Scratch must be zero again after a combination only if some layer adds into it: one
-        # whose params are shared (a layer alone on its params overwrites its scratch, `fresh`).
-        self.rezero = any(layer.blobs and not self.sole[i] for i, layer in enumerate(net.layers))
 
     def plan(self):
         """Lines for `netcli check`/`time`: the stretches, and the layers that split them."""
@@ -202,7 +199,7 @@ class Executor:
     def _combine(self, lo, hi):
         from .kernels.update import combine_shares
         if hi > lo:
-            combine_shares(self.net.param_diff, self.scratch, lo, hi, self.rezero)
+            combine_shares(self.net.param_diff, self.scratch, lo, hi)
 
     # -- one layer at a time (netcli time) ---------------------------------------------------------
     def time_layer(self, i, forward):

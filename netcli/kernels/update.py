@@ -27,11 +27,10 @@ def _grad(gi, wi, d, scale, l1):
 
 
 @njit(cache=True, nogil=True)
-def combine_shares(base, scratch, lo, hi, rezero):
+def combine_shares(base, scratch, lo, hi):
     """For j in [lo, hi): base[j] = the pairwise tree sum over shares of (base[j], scratch[0, j],
-    ..., scratch[S-2, j]) -- ((g0+g1)+(g2+g3))+... in one fixed order whatever the slice -- and,
-    with `rezero`, scratch[:, j] = 0. Blocks of 256 elements, one tree level at a time (vectorised
-    over j); the tree's inner levels sum into the scratch rows."""
+    ..., scratch[S-2, j]) -- ((g0+g1)+(g2+g3))+... in one fixed order whatever the slice -- and
+    scratch[:, j] = 0. Blocks of 256 elements, one tree level at a time (vectorised over j)."""
     S = scratch.shape[0] + 1
     B = 256
     for b0 in range(lo, hi, B):
@@ -48,11 +47,10 @@ def combine_shares(base, scratch, lo, hi, rezero):
                     for j in range(b0, b1):
                         dst[j] += src[j]
             step *= 2
-        if rezero:
-            for r in range(S - 1):
-                row = scratch[r]
-                for j in range(b0, b1):
-                    row[j] = 0.0
+        for r in range(S - 1):
+            row = scratch[r]
+            for j in range(b0, b1):
+                row[j] = 0.0
 
 
 @njit(cache=True, nogil=True)
