@@ -7,29 +7,27 @@ import math
 from ..errors import ConfigError
 
 
-def check(p, where):
-    """Complaints about the solver fields a policy needs, as ConfigError."""
-    problems = []
+def check(p, problems, at):
+    """Add to `problems` what the chosen policy lacks; at(field) is the line of a field."""
     pol = p.lr_policy
+
+    def bad(field, msg):        # a field not written is reported at the lr_policy line
+        problems.add(at(field if p.has(field.split(".")[0]) else "lr_policy"), msg, None, field)
     if pol in ("step", "exp", "inv", "multistep", "sigmoid") and p.gamma < 0:
-        problems.append(f"{where(p, 'gamma')}: field 'gamma': lr_policy {pol} needs gamma >= 0")
+        bad("gamma", f"lr_policy {pol} needs gamma >= 0")
     if pol in ("step", "sigmoid") and p.stepsize <= 0:
-        problems.append(f"{where(p, 'stepsize')}: field 'stepsize': lr_policy {pol} needs stepsize > 0")
+        bad("stepsize", f"lr_policy {pol} needs stepsize > 0")
     if pol == "plateau":
         if not 0 < p.gamma < 1:
-            problems.append(f"{where(p, 'gamma')}: field 'gamma': lr_policy plateau multiplies the rate by gamma, "
-                            f"which must be in (0, 1); got {p.gamma}")
+            bad("gamma", f"lr_policy plateau multiplies the rate by gamma, which must be in (0, 1); got {p.gamma}")
         if not p.plateau.monitor:
-            problems.append(f"{where(p, 'lr_policy')}: field 'plateau.monitor': lr_policy plateau needs "
-                            "plateau: {monitor: <a test output>}")
+            bad("plateau.monitor", "lr_policy plateau needs plateau: {monitor: <a test output>}")
     if pol == "multistep":
         sv = p.stepvalue
         if not sv:
-            problems.append(f"{where(p, 'lr_policy')}: field 'stepvalue': lr_policy multistep needs a list stepvalue")
+            bad("stepvalue", "lr_policy multistep needs a list stepvalue")
         elif any(b <= a for a, b in zip(sv, sv[1:])):
-            problems.append(f"{where(p, 'stepvalue')}: field 'stepvalue': must increase, got {sv}")
-    if problems:
-        raise ConfigError(problems)
+            bad("stepvalue", f"must increase, got {sv}")
 
 
 class LrPolicy:

@@ -92,19 +92,19 @@ class Solver:
             net_path = resolve(p.net, os.path.dirname(path), "net file", os.path.isfile)
         except NetcliError as e:
             raise ConfigError(f"{self._where(p, 'net')}: field 'net': {e}") from None
-        lr_policy.check(p, self._where)
+        at = lambda f: p.loc(f.split(".")[0]) or tree.loc          # noqa: E731 - the line of a field
+        lr_policy.check(p, problems, at)
         if p.type in ("ADAGRAD", "RMSPROP") and p.momentum != 0:
-            raise ConfigError(f"{self._where(p, 'momentum')}: field 'momentum': momentum cannot be used "
-                              f"with {NAMES[p.type]}")
+            problems.add(at("momentum"), f"momentum cannot be used with {NAMES[p.type]}", None, "momentum")
         if p.type == "RMSPROP" and not 0 <= p.rms_decay < 1:
-            raise ConfigError(f"{self._where(p, 'rms_decay')}: field 'rms_decay': must be in [0, 1)")
+            problems.add(at("rms_decay"), "must be in [0, 1)", None, "rms_decay")
         if len(p.test_iter) > 1:
-            raise ConfigError(f"{self._where(p, 'test_iter')}: field 'test_iter': one test net is supported, "
-                              f"got {len(p.test_iter)} values")
+            problems.add(at("test_iter"), f"one test net is supported, got {len(p.test_iter)} values", None, "test_iter")
         for a, b in (("max_iter", "max_epochs"), ("test_interval", "test_interval_epochs"),
                      ("snapshot", "snapshot_epochs")):
             if p.has(a) and p.has(b):
-                raise ConfigError(f"{self._where(p, b)}: field '{b}': give {a} or {b}, not both")
+                problems.add(at(b), f"give {a} or {b}, not both", None, b)
+        problems.raise_if_any()
         return p, net_path
 
     def _build_nets(self, net_path):

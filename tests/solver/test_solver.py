@@ -452,3 +452,15 @@ def test_lenet_weights_bit_identical_for_any_thread_count(tmp_path):
         log.set_quiet(False)
     for w in weights[1:]:
         assert np.array_equal(w, weights[0])
+
+
+def test_solver_mistakes_are_reported_together_with_lines(tmp_path):
+    make_tiny(tmp_path)
+    p = tmp_path / "bad_solver.yaml"
+    p.write_text("net: net.yaml\ntype: RMSProp\nmomentum: 0.9\nlr_policy: step\nmax_iter: 5\nmax_epochs: 1\n")
+    with pytest.raises(ConfigError) as e:
+        netcli.Solver(str(p))
+    assert e.value.problems == [
+        f"{p}:4: field 'stepsize': lr_policy step needs stepsize > 0",
+        f"{p}:3: field 'momentum': momentum cannot be used with RMSProp",
+        f"{p}:6: field 'max_epochs': give max_iter or max_epochs, not both"]
