@@ -169,28 +169,29 @@ class Executor:
         back = [i for i in reversed(idx) if net.need_backward[i]] if backward else []
         combine = combine and len(self.grads) > 1 and bool(back)
         ranges, ws, grads = self.shares[n], self.workspaces, self.grads
-        fresh = [[self.sole[i] and (s > 0 or cleared) for s in range(len(ranges))] if i in back else None
-                 for i in range(len(layers))]
         T = min(threads.count(), len(ranges))
         params = _blocks(net.param_diff.size, T)
         barrier = threading.Barrier(T) if combine and T > 1 else None
 
         def work(t, first, stop):
-            for s in range(first, stop):
-                lo, hi = ranges[s]
-                if forward:
-                    for i in idx:
-                        layers[i].forward_rows(bvecs[i], tvecs[i], lo, hi, ws[i][s])
-                for i in back:
-                    layers[i].backward_rows(tvecs[i], pdown[i], bvecs[i], lo, hi, ws[i][s], grads[s][i], fresh[i][s])
+            try:
+                for s in range(first, stop):
+                    lo, hi = ranges[s]
+                    if forward:
+                        for i in idx:
+                            layers[i].forward_rows(bvecs[i], tvecs[i], lo, hi, ws[i][s])
+                    for i in back:
+                        layers[i].backward_rows(tvecs[i], pdown[i], bvecs[i], lo, hi, ws[i][s], grads[s][i],
+                                                self.sole[i] and (s > 0 or cleared))
+            except BaseException:
+                if barrier is not None:
+                    barrier.abort()          # the others stop waiting; threads.run raises this error
+                raise
             if combine:
                 if barrier is not None:
                     barrier.wait()
                 self._combine(*params[t])
-        try:
-            threads.run(work, _blocks(len(ranges), T))
-        except threading.BrokenBarrierError:   # pragma: no cover - another thread raised first
-            raise
+        threads.run(work, _blocks(len(ranges), T))
         if forward:
             for i in idx:
                 if layers[i].reduced_tops:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 _state = {"n": None, "pool": None, "blas_limited": False}
@@ -99,11 +100,18 @@ def run(fn, ranges):
             fn(i, lo, hi)
         return
     futs = [ex.submit(fn, i, lo, hi) for i, (lo, hi) in enumerate(ranges[1:], 1)]
+    errors = []
     try:
         fn(0, *ranges[0])
-    finally:
-        for f in futs:
+    except BaseException as e:           # noqa: BLE001 - raised below, after the others finish
+        errors.append(e)
+    for f in futs:
+        try:
             f.result()
+        except BaseException as e:       # noqa: BLE001
+            errors.append(e)
+    if errors:   # the error itself, not a BrokenBarrierError of a thread it left waiting
+        raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
 
 
 def describe():

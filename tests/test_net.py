@@ -298,3 +298,26 @@ def test_param_diff_is_complete_after_backward(tmp_path):
         np.testing.assert_allclose(net.param_diff, total, rtol=2e-4, atol=1e-6)
     finally:
         threads.set_threads(old)
+
+
+def test_an_error_inside_a_stretch_is_raised_not_a_hang():
+    """A layer raising in one share while the others wait to combine gradients (bad label in the
+    second share, 2 threads): the error comes out; nothing waits forever."""
+    from netcli import threads
+    old = threads.count()
+    threads.set_threads(2)
+    try:
+        net = netcli.Net({"name": "t", "layers": [
+            {"name": "in", "type": "Input", "top": ["data", "label"],
+             "input_param": {"shape": [{"dim": [64, 5]}, {"dim": [64]}]}},
+            {"name": "ip", "type": "InnerProduct", "bottom": "data", "top": "ip", "inner_product_param": {"num_output": 3}},
+            {"name": "loss", "type": "SoftmaxWithLoss", "bottom": ["ip", "label"], "top": "loss"}]}, phase="TRAIN")
+        assert len(net.executor.shares[64]) == 2
+        net.blobs["data"].data[...] = np.random.default_rng(0).standard_normal((64, 5))
+        for row in (50, 3):                          # in the second share, then in the first
+            net.blobs["label"].data[...] = 0
+            net.blobs["label"].data[row] = 7
+            with pytest.raises(NetcliError, match=f"label 7 in row {row} of the batch"):
+                net.forward_backward()
+    finally:
+        threads.set_threads(old)
