@@ -8,17 +8,17 @@ plan the executor (netcli/parallel.py).
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from .blob import Blob, ShapeError, describe_budget, memory_budget
-from .config.compile import _field_loc, compile_net
+from .config.compile import field_loc, compile_net
 from .config.schema import Problems
 from .fillers import check_filler_shape
 from .parallel import Executor
 from .params import build_param_table, share_params
 from .layers import REGISTRY, LayerError
 from .layers.data import check_label_sources
+
 
 class Net:
     """A net from a YAML file, for one phase.
@@ -93,7 +93,7 @@ class Net:
                     if msg:
                         raise LayerError(msg)
             except LayerError as e:
-                loc = _field_loc(c.p, e.field, c.loc) if e.field else c.loc
+                loc = field_loc(c.p, e.field, c.loc) if e.field else c.loc
                 problems.add(loc, str(e), label, e.field)
                 broken.update(c.top)
                 continue

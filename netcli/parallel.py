@@ -20,10 +20,12 @@ calling thread; `plan()` names them, since each splits a stretch.
 from __future__ import annotations
 
 import threading
+from functools import lru_cache
 
 import numpy as np
 
 from . import threads
+from .kernels.update import combine_shares
 
 SHARE_ROWS = 32
 MIN_ROWS = 16
@@ -43,6 +45,7 @@ def shares(n):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
+@lru_cache(maxsize=256)
 def _blocks(count, parts):
     """Split range(count) into at most `parts` contiguous blocks."""
     parts = max(1, min(parts, count))
@@ -65,6 +68,10 @@ class Executor:
             for i in idx:
                 self.workspaces[i] = [_allocate(net.layers[i].workspace(hi - lo)) for lo, hi in self.shares[n]]
         self.scratch = np.zeros((S - 1, net.param_diff.size), net.param_diff.dtype)
+        # Backward runs the stretches in reverse; the share gradients are combined at the end of
+        # the last per-sample stretch it runs (the first in net order that has layers to run).
+        back = [k for k, (n, idx) in enumerate(self.stretches) if n is not None and self._back(idx)]
+        self.combine_at = back[0] if back else None
         self.bind_grads()
 
     # -- planning ------------------------------------------------------------------------------
@@ -132,33 +139,33 @@ class Executor:
             else:
                 self._run(n, idx, forward=True, backward=False)
 
-    def backward(self, stretches=None, cleared=False):
-        """Back-propagate through `stretches` (default: all), in reverse; param diffs complete."""
+    def backward(self, upto=None, cleared=False):
+        """Back-propagate through the stretches before index `upto` (default: all), in reverse;
+        param diffs are complete when it returns."""
         net = self.net
-        todo = list(reversed(self.stretches if stretches is None else stretches))
-        last = max((k for k, (n, idx) in enumerate(todo) if n is not None and self._back(idx)), default=None)
-        for k, (n, idx) in enumerate(todo):
+        for k in reversed(range(len(self.stretches) if upto is None else upto)):
+            n, idx = self.stretches[k]
             if n is None or not self.backward_ok:
                 for i in reversed(idx):
                     if net.need_backward[i]:
                         net.layers[i].backward(net.top_vecs[i], net.propagate_down[i], net.bottom_vecs[i])
             else:
-                self._run(n, idx, forward=False, backward=True, cleared=cleared, combine=k == last)
+                self._run(n, idx, forward=False, backward=True, cleared=cleared, combine=k == self.combine_at)
 
     def forward_backward(self, cleared=False):
         """forward() then backward(): when the net ends in a stretch (LeNet: everything after the
         data layer), each share runs that stretch's forward and backward in one go."""
-        n, idx = self.stretches[-1]
+        last = len(self.stretches) - 1
+        n, idx = self.stretches[last]
         if n is None or not self.backward_ok:
             self.forward()
             self.net.sum_loss()
             self.backward(cleared=cleared)
             return
-        self.forward(self.stretches[:-1])
-        rest = [k for k, (m, ix) in enumerate(self.stretches[:-1]) if m is not None and self._back(ix)]
-        self._run(n, idx, forward=True, backward=True, cleared=cleared, combine=not rest)
+        self.forward(self.stretches[:last])
+        self._run(n, idx, forward=True, backward=True, cleared=cleared, combine=last == self.combine_at)
         self.net.sum_loss()
-        self.backward(self.stretches[:-1], cleared=cleared)
+        self.backward(last, cleared=cleared)
 
     def _back(self, idx):
         return any(self.net.need_backward[i] for i in idx)
@@ -198,7 +205,6 @@ class Executor:
                     layers[i].finish_rows(tvecs[i], ws[i])
 
     def _combine(self, lo, hi):
-        from .kernels.update import combine_shares
         if hi > lo:
             combine_shares(self.net.param_diff, self.scratch, lo, hi)
 

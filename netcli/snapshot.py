@@ -115,9 +115,13 @@ def recover(prefix):
     return finished, removed
 
 
+def weight_arrays(net):
+    """{'<layer>/<i>': float32 array} of every owner param: a weights file's content."""
+    return {k: np.asarray(b.data, np.float32) for k, b in zip(net.param_owner_keys, net.learnable_params)}
+
+
 def save_weights(net, path):
-    atomic_savez(path, {k: np.asarray(b.data, np.float32)
-                        for k, b in zip(net.param_owner_keys, net.learnable_params)})
+    atomic_savez(path, weight_arrays(net))
 
 
 def load_weights(net, path, strict=True):

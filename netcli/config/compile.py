@@ -57,7 +57,7 @@ def _rule_met(rule, phase, level, stages):
     return True
 
 
-def _field_loc(p, path, default):
+def field_loc(p, path, default):
     """The line of a dotted field path such as 'convolution_param.kernel_size'."""
     loc = default
     obj = p

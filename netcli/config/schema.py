@@ -108,11 +108,10 @@ class Message:
 
     def __post_init__(self):
         self.by_name = {f.name: f for f in self.fields}
-
-    def required(self):
-        """Whether any field (at any depth) must be given."""
-        return any(f.default is REQUIRED or (isinstance(f.kind, Message) and not f.repeated and
-                                             f.default is None and f.kind.required()) for f in self.fields)
+        # whether any field (at any depth) must be given; sub-messages are built before this one
+        self.has_required = any(f.default is REQUIRED or (isinstance(f.kind, Message) and not f.repeated and
+                                                          f.default is None and f.kind.has_required)
+                                for f in self.fields)
 
     def defaults(self):
         return self.parse(LDict(), Problems(), None, "")
@@ -145,7 +144,7 @@ class Message:
                              prefix + f.name)
                 values[f.name] = None
             elif isinstance(f.kind, Message) and not f.repeated:
-                if f.default is None and f.kind.required():   # its required fields are reported
+                if f.default is None and f.kind.has_required:   # its required fields are reported
                     values[f.name] = f.kind.parse(LDict(), problems, layer, prefix + f.name + ".", loc)
                 else:
                     values[f.name] = f.kind.defaults() if f.default is None else f.default

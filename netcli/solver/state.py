@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import log
 from ..errors import NetcliError
-from ..snapshot import read_npz, recover, save_files
+from ..snapshot import read_npz, recover, save_files, weight_arrays
 from .updates import NAMES
 
 
@@ -71,9 +71,7 @@ def write_snapshot(solver):
     }
     for i, h in enumerate(solver.rule.history):
         state[f"history/{i}"] = h
-    weights = {k: np.asarray(b.data, np.float32)
-               for k, b in zip(solver.net.param_owner_keys, solver.net.learnable_params)}
-    save_files({wpath: weights, spath: state})
+    save_files({wpath: weight_arrays(solver.net), spath: state})
     solver.last_snapshot_iter = solver.iter
     solver.snapshots_written.append(solver.iter)
     return wpath, spath
