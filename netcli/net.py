@@ -70,7 +70,7 @@ class Net:
                 else:
                     tops.append(Blob(t))
             layer = cls(c.name, c.p, c.p.phase, c.bottom, c.top, self.rng)
-            layer.base_dir = spec.base_dir
+            layer.base_dir, layer.dtype = spec.base_dir, self.dtype
             try:
                 try:
                     layer.setup(bottoms, tops)

@@ -72,6 +72,7 @@ class Executor:
         # the last per-sample stretch it runs (the first in net order that has layers to run).
         back = [k for k, (n, idx) in enumerate(self.stretches) if n is not None and self._back(idx)]
         self.combine_at = back[0] if back else None
+        self._plans = {}
         self.bind_grads()
 
     # -- planning ------------------------------------------------------------------------------
@@ -170,33 +171,84 @@ class Executor:
     def _back(self, idx):
         return any(self.net.need_backward[i] for i in idx)
 
+    def _segments(self, idx, forward, backward):
+        """The per-share work of one run over layers idx: [(steps, sync)], cut after each step
+        that gathers statistics over the whole batch; steps are (kind, layer index), sync the
+        layer whose statistics are combined once every share got there (None: the end)."""
+        key = (tuple(idx), forward, backward)
+        if key in self._plans:
+            return self._plans[key]
+        net = self.net
+        out, steps = [], []
+        if forward:
+            for i in idx:
+                if net.layers[i].batch_stats:
+                    steps.append(("stats", i))
+                    out.append((steps, ("stats", i)))
+                    steps = []
+                steps.append(("forward", i))
+        if backward:
+            for i in reversed(idx):
+                if not net.need_backward[i]:
+                    continue
+                if net.layers[i].batch_stats:
+                    steps.append(("grad_stats", i))
+                    out.append((steps, ("grad_stats", i)))
+                    steps = []
+                steps.append(("backward", i))
+        out.append((steps, None))
+        self._plans[key] = out
+        return out
+
     def _run(self, n, idx, forward, backward, cleared=False, combine=False):
         net = self.net
         layers, bvecs, tvecs, pdown = net.layers, net.bottom_vecs, net.top_vecs, net.propagate_down
-        back = [i for i in reversed(idx) if net.need_backward[i]] if backward else []
-        combine = combine and len(self.grads) > 1 and bool(back)
-        ranges, ws, grads = self.shares[n], self.workspaces, self.grads
+        segments = self._segments(idx, forward, backward)
+        back = backward and any(net.need_backward[i] for i in idx)
+        combine = combine and len(self.grads) > 1 and back
+        ranges, ws, grads, sole = self.shares[n], self.workspaces, self.grads, self.sole
         T = min(threads.count(), len(ranges))
         params = _blocks(net.param_diff.size, T)
-        barrier = threading.Barrier(T) if combine and T > 1 else None
+
+        def sync(kind, i):
+            layer = layers[i]
+            return (layer.combine_stats if kind == "stats" else layer.combine_grad_stats), ws[i]
+        barriers = []
+        if T > 1:
+            for _, at in segments[:-1]:
+                fn, arg = sync(*at)
+                barriers.append(threading.Barrier(T, action=lambda fn=fn, arg=arg: fn(arg)))
+            if combine:
+                barriers.append(threading.Barrier(T))
 
         def work(t, first, stop):
             try:
-                for s in range(first, stop):
-                    lo, hi = ranges[s]
-                    if forward:
-                        for i in idx:
-                            layers[i].forward_rows(bvecs[i], tvecs[i], lo, hi, ws[i][s])
-                    for i in back:
-                        layers[i].backward_rows(tvecs[i], pdown[i], bvecs[i], lo, hi, ws[i][s], grads[s][i],
-                                                self.sole[i] and (s > 0 or cleared))
+                for k, (steps, at) in enumerate(segments):
+                    for s in range(first, stop):
+                        lo, hi = ranges[s]
+                        for kind, i in steps:
+                            if kind == "forward":
+                                layers[i].forward_rows(bvecs[i], tvecs[i], lo, hi, ws[i][s])
+                            elif kind == "backward":
+                                layers[i].backward_rows(tvecs[i], pdown[i], bvecs[i], lo, hi, ws[i][s], grads[s][i],
+                                                        sole[i] and (s > 0 or cleared))
+                            elif kind == "stats":
+                                layers[i].stats_rows(bvecs[i], lo, hi, ws[i][s])
+                            else:
+                                layers[i].grad_stats_rows(tvecs[i], lo, hi, ws[i][s])
+                    if at is not None:
+                        if barriers:
+                            barriers[k].wait()       # the last thread there runs the combination
+                        else:
+                            fn, arg = sync(*at)
+                            fn(arg)
             except BaseException:
-                if barrier is not None:
-                    barrier.abort()          # the others stop waiting; threads.run raises this error
+                for b in barriers:
+                    b.abort()                # the others stop waiting; threads.run raises this error
                 raise
             if combine:
-                if barrier is not None:
-                    barrier.wait()
+                if barriers:
+                    barriers[-1].wait()
                 self._combine(*params[t])
         threads.run(work, _blocks(len(ranges), T))
         if forward:

@@ -321,3 +321,87 @@ def test_an_error_inside_a_stretch_is_raised_not_a_hang():
                 net.forward_backward()
     finally:
         threads.set_threads(old)
+
+
+BN_NET = """\
+name: bn
+layers:
+  - {{name: in, type: Input, top: [data, label], input_param: {{shape: [{{dim: [{n}, 2, 6, 6]}}, {{dim: [{n}]}}]}}}}
+  - {{name: conv, type: Convolution, bottom: data, top: conv,
+     convolution_param: {{num_output: 3, kernel_size: 3, bias_term: false, weight_filler: {{type: gaussian}}}}}}
+  - {{name: bn, type: BatchNorm, bottom: conv, top: conv}}
+  - {{name: scale, type: Scale, bottom: conv, top: conv,
+     scale_param: {{bias_term: true, filler: {{type: gaussian, mean: 1}}, bias_filler: {{type: gaussian}}}}}}
+  - {{name: relu, type: ReLU, bottom: conv, top: conv}}
+  - {{name: ip, type: InnerProduct, bottom: conv, top: ip,
+     inner_product_param: {{num_output: 3, weight_filler: {{type: gaussian}}}}}}
+  - {{name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}}
+"""
+
+
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
+def test_batch_norm_in_a_stretch_matches_finite_differences(tmp_path, nthreads):
+    """BatchNorm in TRAIN inside a stretch of 4 shares (statistics gathered per share and combined),
+    in place and followed by an in-place Scale and ReLU: the whole net's parameter gradients
+    equal central differences of its loss (float64)."""
+    from netcli import threads
+    old = threads.count()
+    threads.set_threads(nthreads)
+    try:
+        net = netcli.Net(write(tmp_path, BN_NET.format(n=130)), phase="TRAIN", seed=3, dtype=np.float64)
+        assert len(net.executor.shares[130]) == 4
+        assert [n for n, idx in net.executor.stretches if net.layer_names.index("bn") in idx] == [130]
+        rng = np.random.default_rng(4)
+        net.blobs["data"].data[...] = rng.standard_normal((130, 2, 6, 6))
+        net.blobs["label"].data[...] = rng.integers(0, 3, 130)
+        bn = net.layers[net.layer_names.index("bn")]
+        running = [b.data.copy() for b in bn.blobs]
+
+        def loss():
+            for b, r in zip(bn.blobs, running):
+                b.data[...] = r
+            return net.forward()["loss"]
+        net.clear_param_diffs()
+        net.forward_backward()
+        grad = net.param_diff.copy()
+        checked = 0
+        for name in ("conv", "scale", "ip"):
+            for blob in net.layers[net.layer_names.index(name)].blobs:
+                flat = blob.data.reshape(-1)
+                for j in rng.choice(flat.size, min(6, flat.size), replace=False):
+                    off = (blob.diff.reshape(-1)[j:j + 1].__array_interface__["data"][0]
+                           - net.param_diff.__array_interface__["data"][0]) // 8
+                    old_v = flat[j]
+                    flat[j] = old_v + 1e-6
+                    lp = float(loss())
+                    flat[j] = old_v - 1e-6
+                    lm = float(loss())
+                    flat[j] = old_v
+                    num = (lp - lm) / 2e-6
+                    assert abs(grad[off] - num) <= 1e-5 * max(1.0, abs(num)), (name, j, grad[off], num)
+                    checked += 1
+        assert checked >= 20
+    finally:
+        threads.set_threads(old)
+
+
+def test_batch_norm_net_results_do_not_depend_on_the_thread_count(tmp_path):
+    from netcli import threads
+    old = threads.count()
+    net = netcli.Net(write(tmp_path, BN_NET.format(n=130)), phase="TRAIN", seed=3)
+    rng = np.random.default_rng(4)
+    net.blobs["data"].data[...] = rng.standard_normal((130, 2, 6, 6))
+    net.blobs["label"].data[...] = rng.integers(0, 3, 130)
+    got = []
+    try:
+        for n in (1, 2, 3, 8):
+            threads.set_threads(n)
+            for b in net.layers[2].blobs:       # the BatchNorm's running averages, from zero
+                b.data[...] = 0
+            net.clear_param_diffs()
+            net.forward_backward(cleared=True)
+            got.append((net.loss, net.param_diff.copy(), np.concatenate([b.data.ravel() for b in net.layers[2].blobs])))
+    finally:
+        threads.set_threads(old)
+    for loss, diff, running in got[1:]:
+        assert loss == got[0][0] and np.array_equal(diff, got[0][1]) and np.array_equal(running, got[0][2])

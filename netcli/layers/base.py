@@ -38,6 +38,7 @@ class Layer:
     per_sample = False                # samples are independent: see PerSample
     reduced_tops = ()                 # PerSample: tops combined over all rows (a loss)
     base_dir = ""                     # set by the Net: the net file's folder (netcli.paths.resolve)
+    dtype = np.float32                # set by the Net: its float type (float64 in gradient checks)
     class_labels = None               # set in setup by layers reading class indices: (bottom, classes, ignore)
 
     def __init__(self, name, p, phase, bottom_names, top_names, rng: np.random.Generator):
@@ -110,6 +111,27 @@ class PerSample(Layer):
         them in this pass, so they may be overwritten instead."""
         raise NotImplementedError
 
+    # -- statistics over the whole batch (BatchNorm in TRAIN) ------------------------------------
+    # A layer with batch_stats set (in setup) needs sums over every row before it can compute
+    # any: the executor runs stats_rows on every share, then combine_stats once with the shares'
+    # workspaces in share order, then forward_rows on every share (and the same in backward with
+    # grad_stats_rows / combine_grad_stats). The fixed order keeps results thread-count free.
+    batch_stats = False
+
+    def stats_rows(self, bottoms, lo, hi, ws):
+        """Partial statistics of rows lo..hi into ws."""
+        raise NotImplementedError
+
+    def combine_stats(self, workspaces):
+        """The batch's statistics from every share's partials (workspaces in share order)."""
+        raise NotImplementedError
+
+    def grad_stats_rows(self, tops, lo, hi, ws):
+        raise NotImplementedError
+
+    def combine_grad_stats(self, workspaces):
+        raise NotImplementedError
+
     def _whole(self, bottoms, tops):
         n = (bottoms or tops)[0].shape[0] if (bottoms or tops)[0].data.ndim else 1
         if getattr(self, "_solo", None) is None or self._solo[0] != n:
@@ -130,11 +152,17 @@ class PerSample(Layer):
 
     def forward(self, bottoms, tops):
         n, ws, bottoms, tops = self._whole(bottoms, tops)
+        if self.batch_stats:
+            self.stats_rows(bottoms, 0, n, ws)
+            self.combine_stats([ws])
         self.forward_rows(bottoms, tops, 0, n, ws)
         self.finish_rows(tops, [ws])
 
     def backward(self, tops, propagate_down, bottoms):
         n, ws, bottoms, tops = self._whole(bottoms, tops)
+        if self.batch_stats:
+            self.grad_stats_rows(tops, 0, n, ws)
+            self.combine_grad_stats([ws])
         self.backward_rows(tops, propagate_down, bottoms, 0, n, ws, [b.diff for b in self.blobs], False)
 
 

@@ -36,7 +36,7 @@ class Input(Layer):
             dims = shapes[0 if len(shapes) == 1 else i].dim
             if any(d <= 0 for d in dims):
                 raise LayerError(f"dimensions must be positive, got {dims}", "input_param.shape")
-            t.reshape(dims)
+            t.reshape(dims, self.dtype)
 
     def forward(self, bottoms, tops):
         pass

@@ -5,7 +5,8 @@ import numpy as np
 
 from ..config.schema import Field, Message, Problems, non_negative
 from ..fillers import FILLER
-from .base import Layer, LayerError, canon_axis, register
+from ..kernels import channels
+from .base import Layer, LayerError, PerSample, canon_axis, register
 
 BATCH_NORM = Message("BatchNormParameter", [
     Field("use_global_stats", "bool", None, "normalise with the stored statistics (default: true in TEST)"),
@@ -15,7 +16,7 @@ BATCH_NORM = Message("BatchNormParameter", [
 
 
 @register
-class BatchNorm(Layer):
+class BatchNorm(PerSample):
     type = "BatchNorm"
     doc = ("Normalise each channel over the batch and spatial axes (no learned affine: add a Scale layer "
            "with bias_term). Params: running mean sum, variance sum, and their scale factor, never learned.")
@@ -28,46 +29,83 @@ class BatchNorm(Layer):
         x = bottoms[0]
         if x.data.ndim < 2:
             raise LayerError(f"BatchNorm needs (N, C, ...) input, got {x.shape} {self.where()}")
-        self.global_stats = p.use_global_stats if p.use_global_stats is not None else self.phase != "TRAIN"
+        global_stats = p.use_global_stats if p.use_global_stats is not None else self.phase != "TRAIN"
+        self.batch_stats = not global_stats
         if tops[0] is not x:
             tops[0].reshape(x.shape, x.data.dtype)
         C = x.shape[1]
-        self.C = C
-        self.axes = (0,) + tuple(range(2, x.data.ndim))
-        self.bshape = (1, C) + (1,) * (x.data.ndim - 2)
-        self.m = x.count // C
+        self.C, self.S = C, x.count // max(x.shape[0] * C, 1)
+        self.m = x.count // C                  # values per channel in the batch
         for shape in ((C,), (C,), (1,)):
             self.add_param(shape, None)      # zeros, as Caffe
-        self.inv_std = np.empty(C, np.float64)
+        # per channel, set by combine_stats (batch statistics) or per share (global statistics)
+        self.dtype = dt = x.data.dtype
+        self.a, self.b, self.inv_std = (np.zeros(C, dt) for _ in range(3))
+        self.mean_dy, self.mean_dy_xhat = np.zeros(C, dt), np.zeros(C, dt)
 
-    def forward(self, bottoms, tops):
+    def workspace(self, rows):
+        C, f8, dt = self.C, np.float64, self.dtype
+        ws = {"a": ((C,), dt), "b": ((C,), dt), "inv_std": ((C,), dt)}
+        if self.batch_stats:
+            ws.update({"count": ((1,), f8), "mean": ((C,), f8), "m2": ((C,), f8),
+                       "sum_dy": ((C,), f8), "sum_dy_xhat": ((C,), f8),
+                       "xhat": ((rows, C, self.S), dt)})
+        return ws
+
+    def _rows(self, arr, lo, hi):
+        return arr[lo:hi].reshape(hi - lo, self.C, self.S)
+
+    def stats_rows(self, bottoms, lo, hi, ws):
+        channels.channel_moments(self._rows(bottoms[0].data, lo, hi), ws["count"], ws["mean"], ws["m2"])
+
+    def combine_stats(self, workspaces):
         p = self.p.batch_norm_param
-        x = bottoms[0].data
+        total = {k: workspaces[0][k].copy() for k in ("count", "mean", "m2")}
+        for ws in workspaces[1:]:          # in share order: the same result for any thread count
+            channels.combine_moments(total["count"], total["mean"], total["m2"], ws["count"], ws["mean"], ws["m2"])
+        mean, var = total["mean"], total["m2"] / max(total["count"][0], 1)
         mean_b, var_b, s_b = (b.data for b in self.blobs)
-        if self.global_stats:
-            f = 0.0 if s_b[0] == 0 else 1.0 / s_b[0]
-            mean, var = mean_b * f, var_b * f
-        else:
-            mean = x.mean(axis=self.axes)
-            var = ((x - mean.reshape(self.bshape)) ** 2).mean(axis=self.axes)
-            maf = p.moving_average_fraction
-            s_b[0] = s_b[0] * maf + 1
-            mean_b[...] = mean + maf * mean_b
-            var_b[...] = (self.m / max(self.m - 1, 1)) * var + maf * var_b
-        self.inv_std[...] = 1.0 / np.sqrt(var + p.eps)
-        np.copyto(tops[0].data, (x - mean.reshape(self.bshape)) * self.inv_std.reshape(self.bshape))
+        maf = p.moving_average_fraction
+        s_b[0] = s_b[0] * maf + 1
+        mean_b[...] = mean + maf * mean_b
+        var_b[...] = (self.m / max(self.m - 1, 1)) * var + maf * var_b
+        inv = 1.0 / np.sqrt(var + p.eps)
+        self.inv_std[...] = inv
+        self.a[...] = inv
+        self.b[...] = -mean * inv
 
-    def backward(self, tops, propagate_down, bottoms):
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        x, y = self._rows(bottoms[0].data, lo, hi), self._rows(tops[0].data, lo, hi)
+        if self.batch_stats:
+            channels.batch_norm_forward(x, self.a, self.b, y, ws["xhat"])
+            return
+        mean_b, var_b, s_b = (b.data for b in self.blobs)
+        f = 0.0 if s_b[0] == 0 else 1.0 / float(s_b[0])
+        inv = 1.0 / np.sqrt(var_b.astype(np.float64) * f + self.p.batch_norm_param.eps)
+        ws["inv_std"][...] = inv
+        ws["a"][...] = inv
+        ws["b"][...] = -mean_b.astype(np.float64) * f * inv
+        channels.channel_affine(x, ws["a"], ws["b"], y)
+
+    def grad_stats_rows(self, tops, lo, hi, ws):
+        channels.channel_grad_sums(self._rows(tops[0].diff, lo, hi), ws["xhat"], ws["sum_dy"], ws["sum_dy_xhat"])
+
+    def combine_grad_stats(self, workspaces):
+        sum_dy, sum_dy_xhat = workspaces[0]["sum_dy"].copy(), workspaces[0]["sum_dy_xhat"].copy()
+        for ws in workspaces[1:]:
+            sum_dy += ws["sum_dy"]
+            sum_dy_xhat += ws["sum_dy_xhat"]
+        self.mean_dy[...] = sum_dy / self.m
+        self.mean_dy_xhat[...] = sum_dy_xhat / self.m
+
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if not propagate_down[0]:
             return
-        dy, y = tops[0].diff, tops[0].data
-        inv = self.inv_std.reshape(self.bshape)
-        if self.global_stats:
-            np.copyto(bottoms[0].diff, dy * inv)
-            return
-        mdy = dy.mean(axis=self.axes, keepdims=True)
-        mdyy = (dy * y).mean(axis=self.axes, keepdims=True)
-        np.copyto(bottoms[0].diff, (dy - mdy - y * mdyy) * inv)
+        dy, dx = self._rows(tops[0].diff, lo, hi), self._rows(bottoms[0].diff, lo, hi)
+        if self.batch_stats:
+            channels.batch_norm_backward(dy, ws["xhat"], self.mean_dy, self.mean_dy_xhat, self.inv_std, dx)
+        else:
+            channels.channel_affine(dy, ws["inv_std"], np.zeros_like(ws["inv_std"]), dx)
 
 
 SCALE = Message("ScaleParameter", [
@@ -80,7 +118,7 @@ SCALE = Message("ScaleParameter", [
 
 
 @register
-class Scale(Layer):
+class Scale(PerSample):
     type = "Scale"
     doc = "y = x * gamma (+ beta), gamma broadcast over axes [axis, axis + num_axes); the affine part after BatchNorm."
     params = {"scale_param": SCALE}
@@ -94,34 +132,42 @@ class Scale(Layer):
         if p.num_axes < 0 or a + p.num_axes > nd:
             raise LayerError(f"num_axes {p.num_axes} from axis {a} does not fit a {nd}-D input", "scale_param.num_axes")
         pshape = x.shape[a:a + p.num_axes]
-        self.bshape = (1,) * a + pshape + (1,) * (nd - a - p.num_axes)
-        self.sum_axes = tuple(range(a)) + tuple(range(a + p.num_axes, nd))
+        # viewed as (outer, C, inner); per sample when the scale does not cover the batch axis
+        self.C = int(np.prod(pshape, dtype=np.int64))
+        self.outer = int(np.prod(x.shape[:a], dtype=np.int64))
+        self.inner = int(np.prod(x.shape[a + p.num_axes:], dtype=np.int64))
+        self.per_sample = a >= 1
+        self.rows_outer = self.outer // x.shape[0] if a >= 1 else 1   # outer entries per sample
         self.inplace = tops[0] is x
         if not self.inplace:
             tops[0].reshape(x.shape, x.data.dtype)
-        self.x_copy = np.empty(x.shape, x.data.dtype) if self.inplace else None
         one = FILLER.parse({"type": "constant", "value": 1.0}, Problems(), None, "")
         self.add_param(pshape, p.filler if p.has("filler") else one)
         if p.bias_term:
             self.add_param(pshape, p.bias_filler)
+        self.dtype = x.data.dtype
 
-    def forward(self, bottoms, tops):
-        x = bottoms[0].data
-        if self.inplace:
-            np.copyto(self.x_copy, x)
-        y = x * self.blobs[0].data.reshape(self.bshape)
-        if len(self.blobs) > 1:
-            y += self.blobs[1].data.reshape(self.bshape)
-        np.copyto(tops[0].data, y)
+    def workspace(self, rows):
+        n = rows * self.rows_outer if self.per_sample else self.outer
+        return {"x": (((n, self.C, self.inner) if self.inplace else (0, 1, 1)), self.dtype),
+                "none": ((0,), self.dtype), "no_dx": ((0, 1, 1), self.dtype)}
 
-    def backward(self, tops, propagate_down, bottoms):
-        dy = tops[0].diff
-        x = self.x_copy if self.inplace else bottoms[0].data
-        self.blobs[0].diff += (dy * x).sum(axis=self.sum_axes).reshape(self.blobs[0].shape)
-        if len(self.blobs) > 1:
-            self.blobs[1].diff += dy.sum(axis=self.sum_axes).reshape(self.blobs[1].shape)
-        if propagate_down[0]:
-            np.copyto(bottoms[0].diff, dy * self.blobs[0].data.reshape(self.bshape))
+    def _view(self, arr, lo, hi):
+        if not self.per_sample:
+            return arr.reshape(self.outer, self.C, self.inner)
+        return arr[lo:hi].reshape((hi - lo) * self.rows_outer, self.C, self.inner)
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        beta = self.blobs[1].data.reshape(-1) if len(self.blobs) > 1 else ws["none"]
+        channels.scale_forward(self._view(bottoms[0].data, lo, hi), self.blobs[0].data.reshape(-1), beta,
+                               self._view(tops[0].data, lo, hi), ws["x"])
+
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
+        x = ws["x"] if self.inplace else self._view(bottoms[0].data, lo, hi)
+        dbeta = grads[1].reshape(-1) if len(grads) > 1 else ws["none"]
+        dx = self._view(bottoms[0].diff, lo, hi) if propagate_down[0] else ws["no_dx"]
+        channels.scale_backward(self._view(tops[0].diff, lo, hi), x, self.blobs[0].data.reshape(-1),
+                                grads[0].reshape(-1), dbeta, dx, fresh)
 
 
 LRN = Message("LRNParameter", [

@@ -11,13 +11,14 @@ def test_batch_norm_training_forward_stats_and_gradient():
         b.data[...] = 0
     layer.forward(bottoms, tops)
     mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
-    np.testing.assert_allclose(tops[0].data, (x - mean[None, :, None, None]) / np.sqrt(var + 1e-5)[None, :, None, None])
+    np.testing.assert_allclose(tops[0].data, (x - mean[None, :, None, None]) / np.sqrt(var + 1e-5)[None, :, None, None],
+                               rtol=1e-5, atol=1e-6)
     m = 16
-    np.testing.assert_allclose(layer.blobs[0].data, mean)
-    np.testing.assert_allclose(layer.blobs[1].data, var * m / (m - 1))
+    np.testing.assert_allclose(layer.blobs[0].data, mean, rtol=1e-6)
+    np.testing.assert_allclose(layer.blobs[1].data, var * m / (m - 1), rtol=1e-6)
     assert layer.blobs[2].data[0] == 1
     layer.forward(bottoms, tops)             # second pass: running sums decay by 0.999
-    np.testing.assert_allclose(layer.blobs[0].data, mean * 1.999)
+    np.testing.assert_allclose(layer.blobs[0].data, mean * 1.999, rtol=1e-6)
     assert layer.blobs[2].data[0] == pytest.approx(1.999)
     assert check_gradient(layer, bottoms, tops, check_params=False) > 0
 
@@ -30,7 +31,8 @@ def test_batch_norm_global_stats():
     layer.blobs[2].data[...] = [2.0]
     layer.forward(bottoms, tops)
     mean, var = np.array([1.0, -0.5]), np.array([4.0, 0.25])
-    np.testing.assert_allclose(tops[0].data, (x - mean[None, :, None]) / np.sqrt(var + 1e-5)[None, :, None])
+    np.testing.assert_allclose(tops[0].data, (x - mean[None, :, None]) / np.sqrt(var + 1e-5)[None, :, None],
+                               rtol=1e-5, atol=1e-6)
     assert check_gradient(layer, bottoms, tops, check_params=False) > 0
 
 

@@ -1,0 +1,141 @@
+"""Per-channel kernels of BatchNorm and Scale, on arrays viewed as (N, C, S): N samples, C
+channels, S positions per channel (the spatial axes flattened; 1 for a 2-D input).
+
+BatchNorm in TRAIN needs statistics over the whole batch; the executor computes them per share
+(`channel_moments`, `channel_grad_sums`) and combines the shares in a fixed order
+(`combine_moments`, plain sums), so the statistics do not depend on which thread ran what.
+Sums are float64; element-wise outputs float32.
+"""
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def channel_moments(x, count, mean, m2):
+    """Per channel c of x (N, C, S): count = N*S, mean[c], and m2[c] = sum of (x - mean)^2."""
+    N, C, S = x.shape
+    count[0] = N * S
+    for c in range(C):
+        acc = 0.0
+        for n in range(N):
+            for s in range(S):
+                acc += x[n, c, s]
+        mu = acc / (N * S)
+        sq = 0.0
+        for n in range(N):
+            for s in range(S):
+                d = x[n, c, s] - mu
+                sq += d * d
+        mean[c] = mu
+        m2[c] = sq
+
+
+@njit(cache=True, nogil=True)
+def combine_moments(count_a, mean_a, m2_a, count_b, mean_b, m2_b):
+    """(count_a, mean_a, m2_a) <- the moments of a's and b's samples together (Chan et al.'s
+    pairwise update)."""
+    na, nb = count_a[0], count_b[0]
+    n = na + nb
+    if nb == 0:
+        return
+    for c in range(mean_a.shape[0]):
+        delta = mean_b[c] - mean_a[c]
+        mean_a[c] += delta * nb / n
+        m2_a[c] += m2_b[c] + delta * delta * na * nb / n
+    count_a[0] = n
+
+
+@njit(cache=True, nogil=True)
+def channel_affine(x, a, b, y):
+    """y[n, c, s] = x[n, c, s] * a[c] + b[c] (x and y may be the same array)."""
+    N, C, S = x.shape
+    for n in range(N):
+        for c in range(C):
+            ac, bc = a[c], b[c]
+            for s in range(S):
+                y[n, c, s] = x[n, c, s] * ac + bc
+
+
+@njit(cache=True, nogil=True)
+def batch_norm_forward(x, a, b, y, xhat):
+    """y = xhat = x * a[c] + b[c] (a = 1/std, b = -mean/std); xhat is the copy backward reads."""
+    N, C, S = x.shape
+    for n in range(N):
+        for c in range(C):
+            ac, bc = a[c], b[c]
+            for s in range(S):
+                v = x[n, c, s] * ac + bc
+                xhat[n, c, s] = v
+                y[n, c, s] = v
+
+
+@njit(cache=True, nogil=True)
+def channel_grad_sums(dy, xhat, sum_dy, sum_dy_xhat):
+    """Per channel: sum_dy[c] = sum of dy, sum_dy_xhat[c] = sum of dy * xhat (float64)."""
+    N, C, S = dy.shape
+    for c in range(C):
+        a = 0.0
+        b = 0.0
+        for n in range(N):
+            for s in range(S):
+                g = dy[n, c, s]
+                a += g
+                b += g * xhat[n, c, s]
+        sum_dy[c] = a
+        sum_dy_xhat[c] = b
+
+
+@njit(cache=True, nogil=True)
+def batch_norm_backward(dy, xhat, mean_dy, mean_dy_xhat, inv_std, dx):
+    """dx = (dy - mean_dy[c] - xhat * mean_dy_xhat[c]) * inv_std[c] (dx may be dy)."""
+    N, C, S = dy.shape
+    for n in range(N):
+        for c in range(C):
+            m1, m2, k = mean_dy[c], mean_dy_xhat[c], inv_std[c]
+            for s in range(S):
+                dx[n, c, s] = (dy[n, c, s] - m1 - xhat[n, c, s] * m2) * k
+
+
+@njit(cache=True, nogil=True)
+def scale_forward(x, gamma, beta, y, x_saved):
+    """y = x * gamma[c] (+ beta[c] when beta has C entries); x_saved (when it has N rows) keeps
+    x for the backward (x and y may be the same array)."""
+    N, C, S = x.shape
+    bias = beta.shape[0] == C
+    keep = x_saved.shape[0] == N
+    for n in range(N):
+        for c in range(C):
+            g = gamma[c]
+            bc = beta[c] if bias else 0.0
+            for s in range(S):
+                v = x[n, c, s]
+                if keep:
+                    x_saved[n, c, s] = v
+                y[n, c, s] = v * g + bc
+
+
+@njit(cache=True, nogil=True)
+def scale_backward(dy, x, gamma, dgamma, dbeta, dx, fresh):
+    """dgamma[c] += sum of dy * x, dbeta[c] += sum of dy (when dbeta has C entries; = when
+    `fresh`); dx = dy * gamma[c] when dx has N rows (dx may be dy)."""
+    N, C, S = dy.shape
+    bias = dbeta.shape[0] == C
+    grad_in = dx.shape[0] == N
+    for c in range(C):
+        sg = 0.0
+        sb = 0.0
+        g = gamma[c]
+        for n in range(N):
+            for s in range(S):
+                d = dy[n, c, s]
+                sg += d * x[n, c, s]
+                sb += d
+                if grad_in:
+                    dx[n, c, s] = d * g
+        if fresh:
+            dgamma[c] = sg
+            if bias:
+                dbeta[c] = sb
+        else:
+            dgamma[c] += sg
+            if bias:
+                dbeta[c] += sb
