@@ -26,6 +26,7 @@ import numpy as np
 
 from . import threads
 from .kernels.update import combine_shares
+from .layers.base import PerSample
 
 SHARE_ROWS = 32
 MIN_ROWS = 16
@@ -73,6 +74,9 @@ class Executor:
         back = [k for k, (n, idx) in enumerate(self.stretches) if n is not None and self._back(idx)]
         self.combine_at = back[0] if back else None
         self._plans = {}
+        # layers with work after every share's forward (a loss's sum, a pass counter)
+        self.finishes = [getattr(type(layer), "finish_rows", None) not in (None, PerSample.finish_rows)
+                         for layer in net.layers]
         self.bind_grads()
 
     # -- planning ------------------------------------------------------------------------------
@@ -253,7 +257,7 @@ class Executor:
         threads.run(work, _blocks(len(ranges), T))
         if forward:
             for i in idx:
-                if layers[i].reduced_tops:
+                if self.finishes[i]:
                     layers[i].finish_rows(tvecs[i], ws[i])
 
     def _combine(self, lo, hi):

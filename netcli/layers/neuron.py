@@ -5,6 +5,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, Problems
 from ..fillers import FILLER
+from ..kernels.dropout import dropout_backward, dropout_forward
 from .base import Layer, LayerError, PerSample, register
 
 
@@ -98,37 +99,52 @@ DROPOUT = Message("DropoutParameter", [
 
 
 @register
-class Dropout(Neuron):
+class Dropout(PerSampleNeuron):
     type = "Dropout"
-    doc = "TRAIN: zero each unit with probability dropout_ratio and scale the rest by 1/(1-ratio); TEST: identity."
+    doc = ("TRAIN: zero each unit with probability dropout_ratio and scale the rest by 1/(1-ratio); TEST: identity. "
+           "The mask of each sample comes from a counter-based stream (the same for any thread count).")
     params = {"dropout_param": DROPOUT}
 
     def setup_neuron(self, bottom):
-        self.u = np.empty(bottom.shape, np.float32)
-        self.keep = np.empty(bottom.shape, bool)
+        self.train = self.phase == "TRAIN"
+        n = bottom.shape[0] if bottom.data.ndim else 1
+        self.E = bottom.count // max(n, 1)
+        self.keep = np.empty((n, self.E), bool) if self.train else None
         self.scale = 1.0 / (1.0 - self.p.dropout_param.dropout_ratio)
+        self.key = int(self.rng.integers(0, 2 ** 63))    # this layer's stream
+        self.passes = 0                                  # forward passes so far: the counter
 
-    def forward(self, bottoms, tops):
-        x, y = bottoms[0].data, tops[0].data
-        if self.phase != "TRAIN":
-            if y is not x:
-                y[...] = x
+    def _rows(self, arr, lo, hi):
+        return arr.reshape(-1, self.E)[lo:hi]
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        x, y = self._rows(bottoms[0].data, lo, hi), self._rows(tops[0].data, lo, hi)
+        if not self.train:
+            if y is not x and not np.shares_memory(x, y):
+                np.copyto(y, x)
             return
-        self.rng.random(out=self.u, dtype=np.float32)
-        np.greater_equal(self.u, self.p.dropout_param.dropout_ratio, out=self.keep)
-        np.multiply(x, self.keep, out=y)
-        y *= self.scale
+        dropout_forward(x, y, self.keep[lo:hi], self.key, self.passes, lo,
+                        self.p.dropout_param.dropout_ratio, self.scale)
 
-    def backward(self, tops, propagate_down, bottoms):
+    def finish_rows(self, tops, workspaces):
+        if self.train:
+            self.passes += 1
+
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if not propagate_down[0]:
             return
-        dy, dx = tops[0].diff, bottoms[0].diff
-        if self.phase != "TRAIN":
-            if dx is not dy:
-                dx[...] = dy
+        dy, dx = self._rows(tops[0].diff, lo, hi), self._rows(bottoms[0].diff, lo, hi)
+        if not self.train:
+            if not np.shares_memory(dx, dy):
+                np.copyto(dx, dy)
             return
-        np.multiply(dy, self.keep, out=dx)
-        dx *= self.scale
+        dropout_backward(dy, self.keep[lo:hi], dx, self.scale)
+
+    def get_state(self):
+        return {"key": self.key, "passes": self.passes}
+
+    def set_state(self, state):
+        self.key, self.passes = int(state["key"]), int(state["passes"])
 
 
 class _SavesInput(Neuron):

@@ -37,11 +37,11 @@ def test_dropout_train_scaling_and_gradient():
     kept = y != 0
     np.testing.assert_allclose(y[kept], x[kept] / 0.7)
     assert 0.6 < kept.mean() < 0.8
-    # with a fixed mask, dropout is linear: re-seed before every forward
-    state = layer.rng.bit_generator.state
+    # with a fixed mask, dropout is linear: the same pass (the counter of its stream) every forward
+    passes = layer.passes
 
     def reset():
-        layer.rng.bit_generator.state = state
+        layer.passes = passes
     assert check_gradient(layer, bottoms, tops, reset=reset) > 0
 
 
@@ -61,3 +61,37 @@ def test_row_parallel_activation_on_a_scalar_blob(typ):
     np.testing.assert_allclose(tops[0].data, ref)
     assert tops[0].data.shape == ()
     assert check_gradient(layer, bottoms, tops) > 0
+
+
+def _uniform_reference(key, counter):
+    """SplitMix64's finaliser of key + counter * golden ratio, in Python integers."""
+    m = 2 ** 64 - 1
+    z = (key + counter * 0x9E3779B97F4A7C15) & m
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
+    z ^= z >> 31
+    return (z >> 40) / 2 ** 24
+
+
+def test_dropout_mask_is_the_counter_based_stream_per_sample():
+    """The mask of element e of sample r in pass p is uniform(key ^ p * c, r * E + e) >= ratio,
+    the same computed in one piece or in pieces of rows (as the executor's shares do)."""
+    layer, bottoms, tops = make_layer("Dropout", {"dropout_param": {"dropout_ratio": 0.4}}, [(6, 3, 5)],
+                                      phase="TRAIN", dtype=np.float32)
+    x = bottoms[0].data
+    layer.passes = 7
+    layer.forward(bottoms, tops)
+    assert layer.passes == 8
+    k = layer.key ^ ((7 * 0xD1B54A32D192ED03) & (2 ** 64 - 1))
+    u = np.array([[_uniform_reference(k, r * 15 + e) for e in range(15)] for r in range(6)])
+    keep = (u >= 0.4).reshape(x.shape)
+    np.testing.assert_allclose(tops[0].data, np.where(keep, x / np.float32(0.6), 0), rtol=1e-6)
+    whole = tops[0].data.copy()
+    tops[0].data[...] = np.nan
+    layer.passes = 7
+    for lo, hi in ((0, 1), (1, 4), (4, 6)):
+        layer.forward_rows(bottoms, tops, lo, hi, {})
+    np.testing.assert_array_equal(tops[0].data, whole)
+    layer.forward(bottoms, tops)                       # the next pass draws another mask
+    assert not np.array_equal((tops[0].data != 0), keep)
+    assert 0.3 < keep.mean() < 0.9
