@@ -92,6 +92,7 @@ def test_dropout_mask_is_the_counter_based_stream_per_sample():
     for lo, hi in ((0, 1), (1, 4), (4, 6)):
         layer.forward_rows(bottoms, tops, lo, hi, {})
     np.testing.assert_array_equal(tops[0].data, whole)
-    layer.forward(bottoms, tops)                       # the next pass draws another mask
+    layer.finish_rows(tops, [{}])                      # the pass ends: the next draws another mask
+    layer.forward(bottoms, tops)
     assert not np.array_equal((tops[0].data != 0), keep)
     assert 0.3 < keep.mean() < 0.9
