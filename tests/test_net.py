@@ -197,12 +197,13 @@ layers:
   - {{name: tanh, type: TanH, bottom: ip, top: t}}
   - {{name: loss, type: SoftmaxWithLoss, bottom: [t, label], top: loss}}
   - {{name: acc, type: Accuracy, bottom: [t, label], top: acc}}
+  - {{name: prob, type: Softmax, bottom: t, top: prob}}
 """
 
 
 @pytest.mark.parametrize("nthreads", [1, 2, 3])
-@pytest.mark.parametrize("accuracy", [True, False])
-def test_stretches_match_layer_by_layer(tmp_path, nthreads, accuracy):
+@pytest.mark.parametrize("tail", [True, False])
+def test_stretches_match_layer_by_layer(tmp_path, nthreads, tail):
     """Per-sample layers run as stretches over fixed shares of the batch (one hand-off per pass)
     with per-share param-gradient scratch combined by a fixed tree; the result must equal running
     the layers one by one, with shared weights, an in-place layer, a Flatten view, a Split and
@@ -212,18 +213,18 @@ def test_stretches_match_layer_by_layer(tmp_path, nthreads, accuracy):
     threads.set_threads(nthreads)
     try:
         text = STRETCH_NET.format(n=130)          # 4 shares: 32, 33, 32, 33 samples
-        if not accuracy:       # then the net ends in a stretch: forward_backward runs it in one go
-            text = text[:text.index("  - {name: acc")]
+        if not tail:       # no Softmax (not per-sample) at the end: the net ends in a stretch, and
+            text = text[:text.index("  - {name: prob")]    # forward_backward runs it in one go
         net = netcli.Net(write(tmp_path, text), phase="TRAIN", seed=1)
         stretches = net.executor.stretches
         assert max(len(idx) for n, idx in stretches if n) >= 6 and len(net.executor.shares[130]) == 4
-        assert (stretches[-1][0] is not None) == (not accuracy)
+        assert (stretches[-1][0] is not None) == (not tail)
         rng = np.random.default_rng(2)
         x, y = rng.standard_normal((130, 3, 10, 10)).astype(np.float32), rng.integers(0, 4, 130).astype(np.float32)
         net.clear_param_diffs()
         net.forward(data=x, label=y)
         net.backward()
-        got_loss, got_diff = net.loss, net.param_diff.copy()
+        got_loss, got_diff, got_acc = net.loss, net.param_diff.copy(), float(net.blobs["acc"].data)
         assert np.abs(net.executor.scratch).max(initial=0) == 0    # scratch combined and cleared
         net.clear_param_diffs()
         for layer, b, t in zip(net.layers, net.bottom_vecs, net.top_vecs):
@@ -232,6 +233,7 @@ def test_stretches_match_layer_by_layer(tmp_path, nthreads, accuracy):
             if net.need_backward[i]:
                 net.layers[i].backward(net.top_vecs[i], net.propagate_down[i], net.bottom_vecs[i])
         assert float(net.blobs["loss"].data) == pytest.approx(got_loss, rel=1e-6)
+        assert float(net.blobs["acc"].data) == got_acc and 0 < got_acc < 1   # Accuracy over 4 shares
         np.testing.assert_allclose(got_diff, net.param_diff, rtol=1e-4, atol=1e-6)
         net.clear_param_diffs()
         assert net.forward_backward() == pytest.approx(got_loss, rel=1e-6)

@@ -113,3 +113,91 @@ def avepool_backward(dout, dx, KH, KW, SH, SW, PH, PW):
                     for h in range(max(hs, 0), min(he, H)):
                         for w in range(max(ws, 0), min(we, W)):
                             dx[n, c, h, w] += g
+
+
+# 3x3 windows (AlexNet, GoogLeNet, ResNet's stem, cifar10_quick): windows inside the image take an
+# unrolled path, about 3x faster than the general loops; border windows the general rule above.
+
+@njit(cache=True, nogil=True)
+def maxpool3x3_forward(x, out, mask, SH, SW, PH, PW):
+    N, C, H, W = x.shape
+    OH, OW = out.shape[2], out.shape[3]
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                hs = oh * SH - PH
+                inside_h = hs >= 0 and hs + 3 <= H
+                for ow in range(OW):
+                    ws = ow * SW - PW
+                    if inside_h and ws >= 0 and ws + 3 <= W:
+                        best = x[n, c, hs, ws]
+                        arg = hs * W + ws
+                        for i in range(3):
+                            for j in range(3):
+                                v = x[n, c, hs + i, ws + j]
+                                if v > best:
+                                    best = v
+                                    arg = (hs + i) * W + ws + j
+                    else:
+                        best = -3.4028234663852886e38
+                        arg = -1
+                        for h in range(max(hs, 0), min(hs + 3, H)):
+                            for w in range(max(ws, 0), min(ws + 3, W)):
+                                v = x[n, c, h, w]
+                                if v > best:
+                                    best = v
+                                    arg = h * W + w
+                    out[n, c, oh, ow] = best
+                    mask[n, c, oh, ow] = arg
+
+
+@njit(cache=True, nogil=True)
+def avepool3x3_forward(x, out, SH, SW, PH, PW):
+    N, C, H, W = x.shape
+    OH, OW = out.shape[2], out.shape[3]
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                hs = oh * SH - PH
+                he = min(hs + 3, H + PH)
+                inside_h = hs >= 0 and hs + 3 <= H
+                for ow in range(OW):
+                    ws = ow * SW - PW
+                    acc = 0.0
+                    if inside_h and ws >= 0 and ws + 3 <= W:
+                        for i in range(3):
+                            for j in range(3):
+                                acc += x[n, c, hs + i, ws + j]
+                        out[n, c, oh, ow] = acc / 9
+                    else:
+                        we = min(ws + 3, W + PW)
+                        for h in range(max(hs, 0), min(he, H)):
+                            for w in range(max(ws, 0), min(we, W)):
+                                acc += x[n, c, h, w]
+                        out[n, c, oh, ow] = acc / ((he - hs) * (we - ws))
+
+
+@njit(cache=True, nogil=True)
+def avepool3x3_backward(dout, dx, SH, SW, PH, PW):
+    N, C, H, W = dx.shape
+    OH, OW = dout.shape[2], dout.shape[3]
+    dx[...] = 0.0
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                hs = oh * SH - PH
+                he = min(hs + 3, H + PH)
+                inside_h = hs >= 0 and hs + 3 <= H
+                for ow in range(OW):
+                    ws = ow * SW - PW
+                    if inside_h and ws >= 0 and ws + 3 <= W:
+                        g = dout[n, c, oh, ow] / 9
+                        for i in range(3):
+                            for j in range(3):
+                                dx[n, c, hs + i, ws + j] += g
+                    else:
+                        we = min(ws + 3, W + PW)
+                        g = dout[n, c, oh, ow] / ((he - hs) * (we - ws))
+                        for h in range(max(hs, 0), min(he, H)):
+                            for w in range(max(ws, 0), min(we, W)):
+                                dx[n, c, h, w] += g

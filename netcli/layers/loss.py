@@ -64,11 +64,12 @@ def _label_message(layer, value, row, C):
             f"{kind}: labels are class indices 0..{C - 1}")
 
 
-def _check_labels(layer, lab, C, ignore):
-    """lab: (outer, inner) float labels; the first that is not a class index is an error."""
+def _check_labels(layer, lab, C, ignore, first_row=0):
+    """lab: (outer, inner) float labels of the batch's rows from first_row on; the first that is
+    not a class index is an error."""
     ok = _is_class(lab, C, ignore)
     if not ok.all():
-        row = int(np.flatnonzero(~ok.reshape(len(ok), -1).all(axis=1))[0])
+        row = first_row + int(np.flatnonzero(~ok.reshape(len(ok), -1).all(axis=1))[0])
         raise NetcliError(_label_message(layer, float(lab[~ok][0]), row, C))
 
 
@@ -192,7 +193,7 @@ ACCURACY = Message("AccuracyParameter", [
 
 
 @register
-class Accuracy(Layer):
+class Accuracy(PerSample):
     type = "Accuracy"
     doc = "Fraction of predictions whose true class is among the top_k scores (optional 2nd top: per class)."
     params = {"accuracy_param": ACCURACY}
@@ -200,6 +201,7 @@ class Accuracy(Layer):
     tops = (1, 2)
     has_backward = False
     no_grad_bottoms = (0, 1)
+    reduced_tops = (0, 1)
 
     def setup(self, bottoms, tops):
         p = self.p.accuracy_param
@@ -214,29 +216,38 @@ class Accuracy(Layer):
         tops[0].reshape((), bottoms[0].data.dtype)
         if len(tops) > 1:
             tops[1].reshape((self.C,), bottoms[0].data.dtype)
+        # per sample when the class axis is not the batch axis and the labels have a row per sample
+        self.per_sample = self.axis >= 1 and bottoms[1].shape[:1] == shape[:1]
+        self.N = shape[0] if self.per_sample else 1     # samples; outer / N predictions per sample
 
-    def forward(self, bottoms, tops):
+    def workspace(self, rows):
+        return {"correct": ((self.C,), np.float64), "count": ((self.C,), np.float64)}   # per true class
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
         p = self.p.accuracy_param
-        s = bottoms[0].data.reshape(self.outer, self.C, self.inner)
-        flab = bottoms[1].data.reshape(self.outer, self.inner)
-        _check_labels(self, flab, self.C, p.ignore_label)
+        per = self.outer // self.N
+        s = bottoms[0].data.reshape(self.outer, self.C, self.inner)[lo * per:hi * per]
+        flab = bottoms[1].data.reshape(self.outer, self.inner)[lo * per:hi * per]
+        _check_labels(self, flab, self.C, p.ignore_label, first_row=lo * per)
         lab = flab.astype(np.int64)
         valid = lab != p.ignore_label if p.ignore_label is not None else np.ones(lab.shape, bool)
         safe = np.where(valid, lab, 0)
-        o, i = np.ogrid[:self.outer, :self.inner]
+        o, i = np.ogrid[:len(s), :self.inner]
         true = s[o, safe, i]
         # Caffe: correct when fewer than top_k classes score >= the true class (itself included).
         # A prediction with a NaN score is never correct (NaN compares false, so it would be).
         better = (s >= true[:, None, :]).sum(axis=1)
         finite = ~np.isnan(s).any(axis=1)
         correct = (better <= p.top_k) & valid & finite
-        count = valid.sum()
-        tops[0].data[...] = correct.sum() / count if count else 0.0
-        if len(tops) > 1:
-            per = tops[1].data
-            for c in range(self.C):
-                m = valid & (lab == c)
-                per[c] = correct[m].sum() / m.sum() if m.any() else 0.0
+        ws["correct"][...] = np.bincount(safe[valid], weights=correct[valid], minlength=self.C)
+        ws["count"][...] = np.bincount(safe[valid], minlength=self.C)
 
-    def backward(self, tops, propagate_down, bottoms):
-        pass
+    def finish_rows(self, tops, workspaces):
+        correct, count = np.zeros(self.C), np.zeros(self.C)
+        for ws in workspaces:          # in share order
+            correct += ws["correct"]
+            count += ws["count"]
+        total = count.sum()
+        tops[0].data[...] = correct.sum() / total if total else 0.0
+        if len(tops) > 1:
+            tops[1].data[...] = np.divide(correct, count, out=np.zeros(self.C), where=count > 0)

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, positive, non_negative
 from ..fillers import FILLER
+from ..kernels import pool
 from ..kernels.conv2d import conv2d_backward, conv2d_forward, conv2d_layout, conv2d_workspace
 from .base import LayerError, PerSample, register
 
@@ -186,27 +187,33 @@ class Pooling(PerSample):
         self.mask = np.empty((N, C, OH, OW), np.int32) if self.max else None
         self.fast2x2 = (self.max and (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW) == (2, 2, 2, 2, 0, 0)
                         and H % 2 == 0 and W % 2 == 0)
+        self.k3x3 = (self.KH, self.KW) == (3, 3)
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
-        from ..kernels import pool
         x, y = bottoms[0].data[lo:hi], tops[0].data[lo:hi]
         if not self.max:
-            pool.avepool_forward(x, y, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
+            if self.k3x3:
+                pool.avepool3x3_forward(x, y, self.SH, self.SW, self.PH, self.PW)
+            else:
+                pool.avepool_forward(x, y, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
             return
         m = self.mask[lo:hi]
         if self.fast2x2:
             pool.maxpool2x2_forward(x, y, m)
+        elif self.k3x3:
+            pool.maxpool3x3_forward(x, y, m, self.SH, self.SW, self.PH, self.PW)
         else:
             pool.maxpool_forward(x, y, m, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
         if len(tops) > 1:
             tops[1].data[lo:hi] = m
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
-        from ..kernels import pool
         if not propagate_down[0]:
             return
         dy, dx = tops[0].diff[lo:hi], bottoms[0].diff[lo:hi]
         if self.max:
             pool.maxpool_backward(dy, self.mask[lo:hi], dx)
+        elif self.k3x3:
+            pool.avepool3x3_backward(dy, dx, self.SH, self.SW, self.PH, self.PW)
         else:
             pool.avepool_backward(dy, dx, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)

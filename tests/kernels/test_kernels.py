@@ -286,3 +286,35 @@ def test_run_on_one_thread_takes_every_chunk_in_order():
         assert [s[0] for s in seen] == [0, 1, 2] and seen[0][1] == 0 and seen[-1][2] == 10
     finally:
         threads.set_threads(before)
+
+
+def _pool3x3_geometries(count, seed=11):
+    rng = np.random.default_rng(seed)
+    out = [(2, 3, 32, 32, 2, 0), (2, 2, 7, 7, 2, 0), (1, 2, 8, 8, 2, 1), (1, 3, 5, 6, 1, 2)]
+    while len(out) < count:
+        N, C, H, W = rng.integers(1, 3), rng.integers(1, 4), rng.integers(3, 14), rng.integers(3, 14)
+        out.append((int(N), int(C), int(H), int(W), int(rng.integers(1, 4)), int(rng.integers(0, 3))))
+    return out
+
+
+@pytest.mark.parametrize("shape", _pool3x3_geometries(12))
+def test_pool3x3_paths_against_reference(shape):
+    """The unrolled 3x3 MAX and AVE kernels (inside windows) with Caffe's border rule, against the
+    NumPy reference, and their backward against the general kernels."""
+    N, C, H, W, s, p = shape
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    OH, OW = pool_out(H, 3, s, p), pool_out(W, 3, s, p)
+    out, mask = np.empty((N, C, OH, OW), np.float32), np.empty((N, C, OH, OW), np.int32)
+    pool.maxpool3x3_forward(x, out, mask, s, s, p, p)
+    np.testing.assert_array_equal(out, pool2d(x, (3, 3), (s, s), (p, p), "MAX").astype(np.float32))
+    ref_out, ref_mask = np.empty_like(out), np.empty_like(mask)
+    pool.maxpool_forward(x, ref_out, ref_mask, 3, 3, s, s, p, p)
+    np.testing.assert_array_equal(mask, ref_mask)
+    pool.avepool3x3_forward(x, out, s, s, p, p)
+    np.testing.assert_allclose(out, pool2d(x, (3, 3), (s, s), (p, p), "AVE"), rtol=1e-5, atol=1e-6)
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dx, ref_dx = np.full(x.shape, 3.0, np.float32), np.empty(x.shape, np.float32)
+    pool.avepool3x3_backward(dout, dx, s, s, p, p)
+    pool.avepool_backward(dout, ref_dx, 3, 3, s, s, p, p)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-6, atol=1e-6)
