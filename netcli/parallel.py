@@ -125,7 +125,7 @@ class Executor:
         lines, splitters = [], []
         for n, idx in self.stretches:
             if n is not None:
-                lines.append(f"per-sample stretch ({len(self.shares[n])} share{"s" if len(self.shares[n]) > 1 else ""} of the batch of {n}): "
+                lines.append(f"per-sample stretch ({len(self.shares[n])} share{'s' if len(self.shares[n]) > 1 else ''} of the batch of {n}): "
                              + ", ".join(names[i] for i in idx))
             elif self.net.layers[idx[0]].type not in ("Data", "Input"):
                 splitters.append(f"{names[idx[0]]} ({self.net.layers[idx[0]].type})")
