@@ -14,8 +14,11 @@ complete when backward returns, and its bits are the same for 1, 2, 3 or 8 threa
 combination over shares on several processes is what will make MPI runs independent of the
 process count.
 
-Layers outside stretches (not per-sample: BatchNorm, Dropout, ...) run on the whole batch in the
-calling thread; `plan()` names them, since each splits a stretch.
+A layer that needs statistics over the whole batch (BatchNorm in TRAIN: `batch_stats`) stays in
+its stretch: every share gathers its partial statistics, the threads meet at a barrier whose action
+combines the shares' partials in share order, then every share goes on (`_segments`). Layers outside
+stretches (not per-sample: LRN, Eltwise, ...) run on the whole batch in the calling thread; `plan()`
+names them, since each splits a stretch.
 """
 from __future__ import annotations
 
