@@ -23,7 +23,7 @@ names them, since each splits a stretch.
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -179,28 +179,31 @@ class Executor:
         return any(self.net.need_backward[i] for i in idx)
 
     def _segments(self, idx, forward, backward):
-        """The per-share work of one run over layers idx: [(steps, sync)], cut after each step
-        that gathers statistics over the whole batch; steps are (kind, layer index), sync the
-        layer whose statistics are combined once every share got there (None: the end)."""
+        """The per-share work of one run over layers idx: [(steps, combine)], cut after each step
+        that gathers statistics over the whole batch; steps are (kind, layer index), combine what
+        runs once every share got there (the layer's combination of its shares' statistics;
+        None at the end)."""
         key = (tuple(idx), forward, backward)
         if key in self._plans:
             return self._plans[key]
-        net = self.net
+        net, ws = self.net, self.workspaces
         out, steps = [], []
         if forward:
             for i in idx:
-                if net.layers[i].batch_stats:
+                layer = net.layers[i]
+                if layer.batch_stats:
                     steps.append(("stats", i))
-                    out.append((steps, ("stats", i)))
+                    out.append((steps, partial(layer.combine_stats, ws[i])))
                     steps = []
                 steps.append(("forward", i))
         if backward:
             for i in reversed(idx):
+                layer = net.layers[i]
                 if not net.need_backward[i]:
                     continue
-                if net.layers[i].batch_stats:
+                if layer.batch_stats:
                     steps.append(("grad_stats", i))
-                    out.append((steps, ("grad_stats", i)))
+                    out.append((steps, partial(layer.combine_grad_stats, ws[i])))
                     steps = []
                 steps.append(("backward", i))
         out.append((steps, None))
@@ -217,20 +220,15 @@ class Executor:
         T = min(threads.count(), len(ranges))
         params = _blocks(net.param_diff.size, T)
 
-        def sync(kind, i):
-            layer = layers[i]
-            return (layer.combine_stats if kind == "stats" else layer.combine_grad_stats), ws[i]
         barriers = []
-        if T > 1:
-            for _, at in segments[:-1]:
-                fn, arg = sync(*at)
-                barriers.append(threading.Barrier(T, action=lambda fn=fn, arg=arg: fn(arg)))
+        if T > 1:          # the last thread to reach one runs the segment's combination
+            barriers = [threading.Barrier(T, action=at) for _, at in segments[:-1]]
             if combine:
                 barriers.append(threading.Barrier(T))
 
         def work(t, first, stop):
             try:
-                for k, (steps, at) in enumerate(segments):
+                for k, (steps, combine_stats) in enumerate(segments):
                     for s in range(first, stop):
                         lo, hi = ranges[s]
                         for kind, i in steps:
@@ -243,12 +241,11 @@ class Executor:
                                 layers[i].stats_rows(bvecs[i], lo, hi, ws[i][s])
                             else:
                                 layers[i].grad_stats_rows(tvecs[i], lo, hi, ws[i][s])
-                    if at is not None:
+                    if combine_stats is not None:
                         if barriers:
-                            barriers[k].wait()       # the last thread there runs the combination
+                            barriers[k].wait()
                         else:
-                            fn, arg = sync(*at)
-                            fn(arg)
+                            combine_stats()
             except BaseException:
                 for b in barriers:
                     b.abort()                # the others stop waiting; threads.run raises this error

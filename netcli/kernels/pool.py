@@ -7,26 +7,55 @@ padded image (padding counts), summing only inside the image.
 from numba import njit
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _max_window(xp, hs, ws, KH, KW, H, W):
+    """(max, flat index of its first occurrence) of plane xp over the window at (hs, ws) clipped
+    to the image; (-FLT_MAX, -1) when nothing is inside."""
+    best = -3.4028234663852886e38
+    arg = -1
+    for h in range(max(hs, 0), min(hs + KH, H)):
+        for w in range(max(ws, 0), min(ws + KW, W)):
+            v = xp[h, w]
+            if v > best:
+                best = v
+                arg = h * W + w
+    return best, arg
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ave_size(hs, ws, KH, KW, H, W, PH, PW):
+    """The divisor of the window at (hs, ws): its size clipped to the padded image."""
+    return (min(hs + KH, H + PH) - hs) * (min(ws + KW, W + PW) - ws)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ave_window(xp, hs, ws, KH, KW, H, W, PH, PW):
+    acc = 0.0
+    for h in range(max(hs, 0), min(hs + KH, H)):
+        for w in range(max(ws, 0), min(ws + KW, W)):
+            acc += xp[h, w]
+    return acc / _ave_size(hs, ws, KH, KW, H, W, PH, PW)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ave_scatter(dxp, g, hs, ws, KH, KW, H, W, PH, PW):
+    """Add g, shared evenly over the window at (hs, ws), to the image positions it covers."""
+    g = g / _ave_size(hs, ws, KH, KW, H, W, PH, PW)
+    for h in range(max(hs, 0), min(hs + KH, H)):
+        for w in range(max(ws, 0), min(ws + KW, W)):
+            dxp[h, w] += g
+
+
 @njit(cache=True, nogil=True)
 def maxpool_forward(x, out, mask, KH, KW, SH, SW, PH, PW):
     N, C, H, W = x.shape
     OH, OW = out.shape[2], out.shape[3]
     for n in range(N):
         for c in range(C):
+            xp = x[n, c]
             for oh in range(OH):
-                h0 = max(oh * SH - PH, 0)
-                h1 = min(oh * SH - PH + KH, H)
                 for ow in range(OW):
-                    w0 = max(ow * SW - PW, 0)
-                    w1 = min(ow * SW - PW + KW, W)
-                    best = -3.4028234663852886e38
-                    arg = -1
-                    for h in range(h0, h1):
-                        for w in range(w0, w1):
-                            v = x[n, c, h, w]
-                            if v > best:
-                                best = v
-                                arg = h * W + w
+                    best, arg = _max_window(xp, oh * SH - PH, ow * SW - PW, KH, KW, H, W)
                     out[n, c, oh, ow] = best
                     mask[n, c, oh, ow] = arg
 
@@ -82,18 +111,10 @@ def avepool_forward(x, out, KH, KW, SH, SW, PH, PW):
     OH, OW = out.shape[2], out.shape[3]
     for n in range(N):
         for c in range(C):
+            xp = x[n, c]
             for oh in range(OH):
-                hs = oh * SH - PH
-                he = min(hs + KH, H + PH)
                 for ow in range(OW):
-                    ws = ow * SW - PW
-                    we = min(ws + KW, W + PW)
-                    size = (he - hs) * (we - ws)
-                    acc = 0.0
-                    for h in range(max(hs, 0), min(he, H)):
-                        for w in range(max(ws, 0), min(we, W)):
-                            acc += x[n, c, h, w]
-                    out[n, c, oh, ow] = acc / size
+                    out[n, c, oh, ow] = _ave_window(xp, oh * SH - PH, ow * SW - PW, KH, KW, H, W, PH, PW)
 
 
 @njit(cache=True, nogil=True)
@@ -103,16 +124,10 @@ def avepool_backward(dout, dx, KH, KW, SH, SW, PH, PW):
     dx[...] = 0.0
     for n in range(N):
         for c in range(C):
+            dxp = dx[n, c]
             for oh in range(OH):
-                hs = oh * SH - PH
-                he = min(hs + KH, H + PH)
                 for ow in range(OW):
-                    ws = ow * SW - PW
-                    we = min(ws + KW, W + PW)
-                    g = dout[n, c, oh, ow] / ((he - hs) * (we - ws))
-                    for h in range(max(hs, 0), min(he, H)):
-                        for w in range(max(ws, 0), min(we, W)):
-                            dx[n, c, h, w] += g
+                    _ave_scatter(dxp, dout[n, c, oh, ow], oh * SH - PH, ow * SW - PW, KH, KW, H, W, PH, PW)
 
 
 # 3x3 windows (AlexNet, GoogLeNet, ResNet's stem, cifar10_quick): windows inside the image take an
@@ -139,14 +154,7 @@ def maxpool3x3_forward(x, out, mask, SH, SW, PH, PW):
                                     best = v
                                     arg = (hs + i) * W + ws + j
                     else:
-                        best = -3.4028234663852886e38
-                        arg = -1
-                        for h in range(max(hs, 0), min(hs + 3, H)):
-                            for w in range(max(ws, 0), min(ws + 3, W)):
-                                v = x[n, c, h, w]
-                                if v > best:
-                                    best = v
-                                    arg = h * W + w
+                        best, arg = _max_window(x[n, c], hs, ws, 3, 3, H, W)
                     out[n, c, oh, ow] = best
                     mask[n, c, oh, ow] = arg
 
@@ -159,22 +167,17 @@ def avepool3x3_forward(x, out, SH, SW, PH, PW):
         for c in range(C):
             for oh in range(OH):
                 hs = oh * SH - PH
-                he = min(hs + 3, H + PH)
                 inside_h = hs >= 0 and hs + 3 <= H
                 for ow in range(OW):
                     ws = ow * SW - PW
-                    acc = 0.0
                     if inside_h and ws >= 0 and ws + 3 <= W:
+                        acc = 0.0
                         for i in range(3):
                             for j in range(3):
                                 acc += x[n, c, hs + i, ws + j]
                         out[n, c, oh, ow] = acc / 9
                     else:
-                        we = min(ws + 3, W + PW)
-                        for h in range(max(hs, 0), min(he, H)):
-                            for w in range(max(ws, 0), min(we, W)):
-                                acc += x[n, c, h, w]
-                        out[n, c, oh, ow] = acc / ((he - hs) * (we - ws))
+                        out[n, c, oh, ow] = _ave_window(x[n, c], hs, ws, 3, 3, H, W, PH, PW)
 
 
 @njit(cache=True, nogil=True)
@@ -186,7 +189,6 @@ def avepool3x3_backward(dout, dx, SH, SW, PH, PW):
         for c in range(C):
             for oh in range(OH):
                 hs = oh * SH - PH
-                he = min(hs + 3, H + PH)
                 inside_h = hs >= 0 and hs + 3 <= H
                 for ow in range(OW):
                     ws = ow * SW - PW
@@ -196,8 +198,4 @@ def avepool3x3_backward(dout, dx, SH, SW, PH, PW):
                             for j in range(3):
                                 dx[n, c, hs + i, ws + j] += g
                     else:
-                        we = min(ws + 3, W + PW)
-                        g = dout[n, c, oh, ow] / ((he - hs) * (we - ws))
-                        for h in range(max(hs, 0), min(he, H)):
-                            for w in range(max(ws, 0), min(we, W)):
-                                dx[n, c, h, w] += g
+                        _ave_scatter(dx[n, c], dout[n, c, oh, ow], hs, ws, 3, 3, H, W, PH, PW)

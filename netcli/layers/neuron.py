@@ -120,7 +120,7 @@ class Dropout(PerSampleNeuron):
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         x, y = self._rows(bottoms[0].data, lo, hi), self._rows(tops[0].data, lo, hi)
         if not self.train:
-            if y is not x and not np.shares_memory(x, y):
+            if tops[0] is not bottoms[0]:
                 np.copyto(y, x)
             return
         dropout_forward(x, y, self.keep[lo:hi], self.key, self.passes, lo,
@@ -135,7 +135,7 @@ class Dropout(PerSampleNeuron):
             return
         dy, dx = self._rows(tops[0].diff, lo, hi), self._rows(bottoms[0].diff, lo, hi)
         if not self.train:
-            if not np.shares_memory(dx, dy):
+            if tops[0] is not bottoms[0]:
                 np.copyto(dx, dy)
             return
         dropout_backward(dy, self.keep[lo:hi], dx, self.scale)

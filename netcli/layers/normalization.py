@@ -45,7 +45,7 @@ class BatchNorm(PerSample):
 
     def workspace(self, rows):
         C, f8, dt = self.C, np.float64, self.dtype
-        ws = {"a": ((C,), dt), "b": ((C,), dt), "inv_std": ((C,), dt)}
+        ws = {"a": ((C,), dt), "b": ((C,), dt), "inv_std": ((C,), dt), "zero": ((C,), dt)}
         if self.batch_stats:
             ws.update({"count": ((1,), f8), "mean": ((C,), f8), "m2": ((C,), f8),
                        "sum_dy": ((C,), f8), "sum_dy_xhat": ((C,), f8),
@@ -105,7 +105,7 @@ class BatchNorm(PerSample):
         if self.batch_stats:
             channels.batch_norm_backward(dy, ws["xhat"], self.mean_dy, self.mean_dy_xhat, self.inv_std, dx)
         else:
-            channels.channel_affine(dy, ws["inv_std"], np.zeros_like(ws["inv_std"]), dx)
+            channels.channel_affine(dy, ws["inv_std"], ws["zero"], dx)
 
 
 SCALE = Message("ScaleParameter", [
