@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -24,16 +25,35 @@ class Group(click.Group):
             raise
         except Exception as e:
             from .errors import NetcliError
+            if isinstance(e, NetcliError):
+                line = f"error: {e}"
+            elif isinstance(e, MemoryError):
+                line = "error: out of memory (a smaller batch_size or net may fit)"
+            else:        # a bug: one line here, the traceback with --debug
+                line = (f"internal error: {type(e).__name__}: {e} (a bug in netcli; run "
+                        "'netcli --debug ...' for the traceback and please report it)")
+            _end_other_ranks(line, ctx.obj.get("debug") or isinstance(e, click.ClickException))
             if ctx.obj.get("debug") or isinstance(e, click.ClickException):
                 raise
-            if isinstance(e, NetcliError):
-                click.echo(f"netcli: error: {e}", err=True)
-            elif isinstance(e, MemoryError):
-                click.echo("netcli: error: out of memory (a smaller batch_size or net may fit)", err=True)
-            else:        # a bug: one line here, the traceback with --debug
-                click.echo(f"netcli: internal error: {type(e).__name__}: {e} (a bug in netcli; run "
-                           "'netcli --debug ...' for the traceback and please report it)", err=True)
+            click.echo(f"netcli: {line}", err=True)
             ctx.exit(1)
+
+
+def _end_other_ranks(line, traceback):
+    """In a run of several processes, a failing one ends the whole job (the others would wait in
+    a collective forever): one line naming the rank, then MPI_Abort. Rank 0 goes first; another
+    rank waits a moment, so an error every rank meets (a bad config) is reported once."""
+    from .distributed import current
+    g = current()
+    if g is None:
+        return
+    if traceback:
+        import traceback as tb
+        tb.print_exc()
+    if g.rank:
+        import time as clock
+        clock.sleep(1.0)
+    g.abort(line)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,6 +66,7 @@ def cli(ctx, debug, threads):
     """netcli: train, test and time Caffe-style nets written in YAML."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    ctx.obj["threads"] = threads
     from .threads import set_threads
     set_threads(threads)
 
@@ -67,16 +88,39 @@ def _phase(ctx, param, value):
 @click.option("--sighup-effect", type=click.Choice(["snapshot", "stop", "none"]), default="snapshot",
               show_default=True, help="On SIGHUP (terminal closed): snapshot and stop, stop, or ignore it.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(solver_path, snapshot, weights, iterations, sigint_effect, sigterm_effect, sighup_effect, quiet):
-    """Train (or fine-tune, or resume) a net as the solver file says."""
+@click.option("--reduction", type=click.Choice(["exact", "mpi"]), default="exact", show_default=True,
+              help="Under mpiexec/srun: how the processes' gradients are summed: exact (a fixed order, "
+              "the same weights as one process) or mpi (MPI_Allreduce, the library's order).")
+@click.option("--shares", type=click.IntRange(min=1), default=None,
+              help="Cut each TRAIN batch into this many shares (a power of two) instead of the default "
+              "~32 samples each: more processes can then split it; the same --shares gives the same "
+              "weights with any number of processes and threads.")
+@click.pass_context
+def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigterm_effect, sighup_effect, quiet,
+          reduction, shares):
+    """Train (or fine-tune, or resume) a net as the solver file says; under mpiexec or srun, one
+    batch split across the processes."""
     if snapshot and weights:
         raise click.UsageError("give --snapshot to resume or --weights to fine-tune, not both")
     from .solver import Solver
     from .threads import describe
-    s = Solver(solver_path, weights=weights, max_iter=iterations, quiet=quiet)
+    g = _distributed(ctx, reduction)
+    s = Solver(solver_path, weights=weights, max_iter=iterations, quiet=quiet, group=g, shares=shares)
     s.signal_effects.update(SIGINT=sigint_effect, SIGTERM=sigterm_effect, SIGHUP=sighup_effect)
-    click.echo(f"Threads: {describe()}")
+    if s.root:
+        click.echo((f"Threads, in each of {g.size} processes: " if g else "Threads: ") + describe())
     s.solve(resume_file=snapshot)
+
+
+def _distributed(ctx, reduction="exact"):
+    """The job's process group under mpiexec/srun (None alone); without --threads or
+    $NETCLI_THREADS, the cores of a host are divided among its processes."""
+    from .distributed import group
+    g = group(reduction)
+    if g is not None and ctx.obj.get("threads") is None and not os.environ.get("NETCLI_THREADS"):
+        from .threads import set_threads, usable_cores
+        set_threads(max(1, min(usable_cores(), (os.cpu_count() or 1) // g.local_size)))
+    return g
 
 
 @cli.command()

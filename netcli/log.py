@@ -1,12 +1,17 @@
 """Log lines: one event per line on stdout, in Caffe's wording; warnings on stderr."""
 import sys
 
-_state = {"quiet": False, "bar": None}
+_state = {"quiet": False, "silent": False, "bar": None}
 _warned: set = set()
 
 
 def set_quiet(quiet: bool):
     _state["quiet"] = quiet
+
+
+def silence():
+    """No log lines and no warnings from this process (the ranks but 0 of a distributed run)."""
+    _state["quiet"] = _state["silent"] = True
 
 
 def set_bar(bar):
@@ -25,6 +30,8 @@ def info(msg: str):
 
 def warn(msg: str, once_key=None):
     """A one-line warning on stderr (at most once per key per process)."""
+    if _state["silent"]:
+        return
     if once_key is not None:
         if once_key in _warned:
             return

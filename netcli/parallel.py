@@ -28,6 +28,7 @@ from functools import lru_cache, partial
 import numpy as np
 
 from . import threads
+from .errors import NetcliError
 from .kernels.update import combine_shares
 from .layers.base import PerSample
 
@@ -36,15 +37,18 @@ MIN_ROWS = 16
 MAX_SHARES = 16
 
 
-def shares(n):
+def shares(n, count=None):
     """The fixed split of n samples into contiguous (lo, hi) shares; depends on n only: the largest
     power of two with at least SHARE_ROWS samples per share (so 2 or 4 threads get equal work and
-    the combination tree is balanced), at most MAX_SHARES, and 2 from 2 * MIN_ROWS samples on."""
+    the combination tree is balanced), at most MAX_SHARES, and 2 from 2 * MIN_ROWS samples on.
+    `count` imposes the number of shares instead."""
     s = 1
     while s * 2 <= MAX_SHARES and n / (s * 2) >= SHARE_ROWS:
         s *= 2
     if s == 1 and n >= 2 * MIN_ROWS:
         s = 2
+    if count is not None:
+        s = min(count, max(n, 1))
     bounds = [n * i // s for i in range(s + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
 
@@ -63,7 +67,22 @@ class Executor:
     def __init__(self, net):
         self.net = net
         self.stretches = self._plan_stretches()
-        self.shares = {n: shares(n) for n, _ in self.stretches if n is not None}
+        self._layout(None)
+        # Backward runs the stretches in reverse; the share gradients are combined at the end of
+        # the last per-sample stretch it runs (the first in net order that has layers to run).
+        back = [k for k, (n, idx) in enumerate(self.stretches) if n is not None and self._back(idx)]
+        self.combine_at = back[0] if back else None
+        self.group, self.own = None, {}   # distribute(): this process's block of shares per batch size
+        # layers with work after every share's forward (a loss's sum, a pass counter)
+        self.finishes = [getattr(type(layer), "finish_rows", None) not in (None, PerSample.finish_rows)
+                         for layer in net.layers]
+        self.bind_grads()
+
+    def _layout(self, count):
+        """Shares of every stretch's batch (`count` of them, or shares(n)'s), their workspaces
+        and gradient scratch."""
+        net = self.net
+        self.shares = {n: shares(n, count) for n, _ in self.stretches if n is not None}
         S = max((len(s) for s in self.shares.values()), default=1)
         self.workspaces = {}          # layer index -> [per-share dict of arrays]
         for n, idx in self.stretches:
@@ -72,14 +91,19 @@ class Executor:
             for i in idx:
                 self.workspaces[i] = [_allocate(net.layers[i].workspace(hi - lo)) for lo, hi in self.shares[n]]
         self.scratch = np.zeros((S - 1, net.param_diff.size), net.param_diff.dtype)
-        # Backward runs the stretches in reverse; the share gradients are combined at the end of
-        # the last per-sample stretch it runs (the first in net order that has layers to run).
-        back = [k for k, (n, idx) in enumerate(self.stretches) if n is not None and self._back(idx)]
-        self.combine_at = back[0] if back else None
         self._plans = {}
-        # layers with work after every share's forward (a loss's sum, a pass counter)
-        self.finishes = [getattr(type(layer), "finish_rows", None) not in (None, PerSample.finish_rows)
-                         for layer in net.layers]
+
+    def reshare(self, count):
+        """Cut every stretch's batch into `count` shares (a power of two) instead of shares(n)'s
+        choice: a finer split lets more processes take whole shares (netcli train --shares). The
+        weights then differ from the default split's in the last bits, but not with the thread
+        or process count."""
+        if count & (count - 1) or count < 1:
+            raise NetcliError(f"--shares must be a power of two, got {count}")
+        small = [n for n, _ in self.stretches if n is not None and n < count]
+        if small:
+            raise NetcliError(f"--shares {count}: the batch of {min(small)} has fewer samples than shares")
+        self._layout(count)
         self.bind_grads()
 
     # -- planning ------------------------------------------------------------------------------
@@ -137,6 +161,48 @@ class Executor:
                          "thread: " + ", ".join(splitters))
         return lines
 
+    def distribute(self, group):
+        """Run only this process's block of each stretch's shares (netcli/distributed.py): the
+        statistics layers combine over the batch are exchanged share by share first, and the
+        data layers fill only this block's rows. Every layer but the data layers must be
+        per-sample, so that each row is computed by exactly one process."""
+        net = self.net
+        odd = [f"'{net.layer_names[idx[0]]}' ({net.layers[idx[0]].type})" for n, idx in self.stretches
+               if n is None and net.layers[idx[0]].type not in ("Data", "Input")]
+        if odd:
+            raise NetcliError(f"{net.source}: layer(s) {', '.join(odd)} of the {net.phase} net are not per-sample, "
+                              "so the batch cannot be split across processes (netcli check names the "
+                              "per-sample stretches)")
+        for n, ranges in self.shares.items():
+            group.check_shares(len(ranges), n)
+            self.own[n] = group.block(len(ranges))
+        self.group, self._plans = group, {}
+        for n, idx in self.stretches:
+            layer = net.layers[idx[0]]
+            if n is None and layer.type == "Data":
+                rows = self.own_rows(layer.B)
+                if rows is None:
+                    raise NetcliError(f"{net.source}: data layer '{layer.name}': its batch of {layer.B} does not "
+                                      "feed a per-sample stretch of the same batch size")
+                layer.rows = rows
+
+    def own_rows(self, n):
+        """(lo, hi): the rows of a batch of n this process computes (None: no stretch has n)."""
+        if n not in self.shares:
+            return None
+        first, stop = self.own.get(n, (0, len(self.shares[n])))
+        return self.shares[n][first][0], self.shares[n][stop - 1][1]
+
+    def _exchanged(self, combine, ws, keys, n):
+        """combine(ws) after every process's share partials `keys` are in ws (distributed)."""
+        if self.group is None or not keys:
+            return partial(combine, ws)
+
+        def both():
+            self.group.exchange(ws, keys, *self.own[n])
+            combine(ws)
+        return both
+
     # -- running -------------------------------------------------------------------------------
     def forward(self, stretches=None):
         net = self.net
@@ -178,7 +244,7 @@ class Executor:
     def _back(self, idx):
         return any(self.net.need_backward[i] for i in idx)
 
-    def _segments(self, idx, forward, backward):
+    def _segments(self, n, idx, forward, backward):
         """The per-share work of one run over layers idx: [(steps, combine)], cut after each step
         that gathers statistics over the whole batch; steps are (kind, layer index), combine what
         runs once every share got there (the layer's combination of its shares' statistics;
@@ -193,7 +259,7 @@ class Executor:
                 layer = net.layers[i]
                 if layer.batch_stats:
                     steps.append(("stats", i))
-                    out.append((steps, partial(layer.combine_stats, ws[i])))
+                    out.append((steps, self._exchanged(layer.combine_stats, ws[i], layer.stats_keys, n)))
                     steps = []
                 steps.append(("forward", i))
         if backward:
@@ -203,7 +269,7 @@ class Executor:
                     continue
                 if layer.batch_stats:
                     steps.append(("grad_stats", i))
-                    out.append((steps, partial(layer.combine_grad_stats, ws[i])))
+                    out.append((steps, self._exchanged(layer.combine_grad_stats, ws[i], layer.grad_stats_keys, n)))
                     steps = []
                 steps.append(("backward", i))
         out.append((steps, None))
@@ -213,11 +279,12 @@ class Executor:
     def _run(self, n, idx, forward, backward, cleared=False, combine=False):
         net = self.net
         layers, bvecs, tvecs, pdown = net.layers, net.bottom_vecs, net.top_vecs, net.propagate_down
-        segments = self._segments(idx, forward, backward)
+        segments = self._segments(n, idx, forward, backward)
         back = backward and any(net.need_backward[i] for i in idx)
         combine = combine and len(self.grads) > 1 and back
         ranges, ws, grads, sole = self.shares[n], self.workspaces, self.grads, self.sole
-        T = min(threads.count(), len(ranges))
+        first, stop = self.own.get(n, (0, len(ranges)))
+        T = min(threads.count(), stop - first)
         params = _blocks(net.param_diff.size, T)
 
         barriers = []
@@ -254,10 +321,12 @@ class Executor:
                 if barriers:
                     barriers[-1].wait()
                 self._combine(*params[t])
-        threads.run(work, _blocks(len(ranges), T))
+        threads.run(work, [(first + a, first + b) for a, b in _blocks(stop - first, T)])
         if forward:
             for i in idx:
                 if self.finishes[i]:
+                    if self.group is not None and layers[i].finish_keys:
+                        self.group.exchange(ws[i], layers[i].finish_keys, first, stop)
                     layers[i].finish_rows(tvecs[i], ws[i])
 
     def _combine(self, lo, hi):

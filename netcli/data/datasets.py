@@ -89,7 +89,9 @@ def fetch(name, folder=None, mirrors=None, progress=None):
 
 def _download(url, dest, md5, progress=None):
     from tqdm import tqdm
-    tmp = dest + ".part"        # created with the user's umask (mkstemp would force 0600)
+    # one name per process (the ranks of an MPI job may fetch at once; the last rename wins, and
+    # every copy is checked), created with the user's umask (mkstemp would force 0600)
+    tmp = f"{dest}.{os.getpid()}.part"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     h = hashlib.md5()
     try:

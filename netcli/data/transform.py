@@ -33,9 +33,13 @@ class Transformer:
             self.mean = None
         self.H, self.W = H, W
 
-    def __call__(self, raw, out, rng: np.random.Generator):
-        """raw: (B, C, H, W) uint8/float; out: (B, C, h, w) float32, filled in place."""
+    def __call__(self, raw, out, rng: np.random.Generator, rows=None):
+        """raw: (B, C, H, W) uint8/float; out: (B, C, h, w) float32, filled in place. rows =
+        (first, batch): raw holds rows first.. of a batch of that size, and gets the crops and
+        mirrors those rows would get in the whole batch."""
         B = len(raw)
+        first, total = rows or (0, B)
+        pick = slice(first, first + B)
         x = raw.astype(np.float32)
         if self.mean is not None:
             x -= self.mean
@@ -44,8 +48,8 @@ class Transformer:
         if self.crop:
             c = self.crop
             if self.train:
-                hs = rng.integers(0, self.H - c + 1, B)
-                ws = rng.integers(0, self.W - c + 1, B)
+                hs = rng.integers(0, self.H - c + 1, total)[pick]
+                ws = rng.integers(0, self.W - c + 1, total)[pick]
             else:
                 hs = np.full(B, (self.H - c) // 2)
                 ws = np.full(B, (self.W - c) // 2)
@@ -54,5 +58,5 @@ class Transformer:
         else:
             out[...] = x
         if self.p.mirror and self.train:
-            flip = rng.random(B) < 0.5
+            flip = rng.random(total)[pick] < 0.5
             out[flip] = out[flip][..., ::-1]

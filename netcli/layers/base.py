@@ -101,6 +101,9 @@ class PerSample(Layer):
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         raise NotImplementedError
 
+    # the workspace entries finish_rows reads (for processes to exchange: netcli/distributed.py)
+    finish_keys: tuple = ()
+
     def finish_rows(self, tops, workspaces):
         """After every piece's forward_rows: set the reduced tops from the pieces' workspaces,
         in the order given (a fixed order: the same sums every run)."""
@@ -116,7 +119,11 @@ class PerSample(Layer):
     # any: the executor runs stats_rows on every share, then combine_stats once with the shares'
     # workspaces in share order, then forward_rows on every share (and the same in backward with
     # grad_stats_rows / combine_grad_stats). The fixed order keeps results thread-count free.
+    # A run split across processes exchanges the workspace entries named in stats_keys
+    # (grad_stats_keys) of every share before combine_stats (combine_grad_stats).
     batch_stats = False
+    stats_keys: tuple = ()
+    grad_stats_keys: tuple = ()
 
     def stats_rows(self, bottoms, lo, hi, ws):
         """Partial statistics of rows lo..hi into ws."""

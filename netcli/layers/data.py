@@ -126,6 +126,7 @@ class Data(Layer):
         self.seed = int(self.rng.integers(2 ** 62))
         self.skip = int(self.rng.integers(0, p.rand_skip + 1)) if p.rand_skip else 0
         self.next_batch = 0
+        self.rows = None                 # (lo, hi): the rows this process fills (distributed runs)
         self.prefetcher = None
         self._perm_cache = {}
 
@@ -153,17 +154,22 @@ class Data(Layer):
         return out
 
     def make_batch(self, k, data, label):
-        idx = self.indices(k)
-        self.transformer(self.dataset.images[idx], data, np.random.default_rng([self.seed, 1 << 40, k]))
-        label[...] = self.dataset.labels[idx]
+        """Batch k into data and label; in a distributed run only this process's rows are read
+        (the crops and mirrors are those the whole batch would draw)."""
+        lo, hi = self.rows or (0, self.B)
+        idx = self.indices(k)[lo:hi]
+        self.transformer(self.dataset.images[idx], data[lo:hi], np.random.default_rng([self.seed, 1 << 40, k]),
+                         rows=(lo, self.B))
+        label[lo:hi] = self.dataset.labels[idx]
 
     def forward(self, bottoms, tops):
         if self.prefetcher is None:
             self.prefetcher = Prefetcher(self, self.next_batch)
         data, label = self.prefetcher.get(self.next_batch)
-        tops[0].data[...] = data
+        lo, hi = self.rows or (0, self.B)
+        tops[0].data[lo:hi] = data[lo:hi]
         if len(tops) > 1:
-            tops[1].data[...] = label
+            tops[1].data[lo:hi] = label[lo:hi]
         self.next_batch += 1
 
     def backward(self, tops, propagate_down, bottoms):

@@ -77,6 +77,7 @@ def _check_labels(layer, lab, C, ignore, first_row=0):
 class SoftmaxWithLoss(Loss, PerSample):
     type = "SoftmaxWithLoss"
     doc = "Softmax then multinomial logistic loss (categorical cross-entropy), numerically stable."
+    finish_keys = ("loss",)
     params = {"loss_param": LOSS, "softmax_param": SOFTMAX}
     bottoms = (2, 2)
     tops = (1, 2)
@@ -196,6 +197,7 @@ ACCURACY = Message("AccuracyParameter", [
 class Accuracy(PerSample):
     type = "Accuracy"
     doc = "Fraction of predictions whose true class is among the top_k scores (optional 2nd top: per class)."
+    finish_keys = ("correct", "count")
     params = {"accuracy_param": ACCURACY}
     bottoms = (2, 2)
     tops = (1, 2)

@@ -23,6 +23,8 @@ class BatchNorm(PerSample):
     params = {"batch_norm_param": BATCH_NORM}
     in_place_ok = True
     fixed_lr_mult = 0.0
+    stats_keys = ("count", "mean", "m2")
+    grad_stats_keys = ("sum_dy", "sum_dy_xhat")
 
     def setup(self, bottoms, tops):
         p = self.p.batch_norm_param

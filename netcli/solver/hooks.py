@@ -60,12 +60,16 @@ class EarlyStopping:
         path = f"{solver.prefix}_best.weights.npz"
         if m.observe(results, solver.iter):
             log.info(f"    Best {m.monitor} so far ({m.best:.6g}): saving {path}")
-            solver.net.save(path)
+            if solver.root:
+                solver.net.save(path)
         elif m.bad >= m.patience:
             log.info(f"Early stopping at iteration {solver.iter}: {m.monitor} has not improved for "
                      f"{m.patience} tests (best {m.best:.6g} at iteration {m.best_iter}); "
                      f"restoring the best weights from {path}")
-            solver.net.load(path)
+            if solver.root:
+                solver.net.load(path)
+            if solver.group is not None:     # the others take rank 0's copy, not a file they may not see
+                solver.group.comm.Bcast(solver.net.param_data, root=0)
             self.stopped = True
 
 

@@ -49,12 +49,21 @@ class Solver:
     """pycaffe-style: `Solver(path)`, `.step(n)`, `.solve()`, `.snapshot()`, `.restore(state)`,
     `.net`, `.test_nets`."""
 
-    def __init__(self, path, weights=None, max_iter=None, quiet=False, progress=None):
+    def __init__(self, path, weights=None, max_iter=None, quiet=False, progress=None, group=None, shares=None):
         self.path = os.fspath(path)
         p, net_path = self._read(self.path)
+        self.group = group                # netcli.distributed.Group: one of several processes
+        self.root = group is None or group.rank == 0      # the process that logs, tests and writes
+        if not self.root:
+            log.silence()
+            progress = False
         self.quiet, self.progress = quiet, progress
         self.seed = p.random_seed if p.random_seed >= 0 else int(np.random.SeedSequence().entropy % (2 ** 62))
+        if group is not None:
+            self.seed = group.bcast(self.seed)
         self._build_nets(net_path)
+        if shares is not None:
+            self.net.executor.reshare(shares)
         self._lengths(p, max_iter)
         outputs, has_tests = self.test_nets[0].outputs, bool(self.test_interval)
         self.monitors = {name: Monitor(getattr(p, name), outputs, self._where, name, has_tests)
@@ -77,6 +86,17 @@ class Solver:
         w = weights or (",".join(p.weights) if p.weights else None)
         if w:
             self.finetune(w)
+        if group is not None:
+            self._distribute(group, w)
+
+    def _distribute(self, group, weights):
+        """Split the TRAIN batch across the processes; check they all read the same files."""
+        from ..config.compile import config_to_dict
+        from ..distributed import digest
+        self.net.executor.distribute(group)
+        group.agree("solver or net", digest(self.p.to_dict(), config_to_dict(self.net_path), self.net.data_size(),
+                                             [t.data_size() for t in self.test_nets]))
+        group.agree("initial weights", digest(self.net.param_data.tobytes()) if weights else "")
 
     def _read(self, path):
         """Parse and check the solver file; returns (params, the net file's path)."""
@@ -201,6 +221,8 @@ class Solver:
                     self._test_and_react()
                 while self.iter < stop_iter:
                     self._iteration(p, net)
+                    if self.group is not None:
+                        self._agree_request()
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(loss=f"{self.smoothed_loss():.4g}", refresh=False)
@@ -224,7 +246,7 @@ class Solver:
         """One update: iter_size forward/backward passes, the loss checked, display, update."""
         net.clear_param_diffs()
         display = p.display and self.iter % p.display == 0
-        loss = sum(net.forward_backward(cleared=k == 0) for k in range(p.iter_size)) / p.iter_size
+        loss = sum(self._pass(net, k) for k in range(p.iter_size)) / p.iter_size
         if not math.isfinite(loss):
             raise TrainingDiverged(state.diverged_message(self, loss))
         self.losses = (self.losses + [loss])[-p.average_loss:]
@@ -239,10 +261,33 @@ class Solver:
         self._apply_update(display)
         self.iter += 1
 
+    def _pass(self, net, k):
+        """Forward and backward once; with several processes, the gradients of every process's
+        part of the batch are summed (rank 0 carries the earlier passes' sum, the others start
+        from zero, so the sum is the one a single process gets)."""
+        g = self.group
+        if g is None:
+            return net.forward_backward(cleared=k == 0)
+        if k and g.rank:
+            net.clear_param_diffs()
+        loss = net.forward_backward(cleared=k == 0 or g.rank > 0)
+        g.reduce_grads(net.param_diff)
+        return loss
+
+    def _agree_request(self):
+        """Every process stops (and snapshots) at the same iteration, whichever got the signal."""
+        levels = (None, "none", "snapshot", "stop")
+        level = self.group.comm.allreduce(levels.index(self.request), op=self.group.MPI.MAX)
+        self.request = levels[level]
+
     def _test_and_react(self):
         """The periodic test, then early stopping and the plateau policy (not after an
         interrupted test)."""
-        results = self.test()
+        results = self.test() if self.root else None
+        if self.group is not None:
+            results = self.group.bcast(results)
+            if results is not None:
+                self.last_test = results
         if results is None:
             return
         if self.early_stopping is not None:
@@ -256,13 +301,19 @@ class Solver:
     def solve(self, resume_file=None):
         """Caffe's Solve: optionally restore, train to max_iter, final snapshot."""
         self.request = None
-        state.check_snapshot_folder(self)
+        if self.root:
+            state.check_snapshot_folder(self)
         if resume_file:
             self.restore(resume_file)
         log.info(f"Solving {self.net.name}")
         log.info(f"Learning Rate Policy: {self.p.lr_policy}")
         log.info(f"Solver: {NAMES[self.p.type]}, {self.max_iter} iterations"
                  + (f" ({self.max_iter / self.iters_per_epoch:.3g} epochs)" if self.iters_per_epoch else ""))
+        if self.group is not None:
+            g, B = self.group, self.net.batch_size() or self.net.executor.stretches[-1][0]
+            log.info(f"Processes: {g.size}, splitting each batch of {B} (the batch is global: batch_size "
+                     f"{B} x iter_size {self.p.iter_size} samples per update); gradients summed with the "
+                     f"{g.reduction} reduction" + (" (bit-identical to one process)" if g.reduction == "exact" else ""))
         with Signals(self):
             finished = self.step(max(self.max_iter - self.iter, 0))
             if self.p.snapshot_after_train and self.last_snapshot_iter != self.iter and self.request != "stop":
@@ -272,7 +323,7 @@ class Solver:
                 return False
             if self.p.display and self.iter % self.p.display == 0 and self.losses:
                 log.info(f"Iteration {self.iter}, loss = {self.smoothed_loss():.6g}")
-            if len(self.test_nets) > 1:
+            if len(self.test_nets) > 1 and self.root:
                 log.info("Final test on the TEST set (periodic tests used the VALIDATION split):")
                 self.final_test = self.test(1)
         log.info("Optimization Done.")
@@ -310,7 +361,12 @@ class Solver:
 
     # -- snapshots (netcli/solver/state.py) ------------------------------------------------------
     def snapshot(self):
-        """Write <prefix>_iter_N.weights.npz and .solverstate.npz (None if the weights are not finite)."""
+        """Write <prefix>_iter_N.weights.npz and .solverstate.npz (None if the weights are not
+        finite); with several processes, rank 0 writes."""
+        if not self.root:
+            self.last_snapshot_iter = self.iter
+            self.snapshots_written.append(self.iter)
+            return None
         return state.write_snapshot(self)
 
     def restore(self, path):
