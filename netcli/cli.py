@@ -9,6 +9,11 @@ import click
 
 from . import __version__
 
+# Numba colours its error messages with colorama when that is installed, whose exit hook then
+# writes an escape sequence to stdout if stdout is a terminal -- and under mpiexec it is a pty, so
+# every rank appended one to `netcli test --json`'s output. The CLI shows no Numba errors anyway.
+os.environ.setdefault("NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING", "1")
+
 
 class Group(click.Group):
     """User mistakes (NetcliError) exit 1 with a message, without a traceback unless --debug."""
@@ -131,10 +136,16 @@ def _distributed(ctx, reduction="exact"):
               callback=_phase, show_default=True)
 @click.option("--metrics", is_flag=True, help="Also a confusion matrix and per-class precision, recall and F1.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of the averaged outputs.")
-def test(model, weights, iterations, phase, metrics, as_json):
-    """Score a trained net: per-batch outputs, then their averages."""
+@click.pass_context
+def test(ctx, model, weights, iterations, phase, metrics, as_json):
+    """Score a trained net: per-batch outputs, then their averages; under mpiexec or srun the
+    batches are split across the processes."""
     from .tools import json_safe, score
-    result = score(model, weights, iterations, phase, echo=None if as_json else click.echo, metrics=metrics)
+    g = _distributed(ctx)
+    result = score(model, weights, iterations, phase, echo=None if as_json else click.echo, metrics=metrics,
+                   group=g)
+    if g is not None and g.rank:
+        return
     if as_json:
         out = dict(result["outputs"])
         if metrics:
@@ -152,11 +163,18 @@ def test(model, weights, iterations, phase, metrics, as_json):
 @click.option("--phase", default="TRAIN", type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
               callback=_phase, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the timings as one JSON object.")
-def time(model, iterations, phase, as_json):
-    """Per-layer forward and backward times, as `caffe time`."""
+@click.option("--reduction", type=click.Choice(["exact", "mpi"]), default="exact", show_default=True,
+              help="Under mpiexec/srun: the gradient reduction to time (see train).")
+@click.pass_context
+def time(ctx, model, iterations, phase, as_json, reduction):
+    """Per-layer forward and backward times, as `caffe time`; under mpiexec or srun, each
+    process's part of the batch, and the gradient reduction's time."""
     from .tools import benchmark
     from .tools import json_safe
-    result = benchmark(model, iterations, phase, echo=None if as_json else click.echo)
+    g = _distributed(ctx, reduction)
+    result = benchmark(model, iterations, phase, echo=None if as_json else click.echo, group=g)
+    if g is not None and g.rank:
+        return
     if as_json:
         click.echo(json.dumps(json_safe(result), allow_nan=False))
 

@@ -43,26 +43,40 @@ def _tail(net, rows, start):
     return tail
 
 
-def evaluate(net, batches=None, on_batch=None, stop=None):
+def evaluate(net, batches=None, on_batch=None, stop=None, group=None):
     """Run `net` over its data from the first batch: `batches` batches, or (None) the whole data
     set once. on_batch(i, net_that_ran, samples) is called after each batch; stop() is asked
-    before each and ends the pass early (the result is then None). Returns {"outputs": {name:
-    mean as float64 array}, "loss": mean loss, "samples": n, "batches": k}."""
+    before each and ends the pass early (the result is then None). With a process group
+    (netcli.distributed), each process runs a contiguous block of the batches and the results
+    are gathered in batch order, so every process gets the sums one process would. Returns
+    {"outputs": {name: mean as float64 array}, "loss": mean loss, "samples": n, "batches": k,
+    "per_batch": [(samples, {name: output}, loss)] in batch order}."""
     net.rewind_data()
     plan = [(net, net.batch_size() or 1)] * batches if batches is not None else whole_set_batches(net)
     if plan is None:
         raise ValueError("a whole-set pass needs a Data layer")   # callers check data_size first
-    sums, loss, seen = {}, 0.0, 0
-    for i, (run, rows) in enumerate(plan):
+    lo, hi = (0, len(plan)) if group is None else (len(plan) * group.rank // group.size,
+                                                   len(plan) * (group.rank + 1) // group.size)
+    if lo:
+        for layer in net.data_layers():
+            layer.set_state({**layer.get_state(), "batch": lo})
+    records = []
+    for i in range(lo, hi):
+        run, rows = plan[i]
         if stop is not None and stop():
             return None
         out = run.forward()
-        for name in net.outputs:
-            sums[name] = sums.get(name, 0.0) + rows * np.asarray(out[name], np.float64)
-        loss += rows * run.loss
-        seen += rows
+        records.append((rows, {name: np.array(out[name], np.float64) for name in net.outputs}, run.loss))
         if on_batch is not None:
             on_batch(i, run, rows)
+    if group is not None:
+        records = [r for part in group.comm.allgather(records) for r in part]
+    sums, loss, seen = {}, 0.0, 0
+    for rows, out, batch_loss in records:
+        for name, v in out.items():
+            sums[name] = sums.get(name, 0.0) + rows * v
+        loss += rows * batch_loss
+        seen += rows
     seen = max(seen, 1)
     return {"outputs": {k: v / seen for k, v in sums.items()}, "loss": loss / seen, "samples": seen,
-            "batches": len(plan)}
+            "batches": len(plan), "per_batch": records}

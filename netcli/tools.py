@@ -23,7 +23,7 @@ def _classifier_blobs(net):
     return None
 
 
-def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=False):
+def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=False, group=None):
     """Run the net over its data and average every output, as `caffe test`: `iterations` batches,
     or (None) the whole data set once, each sample counted exactly once (netcli.evaluate).
     Returns {"outputs": {name: mean}, "loss": mean loss, "iterations": batches, "samples": n}
@@ -44,13 +44,28 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
             s = np.moveaxis(scores.data, axis, -1)
             pred, lab = s.argmax(axis=-1), labels.data.reshape(s.shape[:-1])
             cm[0] = confusion(pred, lab, s.shape[-1], cm[0])
-        for name in run.outputs:
-            for x in np.reshape(run.blobs[name].data, -1):
-                echo(f"Batch {i}, {name} = {x:.6g}")
+        if group is None:
+            for name in run.outputs:
+                for x in np.reshape(run.blobs[name].data, -1):
+                    echo(f"Batch {i}, {name} = {x:.6g}")
 
     planned = iterations if iterations is not None else math.ceil(net.data_size() / net.batch_size())
-    echo(f"Running for {planned} iterations.")
-    result = evaluate(net, iterations, on_batch)
+    if group is not None:
+        if group.rank:
+            echo = _noop
+        planned_line = f" split across {group.size} processes"
+    else:
+        planned_line = ""
+    echo(f"Running for {planned} iterations{planned_line}.")
+    result = evaluate(net, iterations, on_batch, group=group)
+    if group is not None:          # every batch's lines, in batch order, from rank 0
+        for i, (_, out, _) in enumerate(result["per_batch"]):
+            for name, v in out.items():
+                for x in np.reshape(v, -1):
+                    echo(f"Batch {i}, {name} = {x:.6g}")
+        if metrics:
+            parts = [c for c in group.comm.allgather(cm[0]) if c is not None]
+            cm[0] = sum(parts[1:], parts[0]) if parts else None
     weights_of = {t.name: w for t, w in net.loss_tops}
     echo(f"Loss: {result['loss']:.6g}")
     for name, v in result["outputs"].items():
@@ -83,13 +98,20 @@ def json_safe(value, path="", nonfinite=None):
     return value
 
 
-def benchmark(model, iterations=50, phase="TRAIN", echo=None):
+def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None):
     """Per-layer forward/backward times in ms, as `caffe time` (one warm-up pass first, so JIT
-    compilation is reported apart)."""
+    compilation is reported apart). With a process group (mpiexec), the batch is split as in
+    training, every process times its part, and rank 0 reports the slowest process's times and
+    the gradient reduction's (communication) time per iteration."""
     from .threads import describe
+    echo = echo if group is None or group.rank == 0 else None
     echo = echo or _noop
     t0 = time.perf_counter()
     net = Net(model, phase=phase)
+    if group is not None:
+        if phase != "TRAIN":
+            raise NetcliError("netcli time under mpiexec times the TRAIN phase (the split of training)")
+        net.executor.distribute(group)
     setup_s = time.perf_counter() - t0
     echo(f"Threads: {describe()}")
     echo("Performing Forward")
@@ -108,11 +130,20 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None):
     for i, name in enumerate(net.layer_names):
         echo(f"{name:>10}\tforward: {fwd[i]:.5g} ms.")
         echo(f"{name:>10}\tbackward: {bwd[i]:.5g} ms.")
-    t0 = time.perf_counter()
+    compute = comm = 0.0
     for _ in range(iterations):
+        t0 = time.perf_counter()
         net.clear_param_diffs()
         net.forward_backward()
-    as_trained = (time.perf_counter() - t0) / iterations * 1000
+        t1 = time.perf_counter()
+        if group is not None:
+            group.reduce_grads(net.param_diff)
+        compute, comm = compute + t1 - t0, comm + time.perf_counter() - t1
+    as_trained = compute / iterations * 1000
+    if group is not None:        # the slowest process sets the pace
+        as_trained, comm = (max(v) for v in zip(*group.comm.allgather((as_trained, comm / iterations * 1000))))
+        fwd, bwd = (np.max(group.comm.allgather(a), axis=0) for a in (fwd, bwd))
+        total = max(group.comm.allgather(total))
     result = {
         "as_trained_ms": as_trained,
         "layers": [{"name": n, "type": l.type, "forward_ms": float(f), "backward_ms": float(b)}
@@ -127,6 +158,12 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None):
     echo(f"Total Time: {result['total_ms']:.5g} ms.")
     echo(f"Average Forward-Backward as in training (layers one at a time above; training runs "
          f"per-sample layers in stretches, {len(net.executor.stretches)} step(s)): {as_trained:.5g} ms.")
+    if group is not None:
+        result.update(processes=group.size, reduction=group.reduction, communication_ms=comm,
+                      gradient_mb=net.param_diff.nbytes / 2 ** 20)
+        echo(f"Processes: {group.size}, each computing its part of the batch of {net.batch_size() or '?'}: "
+             f"compute {as_trained:.5g} ms, gradient reduction ({group.reduction}, "
+             f"{net.param_diff.nbytes / 2 ** 20:.3g} MB) {comm:.5g} ms per iteration (slowest process).")
     for line in net.executor.plan():
         echo(f"Parallel plan: {line}")
     echo("*** Benchmark ends ***")

@@ -208,3 +208,18 @@ def test_a_killed_rank_ends_the_job_and_keeps_the_last_snapshot(tmp_path):
         assert int(z["iter"]) == snaps[-1]
     w = weights(tmp_path / f"kill_iter_{snaps[-1]}.weights.npz")
     assert all(np.isfinite(v).all() for v in w.values())
+
+
+def test_netcli_test_and_time_under_mpiexec(tmp_path):
+    train(1, solver_file(tmp_path, "one", iters=10, test=0))
+    cmd = NETCLI + ["test", "--model", os.path.join(ROOT, "configs/lenet_train_test.yaml"),
+                    "--weights", str(tmp_path / "one_iter_10.weights.npz"), "--json"]
+    alone, split = run(cmd), run(launcher(3) + cmd)
+    assert alone.returncode == 0 and split.returncode == 0, split.stderr[-2000:]
+    assert alone.stdout == split.stdout            # the same sums, in batch order, printed once
+    t = run(launcher(2) + NETCLI + ["time", "--model", os.path.join(ROOT, "configs/lenet_train_test.yaml"),
+                                    "--iterations", "3", "--json"])
+    assert t.returncode == 0, t.stderr[-2000:]
+    import json
+    result = json.loads(t.stdout)
+    assert result["processes"] == 2 and result["communication_ms"] > 0 and result["gradient_mb"] > 1
