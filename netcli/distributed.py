@@ -80,6 +80,7 @@ class Group:
         self.local_size = self.comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
         self.reduction = reduction
         self.comm_seconds = 0.0             # time spent in gradient reductions (netcli time)
+        self._buffers = {}
 
     # -- the split of a batch ------------------------------------------------------------------
     def block(self, count):
@@ -116,16 +117,25 @@ class Group:
         else:
             K = self.size
             chunk = -(-g.size // K)
-            send = np.zeros(K * chunk, g.dtype)
-            send[:g.size] = g
-            parts = np.empty((K, chunk), g.dtype)
             mpi_type = MPI.FLOAT if g.dtype == np.float32 else MPI.DOUBLE
-            self.comm.Alltoall([send, mpi_type], [parts, mpi_type])
+            flat = g if g.size == K * chunk else self._buffer("flat", K * chunk, g.dtype)
+            parts = self._buffer("parts", K * chunk, g.dtype).reshape(K, chunk)
+            if flat is not g:
+                flat[:g.size] = g
+                flat[g.size:] = 0
+            self.comm.Alltoall([flat, mpi_type], [parts, mpi_type])    # slice r of every rank's g
             tree_sum(parts)
-            out = np.empty(K * chunk, g.dtype)
-            self.comm.Allgather([parts[0], mpi_type], [out, mpi_type])
-            g[...] = out[:g.size]
+            self.comm.Allgather([parts[0], mpi_type], [flat, mpi_type])
+            if flat is not g:
+                g[...] = flat[:g.size]
         self.comm_seconds += time.perf_counter() - t
+
+    def _buffer(self, name, size, dtype):
+        """A scratch array kept between calls (the gradient's size does not change)."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.size != size or buf.dtype != dtype:
+            buf = self._buffers[name] = np.empty(size, dtype)
+        return buf
 
     def bcast(self, obj):
         return self.comm.bcast(obj, root=0)
