@@ -221,13 +221,13 @@ class Solver:
                     self._test_and_react()
                 while self.iter < stop_iter:
                     self._iteration(p, net)
-                    if self.group is not None:
-                        self._agree_request()
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(loss=f"{self.smoothed_loss():.4g}", refresh=False)
                     if self.test_interval and self.iter % self.test_interval == 0:
                         self._test_and_react()
+                    if self.group is not None:      # a signal may have reached some ranks only
+                        self._agree_request()
                     due = self.snapshot_interval and self.iter % self.snapshot_interval == 0
                     if due or self.request == "snapshot":
                         self.snapshot()
