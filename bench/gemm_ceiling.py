@@ -46,20 +46,21 @@ def products(net, share):
     """(name, m, k, n, a_t, b_t) of every GEMM one training iteration runs on `share` images."""
     out = []
     for i, layer in enumerate(net.layers):
-        if not net.need_backward[i] and layer.type not in ("Convolution", "InnerProduct"):
-            continue
-        grad_in = any(net.propagate_down[i]) if net.need_backward[i] else False
+        back = net.need_backward[i]
+        grad_in = back and any(net.propagate_down[i])
         if layer.type == "Convolution":
             M, K, P = layer.K // layer.G, layer.CKK, layer.OH * layer.OW * share
             for _ in range(layer.G):
                 out.append((f"{layer.name} fwd", M, K, P, False, False))
-                out.append((f"{layer.name} wgrad", M, P, K, False, True))
+                if back:
+                    out.append((f"{layer.name} wgrad", M, P, K, False, True))
                 if grad_in:
                     out.append((f"{layer.name} dgrad", K, M, P, True, False))
         elif layer.type == "InnerProduct":
             rows = layer.M // net.bottom_vecs[i][0].shape[0] * share
             out.append((f"{layer.name} fwd", rows, layer.K, layer.N, False, True))
-            out.append((f"{layer.name} wgrad", layer.N, rows, layer.K, True, False))
+            if back:
+                out.append((f"{layer.name} wgrad", layer.N, rows, layer.K, True, False))
             if grad_in:
                 out.append((f"{layer.name} dgrad", rows, layer.N, layer.K, False, False))
     return out

@@ -15,7 +15,7 @@ Parameter gradients: every rank combines its own shares by the executor's fixed 
 then the ranks' partial gradients are summed once per pass over the flat gradient buffer, in one of
 two ways (`reduction`):
 - "exact" (the default): each rank receives one slice of every rank's partial (MPI_Alltoall),
-  sums the K slices by the same pairwise tree, and the sums are gathered back (MPI_Allgather):
+  sums the K slices by the executor's own pairwise tree (kernels.update.combine_shares), and the sums are gathered back (MPI_Allgather):
   the bandwidth of a ring allreduce, in a fixed order. With K a power of two dividing the number
   of shares, each rank's block of shares is one subtree of the executor's tree, so the weights are
   bit-identical to one process's, whatever K and the thread counts are.
@@ -37,6 +37,7 @@ import sys
 import numpy as np
 
 from .errors import NetcliError
+from .kernels.update import combine_shares
 
 REDUCTIONS = ("exact", "mpi")
 # (variable holding the world size, variable holding the rank) of the launchers we know
@@ -56,13 +57,6 @@ def launched_size():
     return 1
 
 
-def launched_rank():
-    for size, rank in LAUNCHERS:
-        if os.environ.get(size, "").isdigit() and os.environ.get(rank, "").isdigit():
-            return int(os.environ[rank])
-    return 0
-
-
 class Group:
     """The processes of one job: rank, size, local size, and the collectives training needs."""
 
@@ -79,7 +73,6 @@ class Group:
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.local_size = self.comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
         self.reduction = reduction
-        self.comm_seconds = 0.0             # time spent in gradient reductions (netcli time)
         self._buffers = {}
 
     # -- the split of a batch ------------------------------------------------------------------
@@ -109,8 +102,6 @@ class Group:
 
     def reduce_grads(self, g):
         """Sum the ranks' partial gradients in g (flat, in place) on every rank."""
-        import time
-        t = time.perf_counter()
         MPI = self.MPI
         if self.reduction == "mpi":
             self.comm.Allreduce(MPI.IN_PLACE, g, op=MPI.SUM)
@@ -124,11 +115,10 @@ class Group:
                 flat[:g.size] = g
                 flat[g.size:] = 0
             self.comm.Alltoall([flat, mpi_type], [parts, mpi_type])    # slice r of every rank's g
-            tree_sum(parts)
+            combine_shares(parts[0], parts[1:], 0, chunk)              # the executor's tree, in place
             self.comm.Allgather([parts[0], mpi_type], [flat, mpi_type])
             if flat is not g:
                 g[...] = flat[:g.size]
-        self.comm_seconds += time.perf_counter() - t
 
     def _buffer(self, name, size, dtype):
         """A scratch array kept between calls (the gradient's size does not change)."""
@@ -140,10 +130,6 @@ class Group:
     def bcast(self, obj):
         return self.comm.bcast(obj, root=0)
 
-    def any(self, flag):
-        """True on every rank when it is true on any."""
-        return bool(self.comm.allreduce(int(bool(flag)), op=self.MPI.MAX))
-
     def agree(self, what, digest):
         """Stop with one line when the ranks' digests of `what` differ (different files on
         different hosts)."""
@@ -153,24 +139,10 @@ class Group:
             raise NetcliError(f"the {what} differs between ranks (rank 0 and rank(s) "
                               f"{', '.join(map(str, odd))}): every process must read the same files")
 
-    def barrier(self):
-        self.comm.Barrier()
-
     def abort(self, line, code=1):
         """Print one line naming this rank and end the whole job."""
         print(f"netcli: rank {self.rank} of {self.size}: {line}", file=sys.stderr, flush=True)
         self.comm.Abort(code)
-
-
-def tree_sum(parts):
-    """parts[0] = the pairwise tree sum of the rows, ((p0+p1)+(p2+p3))+..., the order in which the
-    executor combines shares (kernels.update.combine_shares)."""
-    K, step = len(parts), 1
-    while step < K:
-        for a in range(0, K - step, 2 * step):
-            parts[a] += parts[a + step]
-        step *= 2
-    return parts[0]
 
 
 def digest(*texts):

@@ -42,13 +42,14 @@ def shares(n, count=None):
     power of two with at least SHARE_ROWS samples per share (so 2 or 4 threads get equal work and
     the combination tree is balanced), at most MAX_SHARES, and 2 from 2 * MIN_ROWS samples on.
     `count` imposes the number of shares instead."""
-    s = 1
-    while s * 2 <= MAX_SHARES and n / (s * 2) >= SHARE_ROWS:
-        s *= 2
-    if s == 1 and n >= 2 * MIN_ROWS:
-        s = 2
     if count is not None:
         s = min(count, max(n, 1))
+    else:
+        s = 1
+        while s * 2 <= MAX_SHARES and n / (s * 2) >= SHARE_ROWS:
+            s *= 2
+        if s == 1 and n >= 2 * MIN_ROWS:
+            s = 2
     bounds = [n * i // s for i in range(s + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
 
