@@ -26,10 +26,13 @@ TMP = ".tmp"
 
 
 def _write_tmp(tmp, arrays):
-    """np.savez into `tmp`, fsynced."""
+    """np.savez of a dict (or the bytes as they are) into `tmp`, fsynced."""
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)    # 0o666 & ~umask, as open()
     with os.fdopen(fd, "wb") as f:
-        np.savez(f, **arrays)
+        if isinstance(arrays, (bytes, bytearray)):
+            f.write(arrays)
+        else:
+            np.savez(f, **arrays)
         f.flush()
         os.fsync(f.fileno())
 
@@ -120,13 +123,47 @@ def weight_arrays(net):
     return {k: np.asarray(b.data, np.float32) for k, b in zip(net.param_owner_keys, net.learnable_params)}
 
 
+def is_caffemodel(path):
+    """Caffe's binary weights: by extension, or a file that is not a zip (an .npz) but starts
+    like a NetParameter (field 1 or 2 or 100, length-delimited)."""
+    path = os.fspath(path)
+    if path.endswith(".caffemodel"):
+        return True
+    if path.endswith(".npz"):
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        return False
+    return head[:1] in (b"\x0a", b"\x12", b"\xa2") and head != b"PK"
+
+
 def save_weights(net, path):
-    atomic_savez(path, weight_arrays(net))
+    """Weights as .npz, or as a .caffemodel when the name says so."""
+    if os.fspath(path).endswith(".caffemodel"):
+        from .caffe.caffemodel import caffemodel_bytes
+        save_files({os.fspath(path): caffemodel_bytes(net)})
+    else:
+        atomic_savez(path, weight_arrays(net))
+
+
+def read_weights(path, shapes=None):
+    """{'<layer>/<i>': array} of a weights file (.npz or .caffemodel); a caffemodel's legacy 4-D
+    shapes are fitted to `shapes` ({key: shape}) where Caffe would accept them."""
+    if not is_caffemodel(path):
+        return read_npz(path)
+    from .caffe.caffemodel import caffemodel_arrays, fit_legacy
+    arrays, legacy = caffemodel_arrays(path)
+    for key in legacy:
+        if shapes and key in shapes:
+            arrays[key] = fit_legacy(arrays[key], shapes[key])
+    return arrays
 
 
 def load_weights(net, path, strict=True):
-    arrays = read_npz(path)
     expected = dict(zip(net.param_owner_keys, net.learnable_params))
+    arrays = read_weights(path, {k: b.shape for k, b in expected.items()})
     problems, loaded = [], []
     for key, blob in expected.items():
         if key not in arrays:

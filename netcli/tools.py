@@ -222,11 +222,11 @@ def print_config(model=None, solver=None, echo=None):
     import yaml
     from .config.compile import config_to_dict
     from .config.schema import Problems
-    from .config.yamlload import load_yaml
+    from .config.load import load_config
     if solver:
         from .solver.spec import SOLVER
         problems = Problems()
-        tree = SOLVER.parse(load_yaml(solver), problems, None, "").to_dict()
+        tree = SOLVER.parse(load_config(solver, net=False), problems, None, "").to_dict()
         problems.raise_if_any()
     else:
         tree = config_to_dict(model)

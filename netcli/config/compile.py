@@ -15,7 +15,8 @@ from ..errors import ConfigError
 from ..layers import REGISTRY
 from .net_spec import LAYER_COMMON, NET_TOP
 from .schema import Field, Message, Problems, did_you_mean
-from .yamlload import LDict, Loc, load_yaml
+from .load import load_config
+from .yamlload import LDict, Loc
 
 PHASES = ("TRAIN", "TEST", "VALIDATION")
 _MESSAGES: dict[str, Message] = {}
@@ -41,6 +42,8 @@ class LayerConfig:
     top: list
     loc: Loc | None
     loss_weight: list = field(default_factory=list)
+    written_bottom: tuple = ()       # the bottoms as written, before Splits renamed them
+    inserted: bool = False           # a Split netcli inserted
 
 
 def _rule_met(rule, phase, level, stages):
@@ -81,6 +84,8 @@ class LayerSpec:
     top: tuple
     loc: Loc | None
     loss_weight: tuple
+    written_bottom: tuple = ()      # the bottoms as written (a consumer of a Split reads its tops)
+    inserted: bool = False          # a Split netcli inserted for a blob with several consumers
 
 
 @dataclass(frozen=True)
@@ -107,14 +112,15 @@ def compile_net(model, phase="TEST", level=0, stages=(), batch_size=None) -> Net
         source, tree = "<dict>", model
     else:
         source = os.fspath(model)
-        tree = load_yaml(source)
+        tree = load_config(source)
     c = _Compiler(phase, level, tuple(stages), batch_size)
     problems = Problems()
     configs = c.parse(tree, problems)
     configs = c.check_graph(configs, problems)
     problems.raise_if_any()
     configs = c.insert_splits(configs)
-    layers = tuple(LayerSpec(x.name, x.type, x.p, tuple(x.bottom), tuple(x.top), x.loc, tuple(x.loss_weight))
+    layers = tuple(LayerSpec(x.name, x.type, x.p, tuple(x.bottom), tuple(x.top), x.loc, tuple(x.loss_weight),
+                             tuple(x.written_bottom), x.inserted)
                    for x in configs)
     return NetSpec(c.name, c.force_backward, phase, source, layers)
 
@@ -127,12 +133,13 @@ def spec_summary(spec):
 def config_to_dict(path):
     """The net file at `path` as written back: every layer (all phases), only the fields given,
     enum values in their canonical spelling. Loading it gives the same net."""
-    tree = load_yaml(path)
+    tree = load_config(path)
     problems = Problems()
     rest = LDict((k, v) for k, v in tree.items() if k not in ("layers", "layer"))
     out = NET_TOP.parse(rest, problems, None, "").to_dict()
     layers = []
-    for item in tree.get("layers") or tree.get("layer") or []:
+    raw = tree.get("layers") or tree.get("layer") or []
+    for item in raw if isinstance(raw, list) else [raw]:
         cls = REGISTRY.get(item.get("type")) if isinstance(item, dict) else None
         if cls is None:
             raise ConfigError(f"{path}: run 'netcli check' first: a layer does not parse")
@@ -161,6 +168,8 @@ class _Compiler:
         if raw is None and isinstance(tree, dict):
             raw = tree.get("layer")
         loc = getattr(tree, "loc", None)
+        if isinstance(raw, dict):      # a prototxt net of one layer
+            raw = [raw]
         if not isinstance(raw, list) or not raw:
             problems.add(loc, "a net needs a non-empty list 'layers'", None, "layers")
             return []
@@ -316,6 +325,7 @@ class _Compiler:
         out = []
         rename = {}           # (consumer, bottom index) -> new name
         for i, c in enumerate(configs):
+            c.written_bottom = tuple(c.bottom)
             c.bottom = [rename.get((i, k), b) for k, b in enumerate(c.bottom)]
             out.append(c)
             for k, t in enumerate(c.top):
@@ -335,6 +345,6 @@ class _Compiler:
                 p = layer_message(sp).parse(LDict(name=f"{t}_{c.name}_{k}_split", type="Split"),
                                             Problems(), None, "")
                 p.phase = c.p.phase
-                out.append(LayerConfig(p.name, "Split", p, [t], names, c.loc, split_lw))
+                out.append(LayerConfig(p.name, "Split", p, [t], names, c.loc, split_lw, (t,), True))
         return out
 

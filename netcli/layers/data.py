@@ -227,10 +227,13 @@ def validation_split(ds, fraction, held_out):
 
 
 def _load_mean(path, shape):
-    """The (C, H, W) mean image from an .npy file or the first array of an .npz."""
+    """The (C, H, W) mean image from Caffe's .binaryproto, an .npy file or the first array of an .npz."""
     from ..npzfile import read_npz
     try:
-        if path.endswith(".npy"):
+        if path.endswith(".binaryproto"):
+            from ..caffe.caffemodel import read_binaryproto
+            m = read_binaryproto(path)
+        elif path.endswith(".npy"):
             m = np.load(path, allow_pickle=False)
         else:
             arrays = read_npz(path, "mean")

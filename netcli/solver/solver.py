@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import log
 from ..config.schema import Problems
-from ..config.yamlload import load_yaml
+from ..config.load import load_config
 from ..errors import ConfigError, NetcliError
 from ..net import Net
 from . import lr_policy, state
@@ -100,7 +100,7 @@ class Solver:
 
     def _read(self, path):
         """Parse and check the solver file; returns (params, the net file's path)."""
-        tree = load_yaml(path)
+        tree = load_config(path, net=False)
         problems = Problems()
         p = self.p = SOLVER.parse(tree, problems, None, "")
         problems.raise_if_any()

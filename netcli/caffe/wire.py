@@ -1,0 +1,143 @@
+"""Protocol buffers' wire format, the little of it Caffe's files use: reading a message into
+(field number, wire type, value) triples, and writing fields back.
+
+Values: a varint is an int, a length-delimited field a memoryview (a sub-message, a string, or a
+packed array), fixed32/fixed64 the raw 4 or 8 bytes. Every read is bounded by the buffer: a
+truncated or garbled file is a WireError, never an IndexError or a huge allocation.
+"""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+VARINT, FIXED64, LENGTH, START_GROUP, END_GROUP, FIXED32 = 0, 1, 2, 3, 4, 5
+
+
+class WireError(ValueError):
+    pass
+
+
+def read_varint(buf, pos):
+    result = shift = 0
+    n = len(buf)
+    while True:
+        if pos >= n:
+            raise WireError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise WireError("varint longer than 10 bytes")
+
+
+def fields(buf):
+    """Yield (number, wire type, value) for each field of one message in `buf`."""
+    buf = memoryview(buf).cast("B") if not isinstance(buf, memoryview) else buf
+    pos, n = 0, len(buf)
+    while pos < n:
+        key, pos = read_varint(buf, pos)
+        number, wt = key >> 3, key & 7
+        if number == 0:
+            raise WireError("field number 0")
+        if wt == VARINT:
+            value, pos = read_varint(buf, pos)
+        elif wt == LENGTH:
+            size, pos = read_varint(buf, pos)
+            if pos + size > n:
+                raise WireError(f"field {number} runs past the end ({size} bytes, {n - pos} left)")
+            value, pos = buf[pos:pos + size], pos + size
+        elif wt == FIXED32:
+            if pos + 4 > n:
+                raise WireError("truncated fixed32")
+            value, pos = buf[pos:pos + 4], pos + 4
+        elif wt == FIXED64:
+            if pos + 8 > n:
+                raise WireError("truncated fixed64")
+            value, pos = buf[pos:pos + 8], pos + 8
+        else:
+            raise WireError(f"wire type {wt} (groups are not used by Caffe's files)")
+        yield number, wt, value
+
+
+def signed(v, bits=64):
+    """A varint read as a two's-complement int32/int64."""
+    return v - (1 << bits) if v >= 1 << (bits - 1) else v
+
+
+def floats(values):
+    """Repeated float field values (packed runs and single fixed32 values) -> float32 array."""
+    parts = [np.frombuffer(v, "<f4") for v in values]
+    return np.concatenate(parts) if len(parts) != 1 else parts[0].copy()
+
+
+def doubles(values):
+    parts = [np.frombuffer(v, "<f8") for v in values]
+    return np.concatenate(parts) if len(parts) != 1 else parts[0].copy()
+
+
+def varints(items):
+    """Repeated integer field values: (wire type, value) pairs, packed or not."""
+    out = []
+    for wt, v in items:
+        if wt == VARINT:
+            out.append(signed(v))
+        else:
+            pos = 0
+            while pos < len(v):
+                x, pos = read_varint(v, pos)
+                out.append(signed(x))
+    return out
+
+
+def text(v):
+    try:
+        return bytes(v).decode("utf-8")
+    except UnicodeDecodeError:
+        raise WireError("a string field is not UTF-8") from None
+
+
+# -- writing ----------------------------------------------------------------------------------
+def _varint(v):
+    if v < 0:
+        v += 1 << 64
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def key(number, wt):
+    return _varint(number << 3 | wt)
+
+
+def put_varint(number, v):
+    return key(number, VARINT) + _varint(int(v))
+
+
+def put_bytes(number, data):
+    return key(number, LENGTH) + _varint(len(data)) + bytes(data)
+
+
+def put_string(number, s):
+    return put_bytes(number, s.encode("utf-8"))
+
+
+def put_float(number, v):
+    return key(number, FIXED32) + struct.pack("<f", v)
+
+
+def put_packed_floats(number, array):
+    return put_bytes(number, np.ascontiguousarray(array, "<f4").tobytes())
+
+
+def put_packed_varints(number, values):
+    return put_bytes(number, b"".join(_varint(int(v)) for v in values))
