@@ -211,7 +211,7 @@ class Net:
                 layer.set_state(state[name])
 
     def data_layers(self):
-        return [l for l in self.layers if l.type == "Data"]
+        return [l for l in self.layers if l.reads_dataset]
 
     def data_size(self):
         """Samples in this net's (first) Data layer, or None."""

@@ -162,6 +162,7 @@ class _Compiler:
             rest.loc = getattr(tree, "loc", None)
             rest.key_locs = getattr(tree, "key_locs", {})
         top = NET_TOP.parse(rest, problems, None, "")
+        self.stages = tuple(top.state.stage or ()) + self.stages
         self.name = top.name
         self.force_backward = top.force_backward
         raw = tree.get("layers") if isinstance(tree, dict) else None
@@ -203,8 +204,8 @@ class _Compiler:
             if self.phase == "VALIDATION" and not any(r.phase == "VALIDATION" for r in p.include + p.exclude):
                 # A VALIDATION net is the TEST net, except that its data comes from the TRAIN data
                 # layers that hold out a validation_fraction of their source.
-                held_out = cls.type == "Data" and item.get("data_param", {}).get("validation_fraction", 0)
-                if cls.type == "Data" and not held_out:
+                held_out = cls.reads_dataset and (item.get(cls.param_key) or {}).get("validation_fraction", 0)
+                if cls.reads_dataset and not held_out:
                     continue
                 rule_phase = "TRAIN" if held_out else "TEST"
                 phase = p.phase or ("VALIDATION" if held_out else "TEST")
@@ -213,8 +214,10 @@ class _Compiler:
             if p.exclude and any(_rule_met(r, rule_phase, self.level, self.stages) for r in p.exclude):
                 continue
             p.phase = phase
-            if self._batch_size is not None and cls.type == "Data":
-                p.data_param.batch_size = self._batch_size
+            if cls.loss and not p.top and isinstance(p.name, str):
+                p.top = [p.name]           # Caffe gives a loss layer without tops one (its name here)
+            if self._batch_size is not None and cls.reads_dataset:
+                getattr(p, cls.param_key).batch_size = self._batch_size
             if problems:     # a broken layer (or field) is reported already: keep only what parsed
                 if not isinstance(p.name, str):
                     p.name = f"layers[{i}]"
@@ -239,9 +242,12 @@ class _Compiler:
         for i, c in enumerate(configs):
             cls = REGISTRY[c.type]
             label = f"layer '{c.name}' ({c.type})"
-            if c.name in names:
-                problems.add(c.loc, f"layer name '{c.name}' is used twice (also at line "
-                             f"{configs[names[c.name]].loc.line if configs[names[c.name]].loc else '?'})", label, "name")
+            if c.name in names:        # allowed, as in Caffe: the later layer becomes '<name>#2', ...
+                k = 2
+                while f"{c.name}#{k}" in names:
+                    k += 1
+                c.name = c.p.name = f"{c.name}#{k}"
+                label = f"layer '{c.name}' ({c.type})"
             names.setdefault(c.name, i)
             for what, got, (lo, hi) in (("bottom", c.bottom, cls.bottoms), ("top", c.top, cls.tops)):
                 if len(got) < lo or (hi is not None and len(got) > hi):

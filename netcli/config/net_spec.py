@@ -31,7 +31,15 @@ LAYER_COMMON = [
     Field("phase", ("TRAIN", "TEST", "VALIDATION"), None, "override the net's phase for this layer"),
 ]
 
+NET_STATE = Message("NetState", [
+    Field("phase", ("TRAIN", "TEST", "VALIDATION"), "TEST", "ignored, as in Caffe: the phase is chosen when the net is built"),
+    Field("level", "int", 0, "ignored, as in Caffe: the level is chosen when the net is built (--level)"),
+    Field("stage", "str", None, "stages the net always has (--stage adds more)", repeated=True),
+], doc="The state a net file gives itself.")
+
 NET_TOP = Message("NetParameter", [
     Field("name", "str", "", "net name"),
     Field("force_backward", "bool", False, "compute every gradient, even into data"),
+    Field("state", NET_STATE, None, "stages the net always has: {stage: [...]}"),
+    Field("debug_info", "bool", False, "accepted for prototxt compatibility"),
 ])

@@ -16,7 +16,7 @@ class Prefetcher:
 
     def __init__(self, layer, start):
         self.layer = layer
-        depth = layer.p.data_param.prefetch
+        depth = getattr(layer.dp, "prefetch", 4)
         shape = (layer.B,) + layer.transformer.out_shape
         self.slots = [(np.empty(shape, np.float32), np.empty(layer.B, np.float32)) for _ in range(depth + 2)]
         self.q = queue.Queue(maxsize=depth)

@@ -186,14 +186,18 @@ def load_hdf5(listfile):
                         raise DataError(f"{path}: no dataset '{key}'")
                     if 2 * h[key].size * max(h[key].dtype.itemsize, 4) > memory_budget():
                         raise DataError(f"{path}: dataset '{key}' of shape {h[key].shape} does not fit in memory")
-                datas.append(_nchw(np.asarray(h["data"]), path))
+                raw = np.asarray(h["data"])
+                sample = raw.shape[1:] if raw.ndim == 2 else None       # feature vectors (N, D)
+                datas.append(_nchw(raw.reshape(raw.shape + (1, 1)) if sample else raw, path))
                 labels.append(_labels(np.asarray(h["label"]), len(datas[-1]), path))
         except (OSError, ValueError, TypeError, KeyError) as e:
             raise DataError(f"{path}: cannot read HDF5 file: {' '.join(str(e).split())[:160]}") from None
         if datas[-1].shape[1:] != datas[0].shape[1:]:
             raise DataError(f"{path}: samples of shape {datas[-1].shape[1:]}, but {files[0]} has "
                             f"{datas[0].shape[1:]} (every file must hold one sample shape)")
-    return Dataset(np.concatenate(datas), np.concatenate(labels), listfile)
+    ds = Dataset(np.concatenate(datas), np.concatenate(labels), listfile)
+    ds.sample_shape = sample
+    return ds
 
 
 # -- image folders (ImageFolder style) --------------------------------------------------------
@@ -237,3 +241,118 @@ def load_images(root):
     ds = Dataset(np.stack(images).astype(np.uint8), np.asarray(labels, np.float32), root)
     ds.classes = classes
     return ds
+
+
+# -- LMDB and LevelDB (Caffe's convert_imageset / convert_mnist_data output) -----------------------
+def _lmdb_records(path):
+    try:
+        import lmdb
+    except ImportError:
+        raise DataError(f"{path}: LMDB sources need the lmdb package: pip install 'netcli[lmdb]'") from None
+    if not os.path.isfile(os.path.join(path, "data.mdb")):
+        raise DataError(f"{path}: not an LMDB database (no data.mdb in the folder)")
+    try:
+        env = lmdb.open(path, readonly=True, lock=False, readahead=False, subdir=True)
+    except lmdb.Error as e:
+        raise DataError(f"{path}: cannot open the LMDB database: {e}") from None
+    try:
+        with env.begin() as txn:
+            yield txn.stat()["entries"]
+            yield from txn.cursor()
+    finally:
+        env.close()
+
+
+def _leveldb_records(path):
+    try:
+        import plyvel
+    except ImportError:
+        raise DataError(f"{path}: LevelDB sources need the plyvel package: pip install 'netcli[leveldb]'") from None
+    if not os.path.isfile(os.path.join(path, "CURRENT")):
+        raise DataError(f"{path}: not a LevelDB database (no CURRENT file in the folder)")
+    try:
+        db = plyvel.DB(path, create_if_missing=False)
+    except plyvel.Error as e:
+        raise DataError(f"{path}: cannot open the LevelDB database: {' '.join(str(e).split())[:160]}") from None
+    try:
+        yield sum(1 for _ in db.iterator(include_value=False))
+        yield from db.iterator()
+    finally:
+        db.close()
+
+
+def load_db(path, backend="LMDB"):
+    """Every Datum of an LMDB or LevelDB database, in key order (as Caffe's cursor reads them)."""
+    from ..caffe.datum import parse_datum
+    from ..caffe.wire import WireError
+    records = _lmdb_records(path) if backend == "LMDB" else _leveldb_records(path)
+    n = next(records)
+    if n == 0:
+        records.close()
+        raise DataError(f"{path}: the {backend} database is empty")
+    images = labels = None
+    try:
+        for i, (key, value) in enumerate(records):
+            if i >= n:
+                break
+            try:
+                a, label = parse_datum(value)
+            except (WireError, OSError, ValueError, SyntaxError) as e:
+                raise DataError(f"{path}: record {i} (key {bytes(key)[:40]!r}) is not a valid Datum: {e}") from None
+            if images is None:
+                need = n * a.nbytes
+                if need > memory_budget():
+                    raise DataError(f"{path}: {n:,} records of {a.shape} need {need / 2 ** 30:.3g} GB, more "
+                                    f"than this machine can hold (netcli keeps datasets in memory)")
+                images = np.empty((n,) + a.shape, a.dtype)
+                labels = np.empty(n, np.float32)
+            elif a.shape != images.shape[1:]:
+                raise DataError(f"{path}: record {i} has shape {a.shape}, the first has {images.shape[1:]}")
+            images[i], labels[i] = a, label
+    finally:
+        records.close()
+    return Dataset(images, labels, path)
+
+
+# -- image lists (Caffe's ImageData: lines '<path> <label>') ------------------------------------
+def load_image_list(listfile, root="", size=(0, 0), color=True):
+    """Every image of a list file, resized to `size` (height, width; 0: keep) with bilinear
+    interpolation as Caffe's cv::resize, in BGR order (Caffe's) or grey."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise DataError(f"{listfile}: ImageData needs Pillow: pip install 'netcli[images]'") from None
+    try:
+        with open(listfile, encoding="utf-8") as f:
+            lines = [(i + 1, line.strip()) for i, line in enumerate(f) if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{listfile}: cannot read the image list: {getattr(e, 'strerror', None) or e}") from None
+    if not lines:
+        raise DataError(f"{listfile}: lists no images")
+    images, labels, shape = [], [], None
+    for number, line in lines:
+        name, _, label = line.rpartition(" ")
+        try:
+            label = int(label)
+        except ValueError:
+            raise DataError(f"{listfile}:{number}: expected '<image path> <integer label>', got {line[:80]!r}") from None
+        path = root + name
+        try:
+            with Image.open(path) as im:
+                im = im.convert("RGB" if color else "L")
+                if size[0] and size[1]:
+                    im = im.resize((size[1], size[0]), Image.BILINEAR)
+                a = np.asarray(im)
+        except (OSError, ValueError, SyntaxError) as e:
+            raise DataError(f"{listfile}:{number}: cannot read image {path}: {' '.join(str(e).split())[:160]}") from None
+        a = a[None] if a.ndim == 2 else a[:, :, ::-1].transpose(2, 0, 1)
+        if shape is None:
+            shape = a.shape
+            if len(lines) * a.nbytes > memory_budget():
+                raise DataError(f"{listfile}: {len(lines):,} images of {a.shape} do not fit in memory")
+        elif a.shape != shape:
+            raise DataError(f"{listfile}:{number}: image {path} is {a.shape[1]}x{a.shape[2]}, the first is "
+                            f"{shape[1]}x{shape[2]}; give new_height and new_width to resize them all")
+        images.append(a)
+        labels.append(label)
+    return Dataset(np.stack(images), np.asarray(labels, np.float32), listfile)

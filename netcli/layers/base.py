@@ -40,6 +40,7 @@ class Layer:
     base_dir = ""                     # set by the Net: the net file's folder (netcli.paths.resolve)
     dtype = np.float32                # set by the Net: its float type (float64 in gradient checks)
     class_labels = None               # set in setup by layers reading class indices: (bottom, classes, ignore)
+    reads_dataset = False             # a data layer with a dataset, batches and a position (layers/data.py)
 
     def __init__(self, name, p, phase, bottom_names, top_names, rng: np.random.Generator):
         self.name = name

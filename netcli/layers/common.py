@@ -214,6 +214,7 @@ class Reshape(_View):
 
 CONCAT = Message("ConcatParameter", [
     Field("axis", "int", 1, "axis along which to concatenate"),
+    Field("concat_dim", "int", None, "deprecated (Caffe): the axis, when axis is not given", range=(0, 2 ** 31 - 1)),
 ])
 
 
@@ -226,7 +227,9 @@ class Concat(Layer):
 
     def setup(self, bottoms, tops):
         ref = bottoms[0].shape
-        self.axis = a = canon_axis(self.p.concat_param.axis, len(ref), "concat_param.axis")
+        p = self.p.concat_param
+        axis = p.concat_dim if p.has("concat_dim") and not p.has("axis") else p.axis
+        self.axis = a = canon_axis(axis, len(ref), "concat_param.axis")
         for i, b in enumerate(bottoms[1:], 1):
             s = b.shape
             if len(s) != len(ref) or s[:a] != ref[:a] or s[a + 1:] != ref[a + 1:]:
@@ -252,6 +255,7 @@ class Concat(Layer):
 SLICE = Message("SliceParameter", [
     Field("axis", "int", 1, "axis to slice"),
     Field("slice_point", "int", None, "indices where the slices start (one fewer than tops)", repeated=True),
+    Field("slice_dim", "int", None, "deprecated (Caffe): the axis, when axis is not given", range=(0, 2 ** 31 - 1)),
 ])
 
 
@@ -265,7 +269,8 @@ class Slice(Layer):
     def setup(self, bottoms, tops):
         p = self.p.slice_param
         shape = bottoms[0].shape
-        self.axis = a = canon_axis(p.axis, len(shape), "slice_param.axis")
+        axis = p.slice_dim if p.has("slice_dim") and not p.has("axis") else p.axis
+        self.axis = a = canon_axis(axis, len(shape), "slice_param.axis")
         n, T = shape[a], len(tops)
         if p.slice_point:
             pts = p.slice_point

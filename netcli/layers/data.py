@@ -16,13 +16,17 @@ from ..data.sources import DataError, check_class_labels
 from ..data.prefetch import Prefetcher
 from ..data.transform import TRANSFORM, Transformer
 from ..errors import NetcliError
+from ..fillers import FILLER, fill as fill_blob
 from .base import Layer, LayerError, register
+from .common import BLOB_SHAPE
 
 DATA = Message("DataParameter", [
     Field("source", "str", REQUIRED, "dataset: a named one (mnist:train, mnist:test), an IDX prefix, "
           "an .npz file, a list of .h5 files, or an image folder"),
-    Field("backend", ("IDX", "NPZ", "HDF5", "IMAGES"), None,
-          "reader; default: from the source (name: -> IDX, .npz -> NPZ, .txt -> HDF5, folder -> IMAGES)"),
+    Field("backend", ("IDX", "NPZ", "HDF5", "IMAGES", "LMDB", "LEVELDB"), None,
+          "reader; default: from the source (name: -> IDX, .npz -> NPZ, .txt -> HDF5, folder with data.mdb -> "
+          "LMDB, with CURRENT -> LEVELDB, other folder -> IMAGES); LMDB and LEVELDB hold Caffe's Datum "
+          "records (pip install 'netcli[lmdb]' or 'netcli[leveldb]')"),
     Field("batch_size", "int", REQUIRED, "samples per batch", check=positive),
     Field("shuffle", "bool", False, "visit samples in a new random order every epoch"),
     Field("rand_skip", "int", 0, "skip a random number (up to this) of samples at the start", check=non_negative),
@@ -61,6 +65,12 @@ def open_dataset(source, backend, base_dir=""):
             backend = "NPZ"
         elif source.endswith(".txt"):
             backend = "HDF5"
+        elif any(os.path.isfile(os.path.join(d, source, "data.mdb")) for d in (base_dir, "")) or \
+                source.rstrip("/").lower().endswith("lmdb"):
+            backend = "LMDB"
+        elif any(os.path.isfile(os.path.join(d, source, "CURRENT")) for d in (base_dir, "")) or \
+                source.rstrip("/").lower().endswith("leveldb"):
+            backend = "LEVELDB"
         elif os.path.isdir(os.path.join(base_dir, source)) or os.path.isdir(source):
             backend = "IMAGES"
         else:
@@ -73,13 +83,16 @@ def open_dataset(source, backend, base_dir=""):
             if backend == "IDX":
                 path = resolve(source, base_dir, "IDX dataset (<prefix>-images-idx3-ubyte[.gz])", _idx_exists)
             else:
-                path = resolve(source, base_dir, "dataset", os.path.isdir if backend == "IMAGES" else os.path.exists)
+                what = {"LMDB": "LMDB database", "LEVELDB": "LevelDB database"}.get(backend, "dataset")
+                path = resolve(source, base_dir, what,
+                               os.path.isdir if backend in ("IMAGES", "LMDB", "LEVELDB") else os.path.exists)
         except NetcliError as e:
             raise DataError(str(e)) from None
     key = (backend, path) if backend == "NAMED" else (backend, os.path.abspath(path), _stamp(path))
     if key not in _CACHE:
         loader = {"NAMED": datasets.load_named, "IDX": sources.load_idx, "NPZ": sources.load_npz,
-                  "HDF5": sources.load_hdf5, "IMAGES": sources.load_images}[backend]
+                  "HDF5": sources.load_hdf5, "IMAGES": sources.load_images, "LMDB": sources.load_db,
+                  "LEVELDB": lambda p: sources.load_db(p, "LEVELDB")}[backend]
         _CACHE[key] = loader(path)
     return _CACHE[key]
 
@@ -89,17 +102,28 @@ class Data(Layer):
     type = "Data"
     doc = "Batches of (data, label) from a dataset, with Caffe's transform_param, prepared ahead."
     params = {"data_param": DATA, "transform_param": TRANSFORM}
+    param_key = "data_param"          # the message with source, batch_size, shuffle (subclasses: their own)
     bottoms = (0, 0)
     tops = (1, 2)
     has_backward = False
+    reads_dataset = True
+
+    @property
+    def dp(self):
+        return getattr(self.p, self.param_key)
+
+    def open(self, p):
+        """The Dataset this layer reads (subclasses: their own readers)."""
+        return open_dataset(p.source, p.backend, self.base_dir)
 
     def setup(self, bottoms, tops):
-        p, t = self.p.data_param, self.p.transform_param
+        p = self.dp
+        t = getattr(self.p, "transform_param", None) or TRANSFORM.defaults()
         try:
-            self.dataset = open_dataset(p.source, p.backend, self.base_dir)
+            self.dataset = self.open(p)
         except DataError as e:
-            raise LayerError(str(e), "data_param.source") from None
-        if p.validation_fraction:
+            raise LayerError(str(e), f"{self.param_key}.source") from None
+        if getattr(p, "validation_fraction", 0):
             self.dataset = validation_split(self.dataset, p.validation_fraction, self.phase == "VALIDATION")
             if len(self.dataset) == 0:
                 raise LayerError(f"validation_fraction {p.validation_fraction} leaves no samples", "data_param.validation_fraction")
@@ -120,11 +144,13 @@ class Data(Layer):
             raise LayerError(f"mean_value needs 1 or {C} values, got {len(t.mean_value)}", "transform_param.mean_value")
         self.transformer = Transformer(t, self.phase, (C, H, W), mean)
         B = self.B = p.batch_size
-        tops[0].reshape((B,) + self.transformer.out_shape)
+        sample = getattr(self.dataset, "sample_shape", None)
+        tops[0].reshape((B,) + (sample if sample and not t.crop_size else self.transformer.out_shape))
         if len(tops) > 1:
             tops[1].reshape((B,))
         self.seed = int(self.rng.integers(2 ** 62))
-        self.skip = int(self.rng.integers(0, p.rand_skip + 1)) if p.rand_skip else 0
+        rand_skip = getattr(p, "rand_skip", 0)
+        self.skip = int(self.rng.integers(0, rand_skip + 1)) if rand_skip else 0
         self.next_batch = 0
         self.rows = None                 # (lo, hi): the rows this process fills (distributed runs)
         self.prefetcher = None
@@ -138,7 +164,7 @@ class Data(Layer):
         perm = self._perm_cache.get(epoch)
         if perm is None:
             n = len(self.dataset)
-            perm = (np.random.default_rng([self.seed, epoch]).permutation(n) if self.p.data_param.shuffle
+            perm = (np.random.default_rng([self.seed, epoch]).permutation(n) if self.dp.shuffle
                     else np.arange(n))
             self._perm_cache = {epoch: perm, **{k: v for k, v in self._perm_cache.items() if k == epoch - 1}}
         return perm
@@ -167,7 +193,7 @@ class Data(Layer):
             self.prefetcher = Prefetcher(self, self.next_batch)
         data, label = self.prefetcher.get(self.next_batch)
         lo, hi = self.rows or (0, self.B)
-        tops[0].data[lo:hi] = data[lo:hi]
+        tops[0].data.reshape(data.shape)[lo:hi] = data[lo:hi]
         if len(tops) > 1:
             tops[1].data[lo:hi] = label[lo:hi]
         self.next_batch += 1
@@ -207,13 +233,13 @@ def check_label_sources(net, problems):
         while j is not None and net.layers[j].type == "Split":
             blob = net.bottom_vecs[j][0]
             j = producer.get(id(blob))
-        if j is None or net.layers[j].type != "Data" or net.top_vecs[j][1:2] != [blob]:
+        if j is None or not net.layers[j].reads_dataset or net.top_vecs[j][1:2] != [blob]:
             continue
         try:
             check_class_labels(net.layers[j].dataset, classes, ignore, f"layer '{layer.name}' ({layer.type})")
         except NetcliError as e:
-            problems.add(net.configs[j].loc, str(e), f"layer '{net.layer_names[j]}' (Data)",
-                         "data_param.source")
+            problems.add(net.configs[j].loc, str(e), f"layer '{net.layer_names[j]}' ({net.layers[j].type})",
+                         f"{net.layers[j].param_key}.source")
 
 
 def validation_split(ds, fraction, held_out):
@@ -250,3 +276,159 @@ def _load_mean(path, shape):
     if m.dtype.kind not in "uifb" or not np.isfinite(m.astype(np.float64)).all():
         raise LayerError(f"mean_file {path} must hold finite numbers", "transform_param.mean_file")
     return m
+
+
+# -- Caffe's other data layers ----------------------------------------------------------------
+HDF5_DATA = Message("HDF5DataParameter", [
+    Field("source", "str", REQUIRED, "a text file listing .h5 files (each with datasets 'data' and 'label')"),
+    Field("batch_size", "int", REQUIRED, "samples per batch", check=positive),
+    Field("shuffle", "bool", False, "visit samples in a new random order every epoch"),
+], doc="Where an HDF5Data layer reads from.")
+
+
+@register
+class HDF5Data(Data):
+    type = "HDF5Data"
+    doc = "Batches of (data, label) from .h5 files listed in a text file (Caffe's HDF5Data; needs h5py)."
+    params = {"hdf5_data_param": HDF5_DATA}
+    param_key = "hdf5_data_param"
+
+    def open(self, p):
+        return open_dataset(p.source, "HDF5", self.base_dir)
+
+
+IMAGE_DATA = Message("ImageDataParameter", [
+    Field("source", "str", REQUIRED, "a text file of lines '<image path> <label>'"),
+    Field("root_folder", "str", "", "prefix of every image path"),
+    Field("batch_size", "int", 1, "samples per batch", check=positive),
+    Field("shuffle", "bool", False, "visit samples in a new random order every epoch"),
+    Field("rand_skip", "int", 0, "skip a random number (up to this) of samples at the start", check=non_negative),
+    Field("new_height", "int", 0, "resize every image to this height (0: keep)", check=non_negative),
+    Field("new_width", "int", 0, "resize every image to this width (0: keep)", check=non_negative),
+    Field("is_color", "bool", True, "3 channels in Caffe's BGR order (false: one grey channel)"),
+], doc="Where an ImageData layer reads from.")
+
+
+@register
+class ImageData(Data):
+    type = "ImageData"
+    doc = ("Batches of (image, label) from a list of image files (Caffe's ImageData: BGR, resized to "
+           "new_height x new_width; needs Pillow).")
+    params = {"image_data_param": IMAGE_DATA, "transform_param": TRANSFORM}
+    param_key = "image_data_param"
+
+    def open(self, p):
+        from ..data.sources import load_image_list
+        from ..paths import resolve
+        try:
+            listfile = resolve(p.source, self.base_dir, "image list")
+        except NetcliError as e:
+            raise DataError(str(e)) from None
+        key = ("IMAGE_LIST", os.path.abspath(listfile), _stamp(listfile), p.root_folder, p.new_height,
+               p.new_width, p.is_color)
+        if key not in _CACHE:
+            _CACHE[key] = load_image_list(listfile, p.root_folder, (p.new_height, p.new_width), p.is_color)
+        return _CACHE[key]
+
+
+DUMMY_DATA = Message("DummyDataParameter", [
+    Field("shape", BLOB_SHAPE, None, "one shape for every top, or one per top", repeated=True),
+    Field("data_filler", FILLER, None, "one filler for every top, or one per top (default constant 0)", repeated=True),
+    Field("num", "int", None, "legacy 4-D shape: num (one value, or one per top)", repeated=True, check=positive),
+    Field("channels", "int", None, "legacy 4-D shape: channels", repeated=True, check=positive),
+    Field("height", "int", None, "legacy 4-D shape: height", repeated=True, check=positive),
+    Field("width", "int", None, "legacy 4-D shape: width", repeated=True, check=positive),
+], doc="Tops of given shapes filled by fillers.")
+
+
+@register
+class DummyData(Layer):
+    type = "DummyData"
+    doc = "Tops of given shapes filled by fillers: constant ones once, random ones at every forward (Caffe's DummyData)."
+    params = {"dummy_data_param": DUMMY_DATA}
+    bottoms = (0, 0)
+    tops = (1, None)
+    has_backward = False
+
+    def setup(self, bottoms, tops):
+        p, n = self.p.dummy_data_param, len(tops)
+        legacy = [p.num, p.channels, p.height, p.width]
+        if p.shape and any(legacy):
+            raise LayerError("give shape or num/channels/height/width, not both", "dummy_data_param.shape")
+        if p.shape:
+            if len(p.shape) not in (1, n):
+                raise LayerError(f"give 1 shape or one per top ({n}), got {len(p.shape)}", "dummy_data_param.shape")
+            shapes = [tuple(s.dim) for s in p.shape]
+        else:
+            for name, values in zip(("num", "channels", "height", "width"), legacy):
+                if len(values) not in (1, n):
+                    raise LayerError(f"give 1 {name} or one per top ({n}), got {len(values)}", f"dummy_data_param.{name}")
+            shapes = [tuple(v[i if len(v) > 1 else 0] for v in legacy) for i in range(n)]
+        if len(p.data_filler) not in (0, 1, n):
+            raise LayerError(f"give 1 data_filler or one per top ({n}), got {len(p.data_filler)}",
+                             "dummy_data_param.data_filler")
+        fill = p.data_filler or [FILLER.defaults()]
+        self.fill = [fill[i if len(fill) > 1 else 0] for i in range(n)]
+        for i, t in enumerate(tops):
+            t.reshape(shapes[i if len(shapes) > 1 else 0], self.dtype)
+        self.refill = [f.type != "CONSTANT" for f in self.fill]
+        for f, t in zip(self.fill, tops):
+            fill_blob(f, t.data, self.rng)
+
+    def forward(self, bottoms, tops):
+        for f, t, again in zip(self.fill, tops, self.refill):
+            if again:
+                fill_blob(f, t.data, self.rng)
+
+    def backward(self, tops, propagate_down, bottoms):
+        pass
+
+
+MEMORY_DATA = Message("MemoryDataParameter", [
+    Field("batch_size", "int", REQUIRED, "samples per batch", check=positive),
+    Field("channels", "int", REQUIRED, "channels of each sample", check=positive),
+    Field("height", "int", REQUIRED, "height of each sample", check=positive),
+    Field("width", "int", REQUIRED, "width of each sample", check=positive),
+], doc="The shape of the arrays a MemoryData layer is given.")
+
+
+@register
+class MemoryData(Layer):
+    type = "MemoryData"
+    doc = ("Batches of (data, label) from arrays given in Python: net.layer_dict[name].set_input_arrays(data, "
+           "labels), as pycaffe's; each forward takes the next batch, wrapping around.")
+    params = {"memory_data_param": MEMORY_DATA, "transform_param": TRANSFORM}
+    bottoms = (0, 0)
+    tops = (2, 2)
+    has_backward = False
+
+    def setup(self, bottoms, tops):
+        p = self.p.memory_data_param
+        self.B, self.shape = p.batch_size, (p.channels, p.height, p.width)
+        self.transformer = Transformer(self.p.transform_param, self.phase, self.shape)
+        tops[0].reshape((self.B,) + self.transformer.out_shape)
+        tops[1].reshape((self.B,))
+        self.data = self.labels = None
+        self.pos = 0
+
+    def set_input_arrays(self, data, labels):
+        data = np.asarray(data)
+        labels = np.asarray(labels, np.float32).reshape(-1)
+        if data.ndim != 4 or data.shape[1:] != self.shape:
+            raise NetcliError(f"layer '{self.name}' (MemoryData): data must be (N, {', '.join(map(str, self.shape))}), "
+                              f"got {data.shape}")
+        if len(data) != len(labels) or len(data) % self.B:
+            raise NetcliError(f"layer '{self.name}' (MemoryData): {len(data)} samples and {len(labels)} labels; "
+                              f"both must be equal and a multiple of the batch size {self.B}")
+        self.data, self.labels, self.pos = data, labels, 0
+
+    def forward(self, bottoms, tops):
+        if self.data is None:
+            raise NetcliError(f"layer '{self.name}' (MemoryData): call set_input_arrays(data, labels) before forward")
+        k = slice(self.pos, self.pos + self.B)
+        self.transformer(self.data[k], tops[0].data, np.random.default_rng([self.pos, len(self.data)]))
+        tops[1].data[...] = self.labels[k]
+        self.pos = (self.pos + self.B) % len(self.data)
+
+    def backward(self, tops, propagate_down, bottoms):
+        pass

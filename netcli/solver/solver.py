@@ -133,7 +133,7 @@ class Solver:
         self.net_path = net_path
         self.net = Net(net_path, phase="TRAIN", seed=self.seed)
         self.test_nets = [Net(net_path, phase="TEST", seed=self.seed + 1)]
-        if any(l.p.data_param.validation_fraction for l in self.net.data_layers()):
+        if any(getattr(l.dp, "validation_fraction", 0) for l in self.net.data_layers()):
             self.test_nets.insert(0, Net(net_path, phase="VALIDATION", seed=self.seed + 2))
         for t in self.test_nets:
             t.share_weights(self.net)

@@ -44,9 +44,8 @@ def diverged_message(solver, loss):
 
 def data_fingerprint(solver):
     """What the TRAIN data layers must keep for a resume to continue the same batches."""
-    return {name: {"batch_size": l.B, "source": l.p.data_param.source, "shuffle": l.p.data_param.shuffle,
-                   "samples": len(l)}
-            for name, l in zip(solver.net.layer_names, solver.net.layers) if l.type == "Data"}
+    return {name: {"batch_size": l.B, "source": l.dp.source, "shuffle": l.dp.shuffle, "samples": len(l)}
+            for name, l in zip(solver.net.layer_names, solver.net.layers) if l.reads_dataset}
 
 
 def write_snapshot(solver):
