@@ -222,6 +222,9 @@ def _parse_one(f: Field, v, problems, layer, path, loc):
             bad = f"expected a string, got {_show(v)}"
         else:
             out = str(v)
+    elif kind == "tree":      # a whole nested file, checked by its own reader (a solver's net_param)
+        if not isinstance(v, dict):
+            bad = f"expected a mapping, got {_show(v)}"
     else:  # pragma: no cover - a programming error in a spec
         raise TypeError(f"unknown field kind {kind!r}")
     if bad is None and f.range is not None and not f.range[0] <= out <= f.range[1]:

@@ -33,6 +33,7 @@ import numpy as np
 from .. import log
 from ..config.schema import Problems
 from ..config.load import load_config
+from ..config.prototxt import is_prototxt, upgrade_net
 from ..errors import ConfigError, NetcliError
 from ..net import Net
 from . import lr_policy, state
@@ -51,7 +52,7 @@ class Solver:
 
     def __init__(self, path, weights=None, max_iter=None, quiet=False, progress=None, group=None, shares=None):
         self.path = os.fspath(path)
-        p, net_path = self._read(self.path)
+        p, nets = self._read(self.path)
         self.group = group                # netcli.distributed.Group: one of several processes
         self.root = group is None or group.rank == 0      # the process that logs, tests and writes
         if not self.root:
@@ -61,7 +62,7 @@ class Solver:
         self.seed = p.random_seed if p.random_seed >= 0 else int(np.random.SeedSequence().entropy % (2 ** 62))
         if group is not None:
             self.seed = group.bcast(self.seed)
-        self._build_nets(net_path)
+        self._build_nets(*nets)
         if shares is not None:
             self.net.executor.reshare(shares)
         self._lengths(p, max_iter)
@@ -94,47 +95,88 @@ class Solver:
         from ..config.compile import config_to_dict
         from ..distributed import digest
         self.net.executor.distribute(group)
-        group.agree("solver or net", digest(self.p.to_dict(), config_to_dict(self.net_path), self.net.data_size(),
+        net_text = config_to_dict(self.net_path) if isinstance(self.net_path, str) else self.net_path
+        group.agree("solver or net", digest(self.p.to_dict(), net_text, self.net.data_size(),
                                              [t.data_size() for t in self.test_nets]))
         group.agree("initial weights", digest(self.net.param_data.tobytes()) if weights else "")
 
     def _read(self, path):
-        """Parse and check the solver file; returns (params, the net file's path)."""
+        """Parse and check the solver file; returns (params, (train net, test nets))."""
         tree = load_config(path, net=False)
         problems = Problems()
         p = self.p = SOLVER.parse(tree, problems, None, "")
         problems.raise_if_any()
         self._where = lambda params, f: f"{path}:{(params.loc(f) or tree.loc).line}"
-        if not p.net:
-            raise ConfigError(f"{path}:{tree.loc.line}: field 'net': the solver needs a net file")
-        from ..paths import resolve
-        try:
-            net_path = resolve(p.net, os.path.dirname(path), "net file", os.path.isfile)
-        except NetcliError as e:
-            raise ConfigError(f"{self._where(p, 'net')}: field 'net': {e}") from None
         at = lambda f: p.loc(f.split(".")[0]) or tree.loc          # noqa: E731 - the line of a field
+        nets = self._net_sources(p, path, at)
         lr_policy.check(p, problems, at)
         if p.type in ("ADAGRAD", "RMSPROP") and p.momentum != 0:
             problems.add(at("momentum"), f"momentum cannot be used with {NAMES[p.type]}", None, "momentum")
         if p.type == "RMSPROP" and not 0 <= p.rms_decay < 1:
             problems.add(at("rms_decay"), "must be in [0, 1)", None, "rms_decay")
-        if len(p.test_iter) > 1:
-            problems.add(at("test_iter"), f"one test net is supported, got {len(p.test_iter)} values", None, "test_iter")
         for a, b in (("max_iter", "max_epochs"), ("test_interval", "test_interval_epochs"),
                      ("snapshot", "snapshot_epochs")):
             if p.has(a) and p.has(b):
                 problems.add(at(b), f"give {a} or {b}, not both", None, b)
         problems.raise_if_any()
-        return p, net_path
+        return p, nets
 
-    def _build_nets(self, net_path):
-        """The TRAIN net, and the test nets sharing its weights: TEST, and VALIDATION first when a
-        TRAIN data layer holds out a validation_fraction (periodic tests use it)."""
-        self.net_path = net_path
-        self.net = Net(net_path, phase="TRAIN", seed=self.seed)
-        self.test_nets = [Net(net_path, phase="TEST", seed=self.seed + 1)]
-        if any(getattr(l.dp, "validation_fraction", 0) for l in self.net.data_layers()):
-            self.test_nets.insert(0, Net(net_path, phase="VALIDATION", seed=self.seed + 2))
+    def _net_sources(self, p, path, at):
+        """Caffe's rules for where the nets come from: the TRAIN net from one of net, net_param,
+        train_net, train_net_param; the test nets from test_net_param, then test_net, then as many
+        more from net/net_param as test_iter (or test_state) has values left, each with its
+        test_state. Returns (train net, [(test net, stages, level)])."""
+        from ..paths import resolve
+
+        def file(field, name):
+            try:
+                return resolve(name, os.path.dirname(path), "net file", os.path.isfile)
+            except NetcliError as e:
+                raise ConfigError(f"{self._where(p, field)}: field '{field}': {e}") from None
+
+        given = [f for f in ("net", "net_param", "train_net", "train_net_param") if p.has(f)]
+        if len(given) != 1:
+            what = "the solver needs a net file" if not given else f"give one of {', '.join(given)}, not several"
+            raise ConfigError(f"{self._where(p, given[-1] if given else 'net')}: field '{given[-1] if given else 'net'}': "
+                              f"{what} (net, net_param, train_net or train_net_param)")
+        source = given[0]
+        if is_prototxt(path):         # nets written inside a prototxt solver: Caffe's upgrades apply
+            for tree in [p.net_param, p.train_net_param] + list(p.test_net_param):
+                if tree is not None:
+                    upgrade_net(tree, path)
+        train = file(source, p.net if source == "net" else p.train_net) if source in ("net", "train_net") else \
+            getattr(p, source)
+        tests = [(t, (), 0) for t in p.test_net_param] + [(file("test_net", t), (), 0) for t in p.test_net]
+        generic = p.net if source == "net" else p.net_param if source == "net_param" else None
+        if generic is not None:
+            generic = train
+            count = max(len(p.test_iter), len(p.test_state), 1 if not tests else 0) - len(tests)
+            tests += [(generic, (), 0)] * max(count, 0)
+        if p.test_state and len(p.test_state) != len(tests):
+            raise ConfigError(f"{self._where(p, 'test_state')}: field 'test_state': {len(p.test_state)} given for "
+                              f"{len(tests)} test net(s); give one per test net or none")
+        states = p.test_state or [None] * len(tests)
+        tests = [(t, tuple(st.stage) if st else (), st.level if st else 0) for (t, _, _), st in zip(tests, states)]
+        if p.test_iter and len(p.test_iter) != len(tests):
+            raise ConfigError(f"{self._where(p, 'test_iter')}: field 'test_iter': {len(p.test_iter)} value(s) for "
+                              f"{len(tests)} test net(s); give one per test net")
+        self.train_state = (tuple(p.train_state.stage), p.train_state.level) if p.has("train_state") else ((), 0)
+        return train, tests
+
+    def _build_nets(self, train, tests):
+        """The TRAIN net, and the test nets sharing its weights (a file or a tree each, with stages
+        and level). With one test net and a TRAIN data layer holding out a validation_fraction,
+        a VALIDATION net goes first: periodic tests use it, the TEST net runs at the end."""
+        self.net_path = train
+        stages, level = self.train_state
+        self.net = Net(train, phase="TRAIN", seed=self.seed, stages=stages, level=level)
+        self.test_nets = [Net(t, phase="TEST", seed=self.seed + 1 + k, stages=s, level=lv)
+                          for k, (t, s, lv) in enumerate(tests)]
+        self.validation = len(tests) == 1 and any(getattr(l.dp, "validation_fraction", 0)
+                                                  for l in self.net.data_layers())
+        if self.validation:
+            t, s, lv = tests[0]
+            self.test_nets.insert(0, Net(t, phase="VALIDATION", seed=self.seed + 2, stages=s, level=lv))
         for t in self.test_nets:
             t.share_weights(self.net)
 
@@ -156,9 +198,11 @@ class Solver:
                               if p.test_interval_epochs else p.test_interval)
         self.snapshot_interval = from_epochs("snapshot_epochs", p.snapshot_epochs) if p.snapshot_epochs else p.snapshot
         whole = [math.ceil(t.data_size() / t.batch_size()) if t.data_size() else 0 for t in self.test_nets]
-        self.test_iters = [p.test_iter[0] if p.test_iter else whole[0]] + whole[1:]
+        given = list(p.test_iter) + [None] if self.validation else list(p.test_iter)
+        given += [None] * (len(whole) - len(given))
+        self.test_iters = [g or w for g, w in zip(given, whole)]
         # without test_iter a test covers its whole data set once, each sample exactly once
-        self.test_whole = [not p.test_iter and whole[0] > 0] + [True] * (len(whole) - 1)
+        self.test_whole = [g is None and w > 0 for g, w in zip(given, whole)]
         if self.test_interval and not self.test_iter:
             raise ConfigError(f"{self._where(p, 'test_interval')}: field 'test_iter': the TEST net has no Data "
                               "layer, so test_iter must be given")
@@ -284,6 +328,11 @@ class Solver:
         """The periodic test, then early stopping and the plateau policy (not after an
         interrupted test)."""
         results = self.test() if self.root else None
+        if self.root and results is not None and not self.validation:
+            for k in range(1, len(self.test_nets)):       # Caffe tests every test net, #0 first
+                if self.test(k) is None:
+                    results = None
+                    break
         if self.group is not None:
             results = self.group.bcast(results)
             if results is not None:
@@ -323,7 +372,7 @@ class Solver:
                 return False
             if self.p.display and self.iter % self.p.display == 0 and self.losses:
                 log.info(f"Iteration {self.iter}, loss = {self.smoothed_loss():.6g}")
-            if len(self.test_nets) > 1 and self.root:
+            if self.validation and self.root:
                 log.info("Final test on the TEST set (periodic tests used the VALIDATION split):")
                 self.final_test = self.test(1)
         log.info("Optimization Done.")

@@ -1,4 +1,5 @@
 """SolverParameter: Caffe's fields and defaults, plus epoch-based lengths and intervals."""
+from ..config.net_spec import NET_STATE
 from ..config.schema import Field, Message, non_negative, positive
 
 SOLVER_TYPES = ("SGD", "NESTEROV", "ADAGRAD", "RMSPROP", "ADADELTA", "ADAM")
@@ -21,8 +22,16 @@ PLATEAU = Message("Plateau", MONITOR, doc="lr_policy plateau: multiply the rate 
 
 SOLVER = Message("SolverParameter", [
     Field("net", "str", None, "the net file (TRAIN and TEST phases), relative to this solver file"),
-    Field("test_iter", "int", None, "batches per test pass (default: the whole TEST set once)",
-          repeated=True, check=positive),
+    Field("net_param", "tree", None, "the net itself, written inside the solver file (instead of net)"),
+    Field("train_net", "str", None, "a net file for training only (then test_net gives the test nets)"),
+    Field("train_net_param", "tree", None, "the training net written inside the solver file"),
+    Field("test_net", "str", None, "net files for testing, one test net each", repeated=True),
+    Field("test_net_param", "tree", None, "test nets written inside the solver file", repeated=True),
+    Field("train_state", NET_STATE, None, "stages and level of the TRAIN net: {stage: [...], level: N}"),
+    Field("test_state", NET_STATE, None, "stages and level of each test net built from net/net_param "
+          "(one per test net, after those of test_net_param and test_net)", repeated=True),
+    Field("test_iter", "int", None, "batches per test pass, one value per test net (default: each test "
+          "net's whole data once)", repeated=True, check=positive),
     Field("test_interval", "int", 0, "test every this many iterations (0: never)", check=non_negative),
     Field("test_interval_epochs", "float", None, "test every this many epochs of the TRAIN data", check=positive),
     Field("test_initialization", "bool", True, "also test before the first iteration"),
@@ -55,6 +64,12 @@ SOLVER = Message("SolverParameter", [
     Field("snapshot_epochs", "float", None, "snapshot every this many epochs", check=positive),
     Field("snapshot_prefix", "str", None, "snapshot path prefix (default: snapshots/<solver file name>)"),
     Field("snapshot_after_train", "bool", True, "write a snapshot when training ends"),
+    Field("snapshot_format", ("HDF5", "BINARYPROTO"), None, "BINARYPROTO: also write <prefix>_iter_N.caffemodel "
+          "(Caffe's weights) next to each .weights.npz; HDF5: the .npz files alone (they hold what Caffe's "
+          ".caffemodel.h5 and .solverstate.h5 held: named arrays)"),
+    Field("snapshot_diff", "bool", False, "accepted for prototxt compatibility (gradients are not snapshotted)"),
+    Field("debug_info", "bool", False, "accepted for prototxt compatibility"),
+    Field("layer_wise_reduce", "bool", True, "accepted for prototxt compatibility"),
     Field("random_seed", "int", -1, "seed for fillers, dropout and data shuffling (-1: from the clock)",
           range=(-1, 2 ** 63 - 1)),
     Field("type", SOLVER_TYPES, "SGD", "update rule: SGD, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam"),

@@ -70,7 +70,13 @@ def write_snapshot(solver):
     }
     for i, h in enumerate(solver.rule.history):
         state[f"history/{i}"] = h
-    save_files({wpath: weight_arrays(solver.net), spath: state})
+    files = {wpath: weight_arrays(solver.net), spath: state}
+    if solver.p.snapshot_format == "BINARYPROTO":      # Caffe's weights too, for Caffe and OpenCV
+        from ..caffe.caffemodel import caffemodel_bytes
+        cpath = wpath[:-len(".weights.npz")] + ".caffemodel"
+        log.info(f"Snapshotting to binary proto file {cpath}")
+        files = {cpath: caffemodel_bytes(solver.net), **files}
+    save_files(files)
     solver.last_snapshot_iter = solver.iter
     solver.snapshots_written.append(solver.iter)
     return wpath, spath

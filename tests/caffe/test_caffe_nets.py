@@ -170,3 +170,72 @@ def test_caffe_net_shapes(caffe_root, monkeypatch, path):
         if deploy_batch is None:
             net.forward()            # the data layers read what was made above
             assert all(np.isfinite(net.blobs[b].data).all() for b in shapes)
+
+
+SOLVERS_NOT_YET = {
+    "examples/finetune_pascal_detection/pascal_finetune_solver.prototxt": "unknown layer type 'WindowData'",
+    # its nets are written by the pycaffe notebook (examples/01-learning-lenet.ipynb), not kept in git
+    "examples/mnist/lenet_auto_solver.prototxt": "mnist/lenet_auto_train.prototxt: no such net file",
+}
+
+
+def _solvers():
+    out = []
+    for folder, _, files in os.walk(CAFFE):
+        out += [os.path.relpath(os.path.join(folder, f), CAFFE).replace(os.sep, "/") for f in files
+                if f.endswith(".prototxt") and "solver" in f]
+    return sorted(out)
+
+
+@pytest.mark.parametrize("path", _solvers())
+def test_caffe_solver_loads(caffe_root, monkeypatch, path):
+    from netcli import Solver
+    monkeypatch.chdir(caffe_root)
+    if path in SOLVERS_NOT_YET:
+        with pytest.raises(NetcliError, match=SOLVERS_NOT_YET[path]):
+            Solver(path, max_iter=0, progress=False)
+        return
+    s = Solver(path, max_iter=0, progress=False)
+    text = open(path).read()
+    if "test_state" in text:          # consolidated and autoencoder solvers: two test nets with stages
+        assert [t.stages for t in s.test_nets] == \
+            ([("test-on-test-set",), ("test-on-train-set",)] if "consolidated" in path else
+             [("test-on-train",), ("test-on-test",)])
+        assert len(s.test_iters) == 2
+
+
+SOLVER = """
+test_iter: 2  test_state { stage: "a" }
+test_iter: 1  test_state { stage: "b" }
+test_interval: 1 max_iter: 2 base_lr: 0.1 lr_policy: "fixed" random_seed: 1
+snapshot_format: BINARYPROTO snapshot_prefix: "out/s"
+net_param {
+  name: "inline"
+  layer { name: "in" type: "DummyData" top: "x" top: "y"
+           dummy_data_param { shape { dim: 4 dim: 3 } shape { dim: 4 dim: 2 } data_filler { type: "gaussian" } } }
+  layer { name: "ip" type: "InnerProduct" bottom: "x" top: "z" inner_product_param { num_output: 2
+          weight_filler { type: "xavier" } } }
+  layer { name: "loss" type: "EuclideanLoss" bottom: "z" bottom: "y" include { phase: TRAIN } }
+  layer { name: "lossa" type: "EuclideanLoss" bottom: "z" bottom: "z" include { phase: TEST stage: "a" } }
+}
+"""
+
+
+def test_inline_net_several_test_nets_and_caffemodel_snapshots(tmp_path, monkeypatch, capsys):
+    from netcli import Solver
+    from netcli.caffe.caffemodel import read_caffemodel
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "solver.prototxt").write_text(SOLVER)
+    (tmp_path / "bad.prototxt").write_text("test_iter: 5\n" + SOLVER)
+    with pytest.raises(NetcliError, match=r"^bad.prototxt:3: field 'test_state': 2 given for 3 test net\(s\)"):
+        Solver("bad.prototxt", progress=False)
+    s = Solver("solver.prototxt", progress=False)
+    assert [t.stages for t in s.test_nets] == [("a",), ("b",)] and s.test_iters == [2, 1]
+    assert [t.outputs for t in s.test_nets] == [["y", "lossa"], ["y", "z"]]
+    s.solve()
+    out = capsys.readouterr().out
+    assert out.count("Testing net (#0)") == 3 and out.count("Testing net (#1)") == 3
+    assert "    Test net output #0: y = " in out
+    model = read_caffemodel(tmp_path / "out" / "s_iter_2.caffemodel")
+    ip = [l for l in model.layers if l.name == "ip"][0]
+    assert np.array_equal(ip.blobs[0].array, s.net.params["ip"][0].data)
