@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import click
 
@@ -134,16 +135,18 @@ def _distributed(ctx, reduction="exact"):
 @click.option("--iterations", type=click.IntRange(min=1), help="Batches to run (default: the whole data set once).")
 @click.option("--phase", default="TEST", type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
               callback=_phase, show_default=True)
+@click.option("--stage", "stages", multiple=True, help="A stage of the net (repeat for several), as Caffe's -stage.")
+@click.option("--level", default=0, show_default=True, type=int, help="The net's level, as Caffe's -level.")
 @click.option("--metrics", is_flag=True, help="Also a confusion matrix and per-class precision, recall and F1.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of the averaged outputs.")
 @click.pass_context
-def test(ctx, model, weights, iterations, phase, metrics, as_json):
+def test(ctx, model, weights, iterations, phase, stages, level, metrics, as_json):
     """Score a trained net: per-batch outputs, then their averages; under mpiexec or srun the
     batches are split across the processes."""
     from .tools import json_safe, score
     g = _distributed(ctx)
     result = score(model, weights, iterations, phase, echo=None if as_json else click.echo, metrics=metrics,
-                   group=g)
+                   group=g, stages=stages, level=level)
     if g is not None and g.rank:
         return
     if as_json:
@@ -162,17 +165,20 @@ def test(ctx, model, weights, iterations, phase, metrics, as_json):
 @click.option("--iterations", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--phase", default="TRAIN", type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
               callback=_phase, show_default=True)
+@click.option("--stage", "stages", multiple=True, help="A stage of the net (repeat for several), as Caffe's -stage.")
+@click.option("--level", default=0, show_default=True, type=int, help="The net's level, as Caffe's -level.")
 @click.option("--json", "as_json", is_flag=True, help="Print the timings as one JSON object.")
 @click.option("--reduction", type=click.Choice(["exact", "mpi"]), default="exact", show_default=True,
               help="Under mpiexec/srun: the gradient reduction to time (see train).")
 @click.pass_context
-def time(ctx, model, iterations, phase, as_json, reduction):
+def time(ctx, model, iterations, phase, stages, level, as_json, reduction):
     """Per-layer forward and backward times, as `caffe time`; under mpiexec or srun, each
     process's part of the batch, and the gradient reduction's time."""
     from .tools import benchmark
     from .tools import json_safe
     g = _distributed(ctx, reduction)
-    result = benchmark(model, iterations, phase, echo=None if as_json else click.echo, group=g)
+    result = benchmark(model, iterations, phase, echo=None if as_json else click.echo, group=g, stages=stages,
+                       level=level)
     if g is not None and g.rank:
         return
     if as_json:
@@ -184,9 +190,11 @@ def time(ctx, model, iterations, phase, as_json, reduction):
 @click.option("--solver", "solver_path", type=click.Path(dir_okay=False), help="A solver YAML file (checks its nets too).")
 @click.option("--phase", default="TRAIN", type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
               callback=_phase, show_default=True, help="Phase of --model to show.")
+@click.option("--stage", "stages", multiple=True, help="A stage of the net (repeat for several), as Caffe's -stage.")
+@click.option("--level", default=0, show_default=True, type=int, help="The net's level, as Caffe's -level.")
 @click.option("--print-config", is_flag=True, help="Print the file as netcli reads it (given fields, canonical "
               "spellings); loading the output gives the same net.")
-def check(model, solver_path, phase, print_config):
+def check(model, solver_path, phase, stages, level, print_config):
     """Validate without training: shapes, params, FLOPs and memory per layer."""
     if bool(model) == bool(solver_path):
         raise click.UsageError("give --model or --solver")
@@ -194,7 +202,19 @@ def check(model, solver_path, phase, print_config):
     if print_config:
         write_config(model, solver_path, echo=click.echo)
         return
-    run_check(model, solver_path, phase, echo=click.echo)
+    run_check(model, solver_path, phase, echo=click.echo, stages=stages, level=level)
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The file to write; its extension says what: .yaml, .prototxt, .npz or .caffemodel.")
+@click.option("--model", type=click.Path(dir_okay=False), help="For weights: the net they belong to.")
+def convert(source, output, model):
+    """Convert a net or solver between YAML and Caffe's prototxt, or weights between .npz and
+    Caffe's .caffemodel."""
+    from .tools import convert as run_convert
+    run_convert(source, output, model, echo=click.echo)
 
 
 @cli.command()
@@ -221,8 +241,19 @@ def data_fetch(name, folder):
     click.echo(f"{name}: files in {where}")
 
 
+def caffe_flags(argv):
+    """Caffe's single-dash long flags (`train -solver x.prototxt`, `-weights=w`) as click's
+    `--solver`; short flags (-h, -o) stay as they are."""
+    out = []
+    for a in argv:
+        m = re.match(r"-([a-z][a-z_]+)(=.*)?$", a)
+        out.append(f"-{a}" if m else a)
+    return out
+
+
 def main(argv=None):
-    cli.main(args=argv, prog_name="netcli", obj={})
+    import sys
+    cli.main(args=caffe_flags(sys.argv[1:] if argv is None else list(argv)), prog_name="netcli", obj={})
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,7 @@
 """What `netcli test`, `time` and `check` do, as functions a notebook can call too."""
 from __future__ import annotations
 
+import os
 import math
 import time
 
@@ -23,7 +24,7 @@ def _classifier_blobs(net):
     return None
 
 
-def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=False, group=None):
+def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=False, group=None, stages=(), level=0):
     """Run the net over its data and average every output, as `caffe test`: `iterations` batches,
     or (None) the whole data set once, each sample counted exactly once (netcli.evaluate).
     Returns {"outputs": {name: mean}, "loss": mean loss, "iterations": batches, "samples": n}
@@ -31,7 +32,7 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
     from .evaluate import evaluate
     from .metrics import classification_metrics, confusion, format_metrics
     echo = echo or _noop
-    net = Net(model, phase=phase, weights=weights)
+    net = Net(model, phase=phase, weights=weights, stages=stages, level=level)
     if iterations is None and not net.data_size():
         raise NetcliError(f"{model}: no Data layer in the {phase} net; give --iterations")
     if metrics and _classifier_blobs(net) is None:
@@ -98,7 +99,7 @@ def json_safe(value, path="", nonfinite=None):
     return value
 
 
-def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None):
+def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages=(), level=0):
     """Per-layer forward/backward times in ms, as `caffe time` (one warm-up pass first, so JIT
     compilation is reported apart). With a process group (mpiexec), the batch is split as in
     training, every process times its part, and rank 0 reports the slowest process's times and
@@ -107,7 +108,7 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None):
     echo = echo if group is None or group.rank == 0 else None
     echo = echo or _noop
     t0 = time.perf_counter()
-    net = Net(model, phase=phase)
+    net = Net(model, phase=phase, stages=stages, level=level)
     if group is not None:
         if phase != "TRAIN":
             raise NetcliError("netcli time under mpiexec times the TRAIN phase (the split of training)")
@@ -221,13 +222,9 @@ def print_config(model=None, solver=None, echo=None):
     spellings, every layer of every phase. Loading the output gives the same net (or solver)."""
     import yaml
     from .config.compile import config_to_dict
-    from .config.schema import Problems
-    from .config.load import load_config
     if solver:
-        from .solver.spec import SOLVER
-        problems = Problems()
-        tree = SOLVER.parse(load_config(solver, net=False), problems, None, "").to_dict()
-        problems.raise_if_any()
+        from .config.compile import solver_to_dict
+        tree = solver_to_dict(solver)
     else:
         tree = config_to_dict(model)
     text = yaml.safe_dump(tree, sort_keys=False, default_flow_style=None, width=110)
@@ -235,7 +232,7 @@ def print_config(model=None, solver=None, echo=None):
     return text
 
 
-def check(model=None, solver=None, phase="TRAIN", echo=None):
+def check(model=None, solver=None, phase="TRAIN", echo=None, stages=(), level=0):
     echo = echo or _noop
     if solver:
         from .solver import Solver
@@ -245,7 +242,7 @@ def check(model=None, solver=None, phase="TRAIN", echo=None):
         describe_net(s.net, echo)
         describe_net(s.test_nets[0], echo)
     else:
-        describe_net(Net(model, phase=phase), echo)
+        describe_net(Net(model, phase=phase, stages=stages, level=level), echo)
     echo("OK")
 
 
@@ -300,3 +297,46 @@ def list_layers(type_=None, echo=None):
             echo(f"  {key}:")
             _fmt_fields(spec, "", echo)
     return names
+
+
+WEIGHT_EXT = (".npz", ".caffemodel")
+CONFIG_EXT = (".yaml", ".yml", ".prototxt", ".pbtxt")
+
+
+def is_solver_file(path):
+    """A solver file names a net and training fields; a net file has layers."""
+    from .config.load import load_config
+    tree = load_config(path, net=False)
+    return not ({"layer", "layers"} & set(tree)) and bool({"net", "net_param", "train_net", "train_net_param",
+                                                             "base_lr", "max_iter", "lr_policy"} & set(tree))
+
+
+def convert(source, output, model=None, echo=None):
+    """A net or solver file between YAML and prototxt, or weights between .npz and .caffemodel
+    (`model` gives the net they belong to); the output's extension says which. Written
+    atomically: nothing half-written is left on an error."""
+    from .snapshot import is_caffemodel, save_files
+    out = os.fspath(output)
+    if not out.lower().endswith(WEIGHT_EXT + CONFIG_EXT):
+        raise NetcliError(f"{out}: the output's extension says what to write: one of {', '.join(WEIGHT_EXT + CONFIG_EXT)}")
+    if out.lower().endswith(WEIGHT_EXT):
+        if not (os.fspath(source).endswith(".npz") or is_caffemodel(source)):
+            raise NetcliError(f"{source}: weights are converted from a .npz or a .caffemodel")
+        if not model:
+            raise NetcliError("converting weights needs --model, the net they belong to (its layer names and shapes)")
+        net = Net(model, phase="TEST")
+        net.load(source)
+        net.save(out)
+        (echo or _noop)(f"Wrote {out}: {len(net.param_owner_keys)} param blobs of net '{net.name}'")
+        return out
+    if os.fspath(source).lower().endswith(WEIGHT_EXT):
+        raise NetcliError(f"{source}: weights convert to .npz or .caffemodel, not to {os.path.splitext(out)[1]}")
+    solver = is_solver_file(source)
+    if out.lower().endswith((".prototxt", ".pbtxt")):
+        from .config.prototxt import net_to_prototxt, solver_to_prototxt
+        text = solver_to_prototxt(source) if solver else net_to_prototxt(source)
+    else:
+        text = print_config(None if solver else source, source if solver else None) + "\n"
+    save_files({out: text.encode("utf-8")})
+    (echo or _noop)(f"Wrote {out}: the {'solver' if solver else 'net'} of {source}")
+    return out

@@ -130,22 +130,45 @@ def spec_summary(spec):
     return [(x.name, x.type, x.p.to_dict(), x.p.phase, x.bottom, x.top, x.loss_weight) for x in spec.layers]
 
 
-def config_to_dict(path):
+def config_to_dict(path, enum=None, layers_key="layers"):
     """The net file at `path` as written back: every layer (all phases), only the fields given,
-    enum values in their canonical spelling. Loading it gives the same net."""
-    tree = load_config(path)
+    enum values in their canonical spelling (or as `enum` styles them: Params.to_dict). Loading
+    it gives the same net."""
+    tree = load_config(path) if not isinstance(path, dict) else path
     problems = Problems()
     rest = LDict((k, v) for k, v in tree.items() if k not in ("layers", "layer"))
-    out = NET_TOP.parse(rest, problems, None, "").to_dict()
+    out = NET_TOP.parse(rest, problems, None, "").to_dict(enum)
     layers = []
     raw = tree.get("layers") or tree.get("layer") or []
     for item in raw if isinstance(raw, list) else [raw]:
         cls = REGISTRY.get(item.get("type")) if isinstance(item, dict) else None
         if cls is None:
-            raise ConfigError(f"{path}: run 'netcli check' first: a layer does not parse")
-        layers.append(layer_message(cls).parse(item, problems, None, "").to_dict())
+            where = getattr(item, "loc", None) or path
+            what = f"layer '{item.get('name')}': unknown layer type '{item.get('type')}'" if isinstance(item, dict) \
+                else "a layer is not a mapping"
+            raise ConfigError(f"{where}: {what}{did_you_mean(item.get('type'), REGISTRY) if isinstance(item, dict) else ''}")
+        layers.append(layer_message(cls).parse(item, problems, None, "").to_dict(enum))
     problems.raise_if_any()
-    out["layers"] = layers
+    out[layers_key] = layers
+    return out
+
+
+def solver_to_dict(path, enum=None, layers_key="layers"):
+    """A solver file as written back (config_to_dict's rules), nets inside it included."""
+    from ..solver.spec import SOLVER
+    from .prototxt import is_prototxt, upgrade_net
+    problems = Problems()
+    p = SOLVER.parse(load_config(path, net=False), problems, None, "")
+    problems.raise_if_any()
+    out = p.to_dict(enum)
+    for key in ("net_param", "train_net_param", "test_net_param"):
+        if key in out:
+            trees = out[key] if isinstance(out[key], list) else [out[key]]
+            if is_prototxt(path):
+                for t in trees:
+                    upgrade_net(t, path)
+            done = [config_to_dict(t, enum, layers_key) for t in trees]
+            out[key] = done if isinstance(out[key], list) else done[0]
     return out
 
 

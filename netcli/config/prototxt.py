@@ -401,3 +401,29 @@ def _upgrade_inputs(tree, path):
     layers.item_locs.insert(0, loc)
     tree["layer"] = layers
     tree.key_locs.setdefault("layer", loc)
+
+
+# -- writing nets and solvers as Caffe reads them ------------------------------------------------
+# Fields that caffe.proto declares as strings although netcli checks them as enums.
+_SOLVER_TYPE_NAMES = {"SGD": "SGD", "NESTEROV": "Nesterov", "ADAGRAD": "AdaGrad", "RMSPROP": "RMSProp",
+                      "ADADELTA": "AdaDelta", "ADAM": "Adam"}
+_STRINGS = {("FillerParameter", "type"): str.lower, ("SolverParameter", "lr_policy"): str,
+            ("SolverParameter", "type"): lambda v: _SOLVER_TYPE_NAMES.get(v, v)}
+
+
+def caffe_enum(message, field, value):
+    """An enum value as caffe.proto spells it: bare, or a string where Caffe's field is one."""
+    style = _STRINGS.get((message, field))
+    return style(value) if style else Enum(value)
+
+
+def net_to_prototxt(path):
+    """A net file (YAML or prototxt) as a prototxt Caffe reads."""
+    from .compile import config_to_dict
+    return dump_prototxt(config_to_dict(path, caffe_enum, "layer"))
+
+
+def solver_to_prototxt(path):
+    """A solver file (YAML or prototxt) as a prototxt Caffe reads."""
+    from .compile import solver_to_dict
+    return dump_prototxt(solver_to_dict(path, caffe_enum, "layer"))

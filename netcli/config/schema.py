@@ -84,15 +84,20 @@ class Params:
     def loc(self, name, default=None):
         return self._given.get(name, default)
 
-    def to_dict(self):
-        """The given (non-default) fields as plain Python, for writing a config back."""
+    def to_dict(self, enum=None):
+        """The given (non-default) fields as plain Python, for writing a config back; `enum`
+        (message name, field name, value) -> value restyles enum values (prototxt writing)."""
         out = {}
         for name in self._given:
             v = getattr(self, name)
+            kind = self._message.by_name[name].kind if name in self._message.by_name else None
             if isinstance(v, Params):
-                v = v.to_dict()
+                v = v.to_dict(enum)
             elif isinstance(v, list):
-                v = [x.to_dict() if isinstance(x, Params) else x for x in v]
+                v = [x.to_dict(enum) if isinstance(x, Params) else
+                     enum(self._message.name, name, x) if enum and isinstance(kind, tuple) else x for x in v]
+            elif enum and isinstance(kind, tuple) and v is not None:
+                v = enum(self._message.name, name, v)
             out[name] = v
         return out
 
