@@ -189,8 +189,11 @@ def _solvers():
 
 @pytest.mark.parametrize("path", _solvers())
 def test_caffe_solver_loads(caffe_root, monkeypatch, path):
+    import functools
     from netcli import Solver
+    from netcli.solver import solver as solver_module
     monkeypatch.chdir(caffe_root)
+    monkeypatch.setattr(solver_module, "Net", functools.partial(Net, batch_size=B))   # AlexNet's 256 need GBs
     if path in SOLVERS_NOT_YET:
         with pytest.raises(NetcliError, match=SOLVERS_NOT_YET[path]):
             Solver(path, max_iter=0, progress=False)
