@@ -13,7 +13,7 @@ TRANSFORM = Message("TransformationParameter", [
     Field("mirror", "bool", False, "TRAIN: flip each image left-right with probability 1/2"),
     Field("crop_size", "int", 0, "crop square patches of this size (random in TRAIN, centre in TEST)",
           check=non_negative),
-    Field("mean_file", "str", None, "a .npy/.npz file holding the (C, H, W) mean image"),
+    Field("mean_file", "str", None, "the (C, H, W) mean image: Caffe's .binaryproto, or an .npy/.npz file"),
     Field("mean_value", "float", None, "per-channel mean (1 or C values)", repeated=True),
 ], doc="Preprocessing applied by data layers.")
 
