@@ -83,9 +83,9 @@ def _phase(ctx, param, value):
 
 @cli.command()
 @click.option("--solver", "solver_path", required=True, type=click.Path(dir_okay=False),
-              help="The solver YAML file.")
+              help="The solver file (YAML or Caffe prototxt).")
 @click.option("--snapshot", type=click.Path(dir_okay=False), help="Resume from this .solverstate.npz.")
-@click.option("--weights", help="Fine-tune from these weights (comma-separated .weights.npz files).")
+@click.option("--weights", help="Fine-tune from these weights (comma-separated .weights.npz or .caffemodel files).")
 @click.option("--iterations", type=click.IntRange(min=0), help="Train this many iterations (overrides max_iter).")
 @click.option("--sigint-effect", type=click.Choice(["snapshot", "stop", "none"]), default="snapshot",
               show_default=True, help="On Ctrl-C (SIGINT): snapshot and stop, stop, or ignore it.")
@@ -130,8 +130,8 @@ def _distributed(ctx, reduction="exact"):
 
 
 @cli.command()
-@click.option("--model", required=True, type=click.Path(dir_okay=False), help="The net YAML file.")
-@click.option("--weights", required=True, help="Weights to score (.weights.npz).")
+@click.option("--model", required=True, type=click.Path(dir_okay=False), help="The net file (YAML or Caffe prototxt).")
+@click.option("--weights", required=True, help="Weights to score (.weights.npz or .caffemodel).")
 @click.option("--iterations", type=click.IntRange(min=1), help="Batches to run (default: the whole data set once).")
 @click.option("--phase", default="TEST", type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
               callback=_phase, show_default=True)
@@ -161,7 +161,7 @@ def test(ctx, model, weights, iterations, phase, stages, level, metrics, as_json
 
 
 @cli.command()
-@click.option("--model", required=True, type=click.Path(dir_okay=False), help="The net YAML file.")
+@click.option("--model", required=True, type=click.Path(dir_okay=False), help="The net file (YAML or Caffe prototxt).")
 @click.option("--iterations", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--phase", default="TRAIN", type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
               callback=_phase, show_default=True)
