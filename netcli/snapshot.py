@@ -125,7 +125,7 @@ def weight_arrays(net):
 
 def is_caffemodel(path):
     """Caffe's binary weights: by extension, or a file that is not a zip (an .npz) but starts
-    like a NetParameter (field 1 or 2 or 100, length-delimited)."""
+    like a NetParameter (field 1, 2 or 100, length-delimited; a zip starts with 'PK')."""
     path = os.fspath(path)
     if path.endswith(".caffemodel"):
         return True
@@ -136,7 +136,7 @@ def is_caffemodel(path):
             head = f.read(2)
     except OSError:
         return False
-    return head[:1] in (b"\x0a", b"\x12", b"\xa2") and head != b"PK"
+    return head[:1] in (b"\x0a", b"\x12", b"\xa2")
 
 
 def save_weights(net, path):

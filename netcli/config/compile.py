@@ -156,17 +156,14 @@ def config_to_dict(path, enum=None, layers_key="layers"):
 def solver_to_dict(path, enum=None, layers_key="layers"):
     """A solver file as written back (config_to_dict's rules), nets inside it included."""
     from ..solver.spec import SOLVER
-    from .prototxt import is_prototxt, upgrade_net
+    from .load import SOLVER_NETS
     problems = Problems()
     p = SOLVER.parse(load_config(path, net=False), problems, None, "")
     problems.raise_if_any()
     out = p.to_dict(enum)
-    for key in ("net_param", "train_net_param", "test_net_param"):
+    for key in SOLVER_NETS:
         if key in out:
             trees = out[key] if isinstance(out[key], list) else [out[key]]
-            if is_prototxt(path):
-                for t in trees:
-                    upgrade_net(t, path)
             done = [config_to_dict(t, enum, layers_key) for t in trees]
             out[key] = done if isinstance(out[key], list) else done[0]
     return out

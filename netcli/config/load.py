@@ -8,11 +8,21 @@ from .prototxt import is_prototxt, load_prototxt, upgrade_net
 from .yamlload import _read_text, load_yaml
 
 
+SOLVER_NETS = ("net_param", "train_net_param", "test_net_param")
+
+
 def load_config(path, net=True):
-    """The tree of a net (`net`: Caffe's V1 layers and net inputs upgraded) or solver file."""
+    """The tree of a net or solver file; in prototxt, Caffe's V1 layers and net inputs are
+    upgraded (in a net file, and in the nets a solver file holds)."""
     path = os.fspath(path)
     text = _read_text(path)
     if not is_prototxt(path, text):
         return load_yaml(path, text)
     tree = load_prototxt(path, text)
-    return upgrade_net(tree, path) if net else tree
+    if net:
+        return upgrade_net(tree, path)
+    for key in SOLVER_NETS:
+        for t in (tree[key] if isinstance(tree.get(key), list) else [tree.get(key)]):
+            if isinstance(t, dict):
+                upgrade_net(t, path)
+    return tree

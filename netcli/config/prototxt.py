@@ -17,7 +17,7 @@ import os
 import re
 
 from ..errors import ConfigError
-from .yamlload import LDict, LList, Loc, MAX_BYTES, MAX_DEPTH, MAX_NODES, _decode, _read_text
+from .yamlload import LDict, LList, Loc, MAX_DEPTH, MAX_NODES, config_text
 
 EXTENSIONS = (".prototxt", ".pbtxt", ".prototext", ".pt")
 
@@ -46,13 +46,7 @@ def is_prototxt(path, text=None):
 def load_prototxt(path, text=None):
     """Parse a text-format file (or `text`, reported as `path`) into LDict/LList/scalars."""
     path = os.fspath(path)
-    if text is None:
-        text = _read_text(path)
-    elif isinstance(text, bytes):
-        text = _decode(text, path)
-    if len(text) > MAX_BYTES:
-        raise ConfigError(f"{path}: too large for a config file (netcli reads up to {MAX_BYTES // 2 ** 20} MB)")
-    return _Parser(path, text).document()
+    return _Parser(path, config_text(path, text)).document()
 
 
 class _Parser:

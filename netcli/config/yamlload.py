@@ -162,15 +162,21 @@ def _check_shape(text, path):
             depth -= 1
 
 
-def load_yaml(path: str | os.PathLike, text: str | bytes | None = None):
-    """Parse a YAML file (or `text`, reported as `path`) into LDict/LList/scalars."""
-    path = os.fspath(path)
+def config_text(path, text=None):
+    """The text of a config file (or `text`, reported as `path`): UTF-8, at most MAX_BYTES."""
     if text is None:
-        text = _read_text(path)
-    elif isinstance(text, bytes):
+        return _read_text(path)
+    if isinstance(text, bytes):
         text = _decode(text, path)
     if len(text) > MAX_BYTES:
         raise ConfigError(f"{path}: too large for a config file (netcli reads up to {MAX_BYTES // 2 ** 20} MB)")
+    return text
+
+
+def load_yaml(path: str | os.PathLike, text: str | bytes | None = None):
+    """Parse a YAML file (or `text`, reported as `path`) into LDict/LList/scalars."""
+    path = os.fspath(path)
+    text = config_text(path, text)
     try:
         _check_shape(text, path)
         node = yaml.compose(text, Loader=yaml.SafeLoader)

@@ -33,7 +33,6 @@ import numpy as np
 from .. import log
 from ..config.schema import Problems
 from ..config.load import load_config
-from ..config.prototxt import is_prototxt, upgrade_net
 from ..errors import ConfigError, NetcliError
 from ..net import Net
 from . import lr_policy, state
@@ -140,18 +139,12 @@ class Solver:
             raise ConfigError(f"{self._where(p, given[-1] if given else 'net')}: field '{given[-1] if given else 'net'}': "
                               f"{what} (net, net_param, train_net or train_net_param)")
         source = given[0]
-        if is_prototxt(path):         # nets written inside a prototxt solver: Caffe's upgrades apply
-            for tree in [p.net_param, p.train_net_param] + list(p.test_net_param):
-                if tree is not None:
-                    upgrade_net(tree, path)
         train = file(source, p.net if source == "net" else p.train_net) if source in ("net", "train_net") else \
             getattr(p, source)
         tests = [(t, (), 0) for t in p.test_net_param] + [(file("test_net", t), (), 0) for t in p.test_net]
-        generic = p.net if source == "net" else p.net_param if source == "net_param" else None
-        if generic is not None:
-            generic = train
+        if source in ("net", "net_param"):          # the rest of the test nets are built from it
             count = max(len(p.test_iter), len(p.test_state), 1 if not tests else 0) - len(tests)
-            tests += [(generic, (), 0)] * max(count, 0)
+            tests += [(train, (), 0)] * max(count, 0)
         if p.test_state and len(p.test_state) != len(tests):
             raise ConfigError(f"{self._where(p, 'test_state')}: field 'test_state': {len(p.test_state)} given for "
                               f"{len(tests)} test net(s); give one per test net or none")

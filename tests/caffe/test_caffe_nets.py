@@ -161,8 +161,6 @@ def test_caffe_net_shapes(caffe_root, monkeypatch, path):
         net = Net(path, phase=phase, stages=stages, batch_size=None if deploy_batch else B)
         n = deploy_batch or B
         for blob, shape in shapes.items():
-            if "googlenet" in path and phase == "TRAIN":
-                shape = {**GOOGLENET_AUX, **shapes}.get(blob, shape)
             assert net.blobs[blob].shape == (n,) + shape, (phase, blob)
         if "googlenet/train_val" in path and phase == "TRAIN":
             for blob, shape in GOOGLENET_AUX.items():
