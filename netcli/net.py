@@ -114,6 +114,9 @@ class Net:
         self.params, self.learnable_params, self.param_owner_keys = t.by_layer, t.blobs, t.keys
         self.param_data, self.param_diff, self.param_offsets = t.data, t.diff, t.offsets
         self.lr_mults, self.decay_mults = t.lr_mults, t.decay_mults
+        for name, layer in zip(self.layer_names, self.layers):
+            if layer.blobs:     # Caffe's param_propagate_down: each layer by its own lr_mult
+                layer.param_propagate_down = [m != 0 for m in t.lr_by_layer[name]]
 
     def _plan_backward(self):
         """Caffe's rules: a layer needs backward if it has a param with lr_mult != 0 or a bottom
@@ -122,10 +125,9 @@ class Net:
         n = len(self.layers)
         self.need_backward = [False] * n
         self.propagate_down = []
-        lr_of = {id(b): m for b, m in zip(self.learnable_params, self.lr_mults)}
         for i, layer in enumerate(self.layers):
             bottoms = self.bottom_vecs[i]
-            learn = any(lr_of.get(id(b), 0) != 0 for b in layer.blobs)
+            learn = any(layer.param_propagate_down or ())
             need = layer.has_backward and (self.force_backward or learn or
                                            any(id(b) in need_blob for b in bottoms))
             self.need_backward[i] = need

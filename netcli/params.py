@@ -16,6 +16,7 @@ class ParamTable:
     blobs: list = field(default_factory=list)       # owner blobs, in net order
     keys: list = field(default_factory=list)        # "<layer>/<i>" of each owner
     by_layer: dict = field(default_factory=dict)    # layer name -> its param blobs (shared ones too)
+    lr_by_layer: dict = field(default_factory=dict) # layer name -> lr_mult of each of its params, as it declares them
     data: np.ndarray = None
     diff: np.ndarray = None
     offsets: np.ndarray = None                      # owner k is data[offsets[k]:offsets[k + 1]]
@@ -46,6 +47,7 @@ def build_param_table(layers, configs, layer_names, dtype, rng, problems):
                     problems.add(c.p.loc("param", c.loc), f"{c.type} params cannot be learned: "
                                  f"lr_mult must be {forced}", label, f"param[{pi}].lr_mult")
                 lm = forced
+            t.lr_by_layer.setdefault(c.name, []).append(lm)
             dm = spec.decay_mult if spec is not None else 1.0
             if share and share in owners:
                 oli, opi = owners[share]

@@ -52,3 +52,39 @@ def pool2d(x, k, s, p, mode):
 def softmax(x, axis=1):
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def deconv2d(x, w, b, stride=(1, 1), pad=(0, 0), dil=(1, 1), group=1):
+    """Transposed convolution by scattering: every input value times its kernel, added at its
+    place in the (uncropped) output, which then loses `pad` on each side."""
+    N, C, H, W = x.shape
+    _, Kg, KH, KW = w.shape
+    Cg = C // group
+    FH = stride[0] * (H - 1) + dil[0] * (KH - 1) + 1
+    FW = stride[1] * (W - 1) + dil[1] * (KW - 1) + 1
+    full = np.zeros((N, Kg * group, FH, FW))
+    for g in range(group):
+        for i in range(KH):
+            for j in range(KW):
+                contrib = np.einsum("nchw,ck->nkhw", x[:, g * Cg:(g + 1) * Cg], w[g * Cg:(g + 1) * Cg, :, i, j])
+                full[:, g * Kg:(g + 1) * Kg, i * dil[0]:i * dil[0] + stride[0] * (H - 1) + 1:stride[0],
+                     j * dil[1]:j * dil[1] + stride[1] * (W - 1) + 1:stride[1]] += contrib
+    out = full[:, :, pad[0]:FH - pad[0], pad[1]:FW - pad[1]]
+    if b is not None:
+        out = out + b.reshape(1, -1, 1, 1)
+    return out
+
+
+def spp(x, height, mode):
+    """Spatial pyramid pooling by its definition: level l cuts the padded image into a 2^l grid
+    of ceil(size / 2^l) windows."""
+    N, C, H, W = x.shape
+    outs = []
+    for level in range(height):
+        bins = 2 ** level
+        kh, kw = math.ceil(H / bins), math.ceil(W / bins)
+        ph, pw = (kh * bins - H + 1) // 2, (kw * bins - W + 1) // 2
+        outs.append(pool2d(x, (kh, kw), (kh, kw), (ph, pw), mode))
+    if height == 1:
+        return outs[0]
+    return np.concatenate([o.reshape(N, -1) for o in outs], axis=1)

@@ -407,3 +407,26 @@ def test_batch_norm_net_results_do_not_depend_on_the_thread_count(tmp_path):
         threads.set_threads(old)
     for loss, diff, running in got[1:]:
         assert loss == got[0][0] and np.array_equal(diff, got[0][1]) and np.array_equal(running, got[0][2])
+
+
+def test_frozen_params_get_no_gradient_but_pass_it_down(tmp_path):
+    """lr_mult 0 (Caffe's param_propagate_down false): the layer still back-propagates to its
+    bottom, but its frozen params' gradients are not computed (their diffs stay zero)."""
+    path = write(tmp_path, f"""
+        layers:
+          - {{name: in, type: Input, top: [x, y], input_param: {{shape: [{{dim: [4, 2, 5, 5]}}, {{dim: [4, 2]}}]}}}}
+          - {{name: conv, type: Convolution, bottom: x, top: c, param: [{{lr_mult: 1}}, {{lr_mult: 0}}],
+             convolution_param: {{num_output: 3, kernel_size: 3, weight_filler: {{type: gaussian}}}}}}
+          - {{name: ip, type: InnerProduct, bottom: c, top: h, param: [{{lr_mult: 0}}, {{lr_mult: 0}}], {IP.format(n=2)}}}
+          - {{name: loss, type: EuclideanLoss, bottom: [h, y], top: loss}}
+        """)
+    net = netcli.Net(path, seed=2)
+    assert net.layer_dict["ip"].param_propagate_down == [False, False]
+    rng = np.random.default_rng(0)
+    net.forward(x=rng.standard_normal((4, 2, 5, 5)), y=rng.standard_normal((4, 2)))
+    net.clear_param_diffs()
+    net.backward()
+    conv_w, conv_b = net.params["conv"]
+    ip_w, ip_b = net.params["ip"]
+    assert np.abs(conv_w.diff).sum() > 0            # learned, below a frozen layer: still reached
+    assert not conv_b.diff.any() and not ip_w.diff.any() and not ip_b.diff.any()

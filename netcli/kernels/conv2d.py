@@ -64,8 +64,8 @@ def conv2d_backward(dinp, dweight, dbias, dout, weight, ws, KH, KW, SH, SW, PH, 
                     rows_layout, fresh):
     """From dout (n, K, OH, OW) and the patches conv2d_forward left in ws: dinp (n, C, H, W)
     (skipped when None) = the input gradient, written; dweight (K, C/group, KH, KW) and dbias (K,)
-    (None: no bias) += this call's gradients, or = when `fresh` (they hold zeros). The input
-    gradient uses the current weights, as Caffe's."""
+    += this call's gradients, or = when `fresh` (they hold zeros); either may be None (no bias, or
+    a frozen param: not computed). The input gradient uses the current weights, as Caffe's."""
     n, K, OH, OW = dout.shape
     geometry = (KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
     cols, dw, dcols = ws["cols"], ws["dw"], ws["dcols"]
@@ -73,12 +73,13 @@ def conv2d_backward(dinp, dweight, dbias, dout, weight, ws, KH, KW, SH, SW, PH, 
     if rows_layout:
         dres = ws["res"].reshape(K, -1)              # the forward's buffer, as (K, n*P)
         conv.nchw_to_gemm(dout, dres, db)            # dout as (K, n*P), and the bias gradient
-        np.dot(dres, cols, out=dw)                   # weight gradient, columns (i, j, c)
-        dw4 = dw.reshape(K, KH, KW, -1).transpose(0, 3, 1, 2)
-        if fresh:
-            np.copyto(dweight, dw4)
-        else:
-            dweight += dw4
+        if dweight is not None:
+            np.dot(dres, cols, out=dw)               # weight gradient, columns (i, j, c)
+            dw4 = dw.reshape(K, KH, KW, -1).transpose(0, 3, 1, 2)
+            if fresh:
+                np.copyto(dweight, dw4)
+            else:
+                dweight += dw4
         if dinp is not None:
             np.dot(dres.T, _rows_weights(weight, ws["wr"]), out=dcols)
             conv.row2im(dcols, ws["xt"], *geometry)
@@ -89,13 +90,14 @@ def conv2d_backward(dinp, dweight, dbias, dout, weight, ws, KH, KW, SH, SW, PH, 
     dy3 = dout.reshape(n, K, -1)
     if dbias is not None:
         conv.sum_bias(dy3, dbias)
-    for g in range(group):          # per image: dy[n] (kg, P) @ cols[n].T (P, ck)
-        np.matmul(dy3[:, g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck].transpose(0, 2, 1),
-                  out=dw[:, g * kg:(g + 1) * kg])
-    if fresh:
-        np.sum(dw, axis=0, out=dweight.reshape(K, ck))
-    else:
-        dweight.reshape(K, ck)[...] += dw.sum(axis=0)
+    if dweight is not None:
+        for g in range(group):      # per image: dy[n] (kg, P) @ cols[n].T (P, ck)
+            np.matmul(dy3[:, g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck].transpose(0, 2, 1),
+                      out=dw[:, g * kg:(g + 1) * kg])
+        if fresh:
+            np.sum(dw, axis=0, out=dweight.reshape(K, ck))
+        else:
+            dweight.reshape(K, ck)[...] += dw.sum(axis=0)
     if dinp is not None:
         for g in range(group):
             np.matmul(w[g * kg:(g + 1) * kg].T, dy3[:, g * kg:(g + 1) * kg], out=dcols[:, g * ck:(g + 1) * ck])

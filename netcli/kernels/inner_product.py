@@ -18,14 +18,16 @@ def inner_product_forward(out, inp, weight, bias, yt, transpose):
 
 def inner_product_backward(dinp, dweight, dbias, dout, inp, weight, dw, transpose, fresh):
     """dinp (M, K) = dout @ W (skipped when None); dweight += dout^T @ inp (or = when `fresh`),
-    using the scratch dw shaped like the weights; dbias (N,) += the column sums of dout."""
-    buf = dweight if fresh else dw
-    if transpose:
-        np.dot(inp.T, dout, out=buf)
-    else:
-        np.dot(dout.T, inp, out=buf)
-    if buf is not dweight:
-        dweight += buf
+    using the scratch dw shaped like the weights; dbias (N,) += the column sums of dout. dweight
+    or dbias None: not computed (no bias, or a frozen param)."""
+    if dweight is not None:
+        buf = dweight if fresh else dw
+        if transpose:
+            np.dot(inp.T, dout, out=buf)
+        else:
+            np.dot(dout.T, inp, out=buf)
+        if buf is not dweight:
+            dweight += buf
     if dbias is not None:
         dbias += dout.sum(axis=0)
     if dinp is not None:

@@ -41,6 +41,7 @@ class Layer:
     dtype = np.float32                # set by the Net: its float type (float64 in gradient checks)
     class_labels = None               # set in setup by layers reading class indices: (bottom, classes, ignore)
     reads_dataset = False             # a data layer with a dataset, batches and a position (layers/data.py)
+    param_propagate_down = None       # set by the Net: per param blob, False where lr_mult is 0
 
     def __init__(self, name, p, phase, bottom_names, top_names, rng: np.random.Generator):
         self.name = name
@@ -67,6 +68,13 @@ class Layer:
     def where(self, i=0):
         """'from <blob>' for messages about bottom i."""
         return f"from {self.bottom_names[i]}"
+
+    def param_grad(self, grads, i):
+        """grads[i], or None where the param is frozen (lr_mult 0: Caffe skips its gradient) or
+        absent."""
+        if i >= len(grads) or (self.param_propagate_down is not None and not self.param_propagate_down[i]):
+            return None
+        return grads[i]
 
     # -- compute -----------------------------------------------------------------------------
     def forward(self, bottoms, tops):

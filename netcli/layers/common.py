@@ -87,7 +87,7 @@ class InnerProduct(PerSample):
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         r = slice(lo * self.R, hi * self.R)
         dinp = bottoms[0].diff.reshape(self.M, self.K)[r] if propagate_down[0] else None
-        inner_product_backward(dinp, grads[0], grads[1] if len(grads) > 1 else None,
+        inner_product_backward(dinp, self.param_grad(grads, 0), self.param_grad(grads, 1),
                                tops[0].diff.reshape(self.M, self.N)[r], bottoms[0].data.reshape(self.M, self.K)[r],
                                self.blobs[0].data, ws["dw"], self.transpose, fresh)
 

@@ -1,15 +1,13 @@
 """Convolution and Pooling: setup (checks, shapes, params) here; the computation in netcli.kernels."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, positive, non_negative
 from ..fillers import FILLER
-from ..kernels import pool
+from ..kernels import conv, pool
 from ..kernels.conv2d import conv2d_backward, conv2d_forward, conv2d_layout, conv2d_workspace
-from .base import LayerError, PerSample, register
+from .base import Layer, LayerError, PerSample, canon_axis, register
 
 
 def _pair(p, base, default, prefix, required=False):
@@ -42,6 +40,27 @@ def _need_4d(layer, bottom, what):
                          f"{tuple(bottom.shape)} {layer.where()}")
 
 
+def _kernel_geometry(layer, p, f):
+    """Set layer.KH, KW, PH, PW, SH, SW, DH, DW from a ConvolutionParameter."""
+    layer.KH, layer.KW = _pair(p, "kernel_size", None, f, required=True)
+    layer.PH, layer.PW = _pair(p, "pad", 0, f)
+    layer.SH, layer.SW = _pair(p, "stride", 1, f)
+    dil = p.dilation or [1]
+    if len(dil) > 2:
+        raise LayerError(f"dilation takes 1 or 2 values for 2-D data, got {len(dil)}", f"{f}.dilation")
+    layer.DH, layer.DW = (dil[0], dil[-1])
+
+
+def _same_shapes(layer, bottoms, tops):
+    """Caffe's several bottoms of one Convolution: each its own top, one set of weights."""
+    if len(tops) != len(bottoms):
+        raise LayerError(f"{len(bottoms)} bottoms need {len(bottoms)} tops, got {len(tops)}")
+    for i, b in enumerate(bottoms[1:], 1):
+        if b.shape != bottoms[0].shape:
+            raise LayerError(f"all bottoms need the same shape: {tuple(bottoms[0].shape)} {layer.where()} but "
+                             f"{tuple(b.shape)} {layer.where(i)}")
+
+
 CONVOLUTION = Message("ConvolutionParameter", [
     Field("num_output", "int", REQUIRED, "number of output channels", check=positive),
     Field("bias_term", "bool", True, "add a learned bias per output channel"),
@@ -65,8 +84,11 @@ CONVOLUTION = Message("ConvolutionParameter", [
 @register
 class Convolution(PerSample):
     type = "Convolution"
-    doc = "2-D convolution as GEMMs over patch matrices (channels-last im2row, or per-image im2col)."
+    doc = ("2-D convolution as GEMMs over patch matrices (channels-last im2row, or per-image im2col); "
+           "several bottoms of one shape give as many tops, with one set of weights.")
     params = {"convolution_param": CONVOLUTION}
+    bottoms = (1, None)
+    tops = (1, None)
 
     def setup(self, bottoms, tops):
         p = self.p.convolution_param
@@ -75,13 +97,8 @@ class Convolution(PerSample):
             raise LayerError("only axis 1 (NCHW) is supported", f"{f}.axis")
         x = bottoms[0]
         _need_4d(self, x, "Convolution")
-        self.KH, self.KW = _pair(p, "kernel_size", None, f, required=True)
-        self.PH, self.PW = _pair(p, "pad", 0, f)
-        self.SH, self.SW = _pair(p, "stride", 1, f)
-        dil = p.dilation or [1]
-        if len(dil) > 2:
-            raise LayerError(f"dilation takes 1 or 2 values for 2-D data, got {len(dil)}", f"{f}.dilation")
-        self.DH, self.DW = (dil[0], dil[-1])
+        _same_shapes(self, bottoms, tops)
+        _kernel_geometry(self, p, f)
         N, C, H, W = x.shape
         G, K = p.group, p.num_output
         if C % G:
@@ -97,7 +114,8 @@ class Convolution(PerSample):
         self.OW = (Wp - ekw) // self.SW + 1
         self.N, self.C, self.K, self.G = N, C, K, G
         self.CKK = C // G * self.KH * self.KW
-        tops[0].reshape((N, K, self.OH, self.OW), x.data.dtype)
+        for t in tops:
+            t.reshape((N, K, self.OH, self.OW), x.data.dtype)
         self.add_param((K, C // G, self.KH, self.KW), p.weight_filler)
         if p.bias_term:
             self.add_param((K,), p.bias_filler)
@@ -105,23 +123,233 @@ class Convolution(PerSample):
         self.rows_layout = conv2d_layout(C, self.KW, G)     # the patch layout: netcli/kernels/conv2d.py
 
     def workspace(self, n):
-        return conv2d_workspace(n, self.C, self.H, self.W, self.K, self.KH, self.KW, self.OH, self.OW,
-                                self.G, self.rows_layout, self.dtype)
+        one = conv2d_workspace(n, self.C, self.H, self.W, self.K, self.KH, self.KW, self.OH, self.OW,
+                               self.G, self.rows_layout, self.dtype)
+        # bottom j > 0 keeps its own patches (the backward reads them) under "j/<name>"
+        return {(f"{j}/{k}" if j else k): v for j in range(len(self.bottom_names)) for k, v in one.items()}
+
+    @staticmethod
+    def _scratch(ws, j):
+        return ws if j == 0 else {k.split("/", 1)[1]: v for k, v in ws.items() if k.startswith(f"{j}/")}
 
     def _geometry(self):
         return (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW, self.DH, self.DW, self.G, self.rows_layout)
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         bias = self.blobs[1].data if len(self.blobs) > 1 else None
-        conv2d_forward(tops[0].data[lo:hi], bottoms[0].data[lo:hi], self.blobs[0].data, bias, ws, *self._geometry())
+        for j, (x, y) in enumerate(zip(bottoms, tops)):
+            conv2d_forward(y.data[lo:hi], x.data[lo:hi], self.blobs[0].data, bias, self._scratch(ws, j),
+                           *self._geometry())
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
-        dinp = bottoms[0].diff[lo:hi] if propagate_down[0] else None
-        conv2d_backward(dinp, grads[0], grads[1] if len(grads) > 1 else None, tops[0].diff[lo:hi],
-                        self.blobs[0].data, ws, *self._geometry(), fresh)
+        dweight, dbias = self.param_grad(grads, 0), self.param_grad(grads, 1)
+        for j, (x, y) in enumerate(zip(bottoms, tops)):
+            dinp = x.diff[lo:hi] if propagate_down[j] else None
+            conv2d_backward(dinp, dweight, dbias, y.diff[lo:hi], self.blobs[0].data, self._scratch(ws, j),
+                            *self._geometry(), fresh and j == 0)
 
     def flops(self, bottoms, tops):
-        return 2 * self.K * self.CKK * self.OH * self.OW
+        return 2 * self.K * self.CKK * self.OH * self.OW * len(bottoms)
+
+
+@register
+class Deconvolution(PerSample):
+    type = "Deconvolution"
+    doc = ("Transposed convolution (Caffe's Deconvolution): the adjoint of Convolution with the same "
+           "convolution_param; output size stride*(H-1) + dilation*(kernel-1) + 1 - 2*pad.")
+    params = {"convolution_param": CONVOLUTION}
+
+    def setup(self, bottoms, tops):
+        p = self.p.convolution_param
+        f = "convolution_param"
+        if p.axis != 1:
+            raise LayerError("only axis 1 (NCHW) is supported", f"{f}.axis")
+        x = bottoms[0]
+        _need_4d(self, x, "Deconvolution")
+        _kernel_geometry(self, p, f)
+        N, C, H, W = x.shape
+        G, K = p.group, p.num_output
+        if C % G:
+            raise LayerError(f"input channels {C} {self.where()} are not divisible by group {G}", f"{f}.group")
+        if K % G:
+            raise LayerError(f"num_output {K} is not divisible by group {G}", f"{f}.group")
+        ekh, ekw = self.DH * (self.KH - 1) + 1, self.DW * (self.KW - 1) + 1
+        self.OH = self.SH * (H - 1) + ekh - 2 * self.PH
+        self.OW = self.SW * (W - 1) + ekw - 2 * self.PW
+        if self.OH < 1 or self.OW < 1:
+            raise LayerError(f"pad {self.PH}x{self.PW} leaves no output for input {H}x{W} {self.where()}", f"{f}.pad")
+        self.N, self.C, self.H, self.W, self.K, self.G = N, C, H, W, K, G
+        tops[0].reshape((N, K, self.OH, self.OW), x.data.dtype)
+        self.add_param((C, K // G, self.KH, self.KW), p.weight_filler)   # Caffe's order: (in, out/group, kh, kw)
+        if p.bias_term:
+            self.add_param((K,), p.bias_filler)
+        self.dtype = x.data.dtype
+
+    def workspace(self, n):
+        # the columns of the convolution this layer is the adjoint of: it maps the output back
+        # onto an H x W grid, so its patch matrix is (K*KH*KW, H*W) per image
+        shape = (n, self.K * self.KH * self.KW, self.H * self.W)
+        return {"cols": (shape, self.dtype), "dw": ((self.C // self.G, self.K // self.G * self.KH * self.KW), self.dtype)}
+
+    def _geometry(self):
+        return (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW, self.DH, self.DW, self.H, self.W)
+
+    def _groups(self):
+        cg, kk = self.C // self.G, self.K // self.G * self.KH * self.KW
+        w = self.blobs[0].data.reshape(self.C, -1)
+        return [(slice(g * cg, (g + 1) * cg), slice(g * kk, (g + 1) * kk)) for g in range(self.G)], w
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        x3 = bottoms[0].data[lo:hi].reshape(hi - lo, self.C, -1)
+        cols = ws["cols"]
+        groups, w = self._groups()
+        for cs, ks in groups:          # per image: cols[n] (K/G*KH*KW, H*W) = W_g^T @ x[n, group]
+            np.matmul(w[cs].T, x3[:, cs], out=cols[:, ks])
+        conv.col2im_images(cols, tops[0].data[lo:hi], *self._geometry())
+        if len(self.blobs) > 1:
+            conv.add_bias(tops[0].data[lo:hi].reshape(hi - lo, self.K, -1), self.blobs[1].data)
+
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
+        dy = tops[0].diff[lo:hi]
+        n = hi - lo
+        dbias, dweight = self.param_grad(grads, 1), self.param_grad(grads, 0)
+        if dbias is not None:
+            conv.sum_bias(dy.reshape(n, self.K, -1), dbias)
+        cols = ws["cols"]
+        conv.im2col_images(dy, cols, *self._geometry())
+        groups, w = self._groups()
+        x3 = bottoms[0].data[lo:hi].reshape(n, self.C, -1)
+        if dweight is not None:
+            dw = dweight.reshape(self.C, -1)
+            for cs, ks in groups:      # dW_g += sum over n of x[n, group] (C/G, H*W) @ cols[n].T
+                np.einsum("nch,nkh->ck", x3[:, cs], cols[:, ks], out=ws["dw"])
+                dw[cs] += ws["dw"]
+        if propagate_down[0]:
+            dx3 = bottoms[0].diff[lo:hi].reshape(n, self.C, -1)
+            for cs, ks in groups:
+                np.matmul(w[cs], cols[:, ks], out=dx3[:, cs])
+
+    def flops(self, bottoms, tops):
+        return 2 * self.C * self.K // self.G * self.KH * self.KW * self.H * self.W
+
+
+CROP = Message("CropParameter", [
+    Field("axis", "int", 2, "the first axis cropped; earlier axes keep the first bottom's size"),
+    Field("offset", "int", None, "where the crop starts: one value for every cropped axis, or one per axis "
+          "(default 0)", repeated=True, check=non_negative),
+])
+
+
+@register
+class Crop(Layer):
+    type = "Crop"
+    doc = ("Crop the first bottom to the second bottom's size on the axes from `axis` on, starting at "
+           "`offset` (Caffe's Crop, as used by fully convolutional nets).")
+    params = {"crop_param": CROP}
+    bottoms = (2, 2)
+    no_grad_bottoms = (1,)
+
+    def setup(self, bottoms, tops):
+        p = self.p.crop_param
+        x, ref = bottoms
+        nd = x.data.ndim
+        a = canon_axis(p.axis, nd, "crop_param.axis")
+        if ref.data.ndim != nd:
+            raise LayerError(f"the bottoms need the same number of axes: {tuple(x.shape)} {self.where()} and "
+                             f"{tuple(ref.shape)} {self.where(1)}")
+        off = list(p.offset or [0])
+        if len(off) == 1:
+            off *= nd - a
+        if len(off) != nd - a:
+            raise LayerError(f"offset takes 1 value or one per cropped axis ({nd - a}), got {len(off)}",
+                             "crop_param.offset")
+        shape = list(x.shape)
+        self.region = [slice(None)] * a
+        for i, o in zip(range(a, nd), off):
+            if o + ref.shape[i] > x.shape[i]:
+                raise LayerError(f"axis {i}: offset {o} + size {ref.shape[i]} {self.where(1)} exceeds "
+                                 f"{x.shape[i]} {self.where()}", "crop_param.offset")
+            shape[i] = ref.shape[i]
+            self.region.append(slice(o, o + ref.shape[i]))
+        self.region = tuple(self.region)
+        tops[0].reshape(tuple(shape), x.data.dtype)
+
+    def forward(self, bottoms, tops):
+        np.copyto(tops[0].data, bottoms[0].data[self.region])
+
+    def backward(self, tops, propagate_down, bottoms):
+        if propagate_down[0]:
+            bottoms[0].diff[...] = 0
+            bottoms[0].diff[self.region] = tops[0].diff
+
+
+SPP = Message("SPPParameter", [
+    Field("pyramid_height", "int", REQUIRED, "levels; level l pools a 2^l x 2^l grid", check=positive),
+    Field("pool", ("MAX", "AVE"), "MAX", "pooling method"),
+])
+
+
+@register
+class SPP(Layer):
+    type = "SPP"
+    doc = ("Spatial pyramid pooling (He et al.; Caffe's SPP): level l pools the image into a 2^l x 2^l "
+           "grid; the levels are flattened and concatenated, so any input size gives one output size.")
+    params = {"spp_param": SPP}
+
+    def setup(self, bottoms, tops):
+        p = self.p.spp_param
+        x = bottoms[0]
+        _need_4d(self, x, "SPP")
+        N, C, H, W = x.shape
+        self.max = p.pool == "MAX"
+        self.levels = []           # (kernel h, w, pad h, w, pooled (N, C, OH, OW), mask, top offset)
+        at = 0
+        for level in range(p.pyramid_height):
+            bins = 2 ** level
+            kh, kw = -(-H // bins), -(-W // bins)                      # Caffe: kernel ceil(size / bins),
+            ph, pw = (kh * bins - H + 1) // 2, (kw * bins - W + 1) // 2   # pad half the remainder, stride kernel
+            oh, ow = _pooled_size(H, kh, kh, ph), _pooled_size(W, kw, kw, pw)
+            y = np.empty((N, C, oh, ow), x.data.dtype)
+            mask = np.empty((N, C, oh, ow), np.int32)
+            self.levels.append((kh, kw, ph, pw, y, mask, at))
+            at += C * oh * ow
+        if p.pyramid_height == 1:
+            tops[0].reshape(self.levels[0][4].shape, x.data.dtype)   # as Caffe: one level is not flattened
+        else:
+            tops[0].reshape((N, at), x.data.dtype)
+        self.dx = np.empty(x.shape, x.data.dtype)
+
+    def forward(self, bottoms, tops):
+        x, top = bottoms[0].data, tops[0].data.reshape(bottoms[0].shape[0], -1)
+        for kh, kw, ph, pw, y, mask, at in self.levels:
+            if self.max:
+                pool.maxpool_forward(x, y, mask, kh, kw, kh, kw, ph, pw)
+            else:
+                pool.avepool_forward(x, y, kh, kw, kh, kw, ph, pw)
+            top[:, at:at + y[0].size] = y.reshape(y.shape[0], -1)
+
+    def backward(self, tops, propagate_down, bottoms):
+        if not propagate_down[0]:
+            return
+        dx, dtop = bottoms[0].diff, tops[0].diff.reshape(bottoms[0].shape[0], -1)
+        dx[...] = 0
+        for kh, kw, ph, pw, y, mask, at in self.levels:
+            dy = dtop[:, at:at + y[0].size].reshape(y.shape)
+            if self.max:
+                pool.maxpool_backward(dy, mask, self.dx)
+            else:
+                pool.avepool_backward(dy, self.dx, kh, kw, kh, kw, ph, pw)
+            dx += self.dx
+
+
+def _pooled_size(size, kernel, stride, pad, ceil=True):
+    """Caffe's pooled size: ceil((size + 2 pad - kernel) / stride) + 1 (or floor), less one when
+    the last window would start in the padding."""
+    span = size + 2 * pad - kernel
+    o = (-(-span // stride) if ceil else span // stride) + 1
+    if pad and (o - 1) * stride >= size + pad:
+        o -= 1
+    return o
 
 
 POOLING = Message("PoolingParameter", [
@@ -170,14 +398,9 @@ class Pooling(PerSample):
         if self.KH > Hp or self.KW > Wp:
             raise LayerError(f"kernel {self.KH}x{self.KW} larger than padded input {Hp}x{Wp} {self.where()}",
                              f"{f}.kernel_size")
-        rnd = math.ceil if p.round_mode == "CEIL" else math.floor
-        OH = int(rnd((Hp - self.KH) / self.SH)) + 1
-        OW = int(rnd((Wp - self.KW) / self.SW)) + 1
-        if self.PH or self.PW:  # the last window must start inside the image (plus left pad)
-            if (OH - 1) * self.SH >= H + self.PH:
-                OH -= 1
-            if (OW - 1) * self.SW >= W + self.PW:
-                OW -= 1
+        ceil = p.round_mode == "CEIL"
+        OH = _pooled_size(H, self.KH, self.SH, self.PH, ceil)
+        OW = _pooled_size(W, self.KW, self.SW, self.PW, ceil)
         self.max = p.pool == "MAX"
         if len(tops) > 1 and not self.max:
             raise LayerError("a second top (the argmax mask) needs pool: MAX", f"{f}.pool")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from helpers import check_gradient, make_layer
-from reference import conv2d, pool2d
+from reference import conv2d, deconv2d, pool2d, spp
 
 CONV_CASES = [
     ({"num_output": 3, "kernel_size": 3}, (2, 2, 6, 6)),
@@ -111,4 +111,94 @@ def test_global_pooling():
     layer.forward(bottoms, tops)
     assert tops[0].shape == (2, 3, 1, 1)
     np.testing.assert_allclose(tops[0].data[:, :, 0, 0], bottoms[0].data.mean(axis=(2, 3)))
+    assert check_gradient(layer, bottoms, tops) > 0
+
+
+DECONV_CASES = [
+    ({"num_output": 3, "kernel_size": 3}, (2, 2, 4, 5)),
+    ({"num_output": 2, "kernel_size": 4, "stride": 2, "pad": 1}, (2, 3, 4, 4)),     # FCN's 2x upsampling
+    ({"num_output": 4, "kernel_size": 3, "group": 2, "dilation": 2, "bias_term": False}, (1, 4, 3, 3)),
+    ({"num_output": 2, "kernel_h": 2, "kernel_w": 3, "stride_h": 1, "stride_w": 2, "pad_w": 1, "pad_h": 0},
+     (2, 1, 3, 4)),
+]
+
+
+@pytest.mark.parametrize("params,shape", DECONV_CASES)
+def test_deconvolution_matches_reference_and_gradient(params, shape):
+    layer, bottoms, tops = make_layer("Deconvolution", {"convolution_param": params}, [shape])
+    layer.forward(bottoms, tops)
+    k = (params.get("kernel_h"), params.get("kernel_w")) if "kernel_h" in params else _pair(params["kernel_size"], 1)
+    s = (params.get("stride_h", 1), params.get("stride_w", 1)) if "stride_h" in params else _pair(params.get("stride"), 1)
+    p = (params.get("pad_h", 0), params.get("pad_w", 0)) if "kernel_h" in params else _pair(params.get("pad"), 0)
+    b = layer.blobs[1].data if len(layer.blobs) > 1 else None
+    ref = deconv2d(bottoms[0].data, layer.blobs[0].data, b, s, p, _pair(params.get("dilation"), 1),
+                   params.get("group", 1))
+    assert layer.blobs[0].shape == (shape[1], params["num_output"] // params.get("group", 1)) + k
+    np.testing.assert_allclose(tops[0].data, ref, rtol=1e-10, atol=1e-10)
+    assert check_gradient(layer, bottoms, tops) > 0
+
+
+def test_deconvolution_is_the_adjoint_of_convolution():
+    """<conv(x), y> = <x, deconv(y)> with the same weights and no bias."""
+    params = {"num_output": 3, "kernel_size": 3, "stride": 2, "pad": 1, "bias_term": False}
+    conv, cb, ct = make_layer("Convolution", {"convolution_param": params}, [(2, 4, 7, 7)])
+    conv.forward(cb, ct)
+    dparams = dict(params, num_output=4)
+    de, db, dt = make_layer("Deconvolution", {"convolution_param": dparams}, [ct[0].shape], seed=3)
+    de.blobs[0].data[...] = conv.blobs[0].data       # conv (K=3, C=4) is deconv's (in=3, out=4)
+    de.forward(db, dt)
+    assert dt[0].shape == cb[0].shape
+    lhs = np.sum(ct[0].data * db[0].data)
+    rhs = np.sum(cb[0].data * dt[0].data)
+    assert abs(lhs - rhs) < 1e-9 * max(1, abs(lhs))
+
+
+def test_convolution_with_two_bottoms_shares_weights():
+    params = {"num_output": 3, "kernel_size": 3, "pad": 1}
+    layer, bottoms, tops = make_layer("Convolution", {"convolution_param": params}, [(2, 2, 5, 5), (2, 2, 5, 5)],
+                                      n_tops=2)
+    layer.forward(bottoms, tops)
+    for x, y in zip(bottoms, tops):
+        np.testing.assert_allclose(y.data, conv2d(x.data, layer.blobs[0].data, layer.blobs[1].data, pad=(1, 1)),
+                                   rtol=1e-10, atol=1e-10)
+    assert check_gradient(layer, bottoms, tops) > 0
+
+
+def test_convolution_bottoms_of_different_shapes_are_refused():
+    with pytest.raises(Exception, match="same shape"):
+        make_layer("Convolution", {"convolution_param": {"num_output": 2, "kernel_size": 1}},
+                   [(2, 2, 5, 5), (2, 2, 4, 5)], n_tops=2)
+
+
+@pytest.mark.parametrize("params,shapes,top", [
+    ({}, [(2, 3, 7, 6), (2, 1, 4, 5)], (2, 3, 4, 5)),
+    ({"axis": 1, "offset": [1, 2, 0]}, [(2, 3, 7, 6), (1, 2, 5, 6)], (2, 2, 5, 6)),
+    ({"axis": -1, "offset": 3}, [(2, 3, 7, 6), (1, 1, 1, 2)], (2, 3, 7, 2)),
+])
+def test_crop(params, shapes, top):
+    layer, bottoms, tops = make_layer("Crop", {"crop_param": params}, shapes)
+    layer.forward(bottoms, tops)
+    assert tops[0].shape == top
+    nd, a = 4, params.get("axis", 2) % 4
+    off = params.get("offset", 0)
+    off = off if isinstance(off, list) else [off] * (nd - a)
+    idx = tuple(slice(None) for _ in range(a)) + tuple(slice(o, o + s) for o, s in zip(off, top[a:]))
+    np.testing.assert_array_equal(tops[0].data, bottoms[0].data[idx])
+    assert check_gradient(layer, bottoms, tops) > 0
+
+
+def test_crop_too_large_is_a_clear_error():
+    with pytest.raises(Exception, match="offset 2 \\+ size 5"):
+        make_layer("Crop", {"crop_param": {"offset": 2}}, [(1, 1, 6, 6), (1, 1, 5, 5)])
+
+
+@pytest.mark.parametrize("height,mode,shape", [
+    (3, "MAX", (2, 3, 9, 7)), (2, "AVE", (2, 2, 5, 6)), (1, "MAX", (1, 2, 4, 4)), (3, "AVE", (1, 1, 13, 13)),
+])
+def test_spp_matches_reference_and_gradient(height, mode, shape):
+    layer, bottoms, tops = make_layer("SPP", {"spp_param": {"pyramid_height": height, "pool": mode}}, [shape])
+    layer.forward(bottoms, tops)
+    np.testing.assert_allclose(tops[0].data, spp(bottoms[0].data, height, mode), rtol=1e-12)
+    if height > 1:
+        assert tops[0].shape == (shape[0], shape[1] * sum(4 ** l for l in range(height)))
     assert check_gradient(layer, bottoms, tops) > 0
