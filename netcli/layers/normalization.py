@@ -1,4 +1,4 @@
-"""BatchNorm, Scale and LRN (Caffe semantics)."""
+"""BatchNorm, Scale, Bias, MVN and LRN (Caffe semantics)."""
 from __future__ import annotations
 
 import numpy as np
@@ -110,9 +110,28 @@ class BatchNorm(PerSample):
             channels.channel_affine(dy, ws["inv_std"], ws["zero"], dx)
 
 
+def _covered_axes(layer, bottoms, p, f):
+    """(first axis, shape) of the part of bottom 0 that a per-position Scale or Bias covers: the
+    second bottom's shape from `axis` on, or `num_axes` axes from `axis` (-1: to the end)."""
+    x = bottoms[0]
+    nd = x.data.ndim
+    a = canon_axis(p.axis, nd, f + ".axis")
+    if len(bottoms) > 1:
+        s = tuple(bottoms[1].shape)
+        if tuple(x.shape[a:a + len(s)]) != s:
+            raise LayerError(f"shape {s} {layer.where(1)} does not match axes {a}.. of {tuple(x.shape)} "
+                             f"{layer.where()}", f + ".axis")
+        return a, s
+    n = nd - a if p.num_axes == -1 else p.num_axes
+    if n < 0 or a + n > nd:
+        raise LayerError(f"num_axes {p.num_axes} from axis {a} does not fit a {nd}-D input", f + ".num_axes")
+    return a, tuple(x.shape[a:a + n])
+
+
 SCALE = Message("ScaleParameter", [
     Field("axis", "int", 1, "first axis of the bottom that the scale covers"),
-    Field("num_axes", "int", 1, "how many axes the scale covers"),
+    Field("num_axes", "int", 1, "how many axes the scale covers (-1: to the end; ignored with a second "
+          "bottom, which gives the scale)"),
     Field("filler", FILLER, None, "scale initialisation (default: constant 1)"),
     Field("bias_term", "bool", False, "also learn a bias"),
     Field("bias_filler", FILLER, None, "bias initialisation (default: constant 0)"),
@@ -122,29 +141,30 @@ SCALE = Message("ScaleParameter", [
 @register
 class Scale(PerSample):
     type = "Scale"
-    doc = "y = x * gamma (+ beta), gamma broadcast over axes [axis, axis + num_axes); the affine part after BatchNorm."
+    doc = ("y = x * gamma (+ beta), gamma broadcast over axes [axis, axis + num_axes); the affine part after "
+           "BatchNorm. With a second bottom, gamma is that bottom (and gets its gradient).")
     params = {"scale_param": SCALE}
     in_place_ok = True
+    bottoms = (1, 2)
 
     def setup(self, bottoms, tops):
         p = self.p.scale_param
         x = bottoms[0]
-        nd = x.data.ndim
-        a = canon_axis(p.axis, nd, "scale_param.axis")
-        if p.num_axes < 0 or a + p.num_axes > nd:
-            raise LayerError(f"num_axes {p.num_axes} from axis {a} does not fit a {nd}-D input", "scale_param.num_axes")
-        pshape = x.shape[a:a + p.num_axes]
+        a, pshape = _covered_axes(self, bottoms, p, "scale_param")
         # viewed as (outer, C, inner); per sample when the scale does not cover the batch axis
+        # and is a param (a second bottom has a scale per sample: the batch is one piece)
         self.C = int(np.prod(pshape, dtype=np.int64))
         self.outer = int(np.prod(x.shape[:a], dtype=np.int64))
-        self.inner = int(np.prod(x.shape[a + p.num_axes:], dtype=np.int64))
-        self.per_sample = a >= 1
+        self.inner = int(np.prod(x.shape[a + len(pshape):], dtype=np.int64))
+        self.from_bottom = len(bottoms) > 1
+        self.per_sample = a >= 1 and not self.from_bottom
         self.rows_outer = self.outer // x.shape[0] if a >= 1 else 1   # outer entries per sample
         self.inplace = tops[0] is x
         if not self.inplace:
             tops[0].reshape(x.shape, x.data.dtype)
         one = FILLER.parse({"type": "constant", "value": 1.0}, Problems(), None, "")
-        self.add_param(pshape, p.filler if p.has("filler") else one)
+        if not self.from_bottom:
+            self.add_param(pshape, p.filler if p.has("filler") else one)
         if p.bias_term:
             self.add_param(pshape, p.bias_filler)
         self.dtype = x.data.dtype
@@ -152,7 +172,10 @@ class Scale(PerSample):
     def workspace(self, rows):
         n = rows * self.rows_outer if self.per_sample else self.outer
         return {"x": (((n, self.C, self.inner) if self.inplace else (0, 1, 1)), self.dtype),
-                "none": ((0,), self.dtype), "no_dx": ((0, 1, 1), self.dtype)}
+                "none": ((0,), self.dtype), "no_dx": ((0, 1, 1), self.dtype), "dgamma": ((self.C,), self.dtype)}
+
+    def _gamma(self, bottoms):
+        return (bottoms[1] if self.from_bottom else self.blobs[0]).data.reshape(-1)
 
     def _view(self, arr, lo, hi):
         if not self.per_sample:
@@ -160,16 +183,125 @@ class Scale(PerSample):
         return arr[lo:hi].reshape((hi - lo) * self.rows_outer, self.C, self.inner)
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
-        beta = self.blobs[1].data.reshape(-1) if len(self.blobs) > 1 else ws["none"]
-        channels.scale_forward(self._view(bottoms[0].data, lo, hi), self.blobs[0].data.reshape(-1), beta,
+        beta = self.blobs[-1].data.reshape(-1) if self.p.scale_param.bias_term else ws["none"]
+        channels.scale_forward(self._view(bottoms[0].data, lo, hi), self._gamma(bottoms), beta,
                                self._view(tops[0].data, lo, hi), ws["x"])
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         x = ws["x"] if self.inplace else self._view(bottoms[0].data, lo, hi)
-        dbeta = grads[1].reshape(-1) if len(grads) > 1 else ws["none"]
+        nb = self.p.scale_param.bias_term
+        dbeta = self.param_grad(grads, len(grads) - 1) if nb else None
+        dbeta = ws["none"] if dbeta is None else dbeta.reshape(-1)
+        dy = self._view(tops[0].diff, lo, hi)
+        if self.from_bottom:       # the scale's gradient is the second bottom's diff: written, so the
+            if dbeta.size:         # bias (a param: accumulated) is summed here, before dx may replace dy
+                dbeta += dy.sum(axis=(0, 2))
+            dbeta = ws["none"]
+            dgamma, fresh = (bottoms[1].diff.reshape(-1) if propagate_down[1] else ws["dgamma"]), True
+        else:
+            dgamma = self.param_grad(grads, 0)
+            dgamma = ws["dgamma"] if dgamma is None else dgamma.reshape(-1)
         dx = self._view(bottoms[0].diff, lo, hi) if propagate_down[0] else ws["no_dx"]
-        channels.scale_backward(self._view(tops[0].diff, lo, hi), x, self.blobs[0].data.reshape(-1),
-                                grads[0].reshape(-1), dbeta, dx, fresh)
+        channels.scale_backward(dy, x, self._gamma(bottoms), dgamma, dbeta, dx, fresh)
+
+
+BIAS = Message("BiasParameter", [
+    Field("axis", "int", 1, "first axis of the bottom that the bias covers"),
+    Field("num_axes", "int", 1, "how many axes the bias covers (-1: to the end; ignored with a second "
+          "bottom, which gives the bias)"),
+    Field("filler", FILLER, None, "bias initialisation (default: constant 0)"),
+])
+
+
+@register
+class Bias(Layer):
+    type = "Bias"
+    doc = ("y = x + b, b broadcast over axes [axis, axis + num_axes): a learned param, or the second bottom "
+           "(which gets its gradient).")
+    params = {"bias_param": BIAS}
+    bottoms = (1, 2)
+    in_place_ok = True
+
+    def setup(self, bottoms, tops):
+        p = self.p.bias_param
+        x = bottoms[0]
+        a, pshape = _covered_axes(self, bottoms, p, "bias_param")
+        self.view = (int(np.prod(x.shape[:a], dtype=np.int64)), int(np.prod(pshape, dtype=np.int64)),
+                     int(np.prod(x.shape[a + len(pshape):], dtype=np.int64)))    # (outer, C, inner)
+        if tops[0] is not x:
+            tops[0].reshape(x.shape, x.data.dtype)
+        if len(bottoms) == 1:
+            self.add_param(pshape, p.filler)
+
+    def _bias(self, bottoms):
+        return (bottoms[1] if len(bottoms) > 1 else self.blobs[0]).data.reshape(1, -1, 1)
+
+    def forward(self, bottoms, tops):
+        np.add(bottoms[0].data.reshape(self.view), self._bias(bottoms), out=tops[0].data.reshape(self.view))
+
+    def backward(self, tops, propagate_down, bottoms):
+        dy = tops[0].diff.reshape(self.view)
+        if len(bottoms) > 1:       # the bias is the second bottom: its diff is written
+            if propagate_down[1]:
+                np.sum(dy, axis=(0, 2), out=bottoms[1].diff.reshape(-1))
+        else:
+            db = self.param_grad([b.diff for b in self.blobs], 0)
+            if db is not None:
+                db.reshape(-1)[...] += dy.sum(axis=(0, 2))
+        if propagate_down[0] and bottoms[0].diff is not tops[0].diff:
+            np.copyto(bottoms[0].diff, tops[0].diff)
+
+
+MVN = Message("MVNParameter", [
+    Field("normalize_variance", "bool", True, "also divide by the standard deviation"),
+    Field("across_channels", "bool", False, "statistics over channels, height and width together "
+          "(default: per channel)"),
+    Field("eps", "float", 1e-9, "added to the standard deviation"),
+])
+
+
+@register
+class MVN(Layer):
+    type = "MVN"
+    doc = ("Mean-variance normalisation per sample: y = (x - mean) / (std + eps) over each channel's "
+           "positions, or over the whole sample with across_channels.")
+    params = {"mvn_param": MVN}
+
+    def setup(self, bottoms, tops):
+        p = self.p.mvn_param
+        x = bottoms[0]
+        if x.data.ndim < 2:
+            raise LayerError(f"MVN needs a batch axis and at least one more, got shape {tuple(x.shape)} {self.where()}")
+        rows = x.shape[0] if p.across_channels else x.shape[0] * x.shape[1]
+        self.view = (rows, int(x.data.size // max(rows, 1)))
+        self.var, self.eps = p.normalize_variance, p.eps
+        self.std = np.empty((rows, 1), x.data.dtype)
+        tops[0].reshape(x.shape, x.data.dtype)
+
+    def forward(self, bottoms, tops):
+        x, y = bottoms[0].data.reshape(self.view), tops[0].data.reshape(self.view)
+        np.subtract(x, x.mean(axis=1, keepdims=True), out=y)
+        if self.var:
+            # Caffe's variance E[x^2] - E[x]^2, taken here as the mean square of x - mean (the same
+            # value without the cancellation)
+            np.sqrt(np.mean(np.square(y), axis=1, keepdims=True), out=self.std)
+            self.std += self.eps
+            y /= self.std
+
+    def backward(self, tops, propagate_down, bottoms):
+        if not propagate_down[0]:
+            return
+        dy, dx = tops[0].diff.reshape(self.view), bottoms[0].diff.reshape(self.view)
+        mean_dy = dy.mean(axis=1, keepdims=True)
+        if not self.var:
+            np.subtract(dy, mean_dy, out=dx)
+            return
+        # y = z / (s + eps), z = x - mean, s = sqrt(mean z^2): dx = (dy - mean(dy) - z mean(dy z) / s^2 ... )
+        # written with y: dx = (dy - mean(dy) - y * mean(dy * y) * (s + eps) / s) / (s + eps)
+        y = tops[0].data.reshape(self.view)
+        s = self.std - self.eps
+        ratio = np.divide(self.std, s, out=np.ones_like(s), where=s > 0)
+        dx[...] = (dy - mean_dy - y * np.mean(dy * y, axis=1, keepdims=True) * ratio) / self.std
 
 
 LRN = Message("LRNParameter", [

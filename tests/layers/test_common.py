@@ -81,3 +81,72 @@ def test_eltwise(params):
            else xs[0] * xs[1] * xs[2] if op == "PROD" else np.maximum(np.maximum(xs[0], xs[1]), xs[2]))
     np.testing.assert_allclose(tops[0].data, ref)
     assert check_gradient(layer, bottoms, tops, eps=1e-6) > 0
+
+
+@pytest.mark.parametrize("params,shape,top", [
+    ({}, (3, 10), (3, 1, 1)),
+    ({"top_k": 3, "out_max_val": True}, (2, 4, 3), (2, 2, 3)),
+    ({"axis": 1, "top_k": 2}, (2, 5, 3), (2, 2, 3)),
+    ({"axis": -1, "out_max_val": True}, (2, 3, 4), (2, 3, 1)),
+])
+def test_argmax(params, shape, top):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 4, shape).astype(np.float64)      # many ties
+    layer, bottoms, tops = make_layer("ArgMax", {"argmax_param": params}, [shape], bottoms_data=[x])
+    layer.forward(bottoms, tops)
+    assert tops[0].shape == top
+    k = params.get("top_k", 1)
+    if "axis" in params:
+        a = params["axis"] % len(shape)
+        moved = np.moveaxis(x, a, -1)
+        rows = moved.reshape(-1, moved.shape[-1])
+    else:
+        rows = x.reshape(shape[0], -1)
+    # reference: sort by (value, index) descending, as Caffe's std::greater on pairs
+    idx = np.array([[j for _, j in sorted(((v, j) for j, v in enumerate(r)), reverse=True)[:k]] for r in rows])
+    vals = np.take_along_axis(rows, idx, 1)
+    if "axis" in params:
+        got = np.moveaxis(tops[0].data, a, -1).reshape(-1, k)
+        np.testing.assert_array_equal(got, vals if params.get("out_max_val") else idx)
+    else:
+        got = tops[0].data.reshape(shape[0], -1, k)
+        np.testing.assert_array_equal(got[:, 0], idx)
+        if params.get("out_max_val"):
+            np.testing.assert_array_equal(got[:, 1], vals)
+
+
+@pytest.mark.parametrize("op", ["SUM", "ASUM", "SUMSQ", "MEAN"])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_reduction(op, axis):
+    shape = (3, 4, 2)
+    layer, bottoms, tops = make_layer("Reduction", {"reduction_param": {"operation": op, "axis": axis, "coeff": -1.5}},
+                                      [shape])
+    layer.forward(bottoms, tops)
+    a = axis % 3
+    x = bottoms[0].data.reshape(int(np.prod(shape[:a])), -1)
+    f = {"SUM": x, "ASUM": np.abs(x), "SUMSQ": x ** 2, "MEAN": x / x.shape[1]}[op]
+    assert tops[0].shape == shape[:a]
+    np.testing.assert_allclose(tops[0].data.reshape(-1), -1.5 * f.sum(axis=1))
+    assert check_gradient(layer, bottoms, tops) > 0
+
+
+@pytest.mark.parametrize("axis,tiles", [(1, 3), (0, 2), (-1, 2)])
+def test_tile(axis, tiles):
+    layer, bottoms, tops = make_layer("Tile", {"tile_param": {"axis": axis, "tiles": tiles}}, [(2, 3, 2)])
+    layer.forward(bottoms, tops)
+    a = axis % 3
+    lead = bottoms[0].data.reshape(bottoms[0].shape[:a] + (1, -1))
+    ref = np.tile(lead, (1,) * a + (tiles, 1)).reshape(tops[0].shape)
+    np.testing.assert_array_equal(tops[0].data, ref)
+    assert check_gradient(layer, bottoms, tops) > 0
+
+
+def test_embed():
+    idx = np.array([[0, 3, 3], [4, 1, 0]], np.float64)
+    layer, bottoms, tops = make_layer("Embed", {"embed_param": {"num_output": 3, "input_dim": 5}}, [idx.shape],
+                                      bottoms_data=[idx])
+    layer.forward(bottoms, tops)
+    assert tops[0].shape == (2, 3, 3)
+    one_hot = np.eye(5)[idx.astype(int)]
+    np.testing.assert_allclose(tops[0].data, one_hot @ layer.blobs[0].data + layer.blobs[1].data)
+    assert check_gradient(layer, bottoms, tops, check_bottoms=[]) > 0

@@ -97,3 +97,70 @@ def test_lrn_within_channel():
     layer.forward(bottoms, tops)
     np.testing.assert_allclose(tops[0].data, _lrn_within(x, 3, 0.5, 0.75), rtol=1e-10)
     assert check_gradient(layer, bottoms, tops) > 0
+
+
+def _broadcast(v, axis, nd):
+    """v placed at axes [axis, axis + v.ndim) of an nd-D array."""
+    return v.reshape((1,) * axis + v.shape + (1,) * (nd - axis - v.ndim))
+
+
+def test_scale_num_axes_minus_one_covers_to_the_end():
+    layer, bottoms, tops = make_layer("Scale", {"scale_param": {"num_axes": -1, "bias_term": True}}, [(2, 3, 4, 2)])
+    assert layer.blobs[0].shape == (3, 4, 2)
+    layer.forward(bottoms, tops)
+    ref = bottoms[0].data * layer.blobs[0].data[None] + layer.blobs[1].data[None]
+    np.testing.assert_allclose(tops[0].data, ref)
+    assert check_gradient(layer, bottoms, tops) > 0
+
+
+@pytest.mark.parametrize("axis,shapes,bias", [
+    (0, [(2, 3, 4), (2, 3)], False),         # a scale per sample and channel (squeeze-and-excitation)
+    (1, [(2, 3, 4), (3,)], True),
+    (1, [(2, 3, 2, 2), (3, 2)], False),
+])
+def test_scale_by_a_second_bottom(axis, shapes, bias):
+    layer, bottoms, tops = make_layer("Scale", {"scale_param": {"axis": axis, "bias_term": bias}}, shapes)
+    assert len(layer.blobs) == (1 if bias else 0)
+    layer.forward(bottoms, tops)
+    ref = bottoms[0].data * _broadcast(bottoms[1].data, axis, len(shapes[0]))
+    if bias:
+        ref = ref + _broadcast(layer.blobs[0].data, axis, len(shapes[0]))
+    np.testing.assert_allclose(tops[0].data, ref)
+    assert check_gradient(layer, bottoms, tops) > 0
+
+
+@pytest.mark.parametrize("params,shapes", [
+    ({}, [(2, 3, 2, 2)]),
+    ({"bias_param": {"axis": 0, "num_axes": -1}}, [(2, 3, 2)]),
+    ({"bias_param": {"axis": 1, "num_axes": 2}}, [(2, 3, 4)]),
+    ({"bias_param": {"axis": 0}}, [(2, 3, 4), (2, 3)]),
+    ({}, [(2, 3, 4, 2), (3, 4)]),
+])
+def test_bias(params, shapes):
+    layer, bottoms, tops = make_layer("Bias", params, shapes)
+    layer.forward(bottoms, tops)
+    b = bottoms[1].data if len(shapes) > 1 else layer.blobs[0].data
+    axis = params.get("bias_param", {}).get("axis", 1)
+    np.testing.assert_allclose(tops[0].data, bottoms[0].data + _broadcast(b, axis, len(shapes[0])))
+    assert check_gradient(layer, bottoms, tops) > 0
+
+
+def test_bias_shape_mismatch_is_clear():
+    with pytest.raises(Exception, match="does not match axes 1"):
+        make_layer("Bias", {}, [(2, 3, 4), (4,)])
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"normalize_variance": False}, {"across_channels": True}, {"across_channels": True, "eps": 0.1},
+])
+def test_mvn(params):
+    layer, bottoms, tops = make_layer("MVN", {"mvn_param": params}, [(3, 2, 4, 3)])
+    layer.forward(bottoms, tops)
+    x = bottoms[0].data
+    axes = (1, 2, 3) if params.get("across_channels") else (2, 3)
+    ref = x - x.mean(axis=axes, keepdims=True)
+    if params.get("normalize_variance", True):
+        var = (x ** 2).mean(axis=axes, keepdims=True) - x.mean(axis=axes, keepdims=True) ** 2   # Caffe's formula
+        ref = ref / (np.sqrt(var) + params.get("eps", 1e-9))
+    np.testing.assert_allclose(tops[0].data, ref, rtol=1e-9, atol=1e-12)
+    assert check_gradient(layer, bottoms, tops) > 0
