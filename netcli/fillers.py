@@ -45,7 +45,11 @@ def _draw(arr, draw):
 
 
 def fill(p, arr: np.ndarray, rng: np.random.Generator):
-    """Fill `arr` in place according to FillerParameter `p`."""
+    """Fill `arr` in place according to FillerParameter `p` (or copy `p` when it is an array of
+    initial values, as a Python layer declares them)."""
+    if isinstance(p, np.ndarray):
+        arr[...] = p
+        return
     shape, t = arr.shape, p.type
     if t == "CONSTANT":
         arr[...] = p.value
@@ -82,6 +86,8 @@ def fill(p, arr: np.ndarray, rng: np.random.Generator):
 
 def check_filler_shape(p, shape):
     """A complaint if the filler cannot fill a blob of this shape, else None."""
+    if isinstance(p, np.ndarray):
+        return None
     if p.type == "BILINEAR" and (len(shape) != 4 or shape[2] != shape[3]):
         return f"bilinear filler needs a 4-D blob with square kernels, got shape {tuple(shape)}"
     if p.type == "GAUSSIAN" and p.sparse >= 0 and len(shape) < 2:
