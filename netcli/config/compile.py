@@ -236,8 +236,9 @@ class _Compiler:
             p.phase = phase
             if cls.loss and not p.top and isinstance(p.name, str):
                 p.top = [p.name]           # Caffe gives a loss layer without tops one (its name here)
-            if self._batch_size is not None and cls.reads_dataset:
-                getattr(p, cls.param_key).batch_size = self._batch_size
+            key = cls.param_key if cls.reads_dataset else cls.batch_key
+            if self._batch_size is not None and key:
+                getattr(p, key).batch_size = self._batch_size
             if problems:     # a broken layer (or field) is reported already: keep only what parsed
                 if not isinstance(p.name, str):
                     p.name = f"layers[{i}]"

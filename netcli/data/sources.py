@@ -315,6 +315,21 @@ def load_db(path, backend="LMDB"):
 
 
 # -- image lists (Caffe's ImageData: lines '<path> <label>') ------------------------------------
+def read_image(path, color=True, size=(0, 0), where=""):
+    """One image file as Caffe's cv::imread gives it: (3, H, W) uint8 in BGR order, or (1, H, W)
+    grey; resized to `size` (height, width; 0: keep) with bilinear interpolation. Needs Pillow."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB" if color else "L")
+            if size[0] and size[1]:
+                im = im.resize((size[1], size[0]), Image.BILINEAR)
+            a = np.asarray(im)
+    except (OSError, ValueError, SyntaxError) as e:
+        raise DataError(f"{where}cannot read image {path}: {' '.join(str(e).split())[:160]}") from None
+    return a[None] if a.ndim == 2 else a[:, :, ::-1].transpose(2, 0, 1)
+
+
 def load_image_list(listfile, root="", size=(0, 0), color=True):
     """Every image of a list file, resized to `size` (height, width; 0: keep) with bilinear
     interpolation as Caffe's cv::resize, in BGR order (Caffe's) or grey."""
@@ -337,15 +352,7 @@ def load_image_list(listfile, root="", size=(0, 0), color=True):
         except ValueError:
             raise DataError(f"{listfile}:{number}: expected '<image path> <integer label>', got {line[:80]!r}") from None
         path = root + name
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB" if color else "L")
-                if size[0] and size[1]:
-                    im = im.resize((size[1], size[0]), Image.BILINEAR)
-                a = np.asarray(im)
-        except (OSError, ValueError, SyntaxError) as e:
-            raise DataError(f"{listfile}:{number}: cannot read image {path}: {' '.join(str(e).split())[:160]}") from None
-        a = a[None] if a.ndim == 2 else a[:, :, ::-1].transpose(2, 0, 1)
+        a = read_image(path, color, size, f"{listfile}:{number}: ")
         if shape is None:
             shape = a.shape
             if len(lines) * a.nbytes > memory_budget():

@@ -253,7 +253,8 @@ def validation_split(ds, fraction, held_out):
 
 
 def _load_mean(path, shape):
-    """The (C, H, W) mean image from Caffe's .binaryproto, an .npy file or the first array of an .npz."""
+    """The (C, H, W) mean image from Caffe's .binaryproto, an .npy file or the first array of an .npz;
+    `shape` (C, H, W) as expected, or (C, None, None) for any size."""
     from ..npzfile import read_npz
     try:
         if path.endswith(".binaryproto"):
@@ -271,7 +272,7 @@ def _load_mean(path, shape):
     except (OSError, ValueError, EOFError) as e:
         raise LayerError(f"cannot read mean_file {path} (.npy or .npz of the (C, H, W) mean image): "
                          f"{' '.join(str(e).split())[:160]}", "transform_param.mean_file") from None
-    if m.shape != shape:
+    if m.shape != shape and not (shape[1] is None and m.ndim == 3 and m.shape[0] == shape[0]):
         raise LayerError(f"mean_file {path} has shape {m.shape}, the images are {shape}", "transform_param.mean_file")
     if m.dtype.kind not in "uifb" or not np.isfinite(m.astype(np.float64)).all():
         raise LayerError(f"mean_file {path} must hold finite numbers", "transform_param.mean_file")

@@ -79,3 +79,60 @@ def test_datum_raw_and_encoded():
     record = wire.put_bytes(4, png.getvalue()) + wire.put_varint(5, 3) + wire.put_varint(7, 1)
     img, label = parse_datum(record)
     assert label == 3 and np.array_equal(img, a[::-1])                 # decoded to Caffe's BGR
+
+
+def _window_net(tmp_path, windows, **param):
+    """A WindowData net over one 100x80 RGB image with the given windows."""
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(1)
+    pic = rng.integers(0, 256, (80, 100, 3), dtype=np.uint8)       # height 80, width 100
+    Image.fromarray(pic).save(tmp_path / "im.png")
+    lines = ["# 0", str(tmp_path / "im.png"), "3", "80", "100", str(len(windows))]
+    lines += [" ".join(map(str, w)) for w in windows]
+    (tmp_path / "windows.txt").write_text("\n".join(lines) + "\n")
+    transform = param.pop("transform", {})
+    layer = {"name": "w", "type": "WindowData", "top": ["data", "label"],
+             "transform_param": dict({"crop_size": 20}, **transform),
+             "window_data_param": dict({"source": str(tmp_path / "windows.txt"), "batch_size": 4}, **param)}
+    return Net(_net(layer, ["data"]), phase="TRAIN"), pic[..., ::-1].transpose(2, 0, 1).astype(np.float32)
+
+
+def _resized(img, x1, y1, x2, y2, h, w):
+    from PIL import Image
+    patch = np.ascontiguousarray(img[:, y1:y2 + 1, x1:x2 + 1].transpose(1, 2, 0).astype(np.uint8))
+    return np.asarray(Image.fromarray(patch).resize((w, h), Image.BILINEAR)).transpose(2, 0, 1).astype(np.float32)
+
+
+def test_window_data_warps_foreground_and_background_windows(tmp_path):
+    net, img = _window_net(tmp_path, [(7, 0.9, 10, 5, 49, 34), (0, 0.1, 50, 40, 89, 79)], fg_fraction=0.5,
+                           scale=0.5, transform={"mean_value": [10, 20, 30]})
+    net.forward()
+    assert net.blobs["data"].shape == (4, 3, 20, 20)
+    assert net.blobs["label"].data.tolist() == [0, 0, 7, 7]        # Caffe: background first
+    mean = np.array([10, 20, 30], np.float32).reshape(3, 1, 1)
+    fg = (_resized(img, 10, 5, 49, 34, 20, 20) - mean) * 0.5
+    bg = (_resized(img, 50, 40, 89, 79, 20, 20) - mean) * 0.5
+    for i, want in enumerate([bg, bg, fg, fg]):
+        np.testing.assert_array_equal(net.blobs["data"].data[i], want)
+
+
+def test_window_data_context_pad_clipped_at_the_border(tmp_path):
+    """Box 0..19 with crop 20 and context_pad 2: grown by 20/16 about its centre 10 to -3..23
+    (C rounding), clipped to 0..23, resized to 18 columns placed from column 2 (3 * 20/27 rounded)."""
+    net, img = _window_net(tmp_path, [(3, 1.0, 0, 0, 19, 19)], fg_fraction=1.0, context_pad=2)
+    net.forward()
+    out = net.blobs["data"].data[0]
+    assert not out[:, :2, :].any() and not out[:, :, :2].any()
+    np.testing.assert_array_equal(out[:, 2:, 2:], _resized(img, 0, 0, 23, 23, 18, 18))
+
+
+def test_window_data_errors(tmp_path):
+    with pytest.raises(NetcliError, match="no background windows"):
+        _window_net(tmp_path, [(7, 0.9, 10, 5, 49, 34)])
+    with pytest.raises(NetcliError, match="needs transform_param.crop_size"):
+        _window_net(tmp_path, [(7, 0.9, 10, 5, 49, 34)], transform={"crop_size": 0})
+    (tmp_path / "bad.txt").write_text("# 0\nim.png\n3\n80\nwide\n")
+    layer = {"name": "w", "type": "WindowData", "top": ["data", "label"], "transform_param": {"crop_size": 8},
+             "window_data_param": {"source": str(tmp_path / "bad.txt"), "batch_size": 2}}
+    with pytest.raises(NetcliError, match="bad.txt:5: expected width, got 'wide'"):
+        Net(_net(layer, ["data"]), phase="TRAIN")

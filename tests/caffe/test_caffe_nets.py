@@ -75,7 +75,11 @@ NETS = {
     "models/finetune_flickr_style/train_val.prototxt": (None, {"data": (3, 227, 227), "fc8_flickr": (20,)}, None),
     "models/bvlc_googlenet/deploy.prototxt": (None, GOOGLENET, 10),
     "models/bvlc_googlenet/train_val.prototxt": (None, GOOGLENET, None),
+    "examples/finetune_pascal_detection/pascal_finetune_trainval_test.prototxt":
+        (None, {"data": (3, 227, 227), **{k: v for k, v in ALEXNET.items() if k != "fc8"}, "fc8_pascal": (21,)}, None),
 }
+WINDOW_FILES = ["examples/finetune_pascal_detection/window_file_2007_trainval.txt",
+                "examples/finetune_pascal_detection/window_file_2007_test.txt"]
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +126,10 @@ def caffe_root(tmp_path_factory):
             f["data"] = rng.standard_normal((5, 4)).astype(np.float32)
             f["label"] = rng.integers(0, 2, 5).astype(np.float32)
         (root / path).write_text(str(folder / (os.path.basename(path) + ".h5")) + "\n")
+    for path in WINDOW_FILES:        # R-CNN's windows: one image, a foreground and a background box
+        image = root / os.path.dirname(path) / "window.png"
+        Image.fromarray(rng.integers(0, 256, (240, 300, 3), dtype=np.uint8)).save(image)
+        (root / path).write_text(f"# 0\n{image}\n3\n240\n300\n2\n5 0.8 20 30 200 180\n0 0.1 100 50 290 230\n")
     # the Python loss layer linreg.prototxt names (Caffe keeps one in examples/pycaffe/layers;
     # this one is ours, with pycaffe's interface)
     os.makedirs(root / "examples/pycaffe/layers", exist_ok=True)
@@ -170,24 +178,12 @@ def test_every_caffe_net_is_listed():
             path = os.path.relpath(os.path.join(folder, f), CAFFE).replace(os.sep, "/")
             if f.endswith(".prototxt") and "solver" not in f:
                 found.add(path)
-    missing = found - set(NETS) - set(NOT_YET) - OWN_TEST
+    missing = found - set(NETS) - OWN_TEST
     assert not missing, missing
 
 
-# What does not load yet, and why (each a one-line error, checked below).
-NOT_YET = {
-    "examples/finetune_pascal_detection/pascal_finetune_trainval_test.prototxt": "unknown layer type 'WindowData'",
-}
 # nets with a test of their own below
 OWN_TEST = {"examples/pycaffe/linreg.prototxt"}
-
-
-@pytest.mark.parametrize("path", sorted(NOT_YET))
-def test_not_yet_supported_is_one_line(caffe_root, monkeypatch, path):
-    monkeypatch.chdir(caffe_root)
-    with pytest.raises(NetcliError) as e:
-        Net(path, phase="TRAIN")
-    assert NOT_YET[path] in str(e.value)
 
 
 @pytest.mark.parametrize("path", sorted(NETS))
@@ -209,8 +205,7 @@ def test_caffe_net_shapes(caffe_root, monkeypatch, path):
             assert all(np.isfinite(net.blobs[b].data).all() for b in shapes)
 
 
-SOLVERS_NOT_YET = {
-    "examples/finetune_pascal_detection/pascal_finetune_solver.prototxt": "unknown layer type 'WindowData'",
+SOLVERS_MISSING_NETS = {
     # its nets are written by the pycaffe notebook (examples/01-learning-lenet.ipynb), not kept in git
     "examples/mnist/lenet_auto_solver.prototxt": "mnist/lenet_auto_train.prototxt: no such net file",
 }
@@ -231,8 +226,8 @@ def test_caffe_solver_loads(caffe_root, monkeypatch, path):
     from netcli.solver import solver as solver_module
     monkeypatch.chdir(caffe_root)
     monkeypatch.setattr(solver_module, "Net", functools.partial(Net, batch_size=B))   # AlexNet's 256 need GBs
-    if path in SOLVERS_NOT_YET:
-        with pytest.raises(NetcliError, match=SOLVERS_NOT_YET[path]):
+    if path in SOLVERS_MISSING_NETS:
+        with pytest.raises(NetcliError, match=SOLVERS_MISSING_NETS[path]):
             Solver(path, max_iter=0, progress=False)
         return
     s = Solver(path, max_iter=0, progress=False)
