@@ -218,6 +218,20 @@ def convert(source, output, model):
 
 
 @cli.command()
+@click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
+@click.option("--model", required=True, type=click.Path(dir_okay=False), help="The net file (YAML or Caffe prototxt).")
+@click.option("--weights", help="Its trained weights (.weights.npz or .caffemodel).")
+@click.option("--stage", "stages", multiple=True, help="A stage of the net (repeat for several), as Caffe's -stage.")
+@click.option("--level", default=0, show_default=True, type=int, help="The net's level, as Caffe's -level.")
+def export(onnx_path, model, weights, stages, level):
+    """Export the net's inference graph (its TEST phase; data layers become inputs, labels and
+    losses are left out) with its weights to ONNX, for ONNX Runtime and other runtimes. Needs
+    pip install 'netcli[onnx]'."""
+    from .tools import export as run_export
+    run_export(model, weights, onnx_path, stages, level, echo=click.echo)
+
+
+@cli.command()
 @click.argument("type_", metavar="[TYPE]", required=False)
 def layers(type_):
     """List every layer type with its parameters, defaults and meanings."""

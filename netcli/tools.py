@@ -311,6 +311,19 @@ def is_solver_file(path):
                                                              "base_lr", "max_iter", "lr_policy"} & set(tree))
 
 
+def export(model, weights, onnx_path, stages=(), level=0, echo=None):
+    """The TEST-phase inference graph of `model` with `weights` (None: as initialised, with a
+    warning) as an ONNX file (netcli/onnx_export.py)."""
+    from .onnx_export import export_onnx
+    net = Net(model, phase="TEST", weights=weights, stages=stages, level=level)
+    if not weights:
+        (echo or _noop)("Warning: no --weights given: the model holds the initial (untrained) weights")
+    inputs, outputs = export_onnx(net, onnx_path)
+    (echo or _noop)(f"Wrote {onnx_path}: net '{net.name}', inputs {', '.join(inputs)} -> outputs {', '.join(outputs)} "
+                    "(batch axis free)")
+    return inputs, outputs
+
+
 def convert(source, output, model=None, echo=None):
     """A net or solver file between YAML and prototxt, or weights between .npz and .caffemodel
     (`model` gives the net they belong to); the output's extension says which. Written
