@@ -5,7 +5,7 @@ Heavy modules (NumPy, Numba) load on first use, so `netcli --help` stays fast.
 """
 __version__ = "0.1.0"
 
-__all__ = ["Net", "Solver", "PythonLayer", "NetcliError", "ConfigError", "__version__"]
+__all__ = ["Net", "Solver", "Classifier", "PythonLayer", "NetcliError", "ConfigError", "__version__"]
 
 
 def __getattr__(name):
@@ -15,6 +15,9 @@ def __getattr__(name):
     if name == "Solver":
         from .solver import Solver
         return Solver
+    if name == "Classifier":
+        from .predict import Classifier
+        return Classifier
     if name == "PythonLayer":
         from .layers.python import PythonLayer
         return PythonLayer

@@ -218,6 +218,24 @@ def convert(source, output, model):
 
 
 @cli.command()
+@click.option("--model", required=True, type=click.Path(dir_okay=False),
+              help="A deploy net, or a train/test net (its TEST data layer says how to prepare inputs).")
+@click.option("--weights", required=True, help="Trained weights (.weights.npz or .caffemodel).")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1), help="Classes to show per input.")
+@click.option("--labels", type=click.Path(dir_okay=False), help="Class names, one per line.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list: input, then its top-k classes.")
+@click.option("--stage", "stages", multiple=True, help="A stage of the net (repeat for several), as Caffe's -stage.")
+@click.option("--level", default=0, show_default=True, type=int, help="The net's level, as Caffe's -level.")
+def predict(model, weights, inputs, top_k, labels, as_json, stages, level):
+    """Classify INPUTS (image files, folders of images, .npz files of samples) with a trained
+    net: the top-k classes and their probabilities, per input. Images are resized to the net's
+    input and prepared as its training data was."""
+    from .tools import predict as run_predict
+    run_predict(model, weights, inputs, top_k, labels, as_json, stages, level, echo=click.echo)
+
+
+@cli.command()
 @click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
 @click.option("--model", required=True, type=click.Path(dir_okay=False), help="The net file (YAML or Caffe prototxt).")
 @click.option("--weights", help="Its trained weights (.weights.npz or .caffemodel).")

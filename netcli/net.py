@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .blob import Blob, ShapeError, describe_budget, memory_budget
+from .errors import NetcliError
 from .config.compile import field_loc, compile_net
 from .config.schema import Problems
 from .fillers import check_filler_shape
@@ -170,12 +171,19 @@ class Net:
         self.loss = 0.0
 
     # -- compute -----------------------------------------------------------------------------
-    def forward(self, **inputs):
+    def forward(self, start=None, **inputs):
         """Run every layer forward; returns {output blob name: data}. Keyword arguments set
-        blobs (by name) before running."""
+        blobs (by name) before running; `start` (a layer name, as pycaffe's) runs from that
+        layer on, one layer at a time: to feed a blob that a data layer would overwrite."""
         for k, v in inputs.items():
             self.blobs[k].data[...] = v
-        self.executor.forward()
+        if start is None:
+            self.executor.forward()
+        else:
+            if start not in self.layer_dict:
+                raise NetcliError(f"net '{self.name}' has no layer '{start}'")
+            for i in range(self.layer_names.index(start), len(self.layers)):
+                self.layers[i].forward(self.bottom_vecs[i], self.top_vecs[i])
         self.sum_loss()
         return {name: self.blobs[name].data for name in self.outputs}
 

@@ -118,9 +118,24 @@ def recover(prefix):
     return finished, removed
 
 
-def weight_arrays(net):
-    """{'<layer>/<i>': float32 array} of every owner param: a weights file's content."""
-    return {k: np.asarray(b.data, np.float32) for k, b in zip(net.param_owner_keys, net.learnable_params)}
+def weight_arrays(net, preprocessing=None):
+    """{'<layer>/<i>': float32 array} of every owner param: a weights file's content; with the
+    preprocessing its inputs had in training (netcli.data.transform.Preprocessing) when known."""
+    arrays = {k: np.asarray(b.data, np.float32) for k, b in zip(net.param_owner_keys, net.learnable_params)}
+    if preprocessing is not None:
+        arrays.update(preprocessing.to_arrays())
+    return arrays
+
+
+META = "netcli:"     # entries of a weights file that are not params (Preprocessing's)
+
+
+def read_preprocessing(path):
+    """The Preprocessing kept in a netcli weights file, or None (a caffemodel, an older file)."""
+    from .data.transform import Preprocessing
+    if is_caffemodel(path):
+        return None
+    return Preprocessing.from_arrays(read_npz(path))
 
 
 def is_caffemodel(path):
@@ -152,7 +167,7 @@ def read_weights(path, shapes=None):
     """{'<layer>/<i>': array} of a weights file (.npz or .caffemodel); a caffemodel's legacy 4-D
     shapes are fitted to `shapes` ({key: shape}) where Caffe would accept them."""
     if not is_caffemodel(path):
-        return read_npz(path)
+        return {k: v for k, v in read_npz(path).items() if not k.startswith(META)}
     from .caffe.caffemodel import caffemodel_arrays, fit_legacy
     arrays, legacy = caffemodel_arrays(path)
     for key in legacy:

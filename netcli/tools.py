@@ -311,6 +311,25 @@ def is_solver_file(path):
                                                              "base_lr", "max_iter", "lr_policy"} & set(tree))
 
 
+def predict(model, weights, inputs, top_k=5, labels=None, as_json=False, stages=(), level=0, echo=None):
+    """Print each input's top-k classes (netcli predict): one line per input, or one JSON list."""
+    import json
+    from . import log
+    from .predict import predict as classify
+    rows, clf = classify(model, weights, inputs, top_k, labels, stages, level)
+    if not clf.known:
+        log.warn(f"nothing says how {model}'s inputs were prepared (no data layer, and {weights} keeps no "
+                 "preprocessing): images go in resized, as 0..255 pixels, 3 channels as BGR")
+    echo = echo or _noop
+    if as_json:
+        echo(json.dumps([{"input": name, "top_k": top} for name, top in rows]))
+        return rows
+    for name, top in rows:
+        echo(f"{name}: " + "  ".join(f"{t['class']}{' ' + t['label'] if 'label' in t else ''} ({t['prob']:.4f})"
+                                      for t in top))
+    return rows
+
+
 def export(model, weights, onnx_path, stages=(), level=0, echo=None):
     """The TEST-phase inference graph of `model` with `weights` (None: as initialised, with a
     warning) as an ONNX file (netcli/onnx_export.py)."""

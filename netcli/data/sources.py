@@ -18,12 +18,13 @@ class Dataset:
     images: np.ndarray
     labels: np.ndarray
     name: str = ""
+    colors: str = "RGB"          # channel order of 3-channel images: BGR from Caffe's readers (cv::imread)
 
     def __len__(self):
         return len(self.labels)
 
     def subset(self, idx, name):
-        return Dataset(self.images[idx], self.labels[idx], name)
+        return Dataset(self.images[idx], self.labels[idx], name, self.colors)
 
 
 class DataError(NetcliError):
@@ -311,7 +312,7 @@ def load_db(path, backend="LMDB"):
             images[i], labels[i] = a, label
     finally:
         records.close()
-    return Dataset(images, labels, path)
+    return Dataset(images, labels, path, "BGR")
 
 
 # -- image lists (Caffe's ImageData: lines '<path> <label>') ------------------------------------
@@ -362,4 +363,4 @@ def load_image_list(listfile, root="", size=(0, 0), color=True):
                             f"{shape[1]}x{shape[2]}; give new_height and new_width to resize them all")
         images.append(a)
         labels.append(label)
-    return Dataset(np.stack(images), np.asarray(labels, np.float32), listfile)
+    return Dataset(np.stack(images), np.asarray(labels, np.float32), listfile, "BGR")

@@ -4,6 +4,8 @@ Crop is random in TRAIN and centred in TEST; mirror is random (50%) in TRAIN onl
 mirrors in TEST when mirror is set, which makes test scores noisy; we gate it by phase.)"""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from ..config.schema import Field, Message, non_negative
@@ -60,3 +62,48 @@ class Transformer:
         if self.p.mirror and self.train:
             flip = rng.random(total)[pick] < 0.5
             out[flip] = out[flip][..., ::-1]
+
+
+class Preprocessing:
+    """What a net's inputs went through in training, to do the same to new images (predict):
+    the raw sample shape (C, H, W) images are resized to, their channel order, and the TEST
+    transform (mean, scale, centre crop). Kept in the weights files `netcli train` writes
+    (entries 'netcli:preprocess' and 'netcli:mean'), and read from a net's data layer."""
+
+    KEY, MEAN_KEY = "netcli:preprocess", "netcli:mean"
+
+    def __init__(self, shape, colors="RGB", scale=1.0, crop_size=0, mean=None):
+        self.shape, self.colors = tuple(int(s) for s in shape), colors
+        self.scale, self.crop_size = float(scale), int(crop_size)
+        self.mean = None if mean is None else np.asarray(mean, np.float32)
+
+    @classmethod
+    def of_data_layer(cls, layer):
+        t = layer.transformer
+        return cls(layer.dataset.images.shape[1:], layer.dataset.colors, t.p.scale, t.crop, t.mean)
+
+    def to_arrays(self):
+        meta = {"shape": list(self.shape), "colors": self.colors, "scale": self.scale, "crop_size": self.crop_size}
+        out = {self.KEY: np.array(json.dumps(meta))}
+        if self.mean is not None:
+            out[self.MEAN_KEY] = self.mean
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays):
+        """The preprocessing kept in a weights file's arrays, or None."""
+        if cls.KEY not in arrays:
+            return None
+        meta = json.loads(str(arrays[cls.KEY]))
+        return cls(meta["shape"], meta["colors"], meta["scale"], meta["crop_size"], arrays.get(cls.MEAN_KEY))
+
+    def __call__(self, raw):
+        """raw (B, C, H, W) at self.shape -> the net's input, as the TEST phase transforms it
+        (the mean: an image (C, H, W) or per-channel values (C, 1, 1))."""
+        C, H, W = self.shape
+        c = self.crop_size
+        p = TRANSFORM.defaults()
+        p.scale, p.crop_size = self.scale, c
+        out = np.empty((len(raw), C, c or H, c or W), np.float32)
+        Transformer(p, "TEST", self.shape, self.mean)(raw, out, np.random.default_rng(0))
+        return out

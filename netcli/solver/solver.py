@@ -402,6 +402,16 @@ class Solver:
         return bar
 
     # -- snapshots (netcli/solver/state.py) ------------------------------------------------------
+    def preprocessing(self):
+        """How the inputs were prepared (the first test net's data layer, else the train net's;
+        None without a data layer with a dataset): kept in the weights for predict."""
+        from ..data.transform import Preprocessing
+        for net in self.test_nets + [self.net]:
+            layers = net.data_layers()
+            if layers:
+                return Preprocessing.of_data_layer(layers[0])
+        return None
+
     def snapshot(self):
         """Write <prefix>_iter_N.weights.npz and .solverstate.npz (None if the weights are not
         finite); with several processes, rank 0 writes."""

@@ -70,7 +70,7 @@ def write_snapshot(solver):
     }
     for i, h in enumerate(solver.rule.history):
         state[f"history/{i}"] = h
-    files = {wpath: weight_arrays(solver.net), spath: state}
+    files = {wpath: weight_arrays(solver.net, solver.preprocessing()), spath: state}
     if solver.p.snapshot_format == "BINARYPROTO":      # Caffe's weights too, for Caffe and OpenCV
         from ..caffe.caffemodel import caffemodel_bytes
         cpath = wpath[:-len(".weights.npz")] + ".caffemodel"
