@@ -79,8 +79,8 @@ def train(n, solver, *args, mpmd=None):
 
 
 def weights(path):
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+    from netcli.snapshot import read_weights
+    return read_weights(path)          # the params (not the preprocessing entries)
 
 
 def same(a, b):

@@ -541,7 +541,8 @@ EMBED = Message("EmbedParameter", [
 class Embed(Layer):
     type = "Embed"
     doc = ("A lookup table: each index of the bottom becomes row `index` of a learned (input_dim, num_output) "
-           "matrix (one-hot times the matrix), plus a bias; the top has one more axis.")
+           "matrix (one-hot times the matrix), plus a bias; the top has one more axis. Indices from a data "
+           "layer's labels are checked before training; others outside [0, input_dim) are clipped.")
     params = {"embed_param": EMBED}
     no_grad_bottoms = (0,)
 
