@@ -227,12 +227,21 @@ def convert(source, output, model):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list: input, then its top-k classes.")
 @click.option("--stage", "stages", multiple=True, help="A stage of the net (repeat for several), as Caffe's -stage.")
 @click.option("--level", default=0, show_default=True, type=int, help="The net's level, as Caffe's -level.")
-def predict(model, weights, inputs, top_k, labels, as_json, stages, level):
+@click.option("--scale", type=float, help="Multiply pixels (0..255, less the mean) by this (replaces the known one).")
+@click.option("--mean-value", "mean_values", type=float, multiple=True,
+              help="Per-channel mean to subtract (repeat once per channel).")
+@click.option("--mean-file", type=click.Path(dir_okay=False), help="Mean image (.binaryproto or .npy) to subtract.")
+@click.option("--colors", type=click.Choice(["RGB", "BGR"], case_sensitive=False),
+              help="Channel order of 3-channel inputs (Caffe's models: BGR).")
+def predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale, mean_values, mean_file, colors):
     """Classify INPUTS (image files, folders of images, .npz files of samples) with a trained
     net: the top-k classes and their probabilities, per input. Images are resized to the net's
     input and prepared as its training data was."""
     from .tools import predict as run_predict
-    run_predict(model, weights, inputs, top_k, labels, as_json, stages, level, echo=click.echo)
+    if mean_values and mean_file:
+        raise click.UsageError("give --mean-value or --mean-file, not both")
+    mean = mean_file or (list(mean_values) if mean_values else None)
+    run_predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale, mean, colors, echo=click.echo)
 
 
 @cli.command()

@@ -27,7 +27,10 @@ class Classifier:
     """Classifier(model, weights): `predict(images)` -> (N, classes) probabilities, for images as
     arrays (H, W, 3) RGB or (H, W) grey, uint8 0..255 (as Pillow gives them), or file paths."""
 
-    def __init__(self, model, weights, stages=(), level=0, labels=None):
+    def __init__(self, model, weights, stages=(), level=0, labels=None, scale=None, mean=None, colors=None):
+        """scale, mean ((C,) values, or a (C, H, W) image: a .binaryproto/.npy path or an array)
+        and colors ("RGB" or "BGR") replace what the net or the weights say, as Caffe's
+        classify.py flags (--raw_scale, --mean_file, --channel_swap) do."""
         self.net = Net(model, phase="TEST", weights=weights, stages=stages, level=level)
         net = self.net
         data = net.data_layers()
@@ -55,8 +58,41 @@ class Classifier:
             if (C, c or H, c or W) != tuple(shape[1:]):
                 raise NetcliError(f"the preprocessing kept in {weights} makes inputs of shape {(C, c or H, c or W)}; "
                                   f"the net's '{self.input}' is {tuple(shape[1:])}")
+        self._override(scale, mean, colors)
         self.output, self.softmax = self._scores()
         self.labels = list(labels) if labels is not None else None
+
+    def _override(self, scale, mean, colors):
+        pre = self.preprocessing
+        if scale is not None:
+            pre.scale = float(scale)
+        if colors is not None:
+            pre.colors = colors.upper()
+        if mean is not None:
+            if isinstance(mean, (str, os.PathLike)):
+                from .layers.data import _load_mean
+                from .layers.base import LayerError
+                try:
+                    mean = _load_mean(os.fspath(mean), (pre.shape[0], None, None))
+                except LayerError as e:
+                    raise NetcliError(str(e).replace("mean_file ", "", 1)) from None
+            mean = np.asarray(mean, np.float32)
+            if mean.ndim == 1:
+                C = pre.shape[0]
+                if len(mean) not in (1, C):
+                    want = "1 value" if C == 1 else f"1 or {C} values"
+                    raise NetcliError(f"--mean-value needs {want} (one per channel), got {len(mean)}")
+                mean = mean.reshape(-1, 1, 1)
+            elif mean.shape[0] != pre.shape[0]:
+                raise NetcliError(f"the mean has {mean.shape[0]} channels, the net's inputs {pre.shape[0]}")
+            elif mean.shape[1:] != tuple(pre.shape[1:]):
+                # Caffe's classify.py: a mean image of another size is resized to the input (bilinear)
+                from PIL import Image
+                mean = np.stack([np.asarray(Image.fromarray(m).resize((pre.shape[2], pre.shape[1]), Image.BILINEAR))
+                                 for m in mean.astype(np.float32)])
+            pre.mean = mean
+        if scale is not None or mean is not None or colors is not None:
+            self.known = True
 
     def _scores(self):
         """(the blob holding class scores, whether they still need a softmax)."""
@@ -182,9 +218,9 @@ def read_labels(path):
         raise NetcliError(f"{path}: cannot read the labels: {getattr(e, 'strerror', None) or e}") from None
 
 
-def predict(model, weights, inputs, top_k=5, labels=None, stages=(), level=0):
+def predict(model, weights, inputs, top_k=5, labels=None, stages=(), level=0, scale=None, mean=None, colors=None):
     """[(input name, top-k list)] for the inputs (netcli predict); the Classifier second."""
-    clf = Classifier(model, weights, stages, level, read_labels(labels) if labels else None)
+    clf = Classifier(model, weights, stages, level, read_labels(labels) if labels else None, scale, mean, colors)
     images, samples = read_inputs(inputs)
     if samples and tuple(samples[0][1].shape) != tuple(clf.preprocessing.shape):
         raise NetcliError(f"{samples[0][0]}: samples of shape {samples[0][1].shape}; the net's raw inputs are "

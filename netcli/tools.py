@@ -311,15 +311,17 @@ def is_solver_file(path):
                                                              "base_lr", "max_iter", "lr_policy"} & set(tree))
 
 
-def predict(model, weights, inputs, top_k=5, labels=None, as_json=False, stages=(), level=0, echo=None):
+def predict(model, weights, inputs, top_k=5, labels=None, as_json=False, stages=(), level=0, scale=None,
+            mean=None, colors=None, echo=None):
     """Print each input's top-k classes (netcli predict): one line per input, or one JSON list."""
     import json
     from . import log
     from .predict import predict as classify
-    rows, clf = classify(model, weights, inputs, top_k, labels, stages, level)
+    rows, clf = classify(model, weights, inputs, top_k, labels, stages, level, scale, mean, colors)
     if not clf.known:
         log.warn(f"nothing says how {model}'s inputs were prepared (no data layer, and {weights} keeps no "
-                 "preprocessing): images go in resized, as 0..255 pixels, 3 channels as BGR")
+                 "preprocessing): images go in resized, as 0..255 pixels, 3 channels as BGR; give --scale, "
+                 "--mean-value or --mean-file, --colors, or a train/test net as --model")
     echo = echo or _noop
     if as_json:
         echo(json.dumps([{"input": name, "top_k": top} for name, top in rows]))

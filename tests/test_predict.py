@@ -115,3 +115,25 @@ def test_predict_errors_are_one_line(trained, tmp_path, monkeypatch):
     netcli.tools.convert(weights, tmp_path / "w.caffemodel", model="configs/lenet_deploy.yaml")
     r = run("--weights", str(tmp_path / "w.caffemodel"), str(digits / "00.png"))
     assert r.exit_code == 0 and "nothing says how" in r.stderr
+
+
+def test_a_caffe_deploy_net_with_preprocessing_flags(trained, tmp_path, monkeypatch):
+    """A caffemodel keeps no preprocessing: --scale (as Caffe's LeNet's 1/256) gives the same
+    probabilities as the train/test net's data layer; a mean is subtracted before scaling."""
+    weights, digits, images, _ = trained
+    monkeypatch.chdir(ROOT)
+    netcli.tools.convert(weights, tmp_path / "w.caffemodel", model="configs/lenet_deploy.yaml")
+    pics = [np.asarray(Image.open(digits / f"{i:02d}.png")) for i in range(4)]
+    flags = netcli.Classifier("configs/lenet_deploy.yaml", str(tmp_path / "w.caffemodel"), scale=0.00390625)
+    data_layer = netcli.Classifier("configs/lenet_train_test.yaml", str(weights))
+    np.testing.assert_allclose(flags.predict(pics), data_layer.predict(pics), rtol=1e-5, atol=1e-7)
+    np.save(tmp_path / "mean.npy", np.full((1, 14, 14), 10, np.float32))      # resized to 28x28, as classify.py
+    shifted = netcli.Classifier("configs/lenet_deploy.yaml", str(weights), mean=tmp_path / "mean.npy")
+    ref_net = netcli.Net("configs/lenet_deploy.yaml", phase="TEST", weights=str(weights))
+    feed = np.zeros(ref_net.blobs["data"].shape, np.float32)
+    feed[:4] = (images[:4].astype(np.float32) - 10) * np.float32(0.00390625)
+    ref = ref_net.forward(data=feed)["prob"][:4]
+    np.testing.assert_allclose(shifted.predict(raw=images[:4]), ref, rtol=1e-5, atol=1e-7)
+    r = CliRunner().invoke(cli, ["predict", "--model", "configs/lenet_deploy.yaml", "--weights", str(weights),
+                                 str(digits / "00.png"), "--mean-value", "1", "--mean-value", "2"], obj={})
+    assert r.exit_code == 1 and "--mean-value needs 1 value (one per channel), got 2" in r.output
