@@ -372,14 +372,11 @@ def _eltwise(g, layer, xs, tops):
     if layer.op == "SUM":
         terms = [x if c == 1 else g.node("Mul", [x, g.const("coeff", c)]) for x, c in zip(xs, layer.coeff)]
         return g.node("Sum", terms, tops)
-    return g.node("Mul" if layer.op == "PROD" else "Max", xs, tops) if len(xs) == 2 else \
-        _fold(g, "Mul" if layer.op == "PROD" else "Max", xs, tops)
-
-
-def _fold(g, op, xs, tops):
-    y = xs[0]
+    if layer.op == "MAX":
+        return g.node("Max", xs, tops)
+    y = xs[0]                       # PROD: Mul takes two inputs
     for i, x in enumerate(xs[1:], 1):
-        y = g.node(op, [y, x], tops if i == len(xs) - 1 else None)
+        y = g.node("Mul", [y, x], tops if i == len(xs) - 1 else None)
     return y
 
 

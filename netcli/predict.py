@@ -36,7 +36,7 @@ class Classifier:
         data = net.data_layers()
         if net.inputs:
             self.input, self.start = net.inputs[0], None
-            self.preprocessing = (read_preprocessing(weights) if weights else None)
+            self.preprocessing = read_preprocessing(weights) if weights else None
         elif data:
             layer = data[0]
             self.input = layer.top_names[0]

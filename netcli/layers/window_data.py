@@ -125,7 +125,7 @@ class WindowData(Layer):
                                  f"(fg_threshold {p.fg_threshold}, bg_threshold {p.bg_threshold})",
                                  "window_data_param.fg_fraction")
         C = self.images[0][1][0]
-        self.C, self.B, self.p_ = C, p.batch_size, p
+        self.C, self.B, self.wp = C, p.batch_size, p
         self.mirror, self.scale = t.mirror or p.mirror, p.scale
         self.mean = None
         mean_file = t.mean_file or p.mean_file
@@ -157,13 +157,13 @@ class WindowData(Layer):
             img = read_image(path, C == 3, where=f"layer '{self.name}' (WindowData): ")
         except ImportError:
             raise NetcliError("WindowData needs Pillow: pip install 'netcli[images]'") from None
-        if self.p_.cache_images:
+        if self.wp.cache_images:
             self.cache[index] = img
         return img
 
     def forward(self, bottoms, tops):
         from PIL import Image
-        p, crop = self.p_, self.crop
+        p, crop = self.wp, self.crop
         out, labels = tops[0].data, tops[1].data
         out[...] = 0
         item = 0
