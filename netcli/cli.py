@@ -101,21 +101,50 @@ def _phase(ctx, param, value):
               help="Cut each TRAIN batch into this many shares (a power of two) instead of the default "
               "~32 samples each: more processes can then split it; the same --shares gives the same "
               "weights with any number of processes and threads.")
+@click.option("--resume", is_flag=True, help="Resume from the newest complete snapshot pair of the solver's "
+              "snapshot_prefix (none yet: start from iteration 0).")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False),
+              help="The JSONL run log to append to (default: <snapshot_prefix>.log.jsonl).")
+@click.option("--log-format", type=click.Choice(["netcli", "caffe"]), default="netcli", show_default=True,
+              help="caffe: glog prefixes on the text log, for Caffe's parse_log.py and plot_training_log.py.")
 @click.pass_context
 def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigterm_effect, sighup_effect, quiet,
-          reduction, shares):
+          reduction, shares, resume, log_path, log_format):
     """Train (or fine-tune, or resume) a net as the solver file says; under mpiexec or srun, one
     batch split across the processes."""
     if snapshot and weights:
         raise click.UsageError("give --snapshot to resume or --weights to fine-tune, not both")
+    if resume and (snapshot or weights):
+        raise click.UsageError("--resume finds the snapshot itself: give it without --snapshot or --weights")
+    from . import log
     from .solver import Solver
+    from .solver.state import snapshot_pairs
     from .threads import describe
+    log.set_format(log_format)
     g = _distributed(ctx, reduction)
-    s = Solver(solver_path, weights=weights, max_iter=iterations, quiet=quiet, group=g, shares=shares)
+    s = Solver(solver_path, weights=weights, max_iter=iterations, quiet=quiet, group=g, shares=shares,
+               log_path=log_path)
     s.signal_effects.update(SIGINT=sigint_effect, SIGTERM=sigterm_effect, SIGHUP=sighup_effect)
+    if resume:
+        pairs = snapshot_pairs(s.prefix)
+        snapshot = pairs[-1][1] if pairs else None
+        log.info(f"Resuming from {snapshot}" if snapshot else f"--resume: no snapshot of {s.prefix} yet; "
+                 "starting from iteration 0")
     if s.root:
-        click.echo((f"Threads, in each of {g.size} processes: " if g else "Threads: ") + describe())
+        log.info((f"Threads, in each of {g.size} processes: " if g else "Threads: ") + describe())
     s.solve(resume_file=snapshot)
+
+
+@cli.command("log")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--csv", "as_csv", is_flag=True, required=True, help="Print the train and test records as CSV.")
+@click.option("--event", "events", type=click.Choice(["train", "test"]), multiple=True,
+              help="Only these records (default: both).")
+def log_command(path, as_csv, events):
+    """Turn a run log (<snapshot_prefix>.log.jsonl, written by every train) into CSV: one row per
+    display and per test, with iteration, epoch, seconds, lr and every output."""
+    from .solver.runlog import read_run_log, to_csv
+    click.echo(to_csv(read_run_log(path), tuple(events) or ("train", "test")), nl=False)
 
 
 def _distributed(ctx, reduction="exact"):

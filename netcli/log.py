@@ -1,8 +1,22 @@
 """Log lines: one event per line on stdout, in Caffe's wording; warnings on stderr."""
 import sys
 
-_state = {"quiet": False, "silent": False, "bar": None}
+_state = {"quiet": False, "silent": False, "bar": None, "format": "netcli"}
 _warned: set = set()
+FORMATS = ("netcli", "caffe")
+
+
+def set_format(fmt: str):
+    """'caffe': every log line starts as glog's do (`I1123 18:22:33.123456  4242 solver.py:0] `),
+    so Caffe's tools/extra/parse_log.py and plot_training_log.py read netcli's logs."""
+    _state["format"] = fmt
+
+
+def _glog_prefix(level="I"):
+    import datetime
+    import os
+    now = datetime.datetime.now()
+    return f"{level}{now:%m%d %H:%M:%S.%f} {os.getpid():5d} solver.py:0] "
 
 
 def set_quiet(quiet: bool):
@@ -22,6 +36,8 @@ def set_bar(bar):
 def info(msg: str):
     if _state["quiet"]:
         return
+    if _state["format"] == "caffe":
+        msg = _glog_prefix() + msg
     if _state["bar"] is not None:
         _state["bar"].write(msg, file=sys.stdout)
     else:

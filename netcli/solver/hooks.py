@@ -22,7 +22,8 @@ class Monitor:
                               f"output of the test net (outputs: {', '.join(outputs) or 'none'})")
         if not has_tests:
             raise ConfigError(f"{where(spec, 'monitor')}: field '{name}': needs tests (test_interval)")
-        self.name, self.monitor, self.patience, self.min_delta = name, spec.monitor, spec.patience, spec.min_delta
+        self.name, self.monitor = name, spec.monitor
+        self.patience, self.min_delta = getattr(spec, "patience", None), spec.min_delta
         self.mode = spec.mode if spec.mode != "AUTO" else (
             "MAX" if any(k in spec.monitor.lower() for k in ("acc", "precision", "recall", "f1")) else "MIN")
         self.best, self.best_iter, self.bad = None, None, 0
@@ -47,29 +48,51 @@ class Monitor:
                 setattr(self, f, saved[f])
 
 
+class BestWeights:
+    """snapshot_best: after each test that improves on the best, write <prefix>_best.weights.npz."""
+
+    def __init__(self, monitor):
+        self.m = monitor
+
+    def after_test(self, solver, results):
+        m = self.m
+        if m.observe(results, solver.iter):
+            path = f"{solver.prefix}_best.weights.npz"
+            log.info(f"    Best {m.monitor} so far ({m.best:.6g}): saving {path}")
+            if solver.root:
+                from ..snapshot import atomic_savez, weight_arrays
+                atomic_savez(path, weight_arrays(solver.net, solver.preprocessing()))
+
+
 class EarlyStopping:
-    """Keep the best weights in <prefix>_best.weights.npz; after `patience` tests without
-    improvement restore them and stop (the final snapshot and TEST pass are of the best model)."""
+    """After `patience` tests without improvement, restore the best weights (kept in memory) and
+    stop; the final snapshot is of the best model, named for the iteration it holds."""
 
     def __init__(self, monitor):
         self.m = monitor
         self.stopped = False
+        self.best = None
 
     def after_test(self, solver, results):
         m = self.m
-        path = f"{solver.prefix}_best.weights.npz"
         if m.observe(results, solver.iter):
-            log.info(f"    Best {m.monitor} so far ({m.best:.6g}): saving {path}")
-            if solver.root:
-                solver.net.save(path)
+            self.best = solver.net.param_data.copy()
         elif m.bad >= m.patience:
             log.info(f"Early stopping at iteration {solver.iter}: {m.monitor} has not improved for "
                      f"{m.patience} tests (best {m.best:.6g} at iteration {m.best_iter}); "
-                     f"restoring the best weights from {path}")
-            if solver.root:
-                solver.net.load(path)
-            if solver.group is not None:     # the others take rank 0's copy, not a file they may not see
-                solver.group.comm.Bcast(solver.net.param_data, root=0)
+                     f"restoring the weights of iteration {m.best_iter}")
+            if self.best is not None:      # every process kept the same copy (tests agree)
+                solver.net.param_data[...] = self.best
+            else:                          # resumed after the best test: its weights are in the file
+                path = f"{solver.prefix}_best.weights.npz"
+                bw = solver.best_weights
+                if bw is not None and (bw.m.monitor, bw.m.mode) == (m.monitor, m.mode) and solver.root:
+                    solver.net.load(path)
+                elif solver.root:
+                    log.warn(f"the weights of iteration {m.best_iter} are not kept (this run resumed after it, and "
+                             f"{path} follows another monitor): training stops with the current weights")
+                if solver.group is not None:
+                    solver.group.comm.Bcast(solver.net.param_data, root=0)
             self.stopped = True
 
 

@@ -36,7 +36,7 @@ from ..config.load import load_config
 from ..errors import ConfigError, NetcliError
 from ..net import Net
 from . import lr_policy, state
-from .hooks import SIGNALS, EarlyStopping, Monitor, Signals, log_outputs
+from .hooks import SIGNALS, BestWeights, EarlyStopping, Monitor, Signals, log_outputs
 from .spec import SOLVER
 from .updates import NAMES, RULES
 
@@ -49,7 +49,10 @@ class Solver:
     """pycaffe-style: `Solver(path)`, `.step(n)`, `.solve()`, `.snapshot()`, `.restore(state)`,
     `.net`, `.test_nets`."""
 
-    def __init__(self, path, weights=None, max_iter=None, quiet=False, progress=None, group=None, shares=None):
+    def __init__(self, path, weights=None, max_iter=None, quiet=False, progress=None, group=None, shares=None,
+                 log_path=None):
+        """log_path: the JSONL run log solve() appends to (default <snapshot_prefix>.log.jsonl;
+        False: none)."""
         self.path = os.fspath(path)
         p, nets = self._read(self.path)
         self.group = group                # netcli.distributed.Group: one of several processes
@@ -67,10 +70,15 @@ class Solver:
         self._lengths(p, max_iter)
         outputs, has_tests = self.test_nets[0].outputs, bool(self.test_interval)
         self.monitors = {name: Monitor(getattr(p, name), outputs, self._where, name, has_tests)
-                         for name in ("early_stopping", "plateau")
+                         for name in ("early_stopping", "plateau", "snapshot_best")
                          if p.has(name) and (name != "plateau" or p.lr_policy == "plateau")}
+        if "early_stopping" in self.monitors and "snapshot_best" not in self.monitors:
+            # early stopping keeps <prefix>_best.weights.npz too, by its own monitor
+            self.monitors["snapshot_best"] = Monitor(p.early_stopping, outputs, self._where, "early_stopping", has_tests)
         stopping = self.monitors.get("early_stopping")
         self.early_stopping = EarlyStopping(stopping) if stopping else None
+        best = self.monitors.get("snapshot_best")
+        self.best_weights = BestWeights(best) if best else None
         self.policy = lr_policy.LrPolicy(p, self.max_iter, self.monitors.get("plateau"))
         name = os.path.splitext(os.path.basename(self.path))[0]
         prefix = p.snapshot_prefix or os.path.join("snapshots", name)
@@ -83,6 +91,8 @@ class Solver:
         self.last_snapshot_iter, self.snapshots_written = None, []
         self.request = None
         self.signal_effects = {name: "snapshot" for name in SIGNALS}
+        self.log_path = f"{self.prefix}.log.jsonl" if log_path is None else log_path
+        self.runlog = None
         w = weights or (",".join(p.weights) if p.weights else None)
         if w:
             self.finetune(w)
@@ -265,11 +275,11 @@ class Solver:
                         self._test_and_react()
                     if self.group is not None:      # a signal may have reached some ranks only
                         self._agree_request()
+                    if self.early_stopped:        # solve() writes the best model, named for its iteration
+                        return True
                     due = self.snapshot_interval and self.iter % self.snapshot_interval == 0
                     if due or self.request == "snapshot":
                         self.snapshot()
-                    if self.early_stopping is not None and self.early_stopping.stopped:
-                        return True
                     if self.request in ("snapshot", "stop"):
                         return False
             return True
@@ -294,9 +304,16 @@ class Solver:
             log.info(f"Iteration {self.iter} ({ips:.6g} iter/s, {lapse:.4g}s/{p.display} iters), "
                      f"loss = {self.smoothed_loss():.6g}")
             log_outputs(net, "Train", {k: net.blobs[k].data for k in net.outputs})
+            self._record("train", loss=self.smoothed_loss(), outputs={k: net.blobs[k].data for k in net.outputs})
             self._last_display = (self.iter, now)
         self._apply_update(display)
         self.iter += 1
+
+    def _record(self, event, **fields):
+        """A run-log record (netcli/solver/runlog.py) with the iteration, epoch and lr."""
+        if self.runlog is not None:
+            epoch = self.iter / self.iters_per_epoch if self.iters_per_epoch else None
+            self.runlog.record(event, iter=self.iter, epoch=epoch, lr=self.learning_rate(), **fields)
 
     def _pass(self, net, k):
         """Forward and backward once; with several processes, the gradients of every process's
@@ -332,6 +349,8 @@ class Solver:
                 self.last_test = results
         if results is None:
             return
+        if self.best_weights is not None:
+            self.best_weights.after_test(self, results)
         if self.early_stopping is not None:
             self.early_stopping.after_test(self, results)
         self.policy.after_test(results, self.iter)
@@ -347,6 +366,26 @@ class Solver:
             state.check_snapshot_folder(self)
         if resume_file:
             self.restore(resume_file)
+        if self.root and self.log_path is not False:
+            from .runlog import RunLog
+            self.runlog = RunLog(self.log_path)
+            self.runlog.record("start", net=self.net.name, solver=os.path.abspath(self.path), iter=self.iter,
+                               max_iter=self.max_iter)
+        done, error = False, None
+        try:
+            done = self._solve()
+            return done
+        except BaseException as e:
+            error = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise
+        finally:
+            if self.runlog is not None:
+                extra = {"error": error} if error else {}
+                self.runlog.record("end", iter=self.iter, finished=done, **extra)
+                self.runlog.close()
+                self.runlog = None
+
+    def _solve(self):
         log.info(f"Solving {self.net.name}")
         log.info(f"Learning Rate Policy: {self.p.lr_policy}")
         log.info(f"Solver: {NAMES[self.p.type]}, {self.max_iter} iterations"
@@ -358,7 +397,10 @@ class Solver:
                      f"{g.reduction} reduction" + (" (bit-identical to one process)" if g.reduction == "exact" else ""))
         with Signals(self):
             finished = self.step(max(self.max_iter - self.iter, 0))
-            if self.p.snapshot_after_train and self.last_snapshot_iter != self.iter and self.request != "stop":
+            if self.early_stopped:
+                if self.root:
+                    state.write_best_weights(self, self.early_stopping.m.best_iter)
+            elif self.p.snapshot_after_train and self.last_snapshot_iter != self.iter and self.request != "stop":
                 self.snapshot()
             if not finished:
                 log.info("Optimization stopped early.")
@@ -387,6 +429,7 @@ class Solver:
             return None
         means = result["outputs"]
         log_outputs(net, "Test", means)
+        self._record("test", net=k, outputs=means)
         result = {name: float(v) if v.ndim == 0 else v for name, v in means.items()}
         if k == 0:
             self.last_test = result

@@ -19,6 +19,7 @@ MONITOR = [
 ]
 EARLY_STOPPING = Message("EarlyStopping", MONITOR, doc="Stop when a test output stops improving; keep the best weights.")
 PLATEAU = Message("Plateau", MONITOR, doc="lr_policy plateau: multiply the rate by gamma when a test output stalls.")
+SNAPSHOT_BEST = Message("SnapshotBest", [MONITOR[0], MONITOR[1], MONITOR[3]], doc="Keep <prefix>_best.weights.npz: the weights of the best test.")
 
 SOLVER = Message("SolverParameter", [
     Field("net", "str", None, "the net file (TRAIN and TEST phases), relative to this solver file"),
@@ -62,7 +63,12 @@ SOLVER = Message("SolverParameter", [
     Field("clip_gradients", "float", -1.0, "scale gradients down to this global L2 norm (< 0: off)"),
     Field("snapshot", "int", 0, "snapshot every this many iterations (0: only at the end)", check=non_negative),
     Field("snapshot_epochs", "float", None, "snapshot every this many epochs", check=positive),
-    Field("snapshot_prefix", "str", None, "snapshot path prefix (default: snapshots/<solver file name>)"),
+    Field("snapshot_prefix", "str", None, "snapshot path prefix, relative to the working directory as in Caffe "
+          "(net: is relative to the solver file); default snapshots/<solver file name>"),
+    Field("snapshot_keep", "int", 0, "keep only the newest this many snapshot pairs of this prefix (0: all)",
+          check=non_negative),
+    Field("snapshot_best", SNAPSHOT_BEST, None, "{monitor, mode}: after each test that improves on the best, "
+          "write <prefix>_best.weights.npz (with or without early_stopping)"),
     Field("snapshot_after_train", "bool", True, "write a snapshot when training ends"),
     Field("snapshot_format", ("HDF5", "BINARYPROTO"), None, "BINARYPROTO: also write <prefix>_iter_N.caffemodel "
           "(Caffe's weights) next to each .weights.npz; HDF5: the .npz files alone (they hold what Caffe's "

@@ -79,7 +79,51 @@ def write_snapshot(solver):
     save_files(files)
     solver.last_snapshot_iter = solver.iter
     solver.snapshots_written.append(solver.iter)
+    prune_snapshots(solver)
     return wpath, spath
+
+
+def write_best_weights(solver, it):
+    """Early stopping's final model: the weights of iteration `it` (restored in memory), written
+    as <prefix>_iter_<it>.weights.npz, without a solver state (it would not match them)."""
+    wpath = snap_name(solver.prefix, it, "weights")
+    log.info(f"Snapshotting the best weights (iteration {it}) to {wpath}")
+    save_files({wpath: weight_arrays(solver.net, solver.preprocessing())})
+    return wpath
+
+
+def snapshot_pairs(prefix):
+    """[(iteration, solverstate path)] of the complete pairs of `prefix` (a .solverstate.npz whose
+    .weights.npz exists), oldest first."""
+    folder, base = os.path.split(os.path.abspath(prefix))
+    head, tail = base + "_iter_", ".solverstate.npz"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    pairs = []
+    for n in names:
+        if n.startswith(head) and n.endswith(tail) and n[len(head):-len(tail)].isdigit():
+            it = int(n[len(head):-len(tail)])
+            if os.path.exists(snap_name(prefix, it, "weights")):
+                pairs.append((it, snap_name(prefix, it, "solverstate")))
+    return sorted(pairs)
+
+
+def prune_snapshots(solver):
+    """snapshot_keep: remove all but the newest N pairs of this prefix (and their .caffemodel)."""
+    keep = solver.p.snapshot_keep
+    if not keep:
+        return
+    for it, _ in snapshot_pairs(solver.prefix)[:-keep]:
+        for path in (snap_name(solver.prefix, it, "solverstate"), snap_name(solver.prefix, it, "weights"),
+                     f"{solver.prefix}_iter_{it}.caffemodel"):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                log.warn(f"snapshot_keep: cannot remove {path}: {e.strerror}")
 
 
 def restore(solver, path):

@@ -24,23 +24,53 @@ def test_early_stopping_stops_at_the_right_test_and_keeps_best(tmp_path):
     path = make_tiny(tmp_path, max_iter=1000, test_interval=10, snapshot=0,
                      extra="early_stopping: {monitor: accuracy, patience: 3, min_delta: 0.01}\n")
     s = netcli.Solver(path, progress=False)
-    saved = {}
-    real_save = s.net.save
-
-    def save(p):
-        if str(p).endswith("_best.weights.npz"):
-            saved[s.iter] = s.net.param_data.copy()
-        real_save(p)
-    s.net.save = save
+    weights_at = {}
     # tests at iterations 0, 10, 20, ...: best 0.8 at iteration 20; 0.805 is within min_delta
     scripted(s, [0.5, 0.7, 0.8, 0.805, 0.79, 0.6, 0.9])
+    fake = s.test
+
+    def test_and_remember(k=0):
+        weights_at[s.iter] = s.net.param_data.copy()
+        return fake(k)
+    s.test = test_and_remember
     assert s.solve() is True
     assert s.early_stopped and s.iter == 50          # three tests without improvement: 30, 40, 50
-    assert sorted(saved) == [0, 10, 20]
-    best = netcli.Net(str(tmp_path / "net.yaml"), phase="TEST", weights=str(tmp_path / "snaps" / "tiny_best.weights.npz"))
-    np.testing.assert_array_equal(best.param_data, saved[20])
-    np.testing.assert_array_equal(s.net.param_data, saved[20])     # training ends on the best weights
-    assert os.path.exists(tmp_path / "snaps" / "tiny_iter_50.solverstate.npz")
+    snaps = tmp_path / "snaps"
+    best = netcli.Net(str(tmp_path / "net.yaml"), phase="TEST", weights=str(snaps / "tiny_best.weights.npz"))
+    np.testing.assert_array_equal(best.param_data, weights_at[20])
+    np.testing.assert_array_equal(s.net.param_data, weights_at[20])     # training ends on the best weights
+    # the final snapshot is named for the iteration its weights are from, and has no solver state
+    # (it would not match them); before, tiny_iter_50.* held iteration 20's weights
+    final = netcli.Net(str(tmp_path / "net.yaml"), phase="TEST", weights=str(snaps / "tiny_iter_20.weights.npz"))
+    np.testing.assert_array_equal(final.param_data, weights_at[20])
+    assert not any(f.startswith("tiny_iter_50") for f in os.listdir(snaps))
+
+
+def test_snapshot_best_without_early_stopping(tmp_path):
+    path = make_tiny(tmp_path, max_iter=60, test_interval=10, snapshot=0,
+                     extra="snapshot_best: {monitor: loss}\n")
+    s = netcli.Solver(path, progress=False)
+    weights_at = {}
+    scripted(s, [0.5, 0.7, 0.6, 0.9, 0.8, 0.85, 0.7])      # loss = 1 - value: best at iteration 30
+    fake = s.test
+
+    def test_and_remember(k=0):
+        weights_at[s.iter] = s.net.param_data.copy()
+        return fake(k)
+    s.test = test_and_remember
+    assert s.solve() is True and s.iter == 60 and not s.early_stopped
+    best = netcli.Net(str(tmp_path / "net.yaml"), phase="TEST",
+                      weights=str(tmp_path / "snaps" / "tiny_best.weights.npz"))
+    np.testing.assert_array_equal(best.param_data, weights_at[30])
+    assert os.path.exists(tmp_path / "snaps" / "tiny_iter_60.solverstate.npz")
+
+
+def test_snapshot_keep_keeps_the_newest_pairs(tmp_path):
+    path = make_tiny(tmp_path, max_iter=50, test_interval=0, snapshot=10, extra="snapshot_keep: 2\n")
+    netcli.Solver(path, progress=False).solve()
+    left = sorted(f for f in os.listdir(tmp_path / "snaps") if "_iter_" in f)
+    assert left == ["tiny_iter_40.solverstate.npz", "tiny_iter_40.weights.npz",
+                    "tiny_iter_50.solverstate.npz", "tiny_iter_50.weights.npz"]
 
 
 def test_plateau_lowers_rate_at_the_right_iteration(tmp_path):
