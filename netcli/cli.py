@@ -62,10 +62,18 @@ def _end_other_ranks(line, traceback):
     g.abort(line)
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+ENVIRONMENT = """\b
+Environment variables:
+  NETCLI_THREADS  threads for kernels and BLAS (default: all cores; --threads wins)
+  NETCLI_DATA     where named datasets are kept (default: ~/.cache/netcli)
+  NETCLI_OFFLINE  1: never download; use what is in NETCLI_DATA, else the embedded data"""
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=ENVIRONMENT)
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Threads for kernels and BLAS (default: all cores).")
+              help="Threads for kernels and BLAS (default: $NETCLI_THREADS, else all cores). Results are the "
+              "same for any count.")
 @click.version_option(version=__version__, prog_name="netcli")
 @click.pass_context
 def cli(ctx, debug, threads):
@@ -73,12 +81,15 @@ def cli(ctx, debug, threads):
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     ctx.obj["threads"] = threads
-    from .threads import set_threads
+    from .data.datasets import offline
+    from .threads import env_threads, set_threads
+    env_threads()               # the environment is checked up front, whatever the command
+    offline()
     set_threads(threads)
 
 
 def _phase(ctx, param, value):
-    return value.upper()
+    return value.upper() if value else value
 
 
 @cli.command()
@@ -163,11 +174,12 @@ def _distributed(ctx, reduction="exact"):
 @click.option("--weights", required=True, help="Weights to score (.weights.npz or .caffemodel).")
 @click.option("--iterations", type=click.IntRange(min=1), help="Batches to run (default: the whole data set once).")
 @click.option("--phase", default="TEST", type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
-              callback=_phase, show_default=True)
+              callback=_phase, show_default=True, help="Which phase's data layer to score on (either case).")
 @click.option("--stage", "stages", multiple=True, help="A stage of the net (repeat for several), as Caffe's -stage.")
 @click.option("--level", default=0, show_default=True, type=int, help="The net's level, as Caffe's -level.")
 @click.option("--metrics", is_flag=True, help="Also a confusion matrix and per-class precision, recall and F1.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of the averaged outputs.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: the averaged outputs, the total loss, "
+              "iterations and samples (and the metrics).")
 @click.pass_context
 def test(ctx, model, weights, iterations, phase, stages, level, metrics, as_json):
     """Score a trained net: per-batch outputs, then their averages; under mpiexec or srun the
@@ -178,12 +190,13 @@ def test(ctx, model, weights, iterations, phase, stages, level, metrics, as_json
                    group=g, stages=stages, level=level)
     if g is not None and g.rank:
         return
-    if as_json:
-        out = dict(result["outputs"])
+    if as_json:       # what the text prints: the averaged outputs, the total loss, batches and samples
+        out = {"outputs": result["outputs"], "loss": result["loss"], "iterations": result["iterations"],
+               "samples": result["samples"]}
         if metrics:
             out["metrics"] = result["metrics"]
         nonfinite = []
-        out = json_safe(out, nonfinite=nonfinite)
+        out = json_safe(out, nonfinite=nonfinite, digits=7)
         if nonfinite:       # JSON has no NaN or inf: such values are null, and named here
             out["nonfinite"] = nonfinite
         click.echo(json.dumps(out, allow_nan=False))
@@ -191,9 +204,10 @@ def test(ctx, model, weights, iterations, phase, stages, level, metrics, as_json
 
 @cli.command()
 @click.option("--model", required=True, type=click.Path(dir_okay=False), help="The net file (YAML or Caffe prototxt).")
-@click.option("--iterations", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--iterations", default=50, show_default=True, type=click.IntRange(min=1),
+              help="Forward-backward passes to average over (after one warm-up pass).")
 @click.option("--phase", default="TRAIN", type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
-              callback=_phase, show_default=True)
+              callback=_phase, show_default=True, help="Which phase of the net to time (either case).")
 @click.option("--stage", "stages", multiple=True, help="A stage of the net (repeat for several), as Caffe's -stage.")
 @click.option("--level", default=0, show_default=True, type=int, help="The net's level, as Caffe's -level.")
 @click.option("--json", "as_json", is_flag=True, help="Print the timings as one JSON object.")
@@ -211,14 +225,14 @@ def time(ctx, model, iterations, phase, stages, level, as_json, reduction):
     if g is not None and g.rank:
         return
     if as_json:
-        click.echo(json.dumps(json_safe(result), allow_nan=False))
+        click.echo(json.dumps(json_safe(result, digits=5), allow_nan=False))
 
 
 @cli.command()
 @click.option("--model", type=click.Path(dir_okay=False), help="A net YAML file.")
 @click.option("--solver", "solver_path", type=click.Path(dir_okay=False), help="A solver YAML file (checks its nets too).")
-@click.option("--phase", default="TRAIN", type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
-              callback=_phase, show_default=True, help="Phase of --model to show.")
+@click.option("--phase", default=None, type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
+              callback=_phase, help="Check only this phase of --model (default: TRAIN and TEST).")
 @click.option("--stage", "stages", multiple=True, help="A stage of the net (repeat for several), as Caffe's -stage.")
 @click.option("--level", default=0, show_default=True, type=int, help="The net's level, as Caffe's -level.")
 @click.option("--print-config", is_flag=True, help="Print the file as netcli reads it (given fields, canonical "

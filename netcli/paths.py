@@ -22,7 +22,23 @@ def resolve(path, base_dir, what="file", exists=os.path.exists):
             return c
     looked = " nor ".join(os.path.abspath(c) for c in dict.fromkeys(candidates))
     where = "next to the config file and in the working directory" if base_dir else "in the working directory"
-    raise NetcliError(f"{path}: no such {what} {where} (looked for {looked})")
+    raise NetcliError(f"{path}: no such {what} {where} (looked for {looked}){_similar(path, candidates)}")
+
+
+def _similar(path, candidates):
+    """'; did you mean ...?' for a near miss among the names in the folders looked in, written
+    as `path` was."""
+    import difflib
+    for c in candidates:
+        folder, name = os.path.split(c)
+        try:
+            names = os.listdir(folder or ".")
+        except OSError:
+            continue
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+        if close:
+            return f"; did you mean '{os.path.join(os.path.dirname(path), close[0])}'?"
+    return ""
 
 
 def read_start(path, what, limit):

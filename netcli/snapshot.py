@@ -166,6 +166,8 @@ def save_weights(net, path):
 def read_weights(path, shapes=None):
     """{'<layer>/<i>': array} of a weights file (.npz or .caffemodel); a caffemodel's legacy 4-D
     shapes are fitted to `shapes` ({key: shape}) where Caffe would accept them."""
+    if os.fspath(path).lower().endswith((".yaml", ".yml", ".prototxt", ".pbtxt")):
+        raise NetcliError(f"{path} is a net or solver file; weights are a .weights.npz or a .caffemodel")
     if not is_caffemodel(path):
         return {k: v for k, v in read_npz(path).items() if not k.startswith(META)}
     from .caffe.caffemodel import caffemodel_arrays, fit_legacy

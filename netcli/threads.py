@@ -20,11 +20,21 @@ def usable_cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def env_threads():
+    """$NETCLI_THREADS as a positive int, None when unset or empty; anything else is an error."""
+    from .errors import NetcliError
+    env = os.environ.get("NETCLI_THREADS", "").strip()
+    if not env:
+        return None
+    if not env.isdigit() or int(env) < 1:
+        raise NetcliError(f"NETCLI_THREADS must be a whole number of threads >= 1, got {env!r}")
+    return int(env)
+
+
 def set_threads(n=None):
     """Choose the number of threads (None: $NETCLI_THREADS or all usable cores)."""
     if n is None:
-        env = os.environ.get("NETCLI_THREADS")
-        n = int(env) if env and env.isdigit() and int(env) > 0 else usable_cores()
+        n = env_threads() or usable_cores()
     if _state["pool"] is not None and _state["n"] != n:
         _state["pool"].shutdown(wait=True)
         _state["pool"] = None

@@ -81,19 +81,20 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
     return out
 
 
-def json_safe(value, path="", nonfinite=None):
+def json_safe(value, path="", nonfinite=None, digits=None):
     """`value` with every NaN/inf replaced by None (JSON has no such numbers); the dotted paths
-    of those values are appended to `nonfinite`."""
+    of those values are appended to `nonfinite`. `digits`: floats rounded to that many significant
+    digits (float32 results printed without float noise: 0.95, not 0.9500000059604645)."""
     if isinstance(value, dict):
-        return {k: json_safe(v, f"{path}.{k}" if path else str(k), nonfinite) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v, f"{path}[{i}]", nonfinite) for i, v in enumerate(value)]
+        return {k: json_safe(v, f"{path}.{k}" if path else str(k), nonfinite, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [json_safe(v, f"{path}[{i}]", nonfinite, digits) for i, v in enumerate(value)]
     if isinstance(value, (float, np.floating)):
         if not math.isfinite(value):
             if nonfinite is not None:
                 nonfinite.append(path)
             return None
-        return float(value)
+        return float(f"{float(value):.{digits}g}") if digits else float(value)
     if isinstance(value, np.integer):
         return int(value)
     return value
@@ -198,7 +199,7 @@ def time_layers(net: Net, iterations, echo=None):
 def describe_net(net: Net, echo):
     """Layer table: top shapes, params, FLOPs per image, activation memory; then totals."""
     echo(f"Net '{net.name}' ({net.phase}): {len(net.layers)} layers")
-    echo(f"{'layer':<16}{'type':<18}{'top shape':<24}{'params':>10}{'MFLOP/img':>11}{'act. MB':>9}")
+    rows = []
     tot_p = tot_f = tot_m = 0
     seen = set()
     for layer, c, b, t in zip(net.layers, net.configs, net.bottom_vecs, net.top_vecs):
@@ -207,8 +208,13 @@ def describe_net(net: Net, echo):
         mem = sum(x.data.nbytes + x.diff.nbytes for x in t if id(x.data) not in seen)
         seen.update(id(x.data) for x in t)
         shapes = ", ".join("x".join(map(str, x.shape)) or "scalar" for x in t) or "-"
-        echo(f"{c.name:<16}{c.type:<18}{shapes:<24}{params:>10,}{flops / 1e6:>11.3f}{mem / 2 ** 20:>9.2f}")
+        rows.append((c.name, c.type, shapes, f"{params:,}", f"{flops / 1e6:.3f}", f"{mem / 2 ** 20:.2f}"))
         tot_p, tot_f, tot_m = tot_p + params, tot_f + flops, tot_m + mem
+    head = ("layer", "type", "top shape", "params", "MFLOP/img", "act. MB")
+    # columns as wide as their longest entry, so long names never run into the next column
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    for r in [head] + rows:
+        echo("  ".join(v.ljust(w) if i < 3 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))).rstrip())
     for line in net.executor.plan():
         echo(f"Parallel plan: {line}")
     learn = net.param_data.size
@@ -232,17 +238,20 @@ def print_config(model=None, solver=None, echo=None):
     return text
 
 
-def check(model=None, solver=None, phase="TRAIN", echo=None, stages=(), level=0):
+def check(model=None, solver=None, phase=None, echo=None, stages=(), level=0):
+    """Build the solver's nets, or the net in `phase` (None: TRAIN and TEST, as training and
+    testing will), and print their tables; any mistake raises."""
     echo = echo or _noop
     if solver:
         from .solver import Solver
-        s = Solver(solver, max_iter=0, progress=False)
+        s = Solver(solver, progress=False, log_path=False)
         echo(f"Solver {solver}: {s.p.type} with lr_policy {s.p.lr_policy}, {s.max_iter} iterations, "
              f"test every {s.test_interval or 'never'} x {s.test_iter} batches, snapshots to {s.prefix}_iter_N")
-        describe_net(s.net, echo)
-        describe_net(s.test_nets[0], echo)
+        for net in [s.net] + s.test_nets:
+            describe_net(net, echo)
     else:
-        describe_net(Net(model, phase=phase, stages=stages, level=level), echo)
+        for ph in ([phase] if phase else ["TRAIN", "TEST"]):
+            describe_net(Net(model, phase=ph, stages=stages, level=level), echo)
     echo("OK")
 
 

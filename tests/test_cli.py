@@ -39,7 +39,10 @@ def test_train_then_test_and_time_json(tmp_path):
     r = run("test", "--model", str(tmp_path / "net.yaml"), "--weights", weights, "--json")
     assert r.exit_code == 0, r.output
     res = json.loads(r.output)
-    assert set(res) == {"accuracy", "loss"} and 0.5 < res["accuracy"] <= 1
+    assert set(res) == {"outputs", "loss", "iterations", "samples"} and set(res["outputs"]) == {"accuracy", "loss"}
+    assert 0.5 < res["outputs"]["accuracy"] <= 1 and res["iterations"] == 2 and res["samples"] == 64
+    assert res["loss"] == res["outputs"]["loss"]                  # loss_weight 1: the total is that output
+    assert all(len(repr(v)) <= 10 for v in res["outputs"].values())   # 7 digits, no float32 noise
     r = run("time", "--model", str(tmp_path / "net.yaml"), "--iterations", "3", "--json")
     assert r.exit_code == 0, r.output
     t = json.loads(r.output)
@@ -173,8 +176,9 @@ def test_json_is_valid_with_nan_weights(tmp_path):
     r = run("test", "--model", str(tmp_path / "net.yaml"), "--weights", str(tmp_path / "nan.weights.npz"), "--json")
     assert r.exit_code == 0, r.output
     res = json.loads(r.output)                      # strict JSON: no NaN tokens
-    assert res["accuracy"] == 0.0                   # NaN scores are never correct
-    assert res["loss"] is None and res["nonfinite"] == ["loss"]
+    assert res["outputs"]["accuracy"] == 0.0        # NaN scores are never correct
+    assert res["outputs"]["loss"] is None and res["loss"] is None
+    assert res["nonfinite"] == ["outputs.loss", "loss"]
 
 
 def test_user_errors_are_one_line_never_a_traceback(tmp_path):

@@ -45,7 +45,7 @@ def test_cli_metrics_json_counts_every_test_sample_once(tmp_path):
     out = json.loads(r.output)
     m = out["metrics"]
     assert np.sum(m["confusion_matrix"]) == 64 and sum(m["support"]) == 64
-    assert m["accuracy"] == pytest.approx(out["accuracy"])       # 64 = 2 full batches of 32
+    assert m["accuracy"] == pytest.approx(out["outputs"]["accuracy"])       # 64 = 2 full batches of 32
     r = CliRunner().invoke(cli, ["test", "--model", str(tmp_path / "net.yaml"), "--weights", w, "--metrics"], obj={})
     assert "Confusion matrix (rows: true class, columns: predicted class):" in r.output
     assert "class 1: precision = " in r.output and "macro average: precision = " in r.output

@@ -55,7 +55,13 @@ def data_dir():
 
 
 def offline():
-    return os.environ.get("NETCLI_OFFLINE", "") not in ("", "0")
+    """$NETCLI_OFFLINE: 1/true/yes (never download) or 0/false/no/unset; anything else is an error."""
+    v = os.environ.get("NETCLI_OFFLINE", "").strip().lower()
+    if v in ("", "0", "false", "no", "off"):
+        return False
+    if v in ("1", "true", "yes", "on"):
+        return True
+    raise DataError(f"NETCLI_OFFLINE must be 1 or 0 (true/false, yes/no), got {os.environ['NETCLI_OFFLINE']!r}")
 
 
 def _have(folder, ds):

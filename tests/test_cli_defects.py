@@ -1,0 +1,89 @@
+"""Issue 15's CLI defects, one test each (each failed before its fix)."""
+import textwrap
+
+from click.testing import CliRunner
+
+from netcli.cli import cli
+from tinynet import make_tiny
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), obj={})
+
+
+def test_check_solver_prints_the_solver_iterations(tmp_path):
+    solver = make_tiny(tmp_path, max_iter=40)
+    r = run("check", "--solver", solver)
+    assert r.exit_code == 0, r.output
+    assert ", 40 iterations," in r.output and ", 0 iterations," not in r.output
+    assert "(TRAIN)" in r.output and "(TEST)" in r.output
+
+
+def test_check_model_checks_every_phase(tmp_path):
+    """A mistake that only the TEST phase has (a bottom no TEST layer produces) fails check."""
+    make_tiny(tmp_path)
+    net = (tmp_path / "net.yaml").read_text()
+    net += "  - {name: probe, type: Softmax, bottom: ip2, top: prob, include: {phase: TEST}}\n"
+    (tmp_path / "net.yaml").write_text(net)
+    r = run("check", "--model", str(tmp_path / "net.yaml"))
+    assert r.exit_code == 1 and "ip2" in r.output and "OK" not in r.output
+    r = run("check", "--model", str(tmp_path / "net.yaml"), "--phase", "train")
+    assert r.exit_code == 0 and r.output.rstrip().endswith("OK")
+
+
+def test_check_table_columns_fit_long_names(tmp_path):
+    long = "a_really_long_layer_name_for_the_table"
+    (tmp_path / "n.yaml").write_text(textwrap.dedent(f"""\
+        layers:
+          - {{name: in, type: Input, top: data, input_param: {{shape: {{dim: [2, 3]}}}}}}
+          - {{name: {long}, type: InnerProduct, bottom: data, top: y, inner_product_param: {{num_output: 4}}}}
+        """))
+    r = run("check", "--model", str(tmp_path / "n.yaml"), "--phase", "TEST")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    row = next(line for line in lines if line.startswith(long))
+    assert row[len(long)] == " " and "InnerProduct" in row.split()
+    head = next(line for line in lines if line.startswith("layer"))
+    assert head.index("type") == row.index("InnerProduct")
+
+
+def test_every_option_has_help():
+    """`time --iterations` and `test --phase` had none."""
+    import click
+    missing = []
+    for name, cmd in cli.commands.items():
+        for sub in (cmd.commands.values() if isinstance(cmd, click.Group) else [cmd]):
+            for p in sub.params:
+                if isinstance(p, click.Option) and not p.help and p.name not in ("help",):
+                    missing.append(f"{name} {p.opts[0]}")
+    assert not missing, missing
+
+
+def test_environment_variables_are_checked(monkeypatch):
+    monkeypatch.setenv("NETCLI_THREADS", "abc")
+    r = run("layers", "ReLU")
+    assert r.exit_code == 1 and "NETCLI_THREADS must be a whole number of threads >= 1, got 'abc'" in r.output
+    monkeypatch.setenv("NETCLI_THREADS", "2")
+    monkeypatch.setenv("NETCLI_OFFLINE", "maybe")
+    r = run("layers", "ReLU")
+    assert r.exit_code == 1 and "NETCLI_OFFLINE must be 1 or 0" in r.output
+    monkeypatch.setenv("NETCLI_OFFLINE", "1")
+    assert run("layers", "ReLU").exit_code == 0
+    assert "NETCLI_THREADS" in run("--help").output and "NETCLI_OFFLINE" in run("--help").output
+
+
+def test_weights_given_a_config_file(tmp_path):
+    make_tiny(tmp_path)
+    r = run("test", "--model", str(tmp_path / "net.yaml"), "--weights", str(tmp_path / "solver.yaml"))
+    assert r.exit_code == 1 and "solver.yaml is a net or solver file; weights are a .weights.npz" in r.output
+    assert "pickle" not in r.output
+
+
+def test_a_typo_in_the_solver_net_gets_a_suggestion(tmp_path):
+    solver = make_tiny(tmp_path)
+    text = (tmp_path / "solver.yaml").read_text().replace("net: net.yaml", "net: nett.yaml")
+    (tmp_path / "solver.yaml").write_text(text)
+    r = run("check", "--solver", solver)
+    assert r.exit_code == 1
+    assert "solver.yaml:1: field 'net': nett.yaml: no such net file" in r.output
+    assert "did you mean 'net.yaml'?" in r.output
