@@ -40,8 +40,17 @@ class Blob:
         if shape is not None:
             self.reshape(shape, dtype)
 
-    def reshape(self, shape, dtype=np.float32):
-        """Allocate data and diff (done once, at setup)."""
+    def reshape(self, *args, dtype=None):
+        """Allocate data and diff (at setup): reshape(shape[, dtype]), or pycaffe's reshape(n, c, h, w).
+        The dtype defaults to the blob's own (float32 for a new blob)."""
+        if len(args) == 2 and not isinstance(args[1], (int, np.integer)):
+            shape, dtype = args
+        elif len(args) == 1 and not isinstance(args[0], (int, np.integer)):
+            shape = args[0]
+        else:
+            shape = args
+        if dtype is None:
+            dtype = self.data.dtype if isinstance(self.data, np.ndarray) else np.float32
         shape = tuple(int(s) for s in shape)
         if any(s < 0 for s in shape):
             raise ShapeError(f"top '{self.name}' would have a negative dimension: {shape}")

@@ -97,7 +97,8 @@ def _phase(ctx, param, value):
               help="The solver file (YAML or Caffe prototxt).")
 @click.option("--snapshot", type=click.Path(dir_okay=False), help="Resume from this .solverstate.npz.")
 @click.option("--weights", help="Fine-tune from these weights (comma-separated .weights.npz or .caffemodel files).")
-@click.option("--iterations", type=click.IntRange(min=0), help="Train this many iterations (overrides max_iter).")
+@click.option("--iterations", type=click.IntRange(min=0), help="Train this many iterations (overrides max_iter); "
+              "when resuming, this many more than the snapshot's.")
 @click.option("--sigint-effect", type=click.Choice(["snapshot", "stop", "none"]), default="snapshot",
               show_default=True, help="On Ctrl-C (SIGINT): snapshot and stop, stop, or ignore it.")
 @click.option("--sigterm-effect", type=click.Choice(["snapshot", "stop", "none"]), default="snapshot",
@@ -141,6 +142,9 @@ def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigter
         snapshot = pairs[-1][1] if pairs else None
         log.info(f"Resuming from {snapshot}" if snapshot else f"--resume: no snapshot of {s.prefix} yet; "
                  "starting from iteration 0")
+    if snapshot and iterations is not None:
+        from .solver.state import snapshot_iteration
+        s.set_max_iter(snapshot_iteration(snapshot) + iterations)
     if s.root:
         log.info((f"Threads, in each of {g.size} processes: " if g else "Threads: ") + describe())
     s.solve(resume_file=snapshot)

@@ -45,6 +45,7 @@ class Net:
         problems.raise_if_any()
         self._plan_backward()
         self.executor = Executor(self)
+        self._input_shapes = {n: self.blobs[n].shape for n in self.inputs}
         if weights:
             for w in str(weights).split(","):
                 self.load(w)
@@ -170,11 +171,41 @@ class Net:
         self.inputs = [t.name for l, tv in zip(self.layers, self.top_vecs) if l.type == "Input" for t in tv]
         self.loss = 0.0
 
+    def reshape(self):
+        """After an input blob got a new shape (pycaffe: net.blobs['data'].reshape(1, 1, 28, 28)),
+        set every layer up again for it; params keep their values (their shapes may not change)."""
+        for layer, name, bottoms, tops in zip(self.layers, self.layer_names, self.bottom_vecs, self.top_vecs):
+            if layer.type == "Input":           # its tops are what the caller reshaped
+                continue
+            params, fillers = layer.blobs, layer.fillers
+            layer.blobs, layer.fillers = [], []
+            try:
+                layer.setup(bottoms, tops)
+            except (LayerError, ShapeError) as e:
+                raise NetcliError(f"net.reshape(): layer '{name}' ({layer.type}): {e}") from None
+            finally:
+                new = [b.data for b in layer.blobs]
+                layer.blobs, layer.fillers = params, fillers
+            if [tuple(s) for s in new] != [p.shape for p in params]:
+                raise NetcliError(f"net.reshape(): layer '{name}' ({layer.type}) would need params of shapes "
+                                  f"{[tuple(s) for s in new]}, it has {[p.shape for p in params]}")
+        for t, w in self.loss_tops:
+            t.diff[...] = w
+        self.executor = Executor(self)
+        self._input_shapes = {n: self.blobs[n].shape for n in self.inputs}
+
+    def _check_inputs(self):
+        for n, shape in self._input_shapes.items():
+            if self.blobs[n].shape != shape:
+                raise NetcliError(f"input '{n}' now has shape {self.blobs[n].shape}, the net was set up for {shape}: "
+                                  "call net.reshape() before forward (as in pycaffe)")
+
     # -- compute -----------------------------------------------------------------------------
     def forward(self, start=None, **inputs):
         """Run every layer forward; returns {output blob name: data}. Keyword arguments set
         blobs (by name) before running; `start` (a layer name, as pycaffe's) runs from that
         layer on, one layer at a time: to feed a blob that a data layer would overwrite."""
+        self._check_inputs()
         for k, v in inputs.items():
             self.blobs[k].data[...] = v
         if start is None:
@@ -196,6 +227,7 @@ class Net:
         """forward() then backward(); returns the loss. cleared=True promises the param diffs are
         zero (clear_param_diffs since the last backward): layers may then write their gradients
         instead of adding them."""
+        self._check_inputs()
         self.executor.forward_backward(cleared=cleared)
         return self.loss
 

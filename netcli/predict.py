@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from .data.transform import Preprocessing
+from .data.transform import Preprocessing, mean_value_count
 from .errors import NetcliError
 from .net import Net
 from .snapshot import read_preprocessing
@@ -78,10 +78,9 @@ class Classifier:
                     raise NetcliError(str(e).replace("mean_file ", "", 1)) from None
             mean = np.asarray(mean, np.float32)
             if mean.ndim == 1:
-                C = pre.shape[0]
-                if len(mean) not in (1, C):
-                    want = "1 value" if C == 1 else f"1 or {C} values"
-                    raise NetcliError(f"--mean-value needs {want} (one per channel), got {len(mean)}")
+                problem = mean_value_count(len(mean), pre.shape[0])
+                if problem:
+                    raise NetcliError("--" + problem.replace("mean_value", "mean-value", 1))
                 mean = mean.reshape(-1, 1, 1)
             elif mean.shape[0] != pre.shape[0]:
                 raise NetcliError(f"the mean has {mean.shape[0]} channels, the net's inputs {pre.shape[0]}")

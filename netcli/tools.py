@@ -32,7 +32,13 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
     from .evaluate import evaluate
     from .metrics import classification_metrics, confusion, format_metrics
     echo = echo or _noop
-    net = Net(model, phase=phase, weights=weights, stages=stages, level=level)
+    net = Net(model, phase=phase, stages=stages, level=level)
+    if net.inputs and not net.data_layers():
+        raise NetcliError(f"{model}: the {phase} net's data comes from Input layers ({', '.join(net.inputs)}), which "
+                          "netcli test would score as zeros; test a train/test net (with a data layer), or classify "
+                          "files with netcli predict")
+    for w in str(weights).split(",") if weights else ():
+        net.load(w.strip())
     if iterations is None and not net.data_size():
         raise NetcliError(f"{model}: no Data layer in the {phase} net; give --iterations")
     if metrics and _classifier_blobs(net) is None:

@@ -87,3 +87,43 @@ def test_a_typo_in_the_solver_net_gets_a_suggestion(tmp_path):
     assert r.exit_code == 1
     assert "solver.yaml:1: field 'net': nett.yaml: no such net file" in r.output
     assert "did you mean 'net.yaml'?" in r.output
+
+
+def test_a_net_without_a_test_data_layer_says_where_the_blob_is(tmp_path):
+    (tmp_path / "n.yaml").write_text(textwrap.dedent("""\
+        layers:
+          - {name: data, type: Input, top: [data, label], include: {phase: TRAIN},
+             input_param: {shape: [{dim: [4, 3]}, {dim: [4]}]}}
+          - {name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: {num_output: 2}}
+          - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}
+        """))
+    r = run("check", "--model", str(tmp_path / "n.yaml"))
+    assert r.exit_code == 1
+    assert ("n.yaml:4: layer 'ip' (InnerProduct): field 'bottom': bottom 'data' is not produced by any earlier "
+            "layer: layer 'data' produces it, but its include/exclude rules leave it out of the TEST net") in r.output
+
+
+def test_mean_value_count_message(tmp_path):
+    make_tiny(tmp_path)
+    net = (tmp_path / "net.yaml").read_text().replace("transform_param: {scale: 0.00390625},",
+                                                     "transform_param: {scale: 0.00390625, mean_value: [1, 2, 3]},")
+    assert "mean_value" in net
+    (tmp_path / "net.yaml").write_text(net)
+    r = run("check", "--model", str(tmp_path / "net.yaml"), "--phase", "TEST")
+    assert r.exit_code == 1
+    assert "mean_value needs 1 value for 1-channel images, got 3" in r.output and "1 or 1" not in r.output
+
+
+def test_iterations_on_resume_train_that_many_more(tmp_path):
+    solver = make_tiny(tmp_path, max_iter=20, test_interval=0, snapshot=10)
+    assert run("train", "--solver", solver, "--quiet").exit_code == 0
+    r = run("train", "--solver", solver, "--quiet", "--snapshot",
+            str(tmp_path / "snaps" / "tiny_iter_20.solverstate.npz"), "--iterations", "10")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "snaps" / "tiny_iter_30.weights.npz").exists()     # before: nothing trained
+
+
+def test_test_on_a_deploy_net_is_refused(tmp_path):
+    r = run("test", "--model", "configs/lenet_deploy.yaml", "--weights", "x.npz", "--iterations", "1")
+    assert r.exit_code == 1 and "Input layers (data)" in r.output and "netcli predict" in r.output
+    assert "Batch 0" not in r.output

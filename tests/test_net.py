@@ -430,3 +430,21 @@ def test_frozen_params_get_no_gradient_but_pass_it_down(tmp_path):
     ip_w, ip_b = net.params["ip"]
     assert np.abs(conv_w.diff).sum() > 0            # learned, below a frozen layer: still reached
     assert not conv_b.diff.any() and not ip_w.diff.any() and not ip_b.diff.any()
+
+
+def test_reshape_as_pycaffe(tmp_path):
+    """net.blobs['data'].reshape(1, 1, 28, 28) then net.reshape(): the net runs at batch 1, with the
+    same result as row 0 of a batch; forgetting net.reshape() is an error, not the old shape."""
+    net = netcli.Net("configs/lenet_deploy.yaml", seed=3)
+    x = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32)
+    full = net.forward(data=x)["prob"].copy()
+    net.blobs["data"].reshape(1, 1, 28, 28)
+    with pytest.raises(NetcliError, match=r"call net.reshape\(\)"):
+        net.forward()
+    net.reshape()
+    one = net.forward(data=x[:1])["prob"]
+    assert one.shape == (1, 10)
+    np.testing.assert_allclose(one, full[:1], rtol=1e-5, atol=1e-7)
+    net.blobs["data"].reshape(2, 1, 20, 20)
+    with pytest.raises(NetcliError, match="layer 'ip1' .*would need params of shapes"):
+        net.reshape()

@@ -136,4 +136,4 @@ def test_a_caffe_deploy_net_with_preprocessing_flags(trained, tmp_path, monkeypa
     np.testing.assert_allclose(shifted.predict(raw=images[:4]), ref, rtol=1e-5, atol=1e-7)
     r = CliRunner().invoke(cli, ["predict", "--model", "configs/lenet_deploy.yaml", "--weights", str(weights),
                                  str(digits / "00.png"), "--mean-value", "1", "--mean-value", "2"], obj={})
-    assert r.exit_code == 1 and "--mean-value needs 1 value (one per channel), got 2" in r.output
+    assert r.exit_code == 1 and "--mean-value needs 1 value for 1-channel images, got 2" in r.output

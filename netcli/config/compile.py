@@ -173,6 +173,7 @@ class _Compiler:
     def __init__(self, phase, level, stages, batch_size):
         self.phase, self.level, self.stages, self._batch_size = phase, level, stages, batch_size
         self._unparsed_tops = set()   # tops of layers too broken to parse: not reported again
+        self._left_out = {}           # top -> the first layer that makes it but is not in this phase
 
     # -- parsing -----------------------------------------------------------------------------
     def parse(self, tree, problems):
@@ -229,9 +230,10 @@ class _Compiler:
                     continue
                 rule_phase = "TRAIN" if held_out else "TEST"
                 phase = p.phase or ("VALIDATION" if held_out else "TEST")
-            if p.include and not any(_rule_met(r, rule_phase, self.level, self.stages) for r in p.include):
-                continue
-            if p.exclude and any(_rule_met(r, rule_phase, self.level, self.stages) for r in p.exclude):
+            if (p.include and not any(_rule_met(r, rule_phase, self.level, self.stages) for r in p.include)) or \
+                    (p.exclude and any(_rule_met(r, rule_phase, self.level, self.stages) for r in p.exclude)):
+                for t in p.top or ():          # for the hint when a layer of this phase needs them
+                    self._left_out.setdefault(str(t), name)
                 continue
             p.phase = phase
             if cls.loss and not p.top and isinstance(p.name, str):
@@ -280,8 +282,11 @@ class _Compiler:
                     continue
                 j = later.get(b)
                 if j is None:
+                    other = self._left_out.get(b)
+                    hint = (f": layer '{other}' produces it, but its include/exclude rules leave it out of the "
+                            f"{self.phase} net" if other else did_you_mean(b, producer))
                     problems.add(c.p.loc("bottom", c.loc), f"bottom '{b}' is not produced by any earlier "
-                                 f"layer{did_you_mean(b, producer)}", label, "bottom")
+                                 f"layer{hint}", label, "bottom")
                 elif j == i:
                     problems.add(c.p.loc("bottom", c.loc), f"bottom '{b}' is this layer's own top: only "
                                  "in-place layers may use a blob produced earlier", label, "bottom")

@@ -64,6 +64,14 @@ class Transformer:
             out[flip] = out[flip][..., ::-1]
 
 
+def mean_value_count(n, channels):
+    """A complaint when `n` mean values do not fit images of `channels` channels, else None."""
+    if n in (1, channels):
+        return None
+    want = "1 value" if channels == 1 else f"1 value or {channels} (one per channel)"
+    return f"mean_value needs {want} for {channels}-channel images, got {n}"
+
+
 class Preprocessing:
     """What a net's inputs went through in training, to do the same to new images (predict):
     the raw sample shape (C, H, W) images are resized to, their channel order, and the TEST

@@ -14,7 +14,7 @@ import numpy as np
 from ..config.schema import Field, Message, REQUIRED, non_negative, positive
 from ..data.sources import DataError, check_class_labels
 from ..data.prefetch import Prefetcher
-from ..data.transform import TRANSFORM, Transformer
+from ..data.transform import TRANSFORM, mean_value_count, Transformer
 from ..errors import NetcliError
 from ..fillers import FILLER, fill as fill_blob
 from .base import Layer, LayerError, register
@@ -140,8 +140,8 @@ class Data(Layer):
             except NetcliError as e:
                 raise LayerError(str(e), "transform_param.mean_file") from None
             mean = _load_mean(mf, (C, H, W))
-        if t.mean_value and len(t.mean_value) not in (1, C):
-            raise LayerError(f"mean_value needs 1 or {C} values, got {len(t.mean_value)}", "transform_param.mean_value")
+        if t.mean_value and mean_value_count(len(t.mean_value), C):
+            raise LayerError(mean_value_count(len(t.mean_value), C), "transform_param.mean_value")
         self.transformer = Transformer(t, self.phase, (C, H, W), mean)
         B = self.B = p.batch_size
         sample = getattr(self.dataset, "sample_shape", None)

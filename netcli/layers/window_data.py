@@ -25,7 +25,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, non_negative, positive
 from ..data.sources import DataError, read_image
-from ..data.transform import TRANSFORM
+from ..data.transform import TRANSFORM, mean_value_count
 from ..errors import NetcliError
 from .base import Layer, LayerError, register
 
@@ -141,8 +141,8 @@ class WindowData(Layer):
                                  "transform_param.mean_file")
             self.mean = m[:, off:off + self.crop, off:off + self.crop]   # Caffe: the centre, by the width's offset
         elif t.mean_value:
-            if len(t.mean_value) not in (1, C):
-                raise LayerError(f"mean_value needs 1 or {C} values, got {len(t.mean_value)}", "transform_param.mean_value")
+            if mean_value_count(len(t.mean_value), C):
+                raise LayerError(mean_value_count(len(t.mean_value), C), "transform_param.mean_value")
             self.mean = np.broadcast_to(np.asarray(t.mean_value, np.float32).reshape(-1, 1, 1),
                                         (C, self.crop, self.crop))
         self.cache = {}

@@ -232,6 +232,10 @@ class Solver:
             for k in missing:
                 log.info(f"Param {k} not in {w}: keeps its filler initialisation")
 
+    def set_max_iter(self, n):
+        """Train to iteration n (the lr policy's horizon moves with it)."""
+        self.max_iter = self.policy.max_iter = int(n)
+
     # -- the loop ------------------------------------------------------------------------------
     def learning_rate(self):
         return self.policy.peek(self.iter)

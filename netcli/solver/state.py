@@ -126,6 +126,11 @@ def prune_snapshots(solver):
                 log.warn(f"snapshot_keep: cannot remove {path}: {e.strerror}")
 
 
+def snapshot_iteration(path):
+    """The iteration a .solverstate.npz was written at."""
+    return _count(read_npz(path, "solver state", names=["iter"]), "iter", path)
+
+
 def restore(solver, path):
     """Resume from a .solverstate.npz: weights, history, iteration, lr position, data and RNG.
     Every damaged or mismatched entry is one NetcliError naming the file."""

@@ -145,7 +145,7 @@ def test_snapshot_files_and_moved_folder_resume(tmp_path):
     s = netcli.Solver(make_tiny(tmp_path, max_iter=10, snapshot=5), progress=False)
     s.solve()
     names = sorted(os.listdir(tmp_path / "snaps"))
-    assert names == ["tiny_iter_10.solverstate.npz", "tiny_iter_10.weights.npz",
+    assert names == ["tiny.log.jsonl", "tiny_iter_10.solverstate.npz", "tiny_iter_10.weights.npz",
                      "tiny_iter_5.solverstate.npz", "tiny_iter_5.weights.npz"]
     os.rename(tmp_path / "snaps", tmp_path / "moved")
     r = netcli.Solver(str(tmp_path / "solver.yaml"), progress=False)
@@ -342,8 +342,11 @@ def test_weights_that_are_not_weights(tmp_path):
     with pytest.raises(NetcliError, match="a single .npy array, not an .npz archive"):
         s.net.load(str(tmp_path / "w.npy"))
     (tmp_path / "w.yaml").write_text("a: 1\n")
-    with pytest.raises(NetcliError, match="not an .npz archive"):
+    with pytest.raises(NetcliError, match="w.yaml is a net or solver file; weights are"):
         s.net.load(str(tmp_path / "w.yaml"))
+    (tmp_path / "w.txt").write_text("a: 1\n")
+    with pytest.raises(NetcliError, match="not an .npz archive"):
+        s.net.load(str(tmp_path / "w.txt"))
 
 
 @pytest.mark.parametrize("old,new,expected", [
