@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import sys
 import urllib.error
 import urllib.request
@@ -62,6 +63,31 @@ def offline():
     if v in ("1", "true", "yes", "on"):
         return True
     raise DataError(f"NETCLI_OFFLINE must be 1 or 0 (true/false, yes/no), got {os.environ['NETCLI_OFFLINE']!r}")
+
+
+RETRY_AFTER = 3600     # seconds: after a failed automatic download, commands do not try again for this long
+
+
+def _failed_marker(folder):
+    return os.path.join(folder, ".download-failed")
+
+
+def _failed_recently(folder):
+    """An automatic download of this dataset failed within RETRY_AFTER (so offline, each command
+    does not wait out the mirrors' timeouts again); `netcli data fetch` always tries."""
+    try:
+        return time.time() - os.path.getmtime(_failed_marker(folder)) < RETRY_AFTER
+    except OSError:
+        return False
+
+
+def _mark_failed(folder):
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(_failed_marker(folder), "w"):
+            pass
+    except OSError:
+        pass
 
 
 def _have(folder, ds):
@@ -155,19 +181,23 @@ def load_named(source):
     folder = os.path.join(data_dir(), name)
     if not _have(folder, ds):
         problem = "NETCLI_OFFLINE is set"
-        if not offline():
+        if not offline() and not _failed_recently(folder):
             try:
                 fetch(name, folder)
                 problem = None
             except DataError as e:
-                problem = str(e).splitlines()[0]
+                problem = " ".join(line.strip() for line in str(e).splitlines()[:2])   # the file and the first reason
+                _mark_failed(folder)
+        elif not offline():
+            problem = f"the last try, under {RETRY_AFTER // 60} minutes ago, failed"
         if problem is not None:
             if ds.embedded is None:
                 raise DataError(f"{name} not found in {folder} and could not be downloaded ({problem}); "
                                 f"run: netcli data fetch {name}")
             n_all = 5000
             shown = folder.replace(os.path.expanduser("~"), "~", 1)
-            log.warn(f"{name.upper()} not found in {shown} and could not be downloaded: using the embedded "
-                     f"{n_all}-image subset ({n_all * 4 // 5} train / {n_all // 5} test)", once_key=name)
+            log.warn(f"{name.upper()} not found in {shown} and could not be downloaded ({problem}): using the "
+                     f"embedded {n_all}-image subset ({n_all * 4 // 5} train / {n_all // 5} test); "
+                     f"`netcli data fetch {name}` downloads the full set", once_key=name)
             return embedded_split(ds, "train" if ds.splits[split] == "train" else "test")
     return load_idx(os.path.join(folder, ds.splits[split]))

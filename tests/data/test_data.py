@@ -251,7 +251,8 @@ def test_offline_falls_back_to_embedded_with_one_warning(monkeypatch, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith("WARNING: MNIST not found in ") and err[0].endswith(
-        "could not be downloaded: using the embedded 5000-image subset (4000 train / 1000 test)")
+        "could not be downloaded (NETCLI_OFFLINE is set): using the embedded 5000-image subset "
+        "(4000 train / 1000 test); `netcli data fetch mnist` downloads the full set")
     assert tr.images.shape == (4000, 1, 28, 28) and te.images.shape == (1000, 1, 28, 28)
     assert np.bincount(tr.labels.astype(int)).tolist() == [400] * 10
     assert np.bincount(te.labels.astype(int)).tolist() == [100] * 10
@@ -446,3 +447,34 @@ def test_image_decompression_bomb(tmp_path):
     raw[16:24] = np.asarray([20000, 20000], ">u4").tobytes()        # IHDR width, height
     (tmp_path / "imgs" / "a" / "x.png").write_bytes(bytes(raw))
     assert "cannot read image" in net_error(tmp_path, "imgs")
+
+
+def test_a_failed_download_is_not_retried_by_every_command(fake_mnist, monkeypatch, capsys):
+    """Offline without NETCLI_OFFLINE: the first command tries the mirrors and falls back; the
+    next ones do not wait out the mirrors again (for an hour), and the warning says how to fetch."""
+    entry, files, good = fake_mnist
+    hits = []
+    empty = Server({})                                # every file: 404
+    real = empty.httpd.RequestHandlerClass.do_GET
+
+    def counting(self):
+        hits.append(self.path)
+        real(self)
+    empty.httpd.RequestHandlerClass.do_GET = counting
+    try:
+        monkeypatch.setitem(datasets.DATASETS, "mnist", datasets.NamedDataset(
+            entry.name, (empty.url,), entry.files, entry.splits, entry.embedded))
+        monkeypatch.setattr(datasets.log, "_warned", set())
+        assert datasets.load_named("mnist:train").images.shape == (4000, 1, 28, 28)
+        first = len(hits)
+        assert first >= 1
+        datasets.load_named("mnist:test")
+        assert len(hits) == first                     # not tried again
+        err = capsys.readouterr().err
+        assert "could not download train-images-idx3-ubyte.gz" in err and "not found" in err.lower()
+        assert "`netcli data fetch mnist` downloads the full set" in err
+        with pytest.raises(DataError):                # an explicit fetch always tries
+            datasets.fetch("mnist")
+        assert len(hits) > first
+    finally:
+        empty.close()
