@@ -125,6 +125,8 @@ def run(fn, ranges):
 
 
 def describe():
-    n = count()
-    return (f"{n} thread(s) of {usable_cores()} usable core(s); each takes whole shares of ~32 samples "
-            f"of a batch (results are the same for any thread count)")
+    """The thread line, in plain words: how many cores are used, how to change it, and that the
+    results do not depend on it."""
+    n, cores = count(), usable_cores()
+    how = "--threads N or NETCLI_THREADS=N to change; " if n == cores else ""
+    return (f"using {n} of {cores} CPU core{'s' if cores != 1 else ''} ({how}results are the same with any number)")

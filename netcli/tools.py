@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import math
 import time
 
@@ -64,7 +65,23 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
     else:
         planned_line = ""
     echo(f"Running for {planned} iterations{planned_line}.")
-    result = evaluate(net, iterations, on_batch, group=group)
+    from .kernels import cold_cache
+    if cold_cache():
+        echo("Compiling kernels (first run; cached afterwards) ...")
+    bar = None
+    if sys.stderr.isatty() and (group is None or group.rank == 0):
+        from tqdm import tqdm
+        bar = tqdm(total=planned, file=sys.stderr, unit="batch", desc="testing", dynamic_ncols=True, leave=False)
+
+    def batch_done(i, run, rows):
+        on_batch(i, run, rows)
+        if bar is not None:
+            bar.update(1)
+    try:
+        result = evaluate(net, iterations, batch_done, group=group)
+    finally:
+        if bar is not None:
+            bar.close()
     if group is not None:          # every batch's lines, in batch order, from rank 0
         for i, (_, out, _) in enumerate(result["per_batch"]):
             for name, v in out.items():

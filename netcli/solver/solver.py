@@ -93,6 +93,7 @@ class Solver:
         self.signal_effects = {name: "snapshot" for name in SIGNALS}
         self.log_path = f"{self.prefix}.log.jsonl" if log_path is None else log_path
         self.runlog = None
+        self._compiling_since = None     # the first run after install: kernels compile in the first passes
         w = weights or (",".join(p.weights) if p.weights else None)
         if w:
             self.finetune(w)
@@ -265,7 +266,7 @@ class Solver:
         p, net = self.p, self.net
         stop_iter, start_iter, t0 = self.iter + iters, self.iter, time.perf_counter()
         self._last_display = (self.iter, t0)
-        bar = self._progress_bar(iters)
+        bar = self._bar = self._progress_bar(iters)
         try:
             with np.errstate(over="ignore", invalid="ignore"):   # a diverging loss is reported below
                 if self.iter == 0 and self.test_interval and p.test_initialization:
@@ -288,6 +289,7 @@ class Solver:
                         return False
             return True
         finally:
+            self._bar = None
             if bar is not None:
                 bar.close()
                 log.set_bar(None)
@@ -312,6 +314,10 @@ class Solver:
             self._last_display = (self.iter, now)
         self._apply_update(display)
         self.iter += 1
+        if self._compiling_since is not None:
+            log.info(f"Kernels compiled in {time.perf_counter() - self._compiling_since:.1f} s (cached: the next "
+                     "runs start at once)")
+            self._compiling_since = None
 
     def _record(self, event, **fields):
         """A run-log record (netcli/solver/runlog.py) with the iteration, epoch and lr."""
@@ -399,6 +405,10 @@ class Solver:
             log.info(f"Processes: {g.size}, splitting each batch of {B} (the batch is global: batch_size "
                      f"{B} x iter_size {self.p.iter_size} samples per update); gradients summed with the "
                      f"{g.reduction} reduction" + (" (bit-identical to one process)" if g.reduction == "exact" else ""))
+        from ..kernels import cold_cache
+        if self.root and self.max_iter > self.iter and cold_cache():
+            log.info("Compiling kernels (first run; cached afterwards) ...")
+            self._compiling_since = time.perf_counter()
         with Signals(self):
             finished = self.step(max(self.max_iter - self.iter, 0))
             if self.early_stopped:
@@ -426,8 +436,15 @@ class Solver:
         from ..evaluate import evaluate
         net = self.test_nets[k]
         log.info(f"Iteration {self.iter}, Testing net (#{k})")
-        result = evaluate(net, None if self.test_whole[k] else self.test_iters[k],
-                          stop=lambda: self.request in ("snapshot", "stop"))
+        bar = getattr(self, "_bar", None)
+        n = self.test_iters[k] if not self.test_whole[k] else None
+
+        def tested(i, run, rows):          # the training bar shows the test's progress, not a freeze
+            if bar is not None:
+                bar.set_description_str(f"testing {i + 1}" + (f"/{n}" if n else ""), refresh=True)
+        result = evaluate(net, n, on_batch=tested, stop=lambda: self.request in ("snapshot", "stop"))
+        if bar is not None:
+            bar.set_description_str("", refresh=True)
         if result is None:
             log.info("Test interrupted.")
             return None
