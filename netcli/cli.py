@@ -150,6 +150,41 @@ def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigter
     s.solve(resume_file=snapshot)
 
 
+@cli.command()
+@click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The picture: .png, .svg or .pdf.")
+@click.option("--x", "x_axis", type=click.Choice(["iter", "epoch", "seconds"]), default="iter", show_default=True,
+              help="What the horizontal axis counts.")
+@click.option("--smooth", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Average the train loss over this many displays.")
+def plot(logs, output, x_axis, smooth):
+    """Learning curves from run logs (<snapshot_prefix>.log.jsonl): the train loss and every test
+    output, several runs overlaid. Needs pip install 'netcli[plot]'."""
+    from .plot import curves
+    from .solver.runlog import read_run_log
+    runs = [(os.path.basename(p).replace(".log.jsonl", ""), read_run_log(p)) for p in logs]
+    panels = curves(runs, output, x_axis, smooth)
+    click.echo(f"Wrote {output}: {', '.join(panels)} against {x_axis}, {len(runs)} run(s)")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The drawing: .svg (no Graphviz needed), .dot (Graphviz source) or .png (netcli[plot]).")
+@click.option("--phase", default="TRAIN", type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
+              callback=_phase, show_default=True, help="Which phase of the net to draw (either case).")
+@click.option("--stage", "stages", multiple=True, help="A stage of the net (repeat for several), as Caffe's -stage.")
+@click.option("--rankdir", type=click.Choice(["TB", "LR"]), default="TB", show_default=True,
+              help="Top to bottom, or left to right (Caffe's draw_net.py default).")
+def draw(model, output, phase, stages, rankdir):
+    """Draw the net as Caffe's draw_net.py does: layers, blobs with their shapes, and edges."""
+    from .draw import draw as draw_net
+    from .net import Net
+    g = draw_net(Net(model, phase=phase, stages=stages), output, rankdir)
+    layers = sum(1 for n in g.nodes.values() if n["kind"] == "layer")
+    click.echo(f"Wrote {output}: {layers} layers, {len(g.nodes) - layers} blobs")
+
+
 @cli.command("log")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--csv", "as_csv", is_flag=True, required=True, help="Print the train and test records as CSV.")
@@ -182,18 +217,33 @@ def _distributed(ctx, reduction="exact"):
 @click.option("--stage", "stages", multiple=True, help="A stage of the net (repeat for several), as Caffe's -stage.")
 @click.option("--level", default=0, show_default=True, type=int, help="The net's level, as Caffe's -level.")
 @click.option("--metrics", is_flag=True, help="Also a confusion matrix and per-class precision, recall and F1.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Draw the confusion matrix to this .png/.svg/.pdf (implies --metrics; pip install 'netcli[plot]').")
+@click.option("--labels", type=click.Path(dir_okay=False), help="Class names, one per line, for --plot.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: the averaged outputs, the total loss, "
               "iterations and samples (and the metrics).")
 @click.pass_context
-def test(ctx, model, weights, iterations, phase, stages, level, metrics, as_json):
+def test(ctx, model, weights, iterations, phase, stages, level, metrics, plot_path, labels, as_json):
     """Score a trained net: per-batch outputs, then their averages; under mpiexec or srun the
     batches are split across the processes."""
     from .tools import json_safe, score
     g = _distributed(ctx)
+    metrics = metrics or bool(plot_path)
+    names = None
+    if labels:
+        from .predict import read_labels
+        names = read_labels(labels)
+    if plot_path:
+        from .plot import _pyplot
+        _pyplot()                   # a missing matplotlib is said before the test runs, not after
     result = score(model, weights, iterations, phase, echo=None if as_json else click.echo, metrics=metrics,
                    group=g, stages=stages, level=level)
     if g is not None and g.rank:
         return
+    if plot_path:
+        from .plot import confusion_matrix
+        confusion_matrix(result["metrics"]["confusion_matrix"], plot_path, names)
+        click.echo(f"Wrote {plot_path}", err=as_json)
     if as_json:       # what the text prints: the averaged outputs, the total loss, batches and samples
         out = {"outputs": result["outputs"], "loss": result["loss"], "iterations": result["iterations"],
                "samples": result["samples"]}

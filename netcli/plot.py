@@ -1,0 +1,146 @@
+"""Pictures through matplotlib (pip install 'netcli[plot]'): learning curves from run logs,
+a confusion matrix, and the PNG form of a net drawing (netcli/draw.py lays it out)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import NetcliError
+
+
+def _pyplot():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")            # files only, no display needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise NetcliError("plotting needs matplotlib: pip install 'netcli[plot]'") from None
+    return plt
+
+
+def _save(fig, path):
+    """Write the figure atomically (a temporary file, then a rename)."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if ext not in ("png", "svg", "pdf"):
+        raise NetcliError(f"{path}: write .png, .svg or .pdf")
+    tmp = f"{path}.tmp"
+    try:
+        fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise NetcliError(f"{path}: cannot write the picture: {e.strerror or e}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        fig.clf()
+
+
+def smooth(values, window):
+    """Moving average over the last `window` points (the first ones over what there is)."""
+    v = np.asarray(values, np.float64)
+    if window <= 1 or len(v) == 0:
+        return v
+    c = np.cumsum(np.insert(v, 0, 0.0))
+    n = np.minimum(np.arange(1, len(v) + 1), window)
+    return (c[1:] - c[np.arange(1, len(v) + 1) - n]) / n
+
+
+def curves(runs, path, x="iter", window=1):
+    """Train loss and every test output against `x` ("iter", "epoch" or "seconds"), one line per
+    run; runs: [(label, records)] from run logs (netcli/solver/runlog.py). Returns the panel names."""
+    plt = _pyplot()
+    panels = ["train loss"]
+    for _, recs in runs:
+        for r in recs:
+            if r.get("event") == "test":
+                for name, v in (r.get("outputs") or {}).items():
+                    if not isinstance(v, list) and f"test {name}" not in panels:
+                        panels.append(f"test {name}")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    for (label, recs), color in zip(runs, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 10):
+        train = [r for r in recs if r.get("event") == "train" and r.get(x) is not None]
+        test = [r for r in recs if r.get("event") == "test" and r.get("net", 0) == 0 and r.get(x) is not None]
+        if train:
+            axes[0][0].plot([r[x] for r in train], smooth([r["loss"] for r in train], window), color=color,
+                            label=label)
+        for ax, panel in zip(axes[0][1:], panels[1:]):
+            name = panel[len("test "):]
+            pts = [(r[x], r["outputs"][name]) for r in test if isinstance(r["outputs"].get(name), (int, float))]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", markersize=3, color=color, label=label)
+    xlabel = {"iter": "iteration", "epoch": "epoch", "seconds": "seconds"}[x]
+    for ax, panel in zip(axes[0], panels):
+        ax.set_title(panel + (f" (smoothed over {window})" if panel == "train loss" and window > 1 else ""))
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        if len(runs) > 1:
+            ax.legend(fontsize=8)
+    if any(r.get("loss", 1) > 0 for _, recs in runs for r in recs if r.get("event") == "train"):
+        axes[0][0].set_yscale("log")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return panels
+
+
+def confusion_matrix(cm, path, names=None):
+    """The confusion matrix (rows: true class, columns: predicted), counts in the cells and
+    colour by the share of each true class."""
+    plt = _pyplot()
+    cm = np.asarray(cm)
+    k = len(cm)
+    names = list(names)[:k] if names else [str(i) for i in range(k)]
+    names += [str(i) for i in range(len(names), k)]
+    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.45 * k + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), names, rotation=45 if max(map(len, names)) > 2 else 0, ha="right" if
+                  max(map(len, names)) > 2 else "center")
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if k <= 30:
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=8,
+                        color="white" if share[i, j] > 0.5 else "black")
+    accuracy = np.trace(cm) / max(cm.sum(), 1)
+    ax.set_title(f"confusion matrix: accuracy {accuracy:.4f} ({int(cm.sum())} samples)")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def draw_png(g, path):
+    """A laid-out net drawing (netcli.draw.Graph) as PNG."""
+    plt = _pyplot()
+    from matplotlib.patches import FancyBboxPatch, Polygon
+    from .draw import _octagon
+    W, H = g.size
+    fig = plt.figure(figsize=(W / 90, H / 90))
+    ax = fig.add_axes([0, 0, 1, 1])
+    ax.set_xlim(0, W)
+    ax.set_ylim(H, 0)
+    ax.axis("off")
+    for a, b in g.edges:
+        pts = g.routes[(a, b)]
+        if len(pts) > 2:
+            ax.plot([p[0] for p in pts[:-1]], [p[1] for p in pts[:-1]], color="#555", lw=1)
+        ax.annotate("", xy=pts[-1], xytext=pts[-2], arrowprops=dict(arrowstyle="-|>", color="#555", lw=1))
+    for n in g.nodes.values():
+        x, y, w, h = n["x"], n["y"], n["w"], n["h"]
+        if n["shape"] == "box":
+            ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0,rounding_size=4",
+                                        facecolor=n["fill"], edgecolor="#333"))
+        else:
+            ax.add_patch(Polygon(_octagon(x, y, w, h), closed=True, facecolor=n["fill"], edgecolor="#333"))
+        top = y - (len(n["lines"]) - 1) * 7
+        for i, line in enumerate(n["lines"]):
+            ax.text(x, top + i * 14, line, ha="center", va="center", fontsize=8,
+                    fontweight="bold" if i == 0 else "normal")
+    _save(fig, path)
+    plt.close(fig)
