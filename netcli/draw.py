@@ -135,6 +135,12 @@ class Graph:
         self._route(vertical)
         return self.size
 
+    def _band(self, rank, vertical):
+        """(start, end) of the band a rank's nodes occupy along the main axis."""
+        k, s = ("y", "h") if vertical else ("x", "w")
+        nodes = [n for n in self.nodes.values() if n["rank"] == rank]
+        return min(n[k] - n[s] / 2 for n in nodes), max(n[k] + n[s] / 2 for n in nodes)
+
     def _route(self, vertical):
         """Each edge as a polyline: straight between neighbouring ranks; an edge that skips ranks
         runs in a lane of its own beside the drawing, so it crosses no node."""
@@ -144,21 +150,34 @@ class Graph:
         for a, b in self.edges:
             na, nb = self.nodes[a], self.nodes[b]
             if nb["rank"] - na["rank"] <= 1:
-                self.routes[(a, b)] = list(edge_points(self, a, b))
+                # straight out of the source to the end of its rank's band, across the gap, then
+                # straight into the target from the start of its band (nodes of a rank differ in size)
+                end_a, start_b = self._band(na["rank"], vertical)[1], self._band(nb["rank"], vertical)[0]
+                if vertical:
+                    self.routes[(a, b)] = [(na["x"], na["y"] + na["h"] / 2), (na["x"], end_a), (nb["x"], start_b),
+                                           (nb["x"], nb["y"] - nb["h"] / 2)]
+                else:
+                    self.routes[(a, b)] = [(na["x"] + na["w"] / 2, na["y"]), (end_a, na["y"]), (start_b, nb["y"]),
+                                           (nb["x"] - nb["w"] / 2, nb["y"])]
                 continue
             lanes += 1
             lane = far + 16 * lanes
             # out of the side of the source, down the lane, across just before the target's rank,
             # into the target's near side (the gap between ranks holds no node)
             off = 8 + 4 * (lanes % 4)
+            # out of the source into the gap after its rank, along that gap to the lane, along the
+            # lane, into the gap before the target's rank, and into the target: gaps hold no nodes
+            gap_a = self._band(na["rank"], vertical)[1] + off
+            gap_b = self._band(nb["rank"], vertical)[0] - off
             if vertical:
-                top = nb["y"] - nb["h"] / 2
-                self.routes[(a, b)] = [(na["x"] + na["w"] / 2, na["y"]), (lane, na["y"]), (lane, top - off),
-                                       (nb["x"], top - off), (nb["x"], top)]
+                self.routes[(a, b)] = [(na["x"], na["y"] + na["h"] / 2), (na["x"], gap_a), (lane, gap_a),
+                                       (lane, gap_b), (nb["x"], gap_b), (nb["x"], nb["y"] - nb["h"] / 2)]
             else:
-                left = nb["x"] - nb["w"] / 2
-                self.routes[(a, b)] = [(na["x"], na["y"] + na["h"] / 2), (na["x"], lane), (left - off, lane),
-                                       (left - off, nb["y"]), (left, nb["y"])]
+                self.routes[(a, b)] = [(na["x"] + na["w"] / 2, na["y"]), (gap_a, na["y"]), (gap_a, lane),
+                                       (gap_b, lane), (gap_b, nb["y"]), (nb["x"] - nb["w"] / 2, nb["y"])]
+        for k, pts in self.routes.items():      # no zero-length pieces: the arrow sits on the last one
+            self.routes[k] = [q for i, q in enumerate(pts) if i == 0 or
+                              abs(q[0] - pts[i - 1][0]) + abs(q[1] - pts[i - 1][1]) > 0.5]
         if lanes:
             W, H = self.size
             self.size = (far + 16 * lanes + 20, H) if vertical else (W, far + 16 * lanes + 20)
@@ -187,21 +206,6 @@ def _octagon(x, y, w, h):
     pts = [(x - w / 2 + c, y - h / 2), (x + w / 2 - c, y - h / 2), (x + w / 2, y - h / 2 + c), (x + w / 2, y + h / 2 - c),
            (x + w / 2 - c, y + h / 2), (x - w / 2 + c, y + h / 2), (x - w / 2, y + h / 2 - c), (x - w / 2, y - h / 2 + c)]
     return pts
-
-
-def _border_point(node, towards):
-    """Where the line from the node's centre towards a point leaves its box."""
-    x, y, w, h = node["x"], node["y"], node["w"] / 2, node["h"] / 2
-    dx, dy = towards[0] - x, towards[1] - y
-    if dx == 0 and dy == 0:
-        return x, y
-    s = min(w / abs(dx) if dx else float("inf"), h / abs(dy) if dy else float("inf"))
-    return x + dx * s, y + dy * s
-
-
-def edge_points(g, a, b):
-    na, nb = g.nodes[a], g.nodes[b]
-    return _border_point(na, (nb["x"], nb["y"])), _border_point(nb, (na["x"], na["y"]))
 
 
 def to_svg(g):

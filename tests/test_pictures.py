@@ -26,20 +26,30 @@ def _boxes(g):
             for k, n in g.nodes.items()}
 
 
+@pytest.mark.parametrize("rankdir", ["TB", "LR"])
 @pytest.mark.parametrize("model,phase", [("configs/lenet_train_test.yaml", "TEST"),
                                          ("tests/data/caffe/models/bvlc_googlenet/deploy.prototxt", "TEST")])
-def test_layout_has_no_overlaps_and_lanes_cross_no_node(model, phase):
-    g = Graph(netcli.Net(model, phase=phase))
+def test_layout_has_no_overlaps_and_lanes_cross_no_node(model, phase, rankdir):
+    g = Graph(netcli.Net(model, phase=phase), rankdir)
     g.layout()
     boxes = _boxes(g)
     for (a, ba), (b, bb) in itertools.combinations(boxes.items(), 2):
         assert ba[2] <= bb[0] or bb[2] <= ba[0] or ba[3] <= bb[1] or bb[3] <= ba[1], (a, b)
+    right = max(x1 for _, _, x1, _ in boxes.values())
     for (a, b), pts in g.routes.items():
-        assert len(pts) in (2, 5)
-        if len(pts) == 5:                     # the lane: right of every node
-            assert pts[1][0] > max(x1 for _, _, x1, _ in boxes.values())
+        assert 2 <= len(pts) <= 6
+        assert all(abs(p[0] - q[0]) + abs(p[1] - q[1]) > 0.5 for p, q in zip(pts, pts[1:]))   # arrows have length
+        if g.nodes[b]["rank"] - g.nodes[a]["rank"] > 1:      # the lane: beside every node
+            far = max(p[0] for p in pts) if rankdir == "TB" else max(p[1] for p in pts)
+            assert far > (right if rankdir == "TB" else max(y1 for _, _, _, y1 in boxes.values()))
         for x, y in pts:
             assert 0 <= x <= g.size[0] and 0 <= y <= g.size[1]
+        # no edge runs through a node other than its two ends
+        for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+            for t in np.linspace(0, 1, 60):
+                x, y = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+                inside = [k for k, (l, tp, r, bt) in boxes.items() if l + 1 < x < r - 1 and tp + 1 < y < bt - 1]
+                assert set(inside) <= {a, b}, ((a, b), inside)
 
 
 def test_draw_svg_dot_png(tmp_path):
