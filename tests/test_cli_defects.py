@@ -151,3 +151,23 @@ def test_cold_cache_sees_a_fresh_cache_dir(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)}).stdout
     assert out.strip() == "True"
+
+
+def test_phase_takes_either_case_and_caffe_flags_work(tmp_path):
+    import subprocess
+    import sys
+    solver = make_tiny(tmp_path, max_iter=4, test_interval=0, snapshot=2)
+    for phase in ("test", "TEST", "Test"):
+        assert run("check", "--model", str(tmp_path / "net.yaml"), "--phase", phase).exit_code == 0
+    # Caffe's single-dash flags, through the real entry point (main() rewrites them)
+    cmd = [sys.executable, "-m", "netcli.cli", "train", "-solver", solver, "-iterations", "2"]
+    assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
+    snap = str(tmp_path / "snaps" / "tiny_iter_2.solverstate.npz")
+    r = subprocess.run([sys.executable, "-m", "netcli.cli", "train", "-solver", solver, "-snapshot", snap,
+                        "-iterations", "2", "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "snaps" / "tiny_iter_4.weights.npz").exists()
+    r = subprocess.run([sys.executable, "-m", "netcli.cli", "test", "-model", str(tmp_path / "net.yaml"), "-weights",
+                        str(tmp_path / "snaps" / "tiny_iter_4.weights.npz"), "-iterations", "1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "Batch 0, accuracy" in r.stdout, r.stderr
