@@ -124,8 +124,8 @@ def test_snapshot_of_two_processes_resumes_on_one(tmp_path):
     train(1, solver_file(tmp_path, "one"))
     s = solver_file(tmp_path, "res", snap=10)
     train(2, s, "--iterations", "10")
-    assert sorted(os.listdir(tmp_path)) == sorted(["one.yaml", "one_iter_20.weights.npz",
-                                                   "one_iter_20.solverstate.npz", "res.yaml",
+    assert sorted(os.listdir(tmp_path)) == sorted(["one.yaml", "one_iter_20.weights.npz", "one.log.jsonl",
+                                                   "one_iter_20.solverstate.npz", "res.yaml", "res.log.jsonl",
                                                    "res_iter_10.weights.npz", "res_iter_10.solverstate.npz"])
     train(1, s, "--snapshot", str(tmp_path / "res_iter_10.solverstate.npz"))
     assert same(weights(tmp_path / "one_iter_20.weights.npz"), weights(tmp_path / "res_iter_20.weights.npz"))
@@ -144,7 +144,7 @@ def test_only_rank_zero_writes(tmp_path):
     if "wdir" in r.stderr and r.returncode:
         pytest.skip("this mpiexec has no --wdir")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert sorted(os.listdir(a / "snaps")) == ["rel_iter_10.solverstate.npz", "rel_iter_10.weights.npz",
+    assert sorted(os.listdir(a / "snaps")) == ["rel.log.jsonl", "rel_iter_10.solverstate.npz", "rel_iter_10.weights.npz",
                                                "rel_iter_20.solverstate.npz", "rel_iter_20.weights.npz"]
     assert not os.path.exists(b / "snaps") or os.listdir(b / "snaps") == []
 
