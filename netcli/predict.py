@@ -118,6 +118,8 @@ class Classifier:
     def predict(self, images=None, raw=None):
         """Class probabilities (N, classes) for `images`, or for raw samples (N, C, H, W) already
         at the preprocessing's shape (as a dataset holds them)."""
+        if (images is None) == (raw is None):
+            raise NetcliError("Classifier.predict takes images or raw samples (one of the two)")
         raw = self.raw(images) if raw is None else np.asarray(raw)
         x = self.preprocessing(raw) if len(raw) else np.zeros((0,) + self.net.blobs[self.input].shape[1:], np.float32)
         probs = []
