@@ -398,6 +398,8 @@ class Solver:
     def _solve(self):
         log.info(f"Solving {self.net.name}")
         log.info(f"Learning Rate Policy: {self.p.lr_policy}")
+        if self.p.solver_mode == "GPU":
+            log.info("solver_mode: GPU is not available yet in netcli: training on the CPU")
         log.info(f"Solver: {NAMES[self.p.type]}, {self.max_iter} iterations"
                  + (f" ({self.max_iter / self.iters_per_epoch:.3g} epochs)" if self.iters_per_epoch else ""))
         if self.group is not None:

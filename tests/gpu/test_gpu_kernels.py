@@ -1,0 +1,121 @@
+"""Every CUDA kernel against the CPU kernel (or NumPy) it stands in for, on small random inputs
+(the simulator runs each thread in Python: shapes stay tiny)."""
+import numpy as np
+import pytest
+
+from netcli.kernels import conv, pool, softmax, update
+from netcli.gpu import kernels as gk
+
+RNG = np.random.default_rng(0)
+
+
+def rand(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("ta,tb,shape", [(False, False, (5, 7, 20)), (True, False, (9, 4, 17)),
+                                         (False, True, (18, 3, 6)), (True, True, (4, 19, 5))])
+def test_gemm(ta, tb, shape):
+    M, N, K = shape
+    A = rand(K, M) if ta else rand(M, K)
+    B = rand(N, K) if tb else rand(K, N)
+    C0 = rand(M, N)
+    C = C0.copy()
+    gk.gemm(A, B, C, ta, tb, alpha=0.5, beta=2.0)
+    ref = 0.5 * (A.T if ta else A).astype(np.float64) @ (B.T if tb else B) + 2.0 * C0
+    np.testing.assert_allclose(C, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("geom", [(3, 3, 1, 1, 0, 0), (3, 3, 2, 2, 1, 1), (2, 3, 1, 2, 1, 0)])
+def test_im2col_and_col2im_match_the_cpu(geom):
+    KH, KW, SH, SW, PH, PW = geom
+    x = rand(2, 2, 6, 5)
+    OH, OW = (6 + 2 * PH - KH) // SH + 1, (5 + 2 * PW - KW) // SW + 1
+    cols = np.empty((2 * KH * KW, 2 * OH * OW), np.float32)
+    want = np.empty_like(cols)
+    gk.im2col(x, cols, KH, KW, SH, SW, PH, PW, OH, OW)
+    conv.im2col(x, want, KH, KW, SH, SW, PH, PW, 1, 1, OH, OW)
+    np.testing.assert_array_equal(cols, want)
+    d = rand(*cols.shape)
+    dx, dx_cpu = np.empty_like(x), np.empty_like(x)
+    gk.col2im(d, dx, KH, KW, SH, SW, PH, PW, OH, OW)
+    conv.col2im(d, dx_cpu, KH, KW, SH, SW, PH, PW, 1, 1, OH, OW)
+    np.testing.assert_allclose(dx, dx_cpu, rtol=1e-6, atol=1e-6)
+
+
+def test_bias_and_relu():
+    y, b = rand(2, 3, 4, 2), rand(3)
+    want = y + b.reshape(1, 3, 1, 1)
+    gk.add_bias(y, b)
+    np.testing.assert_allclose(y, want, rtol=1e-6)
+    dy, db = rand(2, 3, 8), rand(3)
+    want = db + dy.sum(axis=(0, 2))
+    gk.sum_bias(dy, db)
+    np.testing.assert_allclose(db, want, rtol=1e-5, atol=1e-6)
+    x, out = rand(3, 5), np.empty((3, 5), np.float32)
+    gk.relu_forward(x, out, 0.1)
+    np.testing.assert_allclose(out, np.where(x > 0, x, 0.1 * x))
+    g, dx = rand(3, 5), np.empty((3, 5), np.float32)
+    gk.relu_backward(x, g, dx, 0.1)
+    np.testing.assert_allclose(dx, np.where(x > 0, g, 0.1 * g))
+
+
+@pytest.mark.parametrize("geom", [(2, 2, 2, 2, 0, 0), (3, 3, 2, 2, 1, 1), (3, 2, 1, 2, 0, 1)])
+def test_maxpool_matches_the_cpu(geom):
+    KH, KW, SH, SW, PH, PW = geom
+    x = rand(2, 2, 6, 7)
+    OH = -(-(6 + 2 * PH - KH) // SH) + 1
+    OW = -(-(7 + 2 * PW - KW) // SW) + 1
+    if PH and (OH - 1) * SH >= 6 + PH:
+        OH -= 1
+    if PW and (OW - 1) * SW >= 7 + PW:
+        OW -= 1
+    y, m = np.empty((2, 2, OH, OW), np.float32), np.empty((2, 2, OH, OW), np.int32)
+    yc, mc = np.empty_like(y), np.empty_like(m)
+    gk.maxpool_forward(x, y, m, KH, KW, SH, SW, PH, PW)
+    pool.maxpool_forward(x, yc, mc, KH, KW, SH, SW, PH, PW)
+    np.testing.assert_array_equal(y, yc)
+    np.testing.assert_array_equal(m, mc)
+    dy = rand(*y.shape)
+    dx, dxc = np.empty_like(x), np.empty_like(x)
+    gk.maxpool_backward(dy, m, dx, KH, KW, SH, SW, PH, PW)
+    pool.maxpool_backward(dy, mc, dxc)
+    np.testing.assert_allclose(dx, dxc, rtol=1e-6, atol=1e-7)
+
+
+def test_softmax_loss_matches_the_cpu():
+    x = rand(6, 10) * 3
+    lab = RNG.integers(0, 10, 6).astype(np.float32)
+    prob, logp = np.empty_like(x), np.empty(6, np.float32)
+    gk.softmax_loss_forward(x, lab, prob, logp)
+    pc = np.empty((6, 10, 1), np.float32)
+    total, count, _, bad = softmax.softmax_loss_forward(x[:, :, None], lab[:, None], pc, -1, False)
+    assert not bad and count == 6
+    np.testing.assert_allclose(prob, pc[:, :, 0], rtol=1e-6)
+    assert float(np.sum(logp.astype(np.float64))) == pytest.approx(total, rel=1e-6)
+    dx, dxc = np.empty_like(x), np.empty((6, 10, 1), np.float32)
+    gk.softmax_loss_backward(prob, lab, dx, 1 / 6)
+    softmax.softmax_loss_backward(pc, lab[:, None], dxc, np.float32(1 / 6), -1, False)
+    np.testing.assert_allclose(dx, dxc[:, :, 0], rtol=1e-6, atol=1e-7)
+
+
+def test_sgd_update_matches_the_cpu():
+    w, g, h = rand(50), rand(50), rand(50)
+    lr, decay = np.full(50, 1.0, np.float32), np.full(50, 5e-4, np.float32)
+    w2, h2 = w.copy(), h.copy()
+    gk.sgd(w, g, h, lr, decay, 0.01, 0.9, 1.0)
+    update.sgd(w2, g, h2, lr, decay, 0.01, 0.9, 1.0, False)
+    np.testing.assert_allclose(w, w2, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(h, h2, rtol=1e-6, atol=1e-7)
+
+
+def test_device_errors_are_one_line(monkeypatch):
+    from netcli.errors import NetcliError
+    from netcli.gpu import device
+    assert "simulated" in device.select(0)
+    with pytest.raises(NetcliError, match="GPU 3: this machine has 1 CUDA device"):
+        device.select(3)
+    import sys
+    monkeypatch.setitem(sys.modules, "numba_cuda", None)
+    with pytest.raises(NetcliError, match=r"pip install 'netcli\[gpu\]'"):
+        device.cuda_module()
