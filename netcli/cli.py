@@ -113,6 +113,8 @@ def _phase(ctx, param, value):
               help="Cut each TRAIN batch into this many shares (a power of two) instead of the default "
               "~32 samples each: more processes can then split it; the same --shares gives the same "
               "weights with any number of processes and threads.")
+@click.option("--gpu", type=int, default=None, help="Train on this CUDA device (pip install 'netcli[gpu]'; "
+              "LeNet's layer types so far); -1: the CPU. Default: the solver's solver_mode and device_id.")
 @click.option("--resume", is_flag=True, help="Resume from the newest complete snapshot pair of the solver's "
               "snapshot_prefix (none yet: start from iteration 0).")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False),
@@ -121,7 +123,7 @@ def _phase(ctx, param, value):
               help="caffe: glog prefixes on the text log, for Caffe's parse_log.py and plot_training_log.py.")
 @click.pass_context
 def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigterm_effect, sighup_effect, quiet,
-          reduction, shares, resume, log_path, log_format):
+          reduction, shares, gpu, resume, log_path, log_format):
     """Train (or fine-tune, or resume) a net as the solver file says; under mpiexec or srun, one
     batch split across the processes."""
     if snapshot and weights:
@@ -135,7 +137,7 @@ def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigter
     log.set_format(log_format)
     g = _distributed(ctx, reduction)
     s = Solver(solver_path, weights=weights, max_iter=iterations, quiet=quiet, group=g, shares=shares,
-               log_path=log_path)
+               log_path=log_path, gpu=gpu)
     s.signal_effects.update(SIGINT=sigint_effect, SIGTERM=sigterm_effect, SIGHUP=sighup_effect)
     if resume:
         pairs = snapshot_pairs(s.prefix)

@@ -176,4 +176,4 @@ def test_phase_takes_either_case_and_caffe_flags_work(tmp_path):
 def test_solver_mode_gpu_says_it_runs_on_the_cpu(tmp_path):
     solver = make_tiny(tmp_path, max_iter=1, test_interval=0, extra="solver_mode: GPU\n")
     r = run("train", "--solver", solver, "--quiet")
-    assert r.exit_code == 0 and "solver_mode: GPU is not available yet in netcli: training on the CPU" in r.output
+    assert r.exit_code == 0 and "solver_mode: GPU, but " in r.output and "training on the CPU" in r.output

@@ -50,9 +50,11 @@ class Solver:
     `.net`, `.test_nets`."""
 
     def __init__(self, path, weights=None, max_iter=None, quiet=False, progress=None, group=None, shares=None,
-                 log_path=None):
+                 log_path=None, gpu=None):
         """log_path: the JSONL run log solve() appends to (default <snapshot_prefix>.log.jsonl;
-        False: none)."""
+        False: none). gpu: a CUDA device number to train on (netcli/gpu/executor.py), -1 for
+        the CPU, None: as solver_mode and device_id say (GPU mode falls back to the CPU, with a
+        line saying why, when there is no usable GPU)."""
         self.path = os.fspath(path)
         p, nets = self._read(self.path)
         self.group = group                # netcli.distributed.Group: one of several processes
@@ -67,6 +69,7 @@ class Solver:
         self._build_nets(*nets)
         if shares is not None:
             self.net.executor.reshare(shares)
+        self.device = self._use_gpu(p, gpu, group)
         self._lengths(p, max_iter)
         outputs, has_tests = self.test_nets[0].outputs, bool(self.test_interval)
         self.monitors = {name: Monitor(getattr(p, name), outputs, self._where, name, has_tests)
@@ -99,6 +102,27 @@ class Solver:
             self.finetune(w)
         if group is not None:
             self._distribute(group, w)
+
+    def _use_gpu(self, p, gpu, group):
+        """Put the TRAIN net on a CUDA device when asked; returns a description of where it runs."""
+        if gpu is None:
+            gpu = p.device_id if p.solver_mode == "GPU" else -1
+            explicit = False
+        else:
+            explicit = True
+        if gpu < 0:
+            return "CPU"
+        if group is not None:
+            raise NetcliError("the GPU path runs in one process for now: run without mpiexec, or without --gpu")
+        from ..gpu.executor import GpuExecutor
+        try:
+            self.net.executor = GpuExecutor(self.net, gpu)
+        except NetcliError as e:
+            if explicit:
+                raise
+            self.gpu_fallback = str(e)           # solver_mode: GPU without a usable GPU: the CPU, said in solve()
+            return "CPU"
+        return f"GPU {gpu} ({self.net.executor.device})"
 
     def _distribute(self, group, weights):
         """Split the TRAIN batch across the processes; check they all read the same files."""
@@ -398,8 +422,10 @@ class Solver:
     def _solve(self):
         log.info(f"Solving {self.net.name}")
         log.info(f"Learning Rate Policy: {self.p.lr_policy}")
-        if self.p.solver_mode == "GPU":
-            log.info("solver_mode: GPU is not available yet in netcli: training on the CPU")
+        if self.device != "CPU":
+            log.info(f"Training on {self.device}")
+        elif getattr(self, "gpu_fallback", None):
+            log.info(f"solver_mode: GPU, but {self.gpu_fallback}: training on the CPU")
         log.info(f"Solver: {NAMES[self.p.type]}, {self.max_iter} iterations"
                  + (f" ({self.max_iter / self.iters_per_epoch:.3g} epochs)" if self.iters_per_epoch else ""))
         if self.group is not None:

@@ -1,0 +1,79 @@
+"""A net on the GPU path (the CUDA simulator here) computes what the CPU computes: loss,
+gradients, and the weights after training steps."""
+import numpy as np
+import pytest
+
+import netcli
+from netcli.errors import NetcliError
+from netcli.gpu.executor import GpuExecutor
+
+G = {"type": "gaussian", "std": 0.3}
+NET = {"name": "small", "layers": [
+    {"name": "in", "type": "Input", "top": ["data", "label"],
+     "input_param": {"shape": [{"dim": [2, 2, 8, 8]}, {"dim": [2]}]}},
+    {"name": "conv", "type": "Convolution", "bottom": "data", "top": "conv",
+     "convolution_param": {"num_output": 3, "kernel_size": 3, "pad": 1, "weight_filler": G, "bias_filler": G}},
+    {"name": "pool", "type": "Pooling", "bottom": "conv", "top": "pool",
+     "pooling_param": {"pool": "MAX", "kernel_size": 2, "stride": 2}},
+    {"name": "relu", "type": "ReLU", "bottom": "pool", "top": "pool"},
+    {"name": "ip", "type": "InnerProduct", "bottom": "pool", "top": "ip",
+     "inner_product_param": {"num_output": 4, "weight_filler": G, "bias_filler": G}},
+    {"name": "loss", "type": "SoftmaxWithLoss", "bottom": ["ip", "label"], "top": "loss"},
+]}
+
+
+def _inputs():
+    rng = np.random.default_rng(5)
+    return rng.standard_normal((2, 2, 8, 8)).astype(np.float32), np.array([1, 3], np.float32)
+
+
+def test_forward_and_gradients_match_the_cpu():
+    x, y = _inputs()
+    cpu = netcli.Net(NET, phase="TRAIN", seed=1)
+    gpu = netcli.Net(NET, phase="TRAIN", seed=1)
+    gpu.executor = GpuExecutor(gpu, 0)
+    for net in (cpu, gpu):
+        net.blobs["data"].data[...], net.blobs["label"].data[...] = x, y
+        net.clear_param_diffs()
+        net.forward_backward(cleared=True)
+    assert gpu.loss == pytest.approx(cpu.loss, rel=1e-5)
+    np.testing.assert_allclose(gpu.param_diff, cpu.param_diff, rtol=1e-4, atol=1e-6)
+    assert np.abs(cpu.param_diff).sum() > 0
+
+
+def test_unsupported_layers_are_one_line():
+    net = dict(NET, layers=NET["layers"][:1] + [
+        {"name": "lrn", "type": "LRN", "bottom": "data", "top": "n"}] + NET["layers"][1:])
+    net["layers"][2] = dict(net["layers"][2], bottom="n")
+    with pytest.raises(NetcliError, match=r"cannot run this net yet: lrn \(LRN\): this layer type is not on the GPU"):
+        GpuExecutor(netcli.Net(net, phase="TRAIN"), 0)
+
+
+def test_a_tiny_net_trains_the_same_on_the_gpu_path(tmp_path):
+    from tinynet import make_tiny
+    solver = make_tiny(tmp_path, batch=4, max_iter=3, test_interval=0, display=1, mirror="false")
+    net = (tmp_path / "net.yaml").read_text().splitlines()
+    (tmp_path / "net.yaml").write_text("\n".join(line for line in net if "name: drop" not in line) + "\n")
+    cpu = netcli.Solver(solver, progress=False, log_path=False)
+    gpu = netcli.Solver(solver, progress=False, log_path=False, gpu=0)
+    assert isinstance(gpu.net.executor, GpuExecutor)
+    cpu.step(3)
+    gpu.step(3)
+    np.testing.assert_allclose(gpu.net.param_data, cpu.net.param_data, rtol=1e-4, atol=1e-6)
+    assert gpu.smoothed_loss() == pytest.approx(cpu.smoothed_loss(), rel=1e-4)
+
+
+def test_cli_gpu_flag(tmp_path):
+    from click.testing import CliRunner
+    from netcli.cli import cli
+    from tinynet import make_tiny
+    solver = make_tiny(tmp_path, batch=4, max_iter=1, test_interval=0, display=1)
+    r = CliRunner().invoke(cli, ["train", "--solver", solver, "--gpu", "0", "--quiet"], obj={})
+    assert r.exit_code == 1 and "drop (Dropout): Dropout in TRAIN is not on the GPU yet" in r.output
+    net = (tmp_path / "net.yaml").read_text().splitlines()
+    (tmp_path / "net.yaml").write_text("\n".join(line for line in net if "name: drop" not in line) + "\n")
+    r = CliRunner().invoke(cli, ["train", "--solver", solver, "--gpu", "0", "--quiet"], obj={})
+    assert r.exit_code == 0, r.output
+    assert "Training on GPU 0 (CUDA device (simulated))" in r.output or "Training on GPU 0" in r.output
+    r = CliRunner().invoke(cli, ["train", "--solver", solver, "--gpu", "5", "--quiet"], obj={})
+    assert r.exit_code == 1 and "GPU 5: this machine has 1 CUDA device" in r.output
