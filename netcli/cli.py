@@ -113,8 +113,9 @@ def _phase(ctx, param, value):
               help="Cut each TRAIN batch into this many shares (a power of two) instead of the default "
               "~32 samples each: more processes can then split it; the same --shares gives the same "
               "weights with any number of processes and threads.")
-@click.option("--gpu", type=int, default=None, help="Train on this CUDA device (pip install 'netcli[gpu]'; "
-              "LeNet's layer types so far); -1: the CPU. Default: the solver's solver_mode and device_id.")
+@click.option("--gpu", type=int, default=None, help="Train on this CUDA device (pip install 'netcli[gpu]'; LeNet's "
+              "layer types run on the device so far, others on the host); -1: the CPU. Default: the solver's "
+              "solver_mode and device_id.")
 @click.option("--resume", is_flag=True, help="Resume from the newest complete snapshot pair of the solver's "
               "snapshot_prefix (none yet: start from iteration 0).")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False),

@@ -8,15 +8,16 @@ outputs are copied back after each forward, and the parameter gradients after ea
 the host's params are copied to the device before each forward. That last pair of copies goes
 when the update rule runs on the device too (next in issue 16).
 
-So far the layer types of LeNet run here: Input and the data layers, Convolution (no groups or
-dilation), Pooling (MAX), InnerProduct (axis 1), ReLU, Dropout in TEST (the identity) and
-SoftmaxWithLoss (class scores of shape (N, C)). A net with anything else is refused in one line.
+So far the layer types of LeNet run on the device: Convolution (no groups or dilation), Pooling
+(MAX), InnerProduct (axis 1), ReLU, Dropout in TEST (the identity) and SoftmaxWithLoss (class
+scores of shape (N, C)). Every other layer runs on the host, as on the CPU path: its bottoms are
+copied out, the CPU layer runs, its tops (and in backward its bottoms' and params' gradients) are
+copied back. The results are the CPU's, to float rounding; plan() names the layers on the host.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import NetcliError
 from .device import cuda_module, select
 
 DATA_TYPES = ("Input", "Data", "HDF5Data", "ImageData", "MemoryData", "DummyData", "WindowData")
@@ -49,11 +50,8 @@ def _unsupported(layer, net):
 
 class GpuExecutor:
     def __init__(self, net, device_id=0):
-        problems = [f"{n} ({l.type}): {why}" for n, l in zip(net.layer_names, net.layers)
-                    if (why := _unsupported(l, net))]
-        if problems:
-            raise NetcliError("the GPU path cannot run this net yet: " + "; ".join(problems) +
-                              " (run without --gpu for the CPU)")
+        # layers without a device version run on the host (data layers always do)
+        self.on_host = [l.type not in DATA_TYPES and _unsupported(l, net) is not None for l in net.layers]
         self.device = select(device_id)
         self.cuda = cuda = cuda_module()
         from . import kernels
@@ -87,15 +85,20 @@ class GpuExecutor:
         return self.views[id(layer.blobs[j])]
 
     def plan(self):
-        return [f"GPU {self.device}: every layer on the device; the host copies params in before each forward "
-                "and gradients out after each backward"]
+        host = [f"{n} ({l.type})" for n, l, h in zip(self.net.layer_names, self.net.layers, self.on_host) if h]
+        return [f"GPU {self.device}: " + (f"on the host (no device version yet): {', '.join(host)}; " if host else
+                                          "every layer on the device; ") +
+                "the host copies params in before each forward and gradients out after each backward"]
 
     # -- passes --------------------------------------------------------------------------------
     def forward(self, stretches=None):
         net = self.net
         self.params.copy_to_device(net.param_data)
         for i, layer in enumerate(net.layers):
-            getattr(self, "_fwd_" + layer.type, self._fwd_data)(i, layer)
+            if self.on_host[i]:
+                self._host_forward(i, layer)
+            else:
+                getattr(self, "_fwd_" + layer.type, self._fwd_data)(i, layer)
         for name in net.outputs:
             self.blobs[name][0].copy_to_host(net.blobs[name].data)
         net.sum_loss()
@@ -106,8 +109,35 @@ class GpuExecutor:
         for i in reversed(range(len(net.layers))):
             if net.need_backward[i]:
                 layer = net.layers[i]
-                getattr(self, "_bwd_" + layer.type)(i, layer, net.propagate_down[i])
+                if self.on_host[i]:
+                    self._host_backward(i, layer, net.propagate_down[i])
+                else:
+                    getattr(self, "_bwd_" + layer.type)(i, layer, net.propagate_down[i])
         self.grads.copy_to_host(net.param_diff)
+
+    # -- layers without a device version: the CPU layer on host copies ---------------------------
+    def _host_forward(self, i, layer):
+        net = self.net
+        for b in net.bottom_vecs[i]:
+            self.blobs[b.name][0].copy_to_host(b.data)
+        layer.forward(net.bottom_vecs[i], net.top_vecs[i])
+        for t in net.top_vecs[i]:
+            self.blobs[t.name][0].copy_to_device(t.data)
+
+    def _host_backward(self, i, layer, pd):
+        net = self.net
+        for t in net.top_vecs[i]:
+            self.blobs[t.name][1].copy_to_host(t.diff)
+        for b in net.bottom_vecs[i]:                 # an in-place layer may have changed them since
+            self.blobs[b.name][0].copy_to_host(b.data)
+        for blob in layer.blobs:                     # += onto the device's sums so far
+            self.views[id(blob)][1].copy_to_host(blob.diff)
+        layer.backward(net.top_vecs[i], pd, net.bottom_vecs[i])
+        for b, down in zip(net.bottom_vecs[i], pd):
+            if down:
+                self.blobs[b.name][1].copy_to_device(b.diff)
+        for blob in layer.blobs:
+            self.views[id(blob)][1].copy_to_device(blob.diff)
 
     def forward_backward(self, cleared=False):
         self.forward()

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 import netcli
-from netcli.errors import NetcliError
 from netcli.gpu.executor import GpuExecutor
 
 G = {"type": "gaussian", "std": 0.3}
@@ -41,19 +40,33 @@ def test_forward_and_gradients_match_the_cpu():
     assert np.abs(cpu.param_diff).sum() > 0
 
 
-def test_unsupported_layers_are_one_line():
-    net = dict(NET, layers=NET["layers"][:1] + [
-        {"name": "lrn", "type": "LRN", "bottom": "data", "top": "n"}] + NET["layers"][1:])
-    net["layers"][2] = dict(net["layers"][2], bottom="n")
-    with pytest.raises(NetcliError, match=r"cannot run this net yet: lrn \(LRN\): this layer type is not on the GPU"):
-        GpuExecutor(netcli.Net(net, phase="TRAIN"), 0)
+def test_layers_without_a_device_version_run_on_the_host():
+    """LRN (not on the device yet) between the input and the convolution: forward and backward
+    still equal the CPU's, and the plan names it."""
+    layers = [dict(l) for l in NET["layers"]]
+    layers.insert(1, {"name": "lrn", "type": "LRN", "bottom": "data", "top": "n",
+                      "lrn_param": {"local_size": 3, "alpha": 0.5}})
+    layers[2]["bottom"] = "n"
+    net = dict(NET, layers=layers, force_backward=True)
+    x, y = _inputs()
+    cpu = netcli.Net(net, phase="TRAIN", seed=1)
+    gpu = netcli.Net(net, phase="TRAIN", seed=1)
+    gpu.executor = GpuExecutor(gpu, 0)
+    assert "on the host (no device version yet): lrn (LRN)" in gpu.executor.plan()[0]
+    for n in (cpu, gpu):
+        n.blobs["data"].data[...], n.blobs["label"].data[...] = x, y
+        n.clear_param_diffs()
+        n.forward_backward(cleared=True)
+    assert gpu.loss == pytest.approx(cpu.loss, rel=1e-5)
+    np.testing.assert_allclose(gpu.param_diff, cpu.param_diff, rtol=1e-4, atol=1e-6)
+    gpu.executor.blobs["data"][1].copy_to_host(gpu.blobs["data"].diff)
+    np.testing.assert_allclose(gpu.blobs["data"].diff, cpu.blobs["data"].diff, rtol=1e-4, atol=1e-6)
 
 
 def test_a_tiny_net_trains_the_same_on_the_gpu_path(tmp_path):
+    """Dropout in TRAIN runs on the host with the CPU's random masks: the same weights."""
     from tinynet import make_tiny
-    solver = make_tiny(tmp_path, batch=4, max_iter=3, test_interval=0, display=1, mirror="false")
-    net = (tmp_path / "net.yaml").read_text().splitlines()
-    (tmp_path / "net.yaml").write_text("\n".join(line for line in net if "name: drop" not in line) + "\n")
+    solver = make_tiny(tmp_path, batch=4, max_iter=3, test_interval=0, display=1)
     cpu = netcli.Solver(solver, progress=False, log_path=False)
     gpu = netcli.Solver(solver, progress=False, log_path=False, gpu=0)
     assert isinstance(gpu.net.executor, GpuExecutor)
@@ -69,11 +82,7 @@ def test_cli_gpu_flag(tmp_path):
     from tinynet import make_tiny
     solver = make_tiny(tmp_path, batch=4, max_iter=1, test_interval=0, display=1)
     r = CliRunner().invoke(cli, ["train", "--solver", solver, "--gpu", "0", "--quiet"], obj={})
-    assert r.exit_code == 1 and "drop (Dropout): Dropout in TRAIN is not on the GPU yet" in r.output
-    net = (tmp_path / "net.yaml").read_text().splitlines()
-    (tmp_path / "net.yaml").write_text("\n".join(line for line in net if "name: drop" not in line) + "\n")
-    r = CliRunner().invoke(cli, ["train", "--solver", solver, "--gpu", "0", "--quiet"], obj={})
     assert r.exit_code == 0, r.output
-    assert "Training on GPU 0 (CUDA device (simulated))" in r.output or "Training on GPU 0" in r.output
+    assert "Training on GPU 0" in r.output
     r = CliRunner().invoke(cli, ["train", "--solver", solver, "--gpu", "5", "--quiet"], obj={})
     assert r.exit_code == 1 and "GPU 5: this machine has 1 CUDA device" in r.output
