@@ -223,10 +223,12 @@ def _distributed(ctx, reduction="exact"):
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Draw the confusion matrix to this .png/.svg/.pdf (implies --metrics; pip install 'netcli[plot]').")
 @click.option("--labels", type=click.Path(dir_okay=False), help="Class names, one per line, for --plot.")
+@click.option("--gpu", type=int, default=None, help="Run on this CUDA device (pip install 'netcli[gpu]'); -1 or "
+              "absent: the CPU.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: the averaged outputs, the total loss, "
               "iterations and samples (and the metrics).")
 @click.pass_context
-def test(ctx, model, weights, iterations, phase, stages, level, metrics, plot_path, labels, as_json):
+def test(ctx, model, weights, iterations, phase, stages, level, metrics, plot_path, labels, gpu, as_json):
     """Score a trained net: per-batch outputs, then their averages; under mpiexec or srun the
     batches are split across the processes."""
     from .tools import json_safe, score
@@ -240,7 +242,7 @@ def test(ctx, model, weights, iterations, phase, stages, level, metrics, plot_pa
         from .plot import _pyplot
         _pyplot()                   # a missing matplotlib is said before the test runs, not after
     result = score(model, weights, iterations, phase, echo=None if as_json else click.echo, metrics=metrics,
-                   group=g, stages=stages, level=level)
+                   group=g, stages=stages, level=level, gpu=gpu)
     if g is not None and g.rank:
         return
     if plot_path:

@@ -25,7 +25,8 @@ def _classifier_blobs(net):
     return None
 
 
-def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=False, group=None, stages=(), level=0):
+def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=False, group=None, stages=(), level=0,
+          gpu=None):
     """Run the net over its data and average every output, as `caffe test`: `iterations` batches,
     or (None) the whole data set once, each sample counted exactly once (netcli.evaluate).
     Returns {"outputs": {name: mean}, "loss": mean loss, "iterations": batches, "samples": n}
@@ -40,6 +41,12 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
                           "files with netcli predict")
     for w in str(weights).split(",") if weights else ():
         net.load(w.strip())
+    if gpu is not None and gpu >= 0:            # the full batches on the device (netcli/gpu/executor.py)
+        if group is not None:
+            raise NetcliError("the GPU path runs in one process for now: run without mpiexec, or without --gpu")
+        from .gpu.executor import GpuExecutor
+        net.executor = GpuExecutor(net, gpu)
+        echo(f"Testing on GPU {gpu} ({net.executor.device})")
     if iterations is None and not net.data_size():
         raise NetcliError(f"{model}: no Data layer in the {phase} net; give --iterations")
     if metrics and _classifier_blobs(net) is None:

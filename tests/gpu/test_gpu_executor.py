@@ -86,3 +86,22 @@ def test_cli_gpu_flag(tmp_path):
     assert "Training on GPU 0" in r.output
     r = CliRunner().invoke(cli, ["train", "--solver", solver, "--gpu", "5", "--quiet"], obj={})
     assert r.exit_code == 1 and "GPU 5: this machine has 1 CUDA device" in r.output
+
+
+def test_netcli_test_on_the_gpu_path_scores_as_the_cpu(tmp_path):
+    import json
+    from click.testing import CliRunner
+    from netcli.cli import cli
+    from tinynet import make_tiny
+    solver = make_tiny(tmp_path, batch=4, max_iter=2, test_interval=0)
+    net = (tmp_path / "net.yaml").read_text().replace("batch_size: 32", "batch_size: 4")    # the simulator is slow
+    (tmp_path / "net.yaml").write_text(net)
+    assert CliRunner().invoke(cli, ["train", "--solver", solver, "--quiet"], obj={}).exit_code == 0
+    args = ["test", "--model", str(tmp_path / "net.yaml"), "--weights", str(tmp_path / "snaps" / "tiny_iter_2.weights.npz"),
+            "--iterations", "2", "--json"]
+    cpu = json.loads(CliRunner().invoke(cli, args, obj={}).stdout)
+    r = CliRunner().invoke(cli, args + ["--gpu", "0"], obj={})
+    assert r.exit_code == 0, r.output
+    gpu = json.loads(r.stdout)
+    assert gpu["outputs"]["accuracy"] == cpu["outputs"]["accuracy"]
+    assert gpu["outputs"]["loss"] == pytest.approx(cpu["outputs"]["loss"], rel=1e-5)
