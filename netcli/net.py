@@ -46,9 +46,7 @@ class Net:
         self._plan_backward()
         self.executor = Executor(self)
         self._input_shapes = {n: self.blobs[n].shape for n in self.inputs}
-        if weights:
-            for w in str(weights).split(","):
-                self.load(w)
+        self.load_all(weights)
 
     # -- setup -------------------------------------------------------------------------------
     def _build(self, spec, problems):
@@ -277,6 +275,11 @@ class Net:
     def save(self, path):
         from .snapshot import save_weights
         save_weights(self, path)
+
+    def load_all(self, weights):
+        """Load each file of `weights` (comma-separated paths; None or empty: none), in order."""
+        for w in str(weights).split(",") if weights else ():
+            self.load(w.strip())
 
     def load(self, path, strict=True):
         """Load weights by name ('<layer>/<i>'); strict: every param and every array must

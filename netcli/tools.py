@@ -39,8 +39,7 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
         raise NetcliError(f"{model}: the {phase} net's data comes from Input layers ({', '.join(net.inputs)}), which "
                           "netcli test would score as zeros; test a train/test net (with a data layer), or classify "
                           "files with netcli predict")
-    for w in str(weights).split(",") if weights else ():
-        net.load(w.strip())
+    net.load_all(weights)
     if gpu is not None and gpu >= 0:            # the full batches on the device (netcli/gpu/executor.py)
         if group is not None:
             raise NetcliError("the GPU path runs in one process for now: run without mpiexec, or without --gpu")

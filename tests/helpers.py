@@ -85,3 +85,31 @@ def check_gradient(layer, bottoms, tops, check_bottoms=None, check_params=True, 
             checked += 1
     run()
     return checked
+
+
+# A loss layer in pycaffe's interface (our own, written for the tests): 0.5 / N * sum (a - b)^2,
+# as EuclideanLoss; it subclasses caffe.Layer as Caffe's examples do, so `import caffe` must find
+# netcli's stand-in. Format with the class name.
+PY_EUCLIDEAN_LOSS = """
+import numpy as np
+import caffe
+
+
+class {name}(caffe.Layer):
+    def setup(self, bottom, top):
+        if len(bottom) != 2:
+            raise Exception("Need two inputs")
+
+    def reshape(self, bottom, top):
+        self.d = np.zeros_like(bottom[0].data)
+        top[0].reshape(1)
+
+    def forward(self, bottom, top):
+        self.d[...] = bottom[0].data - bottom[1].data
+        top[0].data[...] = np.sum(self.d ** 2) / bottom[0].num / 2.0
+
+    def backward(self, top, propagate_down, bottom):
+        for i, sign in ((0, 1), (1, -1)):
+            if propagate_down[i]:
+                bottom[i].diff[...] = sign * top[0].diff[0] * self.d / bottom[i].num
+"""

@@ -160,8 +160,7 @@ class GpuExecutor:
             self.blobs[t.name][0].copy_to_device(t.data)
 
     def _fwd_Convolution(self, i, layer):
-        (x, _), = self._io(i)[0]
-        (y, _), = self._io(i)[1]
+        [(x, _)], [(y, _)] = self._io(i)
         w, _ = self._param(layer, 0)
         cols, _ = self.scratch[i]
         w2 = w.reshape(layer.K, layer.CKK)
@@ -173,31 +172,27 @@ class GpuExecutor:
             self.k.add_bias(y, self._param(layer, 1)[0])
 
     def _fwd_Pooling(self, i, layer):
-        (x, _), = self._io(i)[0]
-        (y, _), = self._io(i)[1]
+        [(x, _)], [(y, _)] = self._io(i)
         self.k.maxpool_forward(x, y, self.scratch[i], layer.KH, layer.KW, layer.SH, layer.SW, layer.PH, layer.PW)
 
     def _fwd_InnerProduct(self, i, layer):
-        (x, _), = self._io(i)[0]
-        (y, _), = self._io(i)[1]
+        [(x, _)], [(y, _)] = self._io(i)
         self.k.gemm(x.reshape(layer.M, layer.K), self._param(layer, 0)[0], y, tb=True)
         if len(layer.blobs) > 1:
             self.k.add_bias(y, self._param(layer, 1)[0])
 
     def _fwd_ReLU(self, i, layer):
-        (x, _), = self._io(i)[0]
-        (y, _), = self._io(i)[1]
+        [(x, _)], [(y, _)] = self._io(i)
         self.k.relu_forward(x, y, layer.p.relu_param.negative_slope)
 
     def _fwd_Dropout(self, i, layer):           # TEST: the identity
-        (x, _), = self._io(i)[0]
-        (y, _), = self._io(i)[1]
+        [(x, _)], [(y, _)] = self._io(i)
         if x is not y:
             y.copy_to_device(x)
 
     def _fwd_SoftmaxWithLoss(self, i, layer):
         net = self.net
-        (s, _), (lab, _) = self._io(i)[0]
+        [(s, _), (lab, _)], _ = self._io(i)
         prob, logp = self.scratch[i]
         self.k.softmax_loss_forward(s, lab, prob, logp)
         rows = logp.copy_to_host().astype(np.float64)         # summed here, in row order
@@ -207,15 +202,14 @@ class GpuExecutor:
 
     # -- layers: backward ----------------------------------------------------------------------
     def _bwd_Convolution(self, i, layer, pd):
-        (x, dx), = self._io(i)[0]
-        (_, dy), = self._io(i)[1]
+        [(x, dx)], [(_, dy)] = self._io(i)
         w, dw = self._param(layer, 0)
         cols, dcols = self.scratch[i]
         K, P = layer.K, layer.OH * layer.OW
         geo = (layer.KH, layer.KW, layer.SH, layer.SW, layer.PH, layer.PW, layer.OH, layer.OW)
-        if len(layer.blobs) > 1 and layer.param_grad([b.diff for b in layer.blobs], 1) is not None:
+        if layer.learns(1):
             self.k.sum_bias(dy, self._param(layer, 1)[1])
-        learn = layer.param_grad([b.diff for b in layer.blobs], 0) is not None
+        learn = layer.learns(0)
         for n in range(x.shape[0]):
             dyn = dy[n].reshape(K, P)
             if learn:
@@ -227,39 +221,35 @@ class GpuExecutor:
 
     def _bwd_Pooling(self, i, layer, pd):
         if pd[0]:
-            (_, dx), = self._io(i)[0]
-            (_, dy), = self._io(i)[1]
+            [(_, dx)], [(_, dy)] = self._io(i)
             self.k.maxpool_backward(dy, self.scratch[i], dx, layer.KH, layer.KW, layer.SH, layer.SW,
                                     layer.PH, layer.PW)
 
     def _bwd_InnerProduct(self, i, layer, pd):
-        (x, dx), = self._io(i)[0]
-        (_, dy), = self._io(i)[1]
+        [(x, dx)], [(_, dy)] = self._io(i)
         w, dw = self._param(layer, 0)
         x2 = x.reshape(layer.M, layer.K)
-        if layer.param_grad([b.diff for b in layer.blobs], 0) is not None:
+        if layer.learns(0):
             self.k.gemm(dy, x2, dw, ta=True, beta=1.0)
-        if len(layer.blobs) > 1 and layer.param_grad([b.diff for b in layer.blobs], 1) is not None:
+        if layer.learns(1):
             self.k.sum_bias(dy, self._param(layer, 1)[1])
         if pd[0]:
             self.k.gemm(dy, w, dx.reshape(layer.M, layer.K))
 
     def _bwd_ReLU(self, i, layer, pd):
         if pd[0]:
-            (x, dx), = self._io(i)[0]
-            (y, dy), = self._io(i)[1]
+            [(x, dx)], [(y, dy)] = self._io(i)
             self.k.relu_backward(y, dy, dx, layer.p.relu_param.negative_slope)   # y > 0 exactly where x > 0
 
     def _bwd_Dropout(self, i, layer, pd):
-        (_, dx), = self._io(i)[0]
-        (_, dy), = self._io(i)[1]
+        [(_, dx)], [(_, dy)] = self._io(i)
         if pd[0] and dx is not dy:
             dx.copy_to_device(dy)
 
     def _bwd_SoftmaxWithLoss(self, i, layer, pd):
         if pd[0]:
             net = self.net
-            (_, ds), (lab, _) = self._io(i)[0]
+            [(_, ds), (lab, _)], _ = self._io(i)
             prob, _ = self.scratch[i]
             weight = float(net.top_vecs[i][0].diff)
             self.k.softmax_loss_backward(prob, lab, ds, weight / prob.shape[0])

@@ -29,6 +29,12 @@ def _blocks(n, threads=THREADS):
     return max(1, (n + threads - 1) // threads)
 
 
+@cuda.jit(device=True)
+def _nchw(t, C, H, W):
+    """The (n, c, h, w) of flat index t in an (N, C, H, W) array."""
+    return t // (W * H * C), (t // (W * H)) % C, (t // W) % H, t % W
+
+
 # -- GEMM ---------------------------------------------------------------------------------------
 @cuda.jit
 def _gemm(A, B, C, M, N, K, ta, tb, alpha, beta):
@@ -96,10 +102,7 @@ def _col2im(cols, dx, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, N):
     t = cuda.grid(1)
     if t >= N * C * H * W:
         return
-    w = t % W
-    h = (t // W) % H
-    c = (t // (W * H)) % C
-    n = t // (W * H * C)
+    n, c, h, w = _nchw(t, C, H, W)
     acc = 0.0
     for i in range(KH):
         hh = h + PH - i
@@ -193,10 +196,7 @@ def _maxpool_forward(x, y, mask, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total)
     t = cuda.grid(1)
     if t >= total:
         return
-    ow = t % OW
-    oh = (t // OW) % OH
-    c = (t // (OW * OH)) % C
-    n = t // (OW * OH * C)
+    n, c, oh, ow = _nchw(t, C, OH, OW)
     hs, ws = oh * SH - PH, ow * SW - PW
     best = -3.4028234663852886e38
     arg = -1
@@ -224,10 +224,7 @@ def _maxpool_backward(dy, mask, dx, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, tot
     t = cuda.grid(1)
     if t >= total:
         return
-    w = t % W
-    h = (t // W) % H
-    c = (t // (W * H)) % C
-    n = t // (W * H * C)
+    n, c, h, w = _nchw(t, C, H, W)
     me = h * W + w
     acc = 0.0
     oh_lo = max(0, (h + PH - KH) // SH + 1)        # the windows [oh*SH - PH, +KH) that hold h

@@ -70,12 +70,13 @@ class Layer:
         """'from <blob>' for messages about bottom i."""
         return f"from {self.bottom_names[i]}"
 
+    def learns(self, i):
+        """Whether param i exists and takes a gradient (lr_mult 0: Caffe skips it)."""
+        return i < len(self.blobs) and (self.param_propagate_down is None or bool(self.param_propagate_down[i]))
+
     def param_grad(self, grads, i):
-        """grads[i], or None where the param is frozen (lr_mult 0: Caffe skips its gradient) or
-        absent."""
-        if i >= len(grads) or (self.param_propagate_down is not None and not self.param_propagate_down[i]):
-            return None
-        return grads[i]
+        """grads[i], or None where the param is frozen or absent (see learns)."""
+        return grads[i] if self.learns(i) else None
 
     # -- compute -----------------------------------------------------------------------------
     def forward(self, bottoms, tops):
@@ -188,3 +189,10 @@ def canon_axis(axis, ndim, field):
     if not 0 <= a < ndim:
         raise LayerError(f"axis {axis} is out of range for a {ndim}-D input", field)
     return a
+
+
+def around(shape, first, count):
+    """(size before axis `first`, size of the `count` axes from it, size after them): the
+    (outer, C, inner) view of a blob that layers acting on a span of axes use."""
+    return tuple(int(np.prod(dims, dtype=np.int64))
+                 for dims in (shape[:first], shape[first:first + count], shape[first + count:]))

@@ -7,7 +7,7 @@ import numpy as np
 from ..config.schema import Field, Message, REQUIRED, positive
 from ..fillers import FILLER
 from ..kernels.inner_product import inner_product_backward, inner_product_forward
-from .base import Layer, LayerError, PerSample, canon_axis, register
+from .base import Layer, LayerError, PerSample, around, canon_axis, register
 
 BLOB_SHAPE = Message("BlobShape", [
     Field("dim", "int", None, "the dimensions", repeated=True),
@@ -466,8 +466,7 @@ class Reduction(Layer):
         p = self.p.reduction_param
         x = bottoms[0]
         a = canon_axis(p.axis, x.data.ndim, "reduction_param.axis")
-        self.outer = int(np.prod(x.shape[:a], dtype=np.int64))
-        self.dim = int(np.prod(x.shape[a:], dtype=np.int64))
+        self.outer, self.dim, _ = around(x.shape, a, x.data.ndim - a)
         self.op, self.coeff = p.operation, p.coeff
         tops[0].reshape(x.shape[:a], x.data.dtype)
 
@@ -511,8 +510,7 @@ class Tile(Layer):
         p = self.p.tile_param
         x = bottoms[0]
         a = canon_axis(p.axis, x.data.ndim, "tile_param.axis")
-        self.outer = int(np.prod(x.shape[:a], dtype=np.int64))
-        self.inner = int(np.prod(x.shape[a:], dtype=np.int64))
+        self.outer, self.inner, _ = around(x.shape, a, x.data.ndim - a)
         self.tiles = p.tiles
         shape = list(x.shape)
         shape[a] *= p.tiles
@@ -565,9 +563,7 @@ class Embed(Layer):
 
     def backward(self, tops, propagate_down, bottoms):
         dy = tops[0].diff.reshape(-1, self.N)
-        dw = self.param_grad([b.diff for b in self.blobs], 0)
-        if dw is not None:
-            np.add.at(dw, bottoms[0].data.reshape(-1).astype(np.intp), dy)
-        db = self.param_grad([b.diff for b in self.blobs], 1)
-        if db is not None:
-            db += dy.sum(axis=0)
+        if self.learns(0):
+            np.add.at(self.blobs[0].diff, bottoms[0].data.reshape(-1).astype(np.intp), dy)
+        if self.learns(1):
+            self.blobs[1].diff[...] += dy.sum(axis=0)

@@ -6,7 +6,7 @@ import numpy as np
 from ..config.schema import Field, Message, Problems, non_negative
 from ..fillers import FILLER
 from ..kernels import channels
-from .base import Layer, LayerError, PerSample, canon_axis, register
+from .base import Layer, LayerError, PerSample, around, canon_axis, register
 
 BATCH_NORM = Message("BatchNormParameter", [
     Field("use_global_stats", "bool", None, "normalise with the stored statistics (default: true in TEST)"),
@@ -153,9 +153,7 @@ class Scale(PerSample):
         a, pshape = _covered_axes(self, bottoms, p, "scale_param")
         # viewed as (outer, C, inner); per sample when the scale does not cover the batch axis
         # and is a param (a second bottom has a scale per sample: the batch is one piece)
-        self.C = int(np.prod(pshape, dtype=np.int64))
-        self.outer = int(np.prod(x.shape[:a], dtype=np.int64))
-        self.inner = int(np.prod(x.shape[a + len(pshape):], dtype=np.int64))
+        self.outer, self.C, self.inner = around(x.shape, a, len(pshape))
         self.from_bottom = len(bottoms) > 1
         self.per_sample = a >= 1 and not self.from_bottom
         self.rows_outer = self.outer // x.shape[0] if a >= 1 else 1   # outer entries per sample
@@ -226,8 +224,7 @@ class Bias(Layer):
         p = self.p.bias_param
         x = bottoms[0]
         a, pshape = _covered_axes(self, bottoms, p, "bias_param")
-        self.view = (int(np.prod(x.shape[:a], dtype=np.int64)), int(np.prod(pshape, dtype=np.int64)),
-                     int(np.prod(x.shape[a + len(pshape):], dtype=np.int64)))    # (outer, C, inner)
+        self.view = around(x.shape, a, len(pshape))          # (outer, C, inner)
         if tops[0] is not x:
             tops[0].reshape(x.shape, x.data.dtype)
         if len(bottoms) == 1:
@@ -245,9 +242,8 @@ class Bias(Layer):
             if propagate_down[1]:
                 np.sum(dy, axis=(0, 2), out=bottoms[1].diff.reshape(-1))
         else:
-            db = self.param_grad([b.diff for b in self.blobs], 0)
-            if db is not None:
-                db.reshape(-1)[...] += dy.sum(axis=(0, 2))
+            if self.learns(0):
+                self.blobs[0].diff.reshape(-1)[...] += dy.sum(axis=(0, 2))
         if propagate_down[0] and bottoms[0].diff is not tops[0].diff:
             np.copyto(bottoms[0].diff, tops[0].diff)
 

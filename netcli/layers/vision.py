@@ -51,6 +51,23 @@ def _kernel_geometry(layer, p, f):
     layer.DH, layer.DW = (dil[0], dil[-1])
 
 
+def _conv_common(layer, x):
+    """What Convolution and Deconvolution check alike: axis 1, a 4-D input, the kernel geometry
+    (set on the layer), channels and outputs divisible by group. Returns (param, field prefix,
+    (N, C, H, W), group, num_output)."""
+    p, f = layer.p.convolution_param, "convolution_param"
+    if p.axis != 1:
+        raise LayerError("only axis 1 (NCHW) is supported", f"{f}.axis")
+    _need_4d(layer, x, layer.type)
+    _kernel_geometry(layer, p, f)
+    C, G, K = x.shape[1], p.group, p.num_output
+    if C % G:
+        raise LayerError(f"input channels {C} {layer.where()} are not divisible by group {G}", f"{f}.group")
+    if K % G:
+        raise LayerError(f"num_output {K} is not divisible by group {G}", f"{f}.group")
+    return p, f, tuple(x.shape), G, K
+
+
 def _same_shapes(layer, bottoms, tops):
     """Caffe's several bottoms of one Convolution: each its own top, one set of weights."""
     if len(tops) != len(bottoms):
@@ -91,20 +108,9 @@ class Convolution(PerSample):
     tops = (1, None)
 
     def setup(self, bottoms, tops):
-        p = self.p.convolution_param
-        f = "convolution_param"
-        if p.axis != 1:
-            raise LayerError("only axis 1 (NCHW) is supported", f"{f}.axis")
         x = bottoms[0]
-        _need_4d(self, x, "Convolution")
+        p, f, (N, C, H, W), G, K = _conv_common(self, x)
         _same_shapes(self, bottoms, tops)
-        _kernel_geometry(self, p, f)
-        N, C, H, W = x.shape
-        G, K = p.group, p.num_output
-        if C % G:
-            raise LayerError(f"input channels {C} {self.where()} are not divisible by group {G}", f"{f}.group")
-        if K % G:
-            raise LayerError(f"num_output {K} is not divisible by group {G}", f"{f}.group")
         ekh, ekw = self.DH * (self.KH - 1) + 1, self.DW * (self.KW - 1) + 1
         Hp, Wp = H + 2 * self.PH, W + 2 * self.PW
         if ekh > Hp or ekw > Wp:
@@ -160,19 +166,8 @@ class Deconvolution(PerSample):
     params = {"convolution_param": CONVOLUTION}
 
     def setup(self, bottoms, tops):
-        p = self.p.convolution_param
-        f = "convolution_param"
-        if p.axis != 1:
-            raise LayerError("only axis 1 (NCHW) is supported", f"{f}.axis")
         x = bottoms[0]
-        _need_4d(self, x, "Deconvolution")
-        _kernel_geometry(self, p, f)
-        N, C, H, W = x.shape
-        G, K = p.group, p.num_output
-        if C % G:
-            raise LayerError(f"input channels {C} {self.where()} are not divisible by group {G}", f"{f}.group")
-        if K % G:
-            raise LayerError(f"num_output {K} is not divisible by group {G}", f"{f}.group")
+        p, f, (N, C, H, W), G, K = _conv_common(self, x)
         ekh, ekw = self.DH * (self.KH - 1) + 1, self.DW * (self.KW - 1) + 1
         self.OH = self.SH * (H - 1) + ekh - 2 * self.PH
         self.OW = self.SW * (W - 1) + ekw - 2 * self.PW

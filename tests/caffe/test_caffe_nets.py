@@ -12,6 +12,7 @@ from netcli import Net
 from netcli.caffe import wire
 from netcli.caffe.datum import datum_bytes
 from netcli.errors import NetcliError
+from helpers import PY_EUCLIDEAN_LOSS
 
 CAFFE = os.path.join(os.path.dirname(__file__), "..", "data", "caffe")
 
@@ -133,29 +134,8 @@ def caffe_root(tmp_path_factory):
     # the Python loss layer linreg.prototxt names (Caffe keeps one in examples/pycaffe/layers;
     # this one is ours, with pycaffe's interface)
     os.makedirs(root / "examples/pycaffe/layers", exist_ok=True)
-    (root / "examples/pycaffe/layers/pyloss.py").write_text(PYLOSS)
+    (root / "examples/pycaffe/layers/pyloss.py").write_text(PY_EUCLIDEAN_LOSS.format(name="EuclideanLossLayer"))
     return root
-
-
-PYLOSS = """
-import numpy as np
-import caffe
-
-
-class EuclideanLossLayer(caffe.Layer):
-    def reshape(self, bottom, top):
-        self.d = np.zeros_like(bottom[0].data)
-        top[0].reshape(1)
-
-    def forward(self, bottom, top):
-        self.d[...] = bottom[0].data - bottom[1].data
-        top[0].data[...] = np.sum(self.d ** 2) / bottom[0].num / 2.0
-
-    def backward(self, top, propagate_down, bottom):
-        for i, sign in ((0, 1), (1, -1)):
-            if propagate_down[i]:
-                bottom[i].diff[...] = sign * self.d / bottom[i].num
-"""
 
 
 def test_linreg_with_its_python_loss_layer(caffe_root, monkeypatch):

@@ -26,15 +26,21 @@ def _inputs():
     return rng.standard_normal((2, 2, 8, 8)).astype(np.float32), np.array([1, 3], np.float32)
 
 
-def test_forward_and_gradients_match_the_cpu():
+def _cpu_and_gpu(net):
+    """The net built twice, the second on the GPU path, after one forward-backward on the same inputs."""
     x, y = _inputs()
-    cpu = netcli.Net(NET, phase="TRAIN", seed=1)
-    gpu = netcli.Net(NET, phase="TRAIN", seed=1)
+    cpu = netcli.Net(net, phase="TRAIN", seed=1)
+    gpu = netcli.Net(net, phase="TRAIN", seed=1)
     gpu.executor = GpuExecutor(gpu, 0)
-    for net in (cpu, gpu):
-        net.blobs["data"].data[...], net.blobs["label"].data[...] = x, y
-        net.clear_param_diffs()
-        net.forward_backward(cleared=True)
+    for n in (cpu, gpu):
+        n.blobs["data"].data[...], n.blobs["label"].data[...] = x, y
+        n.clear_param_diffs()
+        n.forward_backward(cleared=True)
+    return cpu, gpu
+
+
+def test_forward_and_gradients_match_the_cpu():
+    cpu, gpu = _cpu_and_gpu(NET)
     assert gpu.loss == pytest.approx(cpu.loss, rel=1e-5)
     np.testing.assert_allclose(gpu.param_diff, cpu.param_diff, rtol=1e-4, atol=1e-6)
     assert np.abs(cpu.param_diff).sum() > 0
@@ -47,16 +53,8 @@ def test_layers_without_a_device_version_run_on_the_host():
     layers.insert(1, {"name": "lrn", "type": "LRN", "bottom": "data", "top": "n",
                       "lrn_param": {"local_size": 3, "alpha": 0.5}})
     layers[2]["bottom"] = "n"
-    net = dict(NET, layers=layers, force_backward=True)
-    x, y = _inputs()
-    cpu = netcli.Net(net, phase="TRAIN", seed=1)
-    gpu = netcli.Net(net, phase="TRAIN", seed=1)
-    gpu.executor = GpuExecutor(gpu, 0)
+    cpu, gpu = _cpu_and_gpu(dict(NET, layers=layers, force_backward=True))
     assert "on the host (no device version yet): lrn (LRN)" in gpu.executor.plan()[0]
-    for n in (cpu, gpu):
-        n.blobs["data"].data[...], n.blobs["label"].data[...] = x, y
-        n.clear_param_diffs()
-        n.forward_backward(cleared=True)
     assert gpu.loss == pytest.approx(cpu.loss, rel=1e-5)
     np.testing.assert_allclose(gpu.param_diff, cpu.param_diff, rtol=1e-4, atol=1e-6)
     gpu.executor.blobs["data"][1].copy_to_host(gpu.blobs["data"].diff)

@@ -5,35 +5,11 @@ import numpy as np
 import pytest
 
 import netcli
-from helpers import check_gradient, make_layer
+from helpers import PY_EUCLIDEAN_LOSS, check_gradient, make_layer
 
-# Our own layers in pycaffe's interface (written for these tests): one subclasses caffe.Layer as
-# Caffe's examples do, so `import caffe` must find netcli's stand-in.
-USER_MODULE = '''
+# Our own layers in pycaffe's interface (written for these tests), besides DistanceLoss (helpers.py).
+USER_MODULE = PY_EUCLIDEAN_LOSS.format(name="DistanceLoss") + '''
 import json
-import numpy as np
-import caffe
-
-
-class DistanceLoss(caffe.Layer):
-    """0.5 / N * sum of (a - b)^2, the same as EuclideanLoss."""
-
-    def setup(self, bottom, top):
-        if len(bottom) != 2:
-            raise Exception("Need two inputs")
-
-    def reshape(self, bottom, top):
-        self.d = np.zeros_like(bottom[0].data)
-        top[0].reshape(1)
-
-    def forward(self, bottom, top):
-        self.d[...] = bottom[0].data - bottom[1].data
-        top[0].data[...] = np.sum(self.d ** 2) / bottom[0].num / 2.0
-
-    def backward(self, top, propagate_down, bottom):
-        for i, sign in ((0, 1), (1, -1)):
-            if propagate_down[i]:
-                bottom[i].diff[...] = sign * top[0].diff[0] * self.d / bottom[i].num
 
 
 class LearnedScale(caffe.Layer):
