@@ -179,7 +179,7 @@ class NetcliWorker:
     def layers(self, iters):
         from netcli.tools import time_layers
         net = self.solver.net
-        fwd, bwd, _ = time_layers(net, iters)
+        fwd, bwd, _, _ = time_layers(net, iters)
         return [(n, f, b) for n, l, f, b in zip(net.layer_names, net.layers, fwd, bwd) if l.type != "Input"]
 
 

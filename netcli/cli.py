@@ -272,15 +272,17 @@ def test(ctx, model, weights, iterations, phase, stages, level, metrics, plot_pa
 @click.option("--json", "as_json", is_flag=True, help="Print the timings as one JSON object.")
 @click.option("--reduction", type=click.Choice(["exact", "mpi"]), default="exact", show_default=True,
               help="Under mpiexec/srun: the gradient reduction to time (see train).")
+@click.option("--gpu", type=int, default=None, help="Time on this CUDA device (pip install 'netcli[gpu]'): CUDA "
+              "event times, kernel launches and host<->device copies per layer; -1 or absent: the CPU.")
 @click.pass_context
-def time(ctx, model, iterations, phase, stages, level, as_json, reduction):
+def time(ctx, model, iterations, phase, stages, level, as_json, reduction, gpu):
     """Per-layer forward and backward times, as `caffe time`; under mpiexec or srun, each
     process's part of the batch, and the gradient reduction's time."""
     from .tools import benchmark
     from .tools import json_safe
     g = _distributed(ctx, reduction)
     result = benchmark(model, iterations, phase, echo=None if as_json else click.echo, group=g, stages=stages,
-                       level=level)
+                       level=level, gpu=gpu)
     if g is not None and g.rank:
         return
     if as_json:
@@ -335,7 +337,10 @@ def convert(source, output, model):
 @click.option("--mean-file", type=click.Path(dir_okay=False), help="Mean image (.binaryproto or .npy) to subtract.")
 @click.option("--colors", type=click.Choice(["RGB", "BGR"], case_sensitive=False),
               help="Channel order of 3-channel inputs (Caffe's models: BGR).")
-def predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale, mean_values, mean_file, colors):
+@click.option("--gpu", type=int, default=None, help="Run on this CUDA device (pip install 'netcli[gpu]'); -1 or "
+              "absent: the CPU.")
+def predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale, mean_values, mean_file, colors,
+            gpu):
     """Classify INPUTS (image files, folders of images, .npz files of samples) with a trained
     net: the top-k classes and their probabilities, per input. Images are resized to the net's
     input and prepared as its training data was."""
@@ -343,7 +348,8 @@ def predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale
     if mean_values and mean_file:
         raise click.UsageError("give --mean-value or --mean-file, not both")
     mean = mean_file or (list(mean_values) if mean_values else None)
-    run_predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale, mean, colors, echo=click.echo)
+    run_predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale, mean, colors, echo=click.echo,
+                gpu=gpu)
 
 
 @cli.command()

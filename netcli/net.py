@@ -211,8 +211,7 @@ class Net:
         else:
             if start not in self.layer_dict:
                 raise NetcliError(f"net '{self.name}' has no layer '{start}'")
-            for i in range(self.layer_names.index(start), len(self.layers)):
-                self.layers[i].forward(self.bottom_vecs[i], self.top_vecs[i])
+            self.executor.forward_from(self.layer_names.index(start))
         self.sum_loss()
         return {name: self.blobs[name].data for name in self.outputs}
 
@@ -233,7 +232,7 @@ class Net:
         self.loss = float(sum(w * float(t.data.sum()) for t, w in self.loss_tops))
 
     def clear_param_diffs(self):
-        self.param_diff[...] = 0
+        self.executor.clear_param_diffs()
 
     # -- state beyond params: RNG and data positions, for exact resume -------------------------------
     def get_state(self):

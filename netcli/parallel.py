@@ -204,6 +204,27 @@ class Executor:
             combine(ws)
         return both
 
+    # -- params: where they live and how they change (the GPU executor's interface too) ---------
+    def push(self):
+        """Params live in host memory here: nothing to move (the GPU executor copies)."""
+
+    def pull(self):
+        """As push()."""
+
+    def pull_grads(self):
+        """As push(): the gradients are in net.param_diff already."""
+
+    def clear_param_diffs(self):
+        self.net.param_diff[...] = 0
+
+    def grad_sumsq(self):
+        g = self.net.param_diff
+        return float(np.dot(g, g))
+
+    def update(self, rule, rate, it, scale):
+        """One step of the Solver's update rule (netcli/solver/updates.py) on the thread pool."""
+        rule.step(self.net.param_data, self.net.param_diff, rate, it, scale)
+
     # -- running -------------------------------------------------------------------------------
     def forward(self, stretches=None):
         net = self.net
@@ -213,6 +234,12 @@ class Executor:
                     net.layers[i].forward(net.bottom_vecs[i], net.top_vecs[i])
             else:
                 self._run(n, idx, forward=True, backward=False)
+
+    def forward_from(self, start):
+        """Layers start, start+1, ... forward, one at a time (net.forward(start=...))."""
+        net = self.net
+        for i in range(start, len(net.layers)):
+            net.layers[i].forward(net.bottom_vecs[i], net.top_vecs[i])
 
     def backward(self, upto=None, cleared=False):
         """Back-propagate through the stretches before index `upto` (default: all), in reverse;
@@ -335,8 +362,12 @@ class Executor:
             combine_shares(self.net.param_diff, self.scratch, lo, hi)
 
     # -- one layer at a time (netcli time) ---------------------------------------------------------
+    def synchronize(self):
+        """Every pass has finished when it returns here (the GPU executor waits for its device)."""
+
     def time_layer(self, i, forward):
-        """Run layer i alone, as training would (over shares, on the threads)."""
+        """Run layer i alone, as training would (over shares, on the threads); None: timed by the
+        caller's clock (the GPU executor returns its device's times)."""
         net = self.net
         n = next(m for m, idx in self.stretches if i in idx)
         if n is None or (not forward and not self.backward_ok):

@@ -27,11 +27,15 @@ class Classifier:
     """Classifier(model, weights): `predict(images)` -> (N, classes) probabilities, for images as
     arrays (H, W, 3) RGB or (H, W) grey, uint8 0..255 (as Pillow gives them), or file paths."""
 
-    def __init__(self, model, weights, stages=(), level=0, labels=None, scale=None, mean=None, colors=None):
+    def __init__(self, model, weights, stages=(), level=0, labels=None, scale=None, mean=None, colors=None,
+                 gpu=None):
         """scale, mean ((C,) values, or a (C, H, W) image: a .binaryproto/.npy path or an array)
         and colors ("RGB" or "BGR") replace what the net or the weights say, as Caffe's
-        classify.py flags (--raw_scale, --mean_file, --channel_swap) do."""
+        classify.py flags (--raw_scale, --mean_file, --channel_swap) do. gpu: a CUDA device
+        number (None or -1: the CPU)."""
+        from .gpu import run_on_gpu
         self.net = Net(model, phase="TEST", weights=weights, stages=stages, level=level)
+        run_on_gpu(self.net, gpu)
         net = self.net
         data = net.data_layers()
         if net.inputs:
@@ -219,9 +223,11 @@ def read_labels(path):
         raise NetcliError(f"{path}: cannot read the labels: {getattr(e, 'strerror', None) or e}") from None
 
 
-def predict(model, weights, inputs, top_k=5, labels=None, stages=(), level=0, scale=None, mean=None, colors=None):
+def predict(model, weights, inputs, top_k=5, labels=None, stages=(), level=0, scale=None, mean=None, colors=None,
+            gpu=None):
     """[(input name, top-k list)] for the inputs (netcli predict); the Classifier second."""
-    clf = Classifier(model, weights, stages, level, read_labels(labels) if labels else None, scale, mean, colors)
+    clf = Classifier(model, weights, stages, level, read_labels(labels) if labels else None, scale, mean, colors,
+                     gpu)
     images, samples = read_inputs(inputs)
     if samples and tuple(samples[0][1].shape) != tuple(clf.preprocessing.shape):
         raise NetcliError(f"{samples[0][0]}: samples of shape {samples[0][1].shape}; the net's raw inputs are "

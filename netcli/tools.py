@@ -32,6 +32,7 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
     Returns {"outputs": {name: mean}, "loss": mean loss, "iterations": batches, "samples": n}
     (+ "metrics" if asked: confusion matrix, per-class precision/recall/F1 over the same samples)."""
     from .evaluate import evaluate
+    from .gpu import run_on_gpu
     from .metrics import classification_metrics, confusion, format_metrics
     echo = echo or _noop
     net = Net(model, phase=phase, stages=stages, level=level)
@@ -40,11 +41,7 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
                           "netcli test would score as zeros; test a train/test net (with a data layer), or classify "
                           "files with netcli predict")
     net.load_all(weights)
-    if gpu is not None and gpu >= 0:            # the full batches on the device (netcli/gpu/executor.py)
-        if group is not None:
-            raise NetcliError("the GPU path runs in one process for now: run without mpiexec, or without --gpu")
-        from .gpu.executor import GpuExecutor
-        net.executor = GpuExecutor(net, gpu)
+    if run_on_gpu(net, gpu, group):                 # the full batches on the device (netcli/gpu/executor.py)
         echo(f"Testing on GPU {gpu} ({net.executor.device})")
     if iterations is None and not net.data_size():
         raise NetcliError(f"{model}: no Data layer in the {phase} net; give --iterations")
@@ -129,11 +126,13 @@ def json_safe(value, path="", nonfinite=None, digits=None):
     return value
 
 
-def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages=(), level=0):
+def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages=(), level=0, gpu=None):
     """Per-layer forward/backward times in ms, as `caffe time` (one warm-up pass first, so JIT
     compilation is reported apart). With a process group (mpiexec), the batch is split as in
     training, every process times its part, and rank 0 reports the slowest process's times and
-    the gradient reduction's (communication) time per iteration."""
+    the gradient reduction's (communication) time per iteration. On a GPU (`gpu`): per-layer
+    times between CUDA events, kernel launches per layer, and host<->device copies."""
+    from .gpu import run_on_gpu
     from .threads import describe
     echo = echo if group is None or group.rank == 0 else None
     echo = echo or _noop
@@ -143,8 +142,9 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
         if phase != "TRAIN":
             raise NetcliError("netcli time under mpiexec times the TRAIN phase (the split of training)")
         net.executor.distribute(group)
+    device = run_on_gpu(net, gpu, group)
     setup_s = time.perf_counter() - t0
-    echo(f"Threads: {describe()}")
+    echo(f"GPU {gpu}: {net.executor.device}" if device else f"Threads: {describe()}")
     echo("Performing Forward")
     t0 = time.perf_counter()
     net.forward()
@@ -156,16 +156,20 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
     echo(f"First forward-backward (includes kernel compilation or cache load): {warm_s * 1000:.1f} ms.")
     echo("*** Benchmark begins ***")
     echo(f"Testing for {iterations} iterations.")
-    fwd, bwd, total = time_layers(net, iterations, echo)
+    fwd, bwd, total, counts = time_layers(net, iterations, echo)
     echo("Average time per layer: ")
     for i, name in enumerate(net.layer_names):
-        echo(f"{name:>10}\tforward: {fwd[i]:.5g} ms.")
-        echo(f"{name:>10}\tbackward: {bwd[i]:.5g} ms.")
+        for word, ms, k in (("forward", fwd, 0), ("backward", bwd, 1)):
+            extra = (f" ({counts[k][i][0]:.3g} launches, {counts[k][i][1]:.3g} copies)" if device else "")
+            echo(f"{name:>10}\t{word}: {ms[i]:.5g} ms.{extra}")
     compute = comm = 0.0
+    if device:
+        launches0, copies0 = net.executor.k.launches, list(net.executor.copies)
     for _ in range(iterations):
         t0 = time.perf_counter()
         net.clear_param_diffs()
         net.forward_backward()
+        net.executor.synchronize()
         t1 = time.perf_counter()
         if group is not None:
             group.reduce_grads(net.param_diff)
@@ -183,12 +187,29 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
         "forward_backward_ms": total / iterations * 1000, "total_ms": total * 1000,
         "iterations": iterations, "setup_s": setup_s, "first_pass_s": warm_s, "threads": describe(),
     }
+    if device:
+        ex = net.executor
+        launches = (ex.k.launches - launches0) / iterations
+        copies, copy_ms = (ex.copies[0] - copies0[0]) / iterations, (ex.copies[1] - copies0[1]) / iterations * 1000
+        result["layers"] = [dict(r, forward_launches=counts[0][i][0], backward_launches=counts[1][i][0],
+                                 forward_copies=counts[0][i][1], backward_copies=counts[1][i][1])
+                            for i, r in enumerate(result["layers"])]
+        result.update(gpu=gpu, device=ex.device, launches_per_iteration=launches + 1,
+                      copies_per_iteration=copies, copy_ms=copy_ms, threads=None,
+                      timing="wall clock of the CUDA simulator (not a GPU's times)" if "simulated" in ex.device
+                      else "CUDA events")
+        echo(f"Kernel launches per training iteration: {launches + 1:.4g} (forward, backward, clearing the "
+             "gradients, and the update rule's 1)")
+        echo(f"Host<->device copies per iteration: {copies:.3g}, {copy_ms:.4g} ms (the inputs, the loss, and "
+             "the layers on the host)")
+        echo(f"Layer times: {result['timing']}")
     echo(f"Average Forward pass: {result['forward_ms']:.5g} ms.")
     echo(f"Average Backward pass: {result['backward_ms']:.5g} ms.")
     echo(f"Average Forward-Backward: {result['forward_backward_ms']:.5g} ms.")
     echo(f"Total Time: {result['total_ms']:.5g} ms.")
-    echo(f"Average Forward-Backward as in training (layers one at a time above; training runs "
-         f"per-sample layers in stretches, {len(net.executor.stretches)} step(s)): {as_trained:.5g} ms.")
+    how = ("the same passes, timed from the host" if device else
+           f"training runs per-sample layers in stretches, {len(net.executor.stretches)} step(s)")
+    echo(f"Average Forward-Backward as in training (layers one at a time above; {how}): {as_trained:.5g} ms.")
     if group is not None:
         result.update(processes=group.size, reduction=group.reduction, communication_ms=comm,
                       gradient_mb=net.param_diff.nbytes / 2 ** 20)
@@ -202,27 +223,32 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
 
 
 def time_layers(net: Net, iterations, echo=None):
-    """Average forward and backward ms of every layer (arrays in net order), and the total seconds."""
+    """Average forward and backward ms of every layer (arrays in net order), the total seconds,
+    and per layer the average (launches, copies) on a GPU (zeros on the CPU)."""
     L = len(net.layers)
-    fwd, bwd = np.zeros(L), np.zeros(L)
+    ms = np.zeros((2, L))
+    counts = np.zeros((2, L, 2))        # [forward/backward][layer] -> (launches, copies): the GPU's
     clock = time.perf_counter
     total0 = clock()
+
+    def run(i, k):
+        s = clock()
+        r = net.executor.time_layer(i, forward=k == 0)
+        ms[k, i] += (clock() - s) * 1000 if r is None else r[0]
+        if r is not None:
+            counts[k, i] += r[1:]
     for j in range(iterations):
         it0 = clock()
         for i in range(L):
-            s = clock()
-            net.executor.time_layer(i, forward=True)
-            fwd[i] += clock() - s
+            run(i, 0)
         net.clear_param_diffs()
         for i in reversed(range(L)):
             if net.need_backward[i]:
-                s = clock()
-                net.executor.time_layer(i, forward=False)
-                bwd[i] += clock() - s
+                run(i, 1)
         if echo:
             echo(f"Iteration: {j + 1} forward-backward time: {(clock() - it0) * 1000:.4g} ms.")
     total = clock() - total0
-    return fwd / iterations * 1000, bwd / iterations * 1000, total
+    return ms[0] / iterations, ms[1] / iterations, total, counts / iterations
 
 
 def describe_net(net: Net, echo):
@@ -350,12 +376,12 @@ def is_solver_file(path):
 
 
 def predict(model, weights, inputs, top_k=5, labels=None, as_json=False, stages=(), level=0, scale=None,
-            mean=None, colors=None, echo=None):
+            mean=None, colors=None, echo=None, gpu=None):
     """Print each input's top-k classes (netcli predict): one line per input, or one JSON list."""
     import json
     from . import log
     from .predict import predict as classify
-    rows, clf = classify(model, weights, inputs, top_k, labels, stages, level, scale, mean, colors)
+    rows, clf = classify(model, weights, inputs, top_k, labels, stages, level, scale, mean, colors, gpu)
     if not clf.known:
         log.warn(f"nothing says how {model}'s inputs were prepared (no data layer, and {weights} keeps no "
                  "preprocessing): images go in resized, as 0..255 pixels, 3 channels as BGR; give --scale, "

@@ -1,26 +1,35 @@
 """Running a Net's layers on a CUDA device: the executor a Net uses instead of the CPU one
-(netcli/parallel.py), with the same interface (forward, backward, forward_backward).
+(netcli/parallel.py), with the same interface (forward, backward, forward_backward, update).
 
 The net is set up on the host as always (shapes, params, fillers, data layers); every blob then
-gets device memory for its data and diff, and the params one flat device buffer. Data layers run
-on the host and their tops are copied to the device once per batch. The loss and the net's
-outputs are copied back after each forward, and the parameter gradients after each backward;
-the host's params are copied to the device before each forward. That last pair of copies goes
-when the update rule runs on the device too (next in issue 16).
+gets device memory for its data and diff, and the params, their gradients and the update rule's
+history one flat device buffer each. While training, the params live on the device: one
+host-to-device copy per batch (the data layers' tops, from pinned host memory), forward,
+backward and the update rule run there, and the loss comes back (a float per sample) for the
+solver's display and divergence check. `push()` and `pull()` move the params (and the rule's
+history) between host and device; whichever side wrote last owns them, so both are no-ops when
+nothing changed. The Solver pulls before a snapshot, a test's hooks and at the end of step(),
+and every host write (restore, finetune, your own) is pushed at the next forward.
 
-So far the layer types of LeNet run on the device: Convolution (no groups or dilation), Pooling
-(MAX), InnerProduct (axis 1), ReLU, Dropout in TEST (the identity) and SoftmaxWithLoss (class
-scores of shape (N, C)). Every other layer runs on the host, as on the CPU path: its bottoms are
-copied out, the CPU layer runs, its tops (and in backward its bottoms' and params' gradients) are
-copied back. The results are the CPU's, to float rounding; plan() names the layers on the host.
+The layer types of LeNet run on the device: Convolution (no groups or dilation; one GEMM per
+chunk of images, the bias and a following in-place ReLU fused into the layout kernel), Pooling
+(MAX), InnerProduct (axis 1; bias and a following in-place ReLU fused), ReLU, Dropout in TEST
+(the identity) and SoftmaxWithLoss (class scores of shape (N, C)). Every other layer runs on the
+host, as on the CPU path: its bottoms (and params) are copied out, the CPU layer runs, its tops
+(and in backward its bottoms' and params' gradients) are copied back. The results are the
+CPU's, to float rounding; plan() names the layers on the host. Test nets share the train net's
+device params (`shared`).
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
 from .device import cuda_module, select
 
 DATA_TYPES = ("Input", "Data", "HDF5Data", "ImageData", "MemoryData", "DummyData", "WindowData")
+COLS_LIMIT = 1 << 25          # floats in a convolution's column buffer (128 MB): images go in chunks
 
 
 def _unsupported(layer, net):
@@ -49,7 +58,8 @@ def _unsupported(layer, net):
 
 
 class GpuExecutor:
-    def __init__(self, net, device_id=0):
+    def __init__(self, net, device_id=0, shared=None):
+        """shared: the train net's GpuExecutor, whose device params this (test) net uses."""
         # layers without a device version run on the host (data layers always do)
         self.on_host = [l.type not in DATA_TYPES and _unsupported(l, net) is not None for l in net.layers]
         self.device = select(device_id)
@@ -58,86 +68,231 @@ class GpuExecutor:
         self.k = kernels
         self.net = net
         self.stretches = []
+        self.shared = shared
         self.blobs = {}                  # blob name -> (device data, device diff)
         for tops in net.top_vecs:
             for t in tops:
                 if t.name not in self.blobs:
                     self.blobs[t.name] = (cuda.to_device(t.data), cuda.to_device(t.diff))
+        self._pin_inputs()
         self.params = cuda.to_device(net.param_data)
         self.grads = cuda.to_device(net.param_diff)
-        self.views = {}                  # id(param blob) -> (device data, device diff) views
+        self.views = {}                  # id(host param array) -> (device data, device diff) views
         for b, a, z in zip(net.learnable_params, net.param_offsets[:-1], net.param_offsets[1:]):
-            self.views[id(b)] = (self.params[a:z].reshape(b.shape), self.grads[a:z].reshape(b.shape))
+            own = (self.params[a:z].reshape(b.shape), self.grads[a:z].reshape(b.shape))
+            self.views[id(b.data)] = shared.views.get(id(b.data), own) if shared is not None else own
+        self.owner = "device"            # who wrote the params last: "host" or "device"
+        self.rule, self.rule_state = None, None  # the Solver's update rule; its device buffers
+        self.fused = self._fusions()     # layer index -> the in-place ReLU fused into it
         self.scratch = {}                # layer index -> device buffers
         for i, layer in enumerate(net.layers):
+            if self.on_host[i]:
+                continue
             if layer.type == "Convolution":
                 P = layer.OH * layer.OW
-                self.scratch[i] = (cuda.device_array((layer.CKK, P), np.float32),
-                                   cuda.device_array((layer.CKK, P), np.float32))
+                n = self._chunk(layer, net.bottom_vecs[i][0].shape[0])
+                self.scratch[i] = (cuda.device_array((layer.CKK, n * P), np.float32),
+                                   cuda.device_array((layer.CKK, n * P), np.float32),
+                                   cuda.device_array((layer.K, n * P), np.float32))
             elif layer.type == "Pooling":
                 self.scratch[i] = cuda.device_array(net.top_vecs[i][0].shape, np.int32)
             elif layer.type == "SoftmaxWithLoss":
                 n = net.blobs[layer.bottom_names[0]].shape[0]
                 self.scratch[i] = (cuda.device_array(net.blobs[layer.bottom_names[0]].shape, np.float32),
                                    cuda.device_array(n, np.float32))
+        self.copies = [0, 0.0]           # host<->device copies so far: count, seconds (time --gpu)
 
-    def _param(self, layer, j):
-        return self.views[id(layer.blobs[j])]
+    def _pin_inputs(self):
+        """The data layers' tops in pinned (page-locked) host memory: the one copy per batch
+        to the device is a DMA, without a staging copy."""
+        for i, layer in enumerate(self.net.layers):
+            if layer.type in DATA_TYPES:
+                for t in self.net.top_vecs[i]:
+                    pinned = self.cuda.pinned_array(t.data.shape, t.data.dtype)
+                    pinned[...] = t.data
+                    t.data = pinned
+
+    def _fusions(self):
+        """In-place ReLUs right after a device Convolution or InnerProduct on its top: the
+        ReLU runs inside that layer's bias kernel, and its own forward is skipped."""
+        net, fused = self.net, {}
+        for i in range(len(net.layers) - 1):
+            a, b = net.layers[i], net.layers[i + 1]
+            if (a.type in ("Convolution", "InnerProduct") and b.type == "ReLU" and not self.on_host[i]
+                    and not self.on_host[i + 1] and b.bottom_names == b.top_names == a.top_names[:1]):
+                fused[i] = i + 1
+        return fused
+
+    @staticmethod
+    def _chunk(layer, n):
+        """Images per GEMM of this convolution: all of them, unless the columns would pass COLS_LIMIT."""
+        return max(1, min(n, COLS_LIMIT // max(1, layer.CKK * layer.OH * layer.OW)))
 
     def plan(self):
         host = [f"{n} ({l.type})" for n, l, h in zip(self.net.layer_names, self.net.layers, self.on_host) if h]
+        fused = [f"{self.net.layer_names[j]} into {self.net.layer_names[i]}" for i, j in self.fused.items()]
         return [f"GPU {self.device}: " + (f"on the host (no device version yet): {', '.join(host)}; " if host else
                                           "every layer on the device; ") +
-                "the host copies params in before each forward and gradients out after each backward"]
+                (f"fused: {', '.join(fused)}; " if fused else "") +
+                "params, gradients and the update stay on the device; one copy of the inputs per batch"]
+
+    # -- where the params are ----------------------------------------------------------------------
+    def _copy(self, fn, *args):
+        t0 = time.perf_counter()
+        out = fn(*args)
+        self.copies[0] += 1
+        self.copies[1] += time.perf_counter() - t0
+        return out
+
+    def push(self):
+        """The host's params (and the rule's history) to the device, if the host wrote them last."""
+        if self.shared is not None:
+            self.shared.push()
+        if self.owner == "host":
+            self._copy(self.params.copy_to_device, self.net.param_data)
+            if self.rule_state is not None:
+                for d, h in zip(self.rule_state[0], self.rule.history):
+                    self._copy(d.copy_to_device, h)
+            self.owner = "device"
+
+    def pull(self):
+        """The device's params (and the rule's history) to the host, if the device wrote them
+        last; the host owns them afterwards (write them freely: the next forward pushes them)."""
+        if self.shared is not None:
+            self.shared.pull()
+        if self.owner == "device":
+            self._copy(self.params.copy_to_host, self.net.param_data)
+            if self.rule_state is not None:
+                for d, h in zip(self.rule_state[0], self.rule.history):
+                    self._copy(d.copy_to_host, h)
+        self.owner = "host"
+
+    def pull_grads(self):
+        """The device's parameter gradients into the host's param_diff."""
+        self._copy(self.grads.copy_to_host, self.net.param_diff)
+
+    def clear_param_diffs(self):
+        self.k.fill(self.grads, 0.0)
+
+    def grad_sumsq(self):
+        """The sum of squared gradients (gradient clipping), on the device."""
+        if not hasattr(self, "_parts"):
+            self._parts = self.cuda.device_array(self.k.SUMSQ_BLOCKS, np.float32)
+        return self.k.sumsq(self.grads, self._parts)
+
+    def update(self, rule, rate, it, scale):
+        """One step of the Solver's update rule on the device (netcli/solver/updates.py's
+        arguments; the kernel of the same name in kernels.py)."""
+        self.push()
+        if self.rule is not rule:
+            self.rule = rule
+            cuda = self.cuda
+            self.rule_state = ([cuda.to_device(h) for h in rule.history], cuda.to_device(rule.lr),
+                               cuda.to_device(rule.decay))
+        history, lr, decay = self.rule_state
+        name = rule.kernel().py_func.__name__
+        self.k.update(name, self.params, self.grads, *history, lr, decay, *rule.fused_args(rate, it),
+                      np.float32(scale), rule.l1)
 
     # -- passes --------------------------------------------------------------------------------
     def forward(self, stretches=None):
         net = self.net
-        self.params.copy_to_device(net.param_data)
-        for i, layer in enumerate(net.layers):
-            if self.on_host[i]:
-                self._host_forward(i, layer)
-            else:
-                getattr(self, "_fwd_" + layer.type, self._fwd_data)(i, layer)
+        self.push()
+        for i in range(len(net.layers)):
+            self._forward(i)
         for name in net.outputs:
-            self.blobs[name][0].copy_to_host(net.blobs[name].data)
+            self._copy(self.blobs[name][0].copy_to_host, net.blobs[name].data)
         net.sum_loss()
 
-    def backward(self, upto=None, cleared=False):
+    def forward_from(self, start):
+        """Layers start, start+1, ... forward; the blobs that earlier layers make are taken from
+        the host (where net.forward(start=..., blob=...) set them)."""
         net = self.net
-        self.grads.copy_to_device(net.param_diff)     # the host's gradients: += onto them (iter_size)
+        self.push()
+        for tops in net.top_vecs[:start]:
+            for t in tops:
+                self._copy(self.blobs[t.name][0].copy_to_device, t.data)
+        for i in range(start, len(net.layers)):
+            self._forward(i)
+        for name in net.outputs:
+            self._copy(self.blobs[name][0].copy_to_host, net.blobs[name].data)
+
+    def backward(self, upto=None, cleared=False):
+        """Gradients into the device's buffers (added to what they hold: clear_param_diffs
+        first, once per update; pull_grads() copies them to the host)."""
+        net = self.net
         for i in reversed(range(len(net.layers))):
             if net.need_backward[i]:
-                layer = net.layers[i]
-                if self.on_host[i]:
-                    self._host_backward(i, layer, net.propagate_down[i])
-                else:
-                    getattr(self, "_bwd_" + layer.type)(i, layer, net.propagate_down[i])
-        self.grads.copy_to_host(net.param_diff)
+                self._backward(i)
+
+    def _forward(self, i):
+        layer = self.net.layers[i]
+        if i in self.fused.values():          # ran inside the layer before it
+            return
+        if self.on_host[i]:
+            self._host_forward(i, layer)
+        else:
+            getattr(self, "_fwd_" + layer.type, self._fwd_data)(i, layer)
+
+    def _backward(self, i):
+        layer, pd = self.net.layers[i], self.net.propagate_down[i]
+        if self.on_host[i]:
+            self._host_backward(i, layer, pd)
+        else:
+            getattr(self, "_bwd_" + layer.type)(i, layer, pd)
+
+    def synchronize(self):
+        """Wait for the device's queued work (timing)."""
+        self.cuda.synchronize()
+
+    def time_layer(self, i, forward):
+        """Run layer i alone, as training runs it; returns (ms, launches, copies): ms between
+        CUDA events around it (under the simulator, which records no time on its events, the
+        wall clock of the simulation)."""
+        from .device import simulated
+        k0, c0 = self.k.launches, self.copies[0]
+        if i == 0 and forward:
+            self.push()
+        events = None if simulated() else (self.cuda.event(), self.cuda.event())
+        t0 = time.perf_counter()
+        if events:
+            events[0].record()
+        (self._forward if forward else self._backward)(i)
+        if events:
+            events[1].record()
+            events[1].synchronize()
+            ms = self.cuda.event_elapsed_time(*events)
+        else:
+            ms = (time.perf_counter() - t0) * 1000
+        return ms, self.k.launches - k0, self.copies[0] - c0
 
     # -- layers without a device version: the CPU layer on host copies ---------------------------
     def _host_forward(self, i, layer):
         net = self.net
         for b in net.bottom_vecs[i]:
-            self.blobs[b.name][0].copy_to_host(b.data)
+            self._copy(self.blobs[b.name][0].copy_to_host, b.data)
+        for blob in layer.blobs:                     # its params (a BatchNorm's statistics too)
+            self._copy(self.views[id(blob.data)][0].copy_to_host, blob.data)
         layer.forward(net.bottom_vecs[i], net.top_vecs[i])
         for t in net.top_vecs[i]:
-            self.blobs[t.name][0].copy_to_device(t.data)
+            self._copy(self.blobs[t.name][0].copy_to_device, t.data)
+        for blob in layer.blobs:
+            self._copy(self.views[id(blob.data)][0].copy_to_device, blob.data)
 
     def _host_backward(self, i, layer, pd):
         net = self.net
         for t in net.top_vecs[i]:
-            self.blobs[t.name][1].copy_to_host(t.diff)
+            self._copy(self.blobs[t.name][1].copy_to_host, t.diff)
         for b in net.bottom_vecs[i]:                 # an in-place layer may have changed them since
-            self.blobs[b.name][0].copy_to_host(b.data)
+            self._copy(self.blobs[b.name][0].copy_to_host, b.data)
         for blob in layer.blobs:                     # += onto the device's sums so far
-            self.views[id(blob)][1].copy_to_host(blob.diff)
+            self._copy(self.views[id(blob.data)][1].copy_to_host, blob.diff)
         layer.backward(net.top_vecs[i], pd, net.bottom_vecs[i])
         for b, down in zip(net.bottom_vecs[i], pd):
             if down:
-                self.blobs[b.name][1].copy_to_device(b.diff)
+                self._copy(self.blobs[b.name][1].copy_to_device, b.diff)
         for blob in layer.blobs:
-            self.views[id(blob)][1].copy_to_device(blob.diff)
+            self._copy(self.views[id(blob.data)][1].copy_to_device, blob.diff)
 
     def forward_backward(self, cleared=False):
         self.forward()
@@ -157,19 +312,37 @@ class GpuExecutor:
         if layer.type != "Input":
             layer.forward(net.bottom_vecs[i], net.top_vecs[i])
         for t in net.top_vecs[i]:
-            self.blobs[t.name][0].copy_to_device(t.data)
+            self._copy(self.blobs[t.name][0].copy_to_device, t.data)
+
+    def _param(self, layer, j):
+        """The device (data, diff) of the layer's j-th param."""
+        return self.views[id(layer.blobs[j].data)]
+
+    def _geometry(self, layer):
+        return (layer.KH, layer.KW, layer.SH, layer.SW, layer.PH, layer.PW, layer.OH, layer.OW)
+
+    def _bias_relu(self, i, layer):
+        """The bias (None without one), and (relu, slope) of a fused ReLU."""
+        bias = self._param(layer, 1)[0] if len(layer.blobs) > 1 else None
+        j = self.fused.get(i)
+        return bias, j is not None, (self.net.layers[j].p.relu_param.negative_slope if j is not None else 0.0)
 
     def _fwd_Convolution(self, i, layer):
+        """Per chunk of images: im2col, one GEMM (K, CKK) x (CKK, n*P), then the result into NCHW
+        with the bias (and a fused ReLU): three launches."""
         [(x, _)], [(y, _)] = self._io(i)
         w, _ = self._param(layer, 0)
-        cols, _ = self.scratch[i]
+        cols, _, z = self.scratch[i]
         w2 = w.reshape(layer.K, layer.CKK)
-        geo = (layer.KH, layer.KW, layer.SH, layer.SW, layer.PH, layer.PW, layer.OH, layer.OW)
-        for n in range(x.shape[0]):
-            self.k.im2col(x[n:n + 1], cols, *geo)
-            self.k.gemm(w2, cols, y[n].reshape(layer.K, layer.OH * layer.OW))
-        if len(layer.blobs) > 1:
-            self.k.add_bias(y, self._param(layer, 1)[0])
+        bias, relu, slope = self._bias_relu(i, layer)
+        N, P = x.shape[0], layer.OH * layer.OW
+        n = cols.shape[1] // P
+        for a in range(0, N, n):
+            b = min(N, a + n)
+            c, zz = cols[:, :(b - a) * P], z[:, :(b - a) * P]
+            self.k.im2col(x[a:b], c, *self._geometry(layer))
+            self.k.gemm(w2, c, zz)
+            self.k.cols_to_nchw(zz, y[a:b], bias, relu, slope)
 
     def _fwd_Pooling(self, i, layer):
         [(x, _)], [(y, _)] = self._io(i)
@@ -178,8 +351,9 @@ class GpuExecutor:
     def _fwd_InnerProduct(self, i, layer):
         [(x, _)], [(y, _)] = self._io(i)
         self.k.gemm(x.reshape(layer.M, layer.K), self._param(layer, 0)[0], y, tb=True)
-        if len(layer.blobs) > 1:
-            self.k.add_bias(y, self._param(layer, 1)[0])
+        bias, relu, slope = self._bias_relu(i, layer)
+        if bias is not None or relu:
+            self.k.bias_act(y, bias, relu, slope)
 
     def _fwd_ReLU(self, i, layer):
         [(x, _)], [(y, _)] = self._io(i)
@@ -195,29 +369,35 @@ class GpuExecutor:
         [(s, _), (lab, _)], _ = self._io(i)
         prob, logp = self.scratch[i]
         self.k.softmax_loss_forward(s, lab, prob, logp)
-        rows = logp.copy_to_host().astype(np.float64)         # summed here, in row order
+        rows = self._copy(logp.copy_to_host).astype(np.float64)     # summed here, in row order
         top = net.top_vecs[i][0]
         top.data[...] = -rows.sum() / len(rows)
-        self.blobs[top.name][0].copy_to_device(top.data)
+        self._copy(self.blobs[top.name][0].copy_to_device, top.data)
 
     # -- layers: backward ----------------------------------------------------------------------
     def _bwd_Convolution(self, i, layer, pd):
+        """Per chunk of images: the output gradient into the GEMM's layout, its row sums (the
+        bias), dW += dY cols^T (im2col again when there were several chunks), dcols = W^T dY and
+        col2im."""
         [(x, dx)], [(_, dy)] = self._io(i)
         w, dw = self._param(layer, 0)
-        cols, dcols = self.scratch[i]
+        cols, dcols, z = self.scratch[i]
         K, P = layer.K, layer.OH * layer.OW
-        geo = (layer.KH, layer.KW, layer.SH, layer.SW, layer.PH, layer.PW, layer.OH, layer.OW)
-        if layer.learns(1):
-            self.k.sum_bias(dy, self._param(layer, 1)[1])
-        learn = layer.learns(0)
-        for n in range(x.shape[0]):
-            dyn = dy[n].reshape(K, P)
+        geo = self._geometry(layer)
+        learn, N, n = layer.learns(0), x.shape[0], cols.shape[1] // P
+        for a in range(0, N, n):
+            b = min(N, a + n)
+            c, dc, zz = cols[:, :(b - a) * P], dcols[:, :(b - a) * P], z[:, :(b - a) * P]
+            self.k.nchw_to_cols(dy[a:b], zz)
+            if layer.learns(1):
+                self.k.sum_rows(zz, self._param(layer, 1)[1])
             if learn:
-                self.k.im2col(x[n:n + 1], cols, *geo)
-                self.k.gemm(dyn, cols, dw.reshape(K, layer.CKK), tb=True, beta=1.0)
+                if n < N:                # one chunk: the forward's columns are still there
+                    self.k.im2col(x[a:b], c, *geo)
+                self.k.gemm(zz, c, dw.reshape(K, layer.CKK), tb=True, beta=1.0)
             if pd[0]:
-                self.k.gemm(w.reshape(K, layer.CKK), dyn, dcols, ta=True)
-                self.k.col2im(dcols, dx[n:n + 1], *geo)
+                self.k.gemm(w.reshape(K, layer.CKK), zz, dc, ta=True)
+                self.k.col2im(dc, dx[a:b], *geo)
 
     def _bwd_Pooling(self, i, layer, pd):
         if pd[0]:

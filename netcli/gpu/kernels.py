@@ -2,31 +2,57 @@
 and backward side by side, with the same layouts and arithmetic as the CPU kernels in
 netcli/kernels/ they stand in for:
 
-- gemm: C = alpha * op(A) @ op(B) + beta * C, 16x16 tiles in shared memory. Every GEMM of the
-  GPU path goes through this one function, so a library GEMM (cuBLAS) can replace it.
+- gemm: C = alpha * op(A) @ op(B) + beta * C, 16x16 tiles in shared memory (under the
+  simulator a one-thread-per-element kernel; both are tested). Every GEMM of the GPU path goes
+  through this one function, so a library GEMM (cuBLAS) can replace it.
 - im2col / col2im: the column layout of netcli/kernels/conv.py (row (c, i, j), column (n, oh, ow)).
-- bias add and sum, ReLU, max pooling with its mask, softmax with loss, the SGD update.
+- columns to NCHW with the bias and an optional ReLU fused (the convolution's output), NCHW to
+  columns (its gradient), sums of rows and of columns (bias gradients), ReLU, max pooling with
+  its mask, softmax with loss, fill, the sum of squares (gradient clipping), and the update rules
+  of netcli/kernels/update.py under the same names and arguments.
 
-Launch helpers (`*_launch`) pick the grid. Arrays may be host arrays (the simulator and tests
-copy them) or device arrays. These run on a GPU, or anywhere under the CUDA simulator
-(NUMBA_ENABLE_CUDASIM=1), which the tests use; the net does not call them yet (issue 16).
+Each helper picks the grid and launches through `_launch`, which counts launches (`launches`:
+netcli time --gpu reports them per layer). Arrays may be host arrays (the simulator and tests
+copy them) or device arrays. Sums run in a fixed order (no atomics), so a run repeats exactly.
+These run on a GPU, or anywhere under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1), which the
+tests use.
 """
 from __future__ import annotations
 
 import math
 
-from .device import cuda_module
+from .device import cuda_module, simulated
 
 cuda = cuda_module()
 from numba import float32  # noqa: E402  (after the check that the extra is there)
 
-TILE = 16
-THREADS = 128
+# Block shapes: on a GPU 16x16 GEMM tiles and 128 threads per 1-D block; under the simulator,
+# which runs each CUDA thread as a Python thread, small ones (the same code, fewer idle threads).
+TILE, THREADS, SUMSQ_BLOCKS = (8, 32, 2) if simulated() else (16, 128, 64)
 TINY = 1.1754943508222875e-38          # as netcli/kernels/softmax.py: log(0) clamped here
+
+
+launches = 0                           # kernel launches so far (netcli time --gpu counts per layer)
 
 
 def _blocks(n, threads=THREADS):
     return max(1, (n + threads - 1) // threads)
+
+
+_DUMMY = []
+
+
+def _none():
+    """A one-element device array passed where a kernel's optional array (a bias) is absent."""
+    if not _DUMMY:
+        _DUMMY.append(cuda.device_array(1, "float32"))
+    return _DUMMY[0]
+
+
+def _launch(kernel, grid, block, *args):
+    global launches
+    launches += 1
+    kernel[grid, block](*args)
 
 
 @cuda.jit(device=True)
@@ -64,12 +90,32 @@ def _gemm(A, B, C, M, N, K, ta, tb, alpha, beta):
         C[row, col] = alpha * acc + (beta * C[row, col] if beta != 0.0 else 0.0)
 
 
-def gemm(A, B, C, ta=False, tb=False, alpha=1.0, beta=0.0):
-    """C = alpha * op(A) @ op(B) + beta * C (2-D float32 arrays)."""
+@cuda.jit
+def _gemm_simple(A, B, C, M, N, K, ta, tb, alpha, beta):
+    """As _gemm, one thread per element of C and no shared memory: the simulator's GEMM, where
+    each barrier of the tiled kernel costs milliseconds (never used on a GPU)."""
+    t = cuda.grid(1)
+    if t < M * N:
+        row, col = t // N, t % N
+        acc = 0.0
+        for k in range(K):
+            acc += (A[k, row] if ta else A[row, k]) * (B[col, k] if tb else B[k, col])
+        C[row, col] = alpha * acc + (beta * C[row, col] if beta != 0.0 else 0.0)
+
+
+GEMM = "simple" if simulated() else "tiled"
+
+
+def gemm(A, B, C, ta=False, tb=False, alpha=1.0, beta=0.0, kernel=None):
+    """C = alpha * op(A) @ op(B) + beta * C (2-D float32 arrays). kernel: "tiled" (16x16 tiles
+    in shared memory) or "simple"; default GEMM (tiled on a GPU)."""
     M, N = C.shape
     K = A.shape[0] if ta else A.shape[1]
-    grid = ((N + TILE - 1) // TILE, (M + TILE - 1) // TILE)
-    _gemm[grid, (TILE, TILE)](A, B, C, M, N, K, int(ta), int(tb), alpha, beta)
+    if (kernel or GEMM) == "tiled":
+        grid = ((N + TILE - 1) // TILE, (M + TILE - 1) // TILE)
+        _launch(_gemm, grid, (TILE, TILE), A, B, C, M, N, K, int(ta), int(tb), alpha, beta)
+    else:
+        _launch(_gemm_simple, _blocks(M * N), THREADS, A, B, C, M, N, K, int(ta), int(tb), alpha, beta)
 
 
 # -- patches ------------------------------------------------------------------------------------
@@ -93,7 +139,7 @@ def _im2col(x, cols, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, total):
 def im2col(x, cols, KH, KW, SH, SW, PH, PW, OH, OW):
     N, C, H, W = x.shape
     total = C * KH * KW * N * OH * OW
-    _im2col[_blocks(total), THREADS](x, cols, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, total)
+    _launch(_im2col, _blocks(total), THREADS, x, cols, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, total)
 
 
 @cuda.jit
@@ -124,24 +170,88 @@ def _col2im(cols, dx, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, N):
 
 def col2im(cols, dx, KH, KW, SH, SW, PH, PW, OH, OW):
     N, C, H, W = dx.shape
-    _col2im[_blocks(N * C * H * W), THREADS](cols, dx, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, N)
+    _launch(_col2im, _blocks(N * C * H * W), THREADS, cols, dx, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, N)
 
 
-# -- bias ---------------------------------------------------------------------------------------
+# -- bias, activation, layouts -------------------------------------------------------------------
 @cuda.jit
-def _add_bias(y, bias, K, P, total):
-    """y[n, k, p] += bias[k], y flattened (N*K*P,)."""
+def _bias_act(y, bias, K, P, total, has_bias, relu, slope):
+    """y[n, k, p] (+= bias[k]), then ReLU with `slope` if relu; y flattened (N*K*P,)."""
     t = cuda.grid(1)
     if t < total:
-        y[t] += bias[(t // P) % K]
+        v = y[t] + bias[(t // P) % K] if has_bias else y[t]
+        y[t] = v if not relu or v > 0 else v * slope
 
 
-def add_bias(y, bias):
-    """y (N, K, ...) += bias[k]."""
+def bias_act(y, bias=None, relu=False, slope=0.0):
+    """y (N, K, ...) += bias[k] (bias None: none), then ReLU (negative_slope `slope`) if relu."""
     N, K = y.shape[0], y.shape[1]
     P = y.size // (N * K)
-    flat = y.reshape(y.size)
-    _add_bias[_blocks(y.size), THREADS](flat, bias, K, P, y.size)
+    b = bias if bias is not None else _none()
+    _launch(_bias_act, _blocks(y.size), THREADS, y.reshape(y.size), b, K, P, y.size, bias is not None, relu, slope)
+
+
+@cuda.jit
+def _cols_to_nchw(z, y, bias, K, P, total, has_bias, relu, slope):
+    """y[n, k, p] = z[k, n*P + p] (+ bias[k]), then ReLU; y flattened (N*K*P,)."""
+    t = cuda.grid(1)
+    if t < total:
+        p = t % P
+        k = (t // P) % K
+        n = t // (P * K)
+        v = z[k, n * P + p] + bias[k] if has_bias else z[k, n * P + p]
+        y[t] = v if not relu or v > 0 else v * slope
+
+
+def cols_to_nchw(z, y, bias=None, relu=False, slope=0.0):
+    """The convolution's GEMM result z (K, N*P) into y (N, K, ...) with the bias and ReLU fused."""
+    N, K = y.shape[0], y.shape[1]
+    P = y.size // (N * K)
+    b = bias if bias is not None else _none()
+    _launch(_cols_to_nchw, _blocks(y.size), THREADS, z, y.reshape(y.size), b, K, P, y.size,
+            bias is not None, relu, slope)
+
+
+@cuda.jit
+def _nchw_to_cols(dy, z, K, P, total):
+    t = cuda.grid(1)
+    if t < total:
+        p = t % P
+        k = (t // P) % K
+        n = t // (P * K)
+        z[k, n * P + p] = dy[t]
+
+
+def nchw_to_cols(dy, z):
+    """z[k, n*P + p] = dy[n, k, p]: the output gradient in the GEMM's layout (K, N*P)."""
+    N, K = dy.shape[0], dy.shape[1]
+    P = dy.size // (N * K)
+    _launch(_nchw_to_cols, _blocks(dy.size), THREADS, dy.reshape(dy.size), z, K, P, dy.size)
+
+
+@cuda.jit
+def _sum_rows(a, out, cols):
+    """out[r] += sum of row r of a: one block per row, a fixed tree (deterministic)."""
+    part = cuda.shared.array(THREADS, dtype=float32)
+    r, t = cuda.blockIdx.x, cuda.threadIdx.x
+    acc = float32(0.0)
+    for c in range(t, cols, THREADS):
+        acc += a[r, c]
+    part[t] = acc
+    cuda.syncthreads()
+    step = THREADS // 2
+    while step > 0:
+        if t < step:
+            part[t] += part[t + step]
+        cuda.syncthreads()
+        step //= 2
+    if t == 0:
+        out[r] += part[0]
+
+
+def sum_rows(a, out):
+    """out (R,) += the row sums of a (R, C): the convolution's bias gradient from nchw_to_cols."""
+    _launch(_sum_rows, a.shape[0], THREADS, a, out, a.shape[1])
 
 
 @cuda.jit
@@ -157,9 +267,49 @@ def _sum_bias(dy, dbias, N, K, P):
 
 
 def sum_bias(dy, dbias):
+    """dbias[k] += the sum of dy[:, k, ...] (the inner product's bias gradient: few rows)."""
     N, K = dy.shape[0], dy.shape[1]
     P = dy.size // (N * K)
-    _sum_bias[_blocks(K), THREADS](dy.reshape(dy.size), dbias, N, K, P)
+    _launch(_sum_bias, _blocks(K), THREADS, dy.reshape(dy.size), dbias, N, K, P)
+
+
+@cuda.jit
+def _fill(a, v, n):
+    t = cuda.grid(1)
+    if t < n:
+        a[t] = v
+
+
+def fill(a, v=0.0):
+    """a (1-D) = v."""
+    _launch(_fill, _blocks(a.size), THREADS, a, v, a.size)
+
+
+@cuda.jit
+def _sumsq_parts(g, parts, n):
+    """parts[b] = the sum of g[i]^2 over block b's fixed stride of indices, by a fixed tree."""
+    part = cuda.shared.array(THREADS, dtype=float32)
+    b, t = cuda.blockIdx.x, cuda.threadIdx.x
+    acc = float32(0.0)
+    for i in range(b * THREADS + t, n, cuda.gridDim.x * THREADS):
+        acc += g[i] * g[i]
+    part[t] = acc
+    cuda.syncthreads()
+    step = THREADS // 2
+    while step > 0:
+        if t < step:
+            part[t] += part[t + step]
+        cuda.syncthreads()
+        step //= 2
+    if t == 0:
+        parts[b] = part[0]
+
+
+def sumsq(g, parts):
+    """The sum of squares of g (1-D): one partial sum per element of `parts` (a device array;
+    SUMSQ_BLOCKS of them on the GPU path), read back and summed in float64 (gradient clipping)."""
+    _launch(_sumsq_parts, parts.size, THREADS, g, parts, g.size)
+    return float(parts.copy_to_host().astype("float64").sum())
 
 
 # -- ReLU ---------------------------------------------------------------------------------------
@@ -180,11 +330,11 @@ def _relu_backward(x, dy, dx, slope, n):
 
 
 def relu_forward(x, y, slope=0.0):
-    _relu_forward[_blocks(x.size), THREADS](x.reshape(x.size), y.reshape(y.size), slope, x.size)
+    _launch(_relu_forward, _blocks(x.size), THREADS, x.reshape(x.size), y.reshape(y.size), slope, x.size)
 
 
 def relu_backward(x, dy, dx, slope=0.0):
-    _relu_backward[_blocks(x.size), THREADS](x.reshape(x.size), dy.reshape(dy.size), dx.reshape(dx.size),
+    _launch(_relu_backward, _blocks(x.size), THREADS, x.reshape(x.size), dy.reshape(dy.size), dx.reshape(dx.size),
                                              slope, x.size)
 
 
@@ -214,7 +364,7 @@ def maxpool_forward(x, y, mask, KH, KW, SH, SW, PH, PW):
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
     total = N * C * OH * OW
-    _maxpool_forward[_blocks(total), THREADS](x, y, mask, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total)
+    _launch(_maxpool_forward, _blocks(total), THREADS, x, y, mask, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total)
 
 
 @cuda.jit
@@ -240,7 +390,7 @@ def maxpool_backward(dy, mask, dx, KH, KW, SH, SW, PH, PW):
     N, C, H, W = dx.shape
     OH, OW = dy.shape[2], dy.shape[3]
     total = N * C * H * W
-    _maxpool_backward[_blocks(total), THREADS](dy, mask, dx, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total)
+    _launch(_maxpool_backward, _blocks(total), THREADS, dy, mask, dx, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total)
 
 
 # -- softmax with loss --------------------------------------------------------------------------
@@ -268,7 +418,7 @@ def softmax_loss_forward(x, lab, prob, logp):
     """x, prob (N, C); lab (N,) class indices as floats (checked by the data layer); logp (N,).
     The loss is -sum(logp) / N (summed on the host in row order: the same sum as the CPU's)."""
     N, C = x.shape
-    _softmax_loss_forward[_blocks(N), THREADS](x, lab, prob, logp, N, C)
+    _launch(_softmax_loss_forward, _blocks(N), THREADS, x, lab, prob, logp, N, C)
 
 
 @cuda.jit
@@ -282,21 +432,93 @@ def _softmax_loss_backward(prob, lab, dx, scale, N, C):
 def softmax_loss_backward(prob, lab, dx, scale):
     """dx = scale * (prob - one_hot(lab)); scale = loss_weight / N."""
     N, C = prob.shape
-    _softmax_loss_backward[_blocks(N * C), THREADS](prob, lab, dx, scale, N, C)
+    _launch(_softmax_loss_backward, _blocks(N * C), THREADS, prob, lab, dx, scale, N, C)
 
 
-# -- update -------------------------------------------------------------------------------------
+# -- updates: netcli/kernels/update.py's rules, one thread per element -------------------------
+@cuda.jit(device=True)
+def _ftz(v):
+    return v if abs(v) >= TINY else 0.0
+
+
+@cuda.jit(device=True)
+def _grad(gi, wi, d, scale, l1):
+    if l1:
+        s = 1.0 if wi > 0 else (-1.0 if wi < 0 else 0.0)
+        return scale * gi + d * s
+    return scale * gi + d * wi
+
+
 @cuda.jit
-def _sgd(w, g, h, lr, decay, rate, momentum, scale, n):
-    """h = momentum*h + rate*lr*(scale*g + decay*w);  w -= h (as netcli/kernels/update.py, L2)."""
+def _sgd(w, g, h, lr, decay, rate, momentum, scale, l1):
     i = cuda.grid(1)
-    if i < n:
-        gi = scale * g[i] + decay[i] * w[i]
+    if i < w.size:
+        gi = _grad(g[i], w[i], decay[i], scale, l1)
         hi = momentum * h[i] + rate * lr[i] * gi
-        h[i] = hi if abs(hi) >= TINY else 0.0
-        wi = w[i] - hi
-        w[i] = wi if abs(wi) >= TINY else 0.0
+        h[i] = _ftz(hi)
+        w[i] = _ftz(w[i] - hi)
 
 
-def sgd(w, g, h, lr, decay, rate, momentum, scale):
-    _sgd[_blocks(w.size), THREADS](w, g, h, lr, decay, rate, momentum, scale, w.size)
+@cuda.jit
+def _nesterov(w, g, h, lr, decay, rate, momentum, scale, l1):
+    i = cuda.grid(1)
+    if i < w.size:
+        gi = _grad(g[i], w[i], decay[i], scale, l1)
+        prev = h[i]
+        hi = momentum * prev + rate * lr[i] * gi
+        h[i] = _ftz(hi)
+        w[i] = _ftz(w[i] - ((1.0 + momentum) * hi - momentum * prev))
+
+
+@cuda.jit
+def _adam(w, g, m, v, lr, decay, rate, b1, b2, eps, scale, l1):
+    i = cuda.grid(1)
+    if i < w.size:
+        gi = _grad(g[i], w[i], decay[i], scale, l1)
+        mi = b1 * m[i] + (1.0 - b1) * gi
+        vi = b2 * v[i] + (1.0 - b2) * gi * gi
+        m[i] = _ftz(mi)
+        v[i] = _ftz(vi)
+        w[i] = _ftz(w[i] - rate * lr[i] * mi / (math.sqrt(vi) + eps))
+
+
+@cuda.jit
+def _adagrad(w, g, h, lr, decay, rate, eps, scale, l1):
+    i = cuda.grid(1)
+    if i < w.size:
+        gi = _grad(g[i], w[i], decay[i], scale, l1)
+        hi = h[i] + gi * gi
+        h[i] = _ftz(hi)
+        w[i] = _ftz(w[i] - rate * lr[i] * gi / (math.sqrt(hi) + eps))
+
+
+@cuda.jit
+def _rmsprop(w, g, h, lr, decay, rate, rms_decay, eps, scale, l1):
+    i = cuda.grid(1)
+    if i < w.size:
+        gi = _grad(g[i], w[i], decay[i], scale, l1)
+        hi = rms_decay * h[i] + (1.0 - rms_decay) * gi * gi
+        h[i] = _ftz(hi)
+        w[i] = _ftz(w[i] - rate * lr[i] * gi / (math.sqrt(hi) + eps))
+
+
+@cuda.jit
+def _adadelta(w, g, h, h2, lr, decay, rate, rho, eps, scale, l1):
+    i = cuda.grid(1)
+    if i < w.size:
+        gi = _grad(g[i], w[i], decay[i], scale, l1)
+        hi = rho * h[i] + (1.0 - rho) * gi * gi
+        dx = gi * math.sqrt((h2[i] + eps) / (hi + eps))
+        h[i] = _ftz(hi)
+        h2[i] = _ftz(rho * h2[i] + (1.0 - rho) * dx * dx)
+        w[i] = _ftz(w[i] - rate * lr[i] * dx)
+
+
+UPDATES = {"sgd": _sgd, "nesterov": _nesterov, "adam": _adam, "adagrad": _adagrad, "rmsprop": _rmsprop,
+           "adadelta": _adadelta}
+
+
+def update(name, w, g, *args):
+    """The update rule `name` of netcli/kernels/update.py with its arguments (w, g, history...,
+    lr, decay, scalars..., scale, l1), on every element of the flat params at once."""
+    _launch(UPDATES[name], _blocks(w.size), THREADS, w, g, *args)

@@ -116,13 +116,16 @@ class Solver:
             raise NetcliError("the GPU path runs in one process for now: run without mpiexec, or without --gpu")
         from ..gpu.executor import GpuExecutor
         try:
-            self.net.executor = GpuExecutor(self.net, gpu)
+            train = GpuExecutor(self.net, gpu)
         except NetcliError as e:
             if explicit:
                 raise
             self.gpu_fallback = str(e)           # solver_mode: GPU without a usable GPU: the CPU, said in solve()
             return "CPU"
-        return f"GPU {gpu} ({self.net.executor.device})"
+        self.net.executor = train
+        for t in self.test_nets:                 # on the train net's device params
+            t.executor = GpuExecutor(t, gpu, shared=train)
+        return f"GPU {gpu} ({train.device})"
 
     def _distribute(self, group, weights):
         """Split the TRAIN batch across the processes; check they all read the same files."""
@@ -248,6 +251,7 @@ class Solver:
     # -- setup helpers -------------------------------------------------------------------------
     def finetune(self, weights):
         """Copy weights by layer name; report what was not used."""
+        self.net.executor.pull()
         for w in str(weights).split(","):
             loaded, unused = self.net.load(w, strict=False)
             log.info(f"Finetuning from {w}")
@@ -273,16 +277,15 @@ class Solver:
             log.info(f"MultiStep Status: Iteration {self.iter}, step = {self.policy.step}")
         if display:
             log.info(f"Iteration {self.iter}, lr = {rate:.6g}")
-        g, w = net.param_diff, net.param_data
         scale = 1.0 / p.iter_size
         if p.clip_gradients >= 0:
-            l2 = float(np.sqrt(np.dot(g, g))) * scale
+            l2 = math.sqrt(net.executor.grad_sumsq()) * scale
             if l2 > p.clip_gradients:
                 s = p.clip_gradients / l2
                 log.info(f"Gradient clipping: scaling down gradients (L2 norm {l2:.6g} > {p.clip_gradients:.6g}) "
                          f"by scale factor {s:.6g}")
                 scale *= s
-        self.rule.step(w, g, rate, self.iter, scale)
+        net.executor.update(self.rule, rate, self.iter, scale)
 
     def step(self, iters):
         """Train `iters` iterations (tests and snapshots fall where their intervals say). Returns
@@ -313,6 +316,7 @@ class Solver:
                         return False
             return True
         finally:
+            self.net.executor.pull()         # the host's params are current between steps (GPU)
             self._bar = None
             if bar is not None:
                 bar.close()
@@ -383,6 +387,7 @@ class Solver:
                 self.last_test = results
         if results is None:
             return
+        self.net.executor.pull()            # the hooks read (and may set) the host's params
         if self.best_weights is not None:
             self.best_weights.after_test(self, results)
         if self.early_stopping is not None:
@@ -507,6 +512,7 @@ class Solver:
     def snapshot(self):
         """Write <prefix>_iter_N.weights.npz and .solverstate.npz (None if the weights are not
         finite); with several processes, rank 0 writes."""
+        self.net.executor.pull()
         if not self.root:
             self.last_snapshot_iter = self.iter
             self.snapshots_written.append(self.iter)
@@ -515,4 +521,5 @@ class Solver:
 
     def restore(self, path):
         """Resume from a .solverstate.npz: weights, history, iteration, lr position, data and RNG."""
+        self.net.executor.pull()
         state.restore(self, path)

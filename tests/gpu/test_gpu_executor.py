@@ -36,11 +36,18 @@ def _cpu_and_gpu(net):
         n.blobs["data"].data[...], n.blobs["label"].data[...] = x, y
         n.clear_param_diffs()
         n.forward_backward(cleared=True)
+        n.executor.pull_grads()          # the GPU's gradients stay on the device until asked for
     return cpu, gpu
 
 
-def test_forward_and_gradients_match_the_cpu():
+@pytest.mark.parametrize("chunked", [False, True])
+def test_forward_and_gradients_match_the_cpu(chunked, monkeypatch):
+    """chunked: the convolution's column buffer holds one image, so it runs image by image."""
+    if chunked:
+        from netcli.gpu import executor
+        monkeypatch.setattr(executor, "COLS_LIMIT", 2 * 9 * 64)
     cpu, gpu = _cpu_and_gpu(NET)
+    assert gpu.executor.scratch[1][0].shape[1] == (64 if chunked else 128)
     assert gpu.loss == pytest.approx(cpu.loss, rel=1e-5)
     np.testing.assert_allclose(gpu.param_diff, cpu.param_diff, rtol=1e-4, atol=1e-6)
     assert np.abs(cpu.param_diff).sum() > 0
@@ -103,3 +110,54 @@ def test_netcli_test_on_the_gpu_path_scores_as_the_cpu(tmp_path):
     gpu = json.loads(r.stdout)
     assert gpu["outputs"]["accuracy"] == cpu["outputs"]["accuracy"]
     assert gpu["outputs"]["loss"] == pytest.approx(cpu["outputs"]["loss"], rel=1e-5)
+
+
+def _small(tmp_path, **kw):
+    """The tiny net and solver at batch 2 (the simulator runs every CUDA thread in Python)."""
+    from tinynet import make_tiny
+    solver = make_tiny(tmp_path, batch=2, drop=0.0, **kw)
+    net = (tmp_path / "net.yaml").read_text().replace("batch_size: 32", "batch_size: 4")
+    (tmp_path / "net.yaml").write_text(net)
+    return solver
+
+
+def test_update_rule_clipping_and_iter_size_run_on_the_device(tmp_path):
+    """Adam with iter_size 2 and gradient clipping: the params and the rule's history after two
+    updates on the device equal the CPU's (the update kernels are tested one by one too)."""
+    solver = _small(tmp_path, type="Adam", lr=0.01, momentum=0.9, iter_size=2, max_iter=2, test_interval=0,
+                    extra="clip_gradients: 0.05\nmomentum2: 0.999\n")
+    cpu = netcli.Solver(solver, progress=False, log_path=False)
+    gpu = netcli.Solver(solver, progress=False, log_path=False, gpu=0)
+    cpu.step(2)
+    gpu.step(2)
+    assert gpu.net.executor.owner == "host"          # step() pulled the params back
+    np.testing.assert_allclose(gpu.net.param_data, cpu.net.param_data, rtol=1e-4, atol=1e-6)
+    for h, hc in zip(gpu.rule.history, cpu.rule.history):
+        np.testing.assert_allclose(h, hc, rtol=1e-4, atol=1e-8)
+    assert np.abs(gpu.rule.history[1]).sum() > 0
+
+
+def test_snapshots_resume_across_gpu_and_cpu(tmp_path):
+    """A GPU run's snapshot resumes on the CPU and a CPU run's on the GPU, equal to float
+    rounding (not bit-exact: the device sums in another order) to a CPU run straight through;
+    the periodic test runs on the device with the train net's device params."""
+    solver = _small(tmp_path, max_iter=3, snapshot=2, test_interval=2, display=0,
+                    extra="test_iter: [1]\n")
+    straight = netcli.Solver(solver, progress=False, log_path=False)
+    straight.step(3)
+    snap = str(tmp_path / "snaps" / "tiny_iter_2.solverstate.npz")
+    for first, then in ((0, None), (None, 0)):
+        a = netcli.Solver(solver, progress=False, log_path=False, gpu=first)
+        a.step(2)
+        if first == 0:
+            assert a.last_test["accuracy"] == straight_test(solver)
+        b = netcli.Solver(solver, progress=False, log_path=False, gpu=then)
+        b.restore(snap)
+        b.step(1)
+        np.testing.assert_allclose(b.net.param_data, straight.net.param_data, rtol=1e-4, atol=1e-6)
+
+
+def straight_test(solver):
+    cpu = netcli.Solver(solver, progress=False, log_path=False)
+    cpu.step(2)
+    return cpu.last_test["accuracy"]

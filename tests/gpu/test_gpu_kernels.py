@@ -13,15 +13,16 @@ def rand(*shape):
     return RNG.standard_normal(shape).astype(np.float32)
 
 
+@pytest.mark.parametrize("kernel", ["tiled", "simple"])
 @pytest.mark.parametrize("ta,tb,shape", [(False, False, (5, 7, 20)), (True, False, (9, 4, 17)),
                                          (False, True, (18, 3, 6)), (True, True, (4, 19, 5))])
-def test_gemm(ta, tb, shape):
+def test_gemm(ta, tb, shape, kernel):
     M, N, K = shape
     A = rand(K, M) if ta else rand(M, K)
     B = rand(N, K) if tb else rand(K, N)
     C0 = rand(M, N)
     C = C0.copy()
-    gk.gemm(A, B, C, ta, tb, alpha=0.5, beta=2.0)
+    gk.gemm(A, B, C, ta, tb, alpha=0.5, beta=2.0, kernel=kernel)
     ref = 0.5 * (A.T if ta else A).astype(np.float64) @ (B.T if tb else B) + 2.0 * C0
     np.testing.assert_allclose(C, ref, rtol=1e-5, atol=1e-5)
 
@@ -43,11 +44,17 @@ def test_im2col_and_col2im_match_the_cpu(geom):
     np.testing.assert_allclose(dx, dx_cpu, rtol=1e-6, atol=1e-6)
 
 
-def test_bias_and_relu():
+@pytest.mark.parametrize("relu", [False, True])
+def test_bias_and_relu(relu):
     y, b = rand(2, 3, 4, 2), rand(3)
     want = y + b.reshape(1, 3, 1, 1)
-    gk.add_bias(y, b)
+    want = np.where(want > 0, want, 0.2 * want) if relu else want
+    gk.bias_act(y, b, relu, 0.2)
     np.testing.assert_allclose(y, want, rtol=1e-6)
+    y2 = rand(4, 5)
+    want = np.where(y2 > 0, y2, 0.0)
+    gk.bias_act(y2, None, True)
+    np.testing.assert_array_equal(y2, want)
     dy, db = rand(2, 3, 8), rand(3)
     want = db + dy.sum(axis=(0, 2))
     gk.sum_bias(dy, db)
@@ -58,6 +65,34 @@ def test_bias_and_relu():
     g, dx = rand(3, 5), np.empty((3, 5), np.float32)
     gk.relu_backward(x, g, dx, 0.1)
     np.testing.assert_allclose(dx, np.where(x > 0, g, 0.1 * g))
+
+
+@pytest.mark.parametrize("bias,relu", [(True, True), (False, False)])
+def test_convolution_layouts(bias, relu):
+    """The GEMM's (K, N*P) result into NCHW with the bias and ReLU (as the CPU's conv.add_bias
+    and a ReLU), and back for the gradient; the row sums (the bias gradient) in float64 agree."""
+    z, b = rand(3, 2 * 5), rand(3)
+    y = np.empty((2, 3, 5), np.float32)
+    gk.cols_to_nchw(z, y, b if bias else None, relu, 0.0)
+    want = z.reshape(3, 2, 5).transpose(1, 0, 2).copy()
+    if bias:
+        conv.add_bias(want, b)
+    np.testing.assert_allclose(y, np.maximum(want, 0) if relu else want, rtol=1e-6)
+    dy, back = rand(2, 3, 5), np.empty((3, 10), np.float32)
+    gk.nchw_to_cols(dy, back)
+    np.testing.assert_array_equal(back, dy.transpose(1, 0, 2).reshape(3, 10))
+    a, out = rand(4, 300), rand(4)
+    want = out.astype(np.float64) + a.astype(np.float64).sum(axis=1)
+    gk.sum_rows(a, out)
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+
+
+def test_fill_and_sum_of_squares():
+    g = rand(1000)
+    parts = gk.cuda.device_array(3, np.float32)        # 3 blocks: the simulator runs each thread
+    assert gk.sumsq(g, parts) == pytest.approx(float(np.dot(g.astype(np.float64), g)), rel=1e-5)
+    gk.fill(g, 0.0)
+    assert not g.any()
 
 
 @pytest.mark.parametrize("geom", [(2, 2, 2, 2, 0, 0), (3, 3, 2, 2, 1, 1), (3, 2, 1, 2, 0, 1)])
@@ -99,14 +134,25 @@ def test_softmax_loss_matches_the_cpu():
     np.testing.assert_allclose(dx, dxc[:, :, 0], rtol=1e-6, atol=1e-7)
 
 
-def test_sgd_update_matches_the_cpu():
-    w, g, h = rand(50), rand(50), rand(50)
-    lr, decay = np.full(50, 1.0, np.float32), np.full(50, 5e-4, np.float32)
-    w2, h2 = w.copy(), h.copy()
-    gk.sgd(w, g, h, lr, decay, 0.01, 0.9, 1.0)
-    update.sgd(w2, g, h2, lr, decay, 0.01, 0.9, 1.0, False)
-    np.testing.assert_allclose(w, w2, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(h, h2, rtol=1e-6, atol=1e-7)
+RULES = {"sgd": (1, (0.01, 0.9)), "nesterov": (1, (0.01, 0.9)), "adam": (2, (0.001, 0.9, 0.999, 1e-8)),
+         "adagrad": (1, (0.01, 1e-8)), "rmsprop": (1, (0.01, 0.98, 1e-8)), "adadelta": (2, (1.0, 0.95, 1e-6))}
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+@pytest.mark.parametrize("l1", [False, True])
+def test_update_rules_match_the_cpu(name, l1):
+    n_history, scalars = RULES[name]
+    w, g = rand(50), rand(50)
+    history = [np.abs(rand(50)) for _ in range(n_history)]      # squared averages are >= 0
+    lr, decay = RNG.uniform(0, 2, 50).astype(np.float32), np.full(50, 5e-4, np.float32)
+    w2, history2 = w.copy(), [h.copy() for h in history]
+    args = [np.float32(v) for v in scalars] + [np.float32(0.5)]
+    gk.update(name, w, g, *history, lr, decay, *args, l1)
+    getattr(update, name)(w2, g, *history2, lr, decay, *args, l1)
+    np.testing.assert_allclose(w, w2, rtol=1e-5, atol=1e-7)     # the simulator rounds as float64
+    for h, h2 in zip(history, history2):
+        np.testing.assert_allclose(h, h2, rtol=1e-5, atol=1e-7)
+    assert gk.UPDATES.keys() == RULES.keys()
 
 
 def test_device_errors_are_one_line(monkeypatch):
