@@ -101,6 +101,8 @@ class GpuExecutor:
                 self.scratch[i] = (cuda.device_array(net.blobs[layer.bottom_names[0]].shape, np.float32),
                                    cuda.device_array(n, np.float32))
         self.copies = [0, 0.0]           # host<->device copies so far: count, seconds (time --gpu)
+        self.consumed = {b.name for bottoms in net.bottom_vecs for b in bottoms}   # blobs some layer reads
+        self.on_host_now = set()         # outputs this forward computed on the host
 
     def _pin_inputs(self):
         """The data layers' tops in pinned (page-locked) host memory: the one copy per batch
@@ -200,9 +202,15 @@ class GpuExecutor:
         self.push()
         for i in range(len(net.layers)):
             self._forward(i)
-        for name in net.outputs:
-            self._copy(self.blobs[name][0].copy_to_host, net.blobs[name].data)
+        self._outputs_to_host()
         net.sum_loss()
+
+    def _outputs_to_host(self):
+        """The net's outputs to the host, but those a layer computed there (the loss)."""
+        for name in self.net.outputs:
+            if name not in self.on_host_now:
+                self._copy(self.blobs[name][0].copy_to_host, self.net.blobs[name].data)
+        self.on_host_now.clear()
 
     def forward_from(self, start):
         """Layers start, start+1, ... forward; the blobs that earlier layers make are taken from
@@ -214,8 +222,7 @@ class GpuExecutor:
                 self._copy(self.blobs[t.name][0].copy_to_device, t.data)
         for i in range(start, len(net.layers)):
             self._forward(i)
-        for name in net.outputs:
-            self._copy(self.blobs[name][0].copy_to_host, net.blobs[name].data)
+        self._outputs_to_host()
 
     def backward(self, upto=None, cleared=False):
         """Gradients into the device's buffers (added to what they hold: clear_param_diffs
@@ -372,7 +379,9 @@ class GpuExecutor:
         rows = self._copy(logp.copy_to_host).astype(np.float64)     # summed here, in row order
         top = net.top_vecs[i][0]
         top.data[...] = -rows.sum() / len(rows)
-        self._copy(self.blobs[top.name][0].copy_to_device, top.data)
+        self.on_host_now.add(top.name)
+        if top.name in self.consumed:            # a layer after it reads the loss on the device
+            self._copy(self.blobs[top.name][0].copy_to_device, top.data)
 
     # -- layers: backward ----------------------------------------------------------------------
     def _bwd_Convolution(self, i, layer, pd):

@@ -30,6 +30,8 @@ from numba import float32  # noqa: E402  (after the check that the extra is ther
 # which runs each CUDA thread as a Python thread, small ones (the same code, fewer idle threads).
 TILE, THREADS, SUMSQ_BLOCKS = (8, 32, 2) if simulated() else (16, 128, 64)
 TINY = 1.1754943508222875e-38          # as netcli/kernels/softmax.py: log(0) clamped here
+# Sums accumulate in float32, as the CPU's BLAS and kernels do (a float64 accumulator would run
+# at the GPU's float64 rate).
 
 
 launches = 0                           # kernel launches so far (netcli time --gpu counts per layer)
@@ -70,7 +72,7 @@ def _gemm(A, B, C, M, N, K, ta, tb, alpha, beta):
     tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
     row = cuda.blockIdx.y * TILE + ty
     col = cuda.blockIdx.x * TILE + tx
-    acc = 0.0
+    acc = float32(0.0)
     for t in range((K + TILE - 1) // TILE):
         k = t * TILE + tx
         if row < M and k < K:
@@ -97,7 +99,7 @@ def _gemm_simple(A, B, C, M, N, K, ta, tb, alpha, beta):
     t = cuda.grid(1)
     if t < M * N:
         row, col = t // N, t % N
-        acc = 0.0
+        acc = float32(0.0)
         for k in range(K):
             acc += (A[k, row] if ta else A[row, k]) * (B[col, k] if tb else B[k, col])
         C[row, col] = alpha * acc + (beta * C[row, col] if beta != 0.0 else 0.0)
@@ -111,11 +113,11 @@ def gemm(A, B, C, ta=False, tb=False, alpha=1.0, beta=0.0, kernel=None):
     in shared memory) or "simple"; default GEMM (tiled on a GPU)."""
     M, N = C.shape
     K = A.shape[0] if ta else A.shape[1]
+    args = (A, B, C, M, N, K, int(ta), int(tb), float32(alpha), float32(beta))
     if (kernel or GEMM) == "tiled":
-        grid = ((N + TILE - 1) // TILE, (M + TILE - 1) // TILE)
-        _launch(_gemm, grid, (TILE, TILE), A, B, C, M, N, K, int(ta), int(tb), alpha, beta)
+        _launch(_gemm, ((N + TILE - 1) // TILE, (M + TILE - 1) // TILE), (TILE, TILE), *args)
     else:
-        _launch(_gemm_simple, _blocks(M * N), THREADS, A, B, C, M, N, K, int(ta), int(tb), alpha, beta)
+        _launch(_gemm_simple, _blocks(M * N), THREADS, *args)
 
 
 # -- patches ------------------------------------------------------------------------------------
@@ -149,7 +151,7 @@ def _col2im(cols, dx, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, N):
     if t >= N * C * H * W:
         return
     n, c, h, w = _nchw(t, C, H, W)
-    acc = 0.0
+    acc = float32(0.0)
     for i in range(KH):
         hh = h + PH - i
         if hh < 0 or hh % SH != 0:
@@ -259,7 +261,7 @@ def _sum_bias(dy, dbias, N, K, P):
     """dbias[k] += sum over n, p of dy[n, k, p]: one thread per k, a fixed order."""
     k = cuda.grid(1)
     if k < K:
-        acc = 0.0
+        acc = float32(0.0)
         for n in range(N):
             for p in range(P):
                 acc += dy[(n * K + k) * P + p]
@@ -376,7 +378,7 @@ def _maxpool_backward(dy, mask, dx, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, tot
         return
     n, c, h, w = _nchw(t, C, H, W)
     me = h * W + w
-    acc = 0.0
+    acc = float32(0.0)
     oh_lo = max(0, (h + PH - KH) // SH + 1)        # the windows [oh*SH - PH, +KH) that hold h
     ow_lo = max(0, (w + PW - KW) // SW + 1)
     for oh in range(oh_lo, min(OH, (h + PH) // SH + 1)):
@@ -403,7 +405,7 @@ def _softmax_loss_forward(x, lab, prob, logp, N, C):
     m = x[r, 0]
     for c in range(1, C):
         m = max(m, x[r, c])
-    s = 0.0
+    s = float32(0.0)
     for c in range(C):
         e = math.exp(x[r, c] - m)
         prob[r, c] = e

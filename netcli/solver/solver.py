@@ -429,6 +429,8 @@ class Solver:
         log.info(f"Learning Rate Policy: {self.p.lr_policy}")
         if self.device != "CPU":
             log.info(f"Training on {self.device}")
+            for line in self.net.executor.plan():
+                log.info(line)
         elif getattr(self, "gpu_fallback", None):
             log.info(f"solver_mode: GPU, but {self.gpu_fallback}: training on the CPU")
         log.info(f"Solver: {NAMES[self.p.type]}, {self.max_iter} iterations"
