@@ -6,7 +6,7 @@ gets device memory for its data and diff, and the params, their gradients and th
 history one flat device buffer each. While training, the params live on the device: one
 host-to-device copy per batch (the data layers' tops, from pinned host memory), forward,
 backward and the update rule run there, and the loss comes back (a float per sample) for the
-solver's display and divergence check. `push()` and `pull()` move the params (and the rule's
+solver's display and divergence check, read once the backward's kernels are queued. `push()` and `pull()` move the params (and the rule's
 history) between host and device; whichever side wrote last owns them, so both are no-ops when
 nothing changed. The Solver pulls before a snapshot, a test's hooks and at the end of step(),
 and every host write (restore, finetune, your own) is pushed at the next forward.
@@ -103,6 +103,7 @@ class GpuExecutor:
         self.copies = [0, 0.0]           # host<->device copies so far: count, seconds (time --gpu)
         self.consumed = {b.name for bottoms in net.bottom_vecs for b in bottoms}   # blobs some layer reads
         self.on_host_now = set()         # outputs this forward computed on the host
+        self.pending = []                # (layer index, per-sample log-probabilities) of losses not read yet
 
     def _pin_inputs(self):
         """The data layers' tops in pinned (page-locked) host memory: the one copy per batch
@@ -198,19 +199,37 @@ class GpuExecutor:
 
     # -- passes --------------------------------------------------------------------------------
     def forward(self, stretches=None):
-        net = self.net
         self.push()
-        for i in range(len(net.layers)):
+        for i in range(len(self.net.layers)):
             self._forward(i)
         self._outputs_to_host()
-        net.sum_loss()
+
+    def forward_backward(self, cleared=False):
+        """Forward, then backward; the loss is read after the backward's kernels are queued, so
+        the host's launches overlap the device's work instead of waiting for the forward."""
+        self.push()
+        for i in range(len(self.net.layers)):
+            self._forward(i)
+        self.backward(cleared=cleared)
+        self._outputs_to_host()
 
     def _outputs_to_host(self):
-        """The net's outputs to the host, but those a layer computed there (the loss)."""
+        """The losses, then the net's outputs to the host (but those a layer computed there)."""
+        self._read_losses()
         for name in self.net.outputs:
             if name not in self.on_host_now:
                 self._copy(self.blobs[name][0].copy_to_host, self.net.blobs[name].data)
         self.on_host_now.clear()
+        self.net.sum_loss()
+
+    def _read_losses(self):
+        """Each SoftmaxWithLoss's per-sample log-probabilities, summed on the host in row order."""
+        for i, logp in self.pending:
+            rows = self._copy(logp.copy_to_host).astype(np.float64)
+            top = self.net.top_vecs[i][0]
+            top.data[...] = -rows.sum() / len(rows)
+            self.on_host_now.add(top.name)
+        self.pending.clear()
 
     def forward_from(self, start):
         """Layers start, start+1, ... forward; the blobs that earlier layers make are taken from
@@ -239,6 +258,7 @@ class GpuExecutor:
         if self.on_host[i]:
             self._host_forward(i, layer)
         else:
+            self.on_host_now.difference_update(layer.top_names)     # (in place on a host layer's top)
             getattr(self, "_fwd_" + layer.type, self._fwd_data)(i, layer)
 
     def _backward(self, i):
@@ -265,6 +285,7 @@ class GpuExecutor:
         if events:
             events[0].record()
         (self._forward if forward else self._backward)(i)
+        self._read_losses()
         if events:
             events[1].record()
             events[1].synchronize()
@@ -283,6 +304,7 @@ class GpuExecutor:
         layer.forward(net.bottom_vecs[i], net.top_vecs[i])
         for t in net.top_vecs[i]:
             self._copy(self.blobs[t.name][0].copy_to_device, t.data)
+            self.on_host_now.add(t.name)
         for blob in layer.blobs:
             self._copy(self.views[id(blob.data)][0].copy_to_device, blob.data)
 
@@ -300,10 +322,6 @@ class GpuExecutor:
                 self._copy(self.blobs[b.name][1].copy_to_device, b.diff)
         for blob in layer.blobs:
             self._copy(self.views[id(blob.data)][1].copy_to_device, blob.diff)
-
-    def forward_backward(self, cleared=False):
-        self.forward()
-        self.backward(cleared=cleared)
 
     def bind_grads(self):
         pass
@@ -376,11 +394,10 @@ class GpuExecutor:
         [(s, _), (lab, _)], _ = self._io(i)
         prob, logp = self.scratch[i]
         self.k.softmax_loss_forward(s, lab, prob, logp)
-        rows = self._copy(logp.copy_to_host).astype(np.float64)     # summed here, in row order
+        self.pending.append((i, logp))           # read when the pass ends (_read_losses)
         top = net.top_vecs[i][0]
-        top.data[...] = -rows.sum() / len(rows)
-        self.on_host_now.add(top.name)
-        if top.name in self.consumed:            # a layer after it reads the loss on the device
+        if top.name in self.consumed:            # a layer after it reads the loss on the device: now
+            self._read_losses()
             self._copy(self.blobs[top.name][0].copy_to_device, top.data)
 
     # -- layers: backward ----------------------------------------------------------------------
