@@ -11,9 +11,9 @@ history) between host and device; whichever side wrote last owns them, so both a
 nothing changed. The Solver pulls before a snapshot, a test's hooks and at the end of step(),
 and every host write (restore, finetune, your own) is pushed at the next forward.
 
-The layer types of LeNet run on the device: Convolution (no groups or dilation; one GEMM per
-chunk of images, the bias and a following in-place ReLU fused into the layout kernel), Pooling
-(MAX), InnerProduct (axis 1; bias and a following in-place ReLU fused), ReLU, Dropout in TEST
+On the device: Convolution (no groups or dilation; one GEMM per chunk of images, the bias and
+a following in-place ReLU fused into the layout kernel), Pooling (MAX, AVE), InnerProduct (axis
+1; bias and a following in-place ReLU fused), ReLU, TanH, Sigmoid, Softmax, Dropout in TEST
 (the identity) and SoftmaxWithLoss (class scores of shape (N, C)). Every other layer runs on the
 host, as on the CPU path: its bottoms (and params) are copied out, the CPU layer runs, its tops
 (and in backward its bottoms' and params' gradients) are copied back. The results are the
@@ -42,7 +42,10 @@ def _unsupported(layer, net):
             return "groups, dilation and several bottoms are not on the GPU yet"
         return None
     if t == "Pooling":
-        return None if layer.max and len(layer.top_names) == 1 else "only MAX pooling with one top"
+        return None if layer.p.pooling_param.pool in ("MAX", "AVE") and len(layer.top_names) == 1 else \
+            "only MAX and AVE pooling with one top"
+    if t in ("TanH", "Sigmoid", "Softmax"):
+        return None
     if t == "InnerProduct":
         return None if layer.R == 1 and not layer.transpose else "only axis 1 without transpose"
     if t == "ReLU":
@@ -94,7 +97,7 @@ class GpuExecutor:
                 self.scratch[i] = (cuda.device_array((layer.CKK, n * P), np.float32),
                                    cuda.device_array((layer.CKK, n * P), np.float32),
                                    cuda.device_array((layer.K, n * P), np.float32))
-            elif layer.type == "Pooling":
+            elif layer.type == "Pooling" and layer.max:
                 self.scratch[i] = cuda.device_array(net.top_vecs[i][0].shape, np.int32)
             elif layer.type == "SoftmaxWithLoss":
                 n = net.blobs[layer.bottom_names[0]].shape[0]
@@ -371,7 +374,23 @@ class GpuExecutor:
 
     def _fwd_Pooling(self, i, layer):
         [(x, _)], [(y, _)] = self._io(i)
-        self.k.maxpool_forward(x, y, self.scratch[i], layer.KH, layer.KW, layer.SH, layer.SW, layer.PH, layer.PW)
+        geo = (layer.KH, layer.KW, layer.SH, layer.SW, layer.PH, layer.PW)
+        if layer.max:
+            self.k.maxpool_forward(x, y, self.scratch[i], *geo)
+        else:
+            self.k.avepool_forward(x, y, *geo)
+
+    def _fwd_TanH(self, i, layer):
+        [(x, _)], [(y, _)] = self._io(i)
+        self.k.squash_forward(x, y, self.k.TANH)
+
+    def _fwd_Sigmoid(self, i, layer):
+        [(x, _)], [(y, _)] = self._io(i)
+        self.k.squash_forward(x, y, self.k.SIGMOID)
+
+    def _fwd_Softmax(self, i, layer):
+        [(x, _)], [(y, _)] = self._io(i)
+        self.k.softmax_forward(x, y, layer.axis)
 
     def _fwd_InnerProduct(self, i, layer):
         [(x, _)], [(y, _)] = self._io(i)
@@ -428,8 +447,26 @@ class GpuExecutor:
     def _bwd_Pooling(self, i, layer, pd):
         if pd[0]:
             [(_, dx)], [(_, dy)] = self._io(i)
-            self.k.maxpool_backward(dy, self.scratch[i], dx, layer.KH, layer.KW, layer.SH, layer.SW,
-                                    layer.PH, layer.PW)
+            geo = (layer.KH, layer.KW, layer.SH, layer.SW, layer.PH, layer.PW)
+            if layer.max:
+                self.k.maxpool_backward(dy, self.scratch[i], dx, *geo)
+            else:
+                self.k.avepool_backward(dy, dx, *geo)
+
+    def _bwd_TanH(self, i, layer, pd):
+        if pd[0]:
+            [(_, dx)], [(y, dy)] = self._io(i)
+            self.k.squash_backward(y, dy, dx, self.k.TANH)
+
+    def _bwd_Sigmoid(self, i, layer, pd):
+        if pd[0]:
+            [(_, dx)], [(y, dy)] = self._io(i)
+            self.k.squash_backward(y, dy, dx, self.k.SIGMOID)
+
+    def _bwd_Softmax(self, i, layer, pd):
+        if pd[0]:
+            [(_, dx)], [(y, dy)] = self._io(i)
+            self.k.softmax_backward(y, dy, dx, layer.axis)
 
     def _bwd_InnerProduct(self, i, layer, pd):
         [(x, dx)], [(_, dy)] = self._io(i)

@@ -7,8 +7,8 @@ netcli/kernels/ they stand in for:
   through this one function, so a library GEMM (cuBLAS) can replace it.
 - im2col / col2im: the column layout of netcli/kernels/conv.py (row (c, i, j), column (n, oh, ow)).
 - columns to NCHW with the bias and an optional ReLU fused (the convolution's output), NCHW to
-  columns (its gradient), sums of rows and of columns (bias gradients), ReLU, max pooling with
-  its mask, softmax with loss, fill, the sum of squares (gradient clipping), and the update rules
+  columns (its gradient), sums of rows and of columns (bias gradients), ReLU, TanH and Sigmoid,
+  max pooling with its mask, average pooling, softmax, softmax with loss, fill, the sum of squares (gradient clipping), and the update rules
   of netcli/kernels/update.py under the same names and arguments.
 
 Each helper picks the grid and launches through `_launch`, which counts launches (`launches`:
@@ -393,6 +393,149 @@ def maxpool_backward(dy, mask, dx, KH, KW, SH, SW, PH, PW):
     OH, OW = dy.shape[2], dy.shape[3]
     total = N * C * H * W
     _launch(_maxpool_backward, _blocks(total), THREADS, dy, mask, dx, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total)
+
+
+@cuda.jit(device=True)
+def _ave_size(hs, ws, KH, KW, H, W, PH, PW):
+    """The divisor of the window at (hs, ws): its size clipped to the padded image (Caffe's)."""
+    return (min(hs + KH, H + PH) - hs) * (min(ws + KW, W + PW) - ws)
+
+
+@cuda.jit
+def _avepool_forward(x, y, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total):
+    t = cuda.grid(1)
+    if t >= total:
+        return
+    n, c, oh, ow = _nchw(t, C, OH, OW)
+    hs, ws = oh * SH - PH, ow * SW - PW
+    acc = float32(0.0)
+    for h in range(max(hs, 0), min(hs + KH, H)):
+        for w in range(max(ws, 0), min(ws + KW, W)):
+            acc += x[n, c, h, w]
+    y[n, c, oh, ow] = acc / _ave_size(hs, ws, KH, KW, H, W, PH, PW)
+
+
+def avepool_forward(x, y, KH, KW, SH, SW, PH, PW):
+    """Average pooling as netcli/kernels/pool.py: the window's sum over its padded size."""
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    total = N * C * OH * OW
+    _launch(_avepool_forward, _blocks(total), THREADS, x, y, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total)
+
+
+@cuda.jit
+def _avepool_backward(dy, dx, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total):
+    """One thread per input: the gradients of the windows that contain it, each over its size."""
+    t = cuda.grid(1)
+    if t >= total:
+        return
+    n, c, h, w = _nchw(t, C, H, W)
+    acc = float32(0.0)
+    oh_lo = max(0, (h + PH - KH) // SH + 1)
+    ow_lo = max(0, (w + PW - KW) // SW + 1)
+    for oh in range(oh_lo, min(OH, (h + PH) // SH + 1)):
+        for ow in range(ow_lo, min(OW, (w + PW) // SW + 1)):
+            hs, ws = oh * SH - PH, ow * SW - PW
+            acc += dy[n, c, oh, ow] / _ave_size(hs, ws, KH, KW, H, W, PH, PW)
+    dx[n, c, h, w] = acc
+
+
+def avepool_backward(dy, dx, KH, KW, SH, SW, PH, PW):
+    N, C, H, W = dx.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    total = N * C * H * W
+    _launch(_avepool_backward, _blocks(total), THREADS, dy, dx, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total)
+
+
+# -- TanH, Sigmoid, Softmax ---------------------------------------------------------------------
+TANH, SIGMOID = 0, 1
+
+
+@cuda.jit
+def _squash_forward(x, y, kind, n):
+    t = cuda.grid(1)
+    if t < n:
+        v = x[t]
+        y[t] = math.tanh(v) if kind == 0 else float32(0.5) * math.tanh(float32(0.5) * v) + float32(0.5)
+
+
+@cuda.jit
+def _squash_backward(y, dy, dx, kind, n):
+    """From the output: tanh' = 1 - y^2, sigmoid' = y (1 - y)."""
+    t = cuda.grid(1)
+    if t < n:
+        v = y[t]
+        dx[t] = dy[t] * (float32(1.0) - v * v if kind == 0 else v * (float32(1.0) - v))
+
+
+def squash_forward(x, y, kind):
+    """y = tanh(x) (kind TANH) or the logistic sigmoid (SIGMOID, as 0.5 tanh(x/2) + 0.5, as the CPU)."""
+    _launch(_squash_forward, _blocks(x.size), THREADS, x.reshape(x.size), y.reshape(y.size), kind, x.size)
+
+
+def squash_backward(y, dy, dx, kind):
+    _launch(_squash_backward, _blocks(y.size), THREADS, y.reshape(y.size), dy.reshape(dy.size),
+            dx.reshape(dx.size), kind, y.size)
+
+
+@cuda.jit
+def _softmax_forward(x, y, C, inner, total):
+    """One thread per (outer, inner) position: softmax over the C entries between them."""
+    t = cuda.grid(1)
+    if t >= total:
+        return
+    o, i = t // inner, t % inner
+    base = o * C * inner + i
+    m = x[base]
+    for c in range(1, C):
+        m = max(m, x[base + c * inner])
+    s = float32(0.0)
+    for c in range(C):
+        e = math.exp(x[base + c * inner] - m)
+        y[base + c * inner] = e
+        s += e
+    inv = float32(1.0) / s
+    for c in range(C):
+        y[base + c * inner] *= inv
+
+
+@cuda.jit
+def _softmax_backward(y, dy, dx, C, inner, total):
+    """dx = (dy - sum_c dy * y) * y along the softmax axis."""
+    t = cuda.grid(1)
+    if t >= total:
+        return
+    o, i = t // inner, t % inner
+    base = o * C * inner + i
+    d = float32(0.0)
+    for c in range(C):
+        d += dy[base + c * inner] * y[base + c * inner]
+    for c in range(C):
+        k = base + c * inner
+        dx[k] = (dy[k] - d) * y[k]
+
+
+def softmax_forward(x, y, axis):
+    """Softmax of x along `axis` into y (same shape)."""
+    C = x.shape[axis]
+    inner = _prod(x.shape[axis + 1:])
+    total = x.size // C
+    _launch(_softmax_forward, _blocks(total), THREADS, x.reshape(x.size), y.reshape(y.size), C, inner, total)
+
+
+def softmax_backward(y, dy, dx, axis):
+    C = y.shape[axis]
+    inner = _prod(y.shape[axis + 1:])
+    total = y.size // C
+    _launch(_softmax_backward, _blocks(total), THREADS, y.reshape(y.size), dy.reshape(dy.size),
+            dx.reshape(dx.size), C, inner, total)
+
+
+def _prod(shape):
+    out = 1
+    for d in shape:
+        out *= d
+    return out
 
 
 # -- softmax with loss --------------------------------------------------------------------------

@@ -161,3 +161,24 @@ def straight_test(solver):
     cpu = netcli.Solver(solver, progress=False, log_path=False)
     cpu.step(2)
     return cpu.last_test["accuracy"]
+
+
+def test_average_pooling_tanh_sigmoid_and_softmax_on_the_device():
+    """The other device layers in one net (a Softmax into a Euclidean loss on the host): the
+    loss and every gradient as the CPU's, and nothing but the loss on the host."""
+    layers = [NET["layers"][0], NET["layers"][1],
+              {"name": "pool", "type": "Pooling", "bottom": "conv", "top": "pool",
+               "pooling_param": {"pool": "AVE", "kernel_size": 3, "stride": 2, "pad": 1}},
+              {"name": "tanh", "type": "TanH", "bottom": "pool", "top": "pool"},
+              {"name": "ip", "type": "InnerProduct", "bottom": "pool", "top": "ip",
+               "inner_product_param": {"num_output": 4, "weight_filler": G, "bias_filler": G}},
+              {"name": "sig", "type": "Sigmoid", "bottom": "ip", "top": "s"},
+              {"name": "prob", "type": "Softmax", "bottom": "s", "top": "prob"},
+              {"name": "target", "type": "DummyData", "top": "t",
+               "dummy_data_param": {"shape": {"dim": [2, 4]}, "data_filler": {"type": "uniform"}}},
+              {"name": "loss", "type": "EuclideanLoss", "bottom": ["prob", "t"], "top": "loss"}]
+    cpu, gpu = _cpu_and_gpu(dict(NET, layers=layers))
+    assert "on the host (no device version yet): loss (EuclideanLoss)" in gpu.executor.plan()[0]
+    assert gpu.loss == pytest.approx(cpu.loss, rel=1e-5)
+    np.testing.assert_allclose(gpu.param_diff, cpu.param_diff, rtol=1e-4, atol=1e-7)
+    assert np.abs(cpu.param_diff).min() > 0

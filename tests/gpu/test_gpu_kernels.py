@@ -118,6 +118,46 @@ def test_maxpool_matches_the_cpu(geom):
     np.testing.assert_allclose(dx, dxc, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("geom", [(2, 2, 2, 2, 0, 0), (3, 3, 2, 2, 1, 1), (3, 2, 1, 2, 1, 0)])
+def test_avepool_matches_the_cpu(geom):
+    KH, KW, SH, SW, PH, PW = geom
+    x = rand(2, 2, 6, 7)
+    OH = min(-(-(6 + 2 * PH - KH) // SH) + 1, (6 + PH - 1) // SH + 1)
+    OW = min(-(-(7 + 2 * PW - KW) // SW) + 1, (7 + PW - 1) // SW + 1)
+    y, yc = np.empty((2, 2, OH, OW), np.float32), np.empty((2, 2, OH, OW), np.float32)
+    gk.avepool_forward(x, y, KH, KW, SH, SW, PH, PW)
+    pool.avepool_forward(x, yc, KH, KW, SH, SW, PH, PW)
+    np.testing.assert_allclose(y, yc, rtol=1e-6, atol=1e-7)
+    dy = rand(*y.shape)
+    dx, dxc = np.empty_like(x), np.empty_like(x)
+    gk.avepool_backward(dy, dx, KH, KW, SH, SW, PH, PW)
+    pool.avepool_backward(dy, dxc, KH, KW, SH, SW, PH, PW)
+    np.testing.assert_allclose(dx, dxc, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["TANH", "SIGMOID"])
+def test_tanh_and_sigmoid(kind):
+    x, dy = rand(3, 4, 5) * 3, rand(3, 4, 5)
+    y, dx = np.empty_like(x), np.empty_like(x)
+    gk.squash_forward(x, y, getattr(gk, kind))
+    want = np.tanh(x) if kind == "TANH" else 1 / (1 + np.exp(-x.astype(np.float64)))
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+    gk.squash_backward(y, dy, dx, getattr(gk, kind))
+    np.testing.assert_allclose(dx, dy * (1 - y * y if kind == "TANH" else y * (1 - y)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("axis", [1, 2])
+def test_softmax_matches_the_cpu(axis):
+    from netcli.layers.common import softmax_forward
+    x, dy = rand(2, 3, 4) * 3, rand(2, 3, 4)
+    y, yc, dx = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+    gk.softmax_forward(x, y, axis)
+    softmax_forward(x, yc, axis)
+    np.testing.assert_allclose(y, yc, rtol=1e-5, atol=1e-7)
+    gk.softmax_backward(y, dy, dx, axis)
+    np.testing.assert_allclose(dx, (dy - (dy * y).sum(axis=axis, keepdims=True)) * y, rtol=1e-5, atol=1e-6)
+
+
 def test_softmax_loss_matches_the_cpu():
     x = rand(6, 10) * 3
     lab = RNG.integers(0, 10, 6).astype(np.float32)
