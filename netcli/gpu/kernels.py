@@ -231,14 +231,11 @@ def nchw_to_cols(dy, z):
     _launch(_nchw_to_cols, _blocks(dy.size), THREADS, dy.reshape(dy.size), z, K, P, dy.size)
 
 
-@cuda.jit
-def _sum_rows(a, out, cols):
-    """out[r] += sum of row r of a: one block per row, a fixed tree (deterministic)."""
-    part = cuda.shared.array(THREADS, dtype=float32)
-    r, t = cuda.blockIdx.x, cuda.threadIdx.x
-    acc = float32(0.0)
-    for c in range(t, cols, THREADS):
-        acc += a[r, c]
+@cuda.jit(device=True)
+def _block_sum(part, acc):
+    """The sum of every thread's `acc` in the block, by a fixed tree in `part` (a shared array
+    of THREADS): the same order on every run."""
+    t = cuda.threadIdx.x
     part[t] = acc
     cuda.syncthreads()
     step = THREADS // 2
@@ -247,8 +244,20 @@ def _sum_rows(a, out, cols):
             part[t] += part[t + step]
         cuda.syncthreads()
         step //= 2
+    return part[0]
+
+
+@cuda.jit
+def _sum_rows(a, out, cols):
+    """out[r] += sum of row r of a: one block per row, a fixed tree (deterministic)."""
+    part = cuda.shared.array(THREADS, dtype=float32)
+    r, t = cuda.blockIdx.x, cuda.threadIdx.x
+    acc = float32(0.0)
+    for c in range(t, cols, THREADS):
+        acc += a[r, c]
+    total = _block_sum(part, acc)
     if t == 0:
-        out[r] += part[0]
+        out[r] += total
 
 
 def sum_rows(a, out):
@@ -295,16 +304,9 @@ def _sumsq_parts(g, parts, n):
     acc = float32(0.0)
     for i in range(b * THREADS + t, n, cuda.gridDim.x * THREADS):
         acc += g[i] * g[i]
-    part[t] = acc
-    cuda.syncthreads()
-    step = THREADS // 2
-    while step > 0:
-        if t < step:
-            part[t] += part[t + step]
-        cuda.syncthreads()
-        step //= 2
+    total = _block_sum(part, acc)
     if t == 0:
-        parts[b] = part[0]
+        parts[b] = total
 
 
 def sumsq(g, parts):
