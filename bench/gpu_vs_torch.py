@@ -34,7 +34,7 @@ from nets_vs_torch import MNIST, SOLVER, TorchNet, bench_layers, cpu_model, netc
 TARGETS = {64: 1.0, 1024: 0.5}        # netcli / PyTorch img/s the issue asks for
 
 
-class NetcliLenet:
+class NetcliTrainer:
     def __init__(self, net, batch, gpu, tmp):
         import netcli
         from netcli.gpu import kernels
@@ -66,7 +66,7 @@ class NetcliLenet:
         return seconds, (self.kernels.launches - k0) / iters, (ex.copies[0] - c0) / iters
 
 
-class TorchLenet:
+class TorchTrainer:
     def __init__(self, net, batch, device):
         import torch
         self.torch = torch
@@ -135,7 +135,7 @@ def main(argv=None):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for batch in (int(b) for b in args.batches.split(",")):
-            ours, theirs = NetcliLenet(args.net, batch, args.gpu, tmp), TorchLenet(args.net, batch, tdev)
+            ours, theirs = NetcliTrainer(args.net, batch, args.gpu, tmp), TorchTrainer(args.net, batch, tdev)
             t0 = time.perf_counter()
             ours.train(2)
             compile_s = time.perf_counter() - t0

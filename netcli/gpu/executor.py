@@ -6,8 +6,8 @@ gets device memory for its data and diff, and the params, their gradients and th
 history one flat device buffer each. While training, the params live on the device: one
 host-to-device copy per batch (the data layers' tops, from pinned host memory), forward,
 backward and the update rule run there, and the loss comes back (a float per sample) for the
-solver's display and divergence check, read once the backward's kernels are queued. `push()` and `pull()` move the params (and the rule's
-history) between host and device; whichever side wrote last owns them, so both are no-ops when
+solver's display and divergence check, read once the backward's kernels are queued.
+`push()` and `pull()` move the params (and the rule's history) between host and device; whichever side wrote last owns them, so both are no-ops when
 nothing changed. The Solver pulls before a snapshot, a test's hooks and at the end of step(),
 and every host write (restore, finetune, your own) is pushed at the next forward.
 
@@ -103,6 +103,13 @@ class GpuExecutor:
                 n = net.blobs[layer.bottom_names[0]].shape[0]
                 self.scratch[i] = (cuda.device_array(net.blobs[layer.bottom_names[0]].shape, np.float32),
                                    cuda.device_array(n, np.float32))
+        self.sumsq_parts = cuda.device_array(kernels.SUMSQ_BLOCKS, np.float32)
+        # each layer's passes, looked up once: a device method, the host's, or None (fused)
+        fused = set(self.fused.values())
+        self.forwards = [None if i in fused else self._host_forward if self.on_host[i] else
+                         getattr(self, "_fwd_" + l.type, self._fwd_data) for i, l in enumerate(net.layers)]
+        self.backwards = [self._host_backward if self.on_host[i] else getattr(self, "_bwd_" + l.type, None)
+                          for i, l in enumerate(net.layers)]
         self.copies = [0, 0.0]           # host<->device copies so far: count, seconds (time --gpu)
         self.consumed = {b.name for bottoms in net.bottom_vecs for b in bottoms}   # blobs some layer reads
         self.on_host_now = set()         # outputs this forward computed on the host
@@ -152,26 +159,24 @@ class GpuExecutor:
 
     def push(self):
         """The host's params (and the rule's history) to the device, if the host wrote them last."""
-        if self.shared is not None:
-            self.shared.push()
-        if self.owner == "host":
-            self._copy(self.params.copy_to_device, self.net.param_data)
-            if self.rule_state is not None:
-                for d, h in zip(self.rule_state[0], self.rule.history):
-                    self._copy(d.copy_to_device, h)
-            self.owner = "device"
+        self._own("device")
 
     def pull(self):
         """The device's params (and the rule's history) to the host, if the device wrote them
         last; the host owns them afterwards (write them freely: the next forward pushes them)."""
+        self._own("host")
+
+    def _own(self, side):
+        """Make `side` ("host" or "device") hold the current params and history."""
         if self.shared is not None:
-            self.shared.pull()
-        if self.owner == "device":
-            self._copy(self.params.copy_to_host, self.net.param_data)
+            self.shared._own(side)
+        if self.owner != side:
+            pairs = [(self.params, self.net.param_data)]
             if self.rule_state is not None:
-                for d, h in zip(self.rule_state[0], self.rule.history):
-                    self._copy(d.copy_to_host, h)
-        self.owner = "host"
+                pairs += zip(self.rule_state[0], self.rule.history)
+            for d, h in pairs:
+                self._copy(d.copy_to_device if side == "device" else d.copy_to_host, h)
+            self.owner = side
 
     def pull_grads(self):
         """The device's parameter gradients into the host's param_diff."""
@@ -182,9 +187,7 @@ class GpuExecutor:
 
     def grad_sumsq(self):
         """The sum of squared gradients (gradient clipping), on the device."""
-        if not hasattr(self, "_parts"):
-            self._parts = self.cuda.device_array(self.k.SUMSQ_BLOCKS, np.float32)
-        return self.k.sumsq(self.grads, self._parts)
+        return self.k.sumsq(self.grads, self.sumsq_parts)
 
     def update(self, rule, rate, it, scale):
         """One step of the Solver's update rule on the device (netcli/solver/updates.py's
@@ -194,9 +197,8 @@ class GpuExecutor:
             self.rule = rule
             cuda = self.cuda
             self.rule_state = ([cuda.to_device(h) for h in rule.history], cuda.to_device(rule.lr),
-                               cuda.to_device(rule.decay))
-        history, lr, decay = self.rule_state
-        name = rule.kernel().py_func.__name__
+                               cuda.to_device(rule.decay), rule.kernel().py_func.__name__)
+        history, lr, decay, name = self.rule_state
         self.k.update(name, self.params, self.grads, *history, lr, decay, *rule.fused_args(rate, it),
                       np.float32(scale), rule.l1)
 
@@ -255,21 +257,15 @@ class GpuExecutor:
                 self._backward(i)
 
     def _forward(self, i):
-        layer = self.net.layers[i]
-        if i in self.fused.values():          # ran inside the layer before it
+        run, layer = self.forwards[i], self.net.layers[i]
+        if run is None:                       # a ReLU that ran inside the layer before it
             return
-        if self.on_host[i]:
-            self._host_forward(i, layer)
-        else:
+        if not self.on_host[i]:
             self.on_host_now.difference_update(layer.top_names)     # (in place on a host layer's top)
-            getattr(self, "_fwd_" + layer.type, self._fwd_data)(i, layer)
+        run(i, layer)
 
     def _backward(self, i):
-        layer, pd = self.net.layers[i], self.net.propagate_down[i]
-        if self.on_host[i]:
-            self._host_backward(i, layer, pd)
-        else:
-            getattr(self, "_bwd_" + layer.type)(i, layer, pd)
+        self.backwards[i](i, self.net.layers[i], self.net.propagate_down[i])
 
     def synchronize(self):
         """Wait for the device's queued work (timing)."""
@@ -281,8 +277,7 @@ class GpuExecutor:
         wall clock of the simulation)."""
         from .device import simulated
         k0, c0 = self.k.launches, self.copies[0]
-        if i == 0 and forward:
-            self.push()
+        self.push()
         events = None if simulated() else (self.cuda.event(), self.cuda.event())
         t0 = time.perf_counter()
         if events:

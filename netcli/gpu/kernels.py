@@ -8,8 +8,9 @@ netcli/kernels/ they stand in for:
 - im2col / col2im: the column layout of netcli/kernels/conv.py (row (c, i, j), column (n, oh, ow)).
 - columns to NCHW with the bias and an optional ReLU fused (the convolution's output), NCHW to
   columns (its gradient), sums of rows and of columns (bias gradients), ReLU, TanH and Sigmoid,
-  max pooling with its mask, average pooling, softmax, softmax with loss, fill, the sum of squares (gradient clipping), and the update rules
-  of netcli/kernels/update.py under the same names and arguments.
+  max pooling with its mask, average pooling, softmax, softmax with loss, fill, the sum of
+  squares (gradient clipping), and the update rules of netcli/kernels/update.py under the same
+  names and arguments.
 
 Each helper picks the grid and launches through `_launch`, which counts launches (`launches`:
 netcli time --gpu reports them per layer). Arrays may be host arrays (the simulator and tests
@@ -19,6 +20,7 @@ tests use.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 from .device import cuda_module, simulated
@@ -41,14 +43,10 @@ def _blocks(n, threads=THREADS):
     return max(1, (n + threads - 1) // threads)
 
 
-_DUMMY = []
-
-
+@functools.cache
 def _none():
     """A one-element device array passed where a kernel's optional array (a bias) is absent."""
-    if not _DUMMY:
-        _DUMMY.append(cuda.device_array(1, "float32"))
-    return _DUMMY[0]
+    return cuda.device_array(1, "float32")
 
 
 def _launch(kernel, grid, block, *args):
@@ -364,11 +362,23 @@ def _maxpool_forward(x, y, mask, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total)
     mask[n, c, oh, ow] = arg
 
 
+def _pool_launch(kernel, arrays, x_shape, y_shape, per_input, geometry):
+    """Launch a pooling kernel: one thread per output, or per input (per_input, the backwards)."""
+    N, C, H, W = x_shape
+    OH, OW = y_shape[2], y_shape[3]
+    total = N * C * (H * W if per_input else OH * OW)
+    _launch(kernel, _blocks(total), THREADS, *arrays, C, H, W, OH, OW, *geometry, total)
+
+
+@cuda.jit(device=True)
+def _windows_of(h, w, OH, OW, KH, KW, SH, SW, PH, PW):
+    """The outputs (oh in [a, b), ow in [c, d)) whose windows [oh*SH - PH, +KH) hold input (h, w)."""
+    return (max(0, (h + PH - KH) // SH + 1), min(OH, (h + PH) // SH + 1),
+            max(0, (w + PW - KW) // SW + 1), min(OW, (w + PW) // SW + 1))
+
+
 def maxpool_forward(x, y, mask, KH, KW, SH, SW, PH, PW):
-    N, C, H, W = x.shape
-    OH, OW = y.shape[2], y.shape[3]
-    total = N * C * OH * OW
-    _launch(_maxpool_forward, _blocks(total), THREADS, x, y, mask, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total)
+    _pool_launch(_maxpool_forward, (x, y, mask), x.shape, y.shape, False, (KH, KW, SH, SW, PH, PW))
 
 
 @cuda.jit
@@ -381,20 +391,16 @@ def _maxpool_backward(dy, mask, dx, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, tot
     n, c, h, w = _nchw(t, C, H, W)
     me = h * W + w
     acc = float32(0.0)
-    oh_lo = max(0, (h + PH - KH) // SH + 1)        # the windows [oh*SH - PH, +KH) that hold h
-    ow_lo = max(0, (w + PW - KW) // SW + 1)
-    for oh in range(oh_lo, min(OH, (h + PH) // SH + 1)):
-        for ow in range(ow_lo, min(OW, (w + PW) // SW + 1)):
+    oh0, oh1, ow0, ow1 = _windows_of(h, w, OH, OW, KH, KW, SH, SW, PH, PW)
+    for oh in range(oh0, oh1):
+        for ow in range(ow0, ow1):
             if mask[n, c, oh, ow] == me:
                 acc += dy[n, c, oh, ow]
     dx[n, c, h, w] = acc
 
 
 def maxpool_backward(dy, mask, dx, KH, KW, SH, SW, PH, PW):
-    N, C, H, W = dx.shape
-    OH, OW = dy.shape[2], dy.shape[3]
-    total = N * C * H * W
-    _launch(_maxpool_backward, _blocks(total), THREADS, dy, mask, dx, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total)
+    _pool_launch(_maxpool_backward, (dy, mask, dx), dx.shape, dy.shape, True, (KH, KW, SH, SW, PH, PW))
 
 
 @cuda.jit(device=True)
@@ -419,10 +425,7 @@ def _avepool_forward(x, y, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total):
 
 def avepool_forward(x, y, KH, KW, SH, SW, PH, PW):
     """Average pooling as netcli/kernels/pool.py: the window's sum over its padded size."""
-    N, C, H, W = x.shape
-    OH, OW = y.shape[2], y.shape[3]
-    total = N * C * OH * OW
-    _launch(_avepool_forward, _blocks(total), THREADS, x, y, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total)
+    _pool_launch(_avepool_forward, (x, y), x.shape, y.shape, False, (KH, KW, SH, SW, PH, PW))
 
 
 @cuda.jit
@@ -433,20 +436,16 @@ def _avepool_backward(dy, dx, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total):
         return
     n, c, h, w = _nchw(t, C, H, W)
     acc = float32(0.0)
-    oh_lo = max(0, (h + PH - KH) // SH + 1)
-    ow_lo = max(0, (w + PW - KW) // SW + 1)
-    for oh in range(oh_lo, min(OH, (h + PH) // SH + 1)):
-        for ow in range(ow_lo, min(OW, (w + PW) // SW + 1)):
+    oh0, oh1, ow0, ow1 = _windows_of(h, w, OH, OW, KH, KW, SH, SW, PH, PW)
+    for oh in range(oh0, oh1):
+        for ow in range(ow0, ow1):
             hs, ws = oh * SH - PH, ow * SW - PW
             acc += dy[n, c, oh, ow] / _ave_size(hs, ws, KH, KW, H, W, PH, PW)
     dx[n, c, h, w] = acc
 
 
 def avepool_backward(dy, dx, KH, KW, SH, SW, PH, PW):
-    N, C, H, W = dx.shape
-    OH, OW = dy.shape[2], dy.shape[3]
-    total = N * C * H * W
-    _launch(_avepool_backward, _blocks(total), THREADS, dy, dx, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total)
+    _pool_launch(_avepool_backward, (dy, dx), dx.shape, dy.shape, True, (KH, KW, SH, SW, PH, PW))
 
 
 # -- TanH, Sigmoid, Softmax ---------------------------------------------------------------------

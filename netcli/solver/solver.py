@@ -112,17 +112,16 @@ class Solver:
             explicit = True
         if gpu < 0:
             return "CPU"
-        if group is not None:
-            raise NetcliError("the GPU path runs in one process for now: run without mpiexec, or without --gpu")
+        from ..gpu import run_on_gpu
         from ..gpu.executor import GpuExecutor
         try:
-            train = GpuExecutor(self.net, gpu)
+            run_on_gpu(self.net, gpu, group)
         except NetcliError as e:
             if explicit:
                 raise
             self.gpu_fallback = str(e)           # solver_mode: GPU without a usable GPU: the CPU, said in solve()
             return "CPU"
-        self.net.executor = train
+        train = self.net.executor
         for t in self.test_nets:                 # on the train net's device params
             t.executor = GpuExecutor(t, gpu, shared=train)
         return f"GPU {gpu} ({train.device})"
