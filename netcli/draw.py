@@ -196,8 +196,8 @@ def draw(net, path, rankdir="TB"):
         draw_png(g, path)
         return g
     text = to_svg(g) if ext == ".svg" else to_dot(g)
-    from .snapshot import save_files
-    save_files({path: text.encode("utf-8")})
+    from .files import write_atomic
+    write_atomic(path, text.encode("utf-8"), "drawing")
     return g
 
 

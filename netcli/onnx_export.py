@@ -128,8 +128,8 @@ def export_onnx(net, path):
     model = helper.make_model(graph, producer_name="netcli", opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = min(model.ir_version, 9)       # readable by ONNX Runtime releases of the last years
     onnx.checker.check_model(model)
-    from .snapshot import save_files
-    save_files({os.fspath(path): model.SerializeToString()})      # atomic: nothing half-written
+    from .files import write_atomic
+    write_atomic(path, model.SerializeToString(), "ONNX file")      # atomic: nothing half-written
     return [i.name for i in g.inputs], [o.name for o in outputs]
 
 

@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from .errors import NetcliError
+from .files import write_atomic
 
 
 def _pyplot():
@@ -20,20 +21,14 @@ def _pyplot():
 
 
 def _save(fig, path):
-    """Write the figure atomically (a temporary file, then a rename)."""
+    """Write the figure atomically (netcli/files.py)."""
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower().lstrip(".")
     if ext not in ("png", "svg", "pdf"):
         raise NetcliError(f"{path}: write .png, .svg or .pdf")
-    tmp = f"{path}.tmp"
     try:
-        fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except OSError as e:
-        raise NetcliError(f"{path}: cannot write the picture: {e.strerror or e}") from None
+        write_atomic(path, lambda f: fig.savefig(f, format=ext, dpi=120, bbox_inches="tight"), "picture")
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         fig.clf()
 
 

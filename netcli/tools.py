@@ -413,7 +413,8 @@ def convert(source, output, model=None, echo=None):
     """A net or solver file between YAML and prototxt, or weights between .npz and .caffemodel
     (`model` gives the net they belong to); the output's extension says which. Written
     atomically: nothing half-written is left on an error."""
-    from .snapshot import is_caffemodel, save_files
+    from .files import write_atomic
+    from .snapshot import is_caffemodel
     out = os.fspath(output)
     if not out.lower().endswith(WEIGHT_EXT + CONFIG_EXT):
         raise NetcliError(f"{out}: the output's extension says what to write: one of {', '.join(WEIGHT_EXT + CONFIG_EXT)}")
@@ -435,6 +436,6 @@ def convert(source, output, model=None, echo=None):
         text = solver_to_prototxt(source) if solver else net_to_prototxt(source)
     else:
         text = print_config(None if solver else source, source if solver else None) + "\n"
-    save_files({out: text.encode("utf-8")})
+    write_atomic(out, text.encode("utf-8"), "converted file")
     (echo or _noop)(f"Wrote {out}: the {'solver' if solver else 'net'} of {source}")
     return out

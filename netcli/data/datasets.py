@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import log
+from .. import files, log
+from ..errors import NetcliError
 from .sources import Dataset, DataError, load_idx
 
 
@@ -84,9 +85,8 @@ def _failed_recently(folder):
 def _mark_failed(folder):
     try:
         os.makedirs(folder, exist_ok=True)
-        with open(_failed_marker(folder), "w"):
-            pass
-    except OSError:
+        files.write_files({_failed_marker(folder): b""})
+    except (OSError, NetcliError):      # a marker only: without it, the next command tries again
         pass
 
 
@@ -120,41 +120,37 @@ def fetch(name, folder=None, mirrors=None, progress=None):
 
 
 def _download(url, dest, md5, progress=None):
+    """`url` to `dest` through files.write_files: renamed into place only when complete and its MD5
+    verified (each MPI rank that fetches at once writes its own temporary file; the last rename wins)."""
     from tqdm import tqdm
-    # one name per process (the ranks of an MPI job may fetch at once; the last rename wins, and
-    # every copy is checked), created with the user's umask (mkstemp would force 0600)
-    tmp = f"{dest}.{os.getpid()}.part"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-    h = hashlib.md5()
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=TIMEOUT) as r:
-                    total = int(r.headers.get("Content-Length") or 0) or None
-                    show = sys.stderr.isatty() if progress is None else progress
-                    with tqdm(total=total, unit="B", unit_scale=True, desc=os.path.basename(dest),
-                              disable=not show, file=sys.stderr, leave=False) as bar:
-                        while True:
-                            chunk = r.read(1 << 16)
-                            if not chunk:
-                                break
-                            out.write(chunk)
-                            h.update(chunk)
-                            bar.update(len(chunk))
-                    if total is not None and out.tell() != total:
-                        raise DataError(f"{url}: connection closed after {out.tell()} of {total} bytes")
-            except (urllib.error.URLError, OSError, ValueError) as e:
-                reason = getattr(e, "reason", e)
-                raise DataError(f"{url}: {reason}") from None
-            out.flush()
-            os.fsync(out.fileno())
+
+    def fill(out):
+        h = hashlib.md5()
+        try:
+            with urllib.request.urlopen(url, timeout=TIMEOUT) as r:
+                total = int(r.headers.get("Content-Length") or 0) or None
+                show = sys.stderr.isatty() if progress is None else progress
+                with tqdm(total=total, unit="B", unit_scale=True, desc=os.path.basename(dest),
+                          disable=not show, file=sys.stderr, leave=False) as bar:
+                    while True:
+                        chunk = r.read(1 << 16)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        h.update(chunk)
+                        bar.update(len(chunk))
+                if total is not None and out.tell() != total:
+                    raise DataError(f"{url}: connection closed after {out.tell()} of {total} bytes")
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            reason = getattr(e, "reason", e)
+            raise DataError(f"{url}: {reason}") from None
         if h.hexdigest() != md5:
             raise DataError(f"{url}: checksum mismatch (MD5 {h.hexdigest()}, expected {md5})")
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    try:
+        files.write_files({dest: fill})
+    except OSError as e:
+        raise DataError(f"cannot write {dest}: {files.reason(e)}") from None
 
 
 def embedded_split(ds: NamedDataset, split):

@@ -23,6 +23,7 @@ import os
 import time
 
 from ..errors import NetcliError
+from ..files import open_append
 
 
 def _clean(v):
@@ -44,7 +45,7 @@ class RunLog:
         self.t0 = time.perf_counter()
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            self.f = open(self.path, "a", encoding="utf-8")
+            self.f = open_append(self.path, "run log")
         except OSError as e:
             raise NetcliError(f"{self.path}: cannot write the run log: {e.strerror or e}") from None
 

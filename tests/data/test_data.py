@@ -234,7 +234,7 @@ def test_fetch_rejects_corrupt_and_dropped_files(fake_mnist, tmp_path):
         msg = str(e.value)
         assert "checksum mismatch" in msg and "connection closed after" in msg
         assert "train-images-idx3-ubyte.gz" not in os.listdir(folder)
-        assert not [f for f in os.listdir(folder) if f.endswith(".part")]      # no partial file left
+        assert not [f for f in os.listdir(folder) if f.endswith((".part", ".tmp"))]      # no partial file left
         datasets.fetch("mnist", folder, mirrors=(bad.url, dropped.url, good.url))   # falls through to a good mirror
         assert sorted(os.listdir(folder)) == sorted(files)
     finally:
