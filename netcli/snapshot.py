@@ -1,84 +1,54 @@
 """Weights and solver-state files, both .npz.
 
-Writing is crash-safe. A file is written to `<name>.tmp` in the same folder (created with the
-user's umask), flushed and fsynced, then renamed over `<name>`, and the folder is fsynced. A
-snapshot *pair* (weights + solver state) writes both temporary files before renaming either, so
-after a crash at any moment the folder holds either the previous pairs only, or a new weights file
-whose complete solver state still waits as `.tmp`: `recover(prefix)`, run when training starts,
-finishes that rename and removes every other temporary file of the prefix. A failed write (a full
-disk) removes its temporary files and is one NetcliError; the earlier files are never touched.
+Writing is crash-safe, through netcli/files.py: each file is written to a new temporary file
+`<name>.<random>.tmp` in the same folder (O_EXCL | O_NOFOLLOW, the user's umask), fsynced, then
+renamed over `<name>`, and the folder is fsynced. A snapshot *pair* (weights + solver state)
+writes both temporary files before renaming either, so after a crash at any moment the folder
+holds either the previous pairs only, or a new weights file whose complete solver state still
+waits as a temporary file: `recover(prefix)`, run when training starts, finishes that rename and
+removes every other temporary file netcli writes for the prefix (exact names only, see
+`own_temporary`). A failed write (a full disk) removes its temporary files and is one
+NetcliError; the earlier files are never touched.
 
 Weights: one float32 array per owner param, key '<layer name>/<param index>', in Caffe's shapes.
 """
 from __future__ import annotations
 
-import errno
-import glob
 import os
+import re
 
 import numpy as np
 
+from . import files as _files
 from . import log
 from .errors import NetcliError
 from .npzfile import read_npz
 
-TMP = ".tmp"
-
-
-def _write_tmp(tmp, arrays):
-    """np.savez of a dict (or the bytes as they are) into `tmp`, fsynced."""
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)    # 0o666 & ~umask, as open()
-    with os.fdopen(fd, "wb") as f:
-        if isinstance(arrays, (bytes, bytearray)):
-            f.write(arrays)
-        else:
-            np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(folder):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:          # not possible on every platform: the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+TMP = _files.TMP
 
 
 def _replace(tmp, path):  # a seam for tests that simulate a crash before the rename
     os.replace(tmp, path)
 
 
+def _content(arrays):
+    """What files.write_files writes: the bytes as they are, or np.savez of a dict."""
+    if isinstance(arrays, (bytes, bytearray)):
+        return arrays
+    return lambda f: np.savez(f, **arrays)
+
+
 def save_files(files):
-    """Write {path: arrays} all-or-nothing as far as a crash allows (see the module doc): every
-    temporary file first, then the renames in the given order, then one folder fsync."""
-    tmps = []
+    """Write {path: arrays or bytes} all-or-nothing as far as a crash allows (see the module doc):
+    every temporary file first, then the renames in the given order, then one folder fsync. The
+    folders must exist."""
     try:
-        for path, arrays in files.items():
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            tmps.append(os.fspath(path) + TMP)
-            _write_tmp(tmps[-1], arrays)
-        for tmp, path in zip(tmps, files):
-            _replace(tmp, os.fspath(path))
-    except BaseException as e:
-        for tmp in tmps:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        if isinstance(e, OSError):
-            what = " and ".join(os.fspath(p) for p in files)
-            reason = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
-            raise NetcliError(f"cannot write {what}: {reason} (nothing was left half-written; earlier "
-                              "snapshots are intact)") from None
-        raise
-    for folder in {os.path.dirname(os.path.abspath(p)) for p in files}:
-        _fsync_dir(folder)
+        _files.write_files({os.fspath(p): _content(a) for p, a in files.items()},
+                           replace=lambda tmp, path: _replace(tmp, path))
+    except OSError as e:
+        what = " and ".join(os.fspath(p) for p in files)
+        raise NetcliError(f"cannot write {what}: {_files.reason(e)} (nothing was left half-written; earlier "
+                          "snapshots are intact)") from None
 
 
 def atomic_savez(path, arrays: dict):
@@ -86,18 +56,34 @@ def atomic_savez(path, arrays: dict):
     save_files({os.fspath(path): arrays})
 
 
+def own_temporary(stem):
+    """The regular expression of the temporary files netcli writes for snapshot prefix `stem`
+    (its last part): '<stem>_iter_<N>.weights.npz', '.solverstate.npz', '.caffemodel',
+    '<stem>_best.weights.npz' or '<stem>_probe.npz', then '.tmp' (older netcli) or
+    '.<letters and digits>.tmp'. Group 1: the final name."""
+    finals = r"_iter_[0-9]+\.(?:weights\.npz|solverstate\.npz|caffemodel)|_best\.weights\.npz|_probe\.npz"
+    return re.compile(f"({re.escape(stem)}(?:{finals}))" + r"(?:\.[A-Za-z0-9_]{1,32})?\.tmp", re.ASCII)
+
+
 def recover(prefix):
     """Before training with this snapshot prefix: finish a pair whose solver state was complete
     but not yet renamed when an earlier run died, and remove every other temporary file of the
-    prefix (ours only: '<prefix>_*.npz.tmp' and the older '<prefix>_*.npz.*.tmp')."""
+    prefix (ours only: the exact names of own_temporary, regular files, never a symlink's target)."""
     folder, stem = os.path.split(os.path.abspath(prefix))
-    pattern = os.path.join(glob.escape(folder), glob.escape(stem) + "_*.npz")
-    leftovers = sorted(set(glob.glob(pattern + TMP) + glob.glob(pattern + ".*" + TMP)))
+    pattern = own_temporary(stem)
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return [], []
     finished, removed = [], []
-    for tmp in leftovers:
-        final = tmp[:-len(TMP)]
+    for name in names:
+        m = pattern.fullmatch(name)
+        if not m:
+            continue
+        tmp, final = os.path.join(folder, name), os.path.join(folder, m.group(1))
         weights = final.replace(".solverstate.npz", ".weights.npz")
-        if final.endswith(".solverstate.npz") and os.path.exists(weights) and not os.path.exists(final):
+        if (final.endswith(".solverstate.npz") and os.path.isfile(weights) and not os.path.lexists(final)
+                and not os.path.islink(tmp)):
             try:
                 read_npz(tmp, "solver state")
                 os.replace(tmp, final)
@@ -106,12 +92,12 @@ def recover(prefix):
             except (NetcliError, OSError):
                 pass
         try:
-            os.unlink(tmp)
+            os.unlink(tmp)           # a symlink is removed itself, its target never touched
             removed.append(tmp)
         except OSError:
             pass
     if finished or removed:
-        _fsync_dir(folder)
+        _files.fsync_folder(folder)
         log.warn(f"an earlier run stopped while writing snapshots of {prefix}: "
                  + ", ".join(([f"completed {os.path.basename(f)}" for f in finished]) +
                              ([f"removed {len(removed)} unfinished temporary file(s)"] if removed else [])))
