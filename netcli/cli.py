@@ -116,8 +116,8 @@ def _phase(ctx, param, value):
 @click.option("--gpu", type=int, default=None, help="Train on this CUDA device (pip install 'netcli[gpu]'; LeNet's "
               "layer types run on the device so far, others on the host); -1: the CPU. Default: the solver's "
               "solver_mode and device_id.")
-@click.option("--resume", is_flag=True, help="Resume from the newest complete snapshot pair of the solver's "
-              "snapshot_prefix (none yet: start from iteration 0).")
+@click.option("--resume", is_flag=True, help="Resume from the complete snapshot pair of the solver's "
+              "snapshot_prefix written last (none yet: start from iteration 0).")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False),
               help="The JSONL run log to append to (default: <snapshot_prefix>.log.jsonl).")
 @click.option("--log-format", type=click.Choice(["netcli", "caffe"]), default="netcli", show_default=True,
@@ -133,7 +133,7 @@ def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigter
         raise click.UsageError("--resume finds the snapshot itself: give it without --snapshot or --weights")
     from . import log
     from .solver import Solver
-    from .solver.state import snapshot_pairs
+    from .solver.state import newest_pair
     from .threads import describe
     log.set_format(log_format)
     g = _distributed(ctx, reduction)
@@ -141,8 +141,7 @@ def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigter
                log_path=log_path, gpu=gpu)
     s.signal_effects.update(SIGINT=sigint_effect, SIGTERM=sigterm_effect, SIGHUP=sighup_effect)
     if resume:
-        pairs = snapshot_pairs(s.prefix)
-        snapshot = pairs[-1][1] if pairs else None
+        snapshot = newest_pair(s.prefix)
         log.info(f"Resuming from {snapshot}" if snapshot else f"--resume: no snapshot of {s.prefix} yet; "
                  "starting from iteration 0")
     if snapshot and iterations is not None:

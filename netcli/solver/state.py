@@ -3,12 +3,14 @@ snapshot folder's start-up check and recovery, and the divergence message that n
 good snapshot. Formats: README "Files"; crash safety: netcli/snapshot.py."""
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 
 import numpy as np
 
-from .. import log
+from .. import files, log
 from ..errors import NetcliError
 from ..snapshot import read_npz, recover, save_files, weight_arrays
 from .updates import NAMES
@@ -18,13 +20,33 @@ def snap_name(prefix, it, kind):
     return f"{prefix}_iter_{it}.{kind}.npz"
 
 
+def snapshot_folder(prefix):
+    """The folder of `prefix`, created if absent, but only its last level: a parent that does
+    not exist is one error (Caffe creates no folder at all; netcli creates the one it names)."""
+    folder = os.path.dirname(os.path.abspath(prefix))
+    if not os.path.isdir(folder):
+        parent = os.path.dirname(folder)
+        try:
+            if not os.path.isdir(parent):
+                raise FileNotFoundError(errno.ENOENT, f"its parent folder {parent} does not exist (netcli "
+                                                      "creates only the last folder of snapshot_prefix)")
+            os.mkdir(folder)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise NetcliError(f"cannot write snapshots to '{folder}' (snapshot_prefix {prefix}): "
+                                  "a file of that name is in the way") from None
+        except OSError as e:
+            raise NetcliError(f"cannot write snapshots to '{folder}' (snapshot_prefix {prefix}): "
+                              f"{e.strerror}") from None
+    return folder
+
+
 def check_snapshot_folder(solver):
     """Fail now, not after hours of training, if snapshots cannot be written (as Caffe)."""
-    folder = os.path.dirname(os.path.abspath(solver.prefix))
-    probe = f"{solver.prefix}_probe.npz.tmp"     # a name recover() removes if we die right here
-    try:
-        os.makedirs(folder, exist_ok=True)
-        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666))
+    folder = snapshot_folder(solver.prefix)
+    try:       # a new '<prefix>_probe.npz.<random>.tmp' (O_EXCL, no symlink), which recover() removes if we die
+        fd, probe = files.create_temp(f"{solver.prefix}_probe.npz")
+        os.close(fd)
         os.unlink(probe)
     except OSError as e:
         raise NetcliError(f"cannot write snapshots to '{folder}' (snapshot_prefix {solver.prefix}): "
@@ -56,6 +78,8 @@ def write_snapshot(solver):
         return None
     wpath = snap_name(solver.prefix, solver.iter, "weights")
     spath = snap_name(solver.prefix, solver.iter, "solverstate")
+    snapshot_folder(solver.prefix)
+    written, drop = lineage(solver)
     log.info(f"Snapshotting to {wpath}")
     log.info(f"Snapshotting solver state to {spath}")
     state = {
@@ -67,6 +91,7 @@ def write_snapshot(solver):
         "net_state": np.array(json.dumps(solver.net.get_state())),
         "monitors": np.array(json.dumps({k: m.state() for k, m in solver.monitors.items()})),
         "data": np.array(json.dumps(data_fingerprint(solver))),
+        "snapshots": np.array(written, np.int64),
     }
     for i, h in enumerate(solver.rule.history):
         state[f"history/{i}"] = h
@@ -78,8 +103,8 @@ def write_snapshot(solver):
         files = {cpath: caffemodel_bytes(solver.net), **files}
     save_files(files)
     solver.last_snapshot_iter = solver.iter
-    solver.snapshots_written.append(solver.iter)
-    prune_snapshots(solver)
+    solver.snapshots_written = written
+    prune_snapshots(solver, drop)
     return wpath, spath
 
 
@@ -110,20 +135,44 @@ def snapshot_pairs(prefix):
     return sorted(pairs)
 
 
-def prune_snapshots(solver):
-    """snapshot_keep: remove all but the newest N pairs of this prefix (and their .caffemodel)."""
+def lineage(solver):
+    """(kept, dropped): the iterations of the pairs this run wrote (and the runs it resumed wrote),
+    oldest first, with the one being written now; snapshot_keep keeps the newest N of them. Pairs
+    of another run with the same prefix are never counted, so never removed."""
+    written = [it for it in solver.snapshots_written if it != solver.iter] + [solver.iter]
     keep = solver.p.snapshot_keep
-    if not keep:
-        return
-    for it, _ in snapshot_pairs(solver.prefix)[:-keep]:
-        for path in (snap_name(solver.prefix, it, "solverstate"), snap_name(solver.prefix, it, "weights"),
-                     f"{solver.prefix}_iter_{it}.caffemodel"):
+    if not keep or len(written) <= keep:
+        return written, []
+    return written[-keep:], written[:-keep]
+
+
+def prune_snapshots(solver, drop):
+    """snapshot_keep: remove the pairs of iterations `drop` (from lineage) of this prefix, by their
+    exact names (and their .caffemodel when this run writes them); a symlink is removed, never
+    its target."""
+    for it in drop:
+        paths = [snap_name(solver.prefix, it, "solverstate"), snap_name(solver.prefix, it, "weights")]
+        if solver.p.snapshot_format == "BINARYPROTO":
+            paths.append(f"{solver.prefix}_iter_{it}.caffemodel")
+        for path in paths:
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
             except OSError as e:
                 log.warn(f"snapshot_keep: cannot remove {path}: {e.strerror}")
+
+
+def newest_pair(prefix):
+    """The solver state of the pair of `prefix` written last (by time, then iteration), or None:
+    what --resume continues, also when an older, longer run left higher iterations."""
+    def written_at(pair):
+        try:
+            return os.stat(pair[1]).st_mtime_ns, pair[0]
+        except OSError:
+            return -1, pair[0]
+    pairs = snapshot_pairs(prefix)
+    return max(pairs, key=written_at)[1] if pairs else None
 
 
 def snapshot_iteration(path):
@@ -161,7 +210,7 @@ def restore(solver, path):
     if not isinstance(net_state, dict) or not isinstance(monitors, dict):
         raise NetcliError(f"{path}: entries 'net_state' and 'monitors' must be JSON objects")
     warn_if_inexact(solver, path, _json(st, "data", path, None), net_state)
-    wpath = os.path.join(os.path.dirname(path), learned)
+    wpath = learned_net_path(path, learned)
     log.info(f"Resuming from {path}")
     solver.net.load(wpath)
     try:
@@ -177,6 +226,36 @@ def restore(solver, path):
         if k in solver.monitors and isinstance(saved, dict):
             solver.monitors[k].set_state(saved)
     solver.last_snapshot_iter = solver.iter
+    solver.snapshots_written = _lineage(st, it, path)
+
+
+def learned_net_path(path, learned):
+    """The weights file a solver state names: a plain file in the solver state's own folder,
+    nothing else (no folder part, no '..', no symlink, no FIFO or device)."""
+    if (not learned or learned in (".", "..") or os.path.basename(learned) != learned
+            or (os.altsep and os.altsep in learned) or os.path.isabs(learned)):
+        raise NetcliError(f"{path}: entry 'learned_net' {learned!r} must name a weights file in the solver "
+                          "state's own folder")
+    wpath = os.path.join(os.path.dirname(os.fspath(path)), learned)
+    try:
+        mode = os.lstat(wpath).st_mode
+    except OSError:
+        raise NetcliError(f"{path}: no such weights file {wpath} (a snapshot pair is a .solverstate.npz "
+                          "and the .weights.npz it names, in the same folder)") from None
+    if not stat.S_ISREG(mode):
+        raise NetcliError(f"{path}: its weights file {wpath} is not a regular file")
+    return wpath
+
+
+def _lineage(st, it, path):
+    """The 'snapshots' entry: iterations of the pairs this run's lineage wrote (older states: just
+    the one resumed from)."""
+    if "snapshots" not in st:
+        return [it]
+    a = st["snapshots"]
+    if a.ndim != 1 or a.dtype.kind not in "iu" or len(a) > 10_000_000:
+        raise NetcliError(f"{path}: entry 'snapshots' is damaged (expected a list of iterations)")
+    return [int(x) for x in a if 0 <= x < it] + [it]
 
 
 def warn_if_inexact(solver, path, saved, net_state):
