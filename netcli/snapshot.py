@@ -144,9 +144,9 @@ def save_weights(net, path):
     """Weights as .npz, or as a .caffemodel when the name says so."""
     if os.fspath(path).endswith(".caffemodel"):
         from .caffe.caffemodel import caffemodel_bytes
-        save_files({os.fspath(path): caffemodel_bytes(net)})
+        _files.write_atomic(path, caffemodel_bytes(net), "weights file")
     else:
-        atomic_savez(path, weight_arrays(net))
+        _files.write_atomic(path, _content(weight_arrays(net)), "weights file")
 
 
 def read_weights(path, shapes=None):
