@@ -10,7 +10,6 @@ list of what can be exported. Needs the `onnx` package: pip install 'netcli[onnx
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
