@@ -66,7 +66,8 @@ ENVIRONMENT = """\b
 Environment variables:
   NETCLI_THREADS  threads for kernels and BLAS (default: all cores; --threads wins)
   NETCLI_DATA     where named datasets are kept (default: ~/.cache/netcli)
-  NETCLI_OFFLINE  1: never download; use what is in NETCLI_DATA, else the embedded data"""
+  NETCLI_OFFLINE  1: never download; use what is in NETCLI_DATA, else the embedded data
+  NETCLI_ALLOW_PYTHON  1: run nets' Python layers (as --allow-python-layers)"""
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=ENVIRONMENT)
@@ -74,9 +75,11 @@ Environment variables:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads for kernels and BLAS (default: $NETCLI_THREADS, else all cores). Results are the "
               "same for any count.")
+@click.option("--allow-python-layers", is_flag=True, help="Run the code of nets' Python layers (python_param.module, "
+              "imported from the net file's folder or PYTHONPATH); without it such nets are refused.")
 @click.version_option(version=__version__, prog_name="netcli")
 @click.pass_context
-def cli(ctx, debug, threads):
+def cli(ctx, debug, threads, allow_python_layers):
     """netcli: train, test and time Caffe-style nets written in YAML."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
@@ -86,6 +89,10 @@ def cli(ctx, debug, threads):
     env_threads()               # the environment is checked up front, whatever the command
     offline()
     set_threads(threads)
+    import sys
+    if allow_python_layers or "netcli.layers.python" in sys.modules:    # per invocation (tests run several)
+        from .layers.python import allow_python_layers as allow
+        allow(allow_python_layers)
 
 
 def _phase(ctx, param, value):

@@ -28,13 +28,14 @@ class Classifier:
     arrays (H, W, 3) RGB or (H, W) grey, uint8 0..255 (as Pillow gives them), or file paths."""
 
     def __init__(self, model, weights, stages=(), level=0, labels=None, scale=None, mean=None, colors=None,
-                 gpu=None):
+                 gpu=None, allow_python=None):
         """scale, mean ((C,) values, or a (C, H, W) image: a .binaryproto/.npy path or an array)
         and colors ("RGB" or "BGR") replace what the net or the weights say, as Caffe's
         classify.py flags (--raw_scale, --mean_file, --channel_swap) do. gpu: a CUDA device
-        number (None or -1: the CPU)."""
+        number (None or -1: the CPU). allow_python: run the net's Python layers (netcli.Net's
+        argument)."""
         from .gpu import run_on_gpu
-        self.net = Net(model, phase="TEST", weights=weights, stages=stages, level=level)
+        self.net = Net(model, phase="TEST", weights=weights, stages=stages, level=level, allow_python=allow_python)
         run_on_gpu(self.net, gpu)
         net = self.net
         data = net.data_layers()
