@@ -15,12 +15,12 @@ import os
 
 import numpy as np
 
+from .data.images import IMAGE_EXT
 from .data.transform import Preprocessing, mean_value_count
 from .errors import NetcliError
 from .net import Net
 from .snapshot import read_preprocessing
-
-IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+from .text import printable
 
 
 class Classifier:
@@ -165,11 +165,11 @@ def _to_chw(im, C, H, W, colors):
     except ImportError:
         raise NetcliError("predicting on images needs Pillow: pip install 'netcli[images]' (or give an .npz)") from None
     if isinstance(im, (str, os.PathLike)):
+        from .data.images import ImageError, decode
         try:
-            with Image.open(im) as f:
-                pic = f.convert("L" if C == 1 else "RGB")
-        except (OSError, ValueError, SyntaxError) as e:
-            raise NetcliError(f"cannot read image {im}: {' '.join(str(e).split())[:160]}") from None
+            pic = decode(im, "L" if C == 1 else "RGB")
+        except (OSError, ImageError) as e:
+            raise NetcliError(f"cannot read image {printable(os.fspath(im))}: {e}") from None
     else:
         a = np.asarray(im)
         if a.dtype != np.uint8:
@@ -208,7 +208,7 @@ def read_inputs(paths):
             if a.ndim != 4:
                 raise NetcliError(f"{p}: 'data' must be (N, C, H, W) or (N, H, W), got shape {a.shape}")
             samples += [(f"{p}[{i}]", a[i]) for i in range(len(a))]
-        elif os.path.isfile(p):
+        elif os.path.exists(p):           # not a regular file: refused when it is opened
             images.append((p, p))
         else:
             raise NetcliError(f"{p}: no such file or folder")
