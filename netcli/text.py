@@ -17,3 +17,11 @@ def printable(name) -> str:
     """`name` as text with every control character written as \\xNN (\\uNNNN for bidi controls):
     "a\\x1b]0;pwn\\x07" prints as a\\x1b]0;pwn\\x07, never as an escape sequence. Linear in its input."""
     return _UNSAFE.sub(_escape, str(name))
+
+
+_UNSAFE_IN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe_text(text) -> str:
+    """What the CLI prints (lines, tables, messages): printable() but for newlines and tabs."""
+    return _UNSAFE_IN_TEXT.sub(_escape, str(text))
