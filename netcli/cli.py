@@ -25,7 +25,7 @@ class Group(click.Group):
         except KeyboardInterrupt:
             if ctx.obj.get("debug"):
                 raise
-            click.echo("netcli: interrupted", err=True)
+            _echo("netcli: interrupted", err=True)
             ctx.exit(130)
         except click.exceptions.Exit:
             raise
@@ -41,8 +41,15 @@ class Group(click.Group):
             _end_other_ranks(line, ctx.obj.get("debug") or isinstance(e, click.ClickException))
             if ctx.obj.get("debug") or isinstance(e, click.ClickException):
                 raise
-            click.echo(f"netcli: {line}", err=True)
+            _echo(f"netcli: {line}", err=True)
             ctx.exit(1)
+
+
+def _echo(message="", err=False, nl=True):
+    """click.echo for everything the CLI prints: names from files come with their control
+    characters escaped (netcli.text.safe_text), never as terminal escape sequences."""
+    from .text import safe_text
+    click.echo(safe_text(message), err=err, nl=nl)
 
 
 def _end_other_ranks(line, traceback):
@@ -66,7 +73,8 @@ ENVIRONMENT = """\b
 Environment variables:
   NETCLI_THREADS  threads for kernels and BLAS (default: all cores; --threads wins)
   NETCLI_DATA     where named datasets are kept (default: ~/.cache/netcli)
-  NETCLI_OFFLINE  1: never download; use what is in NETCLI_DATA, else the embedded data"""
+  NETCLI_OFFLINE  1: never download; use what is in NETCLI_DATA, else the embedded data
+  NETCLI_ALLOW_PYTHON  1: run nets' Python layers (as --allow-python-layers)"""
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=ENVIRONMENT)
@@ -74,9 +82,11 @@ Environment variables:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads for kernels and BLAS (default: $NETCLI_THREADS, else all cores). Results are the "
               "same for any count.")
+@click.option("--allow-python-layers", is_flag=True, help="Run the code of nets' Python layers (python_param.module, "
+              "imported from the net file's folder or PYTHONPATH); without it such nets are refused.")
 @click.version_option(version=__version__, prog_name="netcli")
 @click.pass_context
-def cli(ctx, debug, threads):
+def cli(ctx, debug, threads, allow_python_layers):
     """netcli: train, test and time Caffe-style nets written in YAML."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
@@ -86,6 +96,10 @@ def cli(ctx, debug, threads):
     env_threads()               # the environment is checked up front, whatever the command
     offline()
     set_threads(threads)
+    import sys
+    if allow_python_layers or "netcli.layers.python" in sys.modules:    # per invocation (tests run several)
+        from .layers.python import allow_python_layers as allow
+        allow(allow_python_layers)
 
 
 def _phase(ctx, param, value):
@@ -166,7 +180,7 @@ def plot(logs, output, x_axis, smooth):
     from .solver.runlog import read_run_log
     runs = [(os.path.basename(p).replace(".log.jsonl", ""), read_run_log(p)) for p in logs]
     panels = curves(runs, output, x_axis, smooth)
-    click.echo(f"Wrote {output}: {', '.join(panels)} against {x_axis}, {len(runs)} run(s)")
+    _echo(f"Wrote {output}: {', '.join(panels)} against {x_axis}, {len(runs)} run(s)")
 
 
 @cli.command()
@@ -184,7 +198,7 @@ def draw(model, output, phase, stages, rankdir):
     from .net import Net
     g = draw_net(Net(model, phase=phase, stages=stages), output, rankdir)
     layers = sum(1 for n in g.nodes.values() if n["kind"] == "layer")
-    click.echo(f"Wrote {output}: {layers} layers, {len(g.nodes) - layers} blobs")
+    _echo(f"Wrote {output}: {layers} layers, {len(g.nodes) - layers} blobs")
 
 
 @cli.command("log")
@@ -196,7 +210,7 @@ def log_command(path, as_csv, events):
     """Turn a run log (<snapshot_prefix>.log.jsonl, written by every train) into CSV: one row per
     display and per test, with iteration, epoch, seconds, lr and every output."""
     from .solver.runlog import read_run_log, to_csv
-    click.echo(to_csv(read_run_log(path), tuple(events) or ("train", "test")), nl=False)
+    _echo(to_csv(read_run_log(path), tuple(events) or ("train", "test")), nl=False)
 
 
 def _distributed(ctx, reduction="exact"):
@@ -240,14 +254,14 @@ def test(ctx, model, weights, iterations, phase, stages, level, metrics, plot_pa
     if plot_path:
         from .plot import _pyplot
         _pyplot()                   # a missing matplotlib is said before the test runs, not after
-    result = score(model, weights, iterations, phase, echo=None if as_json else click.echo, metrics=metrics,
+    result = score(model, weights, iterations, phase, echo=None if as_json else _echo, metrics=metrics,
                    group=g, stages=stages, level=level, gpu=gpu)
     if g is not None and g.rank:
         return
     if plot_path:
         from .plot import confusion_matrix
         confusion_matrix(result["metrics"]["confusion_matrix"], plot_path, names)
-        click.echo(f"Wrote {plot_path}", err=as_json)
+        _echo(f"Wrote {plot_path}", err=as_json)
     if as_json:       # what the text prints: the averaged outputs, the total loss, batches and samples
         out = {"outputs": result["outputs"], "loss": result["loss"], "iterations": result["iterations"],
                "samples": result["samples"]}
@@ -257,7 +271,7 @@ def test(ctx, model, weights, iterations, phase, stages, level, metrics, plot_pa
         out = json_safe(out, nonfinite=nonfinite, digits=7)
         if nonfinite:       # JSON has no NaN or inf: such values are null, and named here
             out["nonfinite"] = nonfinite
-        click.echo(json.dumps(out, allow_nan=False))
+        _echo(json.dumps(out, allow_nan=False))
 
 
 @cli.command()
@@ -280,12 +294,12 @@ def time(ctx, model, iterations, phase, stages, level, as_json, reduction, gpu):
     from .tools import benchmark
     from .tools import json_safe
     g = _distributed(ctx, reduction)
-    result = benchmark(model, iterations, phase, echo=None if as_json else click.echo, group=g, stages=stages,
+    result = benchmark(model, iterations, phase, echo=None if as_json else _echo, group=g, stages=stages,
                        level=level, gpu=gpu)
     if g is not None and g.rank:
         return
     if as_json:
-        click.echo(json.dumps(json_safe(result, digits=5), allow_nan=False))
+        _echo(json.dumps(json_safe(result, digits=5), allow_nan=False))
 
 
 @cli.command()
@@ -303,9 +317,9 @@ def check(model, solver_path, phase, stages, level, print_config):
         raise click.UsageError("give --model or --solver")
     from .tools import check as run_check, print_config as write_config
     if print_config:
-        write_config(model, solver_path, echo=click.echo)
+        write_config(model, solver_path, echo=_echo)
         return
-    run_check(model, solver_path, phase, echo=click.echo, stages=stages, level=level)
+    run_check(model, solver_path, phase, echo=_echo, stages=stages, level=level)
 
 
 @cli.command()
@@ -317,7 +331,7 @@ def convert(source, output, model):
     """Convert a net or solver between YAML and Caffe's prototxt, or weights between .npz and
     Caffe's .caffemodel."""
     from .tools import convert as run_convert
-    run_convert(source, output, model, echo=click.echo)
+    run_convert(source, output, model, echo=_echo)
 
 
 @cli.command()
@@ -347,7 +361,7 @@ def predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale
     if mean_values and mean_file:
         raise click.UsageError("give --mean-value or --mean-file, not both")
     mean = mean_file or (list(mean_values) if mean_values else None)
-    run_predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale, mean, colors, echo=click.echo,
+    run_predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale, mean, colors, echo=_echo,
                 gpu=gpu)
 
 
@@ -362,7 +376,7 @@ def export(onnx_path, model, weights, stages, level):
     losses are left out) with its weights to ONNX, for ONNX Runtime and other runtimes. Needs
     pip install 'netcli[onnx]'."""
     from .tools import export as run_export
-    run_export(model, weights, onnx_path, stages, level, echo=click.echo)
+    run_export(model, weights, onnx_path, stages, level, echo=_echo)
 
 
 @cli.command()
@@ -370,7 +384,7 @@ def export(onnx_path, model, weights, stages, level):
 def layers(type_):
     """List every layer type with its parameters, defaults and meanings."""
     from .tools import list_layers
-    list_layers(type_, echo=click.echo)
+    list_layers(type_, echo=_echo)
 
 
 @cli.group()
@@ -386,7 +400,7 @@ def data_fetch(name, folder):
     """Download a named dataset (e.g. mnist), verifying checksums."""
     from .data.datasets import fetch
     where = fetch(name, folder, progress=None)
-    click.echo(f"{name}: files in {where}")
+    _echo(f"{name}: files in {where}")
 
 
 def caffe_flags(argv):

@@ -141,7 +141,8 @@ class Group:
 
     def abort(self, line, code=1):
         """Print one line naming this rank and end the whole job."""
-        print(f"netcli: rank {self.rank} of {self.size}: {line}", file=sys.stderr, flush=True)
+        from .text import safe_text
+        print(safe_text(f"netcli: rank {self.rank} of {self.size}: {line}"), file=sys.stderr, flush=True)
         self.comm.Abort(code)
 
 

@@ -33,7 +33,8 @@ def _tail(net, rows, start):
     from .net import Net
     cached = _TAILS.get(net)
     if cached is None or cached[0] != rows:
-        tail = Net(net.model, phase=net.phase, level=net.level, stages=net.stages, batch_size=rows)
+        tail = Net(net.model, phase=net.phase, level=net.level, stages=net.stages, batch_size=rows,
+                   allow_python=net.allow_python)
         tail.share_weights(net)
         cached = _TAILS[net] = (rows, tail)
     tail = cached[1]

@@ -1,6 +1,8 @@
 """Log lines: one event per line on stdout, in Caffe's wording; warnings on stderr."""
 import sys
 
+from .text import safe_text
+
 _state = {"quiet": False, "silent": False, "bar": None, "format": "netcli"}
 _warned: set = set()
 FORMATS = ("netcli", "caffe")
@@ -36,6 +38,7 @@ def set_bar(bar):
 def info(msg: str):
     if _state["quiet"]:
         return
+    msg = safe_text(msg)                # names from files: no escape sequences on the terminal
     if _state["format"] == "caffe":
         msg = _glog_prefix() + msg
     if _state["bar"] is not None:
@@ -52,4 +55,4 @@ def warn(msg: str, once_key=None):
         if once_key in _warned:
             return
         _warned.add(once_key)
-    print(f"WARNING: {msg}", file=sys.stderr, flush=True)
+    print(f"WARNING: {safe_text(msg)}", file=sys.stderr, flush=True)

@@ -8,6 +8,8 @@ plan the executor (netcli/parallel.py).
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .blob import Blob, ShapeError, describe_budget, memory_budget
@@ -19,6 +21,20 @@ from .parallel import Executor
 from .params import build_param_table, share_params
 from .layers import REGISTRY, LayerError
 from .layers.data import check_label_sources
+from .layers.python import python_allowed, refusal
+
+
+def refuse_python_layers(spec, allowed):
+    """Unless allowed, a net with a Python layer is refused in one line, before any layer is set up."""
+    if allowed:
+        return
+    for c in spec.layers:
+        if c.type == "Python":
+            problems = Problems()
+            field = "python_param.module"
+            problems.add(field_loc(c.p, field, c.loc), refusal(c.p.python_param.module), f"layer '{c.name}' (Python)",
+                         field)
+            problems.raise_if_any()
 
 
 class Net:
@@ -27,11 +43,16 @@ class Net:
     >>> net = Net("configs/lenet_deploy.yaml", phase="TEST")
     >>> net.blobs["data"].data[...] = images
     >>> out = net.forward()
+
+    allow_python: run the net's Python layers (their modules' code); None: only if the CLI's
+    --allow-python-layers or NETCLI_ALLOW_PYTHON=1 said so (netcli/layers/python.py).
     """
 
     def __init__(self, model, phase="TEST", weights=None, seed=None, level=0, stages=(),
-                 dtype=np.float32, batch_size=None):
+                 dtype=np.float32, batch_size=None, allow_python=None):
         self.spec = compile_net(model, phase, level, stages, batch_size)
+        self.allow_python = python_allowed(allow_python)
+        refuse_python_layers(self.spec, self.allow_python)
         self.phase, self.level, self.stages = self.spec.phase, level, tuple(stages)
         self.name, self.force_backward, self.source = self.spec.name, self.spec.force_backward, self.spec.source
         self.dtype = dtype
@@ -71,6 +92,9 @@ class Net:
                     tops.append(Blob(t))
             layer = cls(c.name, c.p, c.p.phase, c.bottom, c.top, self.rng)
             layer.base_dir, layer.dtype = spec.base_dir, self.dtype
+            if c.type == "Python":      # the net file's folder, absolute ("net.yaml" has base_dir "")
+                layer.allow_python = self.allow_python
+                layer.module_dir = os.path.abspath(spec.base_dir) if spec.source != "<dict>" else ""
             try:
                 try:
                     layer.setup(bottoms, tops)

@@ -8,6 +8,7 @@ import os
 import tokenize
 import zipfile
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,8 +20,11 @@ _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, K
                 tokenize.TokenError, SyntaxError, NotImplementedError, RuntimeError, OverflowError)
 
 
-def read_npz(path, what="weights", names=None):
-    """{name: array} of the .npz at `path` (only `names`, if given: each must be there)."""
+def read_npz(path, what="weights", names=None, shapes=None, select=None):
+    """{name: array} of the .npz at `path` (only `names`, if given: each must be there; only the
+    names `select(name)` is true for, if given). `shapes` ({name: shape}, a net's params): an
+    array not named there, or declaring another shape, is not read at all (not inflated, nothing
+    allocated): it comes back as a Declared (its shape and dtype), for the caller to report."""
     path = os.fspath(path)
     size, magic = read_start(path, f"{what} file", 6)
     if size == 0:
@@ -33,13 +37,15 @@ def read_npz(path, what="weights", names=None):
         with zipfile.ZipFile(path) as z:
             members = {i.filename[:-4]: i for i in z.infolist() if i.filename.endswith(".npy")}
             wanted = list(members) if names is None else list(names)
+            if select is not None:
+                wanted = [n for n in wanted if select(n)]
             missing = [n for n in wanted if n not in members]
             if missing:
                 raise NetcliError(f"{path}: missing array(s) {', '.join(missing)} (found "
                                   f"{', '.join(sorted(members)) or 'none'})")
             budget, total, out = memory_budget(), 0, {}
             for name in wanted:
-                arr, total = _read_member(z, members[name], path, budget, total)
+                arr, total = _read_member(z, members[name], path, budget, total, shapes)
                 out[name] = arr
             return out
     except NetcliError:
@@ -51,7 +57,7 @@ def read_npz(path, what="weights", names=None):
         raise NetcliError(f"{path}: damaged or not a {what} file (.npz): {reason}") from None
 
 
-def _read_member(z, info, path, budget, total):
+def _read_member(z, info, path, budget, total, shapes=None):
     name = info.filename[:-4]
     with z.open(info) as m:
         version = np.lib.format.read_magic(m)
@@ -65,6 +71,8 @@ def _read_member(z, info, path, budget, total):
         for d in shape:
             count *= int(d)
         nbytes = count * dtype.itemsize
+        if shapes is not None and (name not in shapes or tuple(shapes[name]) != tuple(shape)):
+            return Declared(tuple(shape), dtype), total
         header = m.tell()
         if header + nbytes != info.file_size:
             raise NetcliError(f"{path}: array '{name}' claims shape {shape} of {dtype} ({nbytes:,} bytes), but "
@@ -82,3 +90,55 @@ def _read_member(z, info, path, budget, total):
             got += n
         m.read(1)              # reach the member's end, where zipfile checks its CRC
     return arr.reshape(shape, order="F" if fortran else "C"), total
+
+
+@dataclass(frozen=True)
+class Declared:
+    """An array a file declares but that was not read (another name or shape than the net's):
+    its shape and dtype, for the caller's message; no data."""
+    shape: tuple
+    dtype: np.dtype
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+
+class _EveryName(dict):
+    """`shapes` for read_npz that gives every name one shape."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def __contains__(self, name):
+        return True
+
+    def __getitem__(self, name):
+        return self.shape
+
+
+def read_array(path, what, shape):
+    """The array of an .npy file, or the first array of an .npz, which must have `shape`; its
+    declared shape is checked before anything is read or allocated."""
+    path = os.fspath(path)
+    if path.endswith(".npz"):
+        arrays = read_npz(path, what, shapes=_EveryName(shape))
+        if not arrays:
+            raise NetcliError(f"{path}: the .npz holds no arrays ({what})")
+        a = next(iter(arrays.values()))
+        if isinstance(a, Declared):
+            raise NetcliError(f"{path}: the {what} has shape {a.shape}, expected {tuple(shape)}")
+    else:
+        try:
+            a = np.load(path, mmap_mode="r", allow_pickle=False)     # the header only, until copied
+        except (OSError, ValueError, EOFError, TypeError, SyntaxError, OverflowError) as e:
+            raise NetcliError(f"{path}: cannot read the {what} (a .npy or .npz file): "
+                              f"{' '.join(str(e).split())[:160]}") from None
+        if not isinstance(a, np.ndarray):
+            raise NetcliError(f"{path}: not a .npy array ({what})")
+    if a.shape != tuple(shape):
+        raise NetcliError(f"{path}: the {what} has shape {a.shape}, expected {tuple(shape)}")
+    if a.dtype.kind not in "fiu":
+        raise NetcliError(f"{path}: the {what} holds {a.dtype}, not numbers")
+    return np.array(a)

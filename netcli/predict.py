@@ -15,12 +15,12 @@ import os
 
 import numpy as np
 
+from .data.images import IMAGE_EXT
 from .data.transform import Preprocessing, mean_value_count
 from .errors import NetcliError
 from .net import Net
 from .snapshot import read_preprocessing
-
-IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+from .text import printable
 
 
 class Classifier:
@@ -28,13 +28,14 @@ class Classifier:
     arrays (H, W, 3) RGB or (H, W) grey, uint8 0..255 (as Pillow gives them), or file paths."""
 
     def __init__(self, model, weights, stages=(), level=0, labels=None, scale=None, mean=None, colors=None,
-                 gpu=None):
+                 gpu=None, allow_python=None):
         """scale, mean ((C,) values, or a (C, H, W) image: a .binaryproto/.npy path or an array)
         and colors ("RGB" or "BGR") replace what the net or the weights say, as Caffe's
         classify.py flags (--raw_scale, --mean_file, --channel_swap) do. gpu: a CUDA device
-        number (None or -1: the CPU)."""
+        number (None or -1: the CPU). allow_python: run the net's Python layers (netcli.Net's
+        argument)."""
         from .gpu import run_on_gpu
-        self.net = Net(model, phase="TEST", weights=weights, stages=stages, level=level)
+        self.net = Net(model, phase="TEST", weights=weights, stages=stages, level=level, allow_python=allow_python)
         run_on_gpu(self.net, gpu)
         net = self.net
         data = net.data_layers()
@@ -164,11 +165,11 @@ def _to_chw(im, C, H, W, colors):
     except ImportError:
         raise NetcliError("predicting on images needs Pillow: pip install 'netcli[images]' (or give an .npz)") from None
     if isinstance(im, (str, os.PathLike)):
+        from .data.images import ImageError, decode
         try:
-            with Image.open(im) as f:
-                pic = f.convert("L" if C == 1 else "RGB")
-        except (OSError, ValueError, SyntaxError) as e:
-            raise NetcliError(f"cannot read image {im}: {' '.join(str(e).split())[:160]}") from None
+            pic = decode(im, "L" if C == 1 else "RGB")
+        except (OSError, ImageError) as e:
+            raise NetcliError(f"cannot read image {printable(os.fspath(im))}: {e}") from None
     else:
         a = np.asarray(im)
         if a.dtype != np.uint8:
@@ -207,7 +208,7 @@ def read_inputs(paths):
             if a.ndim != 4:
                 raise NetcliError(f"{p}: 'data' must be (N, C, H, W) or (N, H, W), got shape {a.shape}")
             samples += [(f"{p}[{i}]", a[i]) for i in range(len(a))]
-        elif os.path.isfile(p):
+        elif os.path.exists(p):           # not a regular file: refused when it is opened
             images.append((p, p))
         else:
             raise NetcliError(f"{p}: no such file or folder")

@@ -121,7 +121,7 @@ def read_preprocessing(path):
     from .data.transform import Preprocessing
     if is_caffemodel(path):
         return None
-    return Preprocessing.from_arrays(read_npz(path))
+    return Preprocessing.from_arrays(read_npz(path, select=lambda name: name.startswith(META)))
 
 
 def is_caffemodel(path):
@@ -155,9 +155,11 @@ def read_weights(path, shapes=None):
     if os.fspath(path).lower().endswith((".yaml", ".yml", ".prototxt", ".pbtxt")):
         raise NetcliError(f"{path} is a net or solver file; weights are a .weights.npz or a .caffemodel")
     if not is_caffemodel(path):
-        return {k: v for k, v in read_npz(path).items() if not k.startswith(META)}
+        # the net's param shapes bound what is read: an array of another name or shape is not inflated
+        return {k: v for k, v in read_npz(path, shapes=shapes).items()
+                if not k.startswith(META)}
     from .caffe.caffemodel import caffemodel_arrays, fit_legacy
-    arrays, legacy = caffemodel_arrays(path)
+    arrays, legacy = caffemodel_arrays(path, shapes)
     for key in legacy:
         if shapes and key in shapes:
             arrays[key] = fit_legacy(arrays[key], shapes[key])

@@ -7,12 +7,14 @@ num/channels/height/width. Weights map to netcli's keys '<layer>/<i>' in Caffe's
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import NetcliError
+from ..npzfile import Declared
 from . import wire
 
 # NetParameter
@@ -34,10 +36,23 @@ V1_TYPE_NAMES = {
 }
 
 
+MAX_AXES = 32                 # Caffe's kMaxBlobAxes
+MAX_EXTENT = 2 ** 31 - 1      # Caffe's blob count limit (INT_MAX), also for any one dimension
+
+
 @dataclass
 class Blob:
-    array: np.ndarray
+    """A BlobProto's shape, and its values, decoded only when asked for (`array`)."""
+    shape: tuple
     legacy: bool          # shape from num/channels/height/width (padded to 4-D)
+    data: list            # float runs: memoryviews of packed bytes or float32 arrays
+    double: list
+
+    @property
+    def array(self):
+        values = wire.floats(self.data) if self.data else (wire.doubles(self.double).astype(np.float32)
+                                                           if self.double else np.zeros(0, np.float32))
+        return values.reshape(self.shape)
 
 
 @dataclass
@@ -64,9 +79,10 @@ def _read_file(path, what):
 
 
 def parse_blob(buf):
-    """A BlobProto -> Blob (float32; double_data converted)."""
+    """A BlobProto -> Blob (float32; double_data converted). Its shape is checked against the
+    values it holds; nothing is decoded here."""
     dims, legacy, data, double = None, [None] * 4, [], []
-    for number, wt, v in wire.fields(buf):
+    for number, wt, v in wire.fields(buf, runs=(BLOB_DATA,)):
         if number == BLOB_SHAPE and wt == wire.LENGTH:
             dims = wire.varints([(w, x) for n, w, x in wire.fields(v) if n == 1])
         elif number in (BLOB_NUM, BLOB_CHANNELS, BLOB_HEIGHT, BLOB_WIDTH) and wt == wire.VARINT:
@@ -75,17 +91,23 @@ def parse_blob(buf):
             data.append(v)
         elif number == BLOB_DOUBLE_DATA and wt in (wire.LENGTH, wire.FIXED64):
             double.append(v)
-    values = wire.floats(data) if data else (wire.doubles(double).astype(np.float32) if double
-                                             else np.zeros(0, np.float32))
+    if any(not isinstance(v, np.ndarray) and len(v) % 4 for v in data) or any(len(v) % 8 for v in double):
+        raise wire.WireError("a packed float field's length is not a whole number of values")
+    held = sum(v.size if isinstance(v, np.ndarray) else len(v) // 4 for v in data) if data else \
+        sum(len(v) // 8 for v in double)
     is_legacy = dims is None
     if is_legacy:
-        dims = [1 if d is None else d for d in legacy] if any(d is not None for d in legacy) else [len(values)]
+        dims = [1 if d is None else d for d in legacy] if any(d is not None for d in legacy) else [held]
+    if len(dims) > MAX_AXES:
+        raise wire.WireError(f"blob with {len(dims)} dimensions (at most {MAX_AXES})")
     if any(d < 0 for d in dims):
         raise wire.WireError(f"negative blob dimension {dims}")
-    count = int(np.prod(dims, dtype=np.int64))
-    if count != len(values):
-        raise wire.WireError(f"blob of shape {tuple(dims)} holds {len(values)} values, not {count}")
-    return Blob(values.reshape(dims), is_legacy)
+    if any(d > MAX_EXTENT for d in dims):
+        raise wire.WireError(f"blob dimension over {MAX_EXTENT:,} in shape {tuple(dims)}")
+    count = math.prod(dims)                 # exact: no int64 overflow
+    if count != held:
+        raise wire.WireError(f"blob of shape {tuple(dims)} holds {held} values, not {count}")
+    return Blob(tuple(dims), is_legacy, data, double)
 
 
 def _parse_layer(buf, numbers, v1):
@@ -121,9 +143,11 @@ def read_caffemodel(path) -> Model:
     return Model(name, layers)
 
 
-def caffemodel_arrays(path):
+def caffemodel_arrays(path, shapes=None):
     """{'<layer>/<i>': array} of a caffemodel's weights, and the keys whose shape is legacy
-    (4-D num/channels/height/width, to be matched by count against the net's shape)."""
+    (4-D num/channels/height/width, to be matched by count against the net's shape). `shapes`
+    ({key: shape}, a net's params): a blob not named there, or of another count, is not decoded:
+    a Declared (netcli/npzfile.py: its shape only) comes back, for the caller to report."""
     model = read_caffemodel(path)
     arrays, legacy = {}, set()
     for layer in model.layers:
@@ -131,7 +155,8 @@ def caffemodel_arrays(path):
             key = f"{layer.name}/{i}"
             if key in arrays:
                 continue            # Caffe copies a name's first layer; later ones are shadowed
-            arrays[key] = b.array
+            wanted = shapes is None or (key in shapes and math.prod(shapes[key]) == math.prod(b.shape))
+            arrays[key] = b.array if wanted else Declared(b.shape, np.dtype(np.float32))
             if b.legacy:
                 legacy.add(key)
     return arrays, legacy

@@ -34,16 +34,21 @@ def read_varint(buf, pos):
             raise WireError("varint longer than 10 bytes")
 
 
-def fields(buf):
-    """Yield (number, wire type, value) for each field of one message in `buf`."""
+def fields(buf, runs=()):
+    """Yield (number, wire type, value) for each field of one message in `buf`. A run of
+    unpacked fixed32 values of a field in `runs` (a float written per field, as old Caffe
+    files hold) comes as one item whose value is their float32 array: no Python object per value."""
     buf = memoryview(buf).cast("B") if not isinstance(buf, memoryview) else buf
     pos, n = 0, len(buf)
     while pos < n:
+        start = pos
         key, pos = read_varint(buf, pos)
         number, wt = key >> 3, key & 7
         if number == 0:
             raise WireError("field number 0")
-        if wt == VARINT:
+        if wt == FIXED32 and number in runs and pos == start + 1 and pos + 4 <= n:
+            value, pos = _fixed32_run(buf, start)
+        elif wt == VARINT:
             value, pos = read_varint(buf, pos)
         elif wt == LENGTH:
             size, pos = read_varint(buf, pos)
@@ -63,6 +68,23 @@ def fields(buf):
         yield number, wt, value
 
 
+def _fixed32_run(buf, start):
+    """The float32 values of consecutive 5-byte records (one key byte, 4 bytes of value) from
+    `start`, and the position after them; chunks double in size, so a run costs its own length."""
+    key, n, pos, parts, chunk = buf[start], len(buf), start, [], 16
+    while pos + 5 <= n:
+        k = min(chunk, (n - pos) // 5)
+        block = np.frombuffer(buf, np.uint8, count=5 * k, offset=pos).reshape(k, 5)
+        other = block[:, 0] != key
+        m = int(other.argmax()) if other.any() else k
+        parts.append(block[:m, 1:].copy().view("<f4").reshape(-1))
+        pos += 5 * m
+        if m < k:
+            break
+        chunk *= 2
+    return (np.concatenate(parts) if len(parts) != 1 else parts[0]), pos
+
+
 def signed(v, bits=64):
     """A varint read as a two's-complement int32/int64."""
     return v - (1 << bits) if v >= 1 << (bits - 1) else v
@@ -70,7 +92,7 @@ def signed(v, bits=64):
 
 def floats(values):
     """Repeated float field values (packed runs and single fixed32 values) -> float32 array."""
-    parts = [np.frombuffer(v, "<f4") for v in values]
+    parts = [v if isinstance(v, np.ndarray) else np.frombuffer(v, "<f4") for v in values]
     return np.concatenate(parts) if len(parts) != 1 else parts[0].copy()
 
 

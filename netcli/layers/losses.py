@@ -151,7 +151,8 @@ class HingeLoss(Loss):
 
 
 INFOGAIN = Message("InfogainLossParameter", [
-    Field("source", "str", None, "a .npy file with the (C, C) infogain matrix H (default: identity)"),
+    Field("source", "str", None, "a .npy file (or the first array of an .npz) with the (C, C) infogain matrix H "
+          "(default: identity)"),
     Field("axis", "int", 1, "the class axis"),
 ])
 
@@ -174,18 +175,13 @@ class InfogainLoss(Loss):
         self.class_labels = (1, self.C, None)
         dt = bottoms[0].data.dtype
         if p.source:
+            from ..npzfile import read_array
             from ..paths import resolve
             try:
                 path = resolve(p.source, self.base_dir, "infogain matrix")
-                H = np.load(path, allow_pickle=False)
+                H = read_array(path, "infogain matrix", (self.C, self.C))
             except NetcliError as e:
                 raise LayerError(str(e), "infogain_loss_param.source") from None
-            except (OSError, ValueError, EOFError) as e:
-                raise LayerError(f"cannot read the infogain matrix {path} (a .npy file): {e}",
-                                 "infogain_loss_param.source") from None
-            if H.shape != (self.C, self.C):
-                raise LayerError(f"infogain matrix {path} has shape {H.shape}, expected ({self.C}, {self.C})",
-                                 "infogain_loss_param.source")
             self.H = H.astype(dt)
         else:
             self.H = np.eye(self.C, dtype=dt)

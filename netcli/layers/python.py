@@ -3,13 +3,20 @@
     layer { type: "Python" name: "loss" bottom: "a" bottom: "b" top: "loss"
             python_param { module: "pyloss" layer: "EuclideanLossLayer" param_str: "..." } }
 
-The module is imported from the net file's folder, the working directory or sys.path (Caffe:
-$PYTHONPATH). The class has pycaffe's methods setup(bottom, top), reshape(bottom, top),
+A Python layer runs code named by the net file, so it is set up only when allowed: the CLI's
+--allow-python-layers, NETCLI_ALLOW_PYTHON=1 in the environment, or Net(..., allow_python=True)
+(Caffe needs its build flag WITH_PYTHON_LAYER). Without that, the net is refused in one line
+naming the layer and the module, before any of it is imported.
+
+The module is imported from the net file's folder, then sys.path (Caffe: $PYTHONPATH); not from
+the working directory unless it is on sys.path. The class has pycaffe's methods setup(bottom, top), reshape(bottom, top),
 forward(bottom, top), backward(top, propagate_down, bottom), and sees blobs as pycaffe did:
 `.data`, `.diff`, `.reshape(*shape)`, `.num`, `.count`, `.shape`; `self.blobs.add_blob(*shape)`
 declares a param; `self.param_str` and `self.phase` (0 TRAIN, 1 TEST) are set before setup.
 Such a class may subclass netcli.PythonLayer, or caffe.Layer: where no Caffe is installed,
-`import caffe` in the module finds netcli's stand-in (netcli/caffe/pycaffe.py).
+`import caffe` in the module finds netcli's stand-in (netcli/caffe/pycaffe.py), or a pycaffe
+the program had imported already (one with caffe.Layer); a caffe.py beside the net or in the working directory is
+never imported.
 """
 from __future__ import annotations
 
@@ -22,6 +29,32 @@ import numpy as np
 from ..config.schema import Field, Message, REQUIRED
 from ..errors import NetcliError
 from .base import Layer, LayerError, register
+
+ALLOW_ENV = "NETCLI_ALLOW_PYTHON"
+HOW_TO_ALLOW = f"`netcli --allow-python-layers COMMAND ...`, {ALLOW_ENV}=1 or Net(..., allow_python=True)"
+_allowed_by_cli = False
+
+
+def allow_python_layers(on=True):
+    """The process-wide opt-in (the CLI's --allow-python-layers) for nets built without an
+    explicit allow_python."""
+    global _allowed_by_cli
+    _allowed_by_cli = bool(on)
+
+
+def python_allowed(explicit=None):
+    """Whether Python layers may run: `explicit` (Net's allow_python) if given, else the CLI's
+    flag or NETCLI_ALLOW_PYTHON=1."""
+    if explicit is not None:
+        return bool(explicit)
+    return _allowed_by_cli or os.environ.get(ALLOW_ENV, "").strip() == "1"
+
+
+def refusal(module):
+    """The one line for a Python layer that is not allowed to run."""
+    return (f"would import and run Python module '{module}'; netcli runs code named "
+            f"by a net file only when allowed: {HOW_TO_ALLOW}")
+
 
 PYTHON = Message("PythonParameter", [
     Field("module", "str", REQUIRED, "the module to import (its file name without .py)"),
@@ -113,9 +146,14 @@ class Python(Layer):
     bottoms = (0, None)
     tops = (0, None)
 
+    allow_python = None                 # set by the Net: its allow_python (None: python_allowed())
+    module_dir = ""                     # set by the Net: the net file's folder, searched first
+
     def setup(self, bottoms, tops):
         p = self.p.python_param
-        cls = _load_class(p.module, p.layer, self.base_dir)
+        if not python_allowed(self.allow_python):
+            raise LayerError(refusal(p.module), "python_param.module")
+        cls = _load_class(p.module, p.layer, self.module_dir)
         self.what = f"{p.module}.{p.layer}"
         self.impl = cls()
         self.impl.param_str = p.param_str
@@ -150,33 +188,26 @@ class Python(Layer):
         self._call("backward", self._wrap(tops), list(propagate_down), self._wrap(bottoms))
 
 
-def _real_caffe():
-    """An installed pycaffe, or None (a folder named caffe is not one)."""
-    try:
-        return importlib.import_module("caffe")
-    except Exception:
-        return None
-
-
-def _load_class(module, name, base_dir):
-    """Import `module` (the net file's folder and the working directory first) and return its
-    class `name`; a missing module or class is one line."""
-    extra = [d for d in (base_dir or "", os.getcwd()) if d and d not in sys.path]
-    sys.path[:0] = extra
+def _load_class(module, name, folder):
+    """Import `module` (the net file's folder first, then sys.path) and return its class `name`;
+    `import caffe` inside it finds an already imported caffe or netcli's stand-in, never a file
+    on the path; a missing module or class is one line."""
+    saved = sys.path[:]
+    # relative entries ('' under `python -c`, '.') would mean the working directory
+    sys.path[:] = ([folder] if folder else []) + [d for d in saved if d and os.path.isabs(d)]
     before = sys.modules.get("caffe")
     try:
-        if not hasattr(_real_caffe(), "Layer"):     # `import caffe; caffe.Layer` finds ours
+        if not hasattr(before, "Layer"):    # no file named caffe.py is looked for
             from ..caffe import pycaffe
             sys.modules["caffe"] = pycaffe
         mod = importlib.import_module(module)
     except ImportError as e:
-        raise LayerError(f"cannot import module '{module}' ({e}); put {module}.py beside the net file, in the "
-                         "working directory or on PYTHONPATH", "python_param.module") from None
+        raise LayerError(f"cannot import module '{module}' ({e}); put {module}.py beside the net file or on "
+                         "PYTHONPATH", "python_param.module") from None
     except Exception as e:
         raise LayerError(f"importing module '{module}' raised {type(e).__name__}: {e}", "python_param.module") from None
     finally:
-        for d in extra:
-            sys.path.remove(d)
+        sys.path[:] = saved
         if before is None:
             sys.modules.pop("caffe", None)
         else:

@@ -50,11 +50,13 @@ class Solver:
     `.net`, `.test_nets`."""
 
     def __init__(self, path, weights=None, max_iter=None, quiet=False, progress=None, group=None, shares=None,
-                 log_path=None, gpu=None):
+                 log_path=None, gpu=None, allow_python=None):
         """log_path: the JSONL run log solve() appends to (default <snapshot_prefix>.log.jsonl;
         False: none). gpu: a CUDA device number to train on (netcli/gpu/executor.py), -1 for
         the CPU, None: as solver_mode and device_id say (GPU mode falls back to the CPU, with a
-        line saying why, when there is no usable GPU)."""
+        line saying why, when there is no usable GPU). allow_python: run the nets' Python layers
+        (netcli.Net's argument)."""
+        self.allow_python = allow_python
         self.path = os.fspath(path)
         p, nets = self._read(self.path)
         self.group = group                # netcli.distributed.Group: one of several processes
@@ -199,14 +201,17 @@ class Solver:
         a VALIDATION net goes first: periodic tests use it, the TEST net runs at the end."""
         self.net_path = train
         stages, level = self.train_state
-        self.net = Net(train, phase="TRAIN", seed=self.seed, stages=stages, level=level)
-        self.test_nets = [Net(t, phase="TEST", seed=self.seed + 1 + k, stages=s, level=lv)
+        self.net = Net(train, phase="TRAIN", seed=self.seed, stages=stages, level=level,
+                       allow_python=self.allow_python)
+        self.test_nets = [Net(t, phase="TEST", seed=self.seed + 1 + k, stages=s, level=lv,
+                              allow_python=self.allow_python)
                           for k, (t, s, lv) in enumerate(tests)]
         self.validation = len(tests) == 1 and any(getattr(l.dp, "validation_fraction", 0)
                                                   for l in self.net.data_layers())
         if self.validation:
             t, s, lv = tests[0]
-            self.test_nets.insert(0, Net(t, phase="VALIDATION", seed=self.seed + 2, stages=s, level=lv))
+            self.test_nets.insert(0, Net(t, phase="VALIDATION", seed=self.seed + 2, stages=s, level=lv,
+                                             allow_python=self.allow_python))
         for t in self.test_nets:
             t.share_weights(self.net)
 

@@ -141,7 +141,7 @@ def caffe_root(tmp_path_factory):
 def test_linreg_with_its_python_loss_layer(caffe_root, monkeypatch):
     monkeypatch.chdir(caffe_root)
     monkeypatch.syspath_prepend(str(caffe_root / "examples/pycaffe/layers"))   # Caffe: PYTHONPATH
-    net = Net("examples/pycaffe/linreg.prototxt", phase="TRAIN")
+    net = Net("examples/pycaffe/linreg.prototxt", phase="TRAIN", allow_python=True)
     assert net.blobs["x"].shape == (10, 3, 2) and net.blobs["ipx"].shape == (10, 10)
     net.forward()
     d = net.blobs["ipx"].data.astype(np.float64) - net.blobs["ipy"].data

@@ -48,6 +48,7 @@ class Broken(caffe.Layer):
 def user_module(tmp_path, monkeypatch):
     (tmp_path / "userlayers.py").write_text(USER_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("NETCLI_ALLOW_PYTHON", "1")      # make_layer's nets: the opt-in (test_python_trust.py)
     return tmp_path
 
 
@@ -70,7 +71,7 @@ def test_python_layer_params_initial_values_and_gradient(user_module, tmp_path):
           - {name: loss, type: Python, bottom: [sx, y], top: loss, loss_weight: 1,
              python_param: {module: userlayers, layer: DistanceLoss}}
         """))
-    net = netcli.Net(str(net_file))
+    net = netcli.Net(str(net_file), allow_python=True)
     assert net.params["s"][0].data.tolist() == [2.5]
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
