@@ -143,8 +143,8 @@ def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigter
     if resume:
         pairs = snapshot_pairs(s.prefix)
         snapshot = pairs[-1][1] if pairs else None
-        log.info(f"Resuming from {snapshot}" if snapshot else f"--resume: no snapshot of {s.prefix} yet; "
-                 "starting from iteration 0")
+        if not snapshot:        # a found one is said by the restore ("Resuming from ...")
+            log.info(f"--resume: no snapshot of {s.prefix} yet; starting from iteration 0")
     if snapshot and iterations is not None:
         from .solver.state import snapshot_iteration
         s.set_max_iter(snapshot_iteration(snapshot) + iterations)
