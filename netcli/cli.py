@@ -358,12 +358,14 @@ def predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale
 @click.option("--weights", help="Its trained weights (.weights.npz or .caffemodel).")
 @click.option("--stage", "stages", multiple=True, help="A stage of the net (repeat for several), as Caffe's -stage.")
 @click.option("--level", default=0, show_default=True, type=int, help="The net's level, as Caffe's -level.")
-def export(onnx_path, model, weights, stages, level):
+@click.option("--raw-input", is_flag=True, help="The model takes raw pixels (0..255) and subtracts the mean and "
+              "multiplies by the scale itself (default: it takes the prepared input; its metadata says how).")
+def export(onnx_path, model, weights, stages, level, raw_input):
     """Export the net's inference graph (its TEST phase; data layers become inputs, labels and
     losses are left out) with its weights to ONNX, for ONNX Runtime and other runtimes. Needs
     pip install 'netcli[onnx]'."""
     from .tools import export as run_export
-    run_export(model, weights, onnx_path, stages, level, echo=click.echo)
+    run_export(model, weights, onnx_path, stages, level, echo=click.echo, raw_input=raw_input)
 
 
 @cli.command()
