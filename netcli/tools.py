@@ -41,6 +41,11 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
                           "netcli test would score as zeros; test a train/test net (with a data layer), or classify "
                           "files with netcli predict")
     net.load_all(weights)
+    from .solver.hooks import best_note
+    for w in str(weights).split(","):
+        note = best_note(w.strip())
+        if note:
+            echo(f"{w}: {note}")
     if run_on_gpu(net, gpu, group):                 # the full batches on the device (netcli/gpu/executor.py)
         echo(f"Testing on GPU {gpu} ({net.executor.device})")
     if iterations is None and not net.data_size():
