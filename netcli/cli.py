@@ -9,6 +9,7 @@ import re
 import click
 
 from . import __version__
+from .cli_tools import GPU, device_query, extract_features, resolve_gpu
 
 # Numba colours its error messages with colorama when that is installed, whose exit hook then
 # writes an escape sequence to stdout if stdout is a terminal -- and under mpiexec it is a pty, so
@@ -127,9 +128,10 @@ def _phase(ctx, param, value):
               help="Cut each TRAIN batch into this many shares (a power of two) instead of the default "
               "~32 samples each: more processes can then split it; the same --shares gives the same "
               "weights with any number of processes and threads.")
-@click.option("--gpu", type=int, default=None, help="Train on this CUDA device (pip install 'netcli[gpu]'; LeNet's "
-              "layer types run on the device so far, others on the host); -1: the CPU. Default: the solver's "
-              "solver_mode and device_id.")
+@click.option("--gpu", type=GPU, default=None, callback=resolve_gpu,
+              help="Train on this CUDA device (pip install 'netcli[gpu]'; LeNet's layer types run on the device "
+              "so far, others on the host); -1: the CPU; all: the machine's GPU (one per process for now). "
+              "Default: the solver's solver_mode and device_id.")
 @click.option("--resume", is_flag=True, help="Resume from the complete snapshot pair of the solver's "
               "snapshot_prefix written last (none yet: start from iteration 0).")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False),
@@ -156,8 +158,8 @@ def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigter
     s.signal_effects.update(SIGINT=sigint_effect, SIGTERM=sigterm_effect, SIGHUP=sighup_effect)
     if resume:
         snapshot = newest_pair(s.prefix)
-        log.info(f"Resuming from {snapshot}" if snapshot else f"--resume: no snapshot of {s.prefix} yet; "
-                 "starting from iteration 0")
+        if not snapshot:        # a found one is said by the restore ("Resuming from ...")
+            log.info(f"--resume: no snapshot of {s.prefix} yet; starting from iteration 0")
     if snapshot and iterations is not None:
         from .solver.state import snapshot_iteration
         s.set_max_iter(snapshot_iteration(snapshot) + iterations)
@@ -236,8 +238,9 @@ def _distributed(ctx, reduction="exact"):
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Draw the confusion matrix to this .png/.svg/.pdf (implies --metrics; pip install 'netcli[plot]').")
 @click.option("--labels", type=click.Path(dir_okay=False), help="Class names, one per line, for --plot.")
-@click.option("--gpu", type=int, default=None, help="Run on this CUDA device (pip install 'netcli[gpu]'); -1 or "
-              "absent: the CPU.")
+@click.option("--gpu", type=GPU, default=None, callback=resolve_gpu,
+              help="Run on this CUDA device (pip install 'netcli[gpu]'); -1 or absent: the CPU; all: the "
+              "machine's GPU (one per process for now).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: the averaged outputs, the total loss, "
               "iterations and samples (and the metrics).")
 @click.pass_context
@@ -285,8 +288,9 @@ def test(ctx, model, weights, iterations, phase, stages, level, metrics, plot_pa
 @click.option("--json", "as_json", is_flag=True, help="Print the timings as one JSON object.")
 @click.option("--reduction", type=click.Choice(["exact", "mpi"]), default="exact", show_default=True,
               help="Under mpiexec/srun: the gradient reduction to time (see train).")
-@click.option("--gpu", type=int, default=None, help="Time on this CUDA device (pip install 'netcli[gpu]'): CUDA "
-              "event times, kernel launches and host<->device copies per layer; -1 or absent: the CPU.")
+@click.option("--gpu", type=GPU, default=None, callback=resolve_gpu,
+              help="Time on this CUDA device (pip install 'netcli[gpu]'): CUDA event times, kernel launches and "
+              "host<->device copies per layer; -1 or absent: the CPU; all: the machine's GPU (one for now).")
 @click.pass_context
 def time(ctx, model, iterations, phase, stages, level, as_json, reduction, gpu):
     """Per-layer forward and backward times, as `caffe time`; under mpiexec or srun, each
@@ -350,8 +354,9 @@ def convert(source, output, model):
 @click.option("--mean-file", type=click.Path(dir_okay=False), help="Mean image (.binaryproto or .npy) to subtract.")
 @click.option("--colors", type=click.Choice(["RGB", "BGR"], case_sensitive=False),
               help="Channel order of 3-channel inputs (Caffe's models: BGR).")
-@click.option("--gpu", type=int, default=None, help="Run on this CUDA device (pip install 'netcli[gpu]'); -1 or "
-              "absent: the CPU.")
+@click.option("--gpu", type=GPU, default=None, callback=resolve_gpu,
+              help="Run on this CUDA device (pip install 'netcli[gpu]'); -1 or absent: the CPU; all: the "
+              "machine's GPU (one per process for now).")
 def predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale, mean_values, mean_file, colors,
             gpu):
     """Classify INPUTS (image files, folders of images, .npz files of samples) with a trained
@@ -371,12 +376,14 @@ def predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale
 @click.option("--weights", help="Its trained weights (.weights.npz or .caffemodel).")
 @click.option("--stage", "stages", multiple=True, help="A stage of the net (repeat for several), as Caffe's -stage.")
 @click.option("--level", default=0, show_default=True, type=int, help="The net's level, as Caffe's -level.")
-def export(onnx_path, model, weights, stages, level):
+@click.option("--raw-input", is_flag=True, help="The model takes raw pixels (0..255) and subtracts the mean and "
+              "multiplies by the scale itself (default: it takes the prepared input; its metadata says how).")
+def export(onnx_path, model, weights, stages, level, raw_input):
     """Export the net's inference graph (its TEST phase; data layers become inputs, labels and
     losses are left out) with its weights to ONNX, for ONNX Runtime and other runtimes. Needs
     pip install 'netcli[onnx]'."""
     from .tools import export as run_export
-    run_export(model, weights, onnx_path, stages, level, echo=_echo)
+    run_export(model, weights, onnx_path, stages, level, echo=_echo, raw_input=raw_input)
 
 
 @cli.command()
@@ -401,6 +408,10 @@ def data_fetch(name, folder):
     from .data.datasets import fetch
     where = fetch(name, folder, progress=None)
     _echo(f"{name}: files in {where}")
+
+
+cli.add_command(device_query)
+cli.add_command(extract_features)
 
 
 def caffe_flags(argv):

@@ -68,8 +68,11 @@ class Graph:
         return [-1] + list(self.net.blobs[blob].shape[1:])
 
 
-def export_onnx(net, path):
-    """Write `net` (a netcli.Net, TEST phase) to `path` as ONNX; returns (inputs, outputs)."""
+def export_onnx(net, path, preprocessing=None, raw_input=False):
+    """Write `net` (a netcli.Net, TEST phase) to `path` as ONNX; returns (inputs, outputs).
+    preprocessing (a Preprocessing) goes into the metadata; raw_input: the graph does its mean
+    and scale on its first input (netcli/onnx_preprocess.py)."""
+    from .onnx_preprocess import metadata, raw_input_nodes
     g = Graph(net)
     onnx, helper = g.onnx, g.helper
     produced = {}          # blob name -> the ONNX value holding it now
@@ -86,6 +89,8 @@ def export_onnx(net, path):
             g.inputs.append(helper.make_tensor_value_info(
                 first.name, onnx.TensorProto.FLOAT, ["N"] + list(first.shape[1:])))
             produced[first.name] = first.name
+            if raw_input and len(g.inputs) == 1:
+                produced[first.name] = raw_input_nodes(g, first.name, preprocessing)
             if layer.type == "Input":
                 for t in tops[1:]:
                     g.inputs.append(helper.make_tensor_value_info(t.name, onnx.TensorProto.FLOAT,
@@ -126,6 +131,7 @@ def export_onnx(net, path):
     graph = helper.make_graph(g.nodes, net.name or "netcli", g.inputs, outputs, g.initializers)
     model = helper.make_model(graph, producer_name="netcli", opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = min(model.ir_version, 9)       # readable by ONNX Runtime releases of the last years
+    helper.set_model_props(model, metadata(preprocessing, g.inputs[0].name) if g.inputs else {})
     onnx.checker.check_model(model)
     from .files import write_atomic
     write_atomic(path, model.SerializeToString(), "ONNX file")      # atomic: nothing half-written

@@ -20,7 +20,8 @@ def resolve(path, base_dir, what="file", exists=os.path.exists):
     for c in candidates:
         if exists(c):
             return c
-    looked = " nor ".join(os.path.abspath(c) for c in dict.fromkeys(candidates))
+    looked = [os.path.abspath(c) for c in dict.fromkeys(candidates)]
+    looked = " and ".join(looked) + ("; found neither" if len(looked) > 1 else "")
     where = "next to the config file and in the working directory" if base_dir else "in the working directory"
     raise NetcliError(f"{path}: no such {what} {where} (looked for {looked}){_similar(path, candidates)}")
 

@@ -41,6 +41,11 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
                           "netcli test would score as zeros; test a train/test net (with a data layer), or classify "
                           "files with netcli predict")
     net.load_all(weights)
+    from .solver.hooks import best_note
+    for w in str(weights).split(","):
+        note = best_note(w.strip())
+        if note:
+            echo(f"{w}: {note}")
     if run_on_gpu(net, gpu, group):                 # the full batches on the device (netcli/gpu/executor.py)
         echo(f"Testing on GPU {gpu} ({net.executor.device})")
     if iterations is None and not net.data_size():
@@ -396,14 +401,16 @@ def predict(model, weights, inputs, top_k=5, labels=None, as_json=False, stages=
     return rows
 
 
-def export(model, weights, onnx_path, stages=(), level=0, echo=None):
+def export(model, weights, onnx_path, stages=(), level=0, echo=None, raw_input=False):
     """The TEST-phase inference graph of `model` with `weights` (None: as initialised, with a
-    warning) as an ONNX file (netcli/onnx_export.py)."""
+    warning) as an ONNX file (netcli/onnx_export.py); how its input is prepared goes into its
+    metadata, or with raw_input into the graph (netcli/onnx_preprocess.py)."""
     from .onnx_export import export_onnx
+    from .onnx_preprocess import find_preprocessing
     net = Net(model, phase="TEST", weights=weights, stages=stages, level=level)
     if not weights:
         (echo or _noop)("Warning: no --weights given: the model holds the initial (untrained) weights")
-    inputs, outputs = export_onnx(net, onnx_path)
+    inputs, outputs = export_onnx(net, onnx_path, find_preprocessing(net, weights), raw_input)
     (echo or _noop)(f"Wrote {onnx_path}: net '{net.name}', inputs {', '.join(inputs)} -> outputs {', '.join(outputs)} "
                     "(batch axis free)")
     return inputs, outputs

@@ -138,7 +138,7 @@ def test_first_run_says_it_is_compiling(tmp_path, monkeypatch):
     lines = r.output.splitlines()
     notice = lines.index("Compiling kernels (first run; cached afterwards) ...")
     done = next(i for i, line in enumerate(lines) if line.startswith("Kernels compiled in "))
-    first = next(i for i, line in enumerate(lines) if line.startswith("Iteration 0 "))
+    first = next(i for i, line in enumerate(lines) if line.startswith("Iteration 0, loss"))
     assert notice < first < done
     monkeypatch.setattr(netcli.kernels, "cold_cache", lambda: False)
     assert "Compiling kernels" not in run("train", "--solver", solver, "--quiet").output

@@ -182,3 +182,34 @@ def test_cli_export_and_errors(tmp_path, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "onnx", None)
     r = CliRunner().invoke(cli, ["export", "--onnx", str(out), "--model", "configs/lenet_deploy.yaml"], obj={})
     assert r.exit_code == 1 and "pip install 'netcli[onnx]'" in r.output
+
+
+def test_export_records_the_input_preparation_and_raw_input_matches_netcli(tmp_path):
+    """Issue 24: the data layer's mean and scale are in the model's metadata; with --raw-input the
+    graph does them, and ONNX Runtime on raw pixels gives netcli's outputs on the same images."""
+    from tinynet import make_tiny
+    make_tiny(tmp_path)
+    net_path = str(tmp_path / "net.yaml")
+    text = (tmp_path / "net.yaml").read_text().replace("transform_param: {scale: 0.00390625}, data_param: {source: test.npz",
+                        "transform_param: {scale: 0.00390625, mean_value: [20]}, data_param: {source: test.npz")
+    (tmp_path / "net.yaml").write_text(text)
+    out = tmp_path / "m.onnx"
+    r = CliRunner().invoke(cli, ["export", "--onnx", str(out), "--model", net_path], obj={})
+    assert r.exit_code == 0, r.output
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert props["netcli:input"] == "data = (pixels 0..255 - mean) * 0.00390625, RGB, NCHW"
+    meta = __import__("json").loads(props["netcli:preprocess"])
+    assert meta["scale"] == 0.00390625 and meta["mean"] == [20.0] and meta["shape"] == [1, 8, 8]
+    net = netcli.Net(net_path, phase="TEST")
+    net.save(str(tmp_path / "w.weights.npz"))
+    r = CliRunner().invoke(cli, ["export", "--onnx", str(out), "--model", net_path, "--raw-input",
+                                 "--weights", str(tmp_path / "w.weights.npz")], obj={})
+    assert r.exit_code == 0, r.output
+    raw = np.random.default_rng(3).integers(0, 256, net.blobs["data"].shape).astype(np.float32)
+    net.blobs["data"].data[...] = (raw - 20) * 0.00390625        # what the data layer gives netcli
+    for layer, b, t in zip(net.layers, net.bottom_vecs, net.top_vecs):
+        if layer.type != "Data":
+            layer.forward(b, t)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(["ip"], {"data": raw})
+    np.testing.assert_allclose(got, net.blobs["ip"].data, rtol=1e-5, atol=1e-5)

@@ -414,10 +414,38 @@ def caffe_enum(message, field, value):
 def net_to_prototxt(path):
     """A net file (YAML or prototxt) as a prototxt Caffe reads."""
     from .compile import config_to_dict
-    return dump_prototxt(config_to_dict(path, caffe_enum, "layer"))
+    return _caffe_only(config_to_dict(path, caffe_enum, "layer"))
 
 
 def solver_to_prototxt(path):
     """A solver file (YAML or prototxt) as a prototxt Caffe reads."""
     from .compile import solver_to_dict
-    return dump_prototxt(solver_to_dict(path, caffe_enum, "layer"))
+    return _caffe_only(solver_to_dict(path, caffe_enum, "layer"))
+
+
+# netcli's bool fields that caffe.proto lacks (Caffe would refuse the file): left out, with a
+# comment at the top of the file and a warning when true.
+NOT_IN_CAFFE = {("data_param", "shuffle"): "Caffe's DataParameter has no shuffle (it reads the database in "
+                "order: shuffle it when creating it, as convert_imageset -shuffle does)"}
+
+
+def _caffe_only(tree):
+    from .. import log
+    notes = []
+    _drop_not_in_caffe(tree, notes)
+    for note in notes:
+        log.warn(f"prototxt: {note}")
+    return "".join(f"# {note}\n" for note in notes) + dump_prototxt(tree)
+
+
+def _drop_not_in_caffe(tree, notes):
+    """Remove NOT_IN_CAFFE's fields from every layer of `tree` (a net, or a solver with nets)."""
+    for value in tree.values():
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, dict):
+                continue
+            for (param, field), why in NOT_IN_CAFFE.items():
+                if isinstance(item.get(param), dict) and field in item[param]:
+                    if item[param].pop(field):      # false: Caffe's behaviour, dropped without a word
+                        notes.append(f"layer '{item.get('name')}': {param}.{field}: true left out: {why}")
+            _drop_not_in_caffe(item, notes)

@@ -21,7 +21,14 @@ FLOAT_RANGE = (-3.4e38, 3.4e38)
 
 
 def did_you_mean(word, choices):
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    """' (did you mean X?)': the same word in another case first, then the shortest word that
+    starts with it (`Conv`: Convolution, not Concat), then difflib's nearest."""
+    word, choices = str(word), [str(c) for c in choices]
+    low = word.lower()
+    close = [c for c in choices if c.lower() == low]
+    if not close and len(low) >= 3:
+        close = sorted((c for c in choices if c.lower().startswith(low)), key=lambda c: (len(c), c))
+    close = close or difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

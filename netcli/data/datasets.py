@@ -190,10 +190,10 @@ def load_named(source):
             if ds.embedded is None:
                 raise DataError(f"{name} not found in {folder} and could not be downloaded ({problem}); "
                                 f"run: netcli data fetch {name}")
-            n_all = 5000
-            shown = folder.replace(os.path.expanduser("~"), "~", 1)
-            log.warn(f"{name.upper()} not found in {shown} and could not be downloaded ({problem}): using the "
-                     f"embedded {n_all}-image subset ({n_all * 4 // 5} train / {n_all // 5} test); "
-                     f"`netcli data fetch {name}` downloads the full set", once_key=name)
+            if not offline():          # NETCLI_OFFLINE=1 chose the embedded subset: nothing to warn of
+                shown = folder.replace(os.path.expanduser("~"), "~", 1)
+                problem = problem if len(problem) <= 80 else problem[:77] + "..."
+                log.warn(f"no {name.upper()} in {shown} ({problem}): using the embedded subset; "
+                         f"`netcli data fetch {name}` gets the full set", once_key=name)
             return embedded_split(ds, "train" if ds.splits[split] == "train" else "test")
     return load_idx(os.path.join(folder, ds.splits[split]))

@@ -11,7 +11,8 @@ def run_on_gpu(net, gpu, group=None):
     if gpu is None or gpu < 0:
         return False
     if group is not None:
-        raise NetcliError("the GPU path runs in one process for now: run without mpiexec, or without --gpu")
+        from .device import NoGpu
+        raise NoGpu("the GPU path runs in one process for now", "run without mpiexec, or without --gpu")
     from .executor import GpuExecutor
     net.executor = GpuExecutor(net, gpu)
     return True

@@ -7,6 +7,15 @@ import os
 from ..errors import NetcliError
 
 
+class NoGpu(NetcliError):
+    """No GPU to run on: `reason` says why; the message adds what a `--gpu` user changes. A
+    solver_mode: GPU run falls back to the CPU and says `reason` with its own advice."""
+
+    def __init__(self, reason, advice="run without --gpu for the CPU"):
+        super().__init__(f"{reason}; {advice}")
+        self.reason = reason
+
+
 def simulated():
     return os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
 
@@ -17,7 +26,7 @@ def cuda_module():
         import numba_cuda  # noqa: F401  (the maintained CUDA target; numba's own is deprecated)
         from numba import cuda
     except ImportError:
-        raise NetcliError("the GPU needs the numba-cuda package: pip install 'netcli[gpu]'") from None
+        raise NoGpu("the GPU needs the numba-cuda package", "pip install 'netcli[gpu]'") from None
     return cuda
 
 
@@ -25,8 +34,7 @@ def select(device_id=0):
     """Make CUDA device `device_id` current and return its name; no usable GPU is one line."""
     cuda = cuda_module()
     if not cuda.is_available():
-        raise NetcliError("no CUDA GPU is usable here (no NVIDIA driver or device found); run without --gpu "
-                          "for the CPU")
+        raise NoGpu("no CUDA GPU is usable here (no NVIDIA driver or device found)")
     n = len(cuda.gpus)
     if not 0 <= device_id < n:
         raise NetcliError(f"GPU {device_id}: this machine has {n} CUDA device(s), numbered 0 to {n - 1}")

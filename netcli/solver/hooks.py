@@ -58,10 +58,39 @@ class BestWeights:
         m = self.m
         if m.observe(results, solver.iter):
             path = f"{solver.prefix}_best.weights.npz"
-            log.info(f"    Best {m.monitor} so far ({m.best:.6g}): saving {path}")
+            log.info(f"    Best {m.monitor} so far ({m.best:.6g}, iteration {solver.iter}): saving {path}")
             if solver.root:
+                import json
                 from ..snapshot import atomic_savez, weight_arrays
-                atomic_savez(path, weight_arrays(solver.net, solver.preprocessing()))
+                arrays = weight_arrays(solver.net, solver.preprocessing())
+                arrays[BEST_KEY] = np.array(json.dumps({"iteration": solver.iter, "monitor": m.monitor,
+                                                        "mode": m.mode, "value": m.best}))
+                atomic_savez(path, arrays)
+
+
+BEST_KEY = "netcli:best"      # in <prefix>_best.weights.npz: {iteration, monitor, mode, value}
+
+
+def best_note(path):
+    """'the best <monitor> (<value>) of iteration N' kept in a _best.weights.npz, else None."""
+    import json
+    import zipfile
+    from ..snapshot import is_caffemodel, read_npz
+    try:
+        if is_caffemodel(path):
+            return None
+        with zipfile.ZipFile(path) as z:
+            if BEST_KEY + ".npy" not in z.namelist():
+                return None
+    except (OSError, zipfile.BadZipFile):
+        return None
+    entry = read_npz(path, names=[BEST_KEY])[BEST_KEY]
+    try:
+        best = json.loads(str(entry)) if entry is not None and entry.ndim == 0 and entry.size < 4096 else None
+        return (f"the best {best['monitor']} ({float(best['value']):.6g}, {best['mode']}) of iteration "
+                f"{int(best['iteration'])}") if isinstance(best, dict) else None
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 class EarlyStopping:

@@ -35,7 +35,7 @@ from ..config.schema import Problems
 from ..config.load import load_config
 from ..errors import ConfigError, NetcliError
 from ..net import Net
-from . import lr_policy, state
+from . import finetune, lr_policy, state
 from .hooks import SIGNALS, BestWeights, EarlyStopping, Monitor, Signals, log_outputs
 from .spec import SOLVER
 from .updates import NAMES, RULES
@@ -121,7 +121,8 @@ class Solver:
         except NetcliError as e:
             if explicit:
                 raise
-            self.gpu_fallback = str(e)           # solver_mode: GPU without a usable GPU: the CPU, said in solve()
+            # solver_mode: GPU without a usable GPU: the CPU, said in solve() (no --gpu was given)
+            self.gpu_fallback = getattr(e, "reason", str(e))
             return "CPU"
         train = self.net.executor
         for t in self.test_nets:                 # on the train net's device params
@@ -259,11 +260,7 @@ class Solver:
         for w in str(weights).split(","):
             loaded, unused = self.net.load(w, strict=False)
             log.info(f"Finetuning from {w}")
-            missing = [k for k in self.net.param_owner_keys if k not in loaded]
-            for k in unused:
-                log.info(f"Ignoring source param {k}")
-            for k in missing:
-                log.info(f"Param {k} not in {w}: keeps its filler initialisation")
+            finetune.report(w, self.net, loaded, unused)
 
     def set_max_iter(self, n):
         """Train to iteration n (the lr policy's horizon moves with it)."""
@@ -338,9 +335,8 @@ class Solver:
         if display:
             now = time.perf_counter()
             n, lapse = self.iter - self._last_display[0], now - self._last_display[1]
-            ips = n / lapse if n and lapse > 0 else 0.0
-            log.info(f"Iteration {self.iter} ({ips:.6g} iter/s, {lapse:.4g}s/{p.display} iters), "
-                     f"loss = {self.smoothed_loss():.6g}")
+            rate = f" ({n / lapse:.6g} iter/s, {lapse:.4g}s/{p.display} iters)" if n and lapse > 0 else ""
+            log.info(f"Iteration {self.iter}{rate}, loss = {self.smoothed_loss():.6g}")
             log_outputs(net, "Train", {k: net.blobs[k].data for k in net.outputs})
             self._record("train", loss=self.smoothed_loss(), outputs={k: net.blobs[k].data for k in net.outputs})
             self._last_display = (self.iter, now)
@@ -409,6 +405,9 @@ class Solver:
             state.check_snapshot_folder(self)
         if resume_file:
             self.restore(resume_file)
+            if self.iter >= self.max_iter:
+                log.info(f"The snapshot is at iteration {self.iter}, max_iter is {self.max_iter}: nothing to "
+                         "train (--iterations N trains N more, or raise max_iter)")
         if self.root and self.log_path is not False:
             from .runlog import RunLog
             self.runlog = RunLog(self.log_path)
@@ -436,7 +435,8 @@ class Solver:
             for line in self.net.executor.plan():
                 log.info(line)
         elif getattr(self, "gpu_fallback", None):
-            log.info(f"solver_mode: GPU, but {self.gpu_fallback}: training on the CPU")
+            log.info(f"solver_mode: GPU, but {self.gpu_fallback}: training on the CPU (to ask for the CPU, "
+                     f"set solver_mode: CPU in {self.path})")
         log.info(f"Solver: {NAMES[self.p.type]}, {self.max_iter} iterations"
                  + (f" ({self.max_iter / self.iters_per_epoch:.3g} epochs)" if self.iters_per_epoch else ""))
         if self.group is not None:

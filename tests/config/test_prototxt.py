@@ -95,3 +95,21 @@ def test_dump_reads_back():
     back = load_prototxt("x.prototxt", dump_prototxt(tree))
     assert back == {"name": 'q"uote', "layer": {"name": "a", "top": ["x", "y"], "pooling_param": {"pool": "MAX"},
                                                "v": 1.5, "k": 3, "b": False}}
+
+
+def test_yaml_to_prototxt_leaves_out_data_param_shuffle(tmp_path, capsys):
+    """Caffe's DataParameter has no `shuffle` (issue 24): written, Caffe would refuse the file. It
+    is left out, with a comment in the file and one warning; `shuffle: false` goes silently."""
+    from netcli.config.prototxt import load_prototxt, net_to_prototxt
+    (tmp_path / "n.yaml").write_text(
+        "name: n\nlayers:\n"
+        "  - {name: d, type: Data, top: [data, label], data_param: {source: a.npz, batch_size: 2, shuffle: true}}\n"
+        "  - {name: e, type: Data, top: [x, y], data_param: {source: b.npz, batch_size: 2, shuffle: false}}\n"
+        "  - {name: i, type: ImageData, top: [p, q], image_data_param: {source: l.txt, shuffle: true}}\n")
+    text = net_to_prototxt(str(tmp_path / "n.yaml"))
+    assert text.startswith("# layer 'd': data_param.shuffle: true left out: Caffe's DataParameter has no shuffle")
+    tree = load_prototxt(str(tmp_path / "x.prototxt"), text)
+    assert "shuffle" not in tree["layer"][0]["data_param"] and "shuffle" not in tree["layer"][1]["data_param"]
+    assert tree["layer"][2]["image_data_param"]["shuffle"] is True     # Caffe's ImageData has it
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("WARNING: prototxt: layer 'd': data_param.shuffle")

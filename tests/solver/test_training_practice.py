@@ -117,3 +117,23 @@ def test_validation_split_tests_on_held_out_train_data(tmp_path):
     assert not val.data_layers()[0].transformer.train                               # no random crop/mirror
     s.solve()
     assert 0 <= s.final_test["accuracy"] <= 1 and set(s.last_test) == {"accuracy", "loss"}
+
+
+def test_best_weights_say_which_iteration_and_score_they_hold(tmp_path, capsys):
+    """Issue 24: <prefix>_best.weights.npz keeps its iteration and score; saving says them and
+    `netcli test` prints them."""
+    from click.testing import CliRunner
+    from netcli.cli import cli
+    from netcli.solver.hooks import best_note
+    path = make_tiny(tmp_path, max_iter=40, test_interval=10, snapshot=0, extra="snapshot_best: {monitor: loss}\n")
+    s = netcli.Solver(path, progress=False)
+    scripted(s, [0.5, 0.7, 0.9, 0.8, 0.6])                 # loss = 1 - value: best at iteration 20
+    s.solve()
+    assert "Best loss so far (0.1, iteration 20): saving " in capsys.readouterr().out
+    best = str(tmp_path / "snaps" / "tiny_best.weights.npz")
+    assert best_note(best).startswith("the best loss (0.1") and best_note(best).endswith(", MIN) of iteration 20")
+    r = CliRunner().invoke(cli, ["test", "--model", str(tmp_path / "net.yaml"), "--weights", best,
+                                 "--iterations", "1"], obj={})
+    assert r.exit_code == 0, r.output
+    assert f"{best}: the best loss (0.1" in r.output and "of iteration 20" in r.output
+    assert best_note(str(tmp_path / "snaps" / "tiny_iter_40.weights.npz")) is None
