@@ -3,6 +3,7 @@ a confusion matrix, and the PNG form of a net drawing (netcli/draw.py lays it ou
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -60,7 +61,7 @@ def curves(runs, path, x="iter", window=1):
                         panels.append(f"test {name}")
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
     for (label, recs), color in zip(runs, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 10):
-        train = [r for r in recs if r.get("event") == "train" and r.get(x) is not None]
+        train = [r for r in recs if r.get("event") == "train" and r.get(x) is not None and r.get("loss") is not None]
         test = [r for r in recs if r.get("event") == "test" and r.get("net", 0) == 0 and r.get(x) is not None]
         if train:
             axes[0][0].plot([r[x] for r in train], smooth([r["loss"] for r in train], window), color=color,
@@ -77,12 +78,50 @@ def curves(runs, path, x="iter", window=1):
         ax.grid(alpha=0.3)
         if len(runs) > 1:
             ax.legend(fontsize=8)
-    if any(r.get("loss", 1) > 0 for _, recs in runs for r in recs if r.get("event") == "train"):
+    if any((r.get("loss") or 0) > 0 for _, recs in runs for r in recs if r.get("event") == "train"):
         axes[0][0].set_yscale("log")
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
     return panels
+
+
+def log_curves(logs, which="all", warned=None):
+    """[(label, records)] of the runs `which` ("all", "last" or a number) picks from each run log,
+    for curves(); labelled by the log's name, and the run's number where the log holds several."""
+    from .solver.runs import read_run_log, select, split_runs
+    out, ended = [], True
+    for path in logs:
+        runs = split_runs(read_run_log(path, warned))
+        name = os.path.basename(path).replace(".log.jsonl", "")
+        out += [(name if len(runs) == 1 else f"{name} run {run.number}", run.records)
+                for run in select(runs, which, path)]
+        ended = ended and (not runs or runs[-1].segments[-1].end is not None)
+    return out, ended
+
+
+def watch(render, logs, every, refreshes=None, sleep=time.sleep):
+    """`netcli plot --watch`: render() again whenever a log changed, every `every` seconds, until
+    a run that was going on has ended (render() says whether every log's last run has), after
+    `refreshes` looks when given, or on Ctrl-C. Returns how many times it looked."""
+    def stamp():
+        return [(s.st_mtime_ns, s.st_size) for s in map(os.stat, logs)]
+    try:
+        seen, looks = stamp(), 0
+        ended = render()
+        live = not ended
+        while not (live and ended) and (refreshes is None or looks < refreshes):
+            sleep(every)
+            looks += 1
+            now = stamp()
+            if now != seen:
+                seen, ended = now, render()
+                live = live or not ended
+    except KeyboardInterrupt:
+        pass
+    except OSError as e:
+        raise NetcliError(f"{e.filename}: cannot read the run log: {e.strerror or e}") from None
+    return looks
 
 
 def confusion_matrix(cm, path, names=None):
