@@ -251,7 +251,8 @@ class Run:
         are replaced, those at `at` when the resumed one records them again."""
         again = {(r["event"], r["net"]) for r in seg.records if r["iter"] == at}
         kept = [r for r in self.records if r["iter"] < at or (r["iter"] == at and (r["event"], r["net"]) not in again)]
-        offset = max((r["seconds"] for r in kept if r.get("seconds") is not None), default=0.0)
+        offset = max((r["seconds"] for r in self.records if r["iter"] <= at and r.get("seconds") is not None),
+                     default=0.0)
         moved = [dict(r, seconds=r["seconds"] + offset) if r.get("seconds") is not None else r for r in seg.records]
         self.records = kept + moved
         self.segments.append(seg)
