@@ -178,12 +178,13 @@ def plot(logs, output, x_axis, smooth, which, watch, max_refreshes):
     """Learning curves from run logs (<snapshot_prefix>.log.jsonl): the train loss and every test
     output, one line per run (a resumed run continues its own). Needs pip install 'netcli[plot]'."""
     from .plot import curves, log_curves, watch as watch_logs
+    from .solver.runs import printable
     warned = set()
 
     def render():
         runs, ended = log_curves(logs, which, warned)
         panels = curves(runs, output, x_axis, smooth)
-        click.echo(f"Wrote {output}: {', '.join(panels)} against {x_axis}, {len(runs)} run(s)")
+        click.echo(f"Wrote {output}: {', '.join(map(printable, panels))} against {x_axis}, {len(runs)} run(s)")
         return ended
     if watch is None:
         render()

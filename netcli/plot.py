@@ -48,6 +48,17 @@ def smooth(values, window):
     return (c[1:] - c[np.arange(1, len(v) + 1) - n]) / n
 
 
+def _drawable(*values):
+    """Numbers matplotlib can place on an axis (a log may hold anything JSON can)."""
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= 1e30 for v in values)
+
+
+def _text(name):
+    """A name from a log as plain text in a picture: no control characters, no $math$."""
+    from .solver.runs import printable
+    return printable(name, 60).replace("$", r"\$")
+
+
 def curves(runs, path, x="iter", window=1):
     """Train loss and every test output against `x` ("iter", "epoch" or "seconds"), one line per
     run; runs: [(label, records)] from run logs (netcli/solver/runlog.py). Returns the panel names."""
@@ -61,22 +72,22 @@ def curves(runs, path, x="iter", window=1):
                         panels.append(f"test {name}")
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
     for (label, recs), color in zip(runs, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 10):
-        train = [r for r in recs if r.get("event") == "train" and r.get(x) is not None and r.get("loss") is not None]
-        test = [r for r in recs if r.get("event") == "test" and r.get("net", 0) == 0 and r.get(x) is not None]
+        train = [r for r in recs if r.get("event") == "train" and _drawable(r.get(x), r.get("loss"))]
+        test = [r for r in recs if r.get("event") == "test" and r.get("net", 0) == 0 and _drawable(r.get(x))]
         if train:
             axes[0][0].plot([r[x] for r in train], smooth([r["loss"] for r in train], window), color=color,
-                            label=label)
+                            label=_text(label))
         for ax, panel in zip(axes[0][1:], panels[1:]):
             name = panel[len("test "):]
-            pts = [(r[x], r["outputs"][name]) for r in test if isinstance(r["outputs"].get(name), (int, float))]
+            pts = [(r[x], r["outputs"][name]) for r in test if _drawable(r["outputs"].get(name))]
             if pts:
-                ax.plot(*zip(*pts), marker="o", markersize=3, color=color, label=label)
+                ax.plot(*zip(*pts), marker="o", markersize=3, color=color, label=_text(label))
     xlabel = {"iter": "iteration", "epoch": "epoch", "seconds": "seconds"}[x]
     for ax, panel in zip(axes[0], panels):
-        ax.set_title(panel + (f" (smoothed over {window})" if panel == "train loss" and window > 1 else ""))
+        ax.set_title(_text(panel) + (f" (smoothed over {window})" if panel == "train loss" and window > 1 else ""))
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
-        if len(runs) > 1:
+        if len(runs) > 1 and ax.get_lines():
             ax.legend(fontsize=8)
     if any((r.get("loss") or 0) > 0 for _, recs in runs for r in recs if r.get("event") == "train"):
         axes[0][0].set_yscale("log")

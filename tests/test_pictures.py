@@ -190,3 +190,17 @@ def test_plot_watch_from_the_command_line(tmp_path):
     assert r.exit_code == 0 and r.output.count("Wrote") == 1 and (tmp_path / "c.png").exists(), r.output
     r = run("plot", log, "-o", str(tmp_path / "c.png"), "--watch", "0")
     assert r.exit_code == 2
+
+
+def test_plot_draws_any_numbers_and_names_a_log_holds(tmp_path):
+    pytest.importorskip("matplotlib")
+    lines = ['{"event": "train", "iter": 0, "loss": "inf", "seconds": 1e999, "epoch": "nan"}',
+             '{"event": "train", "iter": 9007199254740992, "loss": 1e-320, "seconds": -1e308, "epoch": 1e308}',
+             '{"event": "test", "iter": 3, "outputs": {"a": -1e308, "b": [1, 2]}, "seconds": "-inf"}',
+             '{"event": "test", "iter": 4, "outputs": {"a": 1e308, "$\\\\frac{": 1, "\\u001b]0;x\\u0007": 2}}']
+    (tmp_path / "$x.log.jsonl").write_text("\n".join(lines) + "\n")
+    for x in ("iter", "epoch", "seconds"):
+        r = run("plot", str(tmp_path / "$x.log.jsonl"), str(tmp_path / "$x.log.jsonl"), "-o", str(tmp_path / "c.png"),
+                "--x", x, "--smooth", "3")
+        assert r.exit_code == 0 and "Warning" not in r.stderr, r.output
+        assert "test \\x1b]0;x\\x07" in r.stdout and "\x1b" not in r.output
