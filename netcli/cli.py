@@ -168,6 +168,16 @@ def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigter
     s.solve(resume_file=snapshot)
 
 
+def _run_choice(ctx, param, value):
+    if value in ("all", "last") or (value.isdigit() and int(value) >= 1):
+        return value
+    raise click.BadParameter(f"{value!r}: give all, last or a run's number (1 is the first)")
+
+
+_RUN_HELP = ("Which runs of each log (a log holds every train and resume with its snapshot_prefix): "
+             "all, last, or a run's number as `netcli log` lists them.")
+
+
 @cli.command()
 @click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The picture: .png, .svg or .pdf.")
@@ -175,14 +185,25 @@ def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigter
               help="What the horizontal axis counts.")
 @click.option("--smooth", type=click.IntRange(min=1), default=1, show_default=True,
               help="Average the train loss over this many displays.")
-def plot(logs, output, x_axis, smooth):
+@click.option("--run", "which", default="all", show_default=True, callback=_run_choice, help=_RUN_HELP)
+@click.option("--watch", type=click.FloatRange(min=0.01), default=None, metavar="SECONDS",
+              help="Redraw whenever the logs grow, looking every SECONDS, until the run ends or Ctrl-C.")
+@click.option("--max-refreshes", type=click.IntRange(min=0), default=None, help="With --watch: look this many times at most.")
+def plot(logs, output, x_axis, smooth, which, watch, max_refreshes):
     """Learning curves from run logs (<snapshot_prefix>.log.jsonl): the train loss and every test
-    output, several runs overlaid. Needs pip install 'netcli[plot]'."""
-    from .plot import curves
-    from .solver.runlog import read_run_log
-    runs = [(os.path.basename(p).replace(".log.jsonl", ""), read_run_log(p)) for p in logs]
-    panels = curves(runs, output, x_axis, smooth)
-    _echo(f"Wrote {output}: {', '.join(panels)} against {x_axis}, {len(runs)} run(s)")
+    output, one line per run (a resumed run continues its own). Needs pip install 'netcli[plot]'."""
+    from .plot import curves, log_curves, watch as watch_logs
+        warned = set()
+
+    def render():
+        runs, ended = log_curves(logs, which, warned)
+        panels = curves(runs, output, x_axis, smooth)
+        _echo(f"Wrote {output}: {', '.join(panels)} against {x_axis}, {len(runs)} run(s)")
+        return ended
+    if watch is None:
+        render()
+    else:
+        watch_logs(render, logs, watch, max_refreshes)
 
 
 @cli.command()
@@ -205,14 +226,20 @@ def draw(model, output, phase, stages, rankdir):
 
 @cli.command("log")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--csv", "as_csv", is_flag=True, required=True, help="Print the train and test records as CSV.")
+@click.option("--csv", "as_csv", is_flag=True, help="The train and test records as CSV, one row each, with a run column.")
 @click.option("--event", "events", type=click.Choice(["train", "test"]), multiple=True,
-              help="Only these records (default: both).")
-def log_command(path, as_csv, events):
-    """Turn a run log (<snapshot_prefix>.log.jsonl, written by every train) into CSV: one row per
-    display and per test, with iteration, epoch, seconds, lr and every output."""
-    from .solver.runlog import read_run_log, to_csv
-    _echo(to_csv(read_run_log(path), tuple(events) or ("train", "test")), nl=False)
+              help="With --csv: only these records (default: both).")
+@click.option("--run", "which", default="all", show_default=True, callback=_run_choice, help=_RUN_HELP)
+def log_command(path, as_csv, events, which):
+    """A run log (<snapshot_prefix>.log.jsonl, written by every train): one line per run (start,
+    iterations, resumes, seconds, last train loss and test scores, how it ended), or with --csv
+    one row per display and per test, with run, iteration, epoch, seconds, lr and every output."""
+    from .solver.runs import read_run_log, select, split_runs, summary, to_csv
+    runs = select(split_runs(read_run_log(path)), which, path)
+    if as_csv:
+        _echo(to_csv(runs, tuple(events) or ("train", "test")), nl=False)
+    else:
+        _echo(summary(runs, path), nl=False)
 
 
 def _distributed(ctx, reduction="exact"):

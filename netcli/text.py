@@ -13,10 +13,14 @@ def _escape(m):
     return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
 
 
-def printable(name) -> str:
+def printable(name, limit=None) -> str:
     """`name` as text with every control character written as \\xNN (\\uNNNN for bidi controls):
-    "a\\x1b]0;pwn\\x07" prints as a\\x1b]0;pwn\\x07, never as an escape sequence. Linear in its input."""
-    return _UNSAFE.sub(_escape, str(name))
+    "a\\x1b]0;pwn\\x07" prints as a\\x1b]0;pwn\\x07, never as an escape sequence; cut at `limit`
+    characters (with "...") when one is given. Linear in its input."""
+    text = str(name)
+    if limit is not None and len(text) > limit:
+        return _UNSAFE.sub(_escape, text[:limit]) + "..."
+    return _UNSAFE.sub(_escape, text)
 
 
 _UNSAFE_IN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")

@@ -118,3 +118,89 @@ def test_plotting_without_matplotlib_says_what_to_install(tmp_path, monkeypatch)
     assert r.exit_code == 1 and "pip install 'netcli[plot]'" in r.output
     r = run("draw", str(tmp_path / "net.yaml"), "-o", str(tmp_path / "n.svg"))     # SVG needs nothing
     assert r.exit_code == 0
+
+
+def _log(path, *runs):
+    """A run log of the given runs: (run_id, resumed_from, [iterations], ended)."""
+    lines = []
+    for rid, resumed, iters, ended in runs:
+        lines.append({"event": "start", "run_id": rid, "iter": iters[0], "resumed_from": resumed, "net": "tiny"})
+        for it in iters:
+            lines.append({"event": "train", "run_id": rid, "iter": it, "loss": 1.0 / (it + 1),
+                          "seconds": (it - iters[0]) / 10})
+            lines.append({"event": "test", "run_id": rid, "iter": it, "outputs": {"accuracy": it / 100}})
+        if ended:
+            lines.append({"event": "end", "run_id": rid, "iter": iters[-1], "finished": True})
+    import json
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return str(path)
+
+
+def test_plot_draws_each_run_as_its_own_line(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import netcli.plot
+    drawn = []
+
+    def keep(fig, path):
+        drawn.append([(line.get_label(), list(line.get_xdata())) for line in fig.axes[0].get_lines()])
+    monkeypatch.setattr(netcli.plot, "_save", keep)
+    log = _log(tmp_path / "lenet.log.jsonl", ("a", None, [0, 10, 20, 30], False),
+               ("b", None, [0, 10], True), ("c", "/s/lenet_iter_20.solverstate.npz", [20, 30, 40], True))
+    r = run("plot", log, "-o", str(tmp_path / "c.png"))
+    assert r.exit_code == 0 and "2 run(s)" in r.output, r.output
+    # the resume (c) continues run 1 from iteration 20: no line back to 0
+    assert drawn[-1] == [("lenet run 1", [0, 10, 20, 30, 40]), ("lenet run 2", [0, 10])]
+    r = run("plot", log, "-o", str(tmp_path / "c.png"), "--run", "last", "--x", "seconds")
+    assert r.exit_code == 0 and "1 run(s)" in r.output
+    assert drawn[-1] == [("lenet run 2", [0.0, 1.0])]
+    r = run("plot", log, "-o", str(tmp_path / "c.png"), "--run", "1", "--x", "seconds")
+    assert drawn[-1] == [("lenet run 1", [0.0, 1.0, 2.0, 3.0, 4.0])]     # a resume's seconds go on
+    one = _log(tmp_path / "one.log.jsonl", ("a", None, [0, 10], True))
+    r = run("plot", one, log, "-o", str(tmp_path / "c.png"), "--run", "last")
+    assert drawn[-1] == [("one", [0, 10]), ("lenet run 2", [0, 10])]
+
+
+def test_plot_watch_redraws_until_the_run_ends(tmp_path):
+    import json
+    from netcli.plot import watch
+    log = _log(tmp_path / "live.log.jsonl", ("a", None, [0, 10], False))
+    renders, more = [], [{"event": "train", "run_id": "a", "iter": 20, "loss": 0.1},
+                         {"event": "end", "run_id": "a", "iter": 30, "finished": True}]
+
+    def render():
+        text = open(log).read()
+        renders.append(text.count("\n"))
+        return '"end"' in text
+
+    def sleep(s):                        # the run goes on while plot waits
+        if more:
+            with open(log, "a") as f:
+                f.write(json.dumps(more.pop(0)) + "\n")
+    assert watch(render, [log], 0.01, refreshes=10, sleep=sleep) == 2
+    assert renders == [5, 6, 7]                  # redrawn as the log grew; stopped when the run ended
+    renders.clear()
+    assert watch(render, [log], 0.01, refreshes=3, sleep=lambda s: None) == 3     # nothing going on: waits
+    assert renders == [7]                        # for a new run, and draws only when the log changes
+
+
+def test_plot_watch_from_the_command_line(tmp_path):
+    pytest.importorskip("matplotlib")
+    log = _log(tmp_path / "live.log.jsonl", ("a", None, [0, 10], False))
+    r = run("plot", log, "-o", str(tmp_path / "c.png"), "--watch", "0.01", "--max-refreshes", "2")
+    assert r.exit_code == 0 and r.output.count("Wrote") == 1 and (tmp_path / "c.png").exists(), r.output
+    r = run("plot", log, "-o", str(tmp_path / "c.png"), "--watch", "0")
+    assert r.exit_code == 2
+
+
+def test_plot_draws_any_numbers_and_names_a_log_holds(tmp_path):
+    pytest.importorskip("matplotlib")
+    lines = ['{"event": "train", "iter": 0, "loss": "inf", "seconds": 1e999, "epoch": "nan"}',
+             '{"event": "train", "iter": 9007199254740992, "loss": 1e-320, "seconds": -1e308, "epoch": 1e308}',
+             '{"event": "test", "iter": 3, "outputs": {"a": -1e308, "b": [1, 2]}, "seconds": "-inf"}',
+             '{"event": "test", "iter": 4, "outputs": {"a": 1e308, "$\\\\frac{": 1, "\\u001b]0;x\\u0007": 2}}']
+    (tmp_path / "$x.log.jsonl").write_text("\n".join(lines) + "\n")
+    for x in ("iter", "epoch", "seconds"):
+        r = run("plot", str(tmp_path / "$x.log.jsonl"), str(tmp_path / "$x.log.jsonl"), "-o", str(tmp_path / "c.png"),
+                "--x", x, "--smooth", "3")
+        assert r.exit_code == 0 and "Warning" not in r.stderr, r.output
+        assert "test \\x1b]0;x\\x07" in r.stdout and "\x1b" not in r.output

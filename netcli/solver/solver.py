@@ -411,8 +411,9 @@ class Solver:
         if self.root and self.log_path is not False:
             from .runlog import RunLog
             self.runlog = RunLog(self.log_path)
-            self.runlog.record("start", net=self.net.name, solver=os.path.abspath(self.path), iter=self.iter,
-                               max_iter=self.max_iter)
+            self.runlog.record("start", net=self.net.name, solver=os.path.abspath(self.path),
+                               resumed_from=os.path.abspath(resume_file) if resume_file else None,
+                               iter=self.iter, max_iter=self.max_iter)
         done, error = False, None
         try:
             done = self._solve()
