@@ -193,7 +193,7 @@ def plot(logs, output, x_axis, smooth, which, watch, max_refreshes):
     """Learning curves from run logs (<snapshot_prefix>.log.jsonl): the train loss and every test
     output, one line per run (a resumed run continues its own). Needs pip install 'netcli[plot]'."""
     from .plot import curves, log_curves, watch as watch_logs
-        warned = set()
+    warned = set()
 
     def render():
         runs, ended = log_curves(logs, which, warned)
