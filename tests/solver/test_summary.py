@@ -39,3 +39,18 @@ def test_summary_after_a_resume_counts_this_runs_iterations(tmp_path, monkeypatc
 
 def test_names_are_printed_without_control_characters():
     assert _printable("acc\x1b]0;x\x07") == "acc\\x1b]0;x\\x07"
+
+
+def test_a_stopped_run_and_an_early_stopped_one_say_so():
+    from types import SimpleNamespace
+    from netcli.solver.summary import summary_line
+    s = SimpleNamespace(iter=7, max_iter=40, trained=7, early_stopped=False, last_test=None, final_test=None,
+                        prefix="snaps/x", last_snapshot_iter=7, log_path="snaps/x.log.jsonl")
+    line = summary_line(s, 2.0, finished=False)
+    assert line.startswith("Stopped: iteration 7 of 40 (7 trained in 2.0 s, 3.5 iter/s); no test ran; "
+                           "weights: snaps/x_iter_7.weights.npz"), line
+    s.early_stopped, s.early_stopping = True, SimpleNamespace(m=SimpleNamespace(best_iter=5))
+    s.last_test, s.last_test_iter = {"accuracy": 0.5, "per_class": [1, 2]}, 7
+    line = summary_line(s, 2.0, finished=True)
+    assert line.startswith("Stopped early (no improvement): iteration 7 of 40"), line
+    assert "test at iteration 7: accuracy = 0.5; best weights: snaps/x_iter_5.weights.npz" in line, line
