@@ -151,6 +151,7 @@ def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigter
     from .solver import Solver
     from .solver.state import newest_pair
     from .threads import describe
+    from time import perf_counter               # (`time` here is the command)
     log.set_format(log_format)
     g = _distributed(ctx, reduction)
     s = Solver(solver_path, weights=weights, max_iter=iterations, quiet=quiet, group=g, shares=shares,
@@ -165,7 +166,11 @@ def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigter
         s.set_max_iter(snapshot_iteration(snapshot) + iterations)
     if s.root:
         log.info((f"Threads, in each of {g.size} processes: " if g else "Threads: ") + describe())
-    s.solve(resume_file=snapshot)
+    t0 = perf_counter()
+    finished = s.solve(resume_file=snapshot)
+    if s.root:
+        from .solver.summary import summary_line
+        log.info(summary_line(s, perf_counter() - t0, finished))
 
 
 def _run_choice(ctx, param, value):

@@ -493,7 +493,7 @@ class Solver:
         self._record("test", net=k, outputs=means)
         result = {name: float(v) if v.ndim == 0 else v for name, v in means.items()}
         if k == 0:
-            self.last_test = result
+            self.last_test, self.last_test_iter = result, self.iter
         return result
 
     def _progress_bar(self, iters):
