@@ -10,10 +10,7 @@ import os
 from .config.compile import compile_net
 from .errors import ConfigError
 from .layers import REGISTRY
-
-
-def _printable(text):
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+from .text import printable
 
 
 def _named(source):
@@ -65,9 +62,9 @@ def check_without_data(error, model, phase, stages=(), level=0, echo=print):
     if not absent or rest:
         raise ConfigError(rest) if absent else error
     for c, source in absent:
-        echo(f"{phase}: layer '{_printable(c.name)}' ({c.type}): {_printable(source)} is not here, so its "
+        echo(f"{phase}: layer '{printable(c.name)}' ({c.type}): {printable(source)} is not here, so its "
              "sample shape is unknown")
-    unchecked = [_printable(n) for n in fed_by(spec, [c for c, _ in absent])]
+    unchecked = [printable(n) for n in fed_by(spec, [c for c, _ in absent])]
     total = sum(not c.inserted for c in spec.layers)
     echo(f"{phase}: fields and connections checked; shapes not checked for {len(unchecked)} of {total} "
          f"layers: {', '.join(unchecked)}")

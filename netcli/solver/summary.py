@@ -5,18 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from .state import snap_name
-
-
-def _printable(text):
-    """A name from a net file, with control characters escaped (no terminal sequences)."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+from ..text import printable
 
 
 def _scores(results):
     parts = []
     for name, value in results.items():
         if np.ndim(value) == 0:
-            parts.append(f"{_printable(name)} = {float(value):.4g}")
+            parts.append(f"{printable(name)} = {float(value):.4g}")
     return ", ".join(parts)
 
 
