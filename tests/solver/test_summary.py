@@ -5,7 +5,6 @@ import re
 from click.testing import CliRunner
 
 from netcli.cli import cli
-from netcli.solver.summary import _printable
 from tinynet import make_tiny
 
 
@@ -35,10 +34,6 @@ def test_summary_after_a_resume_counts_this_runs_iterations(tmp_path, monkeypatc
     line = last_line(r.output)
     assert line.startswith("Done: iteration 20 of 20 (10 trained in "), line
     assert "test at iteration 20: " in line and "tiny_iter_20.weights.npz" in line, line
-
-
-def test_names_are_printed_without_control_characters():
-    assert _printable("acc\x1b]0;x\x07") == "acc\\x1b]0;x\\x07"
 
 
 def test_a_stopped_run_and_an_early_stopped_one_say_so():
