@@ -1,0 +1,84 @@
+"""Readers of untrusted files: nothing allocated before the declared shape is checked against
+what the net needs, and only regular files are opened (a FIFO is refused, never waited on)."""
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from netcli.errors import NetcliError
+from netcli.layers.base import LayerError
+
+UNTRUSTED = (NetcliError, LayerError)      # what a reader may raise: one line, file named
+
+
+def npy_header_only(path, shape, dtype="<f8"):
+    """An .npy file whose header declares `shape` but that holds 64 bytes of data."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": dtype, "fortran_order": False, "shape": shape})
+        f.write(b"\0" * 64)
+
+
+def test_mean_npy_declaring_a_huge_array_is_refused_before_allocating(tmp_path):
+    from netcli.layers.data import _load_mean
+    path = str(tmp_path / "mean.npy")
+    npy_header_only(path, (3, 28, 28 * 10 ** 8))            # 1.7 TiB declared
+    with pytest.raises(UNTRUSTED, match=r"shape \(3, 28, 2800000000\), expected \(3, 28, 28\)"):
+        _load_mean(path, (3, 28, 28))
+    with pytest.raises(UNTRUSTED, match=r"expected \(1, any, any\)"):
+        _load_mean(path, (1, None, None))
+
+
+def test_mean_npy_of_any_size_for_a_window_layer(tmp_path):
+    from netcli.layers.data import _load_mean
+    np.save(tmp_path / "mean.npy", np.ones((3, 5, 6), np.float32))
+    assert _load_mean(str(tmp_path / "mean.npy"), (3, None, None)).shape == (3, 5, 6)
+
+
+def test_binaryproto_mean_of_another_shape_is_not_decoded(tmp_path, monkeypatch):
+    from netcli.caffe import caffemodel
+    from netcli.layers.data import _load_mean
+    path = tmp_path / "mean.binaryproto"
+    path.write_bytes(caffemodel.blob_bytes(np.ones((1, 3, 8, 8), np.float32)))
+    assert _load_mean(str(path), (3, 8, 8)).shape == (3, 8, 8)
+    monkeypatch.setattr(caffemodel.Blob, "array", property(lambda b: pytest.fail("decoded before the check")))
+    with pytest.raises(UNTRUSTED, match=r"shape \(3, 8, 8\), expected \(3, 4, 4\)"):
+        _load_mean(str(path), (3, 4, 4))
+
+
+def _returns_quickly(fn, path, seconds=5):
+    """fn(path) in a thread; whether it returned (or raised) within `seconds`. A reader left
+    blocked on the FIFO is released by opening it for writing."""
+    done = threading.Event()
+    errors = []
+
+    def run():
+        try:
+            fn(path)
+        except Exception as e:          # the clean error is what we want
+            errors.append(e)
+        finally:
+            done.set()
+    threading.Thread(target=run, daemon=True).start()
+    ok = done.wait(seconds)
+    if not ok:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        done.wait(seconds)
+    return ok, errors
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize("name,reader", [
+    ("w.npz", lambda p: __import__("netcli.npzfile", fromlist=["read_npz"]).read_npz(p)),
+    ("w.caffemodel", lambda p: __import__("netcli.caffe.caffemodel", fromlist=["x"]).read_caffemodel(p)),
+    ("mean.npy", lambda p: __import__("netcli.layers.data", fromlist=["x"])._load_mean(p, (1, 2, 2))),
+    ("mean.binaryproto", lambda p: __import__("netcli.layers.data", fromlist=["x"])._load_mean(p, (1, 2, 2))),
+])
+def test_a_fifo_named_like_a_weights_or_mean_file_is_refused_not_waited_on(tmp_path, name, reader):
+    path = str(tmp_path / name)
+    os.mkfifo(path)
+    ok, errors = _returns_quickly(reader, path)
+    assert ok, f"reading the FIFO {name} blocked"
+    assert len(errors) == 1 and isinstance(errors[0], UNTRUSTED), errors
+    assert "not a regular file" in str(errors[0])
