@@ -82,3 +82,34 @@ def test_a_fifo_named_like_a_weights_or_mean_file_is_refused_not_waited_on(tmp_p
     assert ok, f"reading the FIFO {name} blocked"
     assert len(errors) == 1 and isinstance(errors[0], UNTRUSTED), errors
     assert "not a regular file" in str(errors[0])
+
+
+def test_a_solver_state_is_checked_against_the_nets_history_shapes_before_inflating(tmp_path):
+    """A deflated history (or unknown) entry of 64 MB is refused from its header: never inflated."""
+    import tracemalloc
+    import zipfile
+
+    import netcli
+    from tinynet import make_tiny
+    s = netcli.Solver(make_tiny(tmp_path, max_iter=2, test_interval=0, snapshot=2), progress=False)
+    s.solve()
+    state = str(tmp_path / "snaps" / "tiny_iter_2.solverstate.npz")
+    big = np.zeros(16 * 2 ** 20, np.float32)
+    for name in ("history/0", "junk"):
+        with zipfile.ZipFile(state) as z:
+            entries = {n[:-4]: np.load(z.open(n)) for n in z.namelist()}
+        entries[name] = big
+        hostile = str(tmp_path / "snaps" / f"hostile_{name.replace('/', '_')}.solverstate.npz")
+        np.savez_compressed(hostile, **entries)
+        fresh = netcli.Solver(make_tiny(tmp_path, max_iter=4, test_interval=0, snapshot=2), progress=False)
+        tracemalloc.start()
+        try:
+            if name == "junk":
+                fresh.restore(hostile)           # an entry netcli does not know is not read at all
+            else:
+                with pytest.raises(NetcliError, match="the saved history does not fit this net"):
+                    fresh.restore(hostile)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < big.nbytes / 4, f"{name}: {peak:,} bytes allocated"
