@@ -113,3 +113,11 @@ def test_a_solver_state_is_checked_against_the_nets_history_shapes_before_inflat
         finally:
             tracemalloc.stop()
         assert peak < big.nbytes / 4, f"{name}: {peak:,} bytes allocated"
+
+
+def test_a_window_file_with_a_huge_coordinate_is_one_line(tmp_path):
+    from netcli.layers.window_data import read_window_file
+    path = tmp_path / "windows.txt"
+    path.write_text("# 0\nimg.png\n3\n8\n8\n1\n1 0.9 0 0 " + "9" * 30 + " 7\n")
+    with pytest.raises(NetcliError, match=r"windows.txt:7: expected x2, got '9999"):
+        read_window_file(str(path), "", 0.5, 0.5)

@@ -64,9 +64,12 @@ def read_window_file(path, root_folder, fg_threshold, bg_threshold):
         line, w = words[at]
         at += 1
         try:
-            return kind(w)
+            v = kind(w)
+            if kind is int and not -2 ** 31 <= v < 2 ** 31:     # Caffe reads an int
+                raise ValueError
+            return v
         except ValueError:
-            raise DataError(f"{path}:{line}: expected {what}, got {w!r}") from None
+            raise DataError(f"{path}:{line}: expected {what}, got {w[:40]!r}") from None
 
     while at < len(words):
         line, mark = words[at]
