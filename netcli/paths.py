@@ -62,6 +62,12 @@ def open_regular(path):
         raise
 
 
+def open_text(path):
+    """A list or label file (UTF-8 text) for reading, a regular file only (see open_regular)."""
+    import io
+    return io.TextIOWrapper(open_regular(path), encoding="utf-8")
+
+
 def read_start(path, what, limit):
     """(size, the first `limit` bytes) of the file at `path` (a regular file only); each way this
     can fail is one NetcliError naming the file and `what` it should have been."""

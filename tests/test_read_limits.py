@@ -121,3 +121,18 @@ def test_a_window_file_with_a_huge_coordinate_is_one_line(tmp_path):
     path.write_text("# 0\nimg.png\n3\n8\n8\n1\n1 0.9 0 0 " + "9" * 30 + " 7\n")
     with pytest.raises(NetcliError, match=r"windows.txt:7: expected x2, got '9999"):
         read_window_file(str(path), "", 0.5, 0.5)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize("reader", [
+    lambda p: __import__("netcli.predict", fromlist=["x"]).read_labels(p),
+    lambda p: __import__("netcli.layers.window_data", fromlist=["x"]).read_window_file(p, "", 0.5, 0.5),
+    lambda p: __import__("netcli.data.sources", fromlist=["x"]).load_image_list(p),
+])
+def test_a_fifo_given_as_a_list_or_labels_file_is_refused_not_waited_on(tmp_path, reader):
+    pytest.importorskip("PIL")
+    path = str(tmp_path / "list.txt")
+    os.mkfifo(path)
+    ok, errors = _returns_quickly(reader, path)
+    assert ok, "reading the FIFO blocked"
+    assert len(errors) == 1 and isinstance(errors[0], UNTRUSTED) and "not a regular file" in str(errors[0]), errors
