@@ -3,7 +3,9 @@ directory (the same rule for data sources, IDX prefixes, mean files, infogain ma
 solver's net). When neither has it, the error says both places it looked."""
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
 from .errors import NetcliError
 
@@ -42,13 +44,37 @@ def _similar(path, candidates):
     return ""
 
 
-def read_start(path, what, limit):
-    """(size, the first `limit` bytes) of the file at `path`; each way this can fail is one
-    NetcliError naming the file and `what` it should have been."""
+def open_regular(path):
+    """A binary file object for `path` if it is a regular file, else OSError (a FIFO, device or
+    socket: EINVAL; a folder: IsADirectoryError). Opened without blocking, checked on the open
+    descriptor: a FIFO named like a weights file is refused, never waited on."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            return size, f.read(limit)
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder", path)
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or socket)", path)
+        if getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_text(path):
+    """A list or label file (UTF-8 text) for reading, a regular file only (see open_regular)."""
+    import io
+    return io.TextIOWrapper(open_regular(path), encoding="utf-8")
+
+
+def read_start(path, what, limit):
+    """(size, the first `limit` bytes) of the file at `path` (a regular file only); each way this
+    can fail is one NetcliError naming the file and `what` it should have been."""
+    try:
+        with open_regular(path) as f:
+            return os.fstat(f.fileno()).st_size, f.read(limit)
     except FileNotFoundError:
         raise NetcliError(f"{path}: no such {what}") from None
     except IsADirectoryError:

@@ -19,6 +19,7 @@ from .data.images import IMAGE_EXT
 from .data.transform import Preprocessing, mean_value_count
 from .errors import NetcliError
 from .net import Net
+from .paths import open_text
 from .snapshot import read_preprocessing
 from .text import printable
 
@@ -218,7 +219,7 @@ def read_inputs(paths):
 def read_labels(path):
     """Class names, one per line (Caffe's synset_words.txt and the like)."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open_text(path) as f:
             return [line.strip() for line in f if line.strip()]
     except (OSError, UnicodeDecodeError) as e:
         raise NetcliError(f"{path}: cannot read the labels: {getattr(e, 'strerror', None) or e}") from None

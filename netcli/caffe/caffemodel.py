@@ -170,19 +170,21 @@ def fit_legacy(array, shape):
     return array
 
 
-def read_binaryproto(path):
-    """A mean file (one BlobProto, N=1) -> the (C, H, W) float32 mean."""
+def read_binaryproto(path, shape=None):
+    """A mean file (one BlobProto, N=1) -> the (C, H, W) float32 mean. `shape` (C, H, W; None:
+    any extent): the blob's declared shape is checked against it before its values are decoded."""
+    from ..npzfile import fits, shown
     raw = _read_file(path, "mean file")
     try:
         b = parse_blob(raw)
     except wire.WireError as e:
         raise NetcliError(f"{path}: not a valid .binaryproto mean file (Caffe's BlobProto): {e}") from None
-    a = b.array
-    if a.ndim == 4 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim != 3:
-        raise NetcliError(f"{path}: the mean blob has shape {b.array.shape}; expected (1, C, H, W)")
-    return a
+    dims = b.shape[1:] if len(b.shape) == 4 and b.shape[0] == 1 else b.shape
+    if len(dims) != 3:
+        raise NetcliError(f"{path}: the mean blob has shape {b.shape}; expected (1, C, H, W)")
+    if shape is not None and not fits(dims, shape):
+        raise NetcliError(f"{path}: the mean blob has shape {dims}, expected {shown(shape)}")
+    return b.array.reshape(dims)
 
 
 # -- writing ----------------------------------------------------------------------------------

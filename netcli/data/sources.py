@@ -10,6 +10,7 @@ import numpy as np
 
 from ..blob import memory_budget
 from ..errors import NetcliError
+from ..paths import open_text
 from .images import IMAGE_EXT, ImageError, decode
 
 
@@ -170,10 +171,10 @@ def load_hdf5(listfile):
     except ImportError:
         raise DataError(f"{listfile}: the hdf5 backend needs h5py: pip install 'netcli[hdf5]'") from None
     try:
-        with open(listfile) as f:
+        with open_text(listfile) as f:
             files = [line.strip() for line in f if line.strip()]
-    except OSError as e:
-        raise DataError(f"{listfile}: cannot read the list of .h5 files: {e.strerror}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{listfile}: cannot read the list of .h5 files: {getattr(e, 'strerror', None) or e}") from None
     if not files:
         raise DataError(f"{listfile}: lists no .h5 files")
     base = os.path.dirname(listfile)
@@ -331,7 +332,7 @@ def load_image_list(listfile, root="", size=(0, 0), color=True):
     except ImportError:
         raise DataError(f"{listfile}: ImageData needs Pillow: pip install 'netcli[images]'") from None
     try:
-        with open(listfile, encoding="utf-8") as f:
+        with open_text(listfile) as f:
             lines = [(i + 1, line.strip()) for i, line in enumerate(f) if line.strip()]
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{listfile}: cannot read the image list: {getattr(e, 'strerror', None) or e}") from None

@@ -255,18 +255,13 @@ def validation_split(ds, fraction, held_out):
 def _load_mean(path, shape):
     """The (C, H, W) mean image from Caffe's .binaryproto, an .npy file or the first array of an .npz;
     `shape` (C, H, W) as expected, or (C, None, None) for any size."""
-    from ..npzfile import read_npz
+    from ..npzfile import read_array
     try:
         if path.endswith(".binaryproto"):
             from ..caffe.caffemodel import read_binaryproto
-            m = read_binaryproto(path)
-        elif path.endswith(".npy"):
-            m = np.load(path, allow_pickle=False)
-        else:
-            arrays = read_npz(path, "mean")
-            if not arrays:
-                raise NetcliError(f"{path}: the .npz holds no arrays")
-            m = next(iter(arrays.values()))
+            m = read_binaryproto(path, shape)
+        else:                    # the declared shape is checked before anything is allocated
+            m = read_array(path, "mean image", shape)
     except NetcliError as e:
         raise LayerError(f"mean_file: {e}", "transform_param.mean_file") from None
     except (OSError, ValueError, EOFError) as e:

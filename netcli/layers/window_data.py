@@ -27,6 +27,7 @@ from ..config.schema import Field, Message, REQUIRED, non_negative, positive
 from ..data.sources import DataError, read_image
 from ..data.transform import TRANSFORM, mean_value_count
 from ..errors import NetcliError
+from ..paths import open_text
 from .base import Layer, LayerError, register
 
 WINDOW_DATA = Message("WindowDataParameter", [
@@ -50,7 +51,7 @@ def read_window_file(path, root_folder, fg_threshold, bg_threshold):
     """([(image path, (C, H, W))], foreground windows, background windows), each window
     (image index, label, x1, y1, x2, y2)."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open_text(path) as f:
             words = [(n + 1, w) for n, line in enumerate(f) for w in line.split()]
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read the window file: {getattr(e, 'strerror', None) or e}") from None
@@ -64,9 +65,12 @@ def read_window_file(path, root_folder, fg_threshold, bg_threshold):
         line, w = words[at]
         at += 1
         try:
-            return kind(w)
+            v = kind(w)
+            if kind is int and not -2 ** 31 <= v < 2 ** 31:     # Caffe reads an int
+                raise ValueError
+            return v
         except ValueError:
-            raise DataError(f"{path}:{line}: expected {what}, got {w!r}") from None
+            raise DataError(f"{path}:{line}: expected {what}, got {w[:40]!r}") from None
 
     while at < len(words):
         line, mark = words[at]

@@ -187,7 +187,7 @@ def restore(solver, path):
     if path.endswith(".weights.npz"):
         raise NetcliError(f"{path} is a weights file: --snapshot takes a .solverstate.npz "
                           "(use --weights to fine-tune from weights)")
-    st = read_npz(path, "solver state")
+    st = read_npz(path, "solver state", shapes=_state_shapes(solver))
     need = ["iter", "lr_step", "type", "learned_net", "net_state"]
     missing = [k for k in need if k not in st]
     if missing:
@@ -227,6 +227,15 @@ def restore(solver, path):
             solver.monitors[k].set_state(saved)
     solver.last_snapshot_iter = solver.iter
     solver.snapshots_written = _lineage(st, it, path)
+
+
+def _state_shapes(solver):
+    """The shapes a solver state's entries may declare (None: any length): the history exactly as
+    this net's; an entry not named here, or declaring another shape, is not read (npzfile.Declared)."""
+    shapes = {k: () for k in ("iter", "lr_step", "type", "learned_net", "net_state", "monitors", "data")}
+    shapes.update(losses=(None,), snapshots=(None,))
+    shapes.update({f"history/{i}": h.shape for i, h in enumerate(solver.rule.history)})
+    return shapes
 
 
 def learned_net_path(path, learned):
