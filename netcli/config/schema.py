@@ -20,8 +20,17 @@ INT_RANGE = (-2 ** 31, 2 ** 31 - 1)
 FLOAT_RANGE = (-3.4e38, 3.4e38)
 
 
+SUGGEST_LEN = 100    # longer names get no did-you-mean: difflib's time grows with the square of the length
+
+
 def did_you_mean(word, choices):
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    try:
+        word = str(word)
+    except ValueError:       # an int past Python's str() limit
+        return ""
+    if len(word) > SUGGEST_LEN:
+        return ""
+    close = difflib.get_close_matches(word, [c for c in map(str, choices) if len(c) <= SUGGEST_LEN], n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
@@ -163,10 +172,17 @@ def _show(v):
         return "a mapping"
     if isinstance(v, list):
         return "a list"
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10 ** 24:
+        return _show_int(v)
     text = repr(v)
     if len(text) > 40:
         text = text[:37] + "..."
     return f"{type(v).__name__} {text}"
+
+
+def _show_int(v):
+    """An int as text, or its size where it is too long to show (or for str() to convert)."""
+    return str(v) if abs(v) < 10 ** 24 else f"an integer of about {int(v.bit_length() * 0.30103) + 1} digits"
 
 
 def _parse_field(f: Field, v, problems, layer, path, loc):
@@ -226,7 +242,10 @@ def _parse_one(f: Field, v, problems, layer, path, loc):
         if not isinstance(v, (str, int, float)) or isinstance(v, bool):
             bad = f"expected a string, got {_show(v)}"
         else:
-            out = str(v)
+            try:
+                out = str(v)
+            except ValueError:      # an int past Python's str() limit
+                bad = f"expected a string, got {_show(v)}"
     elif kind == "tree":      # a whole nested file, checked by its own reader (a solver's net_param)
         if not isinstance(v, dict):
             bad = f"expected a mapping, got {_show(v)}"
@@ -234,8 +253,7 @@ def _parse_one(f: Field, v, problems, layer, path, loc):
         raise TypeError(f"unknown field kind {kind!r}")
     if bad is None and f.range is not None and not f.range[0] <= out <= f.range[1]:
         lo, hi = f.range
-        shown = (f"{out:.6g}" if kind == "float" else str(out) if abs(out) < 10 ** 24 else
-                 f"an integer of about {int(out.bit_length() * 0.30103) + 1} digits")
+        shown = f"{out:.6g}" if kind == "float" else _show_int(out)
         bad = f"{shown} is out of range [{lo:g}, {hi:g}]" if kind == "float" else f"{shown} is out of range [{lo}, {hi}]"
     if bad is None and f.check is not None:
         bad = f.check(out)
