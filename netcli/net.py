@@ -8,6 +8,9 @@ plan the executor (netcli/parallel.py).
 """
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
+
 import numpy as np
 
 from .blob import Blob, ShapeError, describe_budget, memory_budget
@@ -21,6 +24,20 @@ from .layers import REGISTRY, LayerError
 from .layers.data import check_label_sources
 
 
+@contextmanager
+def _gc_paused():
+    """The cycle collector off while a net is built: building creates many objects that all live
+    on, and the collector's passes over them took two thirds of `netcli check`'s time on a net of
+    20,000 layers. Cycles made meanwhile are collected at the next pass after."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 class Net:
     """A net from a YAML file, for one phase.
 
@@ -31,6 +48,10 @@ class Net:
 
     def __init__(self, model, phase="TEST", weights=None, seed=None, level=0, stages=(),
                  dtype=np.float32, batch_size=None):
+        with _gc_paused():
+            self._setup(model, phase, weights, seed, level, stages, dtype, batch_size)
+
+    def _setup(self, model, phase, weights, seed, level, stages, dtype, batch_size):
         self.spec = compile_net(model, phase, level, stages, batch_size)
         self.phase, self.level, self.stages = self.spec.phase, level, tuple(stages)
         self.name, self.force_backward, self.source = self.spec.name, self.spec.force_backward, self.spec.source
