@@ -98,7 +98,7 @@ class Net:
                 except (ShapeError, MemoryError) as e:
                     raise LayerError(str(e) if isinstance(e, ShapeError) else "not enough memory for its blobs")
                 used += sum(2 * t.data.nbytes for t in tops if t.data is not None and t.name not in c.bottom)
-                used += sum(2 * 4 * int(np.prod(b.data)) for b in layer.blobs)
+                used += sum(2 * 4 * int(np.prod(b.data)) for b in layer.blobs) + layer.buffer_bytes
                 if used > budget:
                     problems.add(c.loc, f"the net needs more than {used / 2 ** 30:.3g} GB for its blobs and params "
                                  f"(data and diff) up to this layer; {describe_budget()}",
