@@ -31,6 +31,7 @@ _TOKEN = re.compile(r"""
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v",
             "\\": "\\", "'": "'", '"': '"', "?": "?"}
 _CLOSE = {"{": "}", "<": ">"}
+_WORD = re.compile(r"[-+.\w]+")          # what a bad number or name runs to, for the message
 INT_RANGE = (-2 ** 63, 2 ** 64 - 1)     # protobuf's int64 and uint64
 # The sniff's patterns. Each is linear in the text: a line's leading blanks never run on into the
 # next line (where the search would scan them again from every blank line), and no two adjacent
@@ -63,7 +64,11 @@ class _Parser:
         while pos < len(text):
             m = _TOKEN.match(text, pos)
             if m is None:
-                raise ConfigError(f"{path}:{line}: prototxt syntax error: unexpected character {text[pos]!r}")
+                word = _WORD.match(text, pos)
+                if word is None:
+                    raise ConfigError(f"{path}:{line}: prototxt syntax error: unexpected character {text[pos]!r}")
+                shown = word.group() if len(word.group()) <= 40 else f"{word.group()[:30]}... ({len(word.group())} characters)"
+                raise ConfigError(f"{path}:{line}: prototxt syntax error: {shown!r} is neither a number nor a name")
             kind = m.lastgroup
             if kind == "newline":
                 line += 1

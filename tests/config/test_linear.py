@@ -50,6 +50,9 @@ def _raises(fn, *args):
 
 
 def test_tokenizer_is_linear_in_a_run_of_digits():
+    with pytest.raises(ConfigError, match=r"^x.prototxt:2: prototxt syntax error: '1111111111111111111111111111"
+                                          r"11\.\.\. \(5001 characters\)' is neither a number nor a name$"):
+        load_prototxt("x.prototxt", "\na: " + "1" * 5000 + "x\n")
     assert growth(lambda text: _raises(load_prototxt, "x.prototxt", text),
                   lambda n: "a: " + "1" * n + "x\n", 1000) < LINEAR
 
