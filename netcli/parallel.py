@@ -68,6 +68,7 @@ class Executor:
     def __init__(self, net):
         self.net = net
         self.stretches = self._plan_stretches()
+        self.batch_of = {i: n for n, idx in self.stretches for i in idx}   # layer -> its stretch's batch
         self._layout(None)
         # Backward runs the stretches in reverse; the share gradients are combined at the end of
         # the last per-sample stretch it runs (the first in net order that has layers to run).
@@ -369,7 +370,7 @@ class Executor:
         """Run layer i alone, as training would (over shares, on the threads); None: timed by the
         caller's clock (the GPU executor returns its device's times)."""
         net = self.net
-        n = next(m for m, idx in self.stretches if i in idx)
+        n = self.batch_of[i]
         if n is None or (not forward and not self.backward_ok):
             layer = net.layers[i]
             if forward:

@@ -255,20 +255,21 @@ class _Compiler:
     def check_graph(self, configs, problems):
         """Bottom/top counts, producers, duplicates, in-place rules, cycles."""
         producer: dict[str, int] = {}
-        names = {}
+        names, next_suffix = {}, {}
         later, producers = {}, {}
         for i, c in enumerate(configs):
             for t in c.top:
                 later.setdefault(t, i)
                 producers.setdefault(t, []).append(i)
-        cycles_searched = 0
+        cycles_searched = names_searched = 0    # a few searches name the problem; more only cost time
         for i, c in enumerate(configs):
             cls = REGISTRY[c.type]
             label = f"layer '{c.name}' ({c.type})"
             if c.name in names:        # allowed, as in Caffe: the later layer becomes '<name>#2', ...
-                k = 2
+                k = next_suffix.get(c.name, 2)    # each name's next free suffix: linear in the layers
                 while f"{c.name}#{k}" in names:
                     k += 1
+                next_suffix[c.name] = k + 1
                 c.name = c.p.name = f"{c.name}#{k}"
                 label = f"layer '{c.name}' ({c.type})"
             names.setdefault(c.name, i)
@@ -283,15 +284,16 @@ class _Compiler:
                 j = later.get(b)
                 if j is None:
                     other = self._left_out.get(b)
+                    names_searched += not other
                     hint = (f": layer '{other}' produces it, but its include/exclude rules leave it out of the "
-                            f"{self.phase} net" if other else did_you_mean(b, producer))
+                            f"{self.phase} net" if other else did_you_mean(b, producer) if names_searched <= 8 else "")
                     problems.add(c.p.loc("bottom", c.loc), f"bottom '{b}' is not produced by any earlier "
                                  f"layer{hint}", label, "bottom")
                 elif j == i:
                     problems.add(c.p.loc("bottom", c.loc), f"bottom '{b}' is this layer's own top: only "
                                  "in-place layers may use a blob produced earlier", label, "bottom")
                 else:
-                    cycles_searched += 1     # a few paths name the problem; more only cost time
+                    cycles_searched += 1
                     cyc = self._cycle(configs, i, j, producers) if cycles_searched <= 8 else None
                     msg = (f"cycle: {' -> '.join(cyc)}" if cyc else
                            f"bottom '{b}' is produced only by a later layer '{configs[j].name}'; "

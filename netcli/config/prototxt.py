@@ -24,13 +24,20 @@ EXTENSIONS = (".prototxt", ".pbtxt", ".prototext", ".pt")
 _TOKEN = re.compile(r"""
     (?P<space>[ \t\r\f\v]+) | (?P<newline>\n) | (?P<comment>\#[^\n]*)
   | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
-  | (?P<number>-?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?[fF]?)(?![\w.]))
+  | (?P<number>-?(?:0[xX][0-9a-fA-F]+|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?[fF]?)(?![\w.]))
   | (?P<ident>-?[A-Za-z_][\w.]*)
   | (?P<symbol>[{}<>:\[\],;])
 """, re.VERBOSE)
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v",
             "\\": "\\", "'": "'", '"': '"', "?": "?"}
 _CLOSE = {"{": "}", "<": ">"}
+_WORD = re.compile(r"[-+.\w]+")          # what a bad number or name runs to, for the message
+INT_RANGE = (-2 ** 63, 2 ** 64 - 1)     # protobuf's int64 and uint64
+# The sniff's patterns. Each is linear in the text: a line's leading blanks never run on into the
+# next line (where the search would scan them again from every blank line), and no two adjacent
+# parts can match the same characters.
+_BLOCK_LINE = re.compile(r"^[^\S\n]*[A-Za-z_]\w*\s*(?::\s*)?[{<][^\S\n]*(?:#.*)?$", re.MULTILINE)
+_LIST_LINE = re.compile(r"^[^\S\n]*-\s", re.MULTILINE)
 
 
 def is_prototxt(path, text=None):
@@ -39,8 +46,7 @@ def is_prototxt(path, text=None):
         return True
     if os.fspath(path).lower().endswith((".yaml", ".yml")) or text is None:
         return False
-    return re.search(r"^\s*[A-Za-z_]\w*\s*:?\s*[{<]\s*(#.*)?$", text, re.MULTILINE) is not None and \
-        re.search(r"^\s*-\s", text, re.MULTILINE) is None
+    return _BLOCK_LINE.search(text) is not None and _LIST_LINE.search(text) is None
 
 
 def load_prototxt(path, text=None):
@@ -58,7 +64,11 @@ class _Parser:
         while pos < len(text):
             m = _TOKEN.match(text, pos)
             if m is None:
-                raise ConfigError(f"{path}:{line}: prototxt syntax error: unexpected character {text[pos]!r}")
+                word = _WORD.match(text, pos)
+                if word is None:
+                    raise ConfigError(f"{path}:{line}: prototxt syntax error: unexpected character {text[pos]!r}")
+                shown = word.group() if len(word.group()) <= 40 else f"{word.group()[:30]}... ({len(word.group())} characters)"
+                raise ConfigError(f"{path}:{line}: prototxt syntax error: {shown!r} is neither a number nor a name")
             kind = m.lastgroup
             if kind == "newline":
                 line += 1
@@ -113,7 +123,7 @@ class _Parser:
                 values = LList()
                 values.loc, values.item_locs = loc, []
                 while not (self.peek()[0] == "symbol" and self.peek()[1] == "]"):
-                    values.append(self.value(depth, colon))
+                    values.append(self.value(depth, colon, name))
                     values.item_locs.append(Loc(self.path, self.tokens[self.i - 1][2]))
                     if self.peek()[1] == ",":
                         self.take()
@@ -125,11 +135,11 @@ class _Parser:
                 if not values:
                     self.add_empty(out, repeated, name, loc)
             else:
-                self.add(out, repeated, name, self.value(depth, colon), loc, False)
+                self.add(out, repeated, name, self.value(depth, colon, name), loc, False)
             if self.peek()[0] == "symbol" and self.peek()[1] in ",;":
                 self.take()
 
-    def value(self, depth, colon):
+    def value(self, depth, colon, name):
         tok = self.peek()
         if tok[0] == "symbol" and tok[1] in _CLOSE:
             self.take()
@@ -146,7 +156,10 @@ class _Parser:
                 text += _unquote(self.take()[1], self.path, tok[2])
             return text
         if tok[0] == "number":
-            return _number(tok[1])
+            try:
+                return _number(tok[1])
+            except ValueError as e:
+                raise ConfigError(f"{self.path}:{tok[2]}: field '{name}': {e}") from None
         if tok[0] == "ident":
             word = tok[1]
             sign, bare = (-1.0, word[1:]) if word.startswith("-") else (1.0, word)
@@ -194,12 +207,18 @@ class _Parser:
 
 
 def _number(text):
+    """An int (at most 64 bits, as protobuf's integers: ValueError beyond, before converting
+    a number of any length) or a float."""
     body = text[:-1] if text[-1] in "fF" and not text.lower().startswith(("0x", "-0x")) else text
-    if re.fullmatch(r"-?0[xX][0-9a-fA-F]+", body):
-        return int(body, 16)
-    if re.fullmatch(r"-?\d+", body):
-        return int(body)
-    return float(body)
+    hexed = re.fullmatch(r"-?0[xX][0-9a-fA-F]+", body)
+    if not hexed and not re.fullmatch(r"-?\d+", body):
+        return float(body)
+    digits = body.lstrip("-")[2 if hexed else 0:].lstrip("0")
+    value = None if len(digits) > (16 if hexed else 20) else int(body, 16 if hexed else 10)
+    if value is None or not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        shown = body if len(body) <= 24 else f"{body[:12]}... ({len(digits)} {'hex ' if hexed else ''}digits)"
+        raise ValueError(f"the integer {shown} is out of range: prototxt integers have at most 64 bits")
+    return value
 
 
 def _unquote(text, path, line):

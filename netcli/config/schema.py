@@ -20,10 +20,20 @@ INT_RANGE = (-2 ** 31, 2 ** 31 - 1)
 FLOAT_RANGE = (-3.4e38, 3.4e38)
 
 
+SUGGEST_LEN = 100    # longer names get no did-you-mean: difflib's time grows with the square of the length
+
+
 def did_you_mean(word, choices):
     """' (did you mean X?)': the same word in another case first, then the shortest word that
-    starts with it (`Conv`: Convolution, not Concat), then difflib's nearest."""
-    word, choices = str(word), [str(c) for c in choices]
+    starts with it (`Conv`: Convolution, not Concat), then difflib's nearest. Nothing for words
+    over SUGGEST_LEN characters (difflib is quadratic) or ints past Python's str() limit."""
+    try:
+        word = str(word)
+    except ValueError:       # an int past Python's str() limit
+        return ""
+    if len(word) > SUGGEST_LEN:
+        return ""
+    choices = [c for c in map(str, choices) if len(c) <= SUGGEST_LEN]
     low = word.lower()
     close = [c for c in choices if c.lower() == low]
     if not close and len(low) >= 3:
@@ -170,10 +180,17 @@ def _show(v):
         return "a mapping"
     if isinstance(v, list):
         return "a list"
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10 ** 24:
+        return _show_int(v)
     text = repr(v)
     if len(text) > 40:
         text = text[:37] + "..."
     return f"{type(v).__name__} {text}"
+
+
+def _show_int(v):
+    """An int as text, or its size where it is too long to show (or for str() to convert)."""
+    return str(v) if abs(v) < 10 ** 24 else f"an integer of about {int(v.bit_length() * 0.30103) + 1} digits"
 
 
 def _parse_field(f: Field, v, problems, layer, path, loc):
@@ -233,7 +250,10 @@ def _parse_one(f: Field, v, problems, layer, path, loc):
         if not isinstance(v, (str, int, float)) or isinstance(v, bool):
             bad = f"expected a string, got {_show(v)}"
         else:
-            out = str(v)
+            try:
+                out = str(v)
+            except ValueError:      # an int past Python's str() limit
+                bad = f"expected a string, got {_show(v)}"
     elif kind == "tree":      # a whole nested file, checked by its own reader (a solver's net_param)
         if not isinstance(v, dict):
             bad = f"expected a mapping, got {_show(v)}"
@@ -241,8 +261,7 @@ def _parse_one(f: Field, v, problems, layer, path, loc):
         raise TypeError(f"unknown field kind {kind!r}")
     if bad is None and f.range is not None and not f.range[0] <= out <= f.range[1]:
         lo, hi = f.range
-        shown = (f"{out:.6g}" if kind == "float" else str(out) if abs(out) < 10 ** 24 else
-                 f"an integer of about {int(out.bit_length() * 0.30103) + 1} digits")
+        shown = f"{out:.6g}" if kind == "float" else _show_int(out)
         bad = f"{shown} is out of range [{lo:g}, {hi:g}]" if kind == "float" else f"{shown} is out of range [{lo}, {hi}]"
     if bad is None and f.check is not None:
         bad = f.check(out)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, non_negative, positive
 from ..data.sources import DataError, check_class_labels
-from ..data.prefetch import Prefetcher
+from ..data.prefetch import Prefetcher, ring_plan
 from ..data.transform import TRANSFORM, mean_value_count, Transformer
 from ..errors import NetcliError
 from ..fillers import FILLER, fill as fill_blob
@@ -145,7 +145,9 @@ class Data(Layer):
         self.transformer = Transformer(t, self.phase, (C, H, W), mean)
         B = self.B = p.batch_size
         sample = getattr(self.dataset, "sample_shape", None)
-        tops[0].reshape((B,) + (sample if sample and not t.crop_size else self.transformer.out_shape))
+        shape = sample if sample and not t.crop_size else self.transformer.out_shape
+        self.ahead, self.buffer_bytes = check_ring(self, shape, getattr(p, "prefetch", 4))
+        tops[0].reshape((B,) + shape)
         if len(tops) > 1:
             tops[1].reshape((B,))
         self.seed = int(self.rng.integers(2 ** 62))
@@ -218,6 +220,19 @@ class Data(Layer):
     def __del__(self):
         if getattr(self, "prefetcher", None) is not None:
             self.prefetcher.stop()
+
+
+def check_ring(layer, shape, prefetch):
+    """(batches prepared ahead, bytes of their ring) for a data layer whose tops are a batch of
+    `shape` samples and labels; LayerError on batch_size where they pass the memory budget."""
+    from ..blob import describe_budget, memory_budget
+    per_batch = 4 * layer.B * (float(np.prod([float(s) for s in shape])) + 1)   # float32 samples and labels
+    ahead, ring = ring_plan(per_batch, prefetch)
+    if ring + 2 * per_batch > memory_budget():
+        raise LayerError(f"a batch of {layer.B:,} samples of {'x'.join(map(str, shape))} needs "
+                         f"{(ring + 2 * per_batch) / 2 ** 30:.3g} GB: its tops (data and diff) and {ahead + 2} "
+                         f"prefetch buffers; {describe_budget()}", f"{layer.param_key}.batch_size")
+    return ahead, ring
 
 
 def check_label_sources(net, problems):
