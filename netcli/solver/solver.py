@@ -14,8 +14,8 @@ Deliberate choices where Caffe has quirks (shared/reference caffe-semantics (h))
 - Weight decay is coupled (added to the gradient) for every rule, including Adam, as in Caffe.
 - Signals (SIGINT, SIGTERM, SIGHUP) each take an effect: "snapshot" (the default for all three:
   snapshot and stop; Caffe's SIGHUP snapshot goes on training), "stop" (no snapshot) or "none"
-  (ignored). A request takes effect within one batch, inside a test pass too (the pass is then
-  dropped, and early stopping and plateau do not see it).
+  (ignored); SIGUSR1 takes SIGTERM's. A request takes effect within one batch, inside a test pass
+  too (the pass is then dropped, and early stopping and plateau do not see it).
 - Snapshots are never written of non-finite weights; on divergence the message names the last
   snapshot taken before the loss went bad.
 - Resuming with a changed TRAIN data layer (batch size, source, shuffle, or a renamed layer) is
