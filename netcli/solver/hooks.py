@@ -11,6 +11,11 @@ from ..errors import ConfigError
 
 SIGNAL_EFFECTS = ("snapshot", "stop", "none")
 SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+# Signals that take another's effect. Open MPI's mpiexec ends a job itself on SIGTERM, SIGINT and
+# SIGHUP (the ranks get SIGTERM, then SIGKILL a quarter second later; their output is no longer
+# relayed; exit status 1), but it forwards SIGUSR1 to every rank: `kill -USR1 <mpiexec>` is the
+# way to snapshot and stop such a job from outside.
+SAME_AS = {"SIGUSR1": "SIGTERM"}
 
 
 class Monitor:
@@ -125,17 +130,21 @@ class EarlyStopping:
             self.stopped = True
 
 
+EFFECT_WORDS = {"snapshot": "snapshotting and stopping", "stop": "stopping"}
+
+
 class Signals:
-    """While training: each of SIGNALS sets solver.request to its effect ("snapshot": snapshot and
-    stop, "stop", or "none": ignored), which the loop checks once per batch."""
+    """While training: each of SIGNALS (and SAME_AS) sets solver.request to its effect ("snapshot":
+    snapshot and stop, "stop", or "none": ignored), which the loop checks once per batch, and
+    solver.caught to the signal's name (for the line rank 0 prints when another rank caught it)."""
 
     def __init__(self, solver):
         self.solver, self.old = solver, {}
 
     def __enter__(self):
-        for name in SIGNALS:
+        for name in SIGNALS + tuple(SAME_AS):
             sig = getattr(signal, name, None)
-            if sig is None:          # not on this platform (SIGHUP on Windows)
+            if sig is None:          # not on this platform (SIGHUP, SIGUSR1 on Windows)
                 continue
             try:
                 self.old[sig] = signal.signal(sig, self.handle)
@@ -145,17 +154,36 @@ class Signals:
 
     def handle(self, signum, frame):
         name = signal.Signals(signum).name
-        effect = self.solver.signal_effects.get(name, "snapshot")
+        effect = self.solver.signal_effects.get(SAME_AS.get(name, name), "snapshot")
         if effect == "none":
             log.info(f"Caught {name}: ignored (signal effect none)")
             return
-        log.info(f"Caught {name}: " + ("snapshotting and stopping" if effect == "snapshot" else "stopping"))
+        log.info(f"Caught {name}: {EFFECT_WORDS[effect]}")
+        self.solver.caught = self.solver.caught or name
         if self.solver.request != "stop":
             self.solver.request = effect
 
     def __exit__(self, *exc):
         for sig, old in self.old.items():
             signal.signal(sig, old)
+
+
+def agree_request(solver):
+    """With several processes, at the end of each iteration: every process stops (and snapshots)
+    at the same iteration, whichever caught the signal (a scheduler or `pkill` may reach some ranks
+    only, or reach them at different moments); rank 0, the one that logs, says which ranks caught
+    it when it did not."""
+    levels = (None, "none", "snapshot", "stop")
+    g = solver.group
+    level = g.comm.allreduce(levels.index(solver.request), op=g.MPI.MAX)
+    solver.request = levels[level]
+    if solver.request is not None:         # every rank takes this branch at the same iteration
+        caught = g.comm.gather(solver.caught, root=0)
+        if solver.root and caught[0] is None:
+            ranks = [str(r) for r, name in enumerate(caught) if name]
+            names = "/".join(sorted({name for name in caught if name}))
+            log.info(f"Caught {names} on rank{'s' if len(ranks) > 1 else ''} {', '.join(ranks)}: "
+                     f"{EFFECT_WORDS[solver.request]}")
 
 
 def log_outputs(net, which, values):

@@ -14,8 +14,8 @@ Deliberate choices where Caffe has quirks (shared/reference caffe-semantics (h))
 - Weight decay is coupled (added to the gradient) for every rule, including Adam, as in Caffe.
 - Signals (SIGINT, SIGTERM, SIGHUP) each take an effect: "snapshot" (the default for all three:
   snapshot and stop; Caffe's SIGHUP snapshot goes on training), "stop" (no snapshot) or "none"
-  (ignored). A request takes effect within one batch, inside a test pass too (the pass is then
-  dropped, and early stopping and plateau do not see it).
+  (ignored); SIGUSR1 takes SIGTERM's. A request takes effect within one batch, inside a test pass
+  too (the pass is then dropped, and early stopping and plateau do not see it).
 - Snapshots are never written of non-finite weights; on divergence the message names the last
   snapshot taken before the loss went bad.
 - Resuming with a changed TRAIN data layer (batch size, source, shuffle, or a renamed layer) is
@@ -36,7 +36,7 @@ from ..config.load import load_config
 from ..errors import ConfigError, NetcliError
 from ..net import Net
 from . import finetune, lr_policy, state
-from .hooks import SIGNALS, BestWeights, EarlyStopping, Monitor, Signals, log_outputs
+from .hooks import SIGNALS, BestWeights, EarlyStopping, Monitor, Signals, agree_request, log_outputs
 from .spec import SOLVER
 from .updates import NAMES, RULES
 
@@ -95,6 +95,7 @@ class Solver:
         self.iter, self.losses = 0, []
         self.last_snapshot_iter, self.snapshots_written = None, []
         self.request = None
+        self.caught = None                # the name of the first signal that set a request
         self.signal_effects = {name: "snapshot" for name in SIGNALS}
         self.log_path = f"{self.prefix}.log.jsonl" if log_path is None else log_path
         self.runlog = None
@@ -307,7 +308,7 @@ class Solver:
                     if self.test_interval and self.iter % self.test_interval == 0:
                         self._test_and_react()
                     if self.group is not None:      # a signal may have reached some ranks only
-                        self._agree_request()
+                        agree_request(self)
                     if self.early_stopped:        # solve() writes the best model, named for its iteration
                         return True
                     due = self.snapshot_interval and self.iter % self.snapshot_interval == 0
@@ -366,12 +367,6 @@ class Solver:
         g.reduce_grads(net.param_diff)
         return loss
 
-    def _agree_request(self):
-        """Every process stops (and snapshots) at the same iteration, whichever got the signal."""
-        levels = (None, "none", "snapshot", "stop")
-        level = self.group.comm.allreduce(levels.index(self.request), op=self.group.MPI.MAX)
-        self.request = levels[level]
-
     def _test_and_react(self):
         """The periodic test, then early stopping and the plateau policy (not after an
         interrupted test)."""
@@ -400,7 +395,7 @@ class Solver:
 
     def solve(self, resume_file=None):
         """Caffe's Solve: optionally restore, train to max_iter, final snapshot."""
-        self.request = None
+        self.request = self.caught = None
         if self.root:
             state.check_snapshot_folder(self)
         if resume_file:
