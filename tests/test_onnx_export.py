@@ -79,6 +79,7 @@ CASES = {
     "Threshold": [{"type": "Threshold", "threshold_param": {"threshold": 0.2}}],
     "PReLU": [{"type": "PReLU", "prelu_param": {"filler": G}},
               {"type": "PReLU", "prelu_param": {"channel_shared": True, "filler": G}}],
+    "GELU": [{"type": "GELU"}, {"type": "GELU", "gelu_param": {"approximate": "tanh"}}],
     "Swish": [{"type": "Swish", "swish_param": {"beta": 1.5}}],
     "HardSigmoid": [{"type": "HardSigmoid"}], "Clip": [{"type": "Clip", "clip_param": {"min": -0.5, "max": 0.3}}],
     "HardTanh": [{"type": "HardTanh"}], "Maxout": [{"type": "Maxout", "maxout_param": {"num_pieces": 2}}],

@@ -58,6 +58,19 @@ class Layer:
         """Lines under the layer's name and type in `netcli draw` (its geometry)."""
         return []
 
+    # -- on a CUDA device (netcli/gpu/executor.py): a layer with forward_cuda runs there, one without
+    # runs on the host (its blobs copied out and back). forward_cuda(bottoms, tops, ws, dev) and
+    # backward_cuda(tops, propagate_down, bottoms, ws, dev) take (data, diff) device arrays per
+    # blob, ws the device arrays cuda_workspace() asks for, and dev the executor (dev.launch).
+    forward_cuda = None
+    backward_cuda = None
+    absorbs_relu = False              # its device forward can apply a following in-place ReLU (fusion)
+    relu_slope = None                 # a ReLU: its negative slope (what a layer absorbing it applies)
+
+    def cuda_workspace(self):
+        """{name: (shape, dtype)}: device scratch arrays the device ops keep between passes."""
+        return {}
+
     def __init__(self, name, p, phase, bottom_names, top_names, rng: np.random.Generator):
         self.name = name
         self.p = p                     # object with one attribute per key in `params`
