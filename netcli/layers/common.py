@@ -58,6 +58,7 @@ INNER_PRODUCT = Message("InnerProductParameter", [
 @register
 class InnerProduct(PerSample):
     type = "InnerProduct"
+    absorbs_relu = True
     draw_kind = "ip"
     to_onnx = onnx_ops.inner_product
     doc = "Fully connected: y = x W^T + b over the axes from `axis` on."

@@ -39,6 +39,10 @@ class ReLU(PerSampleNeuron):
     doc = "y = max(x, 0) + negative_slope * min(x, 0)."
     params = {"relu_param": RELU}
 
+    @property
+    def relu_slope(self):
+        return self.p.relu_param.negative_slope
+
     def setup_neuron(self, bottom):
         self.pos = np.empty(bottom.shape or (1,), bool)
 

@@ -106,6 +106,7 @@ def _conv_label(self):
 @register
 class Convolution(PerSample):
     type = "Convolution"
+    absorbs_relu = True
     draw_kind = "conv"
     draw_label = _conv_label
     to_onnx = onnx_ops.convolution
