@@ -43,12 +43,10 @@ def _unsupported(layer, net):
     if t == "Pooling":
         return None if layer.p.pooling_param.pool in ("MAX", "AVE") and len(layer.top_names) == 1 else \
             "only MAX and AVE pooling with one top"
-    if t in ("TanH", "Sigmoid", "Softmax"):
+    if t == "Softmax":
         return None
     if t == "InnerProduct":
         return None if layer.R == 1 and not layer.transpose else "only axis 1 without transpose"
-    if t == "ReLU":
-        return None
     if t == "Dropout":
         return None if layer.phase != "TRAIN" else "Dropout in TRAIN is not on the GPU yet"
     if t == "SoftmaxWithLoss":
@@ -392,14 +390,6 @@ class GpuExecutor:
         else:
             self.k.avepool_forward(x, y, *geo)
 
-    def _fwd_TanH(self, i, layer):
-        [(x, _)], [(y, _)] = self._io(i)
-        self.k.squash_forward(x, y, self.k.TANH)
-
-    def _fwd_Sigmoid(self, i, layer):
-        [(x, _)], [(y, _)] = self._io(i)
-        self.k.squash_forward(x, y, self.k.SIGMOID)
-
     def _fwd_Softmax(self, i, layer):
         [(x, _)], [(y, _)] = self._io(i)
         self.k.softmax_forward(x, y, layer.axis)
@@ -410,10 +400,6 @@ class GpuExecutor:
         bias, relu, slope = self._bias_relu(i, layer)
         if bias is not None or relu:
             self.k.bias_act(y, bias, relu, slope)
-
-    def _fwd_ReLU(self, i, layer):
-        [(x, _)], [(y, _)] = self._io(i)
-        self.k.relu_forward(x, y, layer.relu_slope)
 
     def _fwd_Dropout(self, i, layer):           # TEST: the identity
         [(x, _)], [(y, _)] = self._io(i)
@@ -465,16 +451,6 @@ class GpuExecutor:
             else:
                 self.k.avepool_backward(dy, dx, *geo)
 
-    def _bwd_TanH(self, i, layer, pd):
-        if pd[0]:
-            [(_, dx)], [(y, dy)] = self._io(i)
-            self.k.squash_backward(y, dy, dx, self.k.TANH)
-
-    def _bwd_Sigmoid(self, i, layer, pd):
-        if pd[0]:
-            [(_, dx)], [(y, dy)] = self._io(i)
-            self.k.squash_backward(y, dy, dx, self.k.SIGMOID)
-
     def _bwd_Softmax(self, i, layer, pd):
         if pd[0]:
             [(_, dx)], [(y, dy)] = self._io(i)
@@ -490,11 +466,6 @@ class GpuExecutor:
             self.k.sum_bias(dy, self._param(layer, 1)[1])
         if pd[0]:
             self.k.gemm(dy, w, dx.reshape(layer.M, layer.K))
-
-    def _bwd_ReLU(self, i, layer, pd):
-        if pd[0]:
-            [(x, dx)], [(y, dy)] = self._io(i)
-            self.k.relu_backward(y, dy, dx, layer.relu_slope)   # y > 0 exactly where x > 0
 
     def _bwd_Dropout(self, i, layer, pd):
         [(_, dx)], [(_, dy)] = self._io(i)

@@ -23,6 +23,17 @@ class Neuron(Layer):
         pass
 
 
+# -- on a CUDA device: netcli/gpu/kernels.py's element-wise kernels (dev.k), one launch each way -----
+def _squash_forward_cuda(self, bottoms, tops, ws, dev):
+    dev.k.squash_forward(bottoms[0][0], tops[0][0], getattr(dev.k, self.squash))
+
+
+def _squash_backward_cuda(self, tops, propagate_down, bottoms, ws, dev):
+    if propagate_down[0]:
+        (y, dy), (_, dx) = tops[0], bottoms[0]
+        dev.k.squash_backward(y, dy, dx, getattr(dev.k, self.squash))
+
+
 RELU = Message("ReLUParameter", [
     Field("negative_slope", "float", 0.0, "slope for x < 0 (leaky ReLU when > 0)"),
 ])
@@ -42,6 +53,14 @@ class ReLU(PerSampleNeuron):
     @property
     def relu_slope(self):
         return self.p.relu_param.negative_slope
+
+    def forward_cuda(self, bottoms, tops, ws, dev):
+        dev.k.relu_forward(bottoms[0][0], tops[0][0], self.relu_slope)
+
+    def backward_cuda(self, tops, propagate_down, bottoms, ws, dev):
+        if propagate_down[0]:
+            (y, dy), (_, dx) = tops[0], bottoms[0]
+            dev.k.relu_backward(y, dy, dx, self.relu_slope)      # y > 0 exactly where x > 0
 
     def setup_neuron(self, bottom):
         self.pos = np.empty(bottom.shape or (1,), bool)
@@ -69,6 +88,8 @@ class ReLU(PerSampleNeuron):
 @register
 class Sigmoid(PerSampleNeuron):
     type = "Sigmoid"
+    squash = "SIGMOID"                    # its CUDA kernel (gpu/kernels.py)
+    forward_cuda, backward_cuda = _squash_forward_cuda, _squash_backward_cuda
     to_onnx = onnx_ops.simple("Sigmoid")
     doc = "y = 1 / (1 + exp(-x))."
 
@@ -89,6 +110,8 @@ class Sigmoid(PerSampleNeuron):
 @register
 class TanH(PerSampleNeuron):
     type = "TanH"
+    squash = "TANH"                    # its CUDA kernel (gpu/kernels.py)
+    forward_cuda, backward_cuda = _squash_forward_cuda, _squash_backward_cuda
     to_onnx = onnx_ops.simple("Tanh")
     doc = "y = tanh(x)."
 
