@@ -418,10 +418,14 @@ def _upgrade_inputs(tree, path):
 
 # -- writing nets and solvers as Caffe reads them ------------------------------------------------
 # Fields that caffe.proto declares as strings although netcli checks them as enums.
-_SOLVER_TYPE_NAMES = {"SGD": "SGD", "NESTEROV": "Nesterov", "ADAGRAD": "AdaGrad", "RMSPROP": "RMSProp",
-                      "ADADELTA": "AdaDelta", "ADAM": "Adam"}
 _STRINGS = {("FillerParameter", "type"): str.lower, ("SolverParameter", "lr_policy"): str,
-            ("SolverParameter", "type"): lambda v: _SOLVER_TYPE_NAMES.get(v, v)}
+            ("SolverParameter", "type"): lambda v: _rule_name(v)}
+
+
+def _rule_name(value):
+    """An update rule's `type` as Caffe spells it (Nesterov, AdaGrad, ...)."""
+    from ..update_rules import NAMES
+    return NAMES.get(value, value)
 
 
 def caffe_enum(message, field, value):

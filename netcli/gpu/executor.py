@@ -192,17 +192,17 @@ class GpuExecutor:
         return self.k.sumsq(self.grads, self.sumsq_parts)
 
     def update(self, rule, rate, it, scale):
-        """One step of the Solver's update rule on the device (netcli/solver/updates.py's
-        arguments; the kernel of the same name in kernels.py)."""
+        """One step of the Solver's update rule (netcli/update_rules/) on the device, by the
+        rule's own CUDA kernel."""
         self.push()
         if self.rule is not rule:
             self.rule = rule
             cuda = self.cuda
             self.rule_state = ([cuda.to_device(h) for h in rule.history], cuda.to_device(rule.lr),
-                               cuda.to_device(rule.decay), rule.kernel().py_func.__name__)
-        history, lr, decay, name = self.rule_state
-        self.k.update(name, self.params, self.grads, *history, lr, decay, *rule.fused_args(rate, it),
-                      np.float32(scale), rule.l1)
+                               cuda.to_device(rule.decay))
+        history, lr, decay = self.rule_state
+        self.k.elementwise(rule.compiled("cuda"), self.params.size,
+                           *rule.arguments(self.params, self.grads, history, lr, decay, rate, it, scale))
 
     # -- passes --------------------------------------------------------------------------------
     def forward(self, stretches=None):

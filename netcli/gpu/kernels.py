@@ -9,8 +9,8 @@ netcli/kernels/ they stand in for:
 - columns to NCHW with the bias and an optional ReLU fused (the convolution's output), NCHW to
   columns (its gradient), sums of rows and of columns (bias gradients), ReLU, TanH and Sigmoid,
   max pooling with its mask, average pooling, softmax, softmax with loss, fill, the sum of
-  squares (gradient clipping), and the update rules of netcli/kernels/update.py under the same
-  names and arguments.
+  squares (gradient clipping), and the launch of an elementwise kernel (the update rules, which
+  netcli/update_rules/ compiles for the CPU and for CUDA from one formula each).
 
 Each helper picks the grid and launches through `_launch`, which counts launches (`launches`:
 netcli time --gpu reports them per layer). Arrays may be host arrays (the simulator and tests
@@ -581,90 +581,7 @@ def softmax_loss_backward(prob, lab, dx, scale):
     _launch(_softmax_loss_backward, _blocks(N * C), THREADS, prob, lab, dx, scale, N, C)
 
 
-# -- updates: netcli/kernels/update.py's rules, one thread per element -------------------------
-@cuda.jit(device=True)
-def _ftz(v):
-    return v if abs(v) >= TINY else 0.0
-
-
-@cuda.jit(device=True)
-def _grad(gi, wi, d, scale, l1):
-    if l1:
-        s = 1.0 if wi > 0 else (-1.0 if wi < 0 else 0.0)
-        return scale * gi + d * s
-    return scale * gi + d * wi
-
-
-@cuda.jit
-def _sgd(w, g, h, lr, decay, rate, momentum, scale, l1):
-    i = cuda.grid(1)
-    if i < w.size:
-        gi = _grad(g[i], w[i], decay[i], scale, l1)
-        hi = momentum * h[i] + rate * lr[i] * gi
-        h[i] = _ftz(hi)
-        w[i] = _ftz(w[i] - hi)
-
-
-@cuda.jit
-def _nesterov(w, g, h, lr, decay, rate, momentum, scale, l1):
-    i = cuda.grid(1)
-    if i < w.size:
-        gi = _grad(g[i], w[i], decay[i], scale, l1)
-        prev = h[i]
-        hi = momentum * prev + rate * lr[i] * gi
-        h[i] = _ftz(hi)
-        w[i] = _ftz(w[i] - ((1.0 + momentum) * hi - momentum * prev))
-
-
-@cuda.jit
-def _adam(w, g, m, v, lr, decay, rate, b1, b2, eps, scale, l1):
-    i = cuda.grid(1)
-    if i < w.size:
-        gi = _grad(g[i], w[i], decay[i], scale, l1)
-        mi = b1 * m[i] + (1.0 - b1) * gi
-        vi = b2 * v[i] + (1.0 - b2) * gi * gi
-        m[i] = _ftz(mi)
-        v[i] = _ftz(vi)
-        w[i] = _ftz(w[i] - rate * lr[i] * mi / (math.sqrt(vi) + eps))
-
-
-@cuda.jit
-def _adagrad(w, g, h, lr, decay, rate, eps, scale, l1):
-    i = cuda.grid(1)
-    if i < w.size:
-        gi = _grad(g[i], w[i], decay[i], scale, l1)
-        hi = h[i] + gi * gi
-        h[i] = _ftz(hi)
-        w[i] = _ftz(w[i] - rate * lr[i] * gi / (math.sqrt(hi) + eps))
-
-
-@cuda.jit
-def _rmsprop(w, g, h, lr, decay, rate, rms_decay, eps, scale, l1):
-    i = cuda.grid(1)
-    if i < w.size:
-        gi = _grad(g[i], w[i], decay[i], scale, l1)
-        hi = rms_decay * h[i] + (1.0 - rms_decay) * gi * gi
-        h[i] = _ftz(hi)
-        w[i] = _ftz(w[i] - rate * lr[i] * gi / (math.sqrt(hi) + eps))
-
-
-@cuda.jit
-def _adadelta(w, g, h, h2, lr, decay, rate, rho, eps, scale, l1):
-    i = cuda.grid(1)
-    if i < w.size:
-        gi = _grad(g[i], w[i], decay[i], scale, l1)
-        hi = rho * h[i] + (1.0 - rho) * gi * gi
-        dx = gi * math.sqrt((h2[i] + eps) / (hi + eps))
-        h[i] = _ftz(hi)
-        h2[i] = _ftz(rho * h2[i] + (1.0 - rho) * dx * dx)
-        w[i] = _ftz(w[i] - rate * lr[i] * dx)
-
-
-UPDATES = {"sgd": _sgd, "nesterov": _nesterov, "adam": _adam, "adagrad": _adagrad, "rmsprop": _rmsprop,
-           "adadelta": _adadelta}
-
-
-def update(name, w, g, *args):
-    """The update rule `name` of netcli/kernels/update.py with its arguments (w, g, history...,
-    lr, decay, scalars..., scale, l1), on every element of the flat params at once."""
-    _launch(UPDATES[name], _blocks(w.size), THREADS, w, g, *args)
+# -- updates: each rule's kernel comes from its module (netcli/update_rules/) ------------------
+def elementwise(kernel, n, *args):
+    """`kernel` (one CUDA thread per element, e.g. an update rule's) over n elements."""
+    _launch(kernel, _blocks(n), THREADS, *args)

@@ -38,7 +38,7 @@ from ..net import Net
 from . import finetune, lr_policy, state
 from .hooks import SIGNALS, BestWeights, EarlyStopping, Monitor, Signals, agree_request, log_outputs
 from .spec import SOLVER
-from .updates import NAMES, RULES
+from ..update_rules import NAMES, RULES
 
 
 class TrainingDiverged(NetcliError):
@@ -150,10 +150,7 @@ class Solver:
         at = lambda f: p.loc(f.split(".")[0]) or tree.loc          # noqa: E731 - the line of a field
         nets = self._net_sources(p, path, at)
         lr_policy.check(p, problems, at)
-        if p.type in ("ADAGRAD", "RMSPROP") and p.momentum != 0:
-            problems.add(at("momentum"), f"momentum cannot be used with {NAMES[p.type]}", None, "momentum")
-        if p.type == "RMSPROP" and not 0 <= p.rms_decay < 1:
-            problems.add(at("rms_decay"), "must be in [0, 1)", None, "rms_decay")
+        RULES[p.type].check(p, problems, at)
         for a, b in (("max_iter", "max_epochs"), ("test_interval", "test_interval_epochs"),
                      ("snapshot", "snapshot_epochs")):
             if p.has(a) and p.has(b):

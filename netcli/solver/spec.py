@@ -1,8 +1,8 @@
 """SolverParameter: Caffe's fields and defaults, plus epoch-based lengths and intervals."""
 from ..config.net_spec import NET_STATE
 from ..config.schema import Field, Message, non_negative, positive
+from ..update_rules import NAMES, TYPES, solver_fields
 
-SOLVER_TYPES = ("SGD", "NESTEROV", "ADAGRAD", "RMSPROP", "ADADELTA", "ADAM")
 LR_POLICIES = ("FIXED", "STEP", "EXP", "INV", "MULTISTEP", "POLY", "SIGMOID", "PLATEAU")
 
 
@@ -55,9 +55,7 @@ SOLVER = Message("SolverParameter", [
     Field("stepvalue", "int", None, "multistep: iterations at which the rate is multiplied by gamma",
           repeated=True, check=positive),
     Field("momentum", "float", 0.0, "momentum (Adam: beta1; AdaDelta: decay)"),
-    Field("momentum2", "float", 0.999, "Adam: beta2"),
-    Field("delta", "float", 1e-8, "AdaGrad/RMSProp/AdaDelta/Adam: epsilon", check=positive),
-    Field("rms_decay", "float", 0.99, "RMSProp: decay of the mean square"),
+    *solver_fields(),
     Field("weight_decay", "float", 0.0, "weight decay (regularisation strength)", check=non_negative),
     Field("regularization_type", ("L2", "L1"), "L2", "weight decay on the squared (L2) or absolute (L1) weights"),
     Field("clip_gradients", "float", -1.0, "scale gradients down to this global L2 norm (< 0: off)"),
@@ -78,7 +76,7 @@ SOLVER = Message("SolverParameter", [
     Field("layer_wise_reduce", "bool", True, "accepted for prototxt compatibility"),
     Field("random_seed", "int", -1, "seed for fillers, dropout and data shuffling (-1: from the clock)",
           range=(-1, 2 ** 63 - 1)),
-    Field("type", SOLVER_TYPES, "SGD", "update rule: SGD, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam"),
+    Field("type", TYPES, "SGD", "update rule: " + ", ".join(NAMES.values())),
     Field("solver_mode", ("CPU", "GPU"), "CPU", "accepted for prototxt compatibility; netcli runs on the CPU"),
     Field("device_id", "int", 0, "accepted for prototxt compatibility", check=non_negative),
     Field("weights", "str", None, "weights to fine-tune from (comma-separated), as --weights", repeated=True),

@@ -13,7 +13,7 @@ import numpy as np
 from .. import files, log
 from ..errors import NetcliError
 from ..snapshot import read_npz, recover, save_files, weight_arrays
-from .updates import NAMES
+from ..update_rules import NAMES
 
 
 def snap_name(prefix, it, kind):

@@ -10,8 +10,9 @@ from netcli import snapshot as snapmod
 from netcli.config.schema import Problems
 from netcli.config.yamlload import LDict
 from netcli.errors import ConfigError, NetcliError
-from netcli.solver import lr_policy, updates
+from netcli.solver import lr_policy
 from netcli.solver.spec import SOLVER
+from netcli.update_rules import RULES
 from tinynet import make_tiny
 
 
@@ -55,7 +56,7 @@ def test_update_rules_two_steps(kind, kw, reg):
     grads = [rng.standard_normal(n).astype(np.float32) for _ in range(2)]
     lr_mult = rng.choice([0.0, 1.0, 2.0], n).astype(np.float32)
     decay = (0.01 * rng.choice([0.0, 1.0], n)).astype(np.float32)
-    rule = updates.RULES[kind](p, lr_mult, decay)
+    rule = RULES[kind](p, lr_mult, decay)
     w = w0.copy()
     for t, g in enumerate(grads):
         rule.step(w, g.copy(), 0.05, t, scale=0.5)
@@ -235,7 +236,7 @@ def test_unwritable_snapshot_folder_fails_before_training(tmp_path):
 def test_updates_flush_subnormals_to_zero(kind):
     p = params(type=kind, momentum=0.0 if kind in ("ADAGRAD", "RMSPROP") else 0.9)
     n = 4
-    rule = updates.RULES[kind](p, np.ones(n, np.float32), np.zeros(n, np.float32))
+    rule = RULES[kind](p, np.ones(n, np.float32), np.zeros(n, np.float32))
     w = np.array([1e-39, -2e-40, 0.5, 1e-20], np.float32)     # two subnormal weights
     g = np.array([0.0, 0.0, 0.1, 0.0], np.float32)
     rule.step(w, g, 0.01, 0)

@@ -1,0 +1,163 @@
+"""What every update rule shares, written once: the Rule class (its history, the per-thread
+slices of the flat buffers, the registry), the gradient Caffe's solvers use, flush-to-zero, and
+the two drivers that run a rule's per-element formula: a fused Numba loop on the CPU and one
+elementwise CUDA kernel (compiled on first use, so netcli imports without numba-cuda).
+
+A rule is a subclass in its own module of this package that sets `name` (Caffe's `type:`),
+`n_history`, its `formula` (a plain Python function) and `scalars()`; defining the class registers it (see docs/adding-an-update-rule.md).
+
+The gradient the formula sees is g' = scale*g + decay*w (L2) or decay*sign(w) (L1): `scale` is
+1/iter_size times any clipping factor and `decay` the per-element weight_decay*decay_mult, as
+Caffe adds weight decay for every rule (a rule with decoupled decay sets `gradient` to
+`scaled_gradient` and applies the decay `d` itself). Results below float32's smallest normal
+number are stored as zero (flush to zero): under weight decay some weights and running averages
+drift into the subnormal range, where every operation that touches them becomes many times slower
+(RMSProp on LeNet went from 58 to 15 iterations/s), and they carry nothing a float32 net can use."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import marshal
+
+import numpy as np
+from numba import njit
+from numba.extending import register_jitable
+
+from .. import threads
+
+TINY = 1.1754943508222875e-38  # np.finfo(np.float32).tiny
+RULES = {}                     # the schema's spelling of `type` (upper case) -> Rule subclass
+
+
+@register_jitable(inline="always")
+def flush(v):
+    if abs(v) >= TINY:
+        return v
+    return 0.0
+
+
+@register_jitable(inline="always")
+def caffe_gradient(g, w, d, scale, l1):
+    """Caffe's gradient: scaled, plus coupled L2 or L1 weight decay."""
+    if l1:
+        s = 1.0 if w > 0 else (-1.0 if w < 0 else 0.0)
+        return scale * g + d * s
+    return scale * g + d * w
+
+
+@register_jitable(inline="always")
+def scaled_gradient(g, w, d, scale, l1):
+    """The gradient scaled only (a rule that decays the weights itself)."""
+    return scale * g
+
+
+def element(n_history, formula, gradient, flush):
+    """Element i of one update, written once for both devices: the gradient formed, the rule's
+    formula(w, g', r, d, (history...), args) -> (w, (history...)) with the per-element rate
+    r = rate*lr_mult, and the results stored flushed to zero. h1 is empty for one-history rules."""
+    if n_history == 1:
+        def element(i, w, g, h0, h1, lr, decay, rate, args, scale, l1):
+            wi, d = w[i], decay[i]
+            wn, (a,) = formula(wi, gradient(g[i], wi, d, scale, l1), rate * lr[i], d, (h0[i],), args)
+            h0[i] = flush(a)
+            w[i] = flush(wn)
+    elif n_history == 2:
+        def element(i, w, g, h0, h1, lr, decay, rate, args, scale, l1):
+            wi, d = w[i], decay[i]
+            wn, (a, b) = formula(wi, gradient(g[i], wi, d, scale, l1), rate * lr[i], d, (h0[i], h1[i]), args)
+            h0[i] = flush(a)
+            h1[i] = flush(b)
+            w[i] = flush(wn)
+    else:
+        raise NotImplementedError(f"rules keep 1 or 2 history arrays, not {n_history}")
+    return element
+
+
+def _cpu_loop(n_history, formula, gradient, stamp):
+    """The fused loop over one slice. Numba caches it on disk per rule: its key holds the closure's
+    cells (the rule's functions, by name) and `stamp`, the hash of their code."""
+    one = register_jitable(element(n_history, formula, gradient, flush))
+
+    def update(w, g, h0, h1, lr, decay, rate, args, scale, l1):
+        stamp                                           # noqa: B018 - part of the cache key
+        for i in range(w.shape[0]):
+            one(i, w, g, h0, h1, lr, decay, rate, args, scale, l1)
+    return njit(cache=True, nogil=True)(update)
+
+
+class Rule:
+    """One update rule over the net's flat param buffers; history is kept as flat arrays, which
+    snapshots store."""
+    name = None            # Caffe's spelling of `type:` (Nesterov, AdaGrad, ...)
+    solver_type = None     # Caffe's legacy SolverParameter.solver_type number (None: not in Caffe)
+    n_history = 1          # arrays of per-element state
+    fields = ()            # SolverParameter fields only some rules read (config.schema.Field)
+    formula = None         # formula(w, g, r, d, (history...), args) -> (w, (history...))
+    gradient = caffe_gradient
+    _compiled = None       # {device: compiled driver} per class, made on first use
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if cls.name is not None:
+            RULES[cls.name.upper()] = cls
+            cls._compiled = {}
+        if "formula" in cls.__dict__:             # callable from Numba code, inlined into the loop
+            register_jitable(inline="always")(cls.formula)
+
+    def __init__(self, p, lr_mult, decay):
+        """lr_mult, decay: per-element learning-rate multipliers and weight decay (float32)."""
+        self.p = p
+        size = lr_mult.size
+        self.lr, self.decay = lr_mult, decay
+        self.l1 = p.regularization_type == "L1"
+        self.history = [np.zeros(size, np.float32) for _ in range(self.n_history)]
+        self.ranges = threads.chunks(size) if size >= 1 << 16 else [(0, size)]
+
+    @classmethod
+    def check(cls, p, problems, at):
+        """Add a problem for each solver field this rule cannot use (at(field): its location)."""
+
+    def scalars(self, rate, it):
+        """(the rate as float32, the tuple of float32 `args` the formula takes) for iteration `it`."""
+        raise NotImplementedError
+
+    def arguments(self, w, g, history, lr, decay, rate, it, scale):
+        """The driver's arguments, on any device's arrays."""
+        rate, args = self.scalars(rate, it)
+        h1 = history[1] if len(history) > 1 else history[0][:0]     # (never read; not an alias)
+        return (w, g, history[0], h1, lr, decay, rate, args, np.float32(scale), self.l1)
+
+    @classmethod
+    def compiled(cls, device):
+        """The rule's driver for `device` ("cpu": the fused loop; "cuda": the kernel)."""
+        driver = cls._compiled.get(device)
+        if driver is None:
+            f, grad = cls.formula, cls.gradient
+            if device == "cpu":
+                code = marshal.dumps((f.__code__, grad.__code__, element.__code__))
+                driver = _cpu_loop(cls.n_history, f, grad, hashlib.sha256(code).hexdigest())
+            else:
+                from .cuda import kernel
+                driver = kernel(cls.n_history, f, grad)
+            cls._compiled[device] = driver
+        return driver
+
+    def step(self, w, g, rate, it, scale=1.0):
+        """One update of every param on the CPU, over per-thread slices."""
+        loop = self.compiled("cpu")
+        args = self.arguments(w, g, self.history, self.lr, self.decay, rate, it, scale)
+
+        def chunk(i, lo, hi):
+            loop(*(a[lo:hi] for a in args[:6]), *args[6:])
+        threads.run(chunk, self.ranges)
+
+
+def solver_fields():
+    """The fields the rules declare, each once (in the order first declared), its doc naming the
+    rules that read it."""
+    fields, readers = {}, {}
+    for cls in RULES.values():
+        for f in cls.fields:
+            fields.setdefault(f.name, f)
+            readers.setdefault(f.name, []).append(cls.name)
+    return [dataclasses.replace(f, doc=f"{', '.join(readers[f.name])}: {f.doc}") for f in fields.values()]
