@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import log
 from ..errors import ConfigError
+from .callbacks import Callback
 
 SIGNAL_EFFECTS = ("snapshot", "stop", "none")
 SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
@@ -48,24 +49,42 @@ class Monitor:
                 setattr(self, f, saved[f])
 
 
-class BestWeights:
+def monitor_hooks(p, outputs, where, has_tests):
+    """The monitors of early_stopping, plateau and snapshot_best that the solver file asks for,
+    with the early stopping and best-weights hooks: (monitors by name, EarlyStopping or None,
+    BestWeights or None)."""
+    monitors = {name: Monitor(getattr(p, name), outputs, where, name, has_tests)
+                for name in ("early_stopping", "plateau", "snapshot_best")
+                if p.has(name) and (name != "plateau" or p.lr_policy == "plateau")}
+    if "early_stopping" in monitors and "snapshot_best" not in monitors:
+        # early stopping keeps <prefix>_best.weights.npz too, by its own monitor
+        monitors["snapshot_best"] = Monitor(p.early_stopping, outputs, where, "early_stopping", has_tests)
+    stopping, best = monitors.get("early_stopping"), monitors.get("snapshot_best")
+    return monitors, EarlyStopping(stopping) if stopping else None, BestWeights(best) if best else None
+
+
+class BestWeights(Callback):
     """snapshot_best: after each test that improves on the best, write <prefix>_best.weights.npz."""
 
     def __init__(self, monitor):
         self.m = monitor
 
-    def after_test(self, solver, results):
+    def on_test(self, solver, results):
         m = self.m
         if m.observe(results, solver.iter):
             path = f"{solver.prefix}_best.weights.npz"
             log.info(f"    Best {m.monitor} so far ({m.best:.6g}, iteration {solver.iter}): saving {path}")
-            if solver.root:
-                import json
-                from ..snapshot import atomic_savez, weight_arrays
-                arrays = weight_arrays(solver.net, solver.preprocessing())
-                arrays[BEST_KEY] = np.array(json.dumps({"iteration": solver.iter, "monitor": m.monitor,
-                                                        "mode": m.mode, "value": m.best}))
-                atomic_savez(path, arrays)
+            solver.processes.on_root(lambda: self._write(solver, path))
+
+    def _write(self, solver, path):
+        import json
+        from ..snapshot import atomic_savez, weight_arrays
+        from .state import preprocessing
+        m = self.m
+        arrays = weight_arrays(solver.net, preprocessing(solver))
+        arrays[BEST_KEY] = np.array(json.dumps({"iteration": solver.iter, "monitor": m.monitor,
+                                                "mode": m.mode, "value": m.best}))
+        atomic_savez(path, arrays)
 
 
 BEST_KEY = "netcli:best"      # in <prefix>_best.weights.npz: {iteration, monitor, mode, value}
@@ -93,7 +112,7 @@ def best_note(path):
         return None
 
 
-class EarlyStopping:
+class EarlyStopping(Callback):
     """After `patience` tests without improvement, restore the best weights (kept in memory) and
     stop; the final snapshot is of the best model, named for the iteration it holds."""
 
@@ -102,7 +121,7 @@ class EarlyStopping:
         self.stopped = False
         self.best = None
 
-    def after_test(self, solver, results):
+    def on_test(self, solver, results):
         m = self.m
         if m.observe(results, solver.iter):
             self.best = solver.net.param_data.copy()
@@ -113,24 +132,39 @@ class EarlyStopping:
             if self.best is not None:      # every process kept the same copy (tests agree)
                 solver.net.param_data[...] = self.best
             else:                          # resumed after the best test: its weights are in the file
-                path = f"{solver.prefix}_best.weights.npz"
-                bw = solver.best_weights
-                if bw is not None and (bw.m.monitor, bw.m.mode) == (m.monitor, m.mode) and solver.root:
-                    solver.net.load(path)
-                elif solver.root:
-                    log.warn(f"the weights of iteration {m.best_iter} are not kept (this run resumed after it, and "
-                             f"{path} follows another monitor): training stops with the current weights")
-                if solver.group is not None:
-                    solver.group.comm.Bcast(solver.net.param_data, root=0)
+                solver.processes.on_root(lambda: self._load_best(solver))
+                solver.processes.share_params(solver.net.param_data)
             self.stopped = True
 
+    def _load_best(self, solver):
+        m, bw = self.m, solver.best_weights
+        path = f"{solver.prefix}_best.weights.npz"
+        if bw is not None and (bw.m.monitor, bw.m.mode) == (m.monitor, m.mode):
+            solver.net.load(path)
+        else:
+            log.warn(f"the weights of iteration {m.best_iter} are not kept (this run resumed after it, and "
+                     f"{path} follows another monitor): training stops with the current weights")
 
-class Signals:
+
+class Plateau(Callback):
+    """lr_policy plateau: the policy sees every test."""
+
+    def on_test(self, solver, results):
+        solver.policy.after_test(results, solver.iter)
+
+
+class Signals(Callback):
     """While training: each of SIGNALS sets solver.request to its effect ("snapshot": snapshot and
     stop, "stop", or "none": ignored), which the loop checks once per batch."""
 
     def __init__(self, solver):
         self.solver, self.old = solver, {}
+
+    def on_start(self, solver):
+        self.__enter__()
+
+    def on_end(self, solver, finished, error):
+        self.__exit__()
 
     def __enter__(self):
         for name in SIGNALS:
@@ -156,6 +190,7 @@ class Signals:
     def __exit__(self, *exc):
         for sig, old in self.old.items():
             signal.signal(sig, old)
+        self.old = {}
 
 
 def log_outputs(net, which, values):
