@@ -206,7 +206,7 @@ class DataParallel(Processes):
         levels = (None, "none", "snapshot", "stop")
         solver.request = levels[self.group.allreduce_max(levels.index(solver.request))]
 
-    def on_snapshot(self, solver, path):
+    def on_snapshot(self, solver, written):
         """Rank 0 wrote the snapshot; the others keep the same record of snapshots."""
         if not self.root:
             solver.last_snapshot_iter = solver.iter

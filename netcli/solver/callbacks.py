@@ -9,7 +9,7 @@ The loop's events, in the order they come:
     on_after_update(solver)          the update is applied and solver.iter counts it
     on_test(solver, results)         a periodic test finished (not an interrupted one): {output: mean}
     on_iteration_end(solver)         after the test that falls at this iteration, before the snapshot
-    on_snapshot(solver, path)        a snapshot was taken (path None where none was written)
+    on_snapshot(solver, written)     a snapshot was taken: (weights, state) paths, None if not written
     on_end(solver, finished, error)  solve() ends, however it ends
 
 `Processes` is the callback that says how the training is spread over processes: `Processes`
@@ -40,7 +40,7 @@ class Callback:
     def on_iteration_end(self, solver):
         pass
 
-    def on_snapshot(self, solver, path):
+    def on_snapshot(self, solver, written):
         pass
 
     def on_end(self, solver, finished, error):
@@ -80,9 +80,9 @@ class Callbacks(Callback):
         for c in self.items:
             c.on_iteration_end(solver)
 
-    def on_snapshot(self, solver, path):
+    def on_snapshot(self, solver, written):
         for c in self.items:
-            c.on_snapshot(solver, path)
+            c.on_snapshot(solver, written)
 
     def on_end(self, solver, finished, error):
         for c in self.items:

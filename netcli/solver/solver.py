@@ -269,9 +269,9 @@ class Solver:
         """Write <prefix>_iter_N.weights.npz and .solverstate.npz (None if the weights are not
         finite); with several processes, rank 0 writes."""
         self.net.executor.pull()
-        path = self.processes.on_root(lambda: state.write_snapshot(self))
-        self.callbacks.on_snapshot(self, path)
-        return path
+        written = self.processes.on_root(lambda: state.write_snapshot(self))
+        self.callbacks.on_snapshot(self, written)
+        return written
 
     def restore(self, path):
         """Resume from a .solverstate.npz: weights, history, iteration, lr position, data and RNG."""
