@@ -117,7 +117,8 @@ def _phase(ctx, param, value):
 @click.option("--sigint-effect", type=click.Choice(["snapshot", "stop", "none"]), default="snapshot",
               show_default=True, help="On Ctrl-C (SIGINT): snapshot and stop, stop, or ignore it.")
 @click.option("--sigterm-effect", type=click.Choice(["snapshot", "stop", "none"]), default="snapshot",
-              show_default=True, help="On SIGTERM (kill, batch schedulers): snapshot and stop, stop, or ignore it.")
+              show_default=True, help="On SIGTERM (kill, batch schedulers) and SIGUSR1 (what Open MPI's mpiexec passes on to "
+                   "its ranks): snapshot and stop, stop, or ignore it.")
 @click.option("--sighup-effect", type=click.Choice(["snapshot", "stop", "none"]), default="snapshot",
               show_default=True, help="On SIGHUP (terminal closed): snapshot and stop, stop, or ignore it.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

@@ -140,6 +140,10 @@ class Group:
         """Every rank's `obj`, in rank order, on every rank."""
         return self.comm.allgather(obj)
 
+    def gather(self, obj):
+        """Every rank's `obj`, in rank order, on rank 0 (None on the others)."""
+        return self.comm.gather(obj, root=0)
+
     def allreduce_max(self, value):
         return self.comm.allreduce(value, op=self.MPI.MAX)
 
@@ -202,9 +206,19 @@ class DataParallel(Processes):
         self.group.reduce_grads(solver.net.param_diff)
 
     def on_iteration_end(self, solver):
-        """Every process stops (and snapshots) at the same iteration, whichever got the signal."""
+        """Every process stops (and snapshots) at the same iteration, whichever caught the signal (a
+        scheduler or `pkill` may reach some ranks only, or reach them at different moments); rank 0,
+        the one that logs, says which ranks caught it when it did not."""
+        from .solver.hooks import EFFECT_WORDS
         levels = (None, "none", "snapshot", "stop")
         solver.request = levels[self.group.allreduce_max(levels.index(solver.request))]
+        if solver.request is not None:         # every rank takes this branch at the same iteration
+            caught = self.group.gather(solver.caught)
+            if self.root and caught[0] is None:
+                ranks = [str(r) for r, name in enumerate(caught) if name]
+                names = "/".join(sorted({name for name in caught if name}))
+                log.info(f"Caught {names} on rank{'s' if len(ranks) > 1 else ''} {', '.join(ranks)}: "
+                         f"{EFFECT_WORDS[solver.request]}")
 
     def on_snapshot(self, solver, written):
         """Rank 0 wrote the snapshot; the others keep the same record of snapshots."""

@@ -19,37 +19,9 @@ BLOB_COLOR = "#F2F2F2"
 FORMATS = (".svg", ".dot", ".png")
 
 
-def kind_of(layer_type):
-    t = layer_type
-    if t in ("Convolution", "Deconvolution"):
-        return "conv"
-    if t in ("Pooling", "SPP"):
-        return "pool"
-    if t in ("InnerProduct", "Embed"):
-        return "ip"
-    if t in ("ReLU", "Sigmoid", "TanH", "ELU", "PReLU", "Swish", "Dropout", "AbsVal", "BNLL", "Power", "Exp",
-             "Log", "Threshold", "Clip", "HardTanh", "HardSigmoid", "Maxout"):
-        return "neuron"
-    if t in ("BatchNorm", "Scale", "Bias", "LRN", "MVN"):
-        return "norm"
-    if "Loss" in t or t in ("Accuracy", "Softmax"):
-        return "loss"
-    if t in ("Input", "Data", "HDF5Data", "ImageData", "MemoryData", "DummyData", "WindowData"):
-        return "data"
-    return "other"
-
-
 def _layer_label(layer, config):
-    p = config.p
-    lines = [config.name, f"({layer.type})"]
-    if layer.type in ("Convolution", "Deconvolution"):
-        c = p.convolution_param
-        lines.append(f"{layer.KH}x{layer.KW}/{layer.SH} pad {layer.PH}, {c.num_output} out")
-    elif layer.type == "Pooling":
-        lines.append(f"{'max' if layer.max else 'ave'} {layer.KH}x{layer.KW}/{layer.SH}")
-    elif layer.type == "InnerProduct":
-        lines.append(f"{p.inner_product_param.num_output} out")
-    return lines
+    """Its name, type and (for some types) geometry: the layer's draw_label()."""
+    return [config.name, f"({layer.type})"] + layer.draw_label()
 
 
 class Graph:
@@ -69,7 +41,7 @@ class Graph:
                 continue
             lid = f"layer{i}"
             self.nodes[lid] = dict(kind="layer", lines=_layer_label(layer, config),
-                                   fill=COLORS[kind_of(layer.type)], shape="box")
+                                   fill=COLORS[layer.draw_kind], shape="box")
             order.append(lid)
             for b in bottoms:
                 src = current.get(b.name)

@@ -31,7 +31,7 @@ def refuse_python_layers(spec, allowed):
     if allowed:
         return
     for c in spec.layers:
-        if c.type == "Python":
+        if c.type in REGISTRY and REGISTRY[c.type].runs_code:
             problems = Problems()
             field = "python_param.module"
             problems.add(field_loc(c.p, field, c.loc), refusal(c.p.python_param.module), f"layer '{c.name}' (Python)",
@@ -112,7 +112,7 @@ class Net:
                     tops.append(Blob(t))
             layer = cls(c.name, c.p, c.p.phase, c.bottom, c.top, self.rng)
             layer.base_dir, layer.dtype = spec.base_dir, self.dtype
-            if c.type == "Python":      # the net file's folder, absolute ("net.yaml" has base_dir "")
+            if layer.runs_code:         # the net file's folder, absolute ("net.yaml" has base_dir "")
                 layer.allow_python = self.allow_python
                 layer.module_dir = os.path.abspath(spec.base_dir) if spec.source != "<dict>" else ""
             try:
@@ -210,14 +210,14 @@ class Net:
                 if id(t) not in consumed and t.name not in seen and self.blobs.get(t.name) is t:
                     seen.add(t.name)
                     self.outputs.append(t.name)
-        self.inputs = [t.name for l, tv in zip(self.layers, self.top_vecs) if l.type == "Input" for t in tv]
+        self.inputs = [t.name for l, tv in zip(self.layers, self.top_vecs) if l.is_input for t in tv]
         self.loss = 0.0
 
     def reshape(self):
         """After an input blob got a new shape (pycaffe: net.blobs['data'].reshape(1, 1, 28, 28)),
         set every layer up again for it; params keep their values (their shapes may not change)."""
         for layer, name, bottoms, tops in zip(self.layers, self.layer_names, self.bottom_vecs, self.top_vecs):
-            if layer.type == "Input":           # its tops are what the caller reshaped
+            if layer.is_input:                  # its tops are what the caller reshaped
                 continue
             params, fillers = layer.blobs, layer.fillers
             layer.blobs, layer.fillers = [], []

@@ -156,7 +156,7 @@ class Executor:
             if n is not None:
                 lines.append(f"per-sample stretch ({len(self.shares[n])} share{'s' if len(self.shares[n]) > 1 else ''} of the batch of {n}): "
                              + ", ".join(names[i] for i in idx))
-            elif not (self.net.layers[idx[0]].reads_dataset or self.net.layers[idx[0]].type == "Input"):
+            elif not (self.net.layers[idx[0]].reads_dataset or self.net.layers[idx[0]].is_input):
                 splitters.append(f"{names[idx[0]]} ({self.net.layers[idx[0]].type})")
         if splitters and len(lines) > 1:
             lines.append("not per-sample, so they split stretches and run on the whole batch in one "
@@ -170,7 +170,7 @@ class Executor:
         per-sample, so that each row is computed by exactly one process."""
         net = self.net
         odd = [f"'{net.layer_names[idx[0]]}' ({net.layers[idx[0]].type})" for n, idx in self.stretches
-               if n is None and not (net.layers[idx[0]].reads_dataset or net.layers[idx[0]].type == "Input")]
+               if n is None and not (net.layers[idx[0]].reads_dataset or net.layers[idx[0]].is_input)]
         if odd:
             raise NetcliError(f"{net.source}: layer(s) {', '.join(odd)} of the {net.phase} net are not per-sample, "
                               "so the batch cannot be split across processes (netcli check names the "

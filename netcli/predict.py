@@ -103,10 +103,10 @@ class Classifier:
         """(the blob holding class scores, whether they still need a softmax)."""
         net = self.net
         for layer in net.layers:
-            if layer.type == "Softmax" and layer.top_names[0] in net.outputs:
+            if layer.class_scores == "top" and layer.top_names[0] in net.outputs:
                 return layer.top_names[0], False
         for layer, bottoms in zip(net.layers, net.bottom_vecs):
-            if layer.type == "SoftmaxWithLoss":
+            if layer.class_scores == "bottom" and not layer.metric:
                 return _origin(net, bottoms[0].name), True
         outs = [o for o in net.outputs if net.blobs[o].data.ndim >= 2]
         if not outs:
@@ -155,7 +155,7 @@ class Classifier:
 def _origin(net, blob):
     """The blob a Split copy stands for."""
     for layer, bottoms, tops in zip(net.layers, net.bottom_vecs, net.top_vecs):
-        if layer.type == "Split" and any(t.name == blob for t in tops):
+        if layer.alias and any(t.name == blob for t in tops):
             return bottoms[0].name
     return blob
 

@@ -17,10 +17,11 @@ def _noop(*a, **k):
 
 
 def _classifier_blobs(net):
-    """(scores, labels) blobs of the first Accuracy (else SoftmaxWithLoss) layer, or None."""
-    for kind in ("Accuracy", "SoftmaxWithLoss"):
+    """(scores, labels) blobs of the first metric (Accuracy), else loss (SoftmaxWithLoss), reading
+    class scores and labels, or None."""
+    for metric in (True, False):
         for layer, bottoms in zip(net.layers, net.bottom_vecs):
-            if layer.type == kind:
+            if layer.class_scores == "bottom" and layer.metric == metric:
                 return bottoms[0], bottoms[1], layer.axis
     return None
 

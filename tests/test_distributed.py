@@ -223,3 +223,63 @@ def test_netcli_test_and_time_under_mpiexec(tmp_path):
     import json
     result = json.loads(t.stdout)
     assert result["processes"] == 2 and result["communication_ms"] > 0 and result["gradient_mb"] > 1
+
+
+# -- signals (issue 24): Open MPI's mpiexec ends a job itself on SIGTERM/SIGINT/SIGHUP (the ranks
+# are sent SIGTERM, then SIGKILL a quarter second later, their output is dropped, and it exits 1:
+# PRRTE's clean_abort), so a job is stopped with a snapshot by signalling the ranks (a scheduler's
+# way, or pkill) or by SIGUSR1 to mpiexec, which forwards it to every rank.
+def signalled_job(tmp_path, name, send):
+    """A 2-rank train of LeNet; once it logs iteration 10, send(mpiexec, rank pids); returns
+    (return code, output, seconds from the signal to the end)."""
+    s = solver_file(tmp_path, name, iters=100000, test=0)
+    p = subprocess.Popen(launcher(2) + NETCLI + ["train", "--solver", s, "--quiet"], env=env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        deadline = time.monotonic() + 120
+        for line in p.stdout:
+            lines.append(line)
+            if line.startswith("Iteration 10,"):
+                break
+            assert time.monotonic() < deadline, "".join(lines)
+        ps = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout.splitlines()
+        ranks = sorted(int(line.split()[0]) for line in ps
+                       if f"netcli.cli train --solver {s}" in line and "python" in os.path.basename(line.split()[1]))
+        assert len(ranks) == 2, ps
+        t = time.monotonic()
+        send(p.pid, ranks)
+        out, _ = p.communicate(timeout=60)
+        return p.returncode, "".join(lines) + out, time.monotonic() - t
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+
+
+def resumes(tmp_path, name, text):
+    """The snapshot the signal made resumes (one process, two more iterations)."""
+    it = int(text.split(f"{name}_iter_")[1].split(".")[0])
+    state = tmp_path / f"{name}_iter_{it}.solverstate.npz"
+    assert state.exists() and (tmp_path / f"{name}_iter_{it}.weights.npz").exists(), text
+    assert not any(f.endswith(".tmp") for f in os.listdir(tmp_path))
+    r = train(1, str(tmp_path / f"{name}.yaml"), "--snapshot", str(state), "--iterations", "2")
+    assert f"{name}_iter_{it + 2}.solverstate.npz" in r.stdout
+
+
+def test_sigterm_to_one_rank_stops_every_rank_with_a_snapshot_and_exit_0(tmp_path):
+    # as a scheduler or `pkill -TERM -f 'netcli train'` may: rank 1 alone gets it; the ranks agree
+    # at the next iteration, rank 0 says so, snapshots, and every rank exits 0
+    code, text, secs = signalled_job(tmp_path, "term", lambda mpiexec, ranks: os.kill(ranks[1], signal.SIGTERM))
+    assert code == 0 and secs < 30, text[-3000:]
+    assert "Caught SIGTERM on rank 1: snapshotting and stopping" in text and "Optimization stopped early." in text
+    assert text.count("Snapshotting to ") == 1 and "Traceback" not in text
+    resumes(tmp_path, "term", text)
+
+
+def test_sigusr1_to_mpiexec_is_forwarded_snapshots_and_exits_0(tmp_path):
+    code, text, secs = signalled_job(tmp_path, "usr1", lambda mpiexec, ranks: os.kill(mpiexec, signal.SIGUSR1))
+    assert code == 0 and secs < 30, text[-3000:]
+    assert "Caught SIGUSR1: snapshotting and stopping" in text and "Optimization stopped early." in text
+    assert text.count("Snapshotting to ") == 1 and "Traceback" not in text
+    resumes(tmp_path, "usr1", text)

@@ -28,14 +28,13 @@ import numpy as np
 
 from .device import cuda_module, select
 
-DATA_TYPES = ("Input", "Data", "HDF5Data", "ImageData", "MemoryData", "DummyData", "WindowData")
 COLS_LIMIT = 1 << 25          # floats in a convolution's column buffer (128 MB): images go in chunks
 
 
 def _unsupported(layer, net):
     """Why this layer cannot run on the GPU path yet (None: it can)."""
     t, p = layer.type, layer.p
-    if t in DATA_TYPES:
+    if layer.is_input or layer.makes_data or layer.forward_cuda is not None:
         return None
     if t == "Convolution":
         if layer.G != 1 or (layer.DH, layer.DW) != (1, 1) or len(layer.bottom_names) != 1:
@@ -44,12 +43,10 @@ def _unsupported(layer, net):
     if t == "Pooling":
         return None if layer.p.pooling_param.pool in ("MAX", "AVE") and len(layer.top_names) == 1 else \
             "only MAX and AVE pooling with one top"
-    if t in ("TanH", "Sigmoid", "Softmax"):
+    if t == "Softmax":
         return None
     if t == "InnerProduct":
         return None if layer.R == 1 and not layer.transpose else "only axis 1 without transpose"
-    if t == "ReLU":
-        return None
     if t == "Dropout":
         return None if layer.phase != "TRAIN" else "Dropout in TRAIN is not on the GPU yet"
     if t == "SoftmaxWithLoss":
@@ -64,7 +61,7 @@ class GpuExecutor:
     def __init__(self, net, device_id=0, shared=None):
         """shared: the train net's GpuExecutor, whose device params this (test) net uses."""
         # layers without a device version run on the host (data layers always do)
-        self.on_host = [l.type not in DATA_TYPES and _unsupported(l, net) is not None for l in net.layers]
+        self.on_host = [_unsupported(l, net) is not None for l in net.layers]
         self.device = select(device_id)
         self.cuda = cuda = cuda_module()
         from . import kernels
@@ -103,12 +100,16 @@ class GpuExecutor:
                 n = net.blobs[layer.bottom_names[0]].shape[0]
                 self.scratch[i] = (cuda.device_array(net.blobs[layer.bottom_names[0]].shape, np.float32),
                                    cuda.device_array(n, np.float32))
+        self.workspaces = {i: {k: cuda.device_array(shape, dt) for k, (shape, dt) in l.cuda_workspace().items()}
+                           for i, l in enumerate(net.layers) if l.forward_cuda is not None}
         self.sumsq_parts = cuda.device_array(kernels.SUMSQ_BLOCKS, np.float32)
         # each layer's passes, looked up once: a device method, the host's, or None (fused)
         fused = set(self.fused.values())
         self.forwards = [None if i in fused else self._host_forward if self.on_host[i] else
+                         self._fwd_op if l.forward_cuda is not None else
                          getattr(self, "_fwd_" + l.type, self._fwd_data) for i, l in enumerate(net.layers)]
-        self.backwards = [self._host_backward if self.on_host[i] else getattr(self, "_bwd_" + l.type, None)
+        self.backwards = [self._host_backward if self.on_host[i] else
+                          self._bwd_op if l.backward_cuda is not None else getattr(self, "_bwd_" + l.type, None)
                           for i, l in enumerate(net.layers)]
         self.copies = [0, 0.0]           # host<->device copies so far: count, seconds (time --gpu)
         self.consumed = {b.name for bottoms in net.bottom_vecs for b in bottoms}   # blobs some layer reads
@@ -119,19 +120,20 @@ class GpuExecutor:
         """The data layers' tops in pinned (page-locked) host memory: the one copy per batch
         to the device is a DMA, without a staging copy."""
         for i, layer in enumerate(self.net.layers):
-            if layer.type in DATA_TYPES:
+            if layer.is_input or layer.makes_data:
                 for t in self.net.top_vecs[i]:
                     pinned = self.cuda.pinned_array(t.data.shape, t.data.dtype)
                     pinned[...] = t.data
                     t.data = pinned
 
     def _fusions(self):
-        """In-place ReLUs right after a device Convolution or InnerProduct on its top: the
-        ReLU runs inside that layer's bias kernel, and its own forward is skipped."""
+        """In-place ReLUs right after a device layer that absorbs them (Convolution, InnerProduct:
+        absorbs_relu) on its top: the ReLU runs inside that layer's bias kernel, and its own forward
+        is skipped."""
         net, fused = self.net, {}
         for i in range(len(net.layers) - 1):
             a, b = net.layers[i], net.layers[i + 1]
-            if (a.type in ("Convolution", "InnerProduct") and b.type == "ReLU" and not self.on_host[i]
+            if (a.absorbs_relu and b.relu_slope is not None and not self.on_host[i]
                     and not self.on_host[i + 1] and b.bottom_names == b.top_names == a.top_names[:1]):
                 fused[i] = i + 1
         return fused
@@ -332,10 +334,23 @@ class GpuExecutor:
     def _fwd_data(self, i, layer):
         """Data layers (and Input) fill their host tops; the device gets a copy of each."""
         net = self.net
-        if layer.type != "Input":
+        if not layer.is_input:
             layer.forward(net.bottom_vecs[i], net.top_vecs[i])
         for t in net.top_vecs[i]:
             self._copy(self.blobs[t.name][0].copy_to_device, t.data)
+
+    def _fwd_op(self, i, layer):
+        """A layer's own device op (its forward_cuda)."""
+        bottoms, tops = self._io(i)
+        layer.forward_cuda(bottoms, tops, self.workspaces[i], self)
+
+    def _bwd_op(self, i, layer, pd):
+        bottoms, tops = self._io(i)
+        layer.backward_cuda(tops, pd, bottoms, self.workspaces[i], self)
+
+    def launch(self, kernel, n, *args):
+        """Launch a layer's element-wise CUDA kernel over n threads (counted in launches)."""
+        self.k._launch(kernel, self.k._blocks(n), self.k.THREADS, *args)
 
     def _param(self, layer, j):
         """The device (data, diff) of the layer's j-th param."""
@@ -348,7 +363,7 @@ class GpuExecutor:
         """The bias (None without one), and (relu, slope) of a fused ReLU."""
         bias = self._param(layer, 1)[0] if len(layer.blobs) > 1 else None
         j = self.fused.get(i)
-        return bias, j is not None, (self.net.layers[j].p.relu_param.negative_slope if j is not None else 0.0)
+        return bias, j is not None, (self.net.layers[j].relu_slope if j is not None else 0.0)
 
     def _fwd_Convolution(self, i, layer):
         """Per chunk of images: im2col, one GEMM (K, CKK) x (CKK, n*P), then the result into NCHW
@@ -375,14 +390,6 @@ class GpuExecutor:
         else:
             self.k.avepool_forward(x, y, *geo)
 
-    def _fwd_TanH(self, i, layer):
-        [(x, _)], [(y, _)] = self._io(i)
-        self.k.squash_forward(x, y, self.k.TANH)
-
-    def _fwd_Sigmoid(self, i, layer):
-        [(x, _)], [(y, _)] = self._io(i)
-        self.k.squash_forward(x, y, self.k.SIGMOID)
-
     def _fwd_Softmax(self, i, layer):
         [(x, _)], [(y, _)] = self._io(i)
         self.k.softmax_forward(x, y, layer.axis)
@@ -393,10 +400,6 @@ class GpuExecutor:
         bias, relu, slope = self._bias_relu(i, layer)
         if bias is not None or relu:
             self.k.bias_act(y, bias, relu, slope)
-
-    def _fwd_ReLU(self, i, layer):
-        [(x, _)], [(y, _)] = self._io(i)
-        self.k.relu_forward(x, y, layer.p.relu_param.negative_slope)
 
     def _fwd_Dropout(self, i, layer):           # TEST: the identity
         [(x, _)], [(y, _)] = self._io(i)
@@ -448,16 +451,6 @@ class GpuExecutor:
             else:
                 self.k.avepool_backward(dy, dx, *geo)
 
-    def _bwd_TanH(self, i, layer, pd):
-        if pd[0]:
-            [(_, dx)], [(y, dy)] = self._io(i)
-            self.k.squash_backward(y, dy, dx, self.k.TANH)
-
-    def _bwd_Sigmoid(self, i, layer, pd):
-        if pd[0]:
-            [(_, dx)], [(y, dy)] = self._io(i)
-            self.k.squash_backward(y, dy, dx, self.k.SIGMOID)
-
     def _bwd_Softmax(self, i, layer, pd):
         if pd[0]:
             [(_, dx)], [(y, dy)] = self._io(i)
@@ -473,11 +466,6 @@ class GpuExecutor:
             self.k.sum_bias(dy, self._param(layer, 1)[1])
         if pd[0]:
             self.k.gemm(dy, w, dx.reshape(layer.M, layer.K))
-
-    def _bwd_ReLU(self, i, layer, pd):
-        if pd[0]:
-            [(x, dx)], [(y, dy)] = self._io(i)
-            self.k.relu_backward(y, dy, dx, layer.p.relu_param.negative_slope)   # y > 0 exactly where x > 0
 
     def _bwd_Dropout(self, i, layer, pd):
         [(_, dx)], [(_, dy)] = self._io(i)

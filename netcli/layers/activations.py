@@ -7,6 +7,7 @@ import numpy as np
 from ..config.schema import Field, Message
 from .base import Layer, LayerError, register
 from .neuron import PerSampleNeuron, _SavesInput
+from . import onnx_ops
 
 SWISH = Message("SwishParameter", [
     Field("beta", "float", 1.0, "y = x * sigmoid(beta * x)"),
@@ -16,6 +17,7 @@ SWISH = Message("SwishParameter", [
 @register
 class Swish(PerSampleNeuron):
     type = "Swish"
+    to_onnx = onnx_ops.swish
     doc = "y = x * sigmoid(beta * x) (Ramachandran et al.; Caffe's Swish layer)."
     params = {"swish_param": SWISH}
 
@@ -48,6 +50,7 @@ HARD_SIGMOID = Message("HardSigmoidParameter", [
 @register
 class HardSigmoid(_SavesInput):
     type = "HardSigmoid"
+    to_onnx = onnx_ops.hard_sigmoid
     doc = "y = clip(slope * x + offset, 0, 1) (Keras' hard_sigmoid: slope 0.2, offset 0.5)."
     params = {"hard_sigmoid_param": HARD_SIGMOID}
 
@@ -72,6 +75,7 @@ CLIP = Message("ClipParameter", [
 @register
 class Clip(_SavesInput):
     type = "Clip"
+    to_onnx = onnx_ops.clip
     doc = "y = min(max(x, min), max); the gradient passes where min <= x <= max."
     params = {"clip_param": CLIP}
     default_bounds = None
@@ -115,6 +119,8 @@ MAXOUT = Message("MaxoutParameter", [
 @register
 class Maxout(Layer):
     type = "Maxout"
+    draw_kind = "neuron"
+    to_onnx = onnx_ops.maxout
     doc = "Max over groups of num_pieces consecutive channels (Goodfellow et al.'s maxout units)."
     params = {"maxout_param": MAXOUT}
 

@@ -44,6 +44,32 @@ class Layer:
     param_propagate_down = None       # set by the Net: per param blob, False where lr_mult is 0
     buffer_bytes = 0                  # host memory held beyond the blobs (a data layer's prefetch ring), counted by the Net
     batch_key = None                  # a data layer without a dataset: its message with batch_size (replaced by compile_net's batch_size)
+    # -- what the rest of netcli asks of a layer type (instead of lists of type names) ---------------
+    is_input = False                  # its tops are the net's inputs, set by the caller (Input)
+    makes_data = False                # a data layer: it makes each batch itself; top 0 is the data, the rest labels
+    metric = False                    # reports on the net (Accuracy): no part of an inference graph
+    runs_code = False                 # runs code named in the net file (Python): refused without allow_python
+    alias = False                     # its tops are copies of its bottom, the same values under other names (Split)
+    class_scores = None               # where it finds class scores: "top" (Softmax) or "bottom" (bottom 0; bottom 1 the labels)
+    draw_kind = "other"               # its colour family in `netcli draw` (netcli/draw.py's COLORS)
+    to_onnx = None                    # (layer, graph, bottom values, top names) -> top value(s): layers/onnx_ops.py
+
+    def draw_label(self):
+        """Lines under the layer's name and type in `netcli draw` (its geometry)."""
+        return []
+
+    # -- on a CUDA device (netcli/gpu/executor.py): a layer with forward_cuda runs there, one without
+    # runs on the host (its blobs copied out and back). forward_cuda(bottoms, tops, ws, dev) and
+    # backward_cuda(tops, propagate_down, bottoms, ws, dev) take (data, diff) device arrays per
+    # blob, ws the device arrays cuda_workspace() asks for, and dev the executor (dev.launch).
+    forward_cuda = None
+    backward_cuda = None
+    absorbs_relu = False              # its device forward can apply a following in-place ReLU (fusion)
+    relu_slope = None                 # a ReLU: its negative slope (what a layer absorbing it applies)
+
+    def cuda_workspace(self):
+        """{name: (shape, dtype)}: device scratch arrays the device ops keep between passes."""
+        return {}
 
     def __init__(self, name, p, phase, bottom_names, top_names, rng: np.random.Generator):
         self.name = name

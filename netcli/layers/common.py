@@ -8,6 +8,7 @@ from ..config.schema import Field, Message, REQUIRED, positive
 from ..fillers import FILLER
 from ..kernels.inner_product import inner_product_backward, inner_product_forward
 from .base import Layer, LayerError, PerSample, around, canon_axis, register
+from . import onnx_ops
 
 BLOB_SHAPE = Message("BlobShape", [
     Field("dim", "int", None, "the dimensions", repeated=True),
@@ -21,6 +22,8 @@ INPUT = Message("InputParameter", [
 @register
 class Input(Layer):
     type = "Input"
+    is_input = True
+    draw_kind = "data"
     doc = "Net inputs of fixed shape, filled from Python (deploy nets, feeding arrays)."
     params = {"input_param": INPUT}
     bottoms = (0, 0)
@@ -55,8 +58,14 @@ INNER_PRODUCT = Message("InnerProductParameter", [
 @register
 class InnerProduct(PerSample):
     type = "InnerProduct"
+    absorbs_relu = True
+    draw_kind = "ip"
+    to_onnx = onnx_ops.inner_product
     doc = "Fully connected: y = x W^T + b over the axes from `axis` on."
     params = {"inner_product_param": INNER_PRODUCT}
+
+    def draw_label(self):
+        return [f"{self.p.inner_product_param.num_output} out"]
 
     def setup(self, bottoms, tops):
         p = self.p.inner_product_param
@@ -109,6 +118,9 @@ def softmax_forward(x, y, axis):
 @register
 class Softmax(Layer):
     type = "Softmax"
+    class_scores = "top"
+    draw_kind = "loss"
+    to_onnx = onnx_ops.softmax
     doc = "y = exp(x) / sum(exp(x)) along `axis`."
     params = {"softmax_param": SOFTMAX}
 
@@ -150,6 +162,7 @@ class _View(PerSample):
 @register
 class Flatten(_View):
     type = "Flatten"
+    to_onnx = onnx_ops.reshape_to_top
     doc = "Collapse axes axis..end_axis into one (no copy)."
     params = {"flatten_param": FLATTEN}
 
@@ -173,6 +186,7 @@ RESHAPE = Message("ReshapeParameter", [
 @register
 class Reshape(_View):
     type = "Reshape"
+    to_onnx = onnx_ops.reshape_to_top
     doc = "Change the shape without copying (0 = keep that dim, -1 = infer)."
     params = {"reshape_param": RESHAPE}
 
@@ -221,6 +235,7 @@ CONCAT = Message("ConcatParameter", [
 @register
 class Concat(Layer):
     type = "Concat"
+    to_onnx = onnx_ops.concat
     doc = "Join bottoms along `axis`."
     params = {"concat_param": CONCAT}
     bottoms = (1, None)
@@ -262,6 +277,7 @@ SLICE = Message("SliceParameter", [
 @register
 class Slice(Layer):
     type = "Slice"
+    to_onnx = onnx_ops.slice_axis
     doc = "Cut the bottom along `axis` into the tops."
     params = {"slice_param": SLICE}
     tops = (1, None)
@@ -304,6 +320,7 @@ class Slice(Layer):
 @register
 class Split(PerSample):
     type = "Split"
+    alias = True
     doc = "Give one blob to several consumers; their gradients are summed (inserted automatically)."
     tops = (1, None)
 
@@ -335,6 +352,7 @@ ELTWISE = Message("EltwiseParameter", [
 @register
 class Eltwise(Layer):
     type = "Eltwise"
+    to_onnx = onnx_ops.eltwise
     doc = "Element-wise SUM (with coefficients), PROD or MAX of same-shape bottoms."
     params = {"eltwise_param": ELTWISE}
     bottoms = (2, None)
@@ -400,6 +418,7 @@ ARGMAX = Message("ArgMaxParameter", [
 @register
 class ArgMax(Layer):
     type = "ArgMax"
+    to_onnx = onnx_ops.argmax
     doc = ("Indices (or values) of the top_k largest entries, per sample or along `axis`, largest first; "
            "Caffe's output shapes. Ties go to the larger index, as Caffe's sort.")
     params = {"argmax_param": ARGMAX}
@@ -459,6 +478,7 @@ REDUCTION = Message("ReductionParameter", [
 @register
 class Reduction(Layer):
     type = "Reduction"
+    to_onnx = onnx_ops.reduction
     doc = "Sum, sum of absolute values, sum of squares or mean over the axes from `axis` on, times coeff."
     params = {"reduction_param": REDUCTION}
 
@@ -503,6 +523,7 @@ TILE = Message("TileParameter", [
 @register
 class Tile(Layer):
     type = "Tile"
+    to_onnx = onnx_ops.tile
     doc = "Repeat the bottom `tiles` times along `axis` (the whole block from that axis on, as Caffe's)."
     params = {"tile_param": TILE}
 
@@ -538,6 +559,8 @@ EMBED = Message("EmbedParameter", [
 @register
 class Embed(Layer):
     type = "Embed"
+    draw_kind = "ip"
+    to_onnx = onnx_ops.embed
     doc = ("A lookup table: each index of the bottom becomes row `index` of a learned (input_dim, num_output) "
            "matrix (one-hot times the matrix), plus a bias; the top has one more axis. Indices from a data "
            "layer's labels are checked before training; others outside [0, input_dim) are clipped.")

@@ -100,6 +100,8 @@ def open_dataset(source, backend, base_dir=""):
 @register
 class Data(Layer):
     type = "Data"
+    makes_data = True
+    draw_kind = "data"
     doc = "Batches of (data, label) from a dataset, with Caffe's transform_param, prepared ahead."
     params = {"data_param": DATA, "transform_param": TRANSFORM}
     param_key = "data_param"          # the message with source, batch_size, shuffle (subclasses: their own)
@@ -355,6 +357,8 @@ DUMMY_DATA = Message("DummyDataParameter", [
 @register
 class DummyData(Layer):
     type = "DummyData"
+    makes_data = True
+    draw_kind = "data"
     doc = "Tops of given shapes filled by fillers: constant ones once, random ones at every forward (Caffe's DummyData)."
     params = {"dummy_data_param": DUMMY_DATA}
     bottoms = (0, 0)
@@ -406,6 +410,8 @@ MEMORY_DATA = Message("MemoryDataParameter", [
 @register
 class MemoryData(Layer):
     type = "MemoryData"
+    makes_data = True
+    draw_kind = "data"
     doc = ("Batches of (data, label) from arrays given in Python: net.layer_dict[name].set_input_arrays(data, "
            "labels), as pycaffe's; each forward takes the next batch, wrapping around.")
     params = {"memory_data_param": MEMORY_DATA, "transform_param": TRANSFORM}

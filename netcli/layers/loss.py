@@ -38,6 +38,7 @@ def normalizer(p, outer, inner, valid, default="VALID"):
 
 class Loss(Layer):
     loss = True
+    draw_kind = "loss"
 
     def scalar_top(self, tops, dtype):
         tops[0].reshape((), dtype)
@@ -76,6 +77,7 @@ def _check_labels(layer, lab, C, ignore, first_row=0):
 @register
 class SoftmaxWithLoss(Loss, PerSample):
     type = "SoftmaxWithLoss"
+    class_scores = "bottom"
     doc = "Softmax then multinomial logistic loss (categorical cross-entropy), numerically stable."
     finish_keys = ("loss",)
     params = {"loss_param": LOSS, "softmax_param": SOFTMAX}
@@ -196,6 +198,9 @@ ACCURACY = Message("AccuracyParameter", [
 @register
 class Accuracy(PerSample):
     type = "Accuracy"
+    metric = True
+    class_scores = "bottom"
+    draw_kind = "loss"
     doc = "Fraction of predictions whose true class is among the top_k scores (optional 2nd top: per class)."
     finish_keys = ("correct", "count")
     params = {"accuracy_param": ACCURACY}

@@ -7,10 +7,12 @@ from ..config.schema import Field, Message, Problems
 from ..fillers import FILLER
 from ..kernels.dropout import dropout_backward, dropout_forward
 from .base import Layer, LayerError, PerSample, register
+from . import onnx_ops
 
 
 class Neuron(Layer):
     in_place_ok = True
+    draw_kind = "neuron"
 
     def setup(self, bottoms, tops):
         if tops[0] is not bottoms[0]:
@@ -19,6 +21,17 @@ class Neuron(Layer):
 
     def setup_neuron(self, bottom):
         pass
+
+
+# -- on a CUDA device: netcli/gpu/kernels.py's element-wise kernels (dev.k), one launch each way -----
+def _squash_forward_cuda(self, bottoms, tops, ws, dev):
+    dev.k.squash_forward(bottoms[0][0], tops[0][0], getattr(dev.k, self.squash))
+
+
+def _squash_backward_cuda(self, tops, propagate_down, bottoms, ws, dev):
+    if propagate_down[0]:
+        (y, dy), (_, dx) = tops[0], bottoms[0]
+        dev.k.squash_backward(y, dy, dx, getattr(dev.k, self.squash))
 
 
 RELU = Message("ReLUParameter", [
@@ -33,8 +46,21 @@ class PerSampleNeuron(Neuron, PerSample):
 @register
 class ReLU(PerSampleNeuron):
     type = "ReLU"
+    to_onnx = onnx_ops.relu
     doc = "y = max(x, 0) + negative_slope * min(x, 0)."
     params = {"relu_param": RELU}
+
+    @property
+    def relu_slope(self):
+        return self.p.relu_param.negative_slope
+
+    def forward_cuda(self, bottoms, tops, ws, dev):
+        dev.k.relu_forward(bottoms[0][0], tops[0][0], self.relu_slope)
+
+    def backward_cuda(self, tops, propagate_down, bottoms, ws, dev):
+        if propagate_down[0]:
+            (y, dy), (_, dx) = tops[0], bottoms[0]
+            dev.k.relu_backward(y, dy, dx, self.relu_slope)      # y > 0 exactly where x > 0
 
     def setup_neuron(self, bottom):
         self.pos = np.empty(bottom.shape or (1,), bool)
@@ -62,6 +88,9 @@ class ReLU(PerSampleNeuron):
 @register
 class Sigmoid(PerSampleNeuron):
     type = "Sigmoid"
+    squash = "SIGMOID"                    # its CUDA kernel (gpu/kernels.py)
+    forward_cuda, backward_cuda = _squash_forward_cuda, _squash_backward_cuda
+    to_onnx = onnx_ops.simple("Sigmoid")
     doc = "y = 1 / (1 + exp(-x))."
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
@@ -81,6 +110,9 @@ class Sigmoid(PerSampleNeuron):
 @register
 class TanH(PerSampleNeuron):
     type = "TanH"
+    squash = "TANH"                    # its CUDA kernel (gpu/kernels.py)
+    forward_cuda, backward_cuda = _squash_forward_cuda, _squash_backward_cuda
+    to_onnx = onnx_ops.simple("Tanh")
     doc = "y = tanh(x)."
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
@@ -101,6 +133,7 @@ DROPOUT = Message("DropoutParameter", [
 @register
 class Dropout(PerSampleNeuron):
     type = "Dropout"
+    to_onnx = onnx_ops.identity
     doc = ("TRAIN: zero each unit with probability dropout_ratio and scale the rest by 1/(1-ratio); TEST: identity. "
            "The mask of each sample comes from a counter-based stream (the same for any thread count).")
     params = {"dropout_param": DROPOUT}
@@ -177,6 +210,7 @@ PRELU = Message("PReLUParameter", [
 @register
 class PReLU(_SavesInput):
     type = "PReLU"
+    to_onnx = onnx_ops.prelu
     doc = "Leaky ReLU with a learned slope per channel: y = max(x, 0) + a * min(x, 0)."
     params = {"prelu_param": PRELU}
 
@@ -213,6 +247,7 @@ ELU = Message("ELUParameter", [Field("alpha", "float", 1.0, "scale of the negati
 @register
 class ELU(Neuron):
     type = "ELU"
+    to_onnx = onnx_ops.elu
     doc = "y = x for x > 0, alpha * (exp(x) - 1) otherwise."
     params = {"elu_param": ELU}
 
@@ -229,6 +264,7 @@ class ELU(Neuron):
 @register
 class AbsVal(_SavesInput):
     type = "AbsVal"
+    to_onnx = onnx_ops.simple("Abs")
     doc = "y = |x|."
 
     def forward(self, bottoms, tops):
@@ -250,6 +286,7 @@ POWER = Message("PowerParameter", [
 @register
 class Power(_SavesInput):
     type = "Power"
+    to_onnx = onnx_ops.power
     doc = "y = (shift + scale * x) ^ power."
     params = {"power_param": POWER}
 
@@ -276,6 +313,7 @@ EXP = Message("ExpParameter", [
 @register
 class Exp(Neuron):
     type = "Exp"
+    to_onnx = onnx_ops.exp
     doc = "y = base ^ (shift + scale * x) (base -1: e)."
     params = {"exp_param": EXP}
 
@@ -304,6 +342,7 @@ LOG = Message("LogParameter", [
 @register
 class Log(_SavesInput):
     type = "Log"
+    to_onnx = onnx_ops.log
     doc = "y = log_base(shift + scale * x) (base -1: e)."
     params = {"log_param": LOG}
 
@@ -330,6 +369,7 @@ class Log(_SavesInput):
 @register
 class BNLL(_SavesInput):
     type = "BNLL"
+    to_onnx = onnx_ops.simple("Softplus")
     doc = "Binomial normal log likelihood (softplus): y = log(1 + exp(x))."
 
     def forward(self, bottoms, tops):
@@ -349,6 +389,7 @@ THRESHOLD = Message("ThresholdParameter", [Field("threshold", "float", 0.0, "y =
 @register
 class Threshold(Neuron):
     type = "Threshold"
+    to_onnx = onnx_ops.threshold
     doc = "y = 1 if x > threshold else 0 (no gradient)."
     params = {"threshold_param": THRESHOLD}
     has_backward = False

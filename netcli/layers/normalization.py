@@ -7,6 +7,7 @@ from ..config.schema import Field, Message, Problems, non_negative
 from ..fillers import FILLER
 from ..kernels import channels
 from .base import Layer, LayerError, PerSample, around, canon_axis, register
+from . import onnx_ops
 
 BATCH_NORM = Message("BatchNormParameter", [
     Field("use_global_stats", "bool", None, "normalise with the stored statistics (default: true in TEST)"),
@@ -18,6 +19,8 @@ BATCH_NORM = Message("BatchNormParameter", [
 @register
 class BatchNorm(PerSample):
     type = "BatchNorm"
+    draw_kind = "norm"
+    to_onnx = onnx_ops.batch_norm
     doc = ("Normalise each channel over the batch and spatial axes (no learned affine: add a Scale layer "
            "with bias_term). Params: running mean sum, variance sum, and their scale factor, never learned.")
     params = {"batch_norm_param": BATCH_NORM}
@@ -141,6 +144,8 @@ SCALE = Message("ScaleParameter", [
 @register
 class Scale(PerSample):
     type = "Scale"
+    draw_kind = "norm"
+    to_onnx = onnx_ops.scale
     doc = ("y = x * gamma (+ beta), gamma broadcast over axes [axis, axis + num_axes); the affine part after "
            "BatchNorm. With a second bottom, gamma is that bottom (and gets its gradient).")
     params = {"scale_param": SCALE}
@@ -214,6 +219,8 @@ BIAS = Message("BiasParameter", [
 @register
 class Bias(Layer):
     type = "Bias"
+    draw_kind = "norm"
+    to_onnx = onnx_ops.bias
     doc = ("y = x + b, b broadcast over axes [axis, axis + num_axes): a learned param, or the second bottom "
            "(which gets its gradient).")
     params = {"bias_param": BIAS}
@@ -259,6 +266,8 @@ MVN = Message("MVNParameter", [
 @register
 class MVN(Layer):
     type = "MVN"
+    draw_kind = "norm"
+    to_onnx = onnx_ops.mvn
     doc = ("Mean-variance normalisation per sample: y = (x - mean) / (std + eps) over each channel's "
            "positions, or over the whole sample with across_channels.")
     params = {"mvn_param": MVN}
@@ -313,6 +322,8 @@ LRN = Message("LRNParameter", [
 @register
 class LRN(Layer):
     type = "LRN"
+    draw_kind = "norm"
+    to_onnx = onnx_ops.lrn
     doc = ("Local response normalisation: y = x / (k + alpha/n sum x^2)^beta over n neighbouring channels, or "
            "y = x / (1 + alpha * mean of x^2 over an n x n window)^beta within each channel.")
     params = {"lrn_param": LRN}

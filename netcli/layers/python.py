@@ -141,6 +141,7 @@ class PyParams(list):
 @register
 class Python(Layer):
     type = "Python"
+    runs_code = True
     doc = "A layer written in Python with pycaffe's interface (python_param: module, layer, param_str)."
     params = {"python_param": PYTHON}
     bottoms = (0, None)

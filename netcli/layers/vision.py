@@ -8,6 +8,7 @@ from ..fillers import FILLER
 from ..kernels import conv, pool
 from ..kernels.conv2d import conv2d_backward, conv2d_forward, conv2d_layout, conv2d_workspace
 from .base import Layer, LayerError, PerSample, canon_axis, register
+from . import onnx_ops
 
 
 def _pair(p, base, default, prefix, required=False):
@@ -98,9 +99,17 @@ CONVOLUTION = Message("ConvolutionParameter", [
 ])
 
 
+def _conv_label(self):
+    return [f"{self.KH}x{self.KW}/{self.SH} pad {self.PH}, {self.p.convolution_param.num_output} out"]
+
+
 @register
 class Convolution(PerSample):
     type = "Convolution"
+    absorbs_relu = True
+    draw_kind = "conv"
+    draw_label = _conv_label
+    to_onnx = onnx_ops.convolution
     doc = ("2-D convolution as GEMMs over patch matrices (channels-last im2row, or per-image im2col); "
            "several bottoms of one shape give as many tops, with one set of weights.")
     params = {"convolution_param": CONVOLUTION}
@@ -161,6 +170,9 @@ class Convolution(PerSample):
 @register
 class Deconvolution(PerSample):
     type = "Deconvolution"
+    draw_kind = "conv"
+    draw_label = _conv_label
+    to_onnx = onnx_ops.deconvolution
     doc = ("Transposed convolution (Caffe's Deconvolution): the adjoint of Convolution with the same "
            "convolution_param; output size stride*(H-1) + dilation*(kernel-1) + 1 - 2*pad.")
     params = {"convolution_param": CONVOLUTION}
@@ -238,6 +250,7 @@ CROP = Message("CropParameter", [
 @register
 class Crop(Layer):
     type = "Crop"
+    to_onnx = onnx_ops.crop
     doc = ("Crop the first bottom to the second bottom's size on the axes from `axis` on, starting at "
            "`offset` (Caffe's Crop, as used by fully convolutional nets).")
     params = {"crop_param": CROP}
@@ -287,6 +300,8 @@ SPP = Message("SPPParameter", [
 @register
 class SPP(Layer):
     type = "SPP"
+    draw_kind = "pool"
+    to_onnx = onnx_ops.spp
     doc = ("Spatial pyramid pooling (He et al.; Caffe's SPP): level l pools the image into a 2^l x 2^l "
            "grid; the levels are flattened and concatenated, so any input size gives one output size.")
     params = {"spp_param": SPP}
@@ -366,9 +381,14 @@ POOLING = Message("PoolingParameter", [
 @register
 class Pooling(PerSample):
     type = "Pooling"
+    draw_kind = "pool"
+    to_onnx = onnx_ops.pooling
     doc = "Max or average pooling with Caffe's output size and padding rules."
     params = {"pooling_param": POOLING}
     tops = (1, 2)
+
+    def draw_label(self):
+        return [f"{'max' if self.max else 'ave'} {self.KH}x{self.KW}/{self.SH}"]
 
     def setup(self, bottoms, tops):
         p = self.p.pooling_param

@@ -100,6 +100,8 @@ def read_window_file(path, root_folder, fg_threshold, bg_threshold):
 @register
 class WindowData(Layer):
     type = "WindowData"
+    makes_data = True
+    draw_kind = "data"
     doc = "R-CNN's training windows: foreground and background boxes cut from images (Caffe's WindowData)."
     params = {"window_data_param": WINDOW_DATA, "transform_param": TRANSFORM}
     bottoms = (0, 0)

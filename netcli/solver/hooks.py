@@ -12,6 +12,11 @@ from .callbacks import Callback
 
 SIGNAL_EFFECTS = ("snapshot", "stop", "none")
 SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+# Signals that take another's effect. Open MPI's mpiexec ends a job itself on SIGTERM, SIGINT and
+# SIGHUP (the ranks get SIGTERM, then SIGKILL a quarter second later; their output is no longer
+# relayed; exit status 1), but it forwards SIGUSR1 to every rank: `kill -USR1 <mpiexec>` is the
+# way to snapshot and stop such a job from outside.
+SAME_AS = {"SIGUSR1": "SIGTERM"}
 
 
 class Monitor:
@@ -153,9 +158,13 @@ class Plateau(Callback):
         solver.policy.after_test(results, solver.iter)
 
 
+EFFECT_WORDS = {"snapshot": "snapshotting and stopping", "stop": "stopping"}
+
+
 class Signals(Callback):
-    """While training: each of SIGNALS sets solver.request to its effect ("snapshot": snapshot and
-    stop, "stop", or "none": ignored), which the loop checks once per batch."""
+    """While training: each of SIGNALS (and SAME_AS) sets solver.request to its effect ("snapshot":
+    snapshot and stop, "stop", or "none": ignored), which the loop checks once per batch, and
+    solver.caught to the signal's name (for the line rank 0 prints when another rank caught it)."""
 
     def __init__(self, solver):
         self.solver, self.old = solver, {}
@@ -167,9 +176,9 @@ class Signals(Callback):
         self.__exit__()
 
     def __enter__(self):
-        for name in SIGNALS:
+        for name in SIGNALS + tuple(SAME_AS):
             sig = getattr(signal, name, None)
-            if sig is None:          # not on this platform (SIGHUP on Windows)
+            if sig is None:          # not on this platform (SIGHUP, SIGUSR1 on Windows)
                 continue
             try:
                 self.old[sig] = signal.signal(sig, self.handle)
@@ -179,11 +188,12 @@ class Signals(Callback):
 
     def handle(self, signum, frame):
         name = signal.Signals(signum).name
-        effect = self.solver.signal_effects.get(name, "snapshot")
+        effect = self.solver.signal_effects.get(SAME_AS.get(name, name), "snapshot")
         if effect == "none":
             log.info(f"Caught {name}: ignored (signal effect none)")
             return
-        log.info(f"Caught {name}: " + ("snapshotting and stopping" if effect == "snapshot" else "stopping"))
+        log.info(f"Caught {name}: {EFFECT_WORDS[effect]}")
+        self.solver.caught = self.solver.caught or name
         if self.solver.request != "stop":
             self.solver.request = effect
 

@@ -14,8 +14,8 @@ Deliberate choices where Caffe has quirks (shared/reference caffe-semantics (h))
 - Weight decay is coupled (added to the gradient) for every rule, including Adam, as in Caffe.
 - Signals (SIGINT, SIGTERM, SIGHUP) each take an effect: "snapshot" (the default for all three:
   snapshot and stop; Caffe's SIGHUP snapshot goes on training), "stop" (no snapshot) or "none"
-  (ignored). A request takes effect within one batch, inside a test pass too (the pass is then
-  dropped, and early stopping and plateau do not see it).
+  (ignored); SIGUSR1 takes SIGTERM's. A request takes effect within one batch, inside a test pass
+  too (the pass is then dropped, and early stopping and plateau do not see it).
 - Snapshots are never written of non-finite weights; on divergence the message names the last
   snapshot taken before the loss went bad.
 - Resuming with a changed TRAIN data layer (batch size, source, shuffle, or a renamed layer) is
@@ -78,6 +78,7 @@ class Solver:
         self.iter, self.losses = 0, []
         self.last_snapshot_iter, self.snapshots_written = None, []
         self.request = None
+        self.caught = None                # the name of the first signal that set a request
         self.signal_effects = {name: "snapshot" for name in SIGNALS}
         self.log_path = f"{self.prefix}.log.jsonl" if log_path is None else log_path
         self.runlog = None
@@ -218,7 +219,7 @@ class Solver:
 
     def solve(self, resume_file=None):
         """Caffe's Solve: optionally restore, train to max_iter, final snapshot."""
-        self.request = None
+        self.request = self.caught = None
         self.processes.on_root(lambda: state.check_snapshot_folder(self))
         if resume_file:
             self.restore(resume_file)

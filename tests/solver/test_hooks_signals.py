@@ -1,0 +1,54 @@
+"""Signal handling while training (netcli/solver/hooks.py): SIGUSR1 takes SIGTERM's effect, and
+with several processes (netcli.distributed.DataParallel) the ranks agree on a request and rank 0
+says which rank caught it."""
+import os
+import signal
+from types import SimpleNamespace
+
+import pytest
+
+from netcli.distributed import DataParallel
+from netcli.solver.hooks import SIGNALS, Signals
+
+
+def solver(**effects):
+    s = SimpleNamespace(request=None, caught=None, root=True, group=None,
+                        signal_effects={name: "snapshot" for name in SIGNALS})
+    s.signal_effects.update(effects)
+    return s
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
+@pytest.mark.parametrize("effect", ["snapshot", "stop"])
+def test_sigusr1_takes_sigterms_effect(effect, capsys):
+    # Open MPI's mpiexec forwards SIGUSR1 to the ranks (it ends the job itself on SIGTERM)
+    s = solver(SIGTERM=effect)
+    with Signals(s):
+        os.kill(os.getpid(), signal.SIGUSR1)
+    assert s.request == effect and s.caught == "SIGUSR1"
+    assert "Caught SIGUSR1: " in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL      # restored after training
+
+
+class Group:
+    """The process group as rank 0 of two sees it, where rank 1 caught `theirs`."""
+    rank = 0
+
+    def __init__(self, theirs, level):
+        self.theirs, self.level = theirs, level
+
+    def allreduce_max(self, mine):
+        return max(mine, self.level)
+
+    def gather(self, mine):
+        return [mine, self.theirs]
+
+
+def test_rank_zero_says_which_rank_caught_the_signal(capsys):
+    s = solver()
+    DataParallel(Group("SIGTERM", 2)).on_iteration_end(s)
+    assert s.request == "snapshot"
+    assert capsys.readouterr().out == "Caught SIGTERM on rank 1: snapshotting and stopping\n"
+    s.request = None
+    DataParallel(Group(None, 0)).on_iteration_end(s)          # nothing caught: no line
+    assert s.request is None and capsys.readouterr().out == ""
