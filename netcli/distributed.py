@@ -36,8 +36,10 @@ import sys
 
 import numpy as np
 
+from . import log
 from .errors import NetcliError
 from .kernels.update import combine_shares
+from .solver.callbacks import Processes
 
 REDUCTIONS = ("exact", "mpi")
 # (variable holding the world size, variable holding the rank) of the launchers we know
@@ -130,6 +132,21 @@ class Group:
     def bcast(self, obj):
         return self.comm.bcast(obj, root=0)
 
+    def bcast_array(self, a):
+        """Rank 0's array `a` in place on every rank."""
+        self.comm.Bcast(a, root=0)
+
+    def allgather(self, obj):
+        """Every rank's `obj`, in rank order, on every rank."""
+        return self.comm.allgather(obj)
+
+    def gather(self, obj):
+        """Every rank's `obj`, in rank order, on rank 0 (None on the others)."""
+        return self.comm.gather(obj, root=0)
+
+    def allreduce_max(self, value):
+        return self.comm.allreduce(value, op=self.MPI.MAX)
+
     def agree(self, what, digest):
         """Stop with one line when the ranks' digests of `what` differ (different files on
         different hosts)."""
@@ -144,6 +161,79 @@ class Group:
         from .text import safe_text
         print(safe_text(f"netcli: rank {self.rank} of {self.size}: {line}"), file=sys.stderr, flush=True)
         self.comm.Abort(code)
+
+
+class DataParallel(Processes):
+    """The Solver's side of a run over several processes (Caffe's P2PSync, a Solver callback):
+    one seed, the batch split and checked, the gradients summed after every pass, rank 0 alone
+    logging, testing and writing (its test results and early stopping's weights broadcast), and a
+    signal acted on by every process at the same iteration."""
+
+    def __init__(self, group):
+        self.group = group
+        self.root = group.rank == 0
+
+    def on_init(self, solver):
+        if not self.root:
+            log.silence()
+            solver.progress = False
+        solver.seed = self.group.bcast(solver.seed)
+
+    def on_setup(self, solver, weights):
+        """Split the TRAIN batch across the processes; check they all read the same files."""
+        from .config.compile import config_to_dict
+        group, net = self.group, solver.net
+        net.executor.distribute(group)
+        net_text = config_to_dict(solver.net_path) if isinstance(solver.net_path, str) else solver.net_path
+        group.agree("solver or net", digest(solver.p.to_dict(), net_text, net.data_size(),
+                                             [t.data_size() for t in solver.test_nets]))
+        group.agree("initial weights", digest(net.param_data.tobytes()) if weights else "")
+
+    def on_start(self, solver):
+        g, B = self.group, solver.net.batch_size() or solver.net.executor.stretches[-1][0]
+        log.info(f"Processes: {g.size}, splitting each batch of {B} (the batch is global: batch_size "
+                 f"{B} x iter_size {solver.p.iter_size} samples per update); gradients summed with the "
+                 f"{g.reduction} reduction" + (" (bit-identical to one process)" if g.reduction == "exact" else ""))
+
+    def cleared(self, solver, k):
+        """Rank 0 carries the earlier passes' sum, the others start each pass from zero, so the sum
+        of the ranks' gradients is the one a single process gets."""
+        if k and not self.root:
+            solver.net.clear_param_diffs()
+        return k == 0 or not self.root
+
+    def on_gradients(self, solver):
+        self.group.reduce_grads(solver.net.param_diff)
+
+    def on_iteration_end(self, solver):
+        """Every process stops (and snapshots) at the same iteration, whichever caught the signal (a
+        scheduler or `pkill` may reach some ranks only, or reach them at different moments); rank 0,
+        the one that logs, says which ranks caught it when it did not."""
+        from .solver.hooks import EFFECT_WORDS
+        levels = (None, "none", "snapshot", "stop")
+        solver.request = levels[self.group.allreduce_max(levels.index(solver.request))]
+        if solver.request is not None:         # every rank takes this branch at the same iteration
+            caught = self.group.gather(solver.caught)
+            if self.root and caught[0] is None:
+                ranks = [str(r) for r, name in enumerate(caught) if name]
+                names = "/".join(sorted({name for name in caught if name}))
+                log.info(f"Caught {names} on rank{'s' if len(ranks) > 1 else ''} {', '.join(ranks)}: "
+                         f"{EFFECT_WORDS[solver.request]}")
+
+    def on_snapshot(self, solver, written):
+        """Rank 0 wrote the snapshot; the others keep the same record of snapshots."""
+        if not self.root:
+            solver.last_snapshot_iter = solver.iter
+            solver.snapshots_written.append(solver.iter)
+
+    def from_root(self, compute):
+        return self.group.bcast(compute() if self.root else None)
+
+    def on_root(self, write):
+        return write() if self.root else None
+
+    def share_params(self, params):
+        self.group.bcast_array(params)
 
 
 def digest(*texts):

@@ -71,7 +71,7 @@ def evaluate(net, batches=None, on_batch=None, stop=None, group=None):
         if on_batch is not None:
             on_batch(i, run, rows)
     if group is not None:
-        records = [r for part in group.comm.allgather(records) for r in part]
+        records = [r for part in group.allgather(records) for r in part]
     sums, loss, seen = {}, 0.0, 0
     for rows, out, batch_loss in records:
         for name, v in out.items():

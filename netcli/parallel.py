@@ -223,7 +223,7 @@ class Executor:
         return float(np.dot(g, g))
 
     def update(self, rule, rate, it, scale):
-        """One step of the Solver's update rule (netcli/solver/updates.py) on the thread pool."""
+        """One step of the Solver's update rule (netcli/update_rules/) on the thread pool."""
         rule.step(self.net.param_data, self.net.param_diff, rate, it, scale)
 
     # -- running -------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
                 for x in np.reshape(v, -1):
                     echo(f"Batch {i}, {name} = {x:.6g}")
         if metrics:
-            parts = [c for c in group.comm.allgather(cm[0]) if c is not None]
+            parts = [c for c in group.allgather(cm[0]) if c is not None]
             cm[0] = sum(parts[1:], parts[0]) if parts else None
     weights_of = {t.name: w for t, w in net.loss_tops}
     echo(f"Loss: {result['loss']:.6g}")
@@ -182,9 +182,9 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
         compute, comm = compute + t1 - t0, comm + time.perf_counter() - t1
     as_trained = compute / iterations * 1000
     if group is not None:        # the slowest process sets the pace
-        as_trained, comm = (max(v) for v in zip(*group.comm.allgather((as_trained, comm / iterations * 1000))))
-        fwd, bwd = (np.max(group.comm.allgather(a), axis=0) for a in (fwd, bwd))
-        total = max(group.comm.allgather(total))
+        as_trained, comm = (max(v) for v in zip(*group.allgather((as_trained, comm / iterations * 1000))))
+        fwd, bwd = (np.max(group.allgather(a), axis=0) for a in (fwd, bwd))
+        total = max(group.allgather(total))
     result = {
         "as_trained_ms": as_trained,
         "layers": [{"name": n, "type": l.type, "forward_ms": float(f), "backward_ms": float(b)}

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import log
 from ..errors import ConfigError
+from .callbacks import Callback
 
 SIGNAL_EFFECTS = ("snapshot", "stop", "none")
 SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
@@ -53,24 +54,42 @@ class Monitor:
                 setattr(self, f, saved[f])
 
 
-class BestWeights:
+def monitor_hooks(p, outputs, where, has_tests):
+    """The monitors of early_stopping, plateau and snapshot_best that the solver file asks for,
+    with the early stopping and best-weights hooks: (monitors by name, EarlyStopping or None,
+    BestWeights or None)."""
+    monitors = {name: Monitor(getattr(p, name), outputs, where, name, has_tests)
+                for name in ("early_stopping", "plateau", "snapshot_best")
+                if p.has(name) and (name != "plateau" or p.lr_policy == "plateau")}
+    if "early_stopping" in monitors and "snapshot_best" not in monitors:
+        # early stopping keeps <prefix>_best.weights.npz too, by its own monitor
+        monitors["snapshot_best"] = Monitor(p.early_stopping, outputs, where, "early_stopping", has_tests)
+    stopping, best = monitors.get("early_stopping"), monitors.get("snapshot_best")
+    return monitors, EarlyStopping(stopping) if stopping else None, BestWeights(best) if best else None
+
+
+class BestWeights(Callback):
     """snapshot_best: after each test that improves on the best, write <prefix>_best.weights.npz."""
 
     def __init__(self, monitor):
         self.m = monitor
 
-    def after_test(self, solver, results):
+    def on_test(self, solver, results):
         m = self.m
         if m.observe(results, solver.iter):
             path = f"{solver.prefix}_best.weights.npz"
             log.info(f"    Best {m.monitor} so far ({m.best:.6g}, iteration {solver.iter}): saving {path}")
-            if solver.root:
-                import json
-                from ..snapshot import atomic_savez, weight_arrays
-                arrays = weight_arrays(solver.net, solver.preprocessing())
-                arrays[BEST_KEY] = np.array(json.dumps({"iteration": solver.iter, "monitor": m.monitor,
-                                                        "mode": m.mode, "value": m.best}))
-                atomic_savez(path, arrays)
+            solver.processes.on_root(lambda: self._write(solver, path))
+
+    def _write(self, solver, path):
+        import json
+        from ..snapshot import atomic_savez, weight_arrays
+        from .state import preprocessing
+        m = self.m
+        arrays = weight_arrays(solver.net, preprocessing(solver))
+        arrays[BEST_KEY] = np.array(json.dumps({"iteration": solver.iter, "monitor": m.monitor,
+                                                "mode": m.mode, "value": m.best}))
+        atomic_savez(path, arrays)
 
 
 BEST_KEY = "netcli:best"      # in <prefix>_best.weights.npz: {iteration, monitor, mode, value}
@@ -98,7 +117,7 @@ def best_note(path):
         return None
 
 
-class EarlyStopping:
+class EarlyStopping(Callback):
     """After `patience` tests without improvement, restore the best weights (kept in memory) and
     stop; the final snapshot is of the best model, named for the iteration it holds."""
 
@@ -107,7 +126,7 @@ class EarlyStopping:
         self.stopped = False
         self.best = None
 
-    def after_test(self, solver, results):
+    def on_test(self, solver, results):
         m = self.m
         if m.observe(results, solver.iter):
             self.best = solver.net.param_data.copy()
@@ -118,28 +137,43 @@ class EarlyStopping:
             if self.best is not None:      # every process kept the same copy (tests agree)
                 solver.net.param_data[...] = self.best
             else:                          # resumed after the best test: its weights are in the file
-                path = f"{solver.prefix}_best.weights.npz"
-                bw = solver.best_weights
-                if bw is not None and (bw.m.monitor, bw.m.mode) == (m.monitor, m.mode) and solver.root:
-                    solver.net.load(path)
-                elif solver.root:
-                    log.warn(f"the weights of iteration {m.best_iter} are not kept (this run resumed after it, and "
-                             f"{path} follows another monitor): training stops with the current weights")
-                if solver.group is not None:
-                    solver.group.comm.Bcast(solver.net.param_data, root=0)
+                solver.processes.on_root(lambda: self._load_best(solver))
+                solver.processes.share_params(solver.net.param_data)
             self.stopped = True
+
+    def _load_best(self, solver):
+        m, bw = self.m, solver.best_weights
+        path = f"{solver.prefix}_best.weights.npz"
+        if bw is not None and (bw.m.monitor, bw.m.mode) == (m.monitor, m.mode):
+            solver.net.load(path)
+        else:
+            log.warn(f"the weights of iteration {m.best_iter} are not kept (this run resumed after it, and "
+                     f"{path} follows another monitor): training stops with the current weights")
+
+
+class Plateau(Callback):
+    """lr_policy plateau: the policy sees every test."""
+
+    def on_test(self, solver, results):
+        solver.policy.after_test(results, solver.iter)
 
 
 EFFECT_WORDS = {"snapshot": "snapshotting and stopping", "stop": "stopping"}
 
 
-class Signals:
+class Signals(Callback):
     """While training: each of SIGNALS (and SAME_AS) sets solver.request to its effect ("snapshot":
     snapshot and stop, "stop", or "none": ignored), which the loop checks once per batch, and
     solver.caught to the signal's name (for the line rank 0 prints when another rank caught it)."""
 
     def __init__(self, solver):
         self.solver, self.old = solver, {}
+
+    def on_start(self, solver):
+        self.__enter__()
+
+    def on_end(self, solver, finished, error):
+        self.__exit__()
 
     def __enter__(self):
         for name in SIGNALS + tuple(SAME_AS):
@@ -166,24 +200,7 @@ class Signals:
     def __exit__(self, *exc):
         for sig, old in self.old.items():
             signal.signal(sig, old)
-
-
-def agree_request(solver):
-    """With several processes, at the end of each iteration: every process stops (and snapshots)
-    at the same iteration, whichever caught the signal (a scheduler or `pkill` may reach some ranks
-    only, or reach them at different moments); rank 0, the one that logs, says which ranks caught
-    it when it did not."""
-    levels = (None, "none", "snapshot", "stop")
-    g = solver.group
-    level = g.comm.allreduce(levels.index(solver.request), op=g.MPI.MAX)
-    solver.request = levels[level]
-    if solver.request is not None:         # every rank takes this branch at the same iteration
-        caught = g.comm.gather(solver.caught, root=0)
-        if solver.root and caught[0] is None:
-            ranks = [str(r) for r, name in enumerate(caught) if name]
-            names = "/".join(sorted({name for name in caught if name}))
-            log.info(f"Caught {names} on rank{'s' if len(ranks) > 1 else ''} {', '.join(ranks)}: "
-                     f"{EFFECT_WORDS[solver.request]}")
+        self.old = {}
 
 
 def log_outputs(net, which, values):

@@ -28,6 +28,7 @@ import time
 
 from ..errors import NetcliError
 from ..files import open_append
+from .callbacks import Callback
 
 
 def _clean(v):
@@ -64,3 +65,24 @@ class RunLog:
 
     def close(self):
         self.f.close()
+
+
+class RunRecord(Callback):
+    """The Solver's run log: opened by the root process when solve() starts (solver.log_path;
+    False: none), a start and an end record; the loop's own records go through solver.record()."""
+
+    def on_start(self, s):
+        if s.log_path is not False:
+            s.processes.on_root(lambda: self._open(s))
+
+    def _open(self, s):
+        s.runlog = RunLog(s.log_path)
+        s.runlog.record("start", net=s.net.name, solver=os.path.abspath(s.path), resumed_from=s.resumed_from,
+                        iter=s.iter, max_iter=s.max_iter)
+
+    def on_end(self, s, finished, error):
+        if s.runlog is not None:
+            extra = {"error": error} if error else {}
+            s.runlog.record("end", iter=s.iter, finished=finished, **extra)
+            s.runlog.close()
+            s.runlog = None

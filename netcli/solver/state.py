@@ -70,6 +70,17 @@ def data_fingerprint(solver):
             for name, l in zip(solver.net.layer_names, solver.net.layers) if l.reads_dataset}
 
 
+def preprocessing(solver):
+    """How the solver's inputs were prepared (the first test net's data layer, else the train net's;
+    None without a data layer with a dataset): kept in the weights for predict."""
+    from ..data.transform import Preprocessing
+    for net in solver.test_nets + [solver.net]:
+        layers = net.data_layers()
+        if layers:
+            return Preprocessing.of_data_layer(layers[0])
+    return None
+
+
 def write_snapshot(solver):
     """Write the pair <prefix>_iter_N.weights.npz and <prefix>_iter_N.solverstate.npz (naming
     the weights) crash-safely; non-finite weights are not written (returns None)."""
@@ -95,7 +106,7 @@ def write_snapshot(solver):
     }
     for i, h in enumerate(solver.rule.history):
         state[f"history/{i}"] = h
-    files = {wpath: weight_arrays(solver.net, solver.preprocessing()), spath: state}
+    files = {wpath: weight_arrays(solver.net, preprocessing(solver)), spath: state}
     if solver.p.snapshot_format == "BINARYPROTO":      # Caffe's weights too, for Caffe and OpenCV
         from ..caffe.caffemodel import caffemodel_bytes
         cpath = wpath[:-len(".weights.npz")] + ".caffemodel"
@@ -113,7 +124,7 @@ def write_best_weights(solver, it):
     as <prefix>_iter_<it>.weights.npz, without a solver state (it would not match them)."""
     wpath = snap_name(solver.prefix, it, "weights")
     log.info(f"Snapshotting the best weights (iteration {it}) to {wpath}")
-    save_files({wpath: weight_arrays(solver.net, solver.preprocessing())})
+    save_files({wpath: weight_arrays(solver.net, preprocessing(solver))})
     return wpath
 
 

@@ -1,12 +1,14 @@
 """Signal handling while training (netcli/solver/hooks.py): SIGUSR1 takes SIGTERM's effect, and
-with several processes the ranks agree on a request and rank 0 says which rank caught it."""
+with several processes (netcli.distributed.DataParallel) the ranks agree on a request and rank 0
+says which rank caught it."""
 import os
 import signal
 from types import SimpleNamespace
 
 import pytest
 
-from netcli.solver.hooks import SIGNALS, Signals, agree_request
+from netcli.distributed import DataParallel
+from netcli.solver.hooks import SIGNALS, Signals
 
 
 def solver(**effects):
@@ -28,25 +30,25 @@ def test_sigusr1_takes_sigterms_effect(effect, capsys):
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL      # restored after training
 
 
-class Comm:
-    """The communicator as rank 0 of two sees it, where rank 1 caught `theirs`."""
+class Group:
+    """The process group as rank 0 of two sees it, where rank 1 caught `theirs`."""
+    rank = 0
 
     def __init__(self, theirs, level):
         self.theirs, self.level = theirs, level
 
-    def allreduce(self, mine, op):
+    def allreduce_max(self, mine):
         return max(mine, self.level)
 
-    def gather(self, mine, root):
+    def gather(self, mine):
         return [mine, self.theirs]
 
 
 def test_rank_zero_says_which_rank_caught_the_signal(capsys):
     s = solver()
-    s.group = SimpleNamespace(comm=Comm("SIGTERM", 2), MPI=SimpleNamespace(MAX=max))
-    agree_request(s)
+    DataParallel(Group("SIGTERM", 2)).on_iteration_end(s)
     assert s.request == "snapshot"
     assert capsys.readouterr().out == "Caught SIGTERM on rank 1: snapshotting and stopping\n"
-    s.request, s.group.comm = None, Comm(None, 0)           # nothing caught: no line
-    agree_request(s)
+    s.request = None
+    DataParallel(Group(None, 0)).on_iteration_end(s)          # nothing caught: no line
     assert s.request is None and capsys.readouterr().out == ""
