@@ -23,6 +23,7 @@ Deliberate choices where Caffe has quirks (shared/reference caffe-semantics (h))
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -96,7 +97,7 @@ class Solver:
         self.signal_effects = {name: "snapshot" for name in SIGNALS}
         self.log_path = f"{self.prefix}.log.jsonl" if log_path is None else log_path
         self.runlog = None
-        self._compiling_since = None     # the first run after install: kernels compile in the first passes
+        self._compiles = None            # netcli.kernels.compiles.KernelCompiles while solve() runs
         w = weights or (",".join(p.weights) if p.weights else None)
         if w:
             self.finetune(w)
@@ -341,10 +342,8 @@ class Solver:
             self._last_display = (self.iter, now)
         self._apply_update(display)
         self.iter += 1
-        if self._compiling_since is not None:
-            log.info(f"Kernels compiled in {time.perf_counter() - self._compiling_since:.1f} s (cached: the next "
-                     "runs start at once)")
-            self._compiling_since = None
+        if self._compiles is not None and self._compiles.names:
+            self._compiles.report()
 
     def _record(self, event, **fields):
         """A run-log record (netcli/solver/runlog.py) with the iteration, epoch and lr."""
@@ -439,11 +438,9 @@ class Solver:
             log.info(f"Processes: {g.size}, splitting each batch of {B} (the batch is global: batch_size "
                      f"{B} x iter_size {self.p.iter_size} samples per update); gradients summed with the "
                      f"{g.reduction} reduction" + (" (bit-identical to one process)" if g.reduction == "exact" else ""))
-        from ..kernels import cold_cache
-        if self.root and self.max_iter > self.iter and cold_cache():
-            log.info("Compiling kernels (first run; cached afterwards) ...")
-            self._compiling_since = time.perf_counter()
-        with Signals(self):
+        from ..kernels.compiles import KernelCompiles
+        self._compiles = KernelCompiles(log.info) if self.root else None
+        with Signals(self), (self._compiles or contextlib.nullcontext()):
             finished = self.step(max(self.max_iter - self.iter, 0))
             if self.early_stopped:
                 if self.root:
