@@ -40,7 +40,7 @@ PROTOTXT_SNIPPETS = [
 
 PROTOTXT_VALUES = [b"1" * 5000 + b"x", b"9" * 4400, b"0x" + b"f" * 400, b"-0x8000000000000000", b"1e99999", b"nan",
                    b"-inf", b"0", b"-1", b"2147483648", b"18446744073709551616", b"1.5", b"true", b"false", b"0x1",
-                   b"CAFFE", b"TSET", b'"a"', b'"\x1b]0;pwn\x07"', b'"' + b"n" * 100000 + b'"', b'"\777"',
+                   b"CAFFE", b"TSET", b'"a"', b'"\x1b]0;pwn\x07"', b'"' + b"n" * 100000 + b'"', b'"\\777"',
                    b"{ }", b"[1, 2]", b"'x'", b'"data"', b'"Python"', b"MAX", b"AVE", b"1e-45"]
 
 
