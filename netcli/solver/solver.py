@@ -95,7 +95,7 @@ class Solver:
         self.last_snapshot_iter, self.snapshots_written = None, []
         self.request = None
         self.signal_effects = {name: "snapshot" for name in SIGNALS}
-        self.log_path = f"{self.prefix}.log.jsonl" if log_path is None else log_path
+        self._log_path = log_path
         self.runlog = None
         self._compiles = None            # netcli.kernels.compiles.KernelCompiles while solve() runs
         w = weights or (",".join(p.weights) if p.weights else None)
@@ -103,6 +103,16 @@ class Solver:
             self.finetune(w)
         if group is not None:
             self._distribute(group, w)
+
+    @property
+    def log_path(self):
+        """The run log's path: the one given, else next to the snapshot prefix as it is now (a
+        prefix changed after construction takes its run log along)."""
+        return f"{self.prefix}.log.jsonl" if self._log_path is None else self._log_path
+
+    @log_path.setter
+    def log_path(self, path):
+        self._log_path = path
 
     def _use_gpu(self, p, gpu, group):
         """Put the TRAIN net on a CUDA device when asked; returns a description of where it runs."""
