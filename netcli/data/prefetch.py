@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import weakref
 
 import numpy as np
 
@@ -15,33 +16,22 @@ class Prefetcher:
     keeps it at most `prefetch` batches ahead. A loader error is handed to the main thread."""
 
     def __init__(self, layer, start):
-        self.layer = layer
+        self._layer = weakref.ref(layer)          # the layer owns its prefetcher: no cycle
         depth = getattr(layer.dp, "prefetch", 4)
         shape = (layer.B,) + layer.transformer.out_shape
         self.slots = [(np.empty(shape, np.float32), np.empty(layer.B, np.float32)) for _ in range(depth + 2)]
         self.q = queue.Queue(maxsize=depth)
         self.halt = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(start,), daemon=True,
+        # The thread holds the prefetcher weakly: a net that is dropped takes its layers, their
+        # prefetchers and buffers along, and the thread ends (halt is set when this is collected).
+        weakref.finalize(self, self.halt.set)
+        self.thread = threading.Thread(target=_fill, args=(weakref.ref(self), self.halt, self.q, start), daemon=True,
                                        name=f"netcli-prefetch-{layer.name}")
         self.thread.start()
 
-    def _run(self, k):
-        while not self.halt.is_set():
-            data, label = self.slots[k % len(self.slots)]
-            try:
-                self.layer.make_batch(k, data, label)
-                item = (k, data, label)
-            except BaseException as e:  # handed to the main thread, which raises it
-                item = (k, e, None)
-            while not self.halt.is_set():
-                try:
-                    self.q.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if label is None or isinstance(item[1], BaseException):
-                return
-            k += 1
+    @property
+    def layer(self):
+        return self._layer()
 
     def get(self, k):
         while True:
@@ -65,3 +55,29 @@ class Prefetcher:
         except queue.Empty:
             pass
         self.thread.join(timeout=5)
+
+
+def _fill(ref, halt, q, k):
+    """The prefetch thread: batches k, k+1, ... into the ring of `ref()`'s slots, until halted
+    or the prefetcher is gone."""
+    while not halt.is_set():
+        me = ref()
+        layer = me and me.layer
+        if layer is None:
+            return
+        data, label = me.slots[k % len(me.slots)]
+        try:
+            layer.make_batch(k, data, label)
+            item = (k, data, label)
+        except BaseException as e:  # handed to the main thread, which raises it
+            item = (k, e, None)
+        del me, layer
+        while not halt.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        if label is None or isinstance(item[1], BaseException):
+            return
+        k += 1
