@@ -294,7 +294,10 @@ def _runlog_case(rnd, folder):
         if what == 0:
             lines.insert(i, rnd.choice(ODD_LINES))
         elif what == 1:                               # a field of a record: an odd value, or gone
-            rec = json.loads(lines[i]) if lines[i].startswith("{\"event\"") and len(lines[i]) < 10000 else None
+            try:
+                rec = json.loads(lines[i]) if len(lines[i]) < 10000 else None
+            except ValueError:                        # a line broken by an earlier mutation
+                rec = None
             if isinstance(rec, dict):
                 key = rnd.choice(list(rec) + ["outputs", "loss", "iter", "net", "epoch", "seconds"])
                 if rnd.random() < 0.3:
