@@ -153,7 +153,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0, help="first seed (case k uses seed + k)")
     ap.add_argument("--timeout", type=float, default=20.0, help="seconds before a case is a hang")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--memory", type=float, default=4.0, help="GiB of address space per worker (0: no cap)")
+    ap.add_argument("--memory", type=float, default=8.0, help="GiB of address space per worker (0: no cap)")
     ap.add_argument("--show", type=int, default=20, help="findings printed as they happen")
     a = ap.parse_args()
     sizes = {"config": a.cases, "data": a.data, **{t: getattr(a, t) for t in _targets()}}
