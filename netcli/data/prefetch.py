@@ -54,7 +54,8 @@ class Prefetcher:
                 self.q.get_nowait()
         except queue.Empty:
             pass
-        self.thread.join(timeout=5)
+        if self.thread is not threading.current_thread():   # dropped by its own thread: it ends by itself
+            self.thread.join(timeout=5)
 
 
 def _fill(ref, halt, q, k):
