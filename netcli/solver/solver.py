@@ -88,8 +88,9 @@ class Solver:
         prefix = p.snapshot_prefix or os.path.join("snapshots", name)
         self.prefix = os.path.join(prefix, name) if os.path.isdir(prefix) else prefix
         sizes = np.diff(self.net.param_offsets)
-        lr_vec = np.repeat(self.net.lr_mults, sizes).astype(np.float32)
-        decay_vec = (np.repeat(self.net.decay_mults, sizes) * p.weight_decay).astype(np.float32)
+        # per-param values cast first, then repeated: no float64 temporaries as long as all the params
+        lr_vec = np.repeat(np.asarray(self.net.lr_mults, np.float64).astype(np.float32), sizes)
+        decay_vec = np.repeat((np.asarray(self.net.decay_mults, np.float64) * p.weight_decay).astype(np.float32), sizes)
         self.rule = RULES[p.type](p, lr_vec, decay_vec)
         self.iter, self.losses = 0, []
         self.last_snapshot_iter, self.snapshots_written = None, []
