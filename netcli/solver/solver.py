@@ -42,6 +42,15 @@ from .spec import SOLVER
 from .updates import NAMES, RULES
 
 
+def _per_element(values, offsets):
+    """A float32 vector over all the params: values[i] on param i's elements (offsets[i]:offsets[i+1]),
+    filled slice by slice (np.repeat with counts took 0.8 s, and float64 temporaries, at 61M params)."""
+    out = np.empty(int(offsets[-1]), np.float32)
+    for v, lo, hi in zip(values, offsets[:-1], offsets[1:]):
+        out[lo:hi] = np.float32(v)
+    return out
+
+
 class TrainingDiverged(NetcliError):
     pass
 
@@ -87,10 +96,8 @@ class Solver:
         name = os.path.splitext(os.path.basename(self.path))[0]
         prefix = p.snapshot_prefix or os.path.join("snapshots", name)
         self.prefix = os.path.join(prefix, name) if os.path.isdir(prefix) else prefix
-        sizes = np.diff(self.net.param_offsets)
-        # per-param values cast first, then repeated: no float64 temporaries as long as all the params
-        lr_vec = np.repeat(np.asarray(self.net.lr_mults, np.float64).astype(np.float32), sizes)
-        decay_vec = np.repeat((np.asarray(self.net.decay_mults, np.float64) * p.weight_decay).astype(np.float32), sizes)
+        lr_vec = _per_element(self.net.lr_mults, self.net.param_offsets)
+        decay_vec = _per_element(np.asarray(self.net.decay_mults, np.float64) * p.weight_decay, self.net.param_offsets)
         self.rule = RULES[p.type](p, lr_vec, decay_vec)
         self.iter, self.losses = 0, []
         self.last_snapshot_iter, self.snapshots_written = None, []
