@@ -2,7 +2,9 @@
 cifar10_quick on synthetic 32x32x3 data, since no CIFAR-10 ships with netcli), printing the final
 TEST accuracy and the iterations each took.
 
-    NETCLI_OFFLINE=1 python bench/train_configs.py [config_solver.yaml ...]
+    NETCLI_OFFLINE=1 python bench/train_configs.py [--output FOLDER] [config_solver.yaml ...]
+
+Snapshots and run logs go under --output (default: a new temporary folder), never into snapshots/.
 """
 from __future__ import annotations
 
@@ -29,13 +31,14 @@ def synthetic_cifar(folder, n_train=2000, n_test=500):
         np.savez(os.path.join(folder, name), data=x, label=y)
 
 
-def run(solver_file, quiet=True, **overrides):
+def run(solver_file, output, quiet=True, **overrides):
     import netcli
     from netcli import log
     log.set_quiet(quiet)
     t = time.perf_counter()
-    s = netcli.Solver(solver_file, progress=False, **overrides)
-    s.prefix = os.path.join(tempfile.mkdtemp(), "snap")
+    name = os.path.splitext(os.path.basename(solver_file))[0]
+    s = netcli.Solver(solver_file, progress=False, log_path=os.path.join(output, f"{name}.log.jsonl"), **overrides)
+    s.prefix = os.path.join(output, name)
     s.solve()
     acc = (getattr(s, "final_test", None) or s.test(len(s.test_nets) - 1))["accuracy"]
     log.set_quiet(False)
@@ -44,8 +47,16 @@ def run(solver_file, quiet=True, **overrides):
 
 
 def main(argv):
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--output", help="folder for the snapshots and run logs (default: a new temporary folder)")
+    ap.add_argument("names", nargs="*", help="solver files of configs/ (default: all ready ones)")
+    a = ap.parse_args(argv)
     os.environ.setdefault("NETCLI_OFFLINE", "1")
-    names = argv or MNIST + ["cifar10_quick_solver.yaml"]
+    output = os.path.abspath(a.output or tempfile.mkdtemp(prefix="netcli-train-configs-"))
+    os.makedirs(output, exist_ok=True)
+    print(f"snapshots and run logs in {output}", flush=True)
+    names = a.names or MNIST + ["cifar10_quick_solver.yaml"]
     for name in names:
         path = os.path.join(ROOT, "configs", name)
         if name.startswith("cifar10"):
@@ -55,12 +66,12 @@ def main(argv):
                 synthetic_cifar(os.path.join(tmp, "data"))
                 os.chdir(tmp)
                 try:
-                    acc, iters, secs, note = run(path)
+                    acc, iters, secs, note = run(path, output)
                 finally:
                     os.chdir(here)
             note += " (synthetic 32x32x3 data)"
         else:
-            acc, iters, secs, note = run(path)
+            acc, iters, secs, note = run(path, output)
         print(f"{name:<30} TEST accuracy {acc:.4f} after {iters} iterations, {secs:.0f} s{note}", flush=True)
 
 

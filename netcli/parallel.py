@@ -23,6 +23,7 @@ names them, since each splits a stretch.
 from __future__ import annotations
 
 import threading
+import weakref
 from functools import lru_cache, partial
 
 import numpy as np
@@ -66,7 +67,7 @@ class Executor:
     the whole batch. Built once per net (after its params are allocated)."""
 
     def __init__(self, net):
-        self.net = net
+        self._net = weakref.ref(net)     # the net owns its executor: no cycle keeping a dropped net's arrays
         self.stretches = self._plan_stretches()
         self.batch_of = {i: n for n, idx in self.stretches for i in idx}   # layer -> its stretch's batch
         self._layout(None)
@@ -79,6 +80,10 @@ class Executor:
         self.finishes = [getattr(type(layer), "finish_rows", None) not in (None, PerSample.finish_rows)
                          for layer in net.layers]
         self.bind_grads()
+
+    @property
+    def net(self):
+        return self._net()
 
     def _layout(self, count):
         """Shares of every stretch's batch (`count` of them, or shares(n)'s), their workspaces

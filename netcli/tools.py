@@ -74,9 +74,7 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
     else:
         planned_line = ""
     echo(f"Running for {planned} iterations{planned_line}.")
-    from .kernels import cold_cache
-    if cold_cache():
-        echo("Compiling kernels (first run; cached afterwards) ...")
+    from .kernels.compiles import KernelCompiles
     bar = None
     if sys.stderr.isatty() and (group is None or group.rank == 0):
         from tqdm import tqdm
@@ -87,7 +85,8 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
         if bar is not None:
             bar.update(1)
     try:
-        result = evaluate(net, iterations, batch_done, group=group)
+        with KernelCompiles(echo):
+            result = evaluate(net, iterations, batch_done, group=group)
     finally:
         if bar is not None:
             bar.close()

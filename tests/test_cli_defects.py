@@ -129,30 +129,6 @@ def test_test_on_a_deploy_net_is_refused(tmp_path):
     assert "Batch 0" not in r.output
 
 
-def test_first_run_says_it_is_compiling(tmp_path, monkeypatch):
-    import netcli.kernels
-    solver = make_tiny(tmp_path, max_iter=3, test_interval=0, display=1)
-    monkeypatch.setattr(netcli.kernels, "cold_cache", lambda: True)     # as on a fresh install
-    r = run("train", "--solver", solver, "--quiet")
-    assert r.exit_code == 0, r.output
-    lines = r.output.splitlines()
-    notice = lines.index("Compiling kernels (first run; cached afterwards) ...")
-    done = next(i for i, line in enumerate(lines) if line.startswith("Kernels compiled in "))
-    first = next(i for i, line in enumerate(lines) if line.startswith("Iteration 0, loss"))
-    assert notice < first < done
-    monkeypatch.setattr(netcli.kernels, "cold_cache", lambda: False)
-    assert "Compiling kernels" not in run("train", "--solver", solver, "--quiet").output
-
-
-def test_cold_cache_sees_a_fresh_cache_dir(tmp_path):
-    import subprocess
-    import sys
-    code = "from netcli.kernels import cold_cache; print(cold_cache())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)}).stdout
-    assert out.strip() == "True"
-
-
 def test_phase_takes_either_case_and_caffe_flags_work(tmp_path):
     import subprocess
     import sys

@@ -31,3 +31,17 @@ def test_data_mutants_end_cleanly(seed, tmp_path_factory):
     path = mutations.data_case(seed, str(folder))
     result = mutations.outcome(mutations.run_data_case, path)
     assert result in ("ok", "clean"), f"seed {seed}: {result}"
+
+
+def test_fuzz_targets_replay_from_their_seed(tmp_path):
+    """bench/fuzz.py's other targets (tests/fuzz_targets.py): a finding replays from its seed."""
+    import os
+    import fuzz_targets
+    for target in fuzz_targets.TARGETS:
+        a, b = tmp_path / f"{target}-a", tmp_path / f"{target}-b"
+        a.mkdir(), b.mkdir()
+        argv_a, argv_b = fuzz_targets.case(target, 11, str(a)), fuzz_targets.case(target, 11, str(b))
+        assert [x.replace(str(a), "") for x in argv_a] == [x.replace(str(b), "") for x in argv_b]
+        for name in os.listdir(a):
+            if not name.endswith(".npz"):          # zip members carry a timestamp
+                assert (a / name).read_bytes() == (b / name).read_bytes(), (target, name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import weakref
 
 import numpy as np
 
@@ -28,37 +29,22 @@ class Prefetcher:
     allocated) is handed to the main thread."""
 
     def __init__(self, layer, start):
-        self.layer = layer
+        self._layer = weakref.ref(layer)          # the layer owns its prefetcher: no cycle
         depth = getattr(layer, "ahead", None) or getattr(layer.dp, "prefetch", 4)
         self.shape = (layer.B,) + layer.transformer.out_shape
         self.slots = [None] * (depth + 2)    # (data, label) buffers, allocated at first use
         self.q = queue.Queue(maxsize=depth)
         self.halt = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(start,), daemon=True,
+        # The thread holds the prefetcher weakly: a net that is dropped takes its layers, their
+        # prefetchers and buffers along, and the thread ends (halt is set when this is collected).
+        weakref.finalize(self, self.halt.set)
+        self.thread = threading.Thread(target=_fill, args=(weakref.ref(self), self.halt, self.q, start), daemon=True,
                                        name=f"netcli-prefetch-{layer.name}")
         self.thread.start()
 
-    def _run(self, k):
-        while not self.halt.is_set():
-            data = label = None
-            try:
-                i = k % len(self.slots)
-                if self.slots[i] is None:
-                    self.slots[i] = (np.empty(self.shape, np.float32), np.empty(self.layer.B, np.float32))
-                data, label = self.slots[i]
-                self.layer.make_batch(k, data, label)
-                item = (k, data, label)
-            except BaseException as e:  # handed to the main thread, which raises it
-                item = (k, e, None)
-            while not self.halt.is_set():
-                try:
-                    self.q.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if label is None or isinstance(item[1], BaseException):
-                return
-            k += 1
+    @property
+    def layer(self):
+        return self._layer()
 
     def get(self, k):
         while True:
@@ -81,4 +67,35 @@ class Prefetcher:
                 self.q.get_nowait()
         except queue.Empty:
             pass
-        self.thread.join(timeout=5)
+        if self.thread is not threading.current_thread():   # dropped by its own thread: it ends by itself
+            self.thread.join(timeout=5)
+
+
+def _fill(ref, halt, q, k):
+    """The prefetch thread: batches k, k+1, ... into the ring of `ref()`'s slots, until halted
+    or the prefetcher is gone."""
+    while not halt.is_set():
+        me = ref()
+        layer = me and me.layer
+        if layer is None:
+            return
+        data = label = None
+        try:
+            i = k % len(me.slots)
+            if me.slots[i] is None:
+                me.slots[i] = (np.empty(me.shape, np.float32), np.empty(layer.B, np.float32))
+            data, label = me.slots[i]
+            layer.make_batch(k, data, label)
+            item = (k, data, label)
+        except BaseException as e:  # handed to the main thread, which raises it (a buffer too)
+            item = (k, e, None)
+        del me, layer
+        while not halt.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        if label is None or isinstance(item[1], BaseException):
+            return
+        k += 1

@@ -23,6 +23,7 @@ device params (`shared`).
 from __future__ import annotations
 
 import time
+import weakref
 
 import numpy as np
 
@@ -66,7 +67,7 @@ class GpuExecutor:
         self.cuda = cuda = cuda_module()
         from . import kernels
         self.k = kernels
-        self.net = net
+        self._net = weakref.ref(net)     # the net owns its executor: no cycle keeping a dropped net's arrays
         self.stretches = []
         self.shared = shared
         self.blobs = {}                  # blob name -> (device data, device diff)
@@ -115,6 +116,10 @@ class GpuExecutor:
         self.consumed = {b.name for bottoms in net.bottom_vecs for b in bottoms}   # blobs some layer reads
         self.on_host_now = set()         # outputs this forward computed on the host
         self.pending = []                # (layer index, per-sample log-probabilities) of losses not read yet
+
+    @property
+    def net(self):
+        return self._net()
 
     def _pin_inputs(self):
         """The data layers' tops in pinned (page-locked) host memory: the one copy per batch

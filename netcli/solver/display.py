@@ -29,22 +29,24 @@ class Header(Callback):
 
 
 class CompileNote(Callback):
-    """The first run after install compiles the kernels in its first passes: say so, and how long."""
+    """Says when Numba compiles netcli's kernels (a cache miss, netcli/kernels/compiles.py), which,
+    and how long the compiling took: after the first update, and at the end."""
 
     def __init__(self):
-        self.since = None
+        self.compiles = None
 
     def on_start(self, s):
-        from ..kernels import cold_cache
-        if s.max_iter > s.iter and cold_cache():
-            log.info("Compiling kernels (first run; cached afterwards) ...")
-            self.since = time.perf_counter()
+        from ..kernels.compiles import KernelCompiles
+        self.compiles = KernelCompiles(log.info).__enter__()
 
     def on_after_update(self, s):
-        if self.since is not None:
-            log.info(f"Kernels compiled in {time.perf_counter() - self.since:.1f} s (cached: the next "
-                     "runs start at once)")
-            self.since = None
+        if self.compiles is not None and self.compiles.names:
+            self.compiles.report()
+
+    def on_end(self, s, finished, error):
+        if self.compiles is not None:
+            self.compiles.__exit__(None, None, None)
+            self.compiles = None
 
 
 def train_lines(s, last):

@@ -206,11 +206,13 @@ def test_caffe_solver_loads(caffe_root, monkeypatch, path):
     from netcli.solver import solver as solver_module
     monkeypatch.chdir(caffe_root)
     monkeypatch.setattr(solver_module, "Net", functools.partial(Net, batch_size=B))   # AlexNet's 256 need GBs
+    # gpu=-1: the CPU, whatever solver_mode says (with tests/gpu collected, Numba's CUDA simulator is a
+    # "GPU" for the whole session, and Caffe's solvers say solver_mode: GPU: a second copy of the params)
     if path in SOLVERS_MISSING_NETS:
         with pytest.raises(NetcliError, match=SOLVERS_MISSING_NETS[path]):
-            Solver(path, max_iter=0, progress=False)
+            Solver(path, max_iter=0, progress=False, gpu=-1)
         return
-    s = Solver(path, max_iter=0, progress=False)
+    s = Solver(path, max_iter=0, progress=False, gpu=-1)
     text = open(path).read()
     if "test_state" in text:          # consolidated and autoencoder solvers: two test nets with stages
         assert [t.stages for t in s.test_nets] == \

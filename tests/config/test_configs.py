@@ -18,6 +18,7 @@ def short_run(path, iters, tmp_path):
         s = netcli.Solver(path, max_iter=iters, progress=False)
         s.prefix = str(tmp_path / "snap")
         s.test_interval = iters
+        s.test_whole = [True] * len(s.test_nets)     # the TEST set once (Caffe's test_iter 100 reads it 10x)
         s.solve()
         return getattr(s, "final_test", None) or s.last_test
     finally:
