@@ -52,7 +52,7 @@ class Solver:
     def __init__(self, path, weights=None, max_iter=None, quiet=False, progress=None, group=None, shares=None,
                  log_path=None, gpu=None, allow_python=None):
         """log_path: the JSONL run log solve() appends to (default <snapshot_prefix>.log.jsonl;
-        False: none). gpu: a CUDA device number to train on (netcli/gpu/executor.py), -1 for
+        False: none). gpu: a CUDA device number to train on (netcli/exec/cuda.py), -1 for
         the CPU, None: as solver_mode and device_id say (GPU mode falls back to the CPU, with a
         line saying why, when there is no usable GPU). allow_python: run the nets' Python layers
         (netcli.Net's argument)."""
@@ -68,10 +68,11 @@ class Solver:
         self.seed = p.random_seed if p.random_seed >= 0 else int(np.random.SeedSequence().entropy % (2 ** 62))
         if group is not None:
             self.seed = group.bcast(self.seed)
-        self._build_nets(*nets)
+        device = self._choose_device(p, gpu, group)
+        self._build_nets(*nets, device)
         if shares is not None:
             self.net.executor.reshare(shares)
-        self.device = self._use_gpu(p, gpu, group)
+        self.device = "CPU" if device == "cpu" else f"GPU {device[5:]} ({self.net.executor.device})"
         self._lengths(p, max_iter)
         outputs, has_tests = self.test_nets[0].outputs, bool(self.test_interval)
         self.monitors = {name: Monitor(getattr(p, name), outputs, self._where, name, has_tests)
@@ -106,29 +107,21 @@ class Solver:
         if group is not None:
             self._distribute(group, w)
 
-    def _use_gpu(self, p, gpu, group):
-        """Put the TRAIN net on a CUDA device when asked; returns a description of where it runs."""
-        if gpu is None:
-            gpu = p.device_id if p.solver_mode == "GPU" else -1
-            explicit = False
-        else:
-            explicit = True
-        if gpu < 0:
-            return "CPU"
-        from ..gpu import run_on_gpu
-        from ..gpu.executor import GpuExecutor
+    def _choose_device(self, p, gpu, group):
+        """Where the nets run ("cpu" or "cuda:N", netcli/exec/): --gpu, else solver_mode and
+        device_id (GPU mode falls back to the CPU, said in solve(), when no GPU is usable)."""
+        from ..exec import device_of
+        from ..gpu import device
+        if gpu is not None:
+            return device_of(gpu, group)
         try:
-            run_on_gpu(self.net, gpu, group)
+            chosen = device_of(p.device_id if p.solver_mode == "GPU" else -1, group)
+            if chosen != "cpu":
+                device.select(p.device_id)
+            return chosen
         except NetcliError as e:
-            if explicit:
-                raise
-            # solver_mode: GPU without a usable GPU: the CPU, said in solve() (no --gpu was given)
             self.gpu_fallback = getattr(e, "reason", str(e))
-            return "CPU"
-        train = self.net.executor
-        for t in self.test_nets:                 # on the train net's device params
-            t.executor = GpuExecutor(t, gpu, shared=train)
-        return f"GPU {gpu} ({train.device})"
+            return "cpu"
 
     def _distribute(self, group, weights):
         """Split the TRAIN batch across the processes; check they all read the same files."""
@@ -194,23 +187,23 @@ class Solver:
         self.train_state = (tuple(p.train_state.stage), p.train_state.level) if p.has("train_state") else ((), 0)
         return train, tests
 
-    def _build_nets(self, train, tests):
+    def _build_nets(self, train, tests, device):
         """The TRAIN net, and the test nets sharing its weights (a file or a tree each, with stages
         and level). With one test net and a TRAIN data layer holding out a validation_fraction,
         a VALIDATION net goes first: periodic tests use it, the TEST net runs at the end."""
         self.net_path = train
         stages, level = self.train_state
         self.net = Net(train, phase="TRAIN", seed=self.seed, stages=stages, level=level,
-                       allow_python=self.allow_python)
+                       allow_python=self.allow_python, device=device)
         self.test_nets = [Net(t, phase="TEST", seed=self.seed + 1 + k, stages=s, level=lv,
-                              allow_python=self.allow_python)
+                              allow_python=self.allow_python, device=device)
                           for k, (t, s, lv) in enumerate(tests)]
         self.validation = len(tests) == 1 and any(getattr(l.dp, "validation_fraction", 0)
                                                   for l in self.net.data_layers())
         if self.validation:
             t, s, lv = tests[0]
             self.test_nets.insert(0, Net(t, phase="VALIDATION", seed=self.seed + 2, stages=s, level=lv,
-                                             allow_python=self.allow_python))
+                                             allow_python=self.allow_python, device=device))
         for t in self.test_nets:
             t.share_weights(self.net)
 

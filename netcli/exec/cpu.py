@@ -1,4 +1,4 @@
-"""The executor: the one owner of parallelism, and why results do not depend on the thread count.
+"""The CPU executor: the one owner of parallelism, and why results do not depend on the thread count.
 
 A batch of N samples is cut into fixed *shares* (`shares(N)`: a power of two of them, at least
 SHARE_ROWS samples each where the batch allows, at most MAX_SHARES, chosen from N alone). Consecutive per-sample layers (layers.base.PerSample) form a
@@ -27,10 +27,10 @@ from functools import lru_cache, partial
 
 import numpy as np
 
-from . import threads
-from .errors import NetcliError
-from .kernels.update import combine_shares
-from .layers.base import PerSample
+from .. import threads
+from ..errors import NetcliError
+from ..kernels.update import combine_shares
+from ..layers.base import PerSample
 
 SHARE_ROWS = 32
 MIN_ROWS = 16
@@ -61,11 +61,14 @@ def _blocks(count, parts):
     return [(count * i // parts, count * (i + 1) // parts) for i in range(parts)]
 
 
-class Executor:
+class CpuExecutor:
     """Runs one net's layers: per-sample stretches over shares on the thread pool, the others on
     the whole batch. Built once per net (after its params are allocated)."""
+    device = "CPU"
 
-    def __init__(self, net):
+    def __init__(self, net, shared=None):
+        """shared: the executor of the net whose params this one uses (share_weights): its diffs
+        then live there, and backward goes layer by layer (bind_grads)."""
         self.net = net
         self.stretches = self._plan_stretches()
         self.batch_of = {i: n for n, idx in self.stretches for i in idx}   # layer -> its stretch's batch
@@ -205,7 +208,7 @@ class Executor:
             combine(ws)
         return both
 
-    # -- params: where they live and how they change (the GPU executor's interface too) ---------
+    # -- params: where they live and how they change (netcli/exec/interface.py) -----------------
     def push(self):
         """Params live in host memory here: nothing to move (the GPU executor copies)."""
 
