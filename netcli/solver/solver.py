@@ -69,6 +69,8 @@ class Solver:
         if group is not None:
             self.seed = group.bcast(self.seed)
         device = self._choose_device(p, gpu, group)
+        if shares is not None and device != "cpu":
+            raise NetcliError("--shares cuts the batch for processes on the CPU; it does not apply on a GPU")
         self._build_nets(*nets, device)
         if shares is not None:
             self.net.executor.reshare(shares)

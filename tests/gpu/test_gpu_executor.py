@@ -205,3 +205,22 @@ def test_reshape_keeps_the_device_and_the_trained_params():
     cpu.forward(data=x[:1], label=y[:1])
     gpu.forward(data=x[:1], label=y[:1])
     assert gpu.loss == pytest.approx(cpu.loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["NONE", "BATCH_SIZE", "FULL"])
+def test_softmax_loss_normalization_on_the_device(mode):
+    """SoftmaxWithLoss's normalization (NONE: the sum, not the mean) on the device as on the CPU."""
+    layers = [dict(l) for l in NET["layers"]]
+    layers[-1] = dict(layers[-1], loss_param={"normalization": mode})
+    cpu, gpu = _cpu_and_gpu(dict(NET, layers=layers))
+    assert gpu.loss == pytest.approx(cpu.loss, rel=1e-5)
+    np.testing.assert_allclose(gpu.param_diff, cpu.param_diff, rtol=1e-4, atol=1e-6)
+
+
+def test_shares_with_the_gpu_is_one_line(tmp_path):
+    """--shares cuts the CPU executor's batch; with --gpu it is refused in one line (not a crash)."""
+    from tinynet import make_tiny
+    from netcli.errors import NetcliError
+    solver = make_tiny(tmp_path, batch=4, max_iter=1, test_interval=0)
+    with pytest.raises(NetcliError, match="--shares"):
+        netcli.Solver(solver, progress=False, log_path=False, gpu=0, shares=2)
