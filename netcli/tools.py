@@ -170,7 +170,7 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
             echo(f"{name:>10}\t{word}: {ms[i]:.5g} ms.{extra}")
     compute = comm = 0.0
     if device:
-        launches0, copies0 = net.executor.k.launches, list(net.executor.copies)
+        counts0 = net.executor.counters()
     for _ in range(iterations):
         t0 = time.perf_counter()
         net.clear_param_diffs()
@@ -195,8 +195,8 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
     }
     if device:
         ex = net.executor
-        launches = (ex.k.launches - launches0) / iterations
-        copies, copy_ms = (ex.copies[0] - copies0[0]) / iterations, (ex.copies[1] - copies0[1]) / iterations * 1000
+        launches, copies, copy_s = ((a - b) / iterations for a, b in zip(ex.counters(), counts0))
+        copy_ms = copy_s * 1000
         result["layers"] = [dict(r, forward_launches=counts[0][i][0], backward_launches=counts[1][i][0],
                                  forward_copies=counts[0][i][1], backward_copies=counts[1][i][1])
                             for i, r in enumerate(result["layers"])]

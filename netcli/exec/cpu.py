@@ -369,6 +369,10 @@ class CpuExecutor:
     def synchronize(self):
         """Every pass has finished when it returns here (the GPU executor waits for its device)."""
 
+    def counters(self):
+        """No kernels launched, nothing copied: the passes run on the host's arrays."""
+        return 0, 0, 0.0
+
     def time_layer(self, i, forward):
         """Run layer i alone, as training would (over shares, on the threads); None: timed by the
         caller's clock (the GPU executor returns its device's times)."""

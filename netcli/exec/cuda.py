@@ -224,6 +224,10 @@ class CudaExecutor:
         """Wait for the device's queued work (timing)."""
         self.cuda.synchronize()
 
+    def counters(self):
+        """(kernel launches, host<->device copies, seconds in copies) so far."""
+        return self.k.launches, self.copies[0], self.copies[1]
+
     def time_layer(self, i, forward):
         """Run layer i alone, as training runs it; returns (ms, launches, copies): ms between
         CUDA events around it (under the simulator, which records no time on its events, the

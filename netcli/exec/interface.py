@@ -62,3 +62,6 @@ class Executor(Protocol):
     def time_layer(self, i: int, forward: bool):
         """Run layer i alone as training runs it; None (timed by the caller's clock) or
         (ms, launches, copies)."""
+
+    def counters(self) -> tuple[int, int, float]:
+        """(kernel launches, host<->device copies, seconds in copies) so far (zeros on the CPU)."""

@@ -113,8 +113,7 @@ class Convolution(PerSample):
     doc = ("2-D convolution as GEMMs over patch matrices (channels-last im2row, or per-image im2col); "
            "several bottoms of one shape give as many tops, with one set of weights.")
     params = {"convolution_param": CONVOLUTION}
-    forward_cuda, backward_cuda, cuda_workspace = cu.conv_forward_cuda, cu.conv_backward_cuda, cu.conv_workspace
-    cuda_refusal = cu.conv_refusal
+    forward_cuda, backward_cuda, cuda_workspace, cuda_refusal = cu.CONVOLUTION      # vision_cuda.py
     bottoms = (1, None)
     tops = (1, None)
 
@@ -388,8 +387,7 @@ class Pooling(PerSample):
     doc = "Max or average pooling with Caffe's output size and padding rules."
     params = {"pooling_param": POOLING}
     tops = (1, 2)
-    forward_cuda, backward_cuda, cuda_workspace = cu.pool_forward_cuda, cu.pool_backward_cuda, cu.pool_workspace
-    cuda_refusal = cu.pool_refusal
+    forward_cuda, backward_cuda, cuda_workspace, cuda_refusal = cu.POOLING          # vision_cuda.py
 
     def draw_label(self):
         return [f"{'max' if self.max else 'ave'} {self.KH}x{self.KW}/{self.SH}"]

@@ -96,3 +96,8 @@ def pool_backward_cuda(self, tops, propagate_down, bottoms, ws, dev):
             dev.k.maxpool_backward(dy, ws["mask"], dx, *geo)
         else:
             dev.k.avepool_backward(dy, dx, *geo)
+
+
+# what the classes bind: (forward_cuda, backward_cuda, cuda_workspace, cuda_refusal)
+CONVOLUTION = (conv_forward_cuda, conv_backward_cuda, conv_workspace, conv_refusal)
+POOLING = (pool_forward_cuda, pool_backward_cuda, pool_workspace, pool_refusal)
