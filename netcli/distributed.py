@@ -5,7 +5,7 @@ whose `mpiexec` lands in the environment); a system MPI works as well. A process
 a launcher, or by one with a single process, never imports it.
 
 Batch semantics: the config's batch_size is the *global* batch, split across the processes (as
-the threads split it): the executor's fixed shares of the batch (netcli/parallel.py) are dealt out
+the threads split it): the executor's fixed shares of the batch (netcli/exec/cpu.py) are dealt out
 in contiguous blocks, rank r taking block r, and each rank's Data layer reads only the samples of
 its rows. The shuffled order is one global order from the seed, so the samples and the batches
 are the same as in one process, and iter_size, learning rates and snapshots mean what they mean

@@ -4,7 +4,7 @@ Build steps (all checks happen before any compute; every mistake is reported at 
 naming file, line, layer and field): compile the file into a NetSpec (netcli/config/compile.py:
 parse, phase filter, graph checks, Split insertion) -> set up layers in order (shapes) -> check
 class labels against the data -> allocate and fill params -> decide which layers need backward ->
-plan the executor (netcli/parallel.py).
+plan the executor (netcli/exec/).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .errors import NetcliError
 from .config.compile import field_loc, compile_net
 from .config.schema import Problems
 from .fillers import check_filler_shape
-from .parallel import Executor
+from .exec import make_executor
 from .params import build_param_table, share_params
 from .layers import REGISTRY, LayerError
 from .layers.data import check_label_sources
@@ -62,14 +62,15 @@ class Net:
 
     allow_python: run the net's Python layers (their modules' code); None: only if the CLI's
     --allow-python-layers or NETCLI_ALLOW_PYTHON=1 said so (netcli/layers/python.py).
+    device: "cpu" or "cuda:N", where the layers run (netcli/exec/); kept through reshape().
     """
 
     def __init__(self, model, phase="TEST", weights=None, seed=None, level=0, stages=(),
-                 dtype=np.float32, batch_size=None, allow_python=None):
+                 dtype=np.float32, batch_size=None, allow_python=None, device="cpu"):
         with _gc_paused():
-            self._setup(model, phase, weights, seed, level, stages, dtype, batch_size, allow_python)
+            self._setup(model, phase, weights, seed, level, stages, dtype, batch_size, allow_python, device)
 
-    def _setup(self, model, phase, weights, seed, level, stages, dtype, batch_size, allow_python):
+    def _setup(self, model, phase, weights, seed, level, stages, dtype, batch_size, allow_python, device):
         self.spec = compile_net(model, phase, level, stages, batch_size)
         self.allow_python = python_allowed(allow_python)
         refuse_python_layers(self.spec, self.allow_python)
@@ -85,7 +86,8 @@ class Net:
         self._allocate_params(problems)
         problems.raise_if_any()
         self._plan_backward()
-        self.executor = Executor(self)
+        self.device, self._shared = device, None
+        self.executor = make_executor(self, device)
         self._input_shapes = {n: self.blobs[n].shape for n in self.inputs}
         self.load_all(weights)
 
@@ -233,7 +235,8 @@ class Net:
                                   f"{[tuple(s) for s in new]}, it has {[p.shape for p in params]}")
         for t, w in self.loss_tops:
             t.diff[...] = w
-        self.executor = Executor(self)
+        self.executor.pull()                   # the params where the new executor starts: the host
+        self.executor = make_executor(self, self.device, self._shared)
         self._input_shapes = {n: self.blobs[n].shape for n in self.inputs}
 
     def _check_inputs(self):
@@ -313,7 +316,8 @@ class Net:
     def share_weights(self, other: "Net"):
         """Use `other`'s param memory (by layer name), as Caffe's test nets share the train net's."""
         share_params(self.params, other.params, other.phase)
-        self.executor.bind_grads()           # diffs now live in `other`: backward goes layer by layer
+        self._shared = other.executor        # diffs now live in `other`: on its device, if it has one
+        self.executor = make_executor(self, self.device, self._shared)
 
     def save(self, path):
         from .snapshot import save_weights

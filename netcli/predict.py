@@ -35,9 +35,9 @@ class Classifier:
         classify.py flags (--raw_scale, --mean_file, --channel_swap) do. gpu: a CUDA device
         number (None or -1: the CPU). allow_python: run the net's Python layers (netcli.Net's
         argument)."""
-        from .gpu import run_on_gpu
-        self.net = Net(model, phase="TEST", weights=weights, stages=stages, level=level, allow_python=allow_python)
-        run_on_gpu(self.net, gpu)
+        from .exec import device_of
+        self.net = Net(model, phase="TEST", weights=weights, stages=stages, level=level, allow_python=allow_python,
+                       device=device_of(gpu))
         net = self.net
         data = net.data_layers()
         if net.inputs:

@@ -1,4 +1,4 @@
-"""netcli's thread pool, used by the executor (netcli/parallel.py) and the update rules. Inside a
+"""netcli's thread pool, used by the executor (netcli/exec/cpu.py) and the update rules. Inside a
 task, Numba kernels (nogil) and BLAS run on that thread alone, so BLAS is kept to one thread: two
 pools (BLAS's and ours, or Numba's) never spin against each other on the same cores.
 

@@ -33,10 +33,10 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
     Returns {"outputs": {name: mean}, "loss": mean loss, "iterations": batches, "samples": n}
     (+ "metrics" if asked: confusion matrix, per-class precision/recall/F1 over the same samples)."""
     from .evaluate import evaluate
-    from .gpu import run_on_gpu
+    from .exec import device_of
     from .metrics import classification_metrics, confusion, format_metrics
     echo = echo or _noop
-    net = Net(model, phase=phase, stages=stages, level=level)
+    net = Net(model, phase=phase, stages=stages, level=level, device=device_of(gpu, group))
     if net.inputs and not net.data_layers():
         raise NetcliError(f"{model}: the {phase} net's data comes from Input layers ({', '.join(net.inputs)}), which "
                           "netcli test would score as zeros; test a train/test net (with a data layer), or classify "
@@ -47,7 +47,7 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
         note = best_note(w.strip())
         if note:
             echo(f"{w}: {note}")
-    if run_on_gpu(net, gpu, group):                 # the full batches on the device (netcli/gpu/executor.py)
+    if net.device != "cpu":                         # the full batches on the device (netcli/exec/cuda.py)
         echo(f"Testing on GPU {gpu} ({net.executor.device})")
     if iterations is None and not net.data_size():
         raise NetcliError(f"{model}: no Data layer in the {phase} net; give --iterations")
@@ -137,17 +137,17 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
     training, every process times its part, and rank 0 reports the slowest process's times and
     the gradient reduction's (communication) time per iteration. On a GPU (`gpu`): per-layer
     times between CUDA events, kernel launches per layer, and host<->device copies."""
-    from .gpu import run_on_gpu
+    from .exec import device_of
     from .threads import describe
     echo = echo if group is None or group.rank == 0 else None
     echo = echo or _noop
     t0 = time.perf_counter()
-    net = Net(model, phase=phase, stages=stages, level=level)
+    if group is not None and phase != "TRAIN":
+        raise NetcliError("netcli time under mpiexec times the TRAIN phase (the split of training)")
+    net = Net(model, phase=phase, stages=stages, level=level, device=device_of(gpu, group))
     if group is not None:
-        if phase != "TRAIN":
-            raise NetcliError("netcli time under mpiexec times the TRAIN phase (the split of training)")
         net.executor.distribute(group)
-    device = run_on_gpu(net, gpu, group)
+    device = net.device != "cpu"
     setup_s = time.perf_counter() - t0
     echo(f"GPU {gpu}: {net.executor.device}" if device else f"Threads: {describe()}")
     echo("Performing Forward")
@@ -169,7 +169,7 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
             echo(f"{name:>10}\t{word}: {ms[i]:.5g} ms.{extra}")
     compute = comm = 0.0
     if device:
-        launches0, copies0 = net.executor.k.launches, list(net.executor.copies)
+        counts0 = net.executor.counters()
     for _ in range(iterations):
         t0 = time.perf_counter()
         net.clear_param_diffs()
@@ -194,8 +194,8 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
     }
     if device:
         ex = net.executor
-        launches = (ex.k.launches - launches0) / iterations
-        copies, copy_ms = (ex.copies[0] - copies0[0]) / iterations, (ex.copies[1] - copies0[1]) / iterations * 1000
+        launches, copies, copy_s = ((a - b) / iterations for a, b in zip(ex.counters(), counts0))
+        copy_ms = copy_s * 1000
         result["layers"] = [dict(r, forward_launches=counts[0][i][0], backward_launches=counts[1][i][0],
                                  forward_copies=counts[0][i][1], backward_copies=counts[1][i][1])
                             for i, r in enumerate(result["layers"])]

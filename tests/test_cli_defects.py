@@ -157,8 +157,8 @@ def test_solver_mode_gpu_says_it_runs_on_the_cpu(tmp_path, monkeypatch):
     def no_gpu(device_id=0):
         raise NetcliError("no CUDA GPU is usable here (no NVIDIA driver or device found)")
     monkeypatch.setattr(device, "select", no_gpu)
-    import netcli.gpu.executor as executor
-    monkeypatch.setattr(executor, "select", no_gpu)
+    import netcli.exec.cuda as cuda
+    monkeypatch.setattr(cuda, "select", no_gpu)
     solver = make_tiny(tmp_path, max_iter=1, test_interval=0, extra="solver_mode: GPU\n")
     r = run("train", "--solver", solver, "--quiet")
     assert r.exit_code == 0 and "solver_mode: GPU, but " in r.output and "training on the CPU" in r.output

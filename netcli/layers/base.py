@@ -58,18 +58,27 @@ class Layer:
         """Lines under the layer's name and type in `netcli draw` (its geometry)."""
         return []
 
-    # -- on a CUDA device (netcli/gpu/executor.py): a layer with forward_cuda runs there, one without
-    # runs on the host (its blobs copied out and back). forward_cuda(bottoms, tops, ws, dev) and
-    # backward_cuda(tops, propagate_down, bottoms, ws, dev) take (data, diff) device arrays per
-    # blob, ws the device arrays cuda_workspace() asks for, and dev the executor (dev.launch).
+    # -- on a CUDA device (netcli/exec/cuda.py): a layer with forward_cuda runs there (unless
+    # cuda_refusal says why not), one without runs on the host (its blobs copied out and back).
+    # forward_cuda(bottoms, tops, ws, dev) and backward_cuda(tops, propagate_down, bottoms, ws, dev)
+    # take (data, diff) device arrays per blob, ws the device arrays cuda_workspace() asks for, and
+    # dev the executor: dev.k (netcli/gpu/kernels.py), dev.launch, dev.param(self, j) (the j-th
+    # param's (data, diff)), dev.fused_relu(self) (the slope of a ReLU it absorbs, or None),
+    # dev.read_later(name, rows, reduce) (a top computed on the host from device rows, once the
+    # pass ends) and dev.host(name) (a blob's host copy).
     forward_cuda = None
     backward_cuda = None
     absorbs_relu = False              # its device forward can apply a following in-place ReLU (fusion)
     relu_slope = None                 # a ReLU: its negative slope (what a layer absorbing it applies)
 
-    def cuda_workspace(self):
-        """{name: (shape, dtype)}: device scratch arrays the device ops keep between passes."""
+    def cuda_workspace(self, bottoms, tops):
+        """{name: (shape, dtype)}: device scratch arrays the device ops keep between passes
+        (bottoms, tops: the host blobs, set up)."""
         return {}
+
+    def cuda_refusal(self, bottoms):
+        """Why this layer's device op cannot run this configuration (None: it can)."""
+        return None
 
     def __init__(self, name, p, phase, bottom_names, top_names, rng: np.random.Generator):
         self.name = name
@@ -128,7 +137,7 @@ class PerSample(Layer):
     """A layer whose samples (rows along axis 0 of every bottom and top, but reduced_tops) are
     computed independently. It implements forward_rows/backward_rows for rows [lo, hi) with a
     workspace of arrays for that many rows (declared by workspace()). The net's executor
-    (netcli/parallel.py) decides which rows run where; forward()/backward() below run the whole
+    (netcli/exec/cpu.py) decides which rows run where; forward()/backward() below run the whole
     batch as one piece, here, for use outside a net (tests, tools)."""
     per_sample = True
 

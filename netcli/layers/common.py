@@ -8,7 +8,7 @@ from ..config.schema import Field, Message, REQUIRED, positive
 from ..fillers import FILLER
 from ..kernels.inner_product import inner_product_backward, inner_product_forward
 from .base import Layer, LayerError, PerSample, around, canon_axis, register
-from . import onnx_ops
+from . import common_cuda, onnx_ops
 
 BLOB_SHAPE = Message("BlobShape", [
     Field("dim", "int", None, "the dimensions", repeated=True),
@@ -63,6 +63,8 @@ class InnerProduct(PerSample):
     to_onnx = onnx_ops.inner_product
     doc = "Fully connected: y = x W^T + b over the axes from `axis` on."
     params = {"inner_product_param": INNER_PRODUCT}
+    forward_cuda, backward_cuda, cuda_refusal = (common_cuda.ip_forward_cuda, common_cuda.ip_backward_cuda,
+                                                 common_cuda.ip_refusal)
 
     def draw_label(self):
         return [f"{self.p.inner_product_param.num_output} out"]
@@ -123,6 +125,7 @@ class Softmax(Layer):
     to_onnx = onnx_ops.softmax
     doc = "y = exp(x) / sum(exp(x)) along `axis`."
     params = {"softmax_param": SOFTMAX}
+    forward_cuda, backward_cuda = common_cuda.softmax_forward_cuda, common_cuda.softmax_backward_cuda
 
     def setup(self, bottoms, tops):
         self.axis = canon_axis(self.p.softmax_param.axis, bottoms[0].data.ndim, "softmax_param.axis")

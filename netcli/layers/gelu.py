@@ -121,7 +121,7 @@ class GELU(PerSampleNeuron):
         return 10 * int(np.prod(bottoms[0].shape[1:]))
 
     # -- on a CUDA device: (data, diff) device arrays per blob; ws: cuda_workspace's arrays ---------
-    def cuda_workspace(self):
+    def cuda_workspace(self, bottoms, tops):
         return {"keep": (self.keep.shape, np.float32)}
 
     def forward_cuda(self, bottoms, tops, ws, dev):

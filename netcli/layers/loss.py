@@ -86,6 +86,26 @@ class SoftmaxWithLoss(Loss, PerSample):
     no_grad_bottoms = (1,)
     reduced_tops = (0,)
 
+    # -- on a CUDA device: (N, C) scores; the per-sample log-probabilities are summed on the host, / n -
+    def cuda_refusal(self, bottoms):
+        if bottoms[0].data.ndim != 2 or self.p.loss_param.ignore_label is not None:
+            return "only (N, C) scores without ignore_label"
+        return None
+
+    def cuda_workspace(self, bottoms, tops):
+        return {"prob": (bottoms[0].shape, np.float32), "logp": ((bottoms[0].shape[0],), np.float32)}
+
+    def forward_cuda(self, bottoms, tops, ws, dev):
+        (s, _), (lab, _) = bottoms
+        dev.k.softmax_loss_forward(s, lab, ws["prob"], ws["logp"])
+        dev.read_later(self.top_names[0], ws["logp"], lambda rows: -rows.astype(np.float64).sum() / self.n)
+
+    def backward_cuda(self, tops, propagate_down, bottoms, ws, dev):
+        if propagate_down[0]:
+            (_, ds), (lab, _) = bottoms
+            weight = float(dev.host(self.top_names[0]).diff)
+            dev.k.softmax_loss_backward(ws["prob"], lab, ds, weight / self.n)
+
     def setup(self, bottoms, tops):
         shape = bottoms[0].shape
         self.axis = canon_axis(self.p.softmax_param.axis, len(shape), "softmax_param.axis")

@@ -150,6 +150,18 @@ class Dropout(PerSampleNeuron):
     def _rows(self, arr, lo, hi):
         return arr.reshape(-1, self.E)[lo:hi]
 
+    # -- on a CUDA device: TEST only (the identity); TRAIN's masks run on the host --------------------
+    def cuda_refusal(self, bottoms):
+        return "Dropout in TRAIN is not on the GPU yet" if self.train else None
+
+    def forward_cuda(self, bottoms, tops, ws, dev):
+        if bottoms[0][0] is not tops[0][0]:
+            tops[0][0].copy_to_device(bottoms[0][0])
+
+    def backward_cuda(self, tops, propagate_down, bottoms, ws, dev):
+        if propagate_down[0] and bottoms[0][1] is not tops[0][1]:
+            bottoms[0][1].copy_to_device(tops[0][1])
+
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         x, y = self._rows(bottoms[0].data, lo, hi), self._rows(tops[0].data, lo, hi)
         if not self.train:

@@ -8,7 +8,7 @@ from ..fillers import FILLER
 from ..kernels import conv, pool
 from ..kernels.conv2d import conv2d_backward, conv2d_forward, conv2d_layout, conv2d_workspace
 from .base import Layer, LayerError, PerSample, canon_axis, register
-from . import onnx_ops
+from . import onnx_ops, vision_cuda as cu
 
 
 def _pair(p, base, default, prefix, required=False):
@@ -113,6 +113,7 @@ class Convolution(PerSample):
     doc = ("2-D convolution as GEMMs over patch matrices (channels-last im2row, or per-image im2col); "
            "several bottoms of one shape give as many tops, with one set of weights.")
     params = {"convolution_param": CONVOLUTION}
+    forward_cuda, backward_cuda, cuda_workspace, cuda_refusal = cu.CONVOLUTION      # vision_cuda.py
     bottoms = (1, None)
     tops = (1, None)
 
@@ -386,6 +387,7 @@ class Pooling(PerSample):
     doc = "Max or average pooling with Caffe's output size and padding rules."
     params = {"pooling_param": POOLING}
     tops = (1, 2)
+    forward_cuda, backward_cuda, cuda_workspace, cuda_refusal = cu.POOLING          # vision_cuda.py
 
     def draw_label(self):
         return [f"{'max' if self.max else 'ave'} {self.KH}x{self.KW}/{self.SH}"]

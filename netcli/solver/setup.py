@@ -72,45 +72,40 @@ def net_sources(p, path, where):
     return train, tests
 
 
-def build_nets(train, tests, seed, train_state, allow_python):
+def build_nets(train, tests, seed, train_state, allow_python, device="cpu"):
     """The TRAIN net, and the test nets sharing its weights (a file or a tree each, with stages
     and level). With one test net and a TRAIN data layer holding out a validation_fraction,
     a VALIDATION net goes first: periodic tests use it, the TEST net runs at the end.
-    Returns (train net, test nets, validation)."""
+    All on `device` ("cpu" or "cuda:N"). Returns (train net, test nets, validation)."""
     stages, level = train_state
-    net = Net(train, phase="TRAIN", seed=seed, stages=stages, level=level, allow_python=allow_python)
-    test_nets = [Net(t, phase="TEST", seed=seed + 1 + k, stages=s, level=lv, allow_python=allow_python)
-                 for k, (t, s, lv) in enumerate(tests)]
+    net = Net(train, phase="TRAIN", seed=seed, stages=stages, level=level, allow_python=allow_python, device=device)
+    test_nets = [Net(t, phase="TEST", seed=seed + 1 + k, stages=s, level=lv, allow_python=allow_python,
+                     device=device) for k, (t, s, lv) in enumerate(tests)]
     validation = len(tests) == 1 and any(getattr(l.dp, "validation_fraction", 0) for l in net.data_layers())
     if validation:
         t, s, lv = tests[0]
-        test_nets.insert(0, Net(t, phase="VALIDATION", seed=seed + 2, stages=s, level=lv, allow_python=allow_python))
+        test_nets.insert(0, Net(t, phase="VALIDATION", seed=seed + 2, stages=s, level=lv, allow_python=allow_python,
+                                device=device))
     for t in test_nets:
         t.share_weights(net)
     return net, test_nets, validation
 
 
-def place(net, test_nets, p, gpu, group):
-    """Put the TRAIN net (and its test nets, on its device params) on a CUDA device when asked.
-    Returns (where it runs, in words; why GPU mode fell back to the CPU, or None)."""
-    explicit = gpu is not None
-    if gpu is None:
-        gpu = p.device_id if p.solver_mode == "GPU" else -1
-    if gpu < 0:
-        return "CPU", None
-    from ..gpu import run_on_gpu
-    from ..gpu.executor import GpuExecutor
+def choose_device(p, gpu, group):
+    """Where the nets run ("cpu" or "cuda:N", netcli/exec/): --gpu, else solver_mode and device_id.
+    Returns (device, why GPU mode fell back to the CPU or None): solver_mode GPU without a usable
+    GPU trains on the CPU (said in solve()); an explicit --gpu that cannot be had is an error."""
+    from ..exec import device_of
+    from ..gpu import device
+    if gpu is not None:
+        return device_of(gpu, group), None
     try:
-        run_on_gpu(net, gpu, group)
+        chosen = device_of(p.device_id if p.solver_mode == "GPU" else -1, group)
+        if chosen != "cpu":
+            device.select(p.device_id)
+        return chosen, None
     except NetcliError as e:
-        if explicit:
-            raise
-        # solver_mode: GPU without a usable GPU: the CPU, said in solve() (no --gpu was given)
-        return "CPU", getattr(e, "reason", str(e))
-    train = net.executor
-    for t in test_nets:
-        t.executor = GpuExecutor(t, gpu, shared=train)
-    return f"GPU {gpu} ({train.device})", None
+        return "cpu", getattr(e, "reason", str(e))
 
 
 def lengths(p, net, test_nets, validation, max_iter, where):

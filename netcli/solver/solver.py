@@ -59,7 +59,7 @@ class Solver:
     def __init__(self, path, weights=None, max_iter=None, quiet=False, progress=None, group=None, shares=None,
                  log_path=None, gpu=None, allow_python=None):
         """log_path: the JSONL run log solve() appends to (default <snapshot_prefix>.log.jsonl;
-        False: none). gpu: a CUDA device number to train on (netcli/gpu/executor.py), -1 for
+        False: none). gpu: a CUDA device number to train on (netcli/exec/cuda.py), -1 for
         the CPU, None: as solver_mode and device_id say (GPU mode falls back to the CPU, with a
         line saying why, when there is no usable GPU). group: a netcli.distributed.Group, this
         process being one of several (netcli.distributed.DataParallel). allow_python: run the
@@ -70,11 +70,14 @@ class Solver:
         self.processes = processes(group)     # who logs, tests and writes; how gradients are summed
         self.seed = p.random_seed if p.random_seed >= 0 else int(np.random.SeedSequence().entropy % (2 ** 62))
         self.processes.on_init(self)
+        device, self.gpu_fallback = setup.choose_device(p, gpu, self.processes.group)
+        if shares is not None and device != "cpu":
+            raise NetcliError("--shares cuts the batch for processes on the CPU; it does not apply on a GPU")
         self.net, self.test_nets, self.validation = setup.build_nets(self.net_path, tests, self.seed, train_state,
-                                                                     allow_python)
+                                                                     allow_python, device)
         if shares is not None:
             self.net.executor.reshare(shares)
-        self.device, self.gpu_fallback = setup.place(self.net, self.test_nets, p, gpu, self.processes.group)
+        self.device = "CPU" if device == "cpu" else f"GPU {device[5:]} ({self.net.executor.device})"
         vars(self).update(setup.lengths(p, self.net, self.test_nets, self.validation, max_iter, self._where))
         self.monitors, self.early_stopping, self.best_weights = monitor_hooks(
             p, self.test_nets[0].outputs, self._where, bool(self.test_interval))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import netcli
-from netcli.gpu.executor import GpuExecutor
+from netcli.exec.cuda import CudaExecutor
 
 G = {"type": "gaussian", "std": 0.3}
 NET = {"name": "small", "layers": [
@@ -30,8 +30,7 @@ def _cpu_and_gpu(net):
     """The net built twice, the second on the GPU path, after one forward-backward on the same inputs."""
     x, y = _inputs()
     cpu = netcli.Net(net, phase="TRAIN", seed=1)
-    gpu = netcli.Net(net, phase="TRAIN", seed=1)
-    gpu.executor = GpuExecutor(gpu, 0)
+    gpu = netcli.Net(net, phase="TRAIN", seed=1, device="cuda:0")
     for n in (cpu, gpu):
         n.blobs["data"].data[...], n.blobs["label"].data[...] = x, y
         n.clear_param_diffs()
@@ -44,10 +43,10 @@ def _cpu_and_gpu(net):
 def test_forward_and_gradients_match_the_cpu(chunked, monkeypatch):
     """chunked: the convolution's column buffer holds one image, so it runs image by image."""
     if chunked:
-        from netcli.gpu import executor
-        monkeypatch.setattr(executor, "COLS_LIMIT", 2 * 9 * 64)
+        from netcli.layers import vision_cuda
+        monkeypatch.setattr(vision_cuda, "COLS_LIMIT", 2 * 9 * 64)
     cpu, gpu = _cpu_and_gpu(NET)
-    assert gpu.executor.scratch[1][0].shape[1] == (64 if chunked else 128)
+    assert gpu.executor.workspaces[1]["cols"].shape[1] == (64 if chunked else 128)
     assert gpu.loss == pytest.approx(cpu.loss, rel=1e-5)
     np.testing.assert_allclose(gpu.param_diff, cpu.param_diff, rtol=1e-4, atol=1e-6)
     assert np.abs(cpu.param_diff).sum() > 0
@@ -74,7 +73,7 @@ def test_a_tiny_net_trains_the_same_on_the_gpu_path(tmp_path):
     solver = make_tiny(tmp_path, batch=4, max_iter=3, test_interval=0, display=1)
     cpu = netcli.Solver(solver, progress=False, log_path=False)
     gpu = netcli.Solver(solver, progress=False, log_path=False, gpu=0)
-    assert isinstance(gpu.net.executor, GpuExecutor)
+    assert isinstance(gpu.net.executor, CudaExecutor)
     cpu.step(3)
     gpu.step(3)
     np.testing.assert_allclose(gpu.net.param_data, cpu.net.param_data, rtol=1e-4, atol=1e-6)
@@ -182,3 +181,46 @@ def test_average_pooling_tanh_sigmoid_and_softmax_on_the_device():
     assert gpu.loss == pytest.approx(cpu.loss, rel=1e-5)
     np.testing.assert_allclose(gpu.param_diff, cpu.param_diff, rtol=1e-4, atol=1e-7)
     assert np.abs(cpu.param_diff).min() > 0
+
+
+def test_reshape_keeps_the_device_and_the_trained_params():
+    """Net.reshape() on a CUDA net: still on the device, with the params the device last wrote."""
+    gpu = netcli.Net(NET, phase="TRAIN", seed=1, device="cuda:0")
+    x, y = _inputs()
+    gpu.blobs["data"].data[...], gpu.blobs["label"].data[...] = x, y
+    gpu.forward_backward()
+    gpu.executor.params.copy_to_device(np.full(gpu.param_data.size, 0.25, np.float32))   # as an update would
+    gpu.executor.owner = "device"
+    gpu.blobs["data"].reshape(1, 2, 8, 8)
+    gpu.blobs["label"].reshape(1)
+    gpu.reshape()
+    assert isinstance(gpu.executor, CudaExecutor) and gpu.device == "cuda:0"
+    assert np.all(gpu.param_data == 0.25)
+    cpu = netcli.Net(NET, phase="TRAIN", seed=1)
+    cpu.param_data[...] = 0.25
+    for n in (cpu, gpu):
+        n.blobs["data"].reshape(1, 2, 8, 8)
+        n.blobs["label"].reshape(1)
+    cpu.reshape()
+    cpu.forward(data=x[:1], label=y[:1])
+    gpu.forward(data=x[:1], label=y[:1])
+    assert gpu.loss == pytest.approx(cpu.loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["NONE", "BATCH_SIZE", "FULL"])
+def test_softmax_loss_normalization_on_the_device(mode):
+    """SoftmaxWithLoss's normalization (NONE: the sum, not the mean) on the device as on the CPU."""
+    layers = [dict(l) for l in NET["layers"]]
+    layers[-1] = dict(layers[-1], loss_param={"normalization": mode})
+    cpu, gpu = _cpu_and_gpu(dict(NET, layers=layers))
+    assert gpu.loss == pytest.approx(cpu.loss, rel=1e-5)
+    np.testing.assert_allclose(gpu.param_diff, cpu.param_diff, rtol=1e-4, atol=1e-6)
+
+
+def test_shares_with_the_gpu_is_one_line(tmp_path):
+    """--shares cuts the CPU executor's batch; with --gpu it is refused in one line (not a crash)."""
+    from tinynet import make_tiny
+    from netcli.errors import NetcliError
+    solver = make_tiny(tmp_path, batch=4, max_iter=1, test_interval=0)
+    with pytest.raises(NetcliError, match="--shares"):
+        netcli.Solver(solver, progress=False, log_path=False, gpu=0, shares=2)

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import netcli
-from netcli.gpu.executor import GpuExecutor
 
 G = {"type": "gaussian", "std": 0.5}
 
@@ -30,8 +29,7 @@ def test_gelu_on_the_device_matches_the_cpu(approximate, in_place):
     rng = np.random.default_rng(2)
     x, y = rng.standard_normal((3, 5)).astype(np.float32) * 2, np.array([0, 3, 1], np.float32)
     cpu = netcli.Net(_net(approximate, in_place), phase="TRAIN", seed=1)
-    gpu = netcli.Net(_net(approximate, in_place), phase="TRAIN", seed=1)
-    gpu.executor = GpuExecutor(gpu, 0)
+    gpu = netcli.Net(_net(approximate, in_place), phase="TRAIN", seed=1, device="cuda:0")
     assert not gpu.executor.on_host[2] and "every layer on the device" in gpu.executor.plan()[0]
     for n in (cpu, gpu):
         n.blobs["data"].data[...], n.blobs["label"].data[...] = x, y

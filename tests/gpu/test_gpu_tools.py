@@ -64,6 +64,6 @@ def test_classifier_on_the_gpu_gives_the_cpus_probabilities(tmp_path, data_layer
     raw = np.random.default_rng(0).integers(0, 255, (3, 1, 6, 6)).astype(np.float32)
     cpu = netcli.Classifier(net, str(tmp_path / "w.weights.npz"), scale=0.01).predict(raw=raw)
     gpu = netcli.Classifier(net, str(tmp_path / "w.weights.npz"), scale=0.01, gpu=0)
-    assert type(gpu.net.executor).__name__ == "GpuExecutor"
+    assert type(gpu.net.executor).__name__ == "CudaExecutor"
     np.testing.assert_allclose(gpu.predict(raw=raw), cpu, rtol=1e-5, atol=1e-7)
     assert cpu.std() > 0

@@ -438,7 +438,7 @@ def test_netcli_test_counts_each_sample_once(tmp_path):
 
 def test_lenet_weights_bit_identical_for_any_thread_count(tmp_path):
     """20 LeNet iterations (shuffled data, momentum, weight decay) with 1, 2, 3 and 4 threads:
-    the same bits (netcli/parallel.py: fixed shares, one fixed combination order; a different
+    the same bits (netcli/exec/cpu.py: fixed shares, one fixed combination order; a different
     order shows in the last bits after one update)."""
     from netcli import log, threads
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,4 +1,4 @@
-"""The executor: the one owner of parallelism, and why results do not depend on the thread count.
+"""The CPU executor: the one owner of parallelism, and why results do not depend on the thread count.
 
 A batch of N samples is cut into fixed *shares* (`shares(N)`: a power of two of them, at least
 SHARE_ROWS samples each where the batch allows, at most MAX_SHARES, chosen from N alone). Consecutive per-sample layers (layers.base.PerSample) form a
@@ -28,10 +28,10 @@ from functools import lru_cache, partial
 
 import numpy as np
 
-from . import threads
-from .errors import NetcliError
-from .kernels.update import combine_shares
-from .layers.base import PerSample
+from .. import threads
+from ..errors import NetcliError
+from ..kernels.update import combine_shares
+from ..layers.base import PerSample
 
 SHARE_ROWS = 32
 MIN_ROWS = 16
@@ -62,11 +62,14 @@ def _blocks(count, parts):
     return [(count * i // parts, count * (i + 1) // parts) for i in range(parts)]
 
 
-class Executor:
+class CpuExecutor:
     """Runs one net's layers: per-sample stretches over shares on the thread pool, the others on
     the whole batch. Built once per net (after its params are allocated)."""
+    device = "CPU"
 
-    def __init__(self, net):
+    def __init__(self, net, shared=None):
+        """shared: the executor of the net whose params this one uses (share_weights): its diffs
+        then live there, and backward goes layer by layer (bind_grads)."""
         self._net = weakref.ref(net)     # the net owns its executor: no cycle keeping a dropped net's arrays
         self.stretches = self._plan_stretches()
         self.batch_of = {i: n for n, idx in self.stretches for i in idx}   # layer -> its stretch's batch
@@ -210,7 +213,7 @@ class Executor:
             combine(ws)
         return both
 
-    # -- params: where they live and how they change (the GPU executor's interface too) ---------
+    # -- params: where they live and how they change (netcli/exec/interface.py) -----------------
     def push(self):
         """Params live in host memory here: nothing to move (the GPU executor copies)."""
 
@@ -370,6 +373,10 @@ class Executor:
     # -- one layer at a time (netcli time) ---------------------------------------------------------
     def synchronize(self):
         """Every pass has finished when it returns here (the GPU executor waits for its device)."""
+
+    def counters(self):
+        """No kernels launched, nothing copied: the passes run on the host's arrays."""
+        return 0, 0, 0.0
 
     def time_layer(self, i, forward):
         """Run layer i alone, as training would (over shares, on the threads); None: timed by the

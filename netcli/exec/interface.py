@@ -1,0 +1,67 @@
+"""What a Net, the Solver and the commands ask of an executor: the one interface every backend
+implements (netcli/exec/cpu.py: the CPU's shares and threads; netcli/exec/cuda.py: a CUDA device).
+
+A Net makes its executor once, at construction (`Net(..., device="cpu" | "cuda:0")`, through
+netcli.exec.make_executor) and again, on the same device, in reshape() and share_weights();
+nothing outside the Net assigns one. The host's `net.param_data` / `net.param_diff` are the
+params and gradients everyone reads: an executor that keeps them elsewhere (a device) copies them
+there and back in push()/pull()/pull_grads(), and is a no-op where they already live.
+"""
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Executor(Protocol):
+    device: str           # where it runs, in words ("CPU", "NVIDIA H200", "... (simulated)")
+
+    def __init__(self, net, shared=None):
+        """Plan and allocate for `net` (its blobs, params and layers set up). shared: the executor
+        of the net whose params this one uses (Net.share_weights: a test net on the train net's)."""
+
+    # -- passes (the Net's forward/backward/forward_backward) -------------------------------------
+    def forward(self) -> None:
+        """Every layer forward; the net's outputs (and loss tops) are on the host when it returns."""
+
+    def forward_from(self, start: int) -> None:
+        """Layers start, start+1, ... forward; the blobs earlier layers make are the host's."""
+
+    def backward(self) -> None:
+        """Back-propagate from the loss tops; param gradients add to what they hold."""
+
+    def forward_backward(self, cleared: bool = False) -> None:
+        """forward() then backward(); cleared: the param gradients are zero (layers may write them)."""
+
+    # -- params and gradients -------------------------------------------------------------------
+    def push(self) -> None:
+        """The host's params (and the update rule's history) to where the passes read them."""
+
+    def pull(self) -> None:
+        """The params (and history) into net.param_data (and the rule's host arrays)."""
+
+    def pull_grads(self) -> None:
+        """The param gradients into net.param_diff."""
+
+    def clear_param_diffs(self) -> None:
+        """Zero the param gradients (once per update)."""
+
+    def grad_sumsq(self) -> float:
+        """The sum of the squared param gradients (gradient clipping)."""
+
+    def update(self, rule, rate: float, it: int, scale: float) -> None:
+        """One step of an update rule (netcli/update_rules/) on the params where they live."""
+
+    # -- planning and timing (netcli check / time) ------------------------------------------------
+    def plan(self) -> list[str]:
+        """Lines saying how the net runs (what is split, fused or left on the host)."""
+
+    def synchronize(self) -> None:
+        """Return once all queued work has finished (timing)."""
+
+    def time_layer(self, i: int, forward: bool):
+        """Run layer i alone as training runs it; None (timed by the caller's clock) or
+        (ms, launches, copies)."""
+
+    def counters(self) -> tuple[int, int, float]:
+        """(kernel launches, host<->device copies, seconds in copies) so far (zeros on the CPU)."""
