@@ -10,6 +10,8 @@ import netcli
 
 
 def test_a_dropped_net_and_its_prefetch_thread_go_at_once():
+    gc.collect()                                   # what earlier tests left to the collector
+    before = set(threading.enumerate())
     gc.disable()
     try:
         net = netcli.Net("configs/lenet_train_test.yaml", phase="TRAIN")
@@ -20,6 +22,7 @@ def test_a_dropped_net_and_its_prefetch_thread_go_at_once():
     finally:
         gc.enable()
     deadline = time.monotonic() + 5
-    while any(t.name == "netcli-prefetch-mnist" for t in threading.enumerate()) and time.monotonic() < deadline:
+    ours = lambda: [t.name for t in set(threading.enumerate()) - before if t.name.startswith("netcli-prefetch")]  # noqa: E731
+    while ours() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("netcli-prefetch-mnist")]
+    assert not ours()
