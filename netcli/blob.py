@@ -19,15 +19,29 @@ def physical_memory():
         return 2 ** 62
 
 
+def address_space_limit():
+    """The process's address-space limit (ulimit -v, RLIMIT_AS) in bytes, or None."""
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, ValueError, OSError, AttributeError):
+        return None
+    return None if soft in (resource.RLIM_INFINITY, -1) or soft <= 0 else soft
+
+
 def memory_budget():
-    """Bytes a net may use for its blobs and params (data and diff): half the machine's memory,
-    leaving the rest for the data set, per-thread workspace and gradients, and everything else.
-    Files (datasets, weights) are bounded by the same figure."""
-    return physical_memory() // 2
+    """Bytes a net may use for its blobs and params (data and diff): half the machine's memory
+    (or of the process's address-space limit, where that is lower), leaving the rest for the
+    data set, per-thread workspace and gradients, and everything else. Files (datasets, weights)
+    are bounded by the same figure."""
+    limit = address_space_limit()
+    return min(physical_memory(), limit if limit else 2 ** 62) // 2
 
 
 def describe_budget():
-    return f"netcli allows {memory_budget() / 2 ** 30:.3g} GB, half of this machine's memory"
+    limited = (address_space_limit() or 2 ** 62) < physical_memory()
+    return (f"netcli allows {memory_budget() / 2 ** 30:.3g} GB, half of "
+            + ("this process's address-space limit (ulimit -v)" if limited else "this machine's memory"))
 
 
 class Blob:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import io
 import json
+import math
 import os
 import random
 import struct
@@ -103,7 +104,7 @@ def _blob(rnd, shape, legacy=False):
             out += _field(number, 0, _varint(d))
     else:
         out += _field(7, 2, _field(1, 2, b"".join(_varint(d) for d in shape)))
-    n = int(np.prod([d for d in shape if 0 <= d < 10 ** 6], dtype=np.int64)) if shape else 1
+    n = math.prod(d for d in shape if 0 <= d < 10 ** 6)     # Python ints: no int64 wrap to negative
     n = min(n, 500_000)
     values = np.random.default_rng(rnd.randrange(2 ** 32)).standard_normal(n).astype("<f4")
     if rnd.random() < 0.1:
