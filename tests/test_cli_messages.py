@@ -83,3 +83,16 @@ def test_iteration_0_has_no_rate(tmp_path):
     assert r.exit_code == 0, r.output
     assert "Iteration 0, loss = " in r.output and "Iteration 0 (" not in r.output
     assert "Iteration 1 (" in r.output and "iter/s" in r.output
+
+
+def test_running_out_of_memory_is_one_line(tmp_path, monkeypatch):
+    import netcli.net
+    solver = make_tiny(tmp_path, max_iter=1, test_interval=0)
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 34.3 MiB")
+    monkeypatch.setattr(netcli.net.Net, "forward_backward", no_memory)
+    r = run("train", "--solver", solver, "--quiet")
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1] == "netcli: error: out of memory (a smaller batch_size or net may fit)"
+    assert "Traceback" not in r.output
