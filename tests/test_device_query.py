@@ -16,6 +16,12 @@ def run(*args):
     return CliRunner().invoke(cli, list(args), obj={})
 
 
+@pytest.fixture(autouse=True)
+def real_driver(monkeypatch):
+    """The fake driver is not Numba's simulator (which tests/gpu switches on for the whole session)."""
+    monkeypatch.setattr(device, "simulated", lambda: False)
+
+
 def fake_cuda(n):
     """numba.cuda as a driver with n GPUs shows it: names, compute capability 8.0, 16 GiB each."""
     current = {"i": 0}
