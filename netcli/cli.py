@@ -93,7 +93,7 @@ def cli(ctx, debug, threads, allow_python_layers):
     ctx.obj["debug"] = debug
     ctx.obj["threads"] = threads
     from .data.datasets import offline
-    from .threads import env_threads, set_threads
+    from .exec.threads import env_threads, set_threads
     env_threads()               # the environment is checked up front, whatever the command
     offline()
     set_threads(threads)
@@ -150,8 +150,8 @@ def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigter
         raise click.UsageError("--resume finds the snapshot itself: give it without --snapshot or --weights")
     from . import log
     from .solver import Solver
-    from .solver.state import newest_pair
-    from .threads import describe
+    from .solver.snapshots import newest_pair
+    from .exec.threads import describe
     from time import perf_counter               # (`time` here is the command)
     log.set_format(log_format)
     g = _distributed(ctx, reduction)
@@ -163,7 +163,7 @@ def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigter
         if not snapshot:        # a found one is said by the restore ("Resuming from ...")
             log.info(f"--resume: no snapshot of {s.prefix} yet; starting from iteration 0")
     if snapshot and iterations is not None:
-        from .solver.state import snapshot_iteration
+        from .solver.snapshots import snapshot_iteration
         s.set_max_iter(snapshot_iteration(snapshot) + iterations)
     if s.root:
         log.info((f"Threads, in each of {g.size} processes: " if g else "Threads: ") + describe())
@@ -198,7 +198,7 @@ _RUN_HELP = ("Which runs of each log (a log holds every train and resume with it
 def plot(logs, output, x_axis, smooth, which, watch, max_refreshes):
     """Learning curves from run logs (<snapshot_prefix>.log.jsonl): the train loss and every test
     output, one line per run (a resumed run continues its own). Needs pip install 'netcli[plot]'."""
-    from .plot import curves, log_curves, watch as watch_logs
+    from .viz.plot import curves, log_curves, watch as watch_logs
     warned = set()
 
     def render():
@@ -223,7 +223,7 @@ def plot(logs, output, x_axis, smooth, which, watch, max_refreshes):
               help="Top to bottom, or left to right (Caffe's draw_net.py default).")
 def draw(model, output, phase, stages, rankdir):
     """Draw the net as Caffe's draw_net.py does: layers, blobs with their shapes, and edges."""
-    from .draw import draw as draw_net
+    from .viz.draw import draw as draw_net
     from .net import Net
     g = draw_net(Net(model, phase=phase, stages=stages), output, rankdir)
     layers = sum(1 for n in g.nodes.values() if n["kind"] == "layer")
@@ -254,7 +254,7 @@ def _distributed(ctx, reduction="exact"):
     from .distributed import group
     g = group(reduction)
     if g is not None and ctx.obj.get("threads") is None and not os.environ.get("NETCLI_THREADS"):
-        from .threads import set_threads, usable_cores
+        from .exec.threads import set_threads, usable_cores
         set_threads(max(1, min(usable_cores(), (os.cpu_count() or 1) // g.local_size)))
     return g
 
@@ -280,7 +280,7 @@ def _distributed(ctx, reduction="exact"):
 def test(ctx, model, weights, iterations, phase, stages, level, metrics, plot_path, labels, gpu, as_json):
     """Score a trained net: per-batch outputs, then their averages; under mpiexec or srun the
     batches are split across the processes."""
-    from .tools import json_safe, score
+    from .commands.tools import json_safe, score
     g = _distributed(ctx)
     metrics = metrics or bool(plot_path)
     names = None
@@ -288,14 +288,14 @@ def test(ctx, model, weights, iterations, phase, stages, level, metrics, plot_pa
         from .predict import read_labels
         names = read_labels(labels)
     if plot_path:
-        from .plot import _pyplot
+        from .viz.plot import _pyplot
         _pyplot()                   # a missing matplotlib is said before the test runs, not after
     result = score(model, weights, iterations, phase, echo=None if as_json else _echo, metrics=metrics,
                    group=g, stages=stages, level=level, gpu=gpu)
     if g is not None and g.rank:
         return
     if plot_path:
-        from .plot import confusion_matrix
+        from .viz.plot import confusion_matrix
         confusion_matrix(result["metrics"]["confusion_matrix"], plot_path, names)
         _echo(f"Wrote {plot_path}", err=as_json)
     if as_json:       # what the text prints: the averaged outputs, the total loss, batches and samples
@@ -328,8 +328,8 @@ def test(ctx, model, weights, iterations, phase, stages, level, metrics, plot_pa
 def time(ctx, model, iterations, phase, stages, level, as_json, reduction, gpu):
     """Per-layer forward and backward times, as `caffe time`; under mpiexec or srun, each
     process's part of the batch, and the gradient reduction's time."""
-    from .tools import benchmark
-    from .tools import json_safe
+    from .commands.tools import benchmark
+    from .commands.tools import json_safe
     g = _distributed(ctx, reduction)
     result = benchmark(model, iterations, phase, echo=None if as_json else _echo, group=g, stages=stages,
                        level=level, gpu=gpu)
@@ -352,7 +352,7 @@ def check(model, solver_path, phase, stages, level, print_config):
     """Validate without training: shapes, params, FLOPs and memory per layer."""
     if bool(model) == bool(solver_path):
         raise click.UsageError("give --model or --solver")
-    from .tools import check as run_check, print_config as write_config
+    from .commands.tools import check as run_check, print_config as write_config
     if print_config:
         write_config(model, solver_path, echo=_echo)
         return
@@ -367,7 +367,7 @@ def check(model, solver_path, phase, stages, level, print_config):
 def convert(source, output, model):
     """Convert a net or solver between YAML and Caffe's prototxt, or weights between .npz and
     Caffe's .caffemodel."""
-    from .tools import convert as run_convert
+    from .commands.tools import convert as run_convert
     run_convert(source, output, model, echo=_echo)
 
 
@@ -395,7 +395,7 @@ def predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale
     """Classify INPUTS (image files, folders of images, .npz files of samples) with a trained
     net: the top-k classes and their probabilities, per input. Images are resized to the net's
     input and prepared as its training data was."""
-    from .tools import predict as run_predict
+    from .commands.tools import predict as run_predict
     if mean_values and mean_file:
         raise click.UsageError("give --mean-value or --mean-file, not both")
     mean = mean_file or (list(mean_values) if mean_values else None)
@@ -415,7 +415,7 @@ def export(onnx_path, model, weights, stages, level, raw_input):
     """Export the net's inference graph (its TEST phase; data layers become inputs, labels and
     losses are left out) with its weights to ONNX, for ONNX Runtime and other runtimes. Needs
     pip install 'netcli[onnx]'."""
-    from .tools import export as run_export
+    from .commands.tools import export as run_export
     run_export(model, weights, onnx_path, stages, level, echo=_echo, raw_input=raw_input)
 
 
@@ -423,7 +423,7 @@ def export(onnx_path, model, weights, stages, level, raw_input):
 @click.argument("type_", metavar="[TYPE]", required=False)
 def layers(type_):
     """List every layer type with its parameters, defaults and meanings."""
-    from .tools import list_layers
+    from .commands.tools import list_layers
     list_layers(type_, echo=_echo)
 
 

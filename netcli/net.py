@@ -320,7 +320,7 @@ class Net:
         self.executor = make_executor(self, self.device, self._shared)
 
     def save(self, path):
-        from .snapshot import save_weights
+        from .io.weights import save_weights
         save_weights(self, path)
 
     def load_all(self, weights):
@@ -331,7 +331,7 @@ class Net:
     def load(self, path, strict=True):
         """Load weights by name ('<layer>/<i>'); strict: every param and every array must
         match. Returns (loaded names, names in the file that were not used)."""
-        from .snapshot import load_weights
+        from .io.weights import load_weights
         return load_weights(self, path, strict=strict)
 
     def __repr__(self):

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from netcli.cli import cli
-from netcli.device_query import resolve_gpu
+from netcli.commands.device_query import resolve_gpu
 from netcli.errors import NetcliError
 from netcli.gpu import device
 from tinynet import make_tiny

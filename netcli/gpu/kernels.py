@@ -5,7 +5,7 @@ netcli/kernels/ they stand in for:
 - gemm: C = alpha * op(A) @ op(B) + beta * C, 16x16 tiles in shared memory (under the
   simulator a one-thread-per-element kernel; both are tested). Every GEMM of the GPU path goes
   through this one function, so a library GEMM (cuBLAS) can replace it.
-- im2col / col2im: the column layout of netcli/kernels/conv.py (row (c, i, j), column (n, oh, ow)).
+- im2col / col2im: the column layout of netcli/kernels/im2col.py (row (c, i, j), column (n, oh, ow)).
 - columns to NCHW with the bias and an optional ReLU fused (the convolution's output), NCHW to
   columns (its gradient), sums of rows and of columns (bias gradients), ReLU, TanH and Sigmoid,
   max pooling with its mask, average pooling, softmax, softmax with loss, fill, the sum of

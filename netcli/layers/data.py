@@ -54,9 +54,9 @@ def _idx_exists(prefix):
 
 def open_dataset(source, backend, base_dir=""):
     """The dataset a Data layer reads (cached per resolved path): a relative source is looked up
-    next to the net file, then in the working directory (netcli.paths)."""
+    next to the net file, then in the working directory (netcli.config.paths)."""
     from ..data import datasets, sources
-    from ..paths import resolve
+    from ..config.paths import resolve
     named = ":" in source and source.split(":")[0] in datasets.DATASETS
     if backend is None:
         if named:
@@ -136,7 +136,7 @@ class Data(Layer):
         if t.mean_file:
             if t.mean_value:
                 raise LayerError("give mean_file or mean_value, not both", "transform_param.mean_value")
-            from ..paths import resolve
+            from ..config.paths import resolve
             try:
                 mf = resolve(t.mean_file, self.base_dir, "mean_file")
             except NetcliError as e:
@@ -272,7 +272,7 @@ def validation_split(ds, fraction, held_out):
 def _load_mean(path, shape):
     """The (C, H, W) mean image from Caffe's .binaryproto, an .npy file or the first array of an .npz;
     `shape` (C, H, W) as expected, or (C, None, None) for any size."""
-    from ..npzfile import read_array
+    from ..io.npzfile import read_array
     try:
         if path.endswith(".binaryproto"):
             from ..caffe.caffemodel import read_binaryproto
@@ -332,7 +332,7 @@ class ImageData(Data):
 
     def open(self, p):
         from ..data.sources import load_image_list
-        from ..paths import resolve
+        from ..config.paths import resolve
         try:
             listfile = resolve(p.source, self.base_dir, "image list")
         except NetcliError as e:

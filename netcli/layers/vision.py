@@ -5,7 +5,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, positive, non_negative
 from ..fillers import FILLER
-from ..kernels import conv, pool
+from ..kernels import im2col, pool
 from ..kernels.conv2d import conv2d_backward, conv2d_forward, conv2d_layout, conv2d_workspace
 from .base import Layer, LayerError, PerSample, canon_axis, register
 from . import onnx_ops, vision_cuda as cu
@@ -213,18 +213,18 @@ class Deconvolution(PerSample):
         groups, w = self._groups()
         for cs, ks in groups:          # per image: cols[n] (K/G*KH*KW, H*W) = W_g^T @ x[n, group]
             np.matmul(w[cs].T, x3[:, cs], out=cols[:, ks])
-        conv.col2im_images(cols, tops[0].data[lo:hi], *self._geometry())
+        im2col.col2im_images(cols, tops[0].data[lo:hi], *self._geometry())
         if len(self.blobs) > 1:
-            conv.add_bias(tops[0].data[lo:hi].reshape(hi - lo, self.K, -1), self.blobs[1].data)
+            im2col.add_bias(tops[0].data[lo:hi].reshape(hi - lo, self.K, -1), self.blobs[1].data)
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         dy = tops[0].diff[lo:hi]
         n = hi - lo
         dbias, dweight = self.param_grad(grads, 1), self.param_grad(grads, 0)
         if dbias is not None:
-            conv.sum_bias(dy.reshape(n, self.K, -1), dbias)
+            im2col.sum_bias(dy.reshape(n, self.K, -1), dbias)
         cols = ws["cols"]
-        conv.im2col_images(dy, cols, *self._geometry())
+        im2col.im2col_images(dy, cols, *self._geometry())
         groups, w = self._groups()
         x3 = bottoms[0].data[lo:hi].reshape(n, self.C, -1)
         if dweight is not None:

@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
-from .. import threads
+from ..exec import threads
 
 TINY = 1.1754943508222875e-38  # np.finfo(np.float32).tiny
 RULES = {}                     # the schema's spelling of `type` (upper case) -> Rule subclass

@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 
-from .errors import ConfigError, NetcliError
-from .net import Net
+from ..errors import ConfigError, NetcliError
+from ..net import Net
 
 
 def _noop(*a, **k):
@@ -32,9 +32,9 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
     or (None) the whole data set once, each sample counted exactly once (netcli.evaluate).
     Returns {"outputs": {name: mean}, "loss": mean loss, "iterations": batches, "samples": n}
     (+ "metrics" if asked: confusion matrix, per-class precision/recall/F1 over the same samples)."""
-    from .evaluate import evaluate
-    from .exec import device_of
-    from .metrics import classification_metrics, confusion, format_metrics
+    from ..evaluate import evaluate
+    from ..exec import device_of
+    from ..metrics import classification_metrics, confusion, format_metrics
     echo = echo or _noop
     net = Net(model, phase=phase, stages=stages, level=level, device=device_of(gpu, group))
     if net.inputs and not net.data_layers():
@@ -42,7 +42,7 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
                           "netcli test would score as zeros; test a train/test net (with a data layer), or classify "
                           "files with netcli predict")
     net.load_all(weights)
-    from .solver.hooks import best_note
+    from ..solver.hooks import best_note
     for w in str(weights).split(","):
         note = best_note(w.strip())
         if note:
@@ -74,7 +74,7 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
     else:
         planned_line = ""
     echo(f"Running for {planned} iterations{planned_line}.")
-    from .kernels.compiles import KernelCompiles
+    from ..kernels.compiles import KernelCompiles
     bar = None
     if sys.stderr.isatty() and (group is None or group.rank == 0):
         from tqdm import tqdm
@@ -137,8 +137,8 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
     training, every process times its part, and rank 0 reports the slowest process's times and
     the gradient reduction's (communication) time per iteration. On a GPU (`gpu`): per-layer
     times between CUDA events, kernel launches per layer, and host<->device copies."""
-    from .exec import device_of
-    from .threads import describe
+    from ..exec import device_of
+    from ..exec.threads import describe
     echo = echo if group is None or group.rank == 0 else None
     echo = echo or _noop
     t0 = time.perf_counter()
@@ -287,9 +287,9 @@ def print_config(model=None, solver=None, echo=None):
     """Write a net or solver file back as netcli reads it: only the fields given, canonical enum
     spellings, every layer of every phase. Loading the output gives the same net (or solver)."""
     import yaml
-    from .config.compile import config_to_dict
+    from ..config.compile import config_to_dict
     if solver:
-        from .config.compile import solver_to_dict
+        from ..config.compile import solver_to_dict
         tree = solver_to_dict(solver)
     else:
         tree = config_to_dict(model)
@@ -303,7 +303,7 @@ def check(model=None, solver=None, phase=None, echo=None, stages=(), level=0):
     testing will), and print their tables; any mistake raises."""
     echo = echo or _noop
     if solver:
-        from .solver import Solver
+        from ..solver import Solver
         s = Solver(solver, progress=False, log_path=False)
         echo(f"Solver {solver}: {s.p.type} with lr_policy {s.p.lr_policy}, {s.max_iter} iterations, "
              f"test every {s.test_interval or 'never'} x {s.test_iter} batches, snapshots to {s.prefix}_iter_N")
@@ -327,7 +327,7 @@ def check(model=None, solver=None, phase=None, echo=None, stages=(), level=0):
 
 
 def _fmt_default(f):
-    from .config.schema import REQUIRED, Message
+    from ..config.schema import REQUIRED, Message
     if f.default is REQUIRED:
         return "required"
     if isinstance(f.kind, Message):
@@ -338,7 +338,7 @@ def _fmt_default(f):
 
 
 def _fmt_fields(msg, prefix, echo, depth=0):
-    from .config.schema import Message
+    from ..config.schema import Message
     for f in msg.fields:
         d = _fmt_default(f)
         echo(f"    {prefix}{f.name} ({f.type_name}{', ' + d if d else ''}): {f.doc}")
@@ -349,11 +349,11 @@ def _fmt_fields(msg, prefix, echo, depth=0):
 def list_layers(type_=None, echo=None):
     """Every registered layer type with its parameters, defaults and meanings, generated from the
     specs that validate configs. Returns the listed type names."""
-    from .config.net_spec import LAYER_COMMON
-    from .config.schema import Message
-    from .fillers import FILLER
-    from .layers import REGISTRY
-    from .config.schema import did_you_mean
+    from ..config.net_spec import LAYER_COMMON
+    from ..config.schema import Message
+    from ..fillers import FILLER
+    from ..layers import REGISTRY
+    from ..config.schema import did_you_mean
     echo = echo or _noop
     if type_ is not None and type_ not in REGISTRY:
         raise NetcliError(f"unknown layer type '{type_}'{did_you_mean(type_, REGISTRY)}")
@@ -385,7 +385,7 @@ CONFIG_EXT = (".yaml", ".yml", ".prototxt", ".pbtxt")
 
 def is_solver_file(path):
     """A solver file names a net and training fields; a net file has layers."""
-    from .config.load import load_config
+    from ..config.load import load_config
     tree = load_config(path, net=False)
     return not ({"layer", "layers"} & set(tree)) and bool({"net", "net_param", "train_net", "train_net_param",
                                                              "base_lr", "max_iter", "lr_policy"} & set(tree))
@@ -395,8 +395,8 @@ def predict(model, weights, inputs, top_k=5, labels=None, as_json=False, stages=
             mean=None, colors=None, echo=None, gpu=None):
     """Print each input's top-k classes (netcli predict): one line per input, or one JSON list."""
     import json
-    from . import log
-    from .predict import predict as classify
+    from .. import log
+    from ..predict import predict as classify
     rows, clf = classify(model, weights, inputs, top_k, labels, stages, level, scale, mean, colors, gpu)
     if not clf.known:
         log.warn(f"nothing says how {model}'s inputs were prepared (no data layer, and {weights} keeps no "
@@ -414,10 +414,10 @@ def predict(model, weights, inputs, top_k=5, labels=None, as_json=False, stages=
 
 def export(model, weights, onnx_path, stages=(), level=0, echo=None, raw_input=False):
     """The TEST-phase inference graph of `model` with `weights` (None: as initialised, with a
-    warning) as an ONNX file (netcli/onnx_export.py); how its input is prepared goes into its
-    metadata, or with raw_input into the graph (netcli/onnx_preprocess.py)."""
-    from .onnx_export import export_onnx
-    from .onnx_preprocess import find_preprocessing
+    warning) as an ONNX file (netcli/io/onnx_export.py); how its input is prepared goes into its
+    metadata, or with raw_input into the graph (netcli/io/onnx_preprocess.py)."""
+    from ..io.onnx_export import export_onnx
+    from ..io.onnx_preprocess import find_preprocessing
     net = Net(model, phase="TEST", weights=weights, stages=stages, level=level)
     if not weights:
         (echo or _noop)("Warning: no --weights given: the model holds the initial (untrained) weights")
@@ -431,8 +431,8 @@ def convert(source, output, model=None, echo=None):
     """A net or solver file between YAML and prototxt, or weights between .npz and .caffemodel
     (`model` gives the net they belong to); the output's extension says which. Written
     atomically: nothing half-written is left on an error."""
-    from .files import write_atomic
-    from .snapshot import is_caffemodel
+    from ..io.files import write_atomic
+    from ..io.weights import is_caffemodel
     out = os.fspath(output)
     if not out.lower().endswith(WEIGHT_EXT + CONFIG_EXT):
         raise NetcliError(f"{out}: the output's extension says what to write: one of {', '.join(WEIGHT_EXT + CONFIG_EXT)}")
@@ -450,7 +450,7 @@ def convert(source, output, model=None, echo=None):
         raise NetcliError(f"{source}: weights convert to .npz or .caffemodel, not to {os.path.splitext(out)[1]}")
     solver = is_solver_file(source)
     if out.lower().endswith((".prototxt", ".pbtxt")):
-        from .config.prototxt import net_to_prototxt, solver_to_prototxt
+        from ..config.prototxt import net_to_prototxt, solver_to_prototxt
         text = solver_to_prototxt(source) if solver else net_to_prototxt(source)
     else:
         text = print_config(None if solver else source, source if solver else None) + "\n"

@@ -1,5 +1,5 @@
 """Pictures through matplotlib (pip install 'netcli[plot]'): learning curves from run logs,
-a confusion matrix, and the PNG form of a net drawing (netcli/draw.py lays it out)."""
+a confusion matrix, and the PNG form of a net drawing (netcli/viz/draw.py lays it out)."""
 from __future__ import annotations
 
 import os
@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from .errors import NetcliError
-from .files import write_atomic
+from ..errors import NetcliError
+from ..io.files import write_atomic
 
 
 def _pyplot():
@@ -22,7 +22,7 @@ def _pyplot():
 
 
 def _save(fig, path):
-    """Write the figure atomically (netcli/files.py)."""
+    """Write the figure atomically (netcli/io/files.py)."""
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower().lstrip(".")
     if ext not in ("png", "svg", "pdf"):
@@ -50,7 +50,7 @@ def _drawable(*values):
 
 def _text(name):
     """A name from a log as plain text in a picture: no control characters, no $math$."""
-    from .text import printable
+    from ..text import printable
     return printable(name, 60).replace("$", r"\$")
 
 
@@ -95,7 +95,7 @@ def curves(runs, path, x="iter", window=1):
 def log_curves(logs, which="all", warned=None):
     """[(label, records)] of the runs `which` ("all", "last" or a number) picks from each run log,
     for curves(); labelled by the log's name, and the run's number where the log holds several."""
-    from .solver.runs import read_run_log, select, split_runs
+    from ..solver.runs import read_run_log, select, split_runs
     out, ended = [], True
     for path in logs:
         runs = split_runs(read_run_log(path, warned))
@@ -161,7 +161,7 @@ def confusion_matrix(cm, path, names=None):
 
 
 def draw_png(g, path):
-    """A laid-out net drawing (netcli.draw.Graph) as PNG."""
+    """A laid-out net drawing (netcli.viz.draw.Graph) as PNG."""
     plt = _pyplot()
     from matplotlib.patches import FancyBboxPatch, Polygon
     from .draw import _octagon

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import os
 
-from .errors import NetcliError
+from ..errors import NetcliError
 
 COLORS = {"conv": "#FF5050", "pool": "#FF9900", "ip": "#CC33FF", "neuron": "#90EE90", "norm": "#7EC8E3",
           "loss": "#FFD966", "data": "#B4C7E7", "other": "#E0E0E0"}   # Caffe's draw_net palette, roughly
@@ -168,7 +168,7 @@ def draw(net, path, rankdir="TB"):
         draw_png(g, path)
         return g
     text = to_svg(g) if ext == ".svg" else to_dot(g)
-    from .files import write_atomic
+    from ..io.files import write_atomic
     write_atomic(path, text.encode("utf-8"), "drawing")
     return g
 

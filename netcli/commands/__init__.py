@@ -1,0 +1,1 @@
+"""netcli/commands"""
