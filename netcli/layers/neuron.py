@@ -1,4 +1,5 @@
-"""Element-wise activations: top has the bottom's shape; in-place (top == bottom) allowed."""
+"""Caffe's neuron layers (element-wise activations): top has the bottom's shape; in-place (top ==
+bottom) allowed. Activations beyond Caffe's: neuron_extra.py; GELU: gelu.py."""
 from __future__ import annotations
 
 import numpy as np
