@@ -450,7 +450,7 @@ def convert(source, output, model=None, echo=None):
         raise NetcliError(f"{source}: weights convert to .npz or .caffemodel, not to {os.path.splitext(out)[1]}")
     solver = is_solver_file(source)
     if out.lower().endswith((".prototxt", ".pbtxt")):
-        from ..config.prototxt import net_to_prototxt, solver_to_prototxt
+        from ..config.prototxt_write import net_to_prototxt, solver_to_prototxt
         text = solver_to_prototxt(source) if solver else net_to_prototxt(source)
     else:
         text = print_config(None if solver else source, source if solver else None) + "\n"
