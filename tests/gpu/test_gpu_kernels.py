@@ -69,7 +69,7 @@ def test_bias_and_relu(relu):
 
 @pytest.mark.parametrize("bias,relu", [(True, True), (False, False)])
 def test_convolution_layouts(bias, relu):
-    """The GEMM's (K, N*P) result into NCHW with the bias and ReLU (as the CPU's conv.add_bias
+    """The GEMM's (K, N*P) result into NCHW with the bias and ReLU (as the CPU's im2col.add_bias
     and a ReLU), and back for the gradient; the row sums (the bias gradient) in float64 agree."""
     z, b = rand(3, 2 * 5), rand(3)
     y = np.empty((2, 3, 5), np.float32)
