@@ -177,7 +177,7 @@ class NetcliWorker:
         return self.inference(iters, 1)
 
     def layers(self, iters):
-        from netcli.commands.tools import time_layers
+        from netcli.commands.timing import time_layers
         net = self.solver.net
         fwd, bwd, _, _ = time_layers(net, iters)
         return [(n, f, b) for n, l, f, b in zip(net.layer_names, net.layers, fwd, bwd) if l.type != "Input"]

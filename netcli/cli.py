@@ -280,7 +280,7 @@ def _distributed(ctx, reduction="exact"):
 def test(ctx, model, weights, iterations, phase, stages, level, metrics, plot_path, labels, gpu, as_json):
     """Score a trained net: per-batch outputs, then their averages; under mpiexec or srun the
     batches are split across the processes."""
-    from .commands.tools import json_safe, score
+    from .commands.score import json_safe, score
     g = _distributed(ctx)
     metrics = metrics or bool(plot_path)
     names = None
@@ -328,8 +328,8 @@ def test(ctx, model, weights, iterations, phase, stages, level, metrics, plot_pa
 def time(ctx, model, iterations, phase, stages, level, as_json, reduction, gpu):
     """Per-layer forward and backward times, as `caffe time`; under mpiexec or srun, each
     process's part of the batch, and the gradient reduction's time."""
-    from .commands.tools import benchmark
-    from .commands.tools import json_safe
+    from .commands.timing import benchmark
+    from .commands.score import json_safe
     g = _distributed(ctx, reduction)
     result = benchmark(model, iterations, phase, echo=None if as_json else _echo, group=g, stages=stages,
                        level=level, gpu=gpu)
@@ -352,7 +352,7 @@ def check(model, solver_path, phase, stages, level, print_config):
     """Validate without training: shapes, params, FLOPs and memory per layer."""
     if bool(model) == bool(solver_path):
         raise click.UsageError("give --model or --solver")
-    from .commands.tools import check as run_check, print_config as write_config
+    from .commands.check import check as run_check, print_config as write_config
     if print_config:
         write_config(model, solver_path, echo=_echo)
         return
@@ -367,7 +367,7 @@ def check(model, solver_path, phase, stages, level, print_config):
 def convert(source, output, model):
     """Convert a net or solver between YAML and Caffe's prototxt, or weights between .npz and
     Caffe's .caffemodel."""
-    from .commands.tools import convert as run_convert
+    from .commands.convert import convert as run_convert
     run_convert(source, output, model, echo=_echo)
 
 
@@ -395,7 +395,7 @@ def predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale
     """Classify INPUTS (image files, folders of images, .npz files of samples) with a trained
     net: the top-k classes and their probabilities, per input. Images are resized to the net's
     input and prepared as its training data was."""
-    from .commands.tools import predict as run_predict
+    from .commands.score import predict as run_predict
     if mean_values and mean_file:
         raise click.UsageError("give --mean-value or --mean-file, not both")
     mean = mean_file or (list(mean_values) if mean_values else None)
@@ -415,7 +415,7 @@ def export(onnx_path, model, weights, stages, level, raw_input):
     """Export the net's inference graph (its TEST phase; data layers become inputs, labels and
     losses are left out) with its weights to ONNX, for ONNX Runtime and other runtimes. Needs
     pip install 'netcli[onnx]'."""
-    from .commands.tools import export as run_export
+    from .commands.convert import export as run_export
     run_export(model, weights, onnx_path, stages, level, echo=_echo, raw_input=raw_input)
 
 
@@ -423,7 +423,7 @@ def export(onnx_path, model, weights, stages, level, raw_input):
 @click.argument("type_", metavar="[TYPE]", required=False)
 def layers(type_):
     """List every layer type with its parameters, defaults and meanings."""
-    from .commands.tools import list_layers
+    from .commands.check import list_layers
     list_layers(type_, echo=_echo)
 
 

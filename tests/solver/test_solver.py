@@ -422,7 +422,7 @@ def test_bit_flipped_snapshot_files_are_clean_errors(tmp_path):
 
 def test_netcli_test_counts_each_sample_once(tmp_path):
     from tinynet import make_data
-    from netcli.commands.tools import score
+    from netcli.commands.score import score
     make_tiny(tmp_path)
     make_data(tmp_path / "test.npz", 150, 1)
     net_path = str(tmp_path / "net.yaml")
