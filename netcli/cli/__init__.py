@@ -7,11 +7,11 @@ import re
 
 import click
 
-from . import __version__
-from .cli_common import echo, process_group
-from .cli_logs import draw, log_command, plot
-from .cli_net import check, convert, export, layers, predict, test, time
-from .cli_tools import GPU, device_query, extract_features, resolve_gpu
+from .. import __version__
+from .common import echo, process_group
+from .log_commands import draw, log_command, plot
+from .net_commands import check, convert, export, layers, predict, test, time
+from .caffe_tools import GPU, device_query, extract_features, resolve_gpu
 
 # Numba colours its error messages with colorama when that is installed, whose exit hook then
 # writes an escape sequence to stdout if stdout is a terminal -- and under mpiexec it is a pty, so
@@ -33,7 +33,7 @@ class Group(click.Group):
         except click.exceptions.Exit:
             raise
         except Exception as e:
-            from .errors import NetcliError
+            from ..errors import NetcliError
             if isinstance(e, NetcliError):
                 line = f"error: {e}"
             elif isinstance(e, MemoryError):
@@ -53,7 +53,7 @@ def _end_other_ranks(line, traceback):
     """In a run of several processes, a failing one ends the whole job (the others would wait in
     a collective forever): one line naming the rank, then MPI_Abort. Rank 0 goes first; another
     rank waits a moment, so an error every rank meets (a bad config) is reported once."""
-    from .distributed import current
+    from ..distributed import current
     g = current()
     if g is None:
         return
@@ -88,14 +88,14 @@ def cli(ctx, debug, threads, allow_python_layers):
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     ctx.obj["threads"] = threads
-    from .data.datasets import offline
-    from .exec.threads import env_threads, set_threads
+    from ..data.datasets import offline
+    from ..exec.threads import env_threads, set_threads
     env_threads()               # the environment is checked up front, whatever the command
     offline()
     set_threads(threads)
     import sys
     if allow_python_layers or "netcli.layers.python" in sys.modules:    # per invocation (tests run several)
-        from .layers.python import allow_python_layers as allow
+        from ..layers.python import allow_python_layers as allow
         allow(allow_python_layers)
 
 
@@ -140,10 +140,10 @@ def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigter
         raise click.UsageError("give --snapshot to resume or --weights to fine-tune, not both")
     if resume and (snapshot or weights):
         raise click.UsageError("--resume finds the snapshot itself: give it without --snapshot or --weights")
-    from . import log
-    from .solver import Solver
-    from .solver.snapshots import newest_pair
-    from .exec.threads import describe
+    from .. import log
+    from ..solver import Solver
+    from ..solver.snapshots import newest_pair
+    from ..exec.threads import describe
     from time import perf_counter               # (`time` here is the command)
     log.set_format(log_format)
     g = process_group(ctx, reduction)
@@ -155,14 +155,14 @@ def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigter
         if not snapshot:        # a found one is said by the restore ("Resuming from ...")
             log.info(f"--resume: no snapshot of {s.prefix} yet; starting from iteration 0")
     if snapshot and iterations is not None:
-        from .solver.snapshots import snapshot_iteration
+        from ..solver.snapshots import snapshot_iteration
         s.set_max_iter(snapshot_iteration(snapshot) + iterations)
     if s.root:
         log.info((f"Threads, in each of {g.size} processes: " if g else "Threads: ") + describe())
     t0 = perf_counter()
     finished = s.solve(resume_file=snapshot)
     if s.root:
-        from .solver.summary import summary_line
+        from ..solver.summary import summary_line
         log.info(summary_line(s, perf_counter() - t0, finished))
 
 
@@ -177,7 +177,7 @@ def data():
               "(default: $NETCLI_DATA/<name>, $NETCLI_DATA defaulting to ~/.cache/netcli).")
 def data_fetch(name, folder):
     """Download a named dataset (e.g. mnist), verifying checksums."""
-    from .data.datasets import fetch
+    from ..data.datasets import fetch
     where = fetch(name, folder, progress=None)
     echo(f"{name}: files in {where}")
 
@@ -201,6 +201,3 @@ def main(argv=None):
     import sys
     cli.main(args=caffe_flags(sys.argv[1:] if argv is None else list(argv)), prog_name="netcli", obj={})
 
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

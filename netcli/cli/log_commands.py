@@ -1,10 +1,10 @@
 """The commands over run logs and nets as pictures: `netcli log`, `netcli plot`, `netcli draw`
-(registered on the `netcli` group by netcli/cli.py)."""
+(registered on the `netcli` group by netcli/cli/__init__.py)."""
 from __future__ import annotations
 
 import click
 
-from .cli_common import echo, upper_phase
+from .common import echo, upper_phase
 
 
 def _run_choice(ctx, param, value):
@@ -31,7 +31,7 @@ _RUN_HELP = ("Which runs of each log (a log holds every train and resume with it
 def plot(logs, output, x_axis, smooth, which, watch, max_refreshes):
     """Learning curves from run logs (<snapshot_prefix>.log.jsonl): the train loss and every test
     output, one line per run (a resumed run continues its own). Needs pip install 'netcli[plot]'."""
-    from .viz.plot import curves, log_curves, watch as watch_logs
+    from ..viz.plot import curves, log_curves, watch as watch_logs
     warned = set()
 
     def render():
@@ -56,8 +56,8 @@ def plot(logs, output, x_axis, smooth, which, watch, max_refreshes):
               help="Top to bottom, or left to right (Caffe's draw_net.py default).")
 def draw(model, output, phase, stages, rankdir):
     """Draw the net as Caffe's draw_net.py does: layers, blobs with their shapes, and edges."""
-    from .viz.draw import draw as draw_net
-    from .net import Net
+    from ..viz.draw import draw as draw_net
+    from ..net import Net
     g = draw_net(Net(model, phase=phase, stages=stages), output, rankdir)
     layers = sum(1 for n in g.nodes.values() if n["kind"] == "layer")
     echo(f"Wrote {output}: {layers} layers, {len(g.nodes) - layers} blobs")
@@ -73,7 +73,7 @@ def log_command(path, as_csv, events, which):
     """A run log (<snapshot_prefix>.log.jsonl, written by every train): one line per run (start,
     iterations, resumes, seconds, last train loss and test scores, how it ended), or with --csv
     one row per display and per test, with run, iteration, epoch, seconds, lr and every output."""
-    from .solver.runs import read_run_log, select, split_runs, summary, to_csv
+    from ..solver.runs import read_run_log, select, split_runs, summary, to_csv
     runs = select(split_runs(read_run_log(path)), which, path)
     if as_csv:
         echo(to_csv(runs, tuple(events) or ("train", "test")), nl=False)

@@ -1,5 +1,5 @@
 """The commands on a net and its weights: `netcli test`, `time`, `check`, `convert`, `predict`,
-`export` and `layers` (registered on the `netcli` group by netcli/cli.py); each is a thin shell
+`export` and `layers` (registered on the `netcli` group by netcli/cli/__init__.py); each is a thin shell
 over netcli/commands/."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 
 import click
 
-from .cli_common import echo, process_group, upper_phase
-from .cli_tools import GPU, resolve_gpu
+from .common import echo, process_group, upper_phase
+from .caffe_tools import GPU, resolve_gpu
 
 
 @click.command()
@@ -32,22 +32,22 @@ from .cli_tools import GPU, resolve_gpu
 def test(ctx, model, weights, iterations, phase, stages, level, metrics, plot_path, labels, gpu, as_json):
     """Score a trained net: per-batch outputs, then their averages; under mpiexec or srun the
     batches are split across the processes."""
-    from .commands.score import json_safe, score
+    from ..commands.score import json_safe, score
     g = process_group(ctx)
     metrics = metrics or bool(plot_path)
     names = None
     if labels:
-        from .predict import read_labels
+        from ..predict import read_labels
         names = read_labels(labels)
     if plot_path:
-        from .viz.plot import _pyplot
+        from ..viz.plot import _pyplot
         _pyplot()                   # a missing matplotlib is said before the test runs, not after
     result = score(model, weights, iterations, phase, echo=None if as_json else echo, metrics=metrics,
                    group=g, stages=stages, level=level, gpu=gpu)
     if g is not None and g.rank:
         return
     if plot_path:
-        from .viz.plot import confusion_matrix
+        from ..viz.plot import confusion_matrix
         confusion_matrix(result["metrics"]["confusion_matrix"], plot_path, names)
         echo(f"Wrote {plot_path}", err=as_json)
     if as_json:       # what the text prints: the averaged outputs, the total loss, batches and samples
@@ -80,8 +80,8 @@ def test(ctx, model, weights, iterations, phase, stages, level, metrics, plot_pa
 def time(ctx, model, iterations, phase, stages, level, as_json, reduction, gpu):
     """Per-layer forward and backward times, as `caffe time`; under mpiexec or srun, each
     process's part of the batch, and the gradient reduction's time."""
-    from .commands.timing import benchmark
-    from .commands.score import json_safe
+    from ..commands.timing import benchmark
+    from ..commands.score import json_safe
     g = process_group(ctx, reduction)
     result = benchmark(model, iterations, phase, echo=None if as_json else echo, group=g, stages=stages,
                        level=level, gpu=gpu)
@@ -104,7 +104,7 @@ def check(model, solver_path, phase, stages, level, print_config):
     """Validate without training: shapes, params, FLOPs and memory per layer."""
     if bool(model) == bool(solver_path):
         raise click.UsageError("give --model or --solver")
-    from .commands.check import check as run_check, print_config as write_config
+    from ..commands.check import check as run_check, print_config as write_config
     if print_config:
         write_config(model, solver_path, echo=echo)
         return
@@ -119,7 +119,7 @@ def check(model, solver_path, phase, stages, level, print_config):
 def convert(source, output, model):
     """Convert a net or solver between YAML and Caffe's prototxt, or weights between .npz and
     Caffe's .caffemodel."""
-    from .commands.convert import convert as run_convert
+    from ..commands.convert import convert as run_convert
     run_convert(source, output, model, echo=echo)
 
 
@@ -147,7 +147,7 @@ def predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale
     """Classify INPUTS (image files, folders of images, .npz files of samples) with a trained
     net: the top-k classes and their probabilities, per input. Images are resized to the net's
     input and prepared as its training data was."""
-    from .commands.score import predict as run_predict
+    from ..commands.score import predict as run_predict
     if mean_values and mean_file:
         raise click.UsageError("give --mean-value or --mean-file, not both")
     mean = mean_file or (list(mean_values) if mean_values else None)
@@ -167,7 +167,7 @@ def export(onnx_path, model, weights, stages, level, raw_input):
     """Export the net's inference graph (its TEST phase; data layers become inputs, labels and
     losses are left out) with its weights to ONNX, for ONNX Runtime and other runtimes. Needs
     pip install 'netcli[onnx]'."""
-    from .commands.convert import export as run_export
+    from ..commands.convert import export as run_export
     run_export(model, weights, onnx_path, stages, level, echo=echo, raw_input=raw_input)
 
 
@@ -175,5 +175,5 @@ def export(onnx_path, model, weights, stages, level, raw_input):
 @click.argument("type_", metavar="[TYPE]", required=False)
 def layers(type_):
     """List every layer type with its parameters, defaults and meanings."""
-    from .commands.check import list_layers
+    from ..commands.check import list_layers
     list_layers(type_, echo=echo)
