@@ -203,7 +203,7 @@ def _solvers():
 def test_caffe_solver_loads(caffe_root, monkeypatch, path):
     import functools
     from netcli import Solver
-    from netcli.solver import solver as solver_module
+    from netcli.solver import setup as solver_module         # where the Solver builds its nets
     monkeypatch.chdir(caffe_root)
     monkeypatch.setattr(solver_module, "Net", functools.partial(Net, batch_size=B))   # AlexNet's 256 need GBs
     # gpu=-1: the CPU, whatever solver_mode says (with tests/gpu collected, Numba's CUDA simulator is a
