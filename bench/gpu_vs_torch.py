@@ -148,7 +148,7 @@ def main(argv=None):
             ratio = statistics.median(x / y for x, y in zip(a, b))
             rows.append((batch, statistics.median(a), statistics.median(b), ratio, launches, copies, compile_s))
             if args.profile:
-                from netcli.tools import benchmark
+                from netcli.commands.timing import benchmark
                 print(f"\n-- netcli time --gpu {args.gpu}, batch {batch}")
                 benchmark(ours.model, iterations=min(args.iters, 50), gpu=args.gpu, echo=print)
     print(f"\n{os.path.basename(args.net)} training, {args.iters} iterations x {args.rounds} rounds (medians)")

@@ -101,7 +101,7 @@ def sgemm_gflops(mm, n=1024, reps=6):
 # -- workers ---------------------------------------------------------------------------------
 class NetcliWorker:
     def __init__(self, name, threads, tmp):
-        from netcli.threads import set_threads
+        from netcli.exec.threads import set_threads
         set_threads(threads)
         import netcli
         config, sample = NETS[name]
@@ -143,7 +143,7 @@ class NetcliWorker:
 
     @staticmethod
     def threads_for_blas():
-        from netcli import threads
+        from netcli.exec import threads
         return threads.count()
 
     def _feed(self, net, batch):
@@ -177,7 +177,7 @@ class NetcliWorker:
         return self.inference(iters, 1)
 
     def layers(self, iters):
-        from netcli.tools import time_layers
+        from netcli.commands.timing import time_layers
         net = self.solver.net
         fwd, bwd, _, _ = time_layers(net, iters)
         return [(n, f, b) for n, l, f, b in zip(net.layer_names, net.layers, fwd, bwd) if l.type != "Input"]

@@ -78,6 +78,10 @@ class Group:
         self._buffers = {}
 
     # -- the split of a batch ------------------------------------------------------------------
+    def callback(self):
+        """The solver callback that distributes a Solver's training over this group."""
+        return DataParallel(self)
+
     def block(self, count):
         """This rank's contiguous block [first, stop) of `count` shares."""
         return count * self.rank // self.size, count * (self.rank + 1) // self.size

@@ -3,8 +3,8 @@
 Build steps (all checks happen before any compute; every mistake is reported at once, each
 naming file, line, layer and field): compile the file into a NetSpec (netcli/config/compile.py:
 parse, phase filter, graph checks, Split insertion) -> set up layers in order (shapes) -> check
-class labels against the data -> allocate and fill params -> decide which layers need backward ->
-plan the executor (netcli/exec/).
+class labels against the data -> allocate and fill params -> decide which layers need backward
+(netcli/net_plan.py) -> plan the executor (netcli/exec/).
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from .params import build_param_table, share_params
 from .layers import REGISTRY, LayerError
 from .layers.data import check_label_sources
 from .layers.python import python_allowed, refusal
+from .net_plan import plan_backward
 
 
 def refuse_python_layers(spec, allowed):
@@ -85,7 +86,7 @@ class Net:
         check_label_sources(self, problems)
         self._allocate_params(problems)
         problems.raise_if_any()
-        self._plan_backward()
+        plan_backward(self)
         self.device, self._shared = device, None
         self.executor = make_executor(self, device)
         self._input_shapes = {n: self.blobs[n].shape for n in self.inputs}
@@ -163,57 +164,6 @@ class Net:
         for name, layer in zip(self.layer_names, self.layers):
             if layer.blobs:     # Caffe's param_propagate_down: each layer by its own lr_mult
                 layer.param_propagate_down = [m != 0 for m in t.lr_by_layer[name]]
-
-    def _plan_backward(self):
-        """Caffe's rules: a layer needs backward if it has a param with lr_mult != 0 or a bottom
-        that needs backward, and only if something below a loss depends on it."""
-        need_blob: set[int] = set()
-        n = len(self.layers)
-        self.need_backward = [False] * n
-        self.propagate_down = []
-        for i, layer in enumerate(self.layers):
-            bottoms = self.bottom_vecs[i]
-            learn = any(layer.param_propagate_down or ())
-            need = layer.has_backward and (self.force_backward or learn or
-                                           any(id(b) in need_blob for b in bottoms))
-            self.need_backward[i] = need
-            if need:
-                need_blob.update(id(t) for t in self.top_vecs[i])
-        under_loss: set[int] = set()
-        for i in reversed(range(n)):
-            tops = self.top_vecs[i]
-            contributes = any(w for w in self.loss_weights[i]) or any(id(t) in under_loss for t in tops)
-            if not contributes:
-                self.need_backward[i] = False
-            if self.need_backward[i]:
-                under_loss.update(id(b) for b in self.bottom_vecs[i])
-        for i, layer in enumerate(self.layers):
-            pd_cfg = self.configs[i].p.propagate_down
-            pd = []
-            for k, b in enumerate(self.bottom_vecs[i]):
-                ok = (self.need_backward[i] and k not in layer.no_grad_bottoms and
-                      (self.force_backward or id(b) in need_blob) and id(b) in under_loss)
-                if pd_cfg and not pd_cfg[k]:
-                    ok = False
-                pd.append(ok)
-            self.propagate_down.append(pd)
-        # Loss tops: their diff holds the loss weight for the backward pass.
-        self.loss_tops = []
-        for i in range(n):
-            for t, w in zip(self.top_vecs[i], self.loss_weights[i]):
-                if w:
-                    t.diff[...] = w
-                    self.loss_tops.append((t, w))
-        consumed = {b for bv in self.bottom_vecs for b in map(id, bv)}
-        seen = set()
-        self.outputs = []
-        for tv in self.top_vecs:
-            for t in tv:
-                if id(t) not in consumed and t.name not in seen and self.blobs.get(t.name) is t:
-                    seen.add(t.name)
-                    self.outputs.append(t.name)
-        self.inputs = [t.name for l, tv in zip(self.layers, self.top_vecs) if l.is_input for t in tv]
-        self.loss = 0.0
 
     def reshape(self):
         """After an input blob got a new shape (pycaffe: net.blobs['data'].reshape(1, 1, 28, 28)),
@@ -320,7 +270,7 @@ class Net:
         self.executor = make_executor(self, self.device, self._shared)
 
     def save(self, path):
-        from .snapshot import save_weights
+        from .io.weights import save_weights
         save_weights(self, path)
 
     def load_all(self, weights):
@@ -331,7 +281,7 @@ class Net:
     def load(self, path, strict=True):
         """Load weights by name ('<layer>/<i>'); strict: every param and every array must
         match. Returns (loaded names, names in the file that were not used)."""
-        from .snapshot import load_weights
+        from .io.weights import load_weights
         return load_weights(self, path, strict=strict)
 
     def __repr__(self):

@@ -19,8 +19,8 @@ from .data.images import IMAGE_EXT
 from .data.transform import Preprocessing, mean_value_count
 from .errors import NetcliError
 from .net import Net
-from .paths import open_text
-from .snapshot import read_preprocessing
+from .config.paths import open_text
+from .io.weights import read_preprocessing
 from .text import printable
 
 
@@ -191,7 +191,7 @@ def _to_chw(im, C, H, W, colors):
 def read_inputs(paths):
     """[(name, image path)] and [(name, raw sample)] from image files, folders (their image
     files, sorted) and .npz files (array 'data', or the only array: (N, C, H, W) or (N, H, W))."""
-    from .npzfile import read_npz
+    from .io.npzfile import read_npz
     images, samples = [], []
     for p in paths:
         p = os.fspath(p)

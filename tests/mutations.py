@@ -280,7 +280,7 @@ def _zip_bomb_header(rnd):
 def run_config_case(kind, path):
     """What `netcli check` does with the file: build the nets (every phase), or the solver."""
     import netcli
-    from netcli import tools
+    from netcli.commands import check as tools
     if kind == "solver":
         tools.check(solver=path)
     else:

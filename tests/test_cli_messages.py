@@ -65,7 +65,7 @@ def test_layers_suggests_the_type_a_prefix_names(tmp_path):
 
 def test_missing_file_message_says_found_neither(tmp_path, monkeypatch):
     from netcli.errors import NetcliError
-    from netcli.paths import resolve
+    from netcli.config.paths import resolve
     monkeypatch.chdir(tmp_path)
     (tmp_path / "cfg").mkdir()
     try:

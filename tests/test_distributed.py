@@ -79,7 +79,7 @@ def train(n, solver, *args, mpmd=None):
 
 
 def weights(path):
-    from netcli.snapshot import read_weights
+    from netcli.io.weights import read_weights
     return read_weights(path)          # the params (not the preprocessing entries)
 
 

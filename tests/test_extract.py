@@ -9,7 +9,7 @@ from click.testing import CliRunner
 import netcli
 from netcli.caffe.datum import parse_datum
 from netcli.cli import cli
-from netcli.extract import extract_features
+from netcli.commands.extract import extract_features
 from netcli.errors import NetcliError
 from tinynet import make_tiny
 

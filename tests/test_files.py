@@ -1,11 +1,11 @@
-"""netcli/files.py, the one writer: atomic, O_EXCL | O_NOFOLLOW temporaries, no symlink followed;
+"""netcli/io/files.py, the one writer: atomic, O_EXCL | O_NOFOLLOW temporaries, no symlink followed;
 and the writers built on it (plot, draw, the run log, dataset downloads)."""
 import os
 import stat
 
 import pytest
 
-from netcli import files
+from netcli.io import files
 from netcli.errors import NetcliError
 
 
@@ -93,9 +93,9 @@ def test_the_run_log_never_follows_a_symlink(tmp_path, victim):
 
 def test_plot_and_draw_never_follow_a_symlink(tmp_path, victim, monkeypatch):
     pytest.importorskip("matplotlib")
-    from netcli.plot import _pyplot, _save
+    from netcli.viz.plot import _pyplot, _save
     from netcli import Net
-    from netcli.draw import draw
+    from netcli.viz.draw import draw
     plt = _pyplot()
     (tmp_path / "curves.png.tmp").symlink_to(victim)          # the temporary name older netcli used
     (tmp_path / "curves.png.cccc.tmp").symlink_to(victim)

@@ -208,7 +208,7 @@ def test_stretches_match_layer_by_layer(tmp_path, nthreads, tail):
     with per-share param-gradient scratch combined by a fixed tree; the result must equal running
     the layers one by one, with shared weights, an in-place layer, a Flatten view, a Split and
     uneven shares."""
-    from netcli import threads
+    from netcli.exec import threads
     old = threads.count()
     threads.set_threads(nthreads)
     try:
@@ -255,7 +255,7 @@ def test_stretches_match_layer_by_layer(tmp_path, nthreads, tail):
 def test_results_do_not_depend_on_the_thread_count(tmp_path):
     """One net, run with 1, 2, 3 and 8 threads (changed after building): the loss and every param
     gradient have the same bits."""
-    from netcli import threads
+    from netcli.exec import threads
     old = threads.count()
     net = netcli.Net(write(tmp_path, STRETCH_NET.format(n=130)), phase="TRAIN", seed=1)
     rng = np.random.default_rng(2)
@@ -277,7 +277,7 @@ def test_results_do_not_depend_on_the_thread_count(tmp_path):
 def test_param_diff_is_complete_after_backward(tmp_path):
     """No extra call: what backward() leaves in param_diff is the whole gradient (checked against
     the sum of per-sample gradients, each computed alone)."""
-    from netcli import threads
+    from netcli.exec import threads
     old = threads.count()
     threads.set_threads(2)
     try:
@@ -305,7 +305,7 @@ def test_param_diff_is_complete_after_backward(tmp_path):
 def test_an_error_inside_a_stretch_is_raised_not_a_hang():
     """A layer raising in one share while the others wait to combine gradients (bad label in the
     second share, 2 threads): the error comes out; nothing waits forever."""
-    from netcli import threads
+    from netcli.exec import threads
     old = threads.count()
     threads.set_threads(2)
     try:
@@ -346,7 +346,7 @@ def test_batch_norm_in_a_stretch_matches_finite_differences(tmp_path, nthreads):
     """BatchNorm in TRAIN inside a stretch of 4 shares (statistics gathered per share and combined),
     in place and followed by an in-place Scale and ReLU: the whole net's parameter gradients
     equal central differences of its loss (float64)."""
-    from netcli import threads
+    from netcli.exec import threads
     old = threads.count()
     threads.set_threads(nthreads)
     try:
@@ -388,7 +388,7 @@ def test_batch_norm_in_a_stretch_matches_finite_differences(tmp_path, nthreads):
 
 
 def test_batch_norm_net_results_do_not_depend_on_the_thread_count(tmp_path):
-    from netcli import threads
+    from netcli.exec import threads
     old = threads.count()
     net = netcli.Net(write(tmp_path, BN_NET.format(n=130)), phase="TRAIN", seed=3)
     rng = np.random.default_rng(4)

@@ -14,7 +14,7 @@ from netcli.errors import NetcliError
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from netcli.onnx_export import export_onnx, exportable  # noqa: E402
+from netcli.io.onnx_export import export_onnx, exportable  # noqa: E402
 
 G = {"type": "gaussian", "std": 0.5}
 

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 import netcli
 from netcli.cli import cli
-from netcli.draw import Graph
-from netcli.plot import smooth
+from netcli.viz.draw import Graph
+from netcli.viz.plot import smooth
 from tinynet import make_tiny
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -138,12 +138,12 @@ def _log(path, *runs):
 
 def test_plot_draws_each_run_as_its_own_line(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
-    import netcli.plot
+    import netcli.viz.plot
     drawn = []
 
     def keep(fig, path):
         drawn.append([(line.get_label(), list(line.get_xdata())) for line in fig.axes[0].get_lines()])
-    monkeypatch.setattr(netcli.plot, "_save", keep)
+    monkeypatch.setattr(netcli.viz.plot, "_save", keep)
     log = _log(tmp_path / "lenet.log.jsonl", ("a", None, [0, 10, 20, 30], False),
                ("b", None, [0, 10], True), ("c", "/s/lenet_iter_20.solverstate.npz", [20, 30, 40], True))
     r = run("plot", log, "-o", str(tmp_path / "c.png"))
@@ -162,7 +162,7 @@ def test_plot_draws_each_run_as_its_own_line(tmp_path, monkeypatch):
 
 def test_plot_watch_redraws_until_the_run_ends(tmp_path):
     import json
-    from netcli.plot import watch
+    from netcli.viz.plot import watch
     log = _log(tmp_path / "live.log.jsonl", ("a", None, [0, 10], False))
     renders, more = [], [{"event": "train", "run_id": "a", "iter": 20, "loss": 0.1},
                          {"event": "end", "run_id": "a", "iter": 30, "finished": True}]

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 import netcli
 from netcli.cli import cli
+import netcli.commands.convert
 from netcli.data.datasets import load_named
 
 Image = pytest.importorskip("PIL.Image")
@@ -112,7 +113,7 @@ def test_predict_errors_are_one_line(trained, tmp_path, monkeypatch):
     r = run("--weights", str(weights), str(tmp_path / "wrong.npz"))
     assert r.exit_code == 1 and "the net's raw inputs are (1, 28, 28)" in r.output
     # a caffemodel keeps no preprocessing: a warning says so
-    netcli.tools.convert(weights, tmp_path / "w.caffemodel", model="configs/lenet_deploy.yaml")
+    netcli.commands.convert.convert(weights, tmp_path / "w.caffemodel", model="configs/lenet_deploy.yaml")
     r = run("--weights", str(tmp_path / "w.caffemodel"), str(digits / "00.png"))
     assert r.exit_code == 0 and "nothing says how" in r.stderr
 
@@ -122,7 +123,7 @@ def test_a_caffe_deploy_net_with_preprocessing_flags(trained, tmp_path, monkeypa
     probabilities as the train/test net's data layer; a mean is subtracted before scaling."""
     weights, digits, images, _ = trained
     monkeypatch.chdir(ROOT)
-    netcli.tools.convert(weights, tmp_path / "w.caffemodel", model="configs/lenet_deploy.yaml")
+    netcli.commands.convert.convert(weights, tmp_path / "w.caffemodel", model="configs/lenet_deploy.yaml")
     pics = [np.asarray(Image.open(digits / f"{i:02d}.png")) for i in range(4)]
     flags = netcli.Classifier("configs/lenet_deploy.yaml", str(tmp_path / "w.caffemodel"), scale=0.00390625)
     data_layer = netcli.Classifier("configs/lenet_train_test.yaml", str(weights))

@@ -70,7 +70,7 @@ def _returns_quickly(fn, path, seconds=5):
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
 @pytest.mark.parametrize("name,reader", [
-    ("w.npz", lambda p: __import__("netcli.npzfile", fromlist=["read_npz"]).read_npz(p)),
+    ("w.npz", lambda p: __import__("netcli.io.npzfile", fromlist=["read_npz"]).read_npz(p)),
     ("w.caffemodel", lambda p: __import__("netcli.caffe.caffemodel", fromlist=["x"]).read_caffemodel(p)),
     ("mean.npy", lambda p: __import__("netcli.layers.data", fromlist=["x"])._load_mean(p, (1, 2, 2))),
     ("mean.binaryproto", lambda p: __import__("netcli.layers.data", fromlist=["x"])._load_mean(p, (1, 2, 2))),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NetcliError
-from ..npzfile import Declared
+from ..io.npzfile import Declared
 from . import wire
 
 # NetParameter
@@ -70,7 +70,7 @@ class Model:
 
 def _read_file(path, what):
     from ..blob import memory_budget
-    from ..paths import read_start
+    from ..config.paths import read_start
     size = os.path.getsize(path) if os.path.isfile(path) else 0
     if size > memory_budget():
         raise NetcliError(f"{path}: {size / 2 ** 30:.3g} GB is more than this machine can hold for a {what}")
@@ -147,7 +147,7 @@ def caffemodel_arrays(path, shapes=None):
     """{'<layer>/<i>': array} of a caffemodel's weights, and the keys whose shape is legacy
     (4-D num/channels/height/width, to be matched by count against the net's shape). `shapes`
     ({key: shape}, a net's params): a blob not named there, or of another count, is not decoded:
-    a Declared (netcli/npzfile.py: its shape only) comes back, for the caller to report."""
+    a Declared (netcli/io/npzfile.py: its shape only) comes back, for the caller to report."""
     model = read_caffemodel(path)
     arrays, legacy = {}, set()
     for layer in model.layers:
@@ -173,7 +173,7 @@ def fit_legacy(array, shape):
 def read_binaryproto(path, shape=None):
     """A mean file (one BlobProto, N=1) -> the (C, H, W) float32 mean. `shape` (C, H, W; None:
     any extent): the blob's declared shape is checked against it before its values are decoded."""
-    from ..npzfile import fits, shown
+    from ..io.npzfile import fits, shown
     raw = _read_file(path, "mean file")
     try:
         b = parse_blob(raw)

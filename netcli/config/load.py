@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from .prototxt import is_prototxt, load_prototxt, upgrade_net
+from .prototxt import is_prototxt, load_prototxt
+from .prototxt_upgrade import upgrade_net
 from .yamlload import _read_text, load_yaml
 
 

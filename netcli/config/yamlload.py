@@ -130,7 +130,7 @@ def _short(tag):
 
 def _read_text(path):
     from ..errors import NetcliError
-    from ..paths import read_start
+    from .paths import read_start
     try:
         size, raw = read_start(path, "config file", MAX_BYTES + 1)
     except NetcliError as e:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import files, log
+from ..io import files
+from .. import log
 from ..errors import NetcliError
 from .sources import Dataset, DataError, load_idx
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..blob import memory_budget
 from ..errors import NetcliError
-from ..paths import open_text
+from ..config.paths import open_text
 from .images import IMAGE_EXT, ImageError, decode
 
 
@@ -108,7 +108,7 @@ def load_idx(prefix):
 
 # -- npz ------------------------------------------------------------------------------------------
 def load_npz(path):
-    from ..npzfile import read_npz
+    from ..io.npzfile import read_npz
     try:
         arrays = read_npz(path, "dataset", names=("data", "label"))
     except NetcliError as e:

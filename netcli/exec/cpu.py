@@ -28,7 +28,7 @@ from functools import lru_cache, partial
 
 import numpy as np
 
-from .. import threads
+from . import threads
 from ..errors import NetcliError
 from ..kernels.update import combine_shares
 from ..layers.base import PerSample

@@ -2,7 +2,7 @@
 backend replaces these functions). Arrays are NCHW; geometry is given in full:
 kernel KH x KW, stride SH x SW, padding PH x PW, dilation DH x DW, `group` channel groups.
 
-Two patch layouts (netcli/kernels/conv.py), picked by `conv2d_layout`:
+Two patch layouts (netcli/kernels/im2col.py), picked by `conv2d_layout`:
 - rows: channels-last images and one GEMM per call, rows (n*OH*OW, KH*KW*C); for many channels.
 - columns: one column block per image, per-image GEMMs writing NCHW directly; for few channels
   (and groups).
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import conv
+from . import im2col
 
 
 def conv2d_layout(C, KW, group):
@@ -45,19 +45,19 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
     geometry = (KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
     cols = ws["cols"]
     if rows_layout:
-        conv.nchw_to_nhwc(inp, ws["xt"])
-        conv.im2row(ws["xt"], cols, *geometry)
+        im2col.nchw_to_nhwc(inp, ws["xt"])
+        im2col.im2row(ws["xt"], cols, *geometry)
         np.dot(cols, _rows_weights(weight, ws["wr"]).T, out=ws["res"])
-        conv.rows_to_nchw(ws["res"], ws["no_bias"] if bias is None else bias, out)
+        im2col.rows_to_nchw(ws["res"], ws["no_bias"] if bias is None else bias, out)
         return
     w = weight.reshape(K, -1)
     kg, ck = K // group, w.shape[1]
-    conv.im2col_images(inp, cols, *geometry)
+    im2col.im2col_images(inp, cols, *geometry)
     y3 = out.reshape(n, K, -1)
     for g in range(group):
         np.matmul(w[g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck], out=y3[:, g * kg:(g + 1) * kg])
     if bias is not None:
-        conv.add_bias(y3, bias)
+        im2col.add_bias(y3, bias)
 
 
 def conv2d_backward(dinp, dweight, dbias, dout, weight, ws, KH, KW, SH, SW, PH, PW, DH, DW, group,
@@ -72,7 +72,7 @@ def conv2d_backward(dinp, dweight, dbias, dout, weight, ws, KH, KW, SH, SW, PH, 
     db = ws["no_bias"] if dbias is None else dbias
     if rows_layout:
         dres = ws["res"].reshape(K, -1)              # the forward's buffer, as (K, n*P)
-        conv.nchw_to_gemm(dout, dres, db)            # dout as (K, n*P), and the bias gradient
+        im2col.nchw_to_gemm(dout, dres, db)            # dout as (K, n*P), and the bias gradient
         if dweight is not None:
             np.dot(dres, cols, out=dw)               # weight gradient, columns (i, j, c)
             dw4 = dw.reshape(K, KH, KW, -1).transpose(0, 3, 1, 2)
@@ -82,14 +82,14 @@ def conv2d_backward(dinp, dweight, dbias, dout, weight, ws, KH, KW, SH, SW, PH, 
                 dweight += dw4
         if dinp is not None:
             np.dot(dres.T, _rows_weights(weight, ws["wr"]), out=dcols)
-            conv.row2im(dcols, ws["xt"], *geometry)
-            conv.nhwc_to_nchw(ws["xt"], dinp)
+            im2col.row2im(dcols, ws["xt"], *geometry)
+            im2col.nhwc_to_nchw(ws["xt"], dinp)
         return
     w = weight.reshape(K, -1)
     kg, ck = K // group, w.shape[1]
     dy3 = dout.reshape(n, K, -1)
     if dbias is not None:
-        conv.sum_bias(dy3, dbias)
+        im2col.sum_bias(dy3, dbias)
     if dweight is not None:
         for g in range(group):      # per image: dy[n] (kg, P) @ cols[n].T (P, ck)
             np.matmul(dy3[:, g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck].transpose(0, 2, 1),
@@ -101,4 +101,4 @@ def conv2d_backward(dinp, dweight, dbias, dout, weight, ws, KH, KW, SH, SW, PH, 
     if dinp is not None:
         for g in range(group):
             np.matmul(w[g * kg:(g + 1) * kg].T, dy3[:, g * kg:(g + 1) * kg], out=dcols[:, g * ck:(g + 1) * ck])
-        conv.col2im_images(dcols, dinp, *geometry)
+        im2col.col2im_images(dcols, dinp, *geometry)

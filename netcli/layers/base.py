@@ -37,7 +37,7 @@ class Layer:
     has_backward = True
     per_sample = False                # samples are independent: see PerSample
     reduced_tops = ()                 # PerSample: tops combined over all rows (a loss)
-    base_dir = ""                     # set by the Net: the net file's folder (netcli.paths.resolve)
+    base_dir = ""                     # set by the Net: the net file's folder (netcli.config.paths.resolve)
     dtype = np.float32                # set by the Net: its float type (float64 in gradient checks)
     class_labels = None               # set in setup by layers reading class indices: (bottom, classes, ignore)
     reads_dataset = False             # a data layer with a dataset, batches and a position (layers/data.py)
@@ -51,7 +51,7 @@ class Layer:
     runs_code = False                 # runs code named in the net file (Python): refused without allow_python
     alias = False                     # its tops are copies of its bottom, the same values under other names (Split)
     class_scores = None               # where it finds class scores: "top" (Softmax) or "bottom" (bottom 0; bottom 1 the labels)
-    draw_kind = "other"               # its colour family in `netcli draw` (netcli/draw.py's COLORS)
+    draw_kind = "other"               # its colour family in `netcli draw` (netcli/viz/draw.py's COLORS)
     to_onnx = None                    # (layer, graph, bottom values, top names) -> top value(s): layers/onnx_ops.py
 
     def draw_label(self):
@@ -62,7 +62,7 @@ class Layer:
     # cuda_refusal says why not), one without runs on the host (its blobs copied out and back).
     # forward_cuda(bottoms, tops, ws, dev) and backward_cuda(tops, propagate_down, bottoms, ws, dev)
     # take (data, diff) device arrays per blob, ws the device arrays cuda_workspace() asks for, and
-    # dev the executor: dev.k (netcli/gpu/kernels.py), dev.launch, dev.param(self, j) (the j-th
+    # dev the executor: dev.k (netcli/gpu/kernels/), dev.launch, dev.param(self, j) (the j-th
     # param's (data, diff)), dev.fused_relu(self) (the slope of a ReLU it absorbs, or None),
     # dev.read_later(name, rows, reduce) (a top computed on the host from device rows, once the
     # pass ends) and dev.host(name) (a blob's host copy).

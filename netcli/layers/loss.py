@@ -1,4 +1,5 @@
-"""Loss layers and Accuracy. A loss top is a scalar; its diff holds the loss weight."""
+"""The Loss base and its label checks, SoftmaxWithLoss, EuclideanLoss and Accuracy (the other
+losses: loss_extra.py). A loss top is a scalar; its diff holds the loss weight."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
-"""Element-wise activations: top has the bottom's shape; in-place (top == bottom) allowed."""
+"""Caffe's neuron layers (element-wise activations): top has the bottom's shape; in-place (top ==
+bottom) allowed. Activations beyond Caffe's: neuron_extra.py; GELU: gelu.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,7 +24,7 @@ class Neuron(Layer):
         pass
 
 
-# -- on a CUDA device: netcli/gpu/kernels.py's element-wise kernels (dev.k), one launch each way -----
+# -- on a CUDA device: netcli/gpu/kernels/activations.py's kernels (dev.k), one launch each way -----
 def _squash_forward_cuda(self, bottoms, tops, ws, dev):
     dev.k.squash_forward(bottoms[0][0], tops[0][0], getattr(dev.k, self.squash))
 
@@ -88,7 +89,7 @@ class ReLU(PerSampleNeuron):
 @register
 class Sigmoid(PerSampleNeuron):
     type = "Sigmoid"
-    squash = "SIGMOID"                    # its CUDA kernel (gpu/kernels.py)
+    squash = "SIGMOID"                    # its CUDA kernel (gpu/kernels/activations.py)
     forward_cuda, backward_cuda = _squash_forward_cuda, _squash_backward_cuda
     to_onnx = onnx_ops.simple("Sigmoid")
     doc = "y = 1 / (1 + exp(-x))."
@@ -110,7 +111,7 @@ class Sigmoid(PerSampleNeuron):
 @register
 class TanH(PerSampleNeuron):
     type = "TanH"
-    squash = "TANH"                    # its CUDA kernel (gpu/kernels.py)
+    squash = "TANH"                    # its CUDA kernel (gpu/kernels/activations.py)
     forward_cuda, backward_cuda = _squash_forward_cuda, _squash_backward_cuda
     to_onnx = onnx_ops.simple("Tanh")
     doc = "y = tanh(x)."

@@ -1,5 +1,5 @@
 """Each layer type's ONNX export, as a function the layer class names (`to_onnx = onnx_ops.conv`):
-(layer, graph, bottom values, top names) -> top value(s). The graph is netcli.onnx_export.Graph;
+(layer, graph, bottom values, top names) -> top value(s). The graph is netcli.io.onnx_export.Graph;
 nothing here imports onnx (the graph does, when an export runs)."""
 from __future__ import annotations
 

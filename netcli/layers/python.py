@@ -26,6 +26,7 @@ import sys
 
 import numpy as np
 
+from ..caffe import pycaffe
 from ..config.schema import Field, Message, REQUIRED
 from ..errors import NetcliError
 from .base import Layer, LayerError, register
@@ -64,22 +65,7 @@ PYTHON = Message("PythonParameter", [
 ])
 
 
-class PythonLayer:
-    """Base class of user layers (pycaffe's caffe.Layer): override setup, reshape, forward and
-    backward. `self.blobs` holds the params, `self.param_str` the config's string, `self.phase`
-    0 (TRAIN) or 1 (TEST)."""
-
-    def setup(self, bottom, top):
-        pass
-
-    def reshape(self, bottom, top):
-        pass
-
-    def forward(self, bottom, top):
-        pass
-
-    def backward(self, top, propagate_down, bottom):
-        pass
+PythonLayer = pycaffe.Layer     # the base class of user layers (netcli/caffe/pycaffe.py)
 
 
 class PyBlob:
@@ -199,7 +185,6 @@ def _load_class(module, name, folder):
     before = sys.modules.get("caffe")
     try:
         if not hasattr(before, "Layer"):    # no file named caffe.py is looked for
-            from ..caffe import pycaffe
             sys.modules["caffe"] = pycaffe
         mod = importlib.import_module(module)
     except ImportError as e:

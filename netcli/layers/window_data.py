@@ -27,7 +27,7 @@ from ..config.schema import Field, Message, REQUIRED, non_negative, positive
 from ..data.sources import DataError, read_image
 from ..data.transform import TRANSFORM, mean_value_count
 from ..errors import NetcliError
-from ..paths import open_text
+from ..config.paths import open_text
 from .base import Layer, LayerError, register
 
 WINDOW_DATA = Message("WindowDataParameter", [
@@ -110,7 +110,7 @@ class WindowData(Layer):
     batch_key = "window_data_param"
 
     def setup(self, bottoms, tops):
-        from ..paths import resolve
+        from ..config.paths import resolve
         from .data import _load_mean
         p, t = self.p.window_data_param, self.p.transform_param
         self.crop = t.crop_size or p.crop_size

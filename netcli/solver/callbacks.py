@@ -120,8 +120,5 @@ class Processes(Callback):
 
 
 def processes(group):
-    """The Processes for a netcli.distributed.Group (None: one process)."""
-    if group is None:
-        return Processes()
-    from ..distributed import DataParallel
-    return DataParallel(group)
+    """The Processes for a netcli.distributed.Group (None: one process): the group's own callback."""
+    return Processes() if group is None else group.callback()

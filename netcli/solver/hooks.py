@@ -83,8 +83,8 @@ class BestWeights(Callback):
 
     def _write(self, solver, path):
         import json
-        from ..snapshot import atomic_savez, weight_arrays
-        from .state import preprocessing
+        from ..io.weights import atomic_savez, weight_arrays
+        from .snapshots import preprocessing
         m = self.m
         arrays = weight_arrays(solver.net, preprocessing(solver))
         arrays[BEST_KEY] = np.array(json.dumps({"iteration": solver.iter, "monitor": m.monitor,
@@ -99,7 +99,7 @@ def best_note(path):
     """'the best <monitor> (<value>) of iteration N' kept in a _best.weights.npz, else None."""
     import json
     import zipfile
-    from ..snapshot import is_caffemodel, read_npz
+    from ..io.weights import is_caffemodel, read_npz
     try:
         if is_caffemodel(path):
             return None

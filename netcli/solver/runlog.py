@@ -27,7 +27,7 @@ import secrets
 import time
 
 from ..errors import NetcliError
-from ..files import open_append
+from ..io.files import open_append
 from .callbacks import Callback
 
 

@@ -41,7 +41,7 @@ def net_sources(p, path, where):
     train_net, train_net_param; the test nets from test_net_param, then test_net, then as many
     more from net/net_param as test_iter (or test_state) has values left, each with its
     test_state. Returns (train net, [(test net, stages, level)])."""
-    from ..paths import resolve
+    from ..config.paths import resolve
 
     def file(field, name):
         try:

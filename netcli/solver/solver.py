@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import log
 from ..errors import NetcliError
-from . import finetune, lr_policy, setup, state, testing
+from . import finetune, lr_policy, setup, snapshots, testing
 from .callbacks import Callbacks, processes
 from .display import CompileNote, Header, progress_bar, train_lines
 from .hooks import SIGNALS, Plateau, Signals, monitor_hooks
@@ -204,7 +204,7 @@ class Solver:
         display = p.display and self.iter % p.display == 0
         loss = sum(self._pass(net, k) for k in range(p.iter_size)) / p.iter_size
         if not math.isfinite(loss):
-            raise TrainingDiverged(state.diverged_message(self, loss))
+            raise TrainingDiverged(snapshots.diverged_message(self, loss))
         self.losses = (self.losses + [loss])[-p.average_loss:]
         if display:
             self._last_display = train_lines(self, self._last_display)
@@ -241,7 +241,7 @@ class Solver:
     def solve(self, resume_file=None):
         """Caffe's Solve: optionally restore, train to max_iter, final snapshot."""
         self.request = self.caught = None
-        self.processes.on_root(lambda: state.check_snapshot_folder(self))
+        self.processes.on_root(lambda: snapshots.check_snapshot_folder(self))
         if resume_file:
             self.restore(resume_file)
             if self.iter >= self.max_iter:
@@ -262,7 +262,7 @@ class Solver:
     def _solve(self):
         finished = self.step(max(self.max_iter - self.iter, 0))
         if self.early_stopped:
-            self.processes.on_root(lambda: state.write_best_weights(self, self.early_stopping.m.best_iter))
+            self.processes.on_root(lambda: snapshots.write_best_weights(self, self.early_stopping.m.best_iter))
         elif self.p.snapshot_after_train and self.last_snapshot_iter != self.iter and self.request != "stop":
             self.snapshot()
         if not finished:
@@ -286,16 +286,16 @@ class Solver:
         {output: mean} (None when a signal interrupted it)."""
         return testing.test(self, k)
 
-    # -- snapshots (netcli/solver/state.py) ------------------------------------------------------
+    # -- snapshots (netcli/solver/snapshots.py) ------------------------------------------------------
     def snapshot(self):
         """Write <prefix>_iter_N.weights.npz and .solverstate.npz (None if the weights are not
         finite); with several processes, rank 0 writes."""
         self.net.executor.pull()
-        written = self.processes.on_root(lambda: state.write_snapshot(self))
+        written = self.processes.on_root(lambda: snapshots.write_snapshot(self))
         self.callbacks.on_snapshot(self, written)
         return written
 
     def restore(self, path):
         """Resume from a .solverstate.npz: weights, history, iteration, lr position, data and RNG."""
         self.net.executor.pull()
-        state.restore(self, path)
+        snapshots.restore(self, path)

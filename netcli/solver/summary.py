@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .state import snap_name
+from .snapshots import snap_name
 from ..text import printable
 
 

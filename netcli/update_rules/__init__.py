@@ -7,7 +7,7 @@ import pkgutil
 from .base import RULES, Rule, solver_fields
 
 for _m in pkgutil.iter_modules(__path__):
-    if _m.name not in ("base", "cuda"):        # the shared parts; the rest are rules
+    if _m.name not in ("base", "cuda", "element"):        # the shared parts; the rest are rules
         importlib.import_module(f"{__name__}.{_m.name}")
 
 _order = sorted(RULES.items(), key=lambda kv: (kv[1].solver_type is None, kv[1].solver_type or 0, kv[0]))

@@ -2,7 +2,7 @@
 compiled from the rule's formula and base.element as device functions. Imported on first use, so
 netcli imports without numba-cuda."""
 from ..gpu.device import cuda_module
-from .base import element, flush
+from .element import element, flush
 
 cuda = cuda_module()     # a module global, which the CUDA simulator swaps for its own
 

@@ -203,9 +203,9 @@ def _solvers():
 def test_caffe_solver_loads(caffe_root, monkeypatch, path):
     import functools
     from netcli import Solver
-    from netcli.solver import setup as solver_setup
+    from netcli.solver import setup as solver_module         # where the Solver builds its nets
     monkeypatch.chdir(caffe_root)
-    monkeypatch.setattr(solver_setup, "Net", functools.partial(Net, batch_size=B))   # AlexNet's 256 need GBs
+    monkeypatch.setattr(solver_module, "Net", functools.partial(Net, batch_size=B))   # AlexNet's 256 need GBs
     # gpu=-1: the CPU, whatever solver_mode says (with tests/gpu collected, Numba's CUDA simulator is a
     # "GPU" for the whole session, and Caffe's solvers say solver_mode: GPU: a second copy of the params)
     if path in SOLVERS_MISSING_NETS:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from netcli import Net
 from netcli.cli import caffe_flags, cli
 from netcli.config.compile import compile_net, solver_to_dict, spec_summary
-from netcli.tools import convert
+from netcli.commands.convert import convert
 
 from caffe.test_caffe_nets import CAFFE, NETS, OWN_TEST, _solvers
 

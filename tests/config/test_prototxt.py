@@ -7,7 +7,9 @@ import pytest
 
 from netcli import Net
 from netcli.config.compile import compile_net
-from netcli.config.prototxt import dump_prototxt, is_prototxt, load_prototxt, upgrade_net
+from netcli.config.prototxt import is_prototxt, load_prototxt
+from netcli.config.prototxt_upgrade import upgrade_net
+from netcli.config.prototxt_write import dump_prototxt
 from netcli.errors import ConfigError
 
 
@@ -89,7 +91,7 @@ def test_schema_errors_keep_prototxt_lines(tmp_path):
 
 
 def test_dump_reads_back():
-    from netcli.config.prototxt import Enum
+    from netcli.config.prototxt_write import Enum
     tree = {"name": 'q"uote', "layer": [{"name": "a", "top": ["x", "y"], "pooling_param": {"pool": Enum("MAX")},
                                           "v": 1.5, "k": 3, "b": False}]}
     back = load_prototxt("x.prototxt", dump_prototxt(tree))
@@ -100,7 +102,8 @@ def test_dump_reads_back():
 def test_yaml_to_prototxt_leaves_out_data_param_shuffle(tmp_path, capsys):
     """Caffe's DataParameter has no `shuffle` (issue 24): written, Caffe would refuse the file. It
     is left out, with a comment in the file and one warning; `shuffle: false` goes silently."""
-    from netcli.config.prototxt import load_prototxt, net_to_prototxt
+    from netcli.config.prototxt import load_prototxt
+    from netcli.config.prototxt_write import net_to_prototxt
     (tmp_path / "n.yaml").write_text(
         "name: n\nlayers:\n"
         "  - {name: d, type: Data, top: [data, label], data_param: {source: a.npz, batch_size: 2, shuffle: true}}\n"

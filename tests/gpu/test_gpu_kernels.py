@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from netcli.kernels import conv, pool, softmax
+from netcli.kernels import im2col, pool, softmax
 from netcli.gpu import kernels as gk
 
 RNG = np.random.default_rng(0)
@@ -35,12 +35,12 @@ def test_im2col_and_col2im_match_the_cpu(geom):
     cols = np.empty((2 * KH * KW, 2 * OH * OW), np.float32)
     want = np.empty_like(cols)
     gk.im2col(x, cols, KH, KW, SH, SW, PH, PW, OH, OW)
-    conv.im2col(x, want, KH, KW, SH, SW, PH, PW, 1, 1, OH, OW)
+    im2col.im2col(x, want, KH, KW, SH, SW, PH, PW, 1, 1, OH, OW)
     np.testing.assert_array_equal(cols, want)
     d = rand(*cols.shape)
     dx, dx_cpu = np.empty_like(x), np.empty_like(x)
     gk.col2im(d, dx, KH, KW, SH, SW, PH, PW, OH, OW)
-    conv.col2im(d, dx_cpu, KH, KW, SH, SW, PH, PW, 1, 1, OH, OW)
+    im2col.col2im(d, dx_cpu, KH, KW, SH, SW, PH, PW, 1, 1, OH, OW)
     np.testing.assert_allclose(dx, dx_cpu, rtol=1e-6, atol=1e-6)
 
 
@@ -69,14 +69,14 @@ def test_bias_and_relu(relu):
 
 @pytest.mark.parametrize("bias,relu", [(True, True), (False, False)])
 def test_convolution_layouts(bias, relu):
-    """The GEMM's (K, N*P) result into NCHW with the bias and ReLU (as the CPU's conv.add_bias
+    """The GEMM's (K, N*P) result into NCHW with the bias and ReLU (as the CPU's im2col.add_bias
     and a ReLU), and back for the gradient; the row sums (the bias gradient) in float64 agree."""
     z, b = rand(3, 2 * 5), rand(3)
     y = np.empty((2, 3, 5), np.float32)
     gk.cols_to_nchw(z, y, b if bias else None, relu, 0.0)
     want = z.reshape(3, 2, 5).transpose(1, 0, 2).copy()
     if bias:
-        conv.add_bias(want, b)
+        im2col.add_bias(want, b)
     np.testing.assert_allclose(y, np.maximum(want, 0) if relu else want, rtol=1e-6)
     dy, back = rand(2, 3, 5), np.empty((3, 10), np.float32)
     gk.nchw_to_cols(dy, back)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from netcli.kernels import conv, pool
+from netcli.kernels import im2col, pool
 from reference import pool2d, pool_out
 
 SHAPES = [  # N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW
@@ -52,12 +52,12 @@ def test_im2col_and_col2im(shape, dtype):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     cols = np.empty((C * KH * KW, N * OH * OW), dtype)
-    conv.im2col(x, cols, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+    im2col.im2col(x, cols, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
     np.testing.assert_array_equal(cols, ref_im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW))
     # col2im is im2col's adjoint: <im2col(x), c> == <x, col2im(c)>, and matches a scatter reference
     c = rng.standard_normal(cols.shape).astype(dtype)
     dx = rng.standard_normal(x.shape).astype(dtype)  # garbage: the kernel must overwrite it
-    conv.col2im(c, dx, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+    im2col.col2im(c, dx, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
     np.testing.assert_allclose(dx, ref_col2im(c, x.shape, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW),
                                rtol=1e-5, atol=1e-5)
     assert np.isclose(np.vdot(cols.astype(np.float64), c), np.vdot(x.astype(np.float64), dx), rtol=1e-4)
@@ -153,12 +153,12 @@ def test_per_image_columns(shape):
     rng = np.random.default_rng(8)
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
     cols = rng.standard_normal((N, C * KH * KW, OH * OW)).astype(np.float32)
-    conv.im2col_images(x, cols, *geo)
+    im2col.im2col_images(x, cols, *geo)
     ref = ref_im2col(x, *geo).reshape(C * KH * KW, N, OH * OW).transpose(1, 0, 2)
     np.testing.assert_array_equal(cols, ref)
     c = rng.standard_normal(cols.shape).astype(np.float32)
     dx = rng.standard_normal(x.shape).astype(np.float32)
-    conv.col2im_images(c, dx, *geo)
+    im2col.col2im_images(c, dx, *geo)
     ref_dx = ref_col2im(c.transpose(1, 0, 2).reshape(C * KH * KW, -1), x.shape, *geo)
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-5, atol=1e-5)
 
@@ -169,11 +169,11 @@ def test_bias_add_and_sum(N, K, P):
     y = rng.standard_normal((N, K, P)).astype(np.float32)
     bias = rng.standard_normal(K).astype(np.float32)
     out = y.copy()
-    conv.add_bias(out, bias)
+    im2col.add_bias(out, bias)
     np.testing.assert_allclose(out, y + bias[:, None], rtol=1e-6)
     db = rng.standard_normal(K).astype(np.float32)
     db0 = db.copy()
-    conv.sum_bias(y, db)
+    im2col.sum_bias(y, db)
     np.testing.assert_allclose(db, db0 + y.astype(np.float64).sum(axis=(0, 2)), rtol=1e-5, atol=1e-5)
 
 
@@ -189,16 +189,16 @@ def test_im2row_and_row2im(shape, dtype):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     xt = rng.standard_normal((N, H, W, C)).astype(dtype)         # garbage, overwritten
-    conv.nchw_to_nhwc(x, xt)
+    im2col.nchw_to_nhwc(x, xt)
     np.testing.assert_array_equal(xt, x.transpose(0, 2, 3, 1))
     rows = rng.standard_normal((N * OH * OW, KH * KW * C)).astype(dtype)
-    conv.im2row(xt, rows, *geo)
+    im2col.im2row(xt, rows, *geo)
     ref = ref_im2col(x, *geo).reshape(C, KH, KW, -1).transpose(3, 1, 2, 0).reshape(rows.shape)
     np.testing.assert_array_equal(rows, ref)
     r = rng.standard_normal(rows.shape).astype(dtype)
-    conv.row2im(r, xt, *geo)                    # xt holds garbage from before: must be overwritten
+    im2col.row2im(r, xt, *geo)                    # xt holds garbage from before: must be overwritten
     dx = np.empty_like(x)
-    conv.nhwc_to_nchw(xt, dx)
+    im2col.nhwc_to_nchw(xt, dx)
     ref_dx = np.zeros(x.shape)
     for q in range(rows.shape[0]):
         n, rest = divmod(q, OH * OW)
@@ -219,22 +219,22 @@ def test_gemm_layout_moves(N, K, OH, OW):
     res = rng.standard_normal((N * P, K)).astype(np.float32)
     bias = rng.standard_normal(K).astype(np.float32)
     y = np.empty((N, K, OH, OW), np.float32)
-    conv.rows_to_nchw(res, bias, y)
+    im2col.rows_to_nchw(res, bias, y)
     ref = res.reshape(N, OH, OW, K).transpose(0, 3, 1, 2)
     np.testing.assert_allclose(y, ref + bias.reshape(1, K, 1, 1), rtol=1e-6)
-    conv.rows_to_nchw(res, np.zeros(0, np.float32), y)
+    im2col.rows_to_nchw(res, np.zeros(0, np.float32), y)
     np.testing.assert_array_equal(y, ref)
     dy = rng.standard_normal((N, K, OH, OW)).astype(np.float32)
     dres = np.empty((K, N * P), np.float32)
     db = rng.standard_normal(K).astype(np.float32)
     db0 = db.copy()
-    conv.nchw_to_gemm(dy, dres, db)
+    im2col.nchw_to_gemm(dy, dres, db)
     np.testing.assert_array_equal(dres, dy.transpose(1, 0, 2, 3).reshape(K, N * P))
     np.testing.assert_allclose(db, db0 + dy.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
 
 
 def test_compute_threads_flush_subnormals():
-    from netcli import threads
+    from netcli.exec import threads
     from netcli.kernels.fpmode import X86
     if not X86:
         pytest.skip("flush-to-zero is x86 only")
@@ -277,7 +277,7 @@ def test_softmax_loss_kernels(R, C, I):
 
 def test_run_on_one_thread_takes_every_chunk_in_order():
     """One usable core (taskset -c 0): no pool exists, and run() must still do every chunk."""
-    from netcli import threads
+    from netcli.exec import threads
     before = threads.count()
     threads.set_threads(1)
     try:

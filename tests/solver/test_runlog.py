@@ -117,7 +117,7 @@ def test_run_log_errors(tmp_path):
 
 def test_resume_continues_the_newest_pair_exactly(tmp_path):
     import numpy as np
-    from netcli.snapshot import read_weights
+    from netcli.io.weights import read_weights
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
     straight = make_tiny(a, max_iter=40, test_interval=0, snapshot=10)

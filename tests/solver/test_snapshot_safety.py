@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import netcli
-import netcli.snapshot as snapmod
+import netcli.io.weights as snapmod
 from netcli import log
 from netcli.cli import cli
 from netcli.errors import NetcliError

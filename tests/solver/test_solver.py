@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import netcli
-from netcli import snapshot as snapmod
+from netcli.io import weights as snapmod
 from netcli.config.schema import Problems
 from netcli.config.yamlload import LDict
 from netcli.errors import ConfigError, NetcliError
@@ -422,7 +422,7 @@ def test_bit_flipped_snapshot_files_are_clean_errors(tmp_path):
 
 def test_netcli_test_counts_each_sample_once(tmp_path):
     from tinynet import make_data
-    from netcli.tools import score
+    from netcli.commands.score import score
     make_tiny(tmp_path)
     make_data(tmp_path / "test.npz", 150, 1)
     net_path = str(tmp_path / "net.yaml")
@@ -440,7 +440,8 @@ def test_lenet_weights_bit_identical_for_any_thread_count(tmp_path):
     """20 LeNet iterations (shuffled data, momentum, weight decay) with 1, 2, 3 and 4 threads:
     the same bits (netcli/exec/cpu.py: fixed shares, one fixed combination order; a different
     order shows in the last bits after one update)."""
-    from netcli import log, threads
+    from netcli import log
+    from netcli.exec import threads
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     old = threads.count()
     weights = []

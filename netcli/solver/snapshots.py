@@ -1,6 +1,6 @@
 """Solver-state files: writing a snapshot pair, resuming from one (every entry validated), the
 snapshot folder's start-up check and recovery, and the divergence message that names the last
-good snapshot. Formats: README "Files"; crash safety: netcli/snapshot.py."""
+good snapshot. Formats: README "Files"; crash safety: netcli/io/weights.py."""
 from __future__ import annotations
 
 import errno
@@ -10,9 +10,10 @@ import stat
 
 import numpy as np
 
-from .. import files, log
+from ..io import files
+from .. import log
 from ..errors import NetcliError
-from ..snapshot import read_npz, recover, save_files, weight_arrays
+from ..io.weights import read_npz, recover, save_files, weight_arrays
 from ..update_rules import NAMES
 
 

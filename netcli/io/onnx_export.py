@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import NetcliError
+from ..errors import NetcliError
 
 OPSET = 18
 
@@ -69,7 +69,7 @@ class Graph:
 def export_onnx(net, path, preprocessing=None, raw_input=False):
     """Write `net` (a netcli.Net, TEST phase) to `path` as ONNX; returns (inputs, outputs).
     preprocessing (a Preprocessing) goes into the metadata; raw_input: the graph does its mean
-    and scale on its first input (netcli/onnx_preprocess.py)."""
+    and scale on its first input (netcli/io/onnx_preprocess.py)."""
     from .onnx_preprocess import metadata, raw_input_nodes
     g = Graph(net)
     onnx, helper = g.onnx, g.helper
@@ -137,5 +137,5 @@ def export_onnx(net, path, preprocessing=None, raw_input=False):
 
 def exportable():
     """The layer types that say how they export (their class's to_onnx)."""
-    from .layers import REGISTRY
+    from ..layers import REGISTRY
     return sorted(t for t, cls in REGISTRY.items() if cls.to_onnx is not None or cls.alias)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import os
 
-from .errors import NetcliError
+from ..errors import NetcliError
 
 COLORS = {"conv": "#FF5050", "pool": "#FF9900", "ip": "#CC33FF", "neuron": "#90EE90", "norm": "#7EC8E3",
           "loss": "#FFD966", "data": "#B4C7E7", "other": "#E0E0E0"}   # Caffe's draw_net palette, roughly
@@ -164,11 +164,10 @@ def draw(net, path, rankdir="TB"):
     g = Graph(net, rankdir)
     g.layout()
     if ext == ".png":
-        from .plot import draw_png
         draw_png(g, path)
         return g
     text = to_svg(g) if ext == ".svg" else to_dot(g)
-    from .files import write_atomic
+    from ..io.files import write_atomic
     write_atomic(path, text.encode("utf-8"), "drawing")
     return g
 
@@ -221,3 +220,35 @@ def to_dot(g):
         out.append(f"  {a} -> {b};")
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def draw_png(g, path):
+    """A laid-out net drawing (netcli.viz.draw.Graph) as PNG."""
+    from matplotlib.patches import FancyBboxPatch, Polygon
+
+    from .plot import _pyplot, _save
+    plt = _pyplot()
+    W, H = g.size
+    fig = plt.figure(figsize=(W / 90, H / 90))
+    ax = fig.add_axes([0, 0, 1, 1])
+    ax.set_xlim(0, W)
+    ax.set_ylim(H, 0)
+    ax.axis("off")
+    for a, b in g.edges:
+        pts = g.routes[(a, b)]
+        if len(pts) > 2:
+            ax.plot([p[0] for p in pts[:-1]], [p[1] for p in pts[:-1]], color="#555", lw=1)
+        ax.annotate("", xy=pts[-1], xytext=pts[-2], arrowprops=dict(arrowstyle="-|>", color="#555", lw=1))
+    for n in g.nodes.values():
+        x, y, w, h = n["x"], n["y"], n["w"], n["h"]
+        if n["shape"] == "box":
+            ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0,rounding_size=4",
+                                        facecolor=n["fill"], edgecolor="#333"))
+        else:
+            ax.add_patch(Polygon(_octagon(x, y, w, h), closed=True, facecolor=n["fill"], edgecolor="#333"))
+        top = y - (len(n["lines"]) - 1) * 7
+        for i, line in enumerate(n["lines"]):
+            ax.text(x, top + i * 14, line, ha="center", va="center", fontsize=8,
+                    fontweight="bold" if i == 0 else "normal")
+    _save(fig, path)
+    plt.close(fig)

@@ -7,14 +7,14 @@ from __future__ import annotations
 import glob
 import os
 
-from .config.compile import compile_net
-from .errors import ConfigError
-from .layers import REGISTRY
-from .text import printable
+from ..config.compile import compile_net
+from ..errors import ConfigError
+from ..layers import REGISTRY
+from ..text import printable
 
 
 def _named(source):
-    from .data.datasets import DATASETS
+    from ..data.datasets import DATASETS
     return ":" in source and source.split(":")[0] in DATASETS
 
 

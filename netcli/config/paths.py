@@ -7,7 +7,7 @@ import errno
 import os
 import stat
 
-from .errors import NetcliError
+from ..errors import NetcliError
 
 
 def resolve(path, base_dir, what="file", exists=os.path.exists):

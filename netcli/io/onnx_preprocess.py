@@ -15,17 +15,17 @@ import json
 
 import numpy as np
 
-from .errors import NetcliError
+from ..errors import NetcliError
 
 
 def find_preprocessing(net, weights):
     """The Preprocessing of net's first data layer, else the one kept in `weights`, else None."""
-    from .data.transform import Preprocessing
+    from ..data.transform import Preprocessing
     layers = net.data_layers()
     if layers:
         return Preprocessing.of_data_layer(layers[0])
     if weights and "," not in str(weights):
-        from .snapshot import read_preprocessing
+        from .weights import read_preprocessing
         return read_preprocessing(weights)
     return None
 

@@ -175,8 +175,8 @@ class InfogainLoss(Loss):
         self.class_labels = (1, self.C, None)
         dt = bottoms[0].data.dtype
         if p.source:
-            from ..npzfile import read_array
-            from ..paths import resolve
+            from ..io.npzfile import read_array
+            from ..config.paths import resolve
             try:
                 path = resolve(p.source, self.base_dir, "infogain matrix")
                 H = read_array(path, "infogain matrix", (self.C, self.C))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import platform
 
-from .errors import NetcliError
+from ..errors import NetcliError
 
 # LLVM's feature names (what Numba targets) -> the names users know, in this order
 SIMD = (("sse4.2", "SSE4.2"), ("avx", "AVX"), ("avx2", "AVX2"), ("fma", "FMA"), ("avx512f", "AVX-512F"),
@@ -17,7 +17,7 @@ SIMD = (("sse4.2", "SSE4.2"), ("avx", "AVX"), ("avx2", "AVX2"), ("fma", "FMA"), 
 
 def cpu():
     """{model, arch, cores, usable_cores, simd: [...], llvm_cpu, threads}."""
-    from .threads import count, usable_cores
+    from ..exec.threads import count, usable_cores
     model = None
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
@@ -44,7 +44,7 @@ def cpu():
 def gpus(only=None):
     """([{id, name, compute_capability, memory_bytes}], None) of the CUDA devices (`only`: that
     number), or ([], why there are none)."""
-    from .gpu.device import NoGpu, cuda_module, simulated
+    from ..gpu.device import NoGpu, cuda_module, simulated
     try:
         cuda = cuda_module()
     except NoGpu as e:
@@ -98,7 +98,7 @@ def resolve_gpu(value):
         return value
     found, why = gpus()
     if why:
-        from .gpu.device import NoGpu
+        from ..gpu.device import NoGpu
         raise NoGpu(f"--gpu all: {why}")
     if len(found) > 1:
         raise NetcliError(f"--gpu all: netcli runs on one GPU per process for now, and this machine has "

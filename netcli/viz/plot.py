@@ -1,5 +1,5 @@
 """Pictures through matplotlib (pip install 'netcli[plot]'): learning curves from run logs,
-a confusion matrix, and the PNG form of a net drawing (netcli/draw.py lays it out)."""
+a confusion matrix, and the PNG form of a net drawing (netcli/viz/draw.py lays it out)."""
 from __future__ import annotations
 
 import os
@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from .errors import NetcliError
-from .files import write_atomic
+from ..errors import NetcliError
+from ..io.files import write_atomic
 
 
 def _pyplot():
@@ -22,7 +22,7 @@ def _pyplot():
 
 
 def _save(fig, path):
-    """Write the figure atomically (netcli/files.py)."""
+    """Write the figure atomically (netcli/io/files.py)."""
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower().lstrip(".")
     if ext not in ("png", "svg", "pdf"):
@@ -50,7 +50,7 @@ def _drawable(*values):
 
 def _text(name):
     """A name from a log as plain text in a picture: no control characters, no $math$."""
-    from .text import printable
+    from ..text import printable
     return printable(name, 60).replace("$", r"\$")
 
 
@@ -95,7 +95,7 @@ def curves(runs, path, x="iter", window=1):
 def log_curves(logs, which="all", warned=None):
     """[(label, records)] of the runs `which` ("all", "last" or a number) picks from each run log,
     for curves(); labelled by the log's name, and the run's number where the log holds several."""
-    from .solver.runs import read_run_log, select, split_runs
+    from ..solver.runs import read_run_log, select, split_runs
     out, ended = [], True
     for path in logs:
         runs = split_runs(read_run_log(path, warned))
@@ -156,36 +156,5 @@ def confusion_matrix(cm, path, names=None):
     ax.set_title(f"confusion matrix: accuracy {accuracy:.4f} ({int(cm.sum())} samples)")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-
-
-def draw_png(g, path):
-    """A laid-out net drawing (netcli.draw.Graph) as PNG."""
-    plt = _pyplot()
-    from matplotlib.patches import FancyBboxPatch, Polygon
-    from .draw import _octagon
-    W, H = g.size
-    fig = plt.figure(figsize=(W / 90, H / 90))
-    ax = fig.add_axes([0, 0, 1, 1])
-    ax.set_xlim(0, W)
-    ax.set_ylim(H, 0)
-    ax.axis("off")
-    for a, b in g.edges:
-        pts = g.routes[(a, b)]
-        if len(pts) > 2:
-            ax.plot([p[0] for p in pts[:-1]], [p[1] for p in pts[:-1]], color="#555", lw=1)
-        ax.annotate("", xy=pts[-1], xytext=pts[-2], arrowprops=dict(arrowstyle="-|>", color="#555", lw=1))
-    for n in g.nodes.values():
-        x, y, w, h = n["x"], n["y"], n["w"], n["h"]
-        if n["shape"] == "box":
-            ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0,rounding_size=4",
-                                        facecolor=n["fill"], edgecolor="#333"))
-        else:
-            ax.add_patch(Polygon(_octagon(x, y, w, h), closed=True, facecolor=n["fill"], edgecolor="#333"))
-        top = y - (len(n["lines"]) - 1) * 7
-        for i, line in enumerate(n["lines"]):
-            ax.text(x, top + i * 14, line, ha="center", va="center", fontsize=8,
-                    fontweight="bold" if i == 0 else "normal")
     _save(fig, path)
     plt.close(fig)

@@ -6,7 +6,7 @@ O_CREAT | O_EXCL | O_NOFOLLOW (a planted file or symlink of that name is never o
 followed) and the user's umask; fsyncs it, renames it over the target and fsyncs the folder. A
 target that is a symbolic link is refused; a failure removes the temporary file and leaves the
 target as it was. `write_files` does the same for several files at once: every temporary file
-first, then the renames in order (netcli/snapshot.py builds its crash-safe pairs on it).
+first, then the renames in order (netcli/io/weights.py builds its crash-safe pairs on it).
 
 `open_append(path)` opens a log for appending with O_APPEND | O_NOFOLLOW, and only a regular file
 (never a symlink, FIFO or device). Nothing here creates folders: the caller decides which.
@@ -18,7 +18,7 @@ import os
 import secrets
 import stat
 
-from .errors import NetcliError
+from ..errors import NetcliError
 
 TMP = ".tmp"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)

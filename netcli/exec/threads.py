@@ -22,7 +22,7 @@ def usable_cores():
 
 def env_threads():
     """$NETCLI_THREADS as a positive int, None when unset or empty; anything else is an error."""
-    from .errors import NetcliError
+    from ..errors import NetcliError
     env = os.environ.get("NETCLI_THREADS", "").strip()
     if not env:
         return None
@@ -54,7 +54,7 @@ def _prepare():
     if _state["blas_limited"]:
         return
     _state["blas_limited"] = True
-    from .kernels.fpmode import flush_denormals
+    from ..kernels.fpmode import flush_denormals
     flush_denormals()
     try:
         from threadpoolctl import threadpool_limits
@@ -65,7 +65,7 @@ def _prepare():
 
 def _worker_init():
     import numpy as np
-    from .kernels.fpmode import flush_denormals
+    from ..kernels.fpmode import flush_denormals
     flush_denormals()
     # Overflow in a diverging net is reported once, by the solver's loss check; these threads
     # only run netcli's compute, so they do not warn (the main thread's np.errstate is its own).

@@ -1,6 +1,6 @@
 """Weights and solver-state files, both .npz.
 
-Writing is crash-safe, through netcli/files.py: each file is written to a new temporary file
+Writing is crash-safe, through netcli/io/files.py: each file is written to a new temporary file
 `<name>.<random>.tmp` in the same folder (O_EXCL | O_NOFOLLOW, the user's umask), fsynced, then
 renamed over `<name>`, and the folder is fsynced. A snapshot *pair* (weights + solver state)
 writes both temporary files before renaming either, so after a crash at any moment the folder
@@ -20,8 +20,8 @@ import re
 import numpy as np
 
 from . import files as _files
-from . import log
-from .errors import NetcliError
+from .. import log
+from ..errors import NetcliError
 from .npzfile import read_npz
 
 TMP = _files.TMP
@@ -118,7 +118,7 @@ META = "netcli:"     # entries of a weights file that are not params (Preprocess
 
 def read_preprocessing(path):
     """The Preprocessing kept in a netcli weights file, or None (a caffemodel, an older file)."""
-    from .data.transform import Preprocessing
+    from ..data.transform import Preprocessing
     if is_caffemodel(path):
         return None
     return Preprocessing.from_arrays(read_npz(path, select=lambda name: name.startswith(META)))
@@ -143,7 +143,7 @@ def is_caffemodel(path):
 def save_weights(net, path):
     """Weights as .npz, or as a .caffemodel when the name says so."""
     if os.fspath(path).endswith(".caffemodel"):
-        from .caffe.caffemodel import caffemodel_bytes
+        from ..caffe.caffemodel import caffemodel_bytes
         _files.write_atomic(path, caffemodel_bytes(net), "weights file")
     else:
         _files.write_atomic(path, _content(weight_arrays(net)), "weights file")
@@ -158,7 +158,7 @@ def read_weights(path, shapes=None):
         # the net's param shapes bound what is read: an array of another name or shape is not inflated
         return {k: v for k, v in read_npz(path, shapes=shapes).items()
                 if not k.startswith(META)}
-    from .caffe.caffemodel import caffemodel_arrays, fit_legacy
+    from ..caffe.caffemodel import caffemodel_arrays, fit_legacy
     arrays, legacy = caffemodel_arrays(path, shapes)
     for key in legacy:
         if shapes and key in shapes:

@@ -10,8 +10,8 @@ import tempfile
 
 import numpy as np
 
-from .errors import NetcliError
-from .net import Net
+from ..errors import NetcliError
+from ..net import Net
 
 
 def extract_features(model, weights, blobs, output, iterations=None, phase="TEST", stages=(), level=0):
@@ -19,7 +19,7 @@ def extract_features(model, weights, blobs, output, iterations=None, phase="TEST
     once) and write `blobs` (names, or one comma-separated string) to `output`: an .npz file, or
     LMDB folders (a name ending in .lmdb, or an existing folder; comma-separated, one per blob).
     Returns {blob: array} of what was written."""
-    from .evaluate import evaluate
+    from ..evaluate import evaluate
     names = [b.strip() for b in blobs.split(",")] if isinstance(blobs, str) else list(blobs)
     net = Net(model, phase=phase, stages=stages, level=level)
     unknown = [b for b in names if b not in net.blobs]
@@ -72,8 +72,8 @@ def _lmdb_targets(output, names):
 
 
 def write_npz(path, arrays):
-    """np.savez to `path`, atomically (netcli/files.py)."""
-    from .files import write_atomic
+    """np.savez to `path`, atomically (netcli/io/files.py)."""
+    from ..io.files import write_atomic
     write_atomic(path, lambda f: np.savez(f, **arrays), what="features file")
 
 
@@ -81,7 +81,7 @@ def datum_float_bytes(sample):
     """A Datum of float_data as Caffe's extract_features writes it: channels, height, width from
     the sample's (C, H, W) shape (missing axes 1; more than three: C holds them all), then each
     value as its own float_data field (proto2's unpacked repeated float)."""
-    from .caffe import datum, wire
+    from ..caffe import datum, wire
     shape = list(sample.shape) + [1] * (3 - sample.ndim) if sample.ndim <= 3 else [sample.size, 1, 1]
     values = np.empty(sample.size, [("key", "u1"), ("value", "<f4")])
     values["key"] = wire.key(datum.FLOAT_DATA, wire.FIXED32)[0]

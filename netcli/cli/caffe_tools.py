@@ -1,11 +1,11 @@
-"""Commands for Caffe's tools (a thin shell over netcli/device_query.py and netcli/extract.py),
+"""Commands for Caffe's tools (a thin shell over netcli/commands/device_query.py and netcli/commands/extract.py),
 and the --gpu option's type (a device number, or `all` as Caffe's -gpu all). Registered on the
-`netcli` group by netcli/cli.py."""
+`netcli` group by netcli/cli/__init__.py."""
 from __future__ import annotations
 
 import click
 
-from .text import safe_text
+from ..text import safe_text
 
 
 def _echo(message=""):
@@ -13,7 +13,7 @@ def _echo(message=""):
 
 
 class GpuType(click.ParamType):
-    """A CUDA device number, or `all` (every GPU: netcli/device_query.py resolve_gpu)."""
+    """A CUDA device number, or `all` (every GPU: netcli/commands/device_query.py resolve_gpu)."""
     name = "N|all"
 
     def convert(self, value, param, ctx):
@@ -32,7 +32,7 @@ def resolve_gpu(ctx, param, value):
     """The --gpu callback: `all` becomes a device number (or one clear line), as Caffe's -gpu all."""
     if value != "all":
         return value
-    from .device_query import resolve_gpu as resolve
+    from ..commands.device_query import resolve_gpu as resolve
     return resolve(value)               # or a NetcliError: one line, exit 1
 
 
@@ -43,7 +43,7 @@ def device_query(gpu, as_json):
     """What netcli can compute on here, as `caffe device_query`: the CPU (model, cores, SIMD,
     threads) and the CUDA GPUs (pip install 'netcli[gpu]'), or why there are none."""
     import json
-    from .device_query import query
+    from ..commands.device_query import query
     result = query(gpu, echo=(lambda line: None) if as_json else _echo)
     if as_json:
         click.echo(json.dumps(result))
@@ -63,7 +63,7 @@ def device_query(gpu, as_json):
 def extract_features(model, weights, blobs, iterations, output, phase, stages, level):
     """The named blobs of a net over its data source, as Caffe's extract_features: into an .npz
     or into LMDBs of Datum records (float_data, keys the sample's index, 10 digits)."""
-    from .extract import extract_features as run
+    from ..commands.extract import extract_features as run
     features = run(model, weights, blobs, output, iterations, phase.upper(), stages, level)
     shapes = ", ".join(f"{b} {'x'.join(map(str, a.shape))}" for b, a in features.items())
     _echo(f"Wrote {output}: {shapes}")

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .blob import describe_budget, memory_budget
-from .errors import NetcliError
-from .paths import open_regular, read_start
+from ..blob import describe_budget, memory_budget
+from ..errors import NetcliError
+from ..config.paths import open_regular, read_start
 
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, TypeError,
                 tokenize.TokenError, SyntaxError, NotImplementedError, RuntimeError, OverflowError)

@@ -1,0 +1,4 @@
+"""`python -m netcli.cli`, as the `netcli` command."""
+from . import main
+
+main()

@@ -1,0 +1,135 @@
+"""`netcli time`: a net's forward and backward passes timed, whole and per layer."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..errors import NetcliError
+from ..net import Net
+from .score import _noop
+
+
+def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages=(), level=0, gpu=None):
+    """Per-layer forward/backward times in ms, as `caffe time` (one warm-up pass first, so JIT
+    compilation is reported apart). With a process group (mpiexec), the batch is split as in
+    training, every process times its part, and rank 0 reports the slowest process's times and
+    the gradient reduction's (communication) time per iteration. On a GPU (`gpu`): per-layer
+    times between CUDA events, kernel launches per layer, and host<->device copies."""
+    from ..exec import device_of
+    from ..exec.threads import describe
+    echo = echo if group is None or group.rank == 0 else None
+    echo = echo or _noop
+    t0 = time.perf_counter()
+    if group is not None and phase != "TRAIN":
+        raise NetcliError("netcli time under mpiexec times the TRAIN phase (the split of training)")
+    net = Net(model, phase=phase, stages=stages, level=level, device=device_of(gpu, group))
+    if group is not None:
+        net.executor.distribute(group)
+    device = net.device != "cpu"
+    setup_s = time.perf_counter() - t0
+    echo(f"GPU {gpu}: {net.executor.device}" if device else f"Threads: {describe()}")
+    echo("Performing Forward")
+    t0 = time.perf_counter()
+    net.forward()
+    echo(f"Initial loss: {net.loss:.6g}")
+    echo("Performing Backward")
+    net.clear_param_diffs()
+    net.backward()
+    warm_s = time.perf_counter() - t0
+    echo(f"First forward-backward (includes kernel compilation or cache load): {warm_s * 1000:.1f} ms.")
+    echo("*** Benchmark begins ***")
+    echo(f"Testing for {iterations} iterations.")
+    fwd, bwd, total, counts = time_layers(net, iterations, echo)
+    echo("Average time per layer: ")
+    for i, name in enumerate(net.layer_names):
+        for word, ms, k in (("forward", fwd, 0), ("backward", bwd, 1)):
+            extra = (f" ({counts[k][i][0]:.3g} launches, {counts[k][i][1]:.3g} copies)" if device else "")
+            echo(f"{name:>10}\t{word}: {ms[i]:.5g} ms.{extra}")
+    compute = comm = 0.0
+    if device:
+        counts0 = net.executor.counters()
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        net.clear_param_diffs()
+        net.forward_backward()
+        net.executor.synchronize()
+        t1 = time.perf_counter()
+        if group is not None:
+            group.reduce_grads(net.param_diff)
+        compute, comm = compute + t1 - t0, comm + time.perf_counter() - t1
+    as_trained = compute / iterations * 1000
+    if group is not None:        # the slowest process sets the pace
+        as_trained, comm = (max(v) for v in zip(*group.allgather((as_trained, comm / iterations * 1000))))
+        fwd, bwd = (np.max(group.allgather(a), axis=0) for a in (fwd, bwd))
+        total = max(group.allgather(total))
+    result = {
+        "as_trained_ms": as_trained,
+        "layers": [{"name": n, "type": l.type, "forward_ms": float(f), "backward_ms": float(b)}
+                   for n, l, f, b in zip(net.layer_names, net.layers, fwd, bwd)],
+        "forward_ms": float(fwd.sum()), "backward_ms": float(bwd.sum()),
+        "forward_backward_ms": total / iterations * 1000, "total_ms": total * 1000,
+        "iterations": iterations, "setup_s": setup_s, "first_pass_s": warm_s, "threads": describe(),
+    }
+    if device:
+        ex = net.executor
+        launches, copies, copy_s = ((a - b) / iterations for a, b in zip(ex.counters(), counts0))
+        copy_ms = copy_s * 1000
+        result["layers"] = [dict(r, forward_launches=counts[0][i][0], backward_launches=counts[1][i][0],
+                                 forward_copies=counts[0][i][1], backward_copies=counts[1][i][1])
+                            for i, r in enumerate(result["layers"])]
+        result.update(gpu=gpu, device=ex.device, launches_per_iteration=launches + 1,
+                      copies_per_iteration=copies, copy_ms=copy_ms, threads=None,
+                      timing="wall clock of the CUDA simulator (not a GPU's times)" if "simulated" in ex.device
+                      else "CUDA events")
+        echo(f"Kernel launches per training iteration: {launches + 1:.4g} (forward, backward, clearing the "
+             "gradients, and the update rule's 1)")
+        echo(f"Host<->device copies per iteration: {copies:.3g}, {copy_ms:.4g} ms (the inputs, the loss, and "
+             "the layers on the host)")
+        echo(f"Layer times: {result['timing']}")
+    echo(f"Average Forward pass: {result['forward_ms']:.5g} ms.")
+    echo(f"Average Backward pass: {result['backward_ms']:.5g} ms.")
+    echo(f"Average Forward-Backward: {result['forward_backward_ms']:.5g} ms.")
+    echo(f"Total Time: {result['total_ms']:.5g} ms.")
+    how = ("the same passes, timed from the host" if device else
+           f"training runs per-sample layers in stretches, {len(net.executor.stretches)} step(s)")
+    echo(f"Average Forward-Backward as in training (layers one at a time above; {how}): {as_trained:.5g} ms.")
+    if group is not None:
+        result.update(processes=group.size, reduction=group.reduction, communication_ms=comm,
+                      gradient_mb=net.param_diff.nbytes / 2 ** 20)
+        echo(f"Processes: {group.size}, each computing its part of the batch of {net.batch_size() or '?'}: "
+             f"compute {as_trained:.5g} ms, gradient reduction ({group.reduction}, "
+             f"{net.param_diff.nbytes / 2 ** 20:.3g} MB) {comm:.5g} ms per iteration (slowest process).")
+    for line in net.executor.plan():
+        echo(f"Parallel plan: {line}")
+    echo("*** Benchmark ends ***")
+    return result
+
+
+def time_layers(net: Net, iterations, echo=None):
+    """Average forward and backward ms of every layer (arrays in net order), the total seconds,
+    and per layer the average (launches, copies) on a GPU (zeros on the CPU)."""
+    L = len(net.layers)
+    ms = np.zeros((2, L))
+    counts = np.zeros((2, L, 2))        # [forward/backward][layer] -> (launches, copies): the GPU's
+    clock = time.perf_counter
+    total0 = clock()
+
+    def run(i, k):
+        s = clock()
+        r = net.executor.time_layer(i, forward=k == 0)
+        ms[k, i] += (clock() - s) * 1000 if r is None else r[0]
+        if r is not None:
+            counts[k, i] += r[1:]
+    for j in range(iterations):
+        it0 = clock()
+        for i in range(L):
+            run(i, 0)
+        net.clear_param_diffs()
+        for i in reversed(range(L)):
+            if net.need_backward[i]:
+                run(i, 1)
+        if echo:
+            echo(f"Iteration: {j + 1} forward-backward time: {(clock() - it0) * 1000:.4g} ms.")
+    total = clock() - total0
+    return ms[0] / iterations, ms[1] / iterations, total, counts / iterations

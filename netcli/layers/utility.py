@@ -1,0 +1,420 @@
+"""Caffe's utility layers, which move, split, join or reduce blobs: Flatten, Reshape, Concat,
+Slice, Split, Eltwise, ArgMax, Reduction, Tile."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config.schema import Field, Message, REQUIRED, positive
+from .base import Layer, LayerError, PerSample, around, canon_axis, register
+from . import onnx_ops
+from .common import BLOB_SHAPE
+
+
+FLATTEN = Message("FlattenParameter", [
+    Field("axis", "int", 1, "first axis to flatten"),
+    Field("end_axis", "int", -1, "last axis to flatten"),
+])
+
+
+class _View(PerSample):
+    """Top is a reshaped view of the bottom: same memory for data and diff, nothing to compute."""
+
+    def forward(self, bottoms, tops):
+        pass
+
+    def backward(self, tops, propagate_down, bottoms):
+        pass
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        pass
+
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
+        pass
+
+
+@register
+class Flatten(_View):
+    type = "Flatten"
+    to_onnx = onnx_ops.reshape_to_top
+    doc = "Collapse axes axis..end_axis into one (no copy)."
+    params = {"flatten_param": FLATTEN}
+
+    def setup(self, bottoms, tops):
+        p = self.p.flatten_param
+        shape = bottoms[0].shape
+        a = canon_axis(p.axis, len(shape), "flatten_param.axis")
+        e = canon_axis(p.end_axis, len(shape), "flatten_param.end_axis")
+        if e < a:
+            raise LayerError(f"end_axis {p.end_axis} comes before axis {p.axis}", "flatten_param.end_axis")
+        tops[0].share(bottoms[0], shape[:a] + (int(np.prod(shape[a:e + 1])),) + shape[e + 1:])
+
+
+RESHAPE = Message("ReshapeParameter", [
+    Field("shape", BLOB_SHAPE, REQUIRED, "new dims: 0 copies the bottom's dim, -1 is inferred"),
+    Field("axis", "int", 0, "first bottom axis replaced"),
+    Field("num_axes", "int", -1, "how many bottom axes are replaced (-1: all from axis)"),
+])
+
+
+@register
+class Reshape(_View):
+    type = "Reshape"
+    to_onnx = onnx_ops.reshape_to_top
+    doc = "Change the shape without copying (0 = keep that dim, -1 = infer)."
+    params = {"reshape_param": RESHAPE}
+
+    def setup(self, bottoms, tops):
+        p = self.p.reshape_param
+        f = "reshape_param"
+        shape = bottoms[0].shape
+        start = p.axis + len(shape) + 1 if p.axis < 0 else p.axis
+        if not 0 <= start <= len(shape):
+            raise LayerError(f"axis {p.axis} is out of range for a {len(shape)}-D input", f"{f}.axis")
+        end = len(shape) if p.num_axes == -1 else start + p.num_axes
+        if p.num_axes < -1 or end > len(shape):
+            raise LayerError(f"num_axes {p.num_axes} is out of range", f"{f}.num_axes")
+        dims = list(p.shape.dim)
+        if dims.count(-1) > 1:
+            raise LayerError("at most one dim may be -1", f"{f}.shape")
+        new = []
+        for i, d in enumerate(dims):
+            if d == 0:
+                if start + i >= len(shape):
+                    raise LayerError(f"dim {i} is 0 but the input has no axis {start + i}", f"{f}.shape")
+                new.append(shape[start + i])
+            elif d < -1:
+                raise LayerError(f"dims must be positive, 0 or -1, got {d}", f"{f}.shape")
+            else:
+                new.append(d)
+        full = list(shape[:start]) + new + list(shape[end:])
+        count = int(np.prod(shape))
+        if -1 in full:
+            known = int(np.prod([d for d in full if d != -1]))
+            if known == 0 or count % known:
+                raise LayerError(f"cannot infer -1: {count} elements do not divide into {full}", f"{f}.shape")
+            full[full.index(-1)] = count // known
+        if int(np.prod(full)) != count:
+            raise LayerError(f"new shape {tuple(full)} has {int(np.prod(full))} elements, input "
+                             f"{tuple(shape)} {self.where()} has {count}", f"{f}.shape")
+        tops[0].share(bottoms[0], tuple(full))
+
+
+CONCAT = Message("ConcatParameter", [
+    Field("axis", "int", 1, "axis along which to concatenate"),
+    Field("concat_dim", "int", None, "deprecated (Caffe): the axis, when axis is not given", range=(0, 2 ** 31 - 1)),
+])
+
+
+@register
+class Concat(Layer):
+    type = "Concat"
+    to_onnx = onnx_ops.concat
+    doc = "Join bottoms along `axis`."
+    params = {"concat_param": CONCAT}
+    bottoms = (1, None)
+
+    def setup(self, bottoms, tops):
+        ref = bottoms[0].shape
+        p = self.p.concat_param
+        axis = p.concat_dim if p.has("concat_dim") and not p.has("axis") else p.axis
+        self.axis = a = canon_axis(axis, len(ref), "concat_param.axis")
+        for i, b in enumerate(bottoms[1:], 1):
+            s = b.shape
+            if len(s) != len(ref) or s[:a] != ref[:a] or s[a + 1:] != ref[a + 1:]:
+                raise LayerError(f"bottom {self.bottom_names[i]} has shape {s}, which does not match "
+                                 f"{ref} from {self.bottom_names[0]} outside axis {a}", "concat_param.axis")
+        self.sizes = [b.shape[a] for b in bottoms]
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).tolist()
+        tops[0].reshape(ref[:a] + (sum(self.sizes),) + ref[a + 1:], bottoms[0].data.dtype)
+
+    def _slice(self, i):
+        return (slice(None),) * self.axis + (slice(self.offsets[i], self.offsets[i + 1]),)
+
+    def forward(self, bottoms, tops):
+        for i, b in enumerate(bottoms):
+            tops[0].data[self._slice(i)] = b.data
+
+    def backward(self, tops, propagate_down, bottoms):
+        for i, b in enumerate(bottoms):
+            if propagate_down[i]:
+                b.diff[...] = tops[0].diff[self._slice(i)]
+
+
+SLICE = Message("SliceParameter", [
+    Field("axis", "int", 1, "axis to slice"),
+    Field("slice_point", "int", None, "indices where the slices start (one fewer than tops)", repeated=True),
+    Field("slice_dim", "int", None, "deprecated (Caffe): the axis, when axis is not given", range=(0, 2 ** 31 - 1)),
+])
+
+
+@register
+class Slice(Layer):
+    type = "Slice"
+    to_onnx = onnx_ops.slice_axis
+    doc = "Cut the bottom along `axis` into the tops."
+    params = {"slice_param": SLICE}
+    tops = (1, None)
+
+    def setup(self, bottoms, tops):
+        p = self.p.slice_param
+        shape = bottoms[0].shape
+        axis = p.slice_dim if p.has("slice_dim") and not p.has("axis") else p.axis
+        self.axis = a = canon_axis(axis, len(shape), "slice_param.axis")
+        n, T = shape[a], len(tops)
+        if p.slice_point:
+            pts = p.slice_point
+            if len(pts) != T - 1:
+                raise LayerError(f"{T} tops need {T - 1} slice points, got {len(pts)}", "slice_param.slice_point")
+            if any(b <= a_ for a_, b in zip([0] + pts, pts + [n])):
+                raise LayerError(f"slice points {pts} must increase strictly within (0, {n})",
+                                 "slice_param.slice_point")
+            self.offsets = [0] + pts + [n]
+        else:
+            if n % T:
+                raise LayerError(f"axis size {n} {self.where()} does not split evenly into {T} tops",
+                                 "slice_param.slice_point")
+            self.offsets = [i * n // T for i in range(T + 1)]
+        for i, t in enumerate(tops):
+            t.reshape(shape[:a] + (self.offsets[i + 1] - self.offsets[i],) + shape[a + 1:], bottoms[0].data.dtype)
+
+    def _slice(self, i):
+        return (slice(None),) * self.axis + (slice(self.offsets[i], self.offsets[i + 1]),)
+
+    def forward(self, bottoms, tops):
+        for i, t in enumerate(tops):
+            t.data[...] = bottoms[0].data[self._slice(i)]
+
+    def backward(self, tops, propagate_down, bottoms):
+        if propagate_down[0]:
+            for i, t in enumerate(tops):
+                bottoms[0].diff[self._slice(i)] = t.diff
+
+
+@register
+class Split(PerSample):
+    type = "Split"
+    alias = True
+    doc = "Give one blob to several consumers; their gradients are summed (inserted automatically)."
+    tops = (1, None)
+
+    def setup(self, bottoms, tops):
+        # Each top gets its own copy (not a shared view, as in Caffe), so an in-place layer on
+        # one branch cannot change what the other branches read.
+        for t in tops:
+            t.reshape(bottoms[0].shape, bottoms[0].data.dtype)
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        for top in tops:
+            np.copyto(top.data[lo:hi], bottoms[0].data[lo:hi])
+
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
+        if propagate_down[0]:
+            dx = bottoms[0].diff[lo:hi]
+            np.copyto(dx, tops[0].diff[lo:hi])
+            for top in tops[1:]:
+                dx += top.diff[lo:hi]
+
+
+ELTWISE = Message("EltwiseParameter", [
+    Field("operation", ("PROD", "SUM", "MAX"), "SUM", "element-wise operation"),
+    Field("coeff", "float", None, "SUM only: one coefficient per bottom", repeated=True),
+    Field("stable_prod_grad", "bool", True, "PROD: compute gradients without dividing by inputs"),
+])
+
+
+@register
+class Eltwise(Layer):
+    type = "Eltwise"
+    to_onnx = onnx_ops.eltwise
+    doc = "Element-wise SUM (with coefficients), PROD or MAX of same-shape bottoms."
+    params = {"eltwise_param": ELTWISE}
+    bottoms = (2, None)
+
+    def setup(self, bottoms, tops):
+        p = self.p.eltwise_param
+        for i, b in enumerate(bottoms[1:], 1):
+            if b.shape != bottoms[0].shape:
+                raise LayerError(f"bottom {self.bottom_names[i]} has shape {b.shape}, expected "
+                                 f"{bottoms[0].shape} as {self.bottom_names[0]}")
+        if p.coeff and p.operation != "SUM":
+            raise LayerError("coeff is only allowed with operation SUM", "eltwise_param.coeff")
+        if p.coeff and len(p.coeff) != len(bottoms):
+            raise LayerError(f"give one coeff per bottom ({len(bottoms)}), got {len(p.coeff)}",
+                             "eltwise_param.coeff")
+        self.op = p.operation
+        self.coeff = p.coeff or [1.0] * len(bottoms)
+        tops[0].reshape(bottoms[0].shape, bottoms[0].data.dtype)
+        self.arg = np.empty(bottoms[0].shape, np.int32) if self.op == "MAX" else None
+
+    def forward(self, bottoms, tops):
+        y = tops[0].data
+        if self.op == "SUM":
+            np.multiply(bottoms[0].data, self.coeff[0], out=y)
+            for c, b in zip(self.coeff[1:], bottoms[1:]):
+                y += c * b.data
+        elif self.op == "PROD":
+            np.copyto(y, bottoms[0].data)
+            for b in bottoms[1:]:
+                y *= b.data
+        else:
+            np.copyto(y, bottoms[0].data)
+            self.arg[...] = 0
+            for i, b in enumerate(bottoms[1:], 1):
+                better = b.data > y
+                self.arg[better] = i
+                np.maximum(y, b.data, out=y)
+
+    def backward(self, tops, propagate_down, bottoms):
+        dy = tops[0].diff
+        for i, b in enumerate(bottoms):
+            if not propagate_down[i]:
+                continue
+            if self.op == "SUM":
+                np.multiply(dy, self.coeff[i], out=b.diff)
+            elif self.op == "PROD":
+                others = np.ones_like(dy)
+                for j, o in enumerate(bottoms):
+                    if j != i:
+                        others *= o.data
+                np.multiply(dy, others, out=b.diff)
+            else:
+                np.multiply(dy, self.arg == i, out=b.diff)
+
+
+ARGMAX = Message("ArgMaxParameter", [
+    Field("out_max_val", "bool", False, "output the values (with axis), or indices and values (without)"),
+    Field("top_k", "int", 1, "how many of the largest to output", check=positive),
+    Field("axis", "int", None, "the axis searched; without it, each sample's values flattened"),
+])
+
+
+@register
+class ArgMax(Layer):
+    type = "ArgMax"
+    to_onnx = onnx_ops.argmax
+    doc = ("Indices (or values) of the top_k largest entries, per sample or along `axis`, largest first; "
+           "Caffe's output shapes. Ties go to the larger index, as Caffe's sort.")
+    params = {"argmax_param": ARGMAX}
+    has_backward = False
+
+    def setup(self, bottoms, tops):
+        p = self.p.argmax_param
+        x = bottoms[0]
+        nd = x.data.ndim
+        if p.axis is not None:
+            self.axis = canon_axis(p.axis, nd, "argmax_param.axis")
+            size = x.shape[self.axis]
+            shape = list(x.shape)
+            shape[self.axis] = p.top_k
+        else:
+            self.axis = None
+            size = int(np.prod(x.shape[1:], dtype=np.int64))
+            shape = [1] * max(nd, 3)
+            shape[0], shape[2] = x.shape[0], p.top_k
+            if p.out_max_val:
+                shape[1] = 2
+        if p.top_k > size:
+            raise LayerError(f"top_k {p.top_k} is larger than the {size} values it chooses from {self.where()}",
+                             "argmax_param.top_k")
+        self.k, self.values = p.top_k, p.out_max_val
+        tops[0].reshape(tuple(shape), x.data.dtype)
+
+    def forward(self, bottoms, tops):
+        x = bottoms[0].data
+        if self.axis is None:
+            flat = x.reshape(x.shape[0], -1)
+            idx = _top_k(flat, self.k, 1)
+            y = tops[0].data.reshape(x.shape[0], -1, self.k)
+            y[:, 0] = idx
+            if self.values:
+                y[:, 1] = np.take_along_axis(flat, idx, 1)
+            return
+        idx = _top_k(x, self.k, self.axis)
+        tops[0].data[...] = np.take_along_axis(x, idx, self.axis) if self.values else idx
+
+
+def _top_k(x, k, axis):
+    """Indices of the k largest along `axis`, largest first, ties to the larger index."""
+    rev = np.flip(x, axis)                        # a stable sort of the reversed values puts the
+    order = np.argsort(-rev, axis=axis, kind="stable")   # larger original index first among ties
+    first = np.take(order, np.arange(k), axis=axis)
+    return x.shape[axis] - 1 - first
+
+
+REDUCTION = Message("ReductionParameter", [
+    Field("operation", ("SUM", "ASUM", "SUMSQ", "MEAN"), "SUM", "what each output is of the reduced values"),
+    Field("axis", "int", 0, "the first reduced axis; it and all after it are reduced"),
+    Field("coeff", "float", 1.0, "the output is multiplied by this"),
+])
+
+
+@register
+class Reduction(Layer):
+    type = "Reduction"
+    to_onnx = onnx_ops.reduction
+    doc = "Sum, sum of absolute values, sum of squares or mean over the axes from `axis` on, times coeff."
+    params = {"reduction_param": REDUCTION}
+
+    def setup(self, bottoms, tops):
+        p = self.p.reduction_param
+        x = bottoms[0]
+        a = canon_axis(p.axis, x.data.ndim, "reduction_param.axis")
+        self.outer, self.dim, _ = around(x.shape, a, x.data.ndim - a)
+        self.op, self.coeff = p.operation, p.coeff
+        tops[0].reshape(x.shape[:a], x.data.dtype)
+
+    def forward(self, bottoms, tops):
+        x = bottoms[0].data.reshape(self.outer, self.dim)
+        f = {"SUM": x, "ASUM": np.abs(x), "SUMSQ": np.square(x), "MEAN": x}[self.op]
+        s = f.sum(axis=1)
+        if self.op == "MEAN":
+            s /= self.dim
+        tops[0].data.reshape(self.outer)[...] = self.coeff * s
+
+    def backward(self, tops, propagate_down, bottoms):
+        if not propagate_down[0]:
+            return
+        x = bottoms[0].data.reshape(self.outer, self.dim)
+        dy = self.coeff * tops[0].diff.reshape(self.outer, 1)
+        dx = bottoms[0].diff.reshape(self.outer, self.dim)
+        if self.op == "SUM":
+            dx[...] = dy
+        elif self.op == "MEAN":
+            dx[...] = dy / self.dim
+        elif self.op == "ASUM":
+            np.multiply(np.sign(x), dy, out=dx)
+        else:
+            np.multiply(x, 2 * dy, out=dx)
+
+
+TILE = Message("TileParameter", [
+    Field("axis", "int", 1, "the axis repeated"),
+    Field("tiles", "int", REQUIRED, "how many copies", check=positive),
+])
+
+
+@register
+class Tile(Layer):
+    type = "Tile"
+    to_onnx = onnx_ops.tile
+    doc = "Repeat the bottom `tiles` times along `axis` (the whole block from that axis on, as Caffe's)."
+    params = {"tile_param": TILE}
+
+    def setup(self, bottoms, tops):
+        p = self.p.tile_param
+        x = bottoms[0]
+        a = canon_axis(p.axis, x.data.ndim, "tile_param.axis")
+        self.outer, self.inner, _ = around(x.shape, a, x.data.ndim - a)
+        self.tiles = p.tiles
+        shape = list(x.shape)
+        shape[a] *= p.tiles
+        tops[0].reshape(tuple(shape), x.data.dtype)
+
+    def forward(self, bottoms, tops):
+        tops[0].data.reshape(self.outer, self.tiles, self.inner)[...] = \
+            bottoms[0].data.reshape(self.outer, 1, self.inner)
+
+    def backward(self, tops, propagate_down, bottoms):
+        if propagate_down[0]:
+            np.sum(tops[0].diff.reshape(self.outer, self.tiles, self.inner), axis=1,
+                   out=bottoms[0].diff.reshape(self.outer, self.inner))

@@ -1,0 +1,50 @@
+"""One element of an update, written once for both devices: the flush to zero, Caffe's gradient
+(coupled weight decay) or the scaled gradient alone, and `element`, which the CPU loop
+(base.py) and the CUDA kernel (cuda.py) each compile around a rule's formula."""
+from numba.extending import register_jitable
+
+TINY = 1.1754943508222875e-38  # np.finfo(np.float32).tiny
+
+
+@register_jitable(inline="always")
+def flush(v):
+    if abs(v) >= TINY:
+        return v
+    return 0.0
+
+
+@register_jitable(inline="always")
+def caffe_gradient(g, w, d, scale, l1):
+    """Caffe's gradient: scaled, plus coupled L2 or L1 weight decay."""
+    if l1:
+        s = 1.0 if w > 0 else (-1.0 if w < 0 else 0.0)
+        return scale * g + d * s
+    return scale * g + d * w
+
+
+@register_jitable(inline="always")
+def scaled_gradient(g, w, d, scale, l1):
+    """The gradient scaled only (a rule that decays the weights itself)."""
+    return scale * g
+
+
+def element(n_history, formula, gradient, flush):
+    """Element i of one update, written once for both devices: the gradient formed, the rule's
+    formula(w, g', r, d, (history...), args) -> (w, (history...)) with the per-element rate
+    r = rate*lr_mult, and the results stored flushed to zero. h1 is empty for one-history rules."""
+    if n_history == 1:
+        def element(i, w, g, h0, h1, lr, decay, rate, args, scale, l1):
+            wi, d = w[i], decay[i]
+            wn, (a,) = formula(wi, gradient(g[i], wi, d, scale, l1), rate * lr[i], d, (h0[i],), args)
+            h0[i] = flush(a)
+            w[i] = flush(wn)
+    elif n_history == 2:
+        def element(i, w, g, h0, h1, lr, decay, rate, args, scale, l1):
+            wi, d = w[i], decay[i]
+            wn, (a, b) = formula(wi, gradient(g[i], wi, d, scale, l1), rate * lr[i], d, (h0[i], h1[i]), args)
+            h0[i] = flush(a)
+            h1[i] = flush(b)
+            w[i] = flush(wn)
+    else:
+        raise NotImplementedError(f"rules keep 1 or 2 history arrays, not {n_history}")
+    return element
