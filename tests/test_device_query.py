@@ -66,7 +66,6 @@ def test_device_query_without_the_gpu_extra_says_how_to_get_it(monkeypatch):
 
 def test_device_query_lists_each_gpu(monkeypatch):
     monkeypatch.setattr(device, "cuda_module", lambda: fake_cuda(2))
-    monkeypatch.setattr(device, "simulated", lambda: False)     # tests/gpu turns the simulator on for the session
     r = run("device-query", "--gpu", "all")
     assert r.exit_code == 0, r.output
     assert "GPU 0: Fake A0, compute capability 8.0, 16.0 GiB" in r.output
