@@ -3,6 +3,7 @@ and lr_policy plateau), early stopping, signal handling, and the log lines of Ca
 from __future__ import annotations
 
 import signal
+import weakref
 
 import numpy as np
 
@@ -167,7 +168,11 @@ class Signals(Callback):
     solver.caught to the signal's name (for the line rank 0 prints when another rank caught it)."""
 
     def __init__(self, solver):
-        self.solver, self.old = solver, {}
+        self._solver, self.old = weakref.ref(solver), {}     # the solver owns its callbacks: no cycle
+
+    @property
+    def solver(self):
+        return self._solver()
 
     def on_start(self, solver):
         self.__enter__()

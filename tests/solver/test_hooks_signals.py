@@ -11,9 +11,13 @@ from netcli.distributed import DataParallel
 from netcli.solver.hooks import SIGNALS, Signals
 
 
+class StandIn(SimpleNamespace):
+    """A solver as the signal hooks see it (Signals holds its solver weakly, as a Solver owns it)."""
+
+
 def solver(**effects):
-    s = SimpleNamespace(request=None, caught=None, root=True, group=None,
-                        signal_effects={name: "snapshot" for name in SIGNALS})
+    s = StandIn(request=None, caught=None, root=True, group=None,
+                signal_effects={name: "snapshot" for name in SIGNALS})
     s.signal_effects.update(effects)
     return s
 
