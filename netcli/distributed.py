@@ -209,20 +209,23 @@ class DataParallel(Processes):
     def on_gradients(self, solver):
         self.group.reduce_grads(solver.net.param_diff)
 
-    def on_iteration_end(self, solver):
+    def agreed_request(self, solver):
         """Every process stops (and snapshots) at the same iteration, whichever caught the signal (a
         scheduler or `pkill` may reach some ranks only, or reach them at different moments); rank 0,
-        the one that logs, says which ranks caught it when it did not."""
+        the one that logs, says which ranks caught it when it did not. solver.request is read once
+        and never written here: a signal caught during the exchange counts at the next iteration
+        on every process (writing the agreed value back lost it, and the job trained on)."""
         from .solver.hooks import EFFECT_WORDS
         levels = (None, "none", "snapshot", "stop")
-        solver.request = levels[self.group.allreduce_max(levels.index(solver.request))]
-        if solver.request is not None:         # every rank takes this branch at the same iteration
+        request = levels[self.group.allreduce_max(levels.index(solver.request))]
+        if request in ("snapshot", "stop"):       # every rank takes this branch at the same iteration
             caught = self.group.gather(solver.caught)
             if self.root and caught[0] is None:
                 ranks = [str(r) for r, name in enumerate(caught) if name]
                 names = "/".join(sorted({name for name in caught if name}))
                 log.info(f"Caught {names} on rank{'s' if len(ranks) > 1 else ''} {', '.join(ranks)}: "
-                         f"{EFFECT_WORDS[solver.request]}")
+                         f"{EFFECT_WORDS[request]}")
+        return request
 
     def on_snapshot(self, solver, written):
         """Rank 0 wrote the snapshot; the others keep the same record of snapshots."""

@@ -107,6 +107,12 @@ class Processes(Callback):
         gradients instead of adding them); clears them where this process starts from zero."""
         return k == 0
 
+    def agreed_request(self, solver):
+        """The signal's request that every process acts on at this iteration (None, "none",
+        "snapshot" or "stop"): one process acts on its own. Reads solver.request once and never
+        writes it, so a signal caught meanwhile is not lost: it counts at the next iteration."""
+        return solver.request
+
     def from_root(self, compute):
         """compute() on the root process; every process gets its result."""
         return compute()

@@ -88,7 +88,8 @@ class Solver:
         self.rule = RULES[p.type](p, lr_vec, decay_vec)
         self.iter, self.losses = 0, []
         self.last_snapshot_iter, self.snapshots_written = None, []
-        self.request = None
+        self.request = None                # a signal's request on this process (its handler sets it)
+        self.stopped_by = None             # the request every process acted on
         self.caught = None                # the name of the first signal that set a request
         self.signal_effects = {name: "snapshot" for name in SIGNALS}
         self._log_path = log_path
@@ -180,13 +181,15 @@ class Solver:
                         bar.set_postfix(loss=f"{self.smoothed_loss():.4g}", refresh=False)
                     if self.test_interval and self.iter % self.test_interval == 0:
                         self._test_and_react()
-                    self.callbacks.on_iteration_end(self)     # the processes agree on a signal's request
+                    self.callbacks.on_iteration_end(self)
+                    request = self.processes.agreed_request(self)    # the same on every process
                     if self.early_stopped:        # solve() writes the best model, named for its iteration
                         return True
                     due = self.snapshot_interval and self.iter % self.snapshot_interval == 0
-                    if due or self.request == "snapshot":
+                    if due or request == "snapshot":
                         self.snapshot()
-                    if self.request in ("snapshot", "stop"):
+                    if request in ("snapshot", "stop"):
+                        self.stopped_by = request
                         return False
             return True
         finally:
@@ -240,7 +243,7 @@ class Solver:
 
     def solve(self, resume_file=None):
         """Caffe's Solve: optionally restore, train to max_iter, final snapshot."""
-        self.request = self.caught = None
+        self.request = self.caught = self.stopped_by = None
         self.processes.on_root(lambda: snapshots.check_snapshot_folder(self))
         if resume_file:
             self.restore(resume_file)
@@ -263,7 +266,7 @@ class Solver:
         finished = self.step(max(self.max_iter - self.iter, 0))
         if self.early_stopped:
             self.processes.on_root(lambda: snapshots.write_best_weights(self, self.early_stopping.m.best_iter))
-        elif self.p.snapshot_after_train and self.last_snapshot_iter != self.iter and self.request != "stop":
+        elif self.p.snapshot_after_train and self.last_snapshot_iter != self.iter and self.stopped_by != "stop":
             self.snapshot()
         if not finished:
             log.info("Optimization stopped early.")
