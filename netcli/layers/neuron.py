@@ -1,5 +1,5 @@
 """Caffe's neuron layers (element-wise activations): top has the bottom's shape; in-place (top ==
-bottom) allowed. Activations beyond Caffe's: neuron_extra.py; GELU: gelu.py."""
+bottom) allowed. Activations beyond Caffe's: neuron_extra.py; the Gaussian error linear unit: gelu.py."""
 from __future__ import annotations
 
 import numpy as np
