@@ -37,7 +37,7 @@ TARGETS = {64: 1.0, 1024: 0.5}        # netcli / PyTorch img/s the issue asks fo
 class NetcliTrainer:
     def __init__(self, net, batch, gpu, tmp):
         import netcli
-        from netcli.gpu import kernels
+        from netcli.ops import cuda as kernels
         self.kernels = kernels
         layers, _, _ = bench_layers(net, MNIST)
         self.model = os.path.join(tmp, f"net_{batch}.yaml")

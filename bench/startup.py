@@ -39,7 +39,7 @@ def main():
     py = sys.executable
     help_s, _ = timed([py, "-m", "netcli.cli", "--help"], env, 5)
     imp_s, _ = timed([py, "-c", "import netcli"], env, 5)
-    imp_net_s, _ = timed([py, "-c", "import netcli.net, netcli.kernels.im2col, netcli.kernels.pool"], env, 3)
+    imp_net_s, _ = timed([py, "-c", "import netcli.net, netcli.ops.cpu.im2col, netcli.ops.cpu.pool"], env, 3)
     print(f"netcli --help:                         {help_s:6.2f} s")
     print(f"import netcli:                         {imp_s:6.2f} s")
     print(f"import netcli.net + kernels (Numba):   {imp_net_s:6.2f} s")

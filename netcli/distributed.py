@@ -15,7 +15,7 @@ Parameter gradients: every rank combines its own shares by the executor's fixed 
 then the ranks' partial gradients are summed once per pass over the flat gradient buffer, in one of
 two ways (`reduction`):
 - "exact" (the default): each rank receives one slice of every rank's partial (MPI_Alltoall),
-  sums the K slices by the executor's own pairwise tree (kernels.update.combine_shares), and the sums are gathered back (MPI_Allgather):
+  sums the K slices by the executor's own pairwise tree (ops.cpu.shares.combine_shares), and the sums are gathered back (MPI_Allgather):
   the bandwidth of a ring allreduce, in a fixed order. With K a power of two dividing the number
   of shares, each rank's block of shares is one subtree of the executor's tree, so the weights are
   bit-identical to one process's, whatever K and the thread counts are.
@@ -38,7 +38,7 @@ import numpy as np
 
 from . import log
 from .errors import NetcliError
-from .kernels.update import combine_shares
+from .ops.cpu.shares import combine_shares
 from .solver.callbacks import Processes
 
 REDUCTIONS = ("exact", "mpi")

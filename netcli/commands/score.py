@@ -73,7 +73,7 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
     else:
         planned_line = ""
     echo(f"Running for {planned} iterations{planned_line}.")
-    from ..kernels.compiles import KernelCompiles
+    from ..ops.compiles import KernelCompiles
     bar = None
     if sys.stderr.isatty() and (group is None or group.rank == 0):
         from tqdm import tqdm

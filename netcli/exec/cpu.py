@@ -8,7 +8,7 @@ the same way whichever thread runs it, so activations do not depend on the threa
 
 Parameter gradients: share 0 adds into the params' own diffs, share s > 0 into its own flat scratch
 buffer (zero between passes). At the end of a backward pass every element is combined by one fixed
-pairwise tree over the shares (kernels.update.combine_shares), in the same dispatch as the last
+pairwise tree over the shares (ops.cpu.shares.combine_shares), in the same dispatch as the last
 stretch's backward (a barrier, then each thread a slice of the params). So `net.param_diff` is
 complete when backward returns, and its bits are the same for 1, 2, 3 or 8 threads. The same
 combination over shares on several processes is what will make MPI runs independent of the
@@ -30,7 +30,7 @@ import numpy as np
 
 from . import threads
 from ..errors import NetcliError
-from ..kernels.update import combine_shares
+from ..ops.cpu.shares import combine_shares
 from ..layers.base import PerSample
 
 SHARE_ROWS = 32

@@ -39,7 +39,7 @@ class CudaExecutor:
                         for l, b in zip(net.layers, net.bottom_vecs)]
         self.device = select(device_id)
         self.cuda = cuda = cuda_module()
-        from ..gpu import kernels
+        from ..ops import cuda as kernels
         self.k = kernels
         self._net = weakref.ref(net)     # the net owns its executor: no cycle keeping a dropped net's arrays
         self.shared = shared

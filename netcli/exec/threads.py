@@ -4,7 +4,7 @@ pools (BLAS's and ours, or Numba's) never spin against each other on the same co
 
 The thread count: `set_threads(n)` (the CLI's --threads), else $NETCLI_THREADS, else every usable
 core; it may change at any time (results do not depend on it). The threads that compute also flush
-subnormal floats to zero (netcli/kernels/fpmode.py)."""
+subnormal floats to zero (netcli/ops/cpu/fpmode.py)."""
 from __future__ import annotations
 
 import os
@@ -54,7 +54,7 @@ def _prepare():
     if _state["blas_limited"]:
         return
     _state["blas_limited"] = True
-    from ..kernels.fpmode import flush_denormals
+    from ..ops.cpu.fpmode import flush_denormals
     flush_denormals()
     try:
         from threadpoolctl import threadpool_limits
@@ -65,7 +65,7 @@ def _prepare():
 
 def _worker_init():
     import numpy as np
-    from ..kernels.fpmode import flush_denormals
+    from ..ops.cpu.fpmode import flush_denormals
     flush_denormals()
     # Overflow in a diverging net is reported once, by the solver's loss check; these threads
     # only run netcli's compute, so they do not warn (the main thread's np.errstate is its own).

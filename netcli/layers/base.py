@@ -62,7 +62,7 @@ class Layer:
     # cuda_refusal says why not), one without runs on the host (its blobs copied out and back).
     # forward_cuda(bottoms, tops, ws, dev) and backward_cuda(tops, propagate_down, bottoms, ws, dev)
     # take (data, diff) device arrays per blob, ws the device arrays cuda_workspace() asks for, and
-    # dev the executor: dev.k (netcli/gpu/kernels/), dev.launch, dev.param(self, j) (the j-th
+    # dev the executor: dev.k (netcli/ops/cuda/), dev.launch, dev.param(self, j) (the j-th
     # param's (data, diff)), dev.fused_relu(self) (the slope of a ReLU it absorbs, or None),
     # dev.read_later(name, rows, reduce) (a top computed on the host from device rows, once the
     # pass ends) and dev.host(name) (a blob's host copy).

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, positive
 from ..fillers import FILLER
-from ..kernels.inner_product import inner_product_backward, inner_product_forward
+from ..ops.cpu.inner_product import inner_product_backward, inner_product_forward
 from .base import Layer, LayerError, PerSample, canon_axis, register
 from . import common_cuda, onnx_ops
 

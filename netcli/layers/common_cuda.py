@@ -1,6 +1,6 @@
 """InnerProduct and Softmax on a CUDA device: the device ops the classes in common.py bind as
 their forward_cuda/backward_cuda/cuda_refusal (netcli/layers/base.py says the contract).
-Kernels: netcli/gpu/kernels/ (dev.k); blobs are (data, diff) device arrays."""
+Kernels: netcli/ops/cuda/ (dev.k); blobs are (data, diff) device arrays."""
 from __future__ import annotations
 
 

@@ -135,7 +135,7 @@ class SoftmaxWithLoss(Loss, PerSample):
         return x, lab, self.prob.reshape(self.outer, self.C, self.inner)[lo:hi]
 
     def _loss_sum(self, bottoms, lo, hi):
-        from ..kernels.softmax import softmax_loss_forward
+        from ..ops.cpu.softmax import softmax_loss_forward
         x, lab, prob = self._views(bottoms, lo, hi)
         total, count, bad, found = softmax_loss_forward(x, lab, prob, self.ignore,
                                                         self.p.loss_param.ignore_label is not None)
@@ -166,7 +166,7 @@ class SoftmaxWithLoss(Loss, PerSample):
             tops[1].data[...] = self.prob
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
-        from ..kernels.softmax import softmax_loss_backward
+        from ..ops.cpu.softmax import softmax_loss_backward
         if not propagate_down[0]:
             return
         _, lab, prob = self._views(bottoms, lo, hi)

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, Problems
 from ..fillers import FILLER
-from ..kernels.dropout import dropout_backward, dropout_forward
+from ..ops.cpu.dropout import dropout_backward, dropout_forward
 from .base import Layer, LayerError, PerSample, register
 from . import onnx_ops
 
@@ -24,7 +24,7 @@ class Neuron(Layer):
         pass
 
 
-# -- on a CUDA device: netcli/gpu/kernels/activations.py's kernels (dev.k), one launch each way -----
+# -- on a CUDA device: netcli/ops/cuda/activations.py's kernels (dev.k), one launch each way -----
 def _squash_forward_cuda(self, bottoms, tops, ws, dev):
     dev.k.squash_forward(bottoms[0][0], tops[0][0], getattr(dev.k, self.squash))
 
@@ -89,7 +89,7 @@ class ReLU(PerSampleNeuron):
 @register
 class Sigmoid(PerSampleNeuron):
     type = "Sigmoid"
-    squash = "SIGMOID"                    # its CUDA kernel (gpu/kernels/activations.py)
+    squash = "SIGMOID"                    # its CUDA kernel (ops/cuda/activations.py)
     forward_cuda, backward_cuda = _squash_forward_cuda, _squash_backward_cuda
     to_onnx = onnx_ops.simple("Sigmoid")
     doc = "y = 1 / (1 + exp(-x))."
@@ -111,7 +111,7 @@ class Sigmoid(PerSampleNeuron):
 @register
 class TanH(PerSampleNeuron):
     type = "TanH"
-    squash = "TANH"                    # its CUDA kernel (gpu/kernels/activations.py)
+    squash = "TANH"                    # its CUDA kernel (ops/cuda/activations.py)
     forward_cuda, backward_cuda = _squash_forward_cuda, _squash_backward_cuda
     to_onnx = onnx_ops.simple("Tanh")
     doc = "y = tanh(x)."

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, Problems, non_negative
 from ..fillers import FILLER
-from ..kernels import channels
+from ..ops.cpu import channels
 from .base import Layer, LayerError, PerSample, around, canon_axis, register
 from . import onnx_ops
 
@@ -349,7 +349,7 @@ class LRN(Layer):
         if p.norm_region == "ACROSS_CHANNELS":
             self.scale[...] = p.k + (p.alpha / n) * self._window_sum_channels(x * x)
         else:
-            from ..kernels.pool import avepool_forward
+            from ..ops.cpu.pool import avepool_forward
             pad = (n - 1) // 2
             avg = np.empty_like(x)
             avepool_forward(np.ascontiguousarray(x * x), avg, n, n, 1, 1, pad, pad)
@@ -366,7 +366,7 @@ class LRN(Layer):
         if p.norm_region == "ACROSS_CHANNELS":
             acc = self._window_sum_channels(t) * (p.alpha / n)
         else:
-            from ..kernels.pool import avepool_backward
+            from ..ops.cpu.pool import avepool_backward
             pad = (n - 1) // 2
             acc = np.empty_like(x)
             avepool_backward(np.ascontiguousarray(t), acc, n, n, 1, 1, pad, pad)

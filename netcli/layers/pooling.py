@@ -1,11 +1,11 @@
 """Pooling and SPP (spatial pyramid pooling): setup (checks, shapes) here; the computation in
-netcli/kernels/pool.py, on a CUDA device in vision_cuda.py."""
+netcli/ops/cpu/pool.py, on a CUDA device in vision_cuda.py."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, positive, non_negative
-from ..kernels import pool
+from ..ops.cpu import pool
 from .base import Layer, LayerError, PerSample, register
 from . import onnx_ops, vision_cuda as cu
 from .vision import _need_4d, _pair

@@ -6,8 +6,8 @@ import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, positive, non_negative
 from ..fillers import FILLER
-from ..kernels import im2col
-from ..kernels.conv2d import conv2d_backward, conv2d_forward, conv2d_layout, conv2d_workspace
+from ..ops.cpu import im2col
+from ..ops.cpu.conv2d import conv2d_backward, conv2d_forward, conv2d_layout, conv2d_workspace
 from .base import Layer, LayerError, PerSample, canon_axis, register
 from . import onnx_ops, vision_cuda as cu
 
@@ -137,7 +137,7 @@ class Convolution(PerSample):
         if p.bias_term:
             self.add_param((K,), p.bias_filler)
         self.H, self.W, self.dtype = H, W, x.data.dtype
-        self.rows_layout = conv2d_layout(C, self.KW, G)     # the patch layout: netcli/kernels/conv2d.py
+        self.rows_layout = conv2d_layout(C, self.KW, G)     # the patch layout: netcli/ops/cpu/conv2d.py
 
     def workspace(self, n):
         one = conv2d_workspace(n, self.C, self.H, self.W, self.K, self.KH, self.KW, self.OH, self.OW,

@@ -1,6 +1,6 @@
 """Convolution and Pooling on a CUDA device: the device ops that Convolution (vision.py) and
 Pooling (pooling.py) bind as their forward_cuda/backward_cuda/cuda_workspace/cuda_refusal
-(netcli/layers/base.py says the contract). Kernels: netcli/gpu/kernels/ (dev.k); blobs are (data, diff) device arrays."""
+(netcli/layers/base.py says the contract). Kernels: netcli/ops/cuda/ (dev.k); blobs are (data, diff) device arrays."""
 from __future__ import annotations
 
 import numpy as np

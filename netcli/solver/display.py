@@ -29,14 +29,14 @@ class Header(Callback):
 
 
 class CompileNote(Callback):
-    """Says when Numba compiles netcli's kernels (a cache miss, netcli/kernels/compiles.py), which,
+    """Says when Numba compiles netcli's kernels (a cache miss, netcli/ops/compiles.py), which,
     and how long the compiling took: after the first update, and at the end."""
 
     def __init__(self):
         self.compiles = None
 
     def on_start(self, s):
-        from ..kernels.compiles import KernelCompiles
+        from ..ops.compiles import KernelCompiles
         self.compiles = KernelCompiles(log.info).__enter__()
 
     def on_after_update(self, s):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from netcli.kernels import im2col, pool, softmax
-from netcli.gpu import kernels as gk
+from netcli.ops.cpu import im2col, pool, softmax
+from netcli.ops import cuda as gk
 
 RNG = np.random.default_rng(0)
 

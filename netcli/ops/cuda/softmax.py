@@ -1,5 +1,5 @@
 """Softmax, and softmax with the multinomial logistic loss, forward and backward
-(netcli/kernels/softmax.py)."""
+(netcli/ops/cpu/softmax.py)."""
 from __future__ import annotations
 
 import math

@@ -1,11 +1,11 @@
-"""The layer kernels behind the layers' boundary (netcli/kernels/conv2d.py, inner_product.py)
+"""The layer kernels behind the layers' boundary (netcli/ops/cpu/conv2d.py, inner_product.py)
 against plain NumPy references on random inputs: both conv layouts, groups, padding, stride,
 dilation; forward, the three gradients, and the += / fresh write modes."""
 import numpy as np
 import pytest
 
-from netcli.kernels.conv2d import conv2d_backward, conv2d_forward, conv2d_workspace
-from netcli.kernels.inner_product import inner_product_backward, inner_product_forward
+from netcli.ops.cpu.conv2d import conv2d_backward, conv2d_forward, conv2d_workspace
+from netcli.ops.cpu.inner_product import inner_product_backward, inner_product_forward
 
 
 def ref_conv(x, w, b, S, P, D, G):
@@ -80,7 +80,7 @@ def test_inner_product_against_numpy(transpose):
 def test_combine_shares_is_a_fixed_pairwise_tree(S):
     """The combination of per-share gradients: a fixed pairwise tree in float32, whatever slices
     it runs on (so whatever the thread count)."""
-    from netcli.kernels.update import combine_shares
+    from netcli.ops.cpu.shares import combine_shares
     g = np.random.default_rng(S).standard_normal((S, 1000)).astype(np.float32)
     v = [g[s].copy() for s in range(S)]
     step = 1

@@ -1,5 +1,5 @@
 """Max pooling (with its mask) and average pooling, forward and backward, with Caffe's windows
-(netcli/kernels/pool.py)."""
+(netcli/ops/cpu/pool.py)."""
 from __future__ import annotations
 
 from .launch import _blocks, _launch, _nchw, cuda, THREADS
@@ -10,7 +10,7 @@ from numba import float32  # after .launch, which checks the extra
 @cuda.jit
 def _maxpool_forward(x, y, mask, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total):
     """One thread per output: the max over its window clipped to the image, and the flat index
-    (h * W + w) of its first occurrence, as netcli/kernels/pool.py."""
+    (h * W + w) of its first occurrence, as netcli/ops/cpu/pool.py."""
     t = cuda.grid(1)
     if t >= total:
         return
@@ -90,7 +90,7 @@ def _avepool_forward(x, y, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total):
 
 
 def avepool_forward(x, y, KH, KW, SH, SW, PH, PW):
-    """Average pooling as netcli/kernels/pool.py: the window's sum over its padded size."""
+    """Average pooling as netcli/ops/cpu/pool.py: the window's sum over its padded size."""
     _pool_launch(_avepool_forward, (x, y), x.shape, y.shape, False, (KH, KW, SH, SW, PH, PW))
 
 

@@ -1,4 +1,4 @@
-"""The compile notice (netcli/kernels/compiles.py): said when Numba compiles one of netcli's
+"""The compile notice (netcli/ops/compiles.py): said when Numba compiles one of netcli's
 kernels, naming them and timing only the compiling; never when every kernel comes from the cache."""
 import os
 import subprocess
@@ -7,7 +7,7 @@ import sys
 import numpy as np
 from numba import njit
 
-from netcli.kernels.compiles import KernelCompiles
+from netcli.ops.compiles import KernelCompiles
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -21,7 +21,7 @@ def _fresh_kernel(module):
 
 def test_a_compile_is_announced_named_and_timed_once():
     said = []
-    kernel = _fresh_kernel("netcli.kernels.probe")
+    kernel = _fresh_kernel("netcli.ops.cpu.probe")
     with KernelCompiles(said.append) as compiles:
         kernel(np.float32(1))
         assert said == ["Compiling kernels (first use; Numba caches them on disk for later runs) ..."]

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from netcli.kernels import im2col, pool
+from netcli.ops.cpu import im2col, pool
 from reference import pool2d, pool_out
 
 SHAPES = [  # N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW
@@ -235,7 +235,7 @@ def test_gemm_layout_moves(N, K, OH, OW):
 
 def test_compute_threads_flush_subnormals():
     from netcli.exec import threads
-    from netcli.kernels.fpmode import X86
+    from netcli.ops.cpu.fpmode import X86
     if not X86:
         pytest.skip("flush-to-zero is x86 only")
     threads.chunks(4)                      # layer setup prepares the main thread
@@ -248,7 +248,7 @@ def test_compute_threads_flush_subnormals():
 
 @pytest.mark.parametrize("R,C,I", [(1, 2, 1), (7, 10, 1), (3, 5, 4)])
 def test_softmax_loss_kernels(R, C, I):
-    from netcli.kernels.softmax import softmax_loss_backward, softmax_loss_forward
+    from netcli.ops.cpu.softmax import softmax_loss_backward, softmax_loss_forward
     rng = np.random.default_rng(12)
     x = (rng.standard_normal((R, C, I)) * 4).astype(np.float32)
     lab = rng.integers(0, C, (R, I)).astype(np.float32)

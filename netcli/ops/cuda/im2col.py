@@ -1,4 +1,4 @@
-"""The convolution's data movement: im2col / col2im in the column layout of netcli/kernels/im2col.py
+"""The convolution's data movement: im2col / col2im in the column layout of netcli/ops/cpu/im2col.py
 (row (c, i, j), column (n, oh, ow)), the GEMM's columns to NCHW with the bias and an optional ReLU
 fused, and NCHW to columns (its gradient)."""
 from __future__ import annotations

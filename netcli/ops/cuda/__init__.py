@@ -1,12 +1,12 @@
 """CUDA kernels, one module per family (launch, gemm, im2col, reductions, activations, pool,
 softmax) and all of them here, as the executor's `dev.k`: CUDA kernels (Numba's CUDA target, the numba-cuda package) for LeNet's operations, forward
 and backward side by side, with the same layouts and arithmetic as the CPU kernels in
-netcli/kernels/ they stand in for:
+netcli/ops/cpu/ they stand in for:
 
 - gemm: C = alpha * op(A) @ op(B) + beta * C, 16x16 tiles in shared memory (under the
   simulator a one-thread-per-element kernel; both are tested). Every GEMM of the GPU path goes
   through this one function, so a library GEMM (cuBLAS) can replace it.
-- im2col / col2im: the column layout of netcli/kernels/im2col.py (row (c, i, j), column (n, oh, ow)).
+- im2col / col2im: the column layout of netcli/ops/cpu/im2col.py (row (c, i, j), column (n, oh, ow)).
 - columns to NCHW with the bias and an optional ReLU fused (the convolution's output), NCHW to
   columns (its gradient), sums of rows and of columns (bias gradients), ReLU, TanH and Sigmoid,
   max pooling with its mask, average pooling, softmax, softmax with loss, fill, the sum of

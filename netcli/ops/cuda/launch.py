@@ -11,7 +11,7 @@ cuda = cuda_module()
 # Block shapes: on a GPU 16x16 GEMM tiles and 128 threads per 1-D block; under the simulator,
 # which runs each CUDA thread as a Python thread, small ones (the same code, fewer idle threads).
 TILE, THREADS, SUMSQ_BLOCKS = (8, 32, 2) if simulated() else (16, 128, 64)
-TINY = 1.1754943508222875e-38          # as netcli/kernels/softmax.py: log(0) clamped here
+TINY = 1.1754943508222875e-38          # as netcli/ops/cpu/softmax.py: log(0) clamped here
 # Sums accumulate in float32, as the CPU's BLAS and kernels do (a float64 accumulator would run
 # at the GPU's float64 rate).
 

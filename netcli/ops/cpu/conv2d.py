@@ -2,7 +2,7 @@
 backend replaces these functions). Arrays are NCHW; geometry is given in full:
 kernel KH x KW, stride SH x SW, padding PH x PW, dilation DH x DW, `group` channel groups.
 
-Two patch layouts (netcli/kernels/im2col.py), picked by `conv2d_layout`:
+Two patch layouts (netcli/ops/cpu/im2col.py), picked by `conv2d_layout`:
 - rows: channels-last images and one GEMM per call, rows (n*OH*OW, KH*KW*C); for many channels.
 - columns: one column block per image, per-image GEMMs writing NCHW directly; for few channels
   (and groups).
