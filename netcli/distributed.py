@@ -194,7 +194,8 @@ class DataParallel(Processes):
         group.agree("initial weights", digest(net.param_data.tobytes()) if weights else "")
 
     def on_start(self, solver):
-        g, B = self.group, solver.net.batch_size() or solver.net.executor.stretches[-1][0]
+        net = solver.net
+        g, B = self.group, net.batch_size() or (net.blobs[net.inputs[0]].shape[0] if net.inputs else "?")
         log.info(f"Processes: {g.size}, splitting each batch of {B} (the batch is global: batch_size "
                  f"{B} x iter_size {solver.p.iter_size} samples per update); gradients summed with the "
                  f"{g.reduction} reduction" + (" (bit-identical to one process)" if g.reduction == "exact" else ""))

@@ -92,7 +92,7 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
     echo(f"Average Forward-Backward: {result['forward_backward_ms']:.5g} ms.")
     echo(f"Total Time: {result['total_ms']:.5g} ms.")
     how = ("the same passes, timed from the host" if device else
-           f"training runs per-sample layers in stretches, {len(net.executor.stretches)} step(s)")
+           f"training runs per-sample layers in stretches, {net.executor.steps()} step(s)")
     echo(f"Average Forward-Backward as in training (layers one at a time above; {how}): {as_trained:.5g} ms.")
     if group is not None:
         result.update(processes=group.size, reduction=group.reduction, communication_ms=comm,

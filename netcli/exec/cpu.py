@@ -117,6 +117,10 @@ class CpuExecutor:
         self.bind_grads()
 
     # -- planning ------------------------------------------------------------------------------
+    def steps(self):
+        """The stretches and the layers between them, run one after another."""
+        return len(self.stretches)
+
     def _plan_stretches(self):
         """(batch size or None, [layer indices]) in net order: runs of per-sample layers whose
         bottoms and tops (but reduced tops) share one batch size, and single other layers."""

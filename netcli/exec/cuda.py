@@ -27,6 +27,7 @@ import weakref
 
 import numpy as np
 
+from ..errors import NetcliError
 from ..gpu.device import cuda_module, select
 
 class CudaExecutor:
@@ -100,6 +101,16 @@ class CudaExecutor:
                     and not self.on_host[i + 1] and b.bottom_names == b.top_names == a.top_names[:1]):
                 fused[i] = i + 1
         return fused
+
+    def reshare(self, count):
+        raise NetcliError("--shares cuts the batch for processes on the CPU; it does not apply on a GPU")
+
+    def distribute(self, group):
+        raise NetcliError("training over MPI processes runs on the CPU; a GPU run is one process "
+                          "(drop mpiexec, or --gpu/solver_mode GPU)")
+
+    def steps(self):
+        return 1
 
     def plan(self):
         host = [f"{n} ({l.type})" for n, l, h in zip(self.net.layer_names, self.net.layers, self.on_host) if h]

@@ -52,9 +52,21 @@ class Executor(Protocol):
     def update(self, rule, rate: float, it: int, scale: float) -> None:
         """One step of an update rule (netcli/update_rules/) on the params where they live."""
 
+    # -- how a pass is cut (netcli train --shares, mpiexec) -----------------------------------------
+    def reshare(self, count: int) -> None:
+        """Cut each batch into `count` pieces instead of the executor's own choice (--shares); one
+        NetcliError line where the executor does not cut batches."""
+
+    def distribute(self, group) -> None:
+        """Compute only this process's part of each batch (netcli.distributed.Group: MPI); one
+        NetcliError line naming what prevents it."""
+
     # -- planning and timing (netcli check / time) ------------------------------------------------
     def plan(self) -> list[str]:
         """Lines saying how the net runs (what is split, fused or left on the host)."""
+
+    def steps(self) -> int:
+        """How many consecutive pieces a pass runs in (1: the whole net in one piece)."""
 
     def synchronize(self) -> None:
         """Return once all queued work has finished (timing)."""

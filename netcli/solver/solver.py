@@ -71,8 +71,6 @@ class Solver:
         self.seed = p.random_seed if p.random_seed >= 0 else int(np.random.SeedSequence().entropy % (2 ** 62))
         self.processes.on_init(self)
         device, self.gpu_fallback = setup.choose_device(p, gpu, self.processes.group)
-        if shares is not None and device != "cpu":
-            raise NetcliError("--shares cuts the batch for processes on the CPU; it does not apply on a GPU")
         self.net, self.test_nets, self.validation = setup.build_nets(self.net_path, tests, self.seed, train_state,
                                                                      allow_python, device)
         if shares is not None:
