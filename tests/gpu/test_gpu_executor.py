@@ -224,3 +224,12 @@ def test_shares_with_the_gpu_is_one_line(tmp_path):
     solver = make_tiny(tmp_path, batch=4, max_iter=1, test_interval=0)
     with pytest.raises(NetcliError, match="--shares"):
         netcli.Solver(solver, progress=False, log_path=False, gpu=0, shares=2)
+
+
+def test_mpi_on_the_gpu_is_one_line():
+    """The CUDA executor refuses to split the batch over processes in one line (it is one process)."""
+    from netcli.errors import NetcliError
+    net = netcli.Net(NET, phase="TRAIN", device="cuda:0")
+    with pytest.raises(NetcliError, match="MPI processes runs on the CPU"):
+        net.executor.distribute(None)
+    assert net.executor.steps() == 1
