@@ -153,11 +153,12 @@ def test_solver_mode_gpu_says_it_runs_on_the_cpu(tmp_path, monkeypatch):
     """Caffe's GPU-mode solvers on a machine without a GPU: the CPU, with one line saying why."""
     from netcli.errors import NetcliError
     from netcli.gpu import device
+    import netcli.exec.cuda as cuda       # imported before the patch: its `select` is then the real one,
+                                          # which monkeypatch puts back (later GPU tests need it)
 
     def no_gpu(device_id=0):
         raise NetcliError("no CUDA GPU is usable here (no NVIDIA driver or device found)")
     monkeypatch.setattr(device, "select", no_gpu)
-    import netcli.exec.cuda as cuda
     monkeypatch.setattr(cuda, "select", no_gpu)
     solver = make_tiny(tmp_path, max_iter=1, test_interval=0, extra="solver_mode: GPU\n")
     r = run("train", "--solver", solver, "--quiet")
