@@ -3,7 +3,7 @@ a one-thread-per-element kernel; both are tested). Every GEMM of the GPU path go
 so a library GEMM (cuBLAS) can replace it."""
 from __future__ import annotations
 
-from ..device import simulated
+from ...gpu.device import simulated
 from .launch import _blocks, _launch, cuda, THREADS, TILE
 from numba import float32  # after .launch, which checks the extra
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from ..device import cuda_module, simulated
+from ...gpu.device import cuda_module, simulated
 
 cuda = cuda_module()
 
