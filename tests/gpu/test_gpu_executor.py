@@ -43,8 +43,8 @@ def _cpu_and_gpu(net):
 def test_forward_and_gradients_match_the_cpu(chunked, monkeypatch):
     """chunked: the convolution's column buffer holds one image, so it runs image by image."""
     if chunked:
-        from netcli.layers import vision_cuda
-        monkeypatch.setattr(vision_cuda, "COLS_LIMIT", 2 * 9 * 64)
+        from netcli.ops.cuda import conv2d
+        monkeypatch.setattr(conv2d, "COLS_LIMIT", 2 * 9 * 64)
     cpu, gpu = _cpu_and_gpu(NET)
     assert gpu.executor.workspaces[1]["cols"].shape[1] == (64 if chunked else 128)
     assert gpu.loss == pytest.approx(cpu.loss, rel=1e-5)
