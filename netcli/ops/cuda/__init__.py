@@ -8,7 +8,7 @@ avepool_*), softmax (softmax_loss_*: ignore_label too), dropout (the CPU's rando
 Where a parameter means nothing on the device (a CPU layout flag, a CPU scratch array), it is
 accepted and ignored. Device-only additions in those modules are few and named
 (tests/ops/test_op_parity.py lists them): a fused ReLU (`*_forward_relu`, the CPU signature plus
-`slope`), the layout moves the convolution uses, and softmax alone.
+`slope`), the layout moves the convolution uses, softmax alone, and softmax_loss_results.
 
 The device's own helpers, with no CPU counterpart: launch (grids, the launch counter, an
 elementwise kernel's launch: the update rules'), gemm (every GEMM of the GPU path goes through
@@ -29,11 +29,13 @@ from .gemm import GEMM, gemm  # noqa: F401
 from .im2col import im2col, col2im, bias_act, cols_to_nchw, nchw_to_cols  # noqa: F401
 from .conv2d import conv2d_workspace, conv2d_forward, conv2d_forward_relu, conv2d_backward  # noqa: F401
 from .inner_product import inner_product_forward, inner_product_forward_relu, inner_product_backward  # noqa: F401
+from .dropout import dropout_forward, dropout_backward  # noqa: F401
 from .reductions import sum_rows, sum_bias, fill, sumsq  # noqa: F401
 from .activations import (  # noqa: F401
     relu_forward, relu_backward, TANH, SIGMOID, squash_forward, squash_backward)
 from .pool import maxpool_forward, maxpool_backward, avepool_forward, avepool_backward  # noqa: F401
-from .softmax import softmax_forward, softmax_backward, softmax_loss_forward, softmax_loss_backward  # noqa: F401
+from .softmax import (  # noqa: F401
+    softmax_forward, softmax_backward, softmax_loss_forward, softmax_loss_results, softmax_loss_backward)
 
 
 def __getattr__(name):
