@@ -68,7 +68,7 @@ def test_layers_without_a_device_version_run_on_the_host():
 
 
 def test_a_tiny_net_trains_the_same_on_the_gpu_path(tmp_path):
-    """Dropout in TRAIN runs on the host with the CPU's random masks: the same weights."""
+    """Dropout in TRAIN runs on the device with the CPU's random masks: the same weights."""
     from tinynet import make_tiny
     solver = make_tiny(tmp_path, batch=4, max_iter=3, test_interval=0, display=1)
     cpu = netcli.Solver(solver, progress=False, log_path=False)
