@@ -146,3 +146,18 @@ def test_dropout_masks_are_the_cpus_bit_for_bit(in_place):
         gk.dropout_backward(dy, keep, dx, 1 / (1 - ratio))
         cpu_dropout.dropout_backward(dy, keepc, dxc, 1 / (1 - ratio))
         np.testing.assert_array_equal(dx, dxc)
+
+
+def test_softmax_loss_rows_are_kept_per_prob_and_go_with_it():
+    """One device allocation per prob array (not per call), freed with it (a reshaped net's old
+    workspaces leave nothing behind)."""
+    import gc
+    from netcli.ops.cuda import softmax
+    x, lab = rand(2, 3, 1), np.zeros((2, 1), np.float32)
+    prob = np.empty_like(x)
+    rows = gk.softmax_loss_forward(x, lab, prob, -1, False)
+    assert gk.softmax_loss_forward(x, lab, prob, -1, False) is rows
+    key = id(prob)
+    del prob
+    gc.collect()
+    assert key not in softmax._PARTS

@@ -5,6 +5,7 @@ here (the CPU's is NumPy in netcli/layers/common.py)."""
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -105,13 +106,17 @@ def _softmax_loss_forward(x, lab, prob, parts, C, I, total, ignore, has_ignore):
         parts[t, 1] = 1.0
 
 
-_PARTS = {}       # (address of prob, positions) -> the device rows softmax_loss_forward returns
+_PARTS = {}       # id(prob) -> (a weak reference to prob, the device rows its forward returns)
 
 
-def _address(a):
-    """Where array a's memory starts (a device array's pointer; a host array's under the simulator)."""
-    face = getattr(a, "__cuda_array_interface__", None) or a.__array_interface__
-    return face["data"][0]
+def _parts_for(prob, n):
+    """The (n, 2) float64 device rows kept for this prob array; they go when prob goes."""
+    key = id(prob)
+    entry = _PARTS.get(key)
+    if entry is None or entry[0]() is not prob or entry[1].shape[0] != n:
+        _PARTS[key] = (weakref.ref(prob), cuda.device_array((n, 2), "float64"))
+        weakref.finalize(prob, _PARTS.pop, key, None)
+    return _PARTS[key][1]
 
 
 def softmax_loss_forward(x, lab, prob, ignore, has_ignore):
@@ -121,12 +126,9 @@ def softmax_loss_forward(x, lab, prob, ignore, has_ignore):
     this returns a device array of one row per position instead, (log prob, 1), (0, 0) where
     ignored, (the label, -1) where it is not a class index, for softmax_loss_results to turn into
     the CPU's four values once read (netcli/exec/cuda.py's read_later). The rows are kept per
-    `prob` array: a second call on the same prob reuses them."""
+    `prob` array (they live as long as it does): a second call on the same prob reuses them."""
     R, C, I = x.shape
-    key = (_address(prob), R * I)
-    if key not in _PARTS:
-        _PARTS[key] = cuda.device_array((R * I, 2), "float64")
-    parts = _PARTS[key]
+    parts = _parts_for(prob, R * I)
     _launch(_softmax_loss_forward, _blocks(R * I), THREADS, x, lab, prob, parts, C, I, R * I,
             float64(ignore), bool(has_ignore))
     return parts
