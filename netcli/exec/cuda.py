@@ -327,8 +327,7 @@ class CudaExecutor:
         backward's kernels are queued first), or at once if a later layer reads it on the device
         or `now` (the layer's backward needs what reduce computes)."""
         self.pending.append((name, rows, reduce))
-        if now and name not in self.consumed:
+        if now or name in self.consumed:
             self._read_losses()
-        elif name in self.consumed:
-            self._read_losses()
+        if name in self.consumed:
             self._copy(self.blobs[name][0].copy_to_device, self.net.blobs[name].data)
