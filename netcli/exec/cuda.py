@@ -333,10 +333,12 @@ class CudaExecutor:
         """The host blob `name` (a loss top's diff holds its weight)."""
         return self.net.blobs[name]
 
-    def read_later(self, name, rows, reduce):
+    def read_later(self, name, rows, reduce, now=False):
         """Blob `name`'s data is reduce(rows copied to the host), read when the pass ends (so the
-        backward's kernels are queued first), or now if a later layer reads it on the device."""
+        backward's kernels are queued first), or at once if a later layer reads it on the device
+        or `now` (the layer's backward needs what reduce computes)."""
         self.pending.append((name, rows, reduce))
-        if name in self.consumed:
+        if now or name in self.consumed:
             self._read_losses()
+        if name in self.consumed:
             self._copy(self.blobs[name][0].copy_to_device, self.net.blobs[name].data)

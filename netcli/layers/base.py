@@ -64,8 +64,8 @@ class Layer:
     # take (data, diff) device arrays per blob, ws the device arrays cuda_workspace() asks for, and
     # dev the executor: dev.k (netcli/ops/cuda/), dev.launch, dev.param(self, j) (the j-th
     # param's (data, diff)), dev.fused_relu(self) (the slope of a ReLU it absorbs, or None),
-    # dev.read_later(name, rows, reduce) (a top computed on the host from device rows, once the
-    # pass ends) and dev.host(name) (a blob's host copy).
+    # dev.read_later(name, rows, reduce, now=False) (a top computed on the host from device rows,
+    # once the pass ends, or at once with now) and dev.host(name) (a blob's host copy).
     forward_cuda = None
     backward_cuda = None
     absorbs_relu = False              # its device forward can apply a following in-place ReLU (fusion)

@@ -62,8 +62,7 @@ class InnerProduct(PerSample):
     to_onnx = onnx_ops.inner_product
     doc = "Fully connected: y = x W^T + b over the axes from `axis` on."
     params = {"inner_product_param": INNER_PRODUCT}
-    forward_cuda, backward_cuda, cuda_refusal = (common_cuda.ip_forward_cuda, common_cuda.ip_backward_cuda,
-                                                 common_cuda.ip_refusal)
+    forward_cuda, backward_cuda = common_cuda.ip_forward_cuda, common_cuda.ip_backward_cuda
 
     def draw_label(self):
         return [f"{self.p.inner_product_param.num_output} out"]

@@ -87,25 +87,39 @@ class SoftmaxWithLoss(Loss, PerSample):
     no_grad_bottoms = (1,)
     reduced_tops = (0,)
 
-    # -- on a CUDA device: (N, C) scores; the per-sample log-probabilities are summed on the host, / n -
-    def cuda_refusal(self, bottoms):
-        if bottoms[0].data.ndim != 2 or self.p.loss_param.ignore_label is not None:
-            return "only (N, C) scores without ignore_label"
-        return None
-
+    # -- on a CUDA device: netcli/ops/cuda/softmax.py over (outer, C, inner) views, as the CPU's ---
+    # The log-probabilities come back as device rows, summed on the host when the pass ends (at
+    # once when the normalizer counts the labels: the backward needs it).
     def cuda_workspace(self, bottoms, tops):
-        return {"prob": (bottoms[0].shape, np.float32), "logp": ((bottoms[0].shape[0],), np.float32)}
+        return {"prob": ((self.outer, self.C, self.inner), np.float32)}
 
     def forward_cuda(self, bottoms, tops, ws, dev):
         (s, _), (lab, _) = bottoms
-        dev.k.softmax_loss_forward(s, lab, ws["prob"], ws["logp"])
-        dev.read_later(self.top_names[0], ws["logp"], lambda rows: -rows.astype(np.float64).sum() / self.n)
+        p = self.p.loss_param
+        parts = dev.k.softmax_loss_forward(s.reshape(self.outer, self.C, self.inner),
+                                           lab.reshape(self.outer, self.inner), ws["prob"], self.ignore,
+                                           p.ignore_label is not None)
+        if len(tops) > 1:
+            tops[1][0].reshape(self.outer, self.C, self.inner).copy_to_device(ws["prob"])
+        counts = p.ignore_label is not None and normalization(p) == "VALID"
+
+        def loss(rows):
+            total, count, bad, found = dev.k.softmax_loss_results(rows)
+            if found:
+                first = int(np.flatnonzero(rows[:, 1] < 0)[0]) // self.inner
+                raise NetcliError(_label_message(self, bad, first, self.C))
+            if counts:
+                self.n = normalizer(p, self.outer, self.inner, count)
+            return -total / self.n
+        dev.read_later(self.top_names[0], parts, loss, now=counts)
 
     def backward_cuda(self, tops, propagate_down, bottoms, ws, dev):
         if propagate_down[0]:
             (_, ds), (lab, _) = bottoms
             weight = float(dev.host(self.top_names[0]).diff)
-            dev.k.softmax_loss_backward(ws["prob"], lab, ds, weight / self.n)
+            dev.k.softmax_loss_backward(ws["prob"], lab.reshape(self.outer, self.inner),
+                                        ds.reshape(self.outer, self.C, self.inner), weight / self.n,
+                                        self.ignore, self.p.loss_param.ignore_label is not None)
 
     def setup(self, bottoms, tops):
         shape = bottoms[0].shape

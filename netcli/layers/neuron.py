@@ -151,17 +151,31 @@ class Dropout(PerSampleNeuron):
     def _rows(self, arr, lo, hi):
         return arr.reshape(-1, self.E)[lo:hi]
 
-    # -- on a CUDA device: TEST only (the identity); TRAIN's masks run on the host --------------------
-    def cuda_refusal(self, bottoms):
-        return "Dropout in TRAIN is not on the GPU yet" if self.train else None
+    # -- on a CUDA device: netcli/ops/cuda/dropout.py, the CPU's masks bit for bit ---------------------
+    def cuda_workspace(self, bottoms, tops):
+        return {"keep": (self.keep.shape, np.bool_)} if self.train else {}
 
     def forward_cuda(self, bottoms, tops, ws, dev):
-        if bottoms[0][0] is not tops[0][0]:
-            tops[0][0].copy_to_device(bottoms[0][0])
+        x, y = bottoms[0][0], tops[0][0]
+        if not self.train:
+            if x is not y:
+                y.copy_to_device(x)
+            return
+        rows = self.keep.shape
+        dev.k.dropout_forward(x.reshape(*rows), y.reshape(*rows), ws["keep"], self.key, self.passes, 0,
+                              self.p.dropout_param.dropout_ratio, self.scale)
+        self.passes += 1
 
     def backward_cuda(self, tops, propagate_down, bottoms, ws, dev):
-        if propagate_down[0] and bottoms[0][1] is not tops[0][1]:
-            bottoms[0][1].copy_to_device(tops[0][1])
+        dy, dx = tops[0][1], bottoms[0][1]
+        if not propagate_down[0]:
+            return
+        if not self.train:
+            if dx is not dy:
+                dx.copy_to_device(dy)
+            return
+        rows = self.keep.shape
+        dev.k.dropout_backward(dy.reshape(*rows), ws["keep"], dx.reshape(*rows), self.scale)
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         x, y = self._rows(bottoms[0].data, lo, hi), self._rows(tops[0].data, lo, hi)

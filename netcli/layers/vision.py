@@ -114,7 +114,7 @@ class Convolution(PerSample):
     doc = ("2-D convolution as GEMMs over patch matrices (channels-last im2row, or per-image im2col); "
            "several bottoms of one shape give as many tops, with one set of weights.")
     params = {"convolution_param": CONVOLUTION}
-    forward_cuda, backward_cuda, cuda_workspace, cuda_refusal = cu.CONVOLUTION      # vision_cuda.py
+    forward_cuda, backward_cuda, cuda_workspace = cu.CONVOLUTION      # vision_cuda.py
     bottoms = (1, None)
     tops = (1, None)
 

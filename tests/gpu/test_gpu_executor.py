@@ -43,8 +43,8 @@ def _cpu_and_gpu(net):
 def test_forward_and_gradients_match_the_cpu(chunked, monkeypatch):
     """chunked: the convolution's column buffer holds one image, so it runs image by image."""
     if chunked:
-        from netcli.layers import vision_cuda
-        monkeypatch.setattr(vision_cuda, "COLS_LIMIT", 2 * 9 * 64)
+        from netcli.ops.cuda import conv2d
+        monkeypatch.setattr(conv2d, "COLS_LIMIT", 2 * 9 * 64)
     cpu, gpu = _cpu_and_gpu(NET)
     assert gpu.executor.workspaces[1]["cols"].shape[1] == (64 if chunked else 128)
     assert gpu.loss == pytest.approx(cpu.loss, rel=1e-5)
@@ -68,7 +68,7 @@ def test_layers_without_a_device_version_run_on_the_host():
 
 
 def test_a_tiny_net_trains_the_same_on_the_gpu_path(tmp_path):
-    """Dropout in TRAIN runs on the host with the CPU's random masks: the same weights."""
+    """Dropout in TRAIN runs on the device with the CPU's random masks: the same weights."""
     from tinynet import make_tiny
     solver = make_tiny(tmp_path, batch=4, max_iter=3, test_interval=0, display=1)
     cpu = netcli.Solver(solver, progress=False, log_path=False)

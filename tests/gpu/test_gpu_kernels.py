@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from netcli.ops.cpu import im2col, pool, softmax
+from netcli.ops.cpu import im2col, pool
 from netcli.ops import cuda as gk
 
 RNG = np.random.default_rng(0)
@@ -34,12 +34,12 @@ def test_im2col_and_col2im_match_the_cpu(geom):
     OH, OW = (6 + 2 * PH - KH) // SH + 1, (5 + 2 * PW - KW) // SW + 1
     cols = np.empty((2 * KH * KW, 2 * OH * OW), np.float32)
     want = np.empty_like(cols)
-    gk.im2col(x, cols, KH, KW, SH, SW, PH, PW, OH, OW)
+    gk.im2col(x, cols, KH, KW, SH, SW, PH, PW, 1, 1, OH, OW)
     im2col.im2col(x, want, KH, KW, SH, SW, PH, PW, 1, 1, OH, OW)
     np.testing.assert_array_equal(cols, want)
     d = rand(*cols.shape)
     dx, dx_cpu = np.empty_like(x), np.empty_like(x)
-    gk.col2im(d, dx, KH, KW, SH, SW, PH, PW, OH, OW)
+    gk.col2im(d, dx, KH, KW, SH, SW, PH, PW, 1, 1, OH, OW)
     im2col.col2im(d, dx_cpu, KH, KW, SH, SW, PH, PW, 1, 1, OH, OW)
     np.testing.assert_allclose(dx, dx_cpu, rtol=1e-6, atol=1e-6)
 
@@ -113,9 +113,9 @@ def test_maxpool_matches_the_cpu(geom):
     np.testing.assert_array_equal(m, mc)
     dy = rand(*y.shape)
     dx, dxc = np.empty_like(x), np.empty_like(x)
-    gk.maxpool_backward(dy, m, dx, KH, KW, SH, SW, PH, PW)
+    gk.maxpool_backward(dy, m, dx)
     pool.maxpool_backward(dy, mc, dxc)
-    np.testing.assert_allclose(dx, dxc, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(dx, dxc)          # the CPU's sums, in the CPU's order
 
 
 @pytest.mark.parametrize("geom", [(2, 2, 2, 2, 0, 0), (3, 3, 2, 2, 1, 1), (3, 2, 1, 2, 1, 0)])
@@ -156,22 +156,6 @@ def test_softmax_matches_the_cpu(axis):
     np.testing.assert_allclose(y, yc, rtol=1e-5, atol=1e-7)
     gk.softmax_backward(y, dy, dx, axis)
     np.testing.assert_allclose(dx, (dy - (dy * y).sum(axis=axis, keepdims=True)) * y, rtol=1e-5, atol=1e-6)
-
-
-def test_softmax_loss_matches_the_cpu():
-    x = rand(6, 10) * 3
-    lab = RNG.integers(0, 10, 6).astype(np.float32)
-    prob, logp = np.empty_like(x), np.empty(6, np.float32)
-    gk.softmax_loss_forward(x, lab, prob, logp)
-    pc = np.empty((6, 10, 1), np.float32)
-    total, count, _, bad = softmax.softmax_loss_forward(x[:, :, None], lab[:, None], pc, -1, False)
-    assert not bad and count == 6
-    np.testing.assert_allclose(prob, pc[:, :, 0], rtol=1e-6)
-    assert float(np.sum(logp.astype(np.float64))) == pytest.approx(total, rel=1e-6)
-    dx, dxc = np.empty_like(x), np.empty((6, 10, 1), np.float32)
-    gk.softmax_loss_backward(prob, lab, dx, 1 / 6)
-    softmax.softmax_loss_backward(pc, lab[:, None], dxc, np.float32(1 / 6), -1, False)
-    np.testing.assert_allclose(dx, dxc[:, :, 0], rtol=1e-6, atol=1e-7)
 
 
 KW = {"SGD": {"momentum": 0.9}, "NESTEROV": {"momentum": 0.9}, "ADAM": {"momentum": 0.9},

@@ -1,17 +1,19 @@
-"""CUDA kernels, one module per family (launch, gemm, im2col, reductions, activations, pool,
-softmax) and all of them here, as the executor's `dev.k`: CUDA kernels (Numba's CUDA target, the numba-cuda package) for LeNet's operations, forward
-and backward side by side, with the same layouts and arithmetic as the CPU kernels in
-netcli/ops/cpu/ they stand in for:
+"""CUDA ops, one module per operation, and all of them here, as the executor's `dev.k` (Numba's
+CUDA target, the numba-cuda package).
 
-- gemm: C = alpha * op(A) @ op(B) + beta * C, 16x16 tiles in shared memory (under the
-  simulator a one-thread-per-element kernel; both are tested). Every GEMM of the GPU path goes
-  through this one function, so a library GEMM (cuBLAS) can replace it.
-- im2col / col2im: the column layout of netcli/ops/cpu/im2col.py (row (c, i, j), column (n, oh, ow)).
-- columns to NCHW with the bias and an optional ReLU fused (the convolution's output), NCHW to
-  columns (its gradient), sums of rows and of columns (bias gradients), ReLU, TanH and Sigmoid,
-  max pooling with its mask, average pooling, softmax, softmax with loss, fill, the sum of
-  squares (gradient clipping), and the launch of an elementwise kernel (the update rules, which
-  netcli/update_rules/ compiles for the CPU and for CUDA from one formula each).
+The ops: a module with the name of a CPU op module (netcli/ops/cpu/) holds the same functions
+with the same parameters and meaning, over device arrays, so a layer's device methods mirror its
+CPU ones: conv2d (conv2d_workspace/_forward/_backward), inner_product, pool (maxpool_*,
+avepool_*), softmax (softmax_loss_*: ignore_label too), dropout (the CPU's random stream), im2col.
+Where a parameter means nothing on the device (a CPU layout flag, a CPU scratch array), it is
+accepted and ignored. Device-only additions in those modules are few and named
+(tests/ops/test_op_parity.py lists them): a fused ReLU (`*_forward_relu`, the CPU signature plus
+`slope`), the layout moves the convolution uses, softmax alone, and softmax_loss_results.
+
+The device's own helpers, with no CPU counterpart: launch (grids, the launch counter, an
+elementwise kernel's launch: the update rules'), gemm (every GEMM of the GPU path goes through
+this one function, so a library GEMM can replace it), reductions (sums in a fixed order, fill,
+the sum of squares), activations (ReLU, TanH, Sigmoid).
 
 Each helper picks the grid and launches through `_launch`, which counts launches (`launches`:
 netcli time --gpu reports them per layer). Arrays may be host arrays (the simulator and tests
@@ -25,11 +27,15 @@ from . import launch as _counter
 from .launch import cuda, TILE, THREADS, SUMSQ_BLOCKS, TINY, _blocks, _none, _launch, elementwise  # noqa: F401
 from .gemm import GEMM, gemm  # noqa: F401
 from .im2col import im2col, col2im, bias_act, cols_to_nchw, nchw_to_cols  # noqa: F401
+from .conv2d import conv2d_workspace, conv2d_forward, conv2d_forward_relu, conv2d_backward  # noqa: F401
+from .inner_product import inner_product_forward, inner_product_forward_relu, inner_product_backward  # noqa: F401
+from .dropout import dropout_forward, dropout_backward  # noqa: F401
 from .reductions import sum_rows, sum_bias, fill, sumsq  # noqa: F401
 from .activations import (  # noqa: F401
     relu_forward, relu_backward, TANH, SIGMOID, squash_forward, squash_backward)
 from .pool import maxpool_forward, maxpool_backward, avepool_forward, avepool_backward  # noqa: F401
-from .softmax import softmax_forward, softmax_backward, softmax_loss_forward, softmax_loss_backward  # noqa: F401
+from .softmax import (  # noqa: F401
+    softmax_forward, softmax_backward, softmax_loss_forward, softmax_loss_results, softmax_loss_backward)
 
 
 def __getattr__(name):

@@ -1,6 +1,7 @@
 """The convolution's data movement: im2col / col2im in the column layout of netcli/ops/cpu/im2col.py
-(row (c, i, j), column (n, oh, ow)), the GEMM's columns to NCHW with the bias and an optional ReLU
-fused, and NCHW to columns (its gradient)."""
+(row (c, i, j), column (n, oh, ow); the same functions and parameters, dilation included), and
+the device-only moves of conv2d.py: the GEMM's columns to NCHW with the bias and an optional ReLU
+fused, the bias (and ReLU) in place, and NCHW to columns (the output gradient)."""
 from __future__ import annotations
 
 from .launch import _blocks, _launch, _nchw, _none, cuda, THREADS
@@ -9,8 +10,9 @@ from numba import float32  # after .launch, which checks the extra
 
 # -- patches ------------------------------------------------------------------------------------
 @cuda.jit
-def _im2col(x, cols, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, total):
-    """cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow] = x[n, c, oh*SH - PH + i, ow*SW - PW + j] (0 outside)."""
+def _im2col(x, cols, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, total):
+    """cols[(c*KH + i)*KW + j, (n*OH + oh)*OW + ow] = x[n, c, oh*SH - PH + i*DH, ow*SW - PW + j*DW]
+    (0 outside)."""
     t = cuda.grid(1)
     if t >= total:
         return
@@ -21,18 +23,19 @@ def _im2col(x, cols, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, total):
     oh, ow = p // OW, p % OW
     c, ij = r // (KH * KW), r % (KH * KW)
     i, j = ij // KW, ij % KW
-    h, w = oh * SH - PH + i, ow * SW - PW + j
+    h, w = oh * SH - PH + i * DH, ow * SW - PW + j * DW
     cols[r, q] = x[n, c, h, w] if 0 <= h < H and 0 <= w < W else 0.0
 
 
-def im2col(x, cols, KH, KW, SH, SW, PH, PW, OH, OW):
+def im2col(x, cols, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
+    """As netcli/ops/cpu/im2col.py's: x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW)."""
     N, C, H, W = x.shape
     total = C * KH * KW * N * OH * OW
-    _launch(_im2col, _blocks(total), THREADS, x, cols, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, total)
+    _launch(_im2col, _blocks(total), THREADS, x, cols, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, total)
 
 
 @cuda.jit
-def _col2im(cols, dx, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, N):
+def _col2im(cols, dx, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, N):
     """The adjoint of im2col, one thread per input element (a gather: no atomics, a fixed sum order)."""
     t = cuda.grid(1)
     if t >= N * C * H * W:
@@ -40,14 +43,14 @@ def _col2im(cols, dx, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, N):
     n, c, h, w = _nchw(t, C, H, W)
     acc = float32(0.0)
     for i in range(KH):
-        hh = h + PH - i
+        hh = h + PH - i * DH
         if hh < 0 or hh % SH != 0:
             continue
         oh = hh // SH
         if oh >= OH:
             continue
         for j in range(KW):
-            ww = w + PW - j
+            ww = w + PW - j * DW
             if ww < 0 or ww % SW != 0:
                 continue
             ow = ww // SW
@@ -57,9 +60,10 @@ def _col2im(cols, dx, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, N):
     dx[n, c, h, w] = acc
 
 
-def col2im(cols, dx, KH, KW, SH, SW, PH, PW, OH, OW):
+def col2im(cols, dx, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
+    """As netcli/ops/cpu/im2col.py's: dx = the sum of every column entry that read each input."""
     N, C, H, W = dx.shape
-    _launch(_col2im, _blocks(N * C * H * W), THREADS, cols, dx, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, N)
+    _launch(_col2im, _blocks(N * C * H * W), THREADS, cols, dx, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, N)
 
 
 # -- bias, activation, layouts -------------------------------------------------------------------

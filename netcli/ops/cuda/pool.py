@@ -1,5 +1,6 @@
-"""Max pooling (with its mask) and average pooling, forward and backward, with Caffe's windows
-(netcli/ops/cpu/pool.py)."""
+"""Max pooling (with its mask) and average pooling, forward and backward, with Caffe's windows:
+the functions, parameters and results of netcli/ops/cpu/pool.py (its unrolled 2x2 and 3x3
+variants are CPU speed-ups of the same functions, not separate ops)."""
 from __future__ import annotations
 
 from .launch import _blocks, _launch, _nchw, cuda, THREADS
@@ -43,30 +44,34 @@ def _windows_of(h, w, OH, OW, KH, KW, SH, SW, PH, PW):
             max(0, (w + PW - KW) // SW + 1), min(OW, (w + PW) // SW + 1))
 
 
-def maxpool_forward(x, y, mask, KH, KW, SH, SW, PH, PW):
-    _pool_launch(_maxpool_forward, (x, y, mask), x.shape, y.shape, False, (KH, KW, SH, SW, PH, PW))
+def maxpool_forward(x, out, mask, KH, KW, SH, SW, PH, PW):
+    _pool_launch(_maxpool_forward, (x, out, mask), x.shape, out.shape, False, (KH, KW, SH, SW, PH, PW))
 
 
 @cuda.jit
-def _maxpool_backward(dy, mask, dx, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total):
-    """One thread per input: the sum of the gradients of the outputs whose window it won (a
-    gather over the windows that contain it: no atomics, a fixed order)."""
+def _maxpool_backward(dout, mask, dx, C, H, W, OH, OW, total):
+    """One thread per (n, c) plane, as netcli/ops/cpu/pool.py: dx = 0, then each output's
+    gradient onto the input that won its window, in output order (no atomics: the CPU's sums).
+    The mask alone says where each gradient goes, so no geometry is needed (the CPU's signature)."""
     t = cuda.grid(1)
     if t >= total:
         return
-    n, c, h, w = _nchw(t, C, H, W)
-    me = h * W + w
-    acc = float32(0.0)
-    oh0, oh1, ow0, ow1 = _windows_of(h, w, OH, OW, KH, KW, SH, SW, PH, PW)
-    for oh in range(oh0, oh1):
-        for ow in range(ow0, ow1):
-            if mask[n, c, oh, ow] == me:
-                acc += dy[n, c, oh, ow]
-    dx[n, c, h, w] = acc
+    n, c = t // C, t % C
+    for h in range(H):
+        for w in range(W):
+            dx[n, c, h, w] = 0.0
+    for oh in range(OH):
+        for ow in range(OW):
+            arg = mask[n, c, oh, ow]
+            if arg >= 0:
+                dx[n, c, arg // W, arg % W] += dout[n, c, oh, ow]
 
 
-def maxpool_backward(dy, mask, dx, KH, KW, SH, SW, PH, PW):
-    _pool_launch(_maxpool_backward, (dy, mask, dx), dx.shape, dy.shape, True, (KH, KW, SH, SW, PH, PW))
+def maxpool_backward(dout, mask, dx):
+    """dx = 0, then each output's gradient goes to the input that won its window."""
+    N, C, H, W = dx.shape
+    OH, OW = dout.shape[2], dout.shape[3]
+    _launch(_maxpool_backward, _blocks(N * C), THREADS, dout, mask, dx, C, H, W, OH, OW, N * C)
 
 
 @cuda.jit(device=True)
@@ -89,9 +94,9 @@ def _avepool_forward(x, y, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total):
     y[n, c, oh, ow] = acc / _ave_size(hs, ws, KH, KW, H, W, PH, PW)
 
 
-def avepool_forward(x, y, KH, KW, SH, SW, PH, PW):
+def avepool_forward(x, out, KH, KW, SH, SW, PH, PW):
     """Average pooling as netcli/ops/cpu/pool.py: the window's sum over its padded size."""
-    _pool_launch(_avepool_forward, (x, y), x.shape, y.shape, False, (KH, KW, SH, SW, PH, PW))
+    _pool_launch(_avepool_forward, (x, out), x.shape, out.shape, False, (KH, KW, SH, SW, PH, PW))
 
 
 @cuda.jit
@@ -110,5 +115,5 @@ def _avepool_backward(dy, dx, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, total):
     dx[n, c, h, w] = acc
 
 
-def avepool_backward(dy, dx, KH, KW, SH, SW, PH, PW):
-    _pool_launch(_avepool_backward, (dy, dx), dx.shape, dy.shape, True, (KH, KW, SH, SW, PH, PW))
+def avepool_backward(dout, dx, KH, KW, SH, SW, PH, PW):
+    _pool_launch(_avepool_backward, (dout, dx), dx.shape, dout.shape, True, (KH, KW, SH, SW, PH, PW))

@@ -1,11 +1,16 @@
-"""Softmax, and softmax with the multinomial logistic loss, forward and backward
-(netcli/ops/cpu/softmax.py)."""
+"""Softmax, and softmax with the multinomial logistic loss, forward and backward. The loss has
+the functions and parameters of netcli/ops/cpu/softmax.py (ignore_label included); its forward
+returns device rows for softmax_loss_results instead of the sums. Softmax alone is device-only
+here (the CPU's is NumPy in netcli/layers/common.py)."""
 from __future__ import annotations
 
 import math
+import weakref
+
+import numpy as np
 
 from .launch import _blocks, _launch, cuda, THREADS, TINY
-from numba import float32  # after .launch, which checks the extra
+from numba import float32, float64  # after .launch, which checks the extra
 
 
 @cuda.jit
@@ -70,41 +75,96 @@ def _prod(shape):
 
 # -- softmax with loss --------------------------------------------------------------------------
 @cuda.jit
-def _softmax_loss_forward(x, lab, prob, logp, N, C):
-    """Per row (one thread each): prob = softmax(x[r]), logp[r] = log prob[r, label] (clamped)."""
-    r = cuda.grid(1)
-    if r >= N:
+def _softmax_loss_forward(x, lab, prob, parts, C, I, total, ignore, has_ignore):
+    """One thread per (r, i) position, as netcli/ops/cpu/softmax.py: prob = softmax over C;
+    parts[t] = (log prob of the label, 1), (0, 0) where the label is ignored, or (the label, -1)
+    where it is not a class index."""
+    t = cuda.grid(1)
+    if t >= total:
         return
-    m = x[r, 0]
+    r, i = t // I, t % I
+    m = x[r, 0, i]
     for c in range(1, C):
-        m = max(m, x[r, c])
-    s = float32(0.0)
+        m = max(m, x[r, c, i])
+    s = 0.0
     for c in range(C):
-        e = math.exp(x[r, c] - m)
-        prob[r, c] = e
+        e = math.exp(x[r, c, i] - m)
+        prob[r, c, i] = e
         s += e
     inv = 1.0 / s
     for c in range(C):
-        prob[r, c] *= inv
-    logp[r] = math.log(max(prob[r, int(lab[r])], TINY))
+        prob[r, c, i] *= inv
+    v = lab[r, i]
+    if has_ignore and v == ignore:
+        parts[t, 0] = 0.0
+        parts[t, 1] = 0.0
+    elif not (v >= 0 and v < C and v == math.floor(v)):   # NaN fails too
+        parts[t, 0] = v
+        parts[t, 1] = -1.0
+    else:
+        parts[t, 0] = math.log(max(float64(prob[r, int(v), i]), TINY))
+        parts[t, 1] = 1.0
 
 
-def softmax_loss_forward(x, lab, prob, logp):
-    """x, prob (N, C); lab (N,) class indices as floats (checked by the data layer); logp (N,).
-    The loss is -sum(logp) / N (summed on the host in row order: the same sum as the CPU's)."""
-    N, C = x.shape
-    _launch(_softmax_loss_forward, _blocks(N), THREADS, x, lab, prob, logp, N, C)
+_PARTS = {}       # id(prob) -> (a weak reference to prob, the device rows its forward returns)
+
+
+def _parts_for(prob, n):
+    """The (n, 2) float64 device rows kept for this prob array; they go when prob goes."""
+    key = id(prob)
+    entry = _PARTS.get(key)
+    if entry is None or entry[0]() is not prob or entry[1].shape[0] != n:
+        _PARTS[key] = (weakref.ref(prob), cuda.device_array((n, 2), "float64"))
+        weakref.finalize(prob, _PARTS.pop, key, None)
+    return _PARTS[key][1]
+
+
+def softmax_loss_forward(x, lab, prob, ignore, has_ignore):
+    """x, prob (R, C, I); lab (R, I) class indices as floats. prob = softmax of x over C. The
+    CPU's results (the sum of the log-probabilities of the labels not ignored, their count, the
+    first label that is not a class index) cannot come back without waiting for the device:
+    this returns a device array of one row per position instead, (log prob, 1), (0, 0) where
+    ignored, (the label, -1) where it is not a class index, for softmax_loss_results to turn into
+    the CPU's four values once read (netcli/exec/cuda.py's read_later). The rows are kept per
+    `prob` array (they live as long as it does): a second call on the same prob reuses them."""
+    R, C, I = x.shape
+    parts = _parts_for(prob, R * I)
+    _launch(_softmax_loss_forward, _blocks(R * I), THREADS, x, lab, prob, parts, C, I, R * I,
+            float64(ignore), bool(has_ignore))
+    return parts
+
+
+def softmax_loss_results(parts):
+    """The CPU's softmax_loss_forward results (total, count, bad label, found) from the rows
+    softmax_loss_forward returned, copied to the host: the same sum, in the same order."""
+    parts = np.asarray(parts, np.float64)
+    bad = np.flatnonzero(parts[:, 1] < 0)
+    if bad.size:
+        return 0.0, 0, float(parts[bad[0], 0]), True
+    total = float(np.cumsum(parts[:, 0])[-1]) if len(parts) else 0.0    # cumsum: one sum in row order
+    return total, int(parts[:, 1].sum()), 0.0, False
 
 
 @cuda.jit
-def _softmax_loss_backward(prob, lab, dx, scale, N, C):
+def _softmax_loss_backward(prob, lab, dx, scale, C, I, total, ignore, has_ignore):
     t = cuda.grid(1)
-    if t < N * C:
-        r, c = t // C, t % C
-        dx[r, c] = scale * (prob[r, c] - (1.0 if int(lab[r]) == c else 0.0))
+    if t >= total:
+        return
+    r, c, i = t // (C * I), (t // I) % C, t % I
+    v = lab[r, i]
+    if not abs(v) < 2147483648.0:         # NaN or huge: no class (the forward reports the label)
+        dx[r, c, i] = 0.0
+        return
+    k = int(v)
+    if has_ignore and k == ignore:
+        dx[r, c, i] = 0.0
+        return
+    v = float32(scale * prob[r, c, i])
+    dx[r, c, i] = v - scale if c == k else v
 
 
-def softmax_loss_backward(prob, lab, dx, scale):
-    """dx = scale * (prob - one_hot(lab)); scale = loss_weight / N."""
-    N, C = prob.shape
-    _launch(_softmax_loss_backward, _blocks(N * C), THREADS, prob, lab, dx, scale, N, C)
+def softmax_loss_backward(prob, lab, dx, scale, ignore, has_ignore):
+    """dx = scale * (prob - one_hot(lab)); zero where the label is ignored (prob, dx (R, C, I))."""
+    R, C, I = prob.shape
+    _launch(_softmax_loss_backward, _blocks(R * C * I), THREADS, prob, lab, dx, float64(scale), C, I,
+            R * C * I, int(ignore), bool(has_ignore))
