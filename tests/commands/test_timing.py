@@ -1,0 +1,68 @@
+"""`netcli time` (netcli/commands/timing.py): each Convolution layer's row names its algorithm."""
+import textwrap
+
+import numpy as np
+import pytest
+
+import netcli
+from netcli.commands.timing import benchmark
+
+ALGORITHMS_NET = """\
+name: algorithms
+layers:
+  - {{name: in, type: Input, top: data, input_param: {{shape: {{dim: [{n}, 8, 9, 7]}}}}}}
+  - {{name: conv_dw, type: Convolution, bottom: data, top: dw,
+     convolution_param: {{num_output: 8, group: 8, kernel_size: 3, pad: 1, weight_filler: {{type: xavier}},
+                         bias_filler: {{type: gaussian}}}}}}
+  - {{name: conv_pw, type: Convolution, bottom: dw, top: pw,
+     convolution_param: {{num_output: 4, kernel_size: 1, weight_filler: {{type: xavier}}}}}}
+  - {{name: conv_few, type: Convolution, bottom: pw, top: few,
+     convolution_param: {{num_output: 4, kernel_size: 3, stride: 2, weight_filler: {{type: xavier}}}}}}
+  - {{name: conv_many, type: Convolution, bottom: dw, top: many,
+     convolution_param: {{num_output: 3, kernel_size: 3, weight_filler: {{type: xavier}}}}}}
+  - {{name: loss1, type: Reduction, bottom: few, top: l1, loss_weight: 1, reduction_param: {{operation: SUMSQ}}}}
+  - {{name: flat, type: Flatten, bottom: many, top: flat}}
+  - {{name: ip, type: InnerProduct, bottom: flat, top: ip, inner_product_param: {{num_output: 2, weight_filler: {{type: xavier}}}}}}
+  - {{name: red, type: Reduction, bottom: ip, top: l2, loss_weight: 1}}
+"""
+EXPECTED = {"conv_dw": "depthwise", "conv_pw": "1x1", "conv_few": "im2col", "conv_many": "im2row"}
+
+
+def _net_file(tmp_path, n):
+    p = tmp_path / "net.yaml"
+    p.write_text(textwrap.dedent(ALGORITHMS_NET.format(n=n)))
+    return str(p)
+
+
+def test_time_names_each_convolution_algorithm(tmp_path):
+    lines = []
+    result = benchmark(_net_file(tmp_path, 2), iterations=1, echo=lines.append)
+    for name, algorithm in EXPECTED.items():
+        assert any(f"{name} [{algorithm}]\tforward:" in line for line in lines), (name, lines)
+        row = next(r for r in result["layers"] if r["name"] == name)
+        assert row["algorithm"] == algorithm
+    assert "algorithm" not in next(r for r in result["layers"] if r["name"] == "ip")
+    assert any(line.strip().startswith("ip\tforward:") for line in lines)
+
+
+def test_algorithms_give_the_same_bits_for_any_thread_count(tmp_path):
+    """Depthwise, 1x1, im2col and im2row layers in one net of 70 samples (shares of >= 32): the
+    loss and every param gradient have the same bits with 1, 2 and 3 threads."""
+    from netcli.exec import threads
+    old = threads.count()
+    net = netcli.Net(_net_file(tmp_path, 70), phase="TRAIN", seed=1)
+    x = np.random.default_rng(3).standard_normal((70, 8, 9, 7)).astype(np.float32)
+    got = []
+    try:
+        for t in (1, 2, 3):
+            threads.set_threads(t)
+            net.clear_param_diffs()
+            net.forward(data=x)
+            net.backward()
+            got.append((float(net.loss), net.param_diff.copy()))
+    finally:
+        threads.set_threads(old)
+    assert np.count_nonzero(got[0][1]) > 0.9 * got[0][1].size
+    for loss, diff in got[1:]:
+        assert loss == got[0][0]
+        assert np.array_equal(diff, got[0][1])
