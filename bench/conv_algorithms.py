@@ -112,9 +112,9 @@ def main():
         for family, C, H, W, K, k, s, p, group in SHAPES:
             if family not in families:
                 continue
-            chosen = conv2d_algorithm(C, K, k, k, s, s, p, p, group)
+            chosen = conv2d_algorithm(C, H, W, K, k, k, s, s, p, p, group)
             base = gemm_path(C, k, group)
-            algos = [chosen] if chosen == base else [chosen, base]
+            algos = [chosen] + [a for a in ({"1x1": ["1x1", "1x1-nhwc"]}.get(family, []) + [base]) if a != chosen]
             cases = {a: Case(args.share, C, H, W, K, k, s, p, group, a, rng) for a in algos}
             for c in cases.values():          # compile, warm the caches
                 c.forward()
@@ -130,6 +130,9 @@ def main():
             bf, bb = med[base]
             print(f"{shape:<34} {chosen:>10} {cf:8.3f} {cb:8.3f} {base:>9} {bf:8.3f} {bb:8.3f} "
                   f"{bf / cf:6.2f} {bb / cb:6.2f}")
+            for a in algos[1:-1]:             # the other candidates measured for the rule
+                af, ab = med[a]
+                print(f"{'':<34} {a:>10} {af:8.3f} {ab:8.3f} {'':>9} {'':>8} {'':>8} {bf / af:6.2f} {bb / ab:6.2f}")
 
 
 if __name__ == "__main__":

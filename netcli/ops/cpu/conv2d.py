@@ -6,6 +6,8 @@ Four algorithms, one per layer, picked from its shape by `conv2d_algorithm`:
 - "depthwise": group == channels == num_output, direct loops (netcli/ops/cpu/depthwise.py).
 - "1x1": a 1x1 kernel, stride 1, no padding: the input is its own patch matrix, so the
   per-image GEMMs read it (and the input gradient's write it) directly.
+- "1x1-nhwc": the same kernels on small images: the channels-last copy of the input is the
+  patch matrix of one GEMM per call (im2row without its patch copy).
 - "im2row": channels-last images and one GEMM per call, rows (n*OH*OW, KH*KW*C); for many
   channels (patch layouts in netcli/ops/cpu/im2col.py).
 - "im2col": one column block per image, per-image GEMMs writing NCHW directly; for few channels
@@ -20,23 +22,34 @@ import numpy as np
 from . import im2col
 from .depthwise import depthwise_backward_data, depthwise_backward_weight, depthwise_forward
 
-ALGORITHMS = ("depthwise", "1x1", "im2row", "im2col")
+ALGORITHMS = ("depthwise", "1x1", "1x1-nhwc", "im2row", "im2col")
 
 
-def conv2d_algorithm(C, K, KH, KW, SH, SW, PH, PW, group):
+def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, group):
     """The algorithm for a layer of this shape: a fixed rule (never a timing at run time, so the
-    results are the same on every run). The measurements behind it: bench/conv_algorithms.py.
+    results are the same on every run). The measurements behind it: bench/conv_algorithms.py
+    (AMD EPYC Zen 3, one thread, shares of 32 images; noisy, on a shared 2-core machine).
     - depthwise whenever group == C == K: a direct kernel instead of one 1 x KH*KW GEMM per
-      channel and image (MobileNet's 3x3 depthwise at 32 channels, 32x32, 32 images: ~10x).
-    - 1x1 for a 1x1 kernel with stride 1 and no padding (any dilation is the same kernel): no
-      patch copy, GEMMs on the input itself.
+      channel and image; 3x3 pad 1, forward / backward: 32 ch 32x32 5-7x / 5-9x, 128 ch 16x16
+      5-7x / 4-8x, 512 ch 4x4 2-4x / 2-3x; 64 ch 32x32 stride 2 about 2x / 2x.
+    - a 1x1 kernel with stride 1 and no padding (any dilation is the same kernel) needs no patch
+      copy: "1x1" (GEMMs per image on the NCHW input) from 64 pixels per image on (32->64 at
+      32x32: forward 2.7x, backward 1.8x; 64->128 at 16x16: 2.5x / 1.3x; 256->256 at 8x8: 1.9x /
+      1.0x), "1x1-nhwc" (one GEMM on a channels-last copy) below that, where per-image GEMMs of
+      16 or 4 columns run 2-3x slower than im2row (1x1-nhwc: 1.0-1.1x).
     - im2row when a kernel row spans at least 16 floats (C*KW) and there are no groups, else
       im2col."""
     if group == C == K:
         return "depthwise"
     if KH == KW == 1 and SH == SW == 1 and PH == PW == 0:
-        return "1x1"
+        return "1x1" if H * W >= 64 else "1x1-nhwc"
     return "im2row" if group == 1 and C * KW >= 16 else "im2col"
+
+
+def _gathered_weight_gradient(C, K, P, group):
+    """1x1: True when the per-image weight gradients (K x C/group per image) would move more
+    floats than copying dout and the input to (channels, n*P) for one GEMM over all pixels."""
+    return K * (C // group) > P * (K + C)
 
 
 def conv2d_workspace(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
@@ -44,8 +57,14 @@ def conv2d_workspace(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
     P, CKK = OH * OW, C // group * KH * KW
     if algorithm == "depthwise":
         return {"no_bias": ((0,), dtype)}
+    if algorithm == "1x1" and _gathered_weight_gradient(C, K, P, group):
+        return {"dres": ((K, n * P), dtype), "xg": ((C, n * P), dtype), "dw": ((K, CKK), dtype),
+                "no_bias": ((0,), dtype)}
     if algorithm == "1x1":
         return {"dw": ((n, K, CKK), dtype)}
+    if algorithm == "1x1-nhwc":
+        return {"xt": ((n, H, W, C), dtype), "dcols": ((n * P, C), dtype), "res": ((n * P, K), dtype),
+                "wr": ((K, 1, 1, C), dtype), "dw": ((K, C), dtype), "no_bias": ((0,), dtype)}
     if algorithm == "im2row":
         return {"xt": ((n, H, W, C), dtype), "cols": ((n * P, CKK), dtype), "dcols": ((n * P, CKK), dtype),
                 "res": ((n * P, K), dtype), "wr": ((K, KH, KW, C), dtype), "dw": ((K, CKK), dtype),
@@ -68,10 +87,13 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
     if algorithm == "depthwise":
         depthwise_forward(out, inp, weight, ws["no_bias"] if bias is None else bias, *geometry[:8])
         return
-    if algorithm == "im2row":
-        cols = ws["cols"]
+    if algorithm in ("im2row", "1x1-nhwc"):
         im2col.nchw_to_nhwc(inp, ws["xt"])
-        im2col.im2row(ws["xt"], cols, *geometry)
+        if algorithm == "im2row":
+            cols = ws["cols"]
+            im2col.im2row(ws["xt"], cols, *geometry)
+        else:                           # the channels-last input is its own patch matrix
+            cols = ws["xt"].reshape(-1, ws["xt"].shape[3])
         np.dot(cols, _rows_weights(weight, ws["wr"]).T, out=ws["res"])
         im2col.rows_to_nchw(ws["res"], ws["no_bias"] if bias is None else bias, out)
         return
@@ -109,9 +131,13 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
         if dinp is not None:
             depthwise_backward_data(dinp, dout, weight, *geometry[:8])
         return
+    if algorithm == "1x1":
+        _backward_1x1(dinp, dweight, dbias, dout, inp, weight, ws, group, fresh)
+        return
     dw = ws["dw"]
-    if algorithm == "im2row":
-        cols, dcols = ws["cols"], ws["dcols"]
+    if algorithm in ("im2row", "1x1-nhwc"):
+        xt, dcols = ws["xt"], ws["dcols"]
+        cols = ws["cols"] if algorithm == "im2row" else xt.reshape(-1, xt.shape[3])
         db = ws["no_bias"] if dbias is None else dbias
         dres = ws["res"].reshape(K, -1)              # the forward's buffer, as (K, n*P)
         im2col.nchw_to_gemm(dout, dres, db)            # dout as (K, n*P), and the bias gradient
@@ -124,16 +150,15 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
                 dweight += dw4
         if dinp is not None:
             np.dot(dres.T, _rows_weights(weight, ws["wr"]), out=dcols)
-            im2col.row2im(dcols, ws["xt"], *geometry)
-            im2col.nhwc_to_nchw(ws["xt"], dinp)
+            if algorithm == "im2row":
+                im2col.row2im(dcols, xt, *geometry)
+                im2col.nhwc_to_nchw(xt, dinp)
+            else:
+                im2col.nhwc_to_nchw(dcols.reshape(xt.shape), dinp)
         return
     w = weight.reshape(K, -1)
     kg, ck = K // group, w.shape[1]
-    if algorithm == "1x1":             # the input is its own patch matrix; dinp is its gradient's
-        cols = inp.reshape(n, ck * group, -1)
-        dcols = None if dinp is None else dinp.reshape(n, ck * group, -1)
-    else:
-        cols, dcols = ws["cols"], ws["dcols"]
+    cols, dcols = ws["cols"], ws["dcols"]
     dy3 = dout.reshape(n, K, -1)
     if dbias is not None:
         im2col.sum_bias(dy3, dbias)
@@ -148,5 +173,40 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
     if dinp is not None:
         for g in range(group):
             np.matmul(w[g * kg:(g + 1) * kg].T, dy3[:, g * kg:(g + 1) * kg], out=dcols[:, g * ck:(g + 1) * ck])
-        if algorithm != "1x1":
-            im2col.col2im_images(dcols, dinp, *geometry)
+        im2col.col2im_images(dcols, dinp, *geometry)
+
+
+def _backward_1x1(dinp, dweight, dbias, dout, inp, weight, ws, group, fresh):
+    """conv2d_backward of "1x1": the input (n, C, P) is its own patch matrix and the input
+    gradient is written by per-image GEMMs. The weight gradient: per image into ws["dw"]
+    (n, K, C/group), then summed; or, where _gathered_weight_gradient says, one GEMM per group
+    over (channels, n*P) copies of dout (its bias sum on the way) and of the input."""
+    n, K = dout.shape[:2]
+    C = inp.shape[1]
+    kg, cg = K // group, C // group
+    w = weight.reshape(K, cg)
+    x3, dy3 = inp.reshape(n, C, -1), dout.reshape(n, K, -1)
+    gathered = "xg" in ws and dweight is not None
+    if dbias is not None and not gathered:
+        im2col.sum_bias(dy3, dbias)
+    if dweight is not None:
+        dw, dw2 = ws["dw"], dweight.reshape(K, cg)
+        if gathered:
+            dres, xg = ws["dres"], ws["xg"]
+            im2col.nchw_to_gemm(dout, dres, ws["no_bias"] if dbias is None else dbias)
+            im2col.nchw_to_gemm(inp, xg, ws["no_bias"])
+            for g in range(group):
+                np.dot(dres[g * kg:(g + 1) * kg], xg[g * cg:(g + 1) * cg].T, out=dw[g * kg:(g + 1) * kg])
+        else:
+            for g in range(group):      # per image: dy[n] (kg, P) @ x[n].T (P, cg)
+                np.matmul(dy3[:, g * kg:(g + 1) * kg], x3[:, g * cg:(g + 1) * cg].transpose(0, 2, 1),
+                          out=dw[:, g * kg:(g + 1) * kg])
+            dw = dw.sum(axis=0)
+        if fresh:
+            np.copyto(dw2, dw)
+        else:
+            dw2 += dw
+    if dinp is not None:
+        dx3 = dinp.reshape(n, C, -1)
+        for g in range(group):
+            np.matmul(w[g * kg:(g + 1) * kg].T, dy3[:, g * kg:(g + 1) * kg], out=dx3[:, g * cg:(g + 1) * cg])
