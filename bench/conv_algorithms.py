@@ -5,15 +5,15 @@ layer would run without it, on the shapes real nets have, in one run.
 
 One share of the batch (`--share` images, what one thread computes) on one thread, BLAS on one
 thread, as the CPU executor runs a Convolution layer. Per shape: forward and backward (input,
-weight and bias gradients) in ms, the median of `--rounds` rounds that alternate between the
-algorithms (each sample loops for >= 20 ms), and the speedup = GEMM path time / algorithm time.
-The rules in conv2d_algorithm cite these numbers; they are noisy on a shared machine.
+weight and bias gradients) in ms, the best of `--rounds` rounds that alternate between the
+algorithms (each sample loops for >= 20 ms; the best, as other processes on a shared machine
+only ever add time), and the speedup = GEMM path time / algorithm time. The rules in
+conv2d_algorithm cite these numbers; they are still noisy on a shared machine.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -27,6 +27,8 @@ from netcli.ops.cpu.conv2d import conv2d_algorithm, conv2d_backward, conv2d_forw
 
 # (family, C, H, W, K, kernel, stride, pad, group): MobileNet-v1 on 32x32 (depthwise 3x3 and
 # pointwise 1x1), ResNet-20/56's 3x3 convs (16/32/64 channels at 32/16/8), Inception-style 1x1s
+# the algorithms a family's rule chooses between (each is also timed where the rule picks another)
+CANDIDATES = {"1x1": ("1x1", "1x1-nhwc"), "3x3": ("winograd",)}
 SHAPES = [
     ("depthwise", 32, 32, 32, 32, 3, 1, 1, 32),
     ("depthwise", 64, 32, 32, 64, 3, 2, 1, 64),
@@ -43,6 +45,10 @@ SHAPES = [
     ("3x3", 16, 32, 32, 16, 3, 1, 1, 1),
     ("3x3", 32, 16, 16, 32, 3, 1, 1, 1),
     ("3x3", 64, 8, 8, 64, 3, 1, 1, 1),
+    ("3x3", 64, 32, 32, 64, 3, 1, 1, 1),         # VGG-style nets on 32x32
+    ("3x3", 128, 16, 16, 128, 3, 1, 1, 1),
+    ("3x3", 256, 8, 8, 256, 3, 1, 1, 1),
+    ("3x3", 3, 32, 32, 16, 3, 1, 1, 1),           # a first layer on RGB
 ]
 
 
@@ -105,16 +111,16 @@ def main():
     families = set(args.only.split(","))
     rng = np.random.default_rng(0)
     print(f"CPU: {cpu_model()}; 1 thread, BLAS on 1 thread; share of {args.share} images; "
-          f"median of {args.rounds} rounds (noisy on a shared machine)")
+          f"best of {args.rounds} rounds (noisy on a shared machine)")
     print(f"{'shape':<34} {'algorithm':>10} {'fwd ms':>8} {'bwd ms':>8} {'gemm path':>9} {'fwd ms':>8} "
           f"{'bwd ms':>8} {'fwd x':>6} {'bwd x':>6}")
     with threadpool_limits(1, user_api="blas"):
         for family, C, H, W, K, k, s, p, group in SHAPES:
             if family not in families:
                 continue
-            chosen = conv2d_algorithm(C, H, W, K, k, k, s, s, p, p, group)
+            chosen = conv2d_algorithm(C, H, W, K, k, k, s, s, p, p, 1, 1, group)
             base = gemm_path(C, k, group)
-            algos = [chosen] + [a for a in ({"1x1": ["1x1", "1x1-nhwc"]}.get(family, []) + [base]) if a != chosen]
+            algos = list(dict.fromkeys([chosen, *CANDIDATES.get(family, ()), base]))
             cases = {a: Case(args.share, C, H, W, K, k, s, p, group, a, rng) for a in algos}
             for c in cases.values():          # compile, warm the caches
                 c.forward()
@@ -124,13 +130,15 @@ def main():
                 for a, c in cases.items():
                     times[a][0].append(sample_ms(c.forward))
                     times[a][1].append(sample_ms(c.backward))
-            med = {a: (statistics.median(f), statistics.median(b)) for a, (f, b) in times.items()}
+            med = {a: (min(f), min(b)) for a, (f, b) in times.items()}
             shape = f"{C}->{K} {k}x{k}/{s} g{group} {H}x{W}"
             cf, cb = med[chosen]
             bf, bb = med[base]
             print(f"{shape:<34} {chosen:>10} {cf:8.3f} {cb:8.3f} {base:>9} {bf:8.3f} {bb:8.3f} "
                   f"{bf / cf:6.2f} {bb / cb:6.2f}")
-            for a in algos[1:-1]:             # the other candidates measured for the rule
+            for a in algos:                   # the other candidates measured for the rule
+                if a in (chosen, base):
+                    continue
                 af, ab = med[a]
                 print(f"{'':<34} {a:>10} {af:8.3f} {ab:8.3f} {'':>9} {'':>8} {'':>8} {bf / af:6.2f} {bb / ab:6.2f}")
 

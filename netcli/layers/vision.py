@@ -139,7 +139,8 @@ class Convolution(PerSample):
             self.add_param((K,), p.bias_filler)
         self.H, self.W, self.dtype = H, W, x.data.dtype
         # depthwise, 1x1, im2row or im2col, from the shape: netcli/ops/cpu/conv2d.py
-        self.algorithm = conv2d_algorithm(C, H, W, K, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW, G)
+        self.algorithm = conv2d_algorithm(C, H, W, K, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW,
+                                          self.DH, self.DW, G)
 
     def timing_label(self):
         """What `netcli time` shows after the layer's name: the CPU algorithm."""

@@ -30,7 +30,8 @@ def ref_conv(x, w, b, S, P, D, G):
     (6, 4, 3, 2, 2, 1, 1, "im2row", 9, 8), (5, 7, 1, 1, 0, 1, 1, "1x1", 9, 8), (6, 4, 1, 1, 0, 3, 2, "1x1", 9, 8),
     (130, 129, 1, 1, 0, 1, 1, "1x1", 8, 8),        # the weight gradient as one GEMM over all pixels
     (7, 5, 1, 1, 0, 1, 1, "1x1-nhwc", 5, 7), (5, 5, 3, 1, 1, 1, 5, "depthwise", 9, 8),
-    (4, 4, 3, 2, 2, 2, 4, "depthwise", 9, 8)])
+    (4, 4, 3, 2, 2, 2, 4, "depthwise", 9, 8), (16, 5, 3, 1, 1, 1, 1, "winograd", 9, 8),
+    (17, 3, 3, 1, 2, 1, 1, "winograd", 7, 6), (16, 4, 3, 1, 0, 1, 1, "winograd", 11, 10)])
 def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows, H, W):
     rng = np.random.default_rng(C * 10 + K)
     n = 3
@@ -41,7 +42,7 @@ def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows, H, W):
     OH, OW = y_ref.shape[2:]
     ws = {k: np.zeros(s, np.float64) for k, (s, _) in
           conv2d_workspace(n, C, H, W, K, KH, KH, OH, OW, G, rows, np.float64).items()}
-    assert conv2d_algorithm(C, H, W, K, KH, KH, S, S, P, P, G) == rows
+    assert conv2d_algorithm(C, H, W, K, KH, KH, S, S, P, P, D, D, G) == rows
     geometry = (KH, KH, S, S, P, P, D, D, G, rows)
     y = np.empty((n, K, OH, OW))
     conv2d_forward(y, x, w, b, ws, *geometry)
