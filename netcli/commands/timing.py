@@ -44,10 +44,10 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
     echo("Average time per layer: ")
     algorithms = [None if device else _algorithm(layer) for layer in net.layers]
     for i, name in enumerate(net.layer_names):
-        label = name if algorithms[i] is None else f"{name} [{algorithms[i]}]"
-        for word, ms, k in (("forward", fwd, 0), ("backward", bwd, 1)):
-            extra = (f" ({counts[k][i][0]:.3g} launches, {counts[k][i][1]:.3g} copies)" if device else "")
-            echo(f"{label:>10}\t{word}: {ms[i]:.5g} ms.{extra}")
+        for word, ms, k in (("forward", fwd, 0), ("backward", bwd, 1)):   # Caffe's row, then ours
+            extra = (f" ({counts[k][i][0]:.3g} launches, {counts[k][i][1]:.3g} copies)" if device else
+                     "" if algorithms[i] is None else f" [{algorithms[i]}]")
+            echo(f"{name:>10}\t{word}: {ms[i]:.5g} ms.{extra}")
     compute = comm = 0.0
     if device:
         counts0 = net.executor.counters()
@@ -110,8 +110,8 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
 
 
 def _algorithm(layer):
-    """The CPU algorithm a layer names through its timing_label() (Convolution's: depthwise,
-    1x1, im2row or im2col), or None."""
+    """The CPU algorithm a layer names through its timing_label() (Convolution's: one of
+    netcli.ops.cpu.conv2d.ALGORITHMS), or None."""
     label = getattr(layer, "timing_label", None)
     return label() if label is not None else None
 

@@ -112,7 +112,8 @@ class Convolution(PerSample):
     draw_label = _conv_label
     to_onnx = onnx_ops.convolution
     doc = ("2-D convolution: GEMMs over patch matrices (channels-last im2row, or per-image im2col), "
-           "GEMMs on the input itself for 1x1 stride-1 kernels, a direct kernel for depthwise ones; "
+           "GEMMs on the input itself for 1x1 stride-1 kernels, a direct kernel for depthwise ones, "
+           "Winograd F(2x2, 3x3) for 3x3 stride-1 ones from 16 channels; "
            "several bottoms of one shape give as many tops, with one set of weights.")
     params = {"convolution_param": CONVOLUTION}
     forward_cuda, backward_cuda, cuda_workspace, cuda_refusal = cu.CONVOLUTION      # vision_cuda.py
@@ -138,7 +139,7 @@ class Convolution(PerSample):
         if p.bias_term:
             self.add_param((K,), p.bias_filler)
         self.H, self.W, self.dtype = H, W, x.data.dtype
-        # depthwise, 1x1, im2row or im2col, from the shape: netcli/ops/cpu/conv2d.py
+        # depthwise, 1x1, 1x1-nhwc, winograd, im2row or im2col, from the shape: ops/cpu/conv2d.py
         self.algorithm = conv2d_algorithm(C, H, W, K, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW,
                                           self.DH, self.DW, G)
 

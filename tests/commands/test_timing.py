@@ -1,4 +1,5 @@
-"""`netcli time` (netcli/commands/timing.py): each Convolution layer's row names its algorithm."""
+"""`netcli time` (netcli/commands/timing.py): each Convolution layer's rows name its algorithm
+(after Caffe's "name<TAB>forward: X ms." so that the rows still parse as Caffe's)."""
 import textwrap
 
 import numpy as np
@@ -42,11 +43,13 @@ def test_time_names_each_convolution_algorithm(tmp_path):
     lines = []
     result = benchmark(_net_file(tmp_path, 2), iterations=1, echo=lines.append)
     for name, algorithm in EXPECTED.items():
-        assert any(f"{name} [{algorithm}]\tforward:" in line for line in lines), (name, lines)
+        for word in ("forward", "backward"):
+            assert any(line.strip().startswith(f"{name}\t{word}: ") and line.endswith(f" ms. [{algorithm}]")
+                       for line in lines), (name, word, lines)
         row = next(r for r in result["layers"] if r["name"] == name)
         assert row["algorithm"] == algorithm
     assert "algorithm" not in next(r for r in result["layers"] if r["name"] == "ip")
-    assert any(line.strip().startswith("ip\tforward:") for line in lines)
+    assert any(line.strip().startswith("ip\tforward:") and line.endswith(" ms.") for line in lines)
 
 
 def test_algorithms_give_the_same_bits_for_any_thread_count(tmp_path):
