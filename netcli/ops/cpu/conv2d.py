@@ -30,22 +30,25 @@ ALGORITHMS = ("depthwise", "1x1", "1x1-nhwc", "winograd", "im2row", "im2col")
 
 def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group):
     """The algorithm for a layer of this shape: a fixed rule (never a timing at run time, so the
-    results are the same on every run). The measurements behind it: bench/conv_algorithms.py
-    (AMD EPYC Zen 3, one thread, shares of 32 images; noisy, on a shared 2-core machine).
+    results are the same on every run). The measurements behind it: bench/conv_algorithms.py,
+    speedups over the GEMM path as forward / backward, ranges over 3-4 runs (AMD EPYC Zen 3, one
+    thread, shares of 32 images, best of 3-7 rounds; noisy: a shared 2-core machine under load).
     - depthwise whenever group == C == K: a direct kernel instead of one 1 x KH*KW GEMM per
-      channel and image; 3x3 pad 1, forward / backward: 32 ch 32x32 5-7x / 5-9x, 128 ch 16x16
-      5-7x / 4-8x, 512 ch 4x4 2-4x / 2-3x; 64 ch 32x32 stride 2 about 2x / 2x.
+      channel and image; 3x3 pad 1: 32 ch 32x32 4.1-5.3x / 3.3-5.6x, 128 ch 16x16 3.1-4.9x /
+      3.9-4.7x, 256 ch 8x8 2.4-4.5x / 2.4-3.2x, 512 ch 4x4 1.4-3.4x / 1.2-1.8x; 64 ch 32x32
+      stride 2 2.0x / 1.9-2.1x.
     - a 1x1 kernel with stride 1 and no padding (any dilation is the same kernel) needs no patch
       copy: "1x1" (GEMMs per image on the NCHW input) from 64 pixels per image on (32->64 at
-      32x32: forward 2.7x, backward 1.8x; 64->128 at 16x16: 2.5x / 1.3x; 256->256 at 8x8: 1.9x /
-      1.0x), "1x1-nhwc" (one GEMM on a channels-last copy) below that, where per-image GEMMs of
-      16 or 4 columns run 2-3x slower than im2row (1x1-nhwc: 1.0-1.1x).
+      32x32: 2.7-3.0x / 1.4-1.8x; 64->128 and 128->128 at 16x16: 1.9-2.5x / 1.1-1.3x;
+      256->256 at 8x8: 1.8x / 1.1-1.5x), "1x1-nhwc" (one GEMM on a channels-last copy) below
+      that, where per-image GEMMs of 16 or 4 columns run at 0.3-0.7x of im2row (1x1-nhwc:
+      0.8-1.3x / 0.9-1.2x, about im2row less its patch copy).
     - winograd (F(2x2, 3x3), netcli/ops/cpu/winograd.py) for 3x3 stride-1 kernels without
       dilation or groups, padding <= 2, from 16 input channels and 8x8 outputs on, where it
-      measured faster than im2row (forward / backward, best of 5-7 rounds, 3 runs): 16 ch 32x32
-      1.4-1.5x / 1.1-1.3x, 32 ch 16x16 1.2-1.8x / 1.0-1.1x, 64 ch 8x8 1.0-1.3x / 1.0-1.1x, 64 ch
-      32x32 1.8x / 1.5x, 128 ch 16x16 1.8x / 1.8x, 256 ch 8x8 1.1x / 1.3x; not on 3 input
-      channels (0.6x / 0.2x: its GEMMs are 3 rows) and not measured on images under 8x8.
+      measured faster than im2row: 16 ch 32x32 1.2-1.7x / 1.1-1.5x, 32 ch 16x16 1.05-1.8x /
+      0.9-1.1x, 64 ch 8x8 0.9-1.6x / 1.0-1.1x, 64 ch 32x32 1.8-2.1x / 1.5x, 128 ch 16x16
+      1.7-1.8x / 1.7-1.8x, 256 ch 8x8 1.1x / 1.3x; not on 3 input channels (0.4-0.6x /
+      0.2-0.3x: its GEMMs have 3 rows) and not measured on outputs under 8x8.
     - im2row when a kernel row spans at least 16 floats (C*KW) and there are no groups, else
       im2col."""
     if group == C == K:
