@@ -23,7 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from netcli.ops.cpu.conv2d import conv2d_algorithm, conv2d_backward, conv2d_forward, conv2d_workspace  # noqa: E402
+from netcli.ops.cpu.conv2d import (conv2d_algorithm, conv2d_backward, conv2d_forward, conv2d_workspace,  # noqa: E402
+                                   patch_layout)
 
 # (family, C, H, W, K, kernel, stride, pad, group): MobileNet-v1 on 32x32 (depthwise 3x3 and
 # pointwise 1x1), ResNet-20/56's 3x3 convs (16/32/64 channels at 32/16/8), Inception-style 1x1s
@@ -61,11 +62,6 @@ def cpu_model():
     except OSError:
         pass
     return "unknown CPU"
-
-
-def gemm_path(C, KW, group):
-    """What the layer would run without the special algorithms: im2row or im2col."""
-    return "im2row" if group == 1 and C * KW >= 16 else "im2col"
 
 
 class Case:
@@ -119,7 +115,7 @@ def main():
             if family not in families:
                 continue
             chosen = conv2d_algorithm(C, H, W, K, k, k, s, s, p, p, 1, 1, group)
-            base = gemm_path(C, k, group)
+            base = patch_layout(C, k, group)      # what the layer ran before these algorithms
             algos = list(dict.fromkeys([chosen, *CANDIDATES.get(family, ()), base]))
             cases = {a: Case(args.share, C, H, W, K, k, s, p, group, a, rng) for a in algos}
             for c in cases.values():          # compile, warm the caches

@@ -49,8 +49,7 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group):
       0.9-1.1x, 64 ch 8x8 0.9-1.6x / 1.0-1.1x, 64 ch 32x32 1.8-2.1x / 1.5x, 128 ch 16x16
       1.7-1.8x / 1.7-1.8x, 256 ch 8x8 1.1x / 1.3x; not on 3 input channels (0.4-0.6x /
       0.2-0.3x: its GEMMs have 3 rows) and not measured on outputs under 8x8.
-    - im2row when a kernel row spans at least 16 floats (C*KW) and there are no groups, else
-      im2col."""
+    - otherwise the patch layout (patch_layout)."""
     if group == C == K:
         return "depthwise"
     if KH == KW == 1 and SH == SW == 1 and PH == PW == 0:
@@ -58,6 +57,12 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group):
     OH, OW = H + 2 * PH - 2, W + 2 * PW - 2          # what winograd_fits leaves: 3x3, stride 1
     if winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group) and C >= 16 and OH >= 8 and OW >= 8:
         return "winograd"
+    return patch_layout(C, KW, group)
+
+
+def patch_layout(C, KW, group):
+    """The GEMM path every shape can take: im2row when a kernel row spans at least 16 floats
+    (C*KW) and there are no groups, else im2col."""
     return "im2row" if group == 1 and C * KW >= 16 else "im2col"
 
 
