@@ -42,9 +42,11 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
     echo(f"Testing for {iterations} iterations.")
     fwd, bwd, total, counts = time_layers(net, iterations, echo)
     echo("Average time per layer: ")
+    algorithms = [None if device else _algorithm(layer) for layer in net.layers]
     for i, name in enumerate(net.layer_names):
-        for word, ms, k in (("forward", fwd, 0), ("backward", bwd, 1)):
-            extra = (f" ({counts[k][i][0]:.3g} launches, {counts[k][i][1]:.3g} copies)" if device else "")
+        for word, ms, k in (("forward", fwd, 0), ("backward", bwd, 1)):   # Caffe's row, then ours
+            extra = (f" ({counts[k][i][0]:.3g} launches, {counts[k][i][1]:.3g} copies)" if device else
+                     "" if algorithms[i] is None else f" [{algorithms[i]}]")
             echo(f"{name:>10}\t{word}: {ms[i]:.5g} ms.{extra}")
     compute = comm = 0.0
     if device:
@@ -65,8 +67,9 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
         total = max(group.allgather(total))
     result = {
         "as_trained_ms": as_trained,
-        "layers": [{"name": n, "type": l.type, "forward_ms": float(f), "backward_ms": float(b)}
-                   for n, l, f, b in zip(net.layer_names, net.layers, fwd, bwd)],
+        "layers": [{"name": n, "type": l.type, "forward_ms": float(f), "backward_ms": float(b),
+                    **({} if a is None else {"algorithm": a})}
+                   for n, l, f, b, a in zip(net.layer_names, net.layers, fwd, bwd, algorithms)],
         "forward_ms": float(fwd.sum()), "backward_ms": float(bwd.sum()),
         "forward_backward_ms": total / iterations * 1000, "total_ms": total * 1000,
         "iterations": iterations, "setup_s": setup_s, "first_pass_s": warm_s, "threads": describe(),
@@ -104,6 +107,13 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
         echo(f"Parallel plan: {line}")
     echo("*** Benchmark ends ***")
     return result
+
+
+def _algorithm(layer):
+    """The CPU algorithm a layer names through its timing_label() (Convolution's: one of
+    netcli.ops.cpu.conv2d.ALGORITHMS), or None."""
+    label = getattr(layer, "timing_label", None)
+    return label() if label is not None else None
 
 
 def time_layers(net: Net, iterations, echo=None):

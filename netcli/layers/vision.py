@@ -7,7 +7,7 @@ import numpy as np
 from ..config.schema import Field, Message, REQUIRED, positive, non_negative
 from ..fillers import FILLER
 from ..ops.cpu import im2col
-from ..ops.cpu.conv2d import conv2d_backward, conv2d_forward, conv2d_layout, conv2d_workspace
+from ..ops.cpu.conv2d import conv2d_algorithm, conv2d_backward, conv2d_forward, conv2d_workspace
 from .base import Layer, LayerError, PerSample, canon_axis, register
 from . import onnx_ops, vision_cuda as cu
 
@@ -111,7 +111,9 @@ class Convolution(PerSample):
     draw_kind = "conv"
     draw_label = _conv_label
     to_onnx = onnx_ops.convolution
-    doc = ("2-D convolution as GEMMs over patch matrices (channels-last im2row, or per-image im2col); "
+    doc = ("2-D convolution: GEMMs over patch matrices (channels-last im2row, or per-image im2col), "
+           "GEMMs on the input itself for 1x1 stride-1 kernels, a direct kernel for depthwise ones, "
+           "Winograd F(2x2, 3x3) for 3x3 stride-1 ones from 16 channels; "
            "several bottoms of one shape give as many tops, with one set of weights.")
     params = {"convolution_param": CONVOLUTION}
     forward_cuda, backward_cuda, cuda_workspace = cu.CONVOLUTION      # vision_cuda.py
@@ -137,11 +139,17 @@ class Convolution(PerSample):
         if p.bias_term:
             self.add_param((K,), p.bias_filler)
         self.H, self.W, self.dtype = H, W, x.data.dtype
-        self.rows_layout = conv2d_layout(C, self.KW, G)     # the patch layout: netcli/ops/cpu/conv2d.py
+        # depthwise, 1x1, 1x1-nhwc, winograd, im2row or im2col, from the shape: ops/cpu/conv2d.py
+        self.algorithm = conv2d_algorithm(C, H, W, K, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW,
+                                          self.DH, self.DW, G)
+
+    def timing_label(self):
+        """What `netcli time` shows after the layer's name: the CPU algorithm."""
+        return self.algorithm
 
     def workspace(self, n):
         one = conv2d_workspace(n, self.C, self.H, self.W, self.K, self.KH, self.KW, self.OH, self.OW,
-                               self.G, self.rows_layout, self.dtype)
+                               self.G, self.algorithm, self.dtype)
         # bottom j > 0 keeps its own patches (the backward reads them) under "j/<name>"
         return {(f"{j}/{k}" if j else k): v for j in range(len(self.bottom_names)) for k, v in one.items()}
 
@@ -150,7 +158,7 @@ class Convolution(PerSample):
         return ws if j == 0 else {k.split("/", 1)[1]: v for k, v in ws.items() if k.startswith(f"{j}/")}
 
     def _geometry(self):
-        return (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW, self.DH, self.DW, self.G, self.rows_layout)
+        return (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW, self.DH, self.DW, self.G, self.algorithm)
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         bias = self.blobs[1].data if len(self.blobs) > 1 else None
@@ -162,8 +170,8 @@ class Convolution(PerSample):
         dweight, dbias = self.param_grad(grads, 0), self.param_grad(grads, 1)
         for j, (x, y) in enumerate(zip(bottoms, tops)):
             dinp = x.diff[lo:hi] if propagate_down[j] else None
-            conv2d_backward(dinp, dweight, dbias, y.diff[lo:hi], self.blobs[0].data, self._scratch(ws, j),
-                            *self._geometry(), fresh and j == 0)
+            conv2d_backward(dinp, dweight, dbias, y.diff[lo:hi], x.data[lo:hi], self.blobs[0].data,
+                            self._scratch(ws, j), *self._geometry(), fresh and j == 0)
 
     def flops(self, bottoms, tops):
         return 2 * self.K * self.CKK * self.OH * self.OW * len(bottoms)

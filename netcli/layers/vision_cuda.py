@@ -12,7 +12,7 @@ import numpy as np
 def conv_workspace(self, bottoms, tops):
     from ..ops.cuda.conv2d import conv2d_workspace      # a shape computation: no device touched
     one = conv2d_workspace(bottoms[0].shape[0], self.C, self.H, self.W, self.K, self.KH, self.KW,
-                           self.OH, self.OW, self.G, self.rows_layout, np.float32)
+                           self.OH, self.OW, self.G, self.algorithm, np.float32)
     return {(f"{j}/{k}" if j else k): v for j in range(len(self.bottom_names)) for k, v in one.items()}
 
 
@@ -32,8 +32,8 @@ def conv_backward_cuda(self, tops, propagate_down, bottoms, ws, dev):
     weight, dweight = dev.param(self, 0)
     dweight = dweight if self.learns(0) else None
     dbias = dev.param(self, 1)[1] if self.learns(1) else None
-    for j, ((_, dx), (_, dy)) in enumerate(zip(bottoms, tops)):
-        dev.k.conv2d_backward(dx if propagate_down[j] else None, dweight, dbias, dy, weight,
+    for j, ((x, dx), (_, dy)) in enumerate(zip(bottoms, tops)):
+        dev.k.conv2d_backward(dx if propagate_down[j] else None, dweight, dbias, dy, x, weight,
                               self._scratch(ws, j), *self._geometry(), False)
 
 

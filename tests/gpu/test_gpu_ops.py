@@ -26,7 +26,10 @@ def _device_ws(spec):
 CONV = [(2, 3, 5, 7, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1),          # odd sizes, padding
         (3, 4, 7, 6, 6, 3, 2, 2, 1, 1, 0, 1, 2, 2),          # stride, dilation, groups
         (2, 6, 6, 5, 3, 2, 3, 1, 2, 0, 2, 2, 1, 3),
-        (2, 16, 4, 3, 5, 1, 1, 1, 1, 0, 0, 1, 1, 1)]         # the CPU's rows layout
+        (2, 16, 4, 3, 5, 1, 1, 1, 1, 0, 0, 1, 1, 1),         # the CPU's 1x1 on channels-last
+        (2, 8, 9, 9, 6, 1, 1, 1, 1, 0, 0, 1, 1, 1),          # the CPU's 1x1 on the input
+        (2, 4, 7, 6, 4, 3, 3, 2, 1, 1, 1, 1, 1, 4),          # the CPU's depthwise
+        (2, 16, 8, 9, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1)]         # the CPU's Winograd
 
 
 @pytest.mark.parametrize("chunked", [False, True])
@@ -41,12 +44,11 @@ def test_conv2d_matches_the_cpu(geom, bias, chunked, monkeypatch):
     if chunked:
         from netcli.ops.cuda import conv2d
         monkeypatch.setattr(conv2d, "COLS_LIMIT", C * KH * KW * OH * OW)
-    rows = cpu_conv.conv2d_layout(C, KW, G)
+    rows = cpu_conv.conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, G)
     x, w, b = rand(N, C, H, W), rand(K, C // G, KH, KW), rand(K) if bias else None
     geometry = (KH, KW, SH, SW, PH, PW, DH, DW, G, rows)
     shape = (N, C, H, W, K, KH, KW, OH, OW, G, rows, np.float32)
     ws = _device_ws(gk.conv2d_workspace(*shape))
-    assert ("x" in ws) == chunked
     cws = _host_ws(cpu_conv.conv2d_workspace(*shape))
     y, yc = np.empty((N, K, OH, OW), np.float32), np.empty((N, K, OH, OW), np.float32)
     gk.conv2d_forward(y, x, w, b, ws, *geometry)
@@ -57,7 +59,7 @@ def test_conv2d_matches_the_cpu(geom, bias, chunked, monkeypatch):
     for out, op, scratch in ((grads, gk.conv2d_backward, ws), (cgrads, cpu_conv.conv2d_backward, cws)):
         dx, dw, db = np.empty_like(x), np.zeros_like(w), np.zeros(K, np.float32) if bias else None
         for fresh in (True, False):
-            op(dx, dw, db, dy, w, scratch, *geometry, fresh)
+            op(dx, dw, db, dy, x, w, scratch, *geometry, fresh)
         out += [dx, dw] + ([db] if bias else [])
     for g, c in zip(grads, cgrads):
         np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-4)
@@ -66,11 +68,11 @@ def test_conv2d_matches_the_cpu(geom, bias, chunked, monkeypatch):
 
 def test_conv2d_forward_relu_is_the_forward_then_a_relu():
     x, w, b = rand(2, 3, 5, 5), rand(4, 3, 3, 3), rand(4)
-    geometry = (3, 3, 1, 1, 1, 1, 1, 1, 1, False)
+    geometry = (3, 3, 1, 1, 1, 1, 1, 1, 1, "im2col")
     y, yr = np.empty((2, 4, 5, 5), np.float32), np.empty((2, 4, 5, 5), np.float32)
-    gk.conv2d_forward(y, x, w, b, _device_ws(gk.conv2d_workspace(2, 3, 5, 5, 4, 3, 3, 5, 5, 1, False, np.float32)),
+    gk.conv2d_forward(y, x, w, b, _device_ws(gk.conv2d_workspace(2, 3, 5, 5, 4, 3, 3, 5, 5, 1, "im2col", np.float32)),
                       *geometry)
-    gk.conv2d_forward_relu(yr, x, w, b, _device_ws(gk.conv2d_workspace(2, 3, 5, 5, 4, 3, 3, 5, 5, 1, False,
+    gk.conv2d_forward_relu(yr, x, w, b, _device_ws(gk.conv2d_workspace(2, 3, 5, 5, 4, 3, 3, 5, 5, 1, "im2col",
                                                                        np.float32)), *geometry, 0.1)
     np.testing.assert_allclose(yr, np.where(y > 0, y, 0.1 * y), rtol=1e-6, atol=1e-7)
 

@@ -19,13 +19,30 @@ CONV_CASES = [
     ({"num_output": 3, "kernel_h": 3, "kernel_w": 2, "stride_h": 2, "stride_w": 3,
       "pad_h": 1, "pad_w": 1, "bias_term": False}, (2, 9, 7, 8)),
 ]
-ROWS_LAYOUT = [False] * 6 + [True] * 4
+CONV_CASES += [
+    # 1x1, stride 1, no padding: GEMMs on the input itself (groups, dilation that changes nothing),
+    # or on its channels-last copy for images under 64 pixels
+    ({"num_output": 5, "kernel_size": 1}, (3, 7, 9, 8)),
+    ({"num_output": 4, "kernel_size": 1, "group": 2, "dilation": 2, "bias_term": False}, (2, 6, 8, 9)),
+    ({"num_output": 129, "kernel_size": 1}, (2, 130, 8, 8)),     # weight gradient: one GEMM, all pixels
+    ({"num_output": 5, "kernel_size": 1}, (3, 7, 5, 3)),          # small images: channels-last, one GEMM
+    ({"num_output": 4, "kernel_size": 1, "bias_term": False}, (2, 9, 7, 7)),
+    # depthwise (group == channels == num_output): the direct kernel
+    ({"num_output": 3, "kernel_size": 3, "pad": 1, "group": 3}, (3, 3, 7, 6)),
+    ({"num_output": 4, "kernel_h": 3, "kernel_w": 2, "stride_h": 2, "stride_w": 3, "pad_h": 2, "pad_w": 1,
+      "dilation": 2, "group": 4, "bias_term": False}, (2, 4, 9, 8)),
+    ({"num_output": 2, "kernel_size": 5, "stride": 2, "pad": 2, "group": 2}, (2, 2, 5, 7)),
+    # 3x3 stride 1 from 16 channels and 8x8 outputs: Winograd F(2x2, 3x3)
+    ({"num_output": 3, "kernel_size": 3, "pad": 1}, (2, 16, 9, 8)),
+    ({"num_output": 4, "kernel_size": 3, "pad": [2, 0], "bias_term": False}, (3, 17, 7, 11)),
+]
+ALGORITHM = ["im2col"] * 6 + ["im2row"] * 4 + ["1x1"] * 3 + ["1x1-nhwc"] * 2 + ["depthwise"] * 3 + ["winograd"] * 2
 
 
-def test_convolution_cases_cover_both_patch_layouts():
-    for (params, shape), rows in zip(CONV_CASES, ROWS_LAYOUT):
+def test_convolution_cases_cover_every_algorithm():
+    for (params, shape), algorithm in zip(CONV_CASES, ALGORITHM):
         layer, _, _ = make_layer("Convolution", {"convolution_param": params}, [shape])
-        assert layer.rows_layout == rows, (params, shape)
+        assert layer.algorithm == algorithm, (params, shape)
 
 
 def _pair(v, default):

@@ -1,10 +1,10 @@
 """The layer kernels behind the layers' boundary (netcli/ops/cpu/conv2d.py, inner_product.py)
-against plain NumPy references on random inputs: both conv layouts, groups, padding, stride,
+against plain NumPy references on random inputs: each conv algorithm, groups, padding, stride,
 dilation; forward, the three gradients, and the += / fresh write modes."""
 import numpy as np
 import pytest
 
-from netcli.ops.cpu.conv2d import conv2d_backward, conv2d_forward, conv2d_workspace
+from netcli.ops.cpu.conv2d import conv2d_algorithm, conv2d_backward, conv2d_forward, conv2d_workspace
 from netcli.ops.cpu.inner_product import inner_product_backward, inner_product_forward
 
 
@@ -25,11 +25,16 @@ def ref_conv(x, w, b, S, P, D, G):
     return y + b[None, :, None, None]
 
 
-@pytest.mark.parametrize("C,K,KH,S,P,D,G,rows", [(1, 4, 5, 1, 0, 1, 1, False), (4, 6, 3, 2, 1, 1, 2, False),
-                                                  (8, 5, 3, 1, 1, 2, 1, True), (6, 4, 3, 2, 2, 1, 1, True)])
-def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows):
+@pytest.mark.parametrize("C,K,KH,S,P,D,G,rows,H,W", [
+    (1, 4, 5, 1, 0, 1, 1, "im2col", 9, 8), (4, 6, 3, 2, 1, 1, 2, "im2col", 9, 8), (8, 5, 3, 1, 1, 2, 1, "im2row", 9, 8),
+    (6, 4, 3, 2, 2, 1, 1, "im2row", 9, 8), (5, 7, 1, 1, 0, 1, 1, "1x1", 9, 8), (6, 4, 1, 1, 0, 3, 2, "1x1", 9, 8),
+    (130, 129, 1, 1, 0, 1, 1, "1x1", 8, 8),        # the weight gradient as one GEMM over all pixels
+    (7, 5, 1, 1, 0, 1, 1, "1x1-nhwc", 5, 7), (5, 5, 3, 1, 1, 1, 5, "depthwise", 9, 8),
+    (4, 4, 3, 2, 2, 2, 4, "depthwise", 9, 8), (16, 5, 3, 1, 1, 1, 1, "winograd", 9, 8),
+    (17, 3, 3, 1, 2, 1, 1, "winograd", 7, 6), (16, 4, 3, 1, 0, 1, 1, "winograd", 11, 10)])
+def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows, H, W):
     rng = np.random.default_rng(C * 10 + K)
-    n, H, W = 3, 9, 8
+    n = 3
     x = rng.standard_normal((n, C, H, W))
     w = rng.standard_normal((K, C // G, KH, KH))
     b = rng.standard_normal(K)
@@ -37,6 +42,7 @@ def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows):
     OH, OW = y_ref.shape[2:]
     ws = {k: np.zeros(s, np.float64) for k, (s, _) in
           conv2d_workspace(n, C, H, W, K, KH, KH, OH, OW, G, rows, np.float64).items()}
+    assert conv2d_algorithm(C, H, W, K, KH, KH, S, S, P, P, D, D, G) == rows
     geometry = (KH, KH, S, S, P, P, D, D, G, rows)
     y = np.empty((n, K, OH, OW))
     conv2d_forward(y, x, w, b, ws, *geometry)
@@ -44,7 +50,7 @@ def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows):
     dy = rng.standard_normal(y.shape)
     eps = 1e-6                                        # gradients: directional finite differences
     dx, dw, db = np.zeros_like(x), np.full_like(w, 0.5), np.full_like(b, 0.25)
-    conv2d_backward(dx, dw, db, dy, w, ws, *geometry, False)
+    conv2d_backward(dx, dw, db, dy, x, w, ws, *geometry, False)
     for arr, grad, base in ((x, dx, 0.0), (w, dw, 0.5), (b, db, 0.25)):
         v = rng.standard_normal(arr.shape)
         arr += eps * v
@@ -55,7 +61,7 @@ def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows):
         assert ((grad - base) * v).sum() == pytest.approx((up - down) / (2 * eps), rel=1e-6)
     conv2d_forward(y, x, w, b, ws, *geometry)
     dw2 = np.full_like(w, 7.0)
-    conv2d_backward(None, dw2, None, dy, w, ws, *geometry, True)      # fresh: written, not added
+    conv2d_backward(None, dw2, None, dy, x, w, ws, *geometry, True)      # fresh: written, not added
     np.testing.assert_allclose(dw2, dw - 0.5, rtol=1e-10, atol=1e-10)
 
 

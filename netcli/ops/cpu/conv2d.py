@@ -2,9 +2,17 @@
 backend replaces these functions). Arrays are NCHW; geometry is given in full:
 kernel KH x KW, stride SH x SW, padding PH x PW, dilation DH x DW, `group` channel groups.
 
-Two patch layouts (netcli/ops/cpu/im2col.py), picked by `conv2d_layout`:
-- rows: channels-last images and one GEMM per call, rows (n*OH*OW, KH*KW*C); for many channels.
-- columns: one column block per image, per-image GEMMs writing NCHW directly; for few channels
+Six algorithms, one per layer, picked from its shape by `conv2d_algorithm`:
+- "depthwise": group == channels == num_output, direct loops (netcli/ops/cpu/depthwise.py).
+- "1x1": a 1x1 kernel, stride 1, no padding: the input is its own patch matrix, so the
+  per-image GEMMs read it (and the input gradient's write it) directly.
+- "1x1-nhwc": the same kernels on small images: the channels-last copy of the input is the
+  patch matrix of one GEMM per call (im2row without its patch copy).
+- "winograd": 3x3 stride 1, F(2x2, 3x3): 16 GEMMs on transformed tiles, 2.25x fewer
+  multiplications (netcli/ops/cpu/winograd.py).
+- "im2row": channels-last images and one GEMM per call, rows (n*OH*OW, KH*KW*C); for many
+  channels (patch layouts in netcli/ops/cpu/im2col.py).
+- "im2col": one column block per image, per-image GEMMs writing NCHW directly; for few channels
   (and groups).
 Scratch comes from the caller, sized by `conv2d_workspace` for the n images of one call; the
 forward's patches stay in it for the backward.
@@ -14,17 +22,72 @@ from __future__ import annotations
 import numpy as np
 
 from . import im2col
+from .depthwise import depthwise_backward_data, depthwise_backward_weight, depthwise_forward
+from .winograd import winograd_backward, winograd_fits, winograd_forward, winograd_workspace
+
+ALGORITHMS = ("depthwise", "1x1", "1x1-nhwc", "winograd", "im2row", "im2col")
 
 
-def conv2d_layout(C, KW, group):
-    """True for the rows layout: a kernel row spans at least 16 floats (C*KW) and no groups."""
-    return group == 1 and C * KW >= 16
+def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group):
+    """The algorithm for a layer of this shape: a fixed rule (never a timing at run time, so the
+    results are the same on every run). The measurements behind it: bench/conv_algorithms.py,
+    speedups over the GEMM path as forward / backward, ranges over 3-4 runs (AMD EPYC Zen 3, one
+    thread, shares of 32 images, best of 3-7 rounds; noisy: a shared 2-core machine under load).
+    - depthwise whenever group == C == K: a direct kernel instead of one 1 x KH*KW GEMM per
+      channel and image; 3x3 pad 1: 32 ch 32x32 4.1-5.3x / 3.3-5.6x, 128 ch 16x16 3.1-4.9x /
+      3.9-4.7x, 256 ch 8x8 2.4-4.5x / 2.4-3.2x, 512 ch 4x4 1.4-3.4x / 1.2-1.8x; 64 ch 32x32
+      stride 2 2.0x / 1.9-2.1x.
+    - a 1x1 kernel with stride 1 and no padding (any dilation is the same kernel) needs no patch
+      copy: "1x1" (GEMMs per image on the NCHW input) from 64 pixels per image on (32->64 at
+      32x32: 2.7-3.0x / 1.4-1.8x; 64->128 and 128->128 at 16x16: 1.9-2.5x / 1.1-1.3x;
+      256->256 at 8x8: 1.8x / 1.1-1.5x), "1x1-nhwc" (one GEMM on a channels-last copy) below
+      that, where per-image GEMMs of 16 or 4 columns run at 0.3-0.7x of im2row (1x1-nhwc:
+      0.8-1.3x / 0.9-1.2x, about im2row less its patch copy).
+    - winograd (F(2x2, 3x3), netcli/ops/cpu/winograd.py) for 3x3 stride-1 kernels without
+      dilation or groups, padding <= 2, from 16 input channels and 8x8 outputs on, where it
+      measured faster than im2row: 16 ch 32x32 1.2-1.7x / 1.1-1.5x, 32 ch 16x16 1.05-1.8x /
+      0.9-1.1x, 64 ch 8x8 0.9-1.6x / 1.0-1.1x, 64 ch 32x32 1.8-2.1x / 1.5x, 128 ch 16x16
+      1.7-1.8x / 1.7-1.8x, 256 ch 8x8 1.1x / 1.3x; not on 3 input channels (0.4-0.6x /
+      0.2-0.3x: its GEMMs have 3 rows) and not measured on outputs under 8x8.
+    - otherwise the patch layout (patch_layout)."""
+    if group == C == K:
+        return "depthwise"
+    if KH == KW == 1 and SH == SW == 1 and PH == PW == 0:
+        return "1x1" if H * W >= 64 else "1x1-nhwc"
+    OH, OW = H + 2 * PH - 2, W + 2 * PW - 2          # what winograd_fits leaves: 3x3, stride 1
+    if winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group) and C >= 16 and OH >= 8 and OW >= 8:
+        return "winograd"
+    return patch_layout(C, KW, group)
 
 
-def conv2d_workspace(n, C, H, W, K, KH, KW, OH, OW, group, rows_layout, dtype):
+def patch_layout(C, KW, group):
+    """The GEMM path every shape can take: im2row when a kernel row spans at least 16 floats
+    (C*KW) and there are no groups, else im2col."""
+    return "im2row" if group == 1 and C * KW >= 16 else "im2col"
+
+
+def _gathered_weight_gradient(C, K, P, group):
+    """1x1: True when the per-image weight gradients (K x C/group per image) would move more
+    floats than copying dout and the input to (channels, n*P) for one GEMM over all pixels."""
+    return K * (C // group) > P * (K + C)
+
+
+def conv2d_workspace(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
     """{name: (shape, dtype)} of the scratch one call on n images needs."""
     P, CKK = OH * OW, C // group * KH * KW
-    if rows_layout:
+    if algorithm == "depthwise":
+        return {"no_bias": ((0,), dtype)}
+    if algorithm == "winograd":
+        return winograd_workspace(n, C, H, W, K, OH, OW, dtype)
+    if algorithm == "1x1" and _gathered_weight_gradient(C, K, P, group):
+        return {"dres": ((K, n * P), dtype), "xg": ((C, n * P), dtype), "dw": ((K, CKK), dtype),
+                "no_bias": ((0,), dtype)}
+    if algorithm == "1x1":
+        return {"dw": ((n, K, CKK), dtype)}
+    if algorithm == "1x1-nhwc":
+        return {"xt": ((n, H, W, C), dtype), "dcols": ((n * P, C), dtype), "res": ((n * P, K), dtype),
+                "wr": ((K, 1, 1, C), dtype), "dw": ((K, C), dtype), "no_bias": ((0,), dtype)}
+    if algorithm == "im2row":
         return {"xt": ((n, H, W, C), dtype), "cols": ((n * P, CKK), dtype), "dcols": ((n * P, CKK), dtype),
                 "res": ((n * P, K), dtype), "wr": ((K, KH, KW, C), dtype), "dw": ((K, CKK), dtype),
                 "no_bias": ((0,), dtype)}
@@ -38,21 +101,34 @@ def _rows_weights(weight, wr):
     return wr.reshape(weight.shape[0], -1)
 
 
-def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, group, rows_layout):
+def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, group, algorithm):
     """out (n, K, OH, OW) = inp (n, C, H, W) * weight (K, C/group, KH, KW) + bias (K,), or no
     bias when bias is None."""
     n, K, OH, OW = out.shape
     geometry = (KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
-    cols = ws["cols"]
-    if rows_layout:
+    if algorithm == "depthwise":
+        depthwise_forward(out, inp, weight, ws["no_bias"] if bias is None else bias, *geometry[:8])
+        return
+    if algorithm == "winograd":
+        winograd_forward(out, inp, weight, bias, ws, PH, PW)
+        return
+    if algorithm in ("im2row", "1x1-nhwc"):
         im2col.nchw_to_nhwc(inp, ws["xt"])
-        im2col.im2row(ws["xt"], cols, *geometry)
+        if algorithm == "im2row":
+            cols = ws["cols"]
+            im2col.im2row(ws["xt"], cols, *geometry)
+        else:                           # the channels-last input is its own patch matrix
+            cols = ws["xt"].reshape(-1, ws["xt"].shape[3])
         np.dot(cols, _rows_weights(weight, ws["wr"]).T, out=ws["res"])
         im2col.rows_to_nchw(ws["res"], ws["no_bias"] if bias is None else bias, out)
         return
     w = weight.reshape(K, -1)
     kg, ck = K // group, w.shape[1]
-    im2col.im2col_images(inp, cols, *geometry)
+    if algorithm == "1x1":
+        cols = inp.reshape(n, -1, OH * OW)
+    else:
+        cols = ws["cols"]
+        im2col.im2col_images(inp, cols, *geometry)
     y3 = out.reshape(n, K, -1)
     for g in range(group):
         np.matmul(w[g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck], out=y3[:, g * kg:(g + 1) * kg])
@@ -60,17 +136,37 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
         im2col.add_bias(y3, bias)
 
 
-def conv2d_backward(dinp, dweight, dbias, dout, weight, ws, KH, KW, SH, SW, PH, PW, DH, DW, group,
-                    rows_layout, fresh):
-    """From dout (n, K, OH, OW) and the patches conv2d_forward left in ws: dinp (n, C, H, W)
-    (skipped when None) = the input gradient, written; dweight (K, C/group, KH, KW) and dbias (K,)
-    += this call's gradients, or = when `fresh` (they hold zeros); either may be None (no bias, or
-    a frozen param: not computed). The input gradient uses the current weights, as Caffe's."""
+def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW, PH, PW, DH, DW, group,
+                    algorithm, fresh):
+    """From dout (n, K, OH, OW), the input inp (n, C, H, W) and the patches conv2d_forward left
+    in ws: dinp (n, C, H, W) (skipped when None) = the input gradient, written; dweight
+    (K, C/group, KH, KW) and dbias (K,) += this call's gradients, or = when `fresh` (they hold
+    zeros); either may be None (no bias, or a frozen param: not computed). The input gradient
+    uses the current weights, as Caffe's."""
     n, K, OH, OW = dout.shape
     geometry = (KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
-    cols, dw, dcols = ws["cols"], ws["dw"], ws["dcols"]
-    db = ws["no_bias"] if dbias is None else dbias
-    if rows_layout:
+    if algorithm == "depthwise":      # the kernels add: `fresh` targets are cleared first
+        for target in (dbias, dweight) if fresh else ():
+            if target is not None:
+                target[...] = 0.0
+        if dbias is not None:
+            im2col.sum_bias(dout.reshape(n, K, -1), dbias)
+        if dweight is not None:
+            depthwise_backward_weight(dweight, dout, inp, *geometry[:8])
+        if dinp is not None:
+            depthwise_backward_data(dinp, dout, weight, *geometry[:8])
+        return
+    if algorithm == "winograd":
+        winograd_backward(dinp, dweight, dbias, dout, weight, ws, PH, PW, fresh)
+        return
+    if algorithm == "1x1":
+        _backward_1x1(dinp, dweight, dbias, dout, inp, weight, ws, group, fresh)
+        return
+    dw = ws["dw"]
+    if algorithm in ("im2row", "1x1-nhwc"):
+        xt, dcols = ws["xt"], ws["dcols"]
+        cols = ws["cols"] if algorithm == "im2row" else xt.reshape(-1, xt.shape[3])
+        db = ws["no_bias"] if dbias is None else dbias
         dres = ws["res"].reshape(K, -1)              # the forward's buffer, as (K, n*P)
         im2col.nchw_to_gemm(dout, dres, db)            # dout as (K, n*P), and the bias gradient
         if dweight is not None:
@@ -82,11 +178,15 @@ def conv2d_backward(dinp, dweight, dbias, dout, weight, ws, KH, KW, SH, SW, PH, 
                 dweight += dw4
         if dinp is not None:
             np.dot(dres.T, _rows_weights(weight, ws["wr"]), out=dcols)
-            im2col.row2im(dcols, ws["xt"], *geometry)
-            im2col.nhwc_to_nchw(ws["xt"], dinp)
+            if algorithm == "im2row":
+                im2col.row2im(dcols, xt, *geometry)
+                im2col.nhwc_to_nchw(xt, dinp)
+            else:
+                im2col.nhwc_to_nchw(dcols.reshape(xt.shape), dinp)
         return
     w = weight.reshape(K, -1)
     kg, ck = K // group, w.shape[1]
+    cols, dcols = ws["cols"], ws["dcols"]
     dy3 = dout.reshape(n, K, -1)
     if dbias is not None:
         im2col.sum_bias(dy3, dbias)
@@ -102,3 +202,39 @@ def conv2d_backward(dinp, dweight, dbias, dout, weight, ws, KH, KW, SH, SW, PH, 
         for g in range(group):
             np.matmul(w[g * kg:(g + 1) * kg].T, dy3[:, g * kg:(g + 1) * kg], out=dcols[:, g * ck:(g + 1) * ck])
         im2col.col2im_images(dcols, dinp, *geometry)
+
+
+def _backward_1x1(dinp, dweight, dbias, dout, inp, weight, ws, group, fresh):
+    """conv2d_backward of "1x1": the input (n, C, P) is its own patch matrix and the input
+    gradient is written by per-image GEMMs. The weight gradient: per image into ws["dw"]
+    (n, K, C/group), then summed; or, where _gathered_weight_gradient says, one GEMM per group
+    over (channels, n*P) copies of dout (its bias sum on the way) and of the input."""
+    n, K = dout.shape[:2]
+    C = inp.shape[1]
+    kg, cg = K // group, C // group
+    w = weight.reshape(K, cg)
+    x3, dy3 = inp.reshape(n, C, -1), dout.reshape(n, K, -1)
+    gathered = "xg" in ws and dweight is not None
+    if dbias is not None and not gathered:
+        im2col.sum_bias(dy3, dbias)
+    if dweight is not None:
+        dw, dw2 = ws["dw"], dweight.reshape(K, cg)
+        if gathered:
+            dres, xg = ws["dres"], ws["xg"]
+            im2col.nchw_to_gemm(dout, dres, ws["no_bias"] if dbias is None else dbias)
+            im2col.nchw_to_gemm(inp, xg, ws["no_bias"])
+            for g in range(group):
+                np.dot(dres[g * kg:(g + 1) * kg], xg[g * cg:(g + 1) * cg].T, out=dw[g * kg:(g + 1) * kg])
+        else:
+            for g in range(group):      # per image: dy[n] (kg, P) @ x[n].T (P, cg)
+                np.matmul(dy3[:, g * kg:(g + 1) * kg], x3[:, g * cg:(g + 1) * cg].transpose(0, 2, 1),
+                          out=dw[:, g * kg:(g + 1) * kg])
+            dw = dw.sum(axis=0)
+        if fresh:
+            np.copyto(dw2, dw)
+        else:
+            dw2 += dw
+    if dinp is not None:
+        dx3 = dinp.reshape(n, C, -1)
+        for g in range(group):
+            np.matmul(w[g * kg:(g + 1) * kg].T, dy3[:, g * kg:(g + 1) * kg], out=dx3[:, g * cg:(g + 1) * cg])

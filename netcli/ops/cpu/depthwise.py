@@ -1,0 +1,164 @@
+"""Depthwise 2-D convolution (group == channels == num_output: one KH x KW filter per channel, as
+MobileNet's 3x3 depthwise layers), forward and backward, as direct loops: no patch matrix and no
+GEMM (as im2col + GEMM it is one 1 x KH*KW by KH*KW x OH*OW product per channel and image).
+
+Arrays are NCHW: inp (N, C, H, W), out (N, C, OH, OW), weight (C, 1, KH, KW), bias (C,) or
+empty; kernel KH x KW, stride SH x SW, padding PH x PW, dilation DH x DW.
+
+Each image plane, zero-padded to Hp x Wp, is cut into SH*SW stride phases (flat planes of Hq
+rows of Wq columns): padded pixel (hp, wp) goes to phase (hp % SH, wp % SW) at row hp // SH,
+column wp // SW. The outputs are computed on a "wide" grid of OH rows of Wq columns (columns
+from OW on are not outputs and are dropped). Output (oh, ow) of kernel tap (i, j) reads padded
+pixel (oh*SH + i*DH, ow*SW + j*DW), which is phase ((i*DH) % SH, (j*DW) % SW) at wide-grid
+position (oh, ow) shifted by ((i*DH) // SH, (j*DW) // SW): so each tap is ONE long contiguous
+axpy over the wide grid, acc[q] += w[i, j] * phase[q + shift], which LLVM vectorises, whatever
+the stride. The input gradient scatters the same way into phases; the weight gradient keeps one
+partial sum per wide-grid position and tap over the images, summed in order at the end of each
+channel (a single running sum makes every add wait for the one before). Every sum runs in one
+fixed order that depends only on the shapes. (Measured: bench/conv_algorithms.py.)
+"""
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _phase_shape(H, W, KW, SH, SW, PH, PW, DW):
+    """(Hq, Wq) of one stride phase: room for every padded pixel, one spare row for the wide
+    grid's overhang past the last row (and a kernel's reach along it)."""
+    Hq = (H + 2 * PH + SH - 1) // SH + 1
+    Wq = (W + 2 * PW + SW - 1) // SW
+    return Hq + ((KW - 1) * DW // SW) // Wq + 1, Wq
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _shift(i, j, SH, SW, DH, DW, PL, Wq):
+    """Where tap (i, j)'s reads start in the phases buffer (phase base + shift)."""
+    a, b = i * DH, j * DW
+    return ((a % SH) * SW + b % SW) * PL + (a // SH) * Wq + b // SW
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _phase_run(W, PW, SW, rw):
+    """Along a row: the pixels w of column phase rw (w + PW = v*SW + rw) are w0, w0 + SW, ...
+    (count of them), at phase columns v0, v0 + 1, ... (divisions per row, not per pixel)."""
+    v0 = max(0, (PW - rw + SW - 1) // SW)
+    w0 = v0 * SW + rw - PW
+    return v0, w0, max(0, (W - w0 + SW - 1) // SW)
+
+
+@njit(cache=True, nogil=True)
+def _to_phases(x, xq, PH, PW, SH, SW, PL, Wq):
+    """The plane x (H, W) into its stride phases in xq (the padding there is left as it is)."""
+    H, W = x.shape
+    for h in range(H):
+        hp = h + PH
+        src = x[h]
+        for rw in range(SW):
+            v0, w0, m = _phase_run(W, PW, SW, rw)
+            base = ((hp % SH) * SW + rw) * PL + (hp // SH) * Wq + v0
+            dst = xq[base:base + m]
+            if SW == 1:
+                for k in range(m):
+                    dst[k] = src[k]
+            else:
+                for k in range(m):
+                    dst[k] = src[w0 + k * SW]
+
+
+@njit(cache=True, nogil=True)
+def _from_phases(xq, x, PH, PW, SH, SW, PL, Wq):
+    """The adjoint's copy back: x (H, W) = its pixels in the stride phases xq."""
+    H, W = x.shape
+    for h in range(H):
+        hp = h + PH
+        dst = x[h]
+        for rw in range(SW):
+            v0, w0, m = _phase_run(W, PW, SW, rw)
+            base = ((hp % SH) * SW + rw) * PL + (hp // SH) * Wq + v0
+            src = xq[base:base + m]
+            if SW == 1:
+                for k in range(m):
+                    dst[k] = src[k]
+            else:
+                for k in range(m):
+                    dst[w0 + k * SW] = src[k]
+
+
+@njit(cache=True, nogil=True)
+def depthwise_forward(out, inp, weight, bias, KH, KW, SH, SW, PH, PW, DH, DW):
+    """out[n, c, oh, ow] = bias[c] + sum over i, j of weight[c, 0, i, j] *
+    inp[n, c, oh*SH - PH + i*DH, ow*SW - PW + j*DW] (zero outside the image)."""
+    N, C, OH, OW = out.shape
+    Hq, Wq = _phase_shape(inp.shape[2], inp.shape[3], KW, SH, SW, PH, PW, DW)
+    PL, L = Hq * Wq, OH * Wq
+    xq = np.zeros(SH * SW * PL, out.dtype)
+    acc = np.empty(L, out.dtype)
+    has_bias = bias.shape[0] > 0
+    for n in range(N):
+        for c in range(C):
+            _to_phases(inp[n, c], xq, PH, PW, SH, SW, PL, Wq)
+            b = bias[c] if has_bias else 0.0
+            for q in range(L):
+                acc[q] = b
+            for i in range(KH):
+                for j in range(KW):
+                    wv = weight[c, 0, i, j]
+                    off = _shift(i, j, SH, SW, DH, DW, PL, Wq)
+                    src = xq[off:off + L]
+                    for q in range(L):
+                        acc[q] += wv * src[q]
+            _from_phases(acc, out[n, c], 0, 0, 1, 1, L, Wq)
+
+
+@njit(cache=True, nogil=True)
+def depthwise_backward_data(dinp, dout, weight, KH, KW, SH, SW, PH, PW, DH, DW):
+    """The adjoint of depthwise_forward's input term: dinp = 0, then dinp[n, c, h, w] +=
+    weight[c, 0, i, j] * dout[n, c, oh, ow] for every output that read (h, w)."""
+    N, C, OH, OW = dout.shape
+    Hq, Wq = _phase_shape(dinp.shape[2], dinp.shape[3], KW, SH, SW, PH, PW, DW)
+    PL, L = Hq * Wq, OH * Wq
+    dxq = np.empty(SH * SW * PL, dout.dtype)
+    dyw = np.zeros(L, dout.dtype)             # dout on the wide grid: columns from OW on stay 0
+    for n in range(N):
+        for c in range(C):
+            dxq[:] = 0.0
+            _to_phases(dout[n, c], dyw, 0, 0, 1, 1, L, Wq)
+            for i in range(KH):
+                for j in range(KW):
+                    wv = weight[c, 0, i, j]
+                    off = _shift(i, j, SH, SW, DH, DW, PL, Wq)
+                    dst = dxq[off:off + L]
+                    for q in range(L):
+                        dst[q] += wv * dyw[q]
+            _from_phases(dxq, dinp[n, c], PH, PW, SH, SW, PL, Wq)
+
+
+@njit(cache=True, nogil=True)
+def depthwise_backward_weight(dweight, dout, inp, KH, KW, SH, SW, PH, PW, DH, DW):
+    """dweight[c, 0, i, j] += sum over n, oh, ow of dout[n, c, oh, ow] *
+    inp[n, c, oh*SH - PH + i*DH, ow*SW - PW + j*DW]: per tap, one partial sum per wide-grid
+    position over the images, then those summed in order."""
+    N, C, OH, OW = dout.shape
+    Hq, Wq = _phase_shape(inp.shape[2], inp.shape[3], KW, SH, SW, PH, PW, DW)
+    PL, L = Hq * Wq, OH * Wq
+    xq = np.zeros(SH * SW * PL, dout.dtype)
+    dyw = np.zeros(L, dout.dtype)             # columns from OW on stay 0: they add nothing
+    part = np.empty((KH * KW, L), dout.dtype)
+    for c in range(C):
+        part[...] = 0.0
+        for n in range(N):
+            _to_phases(inp[n, c], xq, PH, PW, SH, SW, PL, Wq)
+            _to_phases(dout[n, c], dyw, 0, 0, 1, 1, L, Wq)
+            for i in range(KH):
+                for j in range(KW):
+                    acc = part[i * KW + j]
+                    off = _shift(i, j, SH, SW, DH, DW, PL, Wq)
+                    src = xq[off:off + L]
+                    for q in range(L):
+                        acc[q] += dyw[q] * src[q]
+        for t in range(KH * KW):
+            acc = part[t]
+            s = acc[0]
+            for q in range(1, L):
+                s += acc[q]
+            dweight[c, 0, t // KW, t % KW] += s

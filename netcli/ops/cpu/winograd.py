@@ -1,0 +1,222 @@
+"""Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions without groups or dilation (Lavin & Gray,
+2015): each 2x2 output tile from a 4x4 input tile with 16 products per channel pair instead of 36.
+
+y_tile = A^T [ (G g G^T) . (B^T d B) ] A, where g is a 3x3 filter, d a 4x4 input tile and the 16
+element-wise products over the channels become 16 GEMMs, M[e] (K, T) = U[e] (K, C) @ V[e] (C, T),
+e = the 16 tile positions, T = tiles of the n images. Arrays: inp (n, C, H, W), out (n, K, OH, OW),
+weight (K, C, 3, 3); U (16, K, C), V (16, C, T), M (16, K, T) in the caller's scratch.
+
+Backward: the input gradient is the same algorithm on dout with the filters turned 180 degrees
+and input/output channels swapped (padding 2 - P); the weight gradient is formed in the
+transformed domain, dU[e] (K, C) = (A dY A^T)[e] (K, T) @ V[e]^T (T, C) with the forward's V, and
+brought back by dg = G^T dU G. Padding up to 2 (`winograd_fits`).
+"""
+import numpy as np
+from numba import njit
+
+from .im2col import sum_bias
+
+
+def winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group):
+    """Whether Winograd F(2x2, 3x3) computes this convolution (backward included)."""
+    return KH == KW == 3 and SH == SW == DH == DW == group == 1 and PH <= 2 and PW <= 2
+
+
+def winograd_workspace(n, C, H, W, K, OH, OW, dtype):
+    """{name: (shape, dtype)}: the forward's and the backward's transformed arrays."""
+    T = n * ((OH + 1) // 2) * ((OW + 1) // 2)
+    Tb = n * ((H + 1) // 2) * ((W + 1) // 2)
+    return {"U": ((16, K, C), dtype), "V": ((16, C, T), dtype), "M": ((16, K, T), dtype),
+            "Ub": ((16, C, K), dtype), "Vb": ((16, K, Tb), dtype), "Mb": ((16, C, Tb), dtype),
+            "wflip": ((C, K, 3, 3), dtype), "dU": ((16, K, C), dtype), "no_bias": ((0,), dtype)}
+
+
+def winograd_tiles(OH, OW):
+    """(TH, TW): 2x2 output tiles per image down and across."""
+    return (OH + 1) // 2, (OW + 1) // 2
+
+
+@njit(cache=True, nogil=True)
+def winograd_weights(weight, U):
+    """U[(a*4 + b), k, c] = (G g G^T)[a, b] for g = weight[k, c] (3x3)."""
+    K, C = weight.shape[0], weight.shape[1]
+    t = np.empty((4, 3), U.dtype)
+    for k in range(K):
+        for c in range(C):
+            g = weight[k, c]
+            for j in range(3):          # t = G g
+                t[0, j] = g[0, j]
+                t[1, j] = 0.5 * (g[0, j] + g[1, j] + g[2, j])
+                t[2, j] = 0.5 * (g[0, j] - g[1, j] + g[2, j])
+                t[3, j] = g[2, j]
+            for a in range(4):          # U = t G^T
+                U[a * 4 + 0, k, c] = t[a, 0]
+                U[a * 4 + 1, k, c] = 0.5 * (t[a, 0] + t[a, 1] + t[a, 2])
+                U[a * 4 + 2, k, c] = 0.5 * (t[a, 0] - t[a, 1] + t[a, 2])
+                U[a * 4 + 3, k, c] = t[a, 2]
+
+
+@njit(cache=True, nogil=True)
+def winograd_inputs(inp, V, PH, PW, TH, TW):
+    """V[e, c, (n*TH + th)*TW + tw] = (B^T d B)[e] for d the 4x4 tile of image n, channel c at
+    rows 2*th - PH.., columns 2*tw - PW.. (zero outside the image). The image is copied into a
+    zero-padded plane first; a row of tiles is transformed into tmp (16, TW), then copied to V:
+    two 2-D arrays indexed from loop counters, so the loop over tw vectorises (16 views of V
+    in it would need too many overlap checks, and it stayed scalar)."""
+    N, C, H, W = inp.shape
+    Hx, Wx = 2 * TH + 2, 2 * TW + 2
+    xp = np.zeros((Hx, Wx), V.dtype)
+    tmp = np.empty((16, TW), V.dtype)
+    for n in range(N):
+        for c in range(C):
+            x = inp[n, c]
+            for h in range(min(H, Hx - PH)):
+                row = xp[h + PH, PW:min(Wx, W + PW)]
+                src = x[h]
+                for w in range(row.shape[0]):
+                    row[w] = src[w]
+            for th in range(TH):
+                i = 2 * th
+                for tw in range(TW):
+                    j = 2 * tw
+                    a0, a1 = xp[i, j] - xp[i + 2, j], xp[i + 1, j] + xp[i + 2, j]
+                    a2, a3 = xp[i + 2, j] - xp[i + 1, j], xp[i + 1, j] - xp[i + 3, j]
+                    b0, b1 = xp[i, j + 1] - xp[i + 2, j + 1], xp[i + 1, j + 1] + xp[i + 2, j + 1]
+                    b2, b3 = xp[i + 2, j + 1] - xp[i + 1, j + 1], xp[i + 1, j + 1] - xp[i + 3, j + 1]
+                    c0, c1 = xp[i, j + 2] - xp[i + 2, j + 2], xp[i + 1, j + 2] + xp[i + 2, j + 2]
+                    c2, c3 = xp[i + 2, j + 2] - xp[i + 1, j + 2], xp[i + 1, j + 2] - xp[i + 3, j + 2]
+                    d0, d1 = xp[i, j + 3] - xp[i + 2, j + 3], xp[i + 1, j + 3] + xp[i + 2, j + 3]
+                    d2, d3 = xp[i + 2, j + 3] - xp[i + 1, j + 3], xp[i + 1, j + 3] - xp[i + 3, j + 3]
+                    tmp[0, tw], tmp[1, tw], tmp[2, tw], tmp[3, tw] = a0 - c0, b0 + c0, c0 - b0, b0 - d0
+                    tmp[4, tw], tmp[5, tw], tmp[6, tw], tmp[7, tw] = a1 - c1, b1 + c1, c1 - b1, b1 - d1
+                    tmp[8, tw], tmp[9, tw], tmp[10, tw], tmp[11, tw] = a2 - c2, b2 + c2, c2 - b2, b2 - d2
+                    tmp[12, tw], tmp[13, tw], tmp[14, tw], tmp[15, tw] = a3 - c3, b3 + c3, c3 - b3, b3 - d3
+                t0 = (n * TH + th) * TW
+                for e in range(16):
+                    dst = V[e, c, t0:t0 + TW]
+                    src = tmp[e]
+                    for tw in range(TW):
+                        dst[tw] = src[tw]
+
+
+@njit(cache=True, nogil=True)
+def winograd_outputs(M, out, bias, TH, TW):
+    """out[n, k, 2*th + r, 2*tw + s] = bias[k] + (A^T m A)[r, s] for m = M[:, k, tile] (4x4),
+    inside the image; bias may be empty. A row of tiles is gathered into tmp (16, TW) first
+    (two 2-D arrays in the transform's loop, as in winograd_inputs)."""
+    N, K, OH, OW = out.shape
+    has_bias = bias.shape[0] > 0
+    tmp = np.empty((16, TW), M.dtype)
+    ybuf = np.empty((2, 2 * TW), M.dtype)
+    for n in range(N):
+        for k in range(K):
+            b = bias[k] if has_bias else 0.0
+            y = out[n, k]
+            for th in range(TH):
+                t0 = (n * TH + th) * TW
+                for e in range(16):
+                    src = M[e, k, t0:t0 + TW]
+                    dst = tmp[e]
+                    for tw in range(TW):
+                        dst[tw] = src[tw]
+                for tw in range(TW):
+                    u00 = tmp[0, tw] + tmp[4, tw] + tmp[8, tw]
+                    u10 = tmp[4, tw] - tmp[8, tw] - tmp[12, tw]
+                    u01 = tmp[1, tw] + tmp[5, tw] + tmp[9, tw]
+                    u11 = tmp[5, tw] - tmp[9, tw] - tmp[13, tw]
+                    u02 = tmp[2, tw] + tmp[6, tw] + tmp[10, tw]
+                    u12 = tmp[6, tw] - tmp[10, tw] - tmp[14, tw]
+                    u03 = tmp[3, tw] + tmp[7, tw] + tmp[11, tw]
+                    u13 = tmp[7, tw] - tmp[11, tw] - tmp[15, tw]
+                    ybuf[0, 2 * tw] = b + (u00 + u01 + u02)
+                    ybuf[0, 2 * tw + 1] = b + (u01 - u02 - u03)
+                    ybuf[1, 2 * tw] = b + (u10 + u11 + u12)
+                    ybuf[1, 2 * tw + 1] = b + (u11 - u12 - u13)
+                for r in range(min(2, OH - 2 * th)):
+                    src = ybuf[r]
+                    dst = y[2 * th + r]
+                    for ow in range(OW):
+                        dst[ow] = src[ow]
+
+
+@njit(cache=True, nogil=True)
+def winograd_output_grads(dout, Y, TH, TW):
+    """The adjoint of winograd_outputs: Y[e, k, (n*TH + th)*TW + tw] = (A dy A^T)[e] for dy the
+    2x2 tile of dout[n, k] at (2*th, 2*tw) (zero outside the image); a row of tiles at a time
+    through tmp (16, TW), as in winograd_inputs."""
+    N, K, OH, OW = dout.shape
+    yp = np.zeros((2 * TH, 2 * TW), Y.dtype)
+    tmp = np.empty((16, TW), Y.dtype)
+    for n in range(N):
+        for k in range(K):
+            src = dout[n, k]
+            for oh in range(OH):
+                row, srow = yp[oh], src[oh]
+                for ow in range(OW):
+                    row[ow] = srow[ow]
+            for th in range(TH):
+                i = 2 * th
+                for tw in range(TW):
+                    j = 2 * tw
+                    p, q, r, s = yp[i, j], yp[i, j + 1], yp[i + 1, j], yp[i + 1, j + 1]
+                    z10, z11, z20, z21 = p + r, q + s, p - r, q - s      # A dy, rows 1 and 2
+                    tmp[0, tw], tmp[1, tw], tmp[2, tw], tmp[3, tw] = p, p + q, p - q, -q
+                    tmp[4, tw], tmp[5, tw], tmp[6, tw], tmp[7, tw] = z10, z10 + z11, z10 - z11, -z11
+                    tmp[8, tw], tmp[9, tw], tmp[10, tw], tmp[11, tw] = z20, z20 + z21, z20 - z21, -z21
+                    tmp[12, tw], tmp[13, tw], tmp[14, tw], tmp[15, tw] = -r, -r - s, s - r, s
+                t0 = (n * TH + th) * TW
+                for e in range(16):
+                    dst, trow = Y[e, k, t0:t0 + TW], tmp[e]
+                    for tw in range(TW):
+                        dst[tw] = trow[tw]
+
+
+@njit(cache=True, nogil=True)
+def winograd_weight_grads(dU, dweight):
+    """The adjoint of winograd_weights: dweight[k, c] += G^T dU[:, k, c] G (4x4 -> 3x3)."""
+    K, C = dweight.shape[0], dweight.shape[1]
+    t = np.empty((3, 4), dU.dtype)
+    for k in range(K):
+        for c in range(C):
+            for b in range(4):          # t = G^T dU
+                u0, u1, u2, u3 = dU[b, k, c], dU[4 + b, k, c], dU[8 + b, k, c], dU[12 + b, k, c]
+                t[0, b] = u0 + 0.5 * (u1 + u2)
+                t[1, b] = 0.5 * (u1 - u2)
+                t[2, b] = 0.5 * (u1 + u2) + u3
+            for i in range(3):          # dg = t G
+                dweight[k, c, i, 0] += t[i, 0] + 0.5 * (t[i, 1] + t[i, 2])
+                dweight[k, c, i, 1] += 0.5 * (t[i, 1] - t[i, 2])
+                dweight[k, c, i, 2] += 0.5 * (t[i, 1] + t[i, 2]) + t[i, 3]
+
+
+def _convolve(out, inp, weight, bias, U, V, M, PH, PW):
+    TH, TW = winograd_tiles(out.shape[2], out.shape[3])
+    winograd_weights(weight, U)
+    winograd_inputs(inp, V, PH, PW, TH, TW)
+    np.matmul(U, V, out=M)
+    winograd_outputs(M, out, bias, TH, TW)
+
+
+def winograd_forward(out, inp, weight, bias, ws, PH, PW):
+    """out = inp * weight (3x3, stride 1, padding PH x PW) + bias (None: none); the transformed
+    input stays in ws["V"] for the backward."""
+    _convolve(out, inp, weight, ws["no_bias"] if bias is None else bias, ws["U"], ws["V"], ws["M"], PH, PW)
+
+
+def winograd_backward(dinp, dweight, dbias, dout, weight, ws, PH, PW, fresh):
+    """From dout and ws["V"] of winograd_forward: dinp (None: skipped) = the input gradient;
+    dweight, dbias (None: skipped) += the gradients (cleared first when `fresh`)."""
+    n, K = dout.shape[:2]
+    for target in (dbias, dweight) if fresh else ():
+        if target is not None:
+            target[...] = 0.0
+    if dbias is not None:
+        sum_bias(dout.reshape(n, K, -1), dbias)
+    if dweight is not None:
+        Y = ws["M"]                       # the forward's products are spent: dY's transform
+        winograd_output_grads(dout, Y, *winograd_tiles(dout.shape[2], dout.shape[3]))
+        np.matmul(Y, ws["V"].transpose(0, 2, 1), out=ws["dU"])
+        winograd_weight_grads(ws["dU"], dweight)
+    if dinp is not None:
+        np.copyto(ws["wflip"], weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+        _convolve(dinp, dout, ws["wflip"], ws["no_bias"], ws["Ub"], ws["Vb"], ws["Mb"], 2 - PH, 2 - PW)

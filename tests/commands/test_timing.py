@@ -1,0 +1,75 @@
+"""`netcli time` (netcli/commands/timing.py): each Convolution layer's rows name its algorithm
+(after Caffe's "name<TAB>forward: X ms." so that the rows still parse as Caffe's)."""
+import textwrap
+
+import numpy as np
+
+import netcli
+from netcli.commands.timing import benchmark
+
+ALGORITHMS_NET = """\
+name: algorithms
+layers:
+  - {{name: in, type: Input, top: data, input_param: {{shape: {{dim: [{n}, 16, 9, 8]}}}}}}
+  - {{name: conv_dw, type: Convolution, bottom: data, top: dw,
+     convolution_param: {{num_output: 16, group: 16, kernel_size: 3, pad: 1, weight_filler: {{type: xavier}},
+                         bias_filler: {{type: gaussian}}}}}}
+  - {{name: conv_pw, type: Convolution, bottom: dw, top: pw,
+     convolution_param: {{num_output: 4, kernel_size: 1, weight_filler: {{type: xavier}}}}}}
+  - {{name: conv_few, type: Convolution, bottom: pw, top: few,
+     convolution_param: {{num_output: 4, kernel_size: 3, stride: 2, weight_filler: {{type: xavier}}}}}}
+  - {{name: conv_many, type: Convolution, bottom: dw, top: many,
+     convolution_param: {{num_output: 3, kernel_size: 3, weight_filler: {{type: xavier}}}}}}
+  - {{name: conv_wino, type: Convolution, bottom: dw, top: wino,
+     convolution_param: {{num_output: 2, kernel_size: 3, pad: 1, weight_filler: {{type: xavier}}}}}}
+  - {{name: loss3, type: Reduction, bottom: wino, top: l3, loss_weight: 1, reduction_param: {{operation: SUMSQ}}}}
+  - {{name: loss1, type: Reduction, bottom: few, top: l1, loss_weight: 1, reduction_param: {{operation: SUMSQ}}}}
+  - {{name: flat, type: Flatten, bottom: many, top: flat}}
+  - {{name: ip, type: InnerProduct, bottom: flat, top: ip,
+     inner_product_param: {{num_output: 2, weight_filler: {{type: xavier}}}}}}
+  - {{name: red, type: Reduction, bottom: ip, top: l2, loss_weight: 1}}
+"""
+EXPECTED = {"conv_dw": "depthwise", "conv_pw": "1x1", "conv_few": "im2col", "conv_many": "im2row",
+            "conv_wino": "winograd"}
+
+
+def _net_file(tmp_path, n):
+    p = tmp_path / "net.yaml"
+    p.write_text(textwrap.dedent(ALGORITHMS_NET.format(n=n)))
+    return str(p)
+
+
+def test_time_names_each_convolution_algorithm(tmp_path):
+    lines = []
+    result = benchmark(_net_file(tmp_path, 2), iterations=1, echo=lines.append)
+    for name, algorithm in EXPECTED.items():
+        for word in ("forward", "backward"):
+            assert any(line.strip().startswith(f"{name}\t{word}: ") and line.endswith(f" ms. [{algorithm}]")
+                       for line in lines), (name, word, lines)
+        row = next(r for r in result["layers"] if r["name"] == name)
+        assert row["algorithm"] == algorithm
+    assert "algorithm" not in next(r for r in result["layers"] if r["name"] == "ip")
+    assert any(line.strip().startswith("ip\tforward:") and line.endswith(" ms.") for line in lines)
+
+
+def test_algorithms_give_the_same_bits_for_any_thread_count(tmp_path):
+    """Depthwise, 1x1, Winograd, im2col and im2row layers in one net of 70 samples (shares of >= 32): the
+    loss and every param gradient have the same bits with 1, 2 and 3 threads."""
+    from netcli.exec import threads
+    old = threads.count()
+    net = netcli.Net(_net_file(tmp_path, 70), phase="TRAIN", seed=1)
+    x = np.random.default_rng(3).standard_normal((70, 16, 9, 8)).astype(np.float32)
+    got = []
+    try:
+        for t in (1, 2, 3):
+            threads.set_threads(t)
+            net.clear_param_diffs()
+            net.forward(data=x)
+            net.backward()
+            got.append((float(net.loss), net.param_diff.copy()))
+    finally:
+        threads.set_threads(old)
+    assert np.count_nonzero(got[0][1]) > 0.9 * got[0][1].size
+    for loss, diff in got[1:]:
+        assert loss == got[0][0]
+        assert np.array_equal(diff, got[0][1])

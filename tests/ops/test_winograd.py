@@ -1,0 +1,59 @@
+"""Winograd F(2x2, 3x3) (netcli/ops/cpu/winograd.py) against the plain NumPy reference
+convolution (tests/reference.py) on random inputs: odd and even sizes, padding 0-2 (also
+different down and across), several images, float32 and float64; forward, the input gradient
+and the weight and bias gradients (+= and fresh)."""
+import numpy as np
+import pytest
+
+from netcli.ops.cpu.winograd import winograd_backward, winograd_fits, winograd_forward, winograd_workspace
+from reference import conv2d
+
+CASES = [  # n, C, H, W, K, PH, PW
+    (3, 5, 7, 9, 4, 1, 1),
+    (2, 3, 8, 8, 6, 0, 0),
+    (1, 4, 5, 6, 3, 2, 2),
+    (2, 2, 6, 3, 5, 2, 0),
+    (4, 1, 3, 4, 2, 1, 1),
+]
+
+
+def test_winograd_fits_only_3x3_stride_1_without_groups():
+    assert winograd_fits(3, 3, 1, 1, 1, 1, 1, 1, 1) and winograd_fits(3, 3, 1, 1, 2, 0, 1, 1, 1)
+    for geometry in [(3, 3, 2, 2, 1, 1, 1, 1, 1), (3, 3, 1, 1, 1, 1, 2, 2, 1), (3, 3, 1, 1, 1, 1, 1, 1, 2),
+                     (5, 5, 1, 1, 2, 2, 1, 1, 1), (3, 3, 1, 1, 3, 1, 1, 1, 1), (3, 1, 1, 1, 1, 0, 1, 1, 1)]:
+        assert not winograd_fits(*geometry), geometry
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES)
+def test_winograd_against_reference(case, dtype):
+    n, C, H, W, K, PH, PW = case
+    rng = np.random.default_rng(sum(case))
+    x, w, b = rng.standard_normal((n, C, H, W)), rng.standard_normal((K, C, 3, 3)), rng.standard_normal(K)
+    OH, OW = H + 2 * PH - 2, W + 2 * PW - 2
+    ws = {k: np.full(s, np.nan, dt) for k, (s, dt) in winograd_workspace(n, C, H, W, K, OH, OW, dtype).items()}
+    ws["no_bias"] = np.zeros(0, dtype)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+
+    def ref(x, w):
+        return conv2d(x, w, None, pad=(PH, PW))
+    x32, w32, b32 = x.astype(dtype), w.astype(dtype), b.astype(dtype)
+    y = np.full((n, K, OH, OW), np.nan, dtype)
+    winograd_forward(y, x32, w32, None, ws, PH, PW)
+    np.testing.assert_allclose(y, ref(x, w), **tol)
+    winograd_forward(y, x32, w32, b32, ws, PH, PW)
+    np.testing.assert_allclose(y, ref(x, w) + b[None, :, None, None], **tol)
+
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = np.full(x.shape, np.nan, dtype), np.full(w.shape, 0.5, dtype), np.full(b.shape, 0.25, dtype)
+    winograd_backward(dx, dw, db, dy.astype(dtype), w32, ws, PH, PW, False)
+    # the adjoints, from the reference: <ref(x, w), dy> is linear in x and in w
+    ref_dx = np.array([np.sum(ref(e.reshape(x.shape), w) * dy) for e in np.eye(x.size)]).reshape(x.shape)
+    ref_dw = np.array([np.sum(ref(x, e.reshape(w.shape)) * dy) for e in np.eye(w.size)]).reshape(w.shape)
+    np.testing.assert_allclose(dx, ref_dx, **tol)
+    np.testing.assert_allclose(dw, ref_dw + 0.5, **tol)
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)) + 0.25, **tol)
+    dw2, db2 = np.full(w.shape, 7.0, dtype), np.full(b.shape, 7.0, dtype)     # fresh: written
+    winograd_backward(None, dw2, db2, dy.astype(dtype), w32, ws, PH, PW, True)
+    np.testing.assert_allclose(dw2, ref_dw, **tol)
+    np.testing.assert_allclose(db2, dy.sum(axis=(0, 2, 3)), **tol)
