@@ -353,16 +353,19 @@ class Workers:
             raise RuntimeError(f"{key[0]} worker: {r[1]}")
         return r
 
-    def _quit(self, key):
+    def _quit(self, key, wait=True):
         a, p = self.conns.pop(key)
-        try:
-            a.send(("quit",))
-        except OSError:
-            pass
-        p.join(5)
+        if wait:
+            try:
+                a.send(("quit",))
+            except OSError:
+                pass
+            p.join(5)
         if p.is_alive():
             p.terminate()
+            p.join(5)
 
-    def close(self):
+    def close(self, wait=True):
+        """Ask each worker to quit (wait) or end it at once."""
         for key in list(self.conns):
-            self._quit(key)
+            self._quit(key, wait)

@@ -60,16 +60,32 @@ def compare(name, args, ctx, path_first):
     kinds = ["netcli", "torch"] + (["rev"] if "rev" in path_first else [])
     ws = Workers(ctx, name, [(k, args.threads) for k in kinds], path_first)
     try:
-        for kind in ("netcli", "torch"):
-            if (kind, args.threads) in ws.failed:
-                print(f"{name}: {kind} worker failed: {ws.failed[kind, args.threads]}")
-                return None
-        if ("rev", args.threads) in ws.failed:
-            print(f"{name}: netcli at {args.against} cannot run it: {ws.failed['rev', args.threads]}")
-            kinds.remove("rev")
-        return measure(name, args, ws, kinds)
-    finally:
-        ws.close()
+        r = run_workers(name, args, ws, kinds)
+    except BaseException:                   # Ctrl-C, SIGTERM: the workers go now, mid-measurement
+        ws.close(wait=False)
+        raise
+    ws.close()
+    return r
+
+
+def run_workers(name, args, ws, kinds):
+    for kind in ("netcli", "torch"):
+        if (kind, args.threads) in ws.failed:
+            print(f"{name}: {kind} worker failed: {ws.failed[kind, args.threads]}")
+            return None
+    if ("rev", args.threads) in ws.failed:
+        print(f"{name}: netcli at {args.against} cannot run it: {ws.failed['rev', args.threads]}")
+        kinds.remove("rev")
+    while True:
+        try:
+            return measure(name, args, ws, kinds)
+        except RuntimeError as e:
+            if "rev" in kinds and str(e).startswith("rev "):      # REV failed: measure again without it
+                print(f"{name}: netcli at {args.against} failed while measuring: {e}")
+                kinds.remove("rev")
+                continue
+            print(f"{name}: {e}")
+            return None
 
 
 def measure(name, args, ws, kinds):
@@ -169,14 +185,14 @@ def print_layers(name, r):
     torch_by_name = {n: (f, bw) for n, f, bw in b}
     batch = r["train_batch"] or r["test_batch"]
     print(f"\n{name}: per layer at batch {batch}, ms (forward / backward)")
-    print(f"{'layer':<28}{'netcli fwd':>11}{'bwd':>9}{'torch fwd':>11}{'bwd':>9}")
+    print(f"{'layer':<36}{'netcli fwd':>11}{'bwd':>9}{'torch fwd':>11}{'bwd':>9}")
     for n, f, bw in a:
         t = torch_by_name.pop(n, None)
         right = f"{t[0]:>11.3f}{t[1]:>9.3f}" if t else ""
-        print(f"{n[:27]:<28}{f:>11.3f}{bw:>9.3f}{right}")
+        print(f"{n[:35]:<36}{f:>11.3f}{bw:>9.3f}{right}")
     for n, (f, bw) in torch_by_name.items():
-        print(f"{n[:27]:<28}{'':>20}{f:>11.3f}{bw:>9.3f}")
-    print(f"{'total':<28}{sum(x[1] for x in a):>11.3f}{sum(x[2] for x in a):>9.3f}"
+        print(f"{n[:35]:<36}{'':>20}{f:>11.3f}{bw:>9.3f}")
+    print(f"{'total':<36}{sum(x[1] for x in a):>11.3f}{sum(x[2] for x in a):>9.3f}"
           f"{sum(x[1] for x in b):>11.3f}{sum(x[2] for x in b):>9.3f}")
 
 
@@ -190,6 +206,7 @@ def scaling(args, ctx):
     for name in args.scaling_nets.split(","):
         keys = [(k, t) for t in counts for k in ("netcli", "torch")]
         ws = Workers(ctx, name, keys, {"netcli": ROOT, "torch": ROOT}, batches)
+        wait = False
         try:
             if ws.failed:
                 print(f"{name}: a worker failed: {next(iter(ws.failed.values()))}")
@@ -208,8 +225,11 @@ def scaling(args, ctx):
                     n, p = statistics.median(got[("netcli", t), b]), statistics.median(got[("torch", t), b])
                     print(f"{name:<10}{b:>6}{t:>8}{n:>9.0f}{n / one['netcli']:>6.2f}{p:>9.0f}"
                           f"{p / one['torch']:>6.2f}{n / p:>7.2f}", flush=True)
+            wait = True
+        except RuntimeError as e:
+            print(f"{name}: {e}")
         finally:
-            ws.close()
+            ws.close(wait)
 
 
 def checkout(rev):
