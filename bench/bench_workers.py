@@ -38,12 +38,12 @@ random_seed: 1
 """
 
 
-def bench_layers(name):
-    """The config's layers for benchmarking: Data and Input layers out (the bench puts its own
-    Input in), TEST-only layers out. Returns (layers, sample shape, TRAIN batch or None for a
-    deploy net, inference batch)."""
+def bench_layers(config, sample=None):
+    """A config's layers for benchmarking (config: a path under the repository, as in NETS):
+    Data and Input layers out (the bench puts its own Input in), TEST-only layers out. Returns
+    (layers, sample shape (a deploy net's from its Input layer), TRAIN batch or None for a deploy
+    net, inference batch)."""
     import yaml
-    config, sample = NETS[name]
     with open(os.path.join(ROOT, config)) as f:
         cfg = yaml.safe_load(f)
     batch = {"TRAIN": None, "TEST": None}
@@ -113,7 +113,7 @@ class Worker:
     """What both frameworks' workers share: the random data and the batch-by-batch feed."""
 
     def _setup(self, name, train_batches):
-        self.layer_list, self.sample, self.train_batch, self.test_batch = bench_layers(name)
+        self.layer_list, self.sample, self.train_batch, self.test_batch = bench_layers(*NETS[name])
         self.train_batches = list(train_batches or ([self.train_batch] if self.train_batch else []))
         self.x, self.y = random_data(self.sample)
         self.k = 0
