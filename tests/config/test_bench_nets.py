@@ -96,3 +96,16 @@ def test_committed_yaml_is_what_the_generator_writes():
     for name, (make, title) in NETS.items():
         with open(os.path.join(CONFIGS, f"{name}.yaml")) as f:
             assert f.read() == to_yaml(name, title, make()), f"configs/{name}.yaml: run bench/make_configs.py"
+
+
+def test_bench_builds_every_net_it_names(tmp_path):
+    """bench/nets_vs_torch.py's own form of each net (Data layers out, an Input layer in) builds
+    in netcli at a small batch (PyTorch is not needed here: its translation is the bench's)."""
+    from bench_workers import NETS, bench_layers, netcli_yaml
+    for name, (config, sample) in NETS.items():
+        layers, sample, train_batch, test_batch = bench_layers(config, sample)
+        assert test_batch and (train_batch or name in ("squeezenet11", "resnet50")), name
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(netcli_yaml(layers, 2, sample, train_batch is not None))
+        net = netcli.Net(str(path), phase="TRAIN" if train_batch else "TEST")
+        assert net.blobs["data"].shape == (2, *sample), name
