@@ -108,6 +108,39 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024          # Linux: kB, macOS: bytes
 
 
+def check_translation(name):
+    """The largest difference between netcli's and PyTorch's logits (the input of the last
+    layer) for the same weights and a random batch of 2, relative to the largest logit: TEST
+    phase, BatchNorm statistics and Scale params random. Run in a worker process."""
+    sys.path[:0] = [ROOT, BENCH]
+    import numpy as np
+    import torch
+    import netcli
+    from torch_models import TorchNet, load_from_netcli, logits
+    layers, sample, train_batch, _ = bench_layers(*NETS[name])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "net.yaml")
+        with open(path, "w") as f:
+            f.write(netcli_yaml(layers, 2, sample, train_batch is not None))
+        net = netcli.Net(path, phase="TEST")
+    rng = np.random.default_rng(1)
+    for layer in net.layers:
+        if layer.type == "BatchNorm":
+            for blob, (lo, hi) in zip(layer.blobs, ((-0.2, 0.2), (0.5, 2.0), (1.0, 1.0))):
+                blob.data[...] = rng.uniform(lo, hi, blob.shape)
+        elif layer.type == "Scale":
+            for blob in layer.blobs:
+                blob.data[...] = rng.uniform(0.5, 1.5, blob.shape)
+    model = TorchNet(layers, sample)
+    load_from_netcli(model, net)
+    x = rng.normal(0, 1, (2, *sample)).astype(np.float32)
+    net.blobs["data"].data[...] = x
+    net.forward()
+    theirs = logits(model, torch.from_numpy(x)).numpy()
+    ours = net.blobs[model.steps[-1][2][0]].data.reshape(theirs.shape)
+    return float(np.abs(ours - theirs).max() / max(float(np.abs(theirs).max()), 1e-30))
+
+
 # -- workers ---------------------------------------------------------------------------------
 class Worker:
     """What both frameworks' workers share: the random data and the batch-by-batch feed."""

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 
-from bench_workers import NETS, ROOT, Workers
+from bench_workers import NETS, ROOT, Workers, check_translation
 
 
 def cpu_model():
@@ -232,6 +232,21 @@ def scaling(args, ctx):
             ws.close(wait)
 
 
+def check(names, ctx):
+    """That the PyTorch translation computes what netcli computes (one worker process per net)."""
+    from concurrent.futures import ProcessPoolExecutor
+    got = []
+    for name in names:
+        with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+            try:
+                err = pool.submit(check_translation, name).result()
+                got.append(f"{name} {err:.1e}" + (" MISMATCH" if err > 1e-4 else ""))
+            except Exception as e:        # noqa: BLE001 - one line per net
+                got.append(f"{name} failed ({type(e).__name__}: {e})")
+    print("translation check, netcli's logits against PyTorch's for the same weights (largest "
+          f"difference / largest logit): {', '.join(got)}\n", flush=True)
+
+
 def checkout(rev):
     """netcli/ as of commit rev, in a new temporary folder (the caller removes it)."""
     import tarfile
@@ -268,6 +283,7 @@ def parse_args():
     ap.add_argument("--warmup", type=int, default=20, help="training iterations before the rounds (half that for inference)")
     ap.add_argument("--layer-iters", type=int, default=20, help="iterations of the per-layer timing")
     ap.add_argument("--no-layers", action="store_true", help="skip the per-layer tables")
+    ap.add_argument("--no-check", action="store_true", help="skip the check that both frameworks compute the same net")
     ap.add_argument("--against", metavar="REV", help="also run netcli as of this commit (A/B against it)")
     ap.add_argument("--scaling", action="store_true", help="also print the thread-scaling table")
     ap.add_argument("--scaling-nets", default="lenet,resnet20", help="the nets of the scaling table")
@@ -302,6 +318,8 @@ def main():
         sgemm = max(ceiling)
         print(f"sgemm ceiling (1024^3, {args.threads} threads): {sgemm:.0f} GFLOP/s "
               f"(NumPy's BLAS {ceiling[0]:.0f}, PyTorch's {ceiling[1]:.0f})\n")
+        if not args.no_check:
+            check(names, ctx)
         results = {}
         for name in names:
             r = compare(name, args, ctx, path_first)

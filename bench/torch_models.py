@@ -231,3 +231,42 @@ class TorchNet:
             out.append((name, f / iters * 1e3, b / iters * 1e3))
             blobs[tops[0]] = yv.detach()
         return out
+
+
+def load_from_netcli(model, net):
+    """Copy a netcli net's params into the TorchNet of the same layer list (BatchNorm's stored
+    statistics divided by its scale factor, as Caffe does; the Scale folded into a BatchNorm as its
+    affine), so that both compute the same function: the check of this translation."""
+    def put(param, blob):
+        param.copy_(torch.from_numpy(blob.data).reshape(param.shape))
+    with torch.no_grad():
+        for k, (name, layer) in enumerate(zip(net.layer_names, net.layers)):
+            m = model.modules[name] if name in model.modules else None
+            if m is None or not layer.blobs:
+                continue
+            if layer.type == "InnerProduct":
+                m = m[1]
+            if layer.type == "BatchNorm":
+                factor = float(layer.blobs[2].data.reshape(-1)[0])
+                factor = 1 / factor if factor else 0.0
+                m.running_mean.copy_(torch.from_numpy(layer.blobs[0].data * factor))
+                m.running_var.copy_(torch.from_numpy(layer.blobs[1].data * factor))
+                m.eps = layer.p.batch_norm_param.eps
+                if m.affine:
+                    scale = net.layers[k + 1]
+                    put(m.weight, scale.blobs[0])
+                    put(m.bias, scale.blobs[1])
+                continue
+            put(m.weight, layer.blobs[0])
+            if len(layer.blobs) > 1:
+                put(m.bias, layer.blobs[1])
+
+
+def logits(model, x):
+    """The input of the last step (the loss or the softmax), in eval mode."""
+    model.modules.eval()
+    blobs = {"data": x}
+    with torch.no_grad():
+        for name, _, bottoms, tops in model.steps[:-1]:
+            blobs[tops[0]] = model.modules[name](*[blobs[b] for b in bottoms])
+    return blobs[model.steps[-1][2][0]]
