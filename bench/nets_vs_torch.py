@@ -24,6 +24,7 @@ PyTorch is not a netcli dependency: `pip install torch==2.13.0` installs the CPU
 from __future__ import annotations
 
 import argparse
+import io
 import multiprocessing as mp
 import os
 import shutil
@@ -31,6 +32,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 
 from bench_workers import NETS, ROOT, Workers, check_translation
@@ -249,7 +251,6 @@ def check(names, ctx):
 
 def checkout(rev):
     """netcli/ as of commit rev, in a new temporary folder (the caller removes it)."""
-    import tarfile
     sha = subprocess.run(["git", "-C", ROOT, "rev-parse", "--verify", f"{rev}^{{commit}}"],
                          capture_output=True, text=True)
     if sha.returncode:
@@ -260,11 +261,17 @@ def checkout(rev):
     if archive.returncode:
         shutil.rmtree(folder)
         raise SystemExit(f"--against {rev}: git archive failed: {archive.stderr.decode(errors='replace').strip()}")
-    import io
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(folder, filter="data")
     subject = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %s", sha], capture_output=True, text=True)
     return folder, subject.stdout.strip()[:100]
+
+
+def commit_line():
+    """This checkout's commit, and whether netcli/ has changes not committed (they are measured)."""
+    head = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %s"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "netcli"], capture_output=True, text=True)
+    return head.stdout.strip()[:100] + (" + changes not committed" if dirty.stdout.strip() else "")
 
 
 def versions():
@@ -312,8 +319,7 @@ def main():
             path_first["rev"] = folder
         ctx = mp.get_context("spawn")
         print(f"CPU: {cpu_model()}; {usable_cores()} usable cores, threads {args.threads}; {versions()}")
-        head = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %s"], capture_output=True, text=True)
-        print(f"netcli now: {head.stdout.strip()[:100]}" + (f"; REV {args.against}: {subject}" if folder else ""))
+        print(f"netcli now: {commit_line()}" + (f"; REV ({args.against}): {subject}" if folder else ""))
         ceiling = sgemm_ceiling(ctx, args)
         sgemm = max(ceiling)
         print(f"sgemm ceiling (1024^3, {args.threads} threads): {sgemm:.0f} GFLOP/s "
