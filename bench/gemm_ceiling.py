@@ -19,7 +19,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nets_vs_torch import NETS, bench_layers, cpu_model, netcli_yaml  # noqa: E402
+from bench_workers import NETS, bench_layers, netcli_yaml  # noqa: E402
+from nets_vs_torch import cpu_model  # noqa: E402
 
 
 def gemm_seconds(m, k, n, a_t, b_t, rng):
@@ -80,13 +81,13 @@ def main():
         ceiling = 2 * 1024 ** 3 / gemm_seconds(1024, 1024, 1024, False, False, rng) / 1e9
         print(f"sgemm ceiling, 1 thread, 1024^3: {ceiling:.1f} GFLOP/s\n")
         for name in args.nets.split(","):
-            config, sample = NETS[name]
-            layers, train_batch, _ = bench_layers(config, sample)
+            layers, sample, train_batch, test_batch = bench_layers(*NETS[name])
+            has_label, train_batch = train_batch is not None, train_batch or test_batch    # a deploy net: no label
             share = -(-train_batch // args.threads)
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "net.yaml")
                 with open(path, "w") as f:
-                    f.write(netcli_yaml(layers, train_batch, sample))
+                    f.write(netcli_yaml(layers, train_batch, sample, has_label))
                 net = netcli.Net(path, phase="TRAIN")
             print(f"{name}: batch {train_batch}, share {share} images per thread")
             flop = seconds = 0.0

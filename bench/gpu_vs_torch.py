@@ -29,7 +29,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nets_vs_torch import MNIST, SOLVER, TorchNet, bench_layers, cpu_model, netcli_yaml, random_data  # noqa: E402
+from bench_workers import MNIST, SOLVER, bench_layers, netcli_yaml, random_data  # noqa: E402
+from nets_vs_torch import cpu_model  # noqa: E402
 
 TARGETS = {64: 1.0, 1024: 0.5}        # netcli / PyTorch img/s the issue asks for
 
@@ -39,10 +40,10 @@ class NetcliTrainer:
         import netcli
         from netcli.ops import cuda as kernels
         self.kernels = kernels
-        layers, _, _ = bench_layers(net, MNIST)
+        layers, _, _, _ = bench_layers(net, MNIST)
         self.model = os.path.join(tmp, f"net_{batch}.yaml")
         with open(self.model, "w") as f:
-            f.write(netcli_yaml(layers, batch, MNIST))
+            f.write(netcli_yaml(layers, batch, MNIST, True))
         solver = os.path.join(tmp, f"solver_{batch}.yaml")
         with open(solver, "w") as f:
             f.write(SOLVER.format(net=self.model).replace("base_lr: 0.001", "base_lr: 0.01"))
@@ -71,7 +72,8 @@ class TorchTrainer:
         import torch
         self.torch = torch
         torch.manual_seed(0)
-        layers, _, _ = bench_layers(net, MNIST)
+        from torch_models import TorchNet
+        layers, _, _, _ = bench_layers(net, MNIST)
         self.model = TorchNet(layers, MNIST)
         self.model.modules.to(device)
         self.model.modules.train()

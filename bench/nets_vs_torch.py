@@ -1,45 +1,41 @@
 """The shipped nets in netcli and in PyTorch, side by side on this machine.
 
-    python bench/nets_vs_torch.py [--nets lenet,cifar10_quick,...] [--threads N] [--rounds 5]
+    python bench/nets_vs_torch.py [--nets lenet,resnet20,...] [--threads N] [--rounds 5]
+                                  [--against REV] [--scaling] [--no-layers]
 
-Each net is built from its file in configs/ (its Data layers replaced by Input layers of the same
-shapes, filled with random data); the PyTorch model is translated from the same layer list
-(BatchNorm followed by Scale becomes one BatchNorm2d with its affine, as PyTorch users write it).
-Each framework runs in its own worker process (their thread pools never coexist) with the same
-thread count; after a warm-up the driver alternates A/B rounds. Training: the config's TRAIN batch,
-SGD with momentum 0.9 and weight decay 5e-4. Inference: the TEST batch in eval mode, and batch 1
-latency. Printed: the CPU, the sgemm ceiling measured in this run (the best of NumPy's and
-PyTorch's BLAS on one large product), images/s of each, the ratio netcli/PyTorch (median and spread
-over rounds), each net's GFLOP/s and share of the ceiling, per-layer times of both.
+Each net is built from its file in configs/ (its Data layers replaced by an Input layer of the same
+shapes, filled with random data); the PyTorch model is translated from the same layer list by
+bench/torch_models.py. Each framework runs in its own worker process, a fresh one per net (their
+thread pools never coexist), with the same thread count; after a warm-up the driver alternates
+A/B rounds. Training: the config's TRAIN batch, SGD with momentum 0.9 and weight decay 5e-4.
+Inference: the TEST batch in eval mode (batch 8 for the deploy nets squeezenet11 and resnet50, which
+are inference only), and batch 1 latency. Printed: the CPU, the sgemm ceiling measured in this run
+(the best of NumPy's and PyTorch's BLAS on one large product), images/s of each, the ratio
+netcli/PyTorch (median and spread over rounds), each net's GFLOP/s and share of the ceiling, each
+worker's peak resident memory (VmHWM; in brackets its peak after the imports, before the net), and
+per-layer times of both.
+--against REV: a third worker runs netcli as of commit REV (`git archive` of its netcli/ into a
+temporary folder, removed at the end), and the rounds rotate netcli / netcli-REV / PyTorch; the
+now/REV ratios are printed with their spread. A net that REV cannot build gets one line.
+--scaling: training throughput of netcli and PyTorch at 1, 2, ... threads up to the usable cores,
+batch 32 and 64, for --scaling-nets (lenet and resnet20), and the ratio to each one's 1 thread.
 PyTorch is not a netcli dependency: `pip install torch==2.13.0` installs the CPU build.
 """
 from __future__ import annotations
 
 import argparse
+import io
 import multiprocessing as mp
 import os
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
-import time
+import tarfile
+import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MNIST, CIFAR = (1, 28, 28), (3, 32, 32)
-NETS = {                               # name: (config, sample shape)
-    "lenet": ("configs/lenet_train_test.yaml", MNIST),
-    "lenet_bn": ("configs/lenet_bn.yaml", MNIST),
-    "lenet_dropout": ("configs/lenet_dropout.yaml", MNIST),
-    "cifar10_quick": ("configs/cifar10_quick_train_test.yaml", CIFAR),
-    "mlp": ("configs/mnist_mlp.yaml", MNIST),
-}
-SOLVER = """net: {net}
-base_lr: 0.001
-momentum: 0.9
-weight_decay: 0.0005
-lr_policy: fixed
-max_iter: 1000000000
-random_seed: 1
-"""
-POOL = 256                             # random samples each worker cycles through
+from bench_workers import NETS, ROOT, Workers, check_translation
 
 
 def cpu_model():
@@ -54,314 +50,228 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
-def bench_layers(config, sample):
-    """The config's layers for benchmarking: Data layers out, an Input layer in (TRAIN batch),
-    TEST-only layers out; and the two batch sizes."""
-    import yaml
-    with open(os.path.join(ROOT, config)) as f:
-        cfg = yaml.safe_load(f)
-    batch = {"TRAIN": None, "TEST": None}
-    layers = []
-    for layer in cfg["layers"]:
-        phase = (layer.get("include") or {}).get("phase")
-        if layer["type"] == "Data":
-            batch[phase] = layer["data_param"]["batch_size"]
-            continue
-        if phase == "TEST":
-            continue
-        layers.append(layer)
-    return layers, batch["TRAIN"], batch["TEST"] or 100
+def usable_cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def netcli_yaml(layers, batch, sample):
-    import yaml
-    data = {"name": "data", "type": "Input", "top": ["data", "label"],
-            "input_param": {"shape": [{"dim": [batch, *sample]}, {"dim": [batch]}]}}
-    return yaml.safe_dump({"name": "bench", "layers": [data] + layers}, sort_keys=False)
+def spread(values):
+    return statistics.median(values), min(values), max(values)
 
 
-def random_data(sample, classes=10, seed=0):
-    import numpy as np
-    rng = np.random.default_rng(seed)
-    x = rng.normal(0, 1, (POOL, *sample)).astype(np.float32)
-    y = rng.integers(0, classes, POOL).astype(np.float32)
-    return x, y
+def compare(name, args, ctx, path_first):
+    kinds = ["netcli", "torch"] + (["rev"] if "rev" in path_first else [])
+    ws = Workers(ctx, name, [(k, args.threads) for k in kinds], path_first)
+    try:
+        r = run_workers(name, args, ws, kinds)
+    except BaseException:                   # Ctrl-C, SIGTERM: the workers go now, mid-measurement
+        ws.close(wait=False)
+        raise
+    ws.close()
+    return r
 
 
-def sgemm_gflops(mm, n=1024, reps=6):
-    """One n x n x n float32 product, best of reps, in GFLOP/s."""
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        mm()
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best / 1e9
-
-
-# -- workers ---------------------------------------------------------------------------------
-class NetcliWorker:
-    def __init__(self, name, threads, tmp):
-        from netcli.exec.threads import set_threads
-        set_threads(threads)
-        import netcli
-        config, sample = NETS[name]
-        layers, self.train_batch, self.test_batch = bench_layers(config, sample)
-        self.x, self.y = random_data(sample)
-        paths = {}
-        for b in {self.train_batch, self.test_batch, 1}:
-            paths[b] = os.path.join(tmp, f"{name}_{b}.yaml")
-            with open(paths[b], "w") as f:
-                f.write(netcli_yaml(layers, b, sample))
-        with open(os.path.join(tmp, "solver.yaml"), "w") as f:
-            f.write(SOLVER.format(net=paths[self.train_batch]))
-        self.solver = netcli.Solver(os.path.join(tmp, "solver.yaml"), progress=False)
-        self.solver.test_interval = 0
-        self.infer = {b: netcli.Net(paths[b], phase="TEST") for b in (self.test_batch, 1)}
-        for net in self.infer.values():
-            net.share_weights(self.solver.net)
-        self.k = 0
-
-    def flops(self):
-        """(training FLOPs per image: forward, plus the weight gradient of layers with params
-        and the input gradient where one flows; inference FLOPs per image)."""
-        net = self.solver.net
-        train = infer = 0
-        for i, layer in enumerate(net.layers):
-            f = layer.flops(net.bottom_vecs[i], net.top_vecs[i])
-            infer += f
-            train += f
-            if net.need_backward[i]:
-                train += f * (bool(layer.blobs) + any(net.propagate_down[i]))
-        return train, infer
-
-    def sgemm(self, _):
-        import numpy as np
-        from threadpoolctl import threadpool_limits
-        a = np.random.default_rng(0).random((1024, 1024), np.float32)
-        with threadpool_limits(self.threads_for_blas(), user_api="blas"):
-            return sgemm_gflops(lambda: a @ a)
-
-    @staticmethod
-    def threads_for_blas():
-        from netcli.exec import threads
-        return threads.count()
-
-    def _feed(self, net, batch):
-        i = (self.k * batch) % (POOL - batch + 1)
-        self.k += 1
-        net.blobs["data"].data[...] = self.x[i:i + batch]
-        if "label" in net.blobs:
-            net.blobs["label"].data[...] = self.y[i:i + batch]
-
-    def train(self, iters):
-        times = []
-        for _ in range(iters):
-            t = time.perf_counter()
-            self._feed(self.solver.net, self.train_batch)
-            self.solver.step(1)
-            times.append(time.perf_counter() - t)
-        return times
-
-    def inference(self, iters, batch=None):
-        batch = batch or self.test_batch
-        net = self.infer[batch]
-        times = []
-        for _ in range(iters):
-            t = time.perf_counter()
-            self._feed(net, batch)
-            net.forward()
-            times.append(time.perf_counter() - t)
-        return times
-
-    def latency(self, iters):
-        return self.inference(iters, 1)
-
-    def layers(self, iters):
-        from netcli.commands.timing import time_layers
-        net = self.solver.net
-        fwd, bwd, _, _ = time_layers(net, iters)
-        return [(n, f, b) for n, l, f, b in zip(net.layer_names, net.layers, fwd, bwd) if l.type != "Input"]
-
-
-class TorchNet:
-    """The layer list as a PyTorch module, run blob by blob as the netcli net runs."""
-
-    def __init__(self, layers, sample):
-        import torch
-        import torch.nn as nn
-        self.torch = torch
-        self.steps = []              # (name, module or None, bottoms, tops)
-        self.modules = nn.ModuleDict()
-        shapes = {"data": sample}
-        fused_scale = set()
-        for k, layer in enumerate(layers):
-            t, name = layer["type"], layer["name"]
-            bottoms = layer.get("bottom", [])
-            bottoms = [bottoms] if isinstance(bottoms, str) else bottoms
-            tops = layer.get("top", [])
-            tops = [tops] if isinstance(tops, str) else tops
-            if name in fused_scale:
-                continue
-            shp = shapes.get(bottoms[0]) if bottoms else None
-            m, out = self._module(t, layer, shp, layers[k + 1:], fused_scale)
-            if m is not None:
-                self.modules[name] = m
-            self.steps.append((name, t, bottoms, tops))
-            shapes[tops[0]] = out
-
-    def _module(self, t, layer, shp, rest, fused_scale):
-        import torch.nn as nn
-        if t == "Convolution":
-            p = layer["convolution_param"]
-            k, s, pad = p["kernel_size"], p.get("stride", 1), p.get("pad", 0)
-            m = nn.Conv2d(shp[0], p["num_output"], k, s, pad, bias=p.get("bias_term", True))
-            oh = (shp[1] + 2 * pad - k) // s + 1
-            return m, (p["num_output"], oh, (shp[2] + 2 * pad - k) // s + 1)
-        if t == "Pooling":
-            p = layer["pooling_param"]
-            k, s = p["kernel_size"], p.get("stride", 1)
-            m = (nn.MaxPool2d(k, s, ceil_mode=True) if p.get("pool", "MAX") == "MAX"
-                 else nn.AvgPool2d(k, s, ceil_mode=True))
-            import math
-            return m, (shp[0], math.ceil((shp[1] - k) / s) + 1, math.ceil((shp[2] - k) / s) + 1)
-        if t == "InnerProduct":
-            n = layer["inner_product_param"]["num_output"]
-            size = 1
-            for d in shp:
-                size *= d
-            return nn.Sequential(nn.Flatten(), nn.Linear(size, n)), (n,)
-        if t == "BatchNorm":
-            nxt = rest[0] if rest else None
-            affine = bool(nxt and nxt["type"] == "Scale")
-            if affine:
-                fused_scale.add(nxt["name"])
-            return (nn.BatchNorm2d if len(shp) == 3 else nn.BatchNorm1d)(shp[0], affine=affine), shp
-        if t == "ReLU":
-            return nn.ReLU(), shp
-        if t == "TanH":
-            return nn.Tanh(), shp
-        if t == "Sigmoid":
-            return nn.Sigmoid(), shp
-        if t == "Dropout":
-            return nn.Dropout((layer.get("dropout_param") or {}).get("dropout_ratio", 0.5)), shp
-        if t == "SoftmaxWithLoss":
-            return None, ()
-        raise ValueError(f"bench: no PyTorch translation for layer type {t}")
-
-    def run(self, x, y=None, names=None):
-        F = self.torch.nn.functional
-        blobs = {"data": x}
-        for name, t, bottoms, tops in self.steps:
-            if t == "SoftmaxWithLoss":
-                if y is None:
-                    blobs[tops[0]] = self.torch.softmax(blobs[bottoms[0]], 1)
-                else:
-                    blobs[tops[0]] = F.cross_entropy(blobs[bottoms[0]], y)
-                last = tops[0]
-                continue
-            blobs[tops[0]] = self.modules[name](blobs[bottoms[0]])
-            last = tops[0]
-        return blobs[last]
-
-
-class TorchWorker:
-    def __init__(self, name, threads, tmp):
-        import torch
-        torch.set_num_threads(threads)
-        self.torch = torch
-        torch.manual_seed(0)
-        config, sample = NETS[name]
-        self.layer_list, self.train_batch, self.test_batch = bench_layers(config, sample)
-        x, y = random_data(sample)
-        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y).long()
-        self.model = TorchNet(self.layer_list, sample)
-        self.opt = torch.optim.SGD(self.model.modules.parameters(), lr=0.001, momentum=0.9, weight_decay=5e-4)
-        self.k = 0
-
-    def sgemm(self, _):
-        a = self.torch.rand(1024, 1024)
-        return sgemm_gflops(lambda: a @ a)
-
-    def _slice(self, batch):
-        i = (self.k * batch) % (POOL - batch + 1)
-        self.k += 1
-        return self.x[i:i + batch], self.y[i:i + batch]
-
-    def train(self, iters):
-        times = []
-        self.model.modules.train()
-        for _ in range(iters):
-            t = time.perf_counter()
-            x, y = self._slice(self.train_batch)
-            self.opt.zero_grad(set_to_none=True)
-            self.model.run(x, y).backward()
-            self.opt.step()
-            times.append(time.perf_counter() - t)
-        return times
-
-    def inference(self, iters, batch=None):
-        times = []
-        self.model.modules.eval()
-        with self.torch.inference_mode():
-            for _ in range(iters):
-                t = time.perf_counter()
-                x, _ = self._slice(batch or self.test_batch)
-                self.model.run(x)
-                times.append(time.perf_counter() - t)
-        return times
-
-    def latency(self, iters):
-        return self.inference(iters, 1)
-
-    def layers(self, iters):
-        """Per step: forward ms, and backward ms (gradients of its params and its input)."""
-        torch = self.torch
-        self.model.modules.train()
-        x, y = self.x[:self.train_batch], self.y[:self.train_batch]
-        out = []
-        F = torch.nn.functional
-        for k, (name, t, bottoms, tops) in enumerate(self.model.steps):
-            xin = x.detach().requires_grad_(k > 0)
-            if t == "SoftmaxWithLoss":
-                def fn(v):
-                    return F.cross_entropy(v, y)
-                params = []
-            else:
-                fn = self.model.modules[name]
-                params = list(fn.parameters())
-            f = b = 0.0
-            for _ in range(iters):
-                s = time.perf_counter()
-                yv = fn(xin)
-                f += time.perf_counter() - s
-                wrt = params + ([xin] if xin.requires_grad else [])
-                if wrt:
-                    yv = fn(xin)
-                    g = torch.ones_like(yv)
-                    s = time.perf_counter()
-                    torch.autograd.grad(yv, wrt, g)
-                    b += time.perf_counter() - s
-            out.append((name, f / iters * 1e3, b / iters * 1e3))
-            x = fn(x).detach() if t != "SoftmaxWithLoss" else x
-        return out
-
-
-def worker(kind, name, threads, conn):
-    import tempfile
-    os.environ.update({v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
-    sys.path.insert(0, ROOT)
-    with tempfile.TemporaryDirectory() as tmp:
+def run_workers(name, args, ws, kinds):
+    for kind in ("netcli", "torch"):
+        if (kind, args.threads) in ws.failed:
+            print(f"{name}: {kind} worker failed: {ws.failed[kind, args.threads]}")
+            return None
+    if ("rev", args.threads) in ws.failed:
+        print(f"{name}: netcli at {args.against} cannot run it: {ws.failed['rev', args.threads]}")
+        kinds.remove("rev")
+    while True:
         try:
-            w = (NetcliWorker if kind == "netcli" else TorchWorker)(name, threads, tmp)
-            conn.send(("ready", w.train_batch, w.test_batch, w.flops() if kind == "netcli" else None))
-        except Exception as e:       # noqa: BLE001 - reported by the driver
-            conn.send(("error", f"{type(e).__name__}: {e}", None, None))
-            return
-        while True:
-            cmd, n = conn.recv()
-            if cmd == "quit":
-                break
-            conn.send(getattr(w, cmd)(n))
+            return measure(name, args, ws, kinds)
+        except RuntimeError as e:
+            if "rev" in kinds and str(e).startswith("rev "):      # REV failed: measure again without it
+                print(f"{name}: netcli at {args.against} failed while measuring: {e}")
+                kinds.remove("rev")
+                continue
+            print(f"{name}: {e}")
+            return None
+
+
+def measure(name, args, ws, kinds):
+    key = {k: (k, args.threads) for k in kinds}
+    _, train_batch, test_batch, (train_flop, infer_flop), _ = ws.info[key["netcli"]]
+    what = (["train"] if train_batch else []) + ["inference", "latency"]
+    batch = {"train": train_batch, "inference": test_batch, "latency": 1}
+    for kind in kinds:                                  # warm-up: JIT, caches, allocators
+        for w in what:
+            ws.ask(key[kind], w, args.warmup if w == "train" else max(1, args.warmup // 2))
+    res = {k: {w: [] for w in what} for k in kinds}
+    ratios = {(k, w): [] for k in kinds if k != "netcli" for w in what}
+    for r in range(args.rounds):
+        order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
+        per = {k: {w: batch[w] / statistics.median(ws.ask(key[k], w, args.iters)) for w in what} for k in order}
+        for w in what:
+            for k in kinds:
+                res[k][w].append(per[k][w])
+                if k != "netcli":
+                    ratios[k, w].append(per["netcli"][w] / per[k][w])
+    out = {"train_batch": train_batch, "test_batch": test_batch, "what": what,
+           "memory": {k: ws.ask(key[k], "memory") for k in kinds}}
+    out["layers"] = {} if args.no_layers else {k: ws.ask(key[k], "layers", args.layer_iters) for k in ("netcli", "torch")}
+    for w in what:
+        out[w] = {k: statistics.median(res[k][w]) for k in kinds}
+        for k in kinds:
+            if k != "netcli":
+                out[w][f"netcli/{k}"] = spread(ratios[k, w])
+    flop, rate = (train_flop, out["train"]["netcli"]) if train_batch else (infer_flop, out["inference"]["netcli"])
+    out["gflops"] = rate * flop / 1e9
+    return out
+
+
+def sgemm_ceiling(ctx, args):
+    got = []
+    for kind in ("netcli", "torch"):
+        ws = Workers(ctx, "mlp", [(kind, args.threads)], {"netcli": ROOT, "torch": ROOT})
+        try:
+            got.append(ws.ask((kind, args.threads), "sgemm") if not ws.failed else 0.0)
+        finally:
+            ws.close()
+    return got
+
+
+def print_net(name, r, sgemm):
+    parts = [f"{name}:"]
+    if "train" in r:
+        tr = r["train"]
+        parts.append(f"train b{r['train_batch']} {tr['netcli']:.0f} vs {tr['torch']:.0f} img/s = "
+                     "{:.2f}x [{:.2f}-{:.2f}];".format(*tr["netcli/torch"]))
+    inf, lat = r["inference"], r["latency"]
+    parts.append(f"inference b{r['test_batch']} {inf['netcli']:.0f} vs {inf['torch']:.0f} img/s = "
+                 "{:.2f}x [{:.2f}-{:.2f}];".format(*inf["netcli/torch"]))
+    parts.append(f"batch 1 {1e3 / lat['netcli']:.3f} vs {1e3 / lat['torch']:.3f} ms = "
+                 "{:.2f}x [{:.2f}-{:.2f}];".format(*lat["netcli/torch"]))
+    parts.append(f"{r['gflops']:.1f} GFLOP/s = {r['gflops'] / sgemm:.0%} of sgemm;")
+    mem = "; ".join(f"{k} {peak:.0f} MB (imports {base:.0f})" for k, (peak, base) in r["memory"].items())
+    parts.append(f"peak RSS {mem}")
+    print(" ".join(parts), flush=True)
+
+
+def print_tables(results, args, sgemm):
+    print(f"\nmedians of {args.rounds} rounds (ratio = netcli / PyTorch, higher is better for netcli; "
+          f"b1 = batch-1 latency, lower is better)")
+    print(f"{'net':<14}{'train img/s':>12}{'torch':>8}{'ratio':>7}{'infer img/s':>12}{'torch':>8}{'ratio':>7}"
+          f"{'b1 ms':>9}{'torch':>9}{'ratio':>7}{'% sgemm':>9}{'MB netcli':>11}{'torch':>7}")
+    for name, r in results.items():
+        tr = r.get("train")
+        train = f"{tr['netcli']:>12.0f}{tr['torch']:>8.0f}{tr['netcli/torch'][0]:>7.2f}" if tr else f"{'-':>12}{'-':>8}{'-':>7}"
+        inf, lat, mem = r["inference"], r["latency"], r["memory"]
+        print(f"{name:<14}{train}{inf['netcli']:>12.0f}{inf['torch']:>8.0f}{inf['netcli/torch'][0]:>7.2f}"
+              f"{1e3 / lat['netcli']:>9.3f}{1e3 / lat['torch']:>9.3f}{lat['netcli/torch'][0]:>7.2f}"
+              f"{r['gflops'] / sgemm:>9.0%}{mem['netcli'][0]:>11.0f}{mem['torch'][0]:>7.0f}")
+    revs = {n: r for n, r in results.items() if "rev" in r["memory"]}
+    if revs:
+        print(f"\nnetcli now / netcli at {args.against} (median [min-max] of {args.rounds} rounds; "
+              f"> 1: now is faster)")
+        print(f"{'net':<14}{'train':>20}{'inference':>20}{'batch 1':>20}{'MB now':>9}{'REV':>7}")
+        for name, r in revs.items():
+            cells = ["{:.2f} [{:.2f}-{:.2f}]".format(*r[w]["netcli/rev"]) if w in r else "-"
+                     for w in ("train", "inference", "latency")]
+            print(f"{name:<14}" + "".join(f"{c:>20}" for c in cells)
+                  + f"{r['memory']['netcli'][0]:>9.0f}{r['memory']['rev'][0]:>7.0f}")
+    base = results.get("lenet")
+    for name in ("lenet_bn", "lenet_dropout"):
+        if base and name in results:
+            print(f"{name} iteration time / lenet's: {base['train']['netcli'] / results[name]['train']['netcli']:.2f}")
+    for name, r in results.items():
+        if r["layers"]:
+            print_layers(name, r)
+
+
+def print_layers(name, r):
+    """netcli's layers in order, each beside PyTorch's step of the same name (BatchNorm carries
+    the Scale folded into it; Split is no step in PyTorch)."""
+    a, b = r["layers"]["netcli"], r["layers"]["torch"]
+    torch_by_name = {n: (f, bw) for n, f, bw in b}
+    batch = r["train_batch"] or r["test_batch"]
+    print(f"\n{name}: per layer at batch {batch}, ms (forward / backward)")
+    print(f"{'layer':<36}{'netcli fwd':>11}{'bwd':>9}{'torch fwd':>11}{'bwd':>9}")
+    for n, f, bw in a:
+        t = torch_by_name.pop(n, None)
+        right = f"{t[0]:>11.3f}{t[1]:>9.3f}" if t else ""
+        print(f"{n[:35]:<36}{f:>11.3f}{bw:>9.3f}{right}")
+    for n, (f, bw) in torch_by_name.items():
+        print(f"{n[:35]:<36}{'':>20}{f:>11.3f}{bw:>9.3f}")
+    print(f"{'total':<36}{sum(x[1] for x in a):>11.3f}{sum(x[2] for x in a):>9.3f}"
+          f"{sum(x[1] for x in b):>11.3f}{sum(x[2] for x in b):>9.3f}")
+
+
+def scaling(args, ctx):
+    """Training img/s at 1, 2, ... threads, batch 32 and 64, each framework against its 1 thread."""
+    cores = usable_cores()
+    counts = list(range(1, cores + 1)) if cores <= 8 else sorted({1 << k for k in range(cores.bit_length())} | {cores})
+    batches = (32, 64)
+    print(f"\nthread scaling: training img/s, median of {args.rounds} rounds; x1 = against the same framework's 1 thread")
+    print(f"{'net':<10}{'batch':>6}{'threads':>8}{'netcli':>9}{'x1':>6}{'torch':>9}{'x1':>6}{'ratio':>7}")
+    for name in args.scaling_nets.split(","):
+        keys = [(k, t) for t in counts for k in ("netcli", "torch")]
+        ws = Workers(ctx, name, keys, {"netcli": ROOT, "torch": ROOT}, batches)
+        wait = False
+        try:
+            if ws.failed:
+                print(f"{name}: a worker failed: {next(iter(ws.failed.values()))}")
+                continue
+            for key in keys:
+                for b in batches:
+                    ws.ask(key, "train", args.warmup, b)
+            got = {(key, b): [] for key in keys for b in batches}
+            for r in range(args.rounds):
+                for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+                    for b in batches:
+                        got[key, b].append(b / statistics.median(ws.ask(key, "train", args.iters, b)))
+            for b in batches:
+                one = {k: statistics.median(got[(k, 1), b]) for k in ("netcli", "torch")}
+                for t in counts:
+                    n, p = statistics.median(got[("netcli", t), b]), statistics.median(got[("torch", t), b])
+                    print(f"{name:<10}{b:>6}{t:>8}{n:>9.0f}{n / one['netcli']:>6.2f}{p:>9.0f}"
+                          f"{p / one['torch']:>6.2f}{n / p:>7.2f}", flush=True)
+            wait = True
+        except RuntimeError as e:
+            print(f"{name}: {e}")
+        finally:
+            ws.close(wait)
+
+
+def check(names, ctx):
+    """That the PyTorch translation computes what netcli computes (one worker process per net)."""
+    from concurrent.futures import ProcessPoolExecutor
+    got = []
+    for name in names:
+        with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+            try:
+                err = pool.submit(check_translation, name).result()
+                got.append(f"{name} {err:.1e}" + (" MISMATCH" if err > 1e-4 else ""))
+            except Exception as e:        # noqa: BLE001 - one line per net
+                got.append(f"{name} failed ({type(e).__name__}: {e})")
+    print("translation check, netcli's logits against PyTorch's for the same weights (largest "
+          f"difference / largest logit): {', '.join(got)}\n", flush=True)
+
+
+def checkout(rev):
+    """netcli/ as of commit rev, in a new temporary folder (the caller removes it)."""
+    sha = subprocess.run(["git", "-C", ROOT, "rev-parse", "--verify", f"{rev}^{{commit}}"],
+                         capture_output=True, text=True)
+    if sha.returncode:
+        raise SystemExit(f"--against {rev}: not a commit of this repository ({sha.stderr.strip()})")
+    sha = sha.stdout.strip()
+    folder = tempfile.mkdtemp(prefix="netcli-rev-")
+    archive = subprocess.run(["git", "-C", ROOT, "archive", "--format=tar", sha, "netcli"], capture_output=True)
+    if archive.returncode:
+        shutil.rmtree(folder)
+        raise SystemExit(f"--against {rev}: git archive failed: {archive.stderr.decode(errors='replace').strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(folder, filter="data")
+    subject = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %s", sha], capture_output=True, text=True)
+    return folder, subject.stdout.strip()[:100]
+
+
+def commit_line():
+    """This checkout's commit, and whether netcli/ has changes not committed (they are measured)."""
+    head = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %s"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "netcli"], capture_output=True, text=True)
+    return head.stdout.strip()[:100] + (" + changes not committed" if dirty.stdout.strip() else "")
 
 
 def versions():
@@ -371,62 +281,24 @@ def versions():
     return f"numpy {numpy.__version__}, numba {numba.__version__}, torch {torch.__version__}, python {sys.version.split()[0]}"
 
 
-def compare(name, args, ctx):
-    conns = {}
-    info = {}
-    for kind in ("netcli", "torch"):
-        a, b = ctx.Pipe()
-        p = ctx.Process(target=worker, args=(kind, name, args.threads, b), daemon=True)
-        p.start()
-        conns[kind] = a
-        info[kind] = a.recv()
-        if info[kind][0] == "error":
-            print(f"{name}: {kind} worker failed: {info[kind][1]}")
-            return None
-    _, train_batch, test_batch, (train_flop, infer_flop) = info["netcli"]
-
-    def ask(kind, cmd, n):
-        conns[kind].send((cmd, n))
-        return conns[kind].recv()
-
-    for kind in conns:                      # warm-up: JIT, caches, allocators
-        ask(kind, "train", 20)
-        ask(kind, "inference", 10)
-        ask(kind, "latency", 10)
-    what = ("train", "inference", "latency")
-    res = {k: {w: [] for w in what} for k in conns}
-    ratios = {w: [] for w in what}
-    for r in range(args.rounds):
-        order = ("netcli", "torch") if r % 2 == 0 else ("torch", "netcli")
-        per = {}
-        for kind in order:
-            t = statistics.median(ask(kind, "train", args.iters))
-            i = statistics.median(ask(kind, "inference", args.iters))
-            lat = statistics.median(ask(kind, "latency", args.iters))
-            per[kind] = {"train": train_batch / t, "inference": test_batch / i, "latency": 1 / lat}
-        for w in what:
-            for kind in conns:
-                res[kind][w].append(per[kind][w])
-            ratios[w].append(per["netcli"][w] / per["torch"][w])
-    layers = {k: ask(k, "layers", 20) for k in conns}
-    for c in conns.values():
-        c.send(("quit", 0))
-    out = {"train_batch": train_batch, "test_batch": test_batch, "layers": layers}
-    for w in what:
-        out[w] = (statistics.median(res["netcli"][w]), statistics.median(res["torch"][w]),
-                  statistics.median(ratios[w]), min(ratios[w]), max(ratios[w]))
-    out["gflops"] = out["train"][0] * train_flop / 1e9
-    return out
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nets", default=",".join(n for n in NETS if n != "mlp"), help=f"comma-separated, from {', '.join(NETS)}")
+    ap.add_argument("--threads", type=int, default=usable_cores())
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--iters", type=int, default=40, help="iterations per measurement in a round")
+    ap.add_argument("--warmup", type=int, default=20, help="training iterations before the rounds (half that for inference)")
+    ap.add_argument("--layer-iters", type=int, default=20, help="iterations of the per-layer timing")
+    ap.add_argument("--no-layers", action="store_true", help="skip the per-layer tables")
+    ap.add_argument("--no-check", action="store_true", help="skip the check that both frameworks compute the same net")
+    ap.add_argument("--against", metavar="REV", help="also run netcli as of this commit (A/B against it)")
+    ap.add_argument("--scaling", action="store_true", help="also print the thread-scaling table")
+    ap.add_argument("--scaling-nets", default="lenet,resnet20", help="the nets of the scaling table")
+    return ap.parse_args()
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nets", default=",".join(NETS), help=f"comma-separated, from {', '.join(NETS)}")
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--iters", type=int, default=40, help="iterations per measurement in a round")
-    ap.add_argument("--no-layers", action="store_true", help="skip the per-layer tables")
-    args = ap.parse_args()
+    args = parse_args()
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -434,56 +306,42 @@ def main():
               "pip install torch==2.13.0 (the CPU build) and run again.")
         return 0
     names = [n.strip() for n in args.nets.split(",") if n.strip()]
-    unknown = [n for n in names if n not in NETS]
+    unknown = [n for n in names + args.scaling_nets.split(",") if n not in NETS]
     if unknown:
         print(f"unknown net(s) {', '.join(unknown)}; known: {', '.join(NETS)}")
         return 2
-    ctx = mp.get_context("spawn")
-    print(f"CPU: {cpu_model()}; {len(os.sched_getaffinity(0))} usable cores, threads {args.threads}; {versions()}")
-    ceiling = []
-    for kind in ("netcli", "torch"):
-        a, b = ctx.Pipe()
-        p = ctx.Process(target=worker, args=(kind, "mlp", args.threads, b), daemon=True)
-        p.start()
-        a.recv()
-        a.send(("sgemm", 0))
-        ceiling.append(a.recv())
-        a.send(("quit", 0))
-        p.join()
-    sgemm = max(ceiling)
-    print(f"sgemm ceiling (1024^3, {args.threads} threads): {sgemm:.0f} GFLOP/s "
-          f"(NumPy's BLAS {ceiling[0]:.0f}, PyTorch's {ceiling[1]:.0f})\n")
-    results = {}
-    for name in names:
-        r = compare(name, args, ctx)
-        if r is None:
-            continue
-        results[name] = r
-        tr, inf, lat = r["train"], r["inference"], r["latency"]
-        print(f"{name}: train b{r['train_batch']} {tr[0]:.0f} vs {tr[1]:.0f} img/s = {tr[2]:.2f}x "
-              f"[{tr[3]:.2f}-{tr[4]:.2f}], {r['gflops']:.1f} GFLOP/s = {r['gflops'] / sgemm:.0%} of sgemm; "
-              f"inference b{r['test_batch']} {inf[2]:.2f}x [{inf[3]:.2f}-{inf[4]:.2f}]; "
-              f"batch 1 {1e3 / lat[0]:.3f} vs {1e3 / lat[1]:.3f} ms = {lat[2]:.2f}x", flush=True)
-    print(f"\nmedians of {args.rounds} A/B rounds (ratio = netcli / PyTorch, higher is better for netcli)")
-    print(f"{'net':<15}{'train img/s':>13}{'torch':>8}{'ratio':>7}{'inference':>11}{'torch':>8}{'ratio':>7}"
-          f"{'b1 ms':>8}{'torch':>8}{'ratio':>7}{'% sgemm':>9}")
-    for name, r in results.items():
-        tr, inf, lat = r["train"], r["inference"], r["latency"]
-        print(f"{name:<15}{tr[0]:>13.0f}{tr[1]:>8.0f}{tr[2]:>7.2f}{inf[0]:>11.0f}{inf[1]:>8.0f}{inf[2]:>7.2f}"
-              f"{1e3 / lat[0]:>8.3f}{1e3 / lat[1]:>8.3f}{lat[2]:>7.2f}{r['gflops'] / sgemm:>9.0%}")
-    base = results.get("lenet")
-    for name in ("lenet_bn", "lenet_dropout"):
-        if base and name in results:
-            print(f"{name} iteration time / lenet's: {base['train'][0] / results[name]['train'][0]:.2f}")
-    if not args.no_layers:
-        for name, r in results.items():
-            print(f"\n{name}: per layer at batch {r['train_batch']}, ms (forward / backward)")
-            print(f"{'netcli layer':<16}{'fwd':>8}{'bwd':>8}    {'torch step':<16}{'fwd':>8}{'bwd':>8}")
-            a, b = r["layers"]["netcli"], r["layers"]["torch"]
-            for k in range(max(len(a), len(b))):
-                left = f"{a[k][0]:<16}{a[k][1]:>8.3f}{a[k][2]:>8.3f}" if k < len(a) else " " * 32
-                right = f"{b[k][0]:<16}{b[k][1]:>8.3f}{b[k][2]:>8.3f}" if k < len(b) else ""
-                print(f"{left}    {right}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))     # so that the finally below runs
+    path_first = {"netcli": ROOT, "torch": ROOT}
+    folder = None
+    try:
+        if args.against:
+            folder, subject = checkout(args.against)
+            path_first["rev"] = folder
+        ctx = mp.get_context("spawn")
+        print(f"CPU: {cpu_model()}; {usable_cores()} usable cores, threads {args.threads}; {versions()}")
+        print(f"netcli now: {commit_line()}" + (f"; REV ({args.against}): {subject}" if folder else ""))
+        ceiling = sgemm_ceiling(ctx, args)
+        sgemm = max(ceiling)
+        print(f"sgemm ceiling (1024^3, {args.threads} threads): {sgemm:.0f} GFLOP/s "
+              f"(NumPy's BLAS {ceiling[0]:.0f}, PyTorch's {ceiling[1]:.0f})\n")
+        if not args.no_check:
+            check(names, ctx)
+        results = {}
+        for name in names:
+            r = compare(name, args, ctx, path_first)
+            if r is not None:
+                results[name] = r
+                print_net(name, r, sgemm)
+        if results:
+            print_tables(results, args, sgemm)
+        if args.scaling:
+            scaling(args, ctx)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    finally:
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 

@@ -23,7 +23,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nets_vs_torch import NETS, bench_layers, cpu_model, netcli_yaml  # noqa: E402
+from bench_workers import NETS, bench_layers, netcli_yaml  # noqa: E402
+from nets_vs_torch import cpu_model  # noqa: E402
 
 NETWORKS = {"10 Gb/s Ethernet": (10e9 / 8, 25e-6), "100 Gb/s InfiniBand": (100e9 / 8, 3e-6)}   # B/s, s/step
 SCALES = (8, 64, 512)
@@ -39,9 +40,8 @@ def nets(tmp):
     import yaml
     out = {}
     for name in ("lenet", "cifar10_quick"):
-        config, sample = NETS[name]
-        layers, batch, _ = bench_layers(config, sample)
-        out[name] = (os.path.join(tmp, name + ".yaml"), netcli_yaml(layers, batch, sample), batch)
+        layers, sample, batch, _ = bench_layers(*NETS[name])
+        out[name] = (os.path.join(tmp, name + ".yaml"), netcli_yaml(layers, batch, sample, True), batch)
     out["alexnet_fc6"] = (os.path.join(tmp, "fc6.yaml"), yaml.safe_dump(FC6, sort_keys=False), 32)
     for path, text, _ in out.values():
         with open(path, "w") as f:
