@@ -1,0 +1,43 @@
+"""Model-zoo net files that Caffe accepts: `engine` in a layer's parameters (MobileNet's
+`convolution_param { engine: CAFFE }`) and parameter blocks of another layer type (a VGG-16 deploy
+file's `image_data_param` on its Input layer) are ignored as Caffe ignores them."""
+import numpy as np
+import pytest
+
+from netcli import Net
+from netcli.config.compile import compile_net
+from netcli.errors import ConfigError
+
+ENGINES = """\
+name: "engines"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 2 dim: 6 dim: 6 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 2 kernel_size: 3 engine: CAFFE weight_filler { type: "gaussian" } } }
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "relu" relu_param { engine: CUDNN } }
+layer { name: "sig" type: "Sigmoid" bottom: "relu" top: "sig" sigmoid_param { engine: CAFFE } }
+layer { name: "tanh" type: "TanH" bottom: "sig" top: "tanh" tanh_param { engine: DEFAULT } }
+layer { name: "lrn" type: "LRN" bottom: "tanh" top: "lrn" lrn_param { local_size: 1 engine: CAFFE } }
+layer { name: "pool" type: "Pooling" bottom: "lrn" top: "pool" pooling_param { pool: MAX kernel_size: 2 engine: CAFFE } }
+layer { name: "prob" type: "Softmax" bottom: "pool" top: "prob" softmax_param { engine: CUDNN } }
+"""
+
+
+def test_engine_is_accepted_and_ignored(tmp_path, capsys):
+    f = tmp_path / "engines.prototxt"
+    f.write_text(ENGINES)
+    plain = tmp_path / "plain.prototxt"
+    plain.write_text("\n".join(l for l in ENGINES.replace(" engine: CAFFE", "").replace(" engine: CUDNN", "")
+                               .replace(" engine: DEFAULT", "").splitlines()))
+    x = np.random.default_rng(0).standard_normal((1, 2, 6, 6)).astype(np.float32)
+    a = Net(str(f), seed=1).forward(data=x)["prob"].copy()
+    b = Net(str(plain), seed=1).forward(data=x)["prob"].copy()
+    assert np.array_equal(a, b)
+    out = capsys.readouterr()
+    assert "engine" not in out.out + out.err
+
+
+def test_engine_takes_only_caffes_values(tmp_path):
+    f = tmp_path / "bad.prototxt"
+    f.write_text(ENGINES.replace("engine: CAFFE", "engine: MKL", 1))
+    with pytest.raises(ConfigError, match="engine.*expected one of DEFAULT, CAFFE, CUDNN"):
+        compile_net(str(f))
