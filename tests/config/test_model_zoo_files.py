@@ -41,3 +41,36 @@ def test_engine_takes_only_caffes_values(tmp_path):
     f.write_text(ENGINES.replace("engine: CAFFE", "engine: MKL", 1))
     with pytest.raises(ConfigError, match="engine.*expected one of DEFAULT, CAFFE, CUDNN"):
         compile_net(str(f))
+
+
+VGG_INPUT = """\
+name: "VGG_ILSVRC_16_layers"
+layer {
+  name: "data"
+  type: "Input"
+  top: "data"
+  input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } }
+  image_data_param { source: "missing.txt" batch_size: 10 new_height: 256 new_width: 256 }
+  transform_param { crop_size: 224 mirror: false }
+}
+layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 2 } }
+"""
+
+
+def test_foreign_parameter_blocks_are_ignored_with_one_warning(tmp_path, capsys):
+    f = tmp_path / "vgg.prototxt"
+    f.write_text(VGG_INPUT)
+    net = Net(str(f), phase="TEST")
+    Net(str(f), phase="TRAIN")                       # a second compile: no second line
+    assert net.blobs["data"].shape == (1, 3, 8, 8)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "vgg.prototxt:7" in err[0] and "layer 'data' (Input)" in err[0]
+    assert "image_data_param, transform_param" in err[0] and "ignor" in err[0]
+
+
+def test_unknown_blocks_are_still_errors(tmp_path):
+    f = tmp_path / "bad.prototxt"
+    f.write_text(VGG_INPUT.replace("image_data_param", "imagedata_param"))
+    with pytest.raises(ConfigError, match="unknown field 'imagedata_param'"):
+        compile_net(str(f))
