@@ -183,3 +183,49 @@ def test_negative_int32_is_read_from_its_ten_bytes():
     raw = b"\x08\x01\x10\x01\x18\x01" + b"\x28" + minus_three + b"\x32\x04" + struct.pack("<f", 0.5)
     a, label = datum.parse_datum(raw)
     assert label == -3 and a.tolist() == [[[0.5]]]
+
+
+def test_every_schema_field_has_a_field_number():
+    """caffe_pb2 is built from the schema: each field needs its number, one per message, and
+    each <type>_param block its LayerParameter number (checked without protobuf)."""
+    from netcli.config.net_spec import LAYER_COMMON, NET_TOP
+    from netcli.config.schema import Message
+    from netcli.layers import REGISTRY
+    from netcli.solver.spec import SOLVER
+    seen = {}
+
+    def walk(msg):
+        if msg.name in seen:
+            return
+        seen[msg.name] = msg
+        numbers = [f.number for f in msg.fields]
+        assert None not in numbers, (msg.name, [f.name for f in msg.fields if f.number is None])
+        assert len(set(numbers)) == len(numbers), msg.name
+        for f in msg.fields:
+            if isinstance(f.kind, Message):
+                walk(f.kind)
+    for m in (NET_TOP, SOLVER, Message("LayerParameter", LAYER_COMMON)):
+        walk(m)
+    blocks = {}
+    for cls in REGISTRY.values():
+        for key, msg in cls.params.items():
+            walk(msg)
+            assert msg.number is not None, key
+            blocks.setdefault(msg.number, key)
+            assert blocks[msg.number] == key, (key, blocks[msg.number])
+    assert not set(blocks) & {f.number for f in LAYER_COMMON}
+
+
+def test_netclis_own_prototxt_text_is_read_by_text_format(pb, text_format):
+    """What netcli writes (YAML nets and solvers converted to prototxt, netcli's own fields
+    included) is read by text_format, as net_spec.to_proto's text must be."""
+    from netcli.config.prototxt_write import net_to_prototxt, solver_to_prototxt
+    configs = os.path.join(ROOT, "configs")
+    for name in sorted(os.listdir(configs)):
+        if not name.endswith(".yaml"):
+            continue
+        path = os.path.join(configs, name)
+        solver = "solver" in name
+        text = solver_to_prototxt(path) if solver else net_to_prototxt(path)
+        msg = text_format.Merge(text, pb.SolverParameter() if solver else pb.NetParameter())
+        assert str(msg), name
