@@ -117,3 +117,50 @@ def test_labels_of_another_count_warn(tiny, tmp_path):
     (tmp_path / "three.txt").write_text("a\nb\nc\n")
     r = CliRunner().invoke(cli, base + [str(tmp_path / "three.txt")], obj={})
     assert r.exit_code == 0 and "labels for net" not in r.stderr
+
+
+TRAIN_TEST = """\
+name: crops
+layers:
+  - {name: data, type: Data, top: [data, label], transform_param: {crop_size: 5, scale: 0.02, mean_value: [10, 20, 30]},
+     data_param: {source: d.npz, batch_size: 2}}
+  - {name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: {num_output: 3}}
+  - {name: prob, type: Softmax, bottom: ip, top: prob}
+"""
+
+
+def test_a_data_layer_with_a_crop_gets_ten_crops_of_its_raw_size(tmp_path, monkeypatch):
+    """The preprocessing a data layer keeps (raw 8x8, crop 5, mean, scale): predict resizes to 8x8
+    and averages classify.py's 10 crops; --center-only is the data layer's own TEST crop."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(3)
+    np.savez("d.npz", data=rng.integers(0, 256, (4, 3, 8, 8)).astype(np.uint8), label=np.zeros(4, np.int64))
+    (tmp_path / "net.yaml").write_text(TRAIN_TEST)
+    net = netcli.Net("net.yaml", phase="TEST")
+    W = rng.standard_normal((3, 75)).astype(np.float32) * 0.05
+    net.params["ip"][0].data[...] = W
+    net.params["ip"][1].data[...] = 0
+    net.save("w.npz")
+    img = rng.integers(0, 256, (8, 8, 3)).astype(np.uint8)
+    Image.fromarray(img).save("im.png")
+    chw = img.transpose(2, 0, 1).astype(np.float32)       # no resize (8x8 already); RGB, as the .npz data
+    chw -= np.array([10, 20, 30], np.float32).reshape(3, 1, 1)
+
+    def ref(boxes):
+        out = []
+        for (t, l), mirror in boxes:
+            c = chw[:, t:t + 5, l:l + 5]
+            s = W.astype(np.float64) @ ((c[:, :, ::-1] if mirror else c).reshape(-1) * 0.02)
+            e = np.exp(s - s.max())
+            out.append(e / e.sum())
+        return np.mean(out, axis=0)
+
+    def probs(*extra):
+        r = CliRunner().invoke(cli, ["predict", "--model", "net.yaml", "--weights", "w.npz", "im.png", "--json",
+                                     "--top-k", "3", *extra], obj={})
+        assert r.exit_code == 0, r.output
+        return np.array([dict((t["class"], t["prob"]) for t in json.loads(r.stdout)[0]["top_k"])[k] for k in range(3)])
+
+    boxes = [(0, 0), (0, 3), (3, 0), (3, 3), (1, 1)]
+    np.testing.assert_allclose(probs(), ref([(b, False) for b in boxes] + [(b, True) for b in boxes]), atol=2e-6)
+    np.testing.assert_allclose(probs("--center-only"), ref([((1, 1), False)]), atol=2e-6)

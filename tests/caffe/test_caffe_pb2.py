@@ -229,3 +229,18 @@ def test_netclis_own_prototxt_text_is_read_by_text_format(pb, text_format):
         text = solver_to_prototxt(path) if solver else net_to_prototxt(path)
         msg = text_format.Merge(text, pb.SolverParameter() if solver else pb.NetParameter())
         assert str(msg), name
+
+
+def test_v1_layers_in_binary_files(pb, tmp_path):
+    """A pre-2015 caffemodel (V1 `layers`, type an enum) written with caffe_pb2 is read by netcli,
+    and netcli's V1 field numbers are caffe_pb2's."""
+    m = pb.NetParameter(name="old")
+    v1 = m.layers.add(name="conv1", type=pb.V1LayerParameter.CONVOLUTION)
+    v1.blobs.add(num=1, channels=1, height=1, width=2).data.extend([0.5, 1.5])
+    m.layers.add(name="loss", type=pb.V1LayerParameter.SOFTMAX_LOSS)
+    assert (pb.V1LayerParameter.CONVOLUTION, pb.V1LayerParameter.SOFTMAX_LOSS, pb.V1LayerParameter.NONE) == (4, 21, 0)
+    path = tmp_path / "old.caffemodel"
+    path.write_bytes(m.SerializeToString())
+    model = caffemodel.read_caffemodel(path)
+    assert [(l.name, l.type) for l in model.layers] == [("conv1", "Convolution"), ("loss", "SoftmaxWithLoss")]
+    assert model.layers[0].blobs[0].array.tolist() == [[[[0.5, 1.5]]]]
