@@ -4,7 +4,8 @@ from .schema import Field, Message, REQUIRED
 PARAM_SPEC = Message("ParamSpec", [
     Field("name", "str", None, "name under which layers share this param", number=1),
     Field("share_mode", ("STRICT", "PERMISSIVE"), "STRICT",
-          "STRICT: shared shapes must match; PERMISSIVE: only counts", number=2),
+          "STRICT: shared shapes must match; PERMISSIVE: only counts", number=2,
+          proto={"enum": "DimCheckMode"}),
     Field("lr_mult", "float", 1.0, "multiplier on the solver's learning rate", number=3),
     Field("decay_mult", "float", 1.0, "multiplier on the solver's weight decay", number=4),
 ], doc="Per-parameter learning settings and sharing.")

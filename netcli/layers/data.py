@@ -27,7 +27,7 @@ DATA = Message("DataParameter", [
           "reader; default: from the source (name: -> IDX, .npz -> NPZ, .txt -> HDF5, folder with data.mdb -> "
           "LMDB, with CURRENT -> LEVELDB, other folder -> IMAGES); LMDB and LEVELDB hold Caffe's Datum "
           "records (pip install 'netcli[lmdb]' or 'netcli[leveldb]')", number=8,
-          proto={"default": "LEVELDB", "values": {"LEVELDB": 0, "LMDB": 1, "IDX": 10001, "NPZ": 10002, "HDF5": 10003,
+          proto={"enum": "DB", "default": "LEVELDB", "values": {"LEVELDB": 0, "LMDB": 1, "IDX": 10001, "NPZ": 10002, "HDF5": 10003,
                                                   "IMAGES": 10004}}),
     Field("batch_size", "int", REQUIRED, "samples per batch", check=positive, number=4),
     Field("shuffle", "bool", False, "visit samples in a new random order every epoch", number=10001),

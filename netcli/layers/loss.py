@@ -13,7 +13,7 @@ LOSS = Message("LossParameter", [
     Field("ignore_label", "int", None, "label value that contributes neither loss nor gradient", number=1),
     Field("normalization", ("FULL", "VALID", "BATCH_SIZE", "NONE"), None,
           "divide the loss by: all positions (FULL), non-ignored ones (VALID, default), N, or 1", number=3,
-          proto={"default": "VALID"}),
+          proto={"enum": "NormalizationMode", "default": "VALID"}),
     Field("normalize", "bool", None, "deprecated: true = VALID, false = BATCH_SIZE", number=2),
 ], number=101)
 

@@ -13,7 +13,7 @@ from .vision import _need_4d, _pair
 
 SPP = Message("SPPParameter", [
     Field("pyramid_height", "int", REQUIRED, "levels; level l pools a 2^l x 2^l grid", check=positive, number=1),
-    Field("pool", ("MAX", "AVE"), "MAX", "pooling method", number=2),
+    Field("pool", ("MAX", "AVE"), "MAX", "pooling method", number=2, proto={"enum": "PoolMethod"}),
     engine_field(6),
 ], number=132)
 
@@ -84,7 +84,7 @@ def _pooled_size(size, kernel, stride, pad, ceil=True):
 
 
 POOLING = Message("PoolingParameter", [
-    Field("pool", ("MAX", "AVE"), "MAX", "pooling method", number=1),
+    Field("pool", ("MAX", "AVE"), "MAX", "pooling method", number=1, proto={"enum": "PoolMethod"}),
     Field("kernel_size", "int", None, "square kernel size", check=positive, number=2),
     Field("kernel_h", "int", None, "kernel height", check=positive, number=5),
     Field("kernel_w", "int", None, "kernel width", check=positive, number=6),

@@ -218,7 +218,8 @@ class Split(PerSample):
 
 
 ELTWISE = Message("EltwiseParameter", [
-    Field("operation", ("PROD", "SUM", "MAX"), "SUM", "element-wise operation", number=1),
+    Field("operation", ("PROD", "SUM", "MAX"), "SUM", "element-wise operation", number=1,
+          proto={"enum": "EltwiseOp"}),
     Field("coeff", "float", None, "SUM only: one coefficient per bottom", repeated=True, number=2),
     Field("stable_prod_grad", "bool", True, "PROD: compute gradients without dividing by inputs", number=3),
 ], number=110)
@@ -345,7 +346,7 @@ def _top_k(x, k, axis):
 
 REDUCTION = Message("ReductionParameter", [
     Field("operation", ("SUM", "ASUM", "SUMSQ", "MEAN"), "SUM", "what each output is of the reduced values", number=1,
-          proto={"values": {"SUM": 1, "ASUM": 2, "SUMSQ": 3, "MEAN": 4}}),
+          proto={"enum": "ReductionOp", "values": {"SUM": 1, "ASUM": 2, "SUMSQ": 3, "MEAN": 4}}),
     Field("axis", "int", 0, "the first reduced axis; it and all after it are reduced", number=2),
     Field("coeff", "float", 1.0, "the output is multiplied by this", number=3),
 ], number=136)

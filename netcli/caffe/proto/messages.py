@@ -55,7 +55,7 @@ V1_LAYER = Message("V1LayerParameter", [
     Field("top", "str", None, "output blob names", repeated=True, number=LAYER_V1["top"]),
     Field("name", "str", None, "layer name", number=LAYER_V1["name"]),
     Field("type", ("NONE",) + tuple(V1_TYPES), "NONE", "layer type (upper case)", number=LAYER_V1["type"],
-          proto={"values": {"NONE": 0, **{k: _V1_NUMBERS[v] for k, v in V1_TYPES.items()}}}),
+          proto={"enum": "LayerType", "values": {"NONE": 0, **{k: _V1_NUMBERS[v] for k, v in V1_TYPES.items()}}}),
     Field("blobs", BLOB_PROTO, None, "weights", repeated=True, number=LAYER_V1["blobs"]),
 ], doc="A layer of a net file written before 2015 (name, type, blobs: what old caffemodels hold).")
 
