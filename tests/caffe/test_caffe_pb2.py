@@ -62,6 +62,7 @@ def test_field_numbers_and_defaults_are_caffe_protos(pb):
     assert (pb.EltwiseParameter.PROD, pb.EltwiseParameter.SUM, pb.EltwiseParameter.MAX) == (0, 1, 2)
     assert (pb.TRAIN, pb.TEST) == (0, 1) and pb.NetState().phase == pb.TEST
     assert pb.PoolingParameter.PoolMethod.Name(1) == "AVE" and pb.ParamSpec.DimCheckMode.Value("PERMISSIVE") == 1
+    assert pb.SolverParameter.NESTEROV == 1 and pb.SolverParameter().solver_type == pb.SolverParameter.SGD
     assert pb.Phase.Name(1) == "TEST"
     assert pb.DataParameter().backend == pb.DataParameter.LEVELDB and pb.DataParameter.LMDB == 1
 

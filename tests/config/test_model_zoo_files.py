@@ -74,3 +74,19 @@ def test_unknown_blocks_are_still_errors(tmp_path):
     f.write_text(VGG_INPUT.replace("image_data_param", "imagedata_param"))
     with pytest.raises(ConfigError, match="unknown field 'imagedata_param'"):
         compile_net(str(f))
+
+
+def test_a_solvers_deprecated_solver_type_is_upgraded(tmp_path):
+    """Old Caffe solvers say `solver_type: NESTEROV`; Caffe's UpgradeSolverType makes it the type."""
+    from netcli.solver.setup import read_solver
+    (tmp_path / "net.prototxt").write_text(VGG_INPUT.replace("  image_data_param { source: \"missing.txt\" batch_size: "
+                                                             "10 new_height: 256 new_width: 256 }\n", ""))
+    f = tmp_path / "solver.prototxt"
+    f.write_text('net: "net.prototxt"\nbase_lr: 0.1\nmomentum: 0.9\nsolver_type: NESTEROV\n')
+    assert read_solver(str(f))[0].type == "NESTEROV"
+    f.write_text('net: "net.prototxt"\nbase_lr: 0.1\nsolver_type: ADAM\ntype: "Adam"\n')
+    with pytest.raises(ConfigError, match=r"solver.prototxt:3: .*not both"):
+        read_solver(str(f))
+    f.write_text('net: "net.prototxt"\nbase_lr: 0.1\nsolver_type: NESTEROF\n')
+    with pytest.raises(ConfigError, match="solver_type 'NESTEROF' is not one of SGD, NESTEROV.*did you mean 'NESTEROV'"):
+        read_solver(str(f))

@@ -108,6 +108,7 @@ def file_descriptor():
     layer = layer_parameter()
     net = net_parameter(layer)
     b = _Builder(net)
-    for msg in (net, layer, SOLVER, *messages.STANDALONE):
+    solver = Message(SOLVER.name, list(SOLVER.fields) + list(messages.SOLVER_EXTRA), doc=SOLVER.doc)
+    for msg in (net, layer, solver, *messages.STANDALONE):
         b.message(msg)
     return b.file

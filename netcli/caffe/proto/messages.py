@@ -7,7 +7,7 @@ from ..caffemodel import (BLOB_CHANNELS, BLOB_DATA, BLOB_DIFF, BLOB_DOUBLE_DATA,
                           BLOB_NUM, BLOB_SHAPE, BLOB_WIDTH, LAYER, LAYER_V1, NET_LAYER, NET_LAYERS_V1,
                           V1_TYPE_NAMES)
 from ..datum import CHANNELS, DATA, ENCODED, FLOAT_DATA, HEIGHT, LABEL, WIDTH
-from ...config.prototxt_upgrade import V1_TYPES
+from ...config.prototxt_upgrade import SOLVER_TYPES, V1_TYPES
 from ...config.schema import Field, Message
 from ...layers.common import BLOB_SHAPE as BLOB_SHAPE_MESSAGE
 
@@ -70,5 +70,9 @@ NET_EXTRA = [
 NET_LAYER_NUMBER = NET_LAYER
 LAYER_EXTRA = [
     Field("blobs", BLOB_PROTO, None, "the layer's learned arrays", repeated=True, number=LAYER["blobs"]),
+]
+# SolverParameter's beyond netcli's SOLVER (solver/spec.py): prototxt_upgrade.py turns it into `type`.
+SOLVER_EXTRA = [
+    Field("solver_type", SOLVER_TYPES, "SGD", "deprecated: the update rule, as an enum", number=30),
 ]
 STANDALONE = (BLOB_PROTO_VECTOR, DATUM, SOLVER_STATE)
