@@ -98,6 +98,8 @@ CONVOLUTION = Message("ConvolutionParameter", [
     Field("bias_filler", FILLER, None, "bias initialisation (default: constant 0)", number=8),
     Field("axis", "int", 1, "channel axis (only 1 is supported)", number=16),
     engine_field(15),
+    Field("force_nd_im2col", "bool", False, "accepted for Caffe compatibility and ignored (the same result)",
+          number=17),
 ], number=106)
 
 
