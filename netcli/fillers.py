@@ -8,16 +8,17 @@ from .config.schema import Field, Message
 FILLER = Message("FillerParameter", [
     Field("type", ("CONSTANT", "UNIFORM", "GAUSSIAN", "XAVIER", "MSRA", "POSITIVE_UNITBALL",
                    "BILINEAR", "GLOROT_UNIFORM"), "CONSTANT",
-          "filler: constant, uniform, gaussian, xavier, msra, positive_unitball, bilinear, glorot_uniform"),
-    Field("value", "float", 0.0, "constant value"),
-    Field("min", "float", 0.0, "uniform lower bound"),
-    Field("max", "float", 1.0, "uniform upper bound"),
-    Field("mean", "float", 0.0, "gaussian mean"),
-    Field("std", "float", 1.0, "gaussian standard deviation"),
+          "filler: constant, uniform, gaussian, xavier, msra, positive_unitball, bilinear, glorot_uniform", number=1,
+          proto={"type": "string", "default": "constant"}),
+    Field("value", "float", 0.0, "constant value", number=2),
+    Field("min", "float", 0.0, "uniform lower bound", number=3),
+    Field("max", "float", 1.0, "uniform upper bound", number=4),
+    Field("mean", "float", 0.0, "gaussian mean", number=5),
+    Field("std", "float", 1.0, "gaussian standard deviation", number=6),
     Field("sparse", "int", -1, "gaussian: expected number of non-zero inputs per output (-1: dense)",
-          range=(-1, 2 ** 31 - 1)),
+          range=(-1, 2 ** 31 - 1), number=7),
     Field("variance_norm", ("FAN_IN", "FAN_OUT", "AVERAGE"), "FAN_IN",
-          "xavier/msra: normalise by fan_in, fan_out or their average"),
+          "xavier/msra: normalise by fan_in, fan_out or their average", number=8),
 ], doc="How a parameter blob is initialised.")
 
 

@@ -8,6 +8,10 @@ file keeps (netcli train writes it), else none: images are resized to the input 
 the order the training data had, Caffe's BGR when unknown) and resized bilinearly.
 Probabilities: a Softmax output as it is; otherwise the scores under the net's softmax loss (or
 its first output), through a softmax.
+
+As pycaffe's Classifier and classify.py: images may be resized to `image_dims` larger than the
+net's input, then cut to it: the centre crop, or 10 crops (the 4 corners and the centre, and their
+left-right mirrors; caffe.io.oversample's positions) whose probabilities are averaged.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import numpy as np
 from .data.images import IMAGE_EXT
 from .data.transform import Preprocessing, mean_value_count
 from .errors import NetcliError
+from . import log
 from .net import Net
 from .config.paths import open_text
 from .io.weights import read_preprocessing
@@ -29,12 +34,13 @@ class Classifier:
     arrays (H, W, 3) RGB or (H, W) grey, uint8 0..255 (as Pillow gives them), or file paths."""
 
     def __init__(self, model, weights, stages=(), level=0, labels=None, scale=None, mean=None, colors=None,
-                 gpu=None, allow_python=None):
+                 gpu=None, allow_python=None, image_dims=None):
         """scale, mean ((C,) values, or a (C, H, W) image: a .binaryproto/.npy path or an array)
         and colors ("RGB" or "BGR") replace what the net or the weights say, as Caffe's
         classify.py flags (--raw_scale, --mean_file, --channel_swap) do. gpu: a CUDA device
         number (None or -1: the CPU). allow_python: run the net's Python layers (netcli.Net's
-        argument)."""
+        argument). image_dims: (H, W) images are resized to before they are cut to the net's input
+        (default: the size the preprocessing knows, else the input's), as caffe.Classifier's."""
         from .exec import device_of
         self.net = Net(model, phase="TEST", weights=weights, stages=stages, level=level, allow_python=allow_python,
                        device=device_of(gpu))
@@ -55,7 +61,7 @@ class Classifier:
             raise NetcliError(f"net '{net.name}' has no Input layer and no data layer: nothing says what to feed")
         shape = net.blobs[self.input].shape
         self.batch = shape[0]
-        self.known = self.preprocessing is not None
+        self.known = self.kept = self.preprocessing is not None     # kept: by a data layer or the weights
         if self.preprocessing is None:
             self.preprocessing = Preprocessing(shape[1:], "BGR")
         else:
@@ -67,6 +73,17 @@ class Classifier:
         self._override(scale, mean, colors)
         self.output, self.softmax = self._scores()
         self.labels = list(labels) if labels is not None else None
+        self.crop_dims = tuple(shape[2:])
+        self.image_dims = tuple(int(d) for d in image_dims) if image_dims is not None else \
+            tuple(self.preprocessing.shape[1:])
+        if len(self.image_dims) != 2 or min(self.image_dims) < 1 or len(self.crop_dims) != 2 or \
+                any(i < c for i, c in zip(self.image_dims, self.crop_dims)):
+            raise NetcliError(f"image size {'x'.join(map(str, self.image_dims))} is smaller than the net's input "
+                              f"{'x'.join(map(str, self.crop_dims))}: nothing to crop it from")
+        classes = int(np.prod(net.blobs[self.output].shape[1:]))
+        if self.labels is not None and len(self.labels) != classes:
+            log.warn(f"{len(self.labels)} labels for net '{net.name}', which scores {classes} classes "
+                     f"(output '{self.output}'): the names may not be its classes")
 
     def _override(self, scale, mean, colors):
         pre = self.preprocessing
@@ -113,21 +130,35 @@ class Classifier:
             raise NetcliError(f"net '{net.name}' has no output with class scores")
         return outs[0], True
 
-    def raw(self, images):
-        """Images (arrays or paths) as the raw samples the preprocessing expects: (N, C, H, W)."""
+    def raw(self, images, dims=None):
+        """Images (arrays or paths) as the raw samples the preprocessing expects: (N, C, H, W)
+        (or of size `dims`, (H, W))."""
         C, H, W = self.preprocessing.shape
+        H, W = dims or (H, W)
         out = np.empty((len(images), C, H, W), np.float32)
         for i, im in enumerate(images):
             out[i] = _to_chw(im, C, H, W, self.preprocessing.colors)
         return out
 
-    def predict(self, images=None, raw=None):
+    def predict(self, images=None, raw=None, oversample=False):
         """Class probabilities (N, classes) for `images`, or for raw samples (N, C, H, W) already
-        at the preprocessing's shape (as a dataset holds them)."""
+        at the preprocessing's shape (as a dataset holds them). Images are resized to image_dims;
+        where that is not the preprocessing's own size, or with `oversample`, they are cut to the
+        net's input as pycaffe's Classifier.predict cuts them: the centre crop, or (oversample) 10
+        crops whose probabilities are averaged."""
         if (images is None) == (raw is None):
             raise NetcliError("Classifier.predict takes images or raw samples (one of the two)")
+        if images is not None and (oversample or self.image_dims != tuple(self.preprocessing.shape[1:])):
+            from .predict_crops import crop_inputs
+            x = crop_inputs(self.raw(images, self.image_dims), self.preprocessing, self.crop_dims, oversample)
+            probs = self._probabilities(x)
+            return probs.reshape(len(images), 10, -1).mean(axis=1) if oversample and len(images) else probs
         raw = self.raw(images) if raw is None else np.asarray(raw)
         x = self.preprocessing(raw) if len(raw) else np.zeros((0,) + self.net.blobs[self.input].shape[1:], np.float32)
+        return self._probabilities(x)
+
+    def _probabilities(self, x):
+        """The net's class probabilities (N, classes) for prepared inputs x (N, C, h, w)."""
         probs = []
         for lo in range(0, len(x), self.batch):
             chunk = x[lo:lo + self.batch]
@@ -225,18 +256,29 @@ def read_labels(path):
         raise NetcliError(f"{path}: cannot read the labels: {getattr(e, 'strerror', None) or e}") from None
 
 
+CLASSIFY_DIMS = (256, 256)     # Caffe's classify.py's --images_dim default
+
+
 def predict(model, weights, inputs, top_k=5, labels=None, stages=(), level=0, scale=None, mean=None, colors=None,
-            gpu=None):
-    """[(input name, top-k list)] for the inputs (netcli predict); the Classifier second."""
+            gpu=None, images_dim=None, center_only=False):
+    """[(input name, top-k list)] for the inputs (netcli predict); the Classifier second. Images
+    are resized to `images_dim` (H, W); default: the size the data layer or the weights keep, else
+    (a deploy net with Caffe's weights) classify.py's 256x256 where the input fits in it. Images
+    larger than the input are cut to it as classify.py does: the centre crop (`center_only`) or
+    10 crops, averaged."""
     clf = Classifier(model, weights, stages, level, read_labels(labels) if labels else None, scale, mean, colors,
-                     gpu)
+                     gpu, image_dims=images_dim)
+    if images_dim is None and not clf.kept and all(c <= d for c, d in zip(clf.crop_dims, CLASSIFY_DIMS)):
+        clf.image_dims = CLASSIFY_DIMS
+    oversample = not center_only and clf.image_dims != clf.crop_dims
     images, samples = read_inputs(inputs)
     if samples and tuple(samples[0][1].shape) != tuple(clf.preprocessing.shape):
         raise NetcliError(f"{samples[0][0]}: samples of shape {samples[0][1].shape}; the net's raw inputs are "
                           f"{clf.preprocessing.shape}")
     rows = []
     if images:
-        rows += zip([n for n, _ in images], clf.top_k(clf.predict([p for _, p in images]), top_k))
+        rows += zip([n for n, _ in images], clf.top_k(clf.predict([p for _, p in images], oversample=oversample),
+                                                      top_k))
     if samples:
         rows += zip([n for n, _ in samples], clf.top_k(clf.predict(raw=np.stack([s for _, s in samples])), top_k))
     return rows, clf

@@ -169,13 +169,13 @@ def test_weights_load_reports_every_mismatch(tmp_path):
     arrays["conv1/0"] = np.zeros((10, 1, 5, 5), np.float32)
     arrays["ip2/1"] = np.zeros((3,), np.float32)
     del arrays["ip1/1"]
-    arrays["extra/0"] = np.zeros(2, np.float32)
+    arrays["pool1/0"] = np.zeros(2, np.float32)      # a layer of the net, without params
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(NetcliError) as e:
         net.load(tmp_path / "bad.npz")
     msg = str(e.value)
     for part in ("conv1/0: shape (10, 1, 5, 5) in the file, (20, 1, 5, 5) in the net", "ip2/1", "ip1/1: missing",
-                 "extra/0: in the file but not in the net"):
+                 "pool1/0: in the file but not in the net"):
         assert part in msg
 
 

@@ -24,7 +24,7 @@ LAYER = {"name": 1, "type": 2, "bottom": 3, "top": 4, "blobs": 7}
 LAYER_V1 = {"name": 4, "type": 5, "bottom": 2, "top": 3, "blobs": 6}
 # BlobProto
 BLOB_NUM, BLOB_CHANNELS, BLOB_HEIGHT, BLOB_WIDTH = 1, 2, 3, 4
-BLOB_DATA, BLOB_DIFF, BLOB_SHAPE, BLOB_DOUBLE_DATA = 5, 6, 7, 8
+BLOB_DATA, BLOB_DIFF, BLOB_SHAPE, BLOB_DOUBLE_DATA, BLOB_DOUBLE_DIFF = 5, 6, 7, 8, 9
 V1_TYPE_NAMES = {
     35: "AbsVal", 1: "Accuracy", 30: "ArgMax", 2: "BNLL", 3: "Concat", 37: "ContrastiveLoss", 4: "Convolution",
     5: "Data", 39: "Deconvolution", 6: "Dropout", 32: "DummyData", 7: "EuclideanLoss", 25: "Eltwise", 38: "Exp",

@@ -86,7 +86,9 @@ def _fixed32_run(buf, start):
 
 
 def signed(v, bits=64):
-    """A varint read as a two's-complement int32/int64."""
+    """A varint read as a two's-complement int32/int64 (a negative int32 is written as 10 bytes,
+    sign-extended to 64 bits: its low 32 bits are the value)."""
+    v &= (1 << bits) - 1
     return v - (1 << bits) if v >= 1 << (bits - 1) else v
 
 

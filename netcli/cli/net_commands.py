@@ -142,8 +142,14 @@ def convert(source, output, model):
 @click.option("--gpu", type=GPU, default=None, callback=resolve_gpu,
               help="Run on this CUDA device (pip install 'netcli[gpu]'); -1 or absent: the CPU; all: the "
               "machine's GPU (one per process for now).")
+@click.option("--images-dim", "images_dim", callback=lambda ctx, p, v: _dims(v),
+              help="H,W: resize images to this before cutting them to the net's input, as Caffe's classify.py "
+              "(default: the size the data layer or the weights keep; for a deploy net with Caffe's weights, "
+              "classify.py's 256,256 where the input fits).")
+@click.option("--center-only", is_flag=True, help="Classify the centre crop alone, instead of averaging the 10 "
+              "crops of classify.py (4 corners, centre, and their mirrors) of images larger than the input.")
 def predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale, mean_values, mean_file, colors,
-            gpu):
+            gpu, images_dim, center_only):
     """Classify INPUTS (image files, folders of images, .npz files of samples) with a trained
     net: the top-k classes and their probabilities, per input. Images are resized to the net's
     input and prepared as its training data was."""
@@ -152,7 +158,22 @@ def predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale
         raise click.UsageError("give --mean-value or --mean-file, not both")
     mean = mean_file or (list(mean_values) if mean_values else None)
     run_predict(model, weights, inputs, top_k, labels, as_json, stages, level, scale, mean, colors, echo=echo,
-                gpu=gpu)
+                gpu=gpu, images_dim=images_dim, center_only=center_only)
+
+
+def _dims(value):
+    """--images-dim 'H,W' (or one number for both) -> (H, W)."""
+    if value is None:
+        return None
+    try:
+        dims = tuple(int(s) for s in value.replace("x", ",").split(","))
+    except ValueError:
+        dims = ()
+    if len(dims) == 1:
+        dims *= 2
+    if len(dims) != 2 or min(dims) < 1 or max(dims) > 65535:
+        raise click.BadParameter(f"expected H,W (two positive integers), got {value!r}")
+    return dims
 
 
 @click.command()

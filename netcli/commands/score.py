@@ -131,12 +131,13 @@ def json_safe(value, path="", nonfinite=None, digits=None):
 
 
 def predict(model, weights, inputs, top_k=5, labels=None, as_json=False, stages=(), level=0, scale=None,
-            mean=None, colors=None, echo=None, gpu=None):
+            mean=None, colors=None, echo=None, gpu=None, images_dim=None, center_only=False):
     """Print each input's top-k classes (netcli predict): one line per input, or one JSON list."""
     import json
     from .. import log
     from ..predict import predict as classify
-    rows, clf = classify(model, weights, inputs, top_k, labels, stages, level, scale, mean, colors, gpu)
+    rows, clf = classify(model, weights, inputs, top_k, labels, stages, level, scale, mean, colors, gpu,
+                         images_dim, center_only)
     if not clf.known:
         log.warn(f"nothing says how {model}'s inputs were prepared (no data layer, and {weights} keeps no "
                  "preprocessing): images go in resized, as 0..255 pixels, 3 channels as BGR; give --scale, "

@@ -31,6 +31,29 @@ def layer_message(cls) -> Message:
     return msg
 
 
+def without_foreign_blocks(cls, item, where, label):
+    """The layer `item` without the parameter blocks of other layer types (an image_data_param on
+    an Input layer), which Caffe ignores: one warning line names them."""
+    if not isinstance(item, dict):
+        return item
+    foreign = [k for k in item if isinstance(k, str) and k not in cls.params and k in _all_param_keys()]
+    if not foreign:
+        return item
+    from ..log import warn
+    loc = getattr(item, "key_locs", {}).get(foreign[0]) or getattr(item, "loc", None) or where
+    warn(f"{loc}: {label}: ignoring {', '.join(foreign)} ({cls.type} layers do not read "
+         f"{'it' if len(foreign) == 1 else 'them'}; Caffe ignores {'it' if len(foreign) == 1 else 'them'} too)",
+         once_key=("foreign blocks", str(loc), label))
+    kept = LDict((k, v) for k, v in item.items() if k not in foreign)
+    kept.loc = getattr(item, "loc", None)
+    kept.key_locs = {k: v for k, v in getattr(item, "key_locs", {}).items() if k not in foreign}
+    return kept
+
+
+def _all_param_keys():
+    return {k for c in REGISTRY.values() for k in c.params}
+
+
 @dataclass
 class LayerConfig:
     """One layer as written (after phase filtering), plus where it was written; the compile
@@ -147,6 +170,7 @@ def config_to_dict(path, enum=None, layers_key="layers"):
             what = f"layer '{item.get('name')}': unknown layer type '{item.get('type')}'" if isinstance(item, dict) \
                 else "a layer is not a mapping"
             raise ConfigError(f"{where}: {what}{did_you_mean(item.get('type'), REGISTRY) if isinstance(item, dict) else ''}")
+        item = without_foreign_blocks(cls, item, path, f"layer '{item.get('name')}' ({cls.type})")
         layers.append(layer_message(cls).parse(item, problems, None, "").to_dict(enum))
     problems.raise_if_any()
     out[layers_key] = layers
@@ -218,6 +242,7 @@ class _Compiler:
                                  label, "type")
                 continue
             label = f"{label} ({cls.type})"
+            item = without_foreign_blocks(cls, item, iloc, label)
             p = layer_message(cls).parse(item, problems, label, "", iloc)
             if p.include and p.exclude:
                 problems.add(p.loc("include"), "give either include or exclude rules, not both", label, "include")

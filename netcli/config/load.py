@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from .prototxt import is_prototxt, load_prototxt
-from .prototxt_upgrade import upgrade_net
+from .prototxt_upgrade import upgrade_net, upgrade_solver
 from .yamlload import _read_text, load_yaml
 
 
@@ -14,7 +14,7 @@ SOLVER_NETS = ("net_param", "train_net_param", "test_net_param")
 
 def load_config(path, net=True):
     """The tree of a net or solver file; in prototxt, Caffe's V1 layers and net inputs are
-    upgraded (in a net file, and in the nets a solver file holds)."""
+    upgraded (in a net file, and in the nets a solver file holds), and a solver's solver_type."""
     path = os.fspath(path)
     text = _read_text(path)
     if not is_prototxt(path, text):
@@ -26,4 +26,4 @@ def load_config(path, net=True):
         for t in (tree[key] if isinstance(tree.get(key), list) else [tree.get(key)]):
             if isinstance(t, dict):
                 upgrade_net(t, path)
-    return tree
+    return upgrade_solver(tree, path)

@@ -23,6 +23,8 @@ V1_TYPES = {
 _V1_PARAM_LISTS = {"param": "name", "blob_share_mode": "share_mode", "blobs_lr": "lr_mult",
                    "weight_decay": "decay_mult"}
 _V1_TRANSFORM = ("scale", "mean_file", "crop_size", "mirror")
+# SolverParameter's deprecated `solver_type` enum, in caffe.proto's order (its values are 0, 1, ...)
+SOLVER_TYPES = ("SGD", "NESTEROV", "ADAGRAD", "RMSPROP", "ADADELTA", "ADAM")
 
 
 def _ldict(loc, items=()):
@@ -125,3 +127,24 @@ def _upgrade_inputs(tree, path):
     layers.item_locs.insert(0, loc)
     tree["layer"] = layers
     tree.key_locs.setdefault("layer", loc)
+
+
+def upgrade_solver(tree, path):
+    """`solver_type: NESTEROV` (Caffe's deprecated enum) -> `type: "Nesterov"`, as Caffe's
+    UpgradeSolverType; both given is an error, as in Caffe. Returns the tree (changed in place)."""
+    if not isinstance(tree, dict) or "solver_type" not in tree:
+        return tree
+    loc = tree.key_locs.get("solver_type")
+    value = tree.pop("solver_type")
+    tree.key_locs.pop("solver_type", None)
+    if "type" in tree:
+        raise ConfigError(f"{loc}: give the solver's type (type) or the deprecated solver_type, not both; "
+                          "Caffe refuses such files too")
+    name = value.upper() if isinstance(value, str) else None
+    if name not in SOLVER_TYPES:
+        from .schema import did_you_mean
+        raise ConfigError(f"{loc}: solver_type '{value}' is not one of {', '.join(SOLVER_TYPES)}"
+                          f"{did_you_mean(value, SOLVER_TYPES) if isinstance(value, str) else ''}")
+    tree["type"] = name
+    tree.key_locs["type"] = loc
+    return tree

@@ -71,6 +71,9 @@ class Field:
     repeated: bool = False
     check: Callable[[Any], str | None] | None = None  # returns a complaint, or None
     range: tuple | None = None   # (lowest, highest) for "int"/"float"; default INT_RANGE/FLOAT_RANGE
+    number: int | None = None    # caffe.proto's field number; netcli's own fields: from 10001 up (caffe_pb2)
+    proto: dict | None = None    # where caffe.proto differs from kind/default: {"type": "string",
+    #                              "default": ..., "values": {enum name: number}} (netcli/caffe/proto)
 
     def __post_init__(self):
         if self.range is None and self.kind in ("int", "float"):
@@ -127,6 +130,7 @@ class Message:
     name: str
     fields: list[Field] = dc_field(default_factory=list)
     doc: str = ""
+    number: int | None = None    # a layer's `<type>_param` block: its field number in LayerParameter
 
     def __post_init__(self):
         self.by_name = {f.name: f for f in self.fields}
@@ -269,6 +273,15 @@ def _parse_one(f: Field, v, problems, layer, path, loc):
         problems.add(loc, bad, layer, path)
         return f.default if f.default is not REQUIRED else None
     return out
+
+
+ENGINES = ("DEFAULT", "CAFFE", "CUDNN")
+
+
+def engine_field(number):
+    """Caffe's `engine` of a layer (which library computes it): accepted and ignored, as netcli has
+    one implementation per device. `number`: its field number in the layer's parameter message."""
+    return Field("engine", ENGINES, "DEFAULT", "accepted for Caffe compatibility and ignored", number=number)
 
 
 # Small reusable checks.

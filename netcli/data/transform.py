@@ -11,13 +11,13 @@ import numpy as np
 from ..config.schema import Field, Message, non_negative
 
 TRANSFORM = Message("TransformationParameter", [
-    Field("scale", "float", 1.0, "multiply inputs by this after subtracting the mean"),
-    Field("mirror", "bool", False, "TRAIN: flip each image left-right with probability 1/2"),
+    Field("scale", "float", 1.0, "multiply inputs by this after subtracting the mean", number=1),
+    Field("mirror", "bool", False, "TRAIN: flip each image left-right with probability 1/2", number=2),
     Field("crop_size", "int", 0, "crop square patches of this size (random in TRAIN, centre in TEST)",
-          check=non_negative),
-    Field("mean_file", "str", None, "the (C, H, W) mean image: Caffe's .binaryproto, or an .npy/.npz file"),
-    Field("mean_value", "float", None, "per-channel mean (1 or C values)", repeated=True),
-], doc="Preprocessing applied by data layers.")
+          check=non_negative, number=3),
+    Field("mean_file", "str", None, "the (C, H, W) mean image: Caffe's .binaryproto, or an .npy/.npz file", number=4),
+    Field("mean_value", "float", None, "per-channel mean (1 or C values)", repeated=True, number=5),
+], doc="Preprocessing applied by data layers.", number=100)
 
 
 class Transformer:

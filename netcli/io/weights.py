@@ -167,6 +167,10 @@ def read_weights(path, shapes=None):
 
 
 def load_weights(net, path, strict=True):
+    """Copy a weights file's arrays into `net`'s params by name; (loaded keys, unused keys). The
+    arrays of layers the net does not have are ignored with one "Ignoring source layer X" line each,
+    as Caffe's CopyTrainedLayersFrom does; every other mismatch is an error when `strict` (a param
+    missing from the file, an array of another shape or index of a layer the net has)."""
     expected = dict(zip(net.param_owner_keys, net.learnable_params))
     arrays = read_weights(path, {k: b.shape for k, b in expected.items()})
     problems, loaded = [], []
@@ -181,8 +185,12 @@ def load_weights(net, path, strict=True):
             continue
         loaded.append(key)
     unused = sorted(k for k in arrays if k not in expected)
-    if strict and unused:
-        problems += [f"  {k}: in the file but not in the net" for k in unused]
+    layers = set(net.layer_names)
+    for name in dict.fromkeys(k.rsplit("/", 1)[0] for k in arrays if k not in expected):
+        if name not in layers:
+            log.warn(f"Ignoring source layer {name} ({path}: net '{net.name}' has no layer of that name)")
+    if strict:
+        problems += [f"  {k}: in the file but not in the net" for k in unused if k.rsplit("/", 1)[0] in layers]
     if problems:
         hint = "" if strict else ("\n(to learn a layer from scratch rather than copy it, rename the layer)")
         raise NetcliError(f"{path}: weights do not match net '{net.name}':\n" + "\n".join(problems) + hint)

@@ -3,19 +3,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config.schema import Field, Message, REQUIRED, positive
+from ..config.schema import Field, Message, engine_field, REQUIRED, positive
 from ..fillers import FILLER
 from ..ops.cpu.inner_product import inner_product_backward, inner_product_forward
 from .base import Layer, LayerError, PerSample, canon_axis, register
 from . import common_cuda, onnx_ops
 
 BLOB_SHAPE = Message("BlobShape", [
-    Field("dim", "int", None, "the dimensions", repeated=True),
+    Field("dim", "int", None, "the dimensions", repeated=True, number=1, proto={"type": "int64", "packed": True}),
 ])
 
 INPUT = Message("InputParameter", [
-    Field("shape", BLOB_SHAPE, None, "one shape for every top, or one per top", repeated=True),
-])
+    Field("shape", BLOB_SHAPE, None, "one shape for every top, or one per top", repeated=True, number=1),
+], number=143)
 
 
 @register
@@ -45,13 +45,13 @@ class Input(Layer):
 
 
 INNER_PRODUCT = Message("InnerProductParameter", [
-    Field("num_output", "int", REQUIRED, "number of outputs", check=positive),
-    Field("bias_term", "bool", True, "add a learned bias"),
-    Field("weight_filler", FILLER, None, "weight initialisation (default: constant 0)"),
-    Field("bias_filler", FILLER, None, "bias initialisation (default: constant 0)"),
-    Field("axis", "int", 1, "first axis flattened into the input vector"),
-    Field("transpose", "bool", False, "store weights as (input, output) instead of (output, input)"),
-])
+    Field("num_output", "int", REQUIRED, "number of outputs", check=positive, number=1),
+    Field("bias_term", "bool", True, "add a learned bias", number=2),
+    Field("weight_filler", FILLER, None, "weight initialisation (default: constant 0)", number=3),
+    Field("bias_filler", FILLER, None, "bias initialisation (default: constant 0)", number=4),
+    Field("axis", "int", 1, "first axis flattened into the input vector", number=5),
+    Field("transpose", "bool", False, "store weights as (input, output) instead of (output, input)", number=6),
+], number=117)
 
 
 @register
@@ -105,8 +105,9 @@ class InnerProduct(PerSample):
 
 
 SOFTMAX = Message("SoftmaxParameter", [
-    Field("axis", "int", 1, "the axis normalised over"),
-])
+    Field("axis", "int", 1, "the axis normalised over", number=2),
+    engine_field(1),
+], number=125)
 
 
 def softmax_forward(x, y, axis):
@@ -139,12 +140,12 @@ class Softmax(Layer):
 
 
 EMBED = Message("EmbedParameter", [
-    Field("num_output", "int", REQUIRED, "length of each embedding vector", check=positive),
-    Field("input_dim", "int", REQUIRED, "vocabulary size: indices run from 0 to input_dim - 1", check=positive),
-    Field("bias_term", "bool", True, "add a learned bias"),
-    Field("weight_filler", FILLER, None, "weight initialisation (default: constant 0)"),
-    Field("bias_filler", FILLER, None, "bias initialisation (default: constant 0)"),
-])
+    Field("num_output", "int", REQUIRED, "length of each embedding vector", check=positive, number=1),
+    Field("input_dim", "int", REQUIRED, "vocabulary size: indices run from 0 to input_dim - 1", check=positive, number=2),
+    Field("bias_term", "bool", True, "add a learned bias", number=3),
+    Field("weight_filler", FILLER, None, "weight initialisation (default: constant 0)", number=4),
+    Field("bias_filler", FILLER, None, "bias initialisation (default: constant 0)", number=5),
+], number=137)
 
 
 @register

@@ -22,19 +22,21 @@ from .base import Layer, LayerError, register
 
 DATA = Message("DataParameter", [
     Field("source", "str", REQUIRED, "dataset: a named one (mnist:train, mnist:test), an IDX prefix, "
-          "an .npz file, a list of .h5 files, or an image folder"),
+          "an .npz file, a list of .h5 files, or an image folder", number=1),
     Field("backend", ("IDX", "NPZ", "HDF5", "IMAGES", "LMDB", "LEVELDB"), None,
           "reader; default: from the source (name: -> IDX, .npz -> NPZ, .txt -> HDF5, folder with data.mdb -> "
           "LMDB, with CURRENT -> LEVELDB, other folder -> IMAGES); LMDB and LEVELDB hold Caffe's Datum "
-          "records (pip install 'netcli[lmdb]' or 'netcli[leveldb]')"),
-    Field("batch_size", "int", REQUIRED, "samples per batch", check=positive),
-    Field("shuffle", "bool", False, "visit samples in a new random order every epoch"),
-    Field("rand_skip", "int", 0, "skip a random number (up to this) of samples at the start", check=non_negative),
-    Field("prefetch", "int", 4, "batches prepared ahead in the background", range=(1, 64)),
+          "records (pip install 'netcli[lmdb]' or 'netcli[leveldb]')", number=8,
+          proto={"enum": "DB", "default": "LEVELDB", "values": {"LEVELDB": 0, "LMDB": 1, "IDX": 10001, "NPZ": 10002, "HDF5": 10003,
+                                                  "IMAGES": 10004}}),
+    Field("batch_size", "int", REQUIRED, "samples per batch", check=positive, number=4),
+    Field("shuffle", "bool", False, "visit samples in a new random order every epoch", number=10001),
+    Field("rand_skip", "int", 0, "skip a random number (up to this) of samples at the start", check=non_negative, number=7),
+    Field("prefetch", "int", 4, "batches prepared ahead in the background", range=(1, 64), number=10),
     Field("validation_fraction", "float", 0.0, "hold out this fraction of the source (a fixed random split) for "
           "the VALIDATION phase, which the solver then tests on; TRAIN uses the rest",
-          check=lambda v: None if 0 <= v < 1 else f"must be in [0, 1), got {v}"),
-], doc="Where a Data layer reads from.")
+          check=lambda v: None if 0 <= v < 1 else f"must be in [0, 1), got {v}", number=10002),
+], doc="Where a Data layer reads from.", number=107)
 
 _CACHE: dict = {}
 
@@ -293,10 +295,10 @@ def _load_mean(path, shape):
 
 # -- Caffe's other data layers ----------------------------------------------------------------
 HDF5_DATA = Message("HDF5DataParameter", [
-    Field("source", "str", REQUIRED, "a text file listing .h5 files (each with datasets 'data' and 'label')"),
-    Field("batch_size", "int", REQUIRED, "samples per batch", check=positive),
-    Field("shuffle", "bool", False, "visit samples in a new random order every epoch"),
-], doc="Where an HDF5Data layer reads from.")
+    Field("source", "str", REQUIRED, "a text file listing .h5 files (each with datasets 'data' and 'label')", number=1),
+    Field("batch_size", "int", REQUIRED, "samples per batch", check=positive, number=2),
+    Field("shuffle", "bool", False, "visit samples in a new random order every epoch", number=3),
+], doc="Where an HDF5Data layer reads from.", number=112)
 
 
 @register
@@ -311,15 +313,15 @@ class HDF5Data(Data):
 
 
 IMAGE_DATA = Message("ImageDataParameter", [
-    Field("source", "str", REQUIRED, "a text file of lines '<image path> <label>'"),
-    Field("root_folder", "str", "", "prefix of every image path"),
-    Field("batch_size", "int", 1, "samples per batch", check=positive),
-    Field("shuffle", "bool", False, "visit samples in a new random order every epoch"),
-    Field("rand_skip", "int", 0, "skip a random number (up to this) of samples at the start", check=non_negative),
-    Field("new_height", "int", 0, "resize every image to this height (0: keep)", check=non_negative),
-    Field("new_width", "int", 0, "resize every image to this width (0: keep)", check=non_negative),
-    Field("is_color", "bool", True, "3 channels in Caffe's BGR order (false: one grey channel)"),
-], doc="Where an ImageData layer reads from.")
+    Field("source", "str", REQUIRED, "a text file of lines '<image path> <label>'", number=1),
+    Field("root_folder", "str", "", "prefix of every image path", number=12),
+    Field("batch_size", "int", 1, "samples per batch", check=positive, number=4),
+    Field("shuffle", "bool", False, "visit samples in a new random order every epoch", number=8),
+    Field("rand_skip", "int", 0, "skip a random number (up to this) of samples at the start", check=non_negative, number=7),
+    Field("new_height", "int", 0, "resize every image to this height (0: keep)", check=non_negative, number=9),
+    Field("new_width", "int", 0, "resize every image to this width (0: keep)", check=non_negative, number=10),
+    Field("is_color", "bool", True, "3 channels in Caffe's BGR order (false: one grey channel)", number=11),
+], doc="Where an ImageData layer reads from.", number=115)
 
 
 @register

@@ -18,8 +18,8 @@ from .base import register
 from .neuron import PerSampleNeuron
 
 GELU_PARAM = Message("GELUParameter", [
-    Field("approximate", ("none", "tanh"), "none", "none: x * Phi(x) with erf; tanh: PyTorch's tanh approximation"),
-])
+    Field("approximate", ("none", "tanh"), "none", "none: x * Phi(x) with erf; tanh: PyTorch's tanh approximation", number=1),
+], number=10001)
 
 SQRT_HALF = 0.7071067811865476        # 1 / sqrt(2)
 INV_SQRT_2PI = 0.3989422804014327     # 1 / sqrt(2 pi): the normal density's factor

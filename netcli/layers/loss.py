@@ -10,11 +10,12 @@ from .base import Layer, LayerError, PerSample, canon_axis, register
 from .common import SOFTMAX
 
 LOSS = Message("LossParameter", [
-    Field("ignore_label", "int", None, "label value that contributes neither loss nor gradient"),
+    Field("ignore_label", "int", None, "label value that contributes neither loss nor gradient", number=1),
     Field("normalization", ("FULL", "VALID", "BATCH_SIZE", "NONE"), None,
-          "divide the loss by: all positions (FULL), non-ignored ones (VALID, default), N, or 1"),
-    Field("normalize", "bool", None, "deprecated: true = VALID, false = BATCH_SIZE"),
-])
+          "divide the loss by: all positions (FULL), non-ignored ones (VALID, default), N, or 1", number=3,
+          proto={"enum": "NormalizationMode", "default": "VALID"}),
+    Field("normalize", "bool", None, "deprecated: true = VALID, false = BATCH_SIZE", number=2),
+], number=101)
 
 
 def normalization(p, default="VALID"):
@@ -224,10 +225,10 @@ class EuclideanLoss(Loss):
 
 ACCURACY = Message("AccuracyParameter", [
     Field("top_k", "int", 1, "correct if the true class is among the k best scores",
-          check=lambda v: None if v >= 1 else f"must be >= 1, got {v}"),
-    Field("axis", "int", 1, "the class axis"),
-    Field("ignore_label", "int", None, "label value that is not counted"),
-])
+          check=lambda v: None if v >= 1 else f"must be >= 1, got {v}", number=1),
+    Field("axis", "int", 1, "the class axis", number=2),
+    Field("ignore_label", "int", None, "label value that is not counted", number=3),
+], number=102)
 
 
 @register

@@ -50,8 +50,8 @@ class L1Loss(_PairLoss):
 
 SMOOTH_L1 = Message("SmoothL1LossParameter", [
     Field("sigma", "float", 1.0, "quadratic for |x| < 1/sigma^2, linear beyond (Fast R-CNN)",
-          check=lambda v: None if v > 0 else f"must be > 0, got {v}"),
-])
+          check=lambda v: None if v > 0 else f"must be > 0, got {v}", number=1),
+], number=10002)
 
 
 @register
@@ -109,8 +109,9 @@ class SigmoidCrossEntropyLoss(Loss):
 
 
 HINGE = Message("HingeLossParameter", [
-    Field("norm", ("L1", "L2"), "L1", "L1: sum of hinges; L2: sum of squared hinges"),
-])
+    Field("norm", ("L1", "L2"), "L1", "L1: sum of hinges; L2: sum of squared hinges", number=1,
+          proto={"values": {"L1": 1, "L2": 2}}),
+], number=114)
 
 
 @register
@@ -152,9 +153,9 @@ class HingeLoss(Loss):
 
 INFOGAIN = Message("InfogainLossParameter", [
     Field("source", "str", None, "a .npy file (or the first array of an .npz) with the (C, C) infogain matrix H "
-          "(default: identity)"),
-    Field("axis", "int", 1, "the class axis"),
-])
+          "(default: identity)", number=1),
+    Field("axis", "int", 1, "the class axis", number=2),
+], number=116)
 
 
 @register
@@ -207,9 +208,9 @@ class InfogainLoss(Loss):
 
 
 CONTRASTIVE = Message("ContrastiveLossParameter", [
-    Field("margin", "float", 1.0, "dissimilar pairs are pushed at least this far apart"),
-    Field("legacy_version", "bool", False, "Caffe's old form: max(margin - d^2, 0) instead of max(margin - d, 0)^2"),
-])
+    Field("margin", "float", 1.0, "dissimilar pairs are pushed at least this far apart", number=1),
+    Field("legacy_version", "bool", False, "Caffe's old form: max(margin - d^2, 0) instead of max(margin - d, 0)^2", number=2),
+], number=105)
 
 
 @register

@@ -13,13 +13,13 @@ from .common import BLOB_SHAPE
 
 
 DUMMY_DATA = Message("DummyDataParameter", [
-    Field("shape", BLOB_SHAPE, None, "one shape for every top, or one per top", repeated=True),
-    Field("data_filler", FILLER, None, "one filler for every top, or one per top (default constant 0)", repeated=True),
-    Field("num", "int", None, "legacy 4-D shape: num (one value, or one per top)", repeated=True, check=positive),
-    Field("channels", "int", None, "legacy 4-D shape: channels", repeated=True, check=positive),
-    Field("height", "int", None, "legacy 4-D shape: height", repeated=True, check=positive),
-    Field("width", "int", None, "legacy 4-D shape: width", repeated=True, check=positive),
-], doc="Tops of given shapes filled by fillers.")
+    Field("shape", BLOB_SHAPE, None, "one shape for every top, or one per top", repeated=True, number=6),
+    Field("data_filler", FILLER, None, "one filler for every top, or one per top (default constant 0)", repeated=True, number=1),
+    Field("num", "int", None, "legacy 4-D shape: num (one value, or one per top)", repeated=True, check=positive, number=2),
+    Field("channels", "int", None, "legacy 4-D shape: channels", repeated=True, check=positive, number=3),
+    Field("height", "int", None, "legacy 4-D shape: height", repeated=True, check=positive, number=4),
+    Field("width", "int", None, "legacy 4-D shape: width", repeated=True, check=positive, number=5),
+], doc="Tops of given shapes filled by fillers.", number=109)
 
 
 @register
@@ -68,11 +68,11 @@ class DummyData(Layer):
 
 
 MEMORY_DATA = Message("MemoryDataParameter", [
-    Field("batch_size", "int", REQUIRED, "samples per batch", check=positive),
-    Field("channels", "int", REQUIRED, "channels of each sample", check=positive),
-    Field("height", "int", REQUIRED, "height of each sample", check=positive),
-    Field("width", "int", REQUIRED, "width of each sample", check=positive),
-], doc="The shape of the arrays a MemoryData layer is given.")
+    Field("batch_size", "int", REQUIRED, "samples per batch", check=positive, number=1),
+    Field("channels", "int", REQUIRED, "channels of each sample", check=positive, number=2),
+    Field("height", "int", REQUIRED, "height of each sample", check=positive, number=3),
+    Field("width", "int", REQUIRED, "width of each sample", check=positive, number=4),
+], doc="The shape of the arrays a MemoryData layer is given.", number=119)
 
 
 @register

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config.schema import Field, Message, Problems
+from ..config.schema import Field, Message, engine_field, Problems
 from ..fillers import FILLER
 from ..ops.cpu.dropout import dropout_backward, dropout_forward
 from .base import Layer, LayerError, PerSample, register
@@ -36,8 +36,11 @@ def _squash_backward_cuda(self, tops, propagate_down, bottoms, ws, dev):
 
 
 RELU = Message("ReLUParameter", [
-    Field("negative_slope", "float", 0.0, "slope for x < 0 (leaky ReLU when > 0)"),
-])
+    Field("negative_slope", "float", 0.0, "slope for x < 0 (leaky ReLU when > 0)", number=1),
+    engine_field(2),
+], number=123)
+SIGMOID = Message("SigmoidParameter", [engine_field(1)], number=124)
+TANH = Message("TanHParameter", [engine_field(1)], number=127)
 
 
 class PerSampleNeuron(Neuron, PerSample):
@@ -89,6 +92,7 @@ class ReLU(PerSampleNeuron):
 @register
 class Sigmoid(PerSampleNeuron):
     type = "Sigmoid"
+    params = {"sigmoid_param": SIGMOID}
     squash = "SIGMOID"                    # its CUDA kernel (ops/cuda/activations.py)
     forward_cuda, backward_cuda = _squash_forward_cuda, _squash_backward_cuda
     to_onnx = onnx_ops.simple("Sigmoid")
@@ -111,6 +115,7 @@ class Sigmoid(PerSampleNeuron):
 @register
 class TanH(PerSampleNeuron):
     type = "TanH"
+    params = {"tanh_param": TANH}
     squash = "TANH"                    # its CUDA kernel (ops/cuda/activations.py)
     forward_cuda, backward_cuda = _squash_forward_cuda, _squash_backward_cuda
     to_onnx = onnx_ops.simple("Tanh")
@@ -127,8 +132,8 @@ class TanH(PerSampleNeuron):
 
 DROPOUT = Message("DropoutParameter", [
     Field("dropout_ratio", "float", 0.5, "probability of dropping a unit",
-          check=lambda v: None if 0 <= v < 1 else f"must be in [0, 1), got {v}"),
-])
+          check=lambda v: None if 0 <= v < 1 else f"must be in [0, 1), got {v}", number=1),
+], number=108)
 
 
 @register
@@ -229,9 +234,9 @@ class _SavesInput(Neuron):
 
 
 PRELU = Message("PReLUParameter", [
-    Field("filler", FILLER, None, "initial slopes (default: constant 0.25)"),
-    Field("channel_shared", "bool", False, "one slope for all channels"),
-])
+    Field("filler", FILLER, None, "initial slopes (default: constant 0.25)", number=1),
+    Field("channel_shared", "bool", False, "one slope for all channels", number=2),
+], number=131)
 
 
 @register
@@ -268,7 +273,7 @@ class PReLU(_SavesInput):
             np.copyto(bottoms[0].diff, np.where(neg, a * dy, dy))
 
 
-ELU = Message("ELUParameter", [Field("alpha", "float", 1.0, "scale of the negative part")])
+ELU = Message("ELUParameter", [Field("alpha", "float", 1.0, "scale of the negative part", number=1)], number=140)
 
 
 @register
@@ -304,10 +309,10 @@ class AbsVal(_SavesInput):
 
 
 POWER = Message("PowerParameter", [
-    Field("power", "float", 1.0, "exponent"),
-    Field("scale", "float", 1.0, "multiplier of x"),
-    Field("shift", "float", 0.0, "added after scaling"),
-])
+    Field("power", "float", 1.0, "exponent", number=1),
+    Field("scale", "float", 1.0, "multiplier of x", number=2),
+    Field("shift", "float", 0.0, "added after scaling", number=3),
+], number=122)
 
 
 @register
@@ -331,10 +336,10 @@ class Power(_SavesInput):
 
 
 EXP = Message("ExpParameter", [
-    Field("base", "float", -1.0, "base (-1: e)"),
-    Field("scale", "float", 1.0, "multiplier of x"),
-    Field("shift", "float", 0.0, "added after scaling"),
-])
+    Field("base", "float", -1.0, "base (-1: e)", number=1),
+    Field("scale", "float", 1.0, "multiplier of x", number=2),
+    Field("shift", "float", 0.0, "added after scaling", number=3),
+], number=111)
 
 
 @register
@@ -360,10 +365,10 @@ class Exp(Neuron):
 
 
 LOG = Message("LogParameter", [
-    Field("base", "float", -1.0, "base (-1: e)"),
-    Field("scale", "float", 1.0, "multiplier of x"),
-    Field("shift", "float", 0.0, "added after scaling"),
-])
+    Field("base", "float", -1.0, "base (-1: e)", number=1),
+    Field("scale", "float", 1.0, "multiplier of x", number=2),
+    Field("shift", "float", 0.0, "added after scaling", number=3),
+], number=134)
 
 
 @register
@@ -410,7 +415,7 @@ class BNLL(_SavesInput):
             np.multiply(tops[0].diff, 0.5 * np.tanh(0.5 * x) + 0.5, out=bottoms[0].diff)
 
 
-THRESHOLD = Message("ThresholdParameter", [Field("threshold", "float", 0.0, "y = 1 where x > threshold, else 0")])
+THRESHOLD = Message("ThresholdParameter", [Field("threshold", "float", 0.0, "y = 1 where x > threshold, else 0", number=1)], number=128)
 
 
 @register

@@ -10,8 +10,8 @@ from .neuron import PerSampleNeuron, _SavesInput
 from . import onnx_ops
 
 SWISH = Message("SwishParameter", [
-    Field("beta", "float", 1.0, "y = x * sigmoid(beta * x)"),
-])
+    Field("beta", "float", 1.0, "y = x * sigmoid(beta * x)", number=1),
+], number=147)
 
 
 @register
@@ -42,9 +42,9 @@ class Swish(PerSampleNeuron):
 
 
 HARD_SIGMOID = Message("HardSigmoidParameter", [
-    Field("slope", "float", 0.2, "slope of the linear part"),
-    Field("offset", "float", 0.5, "value at x = 0"),
-])
+    Field("slope", "float", 0.2, "slope of the linear part", number=1),
+    Field("offset", "float", 0.5, "value at x = 0", number=2),
+], number=10003)
 
 
 @register
@@ -67,9 +67,9 @@ class HardSigmoid(_SavesInput):
 
 
 CLIP = Message("ClipParameter", [
-    Field("min", "float", None, "lower bound"),
-    Field("max", "float", None, "upper bound"),
-])
+    Field("min", "float", None, "lower bound", number=1),
+    Field("max", "float", None, "upper bound", number=2),
+], number=148)
 
 
 @register
@@ -112,8 +112,8 @@ class HardTanh(Clip):
 
 MAXOUT = Message("MaxoutParameter", [
     Field("num_pieces", "int", 2, "channels per group; the output has channels / num_pieces channels",
-          check=lambda v: None if v >= 1 else f"must be >= 1, got {v}"),
-])
+          check=lambda v: None if v >= 1 else f"must be >= 1, got {v}", number=1),
+], number=10004)
 
 
 @register

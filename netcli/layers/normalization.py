@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config.schema import Field, Message, Problems, non_negative
+from ..config.schema import Field, Message, engine_field, Problems, non_negative
 from ..fillers import FILLER
 from ..ops.cpu import channels
 from .base import Layer, LayerError, PerSample, around, canon_axis, register
 from . import onnx_ops
 
 BATCH_NORM = Message("BatchNormParameter", [
-    Field("use_global_stats", "bool", None, "normalise with the stored statistics (default: true in TEST)"),
-    Field("moving_average_fraction", "float", 0.999, "decay of the running averages"),
-    Field("eps", "float", 1e-5, "added to the variance"),
-])
+    Field("use_global_stats", "bool", None, "normalise with the stored statistics (default: true in TEST)", number=1),
+    Field("moving_average_fraction", "float", 0.999, "decay of the running averages", number=2),
+    Field("eps", "float", 1e-5, "added to the variance", number=3),
+], number=139)
 
 
 @register
@@ -132,13 +132,13 @@ def _covered_axes(layer, bottoms, p, f):
 
 
 SCALE = Message("ScaleParameter", [
-    Field("axis", "int", 1, "first axis of the bottom that the scale covers"),
+    Field("axis", "int", 1, "first axis of the bottom that the scale covers", number=1),
     Field("num_axes", "int", 1, "how many axes the scale covers (-1: to the end; ignored with a second "
-          "bottom, which gives the scale)"),
-    Field("filler", FILLER, None, "scale initialisation (default: constant 1)"),
-    Field("bias_term", "bool", False, "also learn a bias"),
-    Field("bias_filler", FILLER, None, "bias initialisation (default: constant 0)"),
-])
+          "bottom, which gives the scale)", number=2),
+    Field("filler", FILLER, None, "scale initialisation (default: constant 1)", number=3),
+    Field("bias_term", "bool", False, "also learn a bias", number=4),
+    Field("bias_filler", FILLER, None, "bias initialisation (default: constant 0)", number=5),
+], number=142)
 
 
 @register
@@ -209,11 +209,11 @@ class Scale(PerSample):
 
 
 BIAS = Message("BiasParameter", [
-    Field("axis", "int", 1, "first axis of the bottom that the bias covers"),
+    Field("axis", "int", 1, "first axis of the bottom that the bias covers", number=1),
     Field("num_axes", "int", 1, "how many axes the bias covers (-1: to the end; ignored with a second "
-          "bottom, which gives the bias)"),
-    Field("filler", FILLER, None, "bias initialisation (default: constant 0)"),
-])
+          "bottom, which gives the bias)", number=2),
+    Field("filler", FILLER, None, "bias initialisation (default: constant 0)", number=3),
+], number=141)
 
 
 @register
@@ -256,11 +256,11 @@ class Bias(Layer):
 
 
 MVN = Message("MVNParameter", [
-    Field("normalize_variance", "bool", True, "also divide by the standard deviation"),
+    Field("normalize_variance", "bool", True, "also divide by the standard deviation", number=1),
     Field("across_channels", "bool", False, "statistics over channels, height and width together "
-          "(default: per channel)"),
-    Field("eps", "float", 1e-9, "added to the standard deviation"),
-])
+          "(default: per channel)", number=2),
+    Field("eps", "float", 1e-9, "added to the standard deviation", number=3),
+], number=120)
 
 
 @register
@@ -311,12 +311,13 @@ class MVN(Layer):
 
 LRN = Message("LRNParameter", [
     Field("local_size", "int", 5, "channels (ACROSS) or window side (WITHIN) summed over; odd",
-          check=lambda v: None if v > 0 and v % 2 == 1 else f"must be a positive odd number, got {v}"),
-    Field("alpha", "float", 1.0, "scaling parameter"),
-    Field("beta", "float", 0.75, "exponent"),
-    Field("norm_region", ("ACROSS_CHANNELS", "WITHIN_CHANNEL"), "ACROSS_CHANNELS", "normalise across channels or within one"),
-    Field("k", "float", 1.0, "ACROSS_CHANNELS: added to the sum (WITHIN_CHANNEL uses 1, as Caffe)", check=non_negative),
-])
+          check=lambda v: None if v > 0 and v % 2 == 1 else f"must be a positive odd number, got {v}", number=1),
+    Field("alpha", "float", 1.0, "scaling parameter", number=2),
+    Field("beta", "float", 0.75, "exponent", number=3),
+    Field("norm_region", ("ACROSS_CHANNELS", "WITHIN_CHANNEL"), "ACROSS_CHANNELS", "normalise across channels or within one", number=4),
+    Field("k", "float", 1.0, "ACROSS_CHANNELS: added to the sum (WITHIN_CHANNEL uses 1, as Caffe)", check=non_negative, number=5),
+    engine_field(6),
+], number=118)
 
 
 @register

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config.schema import Field, Message, REQUIRED, positive, non_negative
+from ..config.schema import Field, Message, engine_field, REQUIRED, positive, non_negative
 from ..ops.cpu import pool
 from .base import Layer, LayerError, PerSample, register
 from . import onnx_ops, vision_cuda as cu
@@ -12,9 +12,10 @@ from .vision import _need_4d, _pair
 
 
 SPP = Message("SPPParameter", [
-    Field("pyramid_height", "int", REQUIRED, "levels; level l pools a 2^l x 2^l grid", check=positive),
-    Field("pool", ("MAX", "AVE"), "MAX", "pooling method"),
-])
+    Field("pyramid_height", "int", REQUIRED, "levels; level l pools a 2^l x 2^l grid", check=positive, number=1),
+    Field("pool", ("MAX", "AVE"), "MAX", "pooling method", number=2, proto={"enum": "PoolMethod"}),
+    engine_field(6),
+], number=132)
 
 
 @register
@@ -83,19 +84,20 @@ def _pooled_size(size, kernel, stride, pad, ceil=True):
 
 
 POOLING = Message("PoolingParameter", [
-    Field("pool", ("MAX", "AVE"), "MAX", "pooling method"),
-    Field("kernel_size", "int", None, "square kernel size", check=positive),
-    Field("kernel_h", "int", None, "kernel height", check=positive),
-    Field("kernel_w", "int", None, "kernel width", check=positive),
-    Field("pad", "int", None, "zero padding (default 0)", check=non_negative),
-    Field("pad_h", "int", None, "vertical padding", check=non_negative),
-    Field("pad_w", "int", None, "horizontal padding", check=non_negative),
-    Field("stride", "int", None, "stride (default 1)", check=positive),
-    Field("stride_h", "int", None, "vertical stride", check=positive),
-    Field("stride_w", "int", None, "horizontal stride", check=positive),
-    Field("global_pooling", "bool", False, "pool over the whole height and width"),
-    Field("round_mode", ("CEIL", "FLOOR"), "CEIL", "rounding of the output size (Caffe: CEIL)"),
-])
+    Field("pool", ("MAX", "AVE"), "MAX", "pooling method", number=1, proto={"enum": "PoolMethod"}),
+    Field("kernel_size", "int", None, "square kernel size", check=positive, number=2),
+    Field("kernel_h", "int", None, "kernel height", check=positive, number=5),
+    Field("kernel_w", "int", None, "kernel width", check=positive, number=6),
+    Field("pad", "int", None, "zero padding (default 0)", check=non_negative, number=4, proto={"default": 0}),
+    Field("pad_h", "int", None, "vertical padding", check=non_negative, number=9, proto={"default": 0}),
+    Field("pad_w", "int", None, "horizontal padding", check=non_negative, number=10, proto={"default": 0}),
+    Field("stride", "int", None, "stride (default 1)", check=positive, number=3, proto={"default": 1}),
+    Field("stride_h", "int", None, "vertical stride", check=positive, number=7),
+    Field("stride_w", "int", None, "horizontal stride", check=positive, number=8),
+    Field("global_pooling", "bool", False, "pool over the whole height and width", number=12),
+    Field("round_mode", ("CEIL", "FLOOR"), "CEIL", "rounding of the output size (Caffe: CEIL)", number=13),
+    engine_field(11),
+], number=121)
 
 
 @register

@@ -58,11 +58,11 @@ def refusal(module):
 
 
 PYTHON = Message("PythonParameter", [
-    Field("module", "str", REQUIRED, "the module to import (its file name without .py)"),
-    Field("layer", "str", REQUIRED, "the class in that module"),
-    Field("param_str", "str", "", "a string given to the layer as self.param_str"),
-    Field("share_in_parallel", "bool", False, "deprecated in Caffe; accepted and ignored"),
-])
+    Field("module", "str", REQUIRED, "the module to import (its file name without .py)", number=1),
+    Field("layer", "str", REQUIRED, "the class in that module", number=2),
+    Field("param_str", "str", "", "a string given to the layer as self.param_str", number=3),
+    Field("share_in_parallel", "bool", False, "deprecated in Caffe; accepted and ignored", number=4),
+], number=130)
 
 
 PythonLayer = pycaffe.Layer     # the base class of user layers (netcli/caffe/pycaffe.py)

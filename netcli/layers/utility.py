@@ -11,9 +11,9 @@ from .common import BLOB_SHAPE
 
 
 FLATTEN = Message("FlattenParameter", [
-    Field("axis", "int", 1, "first axis to flatten"),
-    Field("end_axis", "int", -1, "last axis to flatten"),
-])
+    Field("axis", "int", 1, "first axis to flatten", number=1),
+    Field("end_axis", "int", -1, "last axis to flatten", number=2),
+], number=135)
 
 
 class _View(PerSample):
@@ -50,10 +50,10 @@ class Flatten(_View):
 
 
 RESHAPE = Message("ReshapeParameter", [
-    Field("shape", BLOB_SHAPE, REQUIRED, "new dims: 0 copies the bottom's dim, -1 is inferred"),
-    Field("axis", "int", 0, "first bottom axis replaced"),
-    Field("num_axes", "int", -1, "how many bottom axes are replaced (-1: all from axis)"),
-])
+    Field("shape", BLOB_SHAPE, REQUIRED, "new dims: 0 copies the bottom's dim, -1 is inferred", number=1),
+    Field("axis", "int", 0, "first bottom axis replaced", number=2),
+    Field("num_axes", "int", -1, "how many bottom axes are replaced (-1: all from axis)", number=3),
+], number=133)
 
 
 @register
@@ -100,9 +100,10 @@ class Reshape(_View):
 
 
 CONCAT = Message("ConcatParameter", [
-    Field("axis", "int", 1, "axis along which to concatenate"),
-    Field("concat_dim", "int", None, "deprecated (Caffe): the axis, when axis is not given", range=(0, 2 ** 31 - 1)),
-])
+    Field("axis", "int", 1, "axis along which to concatenate", number=2),
+    Field("concat_dim", "int", None, "deprecated (Caffe): the axis, when axis is not given", range=(0, 2 ** 31 - 1), number=1,
+          proto={"default": 1}),
+], number=104)
 
 
 @register
@@ -141,10 +142,11 @@ class Concat(Layer):
 
 
 SLICE = Message("SliceParameter", [
-    Field("axis", "int", 1, "axis to slice"),
-    Field("slice_point", "int", None, "indices where the slices start (one fewer than tops)", repeated=True),
-    Field("slice_dim", "int", None, "deprecated (Caffe): the axis, when axis is not given", range=(0, 2 ** 31 - 1)),
-])
+    Field("axis", "int", 1, "axis to slice", number=3),
+    Field("slice_point", "int", None, "indices where the slices start (one fewer than tops)", repeated=True, number=2),
+    Field("slice_dim", "int", None, "deprecated (Caffe): the axis, when axis is not given", range=(0, 2 ** 31 - 1), number=1,
+          proto={"default": 1}),
+], number=126)
 
 
 @register
@@ -216,10 +218,11 @@ class Split(PerSample):
 
 
 ELTWISE = Message("EltwiseParameter", [
-    Field("operation", ("PROD", "SUM", "MAX"), "SUM", "element-wise operation"),
-    Field("coeff", "float", None, "SUM only: one coefficient per bottom", repeated=True),
-    Field("stable_prod_grad", "bool", True, "PROD: compute gradients without dividing by inputs"),
-])
+    Field("operation", ("PROD", "SUM", "MAX"), "SUM", "element-wise operation", number=1,
+          proto={"enum": "EltwiseOp"}),
+    Field("coeff", "float", None, "SUM only: one coefficient per bottom", repeated=True, number=2),
+    Field("stable_prod_grad", "bool", True, "PROD: compute gradients without dividing by inputs", number=3),
+], number=110)
 
 
 @register
@@ -282,10 +285,10 @@ class Eltwise(Layer):
 
 
 ARGMAX = Message("ArgMaxParameter", [
-    Field("out_max_val", "bool", False, "output the values (with axis), or indices and values (without)"),
-    Field("top_k", "int", 1, "how many of the largest to output", check=positive),
-    Field("axis", "int", None, "the axis searched; without it, each sample's values flattened"),
-])
+    Field("out_max_val", "bool", False, "output the values (with axis), or indices and values (without)", number=1),
+    Field("top_k", "int", 1, "how many of the largest to output", check=positive, number=2),
+    Field("axis", "int", None, "the axis searched; without it, each sample's values flattened", number=3),
+], number=103)
 
 
 @register
@@ -342,10 +345,11 @@ def _top_k(x, k, axis):
 
 
 REDUCTION = Message("ReductionParameter", [
-    Field("operation", ("SUM", "ASUM", "SUMSQ", "MEAN"), "SUM", "what each output is of the reduced values"),
-    Field("axis", "int", 0, "the first reduced axis; it and all after it are reduced"),
-    Field("coeff", "float", 1.0, "the output is multiplied by this"),
-])
+    Field("operation", ("SUM", "ASUM", "SUMSQ", "MEAN"), "SUM", "what each output is of the reduced values", number=1,
+          proto={"enum": "ReductionOp", "values": {"SUM": 1, "ASUM": 2, "SUMSQ": 3, "MEAN": 4}}),
+    Field("axis", "int", 0, "the first reduced axis; it and all after it are reduced", number=2),
+    Field("coeff", "float", 1.0, "the output is multiplied by this", number=3),
+], number=136)
 
 
 @register
@@ -388,9 +392,9 @@ class Reduction(Layer):
 
 
 TILE = Message("TileParameter", [
-    Field("axis", "int", 1, "the axis repeated"),
-    Field("tiles", "int", REQUIRED, "how many copies", check=positive),
-])
+    Field("axis", "int", 1, "the axis repeated", number=1),
+    Field("tiles", "int", REQUIRED, "how many copies", check=positive, number=2),
+], number=138)
 
 
 @register

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config.schema import Field, Message, REQUIRED, positive, non_negative
+from ..config.schema import Field, Message, engine_field, REQUIRED, positive, non_negative
 from ..fillers import FILLER
 from ..ops.cpu import im2col
 from ..ops.cpu.conv2d import conv2d_algorithm, conv2d_backward, conv2d_forward, conv2d_workspace
@@ -81,23 +81,26 @@ def _same_shapes(layer, bottoms, tops):
 
 
 CONVOLUTION = Message("ConvolutionParameter", [
-    Field("num_output", "int", REQUIRED, "number of output channels", check=positive),
-    Field("bias_term", "bool", True, "add a learned bias per output channel"),
-    Field("pad", "int", None, "zero padding (1 value, or h and w)", repeated=True, check=non_negative),
-    Field("kernel_size", "int", None, "kernel size (1 value, or h and w)", repeated=True, check=positive),
-    Field("stride", "int", None, "stride (1 value, or h and w); default 1", repeated=True, check=positive),
-    Field("dilation", "int", None, "dilation (1 value, or h and w); default 1", repeated=True, check=positive),
-    Field("pad_h", "int", None, "vertical padding", check=non_negative),
-    Field("pad_w", "int", None, "horizontal padding", check=non_negative),
-    Field("kernel_h", "int", None, "kernel height", check=positive),
-    Field("kernel_w", "int", None, "kernel width", check=positive),
-    Field("stride_h", "int", None, "vertical stride", check=positive),
-    Field("stride_w", "int", None, "horizontal stride", check=positive),
-    Field("group", "int", 1, "split channels into groups convolved separately", check=positive),
-    Field("weight_filler", FILLER, None, "weight initialisation (default: constant 0)"),
-    Field("bias_filler", FILLER, None, "bias initialisation (default: constant 0)"),
-    Field("axis", "int", 1, "channel axis (only 1 is supported)"),
-])
+    Field("num_output", "int", REQUIRED, "number of output channels", check=positive, number=1),
+    Field("bias_term", "bool", True, "add a learned bias per output channel", number=2),
+    Field("pad", "int", None, "zero padding (1 value, or h and w)", repeated=True, check=non_negative, number=3),
+    Field("kernel_size", "int", None, "kernel size (1 value, or h and w)", repeated=True, check=positive, number=4),
+    Field("stride", "int", None, "stride (1 value, or h and w); default 1", repeated=True, check=positive, number=6),
+    Field("dilation", "int", None, "dilation (1 value, or h and w); default 1", repeated=True, check=positive, number=18),
+    Field("pad_h", "int", None, "vertical padding", check=non_negative, number=9, proto={"default": 0}),
+    Field("pad_w", "int", None, "horizontal padding", check=non_negative, number=10, proto={"default": 0}),
+    Field("kernel_h", "int", None, "kernel height", check=positive, number=11),
+    Field("kernel_w", "int", None, "kernel width", check=positive, number=12),
+    Field("stride_h", "int", None, "vertical stride", check=positive, number=13),
+    Field("stride_w", "int", None, "horizontal stride", check=positive, number=14),
+    Field("group", "int", 1, "split channels into groups convolved separately", check=positive, number=5),
+    Field("weight_filler", FILLER, None, "weight initialisation (default: constant 0)", number=7),
+    Field("bias_filler", FILLER, None, "bias initialisation (default: constant 0)", number=8),
+    Field("axis", "int", 1, "channel axis (only 1 is supported)", number=16),
+    engine_field(15),
+    Field("force_nd_im2col", "bool", False, "accepted for Caffe compatibility and ignored (the same result)",
+          number=17),
+], number=106)
 
 
 def _conv_label(self):
@@ -251,10 +254,10 @@ class Deconvolution(PerSample):
 
 
 CROP = Message("CropParameter", [
-    Field("axis", "int", 2, "the first axis cropped; earlier axes keep the first bottom's size"),
+    Field("axis", "int", 2, "the first axis cropped; earlier axes keep the first bottom's size", number=1),
     Field("offset", "int", None, "where the crop starts: one value for every cropped axis, or one per axis "
-          "(default 0)", repeated=True, check=non_negative),
-])
+          "(default 0)", repeated=True, check=non_negative, number=2),
+], number=144)
 
 
 @register

@@ -31,20 +31,20 @@ from ..config.paths import open_text
 from .base import Layer, LayerError, register
 
 WINDOW_DATA = Message("WindowDataParameter", [
-    Field("source", "str", REQUIRED, "the window file (format: netcli/layers/window_data.py)"),
-    Field("batch_size", "int", REQUIRED, "windows per batch", check=positive),
-    Field("fg_threshold", "float", 0.5, "a window overlapping a ground-truth box this much is foreground"),
-    Field("bg_threshold", "float", 0.5, "a window overlapping less than this is background (class 0)"),
-    Field("fg_fraction", "float", 0.25, "the share of each batch drawn from the foreground"),
-    Field("context_pad", "int", 0, "pixels of context around each window, at the output scale", check=non_negative),
-    Field("crop_mode", ("warp", "square"), "warp", "warp the window to a square, or widen it to one first"),
-    Field("cache_images", "bool", False, "keep the decoded images in memory"),
-    Field("root_folder", "str", "", "prefix of every image path"),
-    Field("scale", "float", 1.0, "multiply pixels by this after subtracting the mean"),
-    Field("mean_file", "str", None, "deprecated: use transform_param.mean_file"),
-    Field("crop_size", "int", 0, "deprecated: use transform_param.crop_size", check=non_negative),
-    Field("mirror", "bool", False, "deprecated: use transform_param.mirror"),
-], doc="Where a WindowData layer reads its windows.")
+    Field("source", "str", REQUIRED, "the window file (format: netcli/layers/window_data.py)", number=1),
+    Field("batch_size", "int", REQUIRED, "windows per batch", check=positive, number=4),
+    Field("fg_threshold", "float", 0.5, "a window overlapping a ground-truth box this much is foreground", number=7),
+    Field("bg_threshold", "float", 0.5, "a window overlapping less than this is background (class 0)", number=8),
+    Field("fg_fraction", "float", 0.25, "the share of each batch drawn from the foreground", number=9),
+    Field("context_pad", "int", 0, "pixels of context around each window, at the output scale", check=non_negative, number=10),
+    Field("crop_mode", ("warp", "square"), "warp", "warp the window to a square, or widen it to one first", number=11, proto={"type": "string"}),
+    Field("cache_images", "bool", False, "keep the decoded images in memory", number=12),
+    Field("root_folder", "str", "", "prefix of every image path", number=13),
+    Field("scale", "float", 1.0, "multiply pixels by this after subtracting the mean", number=2),
+    Field("mean_file", "str", None, "deprecated: use transform_param.mean_file", number=3),
+    Field("crop_size", "int", 0, "deprecated: use transform_param.crop_size", check=non_negative, number=5),
+    Field("mirror", "bool", False, "deprecated: use transform_param.mirror", number=6),
+], doc="Where a WindowData layer reads its windows.", number=129)
 
 
 def read_window_file(path, root_folder, fg_threshold, bg_threshold):

@@ -16,8 +16,10 @@ def report(path, net, loaded, unused):
         raise NetcliError(f"{path}: no layer of net '{net.name}' matched the weights file (its layers: "
                           f"{_names(file_layers)}; the net's: {_names(net_layers)}); weights are copied by "
                           "layer name")
+    layers = set(net.layer_names)
     for k in unused:
-        log.info(f"Ignoring source param {k}")
+        if k.rsplit("/", 1)[0] in layers:      # the others: "Ignoring source layer" (io/weights.py)
+            log.info(f"Ignoring source param {k}")
     for k in missing:
         log.info(f"Param {k} not in {path}: keeps its filler initialisation")
     if missing:

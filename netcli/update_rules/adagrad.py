@@ -6,7 +6,7 @@ import numpy as np
 from ..config.schema import Field, positive
 from .base import Rule
 
-DELTA = Field("delta", "float", 1e-8, "epsilon", check=positive)
+DELTA = Field("delta", "float", 1e-8, "epsilon", check=positive, number=31)
 
 
 def refuse_momentum(rule, p, problems, at):

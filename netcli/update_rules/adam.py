@@ -9,7 +9,7 @@ from ..config.schema import Field
 from .adagrad import DELTA
 from .base import Rule
 
-MOMENTUM2 = Field("momentum2", "float", 0.999, "beta2, the decay of the mean square")
+MOMENTUM2 = Field("momentum2", "float", 0.999, "beta2, the decay of the mean square", number=39)
 
 
 def adam(w, g, r, d, h, args):

@@ -18,7 +18,7 @@ class RMSProp(Rule):
     name = "RMSProp"
     solver_type = 3
     formula = rmsprop
-    fields = (DELTA, Field("rms_decay", "float", 0.99, "decay of the mean square"))
+    fields = (DELTA, Field("rms_decay", "float", 0.99, "decay of the mean square", number=38))
 
     @classmethod
     def check(cls, p, problems, at):
