@@ -117,26 +117,33 @@ def softmax_forward(x, y, axis):
 
 
 @register
-class Softmax(Layer):
+class Softmax(PerSample):
     type = "Softmax"
     class_scores = "top"
     draw_kind = "loss"
     to_onnx = onnx_ops.softmax
-    doc = "y = exp(x) / sum(exp(x)) along `axis`."
+    doc = "y = exp(x) / sum(exp(x)) along `axis` (per sample unless axis is 0: then on the whole batch)."
     params = {"softmax_param": SOFTMAX}
     forward_cuda, backward_cuda = common_cuda.softmax_forward_cuda, common_cuda.softmax_backward_cuda
 
     def setup(self, bottoms, tops):
         self.axis = canon_axis(self.p.softmax_param.axis, bottoms[0].data.ndim, "softmax_param.axis")
+        self.per_sample = self.axis >= 1      # along the batch axis, every row's value needs every other's
         tops[0].reshape(bottoms[0].shape, bottoms[0].data.dtype)
 
     def forward(self, bottoms, tops):
-        softmax_forward(bottoms[0].data, tops[0].data, self.axis)
+        self.forward_rows(bottoms, tops, 0, None, None)
 
     def backward(self, tops, propagate_down, bottoms):
+        self.backward_rows(tops, propagate_down, bottoms, 0, None, None, None, False)
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        softmax_forward(bottoms[0].data[lo:hi], tops[0].data[lo:hi], self.axis)
+
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
-            y, dy = tops[0].data, tops[0].diff
-            np.multiply(dy - (dy * y).sum(axis=self.axis, keepdims=True), y, out=bottoms[0].diff)
+            y, dy = tops[0].data[lo:hi], tops[0].diff[lo:hi]
+            np.multiply(dy - (dy * y).sum(axis=self.axis, keepdims=True), y, out=bottoms[0].diff[lo:hi])
 
 
 EMBED = Message("EmbedParameter", [

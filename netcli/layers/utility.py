@@ -106,10 +106,10 @@ CONCAT = Message("ConcatParameter", [
 
 
 @register
-class Concat(Layer):
+class Concat(PerSample):
     type = "Concat"
     to_onnx = onnx_ops.concat
-    doc = "Join bottoms along `axis`."
+    doc = "Join bottoms along `axis` (per sample unless axis is 0: then on the whole batch)."
     params = {"concat_param": CONCAT}
     bottoms = (1, None)
 
@@ -125,19 +125,28 @@ class Concat(Layer):
                                  f"{ref} from {self.bottom_names[0]} outside axis {a}", "concat_param.axis")
         self.sizes = [b.shape[a] for b in bottoms]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).tolist()
+        self.per_sample = a >= 1        # along the batch axis, rows of the top come from different bottoms
         tops[0].reshape(ref[:a] + (sum(self.sizes),) + ref[a + 1:], bottoms[0].data.dtype)
 
     def _slice(self, i):
         return (slice(None),) * self.axis + (slice(self.offsets[i], self.offsets[i + 1]),)
 
     def forward(self, bottoms, tops):
-        for i, b in enumerate(bottoms):
-            tops[0].data[self._slice(i)] = b.data
+        self.forward_rows(bottoms, tops, 0, None, None)
 
     def backward(self, tops, propagate_down, bottoms):
+        self.backward_rows(tops, propagate_down, bottoms, 0, None, None, None, False)
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        y = tops[0].data[lo:hi]
+        for i, b in enumerate(bottoms):
+            y[self._slice(i)] = b.data[lo:hi]
+
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
+        dy = tops[0].diff[lo:hi]
         for i, b in enumerate(bottoms):
             if propagate_down[i]:
-                b.diff[...] = tops[0].diff[self._slice(i)]
+                b.diff[lo:hi] = dy[self._slice(i)]
 
 
 SLICE = Message("SliceParameter", [
@@ -148,10 +157,10 @@ SLICE = Message("SliceParameter", [
 
 
 @register
-class Slice(Layer):
+class Slice(PerSample):
     type = "Slice"
     to_onnx = onnx_ops.slice_axis
-    doc = "Cut the bottom along `axis` into the tops."
+    doc = "Cut the bottom along `axis` into the tops (per sample unless axis is 0: then on the whole batch)."
     params = {"slice_param": SLICE}
     tops = (1, None)
 
@@ -174,6 +183,7 @@ class Slice(Layer):
                 raise LayerError(f"axis size {n} {self.where()} does not split evenly into {T} tops",
                                  "slice_param.slice_point")
             self.offsets = [i * n // T for i in range(T + 1)]
+        self.per_sample = a >= 1        # along the batch axis, each top takes other rows of the bottom
         for i, t in enumerate(tops):
             t.reshape(shape[:a] + (self.offsets[i + 1] - self.offsets[i],) + shape[a + 1:], bottoms[0].data.dtype)
 
@@ -181,13 +191,21 @@ class Slice(Layer):
         return (slice(None),) * self.axis + (slice(self.offsets[i], self.offsets[i + 1]),)
 
     def forward(self, bottoms, tops):
-        for i, t in enumerate(tops):
-            t.data[...] = bottoms[0].data[self._slice(i)]
+        self.forward_rows(bottoms, tops, 0, None, None)
 
     def backward(self, tops, propagate_down, bottoms):
+        self.backward_rows(tops, propagate_down, bottoms, 0, None, None, None, False)
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        x = bottoms[0].data[lo:hi]
+        for i, t in enumerate(tops):
+            t.data[lo:hi] = x[self._slice(i)]
+
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
+            dx = bottoms[0].diff[lo:hi]
             for i, t in enumerate(tops):
-                bottoms[0].diff[self._slice(i)] = t.diff
+                dx[self._slice(i)] = t.diff[lo:hi]
 
 
 @register
@@ -223,10 +241,10 @@ ELTWISE = Message("EltwiseParameter", [
 
 
 @register
-class Eltwise(Layer):
+class Eltwise(PerSample):
     type = "Eltwise"
     to_onnx = onnx_ops.eltwise
-    doc = "Element-wise SUM (with coefficients), PROD or MAX of same-shape bottoms."
+    doc = "Element-wise SUM (with coefficients), PROD or MAX of same-shape bottoms, per sample."
     params = {"eltwise_param": ELTWISE}
     bottoms = (2, None)
 
@@ -244,41 +262,43 @@ class Eltwise(Layer):
         self.op = p.operation
         self.coeff = p.coeff or [1.0] * len(bottoms)
         tops[0].reshape(bottoms[0].shape, bottoms[0].data.dtype)
-        self.arg = np.empty(bottoms[0].shape, np.int32) if self.op == "MAX" else None
+        # MAX: which bottom won each element (0-d blobs are one row, as PerSample runs them)
+        self.arg = np.empty(bottoms[0].shape or (1,), np.int32) if self.op == "MAX" else None
 
-    def forward(self, bottoms, tops):
-        y = tops[0].data
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        y = tops[0].data[lo:hi]
         if self.op == "SUM":
-            np.multiply(bottoms[0].data, self.coeff[0], out=y)
+            np.multiply(bottoms[0].data[lo:hi], self.coeff[0], out=y)
             for c, b in zip(self.coeff[1:], bottoms[1:]):
-                y += c * b.data
+                y += c * b.data[lo:hi]
         elif self.op == "PROD":
-            np.copyto(y, bottoms[0].data)
+            np.copyto(y, bottoms[0].data[lo:hi])
             for b in bottoms[1:]:
-                y *= b.data
+                y *= b.data[lo:hi]
         else:
-            np.copyto(y, bottoms[0].data)
-            self.arg[...] = 0
+            arg = self.arg[lo:hi]
+            np.copyto(y, bottoms[0].data[lo:hi])
+            arg[...] = 0
             for i, b in enumerate(bottoms[1:], 1):
-                better = b.data > y
-                self.arg[better] = i
-                np.maximum(y, b.data, out=y)
+                better = b.data[lo:hi] > y
+                arg[better] = i
+                np.maximum(y, b.data[lo:hi], out=y)
 
-    def backward(self, tops, propagate_down, bottoms):
-        dy = tops[0].diff
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
+        dy = tops[0].diff[lo:hi]
         for i, b in enumerate(bottoms):
             if not propagate_down[i]:
                 continue
             if self.op == "SUM":
-                np.multiply(dy, self.coeff[i], out=b.diff)
+                np.multiply(dy, self.coeff[i], out=b.diff[lo:hi])
             elif self.op == "PROD":
                 others = np.ones_like(dy)
                 for j, o in enumerate(bottoms):
                     if j != i:
-                        others *= o.data
-                np.multiply(dy, others, out=b.diff)
+                        others *= o.data[lo:hi]
+                np.multiply(dy, others, out=b.diff[lo:hi])
             else:
-                np.multiply(dy, self.arg == i, out=b.diff)
+                np.multiply(dy, self.arg[lo:hi] == i, out=b.diff[lo:hi])
 
 
 ARGMAX = Message("ArgMaxParameter", [
