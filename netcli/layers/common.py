@@ -156,7 +156,7 @@ EMBED = Message("EmbedParameter", [
 
 
 @register
-class Embed(Layer):
+class Embed(PerSample):
     type = "Embed"
     draw_kind = "ip"
     to_onnx = onnx_ops.embed
@@ -175,17 +175,30 @@ class Embed(Layer):
         if p.bias_term:
             self.add_param((p.num_output,), p.bias_filler)
         self.N = p.num_output
+        self.per_sample = x.data.ndim >= 1     # each sample's indices look up its own rows
 
     def forward(self, bottoms, tops):
-        idx = bottoms[0].data.reshape(-1).astype(np.intp)
-        y = tops[0].data.reshape(-1, self.N)
+        self.forward_rows(bottoms, tops, 0, None, None)
+
+    def backward(self, tops, propagate_down, bottoms):
+        self.backward_rows(tops, propagate_down, bottoms, 0, None, None, [b.diff for b in self.blobs], False)
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        rows = slice(lo, hi) if self.per_sample else ...
+        idx = bottoms[0].data[rows].reshape(-1).astype(np.intp)
+        y = tops[0].data[rows].reshape(-1, self.N)
         np.take(self.blobs[0].data, idx, axis=0, out=y, mode="clip")
         if len(self.blobs) > 1:
             y += self.blobs[1].data
 
-    def backward(self, tops, propagate_down, bottoms):
-        dy = tops[0].diff.reshape(-1, self.N)
-        if self.learns(0):
-            np.add.at(self.blobs[0].diff, bottoms[0].data.reshape(-1).astype(np.intp), dy)
-        if self.learns(1):
-            self.blobs[1].diff[...] += dy.sum(axis=0)
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
+        rows = slice(lo, hi) if self.per_sample else ...
+        dy = tops[0].diff[rows].reshape(-1, self.N)
+        dw, db = self.param_grad(grads, 0), self.param_grad(grads, 1)
+        if dw is not None:          # into zeros when fresh: the same either way
+            np.add.at(dw, bottoms[0].data[rows].reshape(-1).astype(np.intp), dy)
+        if db is not None:
+            if fresh:
+                np.sum(dy, axis=0, out=db)
+            else:
+                db[...] += dy.sum(axis=0)

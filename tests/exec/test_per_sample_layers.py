@@ -52,12 +52,19 @@ CASES = [
     ("LRN", {"lrn_param": {"local_size": 3, "alpha": 0.5, "norm_region": "WITHIN_CHANNEL"}}, [X4], 1),
     ("Crop", {"crop_param": {"axis": 2, "offset": [1, 2]}}, [X4, (N, 1, 3, 3)], 1),
     ("Split", {}, [X4], 2),
+    ("ArgMax", {"argmax_param": {"top_k": 2, "out_max_val": True}}, [X4], 1),
+    ("ArgMax", {"argmax_param": {"top_k": 2, "axis": 2}}, [X4], 1),
+    ("Reduction", {"reduction_param": {"axis": 1, "operation": "SUMSQ", "coeff": 0.5}}, [X4], 1),
+    ("Reduction", {"reduction_param": {"axis": 2, "operation": "MEAN"}}, [X4], 1),
+    ("Tile", {"tile_param": {"axis": 2, "tiles": 3}}, [X4], 1),
+    ("Embed", {"embed_param": {"num_output": 3, "input_dim": 5, "weight_filler": {"type": "gaussian"}}}, [(N, 4)], 1),
 ]
+INDICES = {"Embed": [np.arange(N * 4).reshape(N, 4) % 5]}     # bottoms that hold indices
 IN_PLACE = {"PReLU", "ELU", "AbsVal", "Power", "Log", "BNLL", "HardSigmoid", "Clip", "Exp"}
 
 
 def build(type_, params, shapes, n_tops, in_place):
-    layer, bottoms, tops = make_layer(type_, params, shapes, n_tops, dtype=np.float32)
+    layer, bottoms, tops = make_layer(type_, params, shapes, n_tops, dtype=np.float32, bottoms_data=INDICES.get(type_))
     if in_place:               # the same layer set up again with its top its bottom
         again = type(layer)("L", layer.p, layer.phase, layer.bottom_names, layer.bottom_names[:1], layer.rng)
         again.setup(bottoms, bottoms[:1])
@@ -113,7 +120,7 @@ def test_rows_by_share_give_the_whole_batch(case, in_place):
     b = run_layer(*parts, SHARES, dys)
     for got, want in zip(b[0] + b[1], a[0] + a[1]):     # tops and bottom diffs: the same bits
         np.testing.assert_array_equal(got, want)
-    assert any(np.any(d) for d in a[1]) or not whole[0].has_backward
+    assert any(np.any(d) for d in a[1]) or not whole[0].has_backward or whole[0].no_grad_bottoms
     for got, want in zip(b[2], a[2]):                    # param gradients: sums in another order
         assert np.any(want)
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
@@ -125,6 +132,9 @@ def test_rows_by_share_give_the_whole_batch(case, in_place):
     ("Softmax", {"softmax_param": {"axis": 0}}, [(5, 3)]),
     ("Crop", {"crop_param": {"axis": 0, "offset": [1, 0]}}, [(5, 3), (2, 3)]),
     ("Bias", {}, [(5, 3), (3,)]),
+    ("Reduction", {"reduction_param": {"axis": 0}}, [(5, 3)]),
+    ("Tile", {"tile_param": {"axis": 0, "tiles": 2}}, [(5, 3)]),
+    ("ArgMax", {"argmax_param": {"axis": 0}}, [(5, 3)]),
 ])
 def test_batch_axis_cases_stay_on_the_whole_batch(type_, params, shapes):
     n_tops = 2 if type_ == "Slice" else 1
@@ -136,7 +146,10 @@ def test_batch_axis_cases_stay_on_the_whole_batch(type_, params, shapes):
             "Slice": lambda: x[:2],
             "Softmax": lambda: np.exp(x) / np.exp(x).sum(axis=0),
             "Crop": lambda: x[1:3],
-            "Bias": lambda: x + bottoms[1].data}[type_]()
+            "Bias": lambda: x + bottoms[1].data,
+            "Reduction": lambda: x.sum(),
+            "Tile": lambda: np.concatenate([x, x]),
+            "ArgMax": lambda: x.argmax(axis=0)[None]}[type_]()
     np.testing.assert_allclose(tops[0].data, want, rtol=1e-12)
     if type_ == "Slice":
         np.testing.assert_array_equal(tops[1].data, x[2:])
