@@ -45,6 +45,25 @@ class Loss(Layer):
         tops[0].reshape((), dtype)
 
 
+class RowLoss(Loss, PerSample):
+    """A loss summed over independent rows (samples): each piece of rows adds its rows' terms into
+    its workspace, and the loss is the pieces' sum in piece order over `self.n` (finish_rows). A
+    layer whose normalizer needs the whole batch (one that counts valid labels) sets per_sample
+    False in setup and runs forward/backward on the whole batch."""
+    finish_keys = ("loss",)
+    reduced_tops = (0,)
+    sign = 1.0                         # the loss is sign * sum / n
+
+    def workspace(self, rows):
+        return {"loss": ((1,), np.float64)}
+
+    def finish_rows(self, tops, workspaces):
+        total = 0.0
+        for ws in workspaces:          # in piece order: the same sum whatever ran where
+            total += ws["loss"][0]
+        tops[0].data[...] = self.sign * total / self.n
+
+
 def _labels_for(layer, scores_shape, labels, axis):
     outer = int(np.prod(scores_shape[:axis]))
     inner = int(np.prod(scores_shape[axis + 1:]))
@@ -182,7 +201,7 @@ class SoftmaxWithLoss(Loss, PerSample):
 
 
 @register
-class EuclideanLoss(Loss):
+class EuclideanLoss(RowLoss):
     type = "EuclideanLoss"
     doc = "Sum of squared differences / (2 N) (L2 loss, MSE/2)."
     bottoms = (2, 2)
@@ -192,20 +211,23 @@ class EuclideanLoss(Loss):
         if a.count != b.count:
             raise LayerError(f"inputs must have the same number of elements: {a.shape} {self.where(0)} "
                              f"vs {b.shape} {self.where(1)}")
-        self.diff = np.empty(a.shape, a.data.dtype)
+        self.diff = np.empty(a.shape or (1,), a.data.dtype)
+        self.N = a.shape[0] if a.data.ndim else 1
+        self.n = 2 * self.N
         self.scalar_top(tops, a.data.dtype)
 
-    def forward(self, bottoms, tops):
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
         a, b = bottoms
-        np.subtract(a.data, b.data.reshape(a.shape), out=self.diff)
-        tops[0].data[...] = np.vdot(self.diff, self.diff) / a.shape[0] / 2
+        d = self.diff[lo:hi]
+        np.subtract(a.data[lo:hi], b.data.reshape(a.data.shape)[lo:hi], out=d)
+        ws["loss"][0] = np.vdot(d, d)
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         a = bottoms[0]
         for i, sign in ((0, 1.0), (1, -1.0)):
             if propagate_down[i]:
-                d = bottoms[i].diff.reshape(a.shape)
-                np.multiply(self.diff, sign * tops[0].diff / a.shape[0], out=d)
+                d = bottoms[i].diff.reshape(a.diff.shape)[lo:hi]
+                np.multiply(self.diff[lo:hi], sign * tops[0].diff / self.N, out=d)
 
 
 ACCURACY = Message("AccuracyParameter", [

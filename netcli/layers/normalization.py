@@ -7,7 +7,7 @@ from ..config.schema import Field, Message, Problems, non_negative
 from ..fillers import FILLER
 from ..ops.cpu import channels
 from ..ops.cpu.pool import avepool_backward, avepool_forward
-from .base import Layer, LayerError, PerSample, around, canon_axis, register
+from .base import LayerError, PerSample, around, canon_axis, register
 from . import onnx_ops
 
 BATCH_NORM = Message("BatchNormParameter", [

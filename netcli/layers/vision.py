@@ -8,7 +8,7 @@ from ..config.schema import Field, Message, REQUIRED, positive, non_negative
 from ..fillers import FILLER
 from ..ops.cpu import im2col
 from ..ops.cpu.conv2d import conv2d_backward, conv2d_forward, conv2d_layout, conv2d_workspace
-from .base import Layer, LayerError, PerSample, canon_axis, register
+from .base import LayerError, PerSample, canon_axis, register
 from . import onnx_ops, vision_cuda as cu
 
 

@@ -14,7 +14,6 @@ from helpers import make_layer  # noqa: E402
 from resnetlike import NET, resnet_solver  # noqa: E402
 
 import netcli  # noqa: E402
-from netcli.blob import Blob  # noqa: E402
 
 N = 7
 SHARES = [(0, 2), (2, 5), (5, 7)]
@@ -57,9 +56,27 @@ CASES = [
     ("Reduction", {"reduction_param": {"axis": 1, "operation": "SUMSQ", "coeff": 0.5}}, [X4], 1),
     ("Reduction", {"reduction_param": {"axis": 2, "operation": "MEAN"}}, [X4], 1),
     ("Tile", {"tile_param": {"axis": 2, "tiles": 3}}, [X4], 1),
+    ("SPP", {"spp_param": {"pyramid_height": 3}}, [X4], 1),
+    ("SPP", {"spp_param": {"pyramid_height": 2, "pool": "AVE"}}, [X4], 1),
     ("Embed", {"embed_param": {"num_output": 3, "input_dim": 5, "weight_filler": {"type": "gaussian"}}}, [(N, 4)], 1),
 ]
-INDICES = {"Embed": [np.arange(N * 4).reshape(N, 4) % 5]}     # bottoms that hold indices
+LOSSES = [
+    ("EuclideanLoss", {}, [(N, 6), (N, 6)], 1),
+    ("L1Loss", {}, [(N, 6), (N, 2, 3)], 1),
+    ("SmoothL1Loss", {"smooth_l1_loss_param": {"sigma": 2.0}}, [(N, 6), (N, 6)], 1),
+    ("SigmoidCrossEntropyLoss", {}, [(N, 6), (N, 6)], 1),
+    ("SigmoidCrossEntropyLoss", {"loss_param": {"normalization": "FULL", "ignore_label": 1}}, [(N, 6), (N, 6)], 1),
+    ("HingeLoss", {"hinge_loss_param": {"norm": "L2"}}, [(N, 5), (N,)], 1),
+    ("InfogainLoss", {}, [(N, 5, 3), (N, 3)], 1),
+    ("ContrastiveLoss", {}, [(N, 4), (N, 4), (N,)], 1),
+]
+CASES += LOSSES
+_R = np.random.default_rng(3)
+INDICES = {"Embed": [np.arange(N * 4).reshape(N, 4) % 5],      # bottoms that hold indices or labels
+           "SigmoidCrossEntropyLoss": [None, _R.integers(0, 2, (N, 6))],
+           "HingeLoss": [None, np.arange(N) % 5],
+           "InfogainLoss": [None, np.arange(N * 3).reshape(N, 3) % 5],
+           "ContrastiveLoss": [None, None, np.arange(N) % 2]}
 IN_PLACE = {"PReLU", "ELU", "AbsVal", "Power", "Log", "BNLL", "HardSigmoid", "Clip", "Exp"}
 
 
@@ -118,8 +135,12 @@ def test_rows_by_share_give_the_whole_batch(case, in_place):
     dys = [rng.standard_normal(t.data.shape).astype(np.float32) for t in whole[2]]
     a = run_layer(*whole, None, dys)
     b = run_layer(*parts, SHARES, dys)
-    for got, want in zip(b[0] + b[1], a[0] + a[1]):     # tops and bottom diffs: the same bits
-        np.testing.assert_array_equal(got, want)
+    reduced = [k for k in range(len(a[0])) if k in whole[0].reduced_tops]
+    for k in reduced:                                    # a loss: the pieces' sums added in order
+        np.testing.assert_allclose(b[0][k], a[0][k], rtol=1e-6)
+    for got, want in zip([t for k, t in enumerate(b[0]) if k not in reduced] + b[1],
+                         [t for k, t in enumerate(a[0]) if k not in reduced] + a[1]):
+        np.testing.assert_array_equal(got, want)         # tops and bottom diffs: the same bits
     assert any(np.any(d) for d in a[1]) or not whole[0].has_backward or whole[0].no_grad_bottoms
     for got, want in zip(b[2], a[2]):                    # param gradients: sums in another order
         assert np.any(want)
@@ -153,6 +174,41 @@ def test_batch_axis_cases_stay_on_the_whole_batch(type_, params, shapes):
     np.testing.assert_allclose(tops[0].data, want, rtol=1e-12)
     if type_ == "Slice":
         np.testing.assert_array_equal(tops[1].data, x[2:])
+
+
+def test_a_loss_that_counts_valid_labels_stays_on_the_whole_batch():
+    x, t = np.random.default_rng(0).standard_normal((5, 3)), np.array([[0, 1, 1]] * 5, float)
+    layer, bottoms, tops = make_layer("SigmoidCrossEntropyLoss", {"loss_param": {"ignore_label": 1, "normalization": "VALID"}},
+                                      [(5, 3), (5, 3)], bottoms_data=[x, t])
+    assert not layer.per_sample
+    layer.forward(bottoms, tops)
+    want = (np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x))))[:, 0].sum() / 5
+    assert float(tops[0].data) == pytest.approx(want, rel=1e-12)
+
+
+MIXED = """\
+layers:
+  - {name: in, type: Input, top: [x], input_param: {shape: [{dim: [8, 4, 5, 5]}]}}
+  - {name: c, type: Convolution, bottom: x, top: c, convolution_param: {num_output: 4, kernel_size: 3, pad: 1}}
+  - {name: sum, type: Eltwise, bottom: [x, c], top: s}
+  - {name: join, type: Concat, bottom: [s, c], top: j}
+  - {name: norm, type: LRN, bottom: j, top: n}
+  - {name: batch, type: Concat, bottom: [n, n], top: b, concat_param: {axis: 0}}
+  - {name: prob, type: Softmax, bottom: b, top: p, softmax_param: {axis: 0}}
+"""
+
+
+def test_processes_refuse_only_the_layers_that_are_not_per_sample(tmp_path):
+    from netcli.errors import NetcliError
+    path = tmp_path / "net.yaml"
+    path.write_text(MIXED)
+    net = netcli.Net(str(path), phase="TRAIN")
+    assert [len(idx) for n, idx in net.executor.stretches if n] == [7]    # c, sum, join, norm, 3 Splits
+    with pytest.raises(NetcliError) as e:
+        net.executor.distribute(None)
+    msg = str(e.value)
+    assert "'batch' (Concat)" in msg and "'prob' (Softmax)" in msg
+    assert not any(f"'{name}'" in msg for name in ("c", "sum", "join", "norm")), msg
 
 
 def test_resnet_style_net_is_one_stretch_and_check_names_no_layer_as_not_per_sample(tmp_path, monkeypatch):
