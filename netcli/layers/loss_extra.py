@@ -6,7 +6,7 @@ import numpy as np
 
 from ..config.schema import Field, Message
 from ..errors import NetcliError
-from .base import LayerError, PerSample, canon_axis, register
+from .base import LayerError, canon_axis, register
 from .common import softmax_forward
 from .loss import LOSS, RowLoss, _check_labels, _labels_for, normalization, normalizer
 
@@ -87,42 +87,33 @@ class SigmoidCrossEntropyLoss(RowLoss):
         self.outer = a.shape[0] if a.data.ndim else 1
         self.inner = a.count // self.outer
         p = self.p.loss_param
-        # per sample unless the normalizer counts the valid targets of the whole batch
-        self.per_sample = not (p.ignore_label is not None and normalization(p, "BATCH_SIZE") == "VALID")
+        # a normalizer that counts the valid targets adds up the pieces' counts (finish_rows)
+        self.counts = p.ignore_label is not None and normalization(p, "BATCH_SIZE") == "VALID"
         self.n = normalizer(p, self.outer, self.inner, self.outer * self.inner, default="BATCH_SIZE")
         self.scalar_top(tops, a.data.dtype)
+
+    def count_normalizer(self, count):
+        return normalizer(self.p.loss_param, self.outer, self.inner, int(count), default="BATCH_SIZE")
 
     def _parts(self, bottoms, lo, hi):
         x = bottoms[0].data.reshape(self.outer, self.inner)[lo:hi]
         t = bottoms[1].data.reshape(self.outer, self.inner)[lo:hi]
         ig = self.p.loss_param.ignore_label
         valid = t != ig if ig is not None else np.ones(t.shape, bool)
-        n = self.n if self.per_sample else \
-            normalizer(self.p.loss_param, self.outer, self.inner, int(valid.sum()), default="BATCH_SIZE")
-        return x, t, valid, n
-
-    def forward(self, bottoms, tops):
-        if self.per_sample:
-            PerSample.forward(self, bottoms, tops)
-            return
-        ws = {"loss": np.zeros(1)}
-        self.forward_rows(bottoms, tops, 0, self.outer, ws)
-        tops[0].data[...] = ws["loss"][0] / self._parts(bottoms, 0, self.outer)[3]
-
-    def backward(self, tops, propagate_down, bottoms):
-        self.backward_rows(tops, propagate_down, bottoms, 0, self.outer, None, [], False)
+        return x, t, valid
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
-        x, t, valid, n = self._parts(bottoms, lo, hi)
+        x, t, valid = self._parts(bottoms, lo, hi)
         # stable: max(x, 0) - x t + log(1 + exp(-|x|))
         loss = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
         ws["loss"][0] = (loss * valid).sum()
+        ws["count"][0] = np.count_nonzero(valid)
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
-            x, t, valid, n = self._parts(bottoms, lo, hi)
+            x, t, valid = self._parts(bottoms, lo, hi)
             s = 0.5 * np.tanh(0.5 * x) + 0.5
-            np.copyto(bottoms[0].diff.reshape(self.outer, self.inner)[lo:hi], (s - t) * valid * (tops[0].diff / n))
+            np.copyto(bottoms[0].diff.reshape(self.outer, self.inner)[lo:hi], (s - t) * valid * (tops[0].diff / self.n))
 
 
 HINGE = Message("HingeLossParameter", [

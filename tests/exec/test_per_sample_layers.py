@@ -66,9 +66,12 @@ LOSSES = [
     ("SmoothL1Loss", {"smooth_l1_loss_param": {"sigma": 2.0}}, [(N, 6), (N, 6)], 1),
     ("SigmoidCrossEntropyLoss", {}, [(N, 6), (N, 6)], 1),
     ("SigmoidCrossEntropyLoss", {"loss_param": {"normalization": "FULL", "ignore_label": 1}}, [(N, 6), (N, 6)], 1),
+    ("SigmoidCrossEntropyLoss", {"loss_param": {"normalization": "VALID", "ignore_label": 1}}, [(N, 6), (N, 6)], 1),
     ("HingeLoss", {"hinge_loss_param": {"norm": "L2"}}, [(N, 5), (N,)], 1),
     ("InfogainLoss", {}, [(N, 5, 3), (N, 3)], 1),
     ("ContrastiveLoss", {}, [(N, 4), (N, 4), (N,)], 1),
+    ("SoftmaxWithLoss", {"loss_param": {"ignore_label": 1}}, [(N, 5, 3), (N, 3)], 2),
+    ("SoftmaxWithLoss", {"softmax_param": {"axis": 2}}, [(N, 3, 5), (N, 3)], 1),
 ]
 CASES += LOSSES
 _R = np.random.default_rng(3)
@@ -76,7 +79,8 @@ INDICES = {"Embed": [np.arange(N * 4).reshape(N, 4) % 5],      # bottoms that ho
            "SigmoidCrossEntropyLoss": [None, _R.integers(0, 2, (N, 6))],
            "HingeLoss": [None, np.arange(N) % 5],
            "InfogainLoss": [None, np.arange(N * 3).reshape(N, 3) % 5],
-           "ContrastiveLoss": [None, None, np.arange(N) % 2]}
+           "ContrastiveLoss": [None, None, np.arange(N) % 2],
+           "SoftmaxWithLoss": [None, np.arange(N * 3).reshape(N, 3) % 5]}
 IN_PLACE = {"PReLU", "ELU", "AbsVal", "Power", "Log", "BNLL", "HardSigmoid", "Clip", "Exp"}
 
 
@@ -176,14 +180,28 @@ def test_batch_axis_cases_stay_on_the_whole_batch(type_, params, shapes):
         np.testing.assert_array_equal(tops[1].data, x[2:])
 
 
-def test_a_loss_that_counts_valid_labels_stays_on_the_whole_batch():
-    x, t = np.random.default_rng(0).standard_normal((5, 3)), np.array([[0, 1, 1]] * 5, float)
-    layer, bottoms, tops = make_layer("SigmoidCrossEntropyLoss", {"loss_param": {"ignore_label": 1, "normalization": "VALID"}},
-                                      [(5, 3), (5, 3)], bottoms_data=[x, t])
+def test_softmax_loss_with_labels_not_per_sample_stays_on_the_whole_batch():
+    lab = np.arange(15) % 4
+    layer, bottoms, tops = make_layer("SoftmaxWithLoss", {"softmax_param": {"axis": 2}}, [(5, 3, 4), (15,)],
+                                      bottoms_data=[None, lab])
     assert not layer.per_sample
     layer.forward(bottoms, tops)
-    want = (np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x))))[:, 0].sum() / 5
-    assert float(tops[0].data) == pytest.approx(want, rel=1e-12)
+    x = bottoms[0].data.reshape(15, 4)
+    logp = x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+    assert float(tops[0].data) == pytest.approx(-logp[np.arange(15), lab].sum() / 15, rel=1e-10)
+
+
+def test_a_loss_that_counts_valid_labels_adds_the_pieces_counts():
+    x, t = np.random.default_rng(0).standard_normal((5, 3)), np.array([[0, 1, 1]] * 4 + [[1, 0, 1]], float)
+    layer, bottoms, tops = make_layer("SigmoidCrossEntropyLoss", {"loss_param": {"ignore_label": 1, "normalization": "VALID"}},
+                                      [(5, 3), (5, 3)], bottoms_data=[x, t])
+    assert layer.per_sample
+    wss = [{k: np.zeros(s, d) for k, (s, d) in layer.workspace(hi - lo).items()} for lo, hi in ((0, 2), (2, 5))]
+    for (lo, hi), ws in zip(((0, 2), (2, 5)), wss):
+        layer.forward_rows(bottoms, tops, lo, hi, ws)
+    layer.finish_rows(tops, wss)
+    terms = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+    assert layer.n == 5 and float(tops[0].data) == pytest.approx((terms * (t != 1)).sum() / 5, rel=1e-12)
 
 
 MIXED = """\
