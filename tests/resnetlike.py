@@ -38,6 +38,30 @@ layers:
   - {{name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}}
 """
 
+# An autoencoder's losses (Caffe's mnist_autoencoder: SigmoidCrossEntropyLoss and EuclideanLoss on
+# the flattened image) beside a classifier's SoftmaxWithLoss that ignores one label (VALID: the
+# normalizer counts labels over the whole batch).
+LOSSES_NET = """\
+name: Losses
+layers:
+  - {{name: mnist, type: Data, top: [data, label], include: {{phase: TRAIN}},
+     transform_param: {{scale: 0.00390625}}, data_param: {{source: "mnist:train", batch_size: {batch}, shuffle: true}}}}
+  - {{name: mnist, type: Data, top: [data, label], include: {{phase: TEST}},
+     transform_param: {{scale: 0.00390625}}, data_param: {{source: "mnist:test", batch_size: 50}}}}
+  - {{name: flat, type: Flatten, bottom: data, top: flat}}
+  - {{name: code, type: InnerProduct, bottom: flat, top: code,
+     inner_product_param: {{num_output: 16, weight_filler: {{type: xavier}}}}}}
+  - {{name: act, type: ELU, bottom: code, top: code}}
+  - {{name: decode, type: InnerProduct, bottom: code, top: decode,
+     inner_product_param: {{num_output: 784, weight_filler: {{type: xavier}}}}}}
+  - {{name: xent, type: SigmoidCrossEntropyLoss, bottom: [decode, flat], top: xent}}
+  - {{name: sig, type: Sigmoid, bottom: decode, top: sig}}
+  - {{name: l2, type: EuclideanLoss, bottom: [sig, flat], top: l2, loss_weight: 0.5}}
+  - {{name: cls, type: InnerProduct, bottom: code, top: cls,
+     inner_product_param: {{num_output: 10, weight_filler: {{type: xavier}}}}}}
+  - {{name: loss, type: SoftmaxWithLoss, bottom: [cls, label], top: loss, loss_param: {{ignore_label: 3}}}}
+"""
+
 SOLVER = """net: {net}
 base_lr: 0.01
 momentum: 0.9
@@ -53,12 +77,12 @@ random_seed: 3
 """
 
 
-def resnet_solver(folder, name, iters=6, test=3, batch=32):
-    """Write the net and its solver under folder; the solver's path."""
+def resnet_solver(folder, name, iters=6, test=3, batch=32, text=NET):
+    """Write the net (NET, or `text`) and its solver under folder; the solver's path."""
     os.makedirs(folder, exist_ok=True)
     net = os.path.join(folder, f"{name}_net.yaml")
     with open(net, "w") as f:
-        f.write(NET.format(batch=batch))
+        f.write(text.format(batch=batch))
     path = os.path.join(folder, f"{name}.yaml")
     with open(path, "w") as f:
         f.write(SOLVER.format(net=net, iters=iters, test=test, prefix=os.path.join(folder, name)))

@@ -124,6 +124,18 @@ def test_resnet_style_net_on_two_processes_is_exact(tmp_path):
     assert one.stdout.count("Test net output #0") == two.stdout.count("Test net output #0") > 0
 
 
+def test_losses_on_two_processes_are_exact(tmp_path):
+    # SigmoidCrossEntropyLoss, EuclideanLoss and a SoftmaxWithLoss whose normalizer counts the
+    # labels it does not ignore: each process sums (and counts) its own rows, the sums are
+    # exchanged and added in share order.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from resnetlike import LOSSES_NET, resnet_solver
+    train(1, resnet_solver(tmp_path, "one", iters=6, test=3, text=LOSSES_NET))
+    two = train(2, resnet_solver(tmp_path, "two", iters=6, test=3, text=LOSSES_NET))
+    assert "Processes: 2" in two.stdout
+    assert same(weights(tmp_path / "one_iter_6.weights.npz"), weights(tmp_path / "two_iter_6.weights.npz"))
+
+
 def test_mpi_allreduce_is_close(tmp_path):
     train(1, solver_file(tmp_path, "one"))
     train(2, solver_file(tmp_path, "mpi"), "--reduction", "mpi")

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from helpers import make_layer  # noqa: E402
-from resnetlike import NET, resnet_solver  # noqa: E402
+from resnetlike import LOSSES_NET, NET, resnet_solver  # noqa: E402
 
 import netcli  # noqa: E402
 
@@ -244,9 +244,11 @@ def test_resnet_style_net_is_one_stretch_and_check_names_no_layer_as_not_per_sam
         assert any(f" {name}," in line or line.endswith(f" {name}") for line in plan), name
 
 
-def test_resnet_style_net_weights_do_not_depend_on_the_thread_count(tmp_path, monkeypatch):
-    """Eltwise, Concat, LRN, PReLU (slope gradients per share) and BatchNorm in one stretch: the
-    weights after 4 iterations have the same bits for 1, 2, 3 and 4 threads (4 shares of 16)."""
+@pytest.mark.parametrize("text", [NET, LOSSES_NET], ids=["resnet", "losses"])
+def test_weights_do_not_depend_on_the_thread_count(tmp_path, monkeypatch, text):
+    """Eltwise, Concat, LRN, PReLU (slope gradients per share) and BatchNorm in one stretch, or
+    three losses (one counting its valid labels): the weights after 4 iterations have the same
+    bits for 1, 2, 3 and 4 threads (4 shares of 16)."""
     from netcli.exec import threads
     monkeypatch.setenv("NETCLI_OFFLINE", "1")
     old = threads.count()
@@ -254,7 +256,7 @@ def test_resnet_style_net_weights_do_not_depend_on_the_thread_count(tmp_path, mo
     try:
         for n in (1, 2, 3, 4):
             threads.set_threads(n)
-            s = netcli.Solver(resnet_solver(str(tmp_path / str(n)), "r", iters=4, test=100, batch=64),
+            s = netcli.Solver(resnet_solver(str(tmp_path / str(n)), "r", iters=4, test=100, batch=64, text=text),
                               progress=False, quiet=True, shares=4)
             assert len(s.net.executor.stretches) == 2 and len(s.net.executor.shares[64]) == 4
             before = s.net.param_data.copy()
