@@ -158,10 +158,15 @@ class Scale(PerSample):
         x = bottoms[0]
         a, pshape = _covered_axes(self, bottoms, p, "scale_param")
         # viewed as (outer, C, inner); per sample when the scale does not cover the batch axis
-        # and is a param (a second bottom has a scale per sample: the batch is one piece)
+        # and is a param, or is a second bottom with a scale per sample (axis 0, as squeeze-and-
+        # excitation nets use it; no bias: that would be a param covering the batch). A second
+        # bottom shared by every sample gets the batch's sum as its gradient: the batch is one piece.
         self.outer, self.C, self.inner = around(x.shape, a, len(pshape))
         self.from_bottom = len(bottoms) > 1
-        self.per_sample = a >= 1 and not self.from_bottom
+        self.batch_scale = (self.from_bottom and a == 0 and not p.bias_term and x.data.ndim >= 1
+                            and bottoms[1].shape[:1] == x.shape[:1])
+        self.per_sample = (a >= 1 and not self.from_bottom) or self.batch_scale
+        self.Cs = self.C // max(x.shape[0], 1) if self.batch_scale else self.C     # channels per sample
         self.rows_outer = self.outer // x.shape[0] if a >= 1 else 1   # outer entries per sample
         self.inplace = tops[0] is x
         if not self.inplace:
@@ -175,20 +180,27 @@ class Scale(PerSample):
 
     def workspace(self, rows):
         n = rows * self.rows_outer if self.per_sample else self.outer
-        return {"x": (((n, self.C, self.inner) if self.inplace else (0, 1, 1)), self.dtype),
-                "none": ((0,), self.dtype), "no_dx": ((0, 1, 1), self.dtype), "dgamma": ((self.C,), self.dtype)}
+        C = rows * self.Cs if self.batch_scale else self.C
+        if self.batch_scale:
+            n = 1
+        return {"x": (((n, C, self.inner) if self.inplace else (0, 1, 1)), self.dtype),
+                "none": ((0,), self.dtype), "no_dx": ((0, 1, 1), self.dtype), "dgamma": ((C,), self.dtype)}
 
-    def _gamma(self, bottoms):
+    def _gamma(self, bottoms, lo, hi):
+        if self.batch_scale:
+            return bottoms[1].data[lo:hi].reshape(-1)
         return (bottoms[1] if self.from_bottom else self.blobs[0]).data.reshape(-1)
 
     def _view(self, arr, lo, hi):
         if not self.per_sample:
             return arr.reshape(self.outer, self.C, self.inner)
+        if self.batch_scale:      # (1, channels of these samples, inner): the whole batch's view, cut
+            return arr[lo:hi].reshape(1, (hi - lo) * self.Cs, self.inner)
         return arr[lo:hi].reshape((hi - lo) * self.rows_outer, self.C, self.inner)
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         beta = self.blobs[-1].data.reshape(-1) if self.p.scale_param.bias_term else ws["none"]
-        channels.scale_forward(self._view(bottoms[0].data, lo, hi), self._gamma(bottoms), beta,
+        channels.scale_forward(self._view(bottoms[0].data, lo, hi), self._gamma(bottoms, lo, hi), beta,
                                self._view(tops[0].data, lo, hi), ws["x"])
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
@@ -201,12 +213,13 @@ class Scale(PerSample):
             if dbeta.size:         # bias (a param: accumulated) is summed here, before dx may replace dy
                 dbeta += dy.sum(axis=(0, 2))
             dbeta = ws["none"]
-            dgamma, fresh = (bottoms[1].diff.reshape(-1) if propagate_down[1] else ws["dgamma"]), True
+            dg = bottoms[1].diff[lo:hi] if self.batch_scale else bottoms[1].diff
+            dgamma, fresh = (dg.reshape(-1) if propagate_down[1] else ws["dgamma"]), True
         else:
             dgamma = self.param_grad(grads, 0)
             dgamma = ws["dgamma"] if dgamma is None else dgamma.reshape(-1)
         dx = self._view(bottoms[0].diff, lo, hi) if propagate_down[0] else ws["no_dx"]
-        channels.scale_backward(dy, x, self._gamma(bottoms), dgamma, dbeta, dx, fresh)
+        channels.scale_backward(dy, x, self._gamma(bottoms, lo, hi), dgamma, dbeta, dx, fresh)
 
 
 BIAS = Message("BiasParameter", [
@@ -233,20 +246,27 @@ class Bias(PerSample):
         x = bottoms[0]
         a, pshape = _covered_axes(self, bottoms, p, "bias_param")
         self.view = around(x.shape, a, len(pshape))          # (outer, C, inner)
-        # per sample when the bias does not cover the batch axis and is a param (as Scale)
-        self.per_sample = a >= 1 and len(bottoms) == 1
-        self.rows_outer = self.view[0] // x.shape[0] if self.per_sample else 1   # outer entries per sample
+        # per sample when the bias does not cover the batch axis and is a param, or is a second
+        # bottom with a bias per sample (axis 0), as Scale
+        self.batch_bias = len(bottoms) > 1 and a == 0 and x.data.ndim >= 1 and bottoms[1].shape[:1] == x.shape[:1]
+        self.per_sample = (a >= 1 and len(bottoms) == 1) or self.batch_bias
+        self.rows_outer = self.view[0] // x.shape[0] if self.per_sample and not self.batch_bias else 1
+        self.Cs = self.view[1] // max(x.shape[0], 1) if self.batch_bias else self.view[1]
         if tops[0] is not x:
             tops[0].reshape(x.shape, x.data.dtype)
         if len(bottoms) == 1:
             self.add_param(pshape, p.filler)
 
-    def _bias(self, bottoms):
+    def _bias(self, bottoms, lo, hi):
+        if self.batch_bias:
+            return bottoms[1].data[lo:hi].reshape(1, -1, 1)
         return (bottoms[1] if len(bottoms) > 1 else self.blobs[0]).data.reshape(1, -1, 1)
 
     def _view(self, arr, lo, hi):
         if not self.per_sample:
             return arr.reshape(self.view)
+        if self.batch_bias:       # (1, channels of these samples, inner): the whole batch's view, cut
+            return arr[lo:hi].reshape(1, (hi - lo) * self.Cs, self.view[2])
         return arr[lo:hi].reshape(((hi - lo) * self.rows_outer,) + self.view[1:])
 
     def forward(self, bottoms, tops):
@@ -257,13 +277,14 @@ class Bias(PerSample):
         self.backward_rows(tops, propagate_down, bottoms, 0, n, None, [b.diff for b in self.blobs], False)
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
-        np.add(self._view(bottoms[0].data, lo, hi), self._bias(bottoms), out=self._view(tops[0].data, lo, hi))
+        np.add(self._view(bottoms[0].data, lo, hi), self._bias(bottoms, lo, hi), out=self._view(tops[0].data, lo, hi))
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         dy = self._view(tops[0].diff, lo, hi)
         if len(bottoms) > 1:       # the bias is the second bottom: its diff is written
             if propagate_down[1]:
-                np.sum(dy, axis=(0, 2), out=bottoms[1].diff.reshape(-1))
+                db = bottoms[1].diff[lo:hi] if self.batch_bias else bottoms[1].diff
+                np.sum(dy, axis=(0, 2), out=db.reshape(-1))
         else:
             db = self.param_grad(grads, 0)
             if db is not None:

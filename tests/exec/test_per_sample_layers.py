@@ -44,6 +44,9 @@ CASES = [
     ("Softmax", {"softmax_param": {"axis": 2}}, [X4], 1),
     ("Bias", {}, [X4], 1),
     ("Bias", {"bias_param": {"num_axes": 2}}, [X4], 1),
+    ("Bias", {"bias_param": {"axis": 0}}, [X4, (N, 4)], 1),
+    ("Scale", {"scale_param": {"axis": 0}}, [X4, (N, 4)], 1),
+    ("Scale", {"scale_param": {"bias_term": True}}, [X4], 1),
     ("MVN", {}, [X4], 1),
     ("MVN", {"mvn_param": {"across_channels": True}}, [X4], 1),
     ("MVN", {"mvn_param": {"normalize_variance": False}}, [X4], 1),
@@ -81,7 +84,7 @@ INDICES = {"Embed": [np.arange(N * 4).reshape(N, 4) % 5],      # bottoms that ho
            "InfogainLoss": [None, np.arange(N * 3).reshape(N, 3) % 5],
            "ContrastiveLoss": [None, None, np.arange(N) % 2],
            "SoftmaxWithLoss": [None, np.arange(N * 3).reshape(N, 3) % 5]}
-IN_PLACE = {"PReLU", "ELU", "AbsVal", "Power", "Log", "BNLL", "HardSigmoid", "Clip", "Exp"}
+IN_PLACE = {"PReLU", "ELU", "AbsVal", "Power", "Log", "BNLL", "HardSigmoid", "Clip", "Exp", "Scale", "Bias"}
 
 
 def build(type_, params, shapes, n_tops, in_place):
@@ -157,6 +160,7 @@ def test_rows_by_share_give_the_whole_batch(case, in_place):
     ("Softmax", {"softmax_param": {"axis": 0}}, [(5, 3)]),
     ("Crop", {"crop_param": {"axis": 0, "offset": [1, 0]}}, [(5, 3), (2, 3)]),
     ("Bias", {}, [(5, 3), (3,)]),
+    ("Scale", {}, [(5, 3), (3,)]),
     ("Reduction", {"reduction_param": {"axis": 0}}, [(5, 3)]),
     ("Tile", {"tile_param": {"axis": 0, "tiles": 2}}, [(5, 3)]),
     ("ArgMax", {"argmax_param": {"axis": 0}}, [(5, 3)]),
@@ -172,6 +176,7 @@ def test_batch_axis_cases_stay_on_the_whole_batch(type_, params, shapes):
             "Softmax": lambda: np.exp(x) / np.exp(x).sum(axis=0),
             "Crop": lambda: x[1:3],
             "Bias": lambda: x + bottoms[1].data,
+            "Scale": lambda: x * bottoms[1].data,
             "Reduction": lambda: x.sum(),
             "Tile": lambda: np.concatenate([x, x]),
             "ArgMax": lambda: x.argmax(axis=0)[None]}[type_]()
