@@ -112,6 +112,30 @@ def test_batch_statistics_dropout_and_iter_size_are_exact(tmp_path):
                     weights(tmp_path / f"{name}_2_iter_8.weights.npz")), net
 
 
+def test_resnet_style_net_on_two_processes_is_exact(tmp_path):
+    # issue 26: Eltwise SUM, Concat, LRN, PReLU (slope gradients per share) and Softmax are
+    # per-sample, so a ResNet-style net with BatchNorm + Scale + ReLU splits across processes.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from resnetlike import resnet_solver
+    one = train(1, resnet_solver(tmp_path, "one", iters=6, test=3))
+    two = train(2, resnet_solver(tmp_path, "two", iters=6, test=3))
+    assert "Processes: 2" in two.stdout
+    assert same(weights(tmp_path / "one_iter_6.weights.npz"), weights(tmp_path / "two_iter_6.weights.npz"))
+    assert one.stdout.count("Test net output #0") == two.stdout.count("Test net output #0") > 0
+
+
+def test_losses_on_two_processes_are_exact(tmp_path):
+    # SigmoidCrossEntropyLoss, EuclideanLoss and a SoftmaxWithLoss whose normalizer counts the
+    # labels it does not ignore: each process sums (and counts) its own rows, the sums are
+    # exchanged and added in share order.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from resnetlike import LOSSES_NET, resnet_solver
+    train(1, resnet_solver(tmp_path, "one", iters=6, test=3, text=LOSSES_NET))
+    two = train(2, resnet_solver(tmp_path, "two", iters=6, test=3, text=LOSSES_NET))
+    assert "Processes: 2" in two.stdout
+    assert same(weights(tmp_path / "one_iter_6.weights.npz"), weights(tmp_path / "two_iter_6.weights.npz"))
+
+
 def test_mpi_allreduce_is_close(tmp_path):
     train(1, solver_file(tmp_path, "one"))
     train(2, solver_file(tmp_path, "mpi"), "--reduction", "mpi")

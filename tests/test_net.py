@@ -197,7 +197,7 @@ layers:
   - {{name: tanh, type: TanH, bottom: ip, top: t}}
   - {{name: loss, type: SoftmaxWithLoss, bottom: [t, label], top: loss}}
   - {{name: acc, type: Accuracy, bottom: [t, label], top: acc}}
-  - {{name: prob, type: Softmax, bottom: t, top: prob}}
+  - {{name: prob, type: Softmax, bottom: t, top: prob, softmax_param: {{axis: 0}}}}
 """
 
 
@@ -213,7 +213,7 @@ def test_stretches_match_layer_by_layer(tmp_path, nthreads, tail):
     threads.set_threads(nthreads)
     try:
         text = STRETCH_NET.format(n=130)          # 4 shares: 32, 33, 32, 33 samples
-        if not tail:       # no Softmax (not per-sample) at the end: the net ends in a stretch, and
+        if not tail:       # no Softmax over the batch axis (not per-sample) at the end: the net ends in a stretch, and
             text = text[:text.index("  - {name: prob")]    # forward_backward runs it in one go
         net = netcli.Net(write(tmp_path, text), phase="TRAIN", seed=1)
         stretches = net.executor.stretches

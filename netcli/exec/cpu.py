@@ -17,8 +17,8 @@ process count.
 A layer that needs statistics over the whole batch (BatchNorm in TRAIN: `batch_stats`) stays in
 its stretch: every share gathers its partial statistics, the threads meet at a barrier whose action
 combines the shares' partials in share order, then every share goes on (`_segments`). Layers outside
-stretches (not per-sample: LRN, Eltwise, ...) run on the whole batch in the calling thread; `plan()`
-names them, since each splits a stretch.
+stretches (not per-sample: a Concat or Softmax along the batch axis, a Python layer, ...) run on the
+whole batch in the calling thread; `plan()` names them, since each splits a stretch.
 """
 from __future__ import annotations
 

@@ -117,26 +117,33 @@ def softmax_forward(x, y, axis):
 
 
 @register
-class Softmax(Layer):
+class Softmax(PerSample):
     type = "Softmax"
     class_scores = "top"
     draw_kind = "loss"
     to_onnx = onnx_ops.softmax
-    doc = "y = exp(x) / sum(exp(x)) along `axis`."
+    doc = "y = exp(x) / sum(exp(x)) along `axis` (per sample unless axis is 0: then on the whole batch)."
     params = {"softmax_param": SOFTMAX}
     forward_cuda, backward_cuda = common_cuda.softmax_forward_cuda, common_cuda.softmax_backward_cuda
 
     def setup(self, bottoms, tops):
         self.axis = canon_axis(self.p.softmax_param.axis, bottoms[0].data.ndim, "softmax_param.axis")
+        self.per_sample = self.axis >= 1      # along the batch axis, every row's value needs every other's
         tops[0].reshape(bottoms[0].shape, bottoms[0].data.dtype)
 
     def forward(self, bottoms, tops):
-        softmax_forward(bottoms[0].data, tops[0].data, self.axis)
+        self.forward_rows(bottoms, tops, 0, None, None)
 
     def backward(self, tops, propagate_down, bottoms):
+        self.backward_rows(tops, propagate_down, bottoms, 0, None, None, None, False)
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        softmax_forward(bottoms[0].data[lo:hi], tops[0].data[lo:hi], self.axis)
+
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
-            y, dy = tops[0].data, tops[0].diff
-            np.multiply(dy - (dy * y).sum(axis=self.axis, keepdims=True), y, out=bottoms[0].diff)
+            y, dy = tops[0].data[lo:hi], tops[0].diff[lo:hi]
+            np.multiply(dy - (dy * y).sum(axis=self.axis, keepdims=True), y, out=bottoms[0].diff[lo:hi])
 
 
 EMBED = Message("EmbedParameter", [
@@ -149,7 +156,7 @@ EMBED = Message("EmbedParameter", [
 
 
 @register
-class Embed(Layer):
+class Embed(PerSample):
     type = "Embed"
     draw_kind = "ip"
     to_onnx = onnx_ops.embed
@@ -168,17 +175,30 @@ class Embed(Layer):
         if p.bias_term:
             self.add_param((p.num_output,), p.bias_filler)
         self.N = p.num_output
+        self.per_sample = x.data.ndim >= 1     # each sample's indices look up its own rows
 
     def forward(self, bottoms, tops):
-        idx = bottoms[0].data.reshape(-1).astype(np.intp)
-        y = tops[0].data.reshape(-1, self.N)
+        self.forward_rows(bottoms, tops, 0, None, None)
+
+    def backward(self, tops, propagate_down, bottoms):
+        self.backward_rows(tops, propagate_down, bottoms, 0, None, None, [b.diff for b in self.blobs], False)
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        rows = slice(lo, hi) if self.per_sample else ...
+        idx = bottoms[0].data[rows].reshape(-1).astype(np.intp)
+        y = tops[0].data[rows].reshape(-1, self.N)
         np.take(self.blobs[0].data, idx, axis=0, out=y, mode="clip")
         if len(self.blobs) > 1:
             y += self.blobs[1].data
 
-    def backward(self, tops, propagate_down, bottoms):
-        dy = tops[0].diff.reshape(-1, self.N)
-        if self.learns(0):
-            np.add.at(self.blobs[0].diff, bottoms[0].data.reshape(-1).astype(np.intp), dy)
-        if self.learns(1):
-            self.blobs[1].diff[...] += dy.sum(axis=0)
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
+        rows = slice(lo, hi) if self.per_sample else ...
+        dy = tops[0].diff[rows].reshape(-1, self.N)
+        dw, db = self.param_grad(grads, 0), self.param_grad(grads, 1)
+        if dw is not None:          # into zeros when fresh: the same either way
+            np.add.at(dw, bottoms[0].data[rows].reshape(-1).astype(np.intp), dy)
+        if db is not None:
+            if fresh:
+                np.sum(dy, axis=0, out=db)
+            else:
+                db[...] += dy.sum(axis=0)

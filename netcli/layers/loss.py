@@ -46,6 +46,32 @@ class Loss(Layer):
         tops[0].reshape((), dtype)
 
 
+class RowLoss(Loss, PerSample):
+    """A loss summed over independent rows (samples): each piece of rows adds its rows' terms
+    (and, for a normalizer that counts them, its valid labels) into its workspace, and the loss is
+    the pieces' sum in piece order over `self.n` (finish_rows; set from the summed count when
+    `counts` is true, before any backward)."""
+    finish_keys = ("loss", "count")
+    reduced_tops = (0,)
+    sign = 1.0                         # the loss is sign * sum / n
+    counts = False                     # n comes from the count of valid labels (count_normalizer)
+
+    def workspace(self, rows):
+        return {"loss": ((1,), np.float64), "count": ((1,), np.float64)}
+
+    def finish_rows(self, tops, workspaces):
+        total = count = 0.0
+        for ws in workspaces:          # in piece order: the same sum whatever ran where
+            total += ws["loss"][0]
+            count += ws["count"][0]
+        if self.counts:
+            self.n = self.count_normalizer(count)
+        tops[0].data[...] = self.sign * total / self.n
+
+    def count_normalizer(self, count):
+        return self.n
+
+
 def _labels_for(layer, scores_shape, labels, axis):
     outer = int(np.prod(scores_shape[:axis]))
     inner = int(np.prod(scores_shape[axis + 1:]))
@@ -81,7 +107,7 @@ class SoftmaxWithLoss(Loss, PerSample):
     type = "SoftmaxWithLoss"
     class_scores = "bottom"
     doc = "Softmax then multinomial logistic loss (categorical cross-entropy), numerically stable."
-    finish_keys = ("loss",)
+    finish_keys = ("loss", "count")
     params = {"loss_param": LOSS, "softmax_param": SOFTMAX}
     bottoms = (2, 2)
     tops = (1, 2)
@@ -135,19 +161,24 @@ class SoftmaxWithLoss(Loss, PerSample):
             tops[1].reshape(shape, dt)
         p = self.p.loss_param
         self.ignore = p.ignore_label if p.ignore_label is not None else 0
-        # Rows (samples) are independent when the normalizer does not count labels: then this
-        # layer is per-sample (it joins the executor's stretches), each piece summing its own rows.
-        counts_labels = p.ignore_label is not None and normalization(p) == "VALID"
-        self.per_sample = self.axis == 1 and not counts_labels and bottoms[1].shape[:1] == shape[:1]
+        # Rows (samples) are independent when the class axis is not the batch axis and the labels
+        # come per sample: then this layer is per-sample (it joins the executor's stretches), each
+        # piece summing its own rows' log-probabilities and counting its valid labels; the pieces
+        # are added in order (finish_rows), and a normalizer that counts labels is set from the sum.
+        self.counts_labels = p.ignore_label is not None and normalization(p) == "VALID"
+        self.per_sample = self.axis >= 1 and bottoms[1].shape[:1] == shape[:1]
+        self.k = self.outer // shape[0] if self.per_sample else 1      # (outer) rows per sample
         self.n = normalizer(p, self.outer, self.inner, self.outer * self.inner)
 
     def workspace(self, n):
-        return {"loss": ((1,), np.float64)}     # the summed log-probabilities of these rows
+        # the summed log-probabilities of these rows, and how many of their labels count
+        return {"loss": ((1,), np.float64), "count": ((1,), np.float64)}
 
     def _views(self, bottoms, lo, hi):
-        x = bottoms[0].data.reshape(self.outer, self.C, self.inner)[lo:hi]
-        lab = bottoms[1].data.reshape(self.outer, self.inner)[lo:hi]
-        return x, lab, self.prob.reshape(self.outer, self.C, self.inner)[lo:hi]
+        r = slice(lo * self.k, hi * self.k)
+        x = bottoms[0].data.reshape(self.outer, self.C, self.inner)[r]
+        lab = bottoms[1].data.reshape(self.outer, self.inner)[r]
+        return x, lab, self.prob.reshape(self.outer, self.C, self.inner)[r]
 
     def _loss_sum(self, bottoms, lo, hi):
         from ..ops.cpu.softmax import softmax_loss_forward
@@ -155,19 +186,22 @@ class SoftmaxWithLoss(Loss, PerSample):
         total, count, bad, found = softmax_loss_forward(x, lab, prob, self.ignore,
                                                         self.p.loss_param.ignore_label is not None)
         if found:
-            row = lo + int(np.flatnonzero(~_is_class(lab, self.C, self.p.loss_param.ignore_label).all(axis=1))[0])
+            row = lo * self.k + int(np.flatnonzero(~_is_class(lab, self.C, self.p.loss_param.ignore_label).all(axis=1))[0])
             raise NetcliError(_label_message(self, bad, row, self.C))
         return total, count
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
-        ws["loss"][0] = self._loss_sum(bottoms, lo, hi)[0]
+        ws["loss"][0], ws["count"][0] = self._loss_sum(bottoms, lo, hi)
         if len(tops) > 1:
             tops[1].data[lo:hi] = self.prob[lo:hi]
 
     def finish_rows(self, tops, workspaces):
-        total = 0.0
+        total = count = 0.0
         for ws in workspaces:          # in share order: the same sum whatever ran where
             total += ws["loss"][0]
+            count += ws["count"][0]
+        if self.counts_labels:
+            self.n = normalizer(self.p.loss_param, self.outer, self.inner, count)
         tops[0].data[...] = -total / self.n
 
     def forward(self, bottoms, tops):
@@ -185,7 +219,7 @@ class SoftmaxWithLoss(Loss, PerSample):
         if not propagate_down[0]:
             return
         _, lab, prob = self._views(bottoms, lo, hi)
-        dx = bottoms[0].diff.reshape(self.outer, self.C, self.inner)[lo:hi]
+        dx = bottoms[0].diff.reshape(self.outer, self.C, self.inner)[lo * self.k:hi * self.k]
         softmax_loss_backward(prob, lab, dx, float(tops[0].diff) / self.n, self.ignore,
                               self.p.loss_param.ignore_label is not None)
 
@@ -197,7 +231,7 @@ class SoftmaxWithLoss(Loss, PerSample):
 
 
 @register
-class EuclideanLoss(Loss):
+class EuclideanLoss(RowLoss):
     type = "EuclideanLoss"
     doc = "Sum of squared differences / (2 N) (L2 loss, MSE/2)."
     bottoms = (2, 2)
@@ -207,20 +241,23 @@ class EuclideanLoss(Loss):
         if a.count != b.count:
             raise LayerError(f"inputs must have the same number of elements: {a.shape} {self.where(0)} "
                              f"vs {b.shape} {self.where(1)}")
-        self.diff = np.empty(a.shape, a.data.dtype)
+        self.diff = np.empty(a.shape or (1,), a.data.dtype)
+        self.N = a.shape[0] if a.data.ndim else 1
+        self.n = 2 * self.N
         self.scalar_top(tops, a.data.dtype)
 
-    def forward(self, bottoms, tops):
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
         a, b = bottoms
-        np.subtract(a.data, b.data.reshape(a.shape), out=self.diff)
-        tops[0].data[...] = np.vdot(self.diff, self.diff) / a.shape[0] / 2
+        d = self.diff[lo:hi]
+        np.subtract(a.data[lo:hi], b.data.reshape(a.data.shape)[lo:hi], out=d)
+        ws["loss"][0] = np.vdot(d, d)
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         a = bottoms[0]
         for i, sign in ((0, 1.0), (1, -1.0)):
             if propagate_down[i]:
-                d = bottoms[i].diff.reshape(a.shape)
-                np.multiply(self.diff, sign * tops[0].diff / a.shape[0], out=d)
+                d = bottoms[i].diff.reshape(a.diff.shape)[lo:hi]
+                np.multiply(self.diff[lo:hi], sign * tops[0].diff / self.N, out=d)
 
 
 ACCURACY = Message("AccuracyParameter", [

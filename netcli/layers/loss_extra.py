@@ -8,10 +8,10 @@ from ..config.schema import Field, Message
 from ..errors import NetcliError
 from .base import LayerError, canon_axis, register
 from .common import softmax_forward
-from .loss import LOSS, Loss, _check_labels, _labels_for, normalizer
+from .loss import LOSS, RowLoss, _check_labels, _labels_for, normalization, normalizer
 
 
-class _PairLoss(Loss):
+class _PairLoss(RowLoss):
     """Losses on (prediction, target) of the same count; the gradient flows to both."""
     bottoms = (2, 2)
 
@@ -20,20 +20,21 @@ class _PairLoss(Loss):
         if a.count != b.count:
             raise LayerError(f"inputs must have the same number of elements: {a.shape} {self.where(0)} "
                              f"vs {b.shape} {self.where(1)}")
-        self.diff = np.empty(a.shape, a.data.dtype)
-        self.N = a.shape[0] if a.data.ndim else 1
+        self.diff = np.empty(a.shape or (1,), a.data.dtype)
+        self.N = self.n = a.shape[0] if a.data.ndim else 1
         self.scalar_top(tops, a.data.dtype)
 
-    def forward(self, bottoms, tops):
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
         a, b = bottoms
-        np.subtract(a.data, b.data.reshape(a.shape), out=self.diff)
-        tops[0].data[...] = self.value(self.diff) / self.N
+        d = self.diff[lo:hi]
+        np.subtract(a.data[lo:hi], b.data.reshape(a.data.shape)[lo:hi], out=d)
+        ws["loss"][0] = self.value(d)
 
-    def backward(self, tops, propagate_down, bottoms):
-        g = self.grad(self.diff) * (tops[0].diff / self.N)
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
+        g = self.grad(self.diff[lo:hi]) * (tops[0].diff / self.N)
         for i, sign in ((0, 1.0), (1, -1.0)):
             if propagate_down[i]:
-                np.multiply(g, sign, out=bottoms[i].diff.reshape(g.shape))
+                np.multiply(g, sign, out=bottoms[i].diff.reshape(self.diff.shape)[lo:hi])
 
 
 @register
@@ -71,7 +72,7 @@ class SmoothL1Loss(_PairLoss):
 
 
 @register
-class SigmoidCrossEntropyLoss(Loss):
+class SigmoidCrossEntropyLoss(RowLoss):
     type = "SigmoidCrossEntropyLoss"
     doc = "Binary cross-entropy of sigmoid(x) against targets in [0, 1] (default normalisation: BATCH_SIZE)."
     params = {"loss_param": LOSS}
@@ -85,27 +86,34 @@ class SigmoidCrossEntropyLoss(Loss):
                              f"{a.shape} {self.where(0)}")
         self.outer = a.shape[0] if a.data.ndim else 1
         self.inner = a.count // self.outer
+        p = self.p.loss_param
+        # a normalizer that counts the valid targets adds up the pieces' counts (finish_rows)
+        self.counts = p.ignore_label is not None and normalization(p, "BATCH_SIZE") == "VALID"
+        self.n = normalizer(p, self.outer, self.inner, self.outer * self.inner, default="BATCH_SIZE")
         self.scalar_top(tops, a.data.dtype)
 
-    def _parts(self, bottoms):
-        x = bottoms[0].data.reshape(self.outer, self.inner)
-        t = bottoms[1].data.reshape(self.outer, self.inner)
+    def count_normalizer(self, count):
+        return normalizer(self.p.loss_param, self.outer, self.inner, int(count), default="BATCH_SIZE")
+
+    def _parts(self, bottoms, lo, hi):
+        x = bottoms[0].data.reshape(self.outer, self.inner)[lo:hi]
+        t = bottoms[1].data.reshape(self.outer, self.inner)[lo:hi]
         ig = self.p.loss_param.ignore_label
         valid = t != ig if ig is not None else np.ones(t.shape, bool)
-        n = normalizer(self.p.loss_param, self.outer, self.inner, int(valid.sum()), default="BATCH_SIZE")
-        return x, t, valid, n
+        return x, t, valid
 
-    def forward(self, bottoms, tops):
-        x, t, valid, n = self._parts(bottoms)
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        x, t, valid = self._parts(bottoms, lo, hi)
         # stable: max(x, 0) - x t + log(1 + exp(-|x|))
         loss = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
-        tops[0].data[...] = (loss * valid).sum() / n
+        ws["loss"][0] = (loss * valid).sum()
+        ws["count"][0] = np.count_nonzero(valid)
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
-            x, t, valid, n = self._parts(bottoms)
+            x, t, valid = self._parts(bottoms, lo, hi)
             s = 0.5 * np.tanh(0.5 * x) + 0.5
-            np.copyto(bottoms[0].diff.reshape(x.shape), (s - t) * valid * (tops[0].diff / n))
+            np.copyto(bottoms[0].diff.reshape(self.outer, self.inner)[lo:hi], (s - t) * valid * (tops[0].diff / self.n))
 
 
 HINGE = Message("HingeLossParameter", [
@@ -115,7 +123,7 @@ HINGE = Message("HingeLossParameter", [
 
 
 @register
-class HingeLoss(Loss):
+class HingeLoss(RowLoss):
     type = "HingeLoss"
     doc = "One-vs-all hinge: sum over classes of max(0, 1 - s_j * y_j) (squared for L2), / N; y_j = +1 for the label."
     params = {"hinge_loss_param": HINGE}
@@ -131,24 +139,25 @@ class HingeLoss(Loss):
             raise LayerError(f"one label per sample expected: {bottoms[1].count} labels {self.where(1)} for "
                              f"{self.N} samples")
         self.margin = np.empty((self.N, self.C), s.data.dtype)
-        self.sign = np.empty((self.N, self.C), s.data.dtype)
+        self.signs = np.empty((self.N, self.C), s.data.dtype)
+        self.n = self.N
         self.scalar_top(tops, s.data.dtype)
 
-    def forward(self, bottoms, tops):
-        s = bottoms[0].data.reshape(self.N, self.C)
-        _check_labels(self, bottoms[1].data.reshape(-1, 1), self.C, None)
-        lab = bottoms[1].data.reshape(-1).astype(np.int64)
-        self.sign[...] = 1.0
-        self.sign[np.arange(self.N), lab] = -1.0
-        np.maximum(0, 1 + self.sign * s, out=self.margin)
-        m = self.margin
-        tops[0].data[...] = (m.sum() if self.p.hinge_loss_param.norm == "L1" else (m * m).sum()) / self.N
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        s = bottoms[0].data.reshape(self.N, self.C)[lo:hi]
+        _check_labels(self, bottoms[1].data.reshape(-1, 1)[lo:hi], self.C, None, lo)
+        lab = bottoms[1].data.reshape(-1)[lo:hi].astype(np.int64)
+        sign, m = self.signs[lo:hi], self.margin[lo:hi]
+        sign[...] = 1.0
+        sign[np.arange(hi - lo), lab] = -1.0
+        np.maximum(0, 1 + sign * s, out=m)
+        ws["loss"][0] = m.sum() if self.p.hinge_loss_param.norm == "L1" else (m * m).sum()
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
-            m = self.margin
-            g = (m > 0) * self.sign if self.p.hinge_loss_param.norm == "L1" else 2 * m * self.sign
-            np.copyto(bottoms[0].diff.reshape(self.N, self.C), g * (tops[0].diff / self.N))
+            m, sign = self.margin[lo:hi], self.signs[lo:hi]
+            g = (m > 0) * sign if self.p.hinge_loss_param.norm == "L1" else 2 * m * sign
+            np.copyto(bottoms[0].diff.reshape(self.N, self.C)[lo:hi], g * (tops[0].diff / self.N))
 
 
 INFOGAIN = Message("InfogainLossParameter", [
@@ -159,7 +168,7 @@ INFOGAIN = Message("InfogainLossParameter", [
 
 
 @register
-class InfogainLoss(Loss):
+class InfogainLoss(RowLoss):
     type = "InfogainLoss"
     doc = ("Softmax, then -sum_k H[label, k] log p_k / N: cross-entropy weighted by an infogain matrix "
            "(H = identity gives SoftmaxWithLoss).")
@@ -187,24 +196,32 @@ class InfogainLoss(Loss):
         else:
             self.H = np.eye(self.C, dtype=dt)
         self.prob = np.empty(shape, dt)
+        self.per_sample = self.axis >= 1        # along axis 0 the softmax runs over the batch
+        self.k = self.outer // shape[0] if self.per_sample else self.outer    # outer rows per sample
+        self.n, self.sign = self.outer * self.inner, -1.0
         self.scalar_top(tops, dt)
 
-    def forward(self, bottoms, tops):
-        softmax_forward(bottoms[0].data, self.prob, self.axis)
-        p = self.prob.reshape(self.outer, self.C, self.inner)
-        _check_labels(self, bottoms[1].data.reshape(self.outer, self.inner), self.C, None)
-        lab = bottoms[1].data.reshape(self.outer, self.inner).astype(np.int64)
+    def _rows(self, arr, lo, hi):
+        return arr[lo:hi] if self.per_sample else arr      # along axis 0: one piece, the whole batch
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        softmax_forward(self._rows(bottoms[0].data, lo, hi), self._rows(self.prob, lo, hi), self.axis)
+        r = slice(lo * self.k, hi * self.k)
+        p = self.prob.reshape(self.outer, self.C, self.inner)[r]
+        _check_labels(self, bottoms[1].data.reshape(self.outer, self.inner)[r], self.C, None, r.start)
+        lab = bottoms[1].data.reshape(self.outer, self.inner)[r].astype(np.int64)
         Hl = self.H[lab]                                     # (outer, inner, C)
         logp = np.log(np.maximum(p, np.finfo(np.float32).tiny)).transpose(0, 2, 1)
-        tops[0].data[...] = -(Hl * logp).sum() / (self.outer * self.inner)
+        ws["loss"][0] = (Hl * logp).sum()
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
-            p = self.prob.reshape(self.outer, self.C, self.inner)
-            lab = bottoms[1].data.reshape(self.outer, self.inner).astype(np.int64)
+            r = slice(lo * self.k, hi * self.k)
+            p = self.prob.reshape(self.outer, self.C, self.inner)[r]
+            lab = bottoms[1].data.reshape(self.outer, self.inner)[r].astype(np.int64)
             Hl = self.H[lab].transpose(0, 2, 1)              # (outer, C, inner)
             g = p * Hl.sum(axis=1, keepdims=True) - Hl
-            np.copyto(bottoms[0].diff.reshape(g.shape), g * (tops[0].diff / (self.outer * self.inner)))
+            np.copyto(bottoms[0].diff.reshape(self.outer, self.C, self.inner)[r], g * (tops[0].diff / self.n))
 
 
 CONTRASTIVE = Message("ContrastiveLossParameter", [
@@ -214,7 +231,7 @@ CONTRASTIVE = Message("ContrastiveLossParameter", [
 
 
 @register
-class ContrastiveLoss(Loss):
+class ContrastiveLoss(RowLoss):
     type = "ContrastiveLoss"
     doc = "Siamese loss over pairs (a, b, similar): [y d^2 + (1 - y) max(margin - d, 0)^2] / 2N, d = |a - b|."
     params = {"contrastive_loss_param": CONTRASTIVE}
@@ -228,28 +245,29 @@ class ContrastiveLoss(Loss):
         self.N = a.shape[0]
         if y.count != self.N:
             raise LayerError(f"one similarity label per pair expected: {y.count} {self.where(2)} for {self.N} pairs")
+        self.n = 2 * self.N
         self.scalar_top(tops, a.data.dtype)
 
-    def _terms(self, bottoms):
-        a = bottoms[0].data.reshape(self.N, -1)
-        b = bottoms[1].data.reshape(self.N, -1)
-        y = bottoms[2].data.reshape(-1)
+    def _terms(self, bottoms, lo, hi):
+        a = bottoms[0].data.reshape(self.N, -1)[lo:hi]
+        b = bottoms[1].data.reshape(self.N, -1)[lo:hi]
+        y = bottoms[2].data.reshape(-1)[lo:hi]
         diff = a - b
         d2 = (diff * diff).sum(axis=1)
         return diff, d2, y
 
-    def forward(self, bottoms, tops):
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
         p = self.p.contrastive_loss_param
-        diff, d2, y = self._terms(bottoms)
+        diff, d2, y = self._terms(bottoms, lo, hi)
         if p.legacy_version:
             dis = np.maximum(p.margin - d2, 0)
         else:
             dis = np.maximum(p.margin - np.sqrt(d2), 0) ** 2
-        tops[0].data[...] = (y * d2 + (1 - y) * dis).sum() / (2 * self.N)
+        ws["loss"][0] = (y * d2 + (1 - y) * dis).sum()
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         p = self.p.contrastive_loss_param
-        diff, d2, y = self._terms(bottoms)
+        diff, d2, y = self._terms(bottoms, lo, hi)
         if p.legacy_version:
             coef = np.where(p.margin - d2 > 0, -1.0, 0.0)
         else:
@@ -259,4 +277,4 @@ class ContrastiveLoss(Loss):
         g = ((y + (1 - y) * coef)[:, None] * diff) * (tops[0].diff / self.N)
         for i, sign in ((0, 1.0), (1, -1.0)):
             if propagate_down[i]:
-                np.copyto(bottoms[i].diff.reshape(g.shape), sign * g)
+                np.copyto(bottoms[i].diff.reshape(self.N, -1)[lo:hi], sign * g)

@@ -212,7 +212,7 @@ class Dropout(PerSampleNeuron):
         self.key, self.passes = int(state["key"]), int(state["passes"])
 
 
-class _SavesInput(Neuron):
+class _SavesInput(PerSampleNeuron):
     """A neuron whose backward needs its input: in place, a copy is kept (as Caffe does)."""
 
     def setup_neuron(self, bottom):
@@ -223,14 +223,14 @@ class _SavesInput(Neuron):
         super().setup(bottoms, tops)
         self.inplace = tops[0] is bottoms[0]
         if self.inplace:
-            self.x_copy = np.empty(bottoms[0].shape, bottoms[0].data.dtype)
+            self.x_copy = np.empty(bottoms[0].shape or (1,), bottoms[0].data.dtype)
 
-    def input(self, bottoms):
-        return self.x_copy if self.inplace else bottoms[0].data
+    def input(self, bottoms, lo, hi):
+        return self.x_copy[lo:hi] if self.inplace else bottoms[0].data[lo:hi]
 
-    def keep_input(self, bottoms):
+    def keep_input(self, bottoms, lo, hi):
         if self.inplace:
-            np.copyto(self.x_copy, bottoms[0].data)
+            np.copyto(self.x_copy[lo:hi], bottoms[0].data[lo:hi])
 
 
 PRELU = Message("PReLUParameter", [
@@ -243,7 +243,8 @@ PRELU = Message("PReLUParameter", [
 class PReLU(_SavesInput):
     type = "PReLU"
     to_onnx = onnx_ops.prelu
-    doc = "Leaky ReLU with a learned slope per channel: y = max(x, 0) + a * min(x, 0)."
+    doc = ("Leaky ReLU with a learned slope per channel: y = max(x, 0) + a * min(x, 0). The slopes' "
+           "gradient is summed per share of the batch, the shares combined in a fixed order.")
     params = {"prelu_param": PRELU}
 
     def setup(self, bottoms, tops):
@@ -255,42 +256,48 @@ class PReLU(_SavesInput):
         self.C = 1 if p.channel_shared else x.shape[1]
         filler = p.filler if p.has("filler") else FILLER.parse({"type": "constant", "value": 0.25}, Problems(), None, "")
         self.add_param((self.C,), filler)
-        self.bshape = (1, self.C) + (1,) * (x.data.ndim - 2) if not p.channel_shared else (1,) * x.data.ndim
-        self.axes = tuple(i for i in range(x.data.ndim) if not (i == 1 and not p.channel_shared))
+        self.bshape = (1, self.C) + (1,) * (x.data.ndim - 2) if not p.channel_shared else (1,) * max(x.data.ndim, 1)
+        self.axes = tuple(i for i in range(max(x.data.ndim, 1)) if not (i == 1 and not p.channel_shared))
 
-    def forward(self, bottoms, tops):
-        self.keep_input(bottoms)
-        x = bottoms[0].data
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        self.keep_input(bottoms, lo, hi)
+        x = bottoms[0].data[lo:hi]
         a = self.blobs[0].data.reshape(self.bshape)
-        np.copyto(tops[0].data, np.where(x > 0, x, a * x))
+        np.copyto(tops[0].data[lo:hi], np.where(x > 0, x, a * x))
 
-    def backward(self, tops, propagate_down, bottoms):
-        x, dy = self.input(bottoms), tops[0].diff
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
+        x, dy = self.input(bottoms, lo, hi), tops[0].diff[lo:hi]
         a = self.blobs[0].data.reshape(self.bshape)
         neg = x <= 0
-        self.blobs[0].diff += (dy * x * neg).sum(axis=self.axes).reshape(-1)
+        da = self.param_grad(grads, 0)
+        if da is not None:
+            part = (dy * x * neg).sum(axis=self.axes).reshape(-1)
+            if fresh:
+                np.copyto(da, part)
+            else:
+                da += part
         if propagate_down[0]:
-            np.copyto(bottoms[0].diff, np.where(neg, a * dy, dy))
+            np.copyto(bottoms[0].diff[lo:hi], np.where(neg, a * dy, dy))
 
 
 ELU = Message("ELUParameter", [Field("alpha", "float", 1.0, "scale of the negative part", number=1)], number=140)
 
 
 @register
-class ELU(Neuron):
+class ELU(PerSampleNeuron):
     type = "ELU"
     to_onnx = onnx_ops.elu
     doc = "y = x for x > 0, alpha * (exp(x) - 1) otherwise."
     params = {"elu_param": ELU}
 
-    def forward(self, bottoms, tops):
-        x, a = bottoms[0].data, self.p.elu_param.alpha
-        np.copyto(tops[0].data, np.where(x > 0, x, a * np.expm1(np.minimum(x, 0))))
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        x, a = bottoms[0].data[lo:hi], self.p.elu_param.alpha
+        np.copyto(tops[0].data[lo:hi], np.where(x > 0, x, a * np.expm1(np.minimum(x, 0))))
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
-            y, dy, a = tops[0].data, tops[0].diff, self.p.elu_param.alpha
-            np.copyto(bottoms[0].diff, np.where(y > 0, dy, dy * (y + a)))
+            y, dy, a = tops[0].data[lo:hi], tops[0].diff[lo:hi], self.p.elu_param.alpha
+            np.copyto(bottoms[0].diff[lo:hi], np.where(y > 0, dy, dy * (y + a)))
 
 
 @register
@@ -299,13 +306,13 @@ class AbsVal(_SavesInput):
     to_onnx = onnx_ops.simple("Abs")
     doc = "y = |x|."
 
-    def forward(self, bottoms, tops):
-        self.keep_input(bottoms)
-        np.abs(bottoms[0].data, out=tops[0].data)
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        self.keep_input(bottoms, lo, hi)
+        np.abs(bottoms[0].data[lo:hi], out=tops[0].data[lo:hi])
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
-            np.multiply(tops[0].diff, np.sign(self.input(bottoms)), out=bottoms[0].diff)
+            np.multiply(tops[0].diff[lo:hi], np.sign(self.input(bottoms, lo, hi)), out=bottoms[0].diff[lo:hi])
 
 
 POWER = Message("PowerParameter", [
@@ -322,17 +329,17 @@ class Power(_SavesInput):
     doc = "y = (shift + scale * x) ^ power."
     params = {"power_param": POWER}
 
-    def forward(self, bottoms, tops):
-        self.keep_input(bottoms)
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        self.keep_input(bottoms, lo, hi)
         p = self.p.power_param
-        np.power(p.shift + p.scale * bottoms[0].data, p.power, out=tops[0].data)
+        np.power(p.shift + p.scale * bottoms[0].data[lo:hi], p.power, out=tops[0].data[lo:hi])
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
             p = self.p.power_param
-            z = p.shift + p.scale * self.input(bottoms)
+            z = p.shift + p.scale * self.input(bottoms, lo, hi)
             g = p.power * p.scale * np.power(z, p.power - 1) if p.power != 1 else np.full_like(z, p.scale)
-            np.multiply(tops[0].diff, g, out=bottoms[0].diff)
+            np.multiply(tops[0].diff[lo:hi], g, out=bottoms[0].diff[lo:hi])
 
 
 EXP = Message("ExpParameter", [
@@ -343,7 +350,7 @@ EXP = Message("ExpParameter", [
 
 
 @register
-class Exp(Neuron):
+class Exp(PerSampleNeuron):
     type = "Exp"
     to_onnx = onnx_ops.exp
     doc = "y = base ^ (shift + scale * x) (base -1: e)."
@@ -355,13 +362,14 @@ class Exp(Neuron):
             raise LayerError(f"base must be positive or -1 (for e), got {p.base}", "exp_param.base")
         self.ln_base = 1.0 if p.base == -1 else float(np.log(p.base))
 
-    def forward(self, bottoms, tops):
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
         p = self.p.exp_param
-        np.exp(self.ln_base * (p.shift + p.scale * bottoms[0].data), out=tops[0].data)
+        np.exp(self.ln_base * (p.shift + p.scale * bottoms[0].data[lo:hi]), out=tops[0].data[lo:hi])
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
-            np.multiply(tops[0].diff, tops[0].data * (self.ln_base * self.p.exp_param.scale), out=bottoms[0].diff)
+            y, dy = tops[0].data[lo:hi], tops[0].diff[lo:hi]
+            np.multiply(dy, y * (self.ln_base * self.p.exp_param.scale), out=bottoms[0].diff[lo:hi])
 
 
 LOG = Message("LogParameter", [
@@ -385,17 +393,17 @@ class Log(_SavesInput):
         self.ln_base = 1.0 if p.base == -1 else float(np.log(p.base))
         super().setup(bottoms, tops)
 
-    def forward(self, bottoms, tops):
-        self.keep_input(bottoms)
-        p = self.p.log_param
-        np.log(p.shift + p.scale * bottoms[0].data, out=tops[0].data)
-        tops[0].data /= self.ln_base
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        self.keep_input(bottoms, lo, hi)
+        p, y = self.p.log_param, tops[0].data[lo:hi]
+        np.log(p.shift + p.scale * bottoms[0].data[lo:hi], out=y)
+        y /= self.ln_base
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
             p = self.p.log_param
-            z = p.shift + p.scale * self.input(bottoms)
-            np.multiply(tops[0].diff, p.scale / (z * self.ln_base), out=bottoms[0].diff)
+            z = p.shift + p.scale * self.input(bottoms, lo, hi)
+            np.multiply(tops[0].diff[lo:hi], p.scale / (z * self.ln_base), out=bottoms[0].diff[lo:hi])
 
 
 @register
@@ -404,30 +412,30 @@ class BNLL(_SavesInput):
     to_onnx = onnx_ops.simple("Softplus")
     doc = "Binomial normal log likelihood (softplus): y = log(1 + exp(x))."
 
-    def forward(self, bottoms, tops):
-        self.keep_input(bottoms)
-        x = bottoms[0].data
-        np.copyto(tops[0].data, np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))))
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        self.keep_input(bottoms, lo, hi)
+        x = bottoms[0].data[lo:hi]
+        np.copyto(tops[0].data[lo:hi], np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))))
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
-            x = self.input(bottoms)
-            np.multiply(tops[0].diff, 0.5 * np.tanh(0.5 * x) + 0.5, out=bottoms[0].diff)
+            x = self.input(bottoms, lo, hi)
+            np.multiply(tops[0].diff[lo:hi], 0.5 * np.tanh(0.5 * x) + 0.5, out=bottoms[0].diff[lo:hi])
 
 
 THRESHOLD = Message("ThresholdParameter", [Field("threshold", "float", 0.0, "y = 1 where x > threshold, else 0", number=1)], number=128)
 
 
 @register
-class Threshold(Neuron):
+class Threshold(PerSampleNeuron):
     type = "Threshold"
     to_onnx = onnx_ops.threshold
     doc = "y = 1 if x > threshold else 0 (no gradient)."
     params = {"threshold_param": THRESHOLD}
     has_backward = False
 
-    def forward(self, bottoms, tops):
-        np.greater(bottoms[0].data, self.p.threshold_param.threshold, out=tops[0].data, casting="unsafe")
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        np.greater(bottoms[0].data[lo:hi], self.p.threshold_param.threshold, out=tops[0].data[lo:hi], casting="unsafe")
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         pass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config.schema import Field, Message
-from .base import Layer, LayerError, register
+from .base import LayerError, PerSample, register
 from .neuron import PerSampleNeuron, _SavesInput
 from . import onnx_ops
 
@@ -54,16 +54,16 @@ class HardSigmoid(_SavesInput):
     doc = "y = clip(slope * x + offset, 0, 1) (Keras' hard_sigmoid: slope 0.2, offset 0.5)."
     params = {"hard_sigmoid_param": HARD_SIGMOID}
 
-    def forward(self, bottoms, tops):
-        self.keep_input(bottoms)
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        self.keep_input(bottoms, lo, hi)
         p = self.p.hard_sigmoid_param
-        np.clip(p.slope * bottoms[0].data + p.offset, 0, 1, out=tops[0].data)
+        np.clip(p.slope * bottoms[0].data[lo:hi] + p.offset, 0, 1, out=tops[0].data[lo:hi])
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
             p = self.p.hard_sigmoid_param
-            z = p.slope * self.input(bottoms) + p.offset
-            np.multiply(tops[0].diff, p.slope * ((z > 0) & (z < 1)), out=bottoms[0].diff)
+            z = p.slope * self.input(bottoms, lo, hi) + p.offset
+            np.multiply(tops[0].diff[lo:hi], p.slope * ((z > 0) & (z < 1)), out=bottoms[0].diff[lo:hi])
 
 
 CLIP = Message("ClipParameter", [
@@ -93,14 +93,14 @@ class Clip(_SavesInput):
         self.lo, self.hi = lo, hi
         super().setup(bottoms, tops)
 
-    def forward(self, bottoms, tops):
-        self.keep_input(bottoms)
-        np.clip(bottoms[0].data, self.lo, self.hi, out=tops[0].data)
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        self.keep_input(bottoms, lo, hi)
+        np.clip(bottoms[0].data[lo:hi], self.lo, self.hi, out=tops[0].data[lo:hi])
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
-            x = self.input(bottoms)
-            np.multiply(tops[0].diff, (x >= self.lo) & (x <= self.hi), out=bottoms[0].diff)
+            x = self.input(bottoms, lo, hi)
+            np.multiply(tops[0].diff[lo:hi], (x >= self.lo) & (x <= self.hi), out=bottoms[0].diff[lo:hi])
 
 
 @register
@@ -117,7 +117,7 @@ MAXOUT = Message("MaxoutParameter", [
 
 
 @register
-class Maxout(Layer):
+class Maxout(PerSample):
     type = "Maxout"
     draw_kind = "neuron"
     to_onnx = onnx_ops.maxout
@@ -135,13 +135,16 @@ class Maxout(Layer):
         tops[0].reshape((x.shape[0], x.shape[1] // k) + x.shape[2:], x.data.dtype)
         self.arg = np.empty(tops[0].shape, np.intp)
 
-    def forward(self, bottoms, tops):
-        g = bottoms[0].data.reshape(self.gshape)
-        self.arg[...] = g.argmax(axis=2)
-        np.copyto(tops[0].data, np.take_along_axis(g, self.arg[:, :, None], 2)[:, :, 0])
+    def _groups(self, arr, lo, hi):
+        return arr[lo:hi].reshape((hi - lo,) + self.gshape[1:])
 
-    def backward(self, tops, propagate_down, bottoms):
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        g, arg = self._groups(bottoms[0].data, lo, hi), self.arg[lo:hi]
+        arg[...] = g.argmax(axis=2)
+        np.copyto(tops[0].data[lo:hi], np.take_along_axis(g, arg[:, :, None], 2)[:, :, 0])
+
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
-            dx = bottoms[0].diff.reshape(self.gshape)
+            dx = self._groups(bottoms[0].diff, lo, hi)
             dx[...] = 0
-            np.put_along_axis(dx, self.arg[:, :, None], tops[0].diff[:, :, None], 2)
+            np.put_along_axis(dx, self.arg[lo:hi, :, None], tops[0].diff[lo:hi, :, None], 2)

@@ -6,7 +6,8 @@ import numpy as np
 from ..config.schema import Field, Message, engine_field, Problems, non_negative
 from ..fillers import FILLER
 from ..ops.cpu import channels
-from .base import Layer, LayerError, PerSample, around, canon_axis, register
+from ..ops.cpu.pool import avepool_backward, avepool_forward
+from .base import LayerError, PerSample, around, canon_axis, register
 from . import onnx_ops
 
 BATCH_NORM = Message("BatchNormParameter", [
@@ -157,10 +158,15 @@ class Scale(PerSample):
         x = bottoms[0]
         a, pshape = _covered_axes(self, bottoms, p, "scale_param")
         # viewed as (outer, C, inner); per sample when the scale does not cover the batch axis
-        # and is a param (a second bottom has a scale per sample: the batch is one piece)
+        # and is a param, or is a second bottom with a scale per sample (axis 0, as squeeze-and-
+        # excitation nets use it; no bias: that would be a param covering the batch). A second
+        # bottom shared by every sample gets the batch's sum as its gradient: the batch is one piece.
         self.outer, self.C, self.inner = around(x.shape, a, len(pshape))
         self.from_bottom = len(bottoms) > 1
-        self.per_sample = a >= 1 and not self.from_bottom
+        self.batch_scale = (self.from_bottom and a == 0 and not p.bias_term and x.data.ndim >= 1
+                            and bottoms[1].shape[:1] == x.shape[:1])
+        self.per_sample = (a >= 1 and not self.from_bottom) or self.batch_scale
+        self.Cs = self.C // max(x.shape[0], 1) if self.batch_scale else self.C     # channels per sample
         self.rows_outer = self.outer // x.shape[0] if a >= 1 else 1   # outer entries per sample
         self.inplace = tops[0] is x
         if not self.inplace:
@@ -174,20 +180,27 @@ class Scale(PerSample):
 
     def workspace(self, rows):
         n = rows * self.rows_outer if self.per_sample else self.outer
-        return {"x": (((n, self.C, self.inner) if self.inplace else (0, 1, 1)), self.dtype),
-                "none": ((0,), self.dtype), "no_dx": ((0, 1, 1), self.dtype), "dgamma": ((self.C,), self.dtype)}
+        C = rows * self.Cs if self.batch_scale else self.C
+        if self.batch_scale:
+            n = 1
+        return {"x": (((n, C, self.inner) if self.inplace else (0, 1, 1)), self.dtype),
+                "none": ((0,), self.dtype), "no_dx": ((0, 1, 1), self.dtype), "dgamma": ((C,), self.dtype)}
 
-    def _gamma(self, bottoms):
+    def _gamma(self, bottoms, lo, hi):
+        if self.batch_scale:
+            return bottoms[1].data[lo:hi].reshape(-1)
         return (bottoms[1] if self.from_bottom else self.blobs[0]).data.reshape(-1)
 
     def _view(self, arr, lo, hi):
         if not self.per_sample:
             return arr.reshape(self.outer, self.C, self.inner)
+        if self.batch_scale:      # (1, channels of these samples, inner): the whole batch's view, cut
+            return arr[lo:hi].reshape(1, (hi - lo) * self.Cs, self.inner)
         return arr[lo:hi].reshape((hi - lo) * self.rows_outer, self.C, self.inner)
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         beta = self.blobs[-1].data.reshape(-1) if self.p.scale_param.bias_term else ws["none"]
-        channels.scale_forward(self._view(bottoms[0].data, lo, hi), self._gamma(bottoms), beta,
+        channels.scale_forward(self._view(bottoms[0].data, lo, hi), self._gamma(bottoms, lo, hi), beta,
                                self._view(tops[0].data, lo, hi), ws["x"])
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
@@ -200,12 +213,13 @@ class Scale(PerSample):
             if dbeta.size:         # bias (a param: accumulated) is summed here, before dx may replace dy
                 dbeta += dy.sum(axis=(0, 2))
             dbeta = ws["none"]
-            dgamma, fresh = (bottoms[1].diff.reshape(-1) if propagate_down[1] else ws["dgamma"]), True
+            dg = bottoms[1].diff[lo:hi] if self.batch_scale else bottoms[1].diff
+            dgamma, fresh = (dg.reshape(-1) if propagate_down[1] else ws["dgamma"]), True
         else:
             dgamma = self.param_grad(grads, 0)
             dgamma = ws["dgamma"] if dgamma is None else dgamma.reshape(-1)
         dx = self._view(bottoms[0].diff, lo, hi) if propagate_down[0] else ws["no_dx"]
-        channels.scale_backward(dy, x, self._gamma(bottoms), dgamma, dbeta, dx, fresh)
+        channels.scale_backward(dy, x, self._gamma(bottoms, lo, hi), dgamma, dbeta, dx, fresh)
 
 
 BIAS = Message("BiasParameter", [
@@ -217,7 +231,7 @@ BIAS = Message("BiasParameter", [
 
 
 @register
-class Bias(Layer):
+class Bias(PerSample):
     type = "Bias"
     draw_kind = "norm"
     to_onnx = onnx_ops.bias
@@ -232,27 +246,54 @@ class Bias(Layer):
         x = bottoms[0]
         a, pshape = _covered_axes(self, bottoms, p, "bias_param")
         self.view = around(x.shape, a, len(pshape))          # (outer, C, inner)
+        # per sample when the bias does not cover the batch axis and is a param, or is a second
+        # bottom with a bias per sample (axis 0), as Scale
+        self.batch_bias = len(bottoms) > 1 and a == 0 and x.data.ndim >= 1 and bottoms[1].shape[:1] == x.shape[:1]
+        self.per_sample = (a >= 1 and len(bottoms) == 1) or self.batch_bias
+        self.rows_outer = self.view[0] // x.shape[0] if self.per_sample and not self.batch_bias else 1
+        self.Cs = self.view[1] // max(x.shape[0], 1) if self.batch_bias else self.view[1]
         if tops[0] is not x:
             tops[0].reshape(x.shape, x.data.dtype)
         if len(bottoms) == 1:
             self.add_param(pshape, p.filler)
 
-    def _bias(self, bottoms):
+    def _bias(self, bottoms, lo, hi):
+        if self.batch_bias:
+            return bottoms[1].data[lo:hi].reshape(1, -1, 1)
         return (bottoms[1] if len(bottoms) > 1 else self.blobs[0]).data.reshape(1, -1, 1)
 
+    def _view(self, arr, lo, hi):
+        if not self.per_sample:
+            return arr.reshape(self.view)
+        if self.batch_bias:       # (1, channels of these samples, inner): the whole batch's view, cut
+            return arr[lo:hi].reshape(1, (hi - lo) * self.Cs, self.view[2])
+        return arr[lo:hi].reshape(((hi - lo) * self.rows_outer,) + self.view[1:])
+
     def forward(self, bottoms, tops):
-        np.add(bottoms[0].data.reshape(self.view), self._bias(bottoms), out=tops[0].data.reshape(self.view))
+        self.forward_rows(bottoms, tops, 0, bottoms[0].shape[0] if bottoms[0].data.ndim else 1, None)
 
     def backward(self, tops, propagate_down, bottoms):
-        dy = tops[0].diff.reshape(self.view)
+        n = bottoms[0].shape[0] if bottoms[0].data.ndim else 1
+        self.backward_rows(tops, propagate_down, bottoms, 0, n, None, [b.diff for b in self.blobs], False)
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        np.add(self._view(bottoms[0].data, lo, hi), self._bias(bottoms, lo, hi), out=self._view(tops[0].data, lo, hi))
+
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
+        dy = self._view(tops[0].diff, lo, hi)
         if len(bottoms) > 1:       # the bias is the second bottom: its diff is written
             if propagate_down[1]:
-                np.sum(dy, axis=(0, 2), out=bottoms[1].diff.reshape(-1))
+                db = bottoms[1].diff[lo:hi] if self.batch_bias else bottoms[1].diff
+                np.sum(dy, axis=(0, 2), out=db.reshape(-1))
         else:
-            if self.learns(0):
-                self.blobs[0].diff.reshape(-1)[...] += dy.sum(axis=(0, 2))
+            db = self.param_grad(grads, 0)
+            if db is not None:
+                if fresh:
+                    np.sum(dy, axis=(0, 2), out=db.reshape(-1))
+                else:
+                    db.reshape(-1)[...] += dy.sum(axis=(0, 2))
         if propagate_down[0] and bottoms[0].diff is not tops[0].diff:
-            np.copyto(bottoms[0].diff, tops[0].diff)
+            np.copyto(self._view(bottoms[0].diff, lo, hi), dy)
 
 
 MVN = Message("MVNParameter", [
@@ -264,7 +305,7 @@ MVN = Message("MVNParameter", [
 
 
 @register
-class MVN(Layer):
+class MVN(PerSample):
     type = "MVN"
     draw_kind = "norm"
     to_onnx = onnx_ops.mvn
@@ -277,36 +318,40 @@ class MVN(Layer):
         x = bottoms[0]
         if x.data.ndim < 2:
             raise LayerError(f"MVN needs a batch axis and at least one more, got shape {tuple(x.shape)} {self.where()}")
-        rows = x.shape[0] if p.across_channels else x.shape[0] * x.shape[1]
+        self.k = 1 if p.across_channels else x.shape[1]        # statistics per sample
+        rows = x.shape[0] * self.k
         self.view = (rows, int(x.data.size // max(rows, 1)))
         self.var, self.eps = p.normalize_variance, p.eps
         self.std = np.empty((rows, 1), x.data.dtype)
         tops[0].reshape(x.shape, x.data.dtype)
 
-    def forward(self, bottoms, tops):
-        x, y = bottoms[0].data.reshape(self.view), tops[0].data.reshape(self.view)
+    def _rows(self, arr, lo, hi):
+        return arr.reshape(self.view[0], -1)[lo * self.k:hi * self.k]
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        x, y, std = self._rows(bottoms[0].data, lo, hi), self._rows(tops[0].data, lo, hi), self._rows(self.std, lo, hi)
         np.subtract(x, x.mean(axis=1, keepdims=True), out=y)
         if self.var:
             # Caffe's variance E[x^2] - E[x]^2, taken here as the mean square of x - mean (the same
             # value without the cancellation)
-            np.sqrt(np.mean(np.square(y), axis=1, keepdims=True), out=self.std)
-            self.std += self.eps
-            y /= self.std
+            np.sqrt(np.mean(np.square(y), axis=1, keepdims=True), out=std)
+            std += self.eps
+            y /= std
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if not propagate_down[0]:
             return
-        dy, dx = tops[0].diff.reshape(self.view), bottoms[0].diff.reshape(self.view)
+        dy, dx = self._rows(tops[0].diff, lo, hi), self._rows(bottoms[0].diff, lo, hi)
         mean_dy = dy.mean(axis=1, keepdims=True)
         if not self.var:
             np.subtract(dy, mean_dy, out=dx)
             return
         # y = z / (s + eps), z = x - mean, s = sqrt(mean z^2): dx = (dy - mean(dy) - z mean(dy z) / s^2 ... )
         # written with y: dx = (dy - mean(dy) - y * mean(dy * y) * (s + eps) / s) / (s + eps)
-        y = tops[0].data.reshape(self.view)
-        s = self.std - self.eps
-        ratio = np.divide(self.std, s, out=np.ones_like(s), where=s > 0)
-        dx[...] = (dy - mean_dy - y * np.mean(dy * y, axis=1, keepdims=True) * ratio) / self.std
+        y, std = self._rows(tops[0].data, lo, hi), self._rows(self.std, lo, hi)
+        s = std - self.eps
+        ratio = np.divide(std, s, out=np.ones_like(s), where=s > 0)
+        dx[...] = (dy - mean_dy - y * np.mean(dy * y, axis=1, keepdims=True) * ratio) / std
 
 
 LRN = Message("LRNParameter", [
@@ -321,7 +366,7 @@ LRN = Message("LRNParameter", [
 
 
 @register
-class LRN(Layer):
+class LRN(PerSample):
     type = "LRN"
     draw_kind = "norm"
     to_onnx = onnx_ops.lrn
@@ -343,33 +388,31 @@ class LRN(Layer):
         c = np.cumsum(np.pad(v, ((0, 0), (pad + 1, pad), (0, 0), (0, 0))), axis=1)
         return c[:, n:] - c[:, :-n]
 
-    def forward(self, bottoms, tops):
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
         p = self.p.lrn_param
-        x = bottoms[0].data
+        x, scale = bottoms[0].data[lo:hi], self.scale[lo:hi]
         n = p.local_size
         if p.norm_region == "ACROSS_CHANNELS":
-            self.scale[...] = p.k + (p.alpha / n) * self._window_sum_channels(x * x)
+            scale[...] = p.k + (p.alpha / n) * self._window_sum_channels(x * x)
         else:
-            from ..ops.cpu.pool import avepool_forward
             pad = (n - 1) // 2
             avg = np.empty_like(x)
             avepool_forward(np.ascontiguousarray(x * x), avg, n, n, 1, 1, pad, pad)
-            self.scale[...] = 1 + p.alpha * avg
-        np.multiply(x, self.scale ** -p.beta, out=tops[0].data)
+            scale[...] = 1 + p.alpha * avg
+        np.multiply(x, scale ** -p.beta, out=tops[0].data[lo:hi])
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if not propagate_down[0]:
             return
         p = self.p.lrn_param
-        x, y, dy = bottoms[0].data, tops[0].data, tops[0].diff
+        x, y, dy, scale = bottoms[0].data[lo:hi], tops[0].data[lo:hi], tops[0].diff[lo:hi], self.scale[lo:hi]
         n = p.local_size
-        t = dy * y / self.scale
+        t = dy * y / scale
         if p.norm_region == "ACROSS_CHANNELS":
             acc = self._window_sum_channels(t) * (p.alpha / n)
         else:
-            from ..ops.cpu.pool import avepool_backward
             pad = (n - 1) // 2
             acc = np.empty_like(x)
             avepool_backward(np.ascontiguousarray(t), acc, n, n, 1, 1, pad, pad)
             acc *= p.alpha
-        np.copyto(bottoms[0].diff, dy * self.scale ** -p.beta - 2 * p.beta * x * acc)
+        np.copyto(bottoms[0].diff[lo:hi], dy * scale ** -p.beta - 2 * p.beta * x * acc)

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, engine_field, REQUIRED, positive, non_negative
 from ..ops.cpu import pool
-from .base import Layer, LayerError, PerSample, register
+from .base import LayerError, PerSample, register
 from . import onnx_ops, vision_cuda as cu
 from .vision import _need_4d, _pair
 
@@ -19,7 +19,7 @@ SPP = Message("SPPParameter", [
 
 
 @register
-class SPP(Layer):
+class SPP(PerSample):
     type = "SPP"
     draw_kind = "pool"
     to_onnx = onnx_ops.spp
@@ -50,27 +50,28 @@ class SPP(Layer):
             tops[0].reshape((N, at), x.data.dtype)
         self.dx = np.empty(x.shape, x.data.dtype)
 
-    def forward(self, bottoms, tops):
-        x, top = bottoms[0].data, tops[0].data.reshape(bottoms[0].shape[0], -1)
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        x, top = bottoms[0].data[lo:hi], tops[0].data[lo:hi].reshape(hi - lo, -1)
         for kh, kw, ph, pw, y, mask, at in self.levels:
+            y, mask = y[lo:hi], mask[lo:hi]
             if self.max:
                 pool.maxpool_forward(x, y, mask, kh, kw, kh, kw, ph, pw)
             else:
                 pool.avepool_forward(x, y, kh, kw, kh, kw, ph, pw)
             top[:, at:at + y[0].size] = y.reshape(y.shape[0], -1)
 
-    def backward(self, tops, propagate_down, bottoms):
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if not propagate_down[0]:
             return
-        dx, dtop = bottoms[0].diff, tops[0].diff.reshape(bottoms[0].shape[0], -1)
+        dx, dtop, part = bottoms[0].diff[lo:hi], tops[0].diff[lo:hi].reshape(hi - lo, -1), self.dx[lo:hi]
         dx[...] = 0
         for kh, kw, ph, pw, y, mask, at in self.levels:
-            dy = dtop[:, at:at + y[0].size].reshape(y.shape)
+            dy = dtop[:, at:at + y[0].size].reshape((hi - lo,) + y.shape[1:])
             if self.max:
-                pool.maxpool_backward(dy, mask, self.dx)
+                pool.maxpool_backward(dy, mask[lo:hi], part)
             else:
-                pool.avepool_backward(dy, self.dx, kh, kw, kh, kw, ph, pw)
-            dx += self.dx
+                pool.avepool_backward(dy, part, kh, kw, kh, kw, ph, pw)
+            dx += part
 
 
 def _pooled_size(size, kernel, stride, pad, ceil=True):

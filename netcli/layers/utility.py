@@ -1,11 +1,11 @@
-"""Caffe's utility layers, which move, split, join or reduce blobs: Flatten, Reshape, Concat,
-Slice, Split, Eltwise, ArgMax, Reduction, Tile."""
+"""Caffe's utility layers, which move, split or join blobs: Flatten, Reshape, Concat, Slice, Split,
+Eltwise (those that reduce or repeat along axes, ArgMax, Reduction and Tile: reduction.py)."""
 from __future__ import annotations
 
 import numpy as np
 
-from ..config.schema import Field, Message, REQUIRED, positive
-from .base import Layer, LayerError, PerSample, around, canon_axis, register
+from ..config.schema import Field, Message, REQUIRED
+from .base import LayerError, PerSample, canon_axis, register
 from . import onnx_ops
 from .common import BLOB_SHAPE
 
@@ -107,10 +107,10 @@ CONCAT = Message("ConcatParameter", [
 
 
 @register
-class Concat(Layer):
+class Concat(PerSample):
     type = "Concat"
     to_onnx = onnx_ops.concat
-    doc = "Join bottoms along `axis`."
+    doc = "Join bottoms along `axis` (per sample unless axis is 0: then on the whole batch)."
     params = {"concat_param": CONCAT}
     bottoms = (1, None)
 
@@ -126,19 +126,28 @@ class Concat(Layer):
                                  f"{ref} from {self.bottom_names[0]} outside axis {a}", "concat_param.axis")
         self.sizes = [b.shape[a] for b in bottoms]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).tolist()
+        self.per_sample = a >= 1        # along the batch axis, rows of the top come from different bottoms
         tops[0].reshape(ref[:a] + (sum(self.sizes),) + ref[a + 1:], bottoms[0].data.dtype)
 
     def _slice(self, i):
         return (slice(None),) * self.axis + (slice(self.offsets[i], self.offsets[i + 1]),)
 
     def forward(self, bottoms, tops):
-        for i, b in enumerate(bottoms):
-            tops[0].data[self._slice(i)] = b.data
+        self.forward_rows(bottoms, tops, 0, None, None)
 
     def backward(self, tops, propagate_down, bottoms):
+        self.backward_rows(tops, propagate_down, bottoms, 0, None, None, None, False)
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        y = tops[0].data[lo:hi]
+        for i, b in enumerate(bottoms):
+            y[self._slice(i)] = b.data[lo:hi]
+
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
+        dy = tops[0].diff[lo:hi]
         for i, b in enumerate(bottoms):
             if propagate_down[i]:
-                b.diff[...] = tops[0].diff[self._slice(i)]
+                b.diff[lo:hi] = dy[self._slice(i)]
 
 
 SLICE = Message("SliceParameter", [
@@ -150,10 +159,10 @@ SLICE = Message("SliceParameter", [
 
 
 @register
-class Slice(Layer):
+class Slice(PerSample):
     type = "Slice"
     to_onnx = onnx_ops.slice_axis
-    doc = "Cut the bottom along `axis` into the tops."
+    doc = "Cut the bottom along `axis` into the tops (per sample unless axis is 0: then on the whole batch)."
     params = {"slice_param": SLICE}
     tops = (1, None)
 
@@ -176,6 +185,7 @@ class Slice(Layer):
                 raise LayerError(f"axis size {n} {self.where()} does not split evenly into {T} tops",
                                  "slice_param.slice_point")
             self.offsets = [i * n // T for i in range(T + 1)]
+        self.per_sample = a >= 1        # along the batch axis, each top takes other rows of the bottom
         for i, t in enumerate(tops):
             t.reshape(shape[:a] + (self.offsets[i + 1] - self.offsets[i],) + shape[a + 1:], bottoms[0].data.dtype)
 
@@ -183,13 +193,21 @@ class Slice(Layer):
         return (slice(None),) * self.axis + (slice(self.offsets[i], self.offsets[i + 1]),)
 
     def forward(self, bottoms, tops):
-        for i, t in enumerate(tops):
-            t.data[...] = bottoms[0].data[self._slice(i)]
+        self.forward_rows(bottoms, tops, 0, None, None)
 
     def backward(self, tops, propagate_down, bottoms):
+        self.backward_rows(tops, propagate_down, bottoms, 0, None, None, None, False)
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        x = bottoms[0].data[lo:hi]
+        for i, t in enumerate(tops):
+            t.data[lo:hi] = x[self._slice(i)]
+
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
+            dx = bottoms[0].diff[lo:hi]
             for i, t in enumerate(tops):
-                bottoms[0].diff[self._slice(i)] = t.diff
+                dx[self._slice(i)] = t.diff[lo:hi]
 
 
 @register
@@ -226,10 +244,10 @@ ELTWISE = Message("EltwiseParameter", [
 
 
 @register
-class Eltwise(Layer):
+class Eltwise(PerSample):
     type = "Eltwise"
     to_onnx = onnx_ops.eltwise
-    doc = "Element-wise SUM (with coefficients), PROD or MAX of same-shape bottoms."
+    doc = "Element-wise SUM (with coefficients), PROD or MAX of same-shape bottoms, per sample."
     params = {"eltwise_param": ELTWISE}
     bottoms = (2, None)
 
@@ -247,178 +265,40 @@ class Eltwise(Layer):
         self.op = p.operation
         self.coeff = p.coeff or [1.0] * len(bottoms)
         tops[0].reshape(bottoms[0].shape, bottoms[0].data.dtype)
-        self.arg = np.empty(bottoms[0].shape, np.int32) if self.op == "MAX" else None
+        # MAX: which bottom won each element (0-d blobs are one row, as PerSample runs them)
+        self.arg = np.empty(bottoms[0].shape or (1,), np.int32) if self.op == "MAX" else None
 
-    def forward(self, bottoms, tops):
-        y = tops[0].data
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        y = tops[0].data[lo:hi]
         if self.op == "SUM":
-            np.multiply(bottoms[0].data, self.coeff[0], out=y)
+            np.multiply(bottoms[0].data[lo:hi], self.coeff[0], out=y)
             for c, b in zip(self.coeff[1:], bottoms[1:]):
-                y += c * b.data
+                y += c * b.data[lo:hi]
         elif self.op == "PROD":
-            np.copyto(y, bottoms[0].data)
+            np.copyto(y, bottoms[0].data[lo:hi])
             for b in bottoms[1:]:
-                y *= b.data
+                y *= b.data[lo:hi]
         else:
-            np.copyto(y, bottoms[0].data)
-            self.arg[...] = 0
+            arg = self.arg[lo:hi]
+            np.copyto(y, bottoms[0].data[lo:hi])
+            arg[...] = 0
             for i, b in enumerate(bottoms[1:], 1):
-                better = b.data > y
-                self.arg[better] = i
-                np.maximum(y, b.data, out=y)
+                better = b.data[lo:hi] > y
+                arg[better] = i
+                np.maximum(y, b.data[lo:hi], out=y)
 
-    def backward(self, tops, propagate_down, bottoms):
-        dy = tops[0].diff
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
+        dy = tops[0].diff[lo:hi]
         for i, b in enumerate(bottoms):
             if not propagate_down[i]:
                 continue
             if self.op == "SUM":
-                np.multiply(dy, self.coeff[i], out=b.diff)
+                np.multiply(dy, self.coeff[i], out=b.diff[lo:hi])
             elif self.op == "PROD":
                 others = np.ones_like(dy)
                 for j, o in enumerate(bottoms):
                     if j != i:
-                        others *= o.data
-                np.multiply(dy, others, out=b.diff)
+                        others *= o.data[lo:hi]
+                np.multiply(dy, others, out=b.diff[lo:hi])
             else:
-                np.multiply(dy, self.arg == i, out=b.diff)
-
-
-ARGMAX = Message("ArgMaxParameter", [
-    Field("out_max_val", "bool", False, "output the values (with axis), or indices and values (without)", number=1),
-    Field("top_k", "int", 1, "how many of the largest to output", check=positive, number=2),
-    Field("axis", "int", None, "the axis searched; without it, each sample's values flattened", number=3),
-], number=103)
-
-
-@register
-class ArgMax(Layer):
-    type = "ArgMax"
-    to_onnx = onnx_ops.argmax
-    doc = ("Indices (or values) of the top_k largest entries, per sample or along `axis`, largest first; "
-           "Caffe's output shapes. Ties go to the larger index, as Caffe's sort.")
-    params = {"argmax_param": ARGMAX}
-    has_backward = False
-
-    def setup(self, bottoms, tops):
-        p = self.p.argmax_param
-        x = bottoms[0]
-        nd = x.data.ndim
-        if p.axis is not None:
-            self.axis = canon_axis(p.axis, nd, "argmax_param.axis")
-            size = x.shape[self.axis]
-            shape = list(x.shape)
-            shape[self.axis] = p.top_k
-        else:
-            self.axis = None
-            size = int(np.prod(x.shape[1:], dtype=np.int64))
-            shape = [1] * max(nd, 3)
-            shape[0], shape[2] = x.shape[0], p.top_k
-            if p.out_max_val:
-                shape[1] = 2
-        if p.top_k > size:
-            raise LayerError(f"top_k {p.top_k} is larger than the {size} values it chooses from {self.where()}",
-                             "argmax_param.top_k")
-        self.k, self.values = p.top_k, p.out_max_val
-        tops[0].reshape(tuple(shape), x.data.dtype)
-
-    def forward(self, bottoms, tops):
-        x = bottoms[0].data
-        if self.axis is None:
-            flat = x.reshape(x.shape[0], -1)
-            idx = _top_k(flat, self.k, 1)
-            y = tops[0].data.reshape(x.shape[0], -1, self.k)
-            y[:, 0] = idx
-            if self.values:
-                y[:, 1] = np.take_along_axis(flat, idx, 1)
-            return
-        idx = _top_k(x, self.k, self.axis)
-        tops[0].data[...] = np.take_along_axis(x, idx, self.axis) if self.values else idx
-
-
-def _top_k(x, k, axis):
-    """Indices of the k largest along `axis`, largest first, ties to the larger index."""
-    rev = np.flip(x, axis)                        # a stable sort of the reversed values puts the
-    order = np.argsort(-rev, axis=axis, kind="stable")   # larger original index first among ties
-    first = np.take(order, np.arange(k), axis=axis)
-    return x.shape[axis] - 1 - first
-
-
-REDUCTION = Message("ReductionParameter", [
-    Field("operation", ("SUM", "ASUM", "SUMSQ", "MEAN"), "SUM", "what each output is of the reduced values", number=1,
-          proto={"enum": "ReductionOp", "values": {"SUM": 1, "ASUM": 2, "SUMSQ": 3, "MEAN": 4}}),
-    Field("axis", "int", 0, "the first reduced axis; it and all after it are reduced", number=2),
-    Field("coeff", "float", 1.0, "the output is multiplied by this", number=3),
-], number=136)
-
-
-@register
-class Reduction(Layer):
-    type = "Reduction"
-    to_onnx = onnx_ops.reduction
-    doc = "Sum, sum of absolute values, sum of squares or mean over the axes from `axis` on, times coeff."
-    params = {"reduction_param": REDUCTION}
-
-    def setup(self, bottoms, tops):
-        p = self.p.reduction_param
-        x = bottoms[0]
-        a = canon_axis(p.axis, x.data.ndim, "reduction_param.axis")
-        self.outer, self.dim, _ = around(x.shape, a, x.data.ndim - a)
-        self.op, self.coeff = p.operation, p.coeff
-        tops[0].reshape(x.shape[:a], x.data.dtype)
-
-    def forward(self, bottoms, tops):
-        x = bottoms[0].data.reshape(self.outer, self.dim)
-        f = {"SUM": x, "ASUM": np.abs(x), "SUMSQ": np.square(x), "MEAN": x}[self.op]
-        s = f.sum(axis=1)
-        if self.op == "MEAN":
-            s /= self.dim
-        tops[0].data.reshape(self.outer)[...] = self.coeff * s
-
-    def backward(self, tops, propagate_down, bottoms):
-        if not propagate_down[0]:
-            return
-        x = bottoms[0].data.reshape(self.outer, self.dim)
-        dy = self.coeff * tops[0].diff.reshape(self.outer, 1)
-        dx = bottoms[0].diff.reshape(self.outer, self.dim)
-        if self.op == "SUM":
-            dx[...] = dy
-        elif self.op == "MEAN":
-            dx[...] = dy / self.dim
-        elif self.op == "ASUM":
-            np.multiply(np.sign(x), dy, out=dx)
-        else:
-            np.multiply(x, 2 * dy, out=dx)
-
-
-TILE = Message("TileParameter", [
-    Field("axis", "int", 1, "the axis repeated", number=1),
-    Field("tiles", "int", REQUIRED, "how many copies", check=positive, number=2),
-], number=138)
-
-
-@register
-class Tile(Layer):
-    type = "Tile"
-    to_onnx = onnx_ops.tile
-    doc = "Repeat the bottom `tiles` times along `axis` (the whole block from that axis on, as Caffe's)."
-    params = {"tile_param": TILE}
-
-    def setup(self, bottoms, tops):
-        p = self.p.tile_param
-        x = bottoms[0]
-        a = canon_axis(p.axis, x.data.ndim, "tile_param.axis")
-        self.outer, self.inner, _ = around(x.shape, a, x.data.ndim - a)
-        self.tiles = p.tiles
-        shape = list(x.shape)
-        shape[a] *= p.tiles
-        tops[0].reshape(tuple(shape), x.data.dtype)
-
-    def forward(self, bottoms, tops):
-        tops[0].data.reshape(self.outer, self.tiles, self.inner)[...] = \
-            bottoms[0].data.reshape(self.outer, 1, self.inner)
-
-    def backward(self, tops, propagate_down, bottoms):
-        if propagate_down[0]:
-            np.sum(tops[0].diff.reshape(self.outer, self.tiles, self.inner), axis=1,
-                   out=bottoms[0].diff.reshape(self.outer, self.inner))
+                np.multiply(dy, self.arg[lo:hi] == i, out=b.diff[lo:hi])

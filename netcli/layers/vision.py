@@ -8,7 +8,7 @@ from ..config.schema import Field, Message, engine_field, REQUIRED, positive, no
 from ..fillers import FILLER
 from ..ops.cpu import im2col
 from ..ops.cpu.conv2d import conv2d_algorithm, conv2d_backward, conv2d_forward, conv2d_workspace
-from .base import Layer, LayerError, PerSample, canon_axis, register
+from .base import LayerError, PerSample, canon_axis, register
 from . import onnx_ops, vision_cuda as cu
 
 
@@ -261,7 +261,7 @@ CROP = Message("CropParameter", [
 
 
 @register
-class Crop(Layer):
+class Crop(PerSample):
     type = "Crop"
     to_onnx = onnx_ops.crop
     doc = ("Crop the first bottom to the second bottom's size on the axes from `axis` on, starting at "
@@ -293,12 +293,20 @@ class Crop(Layer):
             shape[i] = ref.shape[i]
             self.region.append(slice(o, o + ref.shape[i]))
         self.region = tuple(self.region)
+        self.per_sample = a >= 1        # cropping the batch axis takes other rows: the whole batch
         tops[0].reshape(tuple(shape), x.data.dtype)
 
     def forward(self, bottoms, tops):
-        np.copyto(tops[0].data, bottoms[0].data[self.region])
+        self.forward_rows(bottoms, tops, 0, None, None)
 
     def backward(self, tops, propagate_down, bottoms):
+        self.backward_rows(tops, propagate_down, bottoms, 0, None, None, None, False)
+
+    def forward_rows(self, bottoms, tops, lo, hi, ws):
+        np.copyto(tops[0].data[lo:hi], bottoms[0].data[lo:hi][self.region])
+
+    def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
-            bottoms[0].diff[...] = 0
-            bottoms[0].diff[self.region] = tops[0].diff
+            dx = bottoms[0].diff[lo:hi]
+            dx[...] = 0
+            dx[self.region] = tops[0].diff[lo:hi]

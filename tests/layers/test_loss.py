@@ -25,12 +25,13 @@ def test_softmax_with_loss(norm):
     assert check_gradient(layer, bottoms, tops) > 0
 
 
-@pytest.mark.parametrize("params,parallel", [({}, True), ({"softmax_param": {"axis": 2}}, False),
-                                             ({"loss_param": {"ignore_label": 1}}, False),
+@pytest.mark.parametrize("params,parallel", [({}, True), ({"softmax_param": {"axis": 2}}, True),
+                                             ({"loss_param": {"ignore_label": 1}}, True),
                                              ({"loss_param": {"ignore_label": 1, "normalize": False}}, True)])
 def test_softmax_with_loss_rows_and_whole_batch(params, parallel):
-    """Per-sample (row-parallel) when the normalizer does not count labels; both paths agree
-    with the NumPy reference, with the optional probability top."""
+    """Per-sample (row-parallel) along any class axis but the batch's, also when the normalizer
+    counts valid labels (the pieces' counts are added); both paths agree with the NumPy
+    reference, with the optional probability top."""
     N, C, H = 5, 4, 3
     axis = params.get("softmax_param", {}).get("axis", 1)
     shape = (N, C, H) if axis == 1 else (N, H, C)
