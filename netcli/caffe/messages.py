@@ -85,10 +85,9 @@ class BlobProto(_Message):
                 doubles[number].append(v)
             elif number == BLOB_SHAPE and wt == wire.LENGTH:
                 self.shape.dim = wire.varints([(w, x) for n, w, x in wire.fields(v) if n == 1])
-        self.data = [float(x) for x in wire.floats(floats[BLOB_DATA])] if floats[BLOB_DATA] else []
-        self.diff = [float(x) for x in wire.floats(floats[BLOB_DIFF])] if floats[BLOB_DIFF] else []
-        self.double_data = [float(x) for x in wire.doubles(doubles[BLOB_DOUBLE_DATA])] if doubles[BLOB_DOUBLE_DATA] else []
-        self.double_diff = [float(x) for x in wire.doubles(doubles[BLOB_DOUBLE_DIFF])] if doubles[BLOB_DOUBLE_DIFF] else []
+        self.data, self.diff = (wire.floats(floats[k]).tolist() if floats[k] else [] for k in (BLOB_DATA, BLOB_DIFF))
+        self.double_data, self.double_diff = (wire.doubles(doubles[k]).tolist() if doubles[k] else []
+                                              for k in (BLOB_DOUBLE_DATA, BLOB_DOUBLE_DIFF))
         return len(buf)
 
 

@@ -194,6 +194,9 @@ class Net:
                 if net.need_backward[i]:
                     net.layers[i].backward(net.top_vecs[i], net.propagate_down[i], net.bottom_vecs[i])
         net.executor.pull_grads()
+        missing = [o for o in outputs if o not in net.blobs]
+        if missing:
+            raise NetcliError(f"net '{net.name}' has no blob {missing[0]!r}")
         return {o: net.blobs[o].diff for o in outputs}
 
     def _batch(self, arrays):
@@ -237,6 +240,9 @@ class Net:
                 grads[name].extend(value.copy())
         num = len(next(iter(kwargs.values()))) if kwargs else None
         return self._packed(outs, num), self._packed(grads, num)
+
+    def clear_param_diffs(self):
+        self.native.clear_param_diffs()
 
     def set_input_arrays(self, data, labels):
         """Feed the MemoryData layer (the net's first layer) these samples and labels."""

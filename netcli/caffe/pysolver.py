@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from ..errors import NetcliError
 from ..solver import Solver as _NetcliSolver
 from ..update_rules import RULES
@@ -40,6 +42,26 @@ class _Callback:
             self.gradients()
 
 
+class _UpdateInDiff:
+    """Caffe's SGDSolver computes each update into the params' diffs and subtracts it, so after
+    solver.step(n) pycaffe shows the last update there; netcli keeps the gradient: on the CPU
+    this hook writes the update (the params before minus after) into the diffs after each one."""
+
+    def __getattr__(self, name):
+        if name.startswith("on_"):
+            return lambda *args: None
+        raise AttributeError(name)
+
+    def on_iteration_start(self, solver):
+        net = solver.net
+        self.before = net.param_data.copy() if net.device == "cpu" else None
+
+    def on_after_update(self, solver):
+        if self.before is not None:
+            np.subtract(self.before, solver.net.param_data, out=solver.net.param_diff)
+            self.before = None
+
+
 class Solver:
     """A netcli.Solver with pycaffe's names; `native` is the netcli.Solver."""
     type = None                           # the update rule the class stands for (None: the file's)
@@ -52,6 +74,7 @@ class Solver:
             s.p.type = self.type.upper()              # the class decides, as in Caffe
             s.rule = RULES[s.p.type](s.p, s.rule.lr, s.rule.decay)
         self._views = {}
+        s.callbacks.items.append(_UpdateInDiff())
 
     def _view(self, net):
         if id(net) not in self._views or self._views[id(net)].native is not net:
