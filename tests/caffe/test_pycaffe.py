@@ -69,14 +69,19 @@ def test_module_level_api(monkeypatch):
     from netcli.caffe.pycaffe import Layer
     assert caffe.Layer is Layer
     assert {"Convolution", "InnerProduct", "Python"} <= set(caffe.layer_type_list())
+    monkeypatch.setattr(caffe, "_mode", dict(caffe._mode))
+    caffe.set_mode_gpu()
+    assert caffe.device() == "cuda:0"
     caffe.set_mode_cpu()
     caffe.set_device(0)
+    assert caffe.device() == "cpu"
     caffe.init_log()
     assert not caffe.has_nccl() and caffe.solver_count() == 1 and caffe.solver_rank() == 0
     monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
     monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "2")
     assert (caffe.solver_count(), caffe.solver_rank()) == (4, 2)
     assert caffe.NetSpec is caffe.net_spec.NetSpec and caffe.layers is L and caffe.params is P
+    assert caffe.SGDSolver is caffe.pysolver.SGDSolver and caffe.Classifier is caffe.classifier.Classifier
     with pytest.raises(AttributeError):
         caffe.no_such_thing
 
@@ -346,3 +351,21 @@ def test_hdf5_round_trip_and_its_missing_package(deploy, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "h5py", None)
     with pytest.raises(NetcliError, match="pip install h5py"):
         net.save_hdf5(str(tmp_path / "x.h5"))
+
+
+def test_temporary_files_and_the_random_seed(tmp_path, monkeypatch):
+    """pycaffe scripts write nets to temporary files without an extension; set_random_seed makes
+    the fillers repeat."""
+    import tempfile
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 3]))
+    n.ip = L.InnerProduct(n.data, num_output=2, weight_filler=dict(type="gaussian", std=1))
+    with tempfile.NamedTemporaryFile("w", dir=tmp_path, delete=False) as f:
+        f.write(str(n.to_proto()))
+    assert "." not in os.path.basename(f.name)
+    monkeypatch.setitem(caffe._mode, "seed", None)          # restored after the test
+    caffe.set_random_seed(5)
+    a = caffe.Net(f.name, caffe.TEST).params["ip"][0].data.copy()
+    b = caffe.Net(f.name, caffe.TEST).params["ip"][0].data.copy()
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a).sum() > 0
