@@ -40,14 +40,13 @@ class Net:
 
     def __init__(self, model, *args, phase=None, weights=None, level=0, stages=None):
         from . import device, random_seed
-        if len(args) > 2 or (args and isinstance(args[0], (str, os.PathLike)) and len(args) != 2):
-            raise TypeError("caffe.Net(model, phase[, level, stages, weights]) or caffe.Net(model, weights, phase)")
-        if args and isinstance(args[0], (str, os.PathLike)):
+        named = bool(args) and isinstance(args[0], (str, os.PathLike))
+        if len(args) > 3 or (named and len(args) != 2):
+            raise TypeError("caffe.Net(model, phase[, level, stages], weights=...) or caffe.Net(model, weights, phase)")
+        if named:
             weights, phase = args
         elif args:
-            phase = args[0]
-            if len(args) == 2:
-                level = args[1]
+            phase, level, stages = (tuple(args) + (phase, level, stages)[len(args):])[:3]
         if phase is None:
             raise TypeError("caffe.Net needs a phase: caffe.TRAIN or caffe.TEST")
         net = _NetcliNet(os.fspath(model), phase=_phase(phase), level=int(level), stages=tuple(stages or ()),

@@ -109,6 +109,10 @@ def test_net_from_deploy_and_caffemodel(deploy, capsys):
     np.testing.assert_allclose(out["prob"], _softmax(x5 @ w.T + b), rtol=1e-5, atol=1e-6)
     with pytest.raises(NetcliError, match="phase must be caffe.TRAIN"):
         caffe.Net(model, 2)
+    with pytest.raises(TypeError, match="caffe.Net"):
+        caffe.Net(model, weights)
+    staged = caffe.Net(model, caffe.TEST, 0, ["deploy"], weights=weights)
+    np.testing.assert_array_equal(staged.params["ip"][1].data, b)
 
 
 def test_forward_all_pads_and_drops_the_padding(deploy):
