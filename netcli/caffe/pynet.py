@@ -65,10 +65,26 @@ class Net:
     def _attach(self, net):
         self.native = net
         self._shapes = {n: net.blobs[n].shape for n in net.inputs}
+        self._stale = set()           # on a device: what the last pass left there ("data", "diff")
+
+    def passed(self, *what):
+        """A pass ran (here or in a solver): on a device, the host's blobs are behind until read."""
+        if self.native.device != "cpu":
+            self._stale.update(what)
+
+    def _sync(self):
+        """The blobs as the device's last pass left them, into the host's arrays: once, at the
+        first read after a pass (so the host writes that follow it are not overwritten)."""
+        if self._stale:
+            names = list(self.native.blobs)
+            for what in sorted(self._stale):
+                self.native.executor.blobs_to_host(names, diff=what == "diff")
+            self._stale = set()
 
     # -- what the net holds -----------------------------------------------------------------------
     @property
     def blobs(self):
+        self._sync()
         return OrderedDict(self.native.blobs)
 
     @property
@@ -155,6 +171,8 @@ class Net:
                     raise NetcliError(f"Input is not batch sized: '{name}' has {np.shape(value)[0]} items, "
                                       f"the net takes {net.blobs[name].shape[0]}")
         self._reshape_if_needed()
+        if first > 0:
+            self._sync()              # the blobs before `start` are read from the host
         for name, value in kwargs.items():
             net.blobs[name].data[...] = value
         if first == 0 and last == len(net.layers) - 1:
@@ -165,9 +183,12 @@ class Net:
             self._one_by_one("forward(end=...)")
             for i in range(first, last + 1):
                 net.layers[i].forward(net.bottom_vecs[i], net.top_vecs[i])
+        self.passed("data")
         missing = [o for o in outputs if o not in net.blobs]
         if missing:
             raise NetcliError(f"net '{net.name}' has no blob {missing[0]!r}")
+        if blobs:
+            self._sync()
         return {o: net.blobs[o].data for o in outputs}
 
     def backward(self, diffs=None, start=None, end=None, **kwargs):
@@ -175,6 +196,7 @@ class Net:
         the output blobs' diffs first. Param diffs add to what they hold (as Caffe's). Returns
         {name: diff} for the net's inputs (or the blob named as `end`) and the blobs in `diffs`."""
         net = self.native
+        self._sync()                  # before the diffs given here are written
         first, last = self._index(start, len(net.layers) - 1), self._index(end, 0)
         outputs = set(([end] if end is not None else self.inputs) + list(diffs or []))
         if kwargs:
@@ -186,6 +208,7 @@ class Net:
                     raise NetcliError(f"Diff is not batch sized: '{name}'")
                 net.blobs[name].diff[...] = value
         if first == len(net.layers) - 1 and last == 0:
+            net.executor.diffs_to_device(net.outputs)       # the output diffs set on the host
             net.backward()
         else:
             self._one_by_one("backward(start=/end=...)")
@@ -193,6 +216,8 @@ class Net:
                 if net.need_backward[i]:
                     net.layers[i].backward(net.top_vecs[i], net.propagate_down[i], net.bottom_vecs[i])
         net.executor.pull_grads()
+        self.passed("diff")
+        self._sync()
         missing = [o for o in outputs if o not in net.blobs]
         if missing:
             raise NetcliError(f"net '{net.name}' has no blob {missing[0]!r}")

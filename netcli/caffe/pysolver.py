@@ -102,11 +102,21 @@ class Solver:
         """The solver's parsed fields (base_lr, max_iter, ...; not a caffe_pb2 message)."""
         return self.native.p
 
+    def _passed(self):
+        for view in self._views.values():
+            view.passed("data", "diff")
+
     def step(self, iters):
-        self.native.step(int(iters))
+        try:
+            self.native.step(int(iters))
+        finally:
+            self._passed()
 
     def solve(self, resume=None):
-        self.native.solve(os.fspath(resume) if resume else None)
+        try:
+            self.native.solve(os.fspath(resume) if resume else None)
+        finally:
+            self._passed()
 
     def restore(self, path):
         self.native.restore(os.fspath(path))
