@@ -122,4 +122,5 @@ def __getattr__(name):
 
 __all__ = ["TRAIN", "TEST", "Layer", "set_mode_cpu", "set_mode_gpu", "set_device", "set_random_seed", "init_log",
            "log", "layer_type_list", "has_nccl", "solver_count", "solver_rank", "set_solver_count",
-           "set_solver_rank", "set_multiprocess", *_FROM, *_SUBMODULES[:7]]
+           "set_solver_rank", "set_multiprocess", *_FROM, "io", "net_spec", "classifier", "detector", "coord_map",
+           "draw"]
