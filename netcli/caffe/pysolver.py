@@ -13,7 +13,6 @@ import os
 
 import numpy as np
 
-from ..errors import NetcliError
 from ..solver import Solver as _NetcliSolver
 from ..update_rules import RULES
 from .pynet import Net

@@ -2,7 +2,6 @@
 checked against what Caffe computes, from its formulas in NumPy, never from netcli's own output."""
 import os
 import sys
-import textwrap
 
 import numpy as np
 import pytest

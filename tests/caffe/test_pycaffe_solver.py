@@ -1,7 +1,6 @@
 """pycaffe's solvers and Python data layers against `import netcli.caffe as caffe` (issue 27, items
 1 and 4); expected values from Caffe's formulas (SGD with momentum and coupled weight decay,
 softmax loss gradients), in NumPy."""
-import textwrap
 
 import numpy as np
 import pytest
