@@ -89,5 +89,14 @@ class Blob:
     def count(self):
         return self.data.size
 
+    def _legacy(self, axis):
+        """Caffe's LegacyShape: a missing axis of a blob of fewer than 4 axes counts as 1."""
+        return self.data.shape[axis] if axis < self.data.ndim else 1
+
+    num = property(lambda self: self._legacy(0), doc="pycaffe's num: shape[0] (1 for a 0-d blob)")
+    channels = property(lambda self: self._legacy(1), doc="pycaffe's channels: shape[1], or 1")
+    height = property(lambda self: self._legacy(2), doc="pycaffe's height: shape[2], or 1")
+    width = property(lambda self: self._legacy(3), doc="pycaffe's width: shape[3], or 1")
+
     def __repr__(self):
         return f"Blob({self.name!r}, shape={None if self.data is None else self.shape})"

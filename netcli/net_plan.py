@@ -28,6 +28,8 @@ def plan_backward(net):
             net.need_backward[i] = False
         if net.need_backward[i]:
             under_loss.update(id(b) for b in net.bottom_vecs[i])
+    if net.force_backward:      # Caffe: then every layer runs backward, loss or not (a deploy net's saliency)
+        net.need_backward = [bool(layer.has_backward) for layer in net.layers]
     for i, layer in enumerate(net.layers):
         pd_cfg = net.configs[i].p.propagate_down
         pd = []
@@ -36,6 +38,8 @@ def plan_backward(net):
                   (net.force_backward or id(b) in need_blob) and id(b) in under_loss)
             if pd_cfg and not pd_cfg[k]:
                 ok = False
+            if net.force_backward:      # Caffe ORs in AllowForceBackward, over propagate_down too
+                ok = net.need_backward[i] and k not in layer.no_grad_bottoms
             pd.append(ok)
         net.propagate_down.append(pd)
     # Loss tops: their diff holds the loss weight for the backward pass.

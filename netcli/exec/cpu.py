@@ -227,6 +227,12 @@ class CpuExecutor:
     def pull_grads(self):
         """As push(): the gradients are in net.param_diff already."""
 
+    def blobs_to_host(self, names, diff=False):
+        """The blobs are the host's: nothing to copy."""
+
+    def diffs_to_device(self, names):
+        """The blobs are the host's: nothing to copy."""
+
     def clear_param_diffs(self):
         self.net.param_diff[...] = 0
 

@@ -153,6 +153,20 @@ class CudaExecutor:
         """The device's parameter gradients into the host's param_diff."""
         self._copy(self.grads.copy_to_host, self.net.param_diff)
 
+    def blobs_to_host(self, names, diff=False):
+        """The device's data (or diffs) of these blobs into the host's; after a forward the net's
+        outputs are there already (some computed on the host: not overwritten)."""
+        for name in names:
+            if diff:
+                self._copy(self.blobs[name][1].copy_to_host, self.net.blobs[name].diff)
+            elif name not in self.net.outputs:
+                self._copy(self.blobs[name][0].copy_to_host, self.net.blobs[name].data)
+
+    def diffs_to_device(self, names):
+        """The host's diffs of these blobs to the device (backward reads them there)."""
+        for name in names:
+            self._copy(self.blobs[name][1].copy_to_device, self.net.blobs[name].diff)
+
     def clear_param_diffs(self):
         self.k.fill(self.grads, 0.0)
 

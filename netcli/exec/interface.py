@@ -43,6 +43,14 @@ class Executor(Protocol):
     def pull_grads(self) -> None:
         """The param gradients into net.param_diff."""
 
+    def blobs_to_host(self, names, diff: bool = False) -> None:
+        """These blobs' data (diff=True: their diffs) as the last pass left them, into the host's
+        arrays (pycaffe reads any blob); a no-op where they already live."""
+
+    def diffs_to_device(self, names) -> None:
+        """The host's diffs of these blobs to where backward reads them (pycaffe's backward with
+        the output diffs given); a no-op where they already live."""
+
     def clear_param_diffs(self) -> None:
         """Zero the param gradients (once per update)."""
 

@@ -78,7 +78,7 @@ class Solver:
         self.device = "CPU" if device == "cpu" else f"GPU {device[5:]} ({self.net.executor.device})"
         vars(self).update(setup.lengths(p, self.net, self.test_nets, self.validation, max_iter, self._where))
         self.monitors, self.early_stopping, self.best_weights = monitor_hooks(
-            p, self.test_nets[0].outputs, self._where, bool(self.test_interval))
+            p, self.test_nets[0].outputs if self.test_nets else [], self._where, bool(self.test_interval))
         self.policy = lr_policy.LrPolicy(p, self.max_iter, self.monitors.get("plateau"))
         self.prefix = setup.prefix(p, self.path)
         lr_vec = _per_element(self.net.lr_mults, self.net.param_offsets)
