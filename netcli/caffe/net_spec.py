@@ -155,7 +155,13 @@ class NetParameter:
 def net_parameter(layers):
     """The NetParameter of these layer trees: protobuf's caffe_pb2 message where it is installed
     (netcli.caffe.proto), else netcli's own with the same str()."""
-    return NetParameter(layers)
+    own = NetParameter(layers)
+    try:
+        from .proto import caffe_pb2
+        from google.protobuf import text_format
+    except ImportError:             # no protobuf (the [caffe] extra): netcli's own message
+        return own
+    return text_format.Merge(str(own), caffe_pb2.NetParameter())
 
 
 class Top:

@@ -213,11 +213,14 @@ def test_netspec_train_layers_and_enums():
     text = str(n.to_proto())
     assert (int(P.Data.LMDB), int(P.Pooling.MAX), int(P.Pooling.AVE)) == (1, 0, 1)     # caffe.proto's numbers
     for line in ("backend: LMDB", 'source: "mnist_train_lmdb"', "batch_size: 64", "phase: TRAIN",
-                 "scale: 0.00392156862745098", "lr_mult: 2.0", "loss_weight: 1.0", 'bottom: "label"'):
+                 'bottom: "label"'):
         assert line in text
     from netcli.config.prototxt import load_prototxt
     tree = load_prototxt("<netspec>", text)
     assert [l["name"] for l in tree["layer"]] == ["data", "ip", "loss"]
+    data, ip, loss = tree["layer"]
+    assert np.float32(data["transform_param"]["scale"]) == np.float32(1 / 255)
+    assert [float(p["lr_mult"]) for p in ip["param"]] == [1, 2] and float(loss["loss_weight"]) == 1
     with pytest.raises(NetcliError, match="no field 'kernel'"):
         L.Convolution(n.data, kernel=3).to_proto()
 
@@ -372,3 +375,32 @@ def test_temporary_files_and_the_random_seed(tmp_path, monkeypatch):
     b = caffe.Net(f.name, caffe.TEST).params["ip"][0].data.copy()
     np.testing.assert_array_equal(a, b)
     assert np.abs(a).sum() > 0
+
+
+def test_to_proto_is_caffe_pb2_with_protobuf_and_netclis_own_without(monkeypatch):
+    """pycaffe's to_proto() returns a caffe_pb2.NetParameter (text_format reads and writes it);
+    without protobuf (the [caffe] extra) an object with the same prototxt text."""
+    text = str(_lenet(2))
+    try:
+        from google.protobuf import text_format
+        from netcli.caffe.proto import caffe_pb2
+    except ImportError:
+        caffe_pb2 = None
+    if caffe_pb2 is not None:
+        proto = _lenet(2)
+        assert isinstance(proto, caffe_pb2.NetParameter)
+        assert [l.name for l in proto.layer][:2] == ["data", "conv1"] and proto.layer[1].convolution_param.num_output == 2
+        again = text_format.Merge(text, caffe_pb2.NetParameter())
+        assert again == proto
+    import builtins
+    real = builtins.__import__
+
+    def no_protobuf(name, *args, **kw):
+        if name.startswith("google.protobuf") or name.endswith("proto") and args and args[2] and "caffe_pb2" in args[2]:
+            raise ImportError("no protobuf here")
+        return real(name, *args, **kw)
+    monkeypatch.setattr(builtins, "__import__", no_protobuf)
+    own = _lenet(2)
+    assert caffe_pb2 is None or not isinstance(own, caffe_pb2.NetParameter)
+    from netcli.config.prototxt import load_prototxt
+    assert [l["name"] for l in load_prototxt("<own>", str(own))["layer"]] == [l["name"] for l in load_prototxt("<pb2>", text)["layer"]]
