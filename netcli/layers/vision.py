@@ -144,7 +144,7 @@ class Convolution(PerSample):
         self.H, self.W, self.dtype = H, W, x.data.dtype
         # depthwise, 1x1, 1x1-nhwc, winograd, im2row or im2col, from the shape: ops/cpu/conv2d.py
         self.algorithm = conv2d_algorithm(C, H, W, K, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW,
-                                          self.DH, self.DW, G)
+                                          self.DH, self.DW, G, images=N)
 
     def timing_label(self):
         """What `netcli time` shows after the layer's name: the CPU algorithm."""

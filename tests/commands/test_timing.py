@@ -10,7 +10,7 @@ from netcli.commands.timing import benchmark
 ALGORITHMS_NET = """\
 name: algorithms
 layers:
-  - {{name: in, type: Input, top: data, input_param: {{shape: {{dim: [{n}, 16, 9, 8]}}}}}}
+  - {{name: in, type: Input, top: data, input_param: {{shape: {{dim: [{n}, 16, 24, 22]}}}}}}
   - {{name: conv_dw, type: Convolution, bottom: data, top: dw,
      convolution_param: {{num_output: 16, group: 16, kernel_size: 3, pad: 1, weight_filler: {{type: xavier}},
                          bias_filler: {{type: gaussian}}}}}}
@@ -58,7 +58,7 @@ def test_algorithms_give_the_same_bits_for_any_thread_count(tmp_path):
     from netcli.exec import threads
     old = threads.count()
     net = netcli.Net(_net_file(tmp_path, 70), phase="TRAIN", seed=1)
-    x = np.random.default_rng(3).standard_normal((70, 16, 9, 8)).astype(np.float32)
+    x = np.random.default_rng(3).standard_normal((70, 16, 24, 22)).astype(np.float32)
     got = []
     try:
         for t in (1, 2, 3):

@@ -28,7 +28,7 @@ from .winograd import winograd_backward, winograd_fits, winograd_forward, winogr
 ALGORITHMS = ("depthwise", "1x1", "1x1-nhwc", "winograd", "im2row", "im2col")
 
 
-def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group):
+def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=None):
     """The algorithm for a layer of this shape: a fixed rule (never a timing at run time, so the
     results are the same on every run). The measurements behind it: bench/conv_algorithms.py,
     speedups over the GEMM path as forward / backward, ranges over 3-4 runs (AMD EPYC Zen 3, one
@@ -48,14 +48,22 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group):
       measured faster than im2row: 16 ch 32x32 1.2-1.7x / 1.1-1.5x, 32 ch 16x16 1.05-1.8x /
       0.9-1.1x, 64 ch 8x8 0.9-1.6x / 1.0-1.1x, 64 ch 32x32 1.8-2.1x / 1.5x, 128 ch 16x16
       1.7-1.8x / 1.7-1.8x, 256 ch 8x8 1.1x / 1.3x; not on 3 input channels (0.4-0.6x /
-      0.2-0.3x: its GEMMs have 3 rows) and not measured on outputs under 8x8.
+      0.2-0.3x: its GEMMs have 3 rows) and not measured on outputs under 8x8. Its 16 GEMMs have
+      one column per 2x2 output tile of every image of a call: with few images they are too
+      narrow (one image, best of 5, AMD EPYC Zen 5: 16 ch 32x32 1.06x / 0.98x, 64 ch 32x32
+      1.28x / 1.26x, 32 ch 16x16 0.73x / 0.77x, 128 ch 16x16 0.88x / 0.91x, 64 and 256 ch
+      8x8 0.34-0.36x / 0.40x; ResNet-20 at batch 1: 2.2 ms without Winograd, 2.8-3.3 ms with),
+      so it needs 256 tiles per call, counting the images of a call as min(images, 16):
+      `images` is the batch (None: large), and the CPU executor's shares hold at least 16
+      images where the batch has them (netcli/exec/cpu.py, MIN_ROWS).
     - otherwise the patch layout (patch_layout)."""
     if group == C == K:
         return "depthwise"
     if KH == KW == 1 and SH == SW == 1 and PH == PW == 0:
         return "1x1" if H * W >= 64 else "1x1-nhwc"
     OH, OW = H + 2 * PH - 2, W + 2 * PW - 2          # what winograd_fits leaves: 3x3, stride 1
-    if winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group) and C >= 16 and OH >= 8 and OW >= 8:
+    tiles = min(16 if images is None else images, 16) * ((OH + 1) // 2) * ((OW + 1) // 2)
+    if winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group) and C >= 16 and OH >= 8 and OW >= 8 and tiles >= 256:
         return "winograd"
     return patch_layout(C, KW, group)
 
