@@ -60,16 +60,38 @@ class RowLoss(Loss, PerSample):
         return {"loss": ((1,), np.float64), "count": ((1,), np.float64)}
 
     def finish_rows(self, tops, workspaces):
-        total = count = 0.0
+        total = 0.0
         for ws in workspaces:          # in piece order: the same sum whatever ran where
             total += ws["loss"][0]
-            count += ws["count"][0]
-        if self.counts:
-            self.n = self.count_normalizer(count)
         tops[0].data[...] = self.sign * total / self.n
 
     def count_normalizer(self, count):
         return self.n
+
+    # A normalizer that counts valid labels is needed by every piece's backward, which may run
+    # right after that piece's forward (the executor runs a stretch's forward and backward share
+    # by share): the count is a statistic over the batch (batch_stats, set in setup where
+    # `counts`), summed in piece order before any piece's forward.
+    stats_keys = ("count",)
+
+    def count_rows(self, bottoms, lo, hi):
+        """How many labels of rows lo..hi count (where `counts`)."""
+        raise NotImplementedError
+
+    def stats_rows(self, bottoms, lo, hi, ws):
+        ws["count"][0] = self.count_rows(bottoms, lo, hi)
+
+    def combine_stats(self, workspaces):
+        count = 0.0
+        for ws in workspaces:
+            count += ws["count"][0]
+        self.n = self.count_normalizer(count)
+
+    def grad_stats_rows(self, tops, lo, hi, ws):
+        pass
+
+    def combine_grad_stats(self, workspaces):
+        pass
 
 
 def _labels_for(layer, scores_shape, labels, axis):
@@ -167,6 +189,7 @@ class SoftmaxWithLoss(Loss, PerSample):
         # are added in order (finish_rows), and a normalizer that counts labels is set from the sum.
         self.counts_labels = p.ignore_label is not None and normalization(p) == "VALID"
         self.per_sample = self.axis >= 1 and bottoms[1].shape[:1] == shape[:1]
+        self.batch_stats = self.per_sample and self.counts_labels
         self.k = self.outer // shape[0] if self.per_sample else 1      # (outer) rows per sample
         self.n = normalizer(p, self.outer, self.inner, self.outer * self.inner)
 
@@ -196,13 +219,30 @@ class SoftmaxWithLoss(Loss, PerSample):
             tops[1].data[lo:hi] = self.prob[lo:hi]
 
     def finish_rows(self, tops, workspaces):
-        total = count = 0.0
+        total = 0.0
         for ws in workspaces:          # in share order: the same sum whatever ran where
             total += ws["loss"][0]
-            count += ws["count"][0]
-        if self.counts_labels:
-            self.n = normalizer(self.p.loss_param, self.outer, self.inner, count)
         tops[0].data[...] = -total / self.n
+
+    # VALID with an ignore_label: the count of valid labels over the batch, before any share's
+    # forward (its backward, run right after it, divides by it): batch statistics, as RowLoss's
+    stats_keys = ("count",)
+
+    def stats_rows(self, bottoms, lo, hi, ws):
+        _, lab, _ = self._views(bottoms, lo, hi)
+        ws["count"][0] = np.count_nonzero(lab != self.p.loss_param.ignore_label)
+
+    def combine_stats(self, workspaces):
+        count = 0.0
+        for ws in workspaces:
+            count += ws["count"][0]
+        self.n = normalizer(self.p.loss_param, self.outer, self.inner, count)
+
+    def grad_stats_rows(self, tops, lo, hi, ws):
+        pass
+
+    def combine_grad_stats(self, workspaces):
+        pass
 
     def forward(self, bottoms, tops):
         if self.per_sample:

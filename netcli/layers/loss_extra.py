@@ -87,8 +87,8 @@ class SigmoidCrossEntropyLoss(RowLoss):
         self.outer = a.shape[0] if a.data.ndim else 1
         self.inner = a.count // self.outer
         p = self.p.loss_param
-        # a normalizer that counts the valid targets adds up the pieces' counts (finish_rows)
-        self.counts = p.ignore_label is not None and normalization(p, "BATCH_SIZE") == "VALID"
+        # a normalizer that counts the valid targets adds up the pieces' counts (combine_stats)
+        self.counts = self.batch_stats = p.ignore_label is not None and normalization(p, "BATCH_SIZE") == "VALID"
         self.n = normalizer(p, self.outer, self.inner, self.outer * self.inner, default="BATCH_SIZE")
         self.scalar_top(tops, a.data.dtype)
 
@@ -101,6 +101,9 @@ class SigmoidCrossEntropyLoss(RowLoss):
         ig = self.p.loss_param.ignore_label
         valid = t != ig if ig is not None else np.ones(t.shape, bool)
         return x, t, valid
+
+    def count_rows(self, bottoms, lo, hi):
+        return np.count_nonzero(self._parts(bottoms, lo, hi)[2])
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         x, t, valid = self._parts(bottoms, lo, hi)

@@ -106,6 +106,10 @@ def run_layer(layer, bottoms, tops, rows, top_diffs):
         layer.forward(bottoms, tops)
     else:
         wss = [{k: np.zeros(s, d) for k, (s, d) in layer.workspace(hi - lo).items()} for lo, hi in rows]
+        if layer.batch_stats:                 # as the executor: the batch's statistics first
+            for (lo, hi), ws in zip(rows, wss):
+                layer.stats_rows(bottoms, lo, hi, ws)
+            layer.combine_stats(wss)
         for (lo, hi), ws in zip(rows, wss):
             layer.forward_rows(bottoms, tops, lo, hi, ws)
         layer.finish_rows(tops, wss)
@@ -121,6 +125,10 @@ def run_layer(layer, bottoms, tops, rows, top_diffs):
             layer.backward(tops, pd, bottoms)
             grads = [b.diff.copy() for b in layer.blobs]
         else:
+            if layer.batch_stats:
+                for (lo, hi), ws in zip(rows, wss):
+                    layer.grad_stats_rows(tops, lo, hi, ws)
+                layer.combine_grad_stats(wss)
             for (lo, hi), ws in zip(rows, wss):
                 share = [np.zeros_like(b.diff) for b in layer.blobs]
                 layer.backward_rows(tops, pd, bottoms, lo, hi, ws, share, False)
@@ -200,13 +208,67 @@ def test_a_loss_that_counts_valid_labels_adds_the_pieces_counts():
     x, t = np.random.default_rng(0).standard_normal((5, 3)), np.array([[0, 1, 1]] * 4 + [[1, 0, 1]], float)
     layer, bottoms, tops = make_layer("SigmoidCrossEntropyLoss", {"loss_param": {"ignore_label": 1, "normalization": "VALID"}},
                                       [(5, 3), (5, 3)], bottoms_data=[x, t])
-    assert layer.per_sample
+    assert layer.per_sample and layer.batch_stats
     wss = [{k: np.zeros(s, d) for k, (s, d) in layer.workspace(hi - lo).items()} for lo, hi in ((0, 2), (2, 5))]
+    for (lo, hi), ws in zip(((0, 2), (2, 5)), wss):
+        layer.stats_rows(bottoms, lo, hi, ws)
+    layer.combine_stats(wss)
     for (lo, hi), ws in zip(((0, 2), (2, 5)), wss):
         layer.forward_rows(bottoms, tops, lo, hi, ws)
     layer.finish_rows(tops, wss)
     terms = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
     assert layer.n == 5 and float(tops[0].data) == pytest.approx((terms * (t != 1)).sum() / 5, rel=1e-12)
+
+
+VALID_NET = """layers:
+  - {{name: in, type: Input, top: [x, label], input_param: {{shape: [{{dim: [{n}, 3, 5, 4]}}, {{dim: [{n}, 5, 4]}}]}}}}
+  - {{name: c, type: Convolution, bottom: x, top: c, convolution_param: {{num_output: 3, kernel_size: 3, pad: 1,
+      weight_filler: {{type: gaussian, std: 0.5}}}}}}
+  - {{name: loss, type: SoftmaxWithLoss, bottom: [c, label], top: loss,
+      loss_param: {{ignore_label: 255, normalization: VALID}}}}
+  - {{name: sig, type: SigmoidCrossEntropyLoss, bottom: [c, t], top: sig,
+      loss_param: {{ignore_label: 255, normalization: VALID}}}}
+"""
+
+
+@pytest.mark.parametrize("n", [2, 64])
+def test_valid_normalization_divides_this_passes_gradient_by_this_passes_count(tmp_path, n):
+    # the executor runs a share's backward right after its forward: the count of valid labels must
+    # be the batch's before any backward (a count summed after the pass scaled the first gradient
+    # by the setup's count, and later ones by the previous batch's)
+    from netcli.exec import threads
+    rng = np.random.default_rng(n)
+    text = VALID_NET.format(n=n).replace("top: [x, label]", "top: [x, label, t]").replace(
+        "{{dim: [{n}, 5, 4]}}]".format(n=n), "{{dim: [{n}, 5, 4]}}, {{dim: [{n}, 3, 5, 4]}}]".format(n=n))
+    path = tmp_path / "net.yaml"
+    path.write_text(text)
+    net = netcli.Net(str(path), phase="TRAIN", seed=1)
+    assert [len(idx) for k, idx in net.executor.stretches if k] == [4]       # c, a Split, both losses
+    old = threads.count()
+    try:
+        for t in (1, 2):
+            threads.set_threads(t)
+            label = rng.integers(0, 3, (n, 5, 4)).astype(np.float32)
+            label[rng.random(label.shape) < 0.4] = 255
+            target = rng.random((n, 3, 5, 4)).astype(np.float32)
+            target[rng.random(target.shape) < 0.3] = 255
+            net.blobs["x"].data[...] = rng.standard_normal((n, 3, 5, 4))
+            net.blobs["label"].data[...], net.blobs["t"].data[...] = label, target
+            net.clear_param_diffs()
+            net.forward_backward(cleared=True)
+            c = net.blobs["c"].data.astype(np.float64)
+            p = np.exp(c - c.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            valid = label != 255
+            onehot = np.zeros_like(p)
+            for k in range(3):
+                onehot[:, k] = (label == k)
+            g_soft = (p - onehot) * valid[:, None] / valid.sum()
+            tv = target != 255
+            g_sig = (1 / (1 + np.exp(-c)) - target) * tv / tv.sum()
+            np.testing.assert_allclose(net.blobs["c"].diff, g_soft + g_sig, rtol=1e-4, atol=1e-6)
+    finally:
+        threads.set_threads(old)
 
 
 MIXED = """\
