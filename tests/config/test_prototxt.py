@@ -116,3 +116,25 @@ def test_yaml_to_prototxt_leaves_out_data_param_shuffle(tmp_path, capsys):
     assert tree["layer"][2]["image_data_param"]["shuffle"] is True     # Caffe's ImageData has it
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("WARNING: prototxt: layer 'd': data_param.shuffle")
+
+
+def test_files_named_neither_way_that_only_prototxt_reads(tmp_path):
+    # pycaffe scripts write solvers and nets to temporary files without an extension: a flat
+    # solver whose field repeats, and a net whose blocks sit on one line, are prototxt
+    from netcli.config.load import load_config
+    from netcli.errors import ConfigError
+    solver = tmp_path / "solver"
+    solver.write_text('net: "net.txt"\nbase_lr: 0.01\nlr_policy: "multistep"\nstepvalue: 100\nstepvalue: 200\n')
+    tree = load_config(str(solver), net=False)
+    assert [int(v) for v in tree["stepvalue"]] == [100, 200] and float(tree["base_lr"]) == 0.01
+    net = tmp_path / "net.txt"
+    net.write_text('name: "chain"\nlayer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 } } }\n'
+                   'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 4 } }\n')
+    assert [l["name"] for l in load_config(str(net))["layer"]] == ["data", "ip"]
+    flat = tmp_path / "flat.pt"                   # reads both ways: YAML, the same values
+    flat.write_text("base_lr: 0.5\nmax_iter: 3\n")
+    assert float(load_config(str(flat), net=False)["base_lr"]) == 0.5
+    broken = tmp_path / "broken.txt"              # neither: the YAML error, one line with the file
+    broken.write_text("base_lr: [0.5\n")
+    with pytest.raises(ConfigError, match="broken.txt"):
+        load_config(str(broken), net=False)
