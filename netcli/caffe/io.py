@@ -254,3 +254,20 @@ class Transformer:
     def set_input_scale(self, in_, scale):
         self._check(in_)
         self.input_scale[in_] = scale
+
+
+def input_transformer(net, mean=None, input_scale=None, raw_scale=None, channel_swap=None):
+    """The Transformer pycaffe's Classifier and Detector make for a net's first input: HWC images
+    to CHW, then the given mean, scales and channel order (None: not set)."""
+    in_ = net.inputs[0]
+    t = Transformer({in_: net.blobs[in_].data.shape})
+    t.set_transpose(in_, (2, 0, 1))
+    if mean is not None:
+        t.set_mean(in_, mean)
+    if input_scale is not None:
+        t.set_input_scale(in_, input_scale)
+    if raw_scale is not None:
+        t.set_raw_scale(in_, raw_scale)
+    if channel_swap is not None:
+        t.set_channel_swap(in_, channel_swap)
+    return t
