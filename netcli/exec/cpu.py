@@ -95,13 +95,37 @@ class CpuExecutor:
         self.shares = {n: shares(n, count) for n, _ in self.stretches if n is not None}
         S = max((len(s) for s in self.shares.values()), default=1)
         self.workspaces = {}          # layer index -> [per-share dict of arrays]
+        self._scratch_specs = {}      # (layer index, share) -> the layer's scratch() for that share
         for n, idx in self.stretches:
             if n is None:
                 continue
             for i in idx:
                 self.workspaces[i] = [_allocate(net.layers[i].workspace(hi - lo)) for lo, hi in self.shares[n]]
+                for s, (lo, hi) in enumerate(self.shares[n]):
+                    spec = net.layers[i].scratch(hi - lo)
+                    if spec:
+                        self._scratch_specs[i, s] = spec
+        # one flat buffer per running thread, as large as the largest layer's scratch at its share
+        self.scratch_bytes = max((_packed(spec)[1] for spec in self._scratch_specs.values()), default=0)
+        self.thread_scratch = []      # thread t -> its flat byte buffer
+        self._calls = []              # thread t -> {layer index: [per-share dict: workspace + scratch views]}
         self.scratch = np.zeros((S - 1, net.param_diff.size), net.param_diff.dtype)
         self._plans = {}
+
+    def _thread_workspaces(self, T):
+        """The dicts the calls of threads 0..T-1 get: each share's workspace arrays and views of
+        the thread's own scratch buffer (made once per thread; the thread count may grow)."""
+        while len(self._calls) < T:
+            buf = np.zeros(self.scratch_bytes, np.uint8)
+            calls = {i: list(per_share) for i, per_share in self.workspaces.items()}
+            for (i, s), spec in self._scratch_specs.items():
+                offsets, _ = _packed(spec)
+                views = {name: buf[off:off + _nbytes(shape, dt)].view(dt).reshape(shape)
+                         for (name, (shape, dt)), off in zip(spec.items(), offsets)}
+                calls[i][s] = {**self.workspaces[i][s], **views}
+            self.thread_scratch.append(buf)
+            self._calls.append(calls)
+        return self._calls
 
     def reshare(self, count):
         """Cut every stretch's batch into `count` shares (a power of two) instead of shares(n)'s
@@ -332,6 +356,7 @@ class CpuExecutor:
         ranges, ws, grads, sole = self.shares[n], self.workspaces, self.grads, self.sole
         first, stop = self.own.get(n, (0, len(ranges)))
         T = min(threads.count(), stop - first)
+        calls = self._thread_workspaces(T)
         params = _blocks(net.param_diff.size, T)
 
         barriers = []
@@ -341,6 +366,7 @@ class CpuExecutor:
                 barriers.append(threading.Barrier(T))
 
         def work(t, first, stop):
+            ws = calls[t]
             try:
                 for k, (steps, combine_stats) in enumerate(segments):
                     for s in range(first, stop):
@@ -406,3 +432,16 @@ class CpuExecutor:
 def _allocate(spec):
     """{name: (shape, dtype)} -> {name: zeroed array}."""
     return {name: np.zeros(shape, dtype) for name, (shape, dtype) in spec.items()}
+
+
+def _nbytes(shape, dtype):
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def _packed(spec, align=64):
+    """{name: (shape, dtype)} laid out in one byte buffer: (each array's offset, total bytes)."""
+    offsets, end = [], 0
+    for shape, dtype in spec.values():
+        offsets.append(end)
+        end += -(-_nbytes(shape, dtype) // align) * align
+    return offsets, end

@@ -142,7 +142,14 @@ class PerSample(Layer):
     per_sample = True
 
     def workspace(self, rows):
-        """{name: (shape, dtype)}: scratch arrays one piece of `rows` samples needs."""
+        """{name: (shape, dtype)}: the arrays one piece of `rows` samples keeps (from its forward
+        to its backward, or for finish_rows and the statistics' combination)."""
+        return {}
+
+    def scratch(self, rows):
+        """{name: (shape, dtype)}: arrays one call on `rows` samples writes before it reads them,
+        in the same call; the executor shares them between the layers a thread runs. The calls
+        get one dict with workspace()'s and scratch()'s names."""
         return {}
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
@@ -189,7 +196,8 @@ class PerSample(Layer):
     def _whole(self, bottoms, tops):
         n = (bottoms or tops)[0].shape[0] if (bottoms or tops)[0].data.ndim else 1
         if getattr(self, "_solo", None) is None or self._solo[0] != n:
-            self._solo = (n, {k: np.zeros(shape, dt) for k, (shape, dt) in self.workspace(n).items()})
+            self._solo = (n, {k: np.zeros(shape, dt) for k, (shape, dt)
+                              in {**self.workspace(n), **self.scratch(n)}.items()})
         if (bottoms or tops)[0].data.ndim == 0:
             bottoms, tops = self._rows_of_scalars(bottoms), self._rows_of_scalars(tops)
         return n, self._solo[1], bottoms, tops

@@ -7,7 +7,7 @@ import numpy as np
 from ..config.schema import Field, Message, engine_field, REQUIRED, positive, non_negative
 from ..fillers import FILLER
 from ..ops.cpu import im2col
-from ..ops.cpu.conv2d import conv2d_algorithm, conv2d_backward, conv2d_forward, conv2d_workspace
+from ..ops.cpu.conv2d import conv2d_algorithm, conv2d_backward, conv2d_forward, conv2d_scratch, conv2d_workspace
 from .base import LayerError, PerSample, canon_axis, register
 from . import onnx_ops, vision_cuda as cu
 
@@ -151,8 +151,14 @@ class Convolution(PerSample):
         return self.algorithm
 
     def workspace(self, n):
-        one = conv2d_workspace(n, self.C, self.H, self.W, self.K, self.KH, self.KW, self.OH, self.OW,
-                               self.G, self.algorithm, self.dtype)
+        return self._per_bottom(conv2d_workspace, n)
+
+    def scratch(self, n):
+        return self._per_bottom(conv2d_scratch, n)
+
+    def _per_bottom(self, spec, n):
+        one = spec(n, self.C, self.H, self.W, self.K, self.KH, self.KW, self.OH, self.OW,
+                   self.G, self.algorithm, self.dtype)
         # bottom j > 0 keeps its own patches (the backward reads them) under "j/<name>"
         return {(f"{j}/{k}" if j else k): v for j in range(len(self.bottom_names)) for k, v in one.items()}
 

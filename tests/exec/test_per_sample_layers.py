@@ -105,7 +105,8 @@ def run_layer(layer, bottoms, tops, rows, top_diffs):
     if rows is None:
         layer.forward(bottoms, tops)
     else:
-        wss = [{k: np.zeros(s, d) for k, (s, d) in layer.workspace(hi - lo).items()} for lo, hi in rows]
+        wss = [{k: np.zeros(s, d) for k, (s, d) in {**layer.workspace(hi - lo), **layer.scratch(hi - lo)}.items()}
+               for lo, hi in rows]
         if layer.batch_stats:                 # as the executor: the batch's statistics first
             for (lo, hi), ws in zip(rows, wss):
                 layer.stats_rows(bottoms, lo, hi, ws)

@@ -49,7 +49,7 @@ def test_conv2d_matches_the_cpu(geom, bias, chunked, monkeypatch):
     geometry = (KH, KW, SH, SW, PH, PW, DH, DW, G, rows)
     shape = (N, C, H, W, K, KH, KW, OH, OW, G, rows, np.float32)
     ws = _device_ws(gk.conv2d_workspace(*shape))
-    cws = _host_ws(cpu_conv.conv2d_workspace(*shape))
+    cws = _host_ws({**cpu_conv.conv2d_workspace(*shape), **cpu_conv.conv2d_scratch(*shape)})
     y, yc = np.empty((N, K, OH, OW), np.float32), np.empty((N, K, OH, OW), np.float32)
     gk.conv2d_forward(y, x, w, b, ws, *geometry)
     cpu_conv.conv2d_forward(yc, x, w, b, cws, *geometry)

@@ -4,7 +4,7 @@ dilation; forward, the three gradients, and the += / fresh write modes."""
 import numpy as np
 import pytest
 
-from netcli.ops.cpu.conv2d import conv2d_algorithm, conv2d_backward, conv2d_forward, conv2d_workspace
+from netcli.ops.cpu.conv2d import conv2d_algorithm, conv2d_backward, conv2d_forward, conv2d_scratch, conv2d_workspace
 from netcli.ops.cpu.inner_product import inner_product_backward, inner_product_forward
 
 
@@ -40,16 +40,24 @@ def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows, H, W):
     b = rng.standard_normal(K)
     y_ref = ref_conv(x, w, b, S, P, D, G)
     OH, OW = y_ref.shape[2:]
-    ws = {k: np.zeros(s, np.float64) for k, (s, _) in
-          conv2d_workspace(n, C, H, W, K, KH, KH, OH, OW, G, rows, np.float64).items()}
+    shape = (n, C, H, W, K, KH, KH, OH, OW, G, rows, np.float64)
+    scratch = conv2d_scratch(*shape)
+    assert not set(scratch) & set(conv2d_workspace(*shape))
+    ws = {k: np.zeros(s, np.float64) for k, (s, _) in {**conv2d_workspace(*shape), **scratch}.items()}
+
+    def spoil():        # scratch carries nothing from one call to the next (the executor shares it)
+        for k in scratch:
+            ws[k][...] = np.nan
     assert conv2d_algorithm(C, H, W, K, KH, KH, S, S, P, P, D, D, G) == rows
     geometry = (KH, KH, S, S, P, P, D, D, G, rows)
     y = np.empty((n, K, OH, OW))
+    spoil()
     conv2d_forward(y, x, w, b, ws, *geometry)
     np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-10)
     dy = rng.standard_normal(y.shape)
     eps = 1e-6                                        # gradients: directional finite differences
     dx, dw, db = np.zeros_like(x), np.full_like(w, 0.5), np.full_like(b, 0.25)
+    spoil()
     conv2d_backward(dx, dw, db, dy, x, w, ws, *geometry, False)
     for arr, grad, base in ((x, dx, 0.0), (w, dw, 0.5), (b, db, 0.25)):
         v = rng.standard_normal(arr.shape)
@@ -61,6 +69,7 @@ def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows, H, W):
         assert ((grad - base) * v).sum() == pytest.approx((up - down) / (2 * eps), rel=1e-6)
     conv2d_forward(y, x, w, b, ws, *geometry)
     dw2 = np.full_like(w, 7.0)
+    spoil()
     conv2d_backward(None, dw2, None, dy, x, w, ws, *geometry, True)      # fresh: written, not added
     np.testing.assert_allclose(dw2, dw - 0.5, rtol=1e-10, atol=1e-10)
 

@@ -5,7 +5,8 @@ and the weight and bias gradients (+= and fresh)."""
 import numpy as np
 import pytest
 
-from netcli.ops.cpu.winograd import winograd_backward, winograd_fits, winograd_forward, winograd_workspace
+from netcli.ops.cpu.winograd import (winograd_backward, winograd_fits, winograd_forward, winograd_scratch,
+                                    winograd_workspace)
 from reference import conv2d
 
 CASES = [  # n, C, H, W, K, PH, PW
@@ -31,7 +32,13 @@ def test_winograd_against_reference(case, dtype):
     rng = np.random.default_rng(sum(case))
     x, w, b = rng.standard_normal((n, C, H, W)), rng.standard_normal((K, C, 3, 3)), rng.standard_normal(K)
     OH, OW = H + 2 * PH - 2, W + 2 * PW - 2
-    ws = {k: np.full(s, np.nan, dt) for k, (s, dt) in winograd_workspace(n, C, H, W, K, OH, OW, dtype).items()}
+    scratch = winograd_scratch(n, C, H, W, K, OH, OW, dtype)
+    ws = {k: np.full(s, np.nan, dt) for k, (s, dt) in
+          {**winograd_workspace(n, C, H, W, K, OH, OW, dtype), **scratch}.items()}
+
+    def spoil():        # scratch carries nothing from one call to the next (the executor shares it)
+        for k in scratch:
+            ws[k][...] = np.nan
     ws["no_bias"] = np.zeros(0, dtype)
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
 
@@ -46,6 +53,7 @@ def test_winograd_against_reference(case, dtype):
 
     dy = rng.standard_normal(y.shape)
     dx, dw, db = np.full(x.shape, np.nan, dtype), np.full(w.shape, 0.5, dtype), np.full(b.shape, 0.25, dtype)
+    spoil()
     winograd_backward(dx, dw, db, dy.astype(dtype), w32, ws, PH, PW, False)
     # the adjoints, from the reference: <ref(x, w), dy> is linear in x and in w
     ref_dx = np.array([np.sum(ref(e.reshape(x.shape), w) * dy) for e in np.eye(x.size)]).reshape(x.shape)
@@ -54,6 +62,7 @@ def test_winograd_against_reference(case, dtype):
     np.testing.assert_allclose(dw, ref_dw + 0.5, **tol)
     np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)) + 0.25, **tol)
     dw2, db2 = np.full(w.shape, 7.0, dtype), np.full(b.shape, 7.0, dtype)     # fresh: written
+    spoil()
     winograd_backward(None, dw2, db2, dy.astype(dtype), w32, ws, PH, PW, True)
     np.testing.assert_allclose(dw2, ref_dw, **tol)
     np.testing.assert_allclose(db2, dy.sum(axis=(0, 2, 3)), **tol)

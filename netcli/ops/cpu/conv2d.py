@@ -14,8 +14,9 @@ Six algorithms, one per layer, picked from its shape by `conv2d_algorithm`:
   channels (patch layouts in netcli/ops/cpu/im2col.py).
 - "im2col": one column block per image, per-image GEMMs writing NCHW directly; for few channels
   (and groups).
-Scratch comes from the caller, sized by `conv2d_workspace` for the n images of one call; the
-forward's patches stay in it for the backward.
+Arrays come from the caller in one dict: `conv2d_workspace`'s for the n images of one call (the
+forward's patches, which stay there for the backward) and `conv2d_scratch`'s (written before
+read within one call, so one set can serve every layer a thread runs).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from . import im2col
 from .depthwise import depthwise_backward_data, depthwise_backward_weight, depthwise_forward
-from .winograd import winograd_backward, winograd_fits, winograd_forward, winograd_workspace
+from .winograd import winograd_backward, winograd_fits, winograd_forward, winograd_scratch, winograd_workspace
 
 ALGORITHMS = ("depthwise", "1x1", "1x1-nhwc", "winograd", "im2row", "im2col")
 
@@ -81,26 +82,40 @@ def _gathered_weight_gradient(C, K, P, group):
 
 
 def conv2d_workspace(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
-    """{name: (shape, dtype)} of the scratch one call on n images needs."""
+    """{name: (shape, dtype)} of what one call on n images keeps from the forward to the
+    backward (its patches); the scratch used inside one call only is `conv2d_scratch`'s."""
+    P, CKK = OH * OW, C // group * KH * KW
+    if algorithm == "winograd":
+        return winograd_workspace(n, C, H, W, K, OH, OW, dtype)
+    if algorithm == "1x1-nhwc":                  # the channels-last input is the backward's patch matrix
+        return {"xt": ((n, H, W, C), dtype)}
+    if algorithm == "im2row":
+        return {"cols": ((n * P, CKK), dtype)}
+    if algorithm == "im2col":
+        return {"cols": ((n, group * CKK, P), dtype)}
+    return {}
+
+
+def conv2d_scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
+    """{name: (shape, dtype)} of the scratch one call on n images writes before it reads it (its
+    contents mean nothing between calls: the executor shares it between layers)."""
     P, CKK = OH * OW, C // group * KH * KW
     if algorithm == "depthwise":
         return {"no_bias": ((0,), dtype)}
     if algorithm == "winograd":
-        return winograd_workspace(n, C, H, W, K, OH, OW, dtype)
+        return winograd_scratch(n, C, H, W, K, OH, OW, dtype)
     if algorithm == "1x1" and _gathered_weight_gradient(C, K, P, group):
         return {"dres": ((K, n * P), dtype), "xg": ((C, n * P), dtype), "dw": ((K, CKK), dtype),
                 "no_bias": ((0,), dtype)}
     if algorithm == "1x1":
         return {"dw": ((n, K, CKK), dtype)}
     if algorithm == "1x1-nhwc":
-        return {"xt": ((n, H, W, C), dtype), "dcols": ((n * P, C), dtype), "res": ((n * P, K), dtype),
+        return {"dcols": ((n * P, C), dtype), "res": ((n * P, K), dtype),
                 "wr": ((K, 1, 1, C), dtype), "dw": ((K, C), dtype), "no_bias": ((0,), dtype)}
-    if algorithm == "im2row":
-        return {"xt": ((n, H, W, C), dtype), "cols": ((n * P, CKK), dtype), "dcols": ((n * P, CKK), dtype),
-                "res": ((n * P, K), dtype), "wr": ((K, KH, KW, C), dtype), "dw": ((K, CKK), dtype),
-                "no_bias": ((0,), dtype)}
-    return {"cols": ((n, group * CKK, P), dtype), "dcols": ((n, group * CKK, P), dtype),
-            "dw": ((n, K, CKK), dtype), "no_bias": ((0,), dtype)}
+    if algorithm == "im2row":       # xt: the forward's channels-last input, the backward's row2im target
+        return {"xt": ((n, H, W, C), dtype), "dcols": ((n * P, CKK), dtype), "res": ((n * P, K), dtype),
+                "wr": ((K, KH, KW, C), dtype), "dw": ((K, CKK), dtype), "no_bias": ((0,), dtype)}
+    return {"dcols": ((n, group * CKK, P), dtype), "dw": ((n, K, CKK), dtype), "no_bias": ((0,), dtype)}
 
 
 def _rows_weights(weight, wr):

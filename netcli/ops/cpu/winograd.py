@@ -23,10 +23,16 @@ def winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group):
 
 
 def winograd_workspace(n, C, H, W, K, OH, OW, dtype):
-    """{name: (shape, dtype)}: the forward's and the backward's transformed arrays."""
+    """{name: (shape, dtype)}: what the backward reads from the forward (the transformed input V)."""
+    T = n * ((OH + 1) // 2) * ((OW + 1) // 2)
+    return {"V": ((16, C, T), dtype)}
+
+
+def winograd_scratch(n, C, H, W, K, OH, OW, dtype):
+    """{name: (shape, dtype)}: the transformed arrays each call writes before it reads them."""
     T = n * ((OH + 1) // 2) * ((OW + 1) // 2)
     Tb = n * ((H + 1) // 2) * ((W + 1) // 2)
-    return {"U": ((16, K, C), dtype), "V": ((16, C, T), dtype), "M": ((16, K, T), dtype),
+    return {"U": ((16, K, C), dtype), "M": ((16, K, T), dtype),
             "Ub": ((16, C, K), dtype), "Vb": ((16, K, Tb), dtype), "Mb": ((16, C, Tb), dtype),
             "wflip": ((C, K, 3, 3), dtype), "dU": ((16, K, C), dtype), "no_bias": ((0,), dtype)}
 
