@@ -1,0 +1,87 @@
+"""The CPU executor's scratch (PerSample.scratch: arrays a call writes before it reads them) is one
+flat buffer per running thread, shared by every layer and share that thread runs, instead of a set
+per layer and share; results keep their bits for any thread count."""
+import numpy as np
+import pytest
+
+import netcli
+from netcli.exec import threads
+from netcli.exec.cpu import _packed
+
+# batch 64: two shares of 32; conv1 im2col (3 channels), conv2 winograd, conv3 im2row (stride 2),
+# conv4 1x1, conv5 1x1-nhwc (small image)
+NET = """
+name: scratch
+layers:
+  - {name: in, type: Input, top: [data, label], input_param: {shape: [{dim: [64, 3, 18, 18]}, {dim: [64]}]}}
+  - {name: conv1, type: Convolution, bottom: data, top: conv1,
+     convolution_param: {num_output: 16, kernel_size: 3, weight_filler: {type: xavier}, bias_filler: {type: gaussian}}}
+  - {name: relu1, type: ReLU, bottom: conv1, top: conv1}
+  - {name: conv2, type: Convolution, bottom: conv1, top: conv2,
+     convolution_param: {num_output: 16, kernel_size: 3, pad: 1, weight_filler: {type: xavier}}}
+  - {name: conv3, type: Convolution, bottom: conv2, top: conv3,
+     convolution_param: {num_output: 24, kernel_size: 3, stride: 2, pad: 1, weight_filler: {type: xavier}}}
+  - {name: conv4, type: Convolution, bottom: conv3, top: conv4,
+     convolution_param: {num_output: 24, kernel_size: 1, weight_filler: {type: xavier}}}
+  - {name: pool, type: Pooling, bottom: conv4, top: pool, pooling_param: {pool: MAX, kernel_size: 4, stride: 4}}
+  - {name: conv5, type: Convolution, bottom: pool, top: conv5,
+     convolution_param: {num_output: 8, kernel_size: 1, weight_filler: {type: xavier}}}
+  - {name: ip, type: InnerProduct, bottom: conv5, top: ip,
+     inner_product_param: {num_output: 4, weight_filler: {type: xavier}}}
+  - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}
+"""
+
+
+@pytest.fixture
+def net(tmp_path):
+    path = tmp_path / "net.yaml"
+    path.write_text(NET)
+    net = netcli.Net(str(path), phase="TRAIN", seed=1)
+    rng = np.random.default_rng(2)
+    net.blobs["data"].data[...] = rng.standard_normal((64, 3, 18, 18))
+    net.blobs["label"].data[...] = rng.integers(0, 4, 64)
+    old = threads.count()
+    yield net
+    threads.set_threads(old)
+
+
+def test_every_algorithm_is_in_the_net(net):
+    algorithms = {net.layers[net.layer_names.index(f"conv{k}")].algorithm for k in range(1, 6)}
+    assert algorithms == {"im2col", "winograd", "im2row", "1x1", "1x1-nhwc"}
+
+
+def test_scratch_is_allocated_once_per_thread_not_per_layer_and_share(net):
+    ex = net.executor
+    convs = [i for i, layer in enumerate(net.layers) if layer.type == "Convolution"]
+    per_call = [_packed(net.layers[i].scratch(hi - lo))[1] for i in convs
+                for lo, hi in ex.shares[ex.batch_of[i]]]
+    assert len(ex.shares[64]) == 2 and all(per_call)
+    assert ex.scratch_bytes == max(per_call)
+    threads.set_threads(2)
+    net.forward_backward()
+    assert len(ex.thread_scratch) == 2 and all(b.nbytes == max(per_call) for b in ex.thread_scratch)
+    before = sum(per_call)                   # what a set per layer and share held
+    assert sum(b.nbytes for b in ex.thread_scratch) < before
+    # the state the backward reads stays per share, and apart from every thread's scratch
+    for i in convs:
+        for s in range(2):
+            state = ex.workspaces[i][s]
+            assert set(state) == set(net.layers[i].workspace(32))
+            for t in range(2):
+                call = ex._calls[t][i][s]
+                assert all(call[k] is state[k] for k in state)
+                for k in net.layers[i].scratch(32):
+                    assert call[k].size == 0 or np.shares_memory(call[k], ex.thread_scratch[t])
+
+
+def test_the_shared_scratch_keeps_the_bits_for_any_thread_count(net):
+    got = []
+    for n in (1, 2, 3, 1):                   # the per-thread sets grow with the thread count
+        threads.set_threads(n)
+        net.clear_param_diffs()
+        loss = net.forward_backward(cleared=True)
+        got.append((loss, net.param_diff.copy(), net.blobs["conv4"].data.copy()))
+    for loss, diff, top in got[1:]:
+        assert loss == got[0][0]
+        assert np.array_equal(diff, got[0][1]) and np.array_equal(top, got[0][2])
+    assert np.count_nonzero(got[0][1]) > 0.9 * got[0][1].size
