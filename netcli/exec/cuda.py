@@ -66,11 +66,14 @@ class CudaExecutor:
         self.sumsq_parts = cuda.device_array(kernels.SUMSQ_BLOCKS, np.float32)
         # each layer's passes, looked up once: a device method, the host's, or None (fused)
         fused = set(self.fused.values())
-        self.forwards = [None if i in fused else self._host_forward if self.on_host[i] else
-                         self._fwd_op if l.forward_cuda is not None else self._fwd_data
+        # (the class's functions, not bound methods: a list of bound methods would hold the executor
+        # in a cycle, and a dropped net's device arrays would wait for the cycle collector)
+        cls = type(self)
+        self.forwards = [None if i in fused else cls._host_forward if self.on_host[i] else
+                         cls._fwd_op if l.forward_cuda is not None else cls._fwd_data
                          for i, l in enumerate(net.layers)]
-        self.backwards = [self._host_backward if self.on_host[i] else
-                          self._bwd_op if l.backward_cuda is not None else None for i, l in enumerate(net.layers)]
+        self.backwards = [cls._host_backward if self.on_host[i] else
+                          cls._bwd_op if l.backward_cuda is not None else None for i, l in enumerate(net.layers)]
         self.copies = [0, 0.0]           # host<->device copies so far: count, seconds (time --gpu)
         self.consumed = {b.name for bottoms in net.bottom_vecs for b in bottoms}   # blobs some layer reads
         self.on_host_now = set()         # outputs this forward computed on the host
@@ -245,10 +248,10 @@ class CudaExecutor:
             return
         if not self.on_host[i]:
             self.on_host_now.difference_update(layer.top_names)     # (in place on a host layer's top)
-        run(i, layer)
+        run(self, i, layer)
 
     def _backward(self, i):
-        self.backwards[i](i, self.net.layers[i], self.net.propagate_down[i])
+        self.backwards[i](self, i, self.net.layers[i], self.net.propagate_down[i])
 
     def synchronize(self):
         """Wait for the device's queued work (timing)."""

@@ -233,3 +233,20 @@ def test_mpi_on_the_gpu_is_one_line():
     with pytest.raises(NetcliError, match="MPI processes runs on the CPU"):
         net.executor.distribute(None)
     assert net.executor.steps() == 1
+
+
+def test_a_dropped_gpu_net_goes_at_once():
+    """Nothing the CUDA executor keeps (its per-layer passes among them) holds it in a cycle: a
+    dropped net's device arrays go at once, not at the cycle collector's next pass."""
+    import gc
+    import weakref
+    gc.collect()
+    gc.disable()
+    try:
+        net = netcli.Net(NET, phase="TRAIN", device="cuda:0")
+        net.forward_backward()
+        refs = [weakref.ref(net), weakref.ref(net.executor)]
+        del net
+        assert [r() for r in refs] == [None, None]
+    finally:
+        gc.enable()
