@@ -32,6 +32,8 @@ from . import threads
 from ..errors import NetcliError
 from ..ops.cpu.shares import combine_shares
 from ..layers.base import PerSample
+from .fusion import find_chains
+from .stretches import plan_lines, plan_stretches
 
 SHARE_ROWS = 32
 MIN_ROWS = 16
@@ -146,19 +148,7 @@ class CpuExecutor:
         return len(self.stretches)
 
     def _plan_stretches(self):
-        """(batch size or None, [layer indices]) in net order: runs of per-sample layers whose
-        bottoms and tops (but reduced tops) share one batch size, and single other layers."""
-        net, out = self.net, []
-        for i, layer in enumerate(net.layers):
-            blobs = net.bottom_vecs[i] + [t for k, t in enumerate(net.top_vecs[i]) if k not in layer.reduced_tops]
-            n = blobs[0].shape[0] if layer.per_sample and blobs and blobs[0].data.ndim else None
-            if n is not None and any(b.data.ndim == 0 or b.shape[0] != n for b in blobs):
-                n = None
-            if n is not None and out and out[-1][0] == n:
-                out[-1][1].append(i)
-            else:
-                out.append((n, [i]))
-        return out
+        return plan_stretches(self.net)
 
     def bind_grads(self):
         """Per share, each layer's param-gradient targets: the params' diffs (share 0) or views
@@ -183,21 +173,13 @@ class CpuExecutor:
                 users[offset(b.diff)] = users.get(offset(b.diff), 0) + 1
         self.sole = [bool(layer.blobs) and all(users[offset(b.diff)] == 1 for b in layer.blobs)
                      for layer in net.layers]
+        self.chains = find_chains(net, self.stretches, own)      # layers run as one pass (exec/fusion.py)
+        self._plans = {}
 
     def plan(self):
-        """Lines for `netcli check`/`time`: the stretches, and the layers that split them."""
-        names = self.net.layer_names
-        lines, splitters = [], []
-        for n, idx in self.stretches:
-            if n is not None:
-                lines.append(f"per-sample stretch ({len(self.shares[n])} share{'s' if len(self.shares[n]) > 1 else ''} of the batch of {n}): "
-                             + ", ".join(names[i] for i in idx))
-            elif not (self.net.layers[idx[0]].reads_dataset or self.net.layers[idx[0]].is_input):
-                splitters.append(f"{names[idx[0]]} ({self.net.layers[idx[0]].type})")
-        if splitters and len(lines) > 1:
-            lines.append("not per-sample, so they split stretches and run on the whole batch in one "
-                         "thread: " + ", ".join(splitters))
-        return lines
+        """Lines for `netcli check`/`time`: the stretches, the fused chains, and the layers that
+        split stretches (exec/stretches.py)."""
+        return plan_lines(self.net, self.stretches, self.shares, self.chains)
 
     def distribute(self, group):
         """Run only this process's block of each stretch's shares (netcli/distributed.py): the
@@ -325,24 +307,30 @@ class CpuExecutor:
             return self._plans[key]
         net, ws = self.net, self.workspaces
         out, steps = [], []
+        fused = {h for h, c in self.chains.items() if set(c.indices) <= set(idx)}
+        inside = {j for h in fused for j in self.chains[h].indices[1:]}    # run by their chain's head
+        inside_back = {j for h in fused if self.chains[h].backward for j in self.chains[h].indices[1:]}
         if forward:
             for i in idx:
                 layer = net.layers[i]
+                if i in inside:
+                    continue
                 if layer.batch_stats:
                     steps.append(("stats", i))
                     out.append((steps, self._exchanged(layer.combine_stats, ws[i], layer.stats_keys, n)))
                     steps = []
-                steps.append(("forward", i))
+                steps.append(("fused_forward" if i in fused else "forward", i))
         if backward:
             for i in reversed(idx):
                 layer = net.layers[i]
-                if not net.need_backward[i]:
+                if not net.need_backward[i] or i in inside_back:
                     continue
+                whole = i in fused and self.chains[i].backward
                 if layer.batch_stats:
-                    steps.append(("grad_stats", i))
+                    steps.append(("fused_grad_stats" if whole else "grad_stats", i))
                     out.append((steps, self._exchanged(layer.combine_grad_stats, ws[i], layer.grad_stats_keys, n)))
                     steps = []
-                steps.append(("backward", i))
+                steps.append(("fused_backward" if whole else "backward", i))
         out.append((steps, None))
         self._plans[key] = out
         return out
@@ -353,7 +341,7 @@ class CpuExecutor:
         segments = self._segments(n, idx, forward, backward)
         back = backward and any(net.need_backward[i] for i in idx)
         combine = combine and len(self.grads) > 1 and back
-        ranges, ws, grads, sole = self.shares[n], self.workspaces, self.grads, self.sole
+        ranges, ws, grads, sole, chains = self.shares[n], self.workspaces, self.grads, self.sole, self.chains
         first, stop = self.own.get(n, (0, len(ranges)))
         T = min(threads.count(), stop - first)
         calls = self._thread_workspaces(T)
@@ -379,8 +367,15 @@ class CpuExecutor:
                                                         sole[i] and (s > 0 or cleared))
                             elif kind == "stats":
                                 layers[i].stats_rows(bvecs[i], lo, hi, ws[i][s])
-                            else:
+                            elif kind == "grad_stats":
                                 layers[i].grad_stats_rows(tvecs[i], lo, hi, ws[i][s])
+                            elif kind == "fused_forward":
+                                chains[i].forward_rows(lo, hi, ws[i][s], ws[i + 1][s])
+                            elif kind == "fused_grad_stats":
+                                chains[i].grad_stats_rows(lo, hi, ws[i][s])
+                            else:
+                                j = chains[i].scale_index
+                                chains[i].backward_rows(lo, hi, ws[i][s], grads[s][j], sole[j] and (s > 0 or cleared))
                     if combine_stats is not None:
                         if barriers:
                             barriers[k].wait()

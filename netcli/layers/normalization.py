@@ -55,7 +55,9 @@ class BatchNorm(PerSample):
         if self.batch_stats:
             ws.update({"count": ((1,), f8), "mean": ((C,), f8), "m2": ((C,), f8),
                        "sum_dy": ((C,), f8), "sum_dy_xhat": ((C,), f8),
-                       "xhat": ((rows, C, self.S), dt)})
+                       "xhat": ((rows, C, self.S), dt),
+                       # a following Scale's gradient sums, where the executor fuses them (exec/fusion.py)
+                       "scale_dgamma": ((C,), f8), "scale_dbeta": ((C,), f8)})
         return ws
 
     def _rows(self, arr, lo, hi):
@@ -85,13 +87,17 @@ class BatchNorm(PerSample):
         if self.batch_stats:
             channels.batch_norm_forward(x, self.a, self.b, y, ws["xhat"])
             return
+        self.global_affine(ws)
+        channels.channel_affine(x, ws["a"], ws["b"], y)
+
+    def global_affine(self, ws):
+        """ws's a, b and inv_std from the stored statistics (use_global_stats)."""
         mean_b, var_b, s_b = (b.data for b in self.blobs)
         f = 0.0 if s_b[0] == 0 else 1.0 / float(s_b[0])
         inv = 1.0 / np.sqrt(var_b.astype(np.float64) * f + self.p.batch_norm_param.eps)
         ws["inv_std"][...] = inv
         ws["a"][...] = inv
         ws["b"][...] = -mean_b.astype(np.float64) * f * inv
-        channels.channel_affine(x, ws["a"], ws["b"], y)
 
     def grad_stats_rows(self, tops, lo, hi, ws):
         channels.channel_grad_sums(self._rows(tops[0].diff, lo, hi), ws["xhat"], ws["sum_dy"], ws["sum_dy_xhat"])

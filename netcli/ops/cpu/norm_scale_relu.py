@@ -1,0 +1,96 @@
+"""BatchNorm, Scale and ReLU in one pass over the data (the chain every ResNet and MobileNet block
+has: exec/fusion.py finds it). Arrays viewed as (N, C, S), as in channels.py.
+
+Forward: xhat = x * a[c] + b[c] (a = 1/std, b = -mean/std), w = xhat * gamma[c] + beta[c],
+y = w if w > 0 else slope * w (relu false: y = w). `k` holds (slope, 0) in the arrays' dtype, so
+that no value is widened to float64 on the way. Backward, with dz = dy where y > 0 and
+slope * dy elsewhere (relu false: dz = dy) and dxhat = dz * gamma[c]:
+  dgamma[c] = sum dz * xhat, dbeta[c] = sum dz (Scale's gradients),
+  sum_dy[c] = sum dxhat, sum_dy_xhat[c] = sum dxhat * xhat (BatchNorm's statistics),
+  dx = (dxhat - mean_dy[c] - xhat * mean_dy_xhat[c]) * inv_std[c].
+Each value is formed by the same operations (in the blob's dtype), and each sum in the same order, as the three
+layers' own kernels (channels.scale_forward/backward, channel_grad_sums, batch_norm_backward and
+ReLU's), so the fused chain gives the unfused chain's bits: only the passes over memory go (three
+reads and three writes of the blob forward, about twice that backward, become one and two). The
+mask is read from y (y > 0 exactly where w > 0 for slope >= 0), so nothing else is stored.
+Sums are float64.
+"""
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def norm_scale_relu_forward(x, a, b, gamma, beta, k, relu, y, xhat, pos):
+    """y from x as above (x and y may be the same array); xhat (when it has N rows) keeps
+    the normalised values for the backward, pos (when it has N rows) where w > 0 (the unfused
+    ReLU's mask)."""
+    N, C, S = x.shape
+    keep = xhat.shape[0] == N
+    mask = pos.shape[0] == N
+    slope, zero = k[0], k[1]
+    for n in range(N):
+        for c in range(C):
+            ac, bc, g, bb = a[c], b[c], gamma[c], beta[c]
+            for s in range(S):
+                v = x[n, c, s] * ac + bc
+                if keep:
+                    xhat[n, c, s] = v
+                w = v * g + bb
+                if mask:
+                    pos[n, c, s] = w > 0
+                if relu and not w > 0:
+                    w = w * slope if slope != 0 else zero
+                y[n, c, s] = w
+
+
+@njit(cache=True, nogil=True)
+def norm_scale_relu_grad_sums(dy, y, xhat, gamma, k, relu, dgamma, dbeta, sum_dy, sum_dy_xhat):
+    """Per channel, over these rows: Scale's dgamma and dbeta, BatchNorm's sum_dy and sum_dy_xhat
+    (all float64, written)."""
+    N, C, S = dy.shape
+    slope = k[0]
+    for c in range(C):
+        g = gamma[c]
+        sg = 0.0
+        sb = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        for n in range(N):
+            for s in range(S):
+                d = dy[n, c, s]
+                if relu and not y[n, c, s] > 0:
+                    d = d * slope
+                xh = xhat[n, c, s]
+                sg += d * xh
+                sb += d
+                e = d * g
+                s1 += e
+                s2 += e * xh
+        dgamma[c] = sg
+        dbeta[c] = sb
+        sum_dy[c] = s1
+        sum_dy_xhat[c] = s2
+
+
+@njit(cache=True, nogil=True)
+def norm_scale_relu_backward(dy, y, xhat, gamma, mean_dy, mean_dy_xhat, inv_std, k, relu, dx):
+    """dx as above (dx may be dy)."""
+    N, C, S = dy.shape
+    slope = k[0]
+    for n in range(N):
+        for c in range(C):
+            g, m1, m2, k = gamma[c], mean_dy[c], mean_dy_xhat[c], inv_std[c]
+            for s in range(S):
+                d = dy[n, c, s]
+                if relu and not y[n, c, s] > 0:
+                    d = d * slope
+                dx[n, c, s] = (d * g - m1 - xhat[n, c, s] * m2) * k
+
+
+@njit(cache=True, nogil=True)
+def add_sums(target, sums, fresh):
+    """target[c] (float32) += sums[c] (float64), or = when `fresh` (as Scale's kernel adds)."""
+    for c in range(target.shape[0]):
+        if fresh:
+            target[c] = sums[c]
+        else:
+            target[c] += sums[c]

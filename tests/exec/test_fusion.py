@@ -1,0 +1,113 @@
+"""BatchNorm + Scale (+ ReLU) chains run as one pass (netcli/exec/fusion.py): the same bits as the
+layers run one by one, in TRAIN (forward and backward fused) and in a TEST net that still needs a
+backward pass (forward fused, writing what the unfused backward reads); chains found only where
+fusing cannot change what a user sees."""
+import numpy as np
+import pytest
+
+import netcli
+from netcli.exec import threads
+from resnetlike import NET
+
+
+def _net(tmp_path, phase, text=None, batch=32):
+    path = tmp_path / "net.yaml"
+    path.write_text((text or NET).format(batch=batch))
+    return netcli.Net(str(path), phase=phase, seed=3)
+
+
+def _unfused(net):
+    net.executor.chains = {}
+    net.executor._plans = {}
+    return net
+
+
+def _state(net):
+    out = {f"{n}.data": b.data.copy() for n, b in net.blobs.items()}
+    out.update({f"{n}.diff": b.diff.copy() for n, b in net.blobs.items()})
+    out["param_diff"] = net.param_diff.copy()
+    return out
+
+
+def _same(a, b):
+    for k in a:
+        assert np.array_equal(a[k], b[k], equal_nan=True), k
+
+
+def _names(net):
+    return {net.layer_names[h]: c.names for h, c in net.executor.chains.items()}
+
+
+def test_the_chains_found_in_a_resnet_style_net(tmp_path):
+    net = _net(tmp_path, "TRAIN")
+    assert _names(net) == {"bn1": ["bn1", "scale1", "relu1"], "bn2a": ["bn2a", "scale2a"],
+                           "bn2b": ["bn2b", "scale2b"]}      # PReLU is not part of a chain
+    assert all(c.backward for c in net.executor.chains.values())
+    assert any(line.startswith("fused (one pass over the blob, the same results): bn1+scale1+relu1")
+               for line in net.executor.plan())
+
+
+@pytest.mark.parametrize("nthreads", [1, 3])
+def test_training_pass_fused_gives_the_unfused_bits(tmp_path, nthreads):
+    old = threads.count()
+    threads.set_threads(nthreads)
+    try:
+        fused, plain = _net(tmp_path, "TRAIN"), _unfused(_net(tmp_path, "TRAIN"))
+        for net in (fused, plain):
+            net.clear_param_diffs()
+            net.forward_backward()
+        a, b = _state(fused), _state(plain)
+        _same(a, b)
+        assert np.abs(a["param_diff"]).max() > 0
+    finally:
+        threads.set_threads(old)
+
+
+def test_test_net_fuses_its_forward_and_its_unfused_backward_reads_the_same(tmp_path):
+    nets = _net(tmp_path, "TEST"), _unfused(_net(tmp_path, "TEST"))
+    rng = np.random.default_rng(5)
+    stats = {}
+    for net in nets:
+        for name, layer in zip(net.layer_names, net.layers):
+            if layer.type == "BatchNorm":
+                C = layer.C
+                stats.setdefault(name, (rng.standard_normal(C), rng.uniform(0.5, 2, C)))
+                layer.blobs[0].data[...], layer.blobs[1].data[...] = stats[name]
+                layer.blobs[2].data[...] = 1
+    fused, plain = nets
+    assert fused.executor.chains and not any(c.backward for c in fused.executor.chains.values())
+    assert all(c.keeps for c in fused.executor.chains.values())     # the TEST net has a loss: it can backward
+    for net in nets:
+        net.forward()
+        net.clear_param_diffs()
+        net.backward()
+    _same(_state(fused), _state(plain))
+
+
+def test_deploy_net_without_backward_fuses_and_keeps_nothing(tmp_path):
+    text = NET.replace("  - {{name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}}\n", "")
+    net = _net(tmp_path, "TEST", text=text)
+    plain = _unfused(_net(tmp_path, "TEST", text=text))
+    assert net.executor.chains and not any(c.keeps or c.backward for c in net.executor.chains.values())
+    net.forward()
+    plain.forward()
+    assert np.array_equal(net.blobs["ip"].data, plain.blobs["ip"].data)
+
+
+@pytest.mark.parametrize("change", [
+    ("{{name: scale1, type: Scale, bottom: conv1, top: conv1,", "{{name: scale1, type: Scale, bottom: conv1, top: s1,"),
+    ("{{name: bn1, type: BatchNorm, bottom: conv1, top: conv1}}", "{{name: bn1, type: BatchNorm, bottom: conv1, top: conv1, loss_weight: 0}}"),
+])
+def test_a_chain_is_left_apart_where_its_blobs_differ(tmp_path, change):
+    """A Scale writing a blob of its own (someone may read the BatchNorm's output) is not fused
+    with the BatchNorm; a loss weight on a top (even 0, as written) keeps it too."""
+    old, new = change
+    text = NET.replace(old, new)
+    if "top: s1" in new:
+        text = text.replace("{{name: relu1, type: ReLU, bottom: conv1, top: conv1}}",
+                            "{{name: relu1, type: ReLU, bottom: s1, top: s1}}")
+        net = _net(tmp_path, "TRAIN", text=text)
+        assert "bn1" not in _names(net)
+    else:
+        net = _net(tmp_path, "TRAIN", text=text)
+        assert "bn1" in _names(net)       # a zero weight is no loss

@@ -1,0 +1,69 @@
+"""The fused BatchNorm + Scale + ReLU kernels (netcli/ops/cpu/norm_scale_relu.py) against a plain
+NumPy reference of the three layers' formulas, on random inputs, with and without the ReLU, with
+a leaky slope, in place and not, in float32 and float64."""
+import numpy as np
+import pytest
+
+from netcli.ops.cpu.norm_scale_relu import (add_sums, norm_scale_relu_backward, norm_scale_relu_forward,
+                                            norm_scale_relu_grad_sums)
+
+
+def _case(rng, dtype, N=3, C=5, S=7):
+    x = rng.standard_normal((N, C, S)).astype(dtype)
+    a, b = rng.uniform(0.5, 2, C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    gamma, beta = rng.uniform(-2, 2, C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    return x, a, b, gamma, beta
+
+
+def _mask(w, slope):
+    return np.where(w > 0, 1.0, slope)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu,slope", [(True, 0.0), (True, 0.1), (False, 0.0)])
+@pytest.mark.parametrize("in_place", [False, True])
+def test_fused_forward_and_backward_against_numpy(dtype, relu, slope, in_place):
+    rng = np.random.default_rng(int(relu) * 10 + int(slope * 10) + in_place)
+    x, a, b, gamma, beta = _case(rng, dtype)
+    k = np.array([slope, 0], dtype)
+    xhat_ref = x.astype(np.float64) * a[None, :, None] + b[None, :, None]
+    w = xhat_ref * gamma[None, :, None] + beta[None, :, None]
+    y_ref = w * _mask(w, slope) if relu else w
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    xhat = np.zeros_like(x)
+    pos = np.zeros(x.shape, np.bool_)
+    y = x if in_place else np.zeros_like(x)
+    x0 = x.copy()
+    norm_scale_relu_forward(x, a, b, gamma, beta, k, relu, y, xhat, pos)
+    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
+    np.testing.assert_allclose(xhat, x0.astype(np.float64) * a[None, :, None] + b[None, :, None], rtol=tol, atol=tol)
+    assert (pos == (w > 0)).all()
+
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    dz = dy * _mask(y_ref, slope) if relu else dy.astype(np.float64)
+    dxhat = dz * gamma[None, :, None]
+    C = x.shape[1]
+    dgamma, dbeta, s1, s2 = (np.zeros(C) for _ in range(4))
+    norm_scale_relu_grad_sums(dy, y, xhat, gamma, k, relu, dgamma, dbeta, s1, s2)
+    np.testing.assert_allclose(dgamma, (dz * xhat_ref).sum(axis=(0, 2)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dbeta, dz.sum(axis=(0, 2)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(s1, dxhat.sum(axis=(0, 2)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(s2, (dxhat * xhat_ref).sum(axis=(0, 2)), rtol=1e-4, atol=1e-4)
+
+    m = x.shape[0] * x.shape[2]
+    mean_dy, mean_dy_xhat = (s1 / m).astype(dtype), (s2 / m).astype(dtype)
+    inv_std = a.copy()
+    dx_ref = (dxhat - mean_dy[None, :, None] - xhat_ref * mean_dy_xhat[None, :, None]) * inv_std[None, :, None]
+    dx = dy if in_place else np.zeros_like(dy)
+    norm_scale_relu_backward(dy, y, xhat, gamma, mean_dy, mean_dy_xhat, inv_std, k, relu, dx)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-4, atol=1e-4)
+
+
+def test_add_sums_adds_or_writes():
+    rng = np.random.default_rng(0)
+    t, s = rng.standard_normal(4).astype(np.float32), rng.standard_normal(4)
+    t0 = t.copy()
+    add_sums(t, s, False)
+    np.testing.assert_allclose(t, t0 + s, rtol=1e-6)
+    add_sums(t, s, True)
+    np.testing.assert_allclose(t, s.astype(np.float32))
