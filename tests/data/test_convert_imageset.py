@@ -212,3 +212,14 @@ def test_list_parser_is_linear(tmp_path):
     with pytest.raises(DataError):
         read_list(str(tmp_path / "l.txt"))
     assert time.perf_counter() - t < 2
+
+
+def test_lmdb_map_grows_and_batches_stay_bounded(tmp_path, monkeypatch):
+    """A database larger than LMDB's first map (and than one transaction) is written whole."""
+    from netcli.data import caffe_db
+    monkeypatch.setattr(caffe_db, "MAP_START", 64 << 10)
+    monkeypatch.setattr(caffe_db, "BATCH_BYTES", 20 << 10)
+    lines, arrays = make_images(tmp_path / "img", n=40, size=(32, 32))
+    convert_imageset(str(tmp_path / "img"), write_list(tmp_path / "l.txt", lines), str(tmp_path / "db"))
+    ds = load_db(str(tmp_path / "db"))
+    np.testing.assert_array_equal(ds.images, np.stack([bgr(a) for a in arrays]))
