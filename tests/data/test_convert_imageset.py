@@ -202,11 +202,13 @@ def test_symlinked_db_is_refused(tmp_path):
 def test_list_parser_is_linear(tmp_path):
     def timed(n):
         (tmp_path / "l.txt").write_text("".join(f"{'d/' * 20}img{i}.png {i}\n" for i in range(n)))
-        t = time.perf_counter()
-        assert len(read_list(str(tmp_path / "l.txt"))) == n
-        return time.perf_counter() - t
-    timed(2000)
-    assert timed(100_000) / max(timed(10_000), 1e-4) < 30
+        best = float("inf")
+        for _ in range(3):                     # the best of three: a shared machine's pauses left out
+            t = time.perf_counter()
+            assert len(read_list(str(tmp_path / "l.txt"))) == n
+            best = min(best, time.perf_counter() - t)
+        return best
+    assert timed(50_000) / max(timed(5_000), 1e-4) < 30
     (tmp_path / "l.txt").write_text("a" + " " * 200_000 + "b\n")        # one long line: no backtracking
     t = time.perf_counter()
     with pytest.raises(DataError):
