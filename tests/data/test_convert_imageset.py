@@ -130,6 +130,21 @@ def test_leveldb_backend(tmp_path):
     assert r.exit_code == 0, r.output
     ds = load_db(str(tmp_path / "db"), "LEVELDB")
     np.testing.assert_array_equal(ds.images, np.stack([bgr(a) for a in arrays]))
+    from netcli.data.image_mean import compute_mean
+    mean, n = compute_mean(str(tmp_path / "db"))                  # found as LevelDB by its CURRENT file
+    np.testing.assert_allclose(mean, ds.images.astype(np.float64).mean(axis=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("module,extra", [("lmdb", "lmdb"), ("plyvel", "leveldb"), ("PIL", "images")])
+def test_missing_extra_is_one_line(tmp_path, monkeypatch, module, extra):
+    import sys
+    lines, _ = make_images(tmp_path / "img", n=2)
+    listfile = write_list(tmp_path / "l.txt", lines)
+    monkeypatch.setitem(sys.modules, module, None)
+    r = run("data", "convert-imageset", str(tmp_path / "img"), listfile, str(tmp_path / "db"),
+            "--backend", "leveldb" if module == "plyvel" else "lmdb")
+    assert f"pip install 'netcli[{extra}]'" in _one_error_line(r)
+    assert sorted(os.listdir(tmp_path)) == ["img", "l.txt"]
 
 
 def test_caffes_tool_name_and_flags(tmp_path):
