@@ -22,6 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHORTEN = 100
 SKIP = {
     "netcli data fetch": "downloads (no network in CI)",
+    "configs/cifar10_quick_solver.yaml": "downloads CIFAR-10 (tests/data/test_cifar.py trains it from a local server)",
+    "netcli data convert-imageset": "an image list of the user's (tests/data/test_convert_imageset.py)",
     "mpiexec": "an MPI launcher (tests/test_distributed.py runs MPI)",
     "srun": "a Slurm cluster",
     "--gpu": "an NVIDIA GPU (tests/gpu runs the kernels under the simulator)",

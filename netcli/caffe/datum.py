@@ -49,3 +49,8 @@ def datum_bytes(array, label):
     c, h, w = array.shape
     return (wire.put_varint(CHANNELS, c) + wire.put_varint(HEIGHT, h) + wire.put_varint(WIDTH, w) +
             wire.put_bytes(DATA, np.ascontiguousarray(array, np.uint8).tobytes()) + wire.put_varint(LABEL, label))
+
+
+def encoded_datum_bytes(raw, label):
+    """A Datum of an encoded image file's bytes (as Caffe's ReadFileToDatum: data, label, encoded)."""
+    return wire.put_bytes(DATA, raw) + wire.put_varint(LABEL, label) + wire.put_varint(ENCODED, 1)

@@ -12,6 +12,7 @@ from .common import echo, process_group
 from .log_commands import draw, log_command, plot
 from .net_commands import check, convert, export, layers, predict, test, time
 from .caffe_tools import GPU, device_query, extract_features, resolve_gpu
+from .data_commands import CAFFE_TOOLS, compute_mean, convert_imageset
 
 # Numba colours its error messages with colorama when that is installed, whose exit hook then
 # writes an escape sequence to stdout if stdout is a terminal -- and under mpiexec it is a pty, so
@@ -20,7 +21,15 @@ os.environ.setdefault("NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING", "1")
 
 
 class Group(click.Group):
-    """User mistakes (NetcliError) exit 1 with a message, without a traceback unless --debug."""
+    """User mistakes (NetcliError) exit 1 with a message, without a traceback unless --debug.
+    Caffe's tool names (CAFFE_TOOLS: `netcli convert_imageset ...`) run netcli's commands."""
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is None and name in CAFFE_TOOLS:
+            group, sub = CAFFE_TOOLS[name]
+            command = super().get_command(ctx, group).get_command(ctx, sub)
+        return command
 
     def invoke(self, ctx):
         try:
@@ -168,7 +177,7 @@ def train(ctx, solver_path, snapshot, weights, iterations, sigint_effect, sigter
 
 @cli.group()
 def data():
-    """Datasets: fetch named ones into the data directory."""
+    """Datasets: fetch named ones, convert image lists to LMDB, compute mean images."""
 
 
 @data.command("fetch")
@@ -176,10 +185,19 @@ def data():
 @click.option("--dir", "folder", type=click.Path(file_okay=False), help="Where to put the files "
               "(default: $NETCLI_DATA/<name>, $NETCLI_DATA defaulting to ~/.cache/netcli).")
 def data_fetch(name, folder):
-    """Download a named dataset (e.g. mnist), verifying checksums."""
-    from ..data.datasets import fetch
+    """Download a named dataset (mnist, fashion-mnist, cifar10, cifar100), verifying checksums;
+    then `<name>:train` and `<name>:test` are Data layer sources (and cifar10:mean, cifar100:mean
+    mean files, computed here as Caffe's create_cifar10.sh does)."""
+    from ..data.datasets import DATASETS, fetch
     where = fetch(name, folder, progress=None)
     echo(f"{name}: files in {where}")
+    if folder is None and DATASETS[name].mean:
+        from ..data.image_mean import named_mean
+        echo(f"{name}:mean: {named_mean(name + ':mean')}")
+
+
+for _command in (convert_imageset, compute_mean):
+    data.add_command(_command)
 
 
 for _command in (test, time, check, convert, predict, export, layers, log_command, plot, draw,

@@ -150,3 +150,47 @@ def open_append(path, what="log"):
     except BaseException:
         os.close(fd)
         raise
+
+
+def write_folder(path, fill, overwrite=None, what="database", hint="give another name, or remove it first"):
+    """Build a folder (an LMDB or LevelDB database) atomically: `fill(tmp)` writes into a new
+    temporary folder `.<name>.<random>.tmp` next to `path` (mkdtemp: created afresh, nothing
+    planted in it), which is then renamed to `path`. An existing `path` is one line ending with
+    `hint` unless `overwrite(path)` says it may go (then it is moved aside, the new folder renamed
+    in, the old one removed); a symlink at `path` is always refused. On any failure the temporary
+    folder is removed and `path` is as it was. OSError becomes one NetcliError; other exceptions
+    propagate."""
+    import shutil
+    import tempfile
+    path = os.fspath(path).rstrip(os.sep) or os.sep
+    refuse_symlink(path)
+    if os.path.lexists(path) and not (overwrite and overwrite(path)):
+        raise NetcliError(f"{path} exists: {hint}")
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=TMP, dir=parent)
+    except OSError as e:
+        raise NetcliError(f"cannot write the {what} {path}: {reason(e)} (nothing was written)") from None
+    old = None
+    try:
+        fill(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)                   # mkdtemp's 0700 -> as mkdir would make it
+        if os.path.lexists(path):
+            refuse_symlink(path)
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".old" + TMP, dir=parent)
+            os.rename(path, os.path.join(old, "db"))
+        os.rename(tmp, path)
+        fsync_folder(parent)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not os.path.lexists(path):
+            os.rename(os.path.join(old, "db"), path)       # put the old one back
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise NetcliError(f"cannot write the {what} {path}: {reason(e)} (nothing was written)") from None
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

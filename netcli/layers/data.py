@@ -139,8 +139,9 @@ class Data(Layer):
             if t.mean_value:
                 raise LayerError("give mean_file or mean_value, not both", "transform_param.mean_value")
             from ..config.paths import resolve
+            from ..data.image_mean import named_mean
             try:
-                mf = resolve(t.mean_file, self.base_dir, "mean_file")
+                mf = named_mean(t.mean_file) or resolve(t.mean_file, self.base_dir, "mean_file")   # cifar10:mean
             except NetcliError as e:
                 raise LayerError(str(e), "transform_param.mean_file") from None
             mean = _load_mean(mf, (C, H, W))

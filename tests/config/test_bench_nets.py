@@ -19,10 +19,14 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 @pytest.fixture
 def cifar_here(tmp_path, monkeypatch):
-    """A working folder with data/cifar10_{train,test}.npz (synthetic, CIFAR-shaped)."""
+    """A working folder with data/cifar10_{train,test}.npz (synthetic, CIFAR-shaped), and a
+    synthetic cifar10 named dataset in $NETCLI_DATA (configs/cifar10_quick_*)."""
     from train_configs import synthetic_cifar
+    from fake_cifar import put_cifar10
     (tmp_path / "data").mkdir()
     synthetic_cifar(str(tmp_path / "data"), 120, 110)
+    put_cifar10(str(tmp_path / "named"), 120, 110)
+    monkeypatch.setenv("NETCLI_DATA", str(tmp_path / "named"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

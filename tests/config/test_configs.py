@@ -47,11 +47,9 @@ def test_config_trains(name, iters, tmp_path):
 
 
 def test_cifar10_quick_runs_on_cifar_shaped_data(tmp_path, monkeypatch):
-    import sys
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    from train_configs import synthetic_cifar
-    (tmp_path / "data").mkdir()
-    synthetic_cifar(str(tmp_path / "data"), 300, 200)
+    from fake_cifar import put_cifar10
+    put_cifar10(str(tmp_path / "data"), 300, 200)          # cifar10:train, cifar10:test and cifar10:mean
+    monkeypatch.setenv("NETCLI_DATA", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
     s = netcli.Solver(os.path.join(ROOT, "configs", "cifar10_quick_solver.yaml"), max_iter=3, progress=False)
     assert s.net.blobs["pool3"].shape == (100, 64, 4, 4)      # Caffe's ceil-mode pooling: 32 -> 16 -> 8 -> 4
