@@ -79,7 +79,7 @@ class NormScaleReLU:
         self.propagate = net.propagate_down[self.head][0]
         slope = self.relu.p.relu_param.negative_slope if self.relu is not None else 0.0
         dt = self.bn.dtype
-        self.slope = np.array([slope, 0], dt)             # (slope, 0) in the blob's dtype
+        self.slope = np.array([slope, 0, 1], dt)          # (slope, 0, 1) in the blob's dtype
         self.no_rows, self.no_bias = np.zeros((0, 1, 1), dt), np.zeros(self.bn.C, dt)
         self.names = [net.layer_names[j] for j in indices]
         self.backward = back and self.bn.batch_stats

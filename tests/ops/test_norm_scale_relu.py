@@ -25,7 +25,7 @@ def _mask(w, slope):
 def test_fused_forward_and_backward_against_numpy(dtype, relu, slope, in_place):
     rng = np.random.default_rng(int(relu) * 10 + int(slope * 10) + in_place)
     x, a, b, gamma, beta = _case(rng, dtype)
-    k = np.array([slope, 0], dtype)
+    k = np.array([slope, 0, 1], dtype)
     xhat_ref = x.astype(np.float64) * a[None, :, None] + b[None, :, None]
     w = xhat_ref * gamma[None, :, None] + beta[None, :, None]
     y_ref = w * _mask(w, slope) if relu else w

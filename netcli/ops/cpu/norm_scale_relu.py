@@ -2,7 +2,7 @@
 has: exec/fusion.py finds it). Arrays viewed as (N, C, S), as in channels.py.
 
 Forward: xhat = x * a[c] + b[c] (a = 1/std, b = -mean/std), w = xhat * gamma[c] + beta[c],
-y = w if w > 0 else slope * w (relu false: y = w). `k` holds (slope, 0) in the arrays' dtype, so
+y = w if w > 0 else slope * w (relu false: y = w). `k` holds (slope, 0, 1) in the arrays' dtype, so
 that no value is widened to float64 on the way. Backward, with dz = dy where y > 0 and
 slope * dy elsewhere (relu false: dz = dy) and dxhat = dz * gamma[c]:
   dgamma[c] = sum dz * xhat, dbeta[c] = sum dz (Scale's gradients),
@@ -15,7 +15,10 @@ reads and three writes of the blob forward, about twice that backward, become on
 mask is read from y (y > 0 exactly where w > 0 for slope >= 0), so nothing else is stored.
 Sums are float64.
 """
+import numpy as np
 from numba import njit
+
+from .channels import lane_sum
 
 
 @njit(cache=True, nogil=True)
@@ -45,45 +48,44 @@ def norm_scale_relu_forward(x, a, b, gamma, beta, k, relu, y, xhat, pos):
 @njit(cache=True, nogil=True)
 def norm_scale_relu_grad_sums(dy, y, xhat, gamma, k, relu, dgamma, dbeta, sum_dy, sum_dy_xhat):
     """Per channel, over these rows: Scale's dgamma and dbeta, BatchNorm's sum_dy and sum_dy_xhat
-    (all float64, written)."""
+    (all float64, written; in lanes per position, as channels.py sums)."""
     N, C, S = dy.shape
-    slope = k[0]
+    slope, one = k[0], k[2]
+    lanes = np.empty((4, S), np.float64)
+    dz = np.empty(S, dy.dtype)
     for c in range(C):
         g = gamma[c]
-        sg = 0.0
-        sb = 0.0
-        s1 = 0.0
-        s2 = 0.0
+        lanes[:] = 0.0
+        lg, lb, l1, l2 = lanes[0], lanes[1], lanes[2], lanes[3]
         for n in range(N):
+            dr, yr, xr = dy[n, c], y[n, c], xhat[n, c]
             for s in range(S):
-                d = dy[n, c, s]
-                if relu and not y[n, c, s] > 0:
-                    d = d * slope
-                xh = xhat[n, c, s]
-                sg += d * xh
-                sb += d
+                dz[s] = dr[s] * (one if yr[s] > 0 or not relu else slope)
+            for s in range(S):
+                d, xh = dz[s], xr[s]
+                lg[s] += d * xh
+                lb[s] += d
                 e = d * g
-                s1 += e
-                s2 += e * xh
-        dgamma[c] = sg
-        dbeta[c] = sb
-        sum_dy[c] = s1
-        sum_dy_xhat[c] = s2
+                l1[s] += e
+                l2[s] += e * xh
+        dgamma[c] = lane_sum(lg)
+        dbeta[c] = lane_sum(lb)
+        sum_dy[c] = lane_sum(l1)
+        sum_dy_xhat[c] = lane_sum(l2)
 
 
 @njit(cache=True, nogil=True)
 def norm_scale_relu_backward(dy, y, xhat, gamma, mean_dy, mean_dy_xhat, inv_std, k, relu, dx):
     """dx as above (dx may be dy)."""
     N, C, S = dy.shape
-    slope = k[0]
+    slope, one = k[0], k[2]
     for n in range(N):
         for c in range(C):
-            g, m1, m2, k = gamma[c], mean_dy[c], mean_dy_xhat[c], inv_std[c]
+            g, m1, m2, ks = gamma[c], mean_dy[c], mean_dy_xhat[c], inv_std[c]
+            dr, yr, xr, o = dy[n, c], y[n, c], xhat[n, c], dx[n, c]
             for s in range(S):
-                d = dy[n, c, s]
-                if relu and not y[n, c, s] > 0:
-                    d = d * slope
-                dx[n, c, s] = (d * g - m1 - xhat[n, c, s] * m2) * k
+                d = dr[s] * (one if yr[s] > 0 or not relu else slope)
+                o[s] = (d * g - m1 - xr[s] * m2) * ks
 
 
 @njit(cache=True, nogil=True)
