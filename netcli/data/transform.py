@@ -88,7 +88,7 @@ class Preprocessing:
     @classmethod
     def of_data_layer(cls, layer):
         t = layer.transformer
-        return cls(layer.dataset.images.shape[1:], layer.dataset.colors, t.p.scale, t.crop, t.mean)
+        return cls(layer.dataset.shape, layer.dataset.colors, t.p.scale, t.crop, t.mean)
 
     def to_arrays(self):
         meta = {"shape": list(self.shape), "colors": self.colors, "scale": self.scale, "crop_size": self.crop_size}

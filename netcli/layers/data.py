@@ -55,9 +55,10 @@ def _idx_exists(prefix):
 
 
 def open_dataset(source, backend, base_dir=""):
-    """The dataset a Data layer reads (cached per resolved path): a relative source is looked up
-    next to the net file, then in the working directory (netcli.config.paths)."""
-    from ..data import datasets, sources
+    """The reader of the dataset a Data layer reads (netcli/data/readers.py; cached per resolved
+    path): a relative source is looked up next to the net file, then in the working directory
+    (netcli.config.paths). IDX and .npz files are memory-mapped, the others read record by record."""
+    from ..data import datasets, readers, sources
     from ..config.paths import resolve
     named = ":" in source and source.split(":")[0] in datasets.DATASETS
     if backend is None:
@@ -93,8 +94,8 @@ def open_dataset(source, backend, base_dir=""):
     key = (backend, path) if backend == "NAMED" else (backend, os.path.abspath(path), _stamp(path))
     if key not in _CACHE:
         loader = {"NAMED": datasets.load_named, "IDX": sources.load_idx, "NPZ": sources.load_npz,
-                  "HDF5": sources.load_hdf5, "IMAGES": sources.load_images, "LMDB": sources.load_db,
-                  "LEVELDB": lambda p: sources.load_db(p, "LEVELDB")}[backend]
+                  "HDF5": readers.HDF5Reader, "IMAGES": readers.ImageFolderReader, "LMDB": readers.DBReader,
+                  "LEVELDB": lambda p: readers.DBReader(p, "LEVELDB")}[backend]
         _CACHE[key] = loader(path)
     return _CACHE[key]
 
@@ -131,7 +132,7 @@ class Data(Layer):
             self.dataset = validation_split(self.dataset, p.validation_fraction, self.phase == "VALIDATION")
             if len(self.dataset) == 0:
                 raise LayerError(f"validation_fraction {p.validation_fraction} leaves no samples", "data_param.validation_fraction")
-        N, C, H, W = self.dataset.images.shape
+        C, H, W = self.dataset.shape
         if t.crop_size and (t.crop_size > H or t.crop_size > W):
             raise LayerError(f"crop_size {t.crop_size} is larger than the images ({H}x{W})", "transform_param.crop_size")
         mean = None
@@ -189,10 +190,9 @@ class Data(Layer):
         """Batch k into data and label; in a distributed run only this process's rows are read
         (the crops and mirrors are those the whole batch would draw)."""
         lo, hi = self.rows or (0, self.B)
-        idx = self.indices(k)[lo:hi]
-        self.transformer(self.dataset.images[idx], data[lo:hi], np.random.default_rng([self.seed, 1 << 40, k]),
-                         rows=(lo, self.B))
-        label[lo:hi] = self.dataset.labels[idx]
+        images, labels = self.dataset.read(self.indices(k)[lo:hi])
+        self.transformer(images, data[lo:hi], np.random.default_rng([self.seed, 1 << 40, k]), rows=(lo, self.B))
+        label[lo:hi] = labels
 
     def forward(self, bottoms, tops):
         if self.prefetcher is None:
@@ -333,7 +333,7 @@ class ImageData(Data):
     param_key = "image_data_param"
 
     def open(self, p):
-        from ..data.sources import load_image_list
+        from ..data.readers import ImageListReader
         from ..config.paths import resolve
         try:
             listfile = resolve(p.source, self.base_dir, "image list")
@@ -342,5 +342,5 @@ class ImageData(Data):
         key = ("IMAGE_LIST", os.path.abspath(listfile), _stamp(listfile), p.root_folder, p.new_height,
                p.new_width, p.is_color)
         if key not in _CACHE:
-            _CACHE[key] = load_image_list(listfile, p.root_folder, (p.new_height, p.new_width), p.is_color)
+            _CACHE[key] = ImageListReader(listfile, p.root_folder, (p.new_height, p.new_width), p.is_color)
         return _CACHE[key]
