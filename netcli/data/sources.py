@@ -307,11 +307,12 @@ def _labels(label, n, where):
     return label
 
 
-def check_class_labels(ds, classes, ignore, who):
+def check_class_labels(ds, classes, ignore, who, lab=None, samples=None):
     """Labels read as class indices must be whole numbers in [0, classes) (or `ignore`): the
-    first that is not is an error naming its sample."""
-    lab = ds.labels
-    if lab is None:                  # read with the records (a Datum database): not checked ahead
+    first that is not is an error naming its sample. `lab`: labels just read, of `samples`
+    (a source whose labels are in its records, checked batch by batch); else all of ds.labels."""
+    lab = ds.labels if lab is None else lab
+    if lab is None:                  # in the records (a Datum database): checked as they are read
         return
     bad = (lab != np.floor(lab)) | (lab < 0) | (lab >= classes)
     if ignore is not None:
@@ -319,7 +320,7 @@ def check_class_labels(ds, classes, ignore, who):
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         kind = "not a whole number" if lab[i] != np.floor(lab[i]) else f"outside [0, {classes})"
-        raise DataError(f"{ds.name}: label {lab[i]:g} of sample {i} is {kind}, but {who} reads labels as "
+        raise DataError(f"{ds.name}: label {lab[i]:g} of sample {i if samples is None else int(samples[i])} is {kind}, but {who} reads labels as "
                         f"class indices 0..{classes - 1}")
 
 

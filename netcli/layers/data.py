@@ -160,6 +160,7 @@ class Data(Layer):
         self.skip = int(self.rng.integers(0, rand_skip + 1)) if rand_skip else 0
         self.next_batch = 0
         self.rows = None                 # (lo, hi): the rows this process fills (distributed runs)
+        self.label_check = None          # (classes, ignore, who): labels in the records, checked as read
         self.prefetcher = None
         self._perm_cache = {}
 
@@ -190,7 +191,10 @@ class Data(Layer):
         """Batch k into data and label; in a distributed run only this process's rows are read
         (the crops and mirrors are those the whole batch would draw)."""
         lo, hi = self.rows or (0, self.B)
-        images, labels = self.dataset.read(self.indices(k)[lo:hi])
+        idx = self.indices(k)[lo:hi]
+        images, labels = self.dataset.read(idx)
+        if self.label_check is not None:
+            check_class_labels(self.dataset, *self.label_check, lab=labels, samples=idx)
         self.transformer(images, data[lo:hi], np.random.default_rng([self.seed, 1 << 40, k]), rows=(lo, self.B))
         label[lo:hi] = labels
 
@@ -254,8 +258,11 @@ def check_label_sources(net, problems):
             j = producer.get(id(blob))
         if j is None or not net.layers[j].reads_dataset or net.top_vecs[j][1:2] != [blob]:
             continue
+        who = f"layer '{layer.name}' ({layer.type})"
+        if net.layers[j].dataset.labels is None:
+            net.layers[j].label_check = (classes, ignore, who)
         try:
-            check_class_labels(net.layers[j].dataset, classes, ignore, f"layer '{layer.name}' ({layer.type})")
+            check_class_labels(net.layers[j].dataset, classes, ignore, who)
         except NetcliError as e:
             problems.add(net.configs[j].loc, str(e), f"layer '{net.layer_names[j]}' ({net.layers[j].type})",
                          f"{net.layers[j].param_key}.source")

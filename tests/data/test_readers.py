@@ -213,3 +213,21 @@ def test_data_layer_over_lmdb_gives_the_batches_of_the_same_data_in_memory(tmp_p
     for (a, la), (b, lb) in zip(batches(tmp_path / "db"), batches(tmp_path / "d.npz")):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(la, lb)
+
+
+def test_a_bad_class_label_in_an_lmdb_is_named_when_its_batch_is_read(tmp_path):
+    pytest.importorskip("lmdb")
+    import netcli
+    from netcli.caffe.datum import datum_bytes
+    images, _ = random_images(6, (1, 4, 4))
+    write_lmdb(tmp_path / "db", [datum_bytes(a, 12 if i == 4 else i % 3) for i, a in enumerate(images)])
+    layers = [{"name": "d", "type": "Data", "top": ["data", "label"],
+               "data_param": {"source": str(tmp_path / "db"), "batch_size": 2}},
+              {"name": "ip", "type": "InnerProduct", "bottom": "data", "top": "ip", "inner_product_param": {"num_output": 3}},
+              {"name": "loss", "type": "SoftmaxWithLoss", "bottom": ["ip", "label"], "top": "loss"}]
+    net = netcli.Net({"name": "n", "layers": layers}, phase="TRAIN")
+    net.forward()
+    net.forward()
+    with pytest.raises(netcli.errors.NetcliError, match=r"db: label 12 of sample 4 is outside \[0, 3\), but layer "
+                                                        r"'loss' \(SoftmaxWithLoss\) reads labels as class indices"):
+        net.forward()
