@@ -9,12 +9,14 @@ saved in solver snapshots, a resumed run continues the exact batch sequence."""
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, non_negative, positive
 from ..data.sources import DataError, check_class_labels
 from ..data.prefetch import Prefetcher, ring_plan
+from ..data.workers import DecodePool, default_workers
 from ..data.transform import TRANSFORM, mean_value_count, Transformer
 from ..errors import NetcliError
 from .base import Layer, LayerError, register
@@ -33,6 +35,9 @@ DATA = Message("DataParameter", [
     Field("shuffle", "bool", False, "visit samples in a new random order every epoch", number=10001),
     Field("rand_skip", "int", 0, "skip a random number (up to this) of samples at the start", check=non_negative, number=7),
     Field("prefetch", "int", 4, "batches prepared ahead in the background", range=(1, 64), number=10),
+    Field("threads", "int", None, "worker processes decoding and transforming batches (0: on the prefetch "
+          "thread; default: the cores the compute threads leave, at most 8, for encoded images)",
+          range=(0, 256), number=10003),
     Field("validation_fraction", "float", 0.0, "hold out this fraction of the source (a fixed random split) for "
           "the VALIDATION phase, which the solver then tests on; TRAIN uses the rest",
           check=lambda v: None if 0 <= v < 1 else f"must be in [0, 1), got {v}", number=10002),
@@ -161,6 +166,12 @@ class Data(Layer):
         self.next_batch = 0
         self.rows = None                 # (lo, hi): the rows this process fills (distributed runs)
         self.label_check = None          # (classes, ignore, who): labels in the records, checked as read
+        threads = getattr(p, "threads", None)
+        self.workers = default_workers(self.dataset) if threads is None else threads
+        if self.dataset.one_process:
+            self.workers = 0             # LevelDB: one process may open it
+        self.pool = None                 # DecodePool, started with the first prefetcher
+        self.wait_s = 0.0                # seconds forward() waited for batches
         self.prefetcher = None
         self._perm_cache = {}
 
@@ -192,16 +203,30 @@ class Data(Layer):
         (the crops and mirrors are those the whole batch would draw)."""
         lo, hi = self.rows or (0, self.B)
         idx = self.indices(k)[lo:hi]
-        images, labels = self.dataset.read(idx)
+        if self.pool is not None and data.ctypes.data in self.pool.names:
+            self.pool.fill(data, label, k, lo, hi, idx, self.seed)
+            labels = label[lo:hi]
+        else:
+            images, labels = self.dataset.read(idx)
+            self.transformer(images, data[lo:hi], np.random.default_rng([self.seed, 1 << 40, k]), rows=(lo, self.B))
+            label[lo:hi] = labels
         if self.label_check is not None:
             check_class_labels(self.dataset, *self.label_check, lab=labels, samples=idx)
-        self.transformer(images, data[lo:hi], np.random.default_rng([self.seed, 1 << 40, k]), rows=(lo, self.B))
-        label[lo:hi] = labels
+
+    def new_slot(self, i, shape):
+        """Prefetch ring slot i: (data, label) buffers, in shared memory when workers fill them."""
+        if self.pool is not None:
+            return self.pool.slot(i, shape, self.B)
+        return np.empty(shape, np.float32), np.empty(self.B, np.float32)
 
     def forward(self, bottoms, tops):
         if self.prefetcher is None:
+            if self.workers and self.pool is None:
+                self.pool = DecodePool(self.workers, self.dataset, self.transformer, self.name)
             self.prefetcher = Prefetcher(self, self.next_batch)
+        t0 = time.perf_counter()
         data, label = self.prefetcher.get(self.next_batch)
+        self.wait_s += time.perf_counter() - t0
         lo, hi = self.rows or (0, self.B)
         tops[0].data.reshape(data.shape)[lo:hi] = data[lo:hi]
         if len(tops) > 1:
@@ -228,6 +253,8 @@ class Data(Layer):
     def __del__(self):
         if getattr(self, "prefetcher", None) is not None:
             self.prefetcher.stop()
+        if getattr(self, "pool", None) is not None:
+            self.pool.stop()
 
 
 def check_ring(layer, shape, prefetch):
@@ -328,6 +355,9 @@ IMAGE_DATA = Message("ImageDataParameter", [
     Field("new_height", "int", 0, "resize every image to this height (0: keep)", check=non_negative, number=9),
     Field("new_width", "int", 0, "resize every image to this width (0: keep)", check=non_negative, number=10),
     Field("is_color", "bool", True, "3 channels in Caffe's BGR order (false: one grey channel)", number=11),
+    Field("threads", "int", None, "worker processes decoding and transforming batches (0: on the prefetch "
+          "thread; default: the cores the compute threads leave, at most 8, for encoded images)",
+          range=(0, 256), number=10001),
 ], doc="Where an ImageData layer reads from.", number=115)
 
 
