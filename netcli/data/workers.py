@@ -119,16 +119,9 @@ class DecodePool:
 
 
 def _shutdown(workers, shms):
-    for proc, tasks, done in workers:
-        tasks.close()                 # the worker's recv ends: it exits
-    for proc, tasks, done in workers:
-        try:
-            proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        done.close()
-    workers.clear()
+    """Unlink the shared blocks first (mapped ones stay valid until unmapped), then close the task
+    pipes, on which the workers end by themselves. This may run on the prefetch thread (the last
+    holder of a dropped layer), which the interpreter may stop at exit: nothing here waits long."""
     for shm in shms:
         try:
             shm.unlink()
@@ -139,6 +132,15 @@ def _shutdown(workers, shms):
         except BufferError:           # the ring's arrays still view it: unmapped when they go
             pass
     shms.clear()
+    for proc, tasks, done in workers:
+        tasks.close()
+    for proc, tasks, done in workers:
+        try:
+            proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:   # busy with a batch no one will read
+            proc.kill()
+        done.close()
+    workers.clear()
 
 
 def _attach(name):

@@ -148,13 +148,16 @@ def test_workers_end_with_the_net(tmp_path):
     net = netcli.Net(str(tmp_path / "net.yaml"), phase="TRAIN")
     net.forward()
     pids = [w[0].pid for w in net.layers[0].pool.workers]
-    assert len(pids) == 2 and all(alive(p) for p in pids)
+    blocks = [os.path.join("/dev/shm", shm.name.lstrip("/")) for shm in net.layers[0].pool.shms]
+    assert len(pids) == 2 and all(alive(p) for p in pids) and blocks
     del net
     gc.collect()
     deadline = time.time() + 10
-    while any(alive(p) for p in pids) and time.time() < deadline:
+    while (any(alive(p) for p in pids) or any(os.path.exists(b) for b in blocks)) and time.time() < deadline:
         time.sleep(0.05)
     assert not any(alive(p) for p in pids)
+    if os.path.isdir("/dev/shm"):
+        assert not any(os.path.exists(b) for b in blocks), "shared batches left behind"
 
 
 def test_a_bad_image_read_by_a_worker_is_one_line_naming_it(tmp_path):
@@ -179,3 +182,24 @@ def test_the_training_log_and_netcli_time_say_how_long_the_loop_waited_on_data(t
     result = benchmark(str(tmp_path / "net.yaml"), iterations=3, echo=out.append)
     assert result["data_wait_ms"] >= 0 and len(result["data_wait_ms_by_rank"]) == 1
     assert any(line.startswith("Data wait: ") and "ms/iter" in line for line in out), out
+
+
+def test_a_net_dropped_just_before_exit_leaves_no_shared_batch(tmp_path):
+    """The last holder of a dropped layer may be its prefetch thread, which the interpreter stops
+    at exit: the pool unlinks its blocks before it waits for anything."""
+    make_pics(tmp_path, 2, 1)
+    (tmp_path / "data.yaml").write_text(
+        "name: d\nlayers:\n  - {name: d, type: ImageData, top: [data, label], image_data_param: "
+        f"{{source: list.txt, root_folder: {tmp_path}/, batch_size: 4, threads: 2}}}}\n")
+    script = ("import gc, sys, netcli\n"
+              f"net = netcli.Net({str(tmp_path / 'data.yaml')!r}, phase='TRAIN')\n"
+              "net.forward()\n"
+              "print(' '.join(s.name for s in net.layers[0].pool.shms))\n"
+              "del net\n"
+              "gc.collect()\n"
+              "print(sorted(__import__('os').listdir('/dev/shm')) if __import__('os').path.isdir('/dev/shm') else '')\n")
+    r = subprocess.run([sys.executable, "-c", script], env=env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "leaked shared_memory" not in r.stderr, r.stderr
+    if os.path.isdir("/dev/shm"):
+        assert not [n for n in r.stdout.splitlines()[0].split() if os.path.exists(os.path.join("/dev/shm", n.lstrip("/")))]
