@@ -214,10 +214,8 @@ class Data(Layer):
             check_class_labels(self.dataset, *self.label_check, lab=labels, samples=idx)
 
     def new_slot(self, i, shape):
-        """Prefetch ring slot i: (data, label) buffers, in shared memory when workers fill them."""
-        if self.pool is not None:
-            return self.pool.slot(i, shape, self.B)
-        return np.empty(shape, np.float32), np.empty(self.B, np.float32)
+        """Prefetch ring slot i in shared memory when workers fill it (else None: the prefetcher's own)."""
+        return None if self.pool is None else self.pool.slot(i, shape, self.B)
 
     def forward(self, bottoms, tops):
         if self.prefetcher is None:
