@@ -152,7 +152,7 @@ class ImageFolderReader(_Records):
         return (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)), self.labels[i]
 
 
-_LMDB_ENVS: dict = {}           # (process, real path) -> the open lmdb environment
+_OPEN_DBS: dict = {}            # (process, backend, real path) -> the open LMDB environment or LevelDB
 
 
 # -- LMDB and LevelDB of Caffe Datums -------------------------------------------------------------
@@ -187,26 +187,25 @@ class DBReader(_Records):
         self._first()
 
     def _handle(self):
-        h = getattr(self, "_h", None)
-        if h is not None and h[0] == os.getpid():
-            return h[1]
-        if self.backend == "LMDB":          # one environment per database and process (lmdb's rule)
+        """The open database, one per database and process (lmdb refuses a second environment,
+        LevelDB a second open: its LOCK), shared by the readers of that process."""
+        key = (os.getpid(), self.backend, os.path.realpath(self.name))
+        db = _OPEN_DBS.get(key)
+        if db is not None:
+            return db
+        if self.backend == "LMDB":
             import lmdb
-            key = (os.getpid(), os.path.realpath(self.name))
-            db = _LMDB_ENVS.get(key)
-            if db is None:
-                try:
-                    db = _LMDB_ENVS[key] = lmdb.open(self.name, readonly=True, lock=False, readahead=False,
-                                                     subdir=True, max_readers=512)
-                except lmdb.Error as e:
-                    raise DataError(f"{self.name}: cannot open the LMDB database: {e}") from None
+            try:
+                db = lmdb.open(self.name, readonly=True, lock=False, readahead=False, subdir=True, max_readers=512)
+            except lmdb.Error as e:
+                raise DataError(f"{self.name}: cannot open the LMDB database: {e}") from None
         else:
             import plyvel
             try:
                 db = plyvel.DB(self.name, create_if_missing=False)
             except plyvel.Error as e:
                 raise DataError(f"{self.name}: cannot open the LevelDB database: {' '.join(str(e).split())[:160]}") from None
-        self._h = (os.getpid(), db)
+        _OPEN_DBS[key] = db
         return db
 
     def __len__(self):

@@ -231,3 +231,20 @@ def test_a_bad_class_label_in_an_lmdb_is_named_when_its_batch_is_read(tmp_path):
     with pytest.raises(netcli.errors.NetcliError, match=r"db: label 12 of sample 4 is outside \[0, 3\), but layer "
                                                         r"'loss' \(SoftmaxWithLoss\) reads labels as class indices"):
         net.forward()
+
+
+def test_leveldb_reader_reads_datums_and_two_readers_share_the_locked_database(tmp_path):
+    plyvel = pytest.importorskip("plyvel")
+    from netcli.caffe.datum import datum_bytes
+    from netcli.data.readers import DBReader
+    images, labels = random_images()
+    db = plyvel.DB(str(tmp_path / "ldb"), create_if_missing=True)
+    for i, (a, label) in enumerate(zip(images, labels)):
+        db.put(f"{i:08d}".encode(), datum_bytes(a, int(label)))
+    db.close()
+    first, second = DBReader(str(tmp_path / "ldb"), "LEVELDB"), DBReader(str(tmp_path / "ldb"), "LEVELDB")
+    assert first.one_process and len(second) == 7
+    for r in (first, second):               # LevelDB's LOCK allows one open per process: they share it
+        x, y = r.read(IDX)
+        np.testing.assert_array_equal(x, images[IDX])
+        np.testing.assert_array_equal(y, labels[IDX])
