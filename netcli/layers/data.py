@@ -240,6 +240,9 @@ class Data(Layer):
     def set_state(self, state):
         if self.prefetcher is not None:
             self.prefetcher.stop()
+            if self.pool is not None and self.prefetcher.thread.is_alive():   # still in a batch: the next
+                self.pool.stop()                                               # prefetcher gets its own pool
+                self.pool = None
             self.prefetcher = None
         self.seed, self.skip, self.next_batch = int(state["seed"]), int(state["skip"]), int(state["batch"])
         self._perm_cache = {}
