@@ -127,7 +127,7 @@ def test_a_window_file_with_a_huge_coordinate_is_one_line(tmp_path):
 @pytest.mark.parametrize("reader", [
     lambda p: __import__("netcli.predict", fromlist=["x"]).read_labels(p),
     lambda p: __import__("netcli.layers.window_data", fromlist=["x"]).read_window_file(p, "", 0.5, 0.5),
-    lambda p: __import__("netcli.data.sources", fromlist=["x"]).load_image_list(p),
+    lambda p: __import__("netcli.data.readers", fromlist=["x"]).load_image_list(p),
 ])
 def test_a_fifo_given_as_a_list_or_labels_file_is_refused_not_waited_on(tmp_path, reader):
     pytest.importorskip("PIL")

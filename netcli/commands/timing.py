@@ -48,9 +48,11 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
             extra = (f" ({counts[k][i][0]:.3g} launches, {counts[k][i][1]:.3g} copies)" if device else
                      "" if algorithms[i] is None else f" [{algorithms[i]}]")
             echo(f"{name:>10}\t{word}: {ms[i]:.5g} ms.{extra}")
+    from ..data.prefetch import waited
     compute = comm = 0.0
     if device:
         counts0 = net.executor.counters()
+    wait0 = waited(net)
     for _ in range(iterations):
         t0 = time.perf_counter()
         net.clear_param_diffs()
@@ -61,7 +63,9 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
             group.reduce_grads(net.param_diff)
         compute, comm = compute + t1 - t0, comm + time.perf_counter() - t1
     as_trained = compute / iterations * 1000
+    wait_ms = [(waited(net) - wait0) / iterations * 1000]
     if group is not None:        # the slowest process sets the pace
+        wait_ms = group.allgather(wait_ms[0])
         as_trained, comm = (max(v) for v in zip(*group.allgather((as_trained, comm / iterations * 1000))))
         fwd, bwd = (np.max(group.allgather(a), axis=0) for a in (fwd, bwd))
         total = max(group.allgather(total))
@@ -73,6 +77,7 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
         "forward_ms": float(fwd.sum()), "backward_ms": float(bwd.sum()),
         "forward_backward_ms": total / iterations * 1000, "total_ms": total * 1000,
         "iterations": iterations, "setup_s": setup_s, "first_pass_s": warm_s, "threads": describe(),
+        "data_wait_ms": max(wait_ms), "data_wait_ms_by_rank": wait_ms,
     }
     if device:
         ex = net.executor
@@ -97,6 +102,9 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
     how = ("the same passes, timed from the host" if device else
            f"training runs per-sample layers in stretches, {net.executor.steps()} step(s)")
     echo(f"Average Forward-Backward as in training (layers one at a time above; {how}): {as_trained:.5g} ms.")
+    if net.data_layers():
+        echo("Data wait: " + (f"{wait_ms[0]:.4g} ms/iter" if group is None else ", ".join(
+            f"rank {r} {ms:.4g} ms/iter" for r, ms in enumerate(wait_ms))) + " (of the Forward-Backward as in training)")
     if group is not None:
         result.update(processes=group.size, reduction=group.reduction, communication_ms=comm,
                       gradient_mb=net.param_diff.nbytes / 2 ** 20)

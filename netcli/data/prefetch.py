@@ -16,6 +16,12 @@ from ..errors import NetcliError
 RING_BYTES = 2 ** 30     # batches prepared ahead take about this at most (but at least one is)
 
 
+def waited(net):
+    """Seconds the net's data layers have waited for their batches so far (each layer's
+    forward() counts the time it blocks on its prefetcher: what data costs the loop)."""
+    return sum(getattr(layer, "wait_s", 0.0) for layer in net.data_layers())
+
+
 def ring_plan(batch_bytes, prefetch):
     """(batches prepared ahead, bytes of the ring): `prefetch` ahead, fewer (at least one) where
     batches are large. The ring holds those, the batch being read and the one being filled."""
@@ -83,7 +89,8 @@ def _fill(ref, halt, q, k):
         try:
             i = k % len(me.slots)
             if me.slots[i] is None:
-                me.slots[i] = (np.empty(me.shape, np.float32), np.empty(layer.B, np.float32))
+                me.slots[i] = getattr(layer, "new_slot", lambda *a: None)(i, me.shape) or \
+                    (np.empty(me.shape, np.float32), np.empty(layer.B, np.float32))
             data, label = me.slots[i]
             layer.make_batch(k, data, label)
             item = (k, data, label)

@@ -1,5 +1,6 @@
-"""Dataset readers. Each returns a Dataset: `images` (N, C, H, W) uint8 or float32 and
-`labels` (N,) float32, held in memory (MNIST- and CIFAR-sized sets fit easily)."""
+"""IDX and .npz sources as a Dataset: `images` (N, C, H, W) uint8 or float32 (memory-mapped from
+an uncompressed file, read as indexed; in memory from a .gz) and `labels` (N,) float32; the Dataset is also a
+reader (netcli/data/readers.py: shape, dtype, read). Reading single images (Caffe's cv::imread)."""
 from __future__ import annotations
 
 import os
@@ -10,8 +11,7 @@ import numpy as np
 
 from ..blob import memory_budget
 from ..errors import NetcliError
-from ..config.paths import open_text
-from .images import IMAGE_EXT, ImageError, decode
+from .images import ImageError, decode
 
 
 @dataclass
@@ -20,16 +20,117 @@ class Dataset:
     labels: np.ndarray
     name: str = ""
     colors: str = "RGB"          # channel order of 3-channel images: BGR from Caffe's readers (cv::imread)
+    sample_shape: tuple | None = None      # feature vectors (D,): the top is (B, D)
+    one_process = False
+    decodes = False
 
     def __len__(self):
         return len(self.labels)
 
+    @property
+    def shape(self):
+        return self.images.shape[1:]
+
+    @property
+    def dtype(self):
+        return np.dtype(np.uint8) if self.images.dtype == np.uint8 else np.dtype(np.float32)
+
+    def read(self, indices):
+        """(images, labels) of samples `indices`; a memory-mapped file's numbers become float32
+        here, checked finite (the first that is not: one line naming its sample)."""
+        x = self.images[indices]
+        if x.dtype != np.uint8 and x.dtype != np.float32:
+            x = x.astype(np.float32)
+            bad = ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
+            if bad.any():
+                raise DataError(f"{self.name}: sample {int(np.asarray(indices)[np.flatnonzero(bad)[0]])} holds a value "
+                                "that is not finite (NaN or inf, maybe beyond float32)")
+        return x, self.labels[indices]
+
     def subset(self, idx, name):
-        return Dataset(self.images[idx], self.labels[idx], name, self.colors)
+        if isinstance(self.images, FileRows):          # a part of a file stays in the file
+            return Subset(self, np.asarray(idx, np.int64), name)
+        return Dataset(self.images[idx], self.labels[idx], name, self.colors, self.sample_shape)
 
 
 class DataError(NetcliError):
     pass
+
+
+class Subset:
+    """The samples `indices` of `base`, renumbered 0..len-1 (validation_split's parts)."""
+
+    def __init__(self, base, indices, name):
+        self.base, self.indices, self.name = base, indices, name
+        self.shape, self.dtype, self.colors = base.shape, base.dtype, base.colors
+        self.sample_shape, self.one_process, self.decodes = base.sample_shape, base.one_process, base.decodes
+        self.labels = None if base.labels is None else base.labels[indices]
+
+    def __len__(self):
+        return len(self.indices)
+
+    @property
+    def images(self):                # all of them, in memory (tests, small sets)
+        return self.read(np.arange(len(self)))[0]
+
+    def read(self, indices):
+        return self.base.read(self.indices[np.asarray(indices, np.int64)])
+
+    def subset(self, indices, name):
+        return Subset(self.base, self.indices[np.asarray(indices, np.int64)], name)
+
+
+class FileRows:
+    """The rows of a C-order array of `dtype` and `shape` stored in the file `path` at `offset`,
+    read with positioned reads as they are indexed (rows[indices] -> an array): memory as the
+    batch, not the file, and a file that shrinks later is one line naming it (under a memory map
+    it would be a SIGBUS). Opened lazily in each process (decoding workers)."""
+
+    def __init__(self, path, offset, dtype, shape):
+        self.path, self.offset, self.dtype, self.shape = path, int(offset), np.dtype(dtype), tuple(shape)
+        self.ndim = len(self.shape)
+        self.row = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_h"}
+
+    def __array__(self, dtype=None, copy=None):
+        a = self[np.arange(len(self))]
+        return a if dtype is None else a.astype(dtype)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, tuple) and idx == (slice(None), None):         # (N, H, W) -> (N, 1, H, W)
+            return FileRows(self.path, self.offset, self.dtype, self.shape[:1] + (1,) + self.shape[1:])
+        if isinstance(idx, (int, np.integer)):
+            return self[[idx]][0]
+        if not isinstance(idx, (list, np.ndarray)) or np.asarray(idx).dtype.kind not in "iu":
+            return np.asarray(self)[idx]                 # slices and the rest: all of it, then indexed
+        idx = np.asarray(idx, np.int64).reshape(-1)
+        u, back = np.unique(idx, return_inverse=True)
+        out = np.empty((len(u),) + self.shape[1:], self.dtype)
+        flat = out.reshape(-1).view(np.uint8)
+        h = getattr(self, "_h", None)
+        if h is None or h[0] != os.getpid():
+            try:
+                h = self._h = (os.getpid(), open(self.path, "rb", buffering=0))
+            except OSError as e:
+                raise DataError(f"{self.path}: cannot read: {e.strerror or e}") from None
+        first = 0
+        for stop in list(np.flatnonzero(np.diff(u) != 1) + 1) + [len(u)]:       # runs of consecutive rows
+            want = (stop - first) * self.row
+            try:
+                got = os.pread(h[1].fileno(), want, self.offset + int(u[first]) * self.row)
+            except OSError as e:
+                raise DataError(f"{self.path}: cannot read: {e.strerror or e}") from None
+            if len(got) != want:
+                raise DataError(f"{self.path}: ends before sample {int(u[first]) + len(got) // max(self.row, 1)}: "
+                                "the file was truncated or changed after it was opened")
+            flat[first * self.row:stop * self.row] = np.frombuffer(got, np.uint8)
+            first = stop
+        return out[back]
 
 
 # -- IDX (the MNIST format) ---------------------------------------------------------------------
@@ -72,9 +173,13 @@ def _gunzip(raw, where):
     return b"".join(out)
 
 
-def read_idx(path, ndim=None):
+def read_idx(path, ndim=None, rows=False):
     """Parse an IDX file (plain or .gz): 2 zero bytes, a type code, the number of dims, the dims
-    as big-endian int32, then the data. The header is checked against the file's size."""
+    as big-endian int32, then the data. The header is checked against the file's size. `rows`:
+    an uncompressed file comes back as FileRows (read as batches need it), not read."""
+    mapped = _idx_rows(path, ndim) if rows else None
+    if mapped is not None:
+        return mapped
     shown, raw = _open_maybe_gz(path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
         magic = raw[:4].hex() if len(raw) >= 4 else raw.hex()
@@ -98,8 +203,29 @@ def read_idx(path, ndim=None):
     return np.frombuffer(raw, dtype, count, head).reshape(dims)
 
 
+def _idx_rows(path, ndim):
+    """The data of the uncompressed IDX file `path` as FileRows (read as indexed), once its header is
+    checked against its size (by read_idx's own checks on the header alone); None for a .gz."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or head[:2] == b"\x1f\x8b" or head[0] or head[1] or head[2] not in IDX_TYPES:
+                return None                       # gzip or damaged: read_idx says what it is
+            head += f.read(4 * head[3])
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return None
+    dtype, nd = np.dtype(IDX_TYPES[head[2]]), head[3]
+    if len(head) < 4 + 4 * nd or (ndim is not None and nd != ndim):
+        return None
+    dims = tuple(int(d) for d in np.frombuffer(head, ">i4", nd, 4))
+    if any(d <= 0 for d in dims) or size - len(head) != int(np.prod(dims, dtype=np.int64)) * dtype.itemsize:
+        return None
+    return FileRows(path, len(head), dtype, dims)
+
+
 def load_idx(prefix):
-    images = read_idx(prefix + "-images-idx3-ubyte", 3)
+    images = read_idx(prefix + "-images-idx3-ubyte", 3, rows=True)
     labels = read_idx(prefix + "-labels-idx1-ubyte", 1)
     if len(images) != len(labels):
         raise DataError(f"{prefix}: {len(images)} images but {len(labels)} labels")
@@ -109,17 +235,48 @@ def load_idx(prefix):
 # -- npz ------------------------------------------------------------------------------------------
 def load_npz(path):
     from ..io.npzfile import read_npz
+    data = npz_rows(path, "data")
     try:
-        arrays = read_npz(path, "dataset", names=("data", "label"))
+        arrays = read_npz(path, "dataset", names=("label",) if data is not None else ("data", "label"))
     except NetcliError as e:
         raise DataError(str(e)) from None
-    data = arrays["data"]
+    data = arrays["data"] if data is None else data
     return Dataset(_nchw(data, path), _labels(arrays["label"], len(data), path), path)
+
+
+# -- uncompressed .npz members, memory-mapped -------------------------------------------------
+def npz_rows(path, name):
+    """Member `name` of the .npz at `path` as FileRows (read as indexed) when it is stored
+    uncompressed (np.savez), else None. Its header is checked against the member's size."""
+    import struct
+    import zipfile
+    try:
+        with zipfile.ZipFile(path) as z:
+            info = z.getinfo(name + ".npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+        with open(path, "rb") as f:
+            f.seek(info.header_offset)
+            head = f.read(30)
+            if len(head) != 30 or head[:4] != b"PK\x03\x04":
+                return None
+            start = info.header_offset + 30 + sum(struct.unpack("<HH", head[26:30]))
+            f.seek(start)
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(f)
+            offset = f.tell()
+    except Exception:                # noqa: BLE001 -- damaged (even the header's tokens): read_npz says what is wrong
+        return None
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if fortran or dtype.hasobject or offset - start + count * dtype.itemsize != info.file_size or count == 0:
+        return None
+    return FileRows(path, offset, dtype, shape)
 
 
 def _nchw(data, where):
     """Samples as (N, C, H, W), uint8 kept, other numbers as float32; every size positive."""
-    data = np.asarray(data)
+    data = data if isinstance(data, FileRows) else np.asarray(data)
     if data.dtype.kind not in "uifb":
         raise DataError(f"{where}: data must be numbers, got {data.dtype}")
     if data.ndim == 3:
@@ -128,7 +285,7 @@ def _nchw(data, where):
         raise DataError(f"{where}: data must be (N, C, H, W) or (N, H, W), got shape {data.shape}")
     if 0 in data.shape:
         raise DataError(f"{where}: data of shape {data.shape} holds no samples or empty images")
-    if data.dtype != np.uint8:
+    if data.dtype != np.uint8 and not isinstance(data, FileRows):    # a file: as read (Dataset.read)
         data = data.astype(np.float32)
         if not np.isfinite(data).all():
             i = int(np.flatnonzero(~np.isfinite(data).reshape(len(data), -1).all(axis=1))[0])
@@ -150,163 +307,21 @@ def _labels(label, n, where):
     return label
 
 
-def check_class_labels(ds, classes, ignore, who):
+def check_class_labels(ds, classes, ignore, who, lab=None, samples=None):
     """Labels read as class indices must be whole numbers in [0, classes) (or `ignore`): the
-    first that is not is an error naming its sample."""
-    lab = ds.labels
+    first that is not is an error naming its sample. `lab`: labels just read, of `samples`
+    (a source whose labels are in its records, checked batch by batch); else all of ds.labels."""
+    lab = ds.labels if lab is None else lab
+    if lab is None:                  # in the records (a Datum database): checked as they are read
+        return
     bad = (lab != np.floor(lab)) | (lab < 0) | (lab >= classes)
     if ignore is not None:
         bad &= lab != ignore
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         kind = "not a whole number" if lab[i] != np.floor(lab[i]) else f"outside [0, {classes})"
-        raise DataError(f"{ds.name}: label {lab[i]:g} of sample {i} is {kind}, but {who} reads labels as "
+        raise DataError(f"{ds.name}: label {lab[i]:g} of sample {i if samples is None else int(samples[i])} is {kind}, but {who} reads labels as "
                         f"class indices 0..{classes - 1}")
-
-
-# -- HDF5 (Caffe's HDF5Data: a text file listing .h5 files) ------------------------------------
-def load_hdf5(listfile):
-    try:
-        import h5py
-    except ImportError:
-        raise DataError(f"{listfile}: the hdf5 backend needs h5py: pip install 'netcli[hdf5]'") from None
-    try:
-        with open_text(listfile) as f:
-            files = [line.strip() for line in f if line.strip()]
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{listfile}: cannot read the list of .h5 files: {getattr(e, 'strerror', None) or e}") from None
-    if not files:
-        raise DataError(f"{listfile}: lists no .h5 files")
-    base = os.path.dirname(listfile)
-    datas, labels = [], []
-    for name in files:
-        path = name if os.path.isabs(name) else os.path.join(base, name)
-        try:
-            with h5py.File(path, "r") as h:
-                for key in ("data", "label"):
-                    if key not in h or not isinstance(h[key], h5py.Dataset):
-                        raise DataError(f"{path}: no dataset '{key}'")
-                    if 2 * h[key].size * max(h[key].dtype.itemsize, 4) > memory_budget():
-                        raise DataError(f"{path}: dataset '{key}' of shape {h[key].shape} does not fit in memory")
-                raw = np.asarray(h["data"])
-                sample = raw.shape[1:] if raw.ndim == 2 else None       # feature vectors (N, D)
-                datas.append(_nchw(raw.reshape(raw.shape + (1, 1)) if sample else raw, path))
-                labels.append(_labels(np.asarray(h["label"]), len(datas[-1]), path))
-        except (OSError, ValueError, TypeError, KeyError) as e:
-            raise DataError(f"{path}: cannot read HDF5 file: {' '.join(str(e).split())[:160]}") from None
-        if datas[-1].shape[1:] != datas[0].shape[1:]:
-            raise DataError(f"{path}: samples of shape {datas[-1].shape[1:]}, but {files[0]} has "
-                            f"{datas[0].shape[1:]} (every file must hold one sample shape)")
-    ds = Dataset(np.concatenate(datas), np.concatenate(labels), listfile)
-    ds.sample_shape = sample
-    return ds
-
-
-# -- image folders (ImageFolder style) --------------------------------------------------------
-def load_images(root):
-    try:
-        import PIL  # noqa: F401
-    except ImportError:
-        raise DataError(f"{root}: the images backend needs Pillow: pip install 'netcli[images]'") from None
-    if not os.path.isdir(root):
-        raise DataError(f"{root}: not a folder of class sub-folders")
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    if not classes:
-        raise DataError(f"{root}: no class sub-folders found")
-    images, labels, shape = [], [], None
-    for ci, c in enumerate(classes):
-        for fn in sorted(os.listdir(os.path.join(root, c))):
-            if not fn.lower().endswith(IMAGE_EXT):
-                continue
-            path = os.path.join(root, c, fn)
-            try:
-                a = np.asarray(decode(path))
-            except (OSError, ImageError) as e:
-                raise DataError(f"{path}: cannot read image: {e}") from None
-            a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
-            if shape is None:
-                shape = a.shape
-            elif a.shape != shape:
-                raise DataError(f"{path}: image shape {a.shape} differs from {shape} of the first image "
-                                "(all images must have one size)")
-            images.append(a)
-            labels.append(ci)
-    if not images:
-        raise DataError(f"{root}: no images ({', '.join(IMAGE_EXT)}) in the class folders")
-    ds = Dataset(np.stack(images).astype(np.uint8), np.asarray(labels, np.float32), root)
-    ds.classes = classes
-    return ds
-
-
-# -- LMDB and LevelDB (Caffe's convert_imageset / convert_mnist_data output) -----------------------
-def _lmdb_records(path):
-    try:
-        import lmdb
-    except ImportError:
-        raise DataError(f"{path}: LMDB sources need the lmdb package: pip install 'netcli[lmdb]'") from None
-    if not os.path.isfile(os.path.join(path, "data.mdb")):
-        raise DataError(f"{path}: not an LMDB database (no data.mdb in the folder)")
-    try:
-        env = lmdb.open(path, readonly=True, lock=False, readahead=False, subdir=True)
-    except lmdb.Error as e:
-        raise DataError(f"{path}: cannot open the LMDB database: {e}") from None
-    try:
-        with env.begin() as txn:
-            yield txn.stat()["entries"]
-            yield from txn.cursor()
-    finally:
-        env.close()
-
-
-def _leveldb_records(path):
-    try:
-        import plyvel
-    except ImportError:
-        raise DataError(f"{path}: LevelDB sources need the plyvel package: pip install 'netcli[leveldb]'") from None
-    if not os.path.isfile(os.path.join(path, "CURRENT")):
-        raise DataError(f"{path}: not a LevelDB database (no CURRENT file in the folder)")
-    try:
-        db = plyvel.DB(path, create_if_missing=False)
-    except plyvel.Error as e:
-        raise DataError(f"{path}: cannot open the LevelDB database: {' '.join(str(e).split())[:160]}") from None
-    try:
-        yield sum(1 for _ in db.iterator(include_value=False))
-        yield from db.iterator()
-    finally:
-        db.close()
-
-
-def load_db(path, backend="LMDB"):
-    """Every Datum of an LMDB or LevelDB database, in key order (as Caffe's cursor reads them)."""
-    from ..caffe.datum import parse_datum
-    from ..caffe.wire import WireError
-    records = _lmdb_records(path) if backend == "LMDB" else _leveldb_records(path)
-    n = next(records)
-    if n == 0:
-        records.close()
-        raise DataError(f"{path}: the {backend} database is empty")
-    images = labels = None
-    try:
-        for i, (key, value) in enumerate(records):
-            if i >= n:
-                break
-            try:
-                a, label = parse_datum(value)
-            except (WireError, OSError, ValueError, SyntaxError) as e:
-                raise DataError(f"{path}: record {i} (key {bytes(key)[:40]!r}) is not a valid Datum: {e}") from None
-            if images is None:
-                need = n * a.nbytes
-                if need > memory_budget():
-                    raise DataError(f"{path}: {n:,} records of {a.shape} need {need / 2 ** 30:.3g} GB, more "
-                                    f"than this machine can hold (netcli keeps datasets in memory)")
-                images = np.empty((n,) + a.shape, a.dtype)
-                labels = np.empty(n, np.float32)
-            elif a.shape != images.shape[1:]:
-                raise DataError(f"{path}: record {i} has shape {a.shape}, the first has {images.shape[1:]}")
-            images[i], labels[i] = a, label
-    finally:
-        records.close()
-    return Dataset(images, labels, path, "BGR")
 
 
 # -- image lists (Caffe's ImageData: lines '<path> <label>') ------------------------------------
@@ -322,38 +337,3 @@ def read_image(path, color=True, size=(0, 0), where=""):
         im = im.resize((size[1], size[0]), Image.BILINEAR)
     a = np.asarray(im)
     return a[None] if a.ndim == 2 else a[:, :, ::-1].transpose(2, 0, 1)
-
-
-def load_image_list(listfile, root="", size=(0, 0), color=True):
-    """Every image of a list file, resized to `size` (height, width; 0: keep) with bilinear
-    interpolation as Caffe's cv::resize, in BGR order (Caffe's) or grey."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise DataError(f"{listfile}: ImageData needs Pillow: pip install 'netcli[images]'") from None
-    try:
-        with open_text(listfile) as f:
-            lines = [(i + 1, line.strip()) for i, line in enumerate(f) if line.strip()]
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{listfile}: cannot read the image list: {getattr(e, 'strerror', None) or e}") from None
-    if not lines:
-        raise DataError(f"{listfile}: lists no images")
-    images, labels, shape = [], [], None
-    for number, line in lines:
-        name, _, label = line.rpartition(" ")
-        try:
-            label = int(label)
-        except ValueError:
-            raise DataError(f"{listfile}:{number}: expected '<image path> <integer label>', got {line[:80]!r}") from None
-        path = root + name
-        a = read_image(path, color, size, f"{listfile}:{number}: ")
-        if shape is None:
-            shape = a.shape
-            if len(lines) * a.nbytes > memory_budget():
-                raise DataError(f"{listfile}: {len(lines):,} images of {a.shape} do not fit in memory")
-        elif a.shape != shape:
-            raise DataError(f"{listfile}:{number}: image {path} is {a.shape[1]}x{a.shape[2]}, the first is "
-                            f"{shape[1]}x{shape[2]}; give new_height and new_width to resize them all")
-        images.append(a)
-        labels.append(label)
-    return Dataset(np.stack(images), np.asarray(labels, np.float32), listfile, "BGR")

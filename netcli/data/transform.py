@@ -42,26 +42,33 @@ class Transformer:
         B = len(raw)
         first, total = rows or (0, B)
         pick = slice(first, first + B)
-        x = raw.astype(np.float32)
-        if self.mean is not None:
-            x -= self.mean
-        if self.p.scale != 1.0:
-            x *= np.float32(self.p.scale)
-        if self.crop:
-            c = self.crop
-            if self.train:
-                hs = rng.integers(0, self.H - c + 1, total)[pick]
-                ws = rng.integers(0, self.W - c + 1, total)[pick]
-            else:
-                hs = np.full(B, (self.H - c) // 2)
-                ws = np.full(B, (self.W - c) // 2)
-            for i in range(B):
-                out[i] = x[i, :, hs[i]:hs[i] + c, ws[i]:ws[i] + c]
-        else:
-            out[...] = x
-        if self.p.mirror and self.train:
-            flip = rng.random(total)[pick] < 0.5
+        c = self.crop
+        if c and self.train:
+            hs = rng.integers(0, self.H - c + 1, total)[pick]
+            ws = rng.integers(0, self.W - c + 1, total)[pick]
+        elif c:
+            hs = np.full(B, (self.H - c) // 2)
+            ws = np.full(B, (self.W - c) // 2)
+        flip = rng.random(total)[pick] < 0.5 if self.p.mirror and self.train else np.zeros(B, bool)
+        scale = np.float32(self.p.scale)
+        whole_mean = self.mean is not None and self.mean.shape[1:] != (1, 1)
+        if not c:                                      # the whole batch at once
+            out[...] = raw
+            self._normalize(out, self.mean)
             out[flip] = out[flip][..., ::-1]
+            return
+        for i in range(B):       # crop first, then the mean (its crop) and scale: the same numbers, less work
+            h, w = hs[i], ws[i]
+            x = raw[i, :, h:h + c, w:w + c].astype(np.float32)
+            self._normalize(x, self.mean[:, h:h + c, w:w + c] if whole_mean else self.mean, scale)
+            out[i] = x[..., ::-1] if flip[i] else x
+
+    def _normalize(self, x, mean, scale=None):
+        """(x - mean) * scale in place, in float32 (as Caffe: the mean first)."""
+        if mean is not None:
+            x -= mean
+        if self.p.scale != 1.0:
+            x *= np.float32(self.p.scale) if scale is None else scale
 
 
 def mean_value_count(n, channels):
@@ -88,7 +95,7 @@ class Preprocessing:
     @classmethod
     def of_data_layer(cls, layer):
         t = layer.transformer
-        return cls(layer.dataset.images.shape[1:], layer.dataset.colors, t.p.scale, t.crop, t.mean)
+        return cls(layer.dataset.shape, layer.dataset.colors, t.p.scale, t.crop, t.mean)
 
     def to_arrays(self):
         meta = {"shape": list(self.shape), "colors": self.colors, "scale": self.scale, "crop_size": self.crop_size}

@@ -9,12 +9,14 @@ saved in solver snapshots, a resumed run continues the exact batch sequence."""
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED, non_negative, positive
 from ..data.sources import DataError, check_class_labels
 from ..data.prefetch import Prefetcher, ring_plan
+from ..data.workers import DecodePool, default_workers
 from ..data.transform import TRANSFORM, mean_value_count, Transformer
 from ..errors import NetcliError
 from .base import Layer, LayerError, register
@@ -33,6 +35,9 @@ DATA = Message("DataParameter", [
     Field("shuffle", "bool", False, "visit samples in a new random order every epoch", number=10001),
     Field("rand_skip", "int", 0, "skip a random number (up to this) of samples at the start", check=non_negative, number=7),
     Field("prefetch", "int", 4, "batches prepared ahead in the background", range=(1, 64), number=10),
+    Field("threads", "int", None, "worker processes decoding and transforming batches (0: on the prefetch "
+          "thread; default: the cores the compute threads leave, at most 8, for encoded images)",
+          range=(0, 256), number=10003),
     Field("validation_fraction", "float", 0.0, "hold out this fraction of the source (a fixed random split) for "
           "the VALIDATION phase, which the solver then tests on; TRAIN uses the rest",
           check=lambda v: None if 0 <= v < 1 else f"must be in [0, 1), got {v}", number=10002),
@@ -55,9 +60,10 @@ def _idx_exists(prefix):
 
 
 def open_dataset(source, backend, base_dir=""):
-    """The dataset a Data layer reads (cached per resolved path): a relative source is looked up
-    next to the net file, then in the working directory (netcli.config.paths)."""
-    from ..data import datasets, sources
+    """The reader of the dataset a Data layer reads (netcli/data/readers.py; cached per resolved
+    path): a relative source is looked up next to the net file, then in the working directory
+    (netcli.config.paths). IDX and .npz files are memory-mapped, the others read record by record."""
+    from ..data import datasets, readers, sources
     from ..config.paths import resolve
     named = ":" in source and source.split(":")[0] in datasets.DATASETS
     if backend is None:
@@ -93,8 +99,8 @@ def open_dataset(source, backend, base_dir=""):
     key = (backend, path) if backend == "NAMED" else (backend, os.path.abspath(path), _stamp(path))
     if key not in _CACHE:
         loader = {"NAMED": datasets.load_named, "IDX": sources.load_idx, "NPZ": sources.load_npz,
-                  "HDF5": sources.load_hdf5, "IMAGES": sources.load_images, "LMDB": sources.load_db,
-                  "LEVELDB": lambda p: sources.load_db(p, "LEVELDB")}[backend]
+                  "HDF5": readers.HDF5Reader, "IMAGES": readers.ImageFolderReader, "LMDB": readers.DBReader,
+                  "LEVELDB": lambda p: readers.DBReader(p, "LEVELDB")}[backend]
         _CACHE[key] = loader(path)
     return _CACHE[key]
 
@@ -131,7 +137,7 @@ class Data(Layer):
             self.dataset = validation_split(self.dataset, p.validation_fraction, self.phase == "VALIDATION")
             if len(self.dataset) == 0:
                 raise LayerError(f"validation_fraction {p.validation_fraction} leaves no samples", "data_param.validation_fraction")
-        N, C, H, W = self.dataset.images.shape
+        C, H, W = self.dataset.shape
         if t.crop_size and (t.crop_size > H or t.crop_size > W):
             raise LayerError(f"crop_size {t.crop_size} is larger than the images ({H}x{W})", "transform_param.crop_size")
         mean = None
@@ -160,6 +166,13 @@ class Data(Layer):
         self.skip = int(self.rng.integers(0, rand_skip + 1)) if rand_skip else 0
         self.next_batch = 0
         self.rows = None                 # (lo, hi): the rows this process fills (distributed runs)
+        self.label_check = None          # (classes, ignore, who): labels in the records, checked as read
+        threads = getattr(p, "threads", None)
+        self.workers = default_workers(self.dataset) if threads is None else threads
+        if self.dataset.one_process:
+            self.workers = 0             # LevelDB: one process may open it
+        self.pool = None                 # DecodePool, started with the first prefetcher
+        self.wait_s = 0.0                # seconds forward() waited for batches
         self.prefetcher = None
         self._perm_cache = {}
 
@@ -191,14 +204,28 @@ class Data(Layer):
         (the crops and mirrors are those the whole batch would draw)."""
         lo, hi = self.rows or (0, self.B)
         idx = self.indices(k)[lo:hi]
-        self.transformer(self.dataset.images[idx], data[lo:hi], np.random.default_rng([self.seed, 1 << 40, k]),
-                         rows=(lo, self.B))
-        label[lo:hi] = self.dataset.labels[idx]
+        if self.pool is not None and data.ctypes.data in self.pool.names:
+            self.pool.fill(data, label, k, lo, hi, idx, self.seed)
+            labels = label[lo:hi]
+        else:
+            images, labels = self.dataset.read(idx)
+            self.transformer(images, data[lo:hi], np.random.default_rng([self.seed, 1 << 40, k]), rows=(lo, self.B))
+            label[lo:hi] = labels
+        if self.label_check is not None:
+            check_class_labels(self.dataset, *self.label_check, lab=labels, samples=idx)
+
+    def new_slot(self, i, shape):
+        """Prefetch ring slot i in shared memory when workers fill it (else None: the prefetcher's own)."""
+        return None if self.pool is None else self.pool.slot(i, shape, self.B)
 
     def forward(self, bottoms, tops):
         if self.prefetcher is None:
+            if self.workers and self.pool is None:
+                self.pool = DecodePool(self.workers, self.dataset, self.transformer, self.name)
             self.prefetcher = Prefetcher(self, self.next_batch)
+        t0 = time.perf_counter()
         data, label = self.prefetcher.get(self.next_batch)
+        self.wait_s += time.perf_counter() - t0
         lo, hi = self.rows or (0, self.B)
         tops[0].data.reshape(data.shape)[lo:hi] = data[lo:hi]
         if len(tops) > 1:
@@ -214,6 +241,9 @@ class Data(Layer):
     def set_state(self, state):
         if self.prefetcher is not None:
             self.prefetcher.stop()
+            if self.pool is not None and self.prefetcher.thread.is_alive():   # still in a batch: the next
+                self.pool.stop()                                               # prefetcher gets its own pool
+                self.pool = None
             self.prefetcher = None
         self.seed, self.skip, self.next_batch = int(state["seed"]), int(state["skip"]), int(state["batch"])
         self._perm_cache = {}
@@ -225,6 +255,8 @@ class Data(Layer):
     def __del__(self):
         if getattr(self, "prefetcher", None) is not None:
             self.prefetcher.stop()
+        if getattr(self, "pool", None) is not None:
+            self.pool.stop()
 
 
 def check_ring(layer, shape, prefetch):
@@ -255,8 +287,11 @@ def check_label_sources(net, problems):
             j = producer.get(id(blob))
         if j is None or not net.layers[j].reads_dataset or net.top_vecs[j][1:2] != [blob]:
             continue
+        who = f"layer '{layer.name}' ({layer.type})"
+        if net.layers[j].dataset.labels is None:
+            net.layers[j].label_check = (classes, ignore, who)
         try:
-            check_class_labels(net.layers[j].dataset, classes, ignore, f"layer '{layer.name}' ({layer.type})")
+            check_class_labels(net.layers[j].dataset, classes, ignore, who)
         except NetcliError as e:
             problems.add(net.configs[j].loc, str(e), f"layer '{net.layer_names[j]}' ({net.layers[j].type})",
                          f"{net.layers[j].param_key}.source")
@@ -322,6 +357,9 @@ IMAGE_DATA = Message("ImageDataParameter", [
     Field("new_height", "int", 0, "resize every image to this height (0: keep)", check=non_negative, number=9),
     Field("new_width", "int", 0, "resize every image to this width (0: keep)", check=non_negative, number=10),
     Field("is_color", "bool", True, "3 channels in Caffe's BGR order (false: one grey channel)", number=11),
+    Field("threads", "int", None, "worker processes decoding and transforming batches (0: on the prefetch "
+          "thread; default: the cores the compute threads leave, at most 8, for encoded images)",
+          range=(0, 256), number=10001),
 ], doc="Where an ImageData layer reads from.", number=115)
 
 
@@ -334,7 +372,7 @@ class ImageData(Data):
     param_key = "image_data_param"
 
     def open(self, p):
-        from ..data.sources import load_image_list
+        from ..data.readers import ImageListReader
         from ..config.paths import resolve
         try:
             listfile = resolve(p.source, self.base_dir, "image list")
@@ -343,5 +381,5 @@ class ImageData(Data):
         key = ("IMAGE_LIST", os.path.abspath(listfile), _stamp(listfile), p.root_folder, p.new_height,
                p.new_width, p.is_color)
         if key not in _CACHE:
-            _CACHE[key] = load_image_list(listfile, p.root_folder, (p.new_height, p.new_width), p.is_color)
+            _CACHE[key] = ImageListReader(listfile, p.root_folder, (p.new_height, p.new_width), p.is_color)
         return _CACHE[key]

@@ -51,14 +51,19 @@ class CompileNote(Callback):
 
 def train_lines(s, last):
     """Caffe's display of iteration s.iter: the smoothed loss, the rate since `last` ((iter, time)
-    of the previous display) and the train net's outputs; returns this display's (iter, time)."""
-    net, now = s.net, time.perf_counter()
+    of the previous display), the time the loop waited on data since then, and the train net's
+    outputs; returns this display's (iter, time, seconds waited on data so far)."""
+    from ..data.prefetch import waited
+    net, now, wait = s.net, time.perf_counter(), waited(s.net)
     n, lapse = s.iter - last[0], now - last[1]
     rate = f" ({n / lapse:.6g} iter/s, {lapse:.4g}s/{s.p.display} iters)" if n and lapse > 0 else ""
     log.info(f"Iteration {s.iter}{rate}, loss = {s.smoothed_loss():.6g}")
+    if n and lapse > 0 and net.data_layers():
+        spent = wait - (last[2] if len(last) > 2 else 0.0)
+        log.info(f"Data wait: {spent / n * 1000:.4g} ms/iter ({100 * spent / lapse:.3g}% of the time)")
     log_outputs(net, "Train", {k: net.blobs[k].data for k in net.outputs})
     s.record("train", loss=s.smoothed_loss(), outputs={k: net.blobs[k].data for k in net.outputs})
-    return s.iter, now
+    return s.iter, now, wait
 
 
 def progress_bar(progress, quiet, iters):

@@ -267,7 +267,7 @@ def test_lenet_trains_on_embedded_subset(tmp_path):
 
 def test_optional_backends_say_what_to_install(tmp_path, monkeypatch):
     import sys
-    from netcli.data.sources import load_hdf5, load_images
+    from netcli.data.readers import load_hdf5, load_images
     monkeypatch.setitem(sys.modules, "h5py", None)        # import h5py now raises ImportError
     monkeypatch.setitem(sys.modules, "PIL", None)
     (tmp_path / "list.txt").write_text("a.h5\n")
@@ -284,7 +284,7 @@ def test_hdf5_backend(tmp_path):
             h["data"] = np.full((3, 1, 4, 4), i, np.float32)
             h["label"] = np.arange(3) + i
     (tmp_path / "list.txt").write_text("p0.h5\np1.h5\n")
-    from netcli.data.sources import load_hdf5
+    from netcli.data.readers import load_hdf5
     ds = load_hdf5(str(tmp_path / "list.txt"))
     assert ds.images.shape == (6, 1, 4, 4) and ds.labels.tolist() == [0, 1, 2, 1, 2, 3]
 
@@ -295,7 +295,7 @@ def test_images_backend(tmp_path):
         (tmp_path / c).mkdir()
         for i in range(2):
             Image.fromarray(np.full((5, 6, 3), v + i, np.uint8)).save(tmp_path / c / f"{i}.png")
-    from netcli.data.sources import load_images
+    from netcli.data.readers import load_images
     ds = load_images(str(tmp_path))
     assert ds.images.shape == (4, 3, 5, 6) and ds.labels.tolist() == [0, 0, 1, 1] and ds.classes == ["cat", "dog"]
 
