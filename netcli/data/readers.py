@@ -152,7 +152,7 @@ class ImageFolderReader(_Records):
         return (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)), self.labels[i]
 
 
-_OPEN_DBS: dict = {}            # (process, backend, real path) -> the open LMDB environment or LevelDB
+_OPEN_DBS: dict = {}            # (process, backend, real path) -> [the open LMDB environment or LevelDB, readers using it]
 
 
 # -- LMDB and LevelDB of Caffe Datums -------------------------------------------------------------
@@ -188,11 +188,15 @@ class DBReader(_Records):
 
     def _handle(self):
         """The open database, one per database and process (lmdb refuses a second environment,
-        LevelDB a second open: its LOCK), shared by the readers of that process."""
+        LevelDB a second open: its LOCK), shared by the readers of that process and closed when
+        the last of them goes (so that the user's own code may open it afterwards)."""
         key = (os.getpid(), self.backend, os.path.realpath(self.name))
-        db = _OPEN_DBS.get(key)
-        if db is not None:
-            return db
+        entry = _OPEN_DBS.get(key)
+        if entry is not None:
+            if self.__dict__.get("_hkey") != key:
+                entry[1] += 1
+                self._hkey = key
+            return entry[0]
         if self.backend == "LMDB":
             import lmdb
             try:
@@ -205,8 +209,22 @@ class DBReader(_Records):
                 db = plyvel.DB(self.name, create_if_missing=False)
             except plyvel.Error as e:
                 raise DataError(f"{self.name}: cannot open the LevelDB database: {' '.join(str(e).split())[:160]}") from None
-        _OPEN_DBS[key] = db
+        _OPEN_DBS[key] = [db, 1]
+        self._hkey = key
         return db
+
+    def __del__(self):
+        key = self.__dict__.get("_hkey")
+        entry = _OPEN_DBS.get(key) if key is not None else None
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del _OPEN_DBS[key]
+            try:
+                entry[0].close()
+            except Exception:            # at interpreter exit the module may be half gone
+                pass
 
     def __len__(self):
         return len(self.keys)

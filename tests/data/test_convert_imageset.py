@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from netcli.cli import caffe_flags, cli
 from netcli.data.convert_imageset import convert_imageset, read_list
-from netcli.data.sources import DataError, load_db
+from netcli.data.readers import load_db
+from netcli.data.sources import DataError
 
 PIL = pytest.importorskip("PIL")
 lmdb = pytest.importorskip("lmdb")

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from netcli.caffe.caffemodel import read_binaryproto
 from netcli.cli import caffe_flags, cli
-from netcli.data import image_mean, sources
+from netcli.data import image_mean, readers
 from netcli.data.convert_imageset import convert_imageset
 from image_files import bgr, make_images, write_list
 
@@ -34,7 +34,7 @@ def lmdb_of_images(tmp_path):
 
 def test_mean_of_an_lmdb_is_numpys(lmdb_of_images, tmp_path, monkeypatch):
     db, _, images = lmdb_of_images
-    monkeypatch.setattr(sources, "load_db", None)       # record by record: never the whole database
+    monkeypatch.setattr(readers, "load_db", None)       # record by record: never the whole database
     r = run("data", "compute-mean", db, "-o", str(tmp_path / "mean.binaryproto"))
     assert r.exit_code == 0, r.output
     want = numpy_mean(images)

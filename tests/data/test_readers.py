@@ -248,3 +248,23 @@ def test_leveldb_reader_reads_datums_and_two_readers_share_the_locked_database(t
         x, y = r.read(IDX)
         np.testing.assert_array_equal(x, images[IDX])
         np.testing.assert_array_equal(y, labels[IDX])
+
+
+def test_an_lmdb_is_closed_when_its_last_reader_goes(tmp_path):
+    """Readers of one LMDB share one environment (lmdb allows one per process), which closes
+    with the last of them: the user's own code can then open the database again."""
+    lmdb = pytest.importorskip("lmdb")
+    from netcli.caffe.datum import datum_bytes
+    from netcli.data import readers
+    images, labels = random_images()
+    write_lmdb(tmp_path / "db", [datum_bytes(a, int(label)) for a, label in zip(images, labels)])
+    a, b = readers.DBReader(str(tmp_path / "db")), readers.DBReader(str(tmp_path / "db"))
+    with pytest.raises(lmdb.Error):
+        lmdb.open(str(tmp_path / "db"), readonly=True)
+    del a
+    np.testing.assert_array_equal(b.read(IDX)[0], images[IDX])       # still open for b
+    del b
+    env = lmdb.open(str(tmp_path / "db"), readonly=True)
+    env.close()
+    readers.load_db(str(tmp_path / "db"))                             # a whole load closes it too
+    lmdb.open(str(tmp_path / "db"), readonly=True).close()
