@@ -1,7 +1,6 @@
-"""Issue 28, item 1 ("done when"): training from an LMDB of 20,000 JPEG Datums (128x128x3: about
-1 GB of decoded pixels) keeps the peak RSS within 300 MB of the same net trained from a 1,000-image
+"""Issue 28, item 1 ("done when"): training from an LMDB of 20,000 JPEG Datums (made by
+convert-imageset; 128x128x3: about 1 GB of decoded pixels) keeps the peak RSS within 300 MB of the same net trained from a 1,000-image
 LMDB, since the Data layer reads only the records of the batches it prepares."""
-import io
 import os
 import subprocess
 import sys
@@ -36,24 +35,20 @@ PEAK = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
 
 
 def build_lmdb(path, n):
-    """n encoded JPEG Datums of 128x128x3 (100 distinct pictures, so building takes seconds; decoded,
-    each record is 49 kB whatever it shows)."""
-    lmdb = pytest.importorskip("lmdb")
+    """n encoded JPEG Datums of 128x128x3, written by `netcli data convert-imageset --encoded` from a
+    list of n lines over 100 distinct JPEG files (so building takes seconds; decoded, each record
+    is 49 kB whatever it shows)."""
+    pytest.importorskip("lmdb")
     from PIL import Image
-    from netcli.caffe import wire
-    from netcli.caffe.datum import DATA, ENCODED, LABEL
+    from netcli.data.convert_imageset import convert_imageset
     rng = np.random.default_rng(0)
-    pics = []
-    for _ in range(100):
-        b = io.BytesIO()
-        Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)).save(b, "JPEG", quality=20)
-        pics.append(b.getvalue())
-    env = lmdb.open(str(path), map_size=1 << 31)
-    with env.begin(write=True) as txn:
-        for i in range(n):
-            txn.put(f"{i:08d}".encode(), wire.put_bytes(DATA, pics[i % 100]) + wire.put_varint(LABEL, i % 2)
-                    + wire.put_varint(ENCODED, 1))
-    env.close()
+    pics = path.parent / "pics"
+    pics.mkdir(exist_ok=True)
+    for k in range(100):
+        Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)).save(pics / f"{k}.jpg", "JPEG", quality=20)
+    listfile = path.parent / "list.txt"
+    listfile.write_text("".join(f"{i % 100}.jpg {i % 2}\n" for i in range(n)))
+    assert convert_imageset(str(pics), str(listfile), str(path), encoded=True) == n
 
 
 def peak_rss_kb(folder, n):
