@@ -1,6 +1,6 @@
 """Issue 28, item 1 ("done when"): training from an LMDB of 20,000 JPEG Datums (made by
-convert-imageset; 128x128x3: about 1 GB of decoded pixels) keeps the peak RSS within 300 MB of the same net trained from a 1,000-image
-LMDB, since the Data layer reads only the records of the batches it prepares."""
+convert-imageset; 128x128x3: about 1 GB of decoded pixels) keeps the peak RSS within 300 MB of
+the same net trained from a 1,000-image LMDB, since the Data layer reads only the records of the batches it prepares."""
 import os
 import subprocess
 import sys
