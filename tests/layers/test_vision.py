@@ -27,16 +27,18 @@ CONV_CASES += [
     ({"num_output": 129, "kernel_size": 1}, (2, 130, 8, 8)),     # weight gradient: one GEMM, all pixels
     ({"num_output": 5, "kernel_size": 1}, (3, 7, 5, 3)),          # small images: channels-last, one GEMM
     ({"num_output": 4, "kernel_size": 1, "bias_term": False}, (2, 9, 7, 7)),
-    # depthwise (group == channels == num_output): the direct kernel
-    ({"num_output": 3, "kernel_size": 3, "pad": 1, "group": 3}, (3, 3, 7, 6)),
+    # depthwise (group == channels == num_output): the direct kernel; channels last on output
+    # planes of at most 64 positions (without dilation)
+    ({"num_output": 3, "kernel_size": 3, "pad": 1, "group": 3}, (3, 3, 9, 8)),
     ({"num_output": 4, "kernel_h": 3, "kernel_w": 2, "stride_h": 2, "stride_w": 3, "pad_h": 2, "pad_w": 1,
       "dilation": 2, "group": 4, "bias_term": False}, (2, 4, 9, 8)),
+    ({"num_output": 3, "kernel_size": 3, "pad": 1, "group": 3}, (3, 3, 7, 6)),
     ({"num_output": 2, "kernel_size": 5, "stride": 2, "pad": 2, "group": 2}, (2, 2, 5, 7)),
     # 3x3 stride 1 from 16 channels, 8x8 outputs and 256 output tiles of 2x2: Winograd F(2x2, 3x3)
     ({"num_output": 3, "kernel_size": 3, "pad": 1}, (2, 16, 24, 22)),
     ({"num_output": 4, "kernel_size": 3, "pad": [2, 0], "bias_term": False}, (3, 17, 14, 24)),
 ]
-ALGORITHM = ["im2col"] * 6 + ["im2row"] * 4 + ["1x1"] * 3 + ["1x1-nhwc"] * 2 + ["depthwise"] * 3 + ["winograd"] * 2
+ALGORITHM = ["im2col"] * 6 + ["im2row"] * 4 + ["1x1"] * 3 + ["1x1-nhwc"] * 2 + ["depthwise"] * 2 + ["depthwise-nhwc"] * 2 + ["winograd"] * 2
 
 
 def test_winograd_needs_enough_tiles_per_call():

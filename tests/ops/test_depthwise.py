@@ -50,3 +50,43 @@ def test_depthwise_against_reference(case, dtype):
     ref_dw = np.array([np.sum(ref(x, e.reshape(w.shape)) * dy) for e in np.eye(w.size)]).reshape(w.shape)
     np.testing.assert_allclose(dx, ref_dx, **tol)
     np.testing.assert_allclose(dw, ref_dw + 0.5, **(tol if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)))
+
+
+NHWC_CASES = [  # N, C, H, W, KH, KW, SH, SW, PH, PW: small planes, odd sizes, stride, padding
+    (3, 7, 4, 5, 3, 3, 1, 1, 1, 1),
+    (2, 9, 8, 7, 3, 3, 2, 2, 1, 1),
+    (2, 5, 5, 6, 5, 3, 1, 2, 2, 0),
+    (4, 3, 2, 2, 3, 3, 1, 1, 1, 1),
+    (1, 16, 3, 3, 3, 3, 1, 1, 0, 2),
+]
+
+
+@pytest.mark.parametrize("case", NHWC_CASES)
+def test_depthwise_nhwc_gives_the_plane_kernels_bits(case):
+    """netcli/ops/cpu/depthwise_nhwc.py sums what depthwise.py sums, in the same order: the same
+    float32 output, input gradient and weight gradient (those are checked against the reference
+    above and, for the nhwc algorithm, in test_kernel_boundary.py)."""
+    from netcli.ops.cpu.depthwise_nhwc import (depthwise_nhwc_backward_data, depthwise_nhwc_backward_weight,
+                                               depthwise_nhwc_fits, depthwise_nhwc_forward, depthwise_nhwc_scratch,
+                                               depthwise_nhwc_workspace)
+    N, C, H, W, KH, KW, SH, SW, PH, PW = case
+    assert depthwise_nhwc_fits(KH, KW, PH, PW, 1, 1)
+    geometry = (KH, KW, SH, SW, PH, PW, 1, 1)
+    OH, OW = _outputs(H, W, *geometry)
+    rng = np.random.default_rng(sum(case))
+    f = np.float32
+    x, w, b = (rng.standard_normal(s).astype(f) for s in ((N, C, H, W), (C, 1, KH, KW), (C,)))
+    ws = {k: np.full(s, np.nan, d) for k, (s, d) in {**depthwise_nhwc_workspace(N, C, H, W, KH, KW, f),
+                                                     **depthwise_nhwc_scratch(N, C, H, W, KH, KW, OH, OW, f)}.items()}
+    y1, y2 = np.empty((N, C, OH, OW), f), np.empty((N, C, OH, OW), f)
+    depthwise_forward(y1, x, w, b, *geometry)
+    depthwise_nhwc_forward(y2, x, w, b, ws["xp"], ws["yt"], ws["wt"], *geometry)
+    assert np.array_equal(y1, y2)
+    dy = rng.standard_normal(y1.shape).astype(f)
+    dx1, dx2 = np.empty_like(x), np.empty_like(x)
+    dw1, dw2 = np.full_like(w, 0.5), np.full_like(w, 0.5)
+    depthwise_backward_data(dx1, dy, w, *geometry)
+    depthwise_backward_weight(dw1, dy, x, *geometry)
+    depthwise_nhwc_backward_weight(dw2, dy, ws["xp"], ws["yt"], ws["part"], KH, KW, SH, SW, 1, 1, True)
+    depthwise_nhwc_backward_data(dx2, dy, w, ws["yt"], ws["dxp"], ws["wt"], *geometry)
+    assert np.array_equal(dx1, dx2) and np.array_equal(dw1, dw2)

@@ -31,7 +31,9 @@ def ref_conv(x, w, b, S, P, D, G):
     (130, 129, 1, 1, 0, 1, 1, "1x1", 8, 8),        # the weight gradient as one GEMM over all pixels
     (7, 5, 1, 1, 0, 1, 1, "1x1-nhwc", 5, 7), (5, 5, 3, 1, 1, 1, 5, "depthwise", 9, 8),
     (4, 4, 3, 2, 2, 2, 4, "depthwise", 9, 8), (16, 5, 3, 1, 1, 1, 1, "winograd", 9, 8),
-    (17, 3, 3, 1, 2, 1, 1, "winograd", 7, 6), (16, 4, 3, 1, 0, 1, 1, "winograd", 11, 10)])
+    (17, 3, 3, 1, 2, 1, 1, "winograd", 7, 6), (16, 4, 3, 1, 0, 1, 1, "winograd", 11, 10),
+    (6, 6, 3, 1, 1, 1, 6, "depthwise-nhwc", 7, 6), (5, 5, 3, 2, 1, 1, 5, "depthwise-nhwc", 9, 8),
+    (4, 4, 5, 1, 2, 1, 4, "depthwise-nhwc", 5, 7), (3, 3, 3, 1, 0, 1, 3, "depthwise-nhwc", 8, 9)])
 def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows, H, W):
     rng = np.random.default_rng(C * 10 + K)
     n = 3

@@ -2,8 +2,9 @@
 backend replaces these functions). Arrays are NCHW; geometry is given in full:
 kernel KH x KW, stride SH x SW, padding PH x PW, dilation DH x DW, `group` channel groups.
 
-Six algorithms, one per layer, picked from its shape by `conv2d_algorithm`:
-- "depthwise": group == channels == num_output, direct loops (netcli/ops/cpu/depthwise.py).
+Seven algorithms, one per layer, picked from its shape by `conv2d_algorithm`:
+- "depthwise": group == channels == num_output, direct loops (netcli/ops/cpu/depthwise.py);
+  "depthwise-nhwc" the same on small planes, channels last (depthwise_nhwc.py).
 - "1x1": a 1x1 kernel, stride 1, no padding: the input is its own patch matrix, so the
   per-image GEMMs read it (and the input gradient's write it) directly.
 - "1x1-nhwc": the same kernels on small images: the channels-last copy of the input is the
@@ -24,9 +25,11 @@ import numpy as np
 
 from . import im2col
 from .depthwise import depthwise_backward_data, depthwise_backward_weight, depthwise_forward
+from .depthwise_nhwc import (depthwise_nhwc_backward_data, depthwise_nhwc_backward_weight, depthwise_nhwc_fits,
+                             depthwise_nhwc_forward, depthwise_nhwc_scratch, depthwise_nhwc_workspace)
 from .winograd import winograd_backward, winograd_fits, winograd_forward, winograd_scratch, winograd_workspace
 
-ALGORITHMS = ("depthwise", "1x1", "1x1-nhwc", "winograd", "im2row", "im2col")
+ALGORITHMS = ("depthwise", "depthwise-nhwc", "1x1", "1x1-nhwc", "winograd", "im2row", "im2col")
 
 
 def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=None):
@@ -37,7 +40,11 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
     - depthwise whenever group == C == K: a direct kernel instead of one 1 x KH*KW GEMM per
       channel and image; 3x3 pad 1: 32 ch 32x32 4.1-5.3x / 3.3-5.6x, 128 ch 16x16 3.1-4.9x /
       3.9-4.7x, 256 ch 8x8 2.4-4.5x / 2.4-3.2x, 512 ch 4x4 1.4-3.4x / 1.2-1.8x; 64 ch 32x32
-      stride 2 2.0x / 1.9-2.1x.
+      stride 2 2.0x / 1.9-2.1x. "depthwise-nhwc" (the same sums, channels last) where the output
+      plane has at most 64 positions, against "depthwise" (32 images, one thread, AMD EPYC Zen 5,
+      best of 3, shared machine; forward / backward): 1024 ch 2x2 11x / 19x, 512 ch 4x4 4.7x /
+      6.7x, 512 ch 8x8 stride 2 4.4x / 3.6x, 256 ch 8x8 1.4x / 2.3x, 256 ch 16x16 stride 2 1.4x /
+      2.3x; from 16x16 outputs on it is slower (128 ch 16x16 0.5x / 0.9x, 64 ch 32x32 0.3x / 0.6x).
     - a 1x1 kernel with stride 1 and no padding (any dilation is the same kernel) needs no patch
       copy: "1x1" (GEMMs per image on the NCHW input) from 64 pixels per image on (32->64 at
       32x32: 2.7-3.0x / 1.4-1.8x; 64->128 and 128->128 at 16x16: 1.9-2.5x / 1.1-1.3x;
@@ -59,7 +66,10 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       images where the batch has them (netcli/exec/cpu.py, MIN_ROWS).
     - otherwise the patch layout (patch_layout)."""
     if group == C == K:
-        return "depthwise"
+        OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
+        OW = (W + 2 * PW - DW * (KW - 1) - 1) // SW + 1
+        small = OH * OW <= 64 and depthwise_nhwc_fits(KH, KW, PH, PW, DH, DW)
+        return "depthwise-nhwc" if small else "depthwise"
     if KH == KW == 1 and SH == SW == 1 and PH == PW == 0:
         return "1x1" if H * W >= 64 else "1x1-nhwc"
     OH, OW = H + 2 * PH - 2, W + 2 * PW - 2          # what winograd_fits leaves: 3x3, stride 1
@@ -87,6 +97,8 @@ def conv2d_workspace(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
     P, CKK = OH * OW, C // group * KH * KW
     if algorithm == "winograd":
         return winograd_workspace(n, C, H, W, K, OH, OW, dtype)
+    if algorithm == "depthwise-nhwc":
+        return depthwise_nhwc_workspace(n, C, H, W, KH, KW, dtype)
     if algorithm == "1x1-nhwc":                  # the channels-last input is the backward's patch matrix
         return {"xt": ((n, H, W, C), dtype)}
     if algorithm == "im2row":
@@ -102,6 +114,8 @@ def conv2d_scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
     P, CKK = OH * OW, C // group * KH * KW
     if algorithm == "depthwise":
         return {"no_bias": ((0,), dtype)}
+    if algorithm == "depthwise-nhwc":
+        return depthwise_nhwc_scratch(n, C, H, W, KH, KW, OH, OW, dtype)
     if algorithm == "winograd":
         return winograd_scratch(n, C, H, W, K, OH, OW, dtype)
     if algorithm == "1x1" and _gathered_weight_gradient(C, K, P, group):
@@ -131,6 +145,10 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
     geometry = (KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
     if algorithm == "depthwise":
         depthwise_forward(out, inp, weight, ws["no_bias"] if bias is None else bias, *geometry[:8])
+        return
+    if algorithm == "depthwise-nhwc":
+        depthwise_nhwc_forward(out, inp, weight, ws["no_bias"] if bias is None else bias, ws["xp"], ws["yt"],
+                               ws["wt"], *geometry[:8])
         return
     if algorithm == "winograd":
         winograd_forward(out, inp, weight, bias, ws, PH, PW)
@@ -168,16 +186,23 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
     uses the current weights, as Caffe's."""
     n, K, OH, OW = dout.shape
     geometry = (KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
-    if algorithm == "depthwise":      # the kernels add: `fresh` targets are cleared first
+    if algorithm in ("depthwise", "depthwise-nhwc"):      # the kernels add: `fresh` targets are cleared first
         for target in (dbias, dweight) if fresh else ():
             if target is not None:
                 target[...] = 0.0
         if dbias is not None:
             im2col.sum_bias(dout.reshape(n, K, -1), dbias)
+        if algorithm == "depthwise":
+            if dweight is not None:
+                depthwise_backward_weight(dweight, dout, inp, *geometry[:8])
+            if dinp is not None:
+                depthwise_backward_data(dinp, dout, weight, *geometry[:8])
+            return
+        if dinp is not None:      # leaves dout channels-last in ws["yt"] for the weight gradient
+            depthwise_nhwc_backward_data(dinp, dout, weight, ws["yt"], ws["dxp"], ws["wt"], *geometry[:8])
         if dweight is not None:
-            depthwise_backward_weight(dweight, dout, inp, *geometry[:8])
-        if dinp is not None:
-            depthwise_backward_data(dinp, dout, weight, *geometry[:8])
+            depthwise_nhwc_backward_weight(dweight, dout, ws["xp"], ws["yt"], ws["part"], KH, KW, SH, SW, DH, DW,
+                                           dinp is None)
         return
     if algorithm == "winograd":
         winograd_backward(dinp, dweight, dbias, dout, weight, ws, PH, PW, fresh)

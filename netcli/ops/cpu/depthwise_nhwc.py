@@ -1,0 +1,155 @@
+"""Depthwise 2-D convolution on small planes, channels last: the same sums as depthwise.py, with
+the loops along the channels instead of along a plane.
+
+depthwise.py runs one plane (image n, channel c) at a time: each tap is one vectorised pass over
+the plane. On the small planes of a deep net's last layers (MobileNet: 512 channels of 4x4, 1024
+of 2x2) a plane is a few floats, and the per-plane work (its phases, nine short loops) is all
+there is. Here the input is copied once into a zero-padded channels-last buffer, xp (N, Hp, Wp, C),
+and every loop runs over the C channels of one position: long, contiguous, vectorised.
+
+The values are those of depthwise.py, bit for bit: each output is bias + the taps in (i, j)
+order; each input gradient gets its taps' terms in (i, j) order; each weight gradient is a
+partial sum per output position over the images, then the positions summed in order.
+Arrays: inp (N, C, H, W), out (N, C, OH, OW), weight (C, 1, KH, KW), bias (C,) or empty; xp
+(N, at least H + 2PH, at least W + 2PW, C) from the forward (the backward's input), and scratch: yt (N, OH, OW, C),
+dxp like xp, wt (KH, KW, C), part (KH*KW, OH, OW, C).
+"""
+import numpy as np
+from numba import njit
+
+
+def depthwise_nhwc_fits(KH, KW, PH, PW, DH, DW):
+    """No dilation, padding within the kernel's reach (the padded buffers are sized from the kernel)."""
+    return DH == DW == 1 and PH <= KH - 1 and PW <= KW - 1
+
+
+def _padded(H, W, KH, KW):
+    """Rows and columns of xp: room for any padding depthwise_nhwc_fits allows."""
+    return H + 2 * (KH - 1), W + 2 * (KW - 1)
+
+
+def depthwise_nhwc_workspace(n, C, H, W, KH, KW, dtype):
+    """{name: (shape, dtype)}: the padded channels-last input, kept from the forward for the backward."""
+    return {"xp": ((n, *_padded(H, W, KH, KW), C), dtype)}
+
+
+def depthwise_nhwc_scratch(n, C, H, W, KH, KW, OH, OW, dtype):
+    """{name: (shape, dtype)}: what one call writes before it reads it."""
+    return {"yt": ((n, OH, OW, C), dtype), "dxp": ((n, *_padded(H, W, KH, KW), C), dtype),
+            "wt": ((KH, KW, C), dtype), "part": ((KH * KW, OH, OW, C), dtype), "no_bias": ((0,), dtype)}
+
+
+@njit(cache=True, nogil=True)
+def _channels_last(weight, wt):
+    C, _, KH, KW = weight.shape
+    for i in range(KH):
+        for j in range(KW):
+            row = wt[i, j]
+            for c in range(C):
+                row[c] = weight[c, 0, i, j]
+
+
+@njit(cache=True, nogil=True)
+def depthwise_nhwc_forward(out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW, PH, PW, DH, DW):
+    """out[n, c, oh, ow] = bias[c] + sum over i, j of weight[c, 0, i, j] *
+    inp[n, c, oh*SH - PH + i*DH, ow*SW - PW + j*DW] (zero outside the image); xp keeps the
+    padded channels-last input."""
+    N, C, OH, OW = out.shape
+    H, W = inp.shape[2], inp.shape[3]
+    has_bias = bias.shape[0] > 0
+    xp[...] = 0.0
+    for n in range(N):
+        for h in range(H):
+            for w in range(W):
+                dst = xp[n, h + PH, w + PW]
+                for c in range(C):
+                    dst[c] = inp[n, c, h, w]
+    _channels_last(weight, wt)
+    for n in range(N):
+        for oh in range(OH):
+            for ow in range(OW):
+                acc = yt[n, oh, ow]
+                if has_bias:
+                    for c in range(C):
+                        acc[c] = bias[c]
+                else:
+                    acc[:] = 0.0
+                for i in range(KH):
+                    for j in range(KW):
+                        src, wv = xp[n, oh * SH + i * DH, ow * SW + j * DW], wt[i, j]
+                        for c in range(C):
+                            acc[c] += wv[c] * src[c]
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                for ow in range(OW):
+                    out[n, c, oh, ow] = yt[n, oh, ow, c]
+
+
+@njit(cache=True, nogil=True)
+def _dout_channels_last(dout, yt):
+    N, C, OH, OW = dout.shape
+    for n in range(N):
+        for oh in range(OH):
+            for ow in range(OW):
+                dst = yt[n, oh, ow]
+                for c in range(C):
+                    dst[c] = dout[n, c, oh, ow]
+
+
+@njit(cache=True, nogil=True)
+def depthwise_nhwc_backward_data(dinp, dout, weight, yt, dxp, wt, KH, KW, SH, SW, PH, PW, DH, DW):
+    """dinp = the input gradient (written): dinp[n, c, h, w] = sum of weight[c, 0, i, j] *
+    dout[n, c, oh, ow] over the outputs that read (h, w), the taps in (i, j) order."""
+    N, C, H, W = dinp.shape
+    OH, OW = dout.shape[2], dout.shape[3]
+    _dout_channels_last(dout, yt)
+    _channels_last(weight, wt)
+    dxp[...] = 0.0
+    for n in range(N):
+        for i in range(KH):
+            for j in range(KW):
+                wv = wt[i, j]
+                for oh in range(OH):
+                    for ow in range(OW):
+                        dst, g = dxp[n, oh * SH + i * DH, ow * SW + j * DW], yt[n, oh, ow]
+                        for c in range(C):
+                            dst[c] += wv[c] * g[c]
+    for n in range(N):
+        for c in range(C):
+            for h in range(H):
+                for w in range(W):
+                    dinp[n, c, h, w] = dxp[n, h + PH, w + PW, c]
+
+
+@njit(cache=True, nogil=True)
+def depthwise_nhwc_backward_weight(dweight, dout, xp, yt, part, KH, KW, SH, SW, DH, DW, fresh_dout):
+    """dweight[c, 0, i, j] += sum over n, oh, ow of dout[n, c, oh, ow] * (the padded input the
+    forward kept at (oh*SH + i*DH, ow*SW + j*DW)): per tap and output position a partial sum over
+    the images, then the positions in order. fresh_dout: yt does not hold dout channels-last yet."""
+    N, C, OH, OW = dout.shape
+    if fresh_dout:
+        _dout_channels_last(dout, yt)
+    part[...] = 0.0
+    for n in range(N):
+        for i in range(KH):
+            for j in range(KW):
+                acc = part[i * KW + j]
+                for oh in range(OH):
+                    for ow in range(OW):
+                        a, g, src = acc[oh, ow], yt[n, oh, ow], xp[n, oh * SH + i * DH, ow * SW + j * DW]
+                        for c in range(C):
+                            a[c] += g[c] * src[c]
+    s = np.empty(C, dout.dtype)
+    for t in range(KH * KW):
+        acc = part[t]
+        for c in range(C):
+            s[c] = acc[0, 0, c]
+        for oh in range(OH):
+            for ow in range(OW):
+                if oh > 0 or ow > 0:
+                    a = acc[oh, ow]
+                    for c in range(C):
+                        s[c] += a[c]
+        for c in range(C):
+            dweight[c, 0, t // KW, t % KW] += s[c]
