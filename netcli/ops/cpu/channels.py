@@ -95,8 +95,9 @@ def channel_grad_sums(dy, xhat, sum_dy, sum_dy_xhat):
         b[:] = 0.0
         for n in range(N):
             g, xh = dy[n, c], xhat[n, c]
-            for s in range(S):
+            for s in range(S):          # one lane array per loop: they vectorise
                 a[s] += g[s]
+            for s in range(S):
                 b[s] += g[s] * xh[s]
         sum_dy[c] = lane_sum(a)
         sum_dy_xhat[c] = lane_sum(b)
@@ -147,8 +148,9 @@ def scale_backward(dy, x, gamma, dgamma, dbeta, dx, fresh):
         g = gamma[c]
         for n in range(N):
             d, xr = dy[n, c], x[n, c]
-            for s in range(S):
+            for s in range(S):          # one lane array per loop: they vectorise
                 lg[s] += d[s] * xr[s]
+            for s in range(S):
                 lb[s] += d[s]
             if grad_in:
                 o = dx[n, c]

@@ -61,13 +61,14 @@ def norm_scale_relu_grad_sums(dy, y, xhat, gamma, k, relu, dgamma, dbeta, sum_dy
             dr, yr, xr = dy[n, c], y[n, c], xhat[n, c]
             for s in range(S):
                 dz[s] = dr[s] * (one if yr[s] > 0 or not relu else slope)
+            for s in range(S):          # one lane array per loop: they vectorise
+                lg[s] += dz[s] * xr[s]
             for s in range(S):
-                d, xh = dz[s], xr[s]
-                lg[s] += d * xh
-                lb[s] += d
-                e = d * g
-                l1[s] += e
-                l2[s] += e * xh
+                lb[s] += dz[s]
+            for s in range(S):
+                l1[s] += dz[s] * g
+            for s in range(S):
+                l2[s] += (dz[s] * g) * xr[s]
         dgamma[c] = lane_sum(lg)
         dbeta[c] = lane_sum(lb)
         sum_dy[c] = lane_sum(l1)
