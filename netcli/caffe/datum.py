@@ -10,8 +10,9 @@ from . import wire
 CHANNELS, HEIGHT, WIDTH, DATA, LABEL, FLOAT_DATA, ENCODED = 1, 2, 3, 4, 5, 6, 7
 
 
-def parse_datum(buf):
-    """-> (array (C, H, W) uint8 or float32, label int)."""
+def parse_datum(buf, mode="auto"):
+    """-> (array (C, H, W) uint8 or float32, label int). `mode` decodes an encoded image as it
+    is ("auto"), as colour ("RGB": transform_param.force_color) or grey ("L": force_gray)."""
     dims, data, floats, label, encoded = [0, 0, 0], None, [], 0, False
     for number, wt, v in wire.fields(buf):
         if number in (CHANNELS, HEIGHT, WIDTH) and wt == wire.VARINT:
@@ -25,7 +26,7 @@ def parse_datum(buf):
         elif number == ENCODED and wt == wire.VARINT:
             encoded = bool(v)
     if encoded:
-        return decode_image(bytes(data or b"")), label
+        return decode_image(bytes(data or b""), mode), label
     c, h, w = dims
     if data is not None and len(data):
         if len(data) != c * h * w:
@@ -37,10 +38,11 @@ def parse_datum(buf):
     return values.reshape(c, h, w), label
 
 
-def decode_image(raw):
-    """PNG/JPEG bytes -> (C, H, W) uint8, colour as BGR (Caffe's order), grey as one channel."""
+def decode_image(raw, mode="auto"):
+    """PNG/JPEG bytes -> (C, H, W) uint8, colour as BGR (Caffe's order), grey as one channel
+    (`mode` "RGB" or "L": always colour, always grey)."""
     from ..data.images import decode
-    a = np.asarray(decode(raw))               # only the formats netcli reads; the bomb limit is an error
+    a = np.asarray(decode(raw, mode))         # only the formats netcli reads; the bomb limit is an error
     return a[None] if a.ndim == 2 else a[:, :, ::-1].transpose(2, 0, 1).copy()
 
 

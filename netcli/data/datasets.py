@@ -187,6 +187,8 @@ def _download(url, dest, remote, progress=None):
                         out.write(chunk)
                         h.update(chunk)
                         bar.update(len(chunk))
+                        if remote.size and out.tell() > remote.size:     # a mirror cannot fill the disk
+                            raise DataError(f"{url}: more than the {remote.size} bytes expected")
                 if total is not None and out.tell() != total:
                     raise DataError(f"{url}: connection closed after {out.tell()} of {total} bytes")
                 if remote.size and out.tell() != remote.size:

@@ -70,6 +70,8 @@ def compute_mean(source, root="", backend=None):
     total, n, first = None, 0, None
     for a, where in images_of(source, root, backend):
         if total is None:
+            if a.ndim != 3 or 0 in a.shape:
+                raise DataError(f"{where}: an empty image ({'x'.join(map(str, a.shape))})")
             first = a.shape
             total = np.zeros(first, np.float64)
         elif a.shape != first:

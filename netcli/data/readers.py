@@ -46,6 +46,8 @@ class _Records(Reader):
 
     def _first(self):
         a, _ = self._record(0)
+        if a.ndim != 3 or 0 in a.shape:
+            raise DataError(f"{self._where(0)}: an empty sample ({'x'.join(map(str, a.shape))})")
         self.shape, self.dtype = a.shape, a.dtype
 
     def read(self, indices):
@@ -55,8 +57,10 @@ class _Records(Reader):
         for j, i in enumerate(indices):
             a, labels[j] = self._record(int(i))
             if a.shape != self.shape:
+                hint = ("; transform_param force_color: true (or force_gray) decodes every image to one "
+                        "channel count" if a.shape[0] != self.shape[0] and getattr(self, "mode", None) == "auto" else "")
                 raise DataError(f"{self._where(int(i))}: shape {a.shape}, the first record's is {self.shape} "
-                                "(every record must have one shape)")
+                                f"(every record must have one shape{hint})")
             out[j] = a
         return out, labels
 
@@ -161,8 +165,9 @@ class DBReader(_Records):
     once, in key order: index i is the record Caffe's cursor reads i-th)."""
     colors = "BGR"
 
-    def __init__(self, path, backend="LMDB"):
-        self.name, self.backend = path, backend
+    def __init__(self, path, backend="LMDB", mode="auto"):
+        """mode: how encoded images decode ("auto", "RGB" or "L": parse_datum's)."""
+        self.name, self.backend, self.mode = path, backend, mode
         self.one_process = backend != "LMDB"          # LevelDB locks its folder for one process
         if backend == "LMDB":
             try:
@@ -246,7 +251,7 @@ class DBReader(_Records):
         if value is None:
             raise DataError(f"{self._where(i)}: the record is gone (the database changed while training)")
         try:
-            a, label = parse_datum(value)
+            a, label = parse_datum(value, self.mode)
         except (WireError, OSError, ValueError, SyntaxError) as e:
             raise DataError(f"{self._where(i)} is not a valid Datum: {e}") from None
         return a, label
@@ -286,7 +291,10 @@ class HDF5Reader(Reader):
                     if d.ndim not in (2, 3, 4) or 0 in d.shape:
                         raise DataError(f"{path}: data must be (N, C, H, W), (N, H, W) or (N, D), got shape {d.shape}")
                     shape = d.shape[1:] + (1, 1) if d.ndim == 2 else (1,) + d.shape[1:] if d.ndim == 3 else d.shape[1:]
-                    labels.append(_labels(np.asarray(h["label"]), d.shape[0], path))
+                    lab = h["label"]
+                    if lab.size != d.shape[0]:        # checked before it is read: a header may claim anything
+                        raise DataError(f"{path}: 'label' holds {lab.size:,} values for {d.shape[0]:,} samples")
+                    labels.append(_labels(np.asarray(lab), d.shape[0], path))
                     sample = d.shape[1:] if d.ndim == 2 else None
             except (OSError, ValueError, TypeError, KeyError) as e:
                 raise DataError(f"{path}: cannot read HDF5 file: {' '.join(str(e).split())[:160]}") from None

@@ -3,6 +3,7 @@ an uncompressed file, read as indexed; in memory from a .gz) and `labels` (N,) f
 reader (netcli/data/readers.py: shape, dtype, read). Reading single images (Caffe's cv::imread)."""
 from __future__ import annotations
 
+import math
 import os
 import zlib
 from dataclasses import dataclass
@@ -89,7 +90,7 @@ class FileRows:
     def __init__(self, path, offset, dtype, shape):
         self.path, self.offset, self.dtype, self.shape = path, int(offset), np.dtype(dtype), tuple(shape)
         self.ndim = len(self.shape)
-        self.row = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self.row = math.prod(int(d) for d in self.shape[1:]) * self.dtype.itemsize
 
     def __len__(self):
         return self.shape[0]
@@ -219,7 +220,7 @@ def _idx_rows(path, ndim):
     if len(head) < 4 + 4 * nd or (ndim is not None and nd != ndim):
         return None
     dims = tuple(int(d) for d in np.frombuffer(head, ">i4", nd, 4))
-    if any(d <= 0 for d in dims) or size - len(head) != int(np.prod(dims, dtype=np.int64)) * dtype.itemsize:
+    if any(d <= 0 for d in dims) or size - len(head) != math.prod(int(d) for d in dims) * dtype.itemsize:
         return None
     return FileRows(path, len(head), dtype, dims)
 
@@ -268,7 +269,7 @@ def npz_rows(path, name):
             offset = f.tell()
     except Exception:                # noqa: BLE001 -- damaged (even the header's tokens): read_npz says what is wrong
         return None
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(int(d) for d in shape)
     if fortran or dtype.hasobject or offset - start + count * dtype.itemsize != info.file_size or count == 0:
         return None
     return FileRows(path, offset, dtype, shape)

@@ -17,6 +17,9 @@ TRANSFORM = Message("TransformationParameter", [
           check=non_negative, number=3),
     Field("mean_file", "str", None, "the (C, H, W) mean image: Caffe's .binaryproto, or an .npy/.npz file", number=4),
     Field("mean_value", "float", None, "per-channel mean (1 or C values)", repeated=True, number=5),
+    Field("force_color", "bool", False, "decode encoded Datums as 3-channel colour (grey JPEGs among colour ones)",
+          number=6),
+    Field("force_gray", "bool", False, "decode encoded Datums as 1-channel grey", number=7),
 ], doc="Preprocessing applied by data layers.", number=100)
 
 

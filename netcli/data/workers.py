@@ -45,7 +45,9 @@ def _start(reader, transformer):
     task_r, task_w = os.pipe()
     done_r, done_w = os.pipe()
     try:
-        proc = subprocess.Popen([sys.executable, "-c", "from netcli.data.workers import main; main()",
+        # `-c` puts the working directory first on sys.path: taken out before anything is imported,
+        # so that no module of the user's folder runs in a worker
+        proc = subprocess.Popen([sys.executable, "-c", "import sys; del sys.path[0]; from netcli.data.workers import main; main()",
                                  str(task_r), str(done_w)], pass_fds=(task_r, done_w), env=env,
                                 stdin=subprocess.DEVNULL)
     finally:
@@ -80,6 +82,7 @@ class DecodePool:
         count = int(np.prod(shape))
         shm = shared_memory.SharedMemory(create=True, size=4 * (count + batch))
         self.shms.append(shm)
+        _reserve(shm, 4 * (count + batch))
         data = np.ndarray(shape, np.float32, shm.buf)
         label = np.ndarray((batch,), np.float32, shm.buf, offset=4 * count)
         self.names[data.ctypes.data] = shm.name
@@ -97,8 +100,8 @@ class DecodePool:
             try:
                 tasks.send((self.task, shm, data.shape, int(a), int(b), indices[a - lo:b - lo], seed, k))
             except OSError:
-                raise NetcliError(f"a decoding worker of data layer '{self.name}' stopped "
-                                  f"(exit code {proc.poll()})") from None
+                raise NetcliError(f"a decoding worker stopped "
+                                  f"({_exit(proc.poll())})") from None
             pending[done] = proc
         error = None
         while pending:
@@ -106,8 +109,8 @@ class DecodePool:
                 try:
                     tid, msg = done.recv()
                 except (EOFError, OSError):
-                    raise NetcliError(f"a decoding worker of data layer '{self.name}' stopped "
-                                      f"(exit code {pending[done].wait()})") from None
+                    raise NetcliError(f"a decoding worker stopped "
+                                      f"({_exit(pending[done].wait())})") from None
                 if tid == self.task:
                     del pending[done]
                     error = error or msg
@@ -154,10 +157,46 @@ def _attach(name):
         return shm
 
 
+def _exit(code):
+    """A worker's end in words: its exit code, or the signal that killed it."""
+    if code is not None and code < 0:
+        import signal
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            pass
+    return f"exit code {code}"
+
+
+def _reserve(shm, size):
+    """Allocate the block's pages now: a full /dev/shm is one line here, not a SIGBUS in a worker
+    at its first write."""
+    fd = getattr(shm, "_fd", -1)
+    if fd < 0 or not hasattr(os, "posix_fallocate"):
+        return
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as e:
+        free = ""
+        try:
+            st = os.statvfs("/dev/shm")
+            free = f" ({st.f_bavail * st.f_frsize / 2 ** 20:.0f} MB free in /dev/shm, {size / 2 ** 20:.0f} MB needed)"
+        except OSError:
+            pass
+        raise NetcliError(f"no room for a shared-memory batch{free}: {e.strerror or e}; set the data layer's "
+                          "threads: 0 to decode in the training process (or give the container more "
+                          "--shm-size)") from None
+
+
 def main():
     """A worker: reads (reader, transformer), then tasks (task, shared block, batch shape, rows
     lo..hi, samples, seed, batch k) -> those rows read, transformed and written; (task, None or
-    the error's line) back. Ends when the task pipe closes."""
+    the error's line) back. Ends when the task pipe closes. A terminal's Ctrl-C or hangup reaches
+    the whole process group: the training process decides what they mean (a snapshot, a stop),
+    so a worker ignores them and ends with its pipe."""
+    import signal
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     from .sources import DataError
     tasks = Connection(int(sys.argv[1]), writable=False)
     done = Connection(int(sys.argv[2]), readable=False)

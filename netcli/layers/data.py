@@ -59,10 +59,11 @@ def _idx_exists(prefix):
     return any(os.path.isfile(prefix + "-images-idx3-ubyte" + gz) for gz in ("", ".gz"))
 
 
-def open_dataset(source, backend, base_dir=""):
+def open_dataset(source, backend, base_dir="", mode="auto"):
     """The reader of the dataset a Data layer reads (netcli/data/readers.py; cached per resolved
     path): a relative source is looked up next to the net file, then in the working directory
-    (netcli.config.paths). IDX and .npz files are memory-mapped, the others read record by record."""
+    (netcli.config.paths). IDX and .npz files are memory-mapped, the others read record by record.
+    `mode`: how a database's encoded images decode (transform_param's force_color/force_gray)."""
     from ..data import datasets, readers, sources
     from ..config.paths import resolve
     named = ":" in source and source.split(":")[0] in datasets.DATASETS
@@ -96,11 +97,12 @@ def open_dataset(source, backend, base_dir=""):
                                os.path.isdir if backend in ("IMAGES", "LMDB", "LEVELDB") else os.path.exists)
         except NetcliError as e:
             raise DataError(str(e)) from None
-    key = (backend, path) if backend == "NAMED" else (backend, os.path.abspath(path), _stamp(path))
+    key = (backend, path) if backend == "NAMED" else (backend, os.path.abspath(path), _stamp(path), mode)
     if key not in _CACHE:
         loader = {"NAMED": datasets.load_named, "IDX": sources.load_idx, "NPZ": sources.load_npz,
-                  "HDF5": readers.HDF5Reader, "IMAGES": readers.ImageFolderReader, "LMDB": readers.DBReader,
-                  "LEVELDB": lambda p: readers.DBReader(p, "LEVELDB")}[backend]
+                  "HDF5": readers.HDF5Reader, "IMAGES": readers.ImageFolderReader,
+                  "LMDB": lambda p: readers.DBReader(p, "LMDB", mode),
+                  "LEVELDB": lambda p: readers.DBReader(p, "LEVELDB", mode)}[backend]
         _CACHE[key] = loader(path)
     return _CACHE[key]
 
@@ -124,7 +126,11 @@ class Data(Layer):
 
     def open(self, p):
         """The Dataset this layer reads (subclasses: their own readers)."""
-        return open_dataset(p.source, p.backend, self.base_dir)
+        t = getattr(self.p, "transform_param", None) or TRANSFORM.defaults()
+        if t.force_color and t.force_gray:
+            raise LayerError(f"force_color and force_gray both set {self.where()}", "transform_param.force_gray")
+        return open_dataset(p.source, p.backend, self.base_dir,
+                            "RGB" if t.force_color else "L" if t.force_gray else "auto")
 
     def setup(self, bottoms, tops):
         p = self.dp

@@ -62,6 +62,7 @@ def test_fetch_verifies_and_names_the_splits_and_mean(served_cifar10, tmp_path):
     ("truncated", "connection closed after"),
     ("checksum", "checksum mismatch (SHA-256 "),
     ("size", "bytes, expected"),
+    ("oversize", "more than the "),        # stopped as soon as it passes the published size
 ])
 def test_bad_downloads_are_one_line_and_leave_nothing(served_cifar10, monkeypatch, tmp_path, fault, expected):
     archive, _, server, entry = served_cifar10
@@ -71,9 +72,10 @@ def test_bad_downloads_are_one_line_and_leave_nothing(served_cifar10, monkeypatc
         monkeypatch.setitem(datasets.DATASETS, "cifar10", entry(archive[:-1] + b"x"))
     else:
         bad = entry()
+        size = len(archive) + 1 if fault == "size" else 100
         monkeypatch.setitem(datasets.DATASETS, "cifar10", datasets.NamedDataset(
             "cifar10", bad.mirrors, (datasets.RemoteFile(bad.files[0].name, sha256=bad.files[0].sha256,
-                                                         size=len(archive) + 1),), bad.splits, reader=bad.reader))
+                                                         size=size),), bad.splits, reader=bad.reader))
     r = run("data", "fetch", "cifar10")
     assert r.exit_code == 1 and expected in r.output and "Traceback" not in r.output, r.output
     assert [line for line in r.output.splitlines() if line.startswith("netcli: error:")]

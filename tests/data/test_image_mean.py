@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from netcli.caffe.caffemodel import read_binaryproto
 from netcli.cli import caffe_flags, cli
 from netcli.data import image_mean, readers
+from netcli.data.sources import DataError
 from netcli.data.convert_imageset import convert_imageset
 from image_files import bgr, make_images, write_list
 
@@ -86,3 +87,16 @@ def test_bad_sources_are_one_line(tmp_path, lmdb_of_images):
     r = run("data", "compute-mean", lmdb_of_images[0], "-o", str(tmp_path / "m.txt"))
     assert r.exit_code == 2 and "must end in .binaryproto or .npy" in r.output
     assert not [f for f in os.listdir(tmp_path) if f.startswith("m.")]
+
+
+def test_an_lmdb_of_empty_datums_is_one_line(tmp_path):
+    pytest.importorskip("lmdb")
+    import lmdb
+    from netcli.caffe import wire
+    from netcli.caffe.datum import LABEL
+    env = lmdb.open(str(tmp_path / "db"), map_size=1 << 20)
+    with env.begin(write=True) as txn:
+        txn.put(b"00000000", wire.put_varint(LABEL, 1))
+    env.close()
+    with pytest.raises(DataError, match=r"record 0 .*an empty image"):
+        image_mean.compute_mean(str(tmp_path / "db"))

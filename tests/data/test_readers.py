@@ -268,3 +268,60 @@ def test_an_lmdb_is_closed_when_its_last_reader_goes(tmp_path):
     env.close()
     readers.load_db(str(tmp_path / "db"))                             # a whole load closes it too
     lmdb.open(str(tmp_path / "db"), readonly=True).close()
+
+
+def test_an_idx_header_whose_size_overflows_int64_is_refused(tmp_path):
+    """dims whose product wraps around in int64 to the file's few bytes: the header check uses
+    exact integers."""
+    import struct
+    path = tmp_path / "x-images-idx3-ubyte"
+    path.write_bytes(b"\0\0\x08\x03" + struct.pack(">3i", 1824726041, 74342, 135984) + bytes(32))
+    (tmp_path / "x-labels-idx1-ubyte").write_bytes(b"\0\0\x08\x01" + struct.pack(">i", 1824726041))
+    with pytest.raises(DataError):
+        load_idx(str(tmp_path / "x"))
+
+
+def test_an_lmdb_of_empty_datums_is_one_line(tmp_path):
+    pytest.importorskip("lmdb")
+    from netcli.caffe import wire
+    from netcli.caffe.datum import LABEL
+    from netcli.data.readers import DBReader
+    write_lmdb(tmp_path / "db", [wire.put_varint(LABEL, 1)] * 3)       # a label, no pixels
+    with pytest.raises(DataError, match=r"record 0 .*an empty sample"):
+        DBReader(str(tmp_path / "db"))
+
+
+def test_force_color_decodes_a_grey_jpeg_among_colour_ones(tmp_path):
+    """As Caffe's transform_param.force_color: an encoded LMDB of colour images with a grey one
+    (as ImageNet has) trains with it, and stops with one line naming the record without it."""
+    pytest.importorskip("lmdb")
+    PIL = pytest.importorskip("PIL.Image")
+    import netcli
+    from netcli.caffe import wire
+    from netcli.caffe.datum import DATA, ENCODED, LABEL
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(6):
+        b = io.BytesIO()
+        a = rng.integers(0, 256, (8, 8) if i == 3 else (8, 8, 3), dtype=np.uint8)
+        PIL.fromarray(a).save(b, "PNG")
+        records.append(wire.put_bytes(DATA, b.getvalue()) + wire.put_varint(LABEL, i % 2) + wire.put_varint(ENCODED, 1))
+    write_lmdb(tmp_path / "db", records)
+    net = """name: n
+layers:
+  - {{name: data, type: Data, top: [data, label], transform_param: {{force_color: {fc}}},
+     data_param: {{source: {db}, batch_size: 6, threads: 0}}}}
+  - {{name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: {{num_output: 2}}}}
+  - {{name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}}
+"""
+    for fc in ("false", "true"):
+        (tmp_path / f"{fc}.yaml").write_text(net.format(fc=fc, db=tmp_path / "db"))
+    n = netcli.Net(str(tmp_path / "true.yaml"), phase="TRAIN")
+    n.forward()
+    assert n.blobs["data"].shape == (6, 3, 8, 8)
+    g = n.blobs["data"].data[3]
+    assert np.array_equal(g[0], g[1]) and np.array_equal(g[1], g[2])       # the grey image in 3 channels
+    del n
+    n = netcli.Net(str(tmp_path / "false.yaml"), phase="TRAIN")
+    with pytest.raises(netcli.NetcliError, match=r"record 3 .*shape \(1, 8, 8\)"):
+        n.forward()

@@ -203,3 +203,44 @@ def test_a_net_dropped_just_before_exit_leaves_no_shared_batch(tmp_path):
     assert "leaked shared_memory" not in r.stderr, r.stderr
     if os.path.isdir("/dev/shm"):
         assert not [n for n in r.stdout.splitlines()[0].split() if os.path.exists(os.path.join("/dev/shm", n.lstrip("/")))]
+
+
+def test_a_workers_ignore_the_terminals_ctrl_c_and_import_nothing_from_the_working_folder(tmp_path, monkeypatch):
+    """Ctrl-C reaches the whole process group: the training process decides what it means (a
+    snapshot), so a worker lives on and keeps decoding. A module in the working folder named as
+    one a worker imports (here numpy) is never imported there."""
+    import netcli
+    make_pics(tmp_path / "pics", 2, 1)
+    planted = tmp_path / "cwd"
+    planted.mkdir()
+    (planted / "numpy.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.chdir(planted)
+    net = netcli.Net(str(tmp_path / "pics" / "net.yaml"), phase="TRAIN")
+    net.forward()
+    pids = [w[0].pid for w in net.layers[0].pool.workers]
+    for pid in pids:
+        os.kill(pid, signal.SIGINT)
+        os.kill(pid, signal.SIGHUP)
+    time.sleep(0.3)
+    assert all(alive(p) for p in pids)
+    for _ in range(3):
+        net.forward()                       # the workers still fill batches
+    assert net.blobs["data"].data.std() > 0
+
+
+def test_a_full_shared_memory_folder_is_one_line(tmp_path, monkeypatch):
+    from netcli.data import workers
+    from netcli.errors import NetcliError
+
+    def full(fd, offset, size):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    from multiprocessing import shared_memory
+    shm = shared_memory.SharedMemory(create=True, size=4096)
+    try:
+        with pytest.raises(NetcliError, match=r"no room for a shared-memory batch.*threads: 0"):
+            workers._reserve(shm, 4096)
+    finally:
+        shm.close()
+        shm.unlink()
+    assert workers._exit(-7) == "killed by SIGBUS" and workers._exit(3) == "exit code 3"
