@@ -20,6 +20,7 @@ from .config.compile import field_loc, compile_net
 from .config.schema import Problems
 from .fillers import check_filler_shape
 from .exec import make_executor
+from .exec.memory_plan import resident_bytes
 from .params import build_param_table, share_params
 from .layers import REGISTRY, LayerError
 from .layers.data import check_label_sources
@@ -72,6 +73,7 @@ class Net:
             self._setup(model, phase, weights, seed, level, stages, dtype, batch_size, allow_python, device)
 
     def _setup(self, model, phase, weights, seed, level, stages, dtype, batch_size, allow_python, device):
+        self.rss_before = resident_bytes()      # the memory plan's first item (netcli/exec/memory_plan.py)
         self.spec = compile_net(model, phase, level, stages, batch_size)
         self.allow_python = python_allowed(allow_python)
         refuse_python_layers(self.spec, self.allow_python)

@@ -32,6 +32,7 @@ from . import threads
 from ..errors import NetcliError
 from ..ops.cpu.shares import combine_shares
 from ..layers.base import PerSample
+from .memory_plan import allocate as _allocate, packed as _packed, plan_cpu, refuse_if_too_big, _nbytes
 
 SHARE_ROWS = 32
 MIN_ROWS = 16
@@ -71,6 +72,7 @@ class CpuExecutor:
         """shared: the executor of the net whose params this one uses (share_weights): its diffs
         then live there, and backward goes layer by layer (bind_grads)."""
         self._net = weakref.ref(net)     # the net owns its executor: no cycle keeping a dropped net's arrays
+        self.owns_grads = shared is None
         self.stretches = self._plan_stretches()
         self.batch_of = {i: n for n, idx in self.stretches for i in idx}   # layer -> its stretch's batch
         self._layout(None)
@@ -94,19 +96,20 @@ class CpuExecutor:
         net = self.net
         self.shares = {n: shares(n, count) for n, _ in self.stretches if n is not None}
         S = max((len(s) for s in self.shares.values()), default=1)
-        self.workspaces = {}          # layer index -> [per-share dict of arrays]
         self._scratch_specs = {}      # (layer index, share) -> the layer's scratch() for that share
         for n, idx in self.stretches:
-            if n is None:
-                continue
-            for i in idx:
-                self.workspaces[i] = [_allocate(net.layers[i].workspace(hi - lo)) for lo, hi in self.shares[n]]
+            for i in idx if n is not None else ():
                 for s, (lo, hi) in enumerate(self.shares[n]):
                     spec = net.layers[i].scratch(hi - lo)
                     if spec:
                         self._scratch_specs[i, s] = spec
         # one flat buffer per running thread, as large as the largest layer's scratch at its share
         self.scratch_bytes = max((_packed(spec)[1] for spec in self._scratch_specs.values()), default=0)
+        self.memory = plan_cpu(self, self.scratch_bytes, threads.count(), self.owns_grads,
+                               None if count else lambda n: len(shares(n)))
+        refuse_if_too_big(self.memory, net)
+        self.workspaces = {i: [_allocate(net.layers[i].workspace(hi - lo)) for lo, hi in self.shares[n]]
+                           for n, idx in self.stretches if n is not None for i in idx}   # layer -> per share
         self.thread_scratch = []      # thread t -> its flat byte buffer
         self._calls = []              # thread t -> {layer index: [per-share dict: workspace + scratch views]}
         self.scratch = np.zeros((S - 1, net.param_diff.size), net.param_diff.dtype)
@@ -428,20 +431,3 @@ class CpuExecutor:
             return
         self._run(n, [i], forward=forward, backward=not forward, combine=not forward)
 
-
-def _allocate(spec):
-    """{name: (shape, dtype)} -> {name: zeroed array}."""
-    return {name: np.zeros(shape, dtype) for name, (shape, dtype) in spec.items()}
-
-
-def _nbytes(shape, dtype):
-    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-
-
-def _packed(spec, align=64):
-    """{name: (shape, dtype)} laid out in one byte buffer: (each array's offset, total bytes)."""
-    offsets, end = [], 0
-    for shape, dtype in spec.values():
-        offsets.append(end)
-        end += -(-_nbytes(shape, dtype) // align) * align
-    return offsets, end

@@ -37,6 +37,7 @@ from .display import CompileNote, Header, progress_bar, train_lines
 from .hooks import SIGNALS, Plateau, Signals, monitor_hooks
 from .runlog import RunRecord
 from ..update_rules import RULES
+from ..exec.memory_plan import plan_solver
 
 
 def _per_element(values, offsets):
@@ -84,6 +85,7 @@ class Solver:
         lr_vec = _per_element(self.net.lr_mults, self.net.param_offsets)
         decay_vec = _per_element(np.asarray(self.net.decay_mults, np.float64) * p.weight_decay, self.net.param_offsets)
         self.rule = RULES[p.type](p, lr_vec, decay_vec)
+        plan_solver(self.net, self.rule)
         self.iter, self.losses = 0, []
         self.last_snapshot_iter, self.snapshots_written = None, []
         self.request = None                # a signal's request on this process (its handler sets it)
