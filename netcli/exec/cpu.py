@@ -32,7 +32,8 @@ from . import threads
 from ..errors import NetcliError
 from ..ops.cpu.shares import combine_shares
 from ..layers.base import PerSample
-from .memory_plan import allocate as _allocate, packed as _packed, plan_cpu, refuse_if_too_big, _nbytes
+from .memory_plan import packed as _packed, plan_cpu, refuse_if_too_big
+from .workspaces import Workspaces
 
 SHARE_ROWS = 32
 MIN_ROWS = 16
@@ -75,20 +76,25 @@ class CpuExecutor:
         self.owns_grads = shared is None
         self.stretches = self._plan_stretches()
         self.batch_of = {i: n for n, idx in self.stretches for i in idx}   # layer -> its stretch's batch
+        # layers with work after every share's forward (a loss's sum, a pass counter)
+        self.finishes = [getattr(type(layer), "finish_rows", None) not in (None, PerSample.finish_rows)
+                         for layer in net.layers]
         self._layout(None)
         # Backward runs the stretches in reverse; the share gradients are combined at the end of
         # the last per-sample stretch it runs (the first in net order that has layers to run).
         back = [k for k, (n, idx) in enumerate(self.stretches) if n is not None and self._back(idx)]
         self.combine_at = back[0] if back else None
         self.group, self.own = None, {}   # distribute(): this process's block of shares per batch size
-        # layers with work after every share's forward (a loss's sum, a pass counter)
-        self.finishes = [getattr(type(layer), "finish_rows", None) not in (None, PerSample.finish_rows)
-                         for layer in net.layers]
         self.bind_grads()
 
     @property
     def net(self):
         return self._net()
+
+    @property
+    def workspaces(self):
+        """Layer index -> its per-share workspace dicts (exec/workspaces.py; made when first asked)."""
+        return self.ws.per_share
 
     def _layout(self, count):
         """Shares of every stretch's batch (`count` of them, or shares(n)'s), their workspaces
@@ -96,39 +102,15 @@ class CpuExecutor:
         net = self.net
         self.shares = {n: shares(n, count) for n, _ in self.stretches if n is not None}
         S = max((len(s) for s in self.shares.values()), default=1)
-        self._scratch_specs = {}      # (layer index, share) -> the layer's scratch() for that share
-        for n, idx in self.stretches:
-            for i in idx if n is not None else ():
-                for s, (lo, hi) in enumerate(self.shares[n]):
-                    spec = net.layers[i].scratch(hi - lo)
-                    if spec:
-                        self._scratch_specs[i, s] = spec
-        # one flat buffer per running thread, as large as the largest layer's scratch at its share
-        self.scratch_bytes = max((_packed(spec)[1] for spec in self._scratch_specs.values()), default=0)
-        self.memory = plan_cpu(self, self.scratch_bytes, threads.count(), self.owns_grads,
+        n, last = self.stretches[-1]
+        kept = [i for i, layer in enumerate(net.layers) if self.finishes[i] or getattr(layer, "batch_stats", False)]
+        fused = last if n is not None and not any(i in kept and not self.finishes[i] for i in last) else None
+        self.ws = Workspaces(net.layers, self.stretches, self.shares, kept, fused)   # exec/workspaces.py
+        self.memory = plan_cpu(self, self.ws, threads.count(), self.owns_grads,
                                None if count else lambda n: len(shares(n)))
         refuse_if_too_big(self.memory, net)
-        self.workspaces = {i: [_allocate(net.layers[i].workspace(hi - lo)) for lo, hi in self.shares[n]]
-                           for n, idx in self.stretches if n is not None for i in idx}   # layer -> per share
-        self.thread_scratch = []      # thread t -> its flat byte buffer
-        self._calls = []              # thread t -> {layer index: [per-share dict: workspace + scratch views]}
         self.scratch = np.zeros((S - 1, net.param_diff.size), net.param_diff.dtype)
         self._plans = {}
-
-    def _thread_workspaces(self, T):
-        """The dicts the calls of threads 0..T-1 get: each share's workspace arrays and views of
-        the thread's own scratch buffer (made once per thread; the thread count may grow)."""
-        while len(self._calls) < T:
-            buf = np.zeros(self.scratch_bytes, np.uint8)
-            calls = {i: list(per_share) for i, per_share in self.workspaces.items()}
-            for (i, s), spec in self._scratch_specs.items():
-                offsets, _ = _packed(spec)
-                views = {name: buf[off:off + _nbytes(shape, dt)].view(dt).reshape(shape)
-                         for (name, (shape, dt)), off in zip(spec.items(), offsets)}
-                calls[i][s] = {**self.workspaces[i][s], **views}
-            self.thread_scratch.append(buf)
-            self._calls.append(calls)
-        return self._calls
 
     def reshare(self, count):
         """Cut every stretch's batch into `count` shares (a power of two) instead of shares(n)'s
@@ -359,7 +341,8 @@ class CpuExecutor:
         ranges, ws, grads, sole = self.shares[n], self.workspaces, self.grads, self.sole
         first, stop = self.own.get(n, (0, len(ranges)))
         T = min(threads.count(), stop - first)
-        calls = self._thread_workspaces(T)
+        # a share's forward and backward in one go: its workspaces per thread (exec/workspaces.py)
+        calls = self.ws.calls(T, forward and backward and len(segments) == 1)
         params = _blocks(net.param_diff.size, T)
 
         barriers = []

@@ -132,9 +132,10 @@ def _split(nbytes, first_dim, batch):
     return (0, nbytes / batch) if batch and first_dim == batch else (nbytes, 0)
 
 
-def plan_cpu(executor, scratch_bytes, threads, partials=True, count_shares=None):
-    """The CPU executor's plan for its net (executor.shares set; nothing of its own allocated);
-    partials: whether its shares keep gradient partials (not when its params are another net's)."""
+def plan_cpu(executor, ws, threads, partials=True, count_shares=None):
+    """The CPU executor's plan for its net (executor.shares set, ws its exec.workspaces.Workspaces;
+    nothing of either allocated); partials: whether its shares keep gradient partials (not when
+    its params are another net's); count_shares: batch -> the number of shares."""
     net = executor.net
     batches = [n for n, _ in executor.stretches if n is not None]
     batch = max(batches, default=0) or max((net.blobs[n].shape[0] for n in net.inputs
@@ -162,14 +163,13 @@ def plan_cpu(executor, scratch_bytes, threads, partials=True, count_shares=None)
         if partials:
             plan.add("param gradient partials of shares 1..S-1", per_share=net.param_diff.nbytes)
     for n, idx in executor.stretches:
-        if n is None:
-            continue
-        for i in idx:
-            rows = [hi - lo for lo, hi in executor.shares[n]]
-            total = sum(spec_bytes(net.layers[i].workspace(r)) for r in rows)
-            fixed = len(rows) * spec_bytes(net.layers[i].workspace(0))
-            plan.add(f"workspace of {net.layer_names[i]}", fixed, (total - fixed) / n, 0)
-    plan.add(f"scratch of {T} thread{'s' if T != 1 else ''}", T * scratch_bytes)
+        for i in idx if n is not None else ():
+            nbytes, per_share = ws.planned(i, T if training else 0)
+            if not training and not per_share:       # a forward pass alone keeps them per share
+                nbytes, per_share = sum(spec_bytes(net.layers[i].workspace(r)) for r in ws.rows[i]), True
+            fixed = len(ws.rows[i]) * spec_bytes(net.layers[i].workspace(0)) if per_share else nbytes
+            plan.add(f"workspace of {net.layer_names[i]}", fixed, (nbytes - fixed) / n)
+    plan.add(f"scratch of {T} thread{'s' if T != 1 else ''}", T * ws.scratch_bytes)
     for i, layer in enumerate(net.layers):
         held = [_split(v.nbytes, _dim0(v), batch) for v in vars(layer).values()
                 if isinstance(v, np.ndarray) and v.base is None]
