@@ -10,7 +10,9 @@ Parameter gradients: share 0 adds into the params' own diffs, share s > 0 into i
 buffer (zero between passes). At the end of a backward pass every element is combined by one fixed
 pairwise tree over the shares (ops.cpu.shares.combine_shares), in the same dispatch as the last
 stretch's backward (a barrier, then each thread a slice of the params). So `net.param_diff` is
-complete when backward returns, and its bits are the same for 1, 2, 3 or 8 threads. The same
+complete when backward returns, and its bits are the same for 1, 2, 3 or 8 threads. Where every
+layer with a backward is in one stretch, each thread makes the tree's additions among its own
+shares as they finish (exec/grad_tree.py: the same additions, fewer partials held). The same
 combination over shares on several processes is what will make MPI runs independent of the
 process count.
 
@@ -33,6 +35,7 @@ from ..errors import NetcliError
 from ..ops.cpu.shares import combine_shares
 from ..layers.base import PerSample
 from .memory_plan import packed as _packed, plan_cpu, refuse_if_too_big
+from .grad_tree import add_child, schedule
 from .workspaces import Workspaces
 
 SHARE_ROWS = 32
@@ -79,12 +82,16 @@ class CpuExecutor:
         # layers with work after every share's forward (a loss's sum, a pass counter)
         self.finishes = [getattr(type(layer), "finish_rows", None) not in (None, PerSample.finish_rows)
                          for layer in net.layers]
-        self._layout(None)
         # Backward runs the stretches in reverse; the share gradients are combined at the end of
         # the last per-sample stretch it runs (the first in net order that has layers to run).
         back = [k for k, (n, idx) in enumerate(self.stretches) if n is not None and self._back(idx)]
         self.combine_at = back[0] if back else None
+        # every layer with a backward in that one stretch: its shares' gradients are summed as they
+        # finish (exec/grad_tree.py)
+        self.single_back = len(back) == 1 and all(self.batch_of[i] is not None
+                                                  for i, b in enumerate(net.need_backward) if b)
         self.group, self.own = None, {}   # distribute(): this process's block of shares per batch size
+        self._layout(None)
         self.bind_grads()
 
     @property
@@ -106,7 +113,9 @@ class CpuExecutor:
         kept = [i for i, layer in enumerate(net.layers) if self.finishes[i] or getattr(layer, "batch_stats", False)]
         fused = last if n is not None and not any(i in kept and not self.finishes[i] for i in last) else None
         self.ws = Workspaces(net.layers, self.stretches, self.shares, kept, fused)   # exec/workspaces.py
-        self.memory = plan_cpu(self, self.ws, threads.count(), self.owns_grads,
+        T = max(1, min(threads.count(), S))
+        rows = (schedule(S, tuple(_blocks(S, T)))[3] if self.single_back and fused is not None else S - 1)
+        self.memory = plan_cpu(self, self.ws, T, rows if self.owns_grads else 0,
                                None if count else lambda n: len(shares(n)))
         refuse_if_too_big(self.memory, net)
         self.scratch = np.zeros((S - 1, net.param_diff.size), net.param_diff.dtype)
@@ -341,6 +350,10 @@ class CpuExecutor:
         ranges, ws, grads, sole = self.shares[n], self.workspaces, self.grads, self.sole
         first, stop = self.own.get(n, (0, len(ranges)))
         T = min(threads.count(), stop - first)
+        blocks = tuple((first + a, first + b) for a, b in _blocks(stop - first, T))
+        rows, after, final = range(-1, len(ranges)), None, None       # share s: grads[s], combined at the end
+        if combine and self.single_back and self.group is None and len(segments) == 1:
+            rows, after, final, _ = schedule(len(ranges), blocks)        # summed as they finish
         # a share's forward and backward in one go: its workspaces per thread (exec/workspaces.py)
         calls = self.ws.calls(T, forward and backward and len(segments) == 1)
         params = _blocks(net.param_diff.size, T)
@@ -361,12 +374,14 @@ class CpuExecutor:
                             if kind == "forward":
                                 layers[i].forward_rows(bvecs[i], tvecs[i], lo, hi, ws[i][s])
                             elif kind == "backward":
-                                layers[i].backward_rows(tvecs[i], pdown[i], bvecs[i], lo, hi, ws[i][s], grads[s][i],
-                                                        sole[i] and (s > 0 or cleared))
+                                layers[i].backward_rows(tvecs[i], pdown[i], bvecs[i], lo, hi, ws[i][s],
+                                                        grads[rows[s] + 1][i], sole[i] and (s > 0 or cleared))
                             elif kind == "stats":
                                 layers[i].stats_rows(bvecs[i], lo, hi, ws[i][s])
                             else:
                                 layers[i].grad_stats_rows(tvecs[i], lo, hi, ws[i][s])
+                        for a, b in after[s] if after else ():
+                            add_child(net.param_diff, self.scratch, rows, a, b)
                     if combine_stats is not None:
                         if barriers:
                             barriers[k].wait()
@@ -379,8 +394,11 @@ class CpuExecutor:
             if combine:
                 if barriers:
                     barriers[-1].wait()
-                self._combine(*params[t])
-        threads.run(work, [(first + a, first + b) for a, b in _blocks(stop - first, T)])
+                if final is None:
+                    self._combine(*params[t])
+                for a, b in final or ():
+                    add_child(net.param_diff, self.scratch, rows, a, b, *params[t])
+        threads.run(work, blocks)
         if forward:
             for i in idx:
                 if self.finishes[i]:

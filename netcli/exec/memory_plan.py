@@ -132,10 +132,11 @@ def _split(nbytes, first_dim, batch):
     return (0, nbytes / batch) if batch and first_dim == batch else (nbytes, 0)
 
 
-def plan_cpu(executor, ws, threads, partials=True, count_shares=None):
+def plan_cpu(executor, ws, threads, partials, count_shares=None):
     """The CPU executor's plan for its net (executor.shares set, ws its exec.workspaces.Workspaces;
-    nothing of either allocated); partials: whether its shares keep gradient partials (not when
-    its params are another net's); count_shares: batch -> the number of shares."""
+    nothing of either allocated); partials: the rows of share gradient partials a training
+    iteration writes (exec/grad_tree.py; 0 when its params are another net's); count_shares:
+    batch -> the number of shares."""
     net = executor.net
     batches = [n for n, _ in executor.stretches if n is not None]
     batch = max(batches, default=0) or max((net.blobs[n].shape[0] for n in net.inputs
@@ -160,8 +161,10 @@ def plan_cpu(executor, ws, threads, partials=True, count_shares=None):
     plan.add("params", net.param_data.nbytes)
     if training:
         plan.add("param gradients", net.param_diff.nbytes)
-        if partials:
+        if partials == S - 1:
             plan.add("param gradient partials of shares 1..S-1", per_share=net.param_diff.nbytes)
+        else:
+            plan.add(f"param gradient partials ({partials} of the {S} shares at once)", partials * net.param_diff.nbytes)
     for n, idx in executor.stretches:
         for i in idx if n is not None else ():
             nbytes, per_share = ws.planned(i, T if training else 0)
