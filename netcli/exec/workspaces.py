@@ -38,7 +38,7 @@ class Workspaces:
             self.offsets[i] = end
             end += packed(layers[i].workspace(max(self.rows[i])))[1]
         self.fused_bytes = end
-        self.per_share = PerShare(self)        # layer -> its per-share sets (allocated when first asked)
+        self.per_share = PerShare(layers, self.rows)   # layer -> its per-share sets (made when first asked)
         for i in self.kept & set(self.rows):
             self.per_share[i]
         self.thread_scratch, self.thread_workspace = [], []     # thread t -> its flat byte buffers
@@ -77,13 +77,12 @@ class Workspaces:
 class PerShare(dict):
     """Layer index -> [one workspace dict per share], each allocated when first asked for."""
 
-    def __init__(self, owner):
+    def __init__(self, layers, rows):
         super().__init__()
-        self.owner = owner
+        self.layers, self.rows = layers, rows       # not the Workspaces: no cycle keeping a dropped net's arrays
 
     def __missing__(self, i):
-        o = self.owner
-        self[i] = [allocate(o.layers[i].workspace(r)) for r in o.rows[i]]
+        self[i] = [allocate(self.layers[i].workspace(r)) for r in self.rows[i]]
         return self[i]
 
 
