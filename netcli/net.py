@@ -268,6 +268,9 @@ class Net:
     def share_weights(self, other: "Net"):
         """Use `other`'s param memory (by layer name), as Caffe's test nets share the train net's."""
         share_params(self.params, other.params, other.phase)
+        if not any(np.may_share_memory(b.data, self.param_data) for bs in self.params.values() for b in bs):
+            # every param is the other's now: let this net's filled copy go (a test net held the weights twice)
+            self.param_data, self.param_diff = (np.zeros(a.size, a.dtype) for a in (self.param_data, self.param_diff))
         self._shared = other.executor        # diffs now live in `other`: on its device, if it has one
         self.executor = make_executor(self, self.device, self._shared)
 
