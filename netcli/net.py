@@ -25,7 +25,7 @@ from .params import build_param_table, share_params
 from .layers import REGISTRY, LayerError
 from .layers.data import check_label_sources
 from .layers.python import python_allowed, refusal
-from .net_plan import plan_backward
+from .net_plan import alias_split_tops, plan_backward
 
 
 def refuse_python_layers(spec, allowed):
@@ -89,6 +89,7 @@ class Net:
         self._allocate_params(problems)
         problems.raise_if_any()
         plan_backward(self)
+        alias_split_tops(self)
         self.device, self._shared = device, None
         self.executor = make_executor(self, device)
         self._input_shapes = {n: self.blobs[n].shape for n in self.inputs}
@@ -187,6 +188,7 @@ class Net:
                                   f"{[tuple(s) for s in new]}, it has {[p.shape for p in params]}")
         for t, w in self.loss_tops:
             t.diff[...] = w
+        alias_split_tops(self)
         self.executor.pull()                   # the params where the new executor starts: the host
         self.executor = make_executor(self, self.device, self._shared)
         self._input_shapes = {n: self.blobs[n].shape for n in self.inputs}
