@@ -20,11 +20,12 @@ from .config.compile import field_loc, compile_net
 from .config.schema import Problems
 from .fillers import check_filler_shape
 from .exec import make_executor
+from .exec.memory_plan import resident_bytes
 from .params import build_param_table, share_params
 from .layers import REGISTRY, LayerError
 from .layers.data import check_label_sources
 from .layers.python import python_allowed, refusal
-from .net_plan import plan_backward
+from .net_plan import alias_split_tops, plan_backward
 
 
 def refuse_python_layers(spec, allowed):
@@ -72,6 +73,7 @@ class Net:
             self._setup(model, phase, weights, seed, level, stages, dtype, batch_size, allow_python, device)
 
     def _setup(self, model, phase, weights, seed, level, stages, dtype, batch_size, allow_python, device):
+        self.rss_before = resident_bytes()      # the memory plan's first item (netcli/exec/memory_plan.py)
         self.spec = compile_net(model, phase, level, stages, batch_size)
         self.allow_python = python_allowed(allow_python)
         refuse_python_layers(self.spec, self.allow_python)
@@ -87,6 +89,7 @@ class Net:
         self._allocate_params(problems)
         problems.raise_if_any()
         plan_backward(self)
+        alias_split_tops(self)
         self.device, self._shared = device, None
         self.executor = make_executor(self, device)
         self._input_shapes = {n: self.blobs[n].shape for n in self.inputs}
@@ -185,6 +188,7 @@ class Net:
                                   f"{[tuple(s) for s in new]}, it has {[p.shape for p in params]}")
         for t, w in self.loss_tops:
             t.diff[...] = w
+        alias_split_tops(self)
         self.executor.pull()                   # the params where the new executor starts: the host
         self.executor = make_executor(self, self.device, self._shared)
         self._input_shapes = {n: self.blobs[n].shape for n in self.inputs}
@@ -266,6 +270,9 @@ class Net:
     def share_weights(self, other: "Net"):
         """Use `other`'s param memory (by layer name), as Caffe's test nets share the train net's."""
         share_params(self.params, other.params, other.phase)
+        if not any(np.may_share_memory(b.data, self.param_data) for bs in self.params.values() for b in bs):
+            # every param is the other's now: let this net's filled copy go (a test net held the weights twice)
+            self.param_data, self.param_diff = (np.zeros(a.size, a.dtype) for a in (self.param_data, self.param_diff))
         self._shared = other.executor        # diffs now live in `other`: on its device, if it has one
         self.executor = make_executor(self, self.device, self._shared)
 

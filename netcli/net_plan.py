@@ -59,3 +59,17 @@ def plan_backward(net):
                 net.outputs.append(t.name)
     net.inputs = [t.name for l, tv in zip(net.layers, net.top_vecs) if l.is_input for t in tv]
     net.loss = 0.0
+
+
+def alias_split_tops(net):
+    """A Split's top reads its bottom's data (one array, as in Caffe) unless a layer writes that top
+    in place (a ReLU on one branch) or runs code (a Python layer): GoogLeNet's module inputs were
+    held once per branch. The diffs stay apart (the Split sums them)."""
+    written = set()
+    for layer, bottoms, tops in zip(net.layers, net.bottom_vecs, net.top_vecs):
+        written.update(id(b) for b in bottoms if layer.runs_code or any(b is t for t in tops))
+    for layer, bottoms, tops in zip(net.layers, net.bottom_vecs, net.top_vecs):
+        if layer.alias and len(bottoms) == 1:
+            for t in tops:
+                if id(t) not in written and t.data.shape == bottoms[0].data.shape:
+                    t.data = bottoms[0].data

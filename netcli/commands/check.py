@@ -28,10 +28,14 @@ def describe_net(net: Net, echo):
         echo("  ".join(v.ljust(w) if i < 3 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))).rstrip())
     for line in net.executor.plan():
         echo(f"Parallel plan: {line}")
+    memory = getattr(net.executor, "memory", None)     # the CPU executor's (netcli/exec/memory_plan.py)
+    for line in memory.lines() if memory is not None else ():
+        echo(line)
     learn = net.param_data.size
     echo(f"Total: {learn:,} learnable params ({learn * 4 / 2 ** 20:.2f} MB), {tot_f / 1e6:.3f} MFLOP forward per "
          f"image, {tot_m / 2 ** 20:.2f} MB of activations (data + diff) at the configured batch")
-    return {"params": learn, "flops_per_image": tot_f, "activation_bytes": tot_m}
+    return {"params": learn, "flops_per_image": tot_f, "activation_bytes": tot_m,
+            "memory_plan_bytes": memory.total if memory is not None else None}
 
 
 def print_config(model=None, solver=None, echo=None):

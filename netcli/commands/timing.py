@@ -113,6 +113,14 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
              f"{net.param_diff.nbytes / 2 ** 20:.3g} MB) {comm:.5g} ms per iteration (slowest process).")
     for line in net.executor.plan():
         echo(f"Parallel plan: {line}")
+    memory = getattr(net.executor, "memory", None)     # the CPU executor's (netcli/exec/memory_plan.py)
+    if memory is not None:
+        from ..exec.memory_plan import peak_resident_bytes
+        for line in memory.lines():
+            echo(line)
+        peak = peak_resident_bytes()
+        result.update(memory_plan_mb=memory.total / 2 ** 20, peak_resident_mb=peak / 2 ** 20)
+        echo(f"Peak resident memory of this process: {peak / 2 ** 20:,.0f} MB (the plan: {memory.total / 2 ** 20:,.0f} MB)")
     echo("*** Benchmark ends ***")
     return result
 

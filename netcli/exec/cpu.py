@@ -10,7 +10,9 @@ Parameter gradients: share 0 adds into the params' own diffs, share s > 0 into i
 buffer (zero between passes). At the end of a backward pass every element is combined by one fixed
 pairwise tree over the shares (ops.cpu.shares.combine_shares), in the same dispatch as the last
 stretch's backward (a barrier, then each thread a slice of the params). So `net.param_diff` is
-complete when backward returns, and its bits are the same for 1, 2, 3 or 8 threads. The same
+complete when backward returns, and its bits are the same for 1, 2, 3 or 8 threads. Where every
+layer with a backward is in one stretch, each thread makes the tree's additions among its own
+shares as they finish (exec/grad_tree.py: the same additions, fewer partials held). The same
 combination over shares on several processes is what will make MPI runs independent of the
 process count.
 
@@ -33,7 +35,10 @@ from ..errors import NetcliError
 from ..ops.cpu.shares import combine_shares
 from ..layers.base import PerSample
 from .fusion import find_chains
+from .grad_tree import add_child, schedule
+from .memory_plan import packed as _packed, plan_cpu, refuse_if_too_big
 from .stretches import plan_lines, plan_stretches
+from .workspaces import Workspaces
 
 SHARE_ROWS = 32
 MIN_ROWS = 16
@@ -73,22 +78,32 @@ class CpuExecutor:
         """shared: the executor of the net whose params this one uses (share_weights): its diffs
         then live there, and backward goes layer by layer (bind_grads)."""
         self._net = weakref.ref(net)     # the net owns its executor: no cycle keeping a dropped net's arrays
+        self.owns_grads = shared is None
         self.stretches = self._plan_stretches()
         self.batch_of = {i: n for n, idx in self.stretches for i in idx}   # layer -> its stretch's batch
-        self._layout(None)
+        # layers with work after every share's forward (a loss's sum, a pass counter)
+        self.finishes = [getattr(type(layer), "finish_rows", None) not in (None, PerSample.finish_rows)
+                         for layer in net.layers]
         # Backward runs the stretches in reverse; the share gradients are combined at the end of
         # the last per-sample stretch it runs (the first in net order that has layers to run).
         back = [k for k, (n, idx) in enumerate(self.stretches) if n is not None and self._back(idx)]
         self.combine_at = back[0] if back else None
+        # every layer with a backward in that one stretch: its shares' gradients are summed as they
+        # finish (exec/grad_tree.py)
+        self.single_back = len(back) == 1 and all(self.batch_of[i] is not None
+                                                  for i, b in enumerate(net.need_backward) if b)
         self.group, self.own = None, {}   # distribute(): this process's block of shares per batch size
-        # layers with work after every share's forward (a loss's sum, a pass counter)
-        self.finishes = [getattr(type(layer), "finish_rows", None) not in (None, PerSample.finish_rows)
-                         for layer in net.layers]
+        self._layout(None)
         self.bind_grads()
 
     @property
     def net(self):
         return self._net()
+
+    @property
+    def workspaces(self):
+        """Layer index -> its per-share workspace dicts (exec/workspaces.py; made when first asked)."""
+        return self.ws.per_share
 
     def _layout(self, count):
         """Shares of every stretch's batch (`count` of them, or shares(n)'s), their workspaces
@@ -96,38 +111,17 @@ class CpuExecutor:
         net = self.net
         self.shares = {n: shares(n, count) for n, _ in self.stretches if n is not None}
         S = max((len(s) for s in self.shares.values()), default=1)
-        self.workspaces = {}          # layer index -> [per-share dict of arrays]
-        self._scratch_specs = {}      # (layer index, share) -> the layer's scratch() for that share
-        for n, idx in self.stretches:
-            if n is None:
-                continue
-            for i in idx:
-                self.workspaces[i] = [_allocate(net.layers[i].workspace(hi - lo)) for lo, hi in self.shares[n]]
-                for s, (lo, hi) in enumerate(self.shares[n]):
-                    spec = net.layers[i].scratch(hi - lo)
-                    if spec:
-                        self._scratch_specs[i, s] = spec
-        # one flat buffer per running thread, as large as the largest layer's scratch at its share
-        self.scratch_bytes = max((_packed(spec)[1] for spec in self._scratch_specs.values()), default=0)
-        self.thread_scratch = []      # thread t -> its flat byte buffer
-        self._calls = []              # thread t -> {layer index: [per-share dict: workspace + scratch views]}
+        n, last = self.stretches[-1]
+        kept = [i for i, layer in enumerate(net.layers) if self.finishes[i] or getattr(layer, "batch_stats", False)]
+        fused = last if n is not None and not any(i in kept and not self.finishes[i] for i in last) else None
+        self.ws = Workspaces(net.layers, self.stretches, self.shares, kept, fused)   # exec/workspaces.py
+        T = max(1, min(threads.count(), S))
+        rows = (schedule(S, tuple(_blocks(S, T)))[3] if self.single_back and fused is not None else S - 1)
+        self.memory = plan_cpu(self, self.ws, T, rows if self.owns_grads else 0,
+                               None if count else lambda n: len(shares(n)))
+        refuse_if_too_big(self.memory, net)
         self.scratch = np.zeros((S - 1, net.param_diff.size), net.param_diff.dtype)
         self._plans = {}
-
-    def _thread_workspaces(self, T):
-        """The dicts the calls of threads 0..T-1 get: each share's workspace arrays and views of
-        the thread's own scratch buffer (made once per thread; the thread count may grow)."""
-        while len(self._calls) < T:
-            buf = np.zeros(self.scratch_bytes, np.uint8)
-            calls = {i: list(per_share) for i, per_share in self.workspaces.items()}
-            for (i, s), spec in self._scratch_specs.items():
-                offsets, _ = _packed(spec)
-                views = {name: buf[off:off + _nbytes(shape, dt)].view(dt).reshape(shape)
-                         for (name, (shape, dt)), off in zip(spec.items(), offsets)}
-                calls[i][s] = {**self.workspaces[i][s], **views}
-            self.thread_scratch.append(buf)
-            self._calls.append(calls)
-        return self._calls
 
     def reshare(self, count):
         """Cut every stretch's batch into `count` shares (a power of two) instead of shares(n)'s
@@ -344,7 +338,12 @@ class CpuExecutor:
         ranges, ws, grads, sole, chains = self.shares[n], self.workspaces, self.grads, self.sole, self.chains
         first, stop = self.own.get(n, (0, len(ranges)))
         T = min(threads.count(), stop - first)
-        calls = self._thread_workspaces(T)
+        blocks = tuple((first + a, first + b) for a, b in _blocks(stop - first, T))
+        rows, after, final = range(-1, len(ranges)), None, None       # share s: grads[s], combined at the end
+        if combine and self.single_back and self.group is None and len(segments) == 1:
+            rows, after, final, _ = schedule(len(ranges), blocks)        # summed as they finish
+        # a share's forward and backward in one go: its workspaces per thread (exec/workspaces.py)
+        calls = self.ws.calls(T, forward and backward and len(segments) == 1)
         params = _blocks(net.param_diff.size, T)
 
         barriers = []
@@ -363,8 +362,8 @@ class CpuExecutor:
                             if kind == "forward":
                                 layers[i].forward_rows(bvecs[i], tvecs[i], lo, hi, ws[i][s])
                             elif kind == "backward":
-                                layers[i].backward_rows(tvecs[i], pdown[i], bvecs[i], lo, hi, ws[i][s], grads[s][i],
-                                                        sole[i] and (s > 0 or cleared))
+                                layers[i].backward_rows(tvecs[i], pdown[i], bvecs[i], lo, hi, ws[i][s],
+                                                        grads[rows[s] + 1][i], sole[i] and (s > 0 or cleared))
                             elif kind == "stats":
                                 layers[i].stats_rows(bvecs[i], lo, hi, ws[i][s])
                             elif kind == "grad_stats":
@@ -375,7 +374,10 @@ class CpuExecutor:
                                 chains[i].grad_stats_rows(lo, hi, ws[i][s])
                             else:
                                 j = chains[i].scale_index
-                                chains[i].backward_rows(lo, hi, ws[i][s], grads[s][j], sole[j] and (s > 0 or cleared))
+                                chains[i].backward_rows(lo, hi, ws[i][s], grads[rows[s] + 1][j],
+                                                        sole[j] and (s > 0 or cleared))
+                        for a, b in after[s] if after else ():
+                            add_child(net.param_diff, self.scratch, rows, a, b)
                     if combine_stats is not None:
                         if barriers:
                             barriers[k].wait()
@@ -388,8 +390,11 @@ class CpuExecutor:
             if combine:
                 if barriers:
                     barriers[-1].wait()
-                self._combine(*params[t])
-        threads.run(work, [(first + a, first + b) for a, b in _blocks(stop - first, T)])
+                if final is None:
+                    self._combine(*params[t])
+                for a, b in final or ():
+                    add_child(net.param_diff, self.scratch, rows, a, b, *params[t])
+        threads.run(work, blocks)
         if forward:
             for i in idx:
                 if self.finishes[i]:
@@ -423,20 +428,3 @@ class CpuExecutor:
             return
         self._run(n, [i], forward=forward, backward=not forward, combine=not forward)
 
-
-def _allocate(spec):
-    """{name: (shape, dtype)} -> {name: zeroed array}."""
-    return {name: np.zeros(shape, dtype) for name, (shape, dtype) in spec.items()}
-
-
-def _nbytes(shape, dtype):
-    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-
-
-def _packed(spec, align=64):
-    """{name: (shape, dtype)} laid out in one byte buffer: (each array's offset, total bytes)."""
-    offsets, end = [], 0
-    for shape, dtype in spec.values():
-        offsets.append(end)
-        end += -(-_nbytes(shape, dtype) // align) * align
-    return offsets, end

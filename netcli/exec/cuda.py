@@ -184,8 +184,8 @@ class CudaExecutor:
         if self.rule is not rule:
             self.rule = rule
             cuda = self.cuda
-            self.rule_state = ([cuda.to_device(h) for h in rule.history], cuda.to_device(rule.lr),
-                               cuda.to_device(rule.decay))
+            self.rule_state = ([cuda.to_device(h) for h in rule.history], cuda.to_device(np.asarray(rule.lr)),
+                               cuda.to_device(np.asarray(rule.decay)))
         history, lr, decay = self.rule_state
         self.k.elementwise(rule.compiled("cuda"), self.params.size,
                            *rule.arguments(self.params, self.grads, history, lr, decay, rate, it, scale))

@@ -218,14 +218,16 @@ class Split(PerSample):
     tops = (1, None)
 
     def setup(self, bottoms, tops):
-        # Each top gets its own copy (not a shared view, as in Caffe), so an in-place layer on
-        # one branch cannot change what the other branches read.
+        # Each top gets its own array here; the Net then lets the tops that no layer writes in
+        # place read the bottom's (net_plan.alias_split_tops), so that an in-place layer on one
+        # branch cannot change what the other branches read.
         for t in tops:
             t.reshape(bottoms[0].shape, bottoms[0].data.dtype)
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         for top in tops:
-            np.copyto(top.data[lo:hi], bottoms[0].data[lo:hi])
+            if top.data is not bottoms[0].data:
+                np.copyto(top.data[lo:hi], bottoms[0].data[lo:hi])
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:

@@ -211,9 +211,10 @@ class Deconvolution(PerSample):
             self.add_param((K,), p.bias_filler)
         self.dtype = x.data.dtype
 
-    def workspace(self, n):
+    def scratch(self, n):
         # the columns of the convolution this layer is the adjoint of: it maps the output back
-        # onto an H x W grid, so its patch matrix is (K*KH*KW, H*W) per image
+        # onto an H x W grid, so its patch matrix is (K*KH*KW, H*W) per image; the forward and
+        # the backward each write them before reading (as the weight gradient's buffer)
         shape = (n, self.K * self.KH * self.KW, self.H * self.W)
         return {"cols": (shape, self.dtype), "dw": ((self.C // self.G, self.K // self.G * self.KH * self.KW), self.dtype)}
 

@@ -15,6 +15,7 @@ drift into the subnormal range, where every operation that touches them becomes 
 (RMSProp on LeNet went from 58 to 15 iterations/s), and they carry nothing a float32 net can use."""
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import marshal
@@ -41,6 +42,52 @@ def _cpu_loop(n_history, formula, gradient, stamp):
     return njit(cache=True, nogil=True)(update)
 
 
+class PerParam:
+    """One float32 value per param over the flat param buffer (a multiplier: lr_mult, weight decay),
+    kept as runs (lo, hi, value) of equal values instead of one value per element (two such
+    vectors took twice the params' memory). np.asarray() gives the per-element vector (the GPU's
+    copy); the CPU loop reads each run as a stride-0 view, the same float32 on every element."""
+
+    def __init__(self, values, offsets):
+        self.runs = []
+        for v, lo, hi in zip(values, offsets[:-1], offsets[1:]):
+            v, lo, hi = np.float32(v), int(lo), int(hi)
+            if self.runs and self.runs[-1][2] == v and self.runs[-1][1] == lo:
+                self.runs[-1] = (self.runs[-1][0], hi, v)
+            elif hi > lo:
+                self.runs.append((lo, hi, v))
+        self.size = int(offsets[-1]) if len(offsets) else 0
+        self.nbytes = 16 * len(self.runs)
+        self.starts = [lo for lo, _, _ in self.runs]
+        self.cuts = sorted({b for lo, hi, _ in self.runs for b in (lo, hi)})
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.zeros(self.size, np.float32)
+        for lo, hi, v in self.runs:
+            out[lo:hi] = v
+        return out if dtype is None else out.astype(dtype)
+
+    def piece(self, lo, hi):
+        """Elements lo..hi (inside one run) as a read-only stride-0 float32 view."""
+        k = bisect.bisect_right(self.starts, lo) - 1
+        v = self.runs[k][2] if k >= 0 and hi <= self.runs[k][1] else np.float32(0)
+        return np.broadcast_to(v, (hi - lo,))
+
+
+def _pieces(lo, hi, *vectors):
+    """[lo, hi) cut at every run boundary of the PerParam vectors."""
+    cuts = {lo, hi}
+    for v in vectors:
+        if isinstance(v, PerParam):
+            cuts.update(v.cuts[bisect.bisect_right(v.cuts, lo):bisect.bisect_left(v.cuts, hi)])
+    cuts = sorted(cuts)
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def _part(a, lo, hi):
+    return a.piece(lo, hi) if isinstance(a, PerParam) else a[lo:hi]
+
+
 class Rule:
     """One update rule over the net's flat param buffers; history is kept as flat arrays, which
     snapshots store."""
@@ -61,7 +108,8 @@ class Rule:
             register_jitable(inline="always")(cls.formula)
 
     def __init__(self, p, lr_mult, decay):
-        """lr_mult, decay: per-element learning-rate multipliers and weight decay (float32)."""
+        """lr_mult, decay: per-element learning-rate multipliers and weight decay (float32 arrays,
+        or PerParam runs)."""
         self.p = p
         size = lr_mult.size
         self.lr, self.decay = lr_mult, decay
@@ -104,7 +152,8 @@ class Rule:
         args = self.arguments(w, g, self.history, self.lr, self.decay, rate, it, scale)
 
         def chunk(i, lo, hi):
-            loop(*(a[lo:hi] for a in args[:6]), *args[6:])
+            for a, b in _pieces(lo, hi, *args[4:6]):
+                loop(*(_part(x, a, b) for x in args[:6]), *args[6:])
         threads.run(chunk, self.ranges)
 
 

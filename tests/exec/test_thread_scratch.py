@@ -51,27 +51,51 @@ def test_every_algorithm_is_in_the_net(net):
 
 
 def test_scratch_is_allocated_once_per_thread_not_per_layer_and_share(net):
-    ex = net.executor
+    ex, ws = net.executor, net.executor.ws
     convs = [i for i, layer in enumerate(net.layers) if layer.type == "Convolution"]
     per_call = [_packed(net.layers[i].scratch(hi - lo))[1] for i in convs
                 for lo, hi in ex.shares[ex.batch_of[i]]]
     assert len(ex.shares[64]) == 2 and all(per_call)
-    assert ex.scratch_bytes == max(per_call)
+    assert ws.scratch_bytes == max(per_call)
     threads.set_threads(2)
     net.forward_backward()
-    assert len(ex.thread_scratch) == 2 and all(b.nbytes == max(per_call) for b in ex.thread_scratch)
+    assert len(ws.thread_scratch) == 2 and all(b.nbytes == max(per_call) for b in ws.thread_scratch)
     before = sum(per_call)                   # what a set per layer and share held
-    assert sum(b.nbytes for b in ex.thread_scratch) < before
-    # the state the backward reads stays per share, and apart from every thread's scratch
+    assert sum(b.nbytes for b in ws.thread_scratch) < before
+    # forward and backward of a share in one go: the state the backward reads is one set per
+    # thread (one region per layer), apart from the thread's scratch
+    assert all(not any(ws.per_share[i]) for i in set(ws.per_share) & set(convs))
+    for i in convs:
+        for t in range(2):
+            for s in range(2):
+                call = ws.calls(2, True)[t][i][s]
+                for k in net.layers[i].workspace(32):
+                    assert call[k].size == 0 or np.shares_memory(call[k], ws.thread_workspace[t])
+                for k in net.layers[i].scratch(32):
+                    assert call[k].size == 0 or np.shares_memory(call[k], ws.thread_scratch[t])
+    # forward and backward apart: the state stays per share
+    net.forward()
+    net.backward()
     for i in convs:
         for s in range(2):
             state = ex.workspaces[i][s]
             assert set(state) == set(net.layers[i].workspace(32))
             for t in range(2):
-                call = ex._calls[t][i][s]
+                call = ws.calls(2, False)[t][i][s]
                 assert all(call[k] is state[k] for k in state)
                 for k in net.layers[i].scratch(32):
-                    assert call[k].size == 0 or np.shares_memory(call[k], ex.thread_scratch[t])
+                    assert call[k].size == 0 or np.shares_memory(call[k], ws.thread_scratch[t])
+
+
+def test_thread_workspaces_keep_the_bits_of_per_share_ones(net):
+    threads.set_threads(2)
+    net.clear_param_diffs()
+    fused = net.forward_backward(cleared=True), net.param_diff.copy(), net.blobs["conv2"].diff.copy()
+    net.clear_param_diffs()
+    net.forward()
+    net.backward()
+    apart = net.loss, net.param_diff.copy(), net.blobs["conv2"].diff.copy()
+    assert fused[0] == apart[0] and np.array_equal(fused[1], apart[1]) and np.array_equal(fused[2], apart[2])
 
 
 def test_the_shared_scratch_keeps_the_bits_for_any_thread_count(net):

@@ -1,0 +1,43 @@
+"""The solver's lr and decay multipliers as runs per param (update_rules.base.PerParam), not one
+float per element: every rule's step gives the same bits as with per-element vectors, on 1 and
+3 threads, and the multipliers take a few bytes instead of twice the params' memory."""
+import numpy as np
+import pytest
+
+from netcli.config.schema import Problems
+from netcli.config.yamlload import LDict
+from netcli.exec import threads
+from netcli.solver.spec import SOLVER
+from netcli.update_rules import RULES
+from netcli.update_rules.base import PerParam
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_per_param_runs_give_the_bits_of_per_element_vectors(name):
+    p = SOLVER.parse(LDict(dict(type=RULES[name].name, momentum=0.9, weight_decay=0.01)), Problems(), None, "")
+    rng = np.random.default_rng(3)
+    sizes = [50000, 7, 30000, 1, 20000, 20000]           # above the size where the rule splits over threads
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    lr_mults, decay = [1.0, 2.0, 0.0, 1.0, 1.0, 1.0], [0.01, 0.0, 0.01, 0.02, 0.01, 0.01]
+    per_element = [np.concatenate([np.full(n, v, np.float32) for n, v in zip(sizes, vals)])
+                   for vals in (lr_mults, decay)]
+    runs = [PerParam(vals, offsets) for vals in (lr_mults, decay)]
+    assert np.array_equal(np.asarray(runs[0]), per_element[0]) and np.array_equal(np.asarray(runs[1]), per_element[1])
+    assert runs[0].nbytes + runs[1].nbytes < 1000
+    w0 = rng.standard_normal(offsets[-1]).astype(np.float32)
+    grads = [rng.standard_normal(offsets[-1]).astype(np.float32) for _ in range(3)]
+    old = threads.count()
+    got = []
+    try:
+        for T, (lr, d) in ((1, per_element), (1, runs), (3, runs)):
+            threads.set_threads(T)
+            rule = RULES[name](p, lr, d)
+            w = w0.copy()
+            for it, g in enumerate(grads):
+                rule.step(w, g.copy(), 0.01, it)
+            got.append((w, [h.copy() for h in rule.history]))
+    finally:
+        threads.set_threads(old)
+    for w, hist in got[1:]:
+        assert np.array_equal(w, got[0][0]) and all(np.array_equal(a, b) for a, b in zip(hist, got[0][1]))
+    assert not np.array_equal(got[0][0], w0)
