@@ -219,17 +219,17 @@ class DBReader(_Records):
         return db
 
     def __del__(self):
-        key = self.__dict__.get("_hkey")
-        entry = _OPEN_DBS.get(key) if key is not None else None
-        if entry is None:
-            return
-        entry[1] -= 1
-        if entry[1] <= 0:
-            del _OPEN_DBS[key]
-            try:
+        try:
+            key = self.__dict__.get("_hkey")
+            entry = _OPEN_DBS.get(key) if key is not None else None
+            if entry is None:
+                return
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del _OPEN_DBS[key]
                 entry[0].close()
-            except Exception:            # at interpreter exit the module may be half gone
-                pass
+        except Exception:                # at interpreter exit the module's globals may be gone
+            pass
 
     def __len__(self):
         return len(self.keys)

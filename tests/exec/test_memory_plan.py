@@ -77,7 +77,11 @@ def test_the_plan_counts_what_a_training_iteration_holds(tmp_path):
     assert items["activation gradients"] < sum(b.diff.nbytes for b in net.blobs.values())
     assert plan.total == sum(items.values())
     test = netcli.Net(write(tmp_path, 64)[0], phase="TEST")
-    assert not test.executor.memory.training and test.executor.memory.total < plan.total
+    own = "this process before the net"          # what the process held already grows as tests run
+
+    def net_bytes(p):
+        return p.total - dict(p.biggest(100)).get(own, 0)
+    assert not test.executor.memory.training and net_bytes(test.executor.memory) < net_bytes(plan)
 
 
 def test_a_net_beyond_the_memory_available_is_refused_in_one_line(tmp_path, monkeypatch):
