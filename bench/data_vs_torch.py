@@ -18,6 +18,9 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from nets_vs_torch import cpu_model  # noqa: E402 - the CPU line every bench prints
+
 MEAN = (104.0, 117.0, 123.0)            # BGR, Caffe's ImageNet means
 
 NET = """\
@@ -27,18 +30,6 @@ layers:
      transform_param: {{crop_size: {crop}, mirror: true, mean_value: [{mean}]}},
      image_data_param: {{source: {list}, root_folder: {root}/, batch_size: {batch}, shuffle: true, threads: {workers}}}}}
 """
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or platform.machine()
 
 
 def make_images(folder, n, size):

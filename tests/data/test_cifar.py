@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fake_cifar import Server, cifar10_archive, cifar_records, tar_gz
+from fake_cifar import cifar10_archive, cifar_records, tar_gz
+from local_server import Server
 from netcli.cli import cli
 from netcli.data import datasets
 from netcli.data.sources import DataError

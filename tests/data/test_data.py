@@ -2,9 +2,7 @@
 local HTTP server, the offline fallback, prefetch errors, and LeNet on the embedded subset."""
 import gzip
 import hashlib
-import http.server
 import os
-import threading
 
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ from netcli.data import datasets
 from netcli.data.sources import DataError, load_idx, load_npz, read_idx
 from netcli.data.transform import TRANSFORM, Transformer
 from netcli.errors import NetcliError
+from local_server import Server
 
 
 def idx_bytes(arr, code=0x08):
@@ -157,37 +156,6 @@ def test_bad_source_is_a_config_error(tmp_path):
 
 
 # -- fetcher ---------------------------------------------------------------------------------------
-class Server:
-    """A local HTTP server: serves `files` (name -> bytes); `truncate` names are cut short."""
-
-    def __init__(self, files, truncate=()):
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                name = self.path.rsplit("/", 1)[-1]
-                if name not in outer.files:
-                    self.send_error(404)
-                    return
-                body = outer.files[name]
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body[: len(body) // 2] if name in outer.truncate else body)
-
-            def log_message(self, *a):
-                pass
-
-        self.files, self.truncate = files, set(truncate)
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def fake_mnist(monkeypatch, tmp_path):
     rng = np.random.default_rng(0)
