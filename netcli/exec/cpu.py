@@ -369,7 +369,7 @@ class CpuExecutor:
                             elif kind == "grad_stats":
                                 layers[i].grad_stats_rows(tvecs[i], lo, hi, ws[i][s])
                             elif kind == "fused_forward":
-                                chains[i].forward_rows(lo, hi, ws[i][s], ws[i + 1][s])
+                                chains[i].forward_rows(lo, hi, ws[i][s], ws[chains[i].scale_index][s])
                             elif kind == "fused_grad_stats":
                                 chains[i].grad_stats_rows(lo, hi, ws[i][s])
                             else:

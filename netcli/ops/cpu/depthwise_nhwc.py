@@ -55,15 +55,9 @@ def depthwise_nhwc_forward(out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW, P
     inp[n, c, oh*SH - PH + i*DH, ow*SW - PW + j*DW] (zero outside the image); xp keeps the
     padded channels-last input."""
     N, C, OH, OW = out.shape
-    H, W = inp.shape[2], inp.shape[3]
     has_bias = bias.shape[0] > 0
     xp[...] = 0.0
-    for n in range(N):
-        for h in range(H):
-            for w in range(W):
-                dst = xp[n, h + PH, w + PW]
-                for c in range(C):
-                    dst[c] = inp[n, c, h, w]
+    _to_channels_last(inp, xp, PH, PW)
     _channels_last(weight, wt)
     for n in range(N):
         for oh in range(OH):
@@ -79,22 +73,30 @@ def depthwise_nhwc_forward(out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW, P
                         src, wv = xp[n, oh * SH + i * DH, ow * SW + j * DW], wt[i, j]
                         for c in range(C):
                             acc[c] += wv[c] * src[c]
-    for n in range(N):
-        for c in range(C):
-            for oh in range(OH):
-                for ow in range(OW):
-                    out[n, c, oh, ow] = yt[n, oh, ow, c]
+    _to_channels_first(yt, out, 0, 0)
 
 
 @njit(cache=True, nogil=True)
-def _dout_channels_last(dout, yt):
-    N, C, OH, OW = dout.shape
+def _to_channels_last(x, xt, PH, PW):
+    """xt[n, h + PH, w + PW, c] = x[n, c, h, w] (xt's other positions untouched)."""
+    N, C, H, W = x.shape
     for n in range(N):
-        for oh in range(OH):
-            for ow in range(OW):
-                dst = yt[n, oh, ow]
+        for h in range(H):
+            for w in range(W):
+                dst = xt[n, h + PH, w + PW]
                 for c in range(C):
-                    dst[c] = dout[n, c, oh, ow]
+                    dst[c] = x[n, c, h, w]
+
+
+@njit(cache=True, nogil=True)
+def _to_channels_first(xt, x, PH, PW):
+    """x[n, c, h, w] = xt[n, h + PH, w + PW, c]: the inverse of _to_channels_last."""
+    N, C, H, W = x.shape
+    for n in range(N):
+        for c in range(C):
+            for h in range(H):
+                for w in range(W):
+                    x[n, c, h, w] = xt[n, h + PH, w + PW, c]
 
 
 @njit(cache=True, nogil=True)
@@ -103,7 +105,7 @@ def depthwise_nhwc_backward_data(dinp, dout, weight, yt, dxp, wt, KH, KW, SH, SW
     dout[n, c, oh, ow] over the outputs that read (h, w), the taps in (i, j) order."""
     N, C, H, W = dinp.shape
     OH, OW = dout.shape[2], dout.shape[3]
-    _dout_channels_last(dout, yt)
+    _to_channels_last(dout, yt, 0, 0)
     _channels_last(weight, wt)
     dxp[...] = 0.0
     for n in range(N):
@@ -115,11 +117,7 @@ def depthwise_nhwc_backward_data(dinp, dout, weight, yt, dxp, wt, KH, KW, SH, SW
                         dst, g = dxp[n, oh * SH + i * DH, ow * SW + j * DW], yt[n, oh, ow]
                         for c in range(C):
                             dst[c] += wv[c] * g[c]
-    for n in range(N):
-        for c in range(C):
-            for h in range(H):
-                for w in range(W):
-                    dinp[n, c, h, w] = dxp[n, h + PH, w + PW, c]
+    _to_channels_first(dxp, dinp, PH, PW)
 
 
 @njit(cache=True, nogil=True)
@@ -129,7 +127,7 @@ def depthwise_nhwc_backward_weight(dweight, dout, xp, yt, part, KH, KW, SH, SW, 
     the images, then the positions in order. fresh_dout: yt does not hold dout channels-last yet."""
     N, C, OH, OW = dout.shape
     if fresh_dout:
-        _dout_channels_last(dout, yt)
+        _to_channels_last(dout, yt, 0, 0)
     part[...] = 0.0
     for n in range(N):
         for i in range(KH):
