@@ -12,9 +12,11 @@ pipes: it ends when its task pipe closes, so when the training process ends, how
 exits (after a kill -9, by the standard library's resource tracker)."""
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import sys
+import threading
 import weakref
 from multiprocessing import shared_memory
 from multiprocessing.connection import Connection, wait
@@ -65,6 +67,7 @@ class DecodePool:
         self.n, self.name = n, name
         self.workers, self.shms, self.names, self.slots, self.task = [], [], {}, {}, 0
         self._finalizer = weakref.finalize(self, _shutdown, self.workers, self.shms)
+        _LIVE[id(self.shms)] = self.workers, self.shms
         try:
             for _ in range(n):
                 self.workers.append(_start(reader, transformer))
@@ -121,29 +124,47 @@ class DecodePool:
         self._finalizer()
 
 
+# Pools not yet shut down, by id of their block list: a pool dropped by its prefetch thread is
+# shut down on that thread, which the interpreter stops at exit, perhaps between a block's unlink
+# and the resource tracker's unregister (the tracker then calls the block leaked). The exit hook
+# waits for a shutdown under way and finishes any the thread has not reached.
+_LIVE = {}
+_SHUTDOWN_LOCK = threading.Lock()
+
+
 def _shutdown(workers, shms):
     """Unlink the shared blocks first (mapped ones stay valid until unmapped), then close the task
     pipes, on which the workers end by themselves. This may run on the prefetch thread (the last
-    holder of a dropped layer), which the interpreter may stop at exit: nothing here waits long."""
-    for shm in shms:
-        try:
-            shm.unlink()
-        except OSError:
-            pass
-        try:
-            shm.close()
-        except BufferError:           # the ring's arrays still view it: unmapped when they go
-            pass
-    shms.clear()
-    for proc, tasks, done in workers:
-        tasks.close()
-    for proc, tasks, done in workers:
-        try:
-            proc.wait(timeout=1)
-        except subprocess.TimeoutExpired:   # busy with a batch no one will read
-            proc.kill()
-        done.close()
-    workers.clear()
+    holder of a dropped layer): nothing here waits long, and it runs once whoever calls it."""
+    with _SHUTDOWN_LOCK:
+        _LIVE.pop(id(shms), None)
+        for shm in shms:
+            try:
+                shm.unlink()
+            except OSError:
+                pass
+            try:
+                shm.close()
+            except BufferError:           # the ring's arrays still view it: unmapped when they go
+                pass
+        shms.clear()
+        for proc, tasks, done in workers:
+            tasks.close()
+        for proc, tasks, done in workers:
+            try:
+                proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:   # busy with a batch no one will read
+                proc.kill()
+            done.close()
+        workers.clear()
+
+
+@atexit.register
+def _shutdown_all():
+    with _SHUTDOWN_LOCK:              # a shutdown under way on another thread ends first
+        live = list(_LIVE.values())
+    for workers, shms in live:
+        _shutdown(workers, shms)
 
 
 def _attach(name):
