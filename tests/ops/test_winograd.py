@@ -5,6 +5,7 @@ and the weight and bias gradients (+= and fresh)."""
 import numpy as np
 import pytest
 
+from netcli.ops.cpu import winograd
 from netcli.ops.cpu.winograd import (winograd_backward, winograd_fits, winograd_forward, winograd_scratch,
                                     winograd_workspace)
 from reference import conv2d
@@ -25,10 +26,16 @@ def test_winograd_fits_only_3x3_stride_1_without_groups():
         assert not winograd_fits(*geometry), geometry
 
 
+@pytest.mark.parametrize("chunked", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES)
-def test_winograd_against_reference(case, dtype):
+def test_winograd_against_reference(case, dtype, chunked, monkeypatch):
+    """chunked: the images go through one at a time (as VGG's large layers do), V is scratch and
+    the backward transforms the input again."""
     n, C, H, W, K, PH, PW = case
+    if chunked:
+        monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)
+        assert len(winograd.winograd_chunks(n, C, H, W, K, H + 2 * PH - 2, W + 2 * PW - 2, 4)) == n
     rng = np.random.default_rng(sum(case))
     x, w, b = rng.standard_normal((n, C, H, W)), rng.standard_normal((K, C, 3, 3)), rng.standard_normal(K)
     OH, OW = H + 2 * PH - 2, W + 2 * PW - 2
@@ -54,7 +61,7 @@ def test_winograd_against_reference(case, dtype):
     dy = rng.standard_normal(y.shape)
     dx, dw, db = np.full(x.shape, np.nan, dtype), np.full(w.shape, 0.5, dtype), np.full(b.shape, 0.25, dtype)
     spoil()
-    winograd_backward(dx, dw, db, dy.astype(dtype), w32, ws, PH, PW, False)
+    winograd_backward(dx, dw, db, dy.astype(dtype), x32, w32, ws, PH, PW, False)
     # the adjoints, from the reference: <ref(x, w), dy> is linear in x and in w
     ref_dx = np.array([np.sum(ref(e.reshape(x.shape), w) * dy) for e in np.eye(x.size)]).reshape(x.shape)
     ref_dw = np.array([np.sum(ref(x, e.reshape(w.shape)) * dy) for e in np.eye(w.size)]).reshape(w.shape)
@@ -63,6 +70,16 @@ def test_winograd_against_reference(case, dtype):
     np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)) + 0.25, **tol)
     dw2, db2 = np.full(w.shape, 7.0, dtype), np.full(b.shape, 7.0, dtype)     # fresh: written
     spoil()
-    winograd_backward(None, dw2, db2, dy.astype(dtype), w32, ws, PH, PW, True)
+    winograd_backward(None, dw2, db2, dy.astype(dtype), x32, w32, ws, PH, PW, True)
     np.testing.assert_allclose(dw2, ref_dw, **tol)
     np.testing.assert_allclose(db2, dy.sum(axis=(0, 2, 3)), **tol)
+
+
+def test_winograd_chunks_keep_cifar_calls_whole_and_take_vgg_images_one_at_a_time():
+    assert winograd.winograd_chunks(32, 16, 32, 32, 16, 32, 32, 4) == [(0, 32)]       # ResNet-20's first stage
+    assert winograd.winograd_chunks(50, 64, 8, 8, 64, 8, 8, 4) == [(0, 50)]
+    assert winograd.winograd_chunks(16, 64, 224, 224, 64, 224, 224, 4) == [(i, i + 1) for i in range(16)]
+    chunks = winograd.winograd_chunks(16, 64, 56, 56, 64, 56, 56, 4)                 # ResNet-50's 3x3 at 56x56
+    assert chunks[0] == (0, 0 + chunks[0][1]) and chunks[-1][1] == 16 and len(chunks) == 4
+    assert winograd_workspace(16, 64, 224, 224, 64, 224, 224, np.float32) == {}
+    assert "V" in winograd_scratch(16, 64, 224, 224, 64, 224, 224, np.float32)

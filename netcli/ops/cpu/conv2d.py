@@ -205,7 +205,7 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
                                            dinp is None)
         return
     if algorithm == "winograd":
-        winograd_backward(dinp, dweight, dbias, dout, weight, ws, PH, PW, fresh)
+        winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh)
         return
     if algorithm == "1x1":
         _backward_1x1(dinp, dweight, dbias, dout, inp, weight, ws, group, fresh)

@@ -10,11 +10,20 @@ Backward: the input gradient is the same algorithm on dout with the filters turn
 and input/output channels swapped (padding 2 - P); the weight gradient is formed in the
 transformed domain, dU[e] (K, C) = (A dY A^T)[e] (K, T) @ V[e]^T (T, C) with the forward's V, and
 brought back by dg = G^T dU G. Padding up to 2 (`winograd_fits`).
+
+Memory: the n images of a call go through in chunks (`winograd_chunks`, from the shape alone),
+so that the transformed arrays of one chunk stay under CHUNK_BYTES each: VGG-16's 224x224
+layers take one image at a time (51 MB per array, instead of 0.8 GB for 16 images), CIFAR-sized
+layers their whole call. Where one chunk holds the call, its V stays in the workspace for the
+backward; otherwise V is scratch, and the backward transforms the input again, chunk by chunk
+(one input transform more, against keeping 16/4 = 4x the input's size per call).
 """
 import numpy as np
 from numba import njit
 
 from .im2col import sum_bias
+
+CHUNK_BYTES = 16 * 2 ** 20
 
 
 def winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group):
@@ -22,19 +31,38 @@ def winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group):
     return KH == KW == 3 and SH == SW == DH == DW == group == 1 and PH <= 2 and PW <= 2
 
 
+def winograd_chunks(n, C, H, W, K, OH, OW, itemsize):
+    """[(first, stop)]: the chunks of images that a call on n images runs one after another,
+    equal but for one, as few as keep each transformed array (V, M and the backward's) of a
+    chunk within CHUNK_BYTES (at least one image)."""
+    tiles = max(np.prod(winograd_tiles(OH, OW)), np.prod(winograd_tiles(H, W)))     # forward's, input gradient's
+    per_image = 16 * max(C, K) * itemsize * int(tiles)
+    count = min(n, max(1, -(-per_image * n // CHUNK_BYTES)))
+    return [(n * i // count, n * (i + 1) // count) for i in range(count)]
+
+
 def winograd_workspace(n, C, H, W, K, OH, OW, dtype):
-    """{name: (shape, dtype)}: what the backward reads from the forward (the transformed input V)."""
-    T = n * ((OH + 1) // 2) * ((OW + 1) // 2)
-    return {"V": ((16, C, T), dtype)}
+    """{name: (shape, dtype)}: what the backward reads from the forward (the transformed input V,
+    where one chunk holds the call; otherwise nothing: the backward transforms it again)."""
+    if len(winograd_chunks(n, C, H, W, K, OH, OW, np.dtype(dtype).itemsize)) > 1:
+        return {}
+    TH, TW = winograd_tiles(OH, OW)
+    return {"V": ((16, C, n * TH * TW), dtype)}
 
 
 def winograd_scratch(n, C, H, W, K, OH, OW, dtype):
-    """{name: (shape, dtype)}: the transformed arrays each call writes before it reads them."""
-    T = n * ((OH + 1) // 2) * ((OW + 1) // 2)
-    Tb = n * ((H + 1) // 2) * ((W + 1) // 2)
-    return {"U": ((16, K, C), dtype), "M": ((16, K, T), dtype),
-            "Ub": ((16, C, K), dtype), "Vb": ((16, K, Tb), dtype), "Mb": ((16, C, Tb), dtype),
-            "wflip": ((C, K, 3, 3), dtype), "dU": ((16, K, C), dtype), "no_bias": ((0,), dtype)}
+    """{name: (shape, dtype)}: the transformed arrays each call writes before it reads them, for
+    its largest chunk (and V, where the workspace does not keep it)."""
+    chunks = winograd_chunks(n, C, H, W, K, OH, OW, np.dtype(dtype).itemsize)
+    m = max(b - a for a, b in chunks)
+    T = m * ((OH + 1) // 2) * ((OW + 1) // 2)
+    Tb = m * ((H + 1) // 2) * ((W + 1) // 2)
+    out = {"U": ((16, K, C), dtype), "M": ((16, K, T), dtype),
+           "Ub": ((16, C, K), dtype), "Vb": ((16, K, Tb), dtype), "Mb": ((16, C, Tb), dtype),
+           "wflip": ((C, K, 3, 3), dtype), "dU": ((16, K, C), dtype), "no_bias": ((0,), dtype)}
+    if len(chunks) > 1:
+        out.update({"V": ((16, C, T), dtype), "dU2": ((16, K, C), dtype)})
+    return out
 
 
 def winograd_tiles(OH, OW):
@@ -195,34 +223,65 @@ def winograd_weight_grads(dU, dweight):
                 dweight[k, c, i, 2] += 0.5 * (t[i, 1] + t[i, 2]) + t[i, 3]
 
 
-def _convolve(out, inp, weight, bias, U, V, M, PH, PW):
+def _first(a, shape):
+    """The leading elements of the contiguous array a, as an array of `shape` (a chunk smaller
+    than the largest, in that one's buffer)."""
+    assert a.flags.c_contiguous
+    return a.reshape(-1)[:int(np.prod(shape))].reshape(shape)
+
+
+def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks):
+    """out = inp * weight + bias, chunk by chunk through V and M (U: the weights' transform);
+    with one chunk, V is left holding the input's transform."""
     TH, TW = winograd_tiles(out.shape[2], out.shape[3])
     winograd_weights(weight, U)
-    winograd_inputs(inp, V, PH, PW, TH, TW)
-    np.matmul(U, V, out=M)
-    winograd_outputs(M, out, bias, TH, TW)
+    for a, b in chunks:
+        T = (b - a) * TH * TW
+        Vc, Mc = _first(V, (16, V.shape[1], T)), _first(M, (16, M.shape[1], T))
+        winograd_inputs(inp[a:b], Vc, PH, PW, TH, TW)
+        np.matmul(U, Vc, out=Mc)
+        winograd_outputs(Mc, out[a:b], bias, TH, TW)
+
+
+def _chunks_of(inp, out):
+    n, C, H, W = inp.shape
+    return winograd_chunks(n, C, H, W, out.shape[1], out.shape[2], out.shape[3], inp.itemsize)
 
 
 def winograd_forward(out, inp, weight, bias, ws, PH, PW):
-    """out = inp * weight (3x3, stride 1, padding PH x PW) + bias (None: none); the transformed
-    input stays in ws["V"] for the backward."""
-    _convolve(out, inp, weight, ws["no_bias"] if bias is None else bias, ws["U"], ws["V"], ws["M"], PH, PW)
+    """out = inp * weight (3x3, stride 1, padding PH x PW) + bias (None: none); with one chunk
+    the transformed input stays in ws["V"] for the backward."""
+    _convolve(out, inp, weight, ws["no_bias"] if bias is None else bias, ws["U"], ws["V"], ws["M"], PH, PW,
+              _chunks_of(inp, out))
 
 
-def winograd_backward(dinp, dweight, dbias, dout, weight, ws, PH, PW, fresh):
-    """From dout and ws["V"] of winograd_forward: dinp (None: skipped) = the input gradient;
-    dweight, dbias (None: skipped) += the gradients (cleared first when `fresh`)."""
+def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh):
+    """From dout, the input and ws of winograd_forward: dinp (None: skipped) = the input
+    gradient; dweight, dbias (None: skipped) += the gradients (cleared first when `fresh`).
+    The weight gradient's transform dU sums the chunks in order (each chunk's GEMM, then added)."""
     n, K = dout.shape[:2]
+    chunks = _chunks_of(inp, dout)
+    TH, TW = winograd_tiles(dout.shape[2], dout.shape[3])
     for target in (dbias, dweight) if fresh else ():
         if target is not None:
             target[...] = 0.0
     if dbias is not None:
         sum_bias(dout.reshape(n, K, -1), dbias)
     if dweight is not None:
-        Y = ws["M"]                       # the forward's products are spent: dY's transform
-        winograd_output_grads(dout, Y, *winograd_tiles(dout.shape[2], dout.shape[3]))
-        np.matmul(Y, ws["V"].transpose(0, 2, 1), out=ws["dU"])
-        winograd_weight_grads(ws["dU"], dweight)
+        dU = ws["dU"]
+        for k, (a, b) in enumerate(chunks):
+            T = (b - a) * TH * TW
+            Y = _first(ws["M"], (16, K, T))       # the forward's products are spent: dY's transform
+            winograd_output_grads(dout[a:b], Y, TH, TW)
+            if len(chunks) == 1:
+                V = ws["V"]
+            else:
+                V = _first(ws["V"], (16, inp.shape[1], T))
+                winograd_inputs(inp[a:b], V, PH, PW, TH, TW)
+            np.matmul(Y, V.transpose(0, 2, 1), out=dU if k == 0 else ws["dU2"])
+            if k:
+                dU += ws["dU2"]
+        winograd_weight_grads(dU, dweight)
     if dinp is not None:
         np.copyto(ws["wflip"], weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-        _convolve(dinp, dout, ws["wflip"], ws["no_bias"], ws["Ub"], ws["Vb"], ws["Mb"], 2 - PH, 2 - PW)
+        _convolve(dinp, dout, ws["wflip"], ws["no_bias"], ws["Ub"], ws["Vb"], ws["Mb"], 2 - PH, 2 - PW, chunks)
