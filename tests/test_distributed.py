@@ -112,6 +112,24 @@ def test_batch_statistics_dropout_and_iter_size_are_exact(tmp_path):
                     weights(tmp_path / f"{name}_2_iter_8.weights.npz")), net
 
 
+def test_a_large_inner_product_formed_after_the_pass_is_exact(tmp_path):
+    # issue 29: LeNet with ip1 widened to 1,400 outputs (1.12 M weights, over the tile
+    # threshold): its gradient is formed tile by tile after the pass (netcli/exec/late_grads.py),
+    # the other process's shares counting as zeros; iter_size 2 adds two passes.
+    text = open(os.path.join(ROOT, "configs", "lenet_train_test.yaml")).read()
+    assert text.count("num_output: 500") == 1
+    net = tmp_path / "wide.yaml"
+    net.write_text(text.replace("num_output: 500", "num_output: 1400"))
+    for n in (1, 2):
+        path = solver_file(tmp_path, f"wide{n}", iters=6, test=3, iter_size=2)
+        with open(path) as f:
+            solver = f.read().replace(f"{ROOT}/configs/lenet_train_test.yaml", str(net))
+        with open(path, "w") as f:
+            f.write(solver)
+        train(n, path)
+    assert same(weights(tmp_path / "wide1_iter_6.weights.npz"), weights(tmp_path / "wide2_iter_6.weights.npz"))
+
+
 def test_resnet_style_net_on_two_processes_is_exact(tmp_path):
     # issue 26: Eltwise SUM, Concat, LRN, PReLU (slope gradients per share) and Softmax are
     # per-sample, so a ResNet-style net with BatchNorm + Scale + ReLU splits across processes.

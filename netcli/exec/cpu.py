@@ -36,6 +36,7 @@ from ..ops.cpu.shares import combine_shares
 from ..layers.base import PerSample
 from .fusion import find_chains
 from .grad_tree import add_child, schedule
+from .late_grads import clip, dense_ranges, form_tile, late_tasks, split_tasks, tile_elements
 from .memory_plan import packed as _packed, plan_cpu, refuse_if_too_big
 from .stretches import plan_lines, plan_stretches
 from .workspaces import Workspaces
@@ -117,6 +118,9 @@ class CpuExecutor:
         self.ws = Workspaces(net.layers, self.stretches, self.shares, kept, fused)   # exec/workspaces.py
         T = max(1, min(threads.count(), S))
         rows = (schedule(S, tuple(_blocks(S, T)))[3] if self.single_back and fused is not None else S - 1)
+        # large param gradients formed after the pass that combines the shares (exec/late_grads.py)
+        self.late = (late_tasks(net, self.stretches[self.combine_at][1])
+                     if S > 1 and self.owns_grads and self.combine_at is not None else [])
         self.memory = plan_cpu(self, self.ws, T, rows if self.owns_grads else 0,
                                None if count else lambda n: len(shares(n)))
         refuse_if_too_big(self.memory, net)
@@ -161,6 +165,13 @@ class CpuExecutor:
                 self.grads.append([[buf[offset(b.diff):offset(b.diff) + b.diff.size].reshape(b.diff.shape)
                                     for b in layer.blobs] for layer in net.layers])
         self.backward_ok = own
+        if not own:
+            self.late = []
+        late = {(i, j) for i, j, _, _ in self.late}
+        self.late_grads = [[[None if (i, j) in late else g for j, g in enumerate(gs)] for i, gs in enumerate(share)]
+                           for share in self.grads]     # what backward_rows gets where the late tiles run
+        self.dense = dense_ranges(base, self.late, net)  # the rest of the gradient: share partials
+        self.late_bufs = []                              # thread t -> its flat tile buffer
         users: dict[int, int] = {}
         for layer in net.layers:
             for b in layer.blobs:
@@ -335,8 +346,12 @@ class CpuExecutor:
         segments = self._segments(n, idx, forward, backward)
         back = backward and any(net.need_backward[i] for i in idx)
         combine = combine and len(self.grads) > 1 and back
-        ranges, ws, grads, sole, chains = self.shares[n], self.workspaces, self.grads, self.sole, self.chains
+        ranges, ws, sole, chains = self.shares[n], self.workspaces, self.sole, self.chains
         first, stop = self.own.get(n, (0, len(ranges)))
+        own = first, stop
+        idx_set = set(idx)
+        late = [task for task in self.late if task[0] in idx_set] if combine else []
+        grads = self.late_grads if late else self.grads
         T = min(threads.count(), stop - first)
         blocks = tuple((first + a, first + b) for a, b in _blocks(stop - first, T))
         rows, after, final = range(-1, len(ranges)), None, None       # share s: grads[s], combined at the end
@@ -344,7 +359,10 @@ class CpuExecutor:
             rows, after, final, _ = schedule(len(ranges), blocks)        # summed as they finish
         # a share's forward and backward in one go: its workspaces per thread (exec/workspaces.py)
         calls = self.ws.calls(T, forward and backward and len(segments) == 1)
-        params = _blocks(net.param_diff.size, T)
+        params = [clip(self.dense, *block) for block in _blocks(net.param_diff.size, T)]
+        tiles = split_tasks(net, late, T)
+        while late and len(self.late_bufs) < T:
+            self.late_bufs.append(np.zeros(len(ranges) * tile_elements(net, self.late), net.param_diff.dtype))
 
         barriers = []
         if T > 1:          # the last thread to reach one runs the segment's combination
@@ -377,7 +395,8 @@ class CpuExecutor:
                                 chains[i].backward_rows(lo, hi, ws[i][s], grads[rows[s] + 1][j],
                                                         sole[j] and (s > 0 or cleared))
                         for a, b in after[s] if after else ():
-                            add_child(net.param_diff, self.scratch, rows, a, b)
+                            for lo_, hi_ in self.dense:
+                                add_child(net.param_diff, self.scratch, rows, a, b, lo_, hi_)
                     if combine_stats is not None:
                         if barriers:
                             barriers[k].wait()
@@ -390,10 +409,13 @@ class CpuExecutor:
             if combine:
                 if barriers:
                     barriers[-1].wait()
-                if final is None:
-                    self._combine(*params[t])
-                for a, b in final or ():
-                    add_child(net.param_diff, self.scratch, rows, a, b, *params[t])
+                for i, j, a0, a1 in late[tiles[t][0]:tiles[t][1]]:
+                    form_tile(layers[i], tvecs[i], bvecs[i], j, a0, a1, ranges, own, self.late_bufs[t])
+                for lo_, hi_ in params[t]:
+                    if final is None:
+                        self._combine(lo_, hi_)
+                    for a, b in final or ():
+                        add_child(net.param_diff, self.scratch, rows, a, b, lo_, hi_)
         threads.run(work, blocks)
         if forward:
             for i in idx:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NetcliError
+from .late_grads import tile_elements
 
 MB = 2 ** 20
 # Numba's compiled kernels and LLVM, loaded at the first pass (measured: 60-90 MB on x86-64)
@@ -161,10 +162,16 @@ def plan_cpu(executor, ws, threads, partials, count_shares=None):
     plan.add("params", net.param_data.nbytes)
     if training:
         plan.add("param gradients", net.param_diff.nbytes)
+        late = executor.late                 # formed after the pass, tile by tile (exec/late_grads.py)
+        late_bytes = sum(net.layers[i].blobs[j].diff[a0:a1].nbytes for i, j, a0, a1 in late)
+        partial = net.param_diff.nbytes - late_bytes
         if partials == S - 1:
-            plan.add("param gradient partials of shares 1..S-1", per_share=net.param_diff.nbytes)
+            plan.add("param gradient partials of shares 1..S-1", per_share=partial)
         else:
-            plan.add(f"param gradient partials ({partials} of the {S} shares at once)", partials * net.param_diff.nbytes)
+            plan.add(f"param gradient partials ({partials} of the {S} shares at once)", partials * partial)
+        if late:
+            plan.add(f"late gradient tiles of {T} thread{'s' if T != 1 else ''}",
+                     T * S * tile_elements(net, late) * net.param_diff.itemsize)
     for n, idx in executor.stretches:
         for i in idx if n is not None else ():
             nbytes, per_share = ws.planned(i, T if training else 0)

@@ -168,6 +168,22 @@ class PerSample(Layer):
         them in this pass, so they may be overwritten instead."""
         raise NotImplementedError
 
+    # -- param gradients formed after the pass (large weights: InnerProduct's fc6) ---------------
+    # The params named in late_params (set in setup) may have their gradients formed by the
+    # executor once every share's backward is done: tile by tile along the param's first axis
+    # (late_tiles, fixed by the shape), each tile from every share's rows (late_grad) and summed
+    # by the shares' tree, so that no share holds a partial gradient of the param's full size
+    # (netcli/exec/cpu.py). backward_rows then gets None for them in `grads`.
+    late_params: tuple = ()
+
+    def late_tiles(self, j):
+        """[(a0, a1)]: the tiles of param j's first axis."""
+        raise NotImplementedError
+
+    def late_grad(self, tops, bottoms, lo, hi, j, a0, a1, out):
+        """out (written) = rows a0..a1 of param j's gradient from samples lo..hi."""
+        raise NotImplementedError
+
     # -- statistics over the whole batch (BatchNorm in TRAIN) ------------------------------------
     # A layer with batch_stats set (in setup) needs sums over every row before it can compute
     # any: the executor runs stats_rows on every share, then combine_stats once with the shares'

@@ -5,7 +5,8 @@ import numpy as np
 
 from ..config.schema import Field, Message, engine_field, REQUIRED, positive
 from ..fillers import FILLER
-from ..ops.cpu.inner_product import inner_product_backward, inner_product_forward
+from ..ops.cpu.inner_product import (inner_product_backward, inner_product_forward, inner_product_weight_grad,
+                                     large_weight, weight_tiles)
 from .base import Layer, LayerError, PerSample, canon_axis, register
 from . import common_cuda, onnx_ops
 
@@ -81,12 +82,23 @@ class InnerProduct(PerSample):
             self.add_param((self.N,), p.bias_filler)
         self.transpose = p.transpose
         self.dtype, self.wshape = bottoms[0].data.dtype, self.blobs[0].data   # (still a shape here)
+        self.tiles = weight_tiles(*self.wshape)
+        self.late_params = (0,) if large_weight(*self.wshape) else ()
 
     def scratch(self, n):
         # the output transposed (W x^T runs ~1.6x faster in OpenBLAS than x W^T for few rows),
-        # and a weight gradient of full size: both written before read in one call, so one set
-        # per thread (not one per share: fc6's is 151 MB in CaffeNet)
-        return {"yt": ((self.N, n * self.R), self.dtype), "dw": (self.wshape, self.dtype)}
+        # and one tile of the weight gradient (ops/cpu/inner_product.py): both written before
+        # read in one call, so one set per thread
+        a0, a1 = self.tiles[0]
+        return {"yt": ((self.N, n * self.R), self.dtype), "dw": ((a1 - a0, self.wshape[1]), self.dtype)}
+
+    def late_tiles(self, j):
+        return self.tiles
+
+    def late_grad(self, tops, bottoms, lo, hi, j, a0, a1, out):
+        r = slice(lo * self.R, hi * self.R)
+        inner_product_weight_grad(out, tops[0].diff.reshape(self.M, self.N)[r],
+                                  bottoms[0].data.reshape(self.M, self.K)[r], a0, a1, self.transpose)
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         r = slice(lo * self.R, hi * self.R)
