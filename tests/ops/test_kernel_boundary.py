@@ -1,9 +1,12 @@
 """The layer kernels behind the layers' boundary (netcli/ops/cpu/conv2d.py, inner_product.py)
 against plain NumPy references on random inputs: each conv algorithm, groups, padding, stride,
-dilation; forward, the three gradients, and the += / fresh write modes."""
+dilation; forward, the three gradients, and the += / fresh write modes; "im2row", "im2col" and
+"winograd" also one image at a time (ops/cpu/chunks.py), their patches then made again in the
+backward; the inner product's weight gradient also in tiles of rows."""
 import numpy as np
 import pytest
 
+from netcli.ops.cpu import chunks, inner_product
 from netcli.ops.cpu.conv2d import conv2d_algorithm, conv2d_backward, conv2d_forward, conv2d_scratch, conv2d_workspace
 from netcli.ops.cpu.inner_product import inner_product_backward, inner_product_forward
 
@@ -34,7 +37,11 @@ def ref_conv(x, w, b, S, P, D, G):
     (17, 3, 3, 1, 2, 1, 1, "winograd", 7, 6), (16, 4, 3, 1, 0, 1, 1, "winograd", 11, 10),
     (6, 6, 3, 1, 1, 1, 6, "depthwise-nhwc", 7, 6), (5, 5, 3, 2, 1, 1, 5, "depthwise-nhwc", 9, 8),
     (4, 4, 5, 1, 2, 1, 4, "depthwise-nhwc", 5, 7), (3, 3, 3, 1, 0, 1, 3, "depthwise-nhwc", 8, 9)])
-def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows, H, W):
+@pytest.mark.parametrize("chunked", [False, True])
+def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows, H, W, chunked, monkeypatch):
+    if chunked:                  # the others take every image at once whatever the size
+        monkeypatch.setattr(chunks, "CHUNK_BYTES", 1)
+        monkeypatch.setattr(chunks, "WHOLE_BYTES", 0)
     rng = np.random.default_rng(C * 10 + K)
     n = 3
     x = rng.standard_normal((n, C, H, W))
@@ -45,6 +52,7 @@ def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows, H, W):
     shape = (n, C, H, W, K, KH, KH, OH, OW, G, rows, np.float64)
     scratch = conv2d_scratch(*shape)
     assert not set(scratch) & set(conv2d_workspace(*shape))
+    assert not chunked or rows not in ("im2row", "im2col", "winograd") or conv2d_workspace(*shape) == {}
     ws = {k: np.zeros(s, np.float64) for k, (s, _) in {**conv2d_workspace(*shape), **scratch}.items()}
 
     def spoil():        # scratch carries nothing from one call to the next (the executor shares it)
@@ -76,10 +84,15 @@ def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows, H, W):
     np.testing.assert_allclose(dw2, dw - 0.5, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("tiled", [False, True])
 @pytest.mark.parametrize("transpose", [False, True])
-def test_inner_product_against_numpy(transpose):
+def test_inner_product_against_numpy(transpose, tiled, monkeypatch):
     rng = np.random.default_rng(3)
     M, K, N = 5, 7, 4
+    if tiled:                  # tiles of 2 rows: 4 rows (or 7) in 2 (or 4) tiles
+        monkeypatch.setattr(inner_product, "TILE_ELEMENTS", 1)
+        monkeypatch.setattr(inner_product, "TILE_ROWS", 2)
+        assert len(inner_product.weight_tiles(K if transpose else N, N if transpose else K)) > 1
     x, W, b = rng.standard_normal((M, K)), rng.standard_normal((N, K)), rng.standard_normal(N)
     w = W.T.copy() if transpose else W
     y, yt = np.empty((M, N)), np.empty((N, M))
@@ -87,10 +100,13 @@ def test_inner_product_against_numpy(transpose):
     np.testing.assert_allclose(y, x @ W.T + b, rtol=1e-12)
     dy = rng.standard_normal((M, N))
     dx, dw, db = np.empty_like(x), np.ones_like(w), np.ones_like(b)
-    inner_product_backward(dx, dw, db, dy, x, w, np.empty_like(w), transpose, False)
+    inner_product_backward(dx, dw, db, dy, x, w, np.full_like(w, np.nan), transpose, False)
     np.testing.assert_allclose(dx, dy @ W, rtol=1e-12)
     np.testing.assert_allclose(dw - 1, (dy.T @ x).T if transpose else dy.T @ x, rtol=1e-12)
     np.testing.assert_allclose(db - 1, dy.sum(axis=0), rtol=1e-12)
+    dw2 = np.full_like(w, 7.0)
+    inner_product_backward(None, dw2, None, dy, x, w, np.full_like(w, np.nan), transpose, True)     # fresh
+    np.testing.assert_allclose(dw2, dw - 1, rtol=1e-12)
 
 
 @pytest.mark.parametrize("S", [1, 2, 3, 4, 5, 8, 16])

@@ -5,7 +5,7 @@ and the weight and bias gradients (+= and fresh)."""
 import numpy as np
 import pytest
 
-from netcli.ops.cpu import winograd
+from netcli.ops.cpu import chunks, winograd
 from netcli.ops.cpu.winograd import (winograd_backward, winograd_fits, winograd_forward, winograd_scratch,
                                     winograd_workspace)
 from reference import conv2d
@@ -34,7 +34,8 @@ def test_winograd_against_reference(case, dtype, chunked, monkeypatch):
     the backward transforms the input again."""
     n, C, H, W, K, PH, PW = case
     if chunked:
-        monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)
+        monkeypatch.setattr(chunks, "CHUNK_BYTES", 1)
+        monkeypatch.setattr(chunks, "WHOLE_BYTES", 0)
         assert len(winograd.winograd_chunks(n, C, H, W, K, H + 2 * PH - 2, W + 2 * PW - 2, 4)) == n
     rng = np.random.default_rng(sum(case))
     x, w, b = rng.standard_normal((n, C, H, W)), rng.standard_normal((K, C, 3, 3)), rng.standard_normal(K)
@@ -75,11 +76,12 @@ def test_winograd_against_reference(case, dtype, chunked, monkeypatch):
     np.testing.assert_allclose(db2, dy.sum(axis=(0, 2, 3)), **tol)
 
 
-def test_winograd_chunks_keep_cifar_calls_whole_and_take_vgg_images_one_at_a_time():
+def test_winograd_chunks_keep_cifar_and_resnet50_calls_whole_and_take_vgg_images_one_at_a_time():
     assert winograd.winograd_chunks(32, 16, 32, 32, 16, 32, 32, 4) == [(0, 32)]       # ResNet-20's first stage
     assert winograd.winograd_chunks(50, 64, 8, 8, 64, 8, 8, 4) == [(0, 50)]
     assert winograd.winograd_chunks(16, 64, 224, 224, 64, 224, 224, 4) == [(i, i + 1) for i in range(16)]
-    chunks = winograd.winograd_chunks(16, 64, 56, 56, 64, 56, 56, 4)                 # ResNet-50's 3x3 at 56x56
-    assert chunks[0] == (0, 0 + chunks[0][1]) and chunks[-1][1] == 16 and len(chunks) == 4
+    assert winograd.winograd_chunks(16, 64, 56, 56, 64, 56, 56, 4) == [(0, 16)]     # ResNet-50's, 51 MB: whole
+    chunks = winograd.winograd_chunks(16, 64, 56, 56, 192, 56, 56, 4)               # GoogLeNet's conv2, 154 MB
+    assert len(chunks) == 10 and chunks[-1][1] == 16 and max(b - a for a, b in chunks) == 2
     assert winograd_workspace(16, 64, 224, 224, 64, 224, 224, np.float32) == {}
     assert "V" in winograd_scratch(16, 64, 224, 224, 64, 224, 224, np.float32)

@@ -17,13 +17,17 @@ Seven algorithms, one per layer, picked from its shape by `conv2d_algorithm`:
   (and groups).
 Arrays come from the caller in one dict: `conv2d_workspace`'s for the n images of one call (the
 forward's patches, which stay there for the backward) and `conv2d_scratch`'s (written before
-read within one call, so one set can serve every layer a thread runs).
+read within one call, so one set can serve every layer a thread runs). "im2row" and "im2col" go
+through a call's images in chunks (`patch_chunks`, ops/cpu/chunks.py) where the patches of the
+whole call would be large (CaffeNet's conv2: 213 MB for 32 images); the patches are then
+scratch, and the backward makes them again, chunk by chunk, as Caffe's does for every layer.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import im2col
+from .chunks import first, image_chunks, largest
 from .depthwise import depthwise_backward_data, depthwise_backward_weight, depthwise_forward
 from .depthwise_nhwc import (depthwise_nhwc_backward_data, depthwise_nhwc_backward_weight, depthwise_nhwc_fits,
                              depthwise_nhwc_forward, depthwise_nhwc_scratch, depthwise_nhwc_workspace)
@@ -85,6 +89,16 @@ def patch_layout(C, KW, group):
     return "im2row" if group == 1 and C * KW >= 16 else "im2col"
 
 
+def patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, itemsize):
+    """[(first, stop)]: the chunks of a call's images for "im2row" and "im2col" (the largest
+    per-image array: the patches, or im2row's GEMM result); one chunk for the others."""
+    if algorithm not in ("im2row", "im2col"):
+        return [(0, n)]
+    P, CKK = OH * OW, C // group * KH * KW
+    per_image = max(P * CKK, P * K, H * W * C) + (K * CKK if algorithm == "im2col" else 0)
+    return image_chunks(n, per_image * itemsize)
+
+
 def _gathered_weight_gradient(C, K, P, group):
     """1x1: True when the per-image weight gradients (K x C/group per image) would move more
     floats than copying dout and the input to (channels, n*P) for one GEMM over all pixels."""
@@ -94,6 +108,25 @@ def _gathered_weight_gradient(C, K, P, group):
 def conv2d_workspace(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
     """{name: (shape, dtype)} of what one call on n images keeps from the forward to the
     backward (its patches); the scratch used inside one call only is `conv2d_scratch`'s."""
+    if len(patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, np.dtype(dtype).itemsize)) > 1:
+        return {}                                # patches made again in the backward: scratch
+    return _workspace(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype)
+
+
+def conv2d_scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
+    """{name: (shape, dtype)} of the scratch one call on n images writes before it reads it (its
+    contents mean nothing between calls: the executor shares it between layers); in chunks,
+    the arrays of the largest chunk, its patches and a weight gradient summed over chunks."""
+    chunks = patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, np.dtype(dtype).itemsize)
+    if len(chunks) == 1:
+        return _scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype)
+    m = largest(chunks)
+    return {**_scratch(m, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype),
+            **_workspace(m, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype),
+            "dwsum": ((K, C // group * KH * KW), dtype)}
+
+
+def _workspace(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
     P, CKK = OH * OW, C // group * KH * KW
     if algorithm == "winograd":
         return winograd_workspace(n, C, H, W, K, OH, OW, dtype)
@@ -108,9 +141,7 @@ def conv2d_workspace(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
     return {}
 
 
-def conv2d_scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
-    """{name: (shape, dtype)} of the scratch one call on n images writes before it reads it (its
-    contents mean nothing between calls: the executor shares it between layers)."""
+def _scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
     P, CKK = OH * OW, C // group * KH * KW
     if algorithm == "depthwise":
         return {"no_bias": ((0,), dtype)}
@@ -153,26 +184,28 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
     if algorithm == "winograd":
         winograd_forward(out, inp, weight, bias, ws, PH, PW)
         return
+    chunks = _chunks(inp, out, weight, group, algorithm)
     if algorithm in ("im2row", "1x1-nhwc"):
-        im2col.nchw_to_nhwc(inp, ws["xt"])
-        if algorithm == "im2row":
-            cols = ws["cols"]
-            im2col.im2row(ws["xt"], cols, *geometry)
-        else:                           # the channels-last input is its own patch matrix
-            cols = ws["xt"].reshape(-1, ws["xt"].shape[3])
-        np.dot(cols, _rows_weights(weight, ws["wr"]).T, out=ws["res"])
-        im2col.rows_to_nchw(ws["res"], ws["no_bias"] if bias is None else bias, out)
+        wr = _rows_weights(weight, ws["wr"])
+        for a, b in chunks:
+            xt, cols, res = _row_arrays(ws, b - a, OH * OW, algorithm)
+            im2col.nchw_to_nhwc(inp[a:b], xt)
+            if algorithm == "im2row":
+                im2col.im2row(xt, cols, *geometry)
+            np.dot(cols, wr.T, out=res)
+            im2col.rows_to_nchw(res, ws["no_bias"] if bias is None else bias, out[a:b])
         return
     w = weight.reshape(K, -1)
     kg, ck = K // group, w.shape[1]
-    if algorithm == "1x1":
-        cols = inp.reshape(n, -1, OH * OW)
-    else:
-        cols = ws["cols"]
-        im2col.im2col_images(inp, cols, *geometry)
     y3 = out.reshape(n, K, -1)
-    for g in range(group):
-        np.matmul(w[g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck], out=y3[:, g * kg:(g + 1) * kg])
+    for a, b in chunks:
+        if algorithm == "1x1":
+            cols = inp[a:b].reshape(b - a, -1, OH * OW)
+        else:
+            cols = first(ws["cols"], (b - a, group * ck, OH * OW))
+            im2col.im2col_images(inp[a:b], cols, *geometry)
+        for g in range(group):
+            np.matmul(w[g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck], out=y3[a:b, g * kg:(g + 1) * kg])
     if bias is not None:
         im2col.add_bias(y3, bias)
 
@@ -210,46 +243,87 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
     if algorithm == "1x1":
         _backward_1x1(dinp, dweight, dbias, dout, inp, weight, ws, group, fresh)
         return
-    dw = ws["dw"]
+    chunks = _chunks(inp, dout, weight, group, algorithm)
+    again = len(chunks) > 1              # the patches are scratch: made again, chunk by chunk
+    P = OH * OW
     if algorithm in ("im2row", "1x1-nhwc"):
-        xt, dcols = ws["xt"], ws["dcols"]
-        cols = ws["cols"] if algorithm == "im2row" else xt.reshape(-1, xt.shape[3])
         db = ws["no_bias"] if dbias is None else dbias
-        dres = ws["res"].reshape(K, -1)              # the forward's buffer, as (K, n*P)
-        im2col.nchw_to_gemm(dout, dres, db)            # dout as (K, n*P), and the bias gradient
+        wr = _rows_weights(weight, ws["wr"]) if dinp is not None else None
+        for k, (a, b) in enumerate(chunks):
+            xt, cols, res = _row_arrays(ws, b - a, P, algorithm)
+            if again:
+                im2col.nchw_to_nhwc(inp[a:b], xt)
+                im2col.im2row(xt, cols, *geometry)
+            dres = res.reshape(K, -1)                # the forward's buffer, as (K, n*P)
+            im2col.nchw_to_gemm(dout[a:b], dres, db)       # dout as (K, n*P), and the bias gradient
+            if dweight is not None:                   # weight gradient, columns (i, j, c)
+                np.dot(dres, cols, out=ws["dw"])
+                if again:
+                    if k == 0:
+                        np.copyto(ws["dwsum"], ws["dw"])
+                    else:
+                        ws["dwsum"] += ws["dw"]
+            if dinp is not None:
+                dcols = first(ws["dcols"], (res.shape[0], cols.shape[1]))
+                np.dot(dres.T, wr, out=dcols)
+                if algorithm == "im2row":
+                    im2col.row2im(dcols, xt, *geometry)
+                    im2col.nhwc_to_nchw(xt, dinp[a:b])
+                else:
+                    im2col.nhwc_to_nchw(dcols.reshape(xt.shape), dinp[a:b])
         if dweight is not None:
-            np.dot(dres, cols, out=dw)               # weight gradient, columns (i, j, c)
-            dw4 = dw.reshape(K, KH, KW, -1).transpose(0, 3, 1, 2)
+            dw4 = ws["dwsum" if again else "dw"].reshape(K, KH, KW, -1).transpose(0, 3, 1, 2)
             if fresh:
                 np.copyto(dweight, dw4)
             else:
                 dweight += dw4
-        if dinp is not None:
-            np.dot(dres.T, _rows_weights(weight, ws["wr"]), out=dcols)
-            if algorithm == "im2row":
-                im2col.row2im(dcols, xt, *geometry)
-                im2col.nhwc_to_nchw(xt, dinp)
-            else:
-                im2col.nhwc_to_nchw(dcols.reshape(xt.shape), dinp)
         return
     w = weight.reshape(K, -1)
     kg, ck = K // group, w.shape[1]
-    cols, dcols = ws["cols"], ws["dcols"]
     dy3 = dout.reshape(n, K, -1)
     if dbias is not None:
         im2col.sum_bias(dy3, dbias)
-    if dweight is not None:
-        for g in range(group):      # per image: dy[n] (kg, P) @ cols[n].T (P, ck)
-            np.matmul(dy3[:, g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck].transpose(0, 2, 1),
-                      out=dw[:, g * kg:(g + 1) * kg])
+    for k, (a, b) in enumerate(chunks):
+        cols = first(ws["cols"], (b - a, group * ck, P))
+        if again:
+            im2col.im2col_images(inp[a:b], cols, *geometry)
+        if dweight is not None:
+            dw = first(ws["dw"], (b - a, K, ck))
+            for g in range(group):      # per image: dy[n] (kg, P) @ cols[n].T (P, ck)
+                np.matmul(dy3[a:b, g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck].transpose(0, 2, 1),
+                          out=dw[:, g * kg:(g + 1) * kg])
+            if again:                   # the chunks' sums, added in order
+                if k == 0:
+                    np.sum(dw, axis=0, out=ws["dwsum"])
+                else:
+                    ws["dwsum"] += dw.sum(axis=0)
+            elif fresh:
+                np.sum(dw, axis=0, out=dweight.reshape(K, ck))
+            else:
+                dweight.reshape(K, ck)[...] += dw.sum(axis=0)
+        if dinp is not None:
+            dcols = first(ws["dcols"], (b - a, group * ck, P))
+            for g in range(group):
+                np.matmul(w[g * kg:(g + 1) * kg].T, dy3[a:b, g * kg:(g + 1) * kg], out=dcols[:, g * ck:(g + 1) * ck])
+            im2col.col2im_images(dcols, dinp[a:b], *geometry)
+    if again and dweight is not None:
         if fresh:
-            np.sum(dw, axis=0, out=dweight.reshape(K, ck))
+            np.copyto(dweight.reshape(K, ck), ws["dwsum"])
         else:
-            dweight.reshape(K, ck)[...] += dw.sum(axis=0)
-    if dinp is not None:
-        for g in range(group):
-            np.matmul(w[g * kg:(g + 1) * kg].T, dy3[:, g * kg:(g + 1) * kg], out=dcols[:, g * ck:(g + 1) * ck])
-        im2col.col2im_images(dcols, dinp, *geometry)
+            dweight.reshape(K, ck)[...] += ws["dwsum"]
+
+
+def _chunks(inp, out, weight, group, algorithm):
+    n, C, H, W = inp.shape
+    K, _, KH, KW = weight.shape
+    return patch_chunks(n, C, H, W, K, KH, KW, out.shape[2], out.shape[3], group, algorithm, inp.itemsize)
+
+
+def _row_arrays(ws, m, P, algorithm):
+    """(xt, cols, res) of a chunk of m images in the rows layout ("1x1-nhwc": xt is cols)."""
+    xt = first(ws["xt"], (m,) + ws["xt"].shape[1:])
+    cols = first(ws["cols"], (m * P, ws["cols"].shape[1])) if algorithm == "im2row" else xt.reshape(-1, xt.shape[3])
+    return xt, cols, first(ws["res"], (m * P, ws["res"].shape[1]))
 
 
 def _backward_1x1(dinp, dweight, dbias, dout, inp, weight, ws, group, fresh):

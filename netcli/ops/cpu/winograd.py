@@ -11,8 +11,8 @@ and input/output channels swapped (padding 2 - P); the weight gradient is formed
 transformed domain, dU[e] (K, C) = (A dY A^T)[e] (K, T) @ V[e]^T (T, C) with the forward's V, and
 brought back by dg = G^T dU G. Padding up to 2 (`winograd_fits`).
 
-Memory: the n images of a call go through in chunks (`winograd_chunks`, from the shape alone),
-so that the transformed arrays of one chunk stay under CHUNK_BYTES each: VGG-16's 224x224
+Memory: the n images of a call go through in chunks (`winograd_chunks`, ops/cpu/chunks.py), so
+that the transformed arrays of one chunk stay under CHUNK_BYTES each: VGG-16's 224x224
 layers take one image at a time (51 MB per array, instead of 0.8 GB for 16 images), CIFAR-sized
 layers their whole call. Where one chunk holds the call, its V stays in the workspace for the
 backward; otherwise V is scratch, and the backward transforms the input again, chunk by chunk
@@ -21,9 +21,8 @@ backward; otherwise V is scratch, and the backward transforms the input again, c
 import numpy as np
 from numba import njit
 
+from .chunks import first as _first, image_chunks, largest
 from .im2col import sum_bias
-
-CHUNK_BYTES = 16 * 2 ** 20
 
 
 def winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group):
@@ -32,13 +31,10 @@ def winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group):
 
 
 def winograd_chunks(n, C, H, W, K, OH, OW, itemsize):
-    """[(first, stop)]: the chunks of images that a call on n images runs one after another,
-    equal but for one, as few as keep each transformed array (V, M and the backward's) of a
-    chunk within CHUNK_BYTES (at least one image)."""
+    """[(first, stop)]: the chunks of images (ops/cpu/chunks.py) that a call on n images runs one
+    after another, each transformed array (V, M and the backward's) of a chunk within CHUNK_BYTES."""
     tiles = max(np.prod(winograd_tiles(OH, OW)), np.prod(winograd_tiles(H, W)))     # forward's, input gradient's
-    per_image = 16 * max(C, K) * itemsize * int(tiles)
-    count = min(n, max(1, -(-per_image * n // CHUNK_BYTES)))
-    return [(n * i // count, n * (i + 1) // count) for i in range(count)]
+    return image_chunks(n, 16 * max(C, K) * itemsize * int(tiles))
 
 
 def winograd_workspace(n, C, H, W, K, OH, OW, dtype):
@@ -54,7 +50,7 @@ def winograd_scratch(n, C, H, W, K, OH, OW, dtype):
     """{name: (shape, dtype)}: the transformed arrays each call writes before it reads them, for
     its largest chunk (and V, where the workspace does not keep it)."""
     chunks = winograd_chunks(n, C, H, W, K, OH, OW, np.dtype(dtype).itemsize)
-    m = max(b - a for a, b in chunks)
+    m = largest(chunks)
     T = m * ((OH + 1) // 2) * ((OW + 1) // 2)
     Tb = m * ((H + 1) // 2) * ((W + 1) // 2)
     out = {"U": ((16, K, C), dtype), "M": ((16, K, T), dtype),
@@ -221,13 +217,6 @@ def winograd_weight_grads(dU, dweight):
                 dweight[k, c, i, 0] += t[i, 0] + 0.5 * (t[i, 1] + t[i, 2])
                 dweight[k, c, i, 1] += 0.5 * (t[i, 1] - t[i, 2])
                 dweight[k, c, i, 2] += 0.5 * (t[i, 1] + t[i, 2]) + t[i, 3]
-
-
-def _first(a, shape):
-    """The leading elements of the contiguous array a, as an array of `shape` (a chunk smaller
-    than the largest, in that one's buffer)."""
-    assert a.flags.c_contiguous
-    return a.reshape(-1)[:int(np.prod(shape))].reshape(shape)
 
 
 def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks):

@@ -1,0 +1,33 @@
+"""The images of one call in chunks (from the shape alone): a layer whose per-image arrays are
+large (the patches of CaffeNet's conv2, Winograd's transforms of VGG-16's 224x224 layers) goes
+through a call's images a chunk at a time, so that its arrays of one chunk stay within
+CHUNK_BYTES each, instead of growing with the images of a call (a share of 32 or more)."""
+from __future__ import annotations
+
+import numpy as np
+
+CHUNK_BYTES = 16 * 2 ** 20
+# A call whose arrays stay within WHOLE_BYTES is not cut: CIFAR-sized layers keep their patches for
+# the backward (cifar10_quick's conv2: 45 MB for 50 images), where making them again would cost time.
+WHOLE_BYTES = 64 * 2 ** 20
+
+
+def image_chunks(n, per_image):
+    """[(first, stop)]: n images in one chunk where per_image * n bytes is within WHOLE_BYTES,
+    else in as few chunks as keep a chunk's within CHUNK_BYTES (at least one image each), equal
+    but for one image."""
+    if per_image * n <= WHOLE_BYTES:
+        return [(0, n)]
+    count = min(n, max(1, -(-per_image * n // CHUNK_BYTES)))
+    return [(n * i // count, n * (i + 1) // count) for i in range(count)]
+
+
+def largest(chunks):
+    return max(b - a for a, b in chunks)
+
+
+def first(a, shape):
+    """The leading elements of the contiguous array a, as an array of `shape` (a chunk smaller
+    than the largest, in that one's buffer)."""
+    assert a.flags.c_contiguous
+    return a.reshape(-1)[:int(np.prod(shape))].reshape(shape)
