@@ -7,8 +7,9 @@ Each net is written as a netcli config (an Input of data and label at the batch,
 SoftmaxWithLoss): CaffeNet (bvlc_reference_caffenet's layers, LRN after the first two pools,
 groups in conv2/4/5), VGG-16 (configuration D) and GoogLeNet (bvlc_googlenet without its two
 auxiliary classifiers). Every run is its own process (sequential, never two at once): it builds
-the net, fills the input with random data and runs one iteration -- `fb` one forward and backward,
-`step` one solver step (SGD with momentum, so its history too) -- then reports its peak resident
+the net, fills the input with random data and runs two iterations (the second as every later
+one: gradients and history held from the first) -- `fb` forward and backward, `step` solver
+steps (SGD with momentum, so its history too) -- then reports its peak resident
 memory (VmHWM, MB), its peak after the imports, and for netcli the memory plan's total
 (netcli.exec.memory_plan). PyTorch (not a netcli dependency) runs the same layers, translated by
 bench/torch_models.py, with SGD with momentum. Default batches: Caffe's own (CaffeNet 256, VGG-16
@@ -29,6 +30,7 @@ sys.path[:0] = [BENCH]
 
 from make_configs import Builder, inception_module  # noqa: E402
 
+ITERATIONS = 2     # the second one is the steady state (gradients and history exist from the first)
 DEFAULT_BATCH = {"caffenet": 256, "vgg16": 32, "googlenet": 32, "lenet": 64, "cifar10_quick": 100}
 SOLVER = """net: {net}
 base_lr: 0.001
@@ -162,11 +164,12 @@ def worker(kind, name, batch, threads, what):
             out["built_mb"] = peak_rss_mb()
             net.blobs["data"].data[...] = x
             net.blobs["label"].data[...] = y
-            if what == "step":
-                s.step(1)
-            else:
-                net.clear_param_diffs()
-                net.forward_backward()
+            for _ in range(ITERATIONS):
+                if what == "step":
+                    s.step(1)
+                else:
+                    net.clear_param_diffs()
+                    net.forward_backward()
         else:
             import torch
             from torch_models import TorchNet
@@ -175,11 +178,12 @@ def worker(kind, name, batch, threads, what):
             model.modules.train()
             opt = torch.optim.SGD(model.modules.parameters(), lr=0.001, momentum=0.9, weight_decay=5e-4)
             out["built_mb"] = peak_rss_mb()
-            loss = model.run(torch.from_numpy(x), torch.from_numpy(y).long())
-            opt.zero_grad()
-            loss.backward()
-            if what == "step":
-                opt.step()
+            for _ in range(ITERATIONS):
+                loss = model.run(torch.from_numpy(x), torch.from_numpy(y).long())
+                opt.zero_grad()
+                loss.backward()
+                if what == "step":
+                    opt.step()
     out["peak_mb"] = peak_rss_mb()
     print(json.dumps(out), flush=True)
 

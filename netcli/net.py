@@ -68,11 +68,17 @@ class Net:
     """
 
     def __init__(self, model, phase="TEST", weights=None, seed=None, level=0, stages=(),
-                 dtype=np.float32, batch_size=None, allow_python=None, device="cpu"):
+                 dtype=np.float32, batch_size=None, allow_python=None, device="cpu", release_rows=False):
+        """release_rows: a training iteration (forward_backward) hands each share's rows of the
+        activations and gradients inside its last stretch back to the system once it is done with
+        them (netcli/exec/release.py): the Solver's TRAIN net; the blobs then do not hold the
+        pass's values afterwards."""
         with _gc_paused():
-            self._setup(model, phase, weights, seed, level, stages, dtype, batch_size, allow_python, device)
+            self._setup(model, phase, weights, seed, level, stages, dtype, batch_size, allow_python, device,
+                        release_rows)
 
-    def _setup(self, model, phase, weights, seed, level, stages, dtype, batch_size, allow_python, device):
+    def _setup(self, model, phase, weights, seed, level, stages, dtype, batch_size, allow_python, device,
+               release_rows=False):
         self.rss_before = resident_bytes()      # the memory plan's first item (netcli/exec/memory_plan.py)
         self.spec = compile_net(model, phase, level, stages, batch_size)
         self.allow_python = python_allowed(allow_python)
@@ -91,6 +97,7 @@ class Net:
         plan_backward(self)
         alias_split_tops(self)
         self.device, self._shared = device, None
+        self.release_rows = release_rows
         self.executor = make_executor(self, device)
         self._input_shapes = {n: self.blobs[n].shape for n in self.inputs}
         self.load_all(weights)

@@ -37,11 +37,13 @@ from ..layers.base import PerSample
 from .fusion import find_chains
 from .grad_tree import add_child, schedule
 from .late_grads import clip, dense_ranges, form_tile, late_tasks, split_tasks, tile_elements
+from .release import clear, peak_bytes, release, release_plan
 from .memory_plan import packed as _packed, plan_cpu, refuse_if_too_big
 from .stretches import plan_lines, plan_stretches
 from .workspaces import Workspaces
 
 SHARE_ROWS = 32
+RELEASE_GRADS_BYTES = 64 * 2 ** 20
 MIN_ROWS = 16
 MAX_SHARES = 16
 
@@ -121,9 +123,7 @@ class CpuExecutor:
         # large param gradients formed after the pass that combines the shares (exec/late_grads.py)
         self.late = (late_tasks(net, self.stretches[self.combine_at][1])
                      if S > 1 and self.owns_grads and self.combine_at is not None else [])
-        self.memory = plan_cpu(self, self.ws, T, rows if self.owns_grads else 0,
-                               None if count else lambda n: len(shares(n)))
-        refuse_if_too_big(self.memory, net)
+        self._planned = (T, rows if self.owns_grads else 0, None if count else lambda n: len(shares(n)))
         self.scratch = np.zeros((S - 1, net.param_diff.size), net.param_diff.dtype)
         self._plans = {}
 
@@ -180,6 +180,22 @@ class CpuExecutor:
                      for layer in net.layers]
         self.chains = find_chains(net, self.stretches, own)      # layers run as one pass (exec/fusion.py)
         self._plans = {}
+        # a training iteration's rows released share by share (exec/release.py)
+        n, last = self.stretches[-1]
+        self.release = {}
+        inflight = 0
+        if getattr(net, "release_rows", False) and own and n is not None and self._back(last):
+            segments = self._segments(n, last, True, True)
+            if len(segments) == 1:
+                rows = max(hi - lo for lo, hi in self.shares[n])
+                self.release = release_plan(net, last, segments[0][0], self.chains, n,
+                                            min(hi - lo for lo, hi in self.shares[n]))
+                inflight = peak_bytes(self.release, segments[0][0], net, self.chains, rows)
+        T, partials, count_shares = self._planned
+        released = {addr for entries in self.release.values() for addr, _ in entries}
+        self.memory = plan_cpu(self, self.ws, T, partials, count_shares, released, inflight,
+                               bool(self.release) and net.param_diff.nbytes >= RELEASE_GRADS_BYTES)
+        refuse_if_too_big(self.memory, net)
 
     def plan(self):
         """Lines for `netcli check`/`time`: the stretches, the fused chains, and the layers that
@@ -245,7 +261,15 @@ class CpuExecutor:
         """The blobs are the host's: nothing to copy."""
 
     def clear_param_diffs(self):
-        self.net.param_diff[...] = 0
+        """Zeros; where a training iteration releases rows (and the gradients are large), their
+        pages go back to the system until the next backward writes them, as PyTorch's
+        zero_grad(set_to_none=True) frees them: the late gradients (exec/late_grads.py) then
+        take memory only after the pass, when its rows are released."""
+        g = self.net.param_diff
+        if self.release and g.nbytes >= RELEASE_GRADS_BYTES:
+            clear(g)
+        else:
+            g[...] = 0
 
     def grad_sumsq(self):
         g = self.net.param_diff
@@ -358,7 +382,9 @@ class CpuExecutor:
         if combine and self.single_back and self.group is None and len(segments) == 1:
             rows, after, final, _ = schedule(len(ranges), blocks)        # summed as they finish
         # a share's forward and backward in one go: its workspaces per thread (exec/workspaces.py)
-        calls = self.ws.calls(T, forward and backward and len(segments) == 1)
+        fused = forward and backward and len(segments) == 1
+        calls = self.ws.calls(T, fused)
+        freed = self.release if fused and list(idx) == list(self.stretches[-1][1]) else {}
         params = [clip(self.dense, *block) for block in _blocks(net.param_diff.size, T)]
         tiles = split_tasks(net, late, T)
         while late and len(self.late_bufs) < T:
@@ -376,7 +402,7 @@ class CpuExecutor:
                 for k, (steps, combine_stats) in enumerate(segments):
                     for s in range(first, stop):
                         lo, hi = ranges[s]
-                        for kind, i in steps:
+                        for q, (kind, i) in enumerate(steps):
                             if kind == "forward":
                                 layers[i].forward_rows(bvecs[i], tvecs[i], lo, hi, ws[i][s])
                             elif kind == "backward":
@@ -394,6 +420,8 @@ class CpuExecutor:
                                 j = chains[i].scale_index
                                 chains[i].backward_rows(lo, hi, ws[i][s], grads[rows[s] + 1][j],
                                                         sole[j] and (s > 0 or cleared))
+                            for addr, row in freed.get(q, ()):      # rows this share no longer reads
+                                release(addr + lo * row, addr + hi * row)
                         for a, b in after[s] if after else ():
                             for lo_, hi_ in self.dense:
                                 add_child(net.param_diff, self.scratch, rows, a, b, lo_, hi_)
