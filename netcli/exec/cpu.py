@@ -36,34 +36,11 @@ from ..ops.cpu.shares import combine_shares
 from ..layers.base import PerSample
 from .fusion import find_chains
 from .grad_tree import add_child, schedule
-from .late_grads import clip, dense_ranges, form_tile, late_tasks, split_tasks, tile_elements
-from .release import clear, peak_bytes, release, release_plan
+from .late_grads import clip, dense_ranges, form_tile, late_tasks, split_tasks, tile_elements, without_late
+from .release import clear_grads, release, training_release
 from .memory_plan import packed as _packed, plan_cpu, refuse_if_too_big
-from .stretches import plan_lines, plan_stretches
+from .stretches import plan_lines, plan_stretches, shares
 from .workspaces import Workspaces
-
-SHARE_ROWS = 32
-RELEASE_GRADS_BYTES = 64 * 2 ** 20
-MIN_ROWS = 16
-MAX_SHARES = 16
-
-
-def shares(n, count=None):
-    """The fixed split of n samples into contiguous (lo, hi) shares; depends on n only: the largest
-    power of two with at least SHARE_ROWS samples per share (so 2 or 4 threads get equal work and
-    the combination tree is balanced), at most MAX_SHARES, and 2 from 2 * MIN_ROWS samples on.
-    `count` imposes the number of shares instead."""
-    if count is not None:
-        s = min(count, max(n, 1))
-    else:
-        s = 1
-        while s * 2 <= MAX_SHARES and n / (s * 2) >= SHARE_ROWS:
-            s *= 2
-        if s == 1 and n >= 2 * MIN_ROWS:
-            s = 2
-    bounds = [n * i // s for i in range(s + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
-
 
 @lru_cache(maxsize=256)
 def _blocks(count, parts):
@@ -167,9 +144,7 @@ class CpuExecutor:
         self.backward_ok = own
         if not own:
             self.late = []
-        late = {(i, j) for i, j, _, _ in self.late}
-        self.late_grads = [[[None if (i, j) in late else g for j, g in enumerate(gs)] for i, gs in enumerate(share)]
-                           for share in self.grads]     # what backward_rows gets where the late tiles run
+        self.late_grads = without_late(self.grads, self.late)    # what backward_rows gets where late tiles run
         self.dense = dense_ranges(base, self.late, net)  # the rest of the gradient: share partials
         self.late_bufs = []                              # thread t -> its flat tile buffer
         users: dict[int, int] = {}
@@ -181,20 +156,9 @@ class CpuExecutor:
         self.chains = find_chains(net, self.stretches, own)      # layers run as one pass (exec/fusion.py)
         self._plans = {}
         # a training iteration's rows released share by share (exec/release.py)
-        n, last = self.stretches[-1]
-        self.release = {}
-        inflight = 0
-        if getattr(net, "release_rows", False) and own and n is not None and self._back(last):
-            segments = self._segments(n, last, True, True)
-            if len(segments) == 1:
-                rows = max(hi - lo for lo, hi in self.shares[n])
-                self.release = release_plan(net, last, segments[0][0], self.chains, n,
-                                            min(hi - lo for lo, hi in self.shares[n]))
-                inflight = peak_bytes(self.release, segments[0][0], net, self.chains, rows)
+        self.release, released, inflight, grads_released = training_release(self, own)
         T, partials, count_shares = self._planned
-        released = {addr for entries in self.release.values() for addr, _ in entries}
-        self.memory = plan_cpu(self, self.ws, T, partials, count_shares, released, inflight,
-                               bool(self.release) and net.param_diff.nbytes >= RELEASE_GRADS_BYTES)
+        self.memory = plan_cpu(self, self.ws, T, partials, count_shares, released, inflight, grads_released)
         refuse_if_too_big(self.memory, net)
 
     def plan(self):
@@ -261,15 +225,7 @@ class CpuExecutor:
         """The blobs are the host's: nothing to copy."""
 
     def clear_param_diffs(self):
-        """Zeros; where a training iteration releases rows (and the gradients are large), their
-        pages go back to the system until the next backward writes them, as PyTorch's
-        zero_grad(set_to_none=True) frees them: the late gradients (exec/late_grads.py) then
-        take memory only after the pass, when its rows are released."""
-        g = self.net.param_diff
-        if self.release and g.nbytes >= RELEASE_GRADS_BYTES:
-            clear(g)
-        else:
-            g[...] = 0
+        clear_grads(self.net.param_diff, bool(self.release))      # exec/release.py
 
     def grad_sumsq(self):
         g = self.net.param_diff

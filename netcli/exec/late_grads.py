@@ -26,6 +26,14 @@ def late_tasks(net, idx):
     return out
 
 
+def without_late(grads, tasks):
+    """grads (per share, per layer, per param) with None for the params of `tasks`: what
+    backward_rows gets in a pass whose late tiles are formed after it."""
+    late = {(i, j) for i, j, _, _ in tasks}
+    return [[[None if (i, j) in late else g for j, g in enumerate(gs)] for i, gs in enumerate(share)]
+            for share in grads]
+
+
 def tile_elements(net, tasks):
     """The largest tile, in elements."""
     return max((net.layers[i].blobs[j].diff[a0:a1].size for i, j, a0, a1 in tasks), default=0)

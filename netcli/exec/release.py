@@ -48,6 +48,40 @@ def release(start, stop):
         _MADVISE(a, b - a, mmap.MADV_DONTNEED)
 
 
+# Param gradients of at least this many bytes are released between iterations (clear_grads)
+GRADS_BYTES = 64 * 2 ** 20
+
+
+def training_release(executor, own):
+    """For a CPU executor (exec/cpu.py) whose net asks for it (release_rows), its params' diffs
+    its own: (release_plan of its training iteration's fused last stretch, the addresses it
+    releases, the bytes one share holds at once, whether clear_grads releases the gradients)."""
+    net = executor.net
+    n, last = executor.stretches[-1]
+    if not (getattr(net, "release_rows", False) and own and n is not None and executor._back(last)):
+        return {}, set(), 0, False
+    segments = executor._segments(n, last, True, True)
+    if len(segments) != 1:           # statistics over the batch: each share's forward waits for all
+        return {}, set(), 0, False
+    rows = [hi - lo for lo, hi in executor.shares[n]]
+    steps = segments[0][0]
+    plan = release_plan(net, last, steps, executor.chains, n, min(rows))
+    released = {addr for entries in plan.values() for addr, _ in entries}
+    return (plan, released, peak_bytes(plan, steps, net, executor.chains, max(rows)),
+            bool(plan) and net.param_diff.nbytes >= GRADS_BYTES)
+
+
+def clear_grads(g, releasing):
+    """g[...] = 0; where a training iteration releases rows and g is large, its pages go back to
+    the system until the next backward writes them (as PyTorch's zero_grad(set_to_none=True)
+    frees them), so the late gradients (exec/late_grads.py) take memory only after the pass,
+    when its rows are gone."""
+    if releasing and g.nbytes >= GRADS_BYTES:
+        clear(g)
+    else:
+        g[...] = 0
+
+
 def clear(a):
     """a[...] = 0, its whole pages handed back to the system (they read as zeros)."""
     addr, size = _span(a)

@@ -1,6 +1,27 @@
-"""How the CPU executor cuts a net into stretches (exec/cpu.py's docstring says why), and the
-lines `netcli check` and `netcli time` print about that plan."""
+"""How the CPU executor cuts a net into stretches and a batch into shares (exec/cpu.py's
+docstring says why), and the lines `netcli check` and `netcli time` print about that plan."""
 from __future__ import annotations
+
+SHARE_ROWS = 32
+MIN_ROWS = 16
+MAX_SHARES = 16
+
+
+def shares(n, count=None):
+    """The fixed split of n samples into contiguous (lo, hi) shares; depends on n only: the largest
+    power of two with at least SHARE_ROWS samples per share (so 2 or 4 threads get equal work and
+    the combination tree is balanced), at most MAX_SHARES, and 2 from 2 * MIN_ROWS samples on.
+    `count` imposes the number of shares instead."""
+    if count is not None:
+        s = min(count, max(n, 1))
+    else:
+        s = 1
+        while s * 2 <= MAX_SHARES and n / (s * 2) >= SHARE_ROWS:
+            s *= 2
+        if s == 1 and n >= 2 * MIN_ROWS:
+            s = 2
+    bounds = [n * i // s for i in range(s + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def plan_stretches(net):

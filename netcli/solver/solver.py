@@ -62,9 +62,8 @@ class Solver:
         the CPU, None: as solver_mode and device_id say (GPU mode falls back to the CPU, with a
         line saying why, when there is no usable GPU). group: a netcli.distributed.Group, this
         process being one of several (netcli.distributed.DataParallel). allow_python: run the
-        nets' Python layers (netcli.Net's argument). keep_blobs: the TRAIN net's blobs keep what a
-        training iteration computed (pycaffe scripts read them); by default each share's rows
-        are handed back to the system once used (netcli/exec/release.py)."""
+        nets' Python layers (netcli.Net's argument). keep_blobs: the TRAIN net's blobs keep each
+        iteration's values (pycaffe's), not released as used (netcli/exec/release.py)."""
         self.path = os.fspath(path)
         p, self._where, self.net_path, tests, train_state = setup.read_solver(self.path)
         self.p, self.quiet, self.progress = p, quiet, progress

@@ -67,7 +67,7 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       8x8 0.34-0.36x / 0.40x; ResNet-20 at batch 1: 2.2 ms without Winograd, 2.8-3.3 ms with),
       so it needs 256 tiles per call, counting the images of a call as min(images, 16):
       `images` is the batch (None: large), and the CPU executor's shares hold at least 16
-      images where the batch has them (netcli/exec/cpu.py, MIN_ROWS).
+      images where the batch has them (netcli/exec/stretches.py, MIN_ROWS).
     - otherwise the patch layout (patch_layout)."""
     if group == C == K:
         OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
