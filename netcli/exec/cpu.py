@@ -89,7 +89,8 @@ class CpuExecutor:
         """Shares of every stretch's batch (`count` of them, or shares(n)'s), their workspaces
         and gradient scratch."""
         net = self.net
-        self.shares = {n: shares(n, count) for n, _ in self.stretches if n is not None}
+        inference = net.phase != "TRAIN"          # (a TEST net may still run a backward: pycaffe)
+        self.shares = {n: shares(n, count, inference) for n, _ in self.stretches if n is not None}
         S = max((len(s) for s in self.shares.values()), default=1)
         n, last = self.stretches[-1]
         kept = [i for i, layer in enumerate(net.layers) if self.finishes[i] or getattr(layer, "batch_stats", False)]
@@ -100,7 +101,7 @@ class CpuExecutor:
         # large param gradients formed after the pass that combines the shares (exec/late_grads.py)
         self.late = (late_tasks(net, self.stretches[self.combine_at][1])
                      if S > 1 and self.owns_grads and self.combine_at is not None else [])
-        self._planned = (T, rows if self.owns_grads else 0, None if count else lambda n: len(shares(n)))
+        self._planned = (T, rows if self.owns_grads else 0, None if count else lambda n: len(shares(n, None, inference)))
         self.scratch = np.zeros((S - 1, net.param_diff.size), net.param_diff.dtype)
         self._plans = {}
 

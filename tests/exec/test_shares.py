@@ -1,0 +1,46 @@
+"""The split of a batch into shares (netcli/exec/stretches.py): fixed by the batch size alone;
+a net for inference (not TRAIN) cuts a small batch into shares of at least INFER_ROWS samples, so that
+batch-8 inference uses two cores, and its outputs do not depend on the thread count."""
+import os
+
+import numpy as np
+
+import netcli
+from netcli.exec import threads
+from netcli.exec.stretches import INFER_ROWS, MAX_SHARES, shares
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_training_and_inference_splits():
+    for n in range(1, 300):
+        for inference in (False, True):
+            got = shares(n, inference=inference)
+            assert got[0][0] == 0 and got[-1][1] == n and all(a[1] == b[0] for a, b in zip(got, got[1:]))
+            s = len(got)
+            assert s & (s - 1) == 0 and s <= MAX_SHARES
+        if n >= 32:
+            assert shares(n, inference=True) == shares(n)
+    assert [len(shares(n)) for n in (1, 8, 16, 31, 32, 64, 100)] == [1, 1, 1, 1, 2, 2, 2]
+    assert [len(shares(n, inference=True)) for n in (1, 7, 8, 16, 31)] == [1, 1, 2, 4, 4]
+    assert min(hi - lo for lo, hi in shares(31, inference=True)) >= INFER_ROWS
+
+
+def test_a_test_net_of_batch_8_runs_two_shares_with_the_same_outputs_for_any_thread_count(tmp_path):
+    text = open(os.path.join(ROOT, "configs", "lenet_train_test.yaml")).read()
+    (tmp_path / "net.yaml").write_text(text.replace("batch_size: 100", "batch_size: 8"))
+    old = threads.count()
+    outs = []
+    try:
+        for T in (1, 2, 3):
+            threads.set_threads(T)
+            net = netcli.Net(str(tmp_path / "net.yaml"), phase="TEST", seed=2)
+            assert [len(v) for v in net.executor.shares.values()] == [2]
+            net.forward()
+            outs.append({k: net.blobs[k].data.copy() for k in ("ip2", "loss", "accuracy")})
+    finally:
+        threads.set_threads(old)
+    for o in outs[1:]:
+        assert all(np.array_equal(o[k], outs[0][k]) for k in o)
+    train = netcli.Net(str(tmp_path / "net.yaml"), phase="TRAIN", batch_size=8)
+    assert [len(v) for v in train.executor.shares.values()] == [1]
