@@ -13,6 +13,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 _state = {"n": None, "pool": None, "blas_limited": False}
+_alone = threading.local()     # .on: this thread runs a run()'s only chunk, the pool idle (tiles())
 BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 
@@ -106,8 +107,15 @@ def run(fn, ranges):
     _prepare()                           # BLAS on one thread and flush-to-zero, before any compute
     ex = pool() if len(ranges) > 1 else None
     if ex is None:                       # one thread (or one chunk): every chunk here, in order
-        for i, (lo, hi) in enumerate(ranges):
-            fn(i, lo, hi)
+        alone = len(ranges) == 1 and count() > 1 and not getattr(_alone, "on", False) and \
+            threading.current_thread() is threading.main_thread()
+        _alone.on = alone
+        try:
+            for i, (lo, hi) in enumerate(ranges):
+                fn(i, lo, hi)
+        finally:
+            if alone:
+                _alone.on = False
         return
     futs = [ex.submit(fn, i, lo, hi) for i, (lo, hi) in enumerate(ranges[1:], 1)]
     errors = []
@@ -122,6 +130,24 @@ def run(fn, ranges):
             errors.append(e)
     if errors:   # the error itself, not a BrokenBarrierError of a thread it left waiting
         raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
+
+
+def tiles(fn, count):
+    """fn(j) for j in range(count): fixed tiles of one kernel call (output channels, rows of a
+    GEMM), which give the same bits whoever runs them. Where the caller runs a run()'s only
+    chunk (a share of one image: batch-1 inference) the idle threads take them, else the caller
+    does, in order."""
+    if count > 1 and getattr(_alone, "on", False):
+        _alone.on = False            # no tiles inside tiles
+        try:
+            n = min(count, _state["n"] or 1)
+            run(lambda t, lo, hi: [fn(j) for j in range(lo, hi)], [(count * i // n, count * (i + 1) // n)
+                                                                   for i in range(n)])
+        finally:
+            _alone.on = True
+        return
+    for j in range(count):
+        fn(j)
 
 
 def describe():

@@ -44,3 +44,46 @@ def test_a_test_net_of_batch_8_runs_two_shares_with_the_same_outputs_for_any_thr
         assert all(np.array_equal(o[k], outs[0][k]) for k in o)
     train = netcli.Net(str(tmp_path / "net.yaml"), phase="TRAIN", batch_size=8)
     assert [len(v) for v in train.executor.shares.values()] == [1]
+
+
+DEPLOY = """
+name: one
+layers:
+  - {name: in, type: Input, top: data, input_param: {shape: {dim: [1, 64, 64, 64]}}}
+  - {name: s2, type: Convolution, bottom: data, top: s2, convolution_param: {num_output: 64, kernel_size: 3, stride: 2,
+     pad: 1, weight_filler: {type: gaussian, std: 0.05}, bias_filler: {type: gaussian}}}
+  - {name: p1, type: Convolution, bottom: s2, top: p1, convolution_param: {num_output: 128, kernel_size: 1,
+     weight_filler: {type: gaussian, std: 0.05}}}
+  - {name: up, type: Convolution, bottom: data, top: up, convolution_param: {num_output: 256, kernel_size: 1,
+     weight_filler: {type: gaussian, std: 0.05}}}
+"""
+
+
+def test_one_image_gemms_split_into_tiles_keep_their_bits_for_any_thread_count(tmp_path):
+    """Batch-1 inference: the GEMMs of one image are cut into fixed tiles (ops/cpu/conv2d.py,
+    exec/threads.py tiles) that idle threads take; the outputs are the same with 1 to 3 threads
+    and equal a float64 reference."""
+    from netcli.ops.cpu import conv2d
+    (tmp_path / "net.yaml").write_text(DEPLOY)
+    x = np.random.default_rng(1).standard_normal((1, 64, 64, 64)).astype(np.float32)
+    old = threads.count()
+    outs, calls = [], []
+    real = threads.tiles
+    try:
+        threads.tiles = lambda fn, count: (calls.append(count), real(fn, count))[1]
+        for T in (1, 2, 3):
+            threads.set_threads(T)
+            net = netcli.Net(str(tmp_path / "net.yaml"), phase="TEST", seed=4)
+            assert [l.algorithm for l in net.layers if l.type == "Convolution"] == ["im2row", "1x1", "1x1"]
+            net.blobs["data"].data[...] = x
+            net.forward()
+            outs.append([net.blobs[k].data.copy() for k in ("s2", "p1", "up")])
+    finally:
+        threads.tiles = real
+        threads.set_threads(old)
+    assert calls and set(calls) == {conv2d.ONE_IMAGE_TILES}
+    for o in outs[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(o, outs[0]))
+    w = net.params["up"][0].data.reshape(256, 64).astype(np.float64)
+    ref = np.einsum("kc,chw->khw", w, x[0].astype(np.float64)) + net.params["up"][1].data[:, None, None]
+    np.testing.assert_allclose(outs[0][2][0], ref, rtol=1e-4, atol=1e-4)
