@@ -77,10 +77,10 @@ def test_winograd_against_reference(case, dtype, chunked, monkeypatch):
 
 
 def test_winograd_chunks_keep_cifar_and_resnet50_calls_whole_and_take_vgg_images_one_at_a_time():
-    assert winograd.winograd_chunks(32, 16, 32, 32, 16, 32, 32, 4) == [(0, 32)]       # ResNet-20's first stage
-    assert winograd.winograd_chunks(50, 64, 8, 8, 64, 8, 8, 4) == [(0, 50)]
-    assert winograd.winograd_chunks(16, 64, 224, 224, 64, 224, 224, 4) == [(i, i + 1) for i in range(16)]
-    assert winograd.winograd_chunks(16, 64, 56, 56, 64, 56, 56, 4) == [(0, 16)]     # ResNet-50's, 51 MB: whole
+    assert winograd.winograd_chunks(32, 16, 32, 32, 16, 32, 32, 4) == ((0, 32),)       # ResNet-20's first stage
+    assert winograd.winograd_chunks(50, 64, 8, 8, 64, 8, 8, 4) == ((0, 50),)
+    assert winograd.winograd_chunks(16, 64, 224, 224, 64, 224, 224, 4) == tuple((i, i + 1) for i in range(16))
+    assert winograd.winograd_chunks(16, 64, 56, 56, 64, 56, 56, 4) == ((0, 16),)     # ResNet-50's, 51 MB: whole
     chunks = winograd.winograd_chunks(16, 64, 56, 56, 192, 56, 56, 4)               # GoogLeNet's conv2, 154 MB
     assert len(chunks) == 10 and chunks[-1][1] == 16 and max(b - a for a, b in chunks) == 2
     assert winograd_workspace(16, 64, 224, 224, 64, 224, 224, np.float32) == {}

@@ -4,6 +4,8 @@ through a call's images a chunk at a time, so that its arrays of one chunk stay 
 CHUNK_BYTES each, instead of growing with the images of a call (a share of 32 or more)."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 CHUNK_BYTES = 16 * 2 ** 20
@@ -13,13 +15,18 @@ WHOLE_BYTES = 64 * 2 ** 20
 
 
 def image_chunks(n, per_image):
-    """[(first, stop)]: n images in one chunk where per_image * n bytes is within WHOLE_BYTES,
-    else in as few chunks as keep a chunk's within CHUNK_BYTES (at least one image each), equal
-    but for one image."""
-    if per_image * n <= WHOLE_BYTES:
-        return [(0, n)]
-    count = min(n, max(1, -(-per_image * n // CHUNK_BYTES)))
-    return [(n * i // count, n * (i + 1) // count) for i in range(count)]
+    """((first, stop), ...): n images in one chunk where per_image * n bytes is within
+    WHOLE_BYTES, else in as few chunks as keep a chunk's within CHUNK_BYTES (at least one image
+    each), equal but for one image."""
+    return _image_chunks(n, per_image, CHUNK_BYTES, WHOLE_BYTES)
+
+
+@lru_cache(maxsize=4096)
+def _image_chunks(n, per_image, chunk_bytes, whole_bytes):
+    if per_image * n <= whole_bytes:
+        return ((0, n),)
+    count = min(n, max(1, -(-per_image * n // chunk_bytes)))
+    return tuple((n * i // count, n * (i + 1) // count) for i in range(count))
 
 
 def largest(chunks):
@@ -29,5 +36,7 @@ def largest(chunks):
 def first(a, shape):
     """The leading elements of the contiguous array a, as an array of `shape` (a chunk smaller
     than the largest, in that one's buffer)."""
+    if a.shape == shape:                 # one chunk: the array itself (no Python work on the hot path)
+        return a
     assert a.flags.c_contiguous
     return a.reshape(-1)[:int(np.prod(shape))].reshape(shape)

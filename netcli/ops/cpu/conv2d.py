@@ -94,7 +94,7 @@ def patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, itemsize):
     """[(first, stop)]: the chunks of a call's images for "im2row" and "im2col" (the largest
     per-image array: the patches, or im2row's GEMM result); one chunk for the others."""
     if algorithm not in ("im2row", "im2col"):
-        return [(0, n)]
+        return ((0, n),)
     P, CKK = OH * OW, C // group * KH * KW
     per_image = max(P * CKK, P * K, H * W * C) + (K * CKK if algorithm == "im2col" else 0)
     return image_chunks(n, per_image * itemsize)
