@@ -330,8 +330,7 @@ class CpuExecutor:
         ranges, ws, sole, chains = self.shares[n], self.workspaces, self.sole, self.chains
         first, stop = self.own.get(n, (0, len(ranges)))
         own = first, stop
-        idx_set = set(idx)
-        late = [task for task in self.late if task[0] in idx_set] if combine else []
+        late = [task for task in self.late if task[0] in set(idx)] if combine and self.late else []
         grads = self.late_grads if late else self.grads
         T = min(threads.count(), stop - first)
         blocks = tuple((first + a, first + b) for a, b in _blocks(stop - first, T))
@@ -341,9 +340,9 @@ class CpuExecutor:
         # a share's forward and backward in one go: its workspaces per thread (exec/workspaces.py)
         fused = forward and backward and len(segments) == 1
         calls = self.ws.calls(T, fused)
-        freed = self.release if fused and list(idx) == list(self.stretches[-1][1]) else {}
-        params = [clip(self.dense, *block) for block in _blocks(net.param_diff.size, T)]
-        tiles = split_tasks(net, late, T)
+        freed = self.release if fused and self.release and list(idx) == list(self.stretches[-1][1]) else {}
+        params = [clip(self.dense, *block) for block in _blocks(net.param_diff.size, T)] if combine else ()
+        tiles = split_tasks(net, late, T) if late else [(0, 0)] * T
         while late and len(self.late_bufs) < T:
             self.late_bufs.append(np.zeros(len(ranges) * tile_elements(net, self.late), net.param_diff.dtype))
 

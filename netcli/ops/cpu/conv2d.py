@@ -172,12 +172,13 @@ ONE_IMAGE_TILES = 4
 TILED_MACS = 2 ** 24
 
 
-def _tiled(gemm, rows, n, macs):
-    """gemm(r0, r1) over `rows` rows: in ONE_IMAGE_TILES blocks where the call has one image
-    and `macs` multiply-adds."""
-    if n != 1 or rows < 4 * ONE_IMAGE_TILES or macs < TILED_MACS:
-        gemm(0, rows)
-        return
+def _tiles(n, rows, macs):
+    """Whether a GEMM of `rows` output rows and `macs` multiply-adds on n images goes in tiles."""
+    return n == 1 and rows >= 4 * ONE_IMAGE_TILES and macs >= TILED_MACS
+
+
+def _tiled(gemm, rows):
+    """gemm(r0, r1) for ONE_IMAGE_TILES blocks of `rows` rows (exec/threads.py tiles)."""
     threads.tiles(lambda j: gemm(rows * j // ONE_IMAGE_TILES, rows * (j + 1) // ONE_IMAGE_TILES), ONE_IMAGE_TILES)
 
 
@@ -210,7 +211,10 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
             im2col.nchw_to_nhwc(inp[a:b], xt)
             if algorithm == "im2row":
                 im2col.im2row(xt, cols, *geometry)
-            _tiled(lambda r0, r1: np.dot(cols[r0:r1], wr.T, out=res[r0:r1]), res.shape[0], b - a, res.size * cols.shape[1])
+            if _tiles(b - a, res.shape[0], res.size * cols.shape[1]):
+                _tiled(lambda r0, r1: np.dot(cols[r0:r1], wr.T, out=res[r0:r1]), res.shape[0])
+            else:
+                np.dot(cols, wr.T, out=res)
             im2col.rows_to_nchw(res, ws["no_bias"] if bias is None else bias, out[a:b])
         return
     w = weight.reshape(K, -1)
@@ -224,7 +228,10 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
             im2col.im2col_images(inp[a:b], cols, *geometry)
         for g in range(group):
             wg, xg, yg = w[g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck], y3[a:b, g * kg:(g + 1) * kg]
-            _tiled(lambda k0, k1: np.matmul(wg[k0:k1], xg, out=yg[:, k0:k1]), kg, b - a, yg.size * wg.shape[1])
+            if _tiles(b - a, kg, yg.size * wg.shape[1]):
+                _tiled(lambda k0, k1: np.matmul(wg[k0:k1], xg, out=yg[:, k0:k1]), kg)
+            else:
+                np.matmul(wg, xg, out=yg)
     if bias is not None:
         im2col.add_bias(y3, bias)
 
@@ -334,6 +341,8 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
 
 def _chunks(inp, out, weight, group, algorithm):
     n, C, H, W = inp.shape
+    if n == 1 or algorithm not in ("im2row", "im2col"):
+        return ((0, n),)
     K, _, KH, KW = weight.shape
     return patch_chunks(n, C, H, W, K, KH, KW, out.shape[2], out.shape[3], group, algorithm, inp.itemsize)
 
