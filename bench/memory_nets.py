@@ -2,6 +2,7 @@
 
     python bench/memory_nets.py [--nets caffenet,vgg16,googlenet,lenet,cifar10_quick]
                                 [--batch N] [--threads 2] [--what step|fb] [--only netcli|torch]
+                                [--release auto|always|never]
 
 Each net is written as a netcli config (an Input of data and label at the batch, the layers, a
 SoftmaxWithLoss): CaffeNet (bvlc_reference_caffenet's layers, LRN after the first two pools,
@@ -127,7 +128,10 @@ def write_net(name, batch, folder):
     return path, sample
 
 
-def worker(kind, name, batch, threads, what):
+RELEASE = {"auto": "auto", "always": True, "never": False}     # netcli's release_rows (exec/release.py)
+
+
+def worker(kind, name, batch, threads, what, release="auto"):
     """One iteration in this process; prints a JSON line with its peak memory."""
     os.environ["NETCLI_THREADS"] = str(threads)
     import numpy as np
@@ -152,11 +156,11 @@ def worker(kind, name, batch, threads, what):
             with open(spath, "w") as f:
                 f.write(SOLVER.format(net=path))
             if what == "step":
-                s = netcli.Solver(spath, progress=False, log_path=False)
+                s = netcli.Solver(spath, progress=False, log_path=False, release_rows=RELEASE[release])
                 s.test_interval = 0
                 net = s.net
             else:
-                net = netcli.Net(path, phase="TRAIN")
+                net = netcli.Net(path, phase="TRAIN", release_rows=RELEASE[release])
             plan = getattr(net.executor, "memory", None)      # netcli.exec.memory_plan
             if plan is not None:
                 out["plan_mb"] = plan.total / 2 ** 20
@@ -188,10 +192,11 @@ def worker(kind, name, batch, threads, what):
     print(json.dumps(out), flush=True)
 
 
-def run_one(kind, name, batch, threads, what):
+def run_one(kind, name, batch, threads, what, release):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     r = subprocess.run([sys.executable, __file__, "--worker", kind, "--nets", name, "--batch", str(batch),
-                        "--threads", str(threads), "--what", what], capture_output=True, text=True, env=env)
+                        "--threads", str(threads), "--what", what, "--release", release],
+                       capture_output=True, text=True, env=env)
     lines = [line for line in r.stdout.splitlines() if line.startswith("{")]
     if r.returncode or not lines:
         return {"kind": kind, "net": name, "error": (r.stderr.strip().splitlines() or ["?"])[-1]}
@@ -205,19 +210,21 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--what", choices=("step", "fb"), default="step")
     ap.add_argument("--only", choices=("netcli", "torch"))
+    ap.add_argument("--release", choices=tuple(RELEASE), default="auto",
+                    help="netcli's release_rows: auto (the Solver's: only where memory is short), always, never")
     ap.add_argument("--worker", choices=("netcli", "torch"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(args.worker, args.nets, args.batch, args.threads, args.what)
+        worker(args.worker, args.nets, args.batch, args.threads, args.what, args.release)
         return 0
     kinds = [args.only] if args.only else ["netcli", "torch"]
     print(f"{'net':<14}{'batch':>6}{'kind':>8}{'peak MB':>10}{'imports':>9}{'built':>8}{'plan MB':>9}"
-          f"{'peak/plan':>10}   ({args.what}, {args.threads} threads)")
+          f"{'peak/plan':>10}   ({args.what}, {args.threads} threads, release {args.release})")
     for name in args.nets.split(","):
         batch = args.batch or DEFAULT_BATCH[name]
         got = {}
         for kind in kinds:
-            r = got[kind] = run_one(kind, name, batch, args.threads, args.what)
+            r = got[kind] = run_one(kind, name, batch, args.threads, args.what, args.release)
             if "error" in r:
                 print(f"{name:<14}{batch:>6}{kind:>8}  failed: {r['error']}", flush=True)
                 continue

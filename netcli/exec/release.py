@@ -1,5 +1,5 @@
 """A share's rows of the activations and their gradients handed back to the system once its
-training pass is done with them (Net(release_rows=True): the Solver's training net).
+training pass is done with them (Net(release_rows=True); "auto", the Solver's: where memory is short).
 
 In a training iteration each share runs the last stretch's forward and at once its backward
 (exec/cpu.py), so the rows of a blob inside the stretch are needed from the step that first
@@ -9,8 +9,9 @@ as zeros when next touched, and take no memory until then), so a blob's whole-ba
 diff are resident only for the shares in flight, as PyTorch frees activations and gradients
 after their last use. Only whole pages inside a share's own rows are released, never a page
 another share's rows touch; only arrays with at least MIN_SHARE_BYTES per share, in nets where
-they add up to MIN_TOTAL_BYTES (small nets are left as they are) and whose compute hides the
-cost of fresh pages (FLOPS_PER_BYTE) or that would not fit otherwise; never the stretch's inputs, the net's outputs and loss tops, an array any layer outside
+they add up to MIN_TOTAL_BYTES (small nets are left as they are); with release_rows="auto" (the
+Solver's), only where the net would not fit in half the memory available without it (fresh pages
+cost time); never the stretch's inputs, the net's outputs and loss tops, an array any layer outside
 the stretch touches, or one that partly overlaps another. Linux only (elsewhere nothing is
 released). What the blobs hold after such a pass is therefore not the pass's values: a net
 whose activations someone reads after training steps (pycaffe's) keeps them (release_rows off).
@@ -53,11 +54,11 @@ def release(start, stop):
 
 # Param gradients of at least this many bytes are released between iterations (clear_grads)
 GRADS_BYTES = 64 * 2 ** 20
-# Fresh pages cost time (2 cores, AMD EPYC VM, one training step: about 5 / (forward FLOPs per
-# released byte) of it: the CIFAR Inception net (21 FLOP/byte) 25% slower, GoogLeNet (47) 10%,
-# CaffeNet (204) 2-5%, VGG-16 (257) ~2%): a net releases its rows where it does at least this many
-# FLOPs per byte released, or where it would not fit in half the memory available otherwise.
-FLOPS_PER_BYTE = 100
+# Fresh pages cost time: one training step, 2 cores, AMD EPYC VM, released against kept: the CIFAR
+# Inception net 25% slower, VGG-16 b32 12-15% (8.8 s against 7.7-7.9 s), GoogLeNet b32 10%,
+# CaffeNet b256 2-5%, with no rule of FLOPs per byte that foretells it (VGG-16 does 257 FLOPs per
+# released byte, GoogLeNet 47). So release_rows="auto" releases only where the net would not fit
+# in half the memory available without it: memory when it is short, speed when it is not.
 
 
 def training_release(executor, own):
@@ -74,8 +75,7 @@ def training_release(executor, own):
     rows = [hi - lo for lo, hi in executor.shares[n]]
     steps = segments[0][0]
     plan = release_plan(net, last, steps, executor.chains, n, min(rows))
-    flops = sum(net.layers[i].flops(net.bottom_vecs[i], net.top_vecs[i]) for i in last)
-    if plan and flops < FLOPS_PER_BYTE * sum(row for entries in plan.values() for _, row in entries):
+    if plan and net.release_rows == "auto":
         T, partials, count_shares = executor._planned
         whole = plan_cpu(executor, executor.ws, T, partials, count_shares).total
         if whole <= memory_available() / 2:

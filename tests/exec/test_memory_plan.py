@@ -105,7 +105,7 @@ def test_a_net_beyond_the_memory_available_is_refused_in_one_line(tmp_path, monk
 def test_the_solver_history_is_planned_and_refused(tmp_path, monkeypatch):
     path, solver = write(tmp_path, 64)
     monkeypatch.setattr(netcli.net, "resident_bytes", lambda: 50 * 2 ** 20)
-    net_only = netcli.Net(path, phase="TRAIN", release_rows=True).executor.memory.total   # as the Solver builds it
+    net_only = netcli.Net(path, phase="TRAIN", release_rows="auto").executor.memory.total   # as the Solver builds it
     s = netcli.Solver(solver, progress=False, log_path=False)
     items = dict(s.net.executor.memory.biggest(100))
     assert items["solver history"] == s.net.param_data.nbytes          # SGD with momentum: one array

@@ -45,10 +45,9 @@ pytestmark = pytest.mark.skipif(not release_mod.available(), reason="releases pa
 def solver(tmp_path, keep, monkeypatch):
     monkeypatch.setattr(release_mod, "MIN_SHARE_BYTES", 1)       # every blob of the stretch, small as they are
     monkeypatch.setattr(release_mod, "MIN_TOTAL_BYTES", 0)
-    monkeypatch.setattr(release_mod, "FLOPS_PER_BYTE", 0)
     (tmp_path / "net.yaml").write_text(NET)
     (tmp_path / "solver.yaml").write_text(SOLVER.format(net=tmp_path / "net.yaml"))
-    return netcli.Solver(str(tmp_path / "solver.yaml"), progress=False, log_path=False, keep_blobs=keep)
+    return netcli.Solver(str(tmp_path / "solver.yaml"), progress=False, log_path=False, release_rows=not keep)
 
 
 def test_released_rows_change_no_weight_for_any_thread_count(tmp_path, monkeypatch):
@@ -90,7 +89,7 @@ def test_what_is_released_and_that_it_reads_as_zeros(tmp_path, monkeypatch):
 def test_pycaffe_solvers_keep_their_blobs(tmp_path, monkeypatch):
     monkeypatch.setattr(release_mod, "MIN_SHARE_BYTES", 1)
     monkeypatch.setattr(release_mod, "MIN_TOTAL_BYTES", 0)
-    monkeypatch.setattr(release_mod, "FLOPS_PER_BYTE", 0)
+    monkeypatch.setattr(release_mod, "memory_available", lambda: 1)    # "auto" releases: memory is short
     (tmp_path / "net.yaml").write_text(NET)
     (tmp_path / "solver.yaml").write_text(SOLVER.format(net=tmp_path / "net.yaml"))
     from netcli import caffe
@@ -123,15 +122,15 @@ def test_clear_zeroes_every_element_and_releases_the_whole_pages():
         assert base[:lo].all() and base[hi:].all()           # nothing outside the array
 
 
-def test_nets_light_on_compute_release_only_where_memory_is_short(tmp_path, monkeypatch):
-    """Fresh pages cost time: a net doing few FLOPs per released byte keeps its rows, unless it
-    would not fit in half the memory available."""
+def test_the_solver_releases_only_where_memory_is_short(tmp_path, monkeypatch):
+    """Fresh pages cost time: the Solver's "auto" keeps a net's rows unless the net would not fit
+    in half the memory available without releasing them."""
     monkeypatch.setattr(release_mod, "MIN_SHARE_BYTES", 1)
     monkeypatch.setattr(release_mod, "MIN_TOTAL_BYTES", 0)
-    monkeypatch.setattr(release_mod, "FLOPS_PER_BYTE", 10 ** 9)
     (tmp_path / "net.yaml").write_text(NET)
     (tmp_path / "solver.yaml").write_text(SOLVER.format(net=tmp_path / "net.yaml"))
-    assert not netcli.Solver(str(tmp_path / "solver.yaml"), progress=False, log_path=False).net.executor.release
+    s = netcli.Solver(str(tmp_path / "solver.yaml"), progress=False, log_path=False)
+    assert s.net.release_rows == "auto" and not s.net.executor.release
     whole = netcli.Net(str(tmp_path / "net.yaml"), phase="TRAIN").executor.memory.total
     monkeypatch.setattr(release_mod, "memory_available", lambda: int(1.5 * whole))
     assert netcli.Solver(str(tmp_path / "solver.yaml"), progress=False, log_path=False).net.executor.release
