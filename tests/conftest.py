@@ -38,3 +38,13 @@ def _writes_nothing_into_the_repository(request):
     if new:
         pytest.fail(f"{request.node.nodeid} wrote into the repository: {', '.join(new[:10])}"
                     f"{' …' if len(new) > 10 else ''} (write under tmp_path)", pytrace=False)
+
+
+@pytest.fixture
+def thread_count():
+    """set(n): the compute thread count for this test (netcli.exec.threads.set_threads); the
+    count before the test is restored after it."""
+    from netcli.exec import threads
+    old = threads.count()
+    yield threads.set_threads
+    threads.set_threads(old)

@@ -330,7 +330,8 @@ class CpuExecutor:
         ranges, ws, sole, chains = self.shares[n], self.workspaces, self.sole, self.chains
         first, stop = self.own.get(n, (0, len(ranges)))
         own = first, stop
-        late = [task for task in self.late if task[0] in set(idx)] if combine and self.late else []
+        inside = set(idx) if combine and self.late else ()
+        late = [task for task in self.late if task[0] in inside]
         grads = self.late_grads if late else self.grads
         T = min(threads.count(), stop - first)
         blocks = tuple((first + a, first + b) for a, b in _blocks(stop - first, T))

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import netcli
-from netcli.exec import threads
 from netcli.exec.late_grads import clip, dense_ranges, split_tasks
 from netcli.ops.cpu import inner_product
 
@@ -41,7 +40,8 @@ def reference_grads(net):
 
 
 @pytest.mark.parametrize("transpose", [False, True])
-def test_late_tiles_match_the_reference_and_keep_their_bits_for_any_thread_count(tmp_path, monkeypatch, transpose):
+def test_late_tiles_match_the_reference_and_keep_their_bits_for_any_thread_count(tmp_path, monkeypatch, transpose,
+                                                                                 thread_count):
     monkeypatch.setattr(inner_product, "TILE_ELEMENTS", 1000)     # ip1's 4,500 weights: tiles of 64 rows
     (tmp_path / "net.yaml").write_text(NET.format(batch=128, transpose=str(transpose).lower()))
     net = netcli.Net(str(tmp_path / "net.yaml"), phase="TRAIN", seed=3)
@@ -53,20 +53,16 @@ def test_late_tiles_match_the_reference_and_keep_their_bits_for_any_thread_count
     assert {(net.layer_names[i], a0, a1) for i, j, a0, a1 in ex.late} == \
         ({("ip1", 0, 30)} if transpose else {("ip1", 0, 64), ("ip1", 64, 128), ("ip1", 128, 150)})
     assert any(name.startswith("late gradient tiles") for name, _ in ex.memory.biggest(20))
-    old = threads.count()
     got = []
-    try:
-        for T in (1, 2, 3, 4):
-            threads.set_threads(T)
-            net.clear_param_diffs()
-            net.forward_backward(cleared=True)
-            got.append(net.param_diff.copy())
-            assert not ex.scratch.any()
-        dw, db = (b.diff.copy() for b in net.params["ip1"])
-        net.forward_backward()                               # not cleared: adds (iter_size)
-        np.testing.assert_allclose(net.params["ip1"][0].diff, 2 * dw, rtol=1e-6, atol=1e-7)
-    finally:
-        threads.set_threads(old)
+    for T in (1, 2, 3, 4):
+        thread_count(T)
+        net.clear_param_diffs()
+        net.forward_backward(cleared=True)
+        got.append(net.param_diff.copy())
+        assert not ex.scratch.any()
+    dw, db = (b.diff.copy() for b in net.params["ip1"])
+    net.forward_backward()                               # not cleared: adds (iter_size)
+    np.testing.assert_allclose(net.params["ip1"][0].diff, 2 * dw, rtol=1e-6, atol=1e-7)
     for g in got[1:]:
         assert np.array_equal(g, got[0])
     ref_w, ref_b = reference_grads(net)

@@ -7,7 +7,6 @@ import pytest
 
 import netcli
 from netcli.exec import release as release_mod
-from netcli.exec import threads
 
 NET = """
 name: branches
@@ -50,18 +49,14 @@ def solver(tmp_path, keep, monkeypatch):
     return netcli.Solver(str(tmp_path / "solver.yaml"), progress=False, log_path=False, release_rows=not keep)
 
 
-def test_released_rows_change_no_weight_for_any_thread_count(tmp_path, monkeypatch):
-    old = threads.count()
+def test_released_rows_change_no_weight_for_any_thread_count(tmp_path, monkeypatch, thread_count):
     got = []
-    try:
-        for keep, T in ((True, 2), (False, 1), (False, 2), (False, 3)):
-            threads.set_threads(T)
-            s = solver(tmp_path, keep, monkeypatch)
-            assert bool(s.net.executor.release) != keep
-            s.step(6)
-            got.append(s.net.param_data.copy())
-    finally:
-        threads.set_threads(old)
+    for keep, T in ((True, 2), (False, 1), (False, 2), (False, 3)):
+        thread_count(T)
+        s = solver(tmp_path, keep, monkeypatch)
+        assert bool(s.net.executor.release) != keep
+        s.step(6)
+        got.append(s.net.param_data.copy())
     for g in got[1:]:
         assert np.array_equal(g, got[0])
 

@@ -26,20 +26,16 @@ def test_training_and_inference_splits():
     assert min(hi - lo for lo, hi in shares(31, inference=True)) >= INFER_ROWS
 
 
-def test_a_test_net_of_batch_8_runs_two_shares_with_the_same_outputs_for_any_thread_count(tmp_path):
+def test_a_test_net_of_batch_8_runs_two_shares_with_the_same_outputs_for_any_thread_count(tmp_path, thread_count):
     text = open(os.path.join(ROOT, "configs", "lenet_train_test.yaml")).read()
     (tmp_path / "net.yaml").write_text(text.replace("batch_size: 100", "batch_size: 8"))
-    old = threads.count()
     outs = []
-    try:
-        for T in (1, 2, 3):
-            threads.set_threads(T)
-            net = netcli.Net(str(tmp_path / "net.yaml"), phase="TEST", seed=2)
-            assert [len(v) for v in net.executor.shares.values()] == [2]
-            net.forward()
-            outs.append({k: net.blobs[k].data.copy() for k in ("ip2", "loss", "accuracy")})
-    finally:
-        threads.set_threads(old)
+    for T in (1, 2, 3):
+        thread_count(T)
+        net = netcli.Net(str(tmp_path / "net.yaml"), phase="TEST", seed=2)
+        assert [len(v) for v in net.executor.shares.values()] == [2]
+        net.forward()
+        outs.append({k: net.blobs[k].data.copy() for k in ("ip2", "loss", "accuracy")})
     for o in outs[1:]:
         assert all(np.array_equal(o[k], outs[0][k]) for k in o)
     train = netcli.Net(str(tmp_path / "net.yaml"), phase="TRAIN", batch_size=8)
@@ -59,28 +55,23 @@ layers:
 """
 
 
-def test_one_image_gemms_split_into_tiles_keep_their_bits_for_any_thread_count(tmp_path):
+def test_one_image_gemms_split_into_tiles_keep_their_bits_for_any_thread_count(tmp_path, thread_count, monkeypatch):
     """Batch-1 inference: the GEMMs of one image are cut into fixed tiles (ops/cpu/conv2d.py,
     exec/threads.py tiles) that idle threads take; the outputs are the same with 1 to 3 threads
     and equal a float64 reference."""
     from netcli.ops.cpu import conv2d
     (tmp_path / "net.yaml").write_text(DEPLOY)
     x = np.random.default_rng(1).standard_normal((1, 64, 64, 64)).astype(np.float32)
-    old = threads.count()
     outs, calls = [], []
     real = threads.tiles
-    try:
-        threads.tiles = lambda fn, count: (calls.append(count), real(fn, count))[1]
-        for T in (1, 2, 3):
-            threads.set_threads(T)
-            net = netcli.Net(str(tmp_path / "net.yaml"), phase="TEST", seed=4)
-            assert [l.algorithm for l in net.layers if l.type == "Convolution"] == ["im2row", "1x1", "1x1"]
-            net.blobs["data"].data[...] = x
-            net.forward()
-            outs.append([net.blobs[k].data.copy() for k in ("s2", "p1", "up")])
-    finally:
-        threads.tiles = real
-        threads.set_threads(old)
+    monkeypatch.setattr(threads, "tiles", lambda fn, count: (calls.append(count), real(fn, count))[1])
+    for T in (1, 2, 3):
+        thread_count(T)
+        net = netcli.Net(str(tmp_path / "net.yaml"), phase="TEST", seed=4)
+        assert [l.algorithm for l in net.layers if l.type == "Convolution"] == ["im2row", "1x1", "1x1"]
+        net.blobs["data"].data[...] = x
+        net.forward()
+        outs.append([net.blobs[k].data.copy() for k in ("s2", "p1", "up")])
     assert calls and set(calls) == {conv2d.ONE_IMAGE_TILES}
     for o in outs[1:]:
         assert all(np.array_equal(a, b) for a, b in zip(o, outs[0]))
