@@ -6,6 +6,7 @@ import numpy as np
 from ..config.schema import Field, Message, engine_field, Problems, non_negative
 from ..fillers import FILLER
 from ..ops.cpu import channels
+from ..ops.cpu.lrn import lrn_backward, lrn_forward
 from ..ops.cpu.pool import avepool_backward, avepool_forward
 from .base import LayerError, PerSample, around, canon_axis, register
 from . import onnx_ops
@@ -385,40 +386,48 @@ class LRN(PerSample):
         if x.data.ndim != 4:
             raise LayerError(f"LRN needs a 4-D input, got {x.shape} {self.where()}")
         tops[0].reshape(x.shape, x.data.dtype)
-        self.scale = np.empty(x.shape, x.data.dtype)
+        self.dtype, self.across = x.data.dtype, self.p.lrn_param.norm_region == "ACROSS_CHANNELS"
+        self.C, self.HW = x.shape[1], x.shape[2] * x.shape[3]
 
-    def _window_sum_channels(self, v):
-        """sum over the n channels centred on each channel (zero padded)."""
-        n = self.p.lrn_param.local_size
-        pad = (n - 1) // 2
-        c = np.cumsum(np.pad(v, ((0, 0), (pad + 1, pad), (0, 0), (0, 0))), axis=1)
-        return c[:, n:] - c[:, :-n]
+    def workspace(self, rows):
+        """scale: k + alpha/n * the window's sum of squares, kept for the backward."""
+        return {"scale": ((rows, self.C, self.HW), self.dtype)}
+
+    def scratch(self, rows):
+        return {"ratio": ((self.C, self.HW), self.dtype)} if self.across else {}
+
+    def _flat(self, a, lo, hi):
+        return a[lo:hi].reshape(hi - lo, self.C, self.HW)
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         p = self.p.lrn_param
-        x, scale = bottoms[0].data[lo:hi], self.scale[lo:hi]
+        x, scale = self._flat(bottoms[0].data, lo, hi), ws["scale"][:hi - lo]
         n = p.local_size
-        if p.norm_region == "ACROSS_CHANNELS":
-            scale[...] = p.k + (p.alpha / n) * self._window_sum_channels(x * x)
-        else:
-            pad = (n - 1) // 2
-            avg = np.empty_like(x)
-            avepool_forward(np.ascontiguousarray(x * x), avg, n, n, 1, 1, pad, pad)
-            scale[...] = 1 + p.alpha * avg
-        np.multiply(x, scale ** -p.beta, out=tops[0].data[lo:hi])
+        if self.across:
+            lrn_forward(x, scale, self._flat(tops[0].data, lo, hi), n, p.alpha, p.beta, p.k)
+            return
+        x = bottoms[0].data[lo:hi]
+        pad = (n - 1) // 2
+        avg = np.empty_like(x)
+        avepool_forward(np.ascontiguousarray(x * x), avg, n, n, 1, 1, pad, pad)
+        scale[...] = (1 + p.alpha * avg).reshape(scale.shape)
+        np.multiply(x, (scale ** -p.beta).reshape(x.shape), out=tops[0].data[lo:hi])
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if not propagate_down[0]:
             return
         p = self.p.lrn_param
-        x, y, dy, scale = bottoms[0].data[lo:hi], tops[0].data[lo:hi], tops[0].diff[lo:hi], self.scale[lo:hi]
-        n = p.local_size
+        n, scale = p.local_size, ws["scale"][:hi - lo]
+        if self.across:
+            lrn_backward(self._flat(bottoms[0].data, lo, hi), self._flat(tops[0].data, lo, hi),
+                         self._flat(tops[0].diff, lo, hi), scale, self._flat(bottoms[0].diff, lo, hi),
+                         ws["ratio"], n, p.alpha, p.beta)
+            return
+        x, y, dy = bottoms[0].data[lo:hi], tops[0].data[lo:hi], tops[0].diff[lo:hi]
+        scale = scale.reshape(x.shape)
         t = dy * y / scale
-        if p.norm_region == "ACROSS_CHANNELS":
-            acc = self._window_sum_channels(t) * (p.alpha / n)
-        else:
-            pad = (n - 1) // 2
-            acc = np.empty_like(x)
-            avepool_backward(np.ascontiguousarray(t), acc, n, n, 1, 1, pad, pad)
-            acc *= p.alpha
+        pad = (n - 1) // 2
+        acc = np.empty_like(x)
+        avepool_backward(np.ascontiguousarray(t), acc, n, n, 1, 1, pad, pad)
+        acc *= p.alpha
         np.copyto(bottoms[0].diff[lo:hi], dy * scale ** -p.beta - 2 * p.beta * x * acc)
