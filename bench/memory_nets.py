@@ -128,7 +128,7 @@ def write_net(name, batch, folder):
     return path, sample
 
 
-RELEASE = {"auto": "auto", "always": True, "never": False}     # netcli's release_rows (exec/release.py)
+RELEASE = {"auto": "auto", "always": True, "never": False}     # netcli's release_rows (exec/arena.py)
 
 
 def worker(kind, name, batch, threads, what, release="auto"):
@@ -211,7 +211,7 @@ def main():
     ap.add_argument("--what", choices=("step", "fb"), default="step")
     ap.add_argument("--only", choices=("netcli", "torch"))
     ap.add_argument("--release", choices=tuple(RELEASE), default="auto",
-                    help="netcli's release_rows: auto (the Solver's: only where memory is short), always, never")
+                    help="netcli's release_rows: auto (the Solver's), always, never")
     ap.add_argument("--worker", choices=("netcli", "torch"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:

@@ -69,11 +69,11 @@ class Net:
 
     def __init__(self, model, phase="TEST", weights=None, seed=None, level=0, stages=(),
                  dtype=np.float32, batch_size=None, allow_python=None, device="cpu", release_rows=False):
-        """release_rows: whether a training iteration (forward_backward) hands each share's rows of
-        the activations and gradients inside its last stretch back to the system once it is done
-        with them (netcli/exec/release.py): True, False, or "auto" (the Solver's TRAIN net: where
-        the net would not otherwise fit in half the memory available). The blobs then do not
-        hold the pass's values afterwards."""
+        """release_rows: whether a training iteration (forward_backward) keeps the rows of the
+        activations and gradients inside its last stretch in one arena per thread, reused from
+        share to share, instead of whole-batch arrays (netcli/exec/arena.py): True, False, or
+        "auto" (the Solver's TRAIN net; the same as True: small nets keep their arrays either way).
+        The blobs then do not hold the pass's values afterwards."""
         with _gc_paused():
             self._setup(model, phase, weights, seed, level, stages, dtype, batch_size, allow_python, device,
                         release_rows)

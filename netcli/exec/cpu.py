@@ -37,7 +37,7 @@ from ..layers.base import PerSample
 from .fusion import find_chains
 from .grad_tree import add_child, schedule
 from .late_grads import clip, dense_ranges, form_tile, late_tasks, split_tasks, tile_elements, without_late
-from .release import clear_grads, release, training_release
+from .arena import training_arena
 from .memory_plan import packed as _packed, plan_cpu, refuse_if_too_big
 from .stretches import plan_lines, plan_stretches, shares
 from .workspaces import Workspaces
@@ -156,10 +156,11 @@ class CpuExecutor:
                      for layer in net.layers]
         self.chains = find_chains(net, self.stretches, own)      # layers run as one pass (exec/fusion.py)
         self._plans = {}
-        # a training iteration's rows released share by share (exec/release.py)
-        self.release, released, inflight, grads_released = training_release(self, own)
+        # a training iteration's rows in one arena per thread (exec/arena.py)
+        self.arena, arena_arrays = training_arena(self, own)
         T, partials, count_shares = self._planned
-        self.memory = plan_cpu(self, self.ws, T, partials, count_shares, released, inflight, grads_released)
+        self.memory = plan_cpu(self, self.ws, T, partials, count_shares, arena_arrays,
+                               self.arena.nbytes if self.arena else 0)
         refuse_if_too_big(self.memory, net)
 
     def plan(self):
@@ -226,7 +227,7 @@ class CpuExecutor:
         """The blobs are the host's: nothing to copy."""
 
     def clear_param_diffs(self):
-        clear_grads(self.net.param_diff, bool(self.release))      # exec/release.py
+        self.net.param_diff[...] = 0
 
     def grad_sumsq(self):
         g = self.net.param_diff
@@ -323,11 +324,13 @@ class CpuExecutor:
 
     def _run(self, n, idx, forward, backward, cleared=False, combine=False):
         net = self.net
-        layers, bvecs, tvecs, pdown = net.layers, net.bottom_vecs, net.top_vecs, net.propagate_down
+        layers, pdown = net.layers, net.propagate_down
         segments = self._segments(n, idx, forward, backward)
         back = backward and any(net.need_backward[i] for i in idx)
         combine = combine and len(self.grads) > 1 and back
-        ranges, ws, sole, chains = self.shares[n], self.workspaces, self.sole, self.chains
+        ranges, ws, sole = self.shares[n], self.workspaces, self.sole
+        bvecs, tvecs = net.bottom_vecs, net.top_vecs
+        shared = bvecs, tvecs, self.chains
         first, stop = self.own.get(n, (0, len(ranges)))
         own = first, stop
         inside = set(idx) if combine and self.late else ()
@@ -341,7 +344,7 @@ class CpuExecutor:
         # a share's forward and backward in one go: its workspaces per thread (exec/workspaces.py)
         fused = forward and backward and len(segments) == 1
         calls = self.ws.calls(T, fused)
-        freed = self.release if fused and self.release and list(idx) == list(self.stretches[-1][1]) else {}
+        arena = self.arena if fused and self.arena and list(idx) == list(self.stretches[-1][1]) else None
         params = [clip(self.dense, *block) for block in _blocks(net.param_diff.size, T)] if combine else ()
         tiles = split_tasks(net, late, T) if late else [(0, 0)] * T
         while late and len(self.late_bufs) < T:
@@ -359,26 +362,25 @@ class CpuExecutor:
                 for k, (steps, combine_stats) in enumerate(segments):
                     for s in range(first, stop):
                         lo, hi = ranges[s]
-                        for q, (kind, i) in enumerate(steps):
+                        bv, tv, ch = arena.views(t, s, lo) if arena else shared
+                        for kind, i in steps:
                             if kind == "forward":
-                                layers[i].forward_rows(bvecs[i], tvecs[i], lo, hi, ws[i][s])
+                                layers[i].forward_rows(bv[i], tv[i], lo, hi, ws[i][s])
                             elif kind == "backward":
-                                layers[i].backward_rows(tvecs[i], pdown[i], bvecs[i], lo, hi, ws[i][s],
+                                layers[i].backward_rows(tv[i], pdown[i], bv[i], lo, hi, ws[i][s],
                                                         grads[rows[s] + 1][i], sole[i] and (s > 0 or cleared))
                             elif kind == "stats":
-                                layers[i].stats_rows(bvecs[i], lo, hi, ws[i][s])
+                                layers[i].stats_rows(bv[i], lo, hi, ws[i][s])
                             elif kind == "grad_stats":
-                                layers[i].grad_stats_rows(tvecs[i], lo, hi, ws[i][s])
+                                layers[i].grad_stats_rows(tv[i], lo, hi, ws[i][s])
                             elif kind == "fused_forward":
-                                chains[i].forward_rows(lo, hi, ws[i][s], ws[chains[i].scale_index][s])
+                                ch[i].forward_rows(lo, hi, ws[i][s], ws[ch[i].scale_index][s])
                             elif kind == "fused_grad_stats":
-                                chains[i].grad_stats_rows(lo, hi, ws[i][s])
+                                ch[i].grad_stats_rows(lo, hi, ws[i][s])
                             else:
-                                j = chains[i].scale_index
-                                chains[i].backward_rows(lo, hi, ws[i][s], grads[rows[s] + 1][j],
-                                                        sole[j] and (s > 0 or cleared))
-                            for addr, row in freed.get(q, ()):      # rows this share no longer reads
-                                release(addr + lo * row, addr + hi * row)
+                                j = ch[i].scale_index
+                                ch[i].backward_rows(lo, hi, ws[i][s], grads[rows[s] + 1][j],
+                                                    sole[j] and (s > 0 or cleared))
                         for a, b in after[s] if after else ():
                             for lo_, hi_ in self.dense:
                                 add_child(net.param_diff, self.scratch, rows, a, b, lo_, hi_)

@@ -11,6 +11,8 @@ alone (`netcli time`'s per-layer lines, pycaffe's forward(end=...)) runs as itse
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from ..ops.cpu import norm_scale_relu as ops
@@ -85,6 +87,12 @@ class NormScaleReLU:
         self.backward = back and self.bn.batch_stats
         self.keeps = back and not self.bn.batch_stats
         self.no_mask = np.zeros((0, 1, 1), np.bool_)
+
+    def on(self, x, y):
+        """This chain over blobs x and y instead of its own (exec/arena.py's views of them)."""
+        chain = copy.copy(self)
+        chain.x, chain.y = x, y
+        return chain
 
     def _rows(self, arr, lo, hi):
         return arr[lo:hi].reshape(hi - lo, self.bn.C, self.bn.S)

@@ -133,15 +133,12 @@ def _split(nbytes, first_dim, batch):
     return (0, nbytes / batch) if batch and first_dim == batch else (nbytes, 0)
 
 
-def plan_cpu(executor, ws, threads, partials, count_shares=None, released=(), inflight=0, grads_released=False):
+def plan_cpu(executor, ws, threads, partials, count_shares=None, arena_arrays=(), arena_bytes=0):
     """The CPU executor's plan for its net (executor.shares set, ws its exec.workspaces.Workspaces;
     nothing of either allocated); partials: the rows of share gradient partials a training
     iteration writes (exec/grad_tree.py; 0 when its params are another net's); count_shares:
-    batch -> the number of shares; released: the addresses of arrays whose rows a training
-    iteration releases share by share (exec/release.py), of which one share holds at most
-    `inflight` bytes at once; grads_released: the param gradients' pages are released between
-    iterations, so the late ones (exec/late_grads.py) are written only after the pass, when the
-    shares' rows are gone: the peak is then the larger of the two."""
+    batch -> the number of shares; arena_arrays: the addresses of whole-batch arrays a training
+    iteration replaces by its threads' arenas (exec/arena.py), each of arena_bytes."""
     net = executor.net
     batches = [n for n, _ in executor.stretches if n is not None]
     batch = max(batches, default=0) or max((net.blobs[n].shape[0] for n in net.inputs
@@ -161,19 +158,15 @@ def plan_cpu(executor, ws, threads, partials, count_shares=None, released=(), in
             if training and net.need_backward[i] and down:
                 diffs[_address(b.diff)] = max(diffs.get(_address(b.diff), (0, 0)), (b.diff.nbytes, _dim0(b.diff)))
     for what, table in (("activations", written), ("activation gradients", diffs)):
-        parts = [_split(nb, d, batch) for addr, (nb, d) in table.items() if addr not in released]
+        parts = [_split(nb, d, batch) for addr, (nb, d) in table.items() if addr not in arena_arrays]
         plan.add(what, sum(p[0] for p in parts), sum(p[1] for p in parts))
     plan.add("params", net.param_data.nbytes)
     if training:
         late = executor.late                 # formed after the pass, tile by tile (exec/late_grads.py)
         late_bytes = sum(net.layers[i].blobs[j].diff[a0:a1].nbytes for i, j, a0, a1 in late)
-        flight = f"activations and gradients of {T} share{'s' if T != 1 else ''} in flight"
-        if grads_released and late_bytes:
-            plan.add("param gradients", net.param_diff.nbytes - late_bytes)
-            plan.add(flight + " (after the pass: the late param gradients)", max(T * inflight, late_bytes))
-        else:
-            plan.add("param gradients", net.param_diff.nbytes)
-            plan.add(flight, T * inflight)
+        plan.add("param gradients", net.param_diff.nbytes)
+        plan.add(f"activations and gradients of {T} share{'s' if T != 1 else ''} in flight (arenas)",
+                 T * arena_bytes)
         partial = net.param_diff.nbytes - late_bytes
         if partials == S - 1:
             plan.add("param gradient partials of shares 1..S-1", per_share=partial)
