@@ -25,7 +25,7 @@ from .params import build_param_table, share_params
 from .layers import REGISTRY, LayerError
 from .layers.data import check_label_sources
 from .layers.python import python_allowed, refusal
-from .net_plan import alias_split_tops, plan_backward
+from .net_plan import alias_split_tops, plan_backward, relu_masks
 
 
 def refuse_python_layers(spec, allowed):
@@ -97,6 +97,7 @@ class Net:
         problems.raise_if_any()
         plan_backward(self)
         alias_split_tops(self)
+        relu_masks(self)
         self.device, self._shared = device, None
         self.release_rows = release_rows
         self.executor = make_executor(self, device)
@@ -197,6 +198,7 @@ class Net:
         for t, w in self.loss_tops:
             t.diff[...] = w
         alias_split_tops(self)
+        relu_masks(self)
         self.executor.pull()                   # the params where the new executor starts: the host
         self.executor = make_executor(self, self.device, self._shared)
         self._input_shapes = {n: self.blobs[n].shape for n in self.inputs}

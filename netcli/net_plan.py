@@ -61,6 +61,16 @@ def plan_backward(net):
     net.loss = 0.0
 
 
+def relu_masks(net):
+    """A ReLU whose top a later layer writes in place (a Dropout, a Scale) keeps the mask of
+    where x > 0 for its backward (layers/neuron.py); the others read it from y."""
+    for i, layer in enumerate(net.layers):
+        if layer.type == "ReLU":
+            top = net.top_vecs[i][0]
+            layer.keep_mask = any(any(b is top for b in net.bottom_vecs[j]) and any(t is top for t in net.top_vecs[j])
+                                  for j in range(i + 1, len(net.layers)))
+
+
 def alias_split_tops(net):
     """A Split's top reads its bottom's data (one array, as in Caffe) unless a layer writes that top
     in place (a ReLU on one branch) or runs code (a Python layer): GoogLeNet's module inputs were

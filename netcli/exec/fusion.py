@@ -52,7 +52,7 @@ def _chain_at(net, i, members, backward_ok):
         return None
     k = i + 2
     relu = layers[k] if k in members and layers[k].type == "ReLU" and _in_place(net, k, t) else None
-    if relu is not None and not relu.p.relu_param.negative_slope >= 0:
+    if relu is not None and (not relu.p.relu_param.negative_slope >= 0 or relu.keep_mask):
         relu = None
     indices = [i, i + 1] + ([k] if relu is not None else [])
     if any(w for j in indices for w in net.loss_weights[j]):
@@ -111,9 +111,7 @@ class NormScaleReLU:
             bn.global_affine(ws)
             a, b, xhat = ws["a"], ws["b"], self.no_rows
         if self.keeps:
-            xhat = scale_ws["x"]
-            if self.relu is not None:
-                pos = self._rows(self.relu.pos, lo, hi)
+            xhat = scale_ws["x"]        # (the ReLU's backward reads y: layers/neuron.py)
         gamma, beta = self._gamma_beta()
         ops.norm_scale_relu_forward(self._rows(self.x.data, lo, hi), a, b, gamma, beta, self.slope,
                                     self.relu is not None, self._rows(self.y.data, lo, hi), xhat, pos)

@@ -7,6 +7,7 @@ import numpy as np
 from ..config.schema import Field, Message, engine_field, Problems
 from ..fillers import FILLER
 from ..ops.cpu.dropout import dropout_backward, dropout_forward
+from ..ops.cpu.relu import relu_backward, relu_forward
 from .base import Layer, LayerError, PerSample, register
 from . import onnx_ops
 
@@ -66,27 +67,35 @@ class ReLU(PerSampleNeuron):
             (y, dy), (_, dx) = tops[0], bottoms[0]
             dev.k.relu_backward(y, dy, dx, self.relu_slope)      # y > 0 exactly where x > 0
 
+    keep_mask = False     # net_plan.relu_masks: a later layer writes the top in place (y no longer tells)
+
     def setup_neuron(self, bottom):
-        self.pos = np.empty(bottom.shape or (1,), bool)
+        self.shape = bottom.shape or (1,)
+
+    def _masked(self):
+        return self.keep_mask or self.relu_slope < 0
+
+    def workspace(self, rows):   # pos: where x > 0, for the backward, where y cannot say
+        return {"pos": ((rows,) + tuple(self.shape[1:]), np.bool_)} if self._masked() else {}
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
-        x, y, pos = bottoms[0].data[lo:hi], tops[0].data[lo:hi], self.pos[lo:hi]
-        s = self.p.relu_param.negative_slope
-        np.greater(x, 0, out=pos)
-        if s == 0:
-            np.maximum(x, 0, out=y)
-        else:
-            np.multiply(x, np.where(pos, 1.0, s).astype(x.dtype), out=y)
+        x, y = bottoms[0].data[lo:hi], tops[0].data[lo:hi]
+        s = self.relu_slope
+        if not self._masked():
+            relu_forward(x.reshape(-1), y.reshape(-1), x.dtype.type(s))
+            return
+        pos = np.greater(x, 0, out=ws["pos"][:hi - lo].reshape(x.shape))
+        np.multiply(x, np.where(pos, 1.0, s).astype(x.dtype), out=y)
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if not propagate_down[0]:
             return
-        dy, dx, pos = tops[0].diff[lo:hi], bottoms[0].diff[lo:hi], self.pos[lo:hi]
-        s = self.p.relu_param.negative_slope
-        if s == 0:
-            np.multiply(dy, pos, out=dx)
-        else:
-            np.multiply(dy, np.where(pos, 1.0, s).astype(dy.dtype), out=dx)
+        dy, dx = tops[0].diff[lo:hi], bottoms[0].diff[lo:hi]
+        s = self.relu_slope
+        if not self._masked():
+            relu_backward(tops[0].data[lo:hi].reshape(-1), dy.reshape(-1), dx.reshape(-1), dy.dtype.type(s))
+            return
+        np.multiply(dy, np.where(ws["pos"][:hi - lo].reshape(dy.shape), 1.0, s).astype(dy.dtype), out=dx)
 
 
 @register
