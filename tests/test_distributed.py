@@ -130,6 +130,27 @@ def test_a_large_inner_product_formed_after_the_pass_is_exact(tmp_path):
     assert same(weights(tmp_path / "wide1_iter_6.weights.npz"), weights(tmp_path / "wide2_iter_6.weights.npz"))
 
 
+# `netcli train` with every blob of LeNet's stretch in the arenas (netcli/exec/arena.py keeps
+# nets this small on whole-batch arrays otherwise)
+ARENA = [sys.executable, "-c", "import sys; import netcli.exec.arena as a; a.MIN_SHARE_BYTES = 1; "
+         "a.MIN_TOTAL_BYTES = 0; from netcli.cli import main; sys.argv[0] = 'netcli'; main()"]
+
+
+def test_rows_in_arenas_on_two_and_four_processes_are_exact(tmp_path):
+    # issue 29: each process runs its own shares through its threads' arenas
+    plain = train(1, solver_file(tmp_path, "plain", iters=6, test=3))
+    assert plain.returncode == 0
+    for n, extra in ((1, ()), (2, ()), (4, ("--shares", "4"))):
+        name = f"arena{n}"
+        cmd = ARENA + ["train", "--solver", solver_file(tmp_path, name, iters=6, test=3), "--quiet", *extra]
+        r = run((launcher(n) if n > 1 else []) + cmd)
+        assert r.returncode == 0, r.stderr[-3000:]
+    four_plain = train(1, solver_file(tmp_path, "plain4", iters=6, test=3), "--shares", "4")
+    assert four_plain.returncode == 0
+    for n, ref in ((1, "plain"), (2, "plain"), (4, "plain4")):
+        assert same(weights(tmp_path / f"{ref}_iter_6.weights.npz"), weights(tmp_path / f"arena{n}_iter_6.weights.npz")), n
+
+
 def test_resnet_style_net_on_two_processes_is_exact(tmp_path):
     # issue 26: Eltwise SUM, Concat, LRN, PReLU (slope gradients per share) and Softmax are
     # per-sample, so a ResNet-style net with BatchNorm + Scale + ReLU splits across processes.
