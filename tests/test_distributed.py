@@ -131,9 +131,10 @@ def test_a_large_inner_product_formed_after_the_pass_is_exact(tmp_path):
 
 
 # `netcli train` with every blob of LeNet's stretch in the arenas (netcli/exec/arena.py keeps
-# nets this small on whole-batch arrays otherwise)
-ARENA = [sys.executable, "-c", "import sys; import netcli.exec.arena as a; a.MIN_SHARE_BYTES = 1; "
-         "a.MIN_TOTAL_BYTES = 0; from netcli.cli import main; sys.argv[0] = 'netcli'; main()"]
+# nets this small on whole-batch arrays otherwise), each arena full of NaNs when made
+ARENA = [sys.executable, "-c", "import sys; import numpy as np; import netcli.exec.arena as a; a.MIN_SHARE_BYTES = 1; "
+         "a.MIN_TOTAL_BYTES = 0; a.buffer = lambda n: print('arena made', file=sys.stderr) or np.full(n, 255, np.uint8); "
+         "from netcli.cli import main; sys.argv[0] = 'netcli'; main()"]
 
 
 def test_rows_in_arenas_on_two_and_four_processes_are_exact(tmp_path):
@@ -145,6 +146,7 @@ def test_rows_in_arenas_on_two_and_four_processes_are_exact(tmp_path):
         cmd = ARENA + ["train", "--solver", solver_file(tmp_path, name, iters=6, test=3), "--quiet", *extra]
         r = run((launcher(n) if n > 1 else []) + cmd)
         assert r.returncode == 0, r.stderr[-3000:]
+        assert r.stderr.count("arena made") >= n
     four_plain = train(1, solver_file(tmp_path, "plain4", iters=6, test=3), "--shares", "4")
     assert four_plain.returncode == 0
     for n, ref in ((1, "plain"), (2, "plain"), (4, "plain4")):
