@@ -23,7 +23,8 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
     t0 = time.perf_counter()
     if group is not None and phase != "TRAIN":
         raise NetcliError("netcli time under mpiexec times the TRAIN phase (the split of training)")
-    net = Net(model, phase=phase, stages=stages, level=level, device=device_of(gpu, group))
+    net = Net(model, phase=phase, stages=stages, level=level, device=device_of(gpu, group),
+              release_rows=phase == "TRAIN" and "auto")     # as the Solver builds its TRAIN net
     if group is not None:
         net.executor.distribute(group)
     device = net.device != "cpu"

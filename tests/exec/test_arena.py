@@ -177,3 +177,16 @@ def test_small_nets_keep_their_blobs(tmp_path, monkeypatch):
 def test_the_solver_uses_the_arena_where_the_net_is_large_enough(tmp_path):
     s = solver(tmp_path, "auto")
     assert s.net.release_rows == "auto" and s.net.executor.arena
+
+
+def test_check_and_time_plan_a_train_net_as_the_solver_builds_it(tmp_path, monkeypatch):
+    from netcli.commands.check import check
+    from netcli.commands.timing import benchmark
+    (tmp_path / "net.yaml").write_text(NET)
+    lines = []
+    check(model=str(tmp_path / "net.yaml"), phase="TRAIN", echo=lines.append)
+    assert any("(arenas)" in line for line in lines)
+    made = []
+    monkeypatch.setattr(arena_mod, "buffer", lambda nbytes: made.append(nbytes) or poisoned(nbytes))
+    benchmark(str(tmp_path / "net.yaml"), iterations=1, echo=lambda *a, **k: None)
+    assert made                        # its training pass ran on the arenas
