@@ -58,19 +58,20 @@ def solver(tmp_path, arena, net=NET):
     return netcli.Solver(str(tmp_path / "solver.yaml"), progress=False, log_path=False, release_rows=arena)
 
 
-def weights_after(tmp_path, thread_count, net, runs):
+def weights_after(tmp_path, thread_count, net, runs, steps=6):
     got = []
     for arena, T in runs:
         thread_count(T)
         s = solver(tmp_path, arena, net)
         assert bool(s.net.executor.arena) == arena
-        s.step(6)
+        s.step(steps)
         got.append(s.net.param_data.copy())
     return got
 
 
 def test_the_arena_changes_no_weight_for_any_thread_count(tmp_path, thread_count):
-    got = weights_after(tmp_path, thread_count, NET, ((False, 2), (True, 1), (True, 2), (True, 3)))
+    # issue 29: the weights after 100 iterations, 1 to 4 threads
+    got = weights_after(tmp_path, thread_count, NET, ((False, 2), (True, 1), (True, 2), (True, 3), (True, 4)), 100)
     assert np.isfinite(got[0]).all()
     for g in got[1:]:
         assert np.array_equal(g, got[0])
