@@ -62,10 +62,10 @@ def plan_backward(net):
 
 
 def relu_masks(net):
-    """A ReLU whose top a later layer writes in place (a Dropout, a Scale) keeps the mask of
-    where x > 0 for its backward (layers/neuron.py); the others read it from y."""
+    """A layer whose backward reads its top's data (one with a `keep_mask`: the ReLU) keeps a mask
+    of what it needs instead where a later layer writes that top in place (a Dropout, a Scale)."""
     for i, layer in enumerate(net.layers):
-        if layer.type == "ReLU":
+        if hasattr(layer, "keep_mask"):
             top = net.top_vecs[i][0]
             layer.keep_mask = any(any(b is top for b in net.bottom_vecs[j]) and any(t is top for t in net.top_vecs[j])
                                   for j in range(i + 1, len(net.layers)))
