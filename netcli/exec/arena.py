@@ -179,8 +179,8 @@ class Arena:
     share, the blob lists and fused chains the executor hands to the layers."""
 
     def __init__(self, net, idx, rowbytes, spans, rows, chains):
-        self.rowbytes, self.spans, self.idx = rowbytes, spans, tuple(idx)
-        self.rowbytes = {a: r for a, r in rowbytes.items() if a in spans}
+        self.spans, self.idx = spans, tuple(idx)
+        self.rowbytes = {a: r for a, r in rowbytes.items() if a in spans}      # (arrays no step touches stay whole)
         self.offsets, self.nbytes = layout({a: r * rows for a, r in self.rowbytes.items()}, self.spans)
         self.buffers, self._views = {}, {}
         self.bottoms, self.tops = net.bottom_vecs, net.top_vecs
