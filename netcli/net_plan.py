@@ -64,11 +64,14 @@ def plan_backward(net):
 def relu_masks(net):
     """A layer whose backward reads its top's data (one with a `keep_mask`: the ReLU) keeps a mask
     of what it needs instead where a later layer writes that top in place (a Dropout, a Scale)."""
+    last_in_place = {}                   # blob -> the last layer that writes it in place
+    for j, (bottoms, tops) in enumerate(zip(net.bottom_vecs, net.top_vecs)):
+        for t in tops:
+            if any(b is t for b in bottoms):
+                last_in_place[id(t)] = j
     for i, layer in enumerate(net.layers):
         if hasattr(layer, "keep_mask"):
-            top = net.top_vecs[i][0]
-            layer.keep_mask = any(any(b is top for b in net.bottom_vecs[j]) and any(t is top for t in net.top_vecs[j])
-                                  for j in range(i + 1, len(net.layers)))
+            layer.keep_mask = last_in_place.get(id(net.top_vecs[i][0]), -1) > i
 
 
 def alias_split_tops(net):

@@ -401,10 +401,10 @@ class LRN(PerSample):
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         p = self.p.lrn_param
-        x, scale = self._flat(bottoms[0].data, lo, hi), ws["scale"][:hi - lo]
-        n = p.local_size
+        n, scale = p.local_size, ws["scale"][:hi - lo]
         if self.across:
-            lrn_forward(x, scale, self._flat(tops[0].data, lo, hi), n, p.alpha, p.beta, p.k)
+            lrn_forward(self._flat(bottoms[0].data, lo, hi), scale, self._flat(tops[0].data, lo, hi),
+                        n, p.alpha, p.beta, p.k)
             return
         x = bottoms[0].data[lo:hi]
         pad = (n - 1) // 2
