@@ -36,9 +36,11 @@ def _cpu_loop(n_history, formula, gradient, stamp):
     one = register_jitable(element(n_history, formula, gradient, flush))
 
     def update(w, g, h0, h1, lr, decay, rate, args, scale, l1):
+        """lr, decay: the float32 values of one run of params (a PerParam run)."""
         stamp                                           # noqa: B018 - part of the cache key
+        r = rate * lr
         for i in range(w.shape[0]):
-            one(i, w, g, h0, h1, lr, decay, rate, args, scale, l1)
+            one(i, w, g, h0, h1, r, decay, args, scale, l1)
     return njit(cache=True, nogil=True)(update)
 
 
@@ -46,7 +48,9 @@ class PerParam:
     """One float32 value per param over the flat param buffer (a multiplier: lr_mult, weight decay),
     kept as runs (lo, hi, value) of equal values instead of one value per element (two such
     vectors took twice the params' memory). np.asarray() gives the per-element vector (the GPU's
-    copy); the CPU loop reads each run as a stride-0 view, the same float32 on every element."""
+    copy); the CPU loop takes each run's value as one float32. Reading it per element, through a
+    stride-0 view, kept the loop from vectorising: SGD over LeNet's 431k params took 0.60 ms
+    instead of 0.11 ms (a 2-core AMD EPYC), a tenth of a training step at batch 32."""
 
     def __init__(self, values, offsets):
         self.runs = []
@@ -67,25 +71,28 @@ class PerParam:
             out[lo:hi] = v
         return out if dtype is None else out.astype(dtype)
 
-    def piece(self, lo, hi):
-        """Elements lo..hi (inside one run) as a read-only stride-0 float32 view."""
+    @classmethod
+    def of(cls, values):
+        """The runs of a per-element float32 vector (kept as it is when already runs)."""
+        if isinstance(values, PerParam):
+            return values
+        values = np.asarray(values, np.float32).ravel()
+        starts = np.concatenate([[0], np.flatnonzero(values[1:] != values[:-1]) + 1]) if values.size else []
+        return cls(values[starts] if values.size else [], np.append(starts, values.size))
+
+    def value(self, lo, hi):
+        """The float32 of elements lo..hi (inside one run; 0 between runs)."""
         k = bisect.bisect_right(self.starts, lo) - 1
-        v = self.runs[k][2] if k >= 0 and hi <= self.runs[k][1] else np.float32(0)
-        return np.broadcast_to(v, (hi - lo,))
+        return self.runs[k][2] if k >= 0 and hi <= self.runs[k][1] else np.float32(0)
 
 
 def _pieces(lo, hi, *vectors):
     """[lo, hi) cut at every run boundary of the PerParam vectors."""
     cuts = {lo, hi}
     for v in vectors:
-        if isinstance(v, PerParam):
-            cuts.update(v.cuts[bisect.bisect_right(v.cuts, lo):bisect.bisect_left(v.cuts, hi)])
+        cuts.update(v.cuts[bisect.bisect_right(v.cuts, lo):bisect.bisect_left(v.cuts, hi)])
     cuts = sorted(cuts)
     return list(zip(cuts[:-1], cuts[1:]))
-
-
-def _part(a, lo, hi):
-    return a.piece(lo, hi) if isinstance(a, PerParam) else a[lo:hi]
 
 
 class Rule:
@@ -112,7 +119,7 @@ class Rule:
         or PerParam runs)."""
         self.p = p
         size = lr_mult.size
-        self.lr, self.decay = lr_mult, decay
+        self.lr, self.decay = PerParam.of(lr_mult), PerParam.of(decay)
         self.l1 = p.regularization_type == "L1"
         self.history = [np.zeros(size, np.float32) for _ in range(self.n_history)]
         self.ranges = threads.chunks(size) if size >= 1 << 16 else [(0, size)]
@@ -149,11 +156,11 @@ class Rule:
     def step(self, w, g, rate, it, scale=1.0):
         """One update of every param on the CPU, over per-thread slices."""
         loop = self.compiled("cpu")
-        args = self.arguments(w, g, self.history, self.lr, self.decay, rate, it, scale)
+        w, g, h0, h1, lr, decay, *rest = self.arguments(w, g, self.history, self.lr, self.decay, rate, it, scale)
 
         def chunk(i, lo, hi):
-            for a, b in _pieces(lo, hi, *args[4:6]):
-                loop(*(_part(x, a, b) for x in args[:6]), *args[6:])
+            for a, b in _pieces(lo, hi, lr, decay):
+                loop(w[a:b], g[a:b], h0[a:b], h1[a:b], lr.value(a, b), decay.value(a, b), *rest)
         threads.run(chunk, self.ranges)
 
 

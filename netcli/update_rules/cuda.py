@@ -15,5 +15,5 @@ def kernel(n_history, formula, gradient):
     def update(w, g, h0, h1, lr, decay, rate, args, scale, l1):
         i = cuda.grid(1)
         if i < w.size:
-            one(i, w, g, h0, h1, lr, decay, rate, args, scale, l1)
+            one(i, w, g, h0, h1, rate * lr[i], decay[i], args, scale, l1)
     return update

@@ -30,18 +30,20 @@ def scaled_gradient(g, w, d, scale, l1):
 
 def element(n_history, formula, gradient, flush):
     """Element i of one update, written once for both devices: the gradient formed, the rule's
-    formula(w, g', r, d, (history...), args) -> (w, (history...)) with the per-element rate
-    r = rate*lr_mult, and the results stored flushed to zero. h1 is empty for one-history rules."""
+    formula(w, g', r, d, (history...), args) -> (w, (history...)), and the results stored flushed
+    to zero. The driver passes element i's rate r = rate*lr_mult and decay d (the CUDA kernel reads
+    them per element; the CPU loop takes one value for a whole run of params, so that its loop
+    reads only contiguous arrays and vectorises). h1 is empty for one-history rules."""
     if n_history == 1:
-        def element(i, w, g, h0, h1, lr, decay, rate, args, scale, l1):
-            wi, d = w[i], decay[i]
-            wn, (a,) = formula(wi, gradient(g[i], wi, d, scale, l1), rate * lr[i], d, (h0[i],), args)
+        def element(i, w, g, h0, h1, r, d, args, scale, l1):
+            wi = w[i]
+            wn, (a,) = formula(wi, gradient(g[i], wi, d, scale, l1), r, d, (h0[i],), args)
             h0[i] = flush(a)
             w[i] = flush(wn)
     elif n_history == 2:
-        def element(i, w, g, h0, h1, lr, decay, rate, args, scale, l1):
-            wi, d = w[i], decay[i]
-            wn, (a, b) = formula(wi, gradient(g[i], wi, d, scale, l1), rate * lr[i], d, (h0[i], h1[i]), args)
+        def element(i, w, g, h0, h1, r, d, args, scale, l1):
+            wi = w[i]
+            wn, (a, b) = formula(wi, gradient(g[i], wi, d, scale, l1), r, d, (h0[i], h1[i]), args)
             h0[i] = flush(a)
             h1[i] = flush(b)
             w[i] = flush(wn)

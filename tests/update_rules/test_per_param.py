@@ -41,3 +41,15 @@ def test_per_param_runs_give_the_bits_of_per_element_vectors(name):
     for w, hist in got[1:]:
         assert np.array_equal(w, got[0][0]) and all(np.array_equal(a, b) for a, b in zip(hist, got[0][1]))
     assert not np.array_equal(got[0][0], w0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_runs_of_a_per_element_vector_give_it_back(seed):
+    """PerParam.of: the runs of equal values of a per-element vector (what a rule given one keeps)."""
+    rng = np.random.default_rng(seed)
+    values = np.repeat(rng.choice([0.0, 0.5, 1.0, 2.0], 9).astype(np.float32), rng.integers(1, 5, 9))
+    runs = PerParam.of(values)
+    assert np.array_equal(np.asarray(runs), values) and runs.size == values.size
+    assert all(a[2] != b[2] for a, b in zip(runs.runs, runs.runs[1:]))      # neighbours differ
+    assert all(runs.value(lo, hi) == v and type(runs.value(lo, hi)) is np.float32 for lo, hi, v in runs.runs)
+    assert PerParam.of(runs) is runs and PerParam.of(np.zeros(0, np.float32)).size == 0
