@@ -29,7 +29,7 @@ from netcli.ops.cpu.conv2d import (conv2d_algorithm, conv2d_backward, conv2d_for
 # (family, C, H, W, K, kernel, stride, pad, group): MobileNet-v1 on 32x32 (depthwise 3x3 and
 # pointwise 1x1), ResNet-20/56's 3x3 convs (16/32/64 channels at 32/16/8), Inception-style 1x1s
 # the algorithms a family's rule chooses between (each is also timed where the rule picks another)
-CANDIDATES = {"1x1": ("1x1", "1x1-nhwc"), "3x3": ("winograd",)}
+CANDIDATES = {"1x1": ("1x1", "1x1-nhwc"), "3x3": ("winograd", "winograd4")}
 SHAPES = [
     ("depthwise", 32, 32, 32, 32, 3, 1, 1, 32),
     ("depthwise", 64, 32, 32, 64, 3, 2, 1, 64),

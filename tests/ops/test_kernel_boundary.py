@@ -1,7 +1,7 @@
 """The layer kernels behind the layers' boundary (netcli/ops/cpu/conv2d.py, inner_product.py)
 against plain NumPy references on random inputs: each conv algorithm, groups, padding, stride,
 dilation; forward, the three gradients, and the += / fresh write modes; "im2row", "im2col" and
-"winograd" also one image at a time (ops/cpu/chunks.py), their patches then made again in the
+"winograd"/"winograd4" also one image at a time (ops/cpu/chunks.py), their patches then made again in the
 backward; the inner product's weight gradient also in tiles of rows."""
 import numpy as np
 import pytest
@@ -35,6 +35,7 @@ def ref_conv(x, w, b, S, P, D, G):
     (7, 5, 1, 1, 0, 1, 1, "1x1-nhwc", 5, 7), (5, 5, 3, 1, 1, 1, 5, "depthwise", 9, 8),
     (4, 4, 3, 2, 2, 2, 4, "depthwise", 9, 8), (16, 5, 3, 1, 1, 1, 1, "winograd", 9, 8),
     (17, 3, 3, 1, 2, 1, 1, "winograd", 7, 6), (16, 4, 3, 1, 0, 1, 1, "winograd", 11, 10),
+    (64, 65, 3, 1, 1, 1, 1, "winograd4", 28, 29), (64, 64, 3, 1, 1, 1, 1, "winograd", 27, 29),
     (6, 6, 3, 1, 1, 1, 6, "depthwise-nhwc", 7, 6), (5, 5, 3, 2, 1, 1, 5, "depthwise-nhwc", 9, 8),
     (4, 4, 5, 1, 2, 1, 4, "depthwise-nhwc", 5, 7), (3, 3, 3, 1, 0, 1, 3, "depthwise-nhwc", 8, 9)])
 @pytest.mark.parametrize("chunked", [False, True])
@@ -52,7 +53,7 @@ def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows, H, W, chunked, monkeyp
     shape = (n, C, H, W, K, KH, KH, OH, OW, G, rows, np.float64)
     scratch = conv2d_scratch(*shape)
     assert not set(scratch) & set(conv2d_workspace(*shape))
-    assert not chunked or rows not in ("im2row", "im2col", "winograd") or conv2d_workspace(*shape) == {}
+    assert not chunked or rows not in ("im2row", "im2col", "winograd", "winograd4") or conv2d_workspace(*shape) == {}
     ws = {k: np.zeros(s, np.float64) for k, (s, _) in {**conv2d_workspace(*shape), **scratch}.items()}
 
     def spoil():        # scratch carries nothing from one call to the next (the executor shares it)

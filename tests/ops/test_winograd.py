@@ -1,7 +1,7 @@
-"""Winograd F(2x2, 3x3) (netcli/ops/cpu/winograd.py) against the plain NumPy reference
-convolution (tests/reference.py) on random inputs: odd and even sizes, padding 0-2 (also
-different down and across), several images, float32 and float64; forward, the input gradient
-and the weight and bias gradients (+= and fresh)."""
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3) (netcli/ops/cpu/winograd.py, winograd4.py) against the
+plain NumPy reference convolution (tests/reference.py) on random inputs: odd and even sizes (not
+multiples of the tile), padding 0-2 (also different down and across), several images, float32
+and float64; forward, the input gradient and the weight and bias gradients (+= and fresh)."""
 import numpy as np
 import pytest
 
@@ -16,6 +16,8 @@ CASES = [  # n, C, H, W, K, PH, PW
     (1, 4, 5, 6, 3, 2, 2),
     (2, 2, 6, 3, 5, 2, 0),
     (4, 1, 3, 4, 2, 1, 1),
+    (2, 6, 11, 10, 7, 1, 1),
+    (1, 3, 13, 9, 2, 0, 2),
 ]
 
 
@@ -26,23 +28,24 @@ def test_winograd_fits_only_3x3_stride_1_without_groups():
         assert not winograd_fits(*geometry), geometry
 
 
+@pytest.mark.parametrize("m", [2, 4])
 @pytest.mark.parametrize("chunked", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES)
-def test_winograd_against_reference(case, dtype, chunked, monkeypatch):
+def test_winograd_against_reference(case, dtype, chunked, m, monkeypatch):
     """chunked: the images go through one at a time (as VGG's large layers do), V is scratch and
     the backward transforms the input again."""
     n, C, H, W, K, PH, PW = case
     if chunked:
         monkeypatch.setattr(chunks, "CHUNK_BYTES", 1)
         monkeypatch.setattr(chunks, "WHOLE_BYTES", 0)
-        assert len(winograd.winograd_chunks(n, C, H, W, K, H + 2 * PH - 2, W + 2 * PW - 2, 4)) == n
+        assert len(winograd.winograd_chunks(n, C, H, W, K, H + 2 * PH - 2, W + 2 * PW - 2, 4, m)) == n
     rng = np.random.default_rng(sum(case))
     x, w, b = rng.standard_normal((n, C, H, W)), rng.standard_normal((K, C, 3, 3)), rng.standard_normal(K)
     OH, OW = H + 2 * PH - 2, W + 2 * PW - 2
-    scratch = winograd_scratch(n, C, H, W, K, OH, OW, dtype)
+    scratch = winograd_scratch(n, C, H, W, K, OH, OW, dtype, m)
     ws = {k: np.full(s, np.nan, dt) for k, (s, dt) in
-          {**winograd_workspace(n, C, H, W, K, OH, OW, dtype), **scratch}.items()}
+          {**winograd_workspace(n, C, H, W, K, OH, OW, dtype, m), **scratch}.items()}
 
     def spoil():        # scratch carries nothing from one call to the next (the executor shares it)
         for k in scratch:
@@ -54,15 +57,15 @@ def test_winograd_against_reference(case, dtype, chunked, monkeypatch):
         return conv2d(x, w, None, pad=(PH, PW))
     x32, w32, b32 = x.astype(dtype), w.astype(dtype), b.astype(dtype)
     y = np.full((n, K, OH, OW), np.nan, dtype)
-    winograd_forward(y, x32, w32, None, ws, PH, PW)
+    winograd_forward(y, x32, w32, None, ws, PH, PW, m)
     np.testing.assert_allclose(y, ref(x, w), **tol)
-    winograd_forward(y, x32, w32, b32, ws, PH, PW)
+    winograd_forward(y, x32, w32, b32, ws, PH, PW, m)
     np.testing.assert_allclose(y, ref(x, w) + b[None, :, None, None], **tol)
 
     dy = rng.standard_normal(y.shape)
     dx, dw, db = np.full(x.shape, np.nan, dtype), np.full(w.shape, 0.5, dtype), np.full(b.shape, 0.25, dtype)
     spoil()
-    winograd_backward(dx, dw, db, dy.astype(dtype), x32, w32, ws, PH, PW, False)
+    winograd_backward(dx, dw, db, dy.astype(dtype), x32, w32, ws, PH, PW, False, m)
     # the adjoints, from the reference: <ref(x, w), dy> is linear in x and in w
     ref_dx = np.array([np.sum(ref(e.reshape(x.shape), w) * dy) for e in np.eye(x.size)]).reshape(x.shape)
     ref_dw = np.array([np.sum(ref(x, e.reshape(w.shape)) * dy) for e in np.eye(w.size)]).reshape(w.shape)
@@ -71,7 +74,7 @@ def test_winograd_against_reference(case, dtype, chunked, monkeypatch):
     np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)) + 0.25, **tol)
     dw2, db2 = np.full(w.shape, 7.0, dtype), np.full(b.shape, 7.0, dtype)     # fresh: written
     spoil()
-    winograd_backward(None, dw2, db2, dy.astype(dtype), x32, w32, ws, PH, PW, True)
+    winograd_backward(None, dw2, db2, dy.astype(dtype), x32, w32, ws, PH, PW, True, m)
     np.testing.assert_allclose(dw2, ref_dw, **tol)
     np.testing.assert_allclose(db2, dy.sum(axis=(0, 2, 3)), **tol)
 

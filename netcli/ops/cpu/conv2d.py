@@ -2,7 +2,7 @@
 backend replaces these functions). Arrays are NCHW; geometry is given in full:
 kernel KH x KW, stride SH x SW, padding PH x PW, dilation DH x DW, `group` channel groups.
 
-Seven algorithms, one per layer, picked from its shape by `conv2d_algorithm`:
+Eight algorithms, one per layer, picked from its shape by `conv2d_algorithm`:
 - "depthwise": group == channels == num_output, direct loops (netcli/ops/cpu/depthwise.py);
   "depthwise-nhwc" the same on small planes, channels last (depthwise_nhwc.py).
 - "1x1": a 1x1 kernel, stride 1, no padding: the input is its own patch matrix, so the
@@ -10,7 +10,8 @@ Seven algorithms, one per layer, picked from its shape by `conv2d_algorithm`:
 - "1x1-nhwc": the same kernels on small images: the channels-last copy of the input is the
   patch matrix of one GEMM per call (im2row without its patch copy).
 - "winograd": 3x3 stride 1, F(2x2, 3x3): 16 GEMMs on transformed tiles, 2.25x fewer
-  multiplications (netcli/ops/cpu/winograd.py).
+  multiplications (netcli/ops/cpu/winograd.py); "winograd4" F(4x4, 3x3): 36 GEMMs, 4x fewer
+  (transforms in winograd4.py).
 - "im2row": channels-last images and one GEMM per call, rows (n*OH*OW, KH*KW*C); for many
   channels (patch layouts in netcli/ops/cpu/im2col.py).
 - "im2col": one column block per image, per-image GEMMs writing NCHW directly; for few channels
@@ -34,7 +35,8 @@ from .depthwise_nhwc import (depthwise_nhwc_backward_data, depthwise_nhwc_backwa
                              depthwise_nhwc_forward, depthwise_nhwc_scratch, depthwise_nhwc_workspace)
 from .winograd import winograd_backward, winograd_fits, winograd_forward, winograd_scratch, winograd_workspace
 
-ALGORITHMS = ("depthwise", "depthwise-nhwc", "1x1", "1x1-nhwc", "winograd", "im2row", "im2col")
+ALGORITHMS = ("depthwise", "depthwise-nhwc", "1x1", "1x1-nhwc", "winograd", "winograd4", "im2row", "im2col")
+WINOGRAD_TILE = {"winograd": 2, "winograd4": 4}      # algorithm: m of F(m x m, 3x3)
 
 
 def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=None):
@@ -69,6 +71,17 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       so it needs 256 tiles per call, counting the images of a call as min(images, 16):
       `images` is the batch (None: large), and the CPU executor's shares hold at least 16
       images where the batch has them (netcli/exec/stretches.py, MIN_ROWS).
+    - winograd4 (F(4x4, 3x3)) instead, where both channel counts are at least 64 and the output
+      plane has at least 28 x 28 pixels: its GEMMs do 2.25 multiplications per output instead of
+      4, but its transforms (scalar code, like F(2x2, 3x3)'s) cost more per output, and on small
+      planes its 4x4 tiles are few and partly outside the image. F(2x2) time / F(4x4) time,
+      forward / backward, one thread, AMD EPYC Zen 5, best of 3 (images per call): VGG-16's
+      64 ch 224x224 1.09x / 1.42x (2), 64->128 112x112 1.00x / 1.30x (4), 128 ch 112x112 1.12x /
+      1.41x (4), 128->256 56x56 1.18x / 1.30x, 256 ch 56x56 1.27x / 1.35x, 256->512 28x28 1.10x /
+      1.35x, 512 ch 28x28 1.18x / 1.40x (16 each); 64->192 56x56 (GoogLeNet) 1.06x / 1.27x, 64 ch
+      56x56 (ResNet-50) 1.09x / 1.25x, 64 ch 32x32 1.01x / 1.12x (32); but 512 ch 14x14 0.62x /
+      0.73x (16), 128 ch 16x16 0.92x / 1.02x, 16 ch 32x32 0.79x / 1.12x, 32 ch 16x16 0.76x /
+      0.92x, 64 ch 8x8 0.63x / 0.69x (32).
     - otherwise the patch layout (patch_layout)."""
     if group == C == K:
         OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
@@ -80,7 +93,7 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
     OH, OW = H + 2 * PH - 2, W + 2 * PW - 2          # what winograd_fits leaves: 3x3, stride 1
     tiles = min(16 if images is None else images, 16) * ((OH + 1) // 2) * ((OW + 1) // 2)
     if winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group) and C >= 16 and OH >= 8 and OW >= 8 and tiles >= 256:
-        return "winograd"
+        return "winograd4" if min(C, K) >= 64 and OH * OW >= 28 * 28 else "winograd"
     return patch_layout(C, KW, group)
 
 
@@ -129,8 +142,8 @@ def conv2d_scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
 
 def _workspace(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
     P, CKK = OH * OW, C // group * KH * KW
-    if algorithm == "winograd":
-        return winograd_workspace(n, C, H, W, K, OH, OW, dtype)
+    if algorithm in WINOGRAD_TILE:
+        return winograd_workspace(n, C, H, W, K, OH, OW, dtype, WINOGRAD_TILE[algorithm])
     if algorithm == "depthwise-nhwc":
         return depthwise_nhwc_workspace(n, C, H, W, KH, KW, dtype)
     if algorithm == "1x1-nhwc":                  # the channels-last input is the backward's patch matrix
@@ -148,8 +161,8 @@ def _scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
         return {"no_bias": ((0,), dtype)}
     if algorithm == "depthwise-nhwc":
         return depthwise_nhwc_scratch(n, C, H, W, KH, KW, OH, OW, dtype)
-    if algorithm == "winograd":
-        return winograd_scratch(n, C, H, W, K, OH, OW, dtype)
+    if algorithm in WINOGRAD_TILE:
+        return winograd_scratch(n, C, H, W, K, OH, OW, dtype, WINOGRAD_TILE[algorithm])
     if algorithm == "1x1" and _gathered_weight_gradient(C, K, P, group):
         return {"dres": ((K, n * P), dtype), "xg": ((C, n * P), dtype), "dw": ((K, CKK), dtype),
                 "no_bias": ((0,), dtype)}
@@ -200,8 +213,8 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
         depthwise_nhwc_forward(out, inp, weight, ws["no_bias"] if bias is None else bias, ws["xp"], ws["yt"],
                                ws["wt"], *geometry[:8])
         return
-    if algorithm == "winograd":
-        winograd_forward(out, inp, weight, bias, ws, PH, PW)
+    if algorithm in WINOGRAD_TILE:
+        winograd_forward(out, inp, weight, bias, ws, PH, PW, WINOGRAD_TILE[algorithm])
         return
     chunks = _chunks(inp, out, weight, group, algorithm)
     if algorithm in ("im2row", "1x1-nhwc"):
@@ -263,8 +276,8 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
             depthwise_nhwc_backward_weight(dweight, dout, ws["xp"], ws["yt"], ws["part"], KH, KW, SH, SW, DH, DW,
                                            dinp is None)
         return
-    if algorithm == "winograd":
-        winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh)
+    if algorithm in WINOGRAD_TILE:
+        winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh, WINOGRAD_TILE[algorithm])
         return
     if algorithm == "1x1":
         _backward_1x1(dinp, dweight, dbias, dout, inp, weight, ws, group, fresh)

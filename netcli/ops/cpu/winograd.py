@@ -1,10 +1,13 @@
-"""Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions without groups or dilation (Lavin & Gray,
-2015): each 2x2 output tile from a 4x4 input tile with 16 products per channel pair instead of 36.
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3) for 3x3 stride-1 convolutions without groups or dilation
+(Lavin & Gray, 2015): each m x m output tile (m = 2 or 4) from an (m+2) x (m+2) input tile, with
+E = (m+2)^2 products per channel pair instead of 9 m^2. The kernels below are F(2x2, 3x3)'s
+(E = 16); F(4x4, 3x3)'s transforms are in netcli/ops/cpu/winograd4.py, and the drivers here
+(`m`) run either.
 
 y_tile = A^T [ (G g G^T) . (B^T d B) ] A, where g is a 3x3 filter, d a 4x4 input tile and the 16
-element-wise products over the channels become 16 GEMMs, M[e] (K, T) = U[e] (K, C) @ V[e] (C, T),
-e = the 16 tile positions, T = tiles of the n images. Arrays: inp (n, C, H, W), out (n, K, OH, OW),
-weight (K, C, 3, 3); U (16, K, C), V (16, C, T), M (16, K, T) in the caller's scratch.
+element-wise products over the channels become E GEMMs, M[e] (K, T) = U[e] (K, C) @ V[e] (C, T),
+e = the E tile positions, T = tiles of the n images. Arrays: inp (n, C, H, W), out (n, K, OH, OW),
+weight (K, C, 3, 3); U (E, K, C), V (E, C, T), M (E, K, T) in the caller's scratch.
 
 Backward: the input gradient is the same algorithm on dout with the filters turned 180 degrees
 and input/output channels swapped (padding 2 - P); the weight gradient is formed in the
@@ -16,13 +19,15 @@ that the transformed arrays of one chunk stay under CHUNK_BYTES each: VGG-16's 2
 layers take one image at a time (51 MB per array, instead of 0.8 GB for 16 images), CIFAR-sized
 layers their whole call. Where one chunk holds the call, its V stays in the workspace for the
 backward; otherwise V is scratch, and the backward transforms the input again, chunk by chunk
-(one input transform more, against keeping 16/4 = 4x the input's size per call).
+(one input transform more, against keeping E/m^2 = 4x (F(4x4): 2.25x) the input's size per call).
 """
 import numpy as np
 from numba import njit
 
 from .chunks import first as _first, image_chunks, largest
 from .im2col import sum_bias
+from .winograd4 import (winograd4_inputs, winograd4_output_grads, winograd4_outputs, winograd4_weight_grads,
+                        winograd4_weights)
 
 
 def winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group):
@@ -30,40 +35,40 @@ def winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group):
     return KH == KW == 3 and SH == SW == DH == DW == group == 1 and PH <= 2 and PW <= 2
 
 
-def winograd_chunks(n, C, H, W, K, OH, OW, itemsize):
+def winograd_chunks(n, C, H, W, K, OH, OW, itemsize, m=2):
     """[(first, stop)]: the chunks of images (ops/cpu/chunks.py) that a call on n images runs one
     after another, each transformed array (V, M and the backward's) of a chunk within CHUNK_BYTES."""
-    tiles = max(np.prod(winograd_tiles(OH, OW)), np.prod(winograd_tiles(H, W)))     # forward's, input gradient's
-    return image_chunks(n, 16 * max(C, K) * itemsize * int(tiles))
+    tiles = max(np.prod(winograd_tiles(OH, OW, m)), np.prod(winograd_tiles(H, W, m)))   # forward's, input gradient's
+    return image_chunks(n, (m + 2) ** 2 * max(C, K) * itemsize * int(tiles))
 
 
-def winograd_workspace(n, C, H, W, K, OH, OW, dtype):
+def winograd_workspace(n, C, H, W, K, OH, OW, dtype, m=2):
     """{name: (shape, dtype)}: what the backward reads from the forward (the transformed input V,
     where one chunk holds the call; otherwise nothing: the backward transforms it again)."""
-    if len(winograd_chunks(n, C, H, W, K, OH, OW, np.dtype(dtype).itemsize)) > 1:
+    if len(winograd_chunks(n, C, H, W, K, OH, OW, np.dtype(dtype).itemsize, m)) > 1:
         return {}
-    TH, TW = winograd_tiles(OH, OW)
-    return {"V": ((16, C, n * TH * TW), dtype)}
+    TH, TW = winograd_tiles(OH, OW, m)
+    return {"V": (((m + 2) ** 2, C, n * TH * TW), dtype)}
 
 
-def winograd_scratch(n, C, H, W, K, OH, OW, dtype):
+def winograd_scratch(n, C, H, W, K, OH, OW, dtype, m=2):
     """{name: (shape, dtype)}: the transformed arrays each call writes before it reads them, for
     its largest chunk (and V, where the workspace does not keep it)."""
-    chunks = winograd_chunks(n, C, H, W, K, OH, OW, np.dtype(dtype).itemsize)
-    m = largest(chunks)
-    T = m * ((OH + 1) // 2) * ((OW + 1) // 2)
-    Tb = m * ((H + 1) // 2) * ((W + 1) // 2)
-    out = {"U": ((16, K, C), dtype), "M": ((16, K, T), dtype),
-           "Ub": ((16, C, K), dtype), "Vb": ((16, K, Tb), dtype), "Mb": ((16, C, Tb), dtype),
-           "wflip": ((C, K, 3, 3), dtype), "dU": ((16, K, C), dtype), "no_bias": ((0,), dtype)}
+    chunks = winograd_chunks(n, C, H, W, K, OH, OW, np.dtype(dtype).itemsize, m)
+    most, E = largest(chunks), (m + 2) ** 2
+    T = most * int(np.prod(winograd_tiles(OH, OW, m)))
+    Tb = most * int(np.prod(winograd_tiles(H, W, m)))
+    out = {"U": ((E, K, C), dtype), "M": ((E, K, T), dtype),
+           "Ub": ((E, C, K), dtype), "Vb": ((E, K, Tb), dtype), "Mb": ((E, C, Tb), dtype),
+           "wflip": ((C, K, 3, 3), dtype), "dU": ((E, K, C), dtype), "no_bias": ((0,), dtype)}
     if len(chunks) > 1:
-        out.update({"V": ((16, C, T), dtype), "dU2": ((16, K, C), dtype)})
+        out.update({"V": ((E, C, T), dtype), "dU2": ((E, K, C), dtype)})
     return out
 
 
-def winograd_tiles(OH, OW):
-    """(TH, TW): 2x2 output tiles per image down and across."""
-    return (OH + 1) // 2, (OW + 1) // 2
+def winograd_tiles(OH, OW, m=2):
+    """(TH, TW): m x m output tiles per image down and across."""
+    return (OH + m - 1) // m, (OW + m - 1) // m
 
 
 @njit(cache=True, nogil=True)
@@ -219,38 +224,41 @@ def winograd_weight_grads(dU, dweight):
                 dweight[k, c, i, 2] += 0.5 * (t[i, 1] + t[i, 2]) + t[i, 3]
 
 
-def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks):
+def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m):
     """out = inp * weight + bias, chunk by chunk through V and M (U: the weights' transform);
     with one chunk, V is left holding the input's transform."""
-    TH, TW = winograd_tiles(out.shape[2], out.shape[3])
-    winograd_weights(weight, U)
+    weights, inputs, outputs = KERNELS[m][:3]
+    TH, TW = winograd_tiles(out.shape[2], out.shape[3], m)
+    weights(weight, U)
     for a, b in chunks:
         T = (b - a) * TH * TW
-        Vc, Mc = _first(V, (16, V.shape[1], T)), _first(M, (16, M.shape[1], T))
-        winograd_inputs(inp[a:b], Vc, PH, PW, TH, TW)
+        Vc, Mc = _first(V, (U.shape[0], V.shape[1], T)), _first(M, (U.shape[0], M.shape[1], T))
+        inputs(inp[a:b], Vc, PH, PW, TH, TW)
         np.matmul(U, Vc, out=Mc)
-        winograd_outputs(Mc, out[a:b], bias, TH, TW)
+        outputs(Mc, out[a:b], bias, TH, TW)
 
 
-def _chunks_of(inp, out):
+def _chunks_of(inp, out, m):
     n, C, H, W = inp.shape
-    return winograd_chunks(n, C, H, W, out.shape[1], out.shape[2], out.shape[3], inp.itemsize)
+    return winograd_chunks(n, C, H, W, out.shape[1], out.shape[2], out.shape[3], inp.itemsize, m)
 
 
-def winograd_forward(out, inp, weight, bias, ws, PH, PW):
-    """out = inp * weight (3x3, stride 1, padding PH x PW) + bias (None: none); with one chunk
-    the transformed input stays in ws["V"] for the backward."""
+def winograd_forward(out, inp, weight, bias, ws, PH, PW, m=2):
+    """out = inp * weight (3x3, stride 1, padding PH x PW) + bias (None: none) by F(m x m, 3x3);
+    with one chunk the transformed input stays in ws["V"] for the backward."""
     _convolve(out, inp, weight, ws["no_bias"] if bias is None else bias, ws["U"], ws["V"], ws["M"], PH, PW,
-              _chunks_of(inp, out))
+              _chunks_of(inp, out, m), m)
 
 
-def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh):
+def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh, m=2):
     """From dout, the input and ws of winograd_forward: dinp (None: skipped) = the input
     gradient; dweight, dbias (None: skipped) += the gradients (cleared first when `fresh`).
     The weight gradient's transform dU sums the chunks in order (each chunk's GEMM, then added)."""
     n, K = dout.shape[:2]
-    chunks = _chunks_of(inp, dout)
-    TH, TW = winograd_tiles(dout.shape[2], dout.shape[3])
+    chunks = _chunks_of(inp, dout, m)
+    _, inputs, _, output_grads, weight_grads = KERNELS[m]
+    E = (m + 2) ** 2
+    TH, TW = winograd_tiles(dout.shape[2], dout.shape[3], m)
     for target in (dbias, dweight) if fresh else ():
         if target is not None:
             target[...] = 0.0
@@ -260,17 +268,23 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
         dU = ws["dU"]
         for k, (a, b) in enumerate(chunks):
             T = (b - a) * TH * TW
-            Y = _first(ws["M"], (16, K, T))       # the forward's products are spent: dY's transform
-            winograd_output_grads(dout[a:b], Y, TH, TW)
+            Y = _first(ws["M"], (E, K, T))        # the forward's products are spent: dY's transform
+            output_grads(dout[a:b], Y, TH, TW)
             if len(chunks) == 1:
                 V = ws["V"]
             else:
-                V = _first(ws["V"], (16, inp.shape[1], T))
-                winograd_inputs(inp[a:b], V, PH, PW, TH, TW)
+                V = _first(ws["V"], (E, inp.shape[1], T))
+                inputs(inp[a:b], V, PH, PW, TH, TW)
             np.matmul(Y, V.transpose(0, 2, 1), out=dU if k == 0 else ws["dU2"])
             if k:
                 dU += ws["dU2"]
-        winograd_weight_grads(dU, dweight)
+        weight_grads(dU, dweight)
     if dinp is not None:
         np.copyto(ws["wflip"], weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-        _convolve(dinp, dout, ws["wflip"], ws["no_bias"], ws["Ub"], ws["Vb"], ws["Mb"], 2 - PH, 2 - PW, chunks)
+        _convolve(dinp, dout, ws["wflip"], ws["no_bias"], ws["Ub"], ws["Vb"], ws["Mb"], 2 - PH, 2 - PW, chunks, m)
+
+
+KERNELS = {      # m: the transforms of F(m x m, 3x3): weights, inputs, outputs, output_grads, weight_grads
+    2: (winograd_weights, winograd_inputs, winograd_outputs, winograd_output_grads, winograd_weight_grads),
+    4: (winograd4_weights, winograd4_inputs, winograd4_outputs, winograd4_output_grads, winograd4_weight_grads),
+}
