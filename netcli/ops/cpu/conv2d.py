@@ -81,7 +81,12 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       1.35x, 512 ch 28x28 1.18x / 1.40x (16 each); 64->192 56x56 (GoogLeNet) 1.06x / 1.27x, 64 ch
       56x56 (ResNet-50) 1.09x / 1.25x, 64 ch 32x32 1.01x / 1.12x (32); but 512 ch 14x14 0.62x /
       0.73x (16), 128 ch 16x16 0.92x / 1.02x, 16 ch 32x32 0.79x / 1.12x, 32 ch 16x16 0.76x /
-      0.92x, 64 ch 8x8 0.63x / 0.69x (32).
+      0.92x, 64 ch 8x8 0.63x / 0.69x (32). With few images its GEMMs are narrow, so it also needs
+      784 4x4 tiles per call (images counted as for winograd); forward only (inference): 64 ch
+      56x56 1.01x with 4 images (784 tiles), 0.67x with 1; 128 ch 28x28 1.03x with 16 images
+      (784), 0.67x with 4, 0.34x with 1; 512 ch 28x28 with 4 images 0.70x; 64 ch 224x224 with 1
+      image (3136 tiles) 1.11x. (ResNet-50's inference at batch 8 ran 3% slower on F(4x4)
+      without this bound.)
     - otherwise the patch layout (patch_layout)."""
     if group == C == K:
         OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
@@ -93,7 +98,8 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
     OH, OW = H + 2 * PH - 2, W + 2 * PW - 2          # what winograd_fits leaves: 3x3, stride 1
     tiles = min(16 if images is None else images, 16) * ((OH + 1) // 2) * ((OW + 1) // 2)
     if winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group) and C >= 16 and OH >= 8 and OW >= 8 and tiles >= 256:
-        return "winograd4" if min(C, K) >= 64 and OH * OW >= 28 * 28 else "winograd"
+        tiles4 = min(16 if images is None else images, 16) * ((OH + 3) // 4) * ((OW + 3) // 4)
+        return "winograd4" if min(C, K) >= 64 and OH * OW >= 28 * 28 and tiles4 >= 784 else "winograd"
     return patch_layout(C, KW, group)
 
 
