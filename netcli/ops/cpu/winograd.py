@@ -26,6 +26,7 @@ from numba import njit
 
 from .chunks import first as _first, image_chunks, largest
 from .im2col import sum_bias
+from .tile_rows import copy_into, load_rows, store_rows
 from .winograd4 import (winograd4_inputs, winograd4_output_grads, winograd4_outputs, winograd4_weight_grads,
                         winograd4_weights)
 
@@ -95,21 +96,16 @@ def winograd_weights(weight, U):
 def winograd_inputs(inp, V, PH, PW, TH, TW):
     """V[e, c, (n*TH + th)*TW + tw] = (B^T d B)[e] for d the 4x4 tile of image n, channel c at
     rows 2*th - PH.., columns 2*tw - PW.. (zero outside the image). The image is copied into a
-    zero-padded plane first; a row of tiles is transformed into tmp (16, TW), then copied to V:
-    two 2-D arrays indexed from loop counters, so the loop over tw vectorises (16 views of V
-    in it would need too many overlap checks, and it stayed scalar)."""
+    zero-padded plane first; a row of tiles is transformed into tmp (16, TW), then copied to V
+    (ops/cpu/tile_rows.py). The transform's arithmetic still compiles to scalar code: LLVM
+    reports "too many memory checks needed" for its loop over tw (numba gives it no noalias)."""
     N, C, H, W = inp.shape
     Hx, Wx = 2 * TH + 2, 2 * TW + 2
     xp = np.zeros((Hx, Wx), V.dtype)
     tmp = np.empty((16, TW), V.dtype)
     for n in range(N):
         for c in range(C):
-            x = inp[n, c]
-            for h in range(min(H, Hx - PH)):
-                row = xp[h + PH, PW:min(Wx, W + PW)]
-                src = x[h]
-                for w in range(row.shape[0]):
-                    row[w] = src[w]
+            copy_into(inp[n, c], xp, PH, PW)
             for th in range(TH):
                 i = 2 * th
                 for tw in range(TW):
@@ -126,12 +122,7 @@ def winograd_inputs(inp, V, PH, PW, TH, TW):
                     tmp[4, tw], tmp[5, tw], tmp[6, tw], tmp[7, tw] = a1 - c1, b1 + c1, c1 - b1, b1 - d1
                     tmp[8, tw], tmp[9, tw], tmp[10, tw], tmp[11, tw] = a2 - c2, b2 + c2, c2 - b2, b2 - d2
                     tmp[12, tw], tmp[13, tw], tmp[14, tw], tmp[15, tw] = a3 - c3, b3 + c3, c3 - b3, b3 - d3
-                t0 = (n * TH + th) * TW
-                for e in range(16):
-                    dst = V[e, c, t0:t0 + TW]
-                    src = tmp[e]
-                    for tw in range(TW):
-                        dst[tw] = src[tw]
+                store_rows(tmp, V, c, (n * TH + th) * TW)
 
 
 @njit(cache=True, nogil=True)
@@ -148,12 +139,7 @@ def winograd_outputs(M, out, bias, TH, TW):
             b = bias[k] if has_bias else 0.0
             y = out[n, k]
             for th in range(TH):
-                t0 = (n * TH + th) * TW
-                for e in range(16):
-                    src = M[e, k, t0:t0 + TW]
-                    dst = tmp[e]
-                    for tw in range(TW):
-                        dst[tw] = src[tw]
+                load_rows(M, k, (n * TH + th) * TW, tmp)
                 for tw in range(TW):
                     u00 = tmp[0, tw] + tmp[4, tw] + tmp[8, tw]
                     u10 = tmp[4, tw] - tmp[8, tw] - tmp[12, tw]
@@ -167,11 +153,7 @@ def winograd_outputs(M, out, bias, TH, TW):
                     ybuf[0, 2 * tw + 1] = b + (u01 - u02 - u03)
                     ybuf[1, 2 * tw] = b + (u10 + u11 + u12)
                     ybuf[1, 2 * tw + 1] = b + (u11 - u12 - u13)
-                for r in range(min(2, OH - 2 * th)):
-                    src = ybuf[r]
-                    dst = y[2 * th + r]
-                    for ow in range(OW):
-                        dst[ow] = src[ow]
+                copy_into(ybuf, y, 2 * th, 0)
 
 
 @njit(cache=True, nogil=True)
@@ -184,11 +166,7 @@ def winograd_output_grads(dout, Y, TH, TW):
     tmp = np.empty((16, TW), Y.dtype)
     for n in range(N):
         for k in range(K):
-            src = dout[n, k]
-            for oh in range(OH):
-                row, srow = yp[oh], src[oh]
-                for ow in range(OW):
-                    row[ow] = srow[ow]
+            copy_into(dout[n, k], yp, 0, 0)
             for th in range(TH):
                 i = 2 * th
                 for tw in range(TW):
@@ -199,11 +177,7 @@ def winograd_output_grads(dout, Y, TH, TW):
                     tmp[4, tw], tmp[5, tw], tmp[6, tw], tmp[7, tw] = z10, z10 + z11, z10 - z11, -z11
                     tmp[8, tw], tmp[9, tw], tmp[10, tw], tmp[11, tw] = z20, z20 + z21, z20 - z21, -z21
                     tmp[12, tw], tmp[13, tw], tmp[14, tw], tmp[15, tw] = -r, -r - s, s - r, s
-                t0 = (n * TH + th) * TW
-                for e in range(16):
-                    dst, trow = Y[e, k, t0:t0 + TW], tmp[e]
-                    for tw in range(TW):
-                        dst[tw] = trow[tw]
+                store_rows(tmp, Y, k, (n * TH + th) * TW)
 
 
 @njit(cache=True, nogil=True)

@@ -18,6 +18,8 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
+from .tile_rows import copy_into, load_rows, store_rows
+
 _2, _4, _5, _8 = np.float32(2), np.float32(4), np.float32(5), np.float32(8)
 
 
@@ -87,12 +89,7 @@ def winograd4_inputs(inp, V, PH, PW, TH, TW):
     tmp = np.empty((36, TW), V.dtype)
     for n in range(N):
         for c in range(C):
-            x = inp[n, c]
-            for h in range(min(H, Hx - PH)):
-                row = xp[h + PH, PW:min(Wx, W + PW)]
-                src = x[h]
-                for w in range(row.shape[0]):
-                    row[w] = src[w]
+            copy_into(inp[n, c], xp, PH, PW)
             for th in range(TH):
                 i = 4 * th
                 for tw in range(TW):
@@ -108,20 +105,14 @@ def winograd4_inputs(inp, V, PH, PW, TH, TW):
                              xp[i + 5, j + 4])
                     c5 = _bt(xp[i, j + 5], xp[i + 1, j + 5], xp[i + 2, j + 5], xp[i + 3, j + 5], xp[i + 4, j + 5],
                              xp[i + 5, j + 5])
-                    # the rows of B^T d, each times B (written out: a tuple indexed by a loop counter
-                    # kept the loop over tw from vectorising)
+                    # the rows of B^T d, each times B
                     _put6(tmp, 0, tw, _bt(c0[0], c1[0], c2[0], c3[0], c4[0], c5[0]))
                     _put6(tmp, 6, tw, _bt(c0[1], c1[1], c2[1], c3[1], c4[1], c5[1]))
                     _put6(tmp, 12, tw, _bt(c0[2], c1[2], c2[2], c3[2], c4[2], c5[2]))
                     _put6(tmp, 18, tw, _bt(c0[3], c1[3], c2[3], c3[3], c4[3], c5[3]))
                     _put6(tmp, 24, tw, _bt(c0[4], c1[4], c2[4], c3[4], c4[4], c5[4]))
                     _put6(tmp, 30, tw, _bt(c0[5], c1[5], c2[5], c3[5], c4[5], c5[5]))
-                t0 = (n * TH + th) * TW
-                for e in range(36):
-                    dst = V[e, c, t0:t0 + TW]
-                    src = tmp[e]
-                    for tw in range(TW):
-                        dst[tw] = src[tw]
+                store_rows(tmp, V, c, (n * TH + th) * TW)
 
 
 @njit(cache=True, nogil=True)
@@ -137,12 +128,7 @@ def winograd4_outputs(M, out, bias, TH, TW):
             b = bias[k] if has_bias else 0.0
             y = out[n, k]
             for th in range(TH):
-                t0 = (n * TH + th) * TW
-                for e in range(36):
-                    src = M[e, k, t0:t0 + TW]
-                    dst = tmp[e]
-                    for tw in range(TW):
-                        dst[tw] = src[tw]
+                load_rows(M, k, (n * TH + th) * TW, tmp)
                 for tw in range(TW):
                     r0 = _at(tmp[0, tw], tmp[6, tw], tmp[12, tw], tmp[18, tw], tmp[24, tw], tmp[30, tw])
                     r1 = _at(tmp[1, tw], tmp[7, tw], tmp[13, tw], tmp[19, tw], tmp[25, tw], tmp[31, tw])
@@ -155,11 +141,7 @@ def winograd4_outputs(M, out, bias, TH, TW):
                     _put4(ybuf, 1, 4 * tw, b, _at(r0[1], r1[1], r2[1], r3[1], r4[1], r5[1]))
                     _put4(ybuf, 2, 4 * tw, b, _at(r0[2], r1[2], r2[2], r3[2], r4[2], r5[2]))
                     _put4(ybuf, 3, 4 * tw, b, _at(r0[3], r1[3], r2[3], r3[3], r4[3], r5[3]))
-                for r in range(min(4, OH - 4 * th)):
-                    src = ybuf[r]
-                    dst = y[4 * th + r]
-                    for ow in range(OW):
-                        dst[ow] = src[ow]
+                copy_into(ybuf, y, 4 * th, 0)
 
 
 @njit(cache=True, nogil=True)
@@ -171,11 +153,7 @@ def winograd4_output_grads(dout, Y, TH, TW):
     tmp = np.empty((36, TW), Y.dtype)
     for n in range(N):
         for k in range(K):
-            src = dout[n, k]
-            for oh in range(OH):
-                row, srow = yp[oh], src[oh]
-                for ow in range(OW):
-                    row[ow] = srow[ow]
+            copy_into(dout[n, k], yp, 0, 0)
             for th in range(TH):
                 i = 4 * th
                 for tw in range(TW):
@@ -191,11 +169,7 @@ def winograd4_output_grads(dout, Y, TH, TW):
                     _put6(tmp, 18, tw, _a(c0[3], c1[3], c2[3], c3[3]))
                     _put6(tmp, 24, tw, _a(c0[4], c1[4], c2[4], c3[4]))
                     _put6(tmp, 30, tw, _a(c0[5], c1[5], c2[5], c3[5]))
-                t0 = (n * TH + th) * TW
-                for e in range(36):
-                    dst, trow = Y[e, k, t0:t0 + TW], tmp[e]
-                    for tw in range(TW):
-                        dst[tw] = trow[tw]
+                store_rows(tmp, Y, k, (n * TH + th) * TW)
 
 
 @njit(cache=True, nogil=True)
