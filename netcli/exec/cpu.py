@@ -322,21 +322,23 @@ class CpuExecutor:
         self._plans[key] = out
         return out
 
-    def _run(self, n, idx, forward, backward, cleared=False, combine=False):
+    def _setup(self, n, idx, forward, backward, combine):
+        """What a run over layers idx needs beyond its `cleared`: it depends only on these
+        arguments and the thread count, so it is made once (batch-1 inference is mostly this)."""
+        T_all = threads.count()
+        key = ("run", n, tuple(idx), forward, backward, combine, T_all)
+        if key in self._plans:
+            return self._plans[key]
         net = self.net
-        layers, pdown = net.layers, net.propagate_down
         segments = self._segments(n, idx, forward, backward)
         back = backward and any(net.need_backward[i] for i in idx)
         combine = combine and len(self.grads) > 1 and back
-        ranges, ws, sole = self.shares[n], self.workspaces, self.sole
-        bvecs, tvecs = net.bottom_vecs, net.top_vecs
-        shared = bvecs, tvecs, self.chains
+        ranges = self.shares[n]
         first, stop = self.own.get(n, (0, len(ranges)))
-        own = first, stop
         inside = set(idx) if combine and self.late else ()
         late = [task for task in self.late if task[0] in inside]
         grads = self.late_grads if late else self.grads
-        T = min(threads.count(), stop - first)
+        T = min(T_all, stop - first)
         blocks = tuple((first + a, first + b) for a, b in _blocks(stop - first, T))
         rows, after, final = range(-1, len(ranges)), None, None       # share s: grads[s], combined at the end
         if combine and self.single_back and self.group is None and len(segments) == 1:
@@ -349,6 +351,18 @@ class CpuExecutor:
         tiles = split_tasks(net, late, T) if late else [(0, 0)] * T
         while late and len(self.late_bufs) < T:
             self.late_bufs.append(np.zeros(len(ranges) * tile_elements(net, self.late), net.param_diff.dtype))
+        finishes = [i for i in idx if self.finishes[i]] if forward else []
+        self._plans[key] = out = (segments, combine, ranges, (first, stop), late, grads, T, blocks, rows, after,
+                                  final, calls, arena, params, tiles, finishes)
+        return out
+
+    def _run(self, n, idx, forward, backward, cleared=False, combine=False):
+        net = self.net
+        (segments, combine, ranges, own, late, grads, T, blocks, rows, after, final, calls, arena, params,
+         tiles, finishes) = self._setup(n, idx, forward, backward, combine)
+        layers, pdown, ws, sole = net.layers, net.propagate_down, self.workspaces, self.sole
+        bvecs, tvecs = net.bottom_vecs, net.top_vecs
+        shared = bvecs, tvecs, self.chains
 
         barriers = []
         if T > 1:          # the last thread to reach one runs the segment's combination
@@ -404,12 +418,10 @@ class CpuExecutor:
                     for a, b in final or ():
                         add_child(net.param_diff, self.scratch, rows, a, b, lo_, hi_)
         threads.run(work, blocks)
-        if forward:
-            for i in idx:
-                if self.finishes[i]:
-                    if self.group is not None and layers[i].finish_keys:
-                        self.group.exchange(ws[i], layers[i].finish_keys, first, stop)
-                    layers[i].finish_rows(tvecs[i], ws[i])
+        for i in finishes:
+            if self.group is not None and layers[i].finish_keys:
+                self.group.exchange(ws[i], layers[i].finish_keys, *own)
+            layers[i].finish_rows(tvecs[i], ws[i])
 
     def _combine(self, lo, hi):
         if hi > lo:
@@ -429,11 +441,10 @@ class CpuExecutor:
         net = self.net
         n = self.batch_of[i]
         if n is None or (not forward and not self.backward_ok):
-            layer = net.layers[i]
             if forward:
-                layer.forward(net.bottom_vecs[i], net.top_vecs[i])
+                net.layers[i].forward(net.bottom_vecs[i], net.top_vecs[i])
             else:
-                layer.backward(net.top_vecs[i], net.propagate_down[i], net.bottom_vecs[i])
+                net.layers[i].backward(net.top_vecs[i], net.propagate_down[i], net.bottom_vecs[i])
             return
         self._run(n, [i], forward=forward, backward=not forward, combine=not forward)
 

@@ -13,6 +13,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 _state = {"n": None, "pool": None, "blas_limited": False}
+_MAIN = threading.main_thread().ident
 _alone = threading.local()     # .on: this thread runs a run()'s only chunk, the pool idle (tiles())
 BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
@@ -107,8 +108,8 @@ def run(fn, ranges):
     _prepare()                           # BLAS on one thread and flush-to-zero, before any compute
     ex = pool() if len(ranges) > 1 else None
     if ex is None:                       # one thread (or one chunk): every chunk here, in order
-        alone = len(ranges) == 1 and count() > 1 and not getattr(_alone, "on", False) and \
-            threading.current_thread() is threading.main_thread()
+        alone = len(ranges) == 1 and count() > 1 and threading.get_ident() == _MAIN and \
+            not getattr(_alone, "on", False)
         _alone.on = alone
         try:
             for i, (lo, hi) in enumerate(ranges):

@@ -80,8 +80,8 @@ class ReLU(PerSampleNeuron):
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         x, y = bottoms[0].data[lo:hi], tops[0].data[lo:hi]
-        s = self.relu_slope
-        if not self._masked():
+        s = self.p.relu_param.negative_slope
+        if not (self.keep_mask or s < 0):
             relu_forward(x.reshape(-1), y.reshape(-1), x.dtype.type(s))
             return
         pos = np.greater(x, 0, out=ws["pos"][:hi - lo].reshape(x.shape))

@@ -222,31 +222,33 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
     if algorithm in WINOGRAD_TILE:
         winograd_forward(out, inp, weight, bias, ws, PH, PW, WINOGRAD_TILE[algorithm])
         return
-    chunks = _chunks(inp, out, weight, group, algorithm)
+    chunks = ((0, n),) if n == 1 else _chunks(inp, out, weight, group, algorithm)
     if algorithm in ("im2row", "1x1-nhwc"):
         wr = _rows_weights(weight, ws["wr"])
         for a, b in chunks:
             xt, cols, res = _row_arrays(ws, b - a, OH * OW, algorithm)
-            im2col.nchw_to_nhwc(inp[a:b], xt)
+            im2col.nchw_to_nhwc(inp if b - a == n else inp[a:b], xt)
             if algorithm == "im2row":
                 im2col.im2row(xt, cols, *geometry)
             if _tiles(b - a, res.shape[0], res.size * cols.shape[1]):
                 _tiled(lambda r0, r1: np.dot(cols[r0:r1], wr.T, out=res[r0:r1]), res.shape[0])
             else:
                 np.dot(cols, wr.T, out=res)
-            im2col.rows_to_nchw(res, ws["no_bias"] if bias is None else bias, out[a:b])
+            im2col.rows_to_nchw(res, ws["no_bias"] if bias is None else bias, out if b - a == n else out[a:b])
         return
     w = weight.reshape(K, -1)
     kg, ck = K // group, w.shape[1]
     y3 = out.reshape(n, K, -1)
     for a, b in chunks:
+        x, y = (inp, y3) if b - a == n else (inp[a:b], y3[a:b])
         if algorithm == "1x1":
-            cols = inp[a:b].reshape(b - a, -1, OH * OW)
+            cols = x.reshape(b - a, -1, OH * OW)
         else:
             cols = first(ws["cols"], (b - a, group * ck, OH * OW))
-            im2col.im2col_images(inp[a:b], cols, *geometry)
-        for g in range(group):
-            wg, xg, yg = w[g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck], y3[a:b, g * kg:(g + 1) * kg]
+            im2col.im2col_images(x, cols, *geometry)
+        groups = ((w, cols, y),) if group == 1 else \
+            [(w[g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck], y[:, g * kg:(g + 1) * kg]) for g in range(group)]
+        for wg, xg, yg in groups:
             if _tiles(b - a, kg, yg.size * wg.shape[1]):
                 _tiled(lambda k0, k1: np.matmul(wg[k0:k1], xg, out=yg[:, k0:k1]), kg)
             else:
@@ -368,7 +370,10 @@ def _chunks(inp, out, weight, group, algorithm):
 
 def _row_arrays(ws, m, P, algorithm):
     """(xt, cols, res) of a chunk of m images in the rows layout ("1x1-nhwc": xt is cols)."""
-    xt = first(ws["xt"], (m,) + ws["xt"].shape[1:])
+    xt = ws["xt"]
+    if m == xt.shape[0]:                 # the largest chunk: the arrays themselves
+        return xt, ws["cols"] if algorithm == "im2row" else xt.reshape(-1, xt.shape[3]), ws["res"]
+    xt = first(xt, (m,) + xt.shape[1:])
     cols = first(ws["cols"], (m * P, ws["cols"].shape[1])) if algorithm == "im2row" else xt.reshape(-1, xt.shape[3])
     return xt, cols, first(ws["res"], (m * P, ws["res"].shape[1]))
 
