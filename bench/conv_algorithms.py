@@ -23,13 +23,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from netcli.ops.cpu.conv2d import (conv2d_algorithm, conv2d_backward, conv2d_forward, conv2d_workspace,  # noqa: E402
-                                   patch_layout)
+from netcli.ops.cpu.conv2d import (conv2d_algorithm, conv2d_backward, conv2d_forward, conv2d_scratch,  # noqa: E402
+                                   conv2d_workspace, patch_layout)
 
 # (family, C, H, W, K, kernel, stride, pad, group): MobileNet-v1 on 32x32 (depthwise 3x3 and
 # pointwise 1x1), ResNet-20/56's 3x3 convs (16/32/64 channels at 32/16/8), Inception-style 1x1s
 # the algorithms a family's rule chooses between (each is also timed where the rule picks another)
-CANDIDATES = {"1x1": ("1x1", "1x1-nhwc"), "3x3": ("winograd", "winograd4")}
+CANDIDATES = {"1x1": ("1x1", "1x1-nhwc"), "1x1/2": ("1x1-strided",), "3x3": ("winograd", "winograd4")}
 SHAPES = [
     ("depthwise", 32, 32, 32, 32, 3, 1, 1, 32),
     ("depthwise", 64, 32, 32, 64, 3, 2, 1, 64),
@@ -43,6 +43,16 @@ SHAPES = [
     ("1x1", 512, 4, 4, 512, 1, 1, 0, 1),
     ("1x1", 1024, 2, 2, 1024, 1, 1, 0, 1),
     ("1x1", 8, 32, 32, 16, 1, 1, 0, 1),
+    ("1x1/2", 16, 32, 32, 32, 1, 2, 0, 1),        # ResNet-20's projections
+    ("1x1/2", 32, 16, 16, 64, 1, 2, 0, 1),
+    ("1x1/2", 256, 56, 56, 512, 1, 2, 0, 1),      # ResNet-50's
+    ("1x1/2", 256, 56, 56, 128, 1, 2, 0, 1),
+    ("1x1/2", 512, 28, 28, 1024, 1, 2, 0, 1),
+    ("1x1/2", 1024, 14, 14, 2048, 1, 2, 0, 1),
+    ("1x1/2", 1024, 14, 14, 512, 1, 2, 0, 1),
+    ("1x1/2", 64, 8, 8, 128, 1, 2, 0, 1),          # small outputs
+    ("1x1/2", 16, 8, 8, 32, 1, 2, 0, 1),
+    ("1x1/2", 512, 4, 4, 1024, 1, 2, 0, 1),
     ("3x3", 16, 32, 32, 16, 3, 1, 1, 1),
     ("3x3", 32, 16, 16, 32, 3, 1, 1, 1),
     ("3x3", 64, 8, 8, 64, 3, 1, 1, 1),
@@ -77,8 +87,9 @@ class Case:
         self.y = np.empty((n, K, OH, OW), f32)
         self.dy = rng.standard_normal(self.y.shape).astype(f32)
         self.dx, self.dw, self.db = np.empty_like(self.x), np.zeros_like(self.w), np.zeros_like(self.b)
+        shape = (n, C, H, W, K, k, k, OH, OW, group, algorithm, f32)
         self.ws = {name: np.zeros(shape, dt) for name, (shape, dt) in
-                   conv2d_workspace(n, C, H, W, K, k, k, OH, OW, group, algorithm, f32).items()}
+                   {**conv2d_workspace(*shape), **conv2d_scratch(*shape)}.items()}
 
     def forward(self):
         conv2d_forward(self.y, self.x, self.w, self.b, self.ws, *self.geometry)

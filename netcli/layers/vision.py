@@ -142,7 +142,7 @@ class Convolution(PerSample):
         if p.bias_term:
             self.add_param((K,), p.bias_filler)
         self.H, self.W, self.dtype = H, W, x.data.dtype
-        # depthwise, 1x1, 1x1-nhwc, winograd, im2row or im2col, from the shape: ops/cpu/conv2d.py
+        # one of ops/cpu/conv2d.py ALGORITHMS, from the shape
         self.algorithm = conv2d_algorithm(C, H, W, K, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW,
                                           self.DH, self.DW, G, images=N)
 

@@ -37,8 +37,13 @@ CONV_CASES += [
     # 3x3 stride 1 from 16 channels, 8x8 outputs and 256 output tiles of 2x2: Winograd F(2x2, 3x3)
     ({"num_output": 3, "kernel_size": 3, "pad": 1}, (2, 16, 24, 22)),
     ({"num_output": 4, "kernel_size": 3, "pad": [2, 0], "bias_term": False}, (3, 17, 14, 24)),
+    # 1x1 with a stride, no padding, at least 49 outputs per image: "1x1" on the pixels it reads
+    ({"num_output": 5, "kernel_size": 1, "stride": 2}, (2, 6, 15, 14)),
+    ({"num_output": 4, "kernel_size": 1, "stride_h": 2, "stride_w": 3, "group": 2, "bias_term": False},
+     (2, 4, 14, 21)),
 ]
-ALGORITHM = ["im2col"] * 6 + ["im2row"] * 4 + ["1x1"] * 3 + ["1x1-nhwc"] * 2 + ["depthwise"] * 2 + ["depthwise-nhwc"] * 2 + ["winograd"] * 2
+ALGORITHM = ["im2col"] * 6 + ["im2row"] * 4 + ["1x1"] * 3 + ["1x1-nhwc"] * 2 + ["depthwise"] * 2 + \
+    ["depthwise-nhwc"] * 2 + ["winograd"] * 2 + ["1x1-strided"] * 2
 
 
 def test_winograd_needs_enough_tiles_per_call():

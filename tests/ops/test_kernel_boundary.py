@@ -32,7 +32,11 @@ def ref_conv(x, w, b, S, P, D, G):
     (1, 4, 5, 1, 0, 1, 1, "im2col", 9, 8), (4, 6, 3, 2, 1, 1, 2, "im2col", 9, 8), (8, 5, 3, 1, 1, 2, 1, "im2row", 9, 8),
     (6, 4, 3, 2, 2, 1, 1, "im2row", 9, 8), (5, 7, 1, 1, 0, 1, 1, "1x1", 9, 8), (6, 4, 1, 1, 0, 3, 2, "1x1", 9, 8),
     (130, 129, 1, 1, 0, 1, 1, "1x1", 8, 8),        # the weight gradient as one GEMM over all pixels
-    (7, 5, 1, 1, 0, 1, 1, "1x1-nhwc", 5, 7), (5, 5, 3, 1, 1, 1, 5, "depthwise", 9, 8),
+    (7, 5, 1, 1, 0, 1, 1, "1x1-nhwc", 5, 7), (6, 5, 1, 2, 0, 1, 1, "1x1-strided", 15, 14),
+    (6, 4, 1, 2, 0, 1, 2, "1x1-strided", 14, 16), (5, 7, 1, 3, 0, 2, 1, "1x1-strided", 22, 23),
+    (130, 129, 1, 2, 0, 1, 1, "1x1-strided", 14, 13),     # the weight gradient as one GEMM
+    (16, 5, 1, 2, 0, 1, 1, "im2row", 7, 8),               # 16 outputs: too few for 1x1-strided
+    (5, 5, 3, 1, 1, 1, 5, "depthwise", 9, 8),
     (4, 4, 3, 2, 2, 2, 4, "depthwise", 9, 8), (16, 5, 3, 1, 1, 1, 1, "winograd", 9, 8),
     (17, 3, 3, 1, 2, 1, 1, "winograd", 7, 6), (16, 4, 3, 1, 0, 1, 1, "winograd", 11, 10),
     (64, 65, 3, 1, 1, 1, 1, "winograd4", 28, 29), (64, 64, 3, 1, 1, 1, 1, "winograd", 27, 29),
@@ -67,7 +71,7 @@ def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows, H, W, chunked, monkeyp
     np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-10)
     dy = rng.standard_normal(y.shape)
     eps = 1e-6                                        # gradients: directional finite differences
-    dx, dw, db = np.zeros_like(x), np.full_like(w, 0.5), np.full_like(b, 0.25)
+    dx, dw, db = np.full_like(x, np.nan), np.full_like(w, 0.5), np.full_like(b, 0.25)   # dx: written
     spoil()
     conv2d_backward(dx, dw, db, dy, x, w, ws, *geometry, False)
     for arr, grad, base in ((x, dx, 0.0), (w, dw, 0.5), (b, db, 0.25)):

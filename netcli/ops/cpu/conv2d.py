@@ -2,13 +2,15 @@
 backend replaces these functions). Arrays are NCHW; geometry is given in full:
 kernel KH x KW, stride SH x SW, padding PH x PW, dilation DH x DW, `group` channel groups.
 
-Eight algorithms, one per layer, picked from its shape by `conv2d_algorithm`:
+Nine algorithms, one per layer, picked from its shape by `conv2d_algorithm`:
 - "depthwise": group == channels == num_output, direct loops (netcli/ops/cpu/depthwise.py);
   "depthwise-nhwc" the same on small planes, channels last (depthwise_nhwc.py).
 - "1x1": a 1x1 kernel, stride 1, no padding: the input is its own patch matrix, so the
   per-image GEMMs read it (and the input gradient's write it) directly.
 - "1x1-nhwc": the same kernels on small images: the channels-last copy of the input is the
   patch matrix of one GEMM per call (im2row without its patch copy).
+- "1x1-strided": a 1x1 kernel with a stride (ResNet's projections): "1x1" on a copy of the
+  pixels it reads (every SH-th row, SW-th column), its input gradient put back in their places.
 - "winograd": 3x3 stride 1, F(2x2, 3x3): 16 GEMMs on transformed tiles, 2.25x fewer
   multiplications (netcli/ops/cpu/winograd.py); "winograd4" F(4x4, 3x3): 36 GEMMs, 4x fewer
   (transforms in winograd4.py).
@@ -35,8 +37,9 @@ from .depthwise_nhwc import (depthwise_nhwc_backward_data, depthwise_nhwc_backwa
                              depthwise_nhwc_forward, depthwise_nhwc_scratch, depthwise_nhwc_workspace)
 from .winograd import winograd_backward, winograd_fits, winograd_forward, winograd_scratch, winograd_workspace
 
-ALGORITHMS = ("depthwise", "depthwise-nhwc", "1x1", "1x1-nhwc", "winograd", "winograd4", "im2row", "im2col")
+ALGORITHMS = ("depthwise", "depthwise-nhwc", "1x1", "1x1-nhwc", "1x1-strided", "winograd", "winograd4", "im2row", "im2col")
 WINOGRAD_TILE = {"winograd": 2, "winograd4": 4}      # algorithm: m of F(m x m, 3x3)
+STRIDED_1X1_PIXELS = 49       # "1x1-strided" from this many output pixels on (conv2d_algorithm)
 
 
 def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=None):
@@ -58,6 +61,14 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       256->256 at 8x8: 1.8x / 1.1-1.5x), "1x1-nhwc" (one GEMM on a channels-last copy) below
       that, where per-image GEMMs of 16 or 4 columns run at 0.3-0.7x of im2row (1x1-nhwc:
       0.8-1.3x / 0.9-1.2x, about im2row less its patch copy).
+    - a 1x1 kernel with a stride and no padding: "1x1-strided" (copy the pixels read, then
+      "1x1") from STRIDED_1X1_PIXELS output pixels per image on, against im2row, stride 2, one
+      thread, AMD EPYC Zen 5, best of 3, 16 images (1 image) per call, forward / backward:
+      ResNet-20's 16->32 at 32x32 3.2x / 1.6x (2.3x / 1.1x), 32->64 at 16x16 1.7x / 1.0x (1.4x /
+      0.85x: microseconds); ResNet-50's 256->512 and 256->128 at 56x56 2.9x / 1.3x and 5.8x /
+      1.9x, 512->1024 at 28x28 2.2x / 1.1x, 1024->2048 and 1024->512 at 14x14 (49 outputs)
+      1.6x / 0.96x and 3.3x / 1.2x (1 image: 2.3x / 1.1x, 3.7x / 1.3x). On 16 outputs or fewer it
+      loses: 64->128 at 8x8 1.2x / 0.87x, 512->1024 at 4x4 0.40x / 0.46x.
     - winograd (F(2x2, 3x3), netcli/ops/cpu/winograd.py) for 3x3 stride-1 kernels without
       dilation or groups, padding <= 2, from 16 input channels and 8x8 outputs on, where it
       measured faster than im2row: 16 ch 32x32 1.2-1.7x / 1.1-1.5x, 32 ch 16x16 1.05-1.8x /
@@ -95,12 +106,20 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
         return "depthwise-nhwc" if small else "depthwise"
     if KH == KW == 1 and SH == SW == 1 and PH == PW == 0:
         return "1x1" if H * W >= 64 else "1x1-nhwc"
+    if KH == KW == 1 and PH == PW == 0 and ((H - 1) // SH + 1) * ((W - 1) // SW + 1) >= STRIDED_1X1_PIXELS:
+        return "1x1-strided"
     OH, OW = H + 2 * PH - 2, W + 2 * PW - 2          # what winograd_fits leaves: 3x3, stride 1
     tiles = min(16 if images is None else images, 16) * ((OH + 1) // 2) * ((OW + 1) // 2)
     if winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group) and C >= 16 and OH >= 8 and OW >= 8 and tiles >= 256:
         tiles4 = min(16 if images is None else images, 16) * ((OH + 3) // 4) * ((OW + 3) // 4)
         return "winograd4" if min(C, K) >= 64 and OH * OW >= 28 * 28 and tiles4 >= 784 else "winograd"
     return patch_layout(C, KW, group)
+
+
+def _pixels_read(inp, xs, SH, SW):
+    """xs (n, C, OH, OW) = the pixels a 1x1 kernel of stride SH x SW reads from inp (no padding)."""
+    np.copyto(xs, inp[:, :, ::SH, ::SW])
+    return xs
 
 
 def patch_layout(C, KW, group):
@@ -163,6 +182,9 @@ def _workspace(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
 
 def _scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
     P, CKK = OH * OW, C // group * KH * KW
+    if algorithm == "1x1-strided":           # xs: the pixels read; dxs: their gradient
+        return {**_scratch(n, C, OH, OW, K, 1, 1, OH, OW, group, "1x1", dtype),
+                "xs": ((n, C, OH, OW), dtype), "dxs": ((n, C, OH, OW), dtype)}
     if algorithm == "depthwise":
         return {"no_bias": ((0,), dtype)}
     if algorithm == "depthwise-nhwc":
@@ -222,6 +244,8 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
     if algorithm in WINOGRAD_TILE:
         winograd_forward(out, inp, weight, bias, ws, PH, PW, WINOGRAD_TILE[algorithm])
         return
+    if algorithm == "1x1-strided":
+        inp, algorithm = _pixels_read(inp, ws["xs"], SH, SW), "1x1"
     chunks = ((0, n),) if n == 1 else _chunks(inp, out, weight, group, algorithm)
     if algorithm in ("im2row", "1x1-nhwc"):
         wr = _rows_weights(weight, ws["wr"])
@@ -289,6 +313,13 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
         return
     if algorithm == "1x1":
         _backward_1x1(dinp, dweight, dbias, dout, inp, weight, ws, group, fresh)
+        return
+    if algorithm == "1x1-strided":      # the pixels read, again; the input gradient zero elsewhere
+        xs, dxs = _pixels_read(inp, ws["xs"], SH, SW), None if dinp is None else ws["dxs"]
+        _backward_1x1(dxs, dweight, dbias, dout, xs, weight, ws, group, fresh)
+        if dinp is not None:
+            dinp[...] = 0.0
+            dinp[:, :, ::SH, ::SW] = dxs
         return
     chunks = _chunks(inp, dout, weight, group, algorithm)
     again = len(chunks) > 1              # the patches are scratch: made again, chunk by chunk
