@@ -56,7 +56,7 @@ def depthwise_nhwc_forward(out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW, P
     padded channels-last input."""
     N, C, OH, OW = out.shape
     has_bias = bias.shape[0] > 0
-    xp[...] = 0.0
+    _zero_border(xp, inp.shape[2], inp.shape[3], PH, PW)
     _to_channels_last(inp, xp, PH, PW)
     _channels_last(weight, wt)
     for n in range(N):
@@ -77,6 +77,20 @@ def depthwise_nhwc_forward(out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW, P
 
 
 @njit(cache=True, nogil=True)
+def _zero_border(xp, H, W, PH, PW):
+    """Zero the padding around the H x W image at (PH, PW) in xp[n], as far as the kernel reads
+    (H + 2PH rows, W + 2PW columns); the image itself is written next."""
+    for n in range(xp.shape[0]):
+        for h in range(H + 2 * PH):
+            row = xp[n, h]
+            if h < PH or h >= PH + H:
+                row[:W + 2 * PW] = 0.0
+            else:
+                row[:PW] = 0.0
+                row[PW + W:W + 2 * PW] = 0.0
+
+
+@njit(cache=True, nogil=True)
 def _to_channels_last(x, xt, PH, PW):
     """xt[n, h + PH, w + PW, c] = x[n, c, h, w] (xt's other positions untouched)."""
     N, C, H, W = x.shape
@@ -90,8 +104,18 @@ def _to_channels_last(x, xt, PH, PW):
 
 @njit(cache=True, nogil=True)
 def _to_channels_first(xt, x, PH, PW):
-    """x[n, c, h, w] = xt[n, h + PH, w + PW, c]: the inverse of _to_channels_last."""
+    """x[n, c, h, w] = xt[n, h + PH, w + PW, c]: the inverse of _to_channels_last. Planes of at
+    most 64 positions go position by position (512 channels of 4x4: 0.07 ms against 0.17 for 32
+    images; the other order for 64 channels of 16x16: 0.26 against 0.95)."""
     N, C, H, W = x.shape
+    if H * W <= 64:
+        for n in range(N):
+            for h in range(H):
+                for w in range(W):
+                    src = xt[n, h + PH, w + PW]
+                    for c in range(C):
+                        x[n, c, h, w] = src[c]
+        return
     for n in range(N):
         for c in range(C):
             for h in range(H):
@@ -107,7 +131,7 @@ def depthwise_nhwc_backward_data(dinp, dout, weight, yt, dxp, wt, KH, KW, SH, SW
     OH, OW = dout.shape[2], dout.shape[3]
     _to_channels_last(dout, yt, 0, 0)
     _channels_last(weight, wt)
-    dxp[...] = 0.0
+    dxp[:, :H + 2 * PH, :W + 2 * PW] = 0.0             # where the taps land
     for n in range(N):
         for i in range(KH):
             for j in range(KW):
