@@ -78,3 +78,38 @@ def test_one_image_gemms_split_into_tiles_keep_their_bits_for_any_thread_count(t
     w = net.params["up"][0].data.reshape(256, 64).astype(np.float64)
     ref = np.einsum("kc,chw->khw", w, x[0].astype(np.float64)) + net.params["up"][1].data[:, None, None]
     np.testing.assert_allclose(outs[0][2][0], ref, rtol=1e-4, atol=1e-4)
+
+
+POOLS = """
+name: pools
+layers:
+  - {name: in, type: Input, top: data, input_param: {shape: {dim: [1, 6, 23, 23]}}}
+  - {name: max, type: Pooling, bottom: data, top: [max, argmax], pooling_param: {pool: MAX, kernel_size: 3, stride: 2}}
+  - {name: ave, type: Pooling, bottom: data, top: ave, pooling_param: {pool: AVE, kernel_size: 3, stride: 2, pad: 1}}
+  - {name: two, type: Pooling, bottom: data, top: two, pooling_param: {pool: MAX, kernel_size: 2, stride: 3}}
+"""
+
+
+def test_one_image_pooling_split_into_channel_tiles_keeps_its_bits(tmp_path, thread_count, monkeypatch):
+    """Batch-1 inference: pooling a large image goes in blocks of channels (layers/pooling.py)
+    that idle threads take; the outputs and the argmax are those of the untiled call, for 1 to 3
+    threads (6 channels in 4 blocks: blocks of one and two channels)."""
+    from netcli.layers import pooling
+    (tmp_path / "net.yaml").write_text(POOLS)
+    x = np.random.default_rng(5).standard_normal((1, 6, 23, 23)).astype(np.float32)
+    calls = []
+    real = threads.tiles
+    monkeypatch.setattr(threads, "tiles", lambda fn, count: (calls.append(count), real(fn, count))[1])
+    outs = []
+    for T, reads in ((1, 2 ** 40), (1, 1), (2, 1), (3, 1)):
+        monkeypatch.setattr(pooling, "TILED_READS", reads)
+        thread_count(T)
+        net = netcli.Net(str(tmp_path / "net.yaml"), phase="TEST")
+        net.blobs["data"].data[...] = x
+        net.forward()
+        outs.append([net.blobs[k].data.copy() for k in ("max", "argmax", "ave", "two")])
+    assert calls == [pooling.TILES] * 9
+    for o in outs[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(o, outs[0]))
+    windows = np.lib.stride_tricks.sliding_window_view(x[0], (3, 3), axis=(1, 2))[:, ::2, ::2]
+    np.testing.assert_array_equal(outs[0][0][0], windows.max(axis=(3, 4)))
