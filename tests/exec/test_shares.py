@@ -52,12 +52,16 @@ layers:
      weight_filler: {type: gaussian, std: 0.05}}}
   - {name: up, type: Convolution, bottom: data, top: up, convolution_param: {num_output: 256, kernel_size: 1,
      weight_filler: {type: gaussian, std: 0.05}}}
+  - {name: pool, type: Pooling, bottom: data, top: pool, pooling_param: {pool: AVE, kernel_size: 8, stride: 8}}
+  - {name: tall, type: Convolution, bottom: pool, top: tall, convolution_param: {num_output: 4096, kernel_size: 1,
+     weight_filler: {type: gaussian, std: 0.05}}}
 """
 
 
 def test_one_image_gemms_split_into_tiles_keep_their_bits_for_any_thread_count(tmp_path, thread_count, monkeypatch):
     """Batch-1 inference: the GEMMs of one image are cut into fixed tiles (ops/cpu/conv2d.py,
-    exec/threads.py tiles) that idle threads take; the outputs are the same with 1 to 3 threads
+    exec/threads.py tiles) that idle threads take: blocks of output rows (im2row; "tall": 4096
+    rows of 64 positions) or of positions (p1, up); the outputs are the same with 1 to 3 threads
     and equal a float64 reference."""
     from netcli.ops.cpu import conv2d
     (tmp_path / "net.yaml").write_text(DEPLOY)
@@ -68,10 +72,10 @@ def test_one_image_gemms_split_into_tiles_keep_their_bits_for_any_thread_count(t
     for T in (1, 2, 3):
         thread_count(T)
         net = netcli.Net(str(tmp_path / "net.yaml"), phase="TEST", seed=4)
-        assert [l.algorithm for l in net.layers if l.type == "Convolution"] == ["im2row", "1x1", "1x1"]
+        assert [l.algorithm for l in net.layers if l.type == "Convolution"] == ["im2row", "1x1", "1x1", "1x1"]
         net.blobs["data"].data[...] = x
         net.forward()
-        outs.append([net.blobs[k].data.copy() for k in ("s2", "p1", "up")])
+        outs.append([net.blobs[k].data.copy() for k in ("s2", "p1", "up", "tall")])
     assert calls and set(calls) == {conv2d.ONE_IMAGE_TILES}
     for o in outs[1:]:
         assert all(np.array_equal(a, b) for a, b in zip(o, outs[0]))
