@@ -23,8 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from netcli.ops.cpu.conv2d import (conv2d_algorithm, conv2d_backward, conv2d_forward, conv2d_scratch,  # noqa: E402
-                                   conv2d_workspace, patch_layout)
+from netcli.ops.cpu.conv2d import conv2d_backward, conv2d_forward, conv2d_scratch, conv2d_workspace  # noqa: E402
+from netcli.ops.cpu.conv2d_rule import conv2d_algorithm, patch_layout  # noqa: E402
 
 # (family, C, H, W, K, kernel, stride, pad, group): MobileNet-v1 on 32x32 (depthwise 3x3 and
 # pointwise 1x1), ResNet-20/56's 3x3 convs (16/32/64 channels at 32/16/8), Inception-style 1x1s

@@ -128,7 +128,7 @@ def benchmark(model, iterations=50, phase="TRAIN", echo=None, group=None, stages
 
 def _algorithm(layer):
     """The CPU algorithm a layer names through its timing_label() (Convolution's: one of
-    netcli.ops.cpu.conv2d.ALGORITHMS), or None."""
+    netcli.ops.cpu.conv2d_rule.ALGORITHMS), or None."""
     label = getattr(layer, "timing_label", None)
     return label() if label is not None else None
 

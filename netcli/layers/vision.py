@@ -7,7 +7,8 @@ import numpy as np
 from ..config.schema import Field, Message, engine_field, REQUIRED, positive, non_negative
 from ..fillers import FILLER
 from ..ops.cpu import im2col
-from ..ops.cpu.conv2d import conv2d_algorithm, conv2d_backward, conv2d_forward, conv2d_scratch, conv2d_workspace
+from ..ops.cpu.conv2d import conv2d_backward, conv2d_forward, conv2d_scratch, conv2d_workspace
+from ..ops.cpu.conv2d_rule import conv2d_algorithm
 from .base import LayerError, PerSample, canon_axis, register
 from . import onnx_ops, vision_cuda as cu
 
@@ -142,7 +143,7 @@ class Convolution(PerSample):
         if p.bias_term:
             self.add_param((K,), p.bias_filler)
         self.H, self.W, self.dtype = H, W, x.data.dtype
-        # one of ops/cpu/conv2d.py ALGORITHMS, from the shape
+        # one of ops/cpu/conv2d_rule.py ALGORITHMS, from the shape
         self.algorithm = conv2d_algorithm(C, H, W, K, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW,
                                           self.DH, self.DW, G, images=N)
 

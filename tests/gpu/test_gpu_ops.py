@@ -6,6 +6,7 @@ import pytest
 
 from netcli.ops import cuda as gk
 from netcli.ops.cpu import conv2d as cpu_conv, dropout as cpu_dropout, inner_product as cpu_ip, softmax as cpu_softmax
+from netcli.ops.cpu.conv2d_rule import conv2d_algorithm
 
 RNG = np.random.default_rng(3)
 
@@ -44,7 +45,7 @@ def test_conv2d_matches_the_cpu(geom, bias, chunked, monkeypatch):
     if chunked:
         from netcli.ops.cuda import conv2d
         monkeypatch.setattr(conv2d, "COLS_LIMIT", C * KH * KW * OH * OW)
-    rows = cpu_conv.conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, G)
+    rows = conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, G)
     x, w, b = rand(N, C, H, W), rand(K, C // G, KH, KW), rand(K) if bias else None
     geometry = (KH, KW, SH, SW, PH, PW, DH, DW, G, rows)
     shape = (N, C, H, W, K, KH, KW, OH, OW, G, rows, np.float32)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from netcli.ops.cpu import chunks, inner_product
-from netcli.ops.cpu.conv2d import conv2d_algorithm, conv2d_backward, conv2d_forward, conv2d_scratch, conv2d_workspace
+from netcli.ops.cpu.conv2d import conv2d_backward, conv2d_forward, conv2d_scratch, conv2d_workspace
+from netcli.ops.cpu.conv2d_rule import conv2d_algorithm
 from netcli.ops.cpu.inner_product import inner_product_backward, inner_product_forward
 
 

@@ -91,7 +91,7 @@ def test_winograd_chunks_keep_cifar_and_resnet50_calls_whole_and_take_vgg_images
 
 
 def test_f4x4_is_chosen_for_many_channels_on_large_planes_with_enough_tiles():
-    from netcli.ops.cpu.conv2d import conv2d_algorithm
+    from netcli.ops.cpu.conv2d_rule import conv2d_algorithm
 
     def algorithm(C, H, K, images):
         return conv2d_algorithm(C, H, H, K, 3, 3, 1, 1, 1, 1, 1, 1, 1, images=images)

@@ -2,7 +2,7 @@
 backend replaces these functions). Arrays are NCHW; geometry is given in full:
 kernel KH x KW, stride SH x SW, padding PH x PW, dilation DH x DW, `group` channel groups.
 
-Nine algorithms, one per layer, picked from its shape by `conv2d_algorithm`:
+Nine algorithms, one per layer, picked from its shape by `conv2d_algorithm` (conv2d_rule.py):
 - "depthwise": group == channels == num_output, direct loops (netcli/ops/cpu/depthwise.py);
   "depthwise-nhwc" the same on small planes, channels last (depthwise_nhwc.py).
 - "1x1": a 1x1 kernel, stride 1, no padding: the input is its own patch matrix, so the
@@ -33,99 +33,15 @@ from . import im2col
 from .chunks import first, image_chunks, largest
 from ...exec import threads
 from .depthwise import depthwise_backward_data, depthwise_backward_weight, depthwise_forward
-from .depthwise_nhwc import (depthwise_nhwc_backward_data, depthwise_nhwc_backward_weight, depthwise_nhwc_fits,
-                             depthwise_nhwc_forward, depthwise_nhwc_scratch, depthwise_nhwc_workspace)
-from .winograd import winograd_backward, winograd_fits, winograd_forward, winograd_scratch, winograd_workspace
-
-ALGORITHMS = ("depthwise", "depthwise-nhwc", "1x1", "1x1-nhwc", "1x1-strided", "winograd", "winograd4", "im2row", "im2col")
-WINOGRAD_TILE = {"winograd": 2, "winograd4": 4}      # algorithm: m of F(m x m, 3x3)
-STRIDED_1X1_PIXELS = 49       # "1x1-strided" from this many output pixels on (conv2d_algorithm)
-
-
-def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=None):
-    """The algorithm for a layer of this shape: a fixed rule (never a timing at run time, so the
-    results are the same on every run). The measurements behind it: bench/conv_algorithms.py,
-    speedups over the GEMM path as forward / backward, ranges over 3-4 runs (AMD EPYC Zen 3, one
-    thread, shares of 32 images, best of 3-7 rounds; noisy: a shared 2-core machine under load).
-    - depthwise whenever group == C == K: a direct kernel instead of one 1 x KH*KW GEMM per
-      channel and image; 3x3 pad 1: 32 ch 32x32 4.1-5.3x / 3.3-5.6x, 128 ch 16x16 3.1-4.9x /
-      3.9-4.7x, 256 ch 8x8 2.4-4.5x / 2.4-3.2x, 512 ch 4x4 1.4-3.4x / 1.2-1.8x; 64 ch 32x32
-      stride 2 2.0x / 1.9-2.1x. "depthwise-nhwc" (the same sums, channels last) where the output
-      plane has at most 64 positions, against "depthwise" (32 images, one thread, AMD EPYC Zen 5,
-      best of 3, shared machine; forward / backward): 1024 ch 2x2 11x / 19x, 512 ch 4x4 4.7x /
-      6.7x, 512 ch 8x8 stride 2 4.4x / 3.6x, 256 ch 8x8 1.4x / 2.3x, 256 ch 16x16 stride 2 1.4x /
-      2.3x; from 16x16 outputs on it is slower (128 ch 16x16 0.5x / 0.9x, 64 ch 32x32 0.3x / 0.6x).
-    - a 1x1 kernel with stride 1 and no padding (any dilation is the same kernel) needs no patch
-      copy: "1x1" (GEMMs per image on the NCHW input) from 64 pixels per image on (32->64 at
-      32x32: 2.7-3.0x / 1.4-1.8x; 64->128 and 128->128 at 16x16: 1.9-2.5x / 1.1-1.3x;
-      256->256 at 8x8: 1.8x / 1.1-1.5x), "1x1-nhwc" (one GEMM on a channels-last copy) below
-      that, where per-image GEMMs of 16 or 4 columns run at 0.3-0.7x of im2row (1x1-nhwc:
-      0.8-1.3x / 0.9-1.2x, about im2row less its patch copy).
-    - a 1x1 kernel with a stride and no padding: "1x1-strided" (copy the pixels read, then
-      "1x1") from STRIDED_1X1_PIXELS output pixels per image on, against im2row, stride 2, one
-      thread, AMD EPYC Zen 5, best of 3, 16 images (1 image) per call, forward / backward:
-      ResNet-20's 16->32 at 32x32 3.2x / 1.6x (2.3x / 1.1x), 32->64 at 16x16 1.7x / 1.0x (1.4x /
-      0.85x: microseconds); ResNet-50's 256->512 and 256->128 at 56x56 2.9x / 1.3x and 5.8x /
-      1.9x, 512->1024 at 28x28 2.2x / 1.1x, 1024->2048 and 1024->512 at 14x14 (49 outputs)
-      1.6x / 0.96x and 3.3x / 1.2x (1 image: 2.3x / 1.1x, 3.7x / 1.3x). On 16 outputs or fewer it
-      loses: 64->128 at 8x8 1.2x / 0.87x, 512->1024 at 4x4 0.40x / 0.46x.
-    - winograd (F(2x2, 3x3), netcli/ops/cpu/winograd.py) for 3x3 stride-1 kernels without
-      dilation or groups, padding <= 2, from 16 input channels and 8x8 outputs on, where it
-      measured faster than im2row: 16 ch 32x32 1.2-1.7x / 1.1-1.5x, 32 ch 16x16 1.05-1.8x /
-      0.9-1.1x, 64 ch 8x8 0.9-1.6x / 1.0-1.1x, 64 ch 32x32 1.8-2.1x / 1.5x, 128 ch 16x16
-      1.7-1.8x / 1.7-1.8x, 256 ch 8x8 1.1x / 1.3x; not on 3 input channels (0.4-0.6x /
-      0.2-0.3x: its GEMMs have 3 rows) and not measured on outputs under 8x8. Its 16 GEMMs have
-      one column per 2x2 output tile of every image of a call: with few images they are too
-      narrow (one image, best of 5, AMD EPYC Zen 5: 16 ch 32x32 1.06x / 0.98x, 64 ch 32x32
-      1.28x / 1.26x, 32 ch 16x16 0.73x / 0.77x, 128 ch 16x16 0.88x / 0.91x, 64 and 256 ch
-      8x8 0.34-0.36x / 0.40x; ResNet-20 at batch 1: 2.2 ms without Winograd, 2.8-3.3 ms with),
-      so it needs 256 tiles per call, counting the images of a call as min(images, 16):
-      `images` is the batch (None: large), and the CPU executor's shares hold at least 16
-      images where the batch has them (netcli/exec/stretches.py, MIN_ROWS).
-    - winograd4 (F(4x4, 3x3)) instead, where both channel counts are at least 64 and the output
-      plane has at least 28 x 28 pixels: its GEMMs do 2.25 multiplications per output instead of
-      4, but its transforms (scalar code, like F(2x2, 3x3)'s) cost more per output, and on small
-      planes its 4x4 tiles are few and partly outside the image. F(2x2) time / F(4x4) time,
-      forward / backward, one thread, AMD EPYC Zen 5, best of 3 (images per call): VGG-16's
-      64 ch 224x224 1.09x / 1.42x (2), 64->128 112x112 1.00x / 1.30x (4), 128 ch 112x112 1.12x /
-      1.41x (4), 128->256 56x56 1.18x / 1.30x, 256 ch 56x56 1.27x / 1.35x, 256->512 28x28 1.10x /
-      1.35x, 512 ch 28x28 1.18x / 1.40x (16 each); 64->192 56x56 (GoogLeNet) 1.06x / 1.27x, 64 ch
-      56x56 (ResNet-50) 1.09x / 1.25x, 64 ch 32x32 1.01x / 1.12x (32); but 512 ch 14x14 0.62x /
-      0.73x (16), 128 ch 16x16 0.92x / 1.02x, 16 ch 32x32 0.79x / 1.12x, 32 ch 16x16 0.76x /
-      0.92x, 64 ch 8x8 0.63x / 0.69x (32). With few images its GEMMs are narrow, so it also needs
-      784 4x4 tiles per call (images counted as for winograd); forward only (inference): 64 ch
-      56x56 1.01x with 4 images (784 tiles), 0.67x with 1; 128 ch 28x28 1.03x with 16 images
-      (784), 0.67x with 4, 0.34x with 1; 512 ch 28x28 with 4 images 0.70x; 64 ch 224x224 with 1
-      image (3136 tiles) 1.11x. (ResNet-50's inference at batch 8 ran 3% slower on F(4x4)
-      without this bound.)
-    - otherwise the patch layout (patch_layout)."""
-    if group == C == K:
-        OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
-        OW = (W + 2 * PW - DW * (KW - 1) - 1) // SW + 1
-        small = OH * OW <= 64 and depthwise_nhwc_fits(KH, KW, PH, PW, DH, DW)
-        return "depthwise-nhwc" if small else "depthwise"
-    if KH == KW == 1 and SH == SW == 1 and PH == PW == 0:
-        return "1x1" if H * W >= 64 else "1x1-nhwc"
-    if KH == KW == 1 and PH == PW == 0 and ((H - 1) // SH + 1) * ((W - 1) // SW + 1) >= STRIDED_1X1_PIXELS:
-        return "1x1-strided"
-    OH, OW = H + 2 * PH - 2, W + 2 * PW - 2          # what winograd_fits leaves: 3x3, stride 1
-    tiles = min(16 if images is None else images, 16) * ((OH + 1) // 2) * ((OW + 1) // 2)
-    if winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group) and C >= 16 and OH >= 8 and OW >= 8 and tiles >= 256:
-        tiles4 = min(16 if images is None else images, 16) * ((OH + 3) // 4) * ((OW + 3) // 4)
-        return "winograd4" if min(C, K) >= 64 and OH * OW >= 28 * 28 and tiles4 >= 784 else "winograd"
-    return patch_layout(C, KW, group)
-
+from .conv2d_rule import WINOGRAD_TILE
+from .depthwise_nhwc import (depthwise_nhwc_backward_data, depthwise_nhwc_backward_weight, depthwise_nhwc_forward,
+                             depthwise_nhwc_scratch, depthwise_nhwc_workspace)
+from .winograd import winograd_backward, winograd_forward, winograd_scratch, winograd_workspace
 
 def _pixels_read(inp, xs, SH, SW):
     """xs (n, C, OH, OW) = the pixels a 1x1 kernel of stride SH x SW reads from inp (no padding)."""
     np.copyto(xs, inp[:, :, ::SH, ::SW])
     return xs
-
-
-def patch_layout(C, KW, group):
-    """The GEMM path every shape can take: im2row when a kernel row spans at least 16 floats
-    (C*KW) and there are no groups, else im2col."""
-    return "im2row" if group == 1 and C * KW >= 16 else "im2col"
 
 
 def patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, itemsize):

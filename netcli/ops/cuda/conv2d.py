@@ -4,7 +4,7 @@ of netcli/ops/cpu/conv2d.py (read its docstrings), over device arrays.
 One patch layout on the device: per chunk of images, the columns (C*KH*KW, n*OH*OW) of
 im2col.py (row (c, i, j), column (n, oh, ow)), one GEMM per group into (K, n*OH*OW), then into
 NCHW with the bias: three launches forward for one group. `algorithm` (the CPU's choice per
-shape, netcli/ops/cpu/conv2d.py's conv2d_algorithm) is accepted and ignored. `fresh` only lets the
+shape, netcli/ops/cpu/conv2d_rule.py's conv2d_algorithm) is accepted and ignored. `fresh` only lets the
 first weight-gradient GEMM overwrite instead of add (the gradients hold zeros then either way).
 
 A chunk holds all n images unless its columns would pass COLS_LIMIT floats. With one chunk the
