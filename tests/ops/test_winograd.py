@@ -1,4 +1,4 @@
-"""Winograd F(2x2, 3x3) and F(4x4, 3x3) (netcli/ops/cpu/winograd.py, winograd4.py) against the
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3) (netcli/ops/cpu/winograd.py, winograd_transforms.py) against the
 plain NumPy reference convolution (tests/reference.py) on random inputs: odd and even sizes (not
 multiples of the tile), padding 0-2 (also different down and across), several images, float32
 and float64; forward, the input gradient and the weight and bias gradients (+= and fresh)."""
@@ -29,14 +29,19 @@ def test_winograd_fits_only_3x3_stride_1_without_groups():
 
 
 @pytest.mark.parametrize("m", [2, 4])
-@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("split", ["whole", "blocks", "chunks"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES)
-def test_winograd_against_reference(case, dtype, chunked, m, monkeypatch):
-    """chunked: the images go through one at a time (as VGG's large layers do), V is scratch and
-    the backward transforms the input again."""
+def test_winograd_against_reference(case, dtype, split, m, monkeypatch):
+    """blocks: the images of a call go through the transforms and GEMMs one at a time (as
+    ResNet-20's first stage does, 4 images at a time), the weight gradient summed over the
+    blocks; chunks: the images go through one at a time (as VGG's large layers do), V is scratch
+    and the backward transforms the input again."""
     n, C, H, W, K, PH, PW = case
-    if chunked:
+    if split == "blocks":
+        monkeypatch.setattr(winograd, "BLOCK_BYTES", 1)
+        assert len(winograd._blocks(0, n, 1000)) == n
+    if split == "chunks":
         monkeypatch.setattr(chunks, "CHUNK_BYTES", 1)
         monkeypatch.setattr(chunks, "WHOLE_BYTES", 0)
         assert len(winograd.winograd_chunks(n, C, H, W, K, H + 2 * PH - 2, W + 2 * PW - 2, 4, m)) == n

@@ -13,7 +13,7 @@ Nine algorithms, one per layer, picked from its shape by `conv2d_algorithm` (con
   pixels it reads (every SH-th row, SW-th column), its input gradient put back in their places.
 - "winograd": 3x3 stride 1, F(2x2, 3x3): 16 GEMMs on transformed tiles, 2.25x fewer
   multiplications (netcli/ops/cpu/winograd.py); "winograd4" F(4x4, 3x3): 36 GEMMs, 4x fewer
-  (transforms in winograd4.py).
+  (the transforms of both, channels last, in winograd_transforms.py).
 - "im2row": channels-last images and one GEMM per call, rows (n*OH*OW, KH*KW*C); for many
   channels (patch layouts in netcli/ops/cpu/im2col.py).
 - "im2col": one column block per image, per-image GEMMs writing NCHW directly; for few channels

@@ -1,0 +1,244 @@
+"""The transforms of Winograd F(m x m, 3x3) (Lavin & Gray, 2015), m = 2 or 4, channels last:
+V = B^T d B for each (m+2) x (m+2) input tile d, U = G g G^T for each 3x3 filter g, and
+y = A^T M A for each tile of products M; netcli/ops/cpu/winograd.py runs them (its docstring:
+the GEMMs, the backward, the chunks). A transformed array's position e = (m+2)*a + b holds entry
+(a, b) of the tile. Layouts: inp, out (n, C, H, W); V (E, tiles, C), M and Y (E, tiles, K),
+U (E, C, K), E = (m+2)^2, tiles counted (n*TH + th)*TW + tw.
+
+    F(2x2, 3x3):  B^T = [1  0 -1  0]   G = [  1    0   0]   A^T = [1 1  1  0]
+                        [0  1  1  0]       [1/2  1/2 1/2]         [0 1 -1 -1]
+                        [0 -1  1  0]       [1/2 -1/2 1/2]
+                        [0  1  0 -1]       [  0    0   1]
+
+    F(4x4, 3x3):  B^T = [4  0 -5  0 1 0]   G = [ 1/4     0    0]   A^T = [1 1  1 1  1 0]
+                        [0 -4 -4  1 1 0]       [-1/6 -1/6 -1/6]         [0 1 -1 2 -2 0]
+                        [0  4 -4 -1 1 0]       [-1/6  1/6 -1/6]         [0 1  1 4  4 0]
+                        [0 -2 -1  2 1 0]       [1/24 1/12  1/6]         [0 1 -1 8 -8 1]
+                        [0  2 -1 -2 1 0]       [1/24 -1/12 1/6]
+                        [0  4  0 -5 0 1]       [   0     0    1]
+
+F(4x4)'s points 0, +-1, +-2 make its sums larger than F(2x2)'s: float32 results differ from a
+direct convolution by a few units in the 6th digit (tests/ops/test_winograd.py bounds them).
+
+Why channels last: a row of tiles is then one run of TW*C numbers per entry e, so each step of a
+transform is a loop over hundreds of contiguous numbers that LLVM vectorises (`_mix`), where the
+channels-first kernels ran one tile at a time in scalar code; and the GEMMs become V (T, C) @
+U (C, K), which OpenBLAS runs faster than U (K, C) @ V (C, T) with C = 16-64. The image goes
+into a zero-padded channels-last plane (padded, m phases of columns: column x at [x % m, x // m]),
+so that the column jj of every tile of a row is one run (phase jj % m, moved by jj // m tiles).
+Against the channels-first kernels they replaced (one thread, AMD EPYC Zen 5, best of 15 in each
+of two alternating runs; forward / backward of a whole call, with winograd.py's blocks): ResNet-20's
+16 ch 32x32, 32 images, 4.7 -> 3.1 ms / 8.7 -> 4.4 ms; 32 ch 16x16 3.0 -> 1.8 / 5.4 -> 3.1; 64 ch
+8x8 2.2 -> 1.6 / 4.1 -> 3.3; F(4x4): 64 ch 56x56, 8 images, 18.2 -> 11.4 / 31.0 -> 21.8; 128 ch
+28x28, 16 images, 25.5 -> 18.6 / 45.5 -> 40.3. The input transform alone, 16 ch 32x32, 32
+images: 1.36 -> 0.80 ms."""
+import numpy as np
+from numba import njit
+from numba.extending import register_jitable
+
+_F2 = ([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+       [[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]],
+       [[1, 1, 1, 0], [0, 1, -1, -1]])
+_F4 = ([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+        [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+       [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+        [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+       [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]])
+MATRICES = {m: tuple(np.array(a, np.float64) for a in f) for m, f in ((2, _F2), (4, _F4))}   # m: (B^T, G, A^T)
+
+
+def sums(matrix, dtype):
+    """A matrix's rows as passes for _mix: (terms (rows, passes, 2) int64, coefs (rows, passes, 2)
+    in the data's type): each pass adds coefs[.., 0] * term 0 + coefs[.., 1] * term 1 (the
+    nonzero entries of the row, in order, two at a time; term -1: none)."""
+    rows = [[(j, c) for j, c in enumerate(row) if c != 0] for row in matrix]
+    passes = max((len(r) + 1) // 2 for r in rows)
+    terms, coefs = np.full((len(rows), passes, 2), -1, np.int64), np.zeros((len(rows), passes, 2), dtype)
+    for i, r in enumerate(rows):
+        for t, (j, c) in enumerate(r):
+            terms[i, t // 2, t % 2], coefs[i, t // 2, t % 2] = j, c
+    return terms, coefs
+
+
+@register_jitable(inline="always")
+def _mix(dst, src, i0, di, j0, dj, s0, shift, matrix, row):
+    """dst[u] = sum over j of matrix[row, j] * src[i0 + di*j, j0 + dj*j, s0 + shift[j] + u] for
+    u < len(dst), `matrix` as `sums` gives it: one loop over dst per pass, over contiguous numbers,
+    that LLVM vectorises (src is a C-contiguous 3-D array)."""
+    terms, coefs = matrix
+    n = dst.shape[0]
+    for q in range(terms.shape[1]):
+        j, k = terms[row, q, 0], terms[row, q, 1]
+        if j < 0:
+            break
+        c0, a0 = coefs[row, q, 0], src[i0 + di * j, j0 + dj * j, s0 + shift[j]:s0 + shift[j] + n]
+        if k >= 0:
+            c1, a1 = coefs[row, q, 1], src[i0 + di * k, j0 + dj * k, s0 + shift[k]:s0 + shift[k] + n]
+            if q == 0:
+                for u in range(n):
+                    dst[u] = c0 * a0[u] + c1 * a1[u]
+            else:
+                for u in range(n):
+                    dst[u] += c0 * a0[u] + c1 * a1[u]
+        elif q == 0:
+            for u in range(n):
+                dst[u] = c0 * a0[u]
+        else:
+            for u in range(n):
+                dst[u] += c0 * a0[u]
+
+
+@register_jitable(inline="always")
+def _into_phases(plane, xp, PH, PW, mask, shift, c, C):
+    """xp[PH + h, x & mask, (x >> shift)*C + c] = plane[h, w] for x = PW + w: a plane (channel c
+    of C) into m = mask + 1 phases of columns, channels last."""
+    for h in range(plane.shape[0]):
+        row = plane[h]
+        for w in range(plane.shape[1]):
+            x = w + PW
+            xp[h + PH, x & mask, (x >> shift) * C + c] = row[w]
+
+
+@register_jitable(inline="always")
+def _from_phases(y, orow, k, K, b, mask, shift):
+    """orow[x] = b + y[x & mask, (x >> shift)*K + k] for every x of orow: channel k of K from a
+    row in m = mask + 1 phases of columns, channels last."""
+    for x in range(orow.shape[0]):
+        orow[x] = b + y[x & mask, (x >> shift) * K + k]
+
+
+@njit(cache=True, nogil=True)
+def winograd_weights(weight, U, G):
+    """U[e, i, o] = (G g G^T)[e] for g = weight[o, i] (3x3), formed in float64."""
+    O, I = weight.shape[0], weight.shape[1]
+    r = G.shape[0]
+    t = np.empty((r, 3))
+    for i in range(I):
+        for o in range(O):              # (U's rows in order)
+            g = weight[o, i]
+            for a in range(r):          # t = G g
+                for j in range(3):
+                    t[a, j] = G[a, 0] * g[0, j] + G[a, 1] * g[1, j] + G[a, 2] * g[2, j]
+            for a in range(r):          # U = t G^T
+                for b in range(r):
+                    U[a * r + b, i, o] = t[a, 0] * G[b, 0] + t[a, 1] * G[b, 1] + t[a, 2] * G[b, 2]
+
+
+@njit(cache=True, nogil=True)
+def winograd_weight_grads(dU, dweight, G):
+    """The adjoint of winograd_weights: dweight[o, i] += G^T dU[:, i, o] G ((m+2)^2 -> 3x3), in float64."""
+    O, I = dweight.shape[0], dweight.shape[1]
+    r = G.shape[0]
+    t = np.empty((3, r))
+    for i in range(I):
+        for o in range(O):              # (dU's rows in order)
+            for a in range(3):          # t = G^T dU
+                for b in range(r):
+                    s = 0.0
+                    for e in range(r):
+                        s += G[e, a] * dU[e * r + b, i, o]
+                    t[a, b] = s
+            for a in range(3):          # dg = t G
+                for b in range(3):
+                    s = 0.0
+                    for e in range(r):
+                        s += t[a, e] * G[e, b]
+                    dweight[o, i, a, b] += s
+
+
+@njit(cache=True, nogil=True)
+def winograd_inputs(inp, V, t0, PH, PW, TH, TW, BT):
+    """V[(m+2)*a + b, t0 + (n*TH + th)*TW + tw, c] = (B^T d B)[a, b] for d the (m+2) x (m+2) tile of
+    image n, channel c at rows m*th - PH.., columns m*tw - PW.. (zero outside the image). The
+    image goes into the padded plane xp (rows, phase, column // m, channel) first; then for each
+    row of tiles z = B^T (its m+2 rows), phase by phase, and V's rows = z B, entry by entry."""
+    N, C, H, W = inp.shape
+    r = BT[0].shape[0]
+    m = r - 2
+    L, TC = (TW + 1) * C, TW * C
+    xp = np.zeros((m * TH + 2, m, TW + 1, C), V.dtype)
+    xf = xp.reshape(m * TH + 2, m, L)
+    z = np.empty((r, 1, m * L), V.dtype)           # B^T d for a row of tiles: (a, phase, column // m, c)
+    V2 = V.reshape(V.shape[0], -1)
+    column = (np.arange(r) % m) * L + (np.arange(r) // m) * C    # where a tile's column j starts in z[a]
+    none = np.zeros(r, np.int64)
+    for n in range(N):
+        for c in range(C):
+            if m == 2:          # (constant masks: LLVM then makes the copy 2x faster)
+                _into_phases(inp[n, c], xf, PH, PW, 1, 1, c, C)
+            else:
+                _into_phases(inp[n, c], xf, PH, PW, 3, 2, c, C)
+        for th in range(TH):
+            for p in range(m):
+                for a in range(r):
+                    _mix(z[a, 0, p * L:(p + 1) * L], xf, m * th, 1, p, 0, 0, none, BT, a)
+            o = (t0 + (n * TH + th) * TW) * C
+            for a in range(r):
+                for b in range(r):
+                    _mix(V2[a * r + b, o:o + TC], z, a, 0, 0, 0, 0, column, BT, b)
+
+
+@njit(cache=True, nogil=True)
+def winograd_outputs(M, out, bias, TH, TW, AT):
+    """out[n, k, m*th + i, m*tw + j] = bias[k] + (A^T M A)[i, j] for M the tile's entries
+    M[:, tile, k], inside the image; bias may be empty. For each row of tiles: q = M A (entry
+    rows a, output columns j), y = A^T q, then y goes into the image, channels first."""
+    N, K, OH, OW = out.shape
+    m = AT[0].shape[0]
+    r = m + 2
+    TK = TW * K
+    has_bias = bias.shape[0] > 0
+    q = np.empty((m, r, TK), M.dtype)
+    y = np.empty((m, m, TK), M.dtype)
+    M3 = M.reshape(M.shape[0], 1, -1)
+    none = np.zeros(r, np.int64)
+    for n in range(N):
+        for th in range(TH):
+            o = (n * TH + th) * TK
+            for a in range(r):
+                for j in range(m):
+                    _mix(q[j, a], M3, a * r, 1, 0, 0, o, none, AT, j)
+            for i in range(m):
+                for j in range(m):
+                    _mix(y[i, j], q, j, 0, 0, 1, 0, none, AT, i)
+            for k in range(K):
+                b = bias[k] if has_bias else 0.0
+                for i in range(min(m, OH - m * th)):
+                    if m == 2:
+                        _from_phases(y[i], out[n, k, m * th + i], k, K, b, 1, 1)
+                    else:
+                        _from_phases(y[i], out[n, k, m * th + i], k, K, b, 3, 2)
+
+
+@njit(cache=True, nogil=True)
+def winograd_output_grads(dout, Y, TH, TW, A):
+    """The adjoint of winograd_outputs: Y[(m+2)*a + b, (n*TH + th)*TW + tw, k] = (A dy A^T)[a, b]
+    for dy the m x m tile of dout[n, k] at (m*th, m*tw) (zero outside the image). For each row of
+    tiles: dy into yp (output row i, column j, tw*K + k), w = A dy, Y's rows = w A^T."""
+    N, K, OH, OW = dout.shape
+    r = A[0].shape[0]
+    m = r - 2
+    TK = TW * K
+    yp = np.zeros((m, m, TK), Y.dtype)
+    w = np.empty((r, m, TK), Y.dtype)
+    Y2 = Y.reshape(Y.shape[0], -1)
+    none = np.zeros(m, np.int64)
+    for n in range(N):
+        for th in range(TH):
+            for k in range(K):
+                for i in range(m):
+                    if m * th + i < OH and m == 2:
+                        _into_phases(dout[n, k, m * th + i:m * th + i + 1], yp[i:i + 1], 0, 0, 1, 1, k, K)
+                    elif m * th + i < OH:
+                        _into_phases(dout[n, k, m * th + i:m * th + i + 1], yp[i:i + 1], 0, 0, 3, 2, k, K)
+                    else:
+                        for j in range(m):
+                            for tw in range(TW):
+                                yp[i, j, tw * K + k] = 0.0
+            for a in range(r):
+                for j in range(m):
+                    _mix(w[a, j], yp, 0, 1, j, 0, 0, none, A, a)
+            o = (n * TH + th) * TK
+            for a in range(r):
+                for b in range(r):
+                    _mix(Y2[a * r + b, o:o + TK], w, a, 0, 0, 1, 0, none, A, b)
