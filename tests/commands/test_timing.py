@@ -30,7 +30,7 @@ layers:
   - {{name: red, type: Reduction, bottom: ip, top: l2, loss_weight: 1}}
 """
 EXPECTED = {"conv_dw": "depthwise", "conv_pw": "1x1", "conv_few": "im2col", "conv_many": "im2row",
-            "conv_wino": "winograd"}
+            "conv_wino": "winograd4"}
 
 
 def _net_file(tmp_path, n):

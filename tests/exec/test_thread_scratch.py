@@ -8,7 +8,7 @@ import netcli
 from netcli.exec import threads
 from netcli.exec.cpu import _packed
 
-# batch 64: two shares of 32; conv1 im2col (3 channels), conv2 winograd, conv3 im2row (stride 2),
+# batch 64: two shares of 32; conv1 im2col (3 channels), conv2 winograd4, conv3 im2row (stride 2),
 # conv4 1x1, conv5 1x1-nhwc (small image)
 NET = """
 name: scratch
@@ -47,7 +47,7 @@ def net(tmp_path):
 
 def test_every_algorithm_is_in_the_net(net):
     algorithms = {net.layers[net.layer_names.index(f"conv{k}")].algorithm for k in range(1, 6)}
-    assert algorithms == {"im2col", "winograd", "im2row", "1x1", "1x1-nhwc"}
+    assert algorithms == {"im2col", "winograd4", "im2row", "1x1", "1x1-nhwc"}
 
 
 def test_scratch_is_allocated_once_per_thread_not_per_layer_and_share(net):

@@ -34,7 +34,8 @@ CONV_CASES += [
       "dilation": 2, "group": 4, "bias_term": False}, (2, 4, 9, 8)),
     ({"num_output": 3, "kernel_size": 3, "pad": 1, "group": 3}, (3, 3, 7, 6)),
     ({"num_output": 2, "kernel_size": 5, "stride": 2, "pad": 2, "group": 2}, (2, 2, 5, 7)),
-    # 3x3 stride 1 from 16 channels, 8x8 outputs and 256 output tiles of 2x2: Winograd F(2x2, 3x3)
+    # 3x3 stride 1 from 16 channels, 8x8 outputs and 256 output tiles of 2x2: Winograd, F(4x4, 3x3)
+    # (F(2x2, 3x3) from 256 channels on planes under 28x28: tests/ops/test_kernel_boundary.py)
     ({"num_output": 3, "kernel_size": 3, "pad": 1}, (2, 16, 24, 22)),
     ({"num_output": 4, "kernel_size": 3, "pad": [2, 0], "bias_term": False}, (3, 17, 14, 24)),
     # 1x1 with a stride, no padding, at least 49 outputs per image: "1x1" on the pixels it reads
@@ -43,7 +44,7 @@ CONV_CASES += [
      (2, 4, 14, 21)),
 ]
 ALGORITHM = ["im2col"] * 6 + ["im2row"] * 4 + ["1x1"] * 3 + ["1x1-nhwc"] * 2 + ["depthwise"] * 2 + \
-    ["depthwise-nhwc"] * 2 + ["winograd"] * 2 + ["1x1-strided"] * 2
+    ["depthwise-nhwc"] * 2 + ["winograd4"] * 2 + ["1x1-strided"] * 2
 
 
 def test_winograd_needs_enough_tiles_per_call():
@@ -52,7 +53,7 @@ def test_winograd_needs_enough_tiles_per_call():
                              [(1, 32, 16, 16)])
     large, _, _ = make_layer("Convolution", {"convolution_param": {"num_output": 32, "kernel_size": 3, "pad": 1}},
                              [(4, 32, 16, 16)])
-    assert (small.algorithm, large.algorithm) == ("im2row", "winograd")
+    assert (small.algorithm, large.algorithm) == ("im2row", "winograd4")
 
 
 def test_convolution_cases_cover_every_algorithm():

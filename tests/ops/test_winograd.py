@@ -95,11 +95,12 @@ def test_winograd_chunks_keep_cifar_and_resnet50_calls_whole_and_take_vgg_images
     assert "V" in winograd_scratch(16, 64, 224, 224, 64, 224, 224, np.float32)
 
 
-def test_f4x4_is_chosen_for_many_channels_on_large_planes_with_enough_tiles():
+def test_f4x4_is_chosen_but_for_many_channels_on_small_planes():
     from netcli.ops.cpu.conv2d_rule import conv2d_algorithm
 
     def algorithm(C, H, K, images):
         return conv2d_algorithm(C, H, H, K, 3, 3, 1, 1, 1, 1, 1, 1, 1, images=images)
-    assert algorithm(64, 56, 64, 8) == algorithm(512, 28, 512, 32) == algorithm(64, 224, 64, 1) == "winograd4"
-    assert algorithm(64, 56, 64, 1) == algorithm(128, 28, 128, 8) == "winograd"       # too few 4x4 tiles
-    assert algorithm(512, 14, 512, 32) == algorithm(32, 32, 32, 32) == algorithm(16, 32, 64, 32) == "winograd"
+    assert algorithm(16, 32, 16, 32) == algorithm(64, 8, 64, 32) == algorithm(64, 56, 64, 1) == "winograd4"
+    assert algorithm(128, 14, 128, 16) == algorithm(512, 28, 512, 4) == algorithm(64, 224, 64, 1) == "winograd4"
+    assert algorithm(256, 14, 256, 16) == algorithm(512, 14, 512, 8) == algorithm(256, 16, 512, 32) == "winograd"
+    assert (algorithm(64, 8, 64, 1), algorithm(3, 32, 16, 32)) == ("im2row", "im2col")     # too few tiles, 3 channels

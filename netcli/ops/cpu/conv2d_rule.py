@@ -51,22 +51,21 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       so it needs 256 tiles per call, counting the images of a call as min(images, 16):
       `images` is the batch (None: large), and the CPU executor's shares hold at least 16
       images where the batch has them (netcli/exec/stretches.py, MIN_ROWS).
-    - winograd4 (F(4x4, 3x3)) instead, where both channel counts are at least 64 and the output
-      plane has at least 28 x 28 pixels: its GEMMs do 2.25 multiplications per output instead of
-      4, but its transforms (scalar code, like F(2x2, 3x3)'s) cost more per output, and on small
-      planes its 4x4 tiles are few and partly outside the image. F(2x2) time / F(4x4) time,
-      forward / backward, one thread, AMD EPYC Zen 5, best of 3 (images per call): VGG-16's
-      64 ch 224x224 1.09x / 1.42x (2), 64->128 112x112 1.00x / 1.30x (4), 128 ch 112x112 1.12x /
-      1.41x (4), 128->256 56x56 1.18x / 1.30x, 256 ch 56x56 1.27x / 1.35x, 256->512 28x28 1.10x /
-      1.35x, 512 ch 28x28 1.18x / 1.40x (16 each); 64->192 56x56 (GoogLeNet) 1.06x / 1.27x, 64 ch
-      56x56 (ResNet-50) 1.09x / 1.25x, 64 ch 32x32 1.01x / 1.12x (32); but 512 ch 14x14 0.62x /
-      0.73x (16), 128 ch 16x16 0.92x / 1.02x, 16 ch 32x32 0.79x / 1.12x, 32 ch 16x16 0.76x /
-      0.92x, 64 ch 8x8 0.63x / 0.69x (32). With few images its GEMMs are narrow, so it also needs
-      784 4x4 tiles per call (images counted as for winograd); forward only (inference): 64 ch
-      56x56 1.01x with 4 images (784 tiles), 0.67x with 1; 128 ch 28x28 1.03x with 16 images
-      (784), 0.67x with 4, 0.34x with 1; 512 ch 28x28 with 4 images 0.70x; 64 ch 224x224 with 1
-      image (3136 tiles) 1.11x. (ResNet-50's inference at batch 8 ran 3% slower on F(4x4)
-      without this bound.)
+    - winograd4 (F(4x4, 3x3)) instead, but where both channel counts are at least 256 and the
+      output plane has fewer than 28 x 28 pixels: its GEMMs do 2.25 multiplications per output
+      instead of 4, and with the channels-last transforms (winograd_transforms.py, vectorised)
+      it is the faster on most shapes; on 14x14 and 7x7 planes its 4x4 tiles run 31% past the
+      image, and from 256 channels on, where the GEMMs are most of the time, that loses. F(2x2)
+      time / F(4x4) time, forward / backward, one thread, AMD EPYC Zen 5, best of 3-5 (images
+      per call): ResNet-20's 16 ch 32x32 1.28x / 1.30x, 32 ch 16x16 1.15x / 1.41x, 64 ch 8x8
+      1.30x / 1.44x (32); 64 ch 16x16 1.66x / 1.78x, 128 ch 12x12 1.53x / 1.57x, 128 ch 14x14
+      1.35x / 1.31x, 64 ch 14x14 1.22x / 1.40x (16); 64 ch 56x56 1.57x / 1.54x (4), 1.52x (1,
+      forward); 64->192 56x56 1.49x / 1.56x (4); 128 ch 28x28 1.57x / 1.57x (16), 1.32x / 1.49x
+      (4), 1.41x (1); 256 ch 28x28 1.25x / 1.34x (8); 512 ch 28x28 1.21x / 1.22x (4); 256 ch 56x56
+      1.45x (2, forward); but 256 ch 14x14 0.93x / 1.03x (16), 0.96x / 0.91x (8), 0.67x (1),
+      512 ch 14x14 0.74x / 0.76x (4), 512 ch 7x7 0.86x / 0.87x (8). With 16-32 channels and 1-16
+      images the two are even (16 ch 32x32 0.96x with 1 image, 1.01x / 1.06x with 4; 32 ch
+      16x16 1.07x / 1.12x with 4, 0.95x / 0.94x with 16).
     - otherwise the patch layout (patch_layout)."""
     if group == C == K:
         OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
@@ -80,8 +79,7 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
     OH, OW = H + 2 * PH - 2, W + 2 * PW - 2          # what winograd_fits leaves: 3x3, stride 1
     tiles = min(16 if images is None else images, 16) * ((OH + 1) // 2) * ((OW + 1) // 2)
     if winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group) and C >= 16 and OH >= 8 and OW >= 8 and tiles >= 256:
-        tiles4 = min(16 if images is None else images, 16) * ((OH + 3) // 4) * ((OW + 3) // 4)
-        return "winograd4" if min(C, K) >= 64 and OH * OW >= 28 * 28 and tiles4 >= 784 else "winograd"
+        return "winograd" if min(C, K) >= 256 and OH * OW < 28 * 28 else "winograd4"
     return patch_layout(C, KW, group)
 
 

@@ -109,41 +109,57 @@ def _from_phases(y, orow, k, K, b, mask, shift):
 
 @njit(cache=True, nogil=True)
 def winograd_weights(weight, U, G):
-    """U[e, i, o] = (G g G^T)[e] for g = weight[o, i] (3x3), formed in float64."""
+    """U[e, i, o] = (G g G^T)[e] for g = weight[o, i] (3x3), formed in float64, for all o at once
+    (loops over o that LLVM vectorises: 512 x 512 filters by F(4x4) 48 -> 5 ms)."""
     O, I = weight.shape[0], weight.shape[1]
     r = G.shape[0]
-    t = np.empty((r, 3))
+    g = np.empty((9, O))
+    t = np.empty((r, 3, O))
     for i in range(I):
-        for o in range(O):              # (U's rows in order)
-            g = weight[o, i]
-            for a in range(r):          # t = G g
-                for j in range(3):
-                    t[a, j] = G[a, 0] * g[0, j] + G[a, 1] * g[1, j] + G[a, 2] * g[2, j]
-            for a in range(r):          # U = t G^T
-                for b in range(r):
-                    U[a * r + b, i, o] = t[a, 0] * G[b, 0] + t[a, 1] * G[b, 1] + t[a, 2] * G[b, 2]
+        for o in range(O):
+            for k in range(9):
+                g[k, o] = weight[o, i, k // 3, k % 3]
+        for a in range(r):              # t = G g
+            for j in range(3):
+                ta, g0, g1, g2 = t[a, j], g[j], g[3 + j], g[6 + j]
+                for o in range(O):
+                    ta[o] = G[a, 0] * g0[o] + G[a, 1] * g1[o] + G[a, 2] * g2[o]
+        for a in range(r):              # U = t G^T
+            t0, t1, t2 = t[a, 0], t[a, 1], t[a, 2]
+            for b in range(r):
+                u = U[a * r + b, i]
+                for o in range(O):
+                    u[o] = t0[o] * G[b, 0] + t1[o] * G[b, 1] + t2[o] * G[b, 2]
 
 
 @njit(cache=True, nogil=True)
 def winograd_weight_grads(dU, dweight, G):
-    """The adjoint of winograd_weights: dweight[o, i] += G^T dU[:, i, o] G ((m+2)^2 -> 3x3), in float64."""
+    """The adjoint of winograd_weights: dweight[o, i] += G^T dU[:, i, o] G ((m+2)^2 -> 3x3), in
+    float64, for all o at once."""
     O, I = dweight.shape[0], dweight.shape[1]
     r = G.shape[0]
-    t = np.empty((3, r))
+    t = np.empty((3, r, O))
+    d = np.empty((9, O))
     for i in range(I):
-        for o in range(O):              # (dU's rows in order)
-            for a in range(3):          # t = G^T dU
-                for b in range(r):
-                    s = 0.0
-                    for e in range(r):
-                        s += G[e, a] * dU[e * r + b, i, o]
-                    t[a, b] = s
-            for a in range(3):          # dg = t G
-                for b in range(3):
-                    s = 0.0
-                    for e in range(r):
-                        s += t[a, e] * G[e, b]
-                    dweight[o, i, a, b] += s
+        for a in range(3):              # t = G^T dU
+            for b in range(r):
+                ta = t[a, b]
+                ta[:] = 0.0
+                for e in range(r):
+                    c, du = G[e, a], dU[e * r + b, i]
+                    for o in range(O):
+                        ta[o] += c * du[o]
+        for a in range(3):              # dg = t G
+            for b in range(3):
+                da = d[a * 3 + b]
+                da[:] = 0.0
+                for e in range(r):
+                    c, te = G[e, b], t[a, e]
+                    for o in range(O):
+                        da[o] += te[o] * c
+        for o in range(O):
+            for k in range(9):
+                dweight[o, i, k // 3, k % 3] += d[k, o]
 
 
 @njit(cache=True, nogil=True)
