@@ -54,7 +54,10 @@ def test_conv2d_matches_the_cpu(geom, bias, chunked, monkeypatch):
     y, yc = np.empty((N, K, OH, OW), np.float32), np.empty((N, K, OH, OW), np.float32)
     gk.conv2d_forward(y, x, w, b, ws, *geometry)
     cpu_conv.conv2d_forward(yc, x, w, b, cws, *geometry)
-    np.testing.assert_allclose(y, yc, rtol=1e-5, atol=1e-5)
+    # the CPU's F(4x4, 3x3) sums with coefficients up to 8 (winograd_transforms.py): a few units
+    # in float32's 6th digit, as the CPU tests bound it
+    tol = 1e-4 if rows == "winograd4" else 1e-5
+    np.testing.assert_allclose(y, yc, rtol=tol, atol=tol)
     dy = rand(*y.shape)
     grads, cgrads = [], []
     for out, op, scratch in ((grads, gk.conv2d_backward, ws), (cgrads, cpu_conv.conv2d_backward, cws)):
