@@ -1,7 +1,7 @@
 """Each convolution algorithm of netcli/ops/cpu/conv2d.py against the im2col/im2row + GEMM path the
 layer would run without it, on the shapes real nets have, in one run.
 
-    python bench/conv_algorithms.py [--share 32] [--rounds 5] [--only depthwise,1x1,3x3]
+    python bench/conv_algorithms.py [--share 32] [--rounds 5] [--only depthwise,1x1,1x1/2,3x3,5x5]
 
 One share of the batch (`--share` images, what one thread computes) on one thread, BLAS on one
 thread, as the CPU executor runs a Convolution layer. Per shape: forward and backward (input,
@@ -29,7 +29,8 @@ from netcli.ops.cpu.conv2d_rule import conv2d_algorithm, patch_layout  # noqa: E
 # (family, C, H, W, K, kernel, stride, pad, group): MobileNet-v1 on 32x32 (depthwise 3x3 and
 # pointwise 1x1), ResNet-20/56's 3x3 convs (16/32/64 channels at 32/16/8), Inception-style 1x1s
 # the algorithms a family's rule chooses between (each is also timed where the rule picks another)
-CANDIDATES = {"1x1": ("1x1", "1x1-nhwc"), "1x1/2": ("1x1-strided",), "3x3": ("winograd", "winograd4")}
+CANDIDATES = {"1x1": ("1x1", "1x1-nhwc"), "1x1/2": ("1x1-strided",), "3x3": ("winograd", "winograd4"),
+              "5x5": ("winograd",)}
 SHAPES = [
     ("depthwise", 32, 32, 32, 32, 3, 1, 1, 32),
     ("depthwise", 64, 32, 32, 64, 3, 2, 1, 64),
@@ -60,6 +61,10 @@ SHAPES = [
     ("3x3", 128, 16, 16, 128, 3, 1, 1, 1),
     ("3x3", 256, 8, 8, 256, 3, 1, 1, 1),
     ("3x3", 3, 32, 32, 16, 3, 1, 1, 1),           # a first layer on RGB
+    ("5x5", 32, 16, 16, 32, 5, 1, 2, 1),          # cifar10_quick's conv2 and conv3
+    ("5x5", 32, 8, 8, 64, 5, 1, 2, 1),
+    ("5x5", 16, 16, 16, 16, 5, 1, 2, 1),          # Inception-style 5x5 branches
+    ("5x5", 20, 12, 12, 50, 5, 1, 0, 1),          # LeNet's conv2 (no padding)
 ]
 
 
@@ -113,7 +118,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--share", type=int, default=32, help="images per call (one thread's share)")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--only", default="depthwise,1x1,3x3", help="families to run")
+    ap.add_argument("--only", default="depthwise,1x1,3x3,5x5", help="families to run")
     args = ap.parse_args()
     families = set(args.only.split(","))
     rng = np.random.default_rng(0)

@@ -5,7 +5,7 @@ and float64; forward, the input gradient and the weight and bias gradients (+= a
 import numpy as np
 import pytest
 
-from netcli.ops.cpu import chunks, winograd
+from netcli.ops.cpu import chunks, winograd, winograd_transforms
 from netcli.ops.cpu.winograd import (winograd_backward, winograd_fits, winograd_forward, winograd_scratch,
                                     winograd_workspace)
 from reference import conv2d
@@ -21,40 +21,56 @@ CASES = [  # n, C, H, W, K, PH, PW
 ]
 
 
-def test_winograd_fits_only_3x3_stride_1_without_groups():
+def test_winograd_fits_3x3_and_5x5_stride_1_without_groups():
     assert winograd_fits(3, 3, 1, 1, 1, 1, 1, 1, 1) and winograd_fits(3, 3, 1, 1, 2, 0, 1, 1, 1)
+    assert winograd_fits(5, 5, 1, 1, 2, 2, 1, 1, 1) and winograd_fits(5, 5, 1, 1, 4, 0, 1, 1, 1)
     for geometry in [(3, 3, 2, 2, 1, 1, 1, 1, 1), (3, 3, 1, 1, 1, 1, 2, 2, 1), (3, 3, 1, 1, 1, 1, 1, 1, 2),
-                     (5, 5, 1, 1, 2, 2, 1, 1, 1), (3, 3, 1, 1, 3, 1, 1, 1, 1), (3, 1, 1, 1, 1, 0, 1, 1, 1)]:
+                     (5, 5, 1, 1, 5, 2, 1, 1, 1), (3, 3, 1, 1, 3, 1, 1, 1, 1), (3, 1, 1, 1, 1, 0, 1, 1, 1),
+                     (7, 7, 1, 1, 3, 3, 1, 1, 1), (5, 3, 1, 1, 2, 1, 1, 1, 1)]:
         assert not winograd_fits(*geometry), geometry
 
 
-@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("m,k", [(2, 3), (4, 3), (2, 5)])
+def test_toom_cook_matrices_compute_a_correlation(m, k):
+    """A^T [(G g) . (B^T d)] = the m outputs of d (m + k - 1 values) correlated with g (k), in
+    one dimension (the 2-D transforms apply it down and across); exact for integers."""
+    BT, G, AT = winograd_transforms.toom_cook(m, k)
+    rng = np.random.default_rng(m * 10 + k)
+    for _ in range(5):
+        d, g = rng.integers(-9, 10, m + k - 1).astype(np.float64), rng.integers(-9, 10, k).astype(np.float64)
+        assert np.array_equal(np.round(AT @ ((G @ g) * (BT @ d)), 9), [d[i:i + k] @ g for i in range(m)])
+    assert BT.shape == (m + k - 1, m + k - 1) and G.shape == (m + k - 1, k) and AT.shape == (m, m + k - 1)
+
+
+@pytest.mark.parametrize("m,k", [(2, 3), (4, 3), (2, 5)])
 @pytest.mark.parametrize("split", ["whole", "blocks", "chunks"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES)
-def test_winograd_against_reference(case, dtype, split, m, monkeypatch):
+def test_winograd_against_reference(case, dtype, split, m, k, monkeypatch):
     """blocks: the images of a call go through the transforms and GEMMs one at a time (as
     ResNet-20's first stage does, 4 images at a time), the weight gradient summed over the
     blocks; chunks: the images go through one at a time (as VGG's large layers do), V is scratch
-    and the backward transforms the input again."""
+    and the backward transforms the input again. 5x5 kernels get one more row and column of
+    padding (the same output sizes)."""
     n, C, H, W, K, PH, PW = case
+    PH, PW = PH + (k - 3) // 2, PW + (k - 3) // 2
     if split == "blocks":
         monkeypatch.setattr(winograd, "BLOCK_BYTES", 1)
         assert len(winograd._blocks(0, n, 1000)) == n
     if split == "chunks":
         monkeypatch.setattr(chunks, "CHUNK_BYTES", 1)
         monkeypatch.setattr(chunks, "WHOLE_BYTES", 0)
-        assert len(winograd.winograd_chunks(n, C, H, W, K, H + 2 * PH - 2, W + 2 * PW - 2, 4, m)) == n
+        assert len(winograd.winograd_chunks(n, C, H, W, K, H + 2 * PH - k + 1, W + 2 * PW - k + 1, 4, m, k)) == n
     rng = np.random.default_rng(sum(case))
-    x, w, b = rng.standard_normal((n, C, H, W)), rng.standard_normal((K, C, 3, 3)), rng.standard_normal(K)
-    OH, OW = H + 2 * PH - 2, W + 2 * PW - 2
-    scratch = winograd_scratch(n, C, H, W, K, OH, OW, dtype, m)
-    ws = {k: np.full(s, np.nan, dt) for k, (s, dt) in
-          {**winograd_workspace(n, C, H, W, K, OH, OW, dtype, m), **scratch}.items()}
+    x, w, b = rng.standard_normal((n, C, H, W)), rng.standard_normal((K, C, k, k)), rng.standard_normal(K)
+    OH, OW = H + 2 * PH - k + 1, W + 2 * PW - k + 1
+    scratch = winograd_scratch(n, C, H, W, K, OH, OW, dtype, m, k)
+    ws = {name: np.full(s, np.nan, dt) for name, (s, dt) in
+          {**winograd_workspace(n, C, H, W, K, OH, OW, dtype, m, k), **scratch}.items()}
 
     def spoil():        # scratch carries nothing from one call to the next (the executor shares it)
-        for k in scratch:
-            ws[k][...] = np.nan
+        for name in scratch:
+            ws[name][...] = np.nan
     ws["no_bias"] = np.zeros(0, dtype)
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
 
@@ -104,3 +120,13 @@ def test_f4x4_is_chosen_but_for_many_channels_on_small_planes():
     assert algorithm(128, 14, 128, 16) == algorithm(512, 28, 512, 4) == algorithm(64, 224, 64, 1) == "winograd4"
     assert algorithm(256, 14, 256, 16) == algorithm(512, 14, 512, 8) == algorithm(256, 16, 512, 32) == "winograd"
     assert (algorithm(64, 8, 64, 1), algorithm(3, 32, 16, 32)) == ("im2row", "im2col")     # too few tiles, 3 channels
+
+
+def test_f2x2_5x5_is_chosen_for_5x5_kernels_with_padding_2():
+    from netcli.ops.cpu.conv2d_rule import conv2d_algorithm
+
+    def algorithm(C, H, K, pad, images):
+        return conv2d_algorithm(C, H, H, K, 5, 5, 1, 1, pad, pad, 1, 1, 1, images=images)
+    assert algorithm(32, 16, 32, 2, 100) == algorithm(16, 8, 24, 2, 32) == algorithm(16, 28, 32, 2, 16) == "winograd"
+    assert algorithm(20, 12, 50, 0, 64) == algorithm(32, 16, 32, 2, 1) == "im2row"      # LeNet's conv2; batch 1
+    assert algorithm(3, 32, 32, 2, 100) == "im2col"

@@ -11,9 +11,9 @@ Nine algorithms, one per layer, picked from its shape by `conv2d_algorithm` (con
   patch matrix of one GEMM per call (im2row without its patch copy).
 - "1x1-strided": a 1x1 kernel with a stride (ResNet's projections): "1x1" on a copy of the
   pixels it reads (every SH-th row, SW-th column), its input gradient put back in their places.
-- "winograd": 3x3 stride 1, F(2x2, 3x3): 16 GEMMs on transformed tiles, 2.25x fewer
-  multiplications (netcli/ops/cpu/winograd.py); "winograd4" F(4x4, 3x3): 36 GEMMs, 4x fewer
-  (the transforms of both, channels last, in winograd_transforms.py).
+- "winograd": 3x3 or 5x5 stride 1, F(2x2, 3x3): 16 GEMMs on transformed tiles, 2.25x fewer
+  multiplications, F(2x2, 5x5): 36 GEMMs, 2.8x fewer (netcli/ops/cpu/winograd.py); "winograd4"
+  F(4x4, 3x3): 36 GEMMs, 4x fewer (the transforms, channels last, in winograd_transforms.py).
 - "im2row": channels-last images and one GEMM per call, rows (n*OH*OW, KH*KW*C); for many
   channels (patch layouts in netcli/ops/cpu/im2col.py).
 - "im2col": one column block per image, per-image GEMMs writing NCHW directly; for few channels
@@ -84,7 +84,7 @@ def conv2d_scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
 def _workspace(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
     P, CKK = OH * OW, C // group * KH * KW
     if algorithm in WINOGRAD_TILE:
-        return winograd_workspace(n, C, H, W, K, OH, OW, dtype, WINOGRAD_TILE[algorithm])
+        return winograd_workspace(n, C, H, W, K, OH, OW, dtype, WINOGRAD_TILE[algorithm], KH)
     if algorithm == "depthwise-nhwc":
         return depthwise_nhwc_workspace(n, C, H, W, KH, KW, dtype)
     if algorithm == "1x1-nhwc":                  # the channels-last input is the backward's patch matrix
@@ -106,7 +106,7 @@ def _scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
     if algorithm == "depthwise-nhwc":
         return depthwise_nhwc_scratch(n, C, H, W, KH, KW, OH, OW, dtype)
     if algorithm in WINOGRAD_TILE:
-        return winograd_scratch(n, C, H, W, K, OH, OW, dtype, WINOGRAD_TILE[algorithm])
+        return winograd_scratch(n, C, H, W, K, OH, OW, dtype, WINOGRAD_TILE[algorithm], KH)
     if algorithm == "1x1" and _gathered_weight_gradient(C, K, P, group):
         return {"dres": ((K, n * P), dtype), "xg": ((C, n * P), dtype), "dw": ((K, CKK), dtype),
                 "no_bias": ((0,), dtype)}

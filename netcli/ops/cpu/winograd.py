@@ -1,24 +1,26 @@
-"""Winograd F(2x2, 3x3) and F(4x4, 3x3) for 3x3 stride-1 convolutions without groups or dilation
-(Lavin & Gray, 2015): each m x m output tile (m = 2 or 4) from an (m+2) x (m+2) input tile, with
-E = (m+2)^2 products per channel pair instead of 9 m^2. The drivers here run either; the
-transforms, channels last, are in netcli/ops/cpu/winograd_transforms.py.
+"""Winograd F(2x2, 3x3), F(4x4, 3x3) and F(2x2, 5x5) for stride-1 convolutions without groups or
+dilation (Lavin & Gray, 2015): each m x m output tile (m = 2 or 4) of a k x k kernel (k = 3 or 5)
+from an r x r input tile, r = m + k - 1, with E = r^2 products per channel pair instead of
+k^2 m^2. The drivers here run each; the transforms, channels last, are in
+netcli/ops/cpu/winograd_transforms.py.
 
-y_tile = A^T [ (G g G^T) . (B^T d B) ] A, where g is a 3x3 filter, d an input tile and the E
+y_tile = A^T [ (G g G^T) . (B^T d B) ] A, where g is a filter, d an input tile and the E
 element-wise products over the channels become E GEMMs, M[e] (T, K) = V[e] (T, C) @ U[e] (C, K),
 e = the E tile positions, T = tiles of the n images. Arrays: inp (n, C, H, W), out (n, K, OH, OW),
-weight (K, C, 3, 3); U (E, C, K), V (E, T, C), M (E, T, K) in the caller's scratch.
+weight (K, C, k, k); U (E, C, K), V (E, T, C), M (E, T, K) in the caller's scratch.
 
 Backward: the input gradient is the same algorithm on dout with the filters turned 180 degrees
-and input/output channels swapped (padding 2 - P); the weight gradient is formed in the
+and input/output channels swapped (padding k - 1 - P); the weight gradient is formed in the
 transformed domain, dU[e] (C, K) = V[e]^T (C, T) @ (A dY A^T)[e] (T, K) with the forward's V, and
-brought back by dg = G^T dU G. Padding up to 2 (`winograd_fits`).
+brought back by dg = G^T dU G. Padding under k (`winograd_fits`).
 
 Memory: the n images of a call go through in chunks (`winograd_chunks`, ops/cpu/chunks.py), so
 that the transformed arrays of one chunk stay under CHUNK_BYTES each: VGG-16's 224x224
 layers take one image at a time (51 MB per array, instead of 0.8 GB for 16 images), CIFAR-sized
 layers their whole call. Where one chunk holds the call, its V stays in the workspace for the
 backward; otherwise V is scratch, and the backward transforms the input again, chunk by chunk
-(one input transform more, against keeping E/m^2 = 4x (F(4x4): 2.25x) the input's size per call).
+(one input transform more, against keeping E/m^2 = 4x (F(4x4, 3x3): 2.25x, F(2x2, 5x5) 9x) the
+input's size per call).
 """
 import functools
 
@@ -26,43 +28,44 @@ import numpy as np
 
 from .chunks import first as _first, image_chunks, largest
 from .im2col import sum_bias
-from .winograd_transforms import (MATRICES, sums, winograd_inputs, winograd_output_grads, winograd_outputs,
+from .winograd_transforms import (sums, toom_cook, winograd_inputs, winograd_output_grads, winograd_outputs,
                                   winograd_weight_grads, winograd_weights)
 
 
 def winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group):
-    """Whether Winograd F(2x2, 3x3) computes this convolution (backward included)."""
-    return KH == KW == 3 and SH == SW == DH == DW == group == 1 and PH <= 2 and PW <= 2
+    """Whether Winograd F(2x2, k x k) computes this convolution (backward included): square
+    kernels of 3 or 5, stride 1, no dilation or groups, padding under the kernel's size."""
+    return KH == KW in (3, 5) and SH == SW == DH == DW == group == 1 and PH < KH and PW < KW
 
 
-def winograd_chunks(n, C, H, W, K, OH, OW, itemsize, m=2):
+def winograd_chunks(n, C, H, W, K, OH, OW, itemsize, m=2, k=3):
     """[(first, stop)]: the chunks of images (ops/cpu/chunks.py) that a call on n images runs one
     after another, each transformed array (V, M and the backward's) of a chunk within CHUNK_BYTES."""
     tiles = max(np.prod(winograd_tiles(OH, OW, m)), np.prod(winograd_tiles(H, W, m)))   # forward's, input gradient's
-    return image_chunks(n, (m + 2) ** 2 * max(C, K) * itemsize * int(tiles))
+    return image_chunks(n, (m + k - 1) ** 2 * max(C, K) * itemsize * int(tiles))
 
 
-def winograd_workspace(n, C, H, W, K, OH, OW, dtype, m=2):
+def winograd_workspace(n, C, H, W, K, OH, OW, dtype, m=2, k=3):
     """{name: (shape, dtype)}: what the backward reads from the forward (the transformed input V,
     where one chunk holds the call; otherwise nothing: the backward transforms it again)."""
-    if len(winograd_chunks(n, C, H, W, K, OH, OW, np.dtype(dtype).itemsize, m)) > 1:
+    if len(winograd_chunks(n, C, H, W, K, OH, OW, np.dtype(dtype).itemsize, m, k)) > 1:
         return {}
     TH, TW = winograd_tiles(OH, OW, m)
-    return {"V": (((m + 2) ** 2, n * TH * TW, C), dtype)}
+    return {"V": (((m + k - 1) ** 2, n * TH * TW, C), dtype)}
 
 
-def winograd_scratch(n, C, H, W, K, OH, OW, dtype, m=2):
+def winograd_scratch(n, C, H, W, K, OH, OW, dtype, m=2, k=3):
     """{name: (shape, dtype)}: the transformed arrays each call writes before it reads them: V
     (where the workspace does not keep it) and the backward's Vb for its largest chunk, the
     products M and Mb for its largest block."""
     itemsize = np.dtype(dtype).itemsize
-    chunks = winograd_chunks(n, C, H, W, K, OH, OW, itemsize, m)
-    most, E = largest(chunks), (m + 2) ** 2
+    chunks = winograd_chunks(n, C, H, W, K, OH, OW, itemsize, m, k)
+    most, E = largest(chunks), (m + k - 1) ** 2
     T1, Tb1 = int(np.prod(winograd_tiles(OH, OW, m))), int(np.prod(winograd_tiles(H, W, m)))
     blocks = [min(most, _block(E * t * max(C, K) * itemsize)) * t for t in (T1, Tb1)]
     out = {"U": ((E, C, K), dtype), "M": ((E, blocks[0], K), dtype),
            "Ub": ((E, K, C), dtype), "Vb": ((E, most * Tb1, K), dtype), "Mb": ((E, blocks[1], C), dtype),
-           "wflip": ((C, K, 3, 3), dtype), "dU": ((E, C, K), dtype), "dU2": ((E, C, K), dtype),
+           "wflip": ((C, K, k, k), dtype), "dU": ((E, C, K), dtype), "dU2": ((E, C, K), dtype),
            "no_bias": ((0,), dtype)}
     if len(chunks) > 1:
         out["V"] = ((E, most * T1, C), dtype)
@@ -97,47 +100,48 @@ def winograd_tiles(OH, OW, m=2):
 def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m):
     """out = inp * weight + bias, chunk by chunk through V and M (U: the weights' transform);
     with one chunk, V is left holding the input's transform."""
-    BT, G, AT, _ = _matrices(m, out.dtype)
+    BT, G, AT, _ = _matrices(m, weight.shape[2], out.dtype)
     TH, TW = winograd_tiles(out.shape[2], out.shape[3], m)
     winograd_weights(weight, U, G)
     E, C, K = U.shape
+    r = m + weight.shape[2] - 1
     for a, b in chunks:
         Vc = _first(V, (E, (b - a) * TH * TW, C))
         for i, j in _blocks(a, b, E * TH * TW * max(C, K) * out.itemsize):
             t0, t1 = (i - a) * TH * TW, (j - a) * TH * TW
             Mb = _first(M, (E, t1 - t0, K))
-            winograd_inputs(inp[i:j], Vc, t0, PH, PW, TH, TW, BT)
+            winograd_inputs(inp[i:j], Vc, t0, PH, PW, TH, TW, m, BT)
             np.matmul(Vc[:, t0:t1], U, out=Mb)
-            winograd_outputs(Mb, out[i:j], bias, TH, TW, AT)
+            winograd_outputs(Mb, out[i:j], bias, TH, TW, r, AT)
 
 
 @functools.lru_cache(maxsize=None)
-def _matrices(m, dtype):
-    """F(m x m, 3x3)'s B^T, A^T and A as the transforms' sums (in the data's type), G in float64."""
-    BT, G, AT = MATRICES[m]
+def _matrices(m, k, dtype):
+    """F(m x m, k x k)'s B^T, A^T and A as the transforms' sums (in the data's type), G in float64."""
+    BT, G, AT = toom_cook(m, k)
     return sums(BT, dtype), G, sums(AT, dtype), sums(AT.T, dtype)
 
 
-def _chunks_of(inp, out, m):
+def _chunks_of(inp, out, m, k):
     n, C, H, W = inp.shape
-    return winograd_chunks(n, C, H, W, out.shape[1], out.shape[2], out.shape[3], inp.itemsize, m)
+    return winograd_chunks(n, C, H, W, out.shape[1], out.shape[2], out.shape[3], inp.itemsize, m, k)
 
 
 def winograd_forward(out, inp, weight, bias, ws, PH, PW, m=2):
-    """out = inp * weight (3x3, stride 1, padding PH x PW) + bias (None: none) by F(m x m, 3x3);
+    """out = inp * weight (k x k, stride 1, padding PH x PW) + bias (None: none) by F(m x m, k x k);
     with one chunk the transformed input stays in ws["V"] for the backward."""
     _convolve(out, inp, weight, ws["no_bias"] if bias is None else bias, ws["U"], ws["V"], ws["M"], PH, PW,
-              _chunks_of(inp, out, m), m)
+              _chunks_of(inp, out, m, weight.shape[2]), m)
 
 
 def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh, m=2):
     """From dout, the input and ws of winograd_forward: dinp (None: skipped) = the input
     gradient; dweight, dbias (None: skipped) += the gradients (cleared first when `fresh`).
     The weight gradient's transform dU sums the chunks in order (each chunk's GEMM, then added)."""
-    n, K = dout.shape[:2]
-    chunks = _chunks_of(inp, dout, m)
-    BT, G, _, A = _matrices(m, dout.dtype)
-    E = (m + 2) ** 2
+    n, K, k = dout.shape[0], dout.shape[1], weight.shape[2]
+    chunks = _chunks_of(inp, dout, m, k)
+    BT, G, _, A = _matrices(m, k, dout.dtype)
+    E = (m + k - 1) ** 2
     TH, TW = winograd_tiles(dout.shape[2], dout.shape[3], m)
     for target in (dbias, dweight) if fresh else ():
         if target is not None:
@@ -152,11 +156,11 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
                 V = ws["V"]
             else:
                 V = _first(ws["V"], (E, (b - a) * TH * TW, C))
-                winograd_inputs(inp[a:b], V, 0, PH, PW, TH, TW, BT)
+                winograd_inputs(inp[a:b], V, 0, PH, PW, TH, TW, m, BT)
             for i, j in _blocks(a, b, E * TH * TW * max(C, K) * dout.itemsize):
                 t0, t1 = (i - a) * TH * TW, (j - a) * TH * TW
                 Y = _first(ws["M"], (E, t1 - t0, K))        # the forward's products are spent: dY's transform
-                winograd_output_grads(dout[i:j], Y, TH, TW, A)
+                winograd_output_grads(dout[i:j], Y, TH, TW, m, A)
                 np.matmul(V[:, t0:t1].transpose(0, 2, 1), Y, out=dU if parts == 0 else ws["dU2"])
                 if parts:
                     dU += ws["dU2"]
@@ -164,5 +168,6 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
         winograd_weight_grads(dU, dweight, G)
     if dinp is not None:
         np.copyto(ws["wflip"], weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-        _convolve(dinp, dout, ws["wflip"], ws["no_bias"], ws["Ub"], ws["Vb"], ws["Mb"], 2 - PH, 2 - PW, chunks, m)
+        _convolve(dinp, dout, ws["wflip"], ws["no_bias"], ws["Ub"], ws["Vb"], ws["Mb"], k - 1 - PH, k - 1 - PW,
+                  chunks, m)
 

@@ -1,23 +1,24 @@
-"""The transforms of Winograd F(m x m, 3x3) (Lavin & Gray, 2015), m = 2 or 4, channels last:
-V = B^T d B for each (m+2) x (m+2) input tile d, U = G g G^T for each 3x3 filter g, and
-y = A^T M A for each tile of products M; netcli/ops/cpu/winograd.py runs them (its docstring:
-the GEMMs, the backward, the chunks). A transformed array's position e = (m+2)*a + b holds entry
-(a, b) of the tile. Layouts: inp, out (n, C, H, W); V (E, tiles, C), M and Y (E, tiles, K),
-U (E, C, K), E = (m+2)^2, tiles counted (n*TH + th)*TW + tw.
+"""The transforms of Winograd F(m x m, k x k) (Lavin & Gray, 2015) for F(2x2, 3x3), F(4x4, 3x3)
+and F(2x2, 5x5), channels last: V = B^T d B for each r x r input tile d (r = m + k - 1),
+U = G g G^T for each k x k filter g, and y = A^T M A for each tile of products M;
+netcli/ops/cpu/winograd.py runs them (its docstring: the GEMMs, the backward, the chunks). A
+transformed array's position e = r*a + b holds entry (a, b) of the tile. Layouts: inp, out
+(n, C, H, W); V (E, tiles, C), M and Y (E, tiles, K), U (E, C, K), E = r^2, tiles counted
+(n*TH + th)*TW + tw.
 
-    F(2x2, 3x3):  B^T = [1  0 -1  0]   G = [  1    0   0]   A^T = [1 1  1  0]
-                        [0  1  1  0]       [1/2  1/2 1/2]         [0 1 -1 -1]
-                        [0 -1  1  0]       [1/2 -1/2 1/2]
-                        [0  1  0 -1]       [  0    0   1]
+The matrices come from the Toom-Cook construction on the points 0, 1, -1, 2, -2 (as many as
+r - 1 needs) and infinity (`toom_cook`): A^T[i, j] = p_j^i, G[j, :] = (p_j^0 .. p_j^(k-1)) / f_j
+with f_j = prod over l != j of (p_j - p_l), B^T = the inverse of the points' Vandermonde matrix,
+transposed, row j times f_j; each with a last row or column for infinity. F(2x2, 3x3):
 
-    F(4x4, 3x3):  B^T = [4  0 -5  0 1 0]   G = [ 1/4     0    0]   A^T = [1 1  1 1  1 0]
-                        [0 -4 -4  1 1 0]       [-1/6 -1/6 -1/6]         [0 1 -1 2 -2 0]
-                        [0  4 -4 -1 1 0]       [-1/6  1/6 -1/6]         [0 1  1 4  4 0]
-                        [0 -2 -1  2 1 0]       [1/24 1/12  1/6]         [0 1 -1 8 -8 1]
-                        [0  2 -1 -2 1 0]       [1/24 -1/12 1/6]
-                        [0  4  0 -5 0 1]       [   0     0    1]
+    B^T = [-1  0 1 0]   G = [ -1    0   0]   A^T = [1 1  1 0]
+          [ 0  1 1 0]       [1/2  1/2 1/2]         [0 1 -1 1]
+          [ 0 -1 1 0]       [1/2 -1/2 1/2]
+          [ 0 -1 0 1]       [  0    0   1]
 
-F(4x4)'s points 0, +-1, +-2 make its sums larger than F(2x2)'s: float32 results differ from a
+F(4x4, 3x3) and F(2x2, 5x5) share their 6x6 B^T (points 0, +-1, +-2): [4 0 -5 0 1 0],
+[0 -4 -4 1 1 0], [0 4 -4 -1 1 0], [0 -2 -1 2 1 0], [0 2 -1 -2 1 0], [0 4 0 -5 0 1]. Their
+coefficients up to 8 make the sums larger than F(2x2, 3x3)'s: float32 results differ from a
 direct convolution by a few units in the 6th digit (tests/ops/test_winograd.py bounds them).
 
 Why channels last: a row of tiles is then one run of TW*C numbers per entry e, so each step of a
@@ -32,19 +33,44 @@ of two alternating runs; forward / backward of a whole call, with winograd.py's 
 8x8 2.2 -> 1.6 / 4.1 -> 3.3; F(4x4): 64 ch 56x56, 8 images, 18.2 -> 11.4 / 31.0 -> 21.8; 128 ch
 28x28, 16 images, 25.5 -> 18.6 / 45.5 -> 40.3. The input transform alone, 16 ch 32x32, 32
 images: 1.36 -> 0.80 ms."""
+import functools
+import math
+from fractions import Fraction
+
 import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
-_F2 = ([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
-       [[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]],
-       [[1, 1, 1, 0], [0, 1, -1, -1]])
-_F4 = ([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
-        [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
-       [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
-        [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
-       [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]])
-MATRICES = {m: tuple(np.array(a, np.float64) for a in f) for m, f in ((2, _F2), (4, _F4))}   # m: (B^T, G, A^T)
+POINTS = (0, 1, -1, 2, -2)
+
+
+@functools.lru_cache(maxsize=None)
+def toom_cook(m, k):
+    """(B^T (r, r), G (r, k), A^T (m, r)) of F(m x m, k x k), r = m + k - 1, in float64, from the
+    first r - 1 POINTS and infinity (exact: computed in fractions)."""
+    r = m + k - 1
+    p = [Fraction(x) for x in POINTS[:r - 1]]
+    f = [math.prod(pj - pl for pl in p if pl != pj) for pj in p]
+    at = [[pj ** i for pj in p] + [int(i == m - 1)] for i in range(m)]
+    g = [[pj ** j / fj for j in range(k)] for pj, fj in zip(p, f)] + [[int(j == k - 1) for j in range(k)]]
+    vandermonde = [[pj ** i for i in range(r)] for pj in p] + [[int(i == r - 1) for i in range(r)]]
+    inverse = _inverse(vandermonde)
+    bt = [[inverse[i][j] * (f[j] if j < r - 1 else 1) for i in range(r)] for j in range(r)]
+    return tuple(np.array(x, np.float64) for x in (bt, g, at))
+
+
+def _inverse(a):
+    """The inverse of a square matrix of Fractions, by Gauss-Jordan elimination."""
+    n = len(a)
+    rows = [list(row) + [Fraction(int(i == j)) for j in range(n)] for i, row in enumerate(a)]
+    for c in range(n):
+        pivot = next(i for i in range(c, n) if rows[i][c] != 0)
+        rows[c], rows[pivot] = rows[pivot], rows[c]
+        rows[c] = [x / rows[c][c] for x in rows[c]]
+        for i in range(n):
+            if i != c and rows[i][c] != 0:
+                rows[i] = [x - rows[i][c] * y for x, y in zip(rows[i], rows[c])]
+    return [row[n:] for row in rows]
 
 
 def sums(matrix, dtype):
@@ -109,39 +135,44 @@ def _from_phases(y, orow, k, K, b, mask, shift):
 
 @njit(cache=True, nogil=True)
 def winograd_weights(weight, U, G):
-    """U[e, i, o] = (G g G^T)[e] for g = weight[o, i] (3x3), formed in float64, for all o at once
-    (loops over o that LLVM vectorises: 512 x 512 filters by F(4x4) 48 -> 5 ms)."""
+    """U[e, i, o] = (G g G^T)[e] for g = weight[o, i] (k x k), formed in float64, for all o at
+    once (loops over o that LLVM vectorises: 512 x 512 filters by F(4x4, 3x3) 48 -> 5 ms)."""
     O, I = weight.shape[0], weight.shape[1]
-    r = G.shape[0]
-    g = np.empty((9, O))
-    t = np.empty((r, 3, O))
+    r, k = G.shape[0], G.shape[1]
+    g = np.empty((k * k, O))
+    t = np.empty((r, k, O))
     for i in range(I):
         for o in range(O):
-            for k in range(9):
-                g[k, o] = weight[o, i, k // 3, k % 3]
+            for x in range(k * k):
+                g[x, o] = weight[o, i, x // k, x % k]
         for a in range(r):              # t = G g
-            for j in range(3):
-                ta, g0, g1, g2 = t[a, j], g[j], g[3 + j], g[6 + j]
-                for o in range(O):
-                    ta[o] = G[a, 0] * g0[o] + G[a, 1] * g1[o] + G[a, 2] * g2[o]
+            for j in range(k):
+                ta = t[a, j]
+                ta[:] = 0.0
+                for x in range(k):
+                    c, gx = G[a, x], g[x * k + j]
+                    for o in range(O):
+                        ta[o] += c * gx[o]
         for a in range(r):              # U = t G^T
-            t0, t1, t2 = t[a, 0], t[a, 1], t[a, 2]
             for b in range(r):
                 u = U[a * r + b, i]
-                for o in range(O):
-                    u[o] = t0[o] * G[b, 0] + t1[o] * G[b, 1] + t2[o] * G[b, 2]
+                u[:] = 0.0
+                for x in range(k):
+                    c, tx = G[b, x], t[a, x]
+                    for o in range(O):
+                        u[o] += tx[o] * c
 
 
 @njit(cache=True, nogil=True)
 def winograd_weight_grads(dU, dweight, G):
-    """The adjoint of winograd_weights: dweight[o, i] += G^T dU[:, i, o] G ((m+2)^2 -> 3x3), in
+    """The adjoint of winograd_weights: dweight[o, i] += G^T dU[:, i, o] G (r x r -> k x k), in
     float64, for all o at once."""
     O, I = dweight.shape[0], dweight.shape[1]
-    r = G.shape[0]
-    t = np.empty((3, r, O))
-    d = np.empty((9, O))
+    r, k = G.shape[0], G.shape[1]
+    t = np.empty((k, r, O))
+    d = np.empty((k * k, O))
     for i in range(I):
-        for a in range(3):              # t = G^T dU
+        for a in range(k):              # t = G^T dU
             for b in range(r):
                 ta = t[a, b]
                 ta[:] = 0.0
@@ -149,31 +180,31 @@ def winograd_weight_grads(dU, dweight, G):
                     c, du = G[e, a], dU[e * r + b, i]
                     for o in range(O):
                         ta[o] += c * du[o]
-        for a in range(3):              # dg = t G
-            for b in range(3):
-                da = d[a * 3 + b]
+        for a in range(k):              # dg = t G
+            for b in range(k):
+                da = d[a * k + b]
                 da[:] = 0.0
                 for e in range(r):
                     c, te = G[e, b], t[a, e]
                     for o in range(O):
                         da[o] += te[o] * c
         for o in range(O):
-            for k in range(9):
-                dweight[o, i, k // 3, k % 3] += d[k, o]
+            for x in range(k * k):
+                dweight[o, i, x // k, x % k] += d[x, o]
 
 
 @njit(cache=True, nogil=True)
-def winograd_inputs(inp, V, t0, PH, PW, TH, TW, BT):
-    """V[(m+2)*a + b, t0 + (n*TH + th)*TW + tw, c] = (B^T d B)[a, b] for d the (m+2) x (m+2) tile of
+def winograd_inputs(inp, V, t0, PH, PW, TH, TW, m, BT):
+    """V[r*a + b, t0 + (n*TH + th)*TW + tw, c] = (B^T d B)[a, b] for d the r x r tile of
     image n, channel c at rows m*th - PH.., columns m*tw - PW.. (zero outside the image). The
     image goes into the padded plane xp (rows, phase, column // m, channel) first; then for each
-    row of tiles z = B^T (its m+2 rows), phase by phase, and V's rows = z B, entry by entry."""
+    row of tiles z = B^T (its r rows), phase by phase, and V's rows = z B, entry by entry."""
     N, C, H, W = inp.shape
     r = BT[0].shape[0]
-    m = r - 2
-    L, TC = (TW + 1) * C, TW * C
-    xp = np.zeros((m * TH + 2, m, TW + 1, C), V.dtype)
-    xf = xp.reshape(m * TH + 2, m, L)
+    groups = TW + (r - 1) // m                     # columns // m of the padded plane
+    L, TC = groups * C, TW * C
+    xp = np.zeros((m * TH + r - m, m, groups, C), V.dtype)
+    xf = xp.reshape(m * TH + r - m, m, L)
     z = np.empty((r, 1, m * L), V.dtype)           # B^T d for a row of tiles: (a, phase, column // m, c)
     V2 = V.reshape(V.shape[0], -1)
     column = (np.arange(r) % m) * L + (np.arange(r) // m) * C    # where a tile's column j starts in z[a]
@@ -195,13 +226,12 @@ def winograd_inputs(inp, V, t0, PH, PW, TH, TW, BT):
 
 
 @njit(cache=True, nogil=True)
-def winograd_outputs(M, out, bias, TH, TW, AT):
+def winograd_outputs(M, out, bias, TH, TW, r, AT):
     """out[n, k, m*th + i, m*tw + j] = bias[k] + (A^T M A)[i, j] for M the tile's entries
     M[:, tile, k], inside the image; bias may be empty. For each row of tiles: q = M A (entry
     rows a, output columns j), y = A^T q, then y goes into the image, channels first."""
     N, K, OH, OW = out.shape
     m = AT[0].shape[0]
-    r = m + 2
     TK = TW * K
     has_bias = bias.shape[0] > 0
     q = np.empty((m, r, TK), M.dtype)
@@ -227,13 +257,12 @@ def winograd_outputs(M, out, bias, TH, TW, AT):
 
 
 @njit(cache=True, nogil=True)
-def winograd_output_grads(dout, Y, TH, TW, A):
-    """The adjoint of winograd_outputs: Y[(m+2)*a + b, (n*TH + th)*TW + tw, k] = (A dy A^T)[a, b]
+def winograd_output_grads(dout, Y, TH, TW, m, A):
+    """The adjoint of winograd_outputs: Y[r*a + b, (n*TH + th)*TW + tw, k] = (A dy A^T)[a, b]
     for dy the m x m tile of dout[n, k] at (m*th, m*tw) (zero outside the image). For each row of
     tiles: dy into yp (output row i, column j, tw*K + k), w = A dy, Y's rows = w A^T."""
     N, K, OH, OW = dout.shape
     r = A[0].shape[0]
-    m = r - 2
     TK = TW * K
     yp = np.zeros((m, m, TK), Y.dtype)
     w = np.empty((r, m, TK), Y.dtype)
