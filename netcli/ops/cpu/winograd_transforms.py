@@ -136,7 +136,9 @@ def _from_phases(y, orow, k, K, b, mask, shift):
 @njit(cache=True, nogil=True)
 def winograd_weights(weight, U, G):
     """U[e, i, o] = (G g G^T)[e] for g = weight[o, i] (k x k), formed in float64, for all o at
-    once (loops over o that LLVM vectorises: 512 x 512 filters by F(4x4, 3x3) 48 -> 5 ms)."""
+    once (loops over o that LLVM vectorises; against one filter at a time, 64 x 64 filters, one
+    thread: F(4x4, 3x3) 0.57 -> 0.05 ms, F(2x2, 3x3) 0.17 -> 0.03 ms; winograd_weight_grads
+    1.5 -> 0.09 ms and 0.52 -> 0.06 ms)."""
     O, I = weight.shape[0], weight.shape[1]
     r, k = G.shape[0], G.shape[1]
     g = np.empty((k * k, O))
