@@ -259,12 +259,33 @@ class CpuExecutor:
         net = self.net
         for k in reversed(range(len(self.stretches) if upto is None else upto)):
             n, idx = self.stretches[k]
-            if n is None or not self.backward_ok:
+            if n is None:
                 for i in reversed(idx):
                     if net.need_backward[i]:
                         net.layers[i].backward(net.top_vecs[i], net.propagate_down[i], net.bottom_vecs[i])
+            elif not self.backward_ok:
+                self._backward_apart(n, idx)
             else:
                 self._run(n, idx, forward=False, backward=True, cleared=cleared, combine=k == self.combine_at)
+
+    def _backward_apart(self, n, idx):
+        """The backward of a stretch in a net whose gradients live in another net (a test net
+        sharing the training net's params: no per-share gradient buffers to combine): layer by
+        layer, each over the shares in order on this thread, reading the workspaces the shares'
+        forward wrote, adding to the params' diffs."""
+        net, ranges = self.net, self.shares[n]
+        calls = self.ws.calls(1, False)[0]          # the per-share workspaces, this thread's scratch
+        for i in reversed(idx):
+            if not net.need_backward[i]:
+                continue
+            layer, tops, bottoms = net.layers[i], net.top_vecs[i], net.bottom_vecs[i]
+            if layer.batch_stats:
+                for s, (lo, hi) in enumerate(ranges):
+                    layer.grad_stats_rows(tops, lo, hi, calls[i][s])
+                self._exchanged(layer.combine_grad_stats, self.workspaces[i], layer.grad_stats_keys, n)()
+            grads = [b.diff for b in layer.blobs]
+            for s, (lo, hi) in enumerate(ranges):
+                layer.backward_rows(tops, net.propagate_down[i], bottoms, lo, hi, calls[i][s], grads, False)
 
     def forward_backward(self, cleared=False):
         """forward() then backward(): when the net ends in a stretch (LeNet: everything after the

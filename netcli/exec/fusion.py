@@ -23,7 +23,10 @@ def find_chains(net, stretches, backward_ok):
     BatchNorm, then a per-channel Scale with its own params, in place on the BatchNorm's top, then
     optionally a ReLU (negative_slope >= 0) in place on it too, in one per-sample stretch, with
     no loss weight on their tops. Where the chain needs a backward pass, all three need it and
-    the gradients are this net's own (backward_ok)."""
+    the gradients are this net's own (backward_ok). A BatchNorm with use_global_stats needs
+    nothing from the batch, so its chain's forward is fused in any case (a TEST net that shares
+    the training net's params, as the solver's and pycaffe's test nets do), its backward, where
+    one is needed, run by the three layers apart."""
     chains = {}
     for n, idx in stretches:
         if n is None:
@@ -58,20 +61,23 @@ def _chain_at(net, i, members, backward_ok):
     if any(w for j in indices for w in net.loss_weights[j]):
         return None
     back = [net.need_backward[j] for j in indices]
-    if any(back) and not (all(back) and backward_ok and all(net.propagate_down[j][0] for j in indices[1:])):
+    fused_back = all(back) and backward_ok and all(net.propagate_down[j][0] for j in indices[1:])
+    if any(back) and not fused_back and bn.batch_stats:
         return None
-    return NormScaleReLU(net, indices, all(back))
+    return NormScaleReLU(net, indices, any(back), fused_back)
 
 
 class NormScaleReLU:
     """One fused BatchNorm (+ Scale (+ ReLU)) chain: its passes over rows lo..hi, with the
     BatchNorm's workspace of that share (which holds xhat and the share's sums).
+    `back`: some of the three need a backward pass; `fused_back`: the executor may run it fused.
     `backward`: the backward pass is fused too (the BatchNorm uses the batch's statistics).
     `keeps`: the backward runs the layers apart (use_global_stats, in a net that needs a
-    backward pass: a TEST net of a train_test file), so the forward also writes what their
-    backward reads: the Scale's saved input and the ReLU's mask."""
+    backward pass: a TEST net of a train_test file, or one whose gradients live in another
+    net), so the forward also writes what their backward reads: the Scale's saved input and the
+    ReLU's mask."""
 
-    def __init__(self, net, indices, back):
+    def __init__(self, net, indices, back, fused_back):
         self.indices = tuple(indices)
         self.head, self.scale_index = indices[0], indices[1]
         self.bn, self.scale = net.layers[indices[0]], net.layers[indices[1]]
@@ -84,8 +90,8 @@ class NormScaleReLU:
         self.slope = np.array([slope, 0, 1], dt)          # (slope, 0, 1) in the blob's dtype
         self.no_rows, self.no_bias = np.zeros((0, 1, 1), dt), np.zeros(self.bn.C, dt)
         self.names = [net.layer_names[j] for j in indices]
-        self.backward = back and self.bn.batch_stats
-        self.keeps = back and not self.bn.batch_stats
+        self.backward = fused_back and self.bn.batch_stats
+        self.keeps = back and not self.backward
         self.no_mask = np.zeros((0, 1, 1), np.bool_)
 
     def on(self, x, y):

@@ -1,7 +1,8 @@
 """BatchNorm + Scale (+ ReLU) chains run as one pass (netcli/exec/fusion.py): the same bits as the
 layers run one by one, in TRAIN (forward and backward fused) and in a TEST net that still needs a
 backward pass (forward fused, writing what the unfused backward reads); chains found only where
-fusing cannot change what a user sees."""
+fusing cannot change what a user sees. Also the backward of a net whose params are another's
+(exec/cpu.py, _backward_apart), which such a TEST net runs."""
 import numpy as np
 import pytest
 
@@ -84,6 +85,38 @@ def test_test_net_fuses_its_forward_and_its_unfused_backward_reads_the_same(tmp_
     _same(_state(fused), _state(plain))
 
 
+def test_a_test_net_sharing_the_training_nets_weights_fuses_its_forward(tmp_path):
+    """The solver's test net (and pycaffe's) has the training net's params and gradients: its
+    backward runs layer by layer, but a BatchNorm with global statistics needs nothing from the
+    batch, so its chain's forward is fused (and keeps what that backward reads); a TRAIN net
+    in the same position fuses nothing, as its batch statistics would have to be fused too."""
+    trains = _net(tmp_path, "TRAIN"), _net(tmp_path, "TRAIN")     # one each: the diffs add up there
+    for train in trains:
+        rng = np.random.default_rng(6)
+        for layer in train.layers:
+            if layer.type == "BatchNorm":
+                layer.blobs[0].data[...] = rng.standard_normal(layer.C)
+                layer.blobs[1].data[...] = rng.uniform(0.5, 2, layer.C)
+                layer.blobs[2].data[...] = 1
+    nets = _net(tmp_path, "TEST"), _net(tmp_path, "TEST")
+    for net, train in zip(nets, trains):
+        net.share_weights(train)
+    fused, plain = nets[0], _unfused(nets[1])
+    assert not fused.executor.backward_ok
+    assert _names(fused) == {"bn1": ["bn1", "scale1", "relu1"], "bn2a": ["bn2a", "scale2a"],
+                             "bn2b": ["bn2b", "scale2b"]}
+    assert all(c.keeps and not c.backward for c in fused.executor.chains.values())
+    for net in nets:
+        net.forward()
+        net.backward()
+    _same(_state(fused), _state(plain))
+    assert np.array_equal(trains[0].param_diff, trains[1].param_diff)
+    assert np.abs(trains[0].param_diff).max() > 0
+    other = _net(tmp_path, "TRAIN")
+    other.share_weights(trains[0])
+    assert not other.executor.backward_ok and other.executor.chains == {}
+
+
 def test_deploy_net_without_backward_fuses_and_keeps_nothing(tmp_path):
     text = NET.replace("  - {{name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}}\n", "")
     net = _net(tmp_path, "TEST", text=text)
@@ -111,3 +144,24 @@ def test_a_chain_is_left_apart_where_its_blobs_differ(tmp_path, change):
     else:
         net = _net(tmp_path, "TRAIN", text=text)
         assert "bn1" in _names(net)       # a zero weight is no loss
+
+
+@pytest.mark.parametrize("phase", ["TEST", "TRAIN"])
+def test_a_net_sharing_another_nets_params_gets_the_gradients_of_a_net_of_its_own(tmp_path, phase):
+    """Backward in a net whose params (and diffs) are another net's, as pycaffe's
+    solver.test_nets[0].backward(): each layer over the shares, reading what each share's forward
+    kept (LRN's scale, the max pool's and ReLU's masks, BatchNorm's statistics in TRAIN), gives
+    the gradients a net with its own params gets (up to the order of the shares' sums)."""
+    own = _net(tmp_path, phase)
+    owner = _net(tmp_path, "TRAIN")
+    shared = _net(tmp_path, phase)
+    shared.share_weights(owner)
+    assert own.executor.backward_ok and not shared.executor.backward_ok
+    for net in (own, shared):
+        net.forward()
+        net.clear_param_diffs()
+        net.backward()
+    assert np.array_equal(own.blobs["ip"].data, shared.blobs["ip"].data)
+    got, want = owner.param_diff, own.param_diff
+    assert np.abs(want).max() > 0
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6 * np.abs(want).max())
