@@ -9,6 +9,8 @@ Sums are float64; element-wise outputs float32.
 import numpy as np
 from numba import njit
 
+from .inplace import same
+
 
 @njit(cache=True, nogil=True)
 def channel_moments(x, count, mean, m2):
@@ -63,24 +65,32 @@ def combine_moments(count_a, mean_a, m2_a, count_b, mean_b, m2_b):
 def channel_affine(x, a, b, y):
     """y[n, c, s] = x[n, c, s] * a[c] + b[c] (x and y may be the same array)."""
     N, C, S = x.shape
+    inplace = same(x, y)
     for n in range(N):
         for c in range(C):
-            ac, bc = a[c], b[c]
-            for s in range(S):
-                y[n, c, s] = x[n, c, s] * ac + bc
+            ac, bc, yr = a[c], b[c], y[n, c]
+            if inplace:                  # one array named (ops/cpu/inplace.py)
+                for s in range(S):
+                    yr[s] = yr[s] * ac + bc
+            else:
+                xr = x[n, c]
+                for s in range(S):
+                    yr[s] = xr[s] * ac + bc
 
 
 @njit(cache=True, nogil=True)
 def batch_norm_forward(x, a, b, y, xhat):
-    """y = xhat = x * a[c] + b[c] (a = 1/std, b = -mean/std); xhat is the copy backward reads."""
+    """y = xhat = x * a[c] + b[c] (a = 1/std, b = -mean/std); xhat is the copy backward reads
+    (x and y may be the same array)."""
     N, C, S = x.shape
     for n in range(N):
         for c in range(C):
-            ac, bc = a[c], b[c]
+            ac, bc, xh, yr = a[c], b[c], xhat[n, c], y[n, c]
+            xr = yr if same(x, y) else x[n, c]
+            for s in range(S):           # xhat first: then y from it, a loop of two arrays
+                xh[s] = xr[s] * ac + bc
             for s in range(S):
-                v = x[n, c, s] * ac + bc
-                xhat[n, c, s] = v
-                y[n, c, s] = v
+                yr[s] = xh[s]
 
 
 @njit(cache=True, nogil=True)
@@ -107,11 +117,17 @@ def channel_grad_sums(dy, xhat, sum_dy, sum_dy_xhat):
 def batch_norm_backward(dy, xhat, mean_dy, mean_dy_xhat, inv_std, dx):
     """dx = (dy - mean_dy[c] - xhat * mean_dy_xhat[c]) * inv_std[c] (dx may be dy)."""
     N, C, S = dy.shape
+    inplace = same(dy, dx)
     for n in range(N):
         for c in range(C):
-            m1, m2, k = mean_dy[c], mean_dy_xhat[c], inv_std[c]
-            for s in range(S):
-                dx[n, c, s] = (dy[n, c, s] - m1 - xhat[n, c, s] * m2) * k
+            m1, m2, k, o, xh = mean_dy[c], mean_dy_xhat[c], inv_std[c], dx[n, c], xhat[n, c]
+            if inplace:                  # one array named (ops/cpu/inplace.py)
+                for s in range(S):
+                    o[s] = (o[s] - m1 - xh[s] * m2) * k
+            else:
+                g = dy[n, c]
+                for s in range(S):
+                    o[s] = (g[s] - m1 - xh[s] * m2) * k
 
 
 @njit(cache=True, nogil=True)
@@ -121,15 +137,26 @@ def scale_forward(x, gamma, beta, y, x_saved):
     N, C, S = x.shape
     bias = beta.shape[0] == C
     keep = x_saved.shape[0] == N
+    inplace = same(x, y)
     for n in range(N):
         for c in range(C):
             g = gamma[c]
             bc = beta[c] if bias else 0.0
-            for s in range(S):
-                v = x[n, c, s]
-                if keep:
-                    x_saved[n, c, s] = v
-                y[n, c, s] = v * g + bc
+            yr = y[n, c]
+            if keep:                     # the saved copy first: then y from it
+                xs = x_saved[n, c]
+                xr = yr if inplace else x[n, c]
+                for s in range(S):
+                    xs[s] = xr[s]
+                for s in range(S):
+                    yr[s] = xs[s] * g + bc
+            elif inplace:                # one array named (ops/cpu/inplace.py)
+                for s in range(S):
+                    yr[s] = yr[s] * g + bc
+            else:
+                xr = x[n, c]
+                for s in range(S):
+                    yr[s] = xr[s] * g + bc
 
 
 @njit(cache=True, nogil=True)
@@ -154,8 +181,12 @@ def scale_backward(dy, x, gamma, dgamma, dbeta, dx, fresh):
                 lb[s] += d[s]
             if grad_in:
                 o = dx[n, c]
-                for s in range(S):
-                    o[s] = d[s] * g
+                if same(d, o):           # in place: one array named (ops/cpu/inplace.py)
+                    for s in range(S):
+                        o[s] = o[s] * g
+                else:
+                    for s in range(S):
+                        o[s] = d[s] * g
         sg = lane_sum(lg)
         sb = lane_sum(lb)
         if fresh:

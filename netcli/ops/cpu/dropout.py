@@ -4,6 +4,8 @@ same whichever share or thread computes it, and nothing is drawn in sequence. x,
 (n, E) rows; `first` is the row of x[0] in the batch."""
 from numba import njit, uint64
 
+from .inplace import same
+
 GOLDEN = 0x9E3779B97F4A7C15
 
 
@@ -25,14 +27,26 @@ def dropout_forward(x, y, keep, key, pass_, first, ratio, scale):
     for r in range(n):
         base = uint64(first + r) * uint64(E)
         for e in range(E):
-            kept = _uniform(k, base + uint64(e)) >= ratio
-            keep[r, e] = kept
-            y[r, e] = x[r, e] * scale if kept else 0.0
+            keep[r, e] = _uniform(k, base + uint64(e)) >= ratio
+        kr, yr = keep[r], y[r]
+        if same(x, y):                   # in place: one array named (ops/cpu/inplace.py)
+            for e in range(E):
+                yr[e] = yr[e] * scale if kr[e] else 0.0
+        else:
+            xr = x[r]
+            for e in range(E):
+                yr[e] = xr[e] * scale if kr[e] else 0.0
 
 
 @njit(cache=True, nogil=True)
 def dropout_backward(dy, keep, dx, scale):
     n, E = dy.shape
     for r in range(n):
-        for e in range(E):
-            dx[r, e] = dy[r, e] * scale if keep[r, e] else 0.0
+        kr, o = keep[r], dx[r]
+        if same(dy, dx):
+            for e in range(E):
+                o[e] = o[e] * scale if kr[e] else 0.0
+        else:
+            g = dy[r]
+            for e in range(E):
+                o[e] = g[e] * scale if kr[e] else 0.0

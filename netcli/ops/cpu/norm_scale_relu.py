@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from .channels import lane_sum
+from .inplace import same
 
 
 @njit(cache=True, nogil=True)
@@ -29,20 +30,51 @@ def norm_scale_relu_forward(x, a, b, gamma, beta, k, relu, y, xhat, pos):
     N, C, S = x.shape
     keep = xhat.shape[0] == N
     mask = pos.shape[0] == N
+    inplace = same(x, y)
     slope, zero = k[0], k[1]
     for n in range(N):
         for c in range(C):
-            ac, bc, g, bb = a[c], b[c], gamma[c], beta[c]
-            for s in range(S):
-                v = x[n, c, s] * ac + bc
-                if keep:
-                    xhat[n, c, s] = v
-                w = v * g + bb
+            ac, bc, g, bb, yr = a[c], b[c], gamma[c], beta[c], y[n, c]
+            xr = yr if inplace else x[n, c]
+            if keep:                     # xhat first, then y from it: no loop reads and writes two
+                xh = xhat[n, c]          # names of one array (ops/cpu/inplace.py)
+                for s in range(S):
+                    xh[s] = xr[s] * ac + bc
                 if mask:
-                    pos[n, c, s] = w > 0
-                if relu and not w > 0:
-                    w = w * slope if slope != 0 else zero
-                y[n, c, s] = w
+                    pr = pos[n, c]
+                    for s in range(S):
+                        w = xh[s] * g + bb
+                        pr[s] = w > 0
+                        yr[s] = _relu(w, relu, slope, zero)
+                else:
+                    for s in range(S):
+                        yr[s] = _relu(xh[s] * g + bb, relu, slope, zero)
+            elif mask:
+                pr = pos[n, c]
+                if inplace:
+                    for s in range(S):
+                        w = (yr[s] * ac + bc) * g + bb
+                        pr[s] = w > 0
+                        yr[s] = _relu(w, relu, slope, zero)
+                else:
+                    for s in range(S):
+                        w = (xr[s] * ac + bc) * g + bb
+                        pr[s] = w > 0
+                        yr[s] = _relu(w, relu, slope, zero)
+            elif inplace:
+                for s in range(S):
+                    yr[s] = _relu((yr[s] * ac + bc) * g + bb, relu, slope, zero)
+            else:
+                for s in range(S):
+                    yr[s] = _relu((xr[s] * ac + bc) * g + bb, relu, slope, zero)
+
+
+@njit(inline="always")
+def _relu(w, relu, slope, zero):
+    """The chain's last step on w = the Scale's output (relu false: w itself)."""
+    if relu and not w > 0:
+        return w * slope if slope != 0 else zero
+    return w
 
 
 @njit(cache=True, nogil=True)
@@ -80,13 +112,19 @@ def norm_scale_relu_backward(dy, y, xhat, gamma, mean_dy, mean_dy_xhat, inv_std,
     """dx as above (dx may be dy)."""
     N, C, S = dy.shape
     slope, one = k[0], k[2]
+    inplace = same(dy, dx)
     for n in range(N):
         for c in range(C):
             g, m1, m2, ks = gamma[c], mean_dy[c], mean_dy_xhat[c], inv_std[c]
             dr, yr, xr, o = dy[n, c], y[n, c], xhat[n, c], dx[n, c]
-            for s in range(S):
-                d = dr[s] * (one if yr[s] > 0 or not relu else slope)
-                o[s] = (d * g - m1 - xr[s] * m2) * ks
+            if inplace:                  # one array named (ops/cpu/inplace.py)
+                for s in range(S):
+                    d = o[s] * (one if yr[s] > 0 or not relu else slope)
+                    o[s] = (d * g - m1 - xr[s] * m2) * ks
+            else:
+                for s in range(S):
+                    d = dr[s] * (one if yr[s] > 0 or not relu else slope)
+                    o[s] = (d * g - m1 - xr[s] * m2) * ks
 
 
 @njit(cache=True, nogil=True)

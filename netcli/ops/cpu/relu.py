@@ -4,10 +4,21 @@ array when in place): for a slope of at least 0, y > 0 exactly where x > 0. The 
 arrays' dtype, so that float32 arrays multiply in float32 (as NumPy's float32 product)."""
 from numba import njit
 
+from .inplace import same
+
 
 @njit(cache=True, nogil=True)
 def relu_forward(x, y, slope):
-    if slope == 0:
+    if same(x, y):                       # in place: one array named (ops/cpu/inplace.py)
+        if slope == 0:
+            for i in range(y.size):
+                v = y[i]
+                y[i] = 0.0 if v <= 0 else v
+        else:
+            for i in range(y.size):
+                v = y[i]
+                y[i] = v * slope if v <= 0 else v
+    elif slope == 0:
         for i in range(x.size):
             v = x[i]
             y[i] = 0.0 if v <= 0 else v
@@ -20,6 +31,11 @@ def relu_forward(x, y, slope):
 @njit(cache=True, nogil=True)
 def relu_backward(y, dy, dx, slope):
     """dx = dy where y > 0, else slope * dy (dx may be dy: in place)."""
-    for i in range(y.size):
-        g = dy[i]
-        dx[i] = g if y[i] > 0 else g * slope
+    if same(dy, dx):
+        for i in range(y.size):
+            g = dx[i]
+            dx[i] = g if y[i] > 0 else g * slope
+    else:
+        for i in range(y.size):
+            g = dy[i]
+            dx[i] = g if y[i] > 0 else g * slope
