@@ -34,7 +34,7 @@ from . import threads
 from ..errors import NetcliError
 from ..ops.cpu.shares import combine_shares
 from ..layers.base import PerSample
-from .fusion import find_chains
+from .fusion import find_chains, follows_conv
 from .grad_tree import add_child, schedule
 from .late_grads import clip, dense_ranges, form_tile, late_tasks, split_tasks, tile_elements, without_late
 from .arena import training_arena
@@ -319,15 +319,17 @@ class CpuExecutor:
         inside = {j for h in fused for j in self.chains[h].indices[1:]}    # run by their chain's head
         inside_back = {j for h in fused if self.chains[h].backward for j in self.chains[h].indices[1:]}
         if forward:
+            folded = {i + 1 for i in idx if i + 1 in fused and follows_conv(net, i, self.chains[i + 1])}
             for i in idx:
                 layer = net.layers[i]
-                if i in inside:
+                if i in inside or i in folded:
                     continue
                 if layer.batch_stats:
                     steps.append(("stats", i))
                     out.append((steps, self._exchanged(layer.combine_stats, ws[i], layer.stats_keys, n)))
                     steps = []
-                steps.append(("fused_forward" if i in fused else "forward", i))
+                kind = "conv_fused_forward" if i + 1 in folded else "fused_forward" if i in fused else "forward"
+                steps.append((kind, i))
         if backward:
             for i in reversed(idx):
                 layer = net.layers[i]
@@ -410,6 +412,10 @@ class CpuExecutor:
                                 layers[i].grad_stats_rows(tv[i], lo, hi, ws[i][s])
                             elif kind == "fused_forward":
                                 ch[i].forward_rows(lo, hi, ws[i][s], ws[ch[i].scale_index][s])
+                            elif kind == "conv_fused_forward":      # the chain at i + 1 on each finished block
+                                c, wn, wc = ch[i + 1], ws[i + 1][s], ws[ch[i + 1].scale_index][s]
+                                layers[i].forward_rows(bv[i], tv[i], lo, hi, ws[i][s],
+                                                       lambda a, b, c=c, wn=wn, wc=wc, lo=lo: c.forward_rows(a, b, wn, wc, lo))
                             elif kind == "fused_grad_stats":
                                 ch[i].grad_stats_rows(lo, hi, ws[i][s])
                             else:

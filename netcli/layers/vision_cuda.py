@@ -25,7 +25,7 @@ def conv_forward_cuda(self, bottoms, tops, ws, dev):
         if slope is None:
             dev.k.conv2d_forward(*args)
         else:
-            dev.k.conv2d_forward_relu(*args, slope)
+            dev.k.conv2d_forward_relu(*args, slope=slope)
 
 
 def conv_backward_cuda(self, tops, propagate_down, bottoms, ws, dev):

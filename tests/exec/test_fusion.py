@@ -35,6 +35,13 @@ def _same(a, b):
         assert np.array_equal(a[k], b[k], equal_nan=True), k
 
 
+def _folded(net):
+    """The convolutions whose forward runs the chain after them on each block it finishes."""
+    ex = net.executor
+    return [net.layer_names[i] for n, idx in ex.stretches if n is not None
+            for steps, _ in ex._segments(n, idx, True, False) for kind, i in steps if kind == "conv_fused_forward"]
+
+
 def _names(net):
     return {net.layer_names[h]: c.names for h, c in net.executor.chains.items()}
 
@@ -44,6 +51,7 @@ def test_the_chains_found_in_a_resnet_style_net(tmp_path):
     assert _names(net) == {"bn1": ["bn1", "scale1", "relu1"], "bn2a": ["bn2a", "scale2a"],
                            "bn2b": ["bn2b", "scale2b"]}      # PReLU is not part of a chain
     assert all(c.backward for c in net.executor.chains.values())
+    assert _folded(net) == []                   # batch statistics: the whole batch's conv output first
     assert any(line.startswith("fused (one pass over the blob, the same results): bn1+scale1+relu1")
                for line in net.executor.plan())
 
@@ -78,6 +86,7 @@ def test_test_net_fuses_its_forward_and_its_unfused_backward_reads_the_same(tmp_
     fused, plain = nets
     assert fused.executor.chains and not any(c.backward for c in fused.executor.chains.values())
     assert all(c.keeps for c in fused.executor.chains.values())     # the TEST net has a loss: it can backward
+    assert _folded(fused) == ["conv1", "conv2a", "conv2b"]        # each chain runs inside its convolution
     for net in nets:
         net.forward()
         net.clear_param_diffs()
@@ -165,3 +174,32 @@ def test_a_net_sharing_another_nets_params_gets_the_gradients_of_a_net_of_its_ow
     got, want = owner.param_diff, own.param_diff
     assert np.abs(want).max() > 0
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("nthreads", [1, 3])
+def test_frozen_statistics_in_training_fold_into_the_convolution(tmp_path, nthreads, thread_count):
+    """A TRAIN net whose BatchNorms use their stored statistics (fine-tuning with frozen BN):
+    each chain runs inside its convolution's forward, the backward apart; a training pass gives
+    the unfused bits, on any thread count."""
+    thread_count(nthreads)
+    text = NET.replace("type: BatchNorm, bottom: conv1, top: conv1}}",
+                       "type: BatchNorm, bottom: conv1, top: conv1, batch_norm_param: {{use_global_stats: true}}}}")
+    text = text.replace("type: BatchNorm, bottom: conv2a, top: conv2a}}",
+                        "type: BatchNorm, bottom: conv2a, top: conv2a, batch_norm_param: {{use_global_stats: true}}}}")
+    nets = _net(tmp_path, "TRAIN", text=text), _unfused(_net(tmp_path, "TRAIN", text=text))
+    rng = np.random.default_rng(8)
+    stats = {}
+    for net in nets:
+        for name, layer in zip(net.layer_names, net.layers):
+            if layer.type == "BatchNorm":
+                stats.setdefault(name, (rng.standard_normal(layer.C), rng.uniform(0.5, 2, layer.C)))
+                layer.blobs[0].data[...], layer.blobs[1].data[...] = stats[name]
+                layer.blobs[2].data[...] = 1
+    fused, plain = nets
+    assert _folded(fused) == ["conv1", "conv2a"]               # conv2b's BatchNorm uses the batch's
+    for net in nets:
+        net.clear_param_diffs()
+        net.forward_backward()
+    a, b = _state(fused), _state(plain)
+    _same(a, b)
+    assert np.abs(a["param_diff"]).max() > 0

@@ -77,7 +77,7 @@ def test_conv2d_forward_relu_is_the_forward_then_a_relu():
     gk.conv2d_forward(y, x, w, b, _device_ws(gk.conv2d_workspace(2, 3, 5, 5, 4, 3, 3, 5, 5, 1, "im2col", np.float32)),
                       *geometry)
     gk.conv2d_forward_relu(yr, x, w, b, _device_ws(gk.conv2d_workspace(2, 3, 5, 5, 4, 3, 3, 5, 5, 1, "im2col",
-                                                                       np.float32)), *geometry, 0.1)
+                                                                       np.float32)), *geometry, slope=0.1)
     np.testing.assert_allclose(yr, np.where(y > 0, y, 0.1 * y), rtol=1e-6, atol=1e-7)
 
 

@@ -1,6 +1,7 @@
 """The layer kernels behind the layers' boundary (netcli/ops/cpu/conv2d.py, inner_product.py)
 against plain NumPy references on random inputs: each conv algorithm, groups, padding, stride,
-dilation; forward, the three gradients, and the += / fresh write modes; "im2row", "im2col" and
+dilation; forward (with the images it reports final as it goes: `after`), the three gradients,
+and the += / fresh write modes; "im2row", "im2col" and
 "winograd"/"winograd4" also one image at a time (ops/cpu/chunks.py), their patches then made again in the
 backward; the inner product's weight gradient also in tiles of rows."""
 import numpy as np
@@ -68,10 +69,16 @@ def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows, H, W, chunked, monkeyp
             ws[k][...] = np.nan
     assert conv2d_algorithm(C, H, W, K, KH, KH, S, S, P, P, D, D, G) == rows
     geometry = (KH, KH, S, S, P, P, D, D, G, rows)
-    y = np.empty((n, K, OH, OW))
+    y = np.full((n, K, OH, OW), np.nan)
     spoil()
-    conv2d_forward(y, x, w, b, ws, *geometry)
+    done = []
+
+    def after(a, b_):             # images a..b_ are final when it is called (a chain runs on them)
+        np.testing.assert_allclose(y[a:b_], y_ref[a:b_], rtol=1e-10, atol=1e-10)
+        done.append((a, b_))
+    conv2d_forward(y, x, w, b, ws, *geometry, after=after)
     np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-10)
+    assert [a for a, _ in done] == [0] + [b_ for _, b_ in done[:-1]] and done[-1][1] == n
     dy = rng.standard_normal(y.shape)
     eps = 1e-6                                        # gradients: directional finite differences
     dx, dw, db = np.full_like(x, np.nan), np.full_like(w, 0.5), np.full_like(b, 0.25)   # dx: written

@@ -147,20 +147,25 @@ def _rows_weights(weight, wr):
     return wr.reshape(weight.shape[0], -1)
 
 
-def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, group, algorithm):
+def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, group, algorithm, after=None):
     """out (n, K, OH, OW) = inp (n, C, H, W) * weight (K, C/group, KH, KW) + bias (K,), or no
-    bias when bias is None."""
+    bias when bias is None. after(a, b), where given, runs as soon as images a..b of out are
+    final, while they are still in cache (exec/cpu.py: a BatchNorm + Scale + ReLU chain with
+    global statistics over the convolution's output)."""
     n, K, OH, OW = out.shape
     geometry = (KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+    after = after or _nothing
     if algorithm == "depthwise":
         depthwise_forward(out, inp, weight, ws["no_bias"] if bias is None else bias, *geometry[:8])
+        after(0, n)
         return
     if algorithm == "depthwise-nhwc":
         depthwise_nhwc_forward(out, inp, weight, ws["no_bias"] if bias is None else bias, ws["xp"], ws["yt"],
                                ws["wt"], *geometry[:8])
+        after(0, n)
         return
     if algorithm in WINOGRAD_TILE:
-        winograd_forward(out, inp, weight, bias, ws, PH, PW, WINOGRAD_TILE[algorithm])
+        winograd_forward(out, inp, weight, bias, ws, PH, PW, WINOGRAD_TILE[algorithm], after)
         return
     if algorithm == "1x1-strided":
         inp, algorithm = _pixels_read(inp, ws["xs"], SH, SW), "1x1"
@@ -177,6 +182,7 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
             else:
                 np.dot(cols, wr.T, out=res)
             im2col.rows_to_nchw(res, ws["no_bias"] if bias is None else bias, out if b - a == n else out[a:b])
+            after(a, b)
         return
     w = weight.reshape(K, -1)
     kg, ck, P = K // group, w.shape[1], OH * OW
@@ -198,8 +204,13 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
                 _tiled(lambda p0, p1: np.matmul(wg, xg[:, :, p0:p1], out=yg[:, :, p0:p1]), P)
             else:
                 _tiled(lambda k0, k1: np.matmul(wg[k0:k1], xg, out=yg[:, k0:k1]), kg)
-    if bias is not None:
-        im2col.add_bias(y3, bias)
+        if bias is not None:
+            im2col.add_bias(y, bias)
+        after(a, b)
+
+
+def _nothing(a, b):
+    """conv2d_forward's `after` where the caller gives none."""
 
 
 def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW, PH, PW, DH, DW, group,

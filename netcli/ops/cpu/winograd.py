@@ -97,9 +97,10 @@ def winograd_tiles(OH, OW, m=2):
     return (OH + m - 1) // m, (OW + m - 1) // m
 
 
-def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m):
+def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None):
     """out = inp * weight + bias, chunk by chunk through V and M (U: the weights' transform);
-    with one chunk, V is left holding the input's transform."""
+    with one chunk, V is left holding the input's transform. after(i, j), where given, once
+    images i..j of out are final (winograd_forward)."""
     BT, G, AT, _ = _matrices(m, weight.shape[2], out.dtype)
     TH, TW = winograd_tiles(out.shape[2], out.shape[3], m)
     winograd_weights(weight, U, G)
@@ -113,6 +114,8 @@ def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m):
             winograd_inputs(inp[i:j], Vc, t0, PH, PW, TH, TW, m, BT)
             np.matmul(Vc[:, t0:t1], U, out=Mb)
             winograd_outputs(Mb, out[i:j], bias, TH, TW, r, AT)
+            if after is not None:
+                after(i, j)
 
 
 @functools.lru_cache(maxsize=None)
@@ -127,11 +130,12 @@ def _chunks_of(inp, out, m, k):
     return winograd_chunks(n, C, H, W, out.shape[1], out.shape[2], out.shape[3], inp.itemsize, m, k)
 
 
-def winograd_forward(out, inp, weight, bias, ws, PH, PW, m=2):
+def winograd_forward(out, inp, weight, bias, ws, PH, PW, m=2, after=None):
     """out = inp * weight (k x k, stride 1, padding PH x PW) + bias (None: none) by F(m x m, k x k);
-    with one chunk the transformed input stays in ws["V"] for the backward."""
+    with one chunk the transformed input stays in ws["V"] for the backward. after(i, j), where
+    given, runs once images i..j of out are final (a block of them: still in cache)."""
     _convolve(out, inp, weight, ws["no_bias"] if bias is None else bias, ws["U"], ws["V"], ws["M"], PH, PW,
-              _chunks_of(inp, out, m, weight.shape[2]), m)
+              _chunks_of(inp, out, m, weight.shape[2]), m, after)
 
 
 def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh, m=2):

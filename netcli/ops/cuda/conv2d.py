@@ -52,17 +52,23 @@ def _forward(out, inp, weight, bias, ws, geometry, group, slope):
         cols_to_nchw(z, out[a:b], bias, slope is not None, slope or 0.0)
 
 
-def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, group, algorithm):
+def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, group, algorithm, after=None):
     """out (n, K, OH, OW) = inp (n, C, H, W) * weight (K, C/group, KH, KW) + bias (K,), or no
-    bias when bias is None."""
+    bias when bias is None; after(0, n), where given, once out is final (the CPU op calls it
+    per block of images)."""
     _forward(out, inp, weight, bias, ws, (KH, KW, SH, SW, PH, PW, DH, DW, out.shape[2], out.shape[3]),
              group, None)
+    if after is not None:
+        after(0, out.shape[0])
 
 
-def conv2d_forward_relu(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, group, algorithm, slope):
+def conv2d_forward_relu(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, group, algorithm, after=None,
+                        slope=0.0):
     """conv2d_forward, then a ReLU with negative slope `slope`, in the same launches."""
     _forward(out, inp, weight, bias, ws, (KH, KW, SH, SW, PH, PW, DH, DW, out.shape[2], out.shape[3]),
              group, slope)
+    if after is not None:
+        after(0, out.shape[0])
 
 
 def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW, PH, PW, DH, DW, group,
