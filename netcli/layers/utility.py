@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED
+from ..ops.cpu.eltwise import weighted_sum
 from .base import LayerError, PerSample, canon_axis, register
 from . import onnx_ops
 from .common import BLOB_SHAPE
@@ -232,6 +233,11 @@ class Split(PerSample):
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
             dx = bottoms[0].diff[lo:hi]
+            if len(tops) == 2 and dx.flags.c_contiguous:        # one pass (ops/cpu/eltwise.py)
+                one = dx.dtype.type(1)
+                weighted_sum(tops[0].diff[lo:hi].reshape(-1), one, tops[1].diff[lo:hi].reshape(-1), one,
+                             dx.reshape(-1))
+                return
             np.copyto(dx, tops[0].diff[lo:hi])
             for top in tops[1:]:
                 dx += top.diff[lo:hi]
@@ -272,7 +278,11 @@ class Eltwise(PerSample):
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         y = tops[0].data[lo:hi]
-        if self.op == "SUM":
+        if self.op == "SUM" and len(bottoms) == 2 and y.flags.c_contiguous:    # one pass (ops/cpu/eltwise.py)
+            t = y.dtype.type
+            weighted_sum(bottoms[0].data[lo:hi].reshape(-1), t(self.coeff[0]), bottoms[1].data[lo:hi].reshape(-1),
+                         t(self.coeff[1]), y.reshape(-1))
+        elif self.op == "SUM":
             np.multiply(bottoms[0].data[lo:hi], self.coeff[0], out=y)
             for c, b in zip(self.coeff[1:], bottoms[1:]):
                 y += c * b.data[lo:hi]
