@@ -8,16 +8,18 @@ from netcli.ops.cpu.channels import (batch_norm_backward, batch_norm_forward, ch
                                      scale_forward)
 from netcli.ops.cpu.dropout import dropout_backward, dropout_forward
 from netcli.ops.cpu.inplace import same
-from netcli.ops.cpu.norm_scale_relu import norm_scale_relu_backward, norm_scale_relu_forward
+from netcli.ops.cpu.norm_scale_relu import (norm_scale_relu_backward, norm_scale_relu_forward,
+                                             norm_scale_relu_grad_sums)
 from numba import njit
 
 SHAPE = (3, 5, 37)          # (images, channels, positions): odd sizes
+LARGE = (3, 3, 131)         # norm_scale_relu's per-channel loops (SMALL_PLANE positions and more)
 
 
-def _arrays(seed, dtype=np.float32):
+def _arrays(seed, dtype=np.float32, shape=SHAPE):
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal(SHAPE).astype(dtype)
-    per_channel = [rng.uniform(0.5, 2, SHAPE[1]).astype(dtype) * rng.choice([-1, 1], SHAPE[1]).astype(dtype)
+    x = rng.standard_normal(shape).astype(dtype)
+    per_channel = [rng.uniform(0.5, 2, shape[1]).astype(dtype) * rng.choice([-1, 1], shape[1]).astype(dtype)
                    for _ in range(4)]
     return rng, x, per_channel
 
@@ -115,11 +117,15 @@ def test_dropout_forward_and_backward():
     np.testing.assert_array_equal(dx_inplace, dx)
 
 
+@pytest.mark.parametrize("shape", [SHAPE, LARGE, (2, 300, 4)])
 @pytest.mark.parametrize("keep", [False, True])
 @pytest.mark.parametrize("mask", [False, True])
 @pytest.mark.parametrize("relu,slope", [(True, 0.0), (True, 0.2), (False, 0.0)])
-def test_norm_scale_relu_every_path(keep, mask, relu, slope):
-    rng, x, (a, b, g, beta) = _arrays(10 + 4 * keep + 2 * mask + int(relu) + int(slope * 10))
+def test_norm_scale_relu_every_path(keep, mask, relu, slope, shape):
+    """Small planes go in blocks of channels (300 channels of 4: blocks of 256 and 44), larger ones
+    channel by channel: NumPy's bits either way, and the gradient sums in their fixed order
+    (lanes per position over the images, then the lanes in order)."""
+    rng, x, (a, b, g, beta) = _arrays(10 + 4 * keep + 2 * mask + int(relu) + int(slope * 10), shape=shape)
     k = np.array([slope, 0, 1], np.float32)
     outs = []
 
@@ -140,10 +146,19 @@ def test_norm_scale_relu_every_path(keep, mask, relu, slope):
         if mask:
             np.testing.assert_array_equal(pos, w > 0)
 
-    dy = rng.standard_normal(SHAPE).astype(np.float32)
-    m1, m2 = rng.standard_normal((2, SHAPE[1])).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    m1, m2 = rng.standard_normal((2, shape[1])).astype(np.float32)
     inv = np.abs(a)
     dx, dx_inplace = _both(lambda src, dst: norm_scale_relu_backward(src, apart, xhat, g, m1, m2, inv, k, relu, dst), dy)
     dz = dy * np.where(apart > 0, np.float32(1), np.float32(slope)) if relu else dy
     np.testing.assert_array_equal(dx, (dz * g[:, None] - m1[:, None] - xhat * m2[:, None]) * inv[:, None])
     np.testing.assert_array_equal(dx_inplace, dx)
+
+    sums = [np.zeros(shape[1]) for _ in range(4)]
+    norm_scale_relu_grad_sums(dy, apart, xhat, g, k, relu, *sums)
+    dxhat = dz * g[:, None]
+    for got, terms in zip(sums, (dz * xhat, dz, dxhat, dxhat * xhat)):
+        lanes = np.zeros(shape[1:])
+        for n in range(shape[0]):                 # in order over the images, in float64
+            lanes += terms[n].astype(np.float64)
+        np.testing.assert_array_equal(got, np.cumsum(lanes, axis=1)[:, -1])     # then the positions in order

@@ -14,12 +14,38 @@ ReLU's), so the fused chain gives the unfused chain's bits: only the passes over
 reads and three writes of the blob forward, about twice that backward, become one and two). The
 mask is read from y (y > 0 exactly where w > 0 for slope >= 0), so nothing else is stored.
 Sums are float64.
+
+Small planes (fewer than SMALL_PLANE positions: MobileNet's 4x4 and 2x2, ResNet-50's 7x7) go in
+blocks of channels (`_blocked`): each loop runs over a block's CHANNEL_BLOCK numbers at once, with
+the per-channel numbers spread over the block, where one loop per channel and image ran over 4
+or 16 numbers; the same operations and sums in the same order. Forward, one thread, 32 images
+(per-channel -> blocked): 512 x 4x4 0.30 -> 0.07 ms, 1024 x 2x2 0.48 -> 0.04 ms, 64 x 8x8 0.06
+-> 0.03 ms; but 16 x 32x32 0.09 -> 0.15 ms (hence the bound). The gradient sums: 512 x 4x4 0.26
+-> 0.16 ms, 1024 x 2x2 0.45 -> 0.09 ms.
 """
 import numpy as np
 from numba import njit
 
-from .channels import lane_sum
+from .channels import CHANNEL_BLOCK, SMALL_PLANE, lane_sum
 from .inplace import same
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _blocked(C, S):
+    """Channels per block."""
+    return max(1, min(C, CHANNEL_BLOCK // S))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _spread(rows, c0, c1, S, v0, v1, v2, v3):
+    """rows[j, (c - c0)*S + s] = vj[c] for the block's channels c0..c1: per-channel numbers as
+    the block's per-position rows."""
+    for c in range(c0, c1):
+        s0 = (c - c0) * S
+        rows[0, s0:s0 + S] = v0[c]
+        rows[1, s0:s0 + S] = v1[c]
+        rows[2, s0:s0 + S] = v2[c]
+        rows[3, s0:s0 + S] = v3[c]
 
 
 @njit(cache=True, nogil=True)
@@ -32,6 +58,9 @@ def norm_scale_relu_forward(x, a, b, gamma, beta, k, relu, y, xhat, pos):
     mask = pos.shape[0] == N
     inplace = same(x, y)
     slope, zero = k[0], k[1]
+    if S < SMALL_PLANE:
+        _forward_blocked(x, a, b, gamma, beta, slope, zero, relu, y, xhat, pos, keep, mask, inplace)
+        return
     for n in range(N):
         for c in range(C):
             ac, bc, g, bb, yr = a[c], b[c], gamma[c], beta[c], y[n, c]
@@ -69,6 +98,54 @@ def norm_scale_relu_forward(x, a, b, gamma, beta, k, relu, y, xhat, pos):
                     yr[s] = _relu((xr[s] * ac + bc) * g + bb, relu, slope, zero)
 
 
+@njit(cache=True, nogil=True)
+def _forward_blocked(x, a, b, gamma, beta, slope, zero, relu, y, xhat, pos, keep, mask, inplace):
+    """norm_scale_relu_forward on small planes, in blocks of channels."""
+    N, C, S = x.shape
+    cb = _blocked(C, S)
+    co = np.empty((4, cb * S), x.dtype)
+    x2, y2 = x.reshape(N, C * S), y.reshape(N, C * S)
+    for c0 in range(0, C, cb):
+        c1 = min(C, c0 + cb)
+        i0, i1, L = c0 * S, c1 * S, (c1 - c0) * S
+        _spread(co, c0, c1, S, a, b, gamma, beta)
+        av, bv, gv, tv = co[0, :L], co[1, :L], co[2, :L], co[3, :L]
+        for n in range(N):
+            yr = y2[n, i0:i1]
+            xr = yr if inplace else x2[n, i0:i1]
+            if keep:                     # xhat first, then y from it (as the per-channel loops)
+                xh = xhat.reshape(N, C * S)[n, i0:i1]
+                for i in range(L):
+                    xh[i] = xr[i] * av[i] + bv[i]
+                if mask:
+                    pr = pos.reshape(N, C * S)[n, i0:i1]
+                    for i in range(L):
+                        w = xh[i] * gv[i] + tv[i]
+                        pr[i] = w > 0
+                        yr[i] = _relu(w, relu, slope, zero)
+                else:
+                    for i in range(L):
+                        yr[i] = _relu(xh[i] * gv[i] + tv[i], relu, slope, zero)
+            elif mask:
+                pr = pos.reshape(N, C * S)[n, i0:i1]
+                if inplace:
+                    for i in range(L):
+                        w = (yr[i] * av[i] + bv[i]) * gv[i] + tv[i]
+                        pr[i] = w > 0
+                        yr[i] = _relu(w, relu, slope, zero)
+                else:
+                    for i in range(L):
+                        w = (xr[i] * av[i] + bv[i]) * gv[i] + tv[i]
+                        pr[i] = w > 0
+                        yr[i] = _relu(w, relu, slope, zero)
+            elif inplace:
+                for i in range(L):
+                    yr[i] = _relu((yr[i] * av[i] + bv[i]) * gv[i] + tv[i], relu, slope, zero)
+            else:
+                for i in range(L):
+                    yr[i] = _relu((xr[i] * av[i] + bv[i]) * gv[i] + tv[i], relu, slope, zero)
+
+
 @njit(inline="always")
 def _relu(w, relu, slope, zero):
     """The chain's last step on w = the Scale's output (relu false: w itself)."""
@@ -83,6 +160,9 @@ def norm_scale_relu_grad_sums(dy, y, xhat, gamma, k, relu, dgamma, dbeta, sum_dy
     (all float64, written; in lanes per position, as channels.py sums)."""
     N, C, S = dy.shape
     slope, one = k[0], k[2]
+    if S < SMALL_PLANE:
+        _grad_sums_blocked(dy, y, xhat, gamma, slope, one, relu, dgamma, dbeta, sum_dy, sum_dy_xhat)
+        return
     lanes = np.empty((4, S), np.float64)
     dz = np.empty(S, dy.dtype)
     for c in range(C):
@@ -108,11 +188,50 @@ def norm_scale_relu_grad_sums(dy, y, xhat, gamma, k, relu, dgamma, dbeta, sum_dy
 
 
 @njit(cache=True, nogil=True)
+def _grad_sums_blocked(dy, y, xhat, gamma, slope, one, relu, dgamma, dbeta, sum_dy, sum_dy_xhat):
+    """norm_scale_relu_grad_sums on small planes: the lanes of a block of channels side by side."""
+    N, C, S = dy.shape
+    cb = _blocked(C, S)
+    lanes = np.empty((4, cb * S), np.float64)
+    co = np.empty((4, cb * S), dy.dtype)
+    dz = np.empty(cb * S, dy.dtype)
+    d2, y2, x2 = dy.reshape(N, C * S), y.reshape(N, C * S), xhat.reshape(N, C * S)
+    for c0 in range(0, C, cb):
+        c1 = min(C, c0 + cb)
+        i0, i1, L = c0 * S, c1 * S, (c1 - c0) * S
+        _spread(co, c0, c1, S, gamma, gamma, gamma, gamma)
+        gv, z = co[0, :L], dz[:L]
+        lanes[:, :L] = 0.0
+        lg, lb, l1, l2 = lanes[0, :L], lanes[1, :L], lanes[2, :L], lanes[3, :L]
+        for n in range(N):
+            dr, yr, xr = d2[n, i0:i1], y2[n, i0:i1], x2[n, i0:i1]
+            for i in range(L):
+                z[i] = dr[i] * (one if yr[i] > 0 or not relu else slope)
+            for i in range(L):          # one lane array per loop: they vectorise
+                lg[i] += z[i] * xr[i]
+            for i in range(L):
+                lb[i] += z[i]
+            for i in range(L):
+                l1[i] += z[i] * gv[i]
+            for i in range(L):
+                l2[i] += (z[i] * gv[i]) * xr[i]
+        for c in range(c0, c1):
+            s0, s1 = (c - c0) * S, (c - c0 + 1) * S
+            dgamma[c] = lane_sum(lg[s0:s1])
+            dbeta[c] = lane_sum(lb[s0:s1])
+            sum_dy[c] = lane_sum(l1[s0:s1])
+            sum_dy_xhat[c] = lane_sum(l2[s0:s1])
+
+
+@njit(cache=True, nogil=True)
 def norm_scale_relu_backward(dy, y, xhat, gamma, mean_dy, mean_dy_xhat, inv_std, k, relu, dx):
     """dx as above (dx may be dy)."""
     N, C, S = dy.shape
     slope, one = k[0], k[2]
     inplace = same(dy, dx)
+    if S < SMALL_PLANE:
+        _backward_blocked(dy, y, xhat, gamma, mean_dy, mean_dy_xhat, inv_std, slope, one, relu, dx, inplace)
+        return
     for n in range(N):
         for c in range(C):
             g, m1, m2, ks = gamma[c], mean_dy[c], mean_dy_xhat[c], inv_std[c]
@@ -125,6 +244,31 @@ def norm_scale_relu_backward(dy, y, xhat, gamma, mean_dy, mean_dy_xhat, inv_std,
                 for s in range(S):
                     d = dr[s] * (one if yr[s] > 0 or not relu else slope)
                     o[s] = (d * g - m1 - xr[s] * m2) * ks
+
+
+@njit(cache=True, nogil=True)
+def _backward_blocked(dy, y, xhat, gamma, mean_dy, mean_dy_xhat, inv_std, slope, one, relu, dx, inplace):
+    """norm_scale_relu_backward on small planes, in blocks of channels."""
+    N, C, S = dy.shape
+    cb = _blocked(C, S)
+    co = np.empty((4, cb * S), dy.dtype)
+    d2, y2, x2, o2 = dy.reshape(N, C * S), y.reshape(N, C * S), xhat.reshape(N, C * S), dx.reshape(N, C * S)
+    for c0 in range(0, C, cb):
+        c1 = min(C, c0 + cb)
+        i0, i1, L = c0 * S, c1 * S, (c1 - c0) * S
+        _spread(co, c0, c1, S, gamma, mean_dy, mean_dy_xhat, inv_std)
+        gv, m1, m2, ks = co[0, :L], co[1, :L], co[2, :L], co[3, :L]
+        for n in range(N):
+            yr, xr, o = y2[n, i0:i1], x2[n, i0:i1], o2[n, i0:i1]
+            if inplace:                  # one array named (ops/cpu/inplace.py)
+                for i in range(L):
+                    d = o[i] * (one if yr[i] > 0 or not relu else slope)
+                    o[i] = (d * gv[i] - m1[i] - xr[i] * m2[i]) * ks[i]
+            else:
+                dr = d2[n, i0:i1]
+                for i in range(L):
+                    d = dr[i] * (one if yr[i] > 0 or not relu else slope)
+                    o[i] = (d * gv[i] - m1[i] - xr[i] * m2[i]) * ks[i]
 
 
 @njit(cache=True, nogil=True)
