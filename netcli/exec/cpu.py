@@ -34,12 +34,12 @@ from . import threads
 from ..errors import NetcliError
 from ..ops.cpu.shares import combine_shares
 from ..layers.base import PerSample
-from .fusion import find_chains, follows_conv
+from .fusion import find_chains
 from .grad_tree import add_child, schedule
 from .late_grads import clip, dense_ranges, form_tile, late_tasks, split_tasks, tile_elements, without_late
 from .arena import training_arena
 from .memory_plan import packed as _packed, plan_cpu, refuse_if_too_big
-from .stretches import plan_lines, plan_stretches, shares
+from .stretches import plan_lines, plan_stretches, share_steps, shares
 from .workspaces import Workspaces
 
 @lru_cache(maxsize=256)
@@ -306,44 +306,12 @@ class CpuExecutor:
         return any(self.net.need_backward[i] for i in idx)
 
     def _segments(self, n, idx, forward, backward):
-        """The per-share work of one run over layers idx: [(steps, combine)], cut after each step
-        that gathers statistics over the whole batch; steps are (kind, layer index), combine what
-        runs once every share got there (the layer's combination of its shares' statistics;
-        None at the end)."""
+        """The per-share work of one run over layers idx (exec/stretches.py, share_steps), made once."""
         key = (tuple(idx), forward, backward)
-        if key in self._plans:
-            return self._plans[key]
-        net, ws = self.net, self.workspaces
-        out, steps = [], []
-        fused = {h for h, c in self.chains.items() if set(c.indices) <= set(idx)}
-        inside = {j for h in fused for j in self.chains[h].indices[1:]}    # run by their chain's head
-        inside_back = {j for h in fused if self.chains[h].backward for j in self.chains[h].indices[1:]}
-        if forward:
-            folded = {i + 1 for i in idx if i + 1 in fused and follows_conv(net, i, self.chains[i + 1])}
-            for i in idx:
-                layer = net.layers[i]
-                if i in inside or i in folded:
-                    continue
-                if layer.batch_stats:
-                    steps.append(("stats", i))
-                    out.append((steps, self._exchanged(layer.combine_stats, ws[i], layer.stats_keys, n)))
-                    steps = []
-                kind = "conv_fused_forward" if i + 1 in folded else "fused_forward" if i in fused else "forward"
-                steps.append((kind, i))
-        if backward:
-            for i in reversed(idx):
-                layer = net.layers[i]
-                if not net.need_backward[i] or i in inside_back:
-                    continue
-                whole = i in fused and self.chains[i].backward
-                if layer.batch_stats:
-                    steps.append(("fused_grad_stats" if whole else "grad_stats", i))
-                    out.append((steps, self._exchanged(layer.combine_grad_stats, ws[i], layer.grad_stats_keys, n)))
-                    steps = []
-                steps.append(("fused_backward" if whole else "backward", i))
-        out.append((steps, None))
-        self._plans[key] = out
-        return out
+        if key not in self._plans:
+            self._plans[key] = share_steps(self.net, idx, forward, backward, self.chains,
+                                        lambda combine, i, keys: self._exchanged(combine, self.workspaces[i], keys, n))
+        return self._plans[key]
 
     def _setup(self, n, idx, forward, backward, combine):
         """What a run over layers idx needs beyond its `cleared`: it depends only on these

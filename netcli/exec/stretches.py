@@ -1,6 +1,9 @@
 """How the CPU executor cuts a net into stretches and a batch into shares (exec/cpu.py's
-docstring says why), and the lines `netcli check` and `netcli time` print about that plan."""
+docstring says why), the steps each share runs through (`share_steps`), and the lines `netcli check`
+and `netcli time` print about that plan."""
 from __future__ import annotations
+
+from .fusion import follows_conv
 
 SHARE_ROWS = 32
 MIN_ROWS = 16
@@ -68,3 +71,40 @@ def plan_lines(net, stretches, shares, chains):
         more = f" and {len(chains) - 3} more" if len(chains) > 3 else ""
         lines.append(f"fused (one pass over the blob, the same results): {shown}{more}")
     return lines
+
+
+def share_steps(net, idx, forward, backward, chains, combiner):
+    """The per-share work of one run over layers idx: [(steps, combine)], cut after each step that
+    gathers statistics over the whole batch; steps are (kind, layer index), combine what runs once
+    every share got there (combiner(the layer's combination of its shares' statistics, layer
+    index, the statistics' keys); None at the end). `chains`: exec/fusion.py's, run as one pass
+    (by their head; inside the convolution before them where follows_conv)."""
+    out, steps = [], []
+    fused = {h for h, c in chains.items() if set(c.indices) <= set(idx)}
+    inside = {j for h in fused for j in chains[h].indices[1:]}    # run by their chain's head
+    inside_back = {j for h in fused if chains[h].backward for j in chains[h].indices[1:]}
+    if forward:
+        folded = {i + 1 for i in idx if i + 1 in fused and follows_conv(net, i, chains[i + 1])}
+        for i in idx:
+            layer = net.layers[i]
+            if i in inside or i in folded:
+                continue
+            if layer.batch_stats:
+                steps.append(("stats", i))
+                out.append((steps, combiner(layer.combine_stats, i, layer.stats_keys)))
+                steps = []
+            kind = "conv_fused_forward" if i + 1 in folded else "fused_forward" if i in fused else "forward"
+            steps.append((kind, i))
+    if backward:
+        for i in reversed(idx):
+            layer = net.layers[i]
+            if not net.need_backward[i] or i in inside_back:
+                continue
+            whole = i in fused and chains[i].backward
+            if layer.batch_stats:
+                steps.append(("fused_grad_stats" if whole else "grad_stats", i))
+                out.append((steps, combiner(layer.combine_grad_stats, i, layer.grad_stats_keys)))
+                steps = []
+            steps.append(("fused_backward" if whole else "backward", i))
+    out.append((steps, None))
+    return out
