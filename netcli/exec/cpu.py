@@ -310,7 +310,7 @@ class CpuExecutor:
         key = (tuple(idx), forward, backward)
         if key not in self._plans:
             self._plans[key] = share_steps(self.net, idx, forward, backward, self.chains,
-                                        lambda combine, i, keys: self._exchanged(combine, self.workspaces[i], keys, n))
+                                           lambda combine, i, keys: self._exchanged(combine, self.workspaces[i], keys, n))
         return self._plans[key]
 
     def _setup(self, n, idx, forward, backward, combine):
