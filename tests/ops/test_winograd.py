@@ -2,6 +2,7 @@
 plain NumPy reference convolution (tests/reference.py) on random inputs: odd and even sizes (not
 multiples of the tile), padding 0-2 (also different down and across), several images, float32
 and float64; forward, the input gradient and the weight and bias gradients (+= and fresh)."""
+import numba
 import numpy as np
 import pytest
 
@@ -40,6 +41,38 @@ def test_toom_cook_matrices_compute_a_correlation(m, k):
         d, g = rng.integers(-9, 10, m + k - 1).astype(np.float64), rng.integers(-9, 10, k).astype(np.float64)
         assert np.array_equal(np.round(AT @ ((G @ g) * (BT @ d)), 9), [d[i:i + k] @ g for i in range(m)])
     assert BT.shape == (m + k - 1, m + k - 1) and G.shape == (m + k - 1, k) and AT.shape == (m, m + k - 1)
+
+
+@pytest.mark.parametrize("key", sorted(winograd_transforms.ROWS))
+@pytest.mark.parametrize("compiled", [False, True])
+def test_rows_functions_apply_toom_cooks_matrices(key, compiled):
+    """Each written-out transform loop (ROWS) computes its toom_cook matrix times the rows it
+    reads, from rows anywhere in x to rows anywhere in y, and writes nothing else."""
+    matrix, m, k = key
+    BT, G, AT = winograd_transforms.toom_cook(m, k)
+    T = {"BT": BT, "AT": AT, "A": AT.T}[matrix]
+    rng = np.random.default_rng(len(matrix) * 100 + m * 10 + k)
+    n, (outs, ins) = 13, T.shape
+    x = rng.standard_normal(ins * n + 7).astype(np.float32)
+    xo, yo = rng.permutation(ins) * n + 2, rng.permutation(outs) * n
+    y = np.full(outs * n + 9, np.nan, np.float32)
+    rows = winograd_transforms.ROWS[key]
+    if compiled:
+        rows = numba.njit(_bind(winograd_transforms.ROWS[key]))
+    rows(x, 3, xo, y, 4, yo, n)
+    want = T @ np.stack([x[3 + o:3 + o + n] for o in xo]).astype(np.float64)
+    got = np.stack([y[4 + o:4 + o + n] for o in yo])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    written = np.zeros(y.shape, bool)
+    for o in yo:
+        written[4 + o:4 + o + n] = True
+    assert np.isnan(y[~written]).all()
+
+
+def _bind(rows):
+    def call(x, xb, xo, y, yb, yo, n):
+        rows(x, xb, xo, y, yb, yo, n)
+    return call
 
 
 @pytest.mark.parametrize("m,k", [(2, 3), (4, 3), (2, 5)])

@@ -22,13 +22,12 @@ backward; otherwise V is scratch, and the backward transforms the input again, c
 (one input transform more, against keeping E/m^2 = 4x (F(4x4, 3x3): 2.25x, F(2x2, 5x5) 9x) the
 input's size per call).
 """
-import functools
 
 import numpy as np
 
 from .chunks import first as _first, image_chunks, largest
 from .im2col import sum_bias
-from .winograd_transforms import (sums, toom_cook, winograd_inputs, winograd_output_grads, winograd_outputs,
+from .winograd_transforms import (toom_cook, winograd_inputs, winograd_output_grads, winograd_outputs,
                                   winograd_weight_grads, winograd_weights)
 
 
@@ -101,7 +100,7 @@ def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None):
     """out = inp * weight + bias, chunk by chunk through V and M (U: the weights' transform);
     with one chunk, V is left holding the input's transform. after(i, j), where given, once
     images i..j of out are final (winograd_forward)."""
-    BT, G, AT, _ = _matrices(m, weight.shape[2], out.dtype)
+    G = toom_cook(m, weight.shape[2])[1]
     TH, TW = winograd_tiles(out.shape[2], out.shape[3], m)
     winograd_weights(weight, U, G)
     E, C, K = U.shape
@@ -111,18 +110,11 @@ def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None):
         for i, j in _blocks(a, b, E * TH * TW * max(C, K) * out.itemsize):
             t0, t1 = (i - a) * TH * TW, (j - a) * TH * TW
             Mb = _first(M, (E, t1 - t0, K))
-            winograd_inputs(inp[i:j], Vc, t0, PH, PW, TH, TW, m, BT)
+            winograd_inputs(inp[i:j], Vc, t0, PH, PW, TH, TW, m, r)
             np.matmul(Vc[:, t0:t1], U, out=Mb)
-            winograd_outputs(Mb, out[i:j], bias, TH, TW, r, AT)
+            winograd_outputs(Mb, out[i:j], bias, TH, TW, m, r)
             if after is not None:
                 after(i, j)
-
-
-@functools.lru_cache(maxsize=None)
-def _matrices(m, k, dtype):
-    """F(m x m, k x k)'s B^T, A^T and A as the transforms' sums (in the data's type), G in float64."""
-    BT, G, AT = toom_cook(m, k)
-    return sums(BT, dtype), G, sums(AT, dtype), sums(AT.T, dtype)
 
 
 def _chunks_of(inp, out, m, k):
@@ -144,8 +136,8 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
     The weight gradient's transform dU sums the chunks in order (each chunk's GEMM, then added)."""
     n, K, k = dout.shape[0], dout.shape[1], weight.shape[2]
     chunks = _chunks_of(inp, dout, m, k)
-    BT, G, _, A = _matrices(m, k, dout.dtype)
-    E = (m + k - 1) ** 2
+    G, r = toom_cook(m, k)[1], m + k - 1
+    E = r * r
     TH, TW = winograd_tiles(dout.shape[2], dout.shape[3], m)
     for target in (dbias, dweight) if fresh else ():
         if target is not None:
@@ -160,11 +152,11 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
                 V = ws["V"]
             else:
                 V = _first(ws["V"], (E, (b - a) * TH * TW, C))
-                winograd_inputs(inp[a:b], V, 0, PH, PW, TH, TW, m, BT)
+                winograd_inputs(inp[a:b], V, 0, PH, PW, TH, TW, m, r)
             for i, j in _blocks(a, b, E * TH * TW * max(C, K) * dout.itemsize):
                 t0, t1 = (i - a) * TH * TW, (j - a) * TH * TW
                 Y = _first(ws["M"], (E, t1 - t0, K))        # the forward's products are spent: dY's transform
-                winograd_output_grads(dout[i:j], Y, TH, TW, m, A)
+                winograd_output_grads(dout[i:j], Y, TH, TW, m, r)
                 np.matmul(V[:, t0:t1].transpose(0, 2, 1), Y, out=dU if parts == 0 else ws["dU2"])
                 if parts:
                     dU += ws["dU2"]

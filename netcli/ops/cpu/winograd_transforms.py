@@ -22,7 +22,7 @@ coefficients up to 8 make the sums larger than F(2x2, 3x3)'s: float32 results di
 direct convolution by a few units in the 6th digit (tests/ops/test_winograd.py bounds them).
 
 Why channels last: a row of tiles is then one run of TW*C numbers per entry e, so each step of a
-transform is a loop over hundreds of contiguous numbers that LLVM vectorises (`_mix`), where the
+transform is a loop over hundreds of contiguous numbers that LLVM vectorises (`ROWS`), where the
 channels-first kernels ran one tile at a time in scalar code; and the GEMMs become V (T, C) @
 U (C, K), which OpenBLAS runs faster than U (K, C) @ V (C, T) with C = 16-64. The image goes
 into a zero-padded channels-last plane (padded, m phases of columns: column x at [x % m, x // m]),
@@ -73,45 +73,120 @@ def _inverse(a):
     return [row[n:] for row in rows]
 
 
-def sums(matrix, dtype):
-    """A matrix's rows as passes for _mix: (terms (rows, passes, 2) int64, coefs (rows, passes, 2)
-    in the data's type): each pass adds coefs[.., 0] * term 0 + coefs[.., 1] * term 1 (the
-    nonzero entries of the row, in order, two at a time; term -1: none)."""
-    rows = [[(j, c) for j, c in enumerate(row) if c != 0] for row in matrix]
-    passes = max((len(r) + 1) // 2 for r in rows)
-    terms, coefs = np.full((len(rows), passes, 2), -1, np.int64), np.zeros((len(rows), passes, 2), dtype)
-    for i, r in enumerate(rows):
-        for t, (j, c) in enumerate(r):
-            terms[i, t // 2, t % 2], coefs[i, t // 2, t % 2] = j, c
-    return terms, coefs
+# The matrices' products, written out with the sums they share (ROWS, below): input row j is
+# x[xb + xo[j]:][:n], output row i y[yb + yo[i]:][:n] (x and y 1-D, apart), one loop over the n
+# contiguous numbers of all rows at once, reading each input row once. Against one pass per pair
+# of a row's terms (the general form they replaced), F(4x4, 3x3), 32 images of 16 channels at
+# 32x32, one thread, AMD EPYC Zen 5, best of 15: input transform 0.99 -> 0.60 ms (0.39 of it is
+# the copy into the channels-last plane), output transform 0.65 -> 0.47, output gradient's 0.66
+# -> 0.49; forward 2.08 -> 1.55-1.60, backward 3.34 -> 2.74-2.93 (3 runs). Inlined into their callers (inline=
+# "always") they were 3-5% faster still but took 2.3x the compile time (7 -> 19 s cold for
+# float32). The constants are float32 (exact), so that float32 data stays float32 (float64
+# constants turned the loops into float64 with conversions: 1.8x slower).
+_TWO, _FOUR, _FIVE, _EIGHT = np.float32(2.0), np.float32(4.0), np.float32(5.0), np.float32(8.0)
 
 
 @register_jitable(inline="always")
-def _mix(dst, src, i0, di, j0, dj, s0, shift, matrix, row):
-    """dst[u] = sum over j of matrix[row, j] * src[i0 + di*j, j0 + dj*j, s0 + shift[j] + u] for
-    u < len(dst), `matrix` as `sums` gives it: one loop over dst per pass, over contiguous numbers,
-    that LLVM vectorises (src is a C-contiguous 3-D array)."""
-    terms, coefs = matrix
-    n = dst.shape[0]
-    for q in range(terms.shape[1]):
-        j, k = terms[row, q, 0], terms[row, q, 1]
-        if j < 0:
-            break
-        c0, a0 = coefs[row, q, 0], src[i0 + di * j, j0 + dj * j, s0 + shift[j]:s0 + shift[j] + n]
-        if k >= 0:
-            c1, a1 = coefs[row, q, 1], src[i0 + di * k, j0 + dj * k, s0 + shift[k]:s0 + shift[k] + n]
-            if q == 0:
-                for u in range(n):
-                    dst[u] = c0 * a0[u] + c1 * a1[u]
-            else:
-                for u in range(n):
-                    dst[u] += c0 * a0[u] + c1 * a1[u]
-        elif q == 0:
-            for u in range(n):
-                dst[u] = c0 * a0[u]
-        else:
-            for u in range(n):
-                dst[u] += c0 * a0[u]
+def _row(a, base, offsets, j, n):
+    s = base + offsets[j]
+    return a[s:s + n]
+
+
+@register_jitable
+def _bt4(x, xb, xo, y, yb, yo, n):
+    """[-1 0 1 0] [0 1 1 0] [0 -1 1 0] [0 -1 0 1]"""
+    x0, x1, x2, x3 = _row(x, xb, xo, 0, n), _row(x, xb, xo, 1, n), _row(x, xb, xo, 2, n), _row(x, xb, xo, 3, n)
+    y0, y1, y2, y3 = _row(y, yb, yo, 0, n), _row(y, yb, yo, 1, n), _row(y, yb, yo, 2, n), _row(y, yb, yo, 3, n)
+    for u in range(n):
+        a, b, c, d = x0[u], x1[u], x2[u], x3[u]
+        y0[u], y1[u], y2[u], y3[u] = c - a, b + c, c - b, d - b
+
+
+@register_jitable
+def _bt6(x, xb, xo, y, yb, yo, n):
+    """[4 0 -5 0 1 0] [0 -4 -4 1 1 0] [0 4 -4 -1 1 0] [0 -2 -1 2 1 0] [0 2 -1 -2 1 0] [0 4 0 -5 0 1]"""
+    x0, x1, x2, x3 = _row(x, xb, xo, 0, n), _row(x, xb, xo, 1, n), _row(x, xb, xo, 2, n), _row(x, xb, xo, 3, n)
+    x4, x5 = _row(x, xb, xo, 4, n), _row(x, xb, xo, 5, n)
+    y0, y1, y2, y3 = _row(y, yb, yo, 0, n), _row(y, yb, yo, 1, n), _row(y, yb, yo, 2, n), _row(y, yb, yo, 3, n)
+    y4, y5 = _row(y, yb, yo, 4, n), _row(y, yb, yo, 5, n)
+    for u in range(n):
+        a1, a2, a3, a4 = x1[u], x2[u], x3[u], x4[u]
+        p, q, s, t = a4 - _FOUR * a2, a3 - _FOUR * a1, a4 - a2, _TWO * (a3 - a1)
+        y0[u] = _FOUR * x0[u] - _FIVE * a2 + a4
+        y1[u], y2[u], y3[u], y4[u] = p + q, p - q, s + t, s - t
+        y5[u] = _FOUR * a1 - _FIVE * a3 + x5[u]
+
+
+@register_jitable
+def _at24(x, xb, xo, y, yb, yo, n):
+    """[1 1 1 0] [0 1 -1 1]"""
+    x0, x1, x2, x3 = _row(x, xb, xo, 0, n), _row(x, xb, xo, 1, n), _row(x, xb, xo, 2, n), _row(x, xb, xo, 3, n)
+    y0, y1 = _row(y, yb, yo, 0, n), _row(y, yb, yo, 1, n)
+    for u in range(n):
+        b, c = x1[u], x2[u]
+        y0[u], y1[u] = x0[u] + b + c, b - c + x3[u]
+
+
+@register_jitable
+def _at46(x, xb, xo, y, yb, yo, n):
+    """[1 1 1 1 1 0] [0 1 -1 2 -2 0] [0 1 1 4 4 0] [0 1 -1 8 -8 1]"""
+    x0, x1, x2, x3 = _row(x, xb, xo, 0, n), _row(x, xb, xo, 1, n), _row(x, xb, xo, 2, n), _row(x, xb, xo, 3, n)
+    x4, x5 = _row(x, xb, xo, 4, n), _row(x, xb, xo, 5, n)
+    y0, y1, y2, y3 = _row(y, yb, yo, 0, n), _row(y, yb, yo, 1, n), _row(y, yb, yo, 2, n), _row(y, yb, yo, 3, n)
+    for u in range(n):
+        s, d, S, D = x1[u] + x2[u], x1[u] - x2[u], x3[u] + x4[u], x3[u] - x4[u]
+        y0[u], y1[u] = x0[u] + s + S, d + _TWO * D
+        y2[u], y3[u] = s + _FOUR * S, d + _EIGHT * D + x5[u]
+
+
+@register_jitable
+def _at26(x, xb, xo, y, yb, yo, n):
+    """[1 1 1 1 1 0] [0 1 -1 2 -2 1]"""
+    x0, x1, x2, x3 = _row(x, xb, xo, 0, n), _row(x, xb, xo, 1, n), _row(x, xb, xo, 2, n), _row(x, xb, xo, 3, n)
+    x4, x5 = _row(x, xb, xo, 4, n), _row(x, xb, xo, 5, n)
+    y0, y1 = _row(y, yb, yo, 0, n), _row(y, yb, yo, 1, n)
+    for u in range(n):
+        s, d, S, D = x1[u] + x2[u], x1[u] - x2[u], x3[u] + x4[u], x3[u] - x4[u]
+        y0[u], y1[u] = x0[u] + s + S, d + _TWO * D + x5[u]
+
+
+@register_jitable
+def _a24(x, xb, xo, y, yb, yo, n):
+    """[1 0] [1 1] [1 -1] [0 1]"""
+    x0, x1 = _row(x, xb, xo, 0, n), _row(x, xb, xo, 1, n)
+    y0, y1, y2, y3 = _row(y, yb, yo, 0, n), _row(y, yb, yo, 1, n), _row(y, yb, yo, 2, n), _row(y, yb, yo, 3, n)
+    for u in range(n):
+        a, b = x0[u], x1[u]
+        y0[u], y1[u], y2[u], y3[u] = a, a + b, a - b, b
+
+
+@register_jitable
+def _a46(x, xb, xo, y, yb, yo, n):
+    """[1 0 0 0] [1 1 1 1] [1 -1 1 -1] [1 2 4 8] [1 -2 4 -8] [0 0 0 1]"""
+    x0, x1, x2, x3 = _row(x, xb, xo, 0, n), _row(x, xb, xo, 1, n), _row(x, xb, xo, 2, n), _row(x, xb, xo, 3, n)
+    y0, y1, y2, y3 = _row(y, yb, yo, 0, n), _row(y, yb, yo, 1, n), _row(y, yb, yo, 2, n), _row(y, yb, yo, 3, n)
+    y4, y5 = _row(y, yb, yo, 4, n), _row(y, yb, yo, 5, n)
+    for u in range(n):
+        a, d = x0[u], x3[u]
+        e, o = a + x2[u], x1[u] + d
+        e2, o2 = a + _FOUR * x2[u], _TWO * x1[u] + _EIGHT * d
+        y0[u], y1[u], y2[u], y3[u], y4[u], y5[u] = a, e + o, e - o, e2 + o2, e2 - o2, d
+
+
+@register_jitable
+def _a26(x, xb, xo, y, yb, yo, n):
+    """[1 0] [1 1] [1 -1] [1 2] [1 -2] [0 1]"""
+    x0, x1 = _row(x, xb, xo, 0, n), _row(x, xb, xo, 1, n)
+    y0, y1, y2, y3 = _row(y, yb, yo, 0, n), _row(y, yb, yo, 1, n), _row(y, yb, yo, 2, n), _row(y, yb, yo, 3, n)
+    y4, y5 = _row(y, yb, yo, 4, n), _row(y, yb, yo, 5, n)
+    for u in range(n):
+        a, b = x0[u], x1[u]
+        y0[u], y1[u], y2[u], y3[u], y4[u], y5[u] = a, a + b, a - b, a + _TWO * b, a - _TWO * b, b
+
+
+# Which loop computes which of toom_cook's matrices: (matrix, m, k) -> rows function.
+ROWS = {("BT", 2, 3): _bt4, ("BT", 4, 3): _bt6, ("BT", 2, 5): _bt6, ("AT", 2, 3): _at24, ("AT", 4, 3): _at46,
+        ("AT", 2, 5): _at26, ("A", 2, 3): _a24, ("A", 4, 3): _a46, ("A", 2, 5): _a26}
 
 
 @register_jitable(inline="always")
@@ -196,96 +271,123 @@ def winograd_weight_grads(dU, dweight, G):
 
 
 @njit(cache=True, nogil=True)
-def winograd_inputs(inp, V, t0, PH, PW, TH, TW, m, BT):
+def winograd_inputs(inp, V, t0, PH, PW, TH, TW, m, r):
     """V[r*a + b, t0 + (n*TH + th)*TW + tw, c] = (B^T d B)[a, b] for d the r x r tile of
     image n, channel c at rows m*th - PH.., columns m*tw - PW.. (zero outside the image). The
     image goes into the padded plane xp (rows, phase, column // m, channel) first; then for each
-    row of tiles z = B^T (its r rows), phase by phase, and V's rows = z B, entry by entry."""
+    row of tiles z = B^T (its r rows, all phases at once), and V's rows = z B, entry row by entry
+    row. (Each matrix has its own loop over the rows of tiles: with the choice inside it, the
+    input transform took 0.64 ms against 0.60.)"""
     N, C, H, W = inp.shape
-    r = BT[0].shape[0]
     groups = TW + (r - 1) // m                     # columns // m of the padded plane
     L, TC = groups * C, TW * C
     xp = np.zeros((m * TH + r - m, m, groups, C), V.dtype)
-    xf = xp.reshape(m * TH + r - m, m, L)
-    z = np.empty((r, 1, m * L), V.dtype)           # B^T d for a row of tiles: (a, phase, column // m, c)
-    V2 = V.reshape(V.shape[0], -1)
-    column = (np.arange(r) % m) * L + (np.arange(r) // m) * C    # where a tile's column j starts in z[a]
-    none = np.zeros(r, np.int64)
+    xf, x1 = xp.reshape(m * TH + r - m, m, L), xp.reshape(-1)
+    z = np.empty(r * m * L, V.dtype)               # B^T d for a row of tiles: (a, phase, column // m, c)
+    V1 = V.reshape(-1)
+    S = V.shape[1] * C                             # V's entry rows, apart
+    column = (np.arange(r) % m) * L + (np.arange(r) // m) * C    # where a tile's column j starts in z's rows
+    rows, entries = np.arange(r) * (m * L), np.arange(r) * S
     for n in range(N):
         for c in range(C):
             if m == 2:          # (constant masks: LLVM then makes the copy 2x faster)
                 _into_phases(inp[n, c], xf, PH, PW, 1, 1, c, C)
             else:
                 _into_phases(inp[n, c], xf, PH, PW, 3, 2, c, C)
-        for th in range(TH):
-            for p in range(m):
+        o = (t0 + n * TH * TW) * C
+        if r == 4:
+            for th in range(TH):
+                _bt4(x1, m * th * m * L, rows, z, 0, rows, m * L)
                 for a in range(r):
-                    _mix(z[a, 0, p * L:(p + 1) * L], xf, m * th, 1, p, 0, 0, none, BT, a)
-            o = (t0 + (n * TH + th) * TW) * C
-            for a in range(r):
-                for b in range(r):
-                    _mix(V2[a * r + b, o:o + TC], z, a, 0, 0, 0, 0, column, BT, b)
+                    _bt4(z, a * m * L, column, V1, a * r * S + o + th * TC, entries, TC)
+        else:
+            for th in range(TH):
+                _bt6(x1, m * th * m * L, rows, z, 0, rows, m * L)
+                for a in range(r):
+                    _bt6(z, a * m * L, column, V1, a * r * S + o + th * TC, entries, TC)
 
 
 @njit(cache=True, nogil=True)
-def winograd_outputs(M, out, bias, TH, TW, r, AT):
+def winograd_outputs(M, out, bias, TH, TW, m, r):
     """out[n, k, m*th + i, m*tw + j] = bias[k] + (A^T M A)[i, j] for M the tile's entries
-    M[:, tile, k], inside the image; bias may be empty. For each row of tiles: q = M A (entry
-    rows a, output columns j), y = A^T q, then y goes into the image, channels first."""
+    M[:, tile, k], inside the image; bias may be empty. For each row of tiles of an image: q = M A
+    (entry rows a, output columns j), y = A^T q; then y goes into the image, channels first."""
     N, K, OH, OW = out.shape
-    m = AT[0].shape[0]
     TK = TW * K
     has_bias = bias.shape[0] > 0
     q = np.empty((m, r, TK), M.dtype)
-    y = np.empty((m, m, TK), M.dtype)
-    M3 = M.reshape(M.shape[0], 1, -1)
-    none = np.zeros(r, np.int64)
+    y = np.empty((TH, m, m, TK), M.dtype)
+    q1, y1, M1 = q.reshape(-1), y.reshape(-1), M.reshape(-1)
+    S = M.shape[1] * K                             # M's entry rows, apart
+    entries, q_columns = np.arange(r) * S, np.arange(m) * (r * TK)
+    q_rows, y_rows = np.arange(r) * TK, np.arange(m) * (m * TK)
     for n in range(N):
-        for th in range(TH):
-            o = (n * TH + th) * TK
-            for a in range(r):
+        o = n * TH * TK
+        if r == 4:
+            for th in range(TH):
+                for a in range(r):
+                    _at24(M1, a * r * S + o + th * TK, entries, q1, a * TK, q_columns, TK)
                 for j in range(m):
-                    _mix(q[j, a], M3, a * r, 1, 0, 0, o, none, AT, j)
-            for i in range(m):
+                    _at24(q1, j * r * TK, q_rows, y1, (th * m * m + j) * TK, y_rows, TK)
+        elif m == 4:
+            for th in range(TH):
+                for a in range(r):
+                    _at46(M1, a * r * S + o + th * TK, entries, q1, a * TK, q_columns, TK)
                 for j in range(m):
-                    _mix(y[i, j], q, j, 0, 0, 1, 0, none, AT, i)
-            for k in range(K):
-                b = bias[k] if has_bias else 0.0
+                    _at46(q1, j * r * TK, q_rows, y1, (th * m * m + j) * TK, y_rows, TK)
+        else:
+            for th in range(TH):
+                for a in range(r):
+                    _at26(M1, a * r * S + o + th * TK, entries, q1, a * TK, q_columns, TK)
+                for j in range(m):
+                    _at26(q1, j * r * TK, q_rows, y1, (th * m * m + j) * TK, y_rows, TK)
+        for k in range(K):
+            b = bias[k] if has_bias else 0.0
+            for th in range(TH):
                 for i in range(min(m, OH - m * th)):
                     if m == 2:
-                        _from_phases(y[i], out[n, k, m * th + i], k, K, b, 1, 1)
+                        _from_phases(y[th, i], out[n, k, m * th + i], k, K, b, 1, 1)
                     else:
-                        _from_phases(y[i], out[n, k, m * th + i], k, K, b, 3, 2)
+                        _from_phases(y[th, i], out[n, k, m * th + i], k, K, b, 3, 2)
 
 
 @njit(cache=True, nogil=True)
-def winograd_output_grads(dout, Y, TH, TW, m, A):
+def winograd_output_grads(dout, Y, TH, TW, m, r):
     """The adjoint of winograd_outputs: Y[r*a + b, (n*TH + th)*TW + tw, k] = (A dy A^T)[a, b]
-    for dy the m x m tile of dout[n, k] at (m*th, m*tw) (zero outside the image). For each row of
-    tiles: dy into yp (output row i, column j, tw*K + k), w = A dy, Y's rows = w A^T."""
+    for dy the m x m tile of dout[n, k] at (m*th, m*tw) (zero outside the image). For each
+    image: dy into yp (row of tiles, output row i, column j, tw*K + k); then for each row of
+    tiles w = A dy, Y's rows = w A^T."""
     N, K, OH, OW = dout.shape
-    r = A[0].shape[0]
     TK = TW * K
-    yp = np.zeros((m, m, TK), Y.dtype)
+    yp = np.zeros((TH, m, m, TK), Y.dtype)
     w = np.empty((r, m, TK), Y.dtype)
-    Y2 = Y.reshape(Y.shape[0], -1)
-    none = np.zeros(m, np.int64)
+    yp1, w1, Y1 = yp.reshape(-1), w.reshape(-1), Y.reshape(-1)
+    S = Y.shape[1] * K                             # Y's entry rows, apart
+    yp_rows, w_rows = np.arange(m) * (m * TK), np.arange(r) * (m * TK)
+    w_columns, entries = np.arange(m) * TK, np.arange(r) * S
     for n in range(N):
-        for th in range(TH):
-            for k in range(K):
-                for i in range(m):
-                    if m * th + i < OH and m == 2:
-                        _into_phases(dout[n, k, m * th + i:m * th + i + 1], yp[i:i + 1], 0, 0, 1, 1, k, K)
-                    elif m * th + i < OH:
-                        _into_phases(dout[n, k, m * th + i:m * th + i + 1], yp[i:i + 1], 0, 0, 3, 2, k, K)
-                    else:
-                        for j in range(m):
-                            for tw in range(TW):
-                                yp[i, j, tw * K + k] = 0.0
-            for a in range(r):
+        for k in range(K):          # (rows past the image stay zero: yp starts zero, and they are never written)
+            for h in range(OH):
+                if m == 2:
+                    _into_phases(dout[n, k, h:h + 1], yp[h // 2, h % 2:h % 2 + 1], 0, 0, 1, 1, k, K)
+                else:
+                    _into_phases(dout[n, k, h:h + 1], yp[h // 4, h % 4:h % 4 + 1], 0, 0, 3, 2, k, K)
+        o = n * TH * TK
+        if r == 4:
+            for th in range(TH):
                 for j in range(m):
-                    _mix(w[a, j], yp, 0, 1, j, 0, 0, none, A, a)
-            o = (n * TH + th) * TK
-            for a in range(r):
-                for b in range(r):
-                    _mix(Y2[a * r + b, o:o + TK], w, a, 0, 0, 1, 0, none, A, b)
+                    _a24(yp1, (th * m * m + j) * TK, yp_rows, w1, j * TK, w_rows, TK)
+                for a in range(r):
+                    _a24(w1, a * m * TK, w_columns, Y1, a * r * S + o + th * TK, entries, TK)
+        elif m == 4:
+            for th in range(TH):
+                for j in range(m):
+                    _a46(yp1, (th * m * m + j) * TK, yp_rows, w1, j * TK, w_rows, TK)
+                for a in range(r):
+                    _a46(w1, a * m * TK, w_columns, Y1, a * r * S + o + th * TK, entries, TK)
+        else:
+            for th in range(TH):
+                for j in range(m):
+                    _a26(yp1, (th * m * m + j) * TK, yp_rows, w1, j * TK, w_rows, TK)
+                for a in range(r):
+                    _a26(w1, a * m * TK, w_columns, Y1, a * r * S + o + th * TK, entries, TK)
