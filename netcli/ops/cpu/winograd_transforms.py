@@ -189,23 +189,47 @@ ROWS = {("BT", 2, 3): _bt4, ("BT", 4, 3): _bt6, ("BT", 2, 5): _bt6, ("AT", 2, 3)
         ("AT", 2, 5): _at26, ("A", 2, 3): _a24, ("A", 4, 3): _a46, ("A", 2, 5): _a26}
 
 
+# The copies between an image's rows (channels first) and the transforms' channels-last rows go
+# through a buffer of one row, (columns, channels), that stays in the core's L1 cache: the strided
+# half of the transposition lands there, and each column then moves as one run of C numbers.
+# Against writing each number straight to its place (stride C, across 80 KB), 32 images, one
+# thread, AMD EPYC Zen 5, best of 20: 16 ch 32x32 0.44 -> 0.25 ms, 32 ch 16x16 0.23 -> 0.11,
+# 64 ch 8x8 0.12 -> 0.05.
 @register_jitable(inline="always")
-def _into_phases(plane, xp, PH, PW, mask, shift, c, C):
-    """xp[PH + h, x & mask, (x >> shift)*C + c] = plane[h, w] for x = PW + w: a plane (channel c
-    of C) into m = mask + 1 phases of columns, channels last."""
-    for h in range(plane.shape[0]):
-        row = plane[h]
-        for w in range(plane.shape[1]):
-            x = w + PW
-            xp[h + PH, x & mask, (x >> shift) * C + c] = row[w]
+def _into_phases(rows, xr, PW, m, buf):
+    """xr[x % m, (x // m)*C + c] = rows[c, w] for x = PW + w: one row of an image (rows: (C, W),
+    its channels) into m phases of columns, channels last; buf (>= W, C) is scratch."""
+    C, W = rows.shape
+    for c in range(C):
+        row = rows[c]
+        for w in range(W):
+            buf[w, c] = row[w]
+    for w in range(W):
+        x = w + PW
+        dst, src = xr[x % m, (x // m) * C:(x // m + 1) * C], buf[w]
+        for c in range(C):
+            dst[c] = src[c]
 
 
 @register_jitable(inline="always")
-def _from_phases(y, orow, k, K, b, mask, shift):
-    """orow[x] = b + y[x & mask, (x >> shift)*K + k] for every x of orow: channel k of K from a
-    row in m = mask + 1 phases of columns, channels last."""
-    for x in range(orow.shape[0]):
-        orow[x] = b + y[x & mask, (x >> shift) * K + k]
+def _from_phases(yr, rows, bias, m, buf):
+    """rows[k, x] = bias[k] (where given: bias may be empty) + yr[x % m, (x // m)*K + k]: a row in m
+    phases of columns, channels last, into one row of an image (rows: (K, OW)); buf (>= OW, K)
+    is scratch."""
+    K, OW = rows.shape
+    for x in range(OW):
+        dst, src = buf[x], yr[x % m, (x // m) * K:(x // m + 1) * K]
+        for k in range(K):
+            dst[k] = src[k]
+    for k in range(K):
+        row = rows[k]
+        if bias.shape[0] > 0:
+            b = bias[k]
+            for x in range(OW):
+                row[x] = b + buf[x, k]
+        else:
+            for x in range(OW):
+                row[x] = buf[x, k]
 
 
 @njit(cache=True, nogil=True)
@@ -288,12 +312,10 @@ def winograd_inputs(inp, V, t0, PH, PW, TH, TW, m, r):
     S = V.shape[1] * C                             # V's entry rows, apart
     column = (np.arange(r) % m) * L + (np.arange(r) // m) * C    # where a tile's column j starts in z's rows
     rows, entries = np.arange(r) * (m * L), np.arange(r) * S
+    buf = np.empty((W, C), V.dtype)
     for n in range(N):
-        for c in range(C):
-            if m == 2:          # (constant masks: LLVM then makes the copy 2x faster)
-                _into_phases(inp[n, c], xf, PH, PW, 1, 1, c, C)
-            else:
-                _into_phases(inp[n, c], xf, PH, PW, 3, 2, c, C)
+        for h in range(H):
+            _into_phases(inp[n, :, h], xf[PH + h], PW, m, buf)
         o = (t0 + n * TH * TW) * C
         if r == 4:
             for th in range(TH):
@@ -314,7 +336,7 @@ def winograd_outputs(M, out, bias, TH, TW, m, r):
     (entry rows a, output columns j), y = A^T q; then y goes into the image, channels first."""
     N, K, OH, OW = out.shape
     TK = TW * K
-    has_bias = bias.shape[0] > 0
+    buf = np.empty((OW, K), M.dtype)
     q = np.empty((m, r, TK), M.dtype)
     y = np.empty((TH, m, m, TK), M.dtype)
     q1, y1, M1 = q.reshape(-1), y.reshape(-1), M.reshape(-1)
@@ -341,14 +363,8 @@ def winograd_outputs(M, out, bias, TH, TW, m, r):
                     _at26(M1, a * r * S + o + th * TK, entries, q1, a * TK, q_columns, TK)
                 for j in range(m):
                     _at26(q1, j * r * TK, q_rows, y1, (th * m * m + j) * TK, y_rows, TK)
-        for k in range(K):
-            b = bias[k] if has_bias else 0.0
-            for th in range(TH):
-                for i in range(min(m, OH - m * th)):
-                    if m == 2:
-                        _from_phases(y[th, i], out[n, k, m * th + i], k, K, b, 1, 1)
-                    else:
-                        _from_phases(y[th, i], out[n, k, m * th + i], k, K, b, 3, 2)
+        for h in range(OH):
+            _from_phases(y[h // m, h % m], out[n, :, h], bias, m, buf)
 
 
 @njit(cache=True, nogil=True)
@@ -360,18 +376,15 @@ def winograd_output_grads(dout, Y, TH, TW, m, r):
     N, K, OH, OW = dout.shape
     TK = TW * K
     yp = np.zeros((TH, m, m, TK), Y.dtype)
+    buf = np.empty((OW, K), Y.dtype)
     w = np.empty((r, m, TK), Y.dtype)
     yp1, w1, Y1 = yp.reshape(-1), w.reshape(-1), Y.reshape(-1)
     S = Y.shape[1] * K                             # Y's entry rows, apart
     yp_rows, w_rows = np.arange(m) * (m * TK), np.arange(r) * (m * TK)
     w_columns, entries = np.arange(m) * TK, np.arange(r) * S
     for n in range(N):
-        for k in range(K):          # (rows past the image stay zero: yp starts zero, and they are never written)
-            for h in range(OH):
-                if m == 2:
-                    _into_phases(dout[n, k, h:h + 1], yp[h // 2, h % 2:h % 2 + 1], 0, 0, 1, 1, k, K)
-                else:
-                    _into_phases(dout[n, k, h:h + 1], yp[h // 4, h % 4:h % 4 + 1], 0, 0, 3, 2, k, K)
+        for h in range(OH):         # (rows past the image stay zero: yp starts zero, and they are never written)
+            _into_phases(dout[n, :, h], yp[h // m, h % m], 0, m, buf)
         o = n * TH * TK
         if r == 4:
             for th in range(TH):
