@@ -21,12 +21,12 @@ CONV_CASES = [
 ]
 CONV_CASES += [
     # 1x1, stride 1, no padding: GEMMs on the input itself (groups, dilation that changes nothing),
-    # or on its channels-last copy for images under 64 pixels
+    # or on its channels-last copy for images under 36 pixels (conv2d_rule.PIXELS_1X1)
     ({"num_output": 5, "kernel_size": 1}, (3, 7, 9, 8)),
     ({"num_output": 4, "kernel_size": 1, "group": 2, "dilation": 2, "bias_term": False}, (2, 6, 8, 9)),
     ({"num_output": 129, "kernel_size": 1}, (2, 130, 8, 8)),     # weight gradient: one GEMM, all pixels
     ({"num_output": 5, "kernel_size": 1}, (3, 7, 5, 3)),          # small images: channels-last, one GEMM
-    ({"num_output": 4, "kernel_size": 1, "bias_term": False}, (2, 9, 7, 7)),
+    ({"num_output": 4, "kernel_size": 1, "bias_term": False}, (2, 9, 5, 7)),
     # depthwise (group == channels == num_output): the direct kernel; channels last on output
     # planes of at most 64 positions (without dilation)
     ({"num_output": 3, "kernel_size": 3, "pad": 1, "group": 3}, (3, 3, 9, 8)),

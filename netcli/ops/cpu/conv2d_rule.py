@@ -9,6 +9,7 @@ ALGORITHMS = ("depthwise", "depthwise-nhwc", "1x1", "1x1-nhwc", "1x1-strided", "
               "im2col")
 WINOGRAD_TILE = {"winograd": 2, "winograd4": 4}      # algorithm: m of F(m x m, 3x3)
 STRIDED_1X1_PIXELS = 49       # "1x1-strided" from this many output pixels on (conv2d_algorithm)
+PIXELS_1X1 = 36               # "1x1" (else "1x1-nhwc") from this many pixels per image on
 
 
 def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=None):
@@ -25,11 +26,16 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       6.7x, 512 ch 8x8 stride 2 4.4x / 3.6x, 256 ch 8x8 1.4x / 2.3x, 256 ch 16x16 stride 2 1.4x /
       2.3x; from 16x16 outputs on it is slower (128 ch 16x16 0.5x / 0.9x, 64 ch 32x32 0.3x / 0.6x).
     - a 1x1 kernel with stride 1 and no padding (any dilation is the same kernel) needs no patch
-      copy: "1x1" (GEMMs per image on the NCHW input) from 64 pixels per image on (32->64 at
-      32x32: 2.7-3.0x / 1.4-1.8x; 64->128 and 128->128 at 16x16: 1.9-2.5x / 1.1-1.3x;
-      256->256 at 8x8: 1.8x / 1.1-1.5x), "1x1-nhwc" (one GEMM on a channels-last copy) below
-      that, where per-image GEMMs of 16 or 4 columns run at 0.3-0.7x of im2row (1x1-nhwc:
-      0.8-1.3x / 0.9-1.2x, about im2row less its patch copy).
+      copy: "1x1" (GEMMs per image on the NCHW input) from PIXELS_1X1 = 36 pixels per image on
+      (32->64 at 32x32: 2.7-3.0x / 1.4-1.8x; 64->128 and 128->128 at 16x16: 1.9-2.5x /
+      1.1-1.3x; 256->256 at 8x8: 1.8x / 1.1-1.5x), "1x1-nhwc" (one GEMM on a channels-last copy)
+      below that, where per-image GEMMs of 25, 16 or 4 columns run at 0.3-0.9x of it (1x1-nhwc:
+      0.8-1.3x / 0.9-1.2x of im2row, about im2row less its patch copy). Between them, "1x1"
+      time / "1x1-nhwc" time, forward / backward, one thread, AMD EPYC Zen 5, best of 3 (images
+      per call): ResNet-50's 7x7 512->2048 0.83x / 1.09x and 2048->512 0.74x / 1.02x (8), 0.86x
+      / 0.60x forward (1); 7x7 128->128 0.66x / 0.95x (32), 256->256 0.84x / 1.04x (16); 6x6
+      256->256 0.87x / 1.08x (32), 0.85x / 1.08x (8); but 5x5 512->512 1.21x / 1.28x (32), 4x4
+      512->512 1.15x (50), 2x2 1024->1024 2.4x (50).
     - a 1x1 kernel with a stride and no padding: "1x1-strided" (copy the pixels read, then
       "1x1") from STRIDED_1X1_PIXELS output pixels per image on, against im2row, stride 2, one
       thread, AMD EPYC Zen 5, best of 3, 16 images (1 image) per call, forward / backward:
@@ -83,7 +89,7 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
         small = OH * OW <= 64 and depthwise_nhwc_fits(KH, KW, PH, PW, DH, DW)
         return "depthwise-nhwc" if small else "depthwise"
     if KH == KW == 1 and SH == SW == 1 and PH == PW == 0:
-        return "1x1" if H * W >= 64 else "1x1-nhwc"
+        return "1x1" if H * W >= PIXELS_1X1 else "1x1-nhwc"
     if KH == KW == 1 and PH == PW == 0 and ((H - 1) // SH + 1) * ((W - 1) // SW + 1) >= STRIDED_1X1_PIXELS:
         return "1x1-strided"
     OH, OW = H + 2 * PH - KH + 1, W + 2 * PW - KW + 1      # what winograd_fits leaves: stride 1
