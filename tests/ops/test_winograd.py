@@ -155,11 +155,12 @@ def test_f4x4_is_chosen_but_for_many_channels_on_small_planes():
     assert (algorithm(64, 8, 64, 1), algorithm(3, 32, 16, 32)) == ("im2row", "im2col")     # too few tiles, 3 channels
 
 
-def test_f2x2_5x5_is_chosen_for_5x5_kernels_with_padding_2():
+def test_f2x2_5x5_is_chosen_for_5x5_kernels_with_padding_2_or_0():
     from netcli.ops.cpu.conv2d_rule import conv2d_algorithm
 
     def algorithm(C, H, K, pad, images):
         return conv2d_algorithm(C, H, H, K, 5, 5, 1, 1, pad, pad, 1, 1, 1, images=images)
     assert algorithm(32, 16, 32, 2, 100) == algorithm(16, 8, 24, 2, 32) == algorithm(16, 28, 32, 2, 16) == "winograd"
-    assert algorithm(20, 12, 50, 0, 64) == algorithm(32, 16, 32, 2, 1) == "im2row"      # LeNet's conv2; batch 1
+    assert algorithm(20, 12, 50, 0, 64) == algorithm(20, 12, 50, 0, 16) == "winograd"    # LeNet's conv2
+    assert algorithm(32, 16, 32, 2, 1) == algorithm(20, 12, 50, 1, 64) == "im2row"      # batch 1; padding 1
     assert algorithm(3, 32, 32, 2, 100) == "im2col"

@@ -72,16 +72,17 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       512 ch 14x14 0.74x / 0.76x (4), 512 ch 7x7 0.86x / 0.87x (8). With 16-32 channels and 1-16
       images the two are even (16 ch 32x32 0.96x with 1 image, 1.01x / 1.06x with 4; 32 ch
       16x16 1.07x / 1.12x with 4, 0.95x / 0.94x with 16).
-    - 5x5 kernels with padding 2 (the output the input's size): winograd, F(2x2, 5x5) (36 products
+    - 5x5 kernels with padding 2 (the output the input's size) or 0: winograd, F(2x2, 5x5) (36 products
       for 4 outputs instead of 100), under the same bounds (16 channels, 8x8 outputs, 256 2x2
       tiles per call). Against im2row, forward / backward, one thread, AMD EPYC Zen 5, best of 3-5
       (images per call): cifar10_quick's 32 ch 16x16 2.22x / 1.76x and 32->64 8x8 2.11x / 1.73x
       (50); Inception-style 16 ch 16x16 2.49x / 2.12x, 24->48 16x16 2.29x / 1.63x, 16->24 8x8
       1.45x / 1.54x, 24->32 8x8 1.60x / 1.70x (32); GoogLeNet-style 16->32 28x28 2.20x / 1.91x,
       32->64 14x14 2.05x / 1.62x, 64 ch 16x16 2.27x / 2.06x (16); 32 ch 16x16 with 8 images
-      1.85x / 2.11x, with 1 0.98x / 0.91x (64 tiles: im2row by the tiles bound). Not without
-      padding: LeNet's conv2 (20->50, 12x12 to 8x8) 1.18x / 0.73x (its input gradient pads dout
-      by 4).
+      1.85x / 2.11x, with 1 0.98x / 0.91x (64 tiles: im2row by the tiles bound). Also without
+      padding since the transforms were written out (winograd_transforms.py): LeNet's conv2
+      (20->50, 12x12 to 8x8) 1.47x / 1.04x (32), 1.63x / 1.03x (64), where it was 1.18x / 0.73x
+      (its input gradient pads dout by 4). Other paddings (1, 3, 4) are not measured: im2row.
     - otherwise the patch layout (patch_layout)."""
     if group == C == K:
         OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
@@ -96,7 +97,7 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
     tiles = min(16 if images is None else images, 16) * ((OH + 1) // 2) * ((OW + 1) // 2)
     if winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group) and C >= 16 and OH >= 8 and OW >= 8 and tiles >= 256:
         if KH == 5:
-            return "winograd" if PH == PW == 2 else patch_layout(C, KW, group)
+            return "winograd" if PH == PW and PH in (0, 2) else patch_layout(C, KW, group)
         return "winograd" if min(C, K) >= 256 and OH * OW < 28 * 28 else "winograd4"
     return patch_layout(C, KW, group)
 
