@@ -13,6 +13,8 @@ CASES = [  # N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW
     (4, 2, 9, 10, 5, 3, 1, 2, 2, 0, 1, 2),
     (1, 6, 5, 5, 3, 3, 1, 1, 3, 2, 2, 1),          # padding wider than the reach: border outputs
     (2, 4, 8, 7, 2, 4, 3, 1, 0, 2, 1, 1),
+    (2, 3, 9, 11, 3, 3, 2, 2, 1, 1, 1, 1),         # stride 2 on odd widths: the column pairs and the one left
+    (1, 2, 7, 7, 3, 3, 2, 2, 0, 0, 1, 1),
 ]
 
 
