@@ -2,7 +2,6 @@
 plain NumPy reference convolution (tests/reference.py) on random inputs: odd and even sizes (not
 multiples of the tile), padding 0-2 (also different down and across), several images, float32
 and float64; forward, the input gradient and the weight and bias gradients (+= and fresh)."""
-import numba
 import numpy as np
 import pytest
 
@@ -44,10 +43,10 @@ def test_toom_cook_matrices_compute_a_correlation(m, k):
 
 
 @pytest.mark.parametrize("key", sorted(winograd_transforms.ROWS))
-@pytest.mark.parametrize("compiled", [False, True])
-def test_rows_functions_apply_toom_cooks_matrices(key, compiled):
+def test_rows_functions_apply_toom_cooks_matrices(key):
     """Each written-out transform loop (ROWS) computes its toom_cook matrix times the rows it
-    reads, from rows anywhere in x to rows anywhere in y, and writes nothing else."""
+    reads, from rows anywhere in x to rows anywhere in y, and writes nothing else (run as Python
+    here; compiled, they are the transforms of test_winograd_against_reference)."""
     matrix, m, k = key
     BT, G, AT = winograd_transforms.toom_cook(m, k)
     T = {"BT": BT, "AT": AT, "A": AT.T}[matrix]
@@ -56,10 +55,7 @@ def test_rows_functions_apply_toom_cooks_matrices(key, compiled):
     x = rng.standard_normal(ins * n + 7).astype(np.float32)
     xo, yo = rng.permutation(ins) * n + 2, rng.permutation(outs) * n
     y = np.full(outs * n + 9, np.nan, np.float32)
-    rows = winograd_transforms.ROWS[key]
-    if compiled:
-        rows = numba.njit(_bind(winograd_transforms.ROWS[key]))
-    rows(x, 3, xo, y, 4, yo, n)
+    winograd_transforms.ROWS[key](x, 3, xo, y, 4, yo, n)
     want = T @ np.stack([x[3 + o:3 + o + n] for o in xo]).astype(np.float64)
     got = np.stack([y[4 + o:4 + o + n] for o in yo])
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
@@ -67,12 +63,6 @@ def test_rows_functions_apply_toom_cooks_matrices(key, compiled):
     for o in yo:
         written[4 + o:4 + o + n] = True
     assert np.isnan(y[~written]).all()
-
-
-def _bind(rows):
-    def call(x, xb, xo, y, yb, yo, n):
-        rows(x, xb, xo, y, yb, yo, n)
-    return call
 
 
 @pytest.mark.parametrize("m,k", [(2, 3), (4, 3), (2, 5)])
