@@ -12,9 +12,9 @@ from OW on are not outputs and are dropped). Output (oh, ow) of kernel tap (i, j
 pixel (oh*SH + i*DH, ow*SW + j*DW), which is phase ((i*DH) % SH, (j*DW) % SW) at wide-grid
 position (oh, ow) shifted by ((i*DH) // SH, (j*DW) // SW): so each tap is ONE long contiguous
 axpy over the wide grid, acc[q] += w[i, j] * phase[q + shift], which LLVM vectorises, whatever
-the stride (a 3x3 kernel's nine in one pass, the same sums in the same order). The input gradient scatters the same way into phases; the weight gradient keeps one
-partial sum per wide-grid position and tap over the images, summed in order at the end of each
-channel (a single running sum makes every add wait for the one before). Every sum runs in one
+the stride (a 3x3 kernel's nine in one pass, the same sums in the same order). The input
+gradient scatters the same way into phases; the weight gradient keeps one partial sum per
+wide-grid position and tap over the images, summed in order at the end of each channel (a single running sum makes every add wait for the one before). Every sum runs in one
 fixed order that depends only on the shapes. (Measured: bench/conv_algorithms.py.)
 """
 import numpy as np

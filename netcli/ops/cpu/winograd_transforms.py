@@ -77,12 +77,13 @@ def _inverse(a):
 # x[xb + xo[j]:][:n], output row i y[yb + yo[i]:][:n] (x and y 1-D, apart), one loop over the n
 # contiguous numbers of all rows at once, reading each input row once. Against one pass per pair
 # of a row's terms (the general form they replaced), F(4x4, 3x3), 32 images of 16 channels at
-# 32x32, one thread, AMD EPYC Zen 5, best of 15: input transform 0.99 -> 0.60 ms (0.39 of it is
-# the copy into the channels-last plane), output transform 0.65 -> 0.47, output gradient's 0.66
-# -> 0.49; forward 2.08 -> 1.55-1.60, backward 3.34 -> 2.74-2.93 (3 runs). Inlined into their callers (inline=
-# "always") they were 3-5% faster still but took 2.3x the compile time (7 -> 19 s cold for
-# float32). The constants are float32 (exact), so that float32 data stays float32 (float64
-# constants turned the loops into float64 with conversions: 1.8x slower).
+# 32x32, one thread, AMD EPYC Zen 5, best of 15: input transform 0.99 -> 0.60 ms (0.39 of it was
+# the copy into the channels-last plane, since cut: _into_phases), output transform 0.65 -> 0.47,
+# output gradient's 0.66 -> 0.49; forward 2.08 -> 1.55-1.60, backward 3.34 -> 2.74-2.93 (3 runs).
+# Inlined into their callers (inline="always") they were 3-5% faster still but took 2.3x the
+# compile time (7 -> 19 s cold for float32). The constants are float32 (exact), so that float32
+# data stays float32 (float64 constants turned the loops into float64 with conversions: 1.8x
+# slower).
 _TWO, _FOUR, _FIVE, _EIGHT = np.float32(2.0), np.float32(4.0), np.float32(5.0), np.float32(8.0)
 
 
