@@ -14,8 +14,9 @@ position (oh, ow) shifted by ((i*DH) // SH, (j*DW) // SW): so each tap is ONE lo
 axpy over the wide grid, acc[q] += w[i, j] * phase[q + shift], which LLVM vectorises, whatever
 the stride (a 3x3 kernel's nine in one pass, the same sums in the same order). The input
 gradient scatters the same way into phases; the weight gradient keeps one partial sum per
-wide-grid position and tap over the images, summed in order at the end of each channel (a single running sum makes every add wait for the one before). Every sum runs in one
-fixed order that depends only on the shapes. (Measured: bench/conv_algorithms.py.)
+wide-grid position and tap over the images, summed in order at the end of each channel (a
+single running sum makes every add wait for the one before). Every sum runs in one fixed order
+that depends only on the shapes. (Measured: bench/conv_algorithms.py.)
 """
 import numpy as np
 from numba import njit
