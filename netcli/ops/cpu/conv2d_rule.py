@@ -31,9 +31,9 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       1.1-1.3x; 256->256 at 8x8: 1.8x / 1.1-1.5x), "1x1-nhwc" (one GEMM on a channels-last copy)
       below that, where per-image GEMMs of 25, 16 or 4 columns run at 0.3-0.9x of it (1x1-nhwc:
       0.8-1.3x / 0.9-1.2x of im2row, about im2row less its patch copy). Between them, "1x1"
-      time / "1x1-nhwc" time, forward / backward, one thread, AMD EPYC Zen 5, best of 3 (images
-      per call): ResNet-50's 7x7 512->2048 0.83x / 1.09x and 2048->512 0.74x / 1.02x (8), 0.86x
-      / 0.60x forward (1); 7x7 128->128 0.66x / 0.95x (32), 256->256 0.84x / 1.04x (16); 6x6
+      time / "1x1-nhwc" time, forward / backward, one thread, AMD EPYC Zen 4, best of 3 (images
+      per call): ResNet-50's 7x7 512->2048 0.83x / 1.09x and 2048->512 0.74x / 1.02x (8), and
+      forward 0.86x and 0.60x (1); 7x7 128->128 0.66x / 0.95x (32), 256->256 0.84x / 1.04x (16); 6x6
       256->256 0.87x / 1.08x (32), 0.85x / 1.08x (8); but 5x5 512->512 1.21x / 1.28x (32), 4x4
       512->512 1.15x (50), 2x2 1024->1024 2.4x (50).
     - a 1x1 kernel with a stride and no padding: "1x1-strided" (copy the pixels read, then
@@ -80,9 +80,10 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       1.45x / 1.54x, 24->32 8x8 1.60x / 1.70x (32); GoogLeNet-style 16->32 28x28 2.20x / 1.91x,
       32->64 14x14 2.05x / 1.62x, 64 ch 16x16 2.27x / 2.06x (16); 32 ch 16x16 with 8 images
       1.85x / 2.11x, with 1 0.98x / 0.91x (64 tiles: im2row by the tiles bound). Also without
-      padding since the transforms were written out (winograd_transforms.py): LeNet's conv2
-      (20->50, 12x12 to 8x8) 1.47x / 1.04x (32), 1.63x / 1.03x (64), where it was 1.18x / 0.73x
-      (its input gradient pads dout by 4). Other paddings (1, 3, 4) are not measured: im2row.
+      padding since the transforms were written out (winograd_transforms.py; AMD EPYC Zen 4):
+      LeNet's conv2 (20->50, 12x12 to 8x8) 1.47x / 1.04x (32), 1.63x / 1.03x (64), where it was
+      1.18x / 0.73x (its input gradient pads dout by 4). Other paddings (1, 3, 4) are not
+      measured: im2row.
     - otherwise the patch layout (patch_layout)."""
     if group == C == K:
         OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1

@@ -52,7 +52,7 @@ def _row_to_two_phases(src, da, db, wa, wb):
     """_to_phases' row for a column stride of 2: pixels wa, wa + 2, ... into da (column phase 0)
     and wb, wb + 2, ... into db (phase 1; wa, wb = 0, 1 or 1, 0), in one loop over the pairs:
     loads at constant offsets 2k and 2k + 1, which LLVM vectorises (against one loop per phase at
-    a stride it does not know, 64 channels of 32x32, 32 images, one thread, AMD EPYC Zen 5: the
+    a stride it does not know, 64 channels of 32x32, 32 images, one thread, AMD EPYC Zen 4: the
     copy 2.2 -> 1.3 ms, the forward 3.0 -> 1.6 ms, the input gradient 2.9 -> 1.9 ms)."""
     pairs = min(da.shape[0], db.shape[0])
     if wa < wb:
@@ -150,7 +150,7 @@ def _from_phases(xq, x, PH, PW, SH, SW, PL, Wq):
 def _taps3x3(acc, xq, w, b, SH, SW, DH, DW, PL, Wq, L):
     """acc[q] = b + the nine taps' terms in (i, j) order, in one pass: the same sums as one pass
     per tap, which loads and stores acc nine times (32 channels of 32x32, 32 images, one thread,
-    AMD EPYC Zen 5: the forward 0.95 -> 0.72 ms)."""
+    AMD EPYC Zen 4: the forward 0.95 -> 0.72 ms)."""
     s0, s1, s2 = _tap(xq, 0, 0, SH, SW, DH, DW, PL, Wq, L), _tap(xq, 0, 1, SH, SW, DH, DW, PL, Wq, L), \
         _tap(xq, 0, 2, SH, SW, DH, DW, PL, Wq, L)
     s3, s4, s5 = _tap(xq, 1, 0, SH, SW, DH, DW, PL, Wq, L), _tap(xq, 1, 1, SH, SW, DH, DW, PL, Wq, L), \

@@ -77,7 +77,7 @@ def _inverse(a):
 # x[xb + xo[j]:][:n], output row i y[yb + yo[i]:][:n] (x and y 1-D, apart), one loop over the n
 # contiguous numbers of all rows at once, reading each input row once. Against one pass per pair
 # of a row's terms (the general form they replaced), F(4x4, 3x3), 32 images of 16 channels at
-# 32x32, one thread, AMD EPYC Zen 5, best of 15: input transform 0.99 -> 0.60 ms (0.39 of it was
+# 32x32, one thread, AMD EPYC Zen 4, best of 15: input transform 0.99 -> 0.60 ms (0.39 of it was
 # the copy into the channels-last plane, since cut: _into_phases), output transform 0.65 -> 0.47,
 # output gradient's 0.66 -> 0.49; forward 2.08 -> 1.55-1.60, backward 3.34 -> 2.74-2.93 (3 runs).
 # Inlined into their callers (inline="always") they were 3-5% faster still but took 2.3x the
@@ -194,7 +194,7 @@ ROWS = {("BT", 2, 3): _bt4, ("BT", 4, 3): _bt6, ("BT", 2, 5): _bt6, ("AT", 2, 3)
 # through a buffer of one row, (columns, channels), that stays in the core's L1 cache: the strided
 # half of the transposition lands there, and each column then moves as one run of C numbers.
 # Against writing each number straight to its place (stride C, across 80 KB), 32 images, one
-# thread, AMD EPYC Zen 5, best of 20: 16 ch 32x32 0.44 -> 0.25 ms, 32 ch 16x16 0.23 -> 0.11,
+# thread, AMD EPYC Zen 4, best of 20: 16 ch 32x32 0.44 -> 0.25 ms, 32 ch 16x16 0.23 -> 0.11,
 # 64 ch 8x8 0.12 -> 0.05.
 @register_jitable(inline="always")
 def _into_phases(rows, xr, PW, m, buf):
