@@ -177,6 +177,18 @@ def test_bias_add_and_sum(N, K, P):
     np.testing.assert_allclose(db, db0 + y.astype(np.float64).sum(axis=(0, 2)), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("C", [3, 15, 16, 37])       # number by number below BUFFERED_CHANNELS, a row at a time from it
+def test_nchw_nhwc_transposes(C):
+    rng = np.random.default_rng(C)
+    x = rng.standard_normal((2, C, 5, 7)).astype(np.float32)
+    xt = np.full((2, 5, 7, C), np.nan, np.float32)
+    im2col.nchw_to_nhwc(x, xt)
+    np.testing.assert_array_equal(xt, x.transpose(0, 2, 3, 1))
+    back = np.full(x.shape, np.nan, np.float32)
+    im2col.nhwc_to_nchw(xt, back)
+    np.testing.assert_array_equal(back, x)
+
+
 # C*KW of 16 and more is the row layout's use; smaller ones too
 @pytest.mark.parametrize("shape", SHAPES + _random_geometries(12, seed=11, max_c=23, max_k=5)
                          + [(2, 20, 12, 12, 5, 5, 1, 1, 0, 0, 1, 1)])

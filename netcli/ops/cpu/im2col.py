@@ -131,10 +131,33 @@ def sum_bias(dy, dbias):
         dbias[k] += part.sum()
 
 
+# From 16 channels on, the transposes go a row at a time through a (columns, channels) buffer that
+# stays in L1: the strided half lands there, and each column moves as one run of C numbers (as
+# the Winograd transforms' copies, winograd_transforms.py). One thread, AMD EPYC Zen 4, best of
+# 20, to NHWC / back: 8 x 256 x 14x14 0.61 / 0.38 -> 0.16 / 0.16 ms, 8 x 64 x 56x56 1.19 / 1.11 ->
+# 0.63 / 0.60, 32 x 16 x 32x32 0.34 / 0.32 -> 0.21 / 0.20, 1 x 512 x 7x7 0.054 / 0.044 -> 0.013 /
+# 0.017; but 8 x 3 x 224x224 0.33 -> 1.19 (runs of 3): fewer channels go number by number.
+BUFFERED_CHANNELS = 16
+
+
 @njit(cache=True, nogil=True)
 def nchw_to_nhwc(x, xt):
     """xt[n, h, w, c] = x[n, c, h, w]"""
     N, C, H, W = x.shape
+    if C >= BUFFERED_CHANNELS:
+        buf = np.empty((W, C), x.dtype)
+        for n in range(N):
+            for h in range(H):
+                for c in range(C):
+                    row = x[n, c, h]
+                    for w in range(W):
+                        buf[w, c] = row[w]
+                dst = xt[n, h]
+                for w in range(W):
+                    d, b = dst[w], buf[w]
+                    for c in range(C):
+                        d[c] = b[c]
+        return
     for n in range(N):
         for c in range(C):
             for h in range(H):
@@ -146,6 +169,20 @@ def nchw_to_nhwc(x, xt):
 def nhwc_to_nchw(xt, x):
     """x[n, c, h, w] = xt[n, h, w, c]"""
     N, C, H, W = x.shape
+    if C >= BUFFERED_CHANNELS:
+        buf = np.empty((W, C), x.dtype)
+        for n in range(N):
+            for h in range(H):
+                src = xt[n, h]
+                for w in range(W):
+                    d, b = buf[w], src[w]
+                    for c in range(C):
+                        d[c] = b[c]
+                for c in range(C):
+                    row = x[n, c, h]
+                    for w in range(W):
+                        row[w] = buf[w, c]
+        return
     for n in range(N):
         for c in range(C):
             for h in range(H):
