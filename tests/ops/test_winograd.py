@@ -154,3 +154,15 @@ def test_f2x2_5x5_is_chosen_for_5x5_kernels_with_padding_2_or_0():
     assert algorithm(20, 12, 50, 0, 64) == algorithm(20, 12, 50, 0, 16) == "winograd"    # LeNet's conv2
     assert algorithm(32, 16, 32, 2, 1) == algorithm(20, 12, 50, 1, 64) == "im2row"      # batch 1; padding 1
     assert algorithm(3, 32, 32, 2, 100) == "im2col"
+
+
+def test_input_gradient_by_rows_for_5x5_without_padding_on_small_planes_with_few_channels():
+    from netcli.ops.cpu.conv2d import conv2d_scratch
+    from netcli.ops.cpu.conv2d_rule import winograd_input_gradient_by_rows as by_rows
+    assert by_rows(20, 12, 12, 8, 8, 5) and by_rows(32, 12, 12, 8, 8, 5)                   # LeNet's conv2
+    assert not by_rows(48, 12, 12, 8, 8, 5) and not by_rows(20, 16, 16, 12, 12, 5)        # channels; plane
+    assert not by_rows(20, 8, 8, 8, 8, 5) and not by_rows(20, 10, 10, 8, 8, 3)            # padding 2; 3x3
+    lenet = conv2d_scratch(32, 20, 12, 12, 50, 5, 5, 8, 8, 1, "winograd", np.float32)
+    padded = conv2d_scratch(32, 20, 8, 8, 50, 5, 5, 8, 8, 1, "winograd", np.float32)
+    assert {"dcols", "xt", "res", "wr"} <= set(lenet) and not {"Vb", "Mb", "Ub", "wflip"} & set(lenet)
+    assert {"Vb", "Mb", "Ub", "wflip"} <= set(padded) and not {"dcols", "xt"} & set(padded)

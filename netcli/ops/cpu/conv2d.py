@@ -14,6 +14,8 @@ Nine algorithms, one per layer, picked from its shape by `conv2d_algorithm` (con
 - "winograd": 3x3 or 5x5 stride 1, F(2x2, 3x3): 16 GEMMs on transformed tiles, 2.25x fewer
   multiplications, F(2x2, 5x5): 36 GEMMs, 2.8x fewer (netcli/ops/cpu/winograd.py); "winograd4"
   F(4x4, 3x3): 36 GEMMs, 4x fewer (the transforms, channels last, in winograd_transforms.py).
+  Where conv2d_rule.winograd_input_gradient_by_rows says (5x5 without padding on small planes:
+  LeNet's conv2), the input gradient is made as "im2row" makes it.
 - "im2row": channels-last images and one GEMM per call, rows (n*OH*OW, KH*KW*C); for many
   channels (patch layouts in netcli/ops/cpu/im2col.py).
 - "im2col": one column block per image, per-image GEMMs writing NCHW directly; for few channels
@@ -33,7 +35,7 @@ from . import im2col
 from .chunks import first, image_chunks, largest
 from ...exec import threads
 from .depthwise import depthwise_backward_data, depthwise_backward_weight, depthwise_forward
-from .conv2d_rule import WINOGRAD_TILE
+from .conv2d_rule import WINOGRAD_TILE, winograd_input_gradient_by_rows
 from .depthwise_nhwc import (depthwise_nhwc_backward_data, depthwise_nhwc_backward_weight, depthwise_nhwc_forward,
                              depthwise_nhwc_scratch, depthwise_nhwc_workspace)
 from .winograd import winograd_backward, winograd_forward, winograd_scratch, winograd_workspace
@@ -105,6 +107,11 @@ def _scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
         return {"no_bias": ((0,), dtype)}
     if algorithm == "depthwise-nhwc":
         return depthwise_nhwc_scratch(n, C, H, W, KH, KW, OH, OW, dtype)
+    if algorithm in WINOGRAD_TILE and winograd_input_gradient_by_rows(C, H, W, OH, OW, KH):
+        m = largest(patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, "im2row", np.dtype(dtype).itemsize))
+        rows = _scratch(m, C, H, W, K, KH, KW, OH, OW, group, "im2row", dtype)
+        return {**winograd_scratch(n, C, H, W, K, OH, OW, dtype, WINOGRAD_TILE[algorithm], KH, False),
+                **{name: rows[name] for name in ("xt", "dcols", "res", "wr")}}
     if algorithm in WINOGRAD_TILE:
         return winograd_scratch(n, C, H, W, K, OH, OW, dtype, WINOGRAD_TILE[algorithm], KH)
     if algorithm == "1x1" and _gathered_weight_gradient(C, K, P, group):
@@ -253,7 +260,11 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
                                            dinp is None)
         return
     if algorithm in WINOGRAD_TILE:
-        winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh, WINOGRAD_TILE[algorithm])
+        rows = dinp is not None and winograd_input_gradient_by_rows(inp.shape[1], *inp.shape[2:], OH, OW, KH)
+        winograd_backward(None if rows else dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh,
+                          WINOGRAD_TILE[algorithm])
+        if rows:
+            _rows_input_gradient(dinp, dout, weight, ws, geometry)
         return
     if algorithm == "1x1":
         _backward_1x1(dinp, dweight, dbias, dout, inp, weight, ws, group, fresh)
@@ -286,13 +297,7 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
                     else:
                         ws["dwsum"] += ws["dw"]
             if dinp is not None:
-                dcols = first(ws["dcols"], (res.shape[0], cols.shape[1]))
-                np.dot(dres.T, wr, out=dcols)
-                if algorithm == "im2row":
-                    im2col.row2im(dcols, xt, *geometry)
-                    im2col.nhwc_to_nchw(xt, dinp[a:b])
-                else:
-                    im2col.nhwc_to_nchw(dcols.reshape(xt.shape), dinp[a:b])
+                _patch_gradient_to_input(dres, wr, xt, ws, dinp[a:b], geometry, algorithm)
         if dweight is not None:
             dw4 = ws["dwsum" if again else "dw"].reshape(K, KH, KW, -1).transpose(0, 3, 1, 2)
             if fresh:
@@ -333,6 +338,31 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
             np.copyto(dweight.reshape(K, ck), ws["dwsum"])
         else:
             dweight.reshape(K, ck)[...] += ws["dwsum"]
+
+
+def _patch_gradient_to_input(dres, wr, xt, ws, dinp, geometry, algorithm):
+    """dinp (a chunk's images) = the input gradient from dout as (K, n*P) and the weights as
+    (K, KH*KW*C): the patches' gradient dres^T wr, put back in their places through the
+    channels-last xt ("1x1-nhwc": the patches are the pixels)."""
+    dcols = first(ws["dcols"], (dres.shape[1], wr.shape[1]))
+    np.dot(dres.T, wr, out=dcols)
+    if algorithm == "1x1-nhwc":
+        im2col.nhwc_to_nchw(dcols.reshape(xt.shape), dinp)
+    else:
+        im2col.row2im(dcols, xt, *geometry)
+        im2col.nhwc_to_nchw(xt, dinp)
+
+
+def _rows_input_gradient(dinp, dout, weight, ws, geometry):
+    """dinp = the input gradient as "im2row" makes it, chunk by chunk (the "winograd" layers of
+    conv2d_rule.winograd_input_gradient_by_rows)."""
+    K, OH, OW = dout.shape[1:]
+    wr = _rows_weights(weight, ws["wr"])
+    for a, b in _chunks(dinp, dout, weight, 1, "im2row"):
+        xt = first(ws["xt"], (b - a,) + ws["xt"].shape[1:])
+        dres = first(ws["res"], (K, (b - a) * OH * OW))
+        im2col.nchw_to_gemm(dout[a:b], dres, ws["no_bias"])
+        _patch_gradient_to_input(dres, wr, xt, ws, dinp[a:b], geometry, "im2row")
 
 
 def _chunks(inp, out, weight, group, algorithm):

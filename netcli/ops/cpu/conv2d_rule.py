@@ -103,6 +103,18 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
     return patch_layout(C, KW, group)
 
 
+def winograd_input_gradient_by_rows(C, H, W, OH, OW, KH):
+    """Whether a "winograd" layer makes its input gradient as "im2row" does (dout's rows times the
+    weights, the patches' gradients put back in place) instead of by Winograd: 5x5 kernels without
+    padding (OH = H - 4), at most 32 input channels, at most 64 output pixels. There Winograd's
+    input gradient pads dout by 4 on every side and runs on the input's tiles, 2.25x the forward's
+    on 8x8 outputs, and its GEMMs have C columns. Winograd time / im2row time of the input
+    gradient alone, one thread, AMD EPYC Zen 4, best of 5, 32 images (64): LeNet's conv2 20->50
+    12x12 1.30x (1.33x), 20->100 12x12 1.31x, 16->16 1.05x, 32->50 1.03x; but 48->48 0.93x,
+    64->64 0.90x, 20->50 16x16 0.98x, and 3x3 kernels without padding (dout padded by 2) 0.68-0.91x."""
+    return KH == 5 and OH == H - 4 and OW == W - 4 and OH * OW <= 64 and C <= 32
+
+
 def patch_layout(C, KW, group):
     """The GEMM path every shape can take: im2row when a kernel row spans at least 16 floats
     (C*KW) and there are no groups, else im2col."""

@@ -53,10 +53,11 @@ def winograd_workspace(n, C, H, W, K, OH, OW, dtype, m=2, k=3):
     return {"V": (((m + k - 1) ** 2, n * TH * TW, C), dtype)}
 
 
-def winograd_scratch(n, C, H, W, K, OH, OW, dtype, m=2, k=3):
+def winograd_scratch(n, C, H, W, K, OH, OW, dtype, m=2, k=3, input_gradient=True):
     """{name: (shape, dtype)}: the transformed arrays each call writes before it reads them: V
     (where the workspace does not keep it) and the backward's Vb for its largest chunk, the
-    products M and Mb for its largest block."""
+    products M and Mb for its largest block; without Ub, Vb, Mb and wflip where the input
+    gradient is not made here (`input_gradient` False)."""
     itemsize = np.dtype(dtype).itemsize
     chunks = winograd_chunks(n, C, H, W, K, OH, OW, itemsize, m, k)
     most, E = largest(chunks), (m + k - 1) ** 2
@@ -68,6 +69,9 @@ def winograd_scratch(n, C, H, W, K, OH, OW, dtype, m=2, k=3):
            "no_bias": ((0,), dtype)}
     if len(chunks) > 1:
         out["V"] = ((E, most * T1, C), dtype)
+    if not input_gradient:
+        for name in ("Ub", "Vb", "Mb", "wflip"):
+            del out[name]
     return out
 
 
