@@ -244,9 +244,11 @@ def winograd_weights(weight, U, G):
     g = np.empty((k * k, O))
     t = np.empty((r, k, O))
     for i in range(I):
-        for o in range(O):
-            for x in range(k * k):
-                g[x, o] = weight[o, i, x // k, x % k]
+        for o in range(O):      # loops over (a, b): x // k, x % k per number took 1.2-1.4x the time
+            w = weight[o, i]
+            for a in range(k):
+                for b in range(k):
+                    g[a * k + b, o] = w[a, b]
         for a in range(r):              # t = G g
             for j in range(k):
                 ta = t[a, j]
@@ -291,8 +293,10 @@ def winograd_weight_grads(dU, dweight, G):
                     for o in range(O):
                         da[o] += te[o] * c
         for o in range(O):
-            for x in range(k * k):
-                dweight[o, i, x // k, x % k] += d[x, o]
+            dw = dweight[o, i]
+            for a in range(k):
+                for b in range(k):
+                    dw[a, b] += d[a * k + b, o]
 
 
 @njit(cache=True, nogil=True)
