@@ -183,15 +183,17 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
         inp, algorithm = _pixels_read(inp, ws["xs"], SH, SW), "1x1"
     chunks = ((0, n),) if n == 1 else _chunks(inp, out, weight, group, algorithm)
     if algorithm in ("im2row", "1x1-nhwc"):
-        wr = _rows_weights(weight, ws["wr"])
+        P = OH * OW             # one image, fewer positions than output channels: tiles of channels
+        by_channels = _tiles(n, K, P * K * weight[0].size) and P < K
+        wr = None if by_channels else _rows_weights(weight, ws["wr"])
         for a, b in chunks:
-            xt, cols, res = _row_arrays(ws, b - a, OH * OW, algorithm)
+            xt, cols, res = _row_arrays(ws, b - a, P, algorithm)
             im2col.nchw_to_nhwc(inp if b - a == n else inp[a:b], xt)
             if algorithm == "im2row":
                 im2col.im2row(xt, cols, *geometry)
-            if _tiles(b - a, K, res.size * cols.shape[1]) and res.shape[0] < K:
-                y = out.reshape(K, -1)        # one image, fewer positions than output channels:
-                _tiled(lambda k0, k1: np.dot(wr[k0:k1], cols.T, out=y[k0:k1]), K)      # tiles of channels
+            if by_channels:          # each tile reorders its own weights (in parallel, then in cache)
+                y = out.reshape(K, -1)
+                _tiled(lambda k0, k1: np.dot(_rows_weights(weight[k0:k1], ws["wr"][k0:k1]), cols.T, out=y[k0:k1]), K)
                 if bias is not None:
                     im2col.add_bias(y[None], bias)
                 after(a, b)
