@@ -62,6 +62,7 @@ NHWC_CASES = [  # N, C, H, W, KH, KW, SH, SW, PH, PW: small planes, odd sizes, s
     (1, 16, 3, 3, 3, 3, 1, 1, 0, 2),
     (2, 6, 9, 10, 3, 3, 1, 1, 1, 1),               # rows of 8 positions and more: through a buffer
     (2, 5, 16, 17, 3, 3, 2, 2, 1, 1),
+    (1, 300, 5, 4, 3, 3, 1, 1, 1, 1),               # 3x3 in one pass: two blocks of channels
 ]
 
 
