@@ -143,6 +143,8 @@ def test_f4x4_is_chosen_but_for_many_channels_on_small_planes():
     assert algorithm(128, 14, 128, 16) == algorithm(512, 28, 512, 4) == algorithm(64, 224, 64, 1) == "winograd4"
     assert algorithm(256, 14, 256, 16) == algorithm(512, 14, 512, 8) == algorithm(256, 16, 512, 32) == "winograd"
     assert (algorithm(64, 8, 64, 1), algorithm(3, 32, 16, 32)) == ("im2row", "im2col")     # too few tiles, 3 channels
+    assert algorithm(128, 28, 128, 1) == algorithm(64, 20, 64, 1) == "winograd4"     # one image, large enough
+    assert algorithm(256, 14, 256, 1) == algorithm(32, 28, 32, 1) == algorithm(64, 19, 64, 1) == "im2row"
 
 
 def test_f2x2_5x5_is_chosen_for_5x5_kernels_with_padding_2_or_0():
@@ -166,3 +168,20 @@ def test_input_gradient_by_rows_for_5x5_without_padding_on_small_planes_with_few
     padded = conv2d_scratch(32, 20, 8, 8, 50, 5, 5, 8, 8, 1, "winograd", np.float32)
     assert {"dcols", "xt", "res", "wr"} <= set(lenet) and not {"Vb", "Mb", "Ub", "wflip"} & set(lenet)
     assert {"Vb", "Mb", "Ub", "wflip"} <= set(padded) and not {"dcols", "xt"} & set(padded)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_one_image_in_tiles_gives_the_same_bits(m):
+    """conv2d.py runs a one-image call's weight transform (blocks of input channels) and GEMMs
+    (blocks of tile positions) in tiles: the same numbers, whichever blocks."""
+    rng = np.random.default_rng(m)
+    n, C, H, W, K = 1, 13, 9, 11, 6
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((n, C, H, W), (K, C, 3, 3), (K,)))
+    shapes = {**winograd_workspace(n, C, H, W, K, H, W, np.float32, m), **winograd_scratch(n, C, H, W, K, H, W, np.float32, m)}
+    outs = []
+    for tiled in (None, lambda fn, count: [fn(count * j // 3, count * (j + 1) // 3) for j in (2, 0, 1)]):
+        ws = {k: np.full(s, np.nan, d) for k, (s, d) in shapes.items()}
+        y = np.full((n, K, H, W), np.nan, np.float32)
+        winograd_forward(y, x, w, b, ws, 1, 1, m, None, tiled)
+        outs.append(y)
+    assert np.isfinite(outs[0]).all() and np.array_equal(outs[0], outs[1])

@@ -176,8 +176,10 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
                                ws["wt"], *geometry[:8])
         after(0, n)
         return
-    if algorithm in WINOGRAD_TILE:
-        winograd_forward(out, inp, weight, bias, ws, PH, PW, WINOGRAD_TILE[algorithm], after)
+    if algorithm in WINOGRAD_TILE:          # one image: its weight transform and GEMMs in tiles
+        E = (WINOGRAD_TILE[algorithm] + KH - 1) ** 2
+        tiled = _tiled if _tiles(n, E, E * ws["M"].shape[1] * weight.shape[0] * weight.shape[1]) else None
+        winograd_forward(out, inp, weight, bias, ws, PH, PW, WINOGRAD_TILE[algorithm], after, tiled)
         return
     if algorithm == "1x1-strided":
         inp, algorithm = _pixels_read(inp, ws["xs"], SH, SW), "1x1"

@@ -10,6 +10,7 @@ ALGORITHMS = ("depthwise", "depthwise-nhwc", "1x1", "1x1-nhwc", "1x1-strided", "
 WINOGRAD_TILE = {"winograd": 2, "winograd4": 4}      # algorithm: m of F(m x m, 3x3)
 STRIDED_1X1_PIXELS = 49       # "1x1-strided" from this many output pixels on (conv2d_algorithm)
 PIXELS_1X1 = 36               # "1x1" (else "1x1-nhwc") from this many pixels per image on
+ONE_IMAGE_CHANNELS, ONE_IMAGE_PIXELS = 64, 400      # 3x3 Winograd whatever the batch from here on
 
 
 def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=None):
@@ -56,7 +57,15 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       8x8 0.34-0.36x / 0.40x; ResNet-20 at batch 1: 2.2 ms without Winograd, 2.8-3.3 ms with),
       so it needs 256 tiles per call, counting the images of a call as min(images, 16):
       `images` is the batch (None: large), and the CPU executor's shares hold at least 16
-      images where the batch has them (netcli/exec/stretches.py, MIN_ROWS).
+      images where the batch has them (netcli/exec/stretches.py, MIN_ROWS). But 3x3 kernels
+      on ONE_IMAGE_PIXELS = 400 output pixels (20x20) and more with ONE_IMAGE_CHANNELS = 64
+      input channels and more take Winograd whatever the batch: im2row time / F(4x4) time, one
+      image, one thread, AMD EPYC Zen 4, best of 7: 64 ch 28x28 2.04x, 96->128 2.23x, 128
+      2.29x, 128->192 2.03x, 256 1.95x, 64 ch 24x24 1.85x, 128 ch 20x20 1.76x (with 16 or 32
+      channels 1.26x and 1.66x at 28x28; 128 ch 16x16 1.45x, 256 ch 14x14 0.89x). With one
+      image its weight transform and GEMMs go in tiles (conv2d.py), as im2row's GEMM does:
+      ResNet-50 at batch 1, 2 threads, its four 128-channel 28x28 layers 8.9 -> 5.1-5.9 ms (its
+      256-channel 14x14 layers by F(2x2, 3x3) in tiles: 12.4 -> 14.6-17.0 ms, so not those).
     - winograd4 (F(4x4, 3x3)) instead, but where both channel counts are at least 256 and the
       output plane has fewer than 28 x 28 pixels: its GEMMs do 2.25 multiplications per output
       instead of 4, and with the channels-last transforms (winograd_transforms.py, vectorised)
@@ -96,7 +105,8 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
         return "1x1-strided"
     OH, OW = H + 2 * PH - KH + 1, W + 2 * PW - KW + 1      # what winograd_fits leaves: stride 1
     tiles = min(16 if images is None else images, 16) * ((OH + 1) // 2) * ((OW + 1) // 2)
-    if winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group) and C >= 16 and OH >= 8 and OW >= 8 and tiles >= 256:
+    if winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group) and C >= 16 and OH >= 8 and OW >= 8 and \
+            (tiles >= 256 or (KH == 3 and C >= ONE_IMAGE_CHANNELS and OH * OW >= ONE_IMAGE_PIXELS)):
         if KH == 5:
             return "winograd" if PH == PW and PH in (0, 2) else patch_layout(C, KW, group)
         return "winograd" if min(C, K) >= 256 and OH * OW < 28 * 28 else "winograd4"

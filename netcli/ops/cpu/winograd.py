@@ -100,14 +100,19 @@ def winograd_tiles(OH, OW, m=2):
     return (OH + m - 1) // m, (OW + m - 1) // m
 
 
-def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None):
+def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None, tiled=None):
     """out = inp * weight + bias, chunk by chunk through V and M (U: the weights' transform);
     with one chunk, V is left holding the input's transform. after(i, j), where given, once
-    images i..j of out are final (winograd_forward)."""
+    images i..j of out are final (winograd_forward). tiled(fn, count), where given, runs
+    fn(a, b) on fixed blocks of range(count) (conv2d.py, one image): the weight transform in
+    blocks of input channels, the GEMMs in blocks of tile positions e."""
     G = toom_cook(m, weight.shape[2])[1]
     TH, TW = winograd_tiles(out.shape[2], out.shape[3], m)
-    winograd_weights(weight, U, G)
     E, C, K = U.shape
+    if tiled is None:
+        winograd_weights(weight, U, G, 0, C)
+    else:
+        tiled(lambda i0, i1: winograd_weights(weight, U, G, i0, i1), C)
     r = m + weight.shape[2] - 1
     for a, b in chunks:
         Vc = _first(V, (E, (b - a) * TH * TW, C))
@@ -115,7 +120,10 @@ def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None):
             t0, t1 = (i - a) * TH * TW, (j - a) * TH * TW
             Mb = _first(M, (E, t1 - t0, K))
             winograd_inputs(inp[i:j], Vc, t0, PH, PW, TH, TW, m, r)
-            np.matmul(Vc[:, t0:t1], U, out=Mb)
+            if tiled is None:
+                np.matmul(Vc[:, t0:t1], U, out=Mb)
+            else:
+                tiled(lambda e0, e1: np.matmul(Vc[e0:e1, t0:t1], U[e0:e1], out=Mb[e0:e1]), E)
             winograd_outputs(Mb, out[i:j], bias, TH, TW, m, r)
             if after is not None:
                 after(i, j)
@@ -126,12 +134,13 @@ def _chunks_of(inp, out, m, k):
     return winograd_chunks(n, C, H, W, out.shape[1], out.shape[2], out.shape[3], inp.itemsize, m, k)
 
 
-def winograd_forward(out, inp, weight, bias, ws, PH, PW, m=2, after=None):
+def winograd_forward(out, inp, weight, bias, ws, PH, PW, m=2, after=None, tiled=None):
     """out = inp * weight (k x k, stride 1, padding PH x PW) + bias (None: none) by F(m x m, k x k);
     with one chunk the transformed input stays in ws["V"] for the backward. after(i, j), where
-    given, runs once images i..j of out are final (a block of them: still in cache)."""
+    given, runs once images i..j of out are final (a block of them: still in cache); tiled: as
+    _convolve's."""
     _convolve(out, inp, weight, ws["no_bias"] if bias is None else bias, ws["U"], ws["V"], ws["M"], PH, PW,
-              _chunks_of(inp, out, m, weight.shape[2]), m, after)
+              _chunks_of(inp, out, m, weight.shape[2]), m, after, tiled)
 
 
 def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh, m=2):

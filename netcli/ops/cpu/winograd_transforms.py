@@ -234,16 +234,17 @@ def _from_phases(yr, rows, bias, m, buf):
 
 
 @njit(cache=True, nogil=True)
-def winograd_weights(weight, U, G):
-    """U[e, i, o] = (G g G^T)[e] for g = weight[o, i] (k x k), formed in float64, for all o at
-    once (loops over o that LLVM vectorises; against one filter at a time, 64 x 64 filters, one
-    thread: F(4x4, 3x3) 0.57 -> 0.05 ms, F(2x2, 3x3) 0.17 -> 0.03 ms; winograd_weight_grads
-    1.5 -> 0.09 ms and 0.52 -> 0.06 ms)."""
-    O, I = weight.shape[0], weight.shape[1]
+def winograd_weights(weight, U, G, i0, i1):
+    """U[e, i, o] = (G g G^T)[e] for g = weight[o, i] (k x k), input channels i0 <= i < i1 (a
+    tile of them: conv2d.py's one-image calls), formed in float64, for all o at once (loops over
+    o that LLVM vectorises; against one filter at a time, 64 x 64 filters, one thread: F(4x4, 3x3)
+    0.57 -> 0.05 ms, F(2x2, 3x3) 0.17 -> 0.03 ms; winograd_weight_grads 1.5 -> 0.09 ms and 0.52
+    -> 0.06 ms)."""
+    O = weight.shape[0]
     r, k = G.shape[0], G.shape[1]
     g = np.empty((k * k, O))
     t = np.empty((r, k, O))
-    for i in range(I):
+    for i in range(i0, i1):
         for o in range(O):      # loops over (a, b): x // k, x % k per number took 1.2-1.4x the time
             w = weight[o, i]
             for a in range(k):
