@@ -224,7 +224,8 @@ def test_im2row_and_row2im(shape, dtype):
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("N,K,OH,OW", [(1, 1, 1, 1), (2, 3, 4, 5), (5, 7, 3, 2), (2, 50, 8, 8), (2, 20, 24, 24)])
+@pytest.mark.parametrize("N,K,OH,OW", [(1, 1, 1, 1), (2, 3, 4, 5), (5, 7, 3, 2), (2, 50, 8, 8), (2, 20, 24, 24),
+                                     (1, 1100, 3, 3)])      # the last two: blocks of 409 positions; of 8 and 1
 def test_gemm_layout_moves(N, K, OH, OW):
     rng = np.random.default_rng(6)
     P = OH * OW
