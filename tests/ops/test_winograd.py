@@ -144,7 +144,8 @@ def test_f4x4_is_chosen_but_for_many_channels_on_small_planes():
     assert algorithm(256, 14, 256, 16) == algorithm(512, 14, 512, 8) == algorithm(256, 16, 512, 32) == "winograd"
     assert (algorithm(64, 8, 64, 1), algorithm(3, 32, 16, 32)) == ("im2row", "im2col")     # too few tiles, 3 channels
     assert algorithm(128, 28, 128, 1) == algorithm(64, 20, 64, 1) == "winograd4"     # one image, large enough
-    assert algorithm(256, 14, 256, 1) == algorithm(32, 28, 32, 1) == algorithm(64, 19, 64, 1) == "im2row"
+    assert algorithm(256, 14, 256, 1) == "im2col"                          # one image, many outputs
+    assert algorithm(32, 28, 32, 1) == algorithm(64, 19, 64, 1) == algorithm(64, 19, 127, 1) == "im2row"
 
 
 def test_f2x2_5x5_is_chosen_for_5x5_kernels_with_padding_2_or_0():
