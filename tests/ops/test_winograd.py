@@ -178,7 +178,8 @@ def test_one_image_in_tiles_gives_the_same_bits(m):
     rng = np.random.default_rng(m)
     n, C, H, W, K = 1, 13, 9, 11, 6
     x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((n, C, H, W), (K, C, 3, 3), (K,)))
-    shapes = {**winograd_workspace(n, C, H, W, K, H, W, np.float32, m), **winograd_scratch(n, C, H, W, K, H, W, np.float32, m)}
+    shapes = {**winograd_workspace(n, C, H, W, K, H, W, np.float32, m),
+              **winograd_scratch(n, C, H, W, K, H, W, np.float32, m)}
     outs = []
     for tiled in (None, lambda fn, count: [fn(count * j // 3, count * (j + 1) // 3) for j in (2, 0, 1)]):
         ws = {k: np.full(s, np.nan, d) for k, (s, d) in shapes.items()}

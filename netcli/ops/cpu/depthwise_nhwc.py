@@ -111,8 +111,9 @@ def _forward3x3(xp, yt, wt, b, SH, SW, DH, DW):
                     s6, s7, s8 = r2[a0, c0:c1], r2[a1, c0:c1], r2[a2, c0:c1]
                     acc = yt[n, oh, ow, c0:c1]
                     for c in range(c1 - c0):
-                        acc[c] = ((((((((bb[c] + w0[c] * s0[c]) + w1[c] * s1[c]) + w2[c] * s2[c]) + w3[c] * s3[c])
-                                      + w4[c] * s4[c]) + w5[c] * s5[c]) + w6[c] * s6[c]) + w7[c] * s7[c]) + w8[c] * s8[c]
+                        acc[c] = ((((((((bb[c] + w0[c] * s0[c]) + w1[c] * s1[c]) + w2[c] * s2[c])
+                                       + w3[c] * s3[c]) + w4[c] * s4[c]) + w5[c] * s5[c]) + w6[c] * s6[c])
+                                  + w7[c] * s7[c]) + w8[c] * s8[c]
 
 
 @njit(cache=True, nogil=True)
