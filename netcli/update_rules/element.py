@@ -1,6 +1,7 @@
 """One element of an update, written once for both devices: the flush to zero, Caffe's gradient
 (coupled weight decay) or the scaled gradient alone, and `element`, which the CPU loop
 (base.py) and the CUDA kernel (cuda.py) each compile around a rule's formula."""
+import numpy as np
 from numba.extending import register_jitable
 
 TINY = 1.1754943508222875e-38  # np.finfo(np.float32).tiny
@@ -15,9 +16,12 @@ def flush(v):
 
 @register_jitable(inline="always")
 def caffe_gradient(g, w, d, scale, l1):
-    """Caffe's gradient: scaled, plus coupled L2 or L1 weight decay."""
+    """Caffe's gradient: scaled, plus coupled L2 or L1 weight decay. Both branches in the params'
+    float32 (w's sign as float32): with float64 signs, the L2 branch too became float64, the
+    CPU loop over the params stayed scalar and every rule did its arithmetic in float64 (SGD over
+    LeNet's 431k params: 0.23 -> 0.064 ms, one thread)."""
     if l1:
-        s = 1.0 if w > 0 else (-1.0 if w < 0 else 0.0)
+        s = np.float32(1.0) if w > 0 else (np.float32(-1.0) if w < 0 else np.float32(0.0))
         return scale * g + d * s
     return scale * g + d * w
 
