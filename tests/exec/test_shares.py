@@ -58,15 +58,19 @@ layers:
   - {name: pool16, type: Pooling, bottom: data, top: pool16, pooling_param: {pool: AVE, kernel_size: 16, stride: 16}}
   - {name: wide, type: Convolution, bottom: pool16, top: wide, convolution_param: {num_output: 2048, kernel_size: 3,
      pad: 1, weight_filler: {type: gaussian, std: 0.05}, bias_filler: {type: gaussian}}}
+  - {name: pool11, type: Pooling, bottom: data, top: pool11, pooling_param: {pool: AVE, kernel_size: 6, stride: 6}}
+  - {name: narrow, type: Convolution, bottom: pool11, top: narrow, convolution_param: {num_output: 127, kernel_size: 5,
+     pad: 2, weight_filler: {type: gaussian, std: 0.05}, bias_filler: {type: gaussian}}}
 """
 
 
 def test_one_image_gemms_split_into_tiles_keep_their_bits_for_any_thread_count(tmp_path, thread_count, monkeypatch):
     """Batch-1 inference: the GEMMs of one image are cut into fixed tiles (ops/cpu/conv2d.py,
     exec/threads.py tiles) that idle threads take: blocks of output rows (im2row; "tall": 4096
-    rows of 64 positions), of positions (p1, up) or of output channels (im2row with fewer
-    positions than channels, "wide": 16 positions, 2048 channels); the outputs are the same with 1
-    to 3 threads and equal a float64 reference."""
+    rows of 64 positions), of positions (p1, up) or of output channels, where there are fewer
+    positions than channels (im2col, "wide": 16 positions, 2048 channels; im2row, each tile
+    reordering its own weights, "narrow": 121 positions, 127 channels); the outputs are the same
+    with 1 to 3 threads and equal a float64 reference."""
     from netcli.ops.cpu import conv2d
     (tmp_path / "net.yaml").write_text(DEPLOY)
     x = np.random.default_rng(1).standard_normal((1, 64, 64, 64)).astype(np.float32)
@@ -76,10 +80,11 @@ def test_one_image_gemms_split_into_tiles_keep_their_bits_for_any_thread_count(t
     for T in (1, 2, 3):
         thread_count(T)
         net = netcli.Net(str(tmp_path / "net.yaml"), phase="TEST", seed=4)
-        assert [l.algorithm for l in net.layers if l.type == "Convolution"] == ["im2row", "1x1", "1x1", "1x1", "im2row"]
+        assert [l.algorithm for l in net.layers if l.type == "Convolution"] == \
+            ["im2row", "1x1", "1x1", "1x1", "im2col", "im2row"]
         net.blobs["data"].data[...] = x
         net.forward()
-        outs.append([net.blobs[k].data.copy() for k in ("s2", "p1", "up", "tall", "wide")])
+        outs.append([net.blobs[k].data.copy() for k in ("s2", "p1", "up", "tall", "wide", "narrow")])
     assert calls and set(calls) == {conv2d.ONE_IMAGE_TILES}
     for o in outs[1:]:
         assert all(np.array_equal(a, b) for a, b in zip(o, outs[0]))
@@ -90,6 +95,10 @@ def test_one_image_gemms_split_into_tiles_keep_their_bits_for_any_thread_count(t
     w = net.params["wide"][0].data.astype(np.float64)
     ref = sum(np.einsum("kc,chw->khw", w[:, :, i, j], p[:, i:i + 4, j:j + 4]) for i in range(3) for j in range(3))
     np.testing.assert_allclose(outs[0][4][0], ref + net.params["wide"][1].data[:, None, None], rtol=1e-4, atol=1e-4)
+    p = np.pad(net.blobs["pool11"].data[0].astype(np.float64), ((0, 0), (2, 2), (2, 2)))
+    w = net.params["narrow"][0].data.astype(np.float64)
+    ref = sum(np.einsum("kc,chw->khw", w[:, :, i, j], p[:, i:i + 11, j:j + 11]) for i in range(5) for j in range(5))
+    np.testing.assert_allclose(outs[0][5][0], ref + net.params["narrow"][1].data[:, None, None], rtol=1e-4, atol=1e-4)
 
 
 POOLS = """
