@@ -17,6 +17,8 @@ dxp like xp, wt (KH, KW, C), part (KH*KW, OH, OW, C).
 import numpy as np
 from numba import njit
 
+from .im2col import buffered_to_nchw, buffered_to_nhwc
+
 
 def depthwise_nhwc_fits(KH, KW, PH, PW, DH, DW):
     """No dilation, padding within the kernel's reach (the padded buffers are sized from the kernel)."""
@@ -130,11 +132,11 @@ def _zero_border(xp, H, W, PH, PW):
                 row[PW + W:W + 2 * PW] = 0.0
 
 
-# Rows of at least BUFFERED_WIDTH positions go through a (W, C) buffer in L1, as im2col.py's
-# nchw_to_nhwc (the strided half lands in the buffer; each position then moves as one run of C
-# numbers); narrower ones go position by position. One thread, AMD EPYC Zen 4, 50 images, best of
-# 20, to channels last / back: 256 x 8x8 0.51 / 0.54 -> 0.30 / 0.29 ms, 128 x 8x8 0.18 / 0.21 ->
-# 0.15 / 0.14; but 512 x 4x4 0.17 / 0.20 against 0.23 / 0.28 buffered.
+# Rows of at least BUFFERED_WIDTH positions go through a (W, C) buffer in L1 (im2col.py's
+# buffered_to_nhwc and buffered_to_nchw); narrower ones go position by position. One thread,
+# AMD EPYC Zen 4, 50 images, best of 20, to channels last / back: 256 x 8x8 0.51 / 0.54 -> 0.30 /
+# 0.29 ms, 128 x 8x8 0.18 / 0.21 -> 0.15 / 0.14; but 512 x 4x4 0.17 / 0.20 against 0.23 / 0.28
+# buffered.
 BUFFERED_WIDTH = 8
 
 
@@ -143,18 +145,7 @@ def _to_channels_last(x, xt, PH, PW):
     """xt[n, h + PH, w + PW, c] = x[n, c, h, w] (xt's other positions untouched)."""
     N, C, H, W = x.shape
     if W >= BUFFERED_WIDTH:
-        buf = np.empty((W, C), x.dtype)
-        for n in range(N):
-            for h in range(H):
-                for c in range(C):
-                    row = x[n, c, h]
-                    for w in range(W):
-                        buf[w, c] = row[w]
-                dst = xt[n, h + PH]
-                for w in range(W):
-                    d, b = dst[w + PW], buf[w]
-                    for c in range(C):
-                        d[c] = b[c]
+        buffered_to_nhwc(x, xt, PH, PW)
         return
     for n in range(N):
         for h in range(H):
@@ -171,18 +162,7 @@ def _to_channels_first(xt, x, PH, PW):
     images; the other order for 64 channels of 16x16: 0.26 against 0.95)."""
     N, C, H, W = x.shape
     if W >= BUFFERED_WIDTH:
-        buf = np.empty((W, C), x.dtype)
-        for n in range(N):
-            for h in range(H):
-                src = xt[n, h + PH]
-                for w in range(W):
-                    d, b = buf[w], src[w + PW]
-                    for c in range(C):
-                        d[c] = b[c]
-                for c in range(C):
-                    row = x[n, c, h]
-                    for w in range(W):
-                        row[w] = buf[w, c]
+        buffered_to_nchw(xt, x, PH, PW)
         return
     if H * W <= 64:
         for n in range(N):

@@ -141,22 +141,49 @@ BUFFERED_CHANNELS = 16
 
 
 @njit(cache=True, nogil=True)
+def buffered_to_nhwc(x, xt, PH, PW):
+    """xt[n, h + PH, w + PW, c] = x[n, c, h, w] (xt's other positions untouched), a row at a
+    time through a (W, C) buffer in L1: the strided half lands in the buffer, then each position
+    moves as one run of C numbers (also depthwise_nhwc.py's, into its padded buffer)."""
+    N, C, H, W = x.shape
+    buf = np.empty((W, C), x.dtype)
+    for n in range(N):
+        for h in range(H):
+            for c in range(C):
+                row = x[n, c, h]
+                for w in range(W):
+                    buf[w, c] = row[w]
+            dst = xt[n, h + PH]
+            for w in range(W):
+                d, b = dst[w + PW], buf[w]
+                for c in range(C):
+                    d[c] = b[c]
+
+
+@njit(cache=True, nogil=True)
+def buffered_to_nchw(xt, x, PH, PW):
+    """x[n, c, h, w] = xt[n, h + PH, w + PW, c]: buffered_to_nhwc's way back."""
+    N, C, H, W = x.shape
+    buf = np.empty((W, C), x.dtype)
+    for n in range(N):
+        for h in range(H):
+            src = xt[n, h + PH]
+            for w in range(W):
+                d, b = buf[w], src[w + PW]
+                for c in range(C):
+                    d[c] = b[c]
+            for c in range(C):
+                row = x[n, c, h]
+                for w in range(W):
+                    row[w] = buf[w, c]
+
+
+@njit(cache=True, nogil=True)
 def nchw_to_nhwc(x, xt):
     """xt[n, h, w, c] = x[n, c, h, w]"""
     N, C, H, W = x.shape
     if C >= BUFFERED_CHANNELS:
-        buf = np.empty((W, C), x.dtype)
-        for n in range(N):
-            for h in range(H):
-                for c in range(C):
-                    row = x[n, c, h]
-                    for w in range(W):
-                        buf[w, c] = row[w]
-                dst = xt[n, h]
-                for w in range(W):
-                    d, b = dst[w], buf[w]
-                    for c in range(C):
-                        d[c] = b[c]
+        buffered_to_nhwc(x, xt, 0, 0)
         return
     for n in range(N):
         for c in range(C):
@@ -170,18 +197,7 @@ def nhwc_to_nchw(xt, x):
     """x[n, c, h, w] = xt[n, h, w, c]"""
     N, C, H, W = x.shape
     if C >= BUFFERED_CHANNELS:
-        buf = np.empty((W, C), x.dtype)
-        for n in range(N):
-            for h in range(H):
-                src = xt[n, h]
-                for w in range(W):
-                    d, b = buf[w], src[w]
-                    for c in range(C):
-                        d[c] = b[c]
-                for c in range(C):
-                    row = x[n, c, h]
-                    for w in range(W):
-                        row[w] = buf[w, c]
+        buffered_to_nchw(xt, x, 0, 0)
         return
     for n in range(N):
         for c in range(C):
