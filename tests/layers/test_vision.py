@@ -42,11 +42,11 @@ CONV_CASES += [
     ({"num_output": 5, "kernel_size": 1, "stride": 2}, (2, 6, 15, 14)),
     ({"num_output": 4, "kernel_size": 1, "stride_h": 2, "stride_w": 3, "group": 2, "bias_term": False},
      (2, 4, 14, 21)),
-    # 5x5 with padding 2: Winograd F(2x2, 5x5)
+    # 5x5 with padding 2: Winograd F(4x4, 5x5)
     ({"num_output": 3, "kernel_size": 5, "pad": 2}, (2, 16, 24, 22)),
 ]
 ALGORITHM = ["im2col"] * 6 + ["im2row"] * 4 + ["1x1"] * 3 + ["1x1-nhwc"] * 2 + ["depthwise"] * 2 + \
-    ["depthwise-nhwc"] * 2 + ["winograd4"] * 2 + ["1x1-strided"] * 2 + ["winograd"]
+    ["depthwise-nhwc"] * 2 + ["winograd4"] * 2 + ["1x1-strided"] * 2 + ["winograd4"]
 
 
 def test_winograd_needs_enough_tiles_per_call():

@@ -43,9 +43,9 @@ def ref_conv(x, w, b, S, P, D, G):
     (17, 3, 3, 1, 2, 1, 1, "winograd4", 7, 6), (16, 4, 3, 1, 0, 1, 1, "winograd4", 11, 10),
     (64, 65, 3, 1, 1, 1, 1, "winograd4", 28, 29), (64, 64, 3, 1, 1, 1, 1, "winograd4", 27, 29),
     (256, 256, 3, 1, 1, 1, 1, "winograd", 9, 8),      # F(2x2, 3x3): many channels, a small plane
-    (16, 6, 5, 1, 2, 1, 1, "winograd", 9, 8),          # F(2x2, 5x5)
-    (20, 7, 5, 1, 0, 1, 1, "winograd", 12, 12),        # no padding, 8x8 outputs: the input gradient by rows
-    (20, 6, 5, 1, 0, 1, 1, "winograd", 13, 14),        # no padding, 9x10 outputs: all Winograd
+    (16, 6, 5, 1, 2, 1, 1, "winograd4", 9, 8),         # F(4x4, 5x5)
+    (20, 7, 5, 1, 0, 1, 1, "winograd4", 12, 12),       # no padding, 8x8 outputs (LeNet's conv2's planes)
+    (20, 6, 5, 1, 0, 1, 1, "winograd4", 13, 14),       # no padding, 9x10 outputs: tiles past the image
     (6, 6, 3, 1, 1, 1, 6, "depthwise-nhwc", 7, 6), (5, 5, 3, 2, 1, 1, 5, "depthwise-nhwc", 9, 8),
     (4, 4, 5, 1, 2, 1, 4, "depthwise-nhwc", 5, 7), (3, 3, 3, 1, 0, 1, 3, "depthwise-nhwc", 8, 9)])
 @pytest.mark.parametrize("chunked", [False, True])

@@ -1,4 +1,4 @@
-"""Winograd F(2x2, 3x3) and F(4x4, 3x3) (netcli/ops/cpu/winograd.py, winograd_transforms.py) against the
+"""Winograd F(2x2, 3x3), F(4x4, 3x3) and F(4x4, 5x5) (netcli/ops/cpu/winograd.py, winograd_transforms.py) against the
 plain NumPy reference convolution (tests/reference.py) on random inputs: odd and even sizes (not
 multiples of the tile), padding 0-2 (also different down and across), several images, float32
 and float64; forward, the input gradient and the weight and bias gradients (+= and fresh)."""
@@ -30,7 +30,7 @@ def test_winograd_fits_3x3_and_5x5_stride_1_without_groups():
         assert not winograd_fits(*geometry), geometry
 
 
-@pytest.mark.parametrize("m,k", [(2, 3), (4, 3), (2, 5)])
+@pytest.mark.parametrize("m,k", [(2, 3), (4, 3), (2, 5), (4, 5)])
 def test_toom_cook_matrices_compute_a_correlation(m, k):
     """A^T [(G g) . (B^T d)] = the m outputs of d (m + k - 1 values) correlated with g (k), in
     one dimension (the 2-D transforms apply it down and across); exact for integers."""
@@ -65,7 +65,7 @@ def test_rows_functions_apply_toom_cooks_matrices(key):
     assert np.isnan(y[~written]).all()
 
 
-@pytest.mark.parametrize("m,k", [(2, 3), (4, 3), (2, 5)])
+@pytest.mark.parametrize("m,k", [(2, 3), (4, 3), (4, 5)])
 @pytest.mark.parametrize("split", ["whole", "blocks", "chunks"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES)
@@ -148,27 +148,24 @@ def test_f4x4_is_chosen_but_for_many_channels_on_small_planes():
     assert algorithm(32, 28, 32, 1) == algorithm(64, 19, 64, 1) == algorithm(64, 19, 127, 1) == "im2row"
 
 
-def test_f2x2_5x5_is_chosen_for_5x5_kernels_with_padding_2_or_0():
+def test_f4x4_5x5_is_chosen_for_5x5_kernels_with_padding_2_or_0():
     from netcli.ops.cpu.conv2d_rule import conv2d_algorithm
 
     def algorithm(C, H, K, pad, images):
         return conv2d_algorithm(C, H, H, K, 5, 5, 1, 1, pad, pad, 1, 1, 1, images=images)
-    assert algorithm(32, 16, 32, 2, 100) == algorithm(16, 8, 24, 2, 32) == algorithm(16, 28, 32, 2, 16) == "winograd"
-    assert algorithm(20, 12, 50, 0, 64) == algorithm(20, 12, 50, 0, 16) == "winograd"    # LeNet's conv2
+    assert algorithm(32, 16, 32, 2, 100) == algorithm(16, 8, 24, 2, 32) == algorithm(16, 28, 32, 2, 16) == "winograd4"
+    assert algorithm(20, 12, 50, 0, 64) == algorithm(20, 12, 50, 0, 16) == "winograd4"    # LeNet's conv2
     assert algorithm(32, 16, 32, 2, 1) == algorithm(20, 12, 50, 1, 64) == "im2row"      # batch 1; padding 1
     assert algorithm(3, 32, 32, 2, 100) == "im2col"
 
 
-def test_input_gradient_by_rows_for_5x5_without_padding_on_small_planes_with_few_channels():
-    from netcli.ops.cpu.conv2d import conv2d_scratch
-    from netcli.ops.cpu.conv2d_rule import winograd_input_gradient_by_rows as by_rows
-    assert by_rows(20, 12, 12, 8, 8, 5) and by_rows(32, 12, 12, 8, 8, 5)                   # LeNet's conv2
-    assert not by_rows(48, 12, 12, 8, 8, 5) and not by_rows(20, 16, 16, 12, 12, 5)        # channels; plane
-    assert not by_rows(20, 8, 8, 8, 8, 5) and not by_rows(20, 10, 10, 8, 8, 3)            # padding 2; 3x3
-    lenet = conv2d_scratch(32, 20, 12, 12, 50, 5, 5, 8, 8, 1, "winograd", np.float32)
-    padded = conv2d_scratch(32, 20, 8, 8, 50, 5, 5, 8, 8, 1, "winograd", np.float32)
-    assert {"dcols", "xt", "res", "wr"} <= set(lenet) and not {"Vb", "Mb", "Ub", "wflip"} & set(lenet)
-    assert {"Vb", "Mb", "Ub", "wflip"} <= set(padded) and not {"dcols", "xt"} & set(padded)
+def test_only_the_transforms_written_out_run():
+    """F(2x2, 5x5) has no output transform here (its 6x6 tiles would take F(4x4, 3x3)'s): refused."""
+    x, y = np.zeros((1, 2, 6, 6), np.float32), np.zeros((1, 2, 6, 6), np.float32)
+    ws = {name: np.zeros(s, d) for name, (s, d) in {**winograd_workspace(1, 2, 6, 6, 2, 6, 6, np.float32, 4, 5),
+                                                    **winograd_scratch(1, 2, 6, 6, 2, 6, 6, np.float32, 4, 5)}.items()}
+    with pytest.raises(ValueError, match="F.2x2, 5x5"):
+        winograd_forward(y, x, np.zeros((2, 2, 5, 5), np.float32), None, ws, 2, 2, 2)
 
 
 @pytest.mark.parametrize("m", [2, 4])

@@ -11,11 +11,10 @@ Nine algorithms, one per layer, picked from its shape by `conv2d_algorithm` (con
   patch matrix of one GEMM per call (im2row without its patch copy).
 - "1x1-strided": a 1x1 kernel with a stride (ResNet's projections): "1x1" on a copy of the
   pixels it reads (every SH-th row, SW-th column), its input gradient put back in their places.
-- "winograd": 3x3 or 5x5 stride 1, F(2x2, 3x3): 16 GEMMs on transformed tiles, 2.25x fewer
-  multiplications, F(2x2, 5x5): 36 GEMMs, 2.8x fewer (netcli/ops/cpu/winograd.py); "winograd4"
-  F(4x4, 3x3): 36 GEMMs, 4x fewer (the transforms, channels last, in winograd_transforms.py).
-  Where conv2d_rule.winograd_input_gradient_by_rows says (5x5 without padding on small planes:
-  LeNet's conv2), the input gradient is made as "im2row" makes it.
+- "winograd": 3x3 stride 1, F(2x2, 3x3): 16 GEMMs on transformed tiles, 2.25x fewer
+  multiplications (netcli/ops/cpu/winograd.py); "winograd4" F(4x4, 3x3): 36 GEMMs, 4x fewer, and
+  for 5x5 F(4x4, 5x5): 64 GEMMs, 6.25x fewer (the transforms, channels last, in
+  winograd_transforms.py).
 - "im2row": channels-last images and one GEMM per call, rows (n*OH*OW, KH*KW*C); for many
   channels (patch layouts in netcli/ops/cpu/im2col.py).
 - "im2col": one column block per image, per-image GEMMs writing NCHW directly; for few channels
@@ -35,7 +34,7 @@ from . import im2col
 from .chunks import first, image_chunks, largest
 from ...exec import threads
 from .depthwise import depthwise_backward_data, depthwise_backward_weight, depthwise_forward
-from .conv2d_rule import WINOGRAD_TILE, winograd_input_gradient_by_rows
+from .conv2d_rule import WINOGRAD_TILE
 from .depthwise_nhwc import (depthwise_nhwc_backward_data, depthwise_nhwc_backward_weight, depthwise_nhwc_forward,
                              depthwise_nhwc_scratch, depthwise_nhwc_workspace)
 from .winograd import winograd_backward, winograd_forward, winograd_scratch, winograd_workspace
@@ -107,11 +106,6 @@ def _scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
         return {"no_bias": ((0,), dtype)}
     if algorithm == "depthwise-nhwc":
         return depthwise_nhwc_scratch(n, C, H, W, KH, KW, OH, OW, dtype)
-    if algorithm in WINOGRAD_TILE and winograd_input_gradient_by_rows(C, H, W, OH, OW, KH):
-        m = largest(patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, "im2row", np.dtype(dtype).itemsize))
-        rows = _scratch(m, C, H, W, K, KH, KW, OH, OW, group, "im2row", dtype)
-        return {**winograd_scratch(n, C, H, W, K, OH, OW, dtype, WINOGRAD_TILE[algorithm], KH, False),
-                **{name: rows[name] for name in ("xt", "dcols", "res", "wr")}}
     if algorithm in WINOGRAD_TILE:
         return winograd_scratch(n, C, H, W, K, OH, OW, dtype, WINOGRAD_TILE[algorithm], KH)
     if algorithm == "1x1" and _gathered_weight_gradient(C, K, P, group):
@@ -264,11 +258,7 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
                                            dinp is None)
         return
     if algorithm in WINOGRAD_TILE:
-        rows = dinp is not None and winograd_input_gradient_by_rows(inp.shape[1], *inp.shape[2:], OH, OW, KH)
-        winograd_backward(None if rows else dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh,
-                          WINOGRAD_TILE[algorithm])
-        if rows:
-            _rows_input_gradient(dinp, dout, weight, ws, geometry)
+        winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh, WINOGRAD_TILE[algorithm])
         return
     if algorithm == "1x1":
         _backward_1x1(dinp, dweight, dbias, dout, inp, weight, ws, group, fresh)
@@ -355,18 +345,6 @@ def _patch_gradient_to_input(dres, wr, xt, ws, dinp, geometry, algorithm):
     else:
         im2col.row2im(dcols, xt, *geometry)
         im2col.nhwc_to_nchw(xt, dinp)
-
-
-def _rows_input_gradient(dinp, dout, weight, ws, geometry):
-    """dinp = the input gradient as "im2row" makes it, chunk by chunk (the "winograd" layers of
-    conv2d_rule.winograd_input_gradient_by_rows)."""
-    K, OH, OW = dout.shape[1:]
-    wr = _rows_weights(weight, ws["wr"])
-    for a, b in _chunks(dinp, dout, weight, 1, "im2row"):
-        xt = first(ws["xt"], (b - a,) + ws["xt"].shape[1:])
-        dres = first(ws["res"], (K, (b - a) * OH * OW))
-        im2col.nchw_to_gemm(dout[a:b], dres, ws["no_bias"])
-        _patch_gradient_to_input(dres, wr, xt, ws, dinp[a:b], geometry, "im2row")
 
 
 def _chunks(inp, out, weight, group, algorithm):

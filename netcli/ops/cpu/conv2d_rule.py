@@ -7,7 +7,7 @@ from .winograd import winograd_fits
 
 ALGORITHMS = ("depthwise", "depthwise-nhwc", "1x1", "1x1-nhwc", "1x1-strided", "winograd", "winograd4", "im2row",
               "im2col")
-WINOGRAD_TILE = {"winograd": 2, "winograd4": 4}      # algorithm: m of F(m x m, 3x3)
+WINOGRAD_TILE = {"winograd": 2, "winograd4": 4}      # algorithm: m of F(m x m, k x k)
 STRIDED_1X1_PIXELS = 49       # "1x1-strided" from this many output pixels on (conv2d_algorithm)
 PIXELS_1X1 = 36               # "1x1" (else "1x1-nhwc") from this many pixels per image on
 ONE_IMAGE_CHANNELS, ONE_IMAGE_PIXELS = 64, 400      # 3x3 Winograd whatever the batch from here on
@@ -82,8 +82,8 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       512 ch 14x14 0.74x / 0.76x (4), 512 ch 7x7 0.86x / 0.87x (8). With 16-32 channels and 1-16
       images the two are even (16 ch 32x32 0.96x with 1 image, 1.01x / 1.06x with 4; 32 ch
       16x16 1.07x / 1.12x with 4, 0.95x / 0.94x with 16).
-    - 5x5 kernels with padding 2 (the output the input's size) or 0: winograd, F(2x2, 5x5) (36 products
-      for 4 outputs instead of 100), under the same bounds (16 channels, 8x8 outputs, 256 2x2
+    - 5x5 kernels with padding 2 (the output the input's size) or 0: Winograd, first F(2x2, 5x5) (36
+      products for 4 outputs instead of 100), under the same bounds (16 channels, 8x8 outputs, 256 2x2
       tiles per call). Against im2row, forward / backward, one thread, AMD EPYC Zen 5, best of 3-5
       (images per call): cifar10_quick's 32 ch 16x16 2.22x / 1.76x and 32->64 8x8 2.11x / 1.73x
       (50); Inception-style 16 ch 16x16 2.49x / 2.12x, 24->48 16x16 2.29x / 1.63x, 16->24 8x8
@@ -93,7 +93,18 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       padding since the transforms were written out (winograd_transforms.py; AMD EPYC Zen 4):
       LeNet's conv2 (20->50, 12x12 to 8x8) 1.47x / 1.04x (32), 1.63x / 1.03x (64), where it was
       1.18x / 0.73x (its input gradient pads dout by 4). Other paddings (1, 3, 4) are not
-      measured: im2row.
+      measured: im2row. These layers take F(4x4, 5x5) ("winograd4": 64 products for 16 outputs
+      instead of 400; its 8x8 transforms need the points +-1/2, whose coefficients are exact in
+      float32, and its float32 error measured as F(2x2, 5x5)'s, a few units in the 6th digit).
+      F(2x2, 5x5) time / F(4x4, 5x5) time, forward / weight gradient / input gradient, one
+      thread, AMD EPYC Zen 4, best of 30 (images per call): LeNet's conv2 1.47x / 1.49x / 1.57x
+      (32), 1.52x / 1.61x / 1.81x (64), and its input gradient 1.30x (32) and 1.44x (64) faster
+      than im2row's (1.29-1.89x on 16-64 channels at 12x12 and 16x16 without padding);
+      cifar10_quick's 2.05x / 2.10x / 1.84x and 1.62x / 1.60x / 1.59x (50); Inception-style 16
+      ch 16x16 1.44x / 1.51x / 1.47x, 24->48 1.76x / 1.85x / 1.84x, 16->24 8x8 1.45x / 1.44x /
+      1.28x, 24->32 8x8 1.40x / 1.52x / 1.42x (32); 16->32 28x28 1.64x / 1.63x / 1.69x, 32->64
+      14x14 1.35x / 1.30x / 1.27x, 64 ch 16x16 1.77x / 1.80x / 1.77x (16); 32 ch 16x16 1.41x /
+      1.52x / 1.43x (8).
     - otherwise the patch layout (patch_layout)."""
     if group == C == K:
         OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
@@ -109,21 +120,9 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
     if winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group) and C >= 16 and OH >= 8 and OW >= 8 and \
             (tiles >= 256 or (KH == 3 and C >= ONE_IMAGE_CHANNELS and OH * OW >= ONE_IMAGE_PIXELS)):
         if KH == 5:
-            return "winograd" if PH == PW and PH in (0, 2) else patch_layout(C, KW, group, K, images)
+            return "winograd4" if PH == PW and PH in (0, 2) else patch_layout(C, KW, group, K, images)
         return "winograd" if min(C, K) >= 256 and OH * OW < 28 * 28 else "winograd4"
     return patch_layout(C, KW, group, K, images)
-
-
-def winograd_input_gradient_by_rows(C, H, W, OH, OW, KH):
-    """Whether a "winograd" layer makes its input gradient as "im2row" does (dout's rows times the
-    weights, the patches' gradients put back in place) instead of by Winograd: 5x5 kernels without
-    padding (OH = H - 4), at most 32 input channels, at most 64 output pixels. There Winograd's
-    input gradient pads dout by 4 on every side and runs on the input's tiles, 2.25x the forward's
-    on 8x8 outputs, and its GEMMs have C columns. Winograd time / im2row time of the input
-    gradient alone, one thread, AMD EPYC Zen 4, best of 5, 32 images (64): LeNet's conv2 20->50
-    12x12 1.30x (1.33x), 20->100 12x12 1.31x, 16->16 1.05x, 32->50 1.03x; but 48->48 0.93x,
-    64->64 0.90x, 20->50 16x16 0.98x, and 3x3 kernels without padding (dout padded by 2) 0.68-0.91x."""
-    return KH == 5 and OH == H - 4 and OW == W - 4 and OH * OW <= 64 and C <= 32
 
 
 def patch_layout(C, KW, group, K=0, images=None):

@@ -1,7 +1,7 @@
-"""Winograd F(2x2, 3x3), F(4x4, 3x3) and F(2x2, 5x5) for stride-1 convolutions without groups or
-dilation (Lavin & Gray, 2015): each m x m output tile (m = 2 or 4) of a k x k kernel (k = 3 or 5)
-from an r x r input tile, r = m + k - 1, with E = r^2 products per channel pair instead of
-k^2 m^2. The drivers here run each; the transforms, channels last, are in
+"""Winograd F(2x2, 3x3), F(4x4, 3x3) and F(4x4, 5x5) for stride-1 convolutions without groups or
+dilation (Lavin & Gray, 2015): each m x m output tile (m = 2 or 4; 4 for 5x5: `TILES`) of a k x k
+kernel (k = 3 or 5) from an r x r input tile, r = m + k - 1, with E = r^2 products per channel
+pair instead of k^2 m^2. The drivers here run each; the transforms, channels last, are in
 netcli/ops/cpu/winograd_transforms.py.
 
 y_tile = A^T [ (G g G^T) . (B^T d B) ] A, where g is a filter, d an input tile and the E
@@ -19,7 +19,7 @@ that the transformed arrays of one chunk stay under CHUNK_BYTES each: VGG-16's 2
 layers take one image at a time (51 MB per array, instead of 0.8 GB for 16 images), CIFAR-sized
 layers their whole call. Where one chunk holds the call, its V stays in the workspace for the
 backward; otherwise V is scratch, and the backward transforms the input again, chunk by chunk
-(one input transform more, against keeping E/m^2 = 4x (F(4x4, 3x3): 2.25x, F(2x2, 5x5) 9x) the
+(one input transform more, against keeping E/m^2 = 4x (F(4x4, 3x3): 2.25x, F(4x4, 5x5) 4x) the
 input's size per call).
 """
 
@@ -31,9 +31,13 @@ from .winograd_transforms import (toom_cook, winograd_inputs, winograd_output_gr
                                   winograd_weight_grads, winograd_weights)
 
 
+TILES = {3: (2, 4), 5: (4,)}      # kernel size k: the output tiles m of the F(m x m, k x k) written out
+
+
 def winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group):
-    """Whether Winograd F(2x2, k x k) computes this convolution (backward included): square
-    kernels of 3 or 5, stride 1, no dilation or groups, padding under the kernel's size."""
+    """Whether Winograd (F(4x4, k x k), for 3x3 also F(2x2)) computes this convolution (backward
+    included): square kernels of 3 or 5, stride 1, no dilation or groups, padding under the
+    kernel's size."""
     return KH == KW in (3, 5) and SH == SW == DH == DW == group == 1 and PH < KH and PW < KW
 
 
@@ -53,11 +57,10 @@ def winograd_workspace(n, C, H, W, K, OH, OW, dtype, m=2, k=3):
     return {"V": (((m + k - 1) ** 2, n * TH * TW, C), dtype)}
 
 
-def winograd_scratch(n, C, H, W, K, OH, OW, dtype, m=2, k=3, input_gradient=True):
+def winograd_scratch(n, C, H, W, K, OH, OW, dtype, m=2, k=3):
     """{name: (shape, dtype)}: the transformed arrays each call writes before it reads them: V
     (where the workspace does not keep it) and the backward's Vb for its largest chunk, the
-    products M and Mb for its largest block; without Ub, Vb, Mb and wflip where the input
-    gradient is not made here (`input_gradient` False)."""
+    products M and Mb for its largest block."""
     itemsize = np.dtype(dtype).itemsize
     chunks = winograd_chunks(n, C, H, W, K, OH, OW, itemsize, m, k)
     most, E = largest(chunks), (m + k - 1) ** 2
@@ -69,9 +72,6 @@ def winograd_scratch(n, C, H, W, K, OH, OW, dtype, m=2, k=3, input_gradient=True
            "no_bias": ((0,), dtype)}
     if len(chunks) > 1:
         out["V"] = ((E, most * T1, C), dtype)
-    if not input_gradient:
-        for name in ("Ub", "Vb", "Mb", "wflip"):
-            del out[name]
     return out
 
 
@@ -130,6 +130,8 @@ def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None, ti
 
 
 def _chunks_of(inp, out, m, k):
+    if m not in TILES.get(k, ()):
+        raise ValueError(f"Winograd F({m}x{m}, {k}x{k}) is not written out (TILES: {TILES})")
     n, C, H, W = inp.shape
     return winograd_chunks(n, C, H, W, out.shape[1], out.shape[2], out.shape[3], inp.itemsize, m, k)
 

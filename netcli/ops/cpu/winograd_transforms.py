@@ -1,13 +1,13 @@
 """The transforms of Winograd F(m x m, k x k) (Lavin & Gray, 2015) for F(2x2, 3x3), F(4x4, 3x3)
-and F(2x2, 5x5), channels last: V = B^T d B for each r x r input tile d (r = m + k - 1),
+and F(4x4, 5x5), channels last: V = B^T d B for each r x r input tile d (r = m + k - 1),
 U = G g G^T for each k x k filter g, and y = A^T M A for each tile of products M;
 netcli/ops/cpu/winograd.py runs them (its docstring: the GEMMs, the backward, the chunks). A
 transformed array's position e = r*a + b holds entry (a, b) of the tile. Layouts: inp, out
 (n, C, H, W); V (E, tiles, C), M and Y (E, tiles, K), U (E, C, K), E = r^2, tiles counted
 (n*TH + th)*TW + tw.
 
-The matrices come from the Toom-Cook construction on the points 0, 1, -1, 2, -2 (as many as
-r - 1 needs) and infinity (`toom_cook`): A^T[i, j] = p_j^i, G[j, :] = (p_j^0 .. p_j^(k-1)) / f_j
+The matrices come from the Toom-Cook construction on the points 0, 1, -1, 2, -2, 1/2, -1/2 (as
+many as r - 1 needs) and infinity (`toom_cook`): A^T[i, j] = p_j^i, G[j, :] = (p_j^0 .. p_j^(k-1)) / f_j
 with f_j = prod over l != j of (p_j - p_l), B^T = the inverse of the points' Vandermonde matrix,
 transposed, row j times f_j; each with a last row or column for infinity. F(2x2, 3x3):
 
@@ -16,10 +16,11 @@ transposed, row j times f_j; each with a last row or column for infinity. F(2x2,
           [ 0 -1 1 0]       [1/2 -1/2 1/2]
           [ 0 -1 0 1]       [  0    0   1]
 
-F(4x4, 3x3) and F(2x2, 5x5) share their 6x6 B^T (points 0, +-1, +-2): [4 0 -5 0 1 0],
-[0 -4 -4 1 1 0], [0 4 -4 -1 1 0], [0 -2 -1 2 1 0], [0 2 -1 -2 1 0], [0 4 0 -5 0 1]. Their
+F(4x4, 3x3)'s 6x6 B^T (points 0, +-1, +-2): [4 0 -5 0 1 0], [0 -4 -4 1 1 0], [0 4 -4 -1 1 0],
+[0 -2 -1 2 1 0], [0 2 -1 -2 1 0], [0 4 0 -5 0 1]; F(4x4, 5x5)'s 8x8 (and +-1/2) in _bt8. Their
 coefficients up to 8 make the sums larger than F(2x2, 3x3)'s: float32 results differ from a
 direct convolution by a few units in the 6th digit (tests/ops/test_winograd.py bounds them).
+Every coefficient is a power of two times a small integer, exact in float32.
 
 Why channels last: a row of tiles is then one run of TW*C numbers per entry e, so each step of a
 transform is a loop over hundreds of contiguous numbers that LLVM vectorises (`ROWS`), where the
@@ -41,7 +42,7 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
-POINTS = (0, 1, -1, 2, -2)
+POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
 
 
 @functools.lru_cache(maxsize=None)
@@ -85,6 +86,8 @@ def _inverse(a):
 # data stays float32 (float64 constants turned the loops into float64 with conversions: 1.8x
 # slower).
 _TWO, _FOUR, _FIVE, _EIGHT = np.float32(2.0), np.float32(4.0), np.float32(5.0), np.float32(8.0)
+_HALF, _QUARTER, _EIGHTH = np.float32(0.5), np.float32(0.25), np.float32(0.125)
+_5_4, _17_4, _21_4, _5_2 = np.float32(1.25), np.float32(4.25), np.float32(5.25), np.float32(2.5)
 
 
 @register_jitable(inline="always")
@@ -119,6 +122,27 @@ def _bt6(x, xb, xo, y, yb, yo, n):
 
 
 @register_jitable
+def _bt8(x, xb, xo, y, yb, yo, n):
+    """[-1 0 21/4 0 -21/4 0 1 0] [0 1 1 -17/4 -17/4 1 1 0] [0 -1 1 17/4 -17/4 -1 1 0]
+    [0 1/2 1/4 -5/2 -5/4 2 1 0] [0 -1/2 1/4 5/2 -5/4 -2 1 0] [0 2 4 -5/2 -5 1/2 1 0]
+    [0 -2 4 5/2 -5 -1/2 1 0] [0 -1 0 21/4 0 -21/4 0 1]"""
+    x0, x1, x2, x3 = _row(x, xb, xo, 0, n), _row(x, xb, xo, 1, n), _row(x, xb, xo, 2, n), _row(x, xb, xo, 3, n)
+    x4, x5, x6, x7 = _row(x, xb, xo, 4, n), _row(x, xb, xo, 5, n), _row(x, xb, xo, 6, n), _row(x, xb, xo, 7, n)
+    y0, y1, y2, y3 = _row(y, yb, yo, 0, n), _row(y, yb, yo, 1, n), _row(y, yb, yo, 2, n), _row(y, yb, yo, 3, n)
+    y4, y5, y6, y7 = _row(y, yb, yo, 4, n), _row(y, yb, yo, 5, n), _row(y, yb, yo, 6, n), _row(y, yb, yo, 7, n)
+    for u in range(n):
+        a1, a2, a3, a4, a5, a6 = x1[u], x2[u], x3[u], x4[u], x5[u], x6[u]
+        y0[u] = a6 - x0[u] + _21_4 * (a2 - a4)
+        y7[u] = x7[u] - a1 + _21_4 * (a3 - a5)
+        p, q = a2 + a6 - _17_4 * a4, a1 + a5 - _17_4 * a3
+        y1[u], y2[u] = p + q, p - q
+        p, q = _QUARTER * a2 - _5_4 * a4 + a6, _HALF * a1 - _5_2 * a3 + _TWO * a5
+        y3[u], y4[u] = p + q, p - q
+        p, q = _FOUR * a2 - _FIVE * a4 + a6, _TWO * a1 - _5_2 * a3 + _HALF * a5
+        y5[u], y6[u] = p + q, p - q
+
+
+@register_jitable
 def _at24(x, xb, xo, y, yb, yo, n):
     """[1 1 1 0] [0 1 -1 1]"""
     x0, x1, x2, x3 = _row(x, xb, xo, 0, n), _row(x, xb, xo, 1, n), _row(x, xb, xo, 2, n), _row(x, xb, xo, 3, n)
@@ -141,14 +165,16 @@ def _at46(x, xb, xo, y, yb, yo, n):
 
 
 @register_jitable
-def _at26(x, xb, xo, y, yb, yo, n):
-    """[1 1 1 1 1 0] [0 1 -1 2 -2 1]"""
+def _at48(x, xb, xo, y, yb, yo, n):
+    """[1 1 1 1 1 1 1 0] [0 1 -1 2 -2 1/2 -1/2 0] [0 1 1 4 4 1/4 1/4 0] [0 1 -1 8 -8 1/8 -1/8 1]"""
     x0, x1, x2, x3 = _row(x, xb, xo, 0, n), _row(x, xb, xo, 1, n), _row(x, xb, xo, 2, n), _row(x, xb, xo, 3, n)
-    x4, x5 = _row(x, xb, xo, 4, n), _row(x, xb, xo, 5, n)
-    y0, y1 = _row(y, yb, yo, 0, n), _row(y, yb, yo, 1, n)
+    x4, x5, x6, x7 = _row(x, xb, xo, 4, n), _row(x, xb, xo, 5, n), _row(x, xb, xo, 6, n), _row(x, xb, xo, 7, n)
+    y0, y1, y2, y3 = _row(y, yb, yo, 0, n), _row(y, yb, yo, 1, n), _row(y, yb, yo, 2, n), _row(y, yb, yo, 3, n)
     for u in range(n):
         s, d, S, D = x1[u] + x2[u], x1[u] - x2[u], x3[u] + x4[u], x3[u] - x4[u]
-        y0[u], y1[u] = x0[u] + s + S, d + _TWO * D + x5[u]
+        s2, d2 = x5[u] + x6[u], x5[u] - x6[u]
+        y0[u], y1[u] = x0[u] + s + S + s2, d + _TWO * D + _HALF * d2
+        y2[u], y3[u] = s + _FOUR * S + _QUARTER * s2, d + _EIGHT * D + _EIGHTH * d2 + x7[u]
 
 
 @register_jitable
@@ -175,19 +201,22 @@ def _a46(x, xb, xo, y, yb, yo, n):
 
 
 @register_jitable
-def _a26(x, xb, xo, y, yb, yo, n):
-    """[1 0] [1 1] [1 -1] [1 2] [1 -2] [0 1]"""
-    x0, x1 = _row(x, xb, xo, 0, n), _row(x, xb, xo, 1, n)
+def _a48(x, xb, xo, y, yb, yo, n):
+    """[1 0 0 0] [1 1 1 1] [1 -1 1 -1] [1 2 4 8] [1 -2 4 -8] [1 1/2 1/4 1/8] [1 -1/2 1/4 -1/8] [0 0 0 1]"""
+    x0, x1, x2, x3 = _row(x, xb, xo, 0, n), _row(x, xb, xo, 1, n), _row(x, xb, xo, 2, n), _row(x, xb, xo, 3, n)
     y0, y1, y2, y3 = _row(y, yb, yo, 0, n), _row(y, yb, yo, 1, n), _row(y, yb, yo, 2, n), _row(y, yb, yo, 3, n)
-    y4, y5 = _row(y, yb, yo, 4, n), _row(y, yb, yo, 5, n)
+    y4, y5, y6, y7 = _row(y, yb, yo, 4, n), _row(y, yb, yo, 5, n), _row(y, yb, yo, 6, n), _row(y, yb, yo, 7, n)
     for u in range(n):
-        a, b = x0[u], x1[u]
-        y0[u], y1[u], y2[u], y3[u], y4[u], y5[u] = a, a + b, a - b, a + _TWO * b, a - _TWO * b, b
+        a, d = x0[u], x3[u]
+        e, o = a + x2[u], x1[u] + d
+        e2, o2 = a + _FOUR * x2[u], _TWO * x1[u] + _EIGHT * d
+        e3, o3 = a + _QUARTER * x2[u], _HALF * x1[u] + _EIGHTH * d
+        y0[u], y1[u], y2[u], y3[u], y4[u], y5[u], y6[u], y7[u] = a, e + o, e - o, e2 + o2, e2 - o2, e3 + o3, e3 - o3, d
 
 
 # Which loop computes which of toom_cook's matrices: (matrix, m, k) -> rows function.
-ROWS = {("BT", 2, 3): _bt4, ("BT", 4, 3): _bt6, ("BT", 2, 5): _bt6, ("AT", 2, 3): _at24, ("AT", 4, 3): _at46,
-        ("AT", 2, 5): _at26, ("A", 2, 3): _a24, ("A", 4, 3): _a46, ("A", 2, 5): _a26}
+ROWS = {("BT", 2, 3): _bt4, ("BT", 4, 3): _bt6, ("BT", 4, 5): _bt8, ("AT", 2, 3): _at24, ("AT", 4, 3): _at46,
+        ("AT", 4, 5): _at48, ("A", 2, 3): _a24, ("A", 4, 3): _a46, ("A", 4, 5): _a48}
 
 
 # The copies between an image's rows (channels first) and the transforms' channels-last rows go
@@ -328,11 +357,16 @@ def winograd_inputs(inp, V, t0, PH, PW, TH, TW, m, r):
                 _bt4(x1, m * th * m * L, rows, z, 0, rows, m * L)
                 for a in range(r):
                     _bt4(z, a * m * L, column, V1, a * r * S + o + th * TC, entries, TC)
-        else:
+        elif r == 6:
             for th in range(TH):
                 _bt6(x1, m * th * m * L, rows, z, 0, rows, m * L)
                 for a in range(r):
                     _bt6(z, a * m * L, column, V1, a * r * S + o + th * TC, entries, TC)
+        else:
+            for th in range(TH):
+                _bt8(x1, m * th * m * L, rows, z, 0, rows, m * L)
+                for a in range(r):
+                    _bt8(z, a * m * L, column, V1, a * r * S + o + th * TC, entries, TC)
 
 
 @njit(cache=True, nogil=True)
@@ -357,7 +391,7 @@ def winograd_outputs(M, out, bias, TH, TW, m, r):
                     _at24(M1, a * r * S + o + th * TK, entries, q1, a * TK, q_columns, TK)
                 for j in range(m):
                     _at24(q1, j * r * TK, q_rows, y1, (th * m * m + j) * TK, y_rows, TK)
-        elif m == 4:
+        elif r == 6:
             for th in range(TH):
                 for a in range(r):
                     _at46(M1, a * r * S + o + th * TK, entries, q1, a * TK, q_columns, TK)
@@ -366,9 +400,9 @@ def winograd_outputs(M, out, bias, TH, TW, m, r):
         else:
             for th in range(TH):
                 for a in range(r):
-                    _at26(M1, a * r * S + o + th * TK, entries, q1, a * TK, q_columns, TK)
+                    _at48(M1, a * r * S + o + th * TK, entries, q1, a * TK, q_columns, TK)
                 for j in range(m):
-                    _at26(q1, j * r * TK, q_rows, y1, (th * m * m + j) * TK, y_rows, TK)
+                    _at48(q1, j * r * TK, q_rows, y1, (th * m * m + j) * TK, y_rows, TK)
         for h in range(OH):
             _from_phases(y[h // m, h % m], out[n, :, h], bias, m, buf)
 
@@ -398,7 +432,7 @@ def winograd_output_grads(dout, Y, TH, TW, m, r):
                     _a24(yp1, (th * m * m + j) * TK, yp_rows, w1, j * TK, w_rows, TK)
                 for a in range(r):
                     _a24(w1, a * m * TK, w_columns, Y1, a * r * S + o + th * TK, entries, TK)
-        elif m == 4:
+        elif r == 6:
             for th in range(TH):
                 for j in range(m):
                     _a46(yp1, (th * m * m + j) * TK, yp_rows, w1, j * TK, w_rows, TK)
@@ -407,6 +441,6 @@ def winograd_output_grads(dout, Y, TH, TW, m, r):
         else:
             for th in range(TH):
                 for j in range(m):
-                    _a26(yp1, (th * m * m + j) * TK, yp_rows, w1, j * TK, w_rows, TK)
+                    _a48(yp1, (th * m * m + j) * TK, yp_rows, w1, j * TK, w_rows, TK)
                 for a in range(r):
-                    _a26(w1, a * m * TK, w_columns, Y1, a * r * S + o + th * TK, entries, TK)
+                    _a48(w1, a * m * TK, w_columns, Y1, a * r * S + o + th * TK, entries, TK)
