@@ -5,15 +5,15 @@ import math
 import numpy as np
 
 from .adagrad import DELTA
-from .base import Rule
+from .base import ONE, Rule
 
 
 def adadelta(w, g, r, d, h, args):
     rho, eps = args
     h1, h2 = h
-    hi = rho * h1 + (1.0 - rho) * g * g
+    hi = rho * h1 + (ONE - rho) * g * g
     dx = g * math.sqrt((h2 + eps) / (hi + eps))
-    return w - r * dx, (hi, rho * h2 + (1.0 - rho) * dx * dx)
+    return w - r * dx, (hi, rho * h2 + (ONE - rho) * dx * dx)
 
 
 class AdaDelta(Rule):

@@ -7,15 +7,15 @@ import numpy as np
 
 from ..config.schema import Field
 from .adagrad import DELTA
-from .base import Rule
+from .base import ONE, Rule
 
 MOMENTUM2 = Field("momentum2", "float", 0.999, "beta2, the decay of the mean square", number=39)
 
 
 def adam(w, g, r, d, h, args):
     b1, b2, eps = args
-    mi = b1 * h[0] + (1.0 - b1) * g
-    vi = b2 * h[1] + (1.0 - b2) * g * g
+    mi = b1 * h[0] + (ONE - b1) * g
+    vi = b2 * h[1] + (ONE - b2) * g * g
     return w - r * mi / (math.sqrt(vi) + eps), (mi, vi)
 
 

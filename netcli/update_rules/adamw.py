@@ -7,14 +7,14 @@ import math
 import numpy as np
 
 from .adam import Adam
-from .base import scaled_gradient
+from .base import ONE, scaled_gradient
 
 
 def adamw(w, g, r, d, h, args):
     b1, b2, eps, c1, c2 = args
-    w = w * (1.0 - r * d)
-    mi = h[0] + (1.0 - b1) * (g - h[0])
-    vi = b2 * h[1] + (1.0 - b2) * g * g
+    w = w * (ONE - r * d)
+    mi = h[0] + (ONE - b1) * (g - h[0])
+    vi = b2 * h[1] + (ONE - b2) * g * g
     return w - (r / c1) * mi / (math.sqrt(vi) / c2 + eps), (mi, vi)
 
 

@@ -5,6 +5,12 @@ import numpy as np
 from numba.extending import register_jitable
 
 TINY = 1.1754943508222875e-38  # np.finfo(np.float32).tiny
+# The rules' formulas write 1 as ONE: a float literal (1.0) made Numba type their arithmetic, and
+# with it the loop over the params, as float64 (scalar code with conversions). With ONE, and
+# NumPy's error model for the CPU loop (base.py), over LeNet's 431k params, one thread, AMD EPYC
+# Zen 4, best of 30: Adam 1.95 -> 0.17 ms, AdamW 2.36 -> 0.19, AdaDelta 2.60 -> 0.21, RMSProp
+# 1.77 -> 0.16, AdaGrad 1.14 -> 0.16, Nesterov 0.21 -> 0.08 (SGD 0.08).
+ONE = np.float32(1.0)
 
 
 @register_jitable(inline="always")

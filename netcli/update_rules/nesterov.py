@@ -2,14 +2,14 @@
 h' = momentum*h + r*g;  w -= (1+momentum)*h' - momentum*h"""
 import numpy as np
 
-from .base import Rule
+from .base import ONE, Rule
 
 
 def nesterov(w, g, r, d, h, args):
     momentum, = args
     prev = h[0]
     hi = momentum * prev + r * g
-    return w - ((1.0 + momentum) * hi - momentum * prev), (hi,)
+    return w - ((ONE + momentum) * hi - momentum * prev), (hi,)
 
 
 class Nesterov(Rule):

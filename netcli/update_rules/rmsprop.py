@@ -5,12 +5,12 @@ import numpy as np
 
 from ..config.schema import Field
 from .adagrad import DELTA, refuse_momentum
-from .base import Rule
+from .base import ONE, Rule
 
 
 def rmsprop(w, g, r, d, h, args):
     rms_decay, eps = args
-    hi = rms_decay * h[0] + (1.0 - rms_decay) * g * g
+    hi = rms_decay * h[0] + (ONE - rms_decay) * g * g
     return w - r * g / (math.sqrt(hi) + eps), (hi,)
 
 
