@@ -15,9 +15,12 @@ ONE = np.float32(1.0)
 
 @register_jitable(inline="always")
 def flush(v):
-    if abs(v) >= TINY:
-        return v
-    return 0.0
+    """v, or 0 where it is subnormal. nan and inf pass (written `abs(v) >= TINY`, the test turned
+    nan into 0: a diverged update zeroed the weights it reached, silently, instead of showing in
+    the next loss)."""
+    if abs(v) < TINY:
+        return 0.0
+    return v
 
 
 @register_jitable(inline="always")

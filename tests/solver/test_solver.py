@@ -246,6 +246,18 @@ def test_updates_flush_subnormals_to_zero(kind):
     assert w[0] == 0 and w[1] == 0 and w[2] != 0.5 and w[3] != 0
 
 
+@pytest.mark.parametrize("kind", ["SGD", "NESTEROV", "ADAGRAD", "RMSPROP", "ADADELTA", "ADAM", "ADAMW"])
+def test_a_nan_gradient_leaves_nan_weights_not_zeros(kind):
+    """The flush to zero takes subnormals only: a nan (or inf) the update makes stays, so that the
+    next loss shows the divergence, instead of weights silently set to 0."""
+    p = params(type=kind, momentum=0.0 if kind in ("ADAGRAD", "RMSPROP") else 0.9)
+    rule = RULES[kind](p, np.ones(3, np.float32), np.zeros(3, np.float32))
+    w = np.array([0.5, -0.25, 2.0], np.float32)
+    rule.step(w, np.array([np.nan, 0.1, np.inf], np.float32), 0.01, 0)
+    assert np.isnan(w[0]) and not np.isfinite(w[2]) and np.isfinite(w[1]) and w[1] != -0.25
+    assert np.isnan(rule.history[0][0])
+
+
 # -- snapshots and faults (issue 10) -----------------------------------------------------------------
 def test_interrupted_pair_is_completed_and_temporaries_removed(tmp_path):
     s = netcli.Solver(make_tiny(tmp_path, max_iter=20, snapshot=10), progress=False)
