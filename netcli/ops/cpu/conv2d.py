@@ -290,8 +290,14 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
                         np.copyto(ws["dwsum"], ws["dw"])
                     else:
                         ws["dwsum"] += ws["dw"]
-            if dinp is not None:
-                _patch_gradient_to_input(dres, wr, xt, ws, dinp[a:b], geometry, algorithm)
+            if dinp is not None:                      # the patches' gradient, put back in place
+                dcols = first(ws["dcols"], (res.shape[0], cols.shape[1]))
+                np.dot(dres.T, wr, out=dcols)
+                if algorithm == "im2row":
+                    im2col.row2im(dcols, xt, *geometry)
+                    im2col.nhwc_to_nchw(xt, dinp[a:b])
+                else:
+                    im2col.nhwc_to_nchw(dcols.reshape(xt.shape), dinp[a:b])
         if dweight is not None:
             dw4 = ws["dwsum" if again else "dw"].reshape(K, KH, KW, -1).transpose(0, 3, 1, 2)
             if fresh:
@@ -332,19 +338,6 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
             np.copyto(dweight.reshape(K, ck), ws["dwsum"])
         else:
             dweight.reshape(K, ck)[...] += ws["dwsum"]
-
-
-def _patch_gradient_to_input(dres, wr, xt, ws, dinp, geometry, algorithm):
-    """dinp (a chunk's images) = the input gradient from dout as (K, n*P) and the weights as
-    (K, KH*KW*C): the patches' gradient dres^T wr, put back in their places through the
-    channels-last xt ("1x1-nhwc": the patches are the pixels)."""
-    dcols = first(ws["dcols"], (dres.shape[1], wr.shape[1]))
-    np.dot(dres.T, wr, out=dcols)
-    if algorithm == "1x1-nhwc":
-        im2col.nhwc_to_nchw(dcols.reshape(xt.shape), dinp)
-    else:
-        im2col.row2im(dcols, xt, *geometry)
-        im2col.nhwc_to_nchw(xt, dinp)
 
 
 def _chunks(inp, out, weight, group, algorithm):
