@@ -5,6 +5,7 @@ imports netcli or PyTorch at module level: the worker puts the netcli under test
 before its first import of netcli."""
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import sys
@@ -198,7 +199,9 @@ class NetcliWorker(Worker):
             s = netcli.Solver(os.path.join(tmp, f"solver_{b}.yaml"), progress=False)
             s.test_interval = 0
             self.solvers[b] = s
-        self.infer = {b: netcli.Net(paths[b], phase="TEST") for b in (self.test_batch, 1)}
+        # forward only (as torch.inference_mode); a revision before Net(inference=) (--against) as it can
+        only = {"inference": True} if "inference" in inspect.signature(netcli.Net).parameters else {}
+        self.infer = {b: netcli.Net(paths[b], phase="TEST", **only) for b in (self.test_batch, 1)}
         # The inference nets use the first solver's weights. Each solver keeps its own: a net that
         # shares another's params runs its backward layer by layer (exec/cpu.py, bind_grads), which
         # made the scaling table's batch 64 (beside batch 32) scale 1.1x on 2 threads instead of 1.8x.

@@ -34,7 +34,7 @@ def _tail(net, rows, start):
     cached = _TAILS.get(net)
     if cached is None or cached[0] != rows:
         tail = Net(net.model, phase=net.phase, level=net.level, stages=net.stages, batch_size=rows,
-                   allow_python=net.allow_python)
+                   allow_python=net.allow_python, inference=net.inference)
         tail.share_weights(net)
         cached = _TAILS[net] = (rows, tail)
     tail = cached[1]

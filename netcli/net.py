@@ -25,7 +25,7 @@ from .params import build_param_table, share_params
 from .layers import REGISTRY, LayerError
 from .layers.data import check_label_sources
 from .layers.python import python_allowed, refusal
-from .net_plan import alias_split_tops, plan_backward, relu_masks
+from .net_plan import alias_split_tops, plan_backward, refuse_backward, relu_masks
 
 
 def refuse_python_layers(spec, allowed):
@@ -65,15 +65,19 @@ class Net:
     allow_python: run the net's Python layers (their modules' code); None: only if the CLI's
     --allow-python-layers or NETCLI_ALLOW_PYTHON=1 said so (netcli/layers/python.py).
     device: "cpu" or "cuda:N", where the layers run (netcli/exec/); kept through reshape().
+    inference: the net only ever runs forward (a Solver's test nets, netcli test, predict): it keeps
+    nothing for a backward pass, and backward() is refused (net_plan.py); False: pycaffe's nets.
     """
 
     def __init__(self, model, phase="TEST", weights=None, seed=None, level=0, stages=(),
-                 dtype=np.float32, batch_size=None, allow_python=None, device="cpu", release_rows=False):
+                 dtype=np.float32, batch_size=None, allow_python=None, device="cpu", release_rows=False,
+                 inference=False):
         """release_rows: whether a training iteration (forward_backward) keeps the rows of the
         activations and gradients inside its last stretch in one arena per thread, reused from
         share to share, instead of whole-batch arrays (netcli/exec/arena.py): True, False, or
         "auto" (the Solver's TRAIN net; the same as True: small nets keep their arrays either way).
         The blobs then do not hold the pass's values afterwards."""
+        self.inference = inference
         with _gc_paused():
             self._setup(model, phase, weights, seed, level, stages, dtype, batch_size, allow_python, device,
                         release_rows)
@@ -119,12 +123,7 @@ class Net:
                 broken.update(c.top)       # its inputs are already reported
                 continue
             bottoms = [self.blobs[b] for b in c.bottom]
-            tops = []
-            for t in c.top:
-                if t in c.bottom:
-                    tops.append(self.blobs[t])
-                else:
-                    tops.append(Blob(t))
+            tops = [self.blobs[t] if t in c.bottom else Blob(t) for t in c.top]
             layer = cls(c.name, c.p, c.p.phase, c.bottom, c.top, self.rng)
             layer.base_dir, layer.dtype = spec.base_dir, self.dtype
             if layer.runs_code:         # the net file's folder, absolute ("net.yaml" has base_dir "")
@@ -229,6 +228,7 @@ class Net:
     def backward(self):
         """Back-propagate from the loss tops; param diffs accumulate (clear_param_diffs first,
         once per update) and are complete in param_diff when this returns."""
+        refuse_backward(self)
         self.executor.backward()
 
     def forward_backward(self, cleared=False):
@@ -236,6 +236,7 @@ class Net:
         zero (clear_param_diffs since the last backward): layers may then write their gradients
         instead of adding them."""
         self._check_inputs()
+        refuse_backward(self)
         self.executor.forward_backward(cleared=cleared)
         return self.loss
 

@@ -4,6 +4,8 @@ outputs (tops nothing consumes) and inputs (the Input layers' tops). Net's last 
 before its executor (netcli/net.py)."""
 from __future__ import annotations
 
+from .errors import NetcliError
+
 
 def plan_backward(net):
     """Caffe's rules: a layer needs backward if it has a param with lr_mult != 0 or a bottom
@@ -30,6 +32,8 @@ def plan_backward(net):
             under_loss.update(id(b) for b in net.bottom_vecs[i])
     if net.force_backward:      # Caffe: then every layer runs backward, loss or not (a deploy net's saliency)
         net.need_backward = [bool(layer.has_backward) for layer in net.layers]
+    if net.inference:           # Net(..., inference=True): forward only, whatever the loss layers say
+        net.need_backward = [False] * n
     for i, layer in enumerate(net.layers):
         pd_cfg = net.configs[i].p.propagate_down
         pd = []
@@ -59,6 +63,14 @@ def plan_backward(net):
                 net.outputs.append(t.name)
     net.inputs = [t.name for l, tv in zip(net.layers, net.top_vecs) if l.is_input for t in tv]
     net.loss = 0.0
+
+
+def refuse_backward(net):
+    """A net made for inference (Net(..., inference=True): plan_backward planned no backward pass)
+    refuses one, with one line."""
+    if net.inference:
+        raise NetcliError(f"net '{net.name}' was made for inference (Net(..., inference=True)): it runs forward "
+                          "only; make it without inference=True to run a backward pass")
 
 
 def relu_masks(net):

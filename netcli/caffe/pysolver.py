@@ -68,7 +68,8 @@ class Solver:
     def __init__(self, path):
         from . import device
         gpu = int(device()[5:]) if device() != "cpu" else -1
-        self.native = s = _NetcliSolver(os.fspath(path), allow_python=True, gpu=gpu, release_rows=False)
+        self.native = s = _NetcliSolver(os.fspath(path), allow_python=True, gpu=gpu, release_rows=False,
+                                        test_backward=True)
         if self.type is not None and s.p.type != self.type.upper():
             s.p.type = self.type.upper()              # the class decides, as in Caffe
             s.rule = RULES[s.p.type](s.p, s.rule.lr, s.rule.decay)

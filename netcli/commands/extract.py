@@ -21,7 +21,7 @@ def extract_features(model, weights, blobs, output, iterations=None, phase="TEST
     Returns {blob: array} of what was written."""
     from ..evaluate import evaluate
     names = [b.strip() for b in blobs.split(",")] if isinstance(blobs, str) else list(blobs)
-    net = Net(model, phase=phase, stages=stages, level=level)
+    net = Net(model, phase=phase, stages=stages, level=level, inference=True)
     unknown = [b for b in names if b not in net.blobs]
     if unknown or not names:
         raise NetcliError(f"{', '.join(unknown) or 'no blob'}: not a blob of net '{net.name}' ({phase}); its blobs: "

@@ -52,18 +52,18 @@ class TrainingDiverged(NetcliError):
 
 
 class Solver:
-    """pycaffe-style: `Solver(path)`, `.step(n)`, `.solve()`, `.snapshot()`, `.restore(state)`,
-    `.net`, `.test_nets`."""
+    """pycaffe-style: `Solver(path)`, `.step(n)`, `.solve()`, `.snapshot()`, `.restore(state)`, `.net`, `.test_nets`."""
 
     def __init__(self, path, weights=None, max_iter=None, quiet=False, progress=None, group=None, shares=None,
-                 log_path=None, gpu=None, allow_python=None, release_rows="auto"):
+                 log_path=None, gpu=None, allow_python=None, release_rows="auto", test_backward=False):
         """log_path: the JSONL run log solve() appends to (default <snapshot_prefix>.log.jsonl;
         False: none). gpu: a CUDA device number to train on (netcli/exec/cuda.py), -1 for
         the CPU, None: as solver_mode and device_id say (GPU mode falls back to the CPU, with a
         line saying why, when there is no usable GPU). group: a netcli.distributed.Group, this
         process being one of several (netcli.distributed.DataParallel). allow_python: run the
         nets' Python layers (netcli.Net's argument). release_rows: the TRAIN net's (netcli.Net's);
-        False keeps each iteration's values in its blobs (pycaffe's solvers)."""
+        False keeps each iteration's values in its blobs (pycaffe's solvers). test_backward: the test
+        nets may run a backward (pycaffe's); False: they are made for inference (netcli.Net's)."""
         self.path = os.fspath(path)
         p, self._where, self.net_path, tests, train_state = setup.read_solver(self.path)
         self.p, self.quiet, self.progress = p, quiet, progress
@@ -72,7 +72,7 @@ class Solver:
         self.processes.on_init(self)
         device, self.gpu_fallback = setup.choose_device(p, gpu, self.processes.group)
         self.net, self.test_nets, self.validation = setup.build_nets(self.net_path, tests, self.seed, train_state,
-                                                                     allow_python, device, release_rows)
+                                                                     allow_python, device, release_rows, test_backward)
         if shares is not None:
             self.net.executor.reshare(shares)
         self.device = "CPU" if device == "cpu" else f"GPU {device[5:]} ({self.net.executor.device})"

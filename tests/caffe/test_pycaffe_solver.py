@@ -73,6 +73,7 @@ def test_sgd_solver_step_is_caffes_update(solver_path):
     loss = solver.net.forward()["loss"]
     test = solver.test_nets[0].forward()
     assert np.isfinite(loss) and set(test) == {"loss"}
+    assert not solver.native.test_nets[0].inference       # pycaffe's test nets may still run a backward
     np.testing.assert_array_equal(solver.test_nets[0].params["conv1"][0].data, solver.net.params["conv1"][0].data)
     solver.net.clear_param_diffs()
     solver.net.backward()

@@ -136,6 +136,32 @@ def test_deploy_net_without_backward_fuses_and_keeps_nothing(tmp_path):
     assert np.array_equal(net.blobs["ip"].data, plain.blobs["ip"].data)
 
 
+def test_an_inference_net_keeps_nothing_and_refuses_a_backward(tmp_path):
+    """Net(..., inference=True) (a Solver's test nets, netcli test): the same outputs as the TEST
+    net that may still run a backward, without writing what that backward would read; backward()
+    is refused with one line."""
+    nets = _net(tmp_path, "TEST"), netcli.Net(str(tmp_path / "net.yaml"), phase="TEST", seed=3, inference=True)
+    rng = np.random.default_rng(7)
+    for layers in zip(*(net.layers for net in nets)):
+        if layers[0].type == "BatchNorm":
+            stats = rng.standard_normal(layers[0].C), rng.uniform(0.5, 2, layers[0].C)
+            for layer in layers:
+                layer.blobs[0].data[...], layer.blobs[1].data[...] = stats
+                layer.blobs[2].data[...] = 1
+    full, inference = nets
+    assert all(c.keeps for c in full.executor.chains.values())
+    assert inference.executor.chains and not any(c.keeps for c in inference.executor.chains.values())
+    assert not any(inference.need_backward)
+    for net in nets:
+        net.forward()
+    for name in ("conv1", "conv2b", "ip", "loss", "accuracy"):
+        assert np.array_equal(full.blobs[name].data, inference.blobs[name].data), name
+    with pytest.raises(netcli.NetcliError, match="made for inference.*forward only"):
+        inference.backward()
+    with pytest.raises(netcli.NetcliError, match="made for inference"):
+        inference.forward_backward()
+
+
 @pytest.mark.parametrize("change", [
     ("{{name: scale1, type: Scale, bottom: conv1, top: conv1,", "{{name: scale1, type: Scale, bottom: conv1, top: s1,"),
     ("{{name: bn1, type: BatchNorm, bottom: conv1, top: conv1}}", "{{name: bn1, type: BatchNorm, bottom: conv1, top: conv1, loss_weight: 0}}"),

@@ -120,6 +120,14 @@ def test_iter_size_matches_larger_batch(tmp_path):
     np.testing.assert_allclose(a.net.param_data, b.net.param_data, rtol=1e-5, atol=1e-7)
 
 
+def test_the_test_nets_are_made_for_inference(tmp_path):
+    """netcli.Solver's test nets run forward only (netcli.Net's inference): they keep nothing for
+    a backward pass."""
+    s = netcli.Solver(make_tiny(_mk(tmp_path, "a")), progress=False)
+    assert s.test_nets and all(t.inference and not any(t.need_backward) for t in s.test_nets)
+    assert not s.net.inference and any(s.net.need_backward)
+
+
 def _mk(tmp_path, name):
     d = tmp_path / name
     d.mkdir()
