@@ -382,8 +382,12 @@ class CpuExecutor:
                                 ch[i].forward_rows(lo, hi, ws[i][s], ws[ch[i].scale_index][s])
                             elif kind == "conv_fused_forward":      # the chain at i + 1 on each finished block
                                 c, wn, wc = ch[i + 1], ws[i + 1][s], ws[ch[i + 1].scale_index][s]
+                                c.before_conv(wn)
+                                tile = None if c.keeps else (lambda a, t, c=c, wn=wn, wc=wc, lo=lo:
+                                                             c.forward_rows(a, a + 1, wn, wc, lo, t))
                                 layers[i].forward_rows(bv[i], tv[i], lo, hi, ws[i][s],
-                                                       lambda a, b, c=c, wn=wn, wc=wc, lo=lo: c.forward_rows(a, b, wn, wc, lo))
+                                                       lambda a, b, c=c, wn=wn, wc=wc, lo=lo: c.forward_rows(a, b, wn, wc, lo),
+                                                       tile)
                             elif kind == "fused_grad_stats":
                                 ch[i].grad_stats_rows(lo, hi, ws[i][s])
                             else:

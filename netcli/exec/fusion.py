@@ -119,23 +119,35 @@ class NormScaleReLU:
         p = self.scale.blobs
         return p[0].data.reshape(-1), (p[1].data.reshape(-1) if len(p) > 1 else self.no_bias)
 
-    def forward_rows(self, lo, hi, ws, scale_ws, first=None):
+    def forward_rows(self, lo, hi, ws, scale_ws, first=None, tile=None):
         """ws: the BatchNorm's workspace of the share these rows are in, scale_ws the Scale's;
         `first`: that share's first row, where lo..hi is a part of it (the rows a convolution
-        just wrote: follows_conv); None: lo."""
+        just wrote: follows_conv, after its before_conv); None: lo. `tile`: (c0, c1, p0, p1),
+        where the convolution wrote only channels c0..c1 at positions p0..p1 of one image (row lo;
+        only where the chain keeps nothing for a backward pass)."""
         bn = self.bn
         pos = self.no_mask
         at = slice(lo - (lo if first is None else first), hi - (lo if first is None else first))
         if bn.batch_stats:
             a, b, xhat = bn.a, bn.b, ws["xhat"][at]
         else:
-            bn.global_affine(ws)
+            if first is None:
+                bn.global_affine(ws)
             a, b, xhat = ws["a"], ws["b"], self.no_rows
         if self.keeps:
             xhat = scale_ws["x"][at]        # (the ReLU's backward reads y: layers/neuron.py)
         gamma, beta = self._gamma_beta()
+        if tile is not None:
+            ops.norm_scale_relu_tile(self.x.data[lo].reshape(-1), a, b, gamma, beta, self.slope, self.relu is not None,
+                                     self.y.data[lo].reshape(-1), bn.S, *tile)
+            return
         ops.norm_scale_relu_forward(self._rows(self.x.data, lo, hi), a, b, gamma, beta, self.slope,
                                     self.relu is not None, self._rows(self.y.data, lo, hi), xhat, pos)
+
+    def before_conv(self, ws):
+        """Once before a convolution runs this chain on the blocks it finishes (forward_rows with
+        `first`): the BatchNorm's affine from its global statistics, which every block reads."""
+        self.bn.global_affine(ws)
 
     def grad_stats_rows(self, lo, hi, ws):
         gamma, _ = self._gamma_beta()

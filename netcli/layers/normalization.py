@@ -95,10 +95,7 @@ class BatchNorm(PerSample):
         """ws's a, b and inv_std from the stored statistics (use_global_stats)."""
         mean_b, var_b, s_b = (b.data for b in self.blobs)
         f = 0.0 if s_b[0] == 0 else 1.0 / float(s_b[0])
-        inv = 1.0 / np.sqrt(var_b.astype(np.float64) * f + self.p.batch_norm_param.eps)
-        ws["inv_std"][...] = inv
-        ws["a"][...] = inv
-        ws["b"][...] = -mean_b.astype(np.float64) * f * inv
+        channels.stored_affine(mean_b, var_b, f, float(self.p.batch_norm_param.eps), ws["inv_std"], ws["a"], ws["b"])
 
     def grad_stats_rows(self, tops, lo, hi, ws):
         channels.channel_grad_sums(self._rows(tops[0].diff, lo, hi), ws["xhat"], ws["sum_dy"], ws["sum_dy_xhat"])

@@ -170,14 +170,15 @@ class Convolution(PerSample):
     def _geometry(self):
         return (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW, self.DH, self.DW, self.G, self.algorithm)
 
-    def forward_rows(self, bottoms, tops, lo, hi, ws, after=None):
-        """after(a, b) (a single bottom only): once rows a..b of the top are final, in blocks
-        (ops/cpu/conv2d.py)."""
+    def forward_rows(self, bottoms, tops, lo, hi, ws, after=None, after_tile=None):
+        """after(a, b) (a single bottom only): once rows a..b of the top are final, in blocks;
+        after_tile(a, tile), where given: once a tile of row a is (ops/cpu/conv2d.py)."""
         bias = self.blobs[1].data if len(self.blobs) > 1 else None
         then = None if after is None else (lambda a, b: after(lo + a, lo + b))
+        then_tile = None if after_tile is None else (lambda a, tile: after_tile(lo + a, tile))
         for j, (x, y) in enumerate(zip(bottoms, tops)):
             conv2d_forward(y.data[lo:hi], x.data[lo:hi], self.blobs[0].data, bias, self._scratch(ws, j),
-                           *self._geometry(), after=then)
+                           *self._geometry(), after=then, after_tile=then_tile)
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         dweight, dbias = self.param_grad(grads, 0), self.param_grad(grads, 1)

@@ -229,3 +229,57 @@ def test_frozen_statistics_in_training_fold_into_the_convolution(tmp_path, nthre
     a, b = _state(fused), _state(plain)
     _same(a, b)
     assert np.abs(a["param_diff"]).max() > 0
+
+
+ONE_IMAGE = """\
+name: OneImage
+layers:
+  - {name: in, type: Input, top: data, input_param: {shape: {dim: [1, 64, 64, 64]}}}
+""" + "".join(f"""\
+  - {{name: {c}, type: Convolution, bottom: {x}, top: {c},
+     convolution_param: {{num_output: {k}, kernel_size: {ks}, stride: {s}, pad: {p}, bias_term: false,
+                          weight_filler: {{type: msra}}}}}}
+  - {{name: bn_{c}, type: BatchNorm, bottom: {c}, top: {c}}}
+  - {{name: scale_{c}, type: Scale, bottom: {c}, top: {c}, scale_param: {{bias_term: true}}}}
+""" + (f"  - {{name: relu_{c}, type: ReLU, bottom: {c}, top: {c}}}\n" if c != "d" else "")
+    for c, x, k, ks, s, p in [("a", "data", 64, 1, 1, 0), ("b", "a", 256, 3, 2, 1), ("c", "b", 512, 3, 2, 1),
+                              ("d", "pool", 2048, 1, 1, 0)]).replace(
+    "  - {name: d,", "  - {name: pool, type: Pooling, bottom: c, top: pool, pooling_param: {pool: MAX, kernel_size: 4, stride: 4}}\n  - {name: d,")
+
+
+@pytest.mark.parametrize("nthreads", [1, 2])
+def test_one_image_runs_each_chain_in_its_convolutions_tiles(tmp_path, nthreads, thread_count, monkeypatch):
+    """Batch-1 inference (ops/cpu/conv2d.py, one image in tiles): each chain runs on the tiles
+    of its convolution's GEMM as they finish, in blocks of positions ("1x1" at 64x64, im2col at
+    32x32) and of output channels (im2col at 16x16, "1x1-nhwc" at 4x4): the bits of the layers
+    run one by one."""
+    from netcli.exec import fusion
+    thread_count(nthreads)
+    path = tmp_path / "one.yaml"
+    path.write_text(ONE_IMAGE)
+    nets = netcli.Net(str(path), phase="TEST", seed=3, inference=True), \
+        _unfused(netcli.Net(str(path), phase="TEST", seed=3, inference=True))
+    fused, plain = nets
+    assert [fused.layers[fused.layer_names.index(c)].algorithm for c in "abcd"] == ["1x1", "im2col", "im2col", "1x1-nhwc"]
+    assert _folded(fused) == list("abcd")
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(fused.blobs["data"].data.shape).astype(np.float32)
+    for layers in zip(*(net.layers for net in nets)):
+        params = [rng.uniform(0.5, 2, b.data.shape) if layers[0].type in ("BatchNorm", "Scale") and j == 1 - (
+            layers[0].type == "Scale") else rng.standard_normal(b.data.shape) for j, b in enumerate(layers[0].blobs)]
+        if layers[0].type == "BatchNorm":
+            params[2] = 1
+        for layer in layers:
+            for b, v in zip(layer.blobs, params):
+                b.data[...] = v
+    tiles = []
+    real = fusion.ops.norm_scale_relu_tile
+    monkeypatch.setattr(fusion.ops, "norm_scale_relu_tile", lambda *a: (tiles.append(a[-4:]), real(*a)))
+    for net in nets:
+        net.blobs["data"].data[...] = x
+        net.forward()
+    assert len(tiles) == 4 * 4                    # ONE_IMAGE_TILES each
+    assert {t for t in tiles if t[1] - t[0] < 512} and {t for t in tiles if t[3] - t[2] < 64 * 64}
+    for c in "abcd":
+        assert np.array_equal(fused.blobs[c].data, plain.blobs[c].data), c
+    assert (fused.blobs["d"].data < 0).any() and (fused.blobs["c"].data > 0).any()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from netcli.ops.cpu.norm_scale_relu import (add_sums, norm_scale_relu_backward, norm_scale_relu_forward,
-                                            norm_scale_relu_grad_sums)
+                                            norm_scale_relu_grad_sums, norm_scale_relu_tile)
 
 
 def _case(rng, dtype, N=3, C=5, S=7):
@@ -57,6 +57,31 @@ def test_fused_forward_and_backward_against_numpy(dtype, relu, slope, in_place):
     dx = dy if in_place else np.zeros_like(dy)
     norm_scale_relu_backward(dy, y, xhat, gamma, mean_dy, mean_dy_xhat, inv_std, k, relu, dx)
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("relu,slope", [(True, 0.0), (True, 0.1), (False, 0.0)])
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("tile", [(0, 5, 0, 7), (1, 4, 0, 7), (0, 5, 2, 6), (3, 4, 6, 7)])
+def test_a_tile_of_one_image_against_numpy(relu, slope, in_place, tile):
+    """norm_scale_relu_tile (a convolution's tile, ops/cpu/conv2d.py): the forward on channels
+    c0..c1 at positions p0..p1 of one image, the same bits as the whole-image kernel there and
+    nothing written elsewhere."""
+    rng = np.random.default_rng(sum(tile) + 7 * in_place + int(slope * 10))
+    x, a, b, gamma, beta = _case(rng, np.float32, N=1)
+    k = np.array([slope, 0, 1], np.float32)
+    c0, c1, p0, p1 = tile
+    whole = np.zeros_like(x)
+    norm_scale_relu_forward(x, a, b, gamma, beta, k, relu, whole, x[:0], np.zeros((0, 1, 1), np.bool_))
+    w = (x.astype(np.float64) * a[None, :, None] + b[None, :, None]) * gamma[None, :, None] + beta[None, :, None]
+    np.testing.assert_allclose(whole, w * _mask(w, slope) if relu else w, rtol=1e-5, atol=1e-5)
+    y = x.copy() if in_place else rng.standard_normal(x.shape).astype(np.float32)
+    before = y.copy()
+    src = y if in_place else x
+    norm_scale_relu_tile(src.reshape(-1), a, b, gamma, beta, k, relu, y.reshape(-1), x.shape[2], c0, c1, p0, p1)
+    inside = np.zeros(x.shape, bool)
+    inside[:, c0:c1, p0:p1] = True
+    assert np.array_equal(y[inside], whole[inside])
+    assert np.array_equal(y[~inside], before[~inside])
 
 
 def test_add_sums_adds_or_writes():

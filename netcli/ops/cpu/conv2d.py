@@ -153,14 +153,18 @@ def _rows_weights(weight, wr):
     return wr.reshape(weight.shape[0], -1)
 
 
-def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, group, algorithm, after=None):
+def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, group, algorithm, after=None,
+                   after_tile=None):
     """out (n, K, OH, OW) = inp (n, C, H, W) * weight (K, C/group, KH, KW) + bias (K,), or no
     bias when bias is None. after(a, b), where given, runs as soon as images a..b of out are
     final, while they are still in cache (exec/cpu.py: a BatchNorm + Scale + ReLU chain with
-    global statistics over the convolution's output)."""
+    global statistics over the convolution's output). after_tile(a, (k0, k1, p0, p1)), where
+    given, may run instead, on each tile of one image's GEMM (output channels k0..k1 at
+    positions p0..p1), on the thread that computed it: no group, no bias."""
     n, K, OH, OW = out.shape
     geometry = (KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
     after = after or _nothing
+    tile = after_tile if bias is None and group == 1 else None
     if algorithm == "depthwise":
         depthwise_forward(out, inp, weight, ws["no_bias"] if bias is None else bias, *geometry[:8])
         after(0, n)
@@ -189,10 +193,16 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
                 im2col.im2row(xt, cols, *geometry)
             if by_channels:          # each tile reorders its own weights (in parallel, then in cache)
                 y = out.reshape(K, -1)
-                _tiled(lambda k0, k1: np.dot(_rows_weights(weight[k0:k1], ws["wr"][k0:k1]), cols.T, out=y[k0:k1]), K)
+
+                def channels(k0, k1):
+                    np.dot(_rows_weights(weight[k0:k1], ws["wr"][k0:k1]), cols.T, out=y[k0:k1])
+                    if tile is not None:
+                        tile(a, (k0, k1, 0, P))
+                _tiled(channels, K)
                 if bias is not None:
                     im2col.add_bias(y[None], bias)
-                after(a, b)
+                if tile is None:
+                    after(a, b)
                 continue
             if _tiles(b - a, res.shape[0], res.size * cols.shape[1]):
                 _tiled(lambda r0, r1: np.dot(cols[r0:r1], wr.T, out=res[r0:r1]), res.shape[0])
@@ -213,17 +223,26 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
             im2col.im2col_images(x, cols, *geometry)
         groups = ((w, cols, y),) if group == 1 else \
             [(w[g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck], y[:, g * kg:(g + 1) * kg]) for g in range(group)]
+        tiled = False
         for wg, xg, yg in groups:
             wide = P > kg                   # more positions than rows: tiles are blocks of positions
             if not _tiles(b - a, P if wide else kg, yg.size * wg.shape[1]):
                 np.matmul(wg, xg, out=yg)
-            elif wide:
-                _tiled(lambda p0, p1: np.matmul(wg, xg[:, :, p0:p1], out=yg[:, :, p0:p1]), P)
+                continue
+            tiled = True
+
+            def block(k0, k1, p0, p1):
+                np.matmul(wg[k0:k1], xg[:, :, p0:p1], out=yg[:, k0:k1, p0:p1])
+                if tile is not None:
+                    tile(a, (k0, k1, p0, p1))
+            if wide:
+                _tiled(lambda p0, p1: block(0, kg, p0, p1), P)
             else:
-                _tiled(lambda k0, k1: np.matmul(wg[k0:k1], xg, out=yg[:, k0:k1]), kg)
+                _tiled(lambda k0, k1: block(k0, k1, 0, P), kg)
         if bias is not None:
             im2col.add_bias(y, bias)
-        after(a, b)
+        if not tiled or tile is None:
+            after(a, b)
 
 
 def _nothing(a, b):

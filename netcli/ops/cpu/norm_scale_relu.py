@@ -146,6 +146,25 @@ def _forward_blocked(x, a, b, gamma, beta, slope, zero, relu, y, xhat, pos, keep
                     yr[i] = _relu((xr[i] * av[i] + bv[i]) * gv[i] + tv[i], relu, slope, zero)
 
 
+@njit(cache=True, nogil=True)
+def norm_scale_relu_tile(x, a, b, gamma, beta, k, relu, y, S, c0, c1, p0, p1):
+    """norm_scale_relu_forward on one image's channels c0..c1 at positions p0..p1 (a tile of a
+    convolution's output, written while in cache: ops/cpu/conv2d.py), keeping neither xhat nor
+    a mask; x and y are the image flat, (C * S,), and may be the same array."""
+    slope, zero = k[0], k[1]
+    inplace = same(x, y)
+    for c in range(c0, c1):
+        ac, bc, g, bb = a[c], b[c], gamma[c], beta[c]
+        yr = y[c * S + p0:c * S + p1]     # a row view indexed from 0: no wraparound test, vectorised
+        if inplace:
+            for s in range(p1 - p0):
+                yr[s] = _relu((yr[s] * ac + bc) * g + bb, relu, slope, zero)
+        else:
+            xr = x[c * S + p0:c * S + p1]
+            for s in range(p1 - p0):
+                yr[s] = _relu((xr[s] * ac + bc) * g + bb, relu, slope, zero)
+
+
 @njit(inline="always")
 def _relu(w, relu, slope, zero):
     """The chain's last step on w = the Scale's output (relu false: w itself)."""
