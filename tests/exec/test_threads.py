@@ -1,4 +1,5 @@
-"""The thread pool's placement: where the threads cover every usable core, each keeps one."""
+"""The thread pool: its placement (where the threads cover every usable core, each keeps one),
+its hand-overs, errors and resizing, and a forked child."""
 import os
 import threading
 
@@ -103,3 +104,100 @@ def test_real_affinity_with_every_core(thread_count):
     threads.run(chunk, threads.chunks(len(cores)))
     assert sorted(next(iter(m)) for m in got.values()) == cores and all(len(m) == 1 for m in got.values())
     assert sorted(os.sched_getaffinity(0)) == cores
+
+
+@pytest.mark.parametrize("reads", [0, 50, threads.SPIN_READS])
+def test_every_hand_over_finishes_with_every_chunk_and_error(reads, monkeypatch):
+    """The pool's hand-overs (exec/spin.py): with no reads (both sides sleep), a few (some wait
+    by reading, some sleep) and the default, chunks of mixed lengths all run, each on its own
+    thread, errors reach the caller, and no run waits for the 'lost wake-up' look-again: each
+    wake-up is told."""
+    import time
+    import numpy as np
+    monkeypatch.setattr(threads, "LOST_WAKE_S", 30.0)
+    pool = threads.Pool(2, None, reads=reads)
+    rng = np.random.default_rng(reads)
+    try:
+        for r in range(60):
+            naps = rng.choice([0, 0, 1e-4, 2e-3], 3)
+            out, who = np.zeros(6), {}
+
+            def chunk(i, lo, hi):
+                time.sleep(naps[i])
+                out[lo:hi] = i + 1
+                who[i] = threading.get_ident()
+                if r % 7 == 3 and i == r % 3:
+                    raise ValueError(f"chunk {i}")
+            t = time.perf_counter()
+            errors = pool.run(chunk, [(0, 2), (2, 4), (4, 6)])
+            assert time.perf_counter() - t < 10
+            assert list(out) == [1, 1, 2, 2, 3, 3] and len(set(who.values())) == 3
+            assert [str(e) for e in errors] == ([f"chunk {r % 3}"] if r % 7 == 3 else [])
+    finally:
+        pool.close()
+    assert not any(t.is_alive() for t in pool.threads)
+
+
+def test_runs_do_not_nest_and_more_chunks_than_threads_run_on_the_caller():
+    pool = threads.Pool(1, None)
+    try:
+        got = []
+        assert pool.run(lambda i, lo, hi: got.append((i, threading.get_ident())), [(0, 1)] * 4) == []
+        assert sorted(i for i, _ in got) == [0, 1, 2, 3]
+        assert {t for i, t in got if i != 1} == {threading.get_ident()} != {t for i, t in got if i == 1}
+        errors = pool.run(lambda i, lo, hi: pool.run(lambda *a: None, [(0, 1), (1, 2)]) if i == 0 else None,
+                          [(0, 1), (1, 2)])
+        assert len(errors) == 1 and "inside a run()" in str(errors[0])
+    finally:
+        pool.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this OS")
+def test_a_forked_child_runs_on_a_pool_of_its_own(thread_count):
+    """The parent's workers do not exist in a forked child (multiprocessing's fork start method):
+    the child's first run() starts its own instead of handing chunks to no one."""
+    import time
+    thread_count(2)
+    threads.run(lambda i, lo, hi: None, [(0, 1), (1, 2)])      # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:                                               # the child: exit 0 if both chunks ran
+        try:
+            got = set()
+            threads.run(lambda i, lo, hi: got.add(i), [(0, 1), (1, 2)])
+            os._exit(0 if got == {0, 1} else 1)
+        except BaseException:
+            os._exit(2)
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child's run() did not finish")
+
+
+def test_the_flag_reads_see_another_threads_write():
+    """exec/spin.py: wait_change returns what another thread wrote while it read (each read is
+    a real load), or the old value once its reads run out; publish_then_wait writes `done`,
+    then answers -1 where the waiter sleeps, else waits as wait_change."""
+    import time
+    import numpy as np
+    from netcli.exec import spin
+    flags = np.zeros(48, np.int64)
+    assert spin.wait_change(flags, 0, 0, 1000) == 0
+    writer = threading.Timer(0.02, lambda: flags.__setitem__(0, 7))
+    writer.start()
+    t = time.perf_counter()
+    got = 0
+    while got == 0 and time.perf_counter() - t < 30:
+        got = spin.wait_change(flags, 0, 0, 10 ** 7)
+    writer.join()
+    assert got == 7
+    flags[16] = 1
+    assert spin.publish_then_wait(flags, 8, 3, 16, 0, 7, 10) == -1 and flags[8] == 3
+    flags[16] = 0
+    assert spin.publish_then_wait(flags, 8, 4, 16, 0, 7, 10) == 7 and flags[8] == 4
+    assert spin.publish_then_wait(flags, 8, 5, 16, 0, 6, 10) == 7
