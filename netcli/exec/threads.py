@@ -268,20 +268,21 @@ def run(fn, ranges):
         alone = len(ranges) == 1 and count() > 1 and threading.get_ident() == _MAIN and \
             not getattr(_alone, "on", False)
         _alone.on = alone
-        mask = _pin({cpus[0]}) if alone and cpus else None    # once for all its tiles' run() calls
-        if alone:
-            _alone.pinned = mask is not None
         try:
             for i, (lo, hi) in enumerate(ranges):
                 fn(i, lo, hi)
         finally:
             if alone:
-                _alone.on = _alone.pinned = False
-            if mask is not None:
-                _pin(mask)
+                _alone.on = False
+                if getattr(_alone, "mask", None) is not None:      # pinned by its tiles: as before
+                    _pin(_alone.mask)
+                    _alone.mask = None
         return
-    # the caller's core while the workers run theirs
-    mask = _pin({cpus[0]}) if cpus and not getattr(_alone, "pinned", False) else None
+    mask = None                          # the caller's core while the workers run theirs
+    if cpus and getattr(_alone, "mask", None) is None:
+        mask = _pin({cpus[0]})
+        if mask is not None and getattr(_alone, "tiling", False):    # kept until the one chunk ends
+            _alone.mask, mask = mask, None
     try:
         errors = ex.run(fn, ranges)
     finally:
@@ -297,13 +298,13 @@ def tiles(fn, count):
     chunk (a share of one image: batch-1 inference) the idle threads take them, else the caller
     does, in order."""
     if count > 1 and getattr(_alone, "on", False):
-        _alone.on = False            # no tiles inside tiles
+        _alone.on, _alone.tiling = False, True       # no tiles inside tiles
         try:
             n = min(count, _state["n"] or 1)
             run(lambda t, lo, hi: [fn(j) for j in range(lo, hi)], [(count * i // n, count * (i + 1) // n)
                                                                    for i in range(n)])
         finally:
-            _alone.on = True
+            _alone.on, _alone.tiling = True, False
         return
     for j in range(count):
         fn(j)

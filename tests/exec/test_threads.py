@@ -76,6 +76,29 @@ def test_pool_workers_and_caller_each_keep_one_core(fake_affinity):
     assert len(pinned) == 3                      # once each, when the worker started
 
 
+def test_a_one_chunk_run_pins_its_caller_once_for_all_its_tiles(fake_affinity):
+    """Batch-1 inference (exec/threads.py, tiles): the caller of a run() of one chunk is pinned at
+    its first tiles hand-over, stays so for the others, and gets its mask back when the chunk
+    ends; a one-chunk run that hands out no tiles pins nothing."""
+    monkeypatch, set_threads = fake_affinity
+    masks, calls = {}, []
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(masks.get(threading.get_ident(), {0, 1})))
+    monkeypatch.setattr(os, "sched_setaffinity", lambda pid, cpus: (masks.__setitem__(threading.get_ident(), set(cpus)),
+                                                                     calls.append(threading.get_ident())))
+    set_threads(1)
+    set_threads(2)
+    me = threading.get_ident()
+    seen = []
+
+    def tile(j):
+        if threading.get_ident() == me:
+            seen.append(set(masks.get(me, {0, 1})))
+    threads.run(lambda i, lo, hi: [threads.tiles(tile, 4) for _ in range(3)], [(0, 1)])
+    assert seen == [{0}] * 6 and calls.count(me) == 2 and masks[me] == {0, 1}
+    threads.run(lambda i, lo, hi: None, [(0, 1)])
+    assert calls.count(me) == 2
+
+
 def test_fewer_threads_than_cores_pin_nothing(fake_affinity):
     monkeypatch, set_threads = fake_affinity
     calls = []
