@@ -191,7 +191,7 @@ class Pool:
         f, used = self.flags, min(len(ranges) - 1, len(self.threads))
         posted = []
         for k in range(used):
-            self.tasks[k] = (fn, k + 1, *ranges[k + 1])
+            self.tasks[k], self.errors[k] = (fn, k + 1, *ranges[k + 1]), None
             posted.append(int(f[_ROW * k]) + 1)
             f[_ROW * k] = posted[-1]
         if any(self.asleep[:used]):
