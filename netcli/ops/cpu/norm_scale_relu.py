@@ -90,12 +90,8 @@ def norm_scale_relu_forward(x, a, b, gamma, beta, k, relu, y, xhat, pos):
                         w = (xr[s] * ac + bc) * g + bb
                         pr[s] = w > 0
                         yr[s] = _relu(w, relu, slope, zero)
-            elif inplace:
-                for s in range(S):
-                    yr[s] = _relu((yr[s] * ac + bc) * g + bb, relu, slope, zero)
             else:
-                for s in range(S):
-                    yr[s] = _relu((xr[s] * ac + bc) * g + bb, relu, slope, zero)
+                _row(xr, yr, ac, bc, g, bb, inplace, relu, slope, zero, S)
 
 
 @njit(cache=True, nogil=True)
@@ -153,16 +149,22 @@ def norm_scale_relu_tile(x, a, b, gamma, beta, k, relu, y, S, c0, c1, p0, p1):
     a mask; x and y are the image flat, (C * S,), and may be the same array."""
     slope, zero = k[0], k[1]
     inplace = same(x, y)
-    for c in range(c0, c1):
-        ac, bc, g, bb = a[c], b[c], gamma[c], beta[c]
-        yr = y[c * S + p0:c * S + p1]     # a row view indexed from 0: no wraparound test, vectorised
-        if inplace:
-            for s in range(p1 - p0):
-                yr[s] = _relu((yr[s] * ac + bc) * g + bb, relu, slope, zero)
-        else:
-            xr = x[c * S + p0:c * S + p1]
-            for s in range(p1 - p0):
-                yr[s] = _relu((xr[s] * ac + bc) * g + bb, relu, slope, zero)
+    for c in range(c0, c1):              # row views indexed from 0: no wraparound test, vectorised
+        yr = y[c * S + p0:c * S + p1]
+        _row(yr if inplace else x[c * S + p0:c * S + p1], yr, a[c], b[c], gamma[c], beta[c], inplace, relu, slope,
+             zero, p1 - p0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _row(xr, yr, ac, bc, g, bb, inplace, relu, slope, zero, L):
+    """One channel's row of the forward (L numbers), keeping neither xhat nor a mask (in place:
+    only yr is named)."""
+    if inplace:
+        for s in range(L):
+            yr[s] = _relu((yr[s] * ac + bc) * g + bb, relu, slope, zero)
+    else:
+        for s in range(L):
+            yr[s] = _relu((xr[s] * ac + bc) * g + bb, relu, slope, zero)
 
 
 @njit(inline="always")
