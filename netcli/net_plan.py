@@ -34,6 +34,8 @@ def plan_backward(net):
         net.need_backward = [bool(layer.has_backward) for layer in net.layers]
     if net.inference:           # Net(..., inference=True): forward only, whatever the loss layers say
         net.need_backward = [False] * n
+    for layer, need in zip(net.layers, net.need_backward):
+        layer.keeps_for_backward = bool(need)      # what a forward keeps for nothing is scratch instead
     for i, layer in enumerate(net.layers):
         pd_cfg = net.configs[i].p.propagate_down
         pd = []

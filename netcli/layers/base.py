@@ -42,6 +42,7 @@ class Layer:
     class_labels = None               # set in setup by layers reading class indices: (bottom, classes, ignore)
     reads_dataset = False             # a data layer with a dataset, batches and a position (layers/data.py)
     param_propagate_down = None       # set by the Net: per param blob, False where lr_mult is 0
+    keeps_for_backward = True         # set by the Net: False where it never runs this layer's backward (net_plan.py)
     buffer_bytes = 0                  # host memory held beyond the blobs (a data layer's prefetch ring), counted by the Net
     batch_key = None                  # a data layer without a dataset: its message with batch_size (replaced by compile_net's batch_size)
     # -- what the rest of netcli asks of a layer type (instead of lists of type names) ---------------

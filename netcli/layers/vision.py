@@ -152,10 +152,10 @@ class Convolution(PerSample):
         return self.algorithm
 
     def workspace(self, n):
-        return self._per_bottom(conv2d_workspace, n)
+        return self._per_bottom(conv2d_workspace, n) if self.keeps_for_backward else {}
 
     def scratch(self, n):
-        return self._per_bottom(conv2d_scratch, n)
+        return self._per_bottom(lambda *shape: conv2d_scratch(*shape, keeps=self.keeps_for_backward), n)
 
     def _per_bottom(self, spec, n):
         one = spec(n, self.C, self.H, self.W, self.K, self.KH, self.KW, self.OH, self.OW,

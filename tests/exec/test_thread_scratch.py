@@ -109,3 +109,63 @@ def test_the_shared_scratch_keeps_the_bits_for_any_thread_count(net):
         assert loss == got[0][0]
         assert np.array_equal(diff, got[0][1]) and np.array_equal(top, got[0][2])
     assert np.count_nonzero(got[0][1]) > 0.9 * got[0][1].size
+
+
+# a forward-only net with every algorithm that keeps arrays for a backward: winograd4, depthwise-nhwc
+# (3x3 in one pass, with a BatchNorm chain after it, and 5x5 tap by tap), 1x1-nhwc, im2row, im2col
+FORWARD_ONLY = """
+name: forward_only
+layers:
+  - {name: in, type: Input, top: data, input_param: {shape: {dim: [16, 32, 16, 16]}}}
+  - {name: wino, type: Convolution, bottom: data, top: wino,
+     convolution_param: {num_output: 32, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}
+  - {name: dw, type: Convolution, bottom: wino, top: dw,
+     convolution_param: {num_output: 32, group: 32, kernel_size: 3, pad: 1, stride: 4, bias_term: false,
+                         weight_filler: {type: msra}}}
+  - {name: bn_dw, type: BatchNorm, bottom: dw, top: dw}
+  - {name: scale_dw, type: Scale, bottom: dw, top: dw, scale_param: {bias_term: true, filler: {type: gaussian}}}
+  - {name: relu_dw, type: ReLU, bottom: dw, top: dw}
+  - {name: pw, type: Convolution, bottom: dw, top: pw,
+     convolution_param: {num_output: 48, kernel_size: 1, weight_filler: {type: msra}, bias_filler: {type: gaussian}}}
+  - {name: rows, type: Convolution, bottom: pw, top: rows,
+     convolution_param: {num_output: 24, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}
+  - {name: cols, type: Convolution, bottom: data, top: cols,
+     convolution_param: {num_output: 8, kernel_size: 5, stride: 2, pad: 2, group: 2, weight_filler: {type: msra}}}
+  - {name: dw5, type: Convolution, bottom: cols, top: dw5,
+     convolution_param: {num_output: 8, group: 8, kernel_size: 5, pad: 2, weight_filler: {type: msra},
+                         bias_filler: {type: gaussian}}}
+"""
+
+
+@pytest.mark.parametrize("nthreads", [1, 2])
+def test_a_forward_that_keeps_nothing_takes_its_arrays_from_the_scratch(tmp_path, nthreads, thread_count):
+    """A convolution whose backward the net never runs (Net(..., inference=True), or no loss below
+    it) keeps nothing per share: what its forward writes for a backward (patches, padded or
+    transformed inputs) is scratch, and "depthwise-nhwc" pads one image at a time. The outputs
+    keep the bits of the same net that keeps them (force_backward)."""
+    thread_count(nthreads)
+    (tmp_path / "net.yaml").write_text(FORWARD_ONLY)
+    (tmp_path / "keep.yaml").write_text(FORWARD_ONLY + "force_backward: true\n")
+    lean = netcli.Net(str(tmp_path / "net.yaml"), phase="TEST", seed=3, inference=True)
+    full = netcli.Net(str(tmp_path / "keep.yaml"), phase="TEST", seed=3)
+    convs = [i for i, layer in enumerate(lean.layers) if layer.type == "Convolution"]
+    assert [lean.layers[i].algorithm for i in convs] == ["winograd4", "depthwise-nhwc", "1x1-nhwc", "im2row", "im2col",
+                                                         "depthwise-nhwc"]
+    for i in convs:
+        kept, scratch = full.layers[i].workspace(16), lean.layers[i].scratch(16)
+        assert kept and not lean.layers[i].workspace(16) and not lean.layers[i].keeps_for_backward
+        assert set(kept) <= set(scratch) and full.layers[i].keeps_for_backward
+        assert scratch.get("xp", ((1,),))[0][0] == 1           # depthwise-nhwc: one image padded at a time
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(lean.blobs["data"].data.shape).astype(np.float32)
+    for a, b in zip(lean.layers, full.layers):
+        for pa, pb in zip(a.blobs, b.blobs):
+            pa.data[...] = pb.data[...] = rng.uniform(0.5, 2, pa.data.shape) if a.type == "BatchNorm" else \
+                rng.standard_normal(pa.data.shape)
+    for net in (lean, full):
+        net.blobs["data"].data[...] = x
+        net.forward()
+    for name in ("wino", "dw", "pw", "rows", "dw5"):
+        assert np.array_equal(lean.blobs[name].data, full.blobs[name].data), name
+        assert np.isfinite(lean.blobs[name].data).all() and np.count_nonzero(lean.blobs[name].data)
+    assert not any(ws for i in convs for ws in lean.executor.workspaces[i])

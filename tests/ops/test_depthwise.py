@@ -87,6 +87,14 @@ def test_depthwise_nhwc_gives_the_plane_kernels_bits(case):
     depthwise_forward(y1, x, w, b, *geometry)
     depthwise_nhwc_forward(y2, x, w, b, ws["xp"], ws["yt"], ws["wt"], *geometry)
     assert np.array_equal(y1, y2)
+    # a forward that keeps nothing pads one image at a time in an xp of one image (conv2d_scratch)
+    one = {k: np.full(s, np.nan, d) for k, (s, d) in depthwise_nhwc_workspace(1, C, H, W, KH, KW, f).items()}
+    for bias in (b, np.zeros(0, f)):
+        y3 = np.full_like(y2, np.nan)
+        depthwise_nhwc_forward(y3, x, w, bias, one["xp"], ws["yt"], ws["wt"], *geometry)
+        depthwise_forward(y1, x, w, bias, *geometry)
+        assert np.array_equal(y1, y3)
+    depthwise_forward(y1, x, w, b, *geometry)
     dy = rng.standard_normal(y1.shape).astype(f)
     dx1, dx2 = np.empty_like(x), np.empty_like(x)
     dw1, dw2 = np.full_like(w, 0.5), np.full_like(w, 0.5)

@@ -11,8 +11,9 @@ The values are those of depthwise.py, bit for bit: each output is bias + the tap
 order; each input gradient gets its taps' terms in (i, j) order; each weight gradient is a
 partial sum per output position over the images, then the positions summed in order.
 Arrays: inp (N, C, H, W), out (N, C, OH, OW), weight (C, 1, KH, KW), bias (C,) or empty; xp
-(N, at least H + 2PH, at least W + 2PW, C) from the forward (the backward's input), and scratch: yt (N, OH, OW, C),
-dxp like xp, wt (KH, KW, C), part (KH*KW, OH, OW, C).
+(N, at least H + 2PH, at least W + 2PW, C) from the forward (the backward's input; one image's
+in a forward that keeps nothing), and scratch: yt (N, OH, OW, C) (the forward uses its first
+image), dxp like xp, wt (KH, KW, C), part (KH*KW, OH, OW, C).
 """
 import numpy as np
 from numba import njit
@@ -54,32 +55,46 @@ def _channels_last(weight, wt):
 @njit(cache=True, nogil=True)
 def depthwise_nhwc_forward(out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW, PH, PW, DH, DW):
     """out[n, c, oh, ow] = bias[c] + sum over i, j of weight[c, 0, i, j] *
-    inp[n, c, oh*SH - PH + i*DH, ow*SW - PW + j*DW] (zero outside the image); xp keeps the
-    padded channels-last input."""
+    inp[n, c, oh*SH - PH + i*DH, ow*SW - PW + j*DW] (zero outside the image), one image at a
+    time (its padded copy, its sums and their way back stay in cache); xp keeps the padded
+    channels-last input of every image, or holds one image at a time where it has room for one
+    only (a forward that keeps nothing for a backward: conv2d_scratch)."""
     N, C, OH, OW = out.shape
-    has_bias = bias.shape[0] > 0
-    _zero_border(xp, inp.shape[2], inp.shape[3], PH, PW)
-    _to_channels_last(inp, xp, PH, PW)
+    H, W = inp.shape[2], inp.shape[3]
+    b = bias if bias.shape[0] > 0 else np.zeros(C, yt.dtype)
+    every = xp.shape[0] >= N
     _channels_last(weight, wt)
-    if KH == KW == 3 and OH * OW >= ONE_PASS_POSITIONS:
-        _forward3x3(xp, yt, wt, bias if has_bias else np.zeros(C, yt.dtype), SH, SW, DH, DW)
-        _to_channels_first(yt, out, 0, 0)
-        return
+    if not every:
+        _zero_border(xp[:1], H, W, PH, PW)
+    y1 = yt[:1]
+    for n in range(N):
+        x1 = xp[n:n + 1] if every else xp[:1]
+        if every:
+            _zero_border(x1, H, W, PH, PW)
+        _to_channels_last(inp[n:n + 1], x1, PH, PW)
+        if KH == KW == 3 and OH * OW >= ONE_PASS_POSITIONS:
+            _forward3x3(x1, y1, wt, b, SH, SW, DH, DW)
+        else:
+            _forward_taps(x1, y1, wt, b, SH, SW, DH, DW)
+        _to_channels_first(y1, out[n:n + 1], 0, 0)
+
+
+@njit(cache=True, nogil=True)
+def _forward_taps(xp, yt, wt, b, SH, SW, DH, DW):
+    """depthwise_nhwc_forward's sums, one pass per tap: b + the taps' terms in (i, j) order."""
+    N, OH, OW, C = yt.shape
+    KH, KW = wt.shape[0], wt.shape[1]
     for n in range(N):
         for oh in range(OH):
             for ow in range(OW):
                 acc = yt[n, oh, ow]
-                if has_bias:
-                    for c in range(C):
-                        acc[c] = bias[c]
-                else:
-                    acc[:] = 0.0
+                for c in range(C):
+                    acc[c] = b[c]
                 for i in range(KH):
                     for j in range(KW):
                         src, wv = xp[n, oh * SH + i * DH, ow * SW + j * DW], wt[i, j]
                         for c in range(C):
                             acc[c] += wv[c] * src[c]
-    _to_channels_first(yt, out, 0, 0)
 
 
 # A 3x3 kernel's nine taps in one pass over each position's channels, from ONE_PASS_POSITIONS
