@@ -283,3 +283,54 @@ def test_one_image_runs_each_chain_in_its_convolutions_tiles(tmp_path, nthreads,
     for c in "abcd":
         assert np.array_equal(fused.blobs[c].data, plain.blobs[c].data), c
     assert (fused.blobs["d"].data < 0).any() and (fused.blobs["c"].data > 0).any()
+
+
+ONE_IMAGE_ROWS = """\
+name: OneImageRows
+layers:
+  - {name: in, type: Input, top: data, input_param: {shape: {dim: [1, 64, 64, 64]}}}
+  - {name: a, type: Convolution, bottom: data, top: a,
+     convolution_param: {num_output: 32, kernel_size: 3, stride: 2, pad: 1, bias_term: false, weight_filler: {type: msra}}}
+  - {name: bn_a, type: BatchNorm, bottom: a, top: a}
+  - {name: scale_a, type: Scale, bottom: a, top: a, scale_param: {bias_term: true}}
+  - {name: relu_a, type: ReLU, bottom: a, top: a}
+  - {name: b, type: Convolution, bottom: a, top: b,
+     convolution_param: {num_output: 16, kernel_size: 3, stride: 2, pad: 1, weight_filler: {type: msra},
+                         bias_filler: {type: gaussian}}}
+"""
+
+
+@pytest.mark.parametrize("nthreads", [1, 2])
+def test_one_image_im2row_makes_its_rows_in_tiles_of_positions(tmp_path, nthreads, thread_count, monkeypatch):
+    """Batch-1 inference, "im2row" with more positions than output channels (ResNet-50's conv1):
+    each tile of positions makes its own patch rows, its GEMM rows, its part of the NCHW output
+    and runs the chain on it; the bits of the layers run one by one, with and without a bias."""
+    from netcli.exec import fusion
+    from netcli.ops.cpu import im2col
+    thread_count(nthreads)
+    path = tmp_path / "rows.yaml"
+    path.write_text(ONE_IMAGE_ROWS)
+    fused = netcli.Net(str(path), phase="TEST", seed=3, inference=True)
+    plain = _unfused(netcli.Net(str(path), phase="TEST", seed=3, inference=True))
+    assert [fused.layers[fused.layer_names.index(c)].algorithm for c in "ab"] == ["im2row", "im2row"]
+    rng = np.random.default_rng(11)
+    for layers in zip(fused.layers, plain.layers):
+        for j, b in enumerate(layers[0].blobs):
+            v = rng.uniform(0.5, 2, b.data.shape) if layers[0].type == "BatchNorm" else rng.standard_normal(b.data.shape)
+            for layer in layers:
+                layer.blobs[j].data[...] = v
+    firsts, tiles = [], []
+    real_rows, real_tile = im2col.im2row, fusion.ops.norm_scale_relu_tile
+    monkeypatch.setattr(im2col, "im2row", lambda *a: (firsts.append(a[-1] if len(a) == 13 else None), real_rows(*a)))
+    monkeypatch.setattr(fusion.ops, "norm_scale_relu_tile", lambda *a: (tiles.append(a[-4:]), real_tile(*a)))
+    x = rng.standard_normal(fused.blobs["data"].data.shape).astype(np.float32)
+    for net in (fused, plain):
+        net.blobs["data"].data[...] = x
+        net.forward()
+    # a: 4 tiles of its 1024 positions in each net; b (1.2M multiply-adds) untiled
+    assert sorted(f for f in firsts if f is not None) == [0, 0, 256, 256, 512, 512, 768, 768]
+    assert firsts.count(None) == 2
+    assert sorted(tiles) == [(0, 32, p, p + 256) for p in (0, 256, 512, 768)]
+    for c in "ab":
+        assert np.array_equal(fused.blobs[c].data, plain.blobs[c].data), c
+    assert (fused.blobs["a"].data > 0).any() and (fused.blobs["a"].data == 0).any()

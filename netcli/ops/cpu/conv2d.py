@@ -194,6 +194,19 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
         for a, b in chunks:
             xt, cols, res = _row_arrays(ws, b - a, P, algorithm)
             im2col.nchw_to_nhwc(inp if b - a == n else inp[a:b], xt)
+            y4, add = out if b - a == n else out[a:b], ws["no_bias"] if bias is None else bias
+            if not by_channels and _tiles(b - a, res.shape[0], res.size * cols.shape[1]):
+                def positions(r0, r1):       # one image: each tile of positions makes its own rows
+                    if algorithm == "im2row":
+                        im2col.im2row(xt, cols[r0:r1], *geometry, r0)
+                    np.dot(cols[r0:r1], wr.T, out=res[r0:r1])
+                    im2col.rows_to_nchw(res[r0:r1], add, y4, r0)
+                    if tile is not None:
+                        tile(a, (0, K, r0, r1))
+                _tiled(positions, res.shape[0])
+                if tile is None:
+                    after(a, b)
+                continue
             if algorithm == "im2row":
                 im2col.im2row(xt, cols, *geometry)
             if by_channels:          # each tile reorders its own weights (in parallel, then in cache)
@@ -209,11 +222,8 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
                 if tile is None:
                     after(a, b)
                 continue
-            if _tiles(b - a, res.shape[0], res.size * cols.shape[1]):
-                _tiled(lambda r0, r1: np.dot(cols[r0:r1], wr.T, out=res[r0:r1]), res.shape[0])
-            else:
-                np.dot(cols, wr.T, out=res)
-            im2col.rows_to_nchw(res, ws["no_bias"] if bias is None else bias, out if b - a == n else out[a:b])
+            np.dot(cols, wr.T, out=res)
+            im2col.rows_to_nchw(res, add, y4)
             after(a, b)
         return
     w = weight.reshape(K, -1)

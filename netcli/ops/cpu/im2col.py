@@ -207,42 +207,44 @@ def nhwc_to_nchw(xt, x):
 
 
 @njit(cache=True, nogil=True)
-def im2row(xt, rows, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
-    """rows[(n*OH + oh)*OW + ow, (i*KW + j)*C + c] = xt[n, oh*SH - PH + i*DH, ow*SW - PW + j*DW, c]
-    (zero outside the image). Flat indices, and the long copy on 1-D slices indexed from 0 (so
-    LLVM drops the negative-index wrap and vectorises it)."""
+def im2row(xt, rows, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, first=0):
+    """rows[q - first, (i*KW + j)*C + c] = xt[n, oh*SH - PH + i*DH, ow*SW - PW + j*DW, c] for
+    the positions q = (n*OH + oh)*OW + ow from `first` on, as many as rows has (all of them by
+    default; a tile of one image's GEMM makes its own rows: conv2d.py), zero outside the image.
+    Flat indices, and the long copy on 1-D slices indexed from 0 (so LLVM drops the
+    negative-index wrap and vectorises it)."""
     N, H, W, C = xt.shape
     R = rows.shape[1]
     xf = xt.reshape(N * H * W * C)
     rf = rows.reshape(rows.shape[0] * R)
     seg = KW * C
-    for n in range(N):
-        for oh in range(OH):
-            for ow in range(OW):
-                rb = ((n * OH + oh) * OW + ow) * R
-                w0 = ow * SW - PW
-                whole = DW == 1 and w0 >= 0 and w0 + KW <= W
-                for i in range(KH):
-                    h = oh * SH - PH + i * DH
-                    dst = rf[rb + i * seg:rb + (i + 1) * seg]
-                    if h < 0 or h >= H:
-                        for k in range(seg):
-                            dst[k] = 0.0
-                    elif whole:
-                        xb = ((n * H + h) * W + w0) * C
-                        src = xf[xb:xb + seg]
-                        for k in range(seg):
-                            dst[k] = src[k]
+    for q in range(first, first + rows.shape[0]):
+        n, rest = q // (OH * OW), q % (OH * OW)
+        oh, ow = rest // OW, rest % OW
+        rb = (q - first) * R
+        w0 = ow * SW - PW
+        whole = DW == 1 and w0 >= 0 and w0 + KW <= W
+        for i in range(KH):
+            h = oh * SH - PH + i * DH
+            dst = rf[rb + i * seg:rb + (i + 1) * seg]
+            if h < 0 or h >= H:
+                for k in range(seg):
+                    dst[k] = 0.0
+            elif whole:
+                xb = ((n * H + h) * W + w0) * C
+                src = xf[xb:xb + seg]
+                for k in range(seg):
+                    dst[k] = src[k]
+            else:
+                for j in range(KW):
+                    w = w0 + j * DW
+                    if 0 <= w < W:
+                        xb = ((n * H + h) * W + w) * C
+                        for c in range(C):
+                            dst[j * C + c] = xf[xb + c]
                     else:
-                        for j in range(KW):
-                            w = w0 + j * DW
-                            if 0 <= w < W:
-                                xb = ((n * H + h) * W + w) * C
-                                for c in range(C):
-                                    dst[j * C + c] = xf[xb + c]
-                            else:
-                                for c in range(C):
-                                    dst[j * C + c] = 0.0
+                        for c in range(C):
+                            dst[j * C + c] = 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -287,32 +289,28 @@ ROWS_BLOCK = 8192
 
 
 @njit(cache=True, nogil=True)
-def rows_to_nchw(res, bias, y):
-    """y[n, k, p] = res[n*P + p, k] + bias[k]  (res: (N*P, K); bias may be empty). An image
-    whose res holds more than ROWS_BLOCK numbers goes a block of positions at a time (ROWS_BLOCK
-    numbers), which the strided reads of its K passes then find in L1."""
+def rows_to_nchw(res, bias, y, first=0):
+    """y[n, k, p] = res[n*P + p - first, k] + bias[k] for the rows q = n*P + p from `first` on,
+    as many as res has (all of them by default; a tile of one image's GEMM: conv2d.py), res:
+    (rows, K); bias may be empty. An image whose rows hold more than ROWS_BLOCK numbers goes a
+    block of positions at a time (ROWS_BLOCK numbers), which the strided reads of its K passes
+    then find in L1."""
     N, K = y.shape[0], y.shape[1]
     P = y.shape[2] * y.shape[3]
     yf = y.reshape(N, K, P)
     has_bias = bias.shape[0] > 0
-    if P * K <= ROWS_BLOCK:
-        for n in range(N):
-            block = res[n * P:(n + 1) * P]
+    q1 = first + res.shape[0]
+    pb = P if P * K <= ROWS_BLOCK else max(8, ROWS_BLOCK // K)
+    for n in range(first // P, (q1 + P - 1) // P):
+        a, b = max(first, n * P) - n * P, min(q1, (n + 1) * P) - n * P      # this image's positions
+        for p0 in range(a, b, pb):
+            p1 = min(b, p0 + pb)
+            block = res[n * P + p0 - first:n * P + p1 - first]
             for k in range(K):
-                b = bias[k] if has_bias else 0.0
-                for p in range(P):
-                    yf[n, k, p] = block[p, k] + b
-        return
-    pb = max(8, ROWS_BLOCK // K)
-    for n in range(N):
-        for p0 in range(0, P, pb):
-            p1 = min(P, p0 + pb)
-            block = res[n * P + p0:n * P + p1]
-            for k in range(K):
-                b = bias[k] if has_bias else 0.0
+                c = bias[k] if has_bias else 0.0
                 dst = yf[n, k, p0:p1]
                 for p in range(p1 - p0):
-                    dst[p] = block[p, k] + b
+                    dst[p] = block[p, k] + c
 
 
 @njit(cache=True, nogil=True)
