@@ -143,3 +143,47 @@ def test_combine_shares_is_a_fixed_pairwise_tree(S):
         for lo, hi in zip(cuts[:-1], cuts[1:]):
             combine_shares(base, scratch, lo, hi)
         assert np.array_equal(base, v[0]) and (scratch == 0).all()
+
+
+@pytest.mark.parametrize("C,K,KH,S,P,G,rows,H,W", [
+    (16, 20, 3, 2, 1, 1, "im2col", 17, 18),          # patches in tiles of channels, GEMM in tiles of positions
+    (16, 100, 3, 2, 1, 1, "im2col", 9, 8),           # GEMM in tiles of output channels
+    (24, 18, 3, 2, 1, 2, "im2col", 17, 16),          # groups: each group's GEMM in tiles
+    (40, 20, 3, 2, 1, 1, "im2row", 19, 18),          # each tile of positions makes its own rows
+    (40, 50, 3, 2, 1, 1, "im2row", 7, 9),            # tiles of output channels
+    (20, 40, 1, 1, 0, 1, "1x1-nhwc", 5, 5), (20, 24, 1, 1, 0, 1, "1x1", 9, 10)])
+def test_one_image_in_tiles_against_numpy(C, K, KH, S, P, G, rows, H, W, monkeypatch):
+    """One image (batch-1 inference): its GEMM, and where they are long its patches, go in
+    ONE_IMAGE_TILES tiles the threads take (thresholds lowered so that small shapes tile); the
+    output against the reference, and after_tile told each tile once, covering the output."""
+    from netcli.ops.cpu import conv2d
+    from netcli.exec import threads
+    monkeypatch.setattr(conv2d, "TILED_MACS", 0)
+    monkeypatch.setattr(conv2d, "PATCH_ROWS", 0)
+    calls = []
+    real = threads.tiles
+    monkeypatch.setattr(threads, "tiles", lambda fn, count: (calls.append(count), real(fn, count)))
+    rng = np.random.default_rng(C + K)
+    x, w = rng.standard_normal((1, C, H, W)), rng.standard_normal((K, C // G, KH, KH))
+    y_ref = ref_conv(x, w, np.zeros(K), S, P, 1, G)
+    OH, OW = y_ref.shape[2:]
+    shape = (1, C, H, W, K, KH, KH, OH, OW, G, rows, np.float64)      # the algorithm named, whatever the rule says
+    ws = {k: np.full(s, np.nan) for k, (s, _) in {**conv2d_workspace(*shape), **conv2d_scratch(*shape)}.items()}
+    for bias in (None, rng.standard_normal(K)):
+        y, seen = np.full((1, K, OH, OW), np.nan), np.zeros((K, OH * OW), int)
+        told = []
+
+        def after_tile(a, tile):
+            k0, k1, p0, p1 = tile
+            seen[k0:k1, p0:p1] += 1
+            told.append(tile)
+        calls.clear()
+        conv2d_forward(y, x, w, bias, ws, KH, KH, S, S, P, P, 1, 1, G, rows, after=lambda a, b: told.append("all"),
+                       after_tile=after_tile)
+        want = y_ref + (0 if bias is None else bias[None, :, None, None])
+        np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-10)
+        assert calls == [4] * ((rows == "im2col") + (G if rows in ("im2col", "1x1") else 1))
+        if bias is None and G == 1:                  # the chain's tiles: each output once
+            assert (seen == 1).all() and len(told) == 4 * (len(calls) - (rows == "im2col"))
+        else:
+            assert told == ["all"]

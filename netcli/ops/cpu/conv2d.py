@@ -147,6 +147,20 @@ def _tiles(n, rows, macs):
     return n == 1 and rows >= 4 * ONE_IMAGE_TILES and macs >= TILED_MACS
 
 
+# One image's im2col patches go in tiles of input channels too (before its GEMM's tiles) where
+# copying them takes 0.2 ms or more: PATCH_ROWS rows or PATCH_FLOATS numbers (one thread, AMD
+# EPYC Zen 4, 3x3 pad 1: ResNet-50's 128 ch 28x28 230 us, 256 ch 14x14 239, 512 ch 7x7 226, 64
+# ch 56x56 321; but SqueezeNet 1.1's 16 ch 55x55 83 us, 32 ch 27x27 54, 64 ch 13x13 53, where a
+# second hand-over cost more than it saved: 9.55-9.77 -> 9.60-10.15 ms a forward on 2 threads.
+# ResNet-50 at batch 1: 58.2-59.7 -> 56.4-56.7 ms).
+PATCH_ROWS, PATCH_FLOATS = 1024, 1 << 20
+
+
+def _long_patches(cols):
+    """Whether one image's patch matrix (C*KH*KW, OH*OW) is worth copying in tiles."""
+    return cols.shape[0] >= PATCH_ROWS or cols.size >= PATCH_FLOATS
+
+
 def _tiled(gemm, rows):
     """gemm(r0, r1) for ONE_IMAGE_TILES blocks of `rows` rows (exec/threads.py tiles)."""
     threads.tiles(lambda j: gemm(rows * j // ONE_IMAGE_TILES, rows * (j + 1) // ONE_IMAGE_TILES), ONE_IMAGE_TILES)
@@ -235,7 +249,11 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
             cols = x.reshape(b - a, -1, OH * OW)
         else:
             cols = first(ws["cols"], (b - a, group * ck, OH * OW))
-            im2col.im2col_images(x, cols, *geometry)
+            C, kk = x.shape[1], KH * KW
+            if _tiles(b - a, C, K * cols[0].size) and _long_patches(cols[0]):   # in tiles of channels too
+                _tiled(lambda c0, c1: im2col.im2col(x[:, c0:c1], cols[0, c0 * kk:c1 * kk], *geometry), C)
+            else:
+                im2col.im2col_images(x, cols, *geometry)
         groups = ((w, cols, y),) if group == 1 else \
             [(w[g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck], y[:, g * kg:(g + 1) * kg]) for g in range(group)]
         tiled = False
