@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config.schema import Field, Message, engine_field, Problems
+from ..exec import threads
 from ..fillers import FILLER
 from ..ops.cpu.dropout import dropout_backward, dropout_forward
 from ..ops.cpu.relu import relu_backward, relu_forward
@@ -82,7 +83,8 @@ class ReLU(PerSampleNeuron):
         x, y = bottoms[0].data[lo:hi], tops[0].data[lo:hi]
         s = self.p.relu_param.negative_slope
         if not (self.keep_mask or s < 0):
-            relu_forward(x.reshape(-1), y.reshape(-1), x.dtype.type(s))
+            xf, yf, slope = x.reshape(-1), y.reshape(-1), x.dtype.type(s)
+            threads.sample_tiles(lambda i, j: relu_forward(xf[i:j], yf[i:j], slope), yf.size, hi - lo)
             return
         pos = np.greater(x, 0, out=ws["pos"][:hi - lo].reshape(x.shape))
         np.multiply(x, np.where(pos, 1.0, s).astype(x.dtype), out=y)

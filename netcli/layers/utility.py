@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED
+from ..exec import threads
 from ..ops.cpu.eltwise import weighted_sum
 from .base import LayerError, PerSample, canon_axis, register
 from . import onnx_ops
@@ -280,8 +281,9 @@ class Eltwise(PerSample):
         y = tops[0].data[lo:hi]
         if self.op == "SUM" and len(bottoms) == 2 and y.flags.c_contiguous:    # one pass (ops/cpu/eltwise.py)
             t = y.dtype.type
-            weighted_sum(bottoms[0].data[lo:hi].reshape(-1), t(self.coeff[0]), bottoms[1].data[lo:hi].reshape(-1),
-                         t(self.coeff[1]), y.reshape(-1))
+            a, b, yf = bottoms[0].data[lo:hi].reshape(-1), bottoms[1].data[lo:hi].reshape(-1), y.reshape(-1)
+            ca, cb = t(self.coeff[0]), t(self.coeff[1])
+            threads.sample_tiles(lambda i, j: weighted_sum(a[i:j], ca, b[i:j], cb, yf[i:j]), yf.size, hi - lo)
         elif self.op == "SUM":
             np.multiply(bottoms[0].data[lo:hi], self.coeff[0], out=y)
             for c, b in zip(self.coeff[1:], bottoms[1:]):

@@ -336,3 +336,41 @@ def test_weights_do_not_depend_on_the_thread_count(tmp_path, monkeypatch, text):
     assert np.any(got[0])
     for w in got[1:]:
         assert np.array_equal(w, got[0])
+
+
+@pytest.mark.parametrize("nthreads", [1, 2])
+def test_one_large_sample_sums_and_rectifies_in_tiles(tmp_path, nthreads, thread_count, monkeypatch):
+    """Batch-1 inference: Eltwise's sum of two bottoms and a ReLU over one sample of
+    SAMPLE_TILED numbers or more go in tiles (exec/threads.py, sample_tiles); the values are
+    NumPy's float32 ones, in place or not; a smaller sample goes whole."""
+    from netcli.exec import threads
+    thread_count(nthreads)
+    calls = []
+    real = threads.tiles
+    monkeypatch.setattr(threads, "tiles", lambda fn, count: (calls.append(count), real(fn, count)))
+    big, small = [1, 4, 256, 256], [1, 3, 16, 16]            # 4 * 256 * 256 = SAMPLE_TILED
+    assert np.prod(big) == threads.SAMPLE_TILED
+    path = tmp_path / "net.yaml"
+    path.write_text(f"""
+layers:
+  - {{name: in, type: Input, top: [a, b, c, d], input_param: {{shape: [{{dim: {big}}}, {{dim: {big}}}, {{dim: {small}}},
+                                                                    {{dim: {small}}}]}}}}
+  - {{name: sum, type: Eltwise, bottom: [a, b], top: s, eltwise_param: {{coeff: [0.5, -1.5]}}}}
+  - {{name: relu, type: ReLU, bottom: s, top: s}}
+  - {{name: leaky, type: ReLU, bottom: a, top: r, relu_param: {{negative_slope: 0.25}}}}
+  - {{name: sum2, type: Eltwise, bottom: [c, d], top: s2}}
+  - {{name: relu2, type: ReLU, bottom: s2, top: s2}}
+""")
+    net = netcli.Net(str(path), phase="TEST", inference=True)
+    rng = np.random.default_rng(5)
+    x = {k: rng.standard_normal(net.blobs[k].data.shape).astype(np.float32) for k in "abcd"}
+    for k in "abcd":
+        net.blobs[k].data[...] = x[k]
+    net.forward()
+    f = np.float32
+    s = x["a"] * f(0.5) + x["b"] * f(-1.5)
+    assert np.array_equal(net.blobs["s"].data, np.where(s <= 0, f(0), s))
+    assert np.array_equal(net.blobs["r"].data, np.where(x["a"] > 0, x["a"], x["a"] * f(0.25)))
+    s2 = x["c"] + x["d"]
+    assert np.array_equal(net.blobs["s2"].data, np.where(s2 <= 0, f(0), s2))
+    assert calls == [threads.SAMPLE_TILES] * 3          # sum, relu and leaky; not the small sample's
