@@ -321,9 +321,14 @@ def sample_tiles(fn, size, samples):
     """fn(lo, hi) over range(size), the numbers of `samples` samples: in SAMPLE_TILES blocks
     (tiles) where that is one large sample, else once."""
     if samples == 1 and size >= SAMPLE_TILED:
-        tiles(lambda j: fn(size * j // SAMPLE_TILES, size * (j + 1) // SAMPLE_TILES), SAMPLE_TILES)
+        block_tiles(fn, size, SAMPLE_TILES)
     else:
         fn(0, size)
+
+
+def block_tiles(fn, size, count):
+    """fn(lo, hi) on `count` fixed blocks of range(size), as tiles."""
+    tiles(lambda j: fn(size * j // count, size * (j + 1) // count), count)
 
 
 def describe():

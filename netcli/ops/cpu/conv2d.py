@@ -163,7 +163,7 @@ def _long_patches(cols):
 
 def _tiled(gemm, rows):
     """gemm(r0, r1) for ONE_IMAGE_TILES blocks of `rows` rows (exec/threads.py tiles)."""
-    threads.tiles(lambda j: gemm(rows * j // ONE_IMAGE_TILES, rows * (j + 1) // ONE_IMAGE_TILES), ONE_IMAGE_TILES)
+    threads.block_tiles(gemm, rows, ONE_IMAGE_TILES)
 
 
 def _rows_weights(weight, wr):
