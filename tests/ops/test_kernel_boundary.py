@@ -151,11 +151,14 @@ def test_combine_shares_is_a_fixed_pairwise_tree(S):
     (24, 18, 3, 2, 1, 2, "im2col", 17, 16),          # groups: each group's GEMM in tiles
     (40, 20, 3, 2, 1, 1, "im2row", 19, 18),          # each tile of positions makes its own rows
     (40, 50, 3, 2, 1, 1, "im2row", 7, 9),            # tiles of output channels
-    (20, 40, 1, 1, 0, 1, "1x1-nhwc", 5, 5), (20, 24, 1, 1, 0, 1, "1x1", 9, 10)])
+    (20, 40, 1, 1, 0, 1, "1x1-nhwc", 5, 5), (20, 24, 1, 1, 0, 1, "1x1", 9, 10),
+    (16, 12, 3, 1, 1, 1, "winograd4", 17, 18),       # weights, inputs, GEMMs and outputs in tiles
+    (16, 12, 3, 1, 0, 1, "winograd", 11, 12), (18, 10, 5, 1, 2, 1, "winograd4", 19, 17)])
 def test_one_image_in_tiles_against_numpy(C, K, KH, S, P, G, rows, H, W, monkeypatch):
-    """One image (batch-1 inference): its GEMM, and where they are long its patches, go in
-    ONE_IMAGE_TILES tiles the threads take (thresholds lowered so that small shapes tile); the
-    output against the reference, and after_tile told each tile once, covering the output."""
+    """One image (batch-1 inference): its GEMM, and where they are long its patches (Winograd:
+    its weight, input and output transforms), go in ONE_IMAGE_TILES tiles the threads take
+    (thresholds lowered so that small shapes tile); the output against the reference, and
+    after_tile told each tile once, covering the output."""
     from netcli.ops.cpu import conv2d
     from netcli.exec import threads
     monkeypatch.setattr(conv2d, "TILED_MACS", 0)
@@ -182,8 +185,9 @@ def test_one_image_in_tiles_against_numpy(C, K, KH, S, P, G, rows, H, W, monkeyp
                        after_tile=after_tile)
         want = y_ref + (0 if bias is None else bias[None, :, None, None])
         np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-10)
-        assert calls == [4] * ((rows == "im2col") + (G if rows in ("im2col", "1x1") else 1))
+        winograd = rows.startswith("winograd")
+        assert calls == [4] * ((rows == "im2col") + (G if rows in ("im2col", "1x1") else 1) + 3 * winograd)
         if bias is None and G == 1:                  # the chain's tiles: each output once
-            assert (seen == 1).all() and len(told) == 4 * (len(calls) - (rows == "im2col"))
+            assert (seen == 1).all() and len(told) == 4 * (len(calls) - (rows == "im2col") - 3 * winograd)
         else:
             assert told == ["all"]

@@ -196,7 +196,7 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
     if algorithm in WINOGRAD_TILE:          # one image: its weight transform and GEMMs in tiles
         E = (WINOGRAD_TILE[algorithm] + KH - 1) ** 2
         tiled = _tiled if _tiles(n, E, E * ws["M"].shape[1] * weight.shape[0] * weight.shape[1]) else None
-        winograd_forward(out, inp, weight, bias, ws, PH, PW, WINOGRAD_TILE[algorithm], after, tiled)
+        winograd_forward(out, inp, weight, bias, ws, PH, PW, WINOGRAD_TILE[algorithm], after, tiled, tile)
         return
     if algorithm == "1x1-strided":
         inp, algorithm = _pixels_read(inp, ws["xs"], SH, SW), "1x1"

@@ -100,12 +100,14 @@ def winograd_tiles(OH, OW, m=2):
     return (OH + m - 1) // m, (OW + m - 1) // m
 
 
-def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None, tiled=None):
+def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None, tiled=None, after_tile=None):
     """out = inp * weight + bias, chunk by chunk through V and M (U: the weights' transform);
     with one chunk, V is left holding the input's transform. after(i, j), where given, once
     images i..j of out are final (winograd_forward). tiled(fn, count), where given, runs
     fn(a, b) on fixed blocks of range(count) (conv2d.py, one image): the weight transform in
-    blocks of input channels, the GEMMs in blocks of tile positions e."""
+    blocks of input channels, the input and output transforms in blocks of rows of tiles, the
+    GEMMs in blocks of tile positions e; after_tile(i, (0, K, p0, p1)), where given with
+    tiled, instead of after: once the output positions p0..p1 of image i are."""
     G = toom_cook(m, weight.shape[2])[1]
     TH, TW = winograd_tiles(out.shape[2], out.shape[3], m)
     E, C, K = U.shape
@@ -119,14 +121,25 @@ def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None, ti
         for i, j in _blocks(a, b, E * TH * TW * max(C, K) * out.itemsize):
             t0, t1 = (i - a) * TH * TW, (j - a) * TH * TW
             Mb = _first(M, (E, t1 - t0, K))
-            winograd_inputs(inp[i:j], Vc, t0, PH, PW, TH, TW, m, r)
             if tiled is None:
+                winograd_inputs(inp[i:j], Vc, t0, PH, PW, TH, TW, m, r)
                 np.matmul(Vc[:, t0:t1], U, out=Mb)
+                winograd_outputs(Mb, out[i:j], bias, TH, TW, m, r)
             else:
+                tiled(lambda h0, h1: winograd_inputs(inp[i:j], Vc, t0, PH, PW, TH, TW, m, r, h0, h1), TH)
                 tiled(lambda e0, e1: np.matmul(Vc[e0:e1, t0:t1], U[e0:e1], out=Mb[e0:e1]), E)
-            winograd_outputs(Mb, out[i:j], bias, TH, TW, m, r)
-            if after is not None:
+                tiled(lambda h0, h1: _outputs_of_rows(Mb, out, i, j, bias, TH, TW, m, r, h0, h1, after_tile), TH)
+            if after is not None and (tiled is None or after_tile is None):
                 after(i, j)
+
+
+def _outputs_of_rows(M, out, i, j, bias, TH, TW, m, r, h0, h1, after_tile):
+    """winograd_outputs for the rows of tiles h0..h1 of images i..j (one image), then
+    after_tile(i, (0, K, p0, p1)) on the output positions they wrote, where given."""
+    winograd_outputs(M, out[i:j], bias, TH, TW, m, r, h0, h1)
+    K, OH, OW = out.shape[1:]
+    if after_tile is not None and min(OH, m * h1) > m * h0:
+        after_tile(i, (0, K, m * h0 * OW, min(OH, m * h1) * OW))
 
 
 def _chunks_of(inp, out, m, k):
@@ -136,13 +149,13 @@ def _chunks_of(inp, out, m, k):
     return winograd_chunks(n, C, H, W, out.shape[1], out.shape[2], out.shape[3], inp.itemsize, m, k)
 
 
-def winograd_forward(out, inp, weight, bias, ws, PH, PW, m=2, after=None, tiled=None):
+def winograd_forward(out, inp, weight, bias, ws, PH, PW, m=2, after=None, tiled=None, after_tile=None):
     """out = inp * weight (k x k, stride 1, padding PH x PW) + bias (None: none) by F(m x m, k x k);
     with one chunk the transformed input stays in ws["V"] for the backward. after(i, j), where
-    given, runs once images i..j of out are final (a block of them: still in cache); tiled: as
-    _convolve's."""
+    given, runs once images i..j of out are final (a block of them: still in cache); tiled and
+    after_tile: as _convolve's."""
     _convolve(out, inp, weight, ws["no_bias"] if bias is None else bias, ws["U"], ws["V"], ws["M"], PH, PW,
-              _chunks_of(inp, out, m, weight.shape[2]), m, after, tiled)
+              _chunks_of(inp, out, m, weight.shape[2]), m, after, tiled, after_tile)
 
 
 def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh, m=2):

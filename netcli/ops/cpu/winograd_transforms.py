@@ -330,18 +330,21 @@ def winograd_weight_grads(dU, dweight, G):
 
 
 @njit(cache=True, nogil=True)
-def winograd_inputs(inp, V, t0, PH, PW, TH, TW, m, r):
+def winograd_inputs(inp, V, t0, PH, PW, TH, TW, m, r, th0=0, th1=-1):
     """V[r*a + b, t0 + (n*TH + th)*TW + tw, c] = (B^T d B)[a, b] for d the r x r tile of
-    image n, channel c at rows m*th - PH.., columns m*tw - PW.. (zero outside the image). The
-    image goes into the padded plane xp (rows, phase, column // m, channel) first; then for each
-    row of tiles z = B^T (its r rows, all phases at once), and V's rows = z B, entry row by entry
-    row. (Each matrix has its own loop over the rows of tiles: with the choice inside it, the
-    input transform took 0.64 ms against 0.60.)"""
+    image n, channel c at rows m*th - PH.., columns m*tw - PW.. (zero outside the image), for
+    the rows of tiles th0 <= th < th1 (all by default; a tile of one image's call: winograd.py).
+    The image rows they read go into the padded plane xp (rows from m*th0, phase, column // m,
+    channel) first; then for each row of tiles z = B^T (its r rows, all phases at once), and
+    V's rows = z B, entry row by entry row. (Each matrix has its own loop over the rows of
+    tiles: with the choice inside it, the input transform took 0.64 ms against 0.60.)"""
     N, C, H, W = inp.shape
+    th1 = TH if th1 < 0 else th1
     groups = TW + (r - 1) // m                     # columns // m of the padded plane
     L, TC = groups * C, TW * C
-    xp = np.zeros((m * TH + r - m, m, groups, C), V.dtype)
-    xf, x1 = xp.reshape(m * TH + r - m, m, L), xp.reshape(-1)
+    R = max(0, m * (th1 - th0) + r - m)            # the padded rows read, from row m*th0
+    xp = np.zeros((R, m, groups, C), V.dtype)
+    xf, x1 = xp.reshape(R, m, L), xp.reshape(-1)
     z = np.empty(r * m * L, V.dtype)               # B^T d for a row of tiles: (a, phase, column // m, c)
     V1 = V.reshape(-1)
     S = V.shape[1] * C                             # V's entry rows, apart
@@ -349,36 +352,39 @@ def winograd_inputs(inp, V, t0, PH, PW, TH, TW, m, r):
     rows, entries = np.arange(r) * (m * L), np.arange(r) * S
     buf = np.empty((W, C), V.dtype)
     for n in range(N):
-        for h in range(H):
-            _into_phases(inp[n, :, h], xf[PH + h], PW, m, buf)
+        for h in range(max(0, m * th0 - PH), min(H, m * th0 + R - PH)):
+            _into_phases(inp[n, :, h], xf[PH + h - m * th0], PW, m, buf)
         o = (t0 + n * TH * TW) * C
         if r == 4:
-            for th in range(TH):
-                _bt4(x1, m * th * m * L, rows, z, 0, rows, m * L)
+            for th in range(th0, th1):
+                _bt4(x1, m * (th - th0) * m * L, rows, z, 0, rows, m * L)
                 for a in range(r):
                     _bt4(z, a * m * L, column, V1, a * r * S + o + th * TC, entries, TC)
         elif r == 6:
-            for th in range(TH):
-                _bt6(x1, m * th * m * L, rows, z, 0, rows, m * L)
+            for th in range(th0, th1):
+                _bt6(x1, m * (th - th0) * m * L, rows, z, 0, rows, m * L)
                 for a in range(r):
                     _bt6(z, a * m * L, column, V1, a * r * S + o + th * TC, entries, TC)
         else:
-            for th in range(TH):
-                _bt8(x1, m * th * m * L, rows, z, 0, rows, m * L)
+            for th in range(th0, th1):
+                _bt8(x1, m * (th - th0) * m * L, rows, z, 0, rows, m * L)
                 for a in range(r):
                     _bt8(z, a * m * L, column, V1, a * r * S + o + th * TC, entries, TC)
 
 
 @njit(cache=True, nogil=True)
-def winograd_outputs(M, out, bias, TH, TW, m, r):
+def winograd_outputs(M, out, bias, TH, TW, m, r, th0=0, th1=-1):
     """out[n, k, m*th + i, m*tw + j] = bias[k] + (A^T M A)[i, j] for M the tile's entries
-    M[:, tile, k], inside the image; bias may be empty. For each row of tiles of an image: q = M A
-    (entry rows a, output columns j), y = A^T q; then y goes into the image, channels first."""
+    M[:, tile, k], inside the image, for the rows of tiles th0 <= th < th1 (all by default; a
+    tile of one image's call: winograd.py); bias may be empty. For each row of tiles of an
+    image: q = M A (entry rows a, output columns j), y = A^T q; then y goes into the image,
+    channels first."""
     N, K, OH, OW = out.shape
+    th1 = TH if th1 < 0 else th1
     TK = TW * K
     buf = np.empty((OW, K), M.dtype)
     q = np.empty((m, r, TK), M.dtype)
-    y = np.empty((TH, m, m, TK), M.dtype)
+    y = np.empty((max(0, th1 - th0), m, m, TK), M.dtype)
     q1, y1, M1 = q.reshape(-1), y.reshape(-1), M.reshape(-1)
     S = M.shape[1] * K                             # M's entry rows, apart
     entries, q_columns = np.arange(r) * S, np.arange(m) * (r * TK)
@@ -386,25 +392,25 @@ def winograd_outputs(M, out, bias, TH, TW, m, r):
     for n in range(N):
         o = n * TH * TK
         if r == 4:
-            for th in range(TH):
+            for th in range(th0, th1):
                 for a in range(r):
                     _at24(M1, a * r * S + o + th * TK, entries, q1, a * TK, q_columns, TK)
                 for j in range(m):
-                    _at24(q1, j * r * TK, q_rows, y1, (th * m * m + j) * TK, y_rows, TK)
+                    _at24(q1, j * r * TK, q_rows, y1, ((th - th0) * m * m + j) * TK, y_rows, TK)
         elif r == 6:
-            for th in range(TH):
+            for th in range(th0, th1):
                 for a in range(r):
                     _at46(M1, a * r * S + o + th * TK, entries, q1, a * TK, q_columns, TK)
                 for j in range(m):
-                    _at46(q1, j * r * TK, q_rows, y1, (th * m * m + j) * TK, y_rows, TK)
+                    _at46(q1, j * r * TK, q_rows, y1, ((th - th0) * m * m + j) * TK, y_rows, TK)
         else:
-            for th in range(TH):
+            for th in range(th0, th1):
                 for a in range(r):
                     _at48(M1, a * r * S + o + th * TK, entries, q1, a * TK, q_columns, TK)
                 for j in range(m):
-                    _at48(q1, j * r * TK, q_rows, y1, (th * m * m + j) * TK, y_rows, TK)
-        for h in range(OH):
-            _from_phases(y[h // m, h % m], out[n, :, h], bias, m, buf)
+                    _at48(q1, j * r * TK, q_rows, y1, ((th - th0) * m * m + j) * TK, y_rows, TK)
+        for h in range(m * th0, min(OH, m * th1)):
+            _from_phases(y[h // m - th0, h % m], out[n, :, h], bias, m, buf)
 
 
 @njit(cache=True, nogil=True)
