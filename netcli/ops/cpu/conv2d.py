@@ -222,7 +222,7 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
                     after(a, b)
                 continue
             if algorithm == "im2row":
-                im2col.im2row(xt, cols, *geometry)
+                im2col.im2row(xt, cols, *geometry, 0)
             if by_channels:          # each tile reorders its own weights (in parallel, then in cache)
                 y = out.reshape(K, -1)
 
@@ -237,7 +237,7 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
                     after(a, b)
                 continue
             np.dot(cols, wr.T, out=res)
-            im2col.rows_to_nchw(res, add, y4)
+            im2col.rows_to_nchw(res, add, y4, 0)
             after(a, b)
         return
     w = weight.reshape(K, -1)
@@ -332,7 +332,7 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
             xt, cols, res = _row_arrays(ws, b - a, P, algorithm)
             if again:
                 im2col.nchw_to_nhwc(inp[a:b], xt)
-                im2col.im2row(xt, cols, *geometry)
+                im2col.im2row(xt, cols, *geometry, 0)
             dres = res.reshape(K, -1)                # the forward's buffer, as (K, n*P)
             im2col.nchw_to_gemm(dout[a:b], dres, db)       # dout as (K, n*P), and the bias gradient
             if dweight is not None:                   # weight gradient, columns (i, j, c)

@@ -207,10 +207,10 @@ def nhwc_to_nchw(xt, x):
 
 
 @njit(cache=True, nogil=True)
-def im2row(xt, rows, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, first=0):
+def im2row(xt, rows, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, first):
     """rows[q - first, (i*KW + j)*C + c] = xt[n, oh*SH - PH + i*DH, ow*SW - PW + j*DW, c] for
-    the positions q = (n*OH + oh)*OW + ow from `first` on, as many as rows has (all of them by
-    default; a tile of one image's GEMM makes its own rows: conv2d.py), zero outside the image.
+    the positions q = (n*OH + oh)*OW + ow from `first` on, as many as rows has (0: all of them;
+    a tile of one image's GEMM makes its own rows: conv2d.py), zero outside the image.
     Flat indices, and the long copy on 1-D slices indexed from 0 (so LLVM drops the
     negative-index wrap and vectorises it)."""
     N, H, W, C = xt.shape
@@ -289,9 +289,9 @@ ROWS_BLOCK = 8192
 
 
 @njit(cache=True, nogil=True)
-def rows_to_nchw(res, bias, y, first=0):
+def rows_to_nchw(res, bias, y, first):
     """y[n, k, p] = res[n*P + p - first, k] + bias[k] for the rows q = n*P + p from `first` on,
-    as many as res has (all of them by default; a tile of one image's GEMM: conv2d.py), res:
+    as many as res has (0: all of them; a tile of one image's GEMM: conv2d.py), res:
     (rows, K); bias may be empty. An image whose rows hold more than ROWS_BLOCK numbers goes a
     block of positions at a time (ROWS_BLOCK numbers), which the strided reads of its K passes
     then find in L1."""
@@ -299,8 +299,27 @@ def rows_to_nchw(res, bias, y, first=0):
     P = y.shape[2] * y.shape[3]
     yf = y.reshape(N, K, P)
     has_bias = bias.shape[0] > 0
+    pb = max(8, ROWS_BLOCK // K)
+    if first == 0 and res.shape[0] == N * P:         # every row (loops from 0: LLVM vectorises them)
+        if P * K <= ROWS_BLOCK:
+            for n in range(N):
+                block = res[n * P:(n + 1) * P]
+                for k in range(K):
+                    c = bias[k] if has_bias else 0.0
+                    for p in range(P):
+                        yf[n, k, p] = block[p, k] + c
+            return
+        for n in range(N):
+            for p0 in range(0, P, pb):
+                p1 = min(P, p0 + pb)
+                block = res[n * P + p0:n * P + p1]
+                for k in range(K):
+                    c = bias[k] if has_bias else 0.0
+                    dst = yf[n, k, p0:p1]
+                    for p in range(p1 - p0):
+                        dst[p] = block[p, k] + c
+        return
     q1 = first + res.shape[0]
-    pb = P if P * K <= ROWS_BLOCK else max(8, ROWS_BLOCK // K)
     for n in range(first // P, (q1 + P - 1) // P):
         a, b = max(first, n * P) - n * P, min(q1, (n + 1) * P) - n * P      # this image's positions
         for p0 in range(a, b, pb):

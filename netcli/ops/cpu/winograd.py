@@ -122,9 +122,9 @@ def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None, ti
             t0, t1 = (i - a) * TH * TW, (j - a) * TH * TW
             Mb = _first(M, (E, t1 - t0, K))
             if tiled is None:
-                winograd_inputs(inp[i:j], Vc, t0, PH, PW, TH, TW, m, r)
+                winograd_inputs(inp[i:j], Vc, t0, PH, PW, TH, TW, m, r, 0, TH)
                 np.matmul(Vc[:, t0:t1], U, out=Mb)
-                winograd_outputs(Mb, out[i:j], bias, TH, TW, m, r)
+                winograd_outputs(Mb, out[i:j], bias, TH, TW, m, r, 0, TH)
             else:
                 tiled(lambda h0, h1: winograd_inputs(inp[i:j], Vc, t0, PH, PW, TH, TW, m, r, h0, h1), TH)
                 tiled(lambda e0, e1: np.matmul(Vc[e0:e1, t0:t1], U[e0:e1], out=Mb[e0:e1]), E)
@@ -180,7 +180,7 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
                 V = ws["V"]
             else:
                 V = _first(ws["V"], (E, (b - a) * TH * TW, C))
-                winograd_inputs(inp[a:b], V, 0, PH, PW, TH, TW, m, r)
+                winograd_inputs(inp[a:b], V, 0, PH, PW, TH, TW, m, r, 0, TH)
             for i, j in _blocks(a, b, E * TH * TW * max(C, K) * dout.itemsize):
                 t0, t1 = (i - a) * TH * TW, (j - a) * TH * TW
                 Y = _first(ws["M"], (E, t1 - t0, K))        # the forward's products are spent: dY's transform
