@@ -80,12 +80,10 @@ class ReLU(PerSampleNeuron):
         return {"pos": ((rows,) + tuple(self.shape[1:]), np.bool_)} if self._masked() else {}
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
-        x, y = bottoms[0].data[lo:hi], tops[0].data[lo:hi]
-        s = self.p.relu_param.negative_slope
+        x, y, s = bottoms[0].data[lo:hi], tops[0].data[lo:hi], self.p.relu_param.negative_slope
         if not (self.keep_mask or s < 0):
-            xf, yf, slope = x.reshape(-1), y.reshape(-1), x.dtype.type(s)
-            threads.sample_tiles(lambda i, j: relu_forward(xf[i:j], yf[i:j], slope), yf.size, hi - lo)
-            return
+            xf, yf, t = x.reshape(-1), y.reshape(-1), x.dtype.type(s)
+            return threads.sample_tiles(lambda i, j: relu_forward(xf[i:j], yf[i:j], t), yf.size, hi - lo)
         pos = np.greater(x, 0, out=ws["pos"][:hi - lo].reshape(x.shape))
         np.multiply(x, np.where(pos, 1.0, s).astype(x.dtype), out=y)
 

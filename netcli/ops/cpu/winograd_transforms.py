@@ -329,9 +329,7 @@ def winograd_weight_grads(dU, dweight, G):
                     dw[a, b] += d[a * k + b, o]
 
 
-# th0, th1 have no defaults: with omitted arguments Numba compiled both transforms 1.5x slower
-# (LeNet's conv2, 32 images: 110 -> 165 us each).
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)   # th0, th1 with defaults: Numba compiled both transforms 1.5x slower
 def winograd_inputs(inp, V, t0, PH, PW, TH, TW, m, r, th0, th1):
     """V[r*a + b, t0 + (n*TH + th)*TW + tw, c] = (B^T d B)[a, b] for d the r x r tile of
     image n, channel c at rows m*th - PH.., columns m*tw - PW.. (zero outside the image), for
@@ -382,8 +380,7 @@ def winograd_outputs(M, out, bias, TH, TW, m, r, th0, th1):
     channels first."""
     N, K, OH, OW = out.shape
     TK = TW * K
-    buf = np.empty((OW, K), M.dtype)
-    q = np.empty((m, r, TK), M.dtype)
+    buf, q = np.empty((OW, K), M.dtype), np.empty((m, r, TK), M.dtype)
     y = np.empty((max(0, th1 - th0), m, m, TK), M.dtype)
     q1, y1, M1 = q.reshape(-1), y.reshape(-1), M.reshape(-1)
     S = M.shape[1] * K                             # M's entry rows, apart
