@@ -231,13 +231,14 @@ class Net:
         refuse_backward(self)
         self.executor.backward()
 
-    def forward_backward(self, cleared=False):
+    def forward_backward(self, cleared=False, step=None):
         """forward() then backward(); returns the loss. cleared=True promises the param diffs are
         zero (clear_param_diffs since the last backward): layers may then write their gradients
-        instead of adding them."""
+        instead of adding them. step: an update (update_rules.base.Step) the executor may apply
+        as the pass ends; step.applied says whether it did."""
         self._check_inputs()
         refuse_backward(self)
-        self.executor.forward_backward(cleared=cleared)
+        self.executor.forward_backward(cleared=cleared, step=step)
         return self.loss
 
     def sum_loss(self):

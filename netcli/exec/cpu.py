@@ -24,7 +24,7 @@ whole batch in the calling thread; `plan()` names them, since each splits a stre
 """
 from __future__ import annotations
 
-import threading
+import math
 import weakref
 from functools import lru_cache, partial
 
@@ -39,7 +39,7 @@ from .grad_tree import add_child, schedule
 from .late_grads import clip, dense_ranges, form_tile, late_tasks, split_tasks, tile_elements, without_late
 from .arena import training_arena
 from .memory_plan import packed as _packed, plan_cpu, refuse_if_too_big
-from .stretches import plan_lines, plan_stretches, share_steps, shares
+from .stretches import plan_lines, plan_stretches, run_steps, share_steps, shares
 from .workspaces import Workspaces
 
 @lru_cache(maxsize=256)
@@ -73,6 +73,7 @@ class CpuExecutor:
         self.single_back = len(back) == 1 and all(self.batch_of[i] is not None
                                                   for i, b in enumerate(net.need_backward) if b)
         self.group, self.own = None, {}   # distribute(): this process's block of shares per batch size
+        self._step = None                # (a pass's update, its finishing layers, its shares): _run
         self._layout(None)
         self.bind_grads()
 
@@ -212,19 +213,14 @@ class CpuExecutor:
 
     # -- params: where they live and how they change (netcli/exec/interface.py) -----------------
     def push(self):
-        """Params live in host memory here: nothing to move (the GPU executor copies)."""
-
-    def pull(self):
-        """As push()."""
-
-    def pull_grads(self):
-        """As push(): the gradients are in net.param_diff already."""
+        """Params, their gradients and the blobs live in host memory here: nothing to move or copy
+        (the GPU executor copies): push, pull, pull_grads, blobs_to_host, diffs_to_device."""
 
     def blobs_to_host(self, names, diff=False):
-        """The blobs are the host's: nothing to copy."""
+        """As push()."""
 
-    def diffs_to_device(self, names):
-        """The blobs are the host's: nothing to copy."""
+    pull = pull_grads = push
+    diffs_to_device = blobs_to_host
 
     def clear_param_diffs(self):
         self.net.param_diff[...] = 0
@@ -287,9 +283,10 @@ class CpuExecutor:
             for s, (lo, hi) in enumerate(ranges):
                 layer.backward_rows(tops, net.propagate_down[i], bottoms, lo, hi, calls[i][s], grads, False)
 
-    def forward_backward(self, cleared=False):
+    def forward_backward(self, cleared=False, step=None):
         """forward() then backward(): when the net ends in a stretch (LeNet: everything after the
-        data layer), each share runs that stretch's forward and backward in one go."""
+        data layer), each share runs that stretch's forward and backward in one go, and where that
+        is the net's only backward (and the gradients all the shares' own), the update `step` too."""
         last = len(self.stretches) - 1
         n, idx = self.stretches[last]
         if n is None or not self.backward_ok:
@@ -298,7 +295,9 @@ class CpuExecutor:
             self.backward(cleared=cleared)
             return
         self.forward(self.stretches[:last])
-        self._run(n, idx, forward=True, backward=True, cleared=cleared, combine=last == self.combine_at)
+        alone = self.single_back and last == self.combine_at and not self.late and self.group is None
+        self._run(n, idx, forward=True, backward=True, cleared=cleared, combine=last == self.combine_at,
+                  step=step if alone else None)
         self.net.sum_loss()
         self.backward(last, cleared=cleared)
 
@@ -343,23 +342,25 @@ class CpuExecutor:
         while late and len(self.late_bufs) < T:
             self.late_bufs.append(np.zeros(len(ranges) * tile_elements(net, self.late), net.param_diff.dtype))
         finishes = [i for i in idx if self.finishes[i]] if forward else []
+        barriers = []         # the last thread to reach one runs the segment's combination
+        if T > 1:
+            barriers = [threads.Barrier(T, at) for _, at in segments[:-1]] + (
+                [threads.Barrier(T, self._before_step)] if combine else [])
         self._plans[key] = out = (segments, combine, ranges, (first, stop), late, grads, T, blocks, rows, after,
-                                  final, calls, arena, params, tiles, finishes)
+                                  final, calls, arena, params, tiles, finishes, barriers)
         return out
 
-    def _run(self, n, idx, forward, backward, cleared=False, combine=False):
+    def _run(self, n, idx, forward, backward, cleared=False, combine=False, step=None):
         net = self.net
         (segments, combine, ranges, own, late, grads, T, blocks, rows, after, final, calls, arena, params,
-         tiles, finishes) = self._setup(n, idx, forward, backward, combine)
+         tiles, finishes, barriers) = self._setup(n, idx, forward, backward, combine)
+        if not (combine or T == threads.count() == 1):
+            step = None       # no sum of the shares' gradients here (the update's own run takes every thread)
+        self._step = None if step is None else (step, finishes, own)
+        updates = params if combine else [[(0, net.param_diff.size)]]
         layers, pdown, ws, sole = net.layers, net.propagate_down, self.workspaces, self.sole
         bvecs, tvecs = net.bottom_vecs, net.top_vecs
         shared = bvecs, tvecs, self.chains
-
-        barriers = []
-        if T > 1:          # the last thread to reach one runs the segment's combination
-            barriers = [threading.Barrier(T, action=at) for _, at in segments[:-1]]
-            if combine:
-                barriers.append(threading.Barrier(T))
 
         def work(t, first, stop):
             ws = calls[t]
@@ -368,32 +369,8 @@ class CpuExecutor:
                     for s in range(first, stop):
                         lo, hi = ranges[s]
                         bv, tv, ch = arena.views(t, s, lo) if arena else shared
-                        for kind, i in steps:
-                            if kind == "forward":
-                                layers[i].forward_rows(bv[i], tv[i], lo, hi, ws[i][s])
-                            elif kind == "backward":
-                                layers[i].backward_rows(tv[i], pdown[i], bv[i], lo, hi, ws[i][s],
-                                                        grads[rows[s] + 1][i], sole[i] and (s > 0 or cleared))
-                            elif kind == "stats":
-                                layers[i].stats_rows(bv[i], lo, hi, ws[i][s])
-                            elif kind == "grad_stats":
-                                layers[i].grad_stats_rows(tv[i], lo, hi, ws[i][s])
-                            elif kind == "fused_forward":
-                                ch[i].forward_rows(lo, hi, ws[i][s], ws[ch[i].scale_index][s])
-                            elif kind == "conv_fused_forward":      # the chain at i + 1 on each finished block
-                                c, wn, wc = ch[i + 1], ws[i + 1][s], ws[ch[i + 1].scale_index][s]
-                                c.before_conv(wn)
-                                tile = None if c.keeps else (lambda a, t, c=c, wn=wn, wc=wc, lo=lo:
-                                                             c.forward_rows(a, a + 1, wn, wc, lo, t))
-                                layers[i].forward_rows(bv[i], tv[i], lo, hi, ws[i][s],
-                                                       lambda a, b, c=c, wn=wn, wc=wc, lo=lo: c.forward_rows(a, b, wn, wc, lo),
-                                                       tile)
-                            elif kind == "fused_grad_stats":
-                                ch[i].grad_stats_rows(lo, hi, ws[i][s])
-                            else:
-                                j = ch[i].scale_index
-                                ch[i].backward_rows(lo, hi, ws[i][s], grads[rows[s] + 1][j],
-                                                    sole[j] and (s > 0 or cleared))
+                        run_steps(steps, layers, bv, tv, ch, pdown, lo, hi, ws, s, grads, rows[s] + 1, sole,
+                                  s > 0 or cleared)
                         for a, b in after[s] if after else ():
                             for lo_, hi_ in self.dense:
                                 add_child(net.param_diff, self.scratch, rows, a, b, lo_, hi_)
@@ -412,19 +389,42 @@ class CpuExecutor:
                 for i, j, a0, a1 in late[tiles[t][0]:tiles[t][1]]:
                     form_tile(layers[i], tvecs[i], bvecs[i], j, a0, a1, ranges, own, self.late_bufs[t])
                 for lo_, hi_ in params[t]:
-                    if final is None:
-                        self._combine(lo_, hi_)
+                    if final is None and hi_ > lo_:
+                        combine_shares(net.param_diff, self.scratch, lo_, hi_)
                     for a, b in final or ():
                         add_child(net.param_diff, self.scratch, rows, a, b, lo_, hi_)
-        threads.run(work, blocks)
-        for i in finishes:
-            if self.group is not None and layers[i].finish_keys:
-                self.group.exchange(ws[i], layers[i].finish_keys, *own)
-            layers[i].finish_rows(tvecs[i], ws[i])
+            if step is not None:          # the params whose gradients this thread summed, updated
+                if not barriers:
+                    self._before_step()
+                for lo_, hi_ in updates[t] if step.applied else ():
+                    step.block(lo_, hi_)
+        try:
+            threads.run(work, blocks)
+        except BaseException:
+            for b in barriers:
+                b.reset()
+            raise
+        finally:
+            self._step = None
+        if step is None:
+            self._finish(finishes, own)
 
-    def _combine(self, lo, hi):
-        if hi > lo:
-            combine_shares(self.net.param_diff, self.scratch, lo, hi)
+    def _finish(self, finishes, own):
+        """The work of layers after every share's forward (a loss's sum over the shares)."""
+        net, ws = self.net, self.workspaces
+        for i in finishes:
+            if self.group is not None and net.layers[i].finish_keys:
+                self.group.exchange(ws[i], net.layers[i].finish_keys, *own)
+            net.layers[i].finish_rows(net.top_vecs[i], ws[i])
+
+    def _before_step(self):
+        """Before a pass applies the update (the last barrier's action): its finishing work and
+        the loss, which must be finite for the update to apply (the Solver then stops)."""
+        if self._step is not None:
+            step, finishes, own = self._step
+            self._finish(finishes, own)
+            self.net.sum_loss()
+            step.applied = math.isfinite(self.net.loss)
 
     # -- one layer at a time (netcli time) ---------------------------------------------------------
     def synchronize(self):

@@ -197,9 +197,10 @@ class CudaExecutor:
             self._forward(i)
         self._outputs_to_host()
 
-    def forward_backward(self, cleared=False):
+    def forward_backward(self, cleared=False, step=None):
         """Forward, then backward; the loss is read after the backward's kernels are queued, so
-        the host's launches overlap the device's work instead of waiting for the forward."""
+        the host's launches overlap the device's work instead of waiting for the forward. (The
+        update, `step`, is left to the Solver: the device's kernel runs it.)"""
         self.push()
         for i in range(len(self.net.layers)):
             self._forward(i)

@@ -30,8 +30,9 @@ class Executor(Protocol):
     def backward(self) -> None:
         """Back-propagate from the loss tops; param gradients add to what they hold."""
 
-    def forward_backward(self, cleared: bool = False) -> None:
-        """forward() then backward(); cleared: the param gradients are zero (layers may write them)."""
+    def forward_backward(self, cleared: bool = False, step=None) -> None:
+        """forward() then backward(); cleared: the param gradients are zero (layers may write them);
+        step: an update it may apply as it ends (update_rules.base.Step; setting step.applied)."""
 
     # -- params and gradients -------------------------------------------------------------------
     def push(self) -> None:

@@ -55,3 +55,24 @@ def publish_then_wait(flags, done, value, asleep, posted, seen, reads):
     if _load(flags, asleep) != 0:
         return -1
     return wait_change(flags, posted, seen, reads)
+
+
+@intrinsic
+def _add(typingctx, flags, i, value):
+    """flags[i] += value, atomically; the value after (sequentially consistent)."""
+    def codegen(context, builder, sig, args):
+        old = builder.atomic_rmw("add", _pointer(context, builder, sig, args), args[2], "seq_cst")
+        return builder.add(old, args[2])
+    return types.int64(flags, i, value), codegen
+
+
+@njit(cache=True, nogil=True)
+def arrive(flags, i):
+    """flags[i] += 1, atomically; the count after."""
+    return _add(flags, i, 1)
+
+
+@njit(cache=True, nogil=True)
+def publish(flags, i, value):
+    """flags[i] = value, seen by every later read of it."""
+    _store(flags, i, value)

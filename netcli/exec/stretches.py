@@ -1,6 +1,6 @@
 """How the CPU executor cuts a net into stretches and a batch into shares (exec/cpu.py's
-docstring says why), the steps each share runs through (`share_steps`), and the lines `netcli check`
-and `netcli time` print about that plan."""
+docstring says why), the steps each share runs through (`share_steps`) and how a share runs them
+(`run_steps`), and the lines `netcli check` and `netcli time` print about that plan."""
 from __future__ import annotations
 
 from .fusion import follows_conv
@@ -108,3 +108,33 @@ def share_steps(net, idx, forward, backward, chains, combiner):
             steps.append(("fused_backward" if whole else "backward", i))
     out.append((steps, None))
     return out
+
+
+def run_steps(steps, layers, bv, tv, ch, pdown, lo, hi, ws, s, grads, g, sole, fresh):
+    """Share s's steps (share_steps's) over its rows lo..hi: bv, tv, ch the bottoms, tops and
+    chains by layer index, ws[i][s] layer i's workspace for the share, grads[g][i] its param-gradient
+    targets for the share; a layer with `sole` gradients may write them where `fresh` (zeros)."""
+    for kind, i in steps:
+        if kind == "forward":
+            layers[i].forward_rows(bv[i], tv[i], lo, hi, ws[i][s])
+        elif kind == "backward":
+            layers[i].backward_rows(tv[i], pdown[i], bv[i], lo, hi, ws[i][s], grads[g][i], sole[i] and fresh)
+        elif kind == "stats":
+            layers[i].stats_rows(bv[i], lo, hi, ws[i][s])
+        elif kind == "grad_stats":
+            layers[i].grad_stats_rows(tv[i], lo, hi, ws[i][s])
+        elif kind == "fused_forward":
+            ch[i].forward_rows(lo, hi, ws[i][s], ws[ch[i].scale_index][s])
+        elif kind == "conv_fused_forward":      # the chain at i + 1 on each finished block
+            c, wn, wc = ch[i + 1], ws[i + 1][s], ws[ch[i + 1].scale_index][s]
+            c.before_conv(wn)
+            tile = None if c.keeps else (lambda a, t, c=c, wn=wn, wc=wc, lo=lo:
+                                         c.forward_rows(a, a + 1, wn, wc, lo, t))
+            layers[i].forward_rows(bv[i], tv[i], lo, hi, ws[i][s],
+                                   lambda a, b, c=c, wn=wn, wc=wc, lo=lo: c.forward_rows(a, b, wn, wc, lo),
+                                   tile)
+        elif kind == "fused_grad_stats":
+            ch[i].grad_stats_rows(lo, hi, ws[i][s])
+        else:
+            j = ch[i].scale_index
+            ch[i].backward_rows(lo, hi, ws[i][s], grads[g][j], sole[j] and fresh)

@@ -32,12 +32,12 @@ import numpy as np
 from .. import log
 from ..errors import NetcliError
 from . import finetune, lr_policy, setup, snapshots, testing
-from .callbacks import Callbacks, processes
+from .callbacks import Callback, Callbacks, processes
 from .display import CompileNote, Header, progress_bar, train_lines
 from .hooks import SIGNALS, Plateau, Signals, monitor_hooks
 from .runlog import RunRecord
 from ..update_rules import RULES
-from ..update_rules.base import PerParam
+from ..update_rules.base import PerParam, Step
 from ..exec.memory_plan import plan_solver
 
 
@@ -144,7 +144,8 @@ class Solver:
     def learning_rate(self):
         return self.policy.peek(self.iter)
 
-    def _apply_update(self, display):
+    def _apply_update(self, display, step=None):
+        """The update rule's step at this iteration's rate (`step`: the pass applied it already)."""
         p, net = self.p, self.net
         before = self.policy.step
         rate = self.policy.rate(self.iter)
@@ -160,7 +161,20 @@ class Solver:
                 log.info(f"Gradient clipping: scaling down gradients (L2 norm {l2:.6g} > {p.clip_gradients:.6g}) "
                          f"by scale factor {s:.6g}")
                 scale *= s
-        net.executor.update(self.rule, rate, self.iter, scale)
+        if step is None or not step.applied:
+            net.executor.update(self.rule, rate, self.iter, scale)
+
+    def _step_in_pass(self):
+        """The update for the pass to apply itself (update_rules.base.Step), where nothing comes
+        between the gradients and the update: one pass per update, no clipping (it needs every
+        gradient first), no hook that reads or changes the gradients (several processes' sum among
+        them). The same update, with the rate the solver then uses, in the same float32 bits."""
+        p = self.p
+        if p.iter_size != 1 or p.clip_gradients >= 0 or any(
+                getattr(type(c), "on_gradients", Callback.on_gradients) is not Callback.on_gradients
+                for c in self.callbacks):
+            return None
+        return Step(self.rule, self.net.param_data, self.net.param_diff, self.policy.peek(self.iter), self.iter)
 
     def step(self, iters):
         """Train `iters` iterations (tests and snapshots fall where their intervals say). Returns
@@ -204,19 +218,21 @@ class Solver:
         net.clear_param_diffs()
         self.callbacks.on_iteration_start(self)
         display = p.display and self.iter % p.display == 0
-        loss = sum(self._pass(net, k) for k in range(p.iter_size)) / p.iter_size
+        step = self._step_in_pass()
+        loss = sum(self._pass(net, k, step) for k in range(p.iter_size)) / p.iter_size
         if not math.isfinite(loss):
             raise TrainingDiverged(snapshots.diverged_message(self, loss))
         self.losses = (self.losses + [loss])[-p.average_loss:]
         if display:
             self._last_display = train_lines(self, self._last_display)
-        self._apply_update(display)
+        self._apply_update(display, step)
         self.iter += 1
         self.callbacks.on_after_update(self)
 
-    def _pass(self, net, k):
-        """Forward and backward once, the gradients then summed over the processes (one: as they are)."""
-        loss = net.forward_backward(cleared=self.processes.cleared(self, k))
+    def _pass(self, net, k, step=None):
+        """Forward and backward once, the gradients then summed over the processes (one: as they
+        are); `step`: an update the pass may apply itself (_step_in_pass)."""
+        loss = net.forward_backward(cleared=self.processes.cleared(self, k), step=step)
         self.callbacks.on_gradients(self)
         return loss
 

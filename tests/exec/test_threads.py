@@ -224,3 +224,93 @@ def test_the_flag_reads_see_another_threads_write():
     flags[16] = 0
     assert spin.publish_then_wait(flags, 8, 4, 16, 0, 7, 10) == 7 and flags[8] == 4
     assert spin.publish_then_wait(flags, 8, 5, 16, 0, 6, 10) == 7
+
+
+@pytest.mark.parametrize("reads", [0, 50, threads.SPIN_READS])
+def test_the_barrier_runs_its_action_once_per_meeting_before_anyone_goes_on(reads, monkeypatch):
+    """threads.Barrier (the executor's meetings: a BatchNorm's statistics, the gradients' sum):
+    with no reads (the waiters sleep), a few and the default, over many meetings of one barrier,
+    the action runs once, in the last thread to arrive, after every thread arrived and before any
+    goes on; each wake-up is told (no wait for the 'lost wake-up' look-again)."""
+    import time
+    import numpy as np
+    monkeypatch.setattr(threads, "LOST_WAKE_S", 30.0)
+    monkeypatch.setattr(threads, "spin_reads", lambda: reads)
+    T, meetings = 3, 40
+    arrived, log = np.zeros(T, int), []
+    barrier = threads.Barrier(T, lambda: log.append((threading.get_ident(), arrived.copy())))
+    seen = {t: [] for t in range(T)}
+    rng = np.random.default_rng(reads)
+    naps = rng.choice([0, 0, 1e-4, 2e-3], (meetings, T))
+
+    def thread(t):
+        for m in range(meetings):
+            time.sleep(naps[m, t])
+            arrived[t] = m + 1
+            barrier.wait()
+            seen[t].append(len(log))             # the action of this meeting ran before this
+
+    t0 = time.perf_counter()
+    workers = [threading.Thread(target=thread, args=(t,)) for t in range(T)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert time.perf_counter() - t0 < 30 and not any(w.is_alive() for w in workers)
+    assert len(log) == meetings
+    assert all(list(a) == [m + 1] * T for m, (_, a) in enumerate(log))
+    assert all(seen[t] == list(range(1, meetings + 1)) for t in range(T))
+
+
+def test_an_aborted_barrier_lets_every_waiter_go_with_an_error_until_reset(monkeypatch):
+    """A thread's error (executor: work's except) aborts the barriers: the threads waiting there
+    and those that come later get BrokenBarrierError, an action's error reaches its thread and
+    breaks the barrier too; reset() makes it usable again (the executor's next run)."""
+    monkeypatch.setattr(threads, "LOST_WAKE_S", 30.0)
+    barrier, errors = threads.Barrier(3), []
+
+    def waiter():
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            errors.append("broken")
+    workers = [threading.Thread(target=waiter) for _ in range(2)]
+    for w in workers:
+        w.start()
+    import time
+    time.sleep(0.05)
+    barrier.abort()
+    for w in workers:
+        w.join(30)
+    assert errors == ["broken", "broken"]
+    with pytest.raises(threading.BrokenBarrierError):
+        barrier.wait()
+    barrier.reset()
+
+    def fails():
+        raise ValueError("the action failed")
+    barrier = threads.Barrier(1, fails)
+    with pytest.raises(ValueError, match="the action failed"):
+        barrier.wait()
+    with pytest.raises(threading.BrokenBarrierError):
+        barrier.wait()
+    barrier.reset()
+    barrier.action = None
+    barrier.wait()                               # one party: goes on at once
+
+
+def test_arrive_counts_every_thread_once():
+    """exec/spin.py's arrive: an atomic add, so no arrival is lost when threads arrive at once."""
+    import numpy as np
+    from netcli.exec import spin
+    flags = np.zeros(16, np.int64)
+    got = []
+
+    def many():
+        got.extend(spin.arrive(flags, 0) for _ in range(20000))
+    workers = [threading.Thread(target=many) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert flags[0] == 80000 and sorted(got) == list(range(1, 80001))

@@ -82,9 +82,9 @@ def test_plateau_lowers_rate_at_the_right_iteration(tmp_path):
     rates = {}
     real = s._apply_update
 
-    def record(display):
+    def record(display, step=None):
         rates[s.iter] = s.learning_rate()
-        real(display)
+        real(display, step)
     s._apply_update = record
     # loss = 1 - accuracy: tests at 0..70; improvements at 0, 10; stalls at 20, 30 -> reduce at 30;
     # improvement at 40; stalls at 50, 60 -> reduce at 60
