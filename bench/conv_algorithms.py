@@ -26,6 +26,9 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from netcli.ops.cpu.conv2d import conv2d_backward, conv2d_forward, conv2d_scratch, conv2d_workspace  # noqa: E402
 from netcli.ops.cpu.conv2d_rule import conv2d_algorithm, patch_layout  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nets_vs_torch import cpu_model  # noqa: E402 - the CPU line every bench prints
+
 # (family, C, H, W, K, kernel, stride, pad, group): MobileNet-v1 on 32x32 (depthwise 3x3 and
 # pointwise 1x1), ResNet-20/56's 3x3 convs (16/32/64 channels at 32/16/8), Inception-style 1x1s
 # the algorithms a family's rule chooses between (each is also timed where the rule picks another)
@@ -67,16 +70,6 @@ SHAPES = [
     ("5x5", 20, 12, 12, 50, 5, 1, 0, 1),          # LeNet's conv2 (no padding)
 ]
 
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 class Case:

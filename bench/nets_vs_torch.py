@@ -39,15 +39,37 @@ from bench_workers import NETS, ROOT, Workers, check_translation
 
 
 def cpu_model():
+    """The CPU's model name, family and widest vector unit (a VM may show only 'AMD EPYC': the
+    family tells Zen 3 (25) from Zen 5 (26), and AVX2 from AVX-512 machines apart)."""
+    info = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    import platform
-    return platform.processor() or platform.machine()
+    if "model name" not in info:
+        import platform
+        return platform.processor() or platform.machine()
+    flags = set(info.get("flags", "").split())
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{info['model name']} (family {info.get('cpu family', '?')} model {info.get('model', '?')}, {vector})"
+
+
+def blas_line():
+    """NumPy's BLAS and the kernels it chose (OpenBLAS takes them from OPENBLAS_CORETYPE where
+    that is set: an environment may hold an AVX-512 CPU to the AVX2 kernels)."""
+    import numpy  # noqa: F401 - loads the BLAS threadpoolctl reads
+    from threadpoolctl import threadpool_info
+    libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    if not libs:
+        return "NumPy's BLAS: unknown"
+    lib = libs[0]
+    kernels = f", {lib['architecture']} kernels" if lib.get("architecture") else ""
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    why = f" (OPENBLAS_CORETYPE={forced} in the environment)" if forced and lib["internal_api"] == "openblas" else ""
+    return f"NumPy's BLAS: {lib['internal_api']} {lib.get('version')}{kernels}{why}"
 
 
 def usable_cores():
@@ -319,6 +341,7 @@ def main():
             path_first["rev"] = folder
         ctx = mp.get_context("spawn")
         print(f"CPU: {cpu_model()}; {usable_cores()} usable cores, threads {args.threads}; {versions()}")
+        print(blas_line())
         print(f"netcli now: {commit_line()}" + (f"; REV ({args.against}): {subject}" if folder else ""))
         ceiling = sgemm_ceiling(ctx, args)
         sgemm = max(ceiling)
