@@ -153,28 +153,9 @@ class Solver:
             log.info(f"MultiStep Status: Iteration {self.iter}, step = {self.policy.step}")
         if display:
             log.info(f"Iteration {self.iter}, lr = {rate:.6g}")
-        scale = 1.0 / p.iter_size
-        if p.clip_gradients >= 0:
-            l2 = math.sqrt(net.executor.grad_sumsq()) * scale
-            if l2 > p.clip_gradients:
-                s = p.clip_gradients / l2
-                log.info(f"Gradient clipping: scaling down gradients (L2 norm {l2:.6g} > {p.clip_gradients:.6g}) "
-                         f"by scale factor {s:.6g}")
-                scale *= s
+        scale = clipped(self, 1.0 / p.iter_size)
         if step is None or not step.applied:
             net.executor.update(self.rule, rate, self.iter, scale)
-
-    def _step_in_pass(self):
-        """The update for the pass to apply itself (update_rules.base.Step), where nothing comes
-        between the gradients and the update: one pass per update, no clipping (it needs every
-        gradient first), no hook that reads or changes the gradients (several processes' sum among
-        them). The same update, with the rate the solver then uses, in the same float32 bits."""
-        p = self.p
-        if p.iter_size != 1 or p.clip_gradients >= 0 or any(
-                getattr(type(c), "on_gradients", Callback.on_gradients) is not Callback.on_gradients
-                for c in self.callbacks):
-            return None
-        return Step(self.rule, self.net.param_data, self.net.param_diff, self.policy.peek(self.iter), self.iter)
 
     def step(self, iters):
         """Train `iters` iterations (tests and snapshots fall where their intervals say). Returns
@@ -218,7 +199,7 @@ class Solver:
         net.clear_param_diffs()
         self.callbacks.on_iteration_start(self)
         display = p.display and self.iter % p.display == 0
-        step = self._step_in_pass()
+        step = step_in_pass(self)
         loss = sum(self._pass(net, k, step) for k in range(p.iter_size)) / p.iter_size
         if not math.isfinite(loss):
             raise TrainingDiverged(snapshots.diverged_message(self, loss))
@@ -230,8 +211,7 @@ class Solver:
         self.callbacks.on_after_update(self)
 
     def _pass(self, net, k, step=None):
-        """Forward and backward once, the gradients then summed over the processes (one: as they
-        are); `step`: an update the pass may apply itself (_step_in_pass)."""
+        """Forward and backward once (`step`: an update it may apply), the gradients then summed over the processes."""
         loss = net.forward_backward(cleared=self.processes.cleared(self, k), step=step)
         self.callbacks.on_gradients(self)
         return loss
@@ -317,3 +297,30 @@ class Solver:
         """Resume from a .solverstate.npz: weights, history, iteration, lr position, data and RNG."""
         self.net.executor.pull()
         snapshots.restore(self, path)
+
+
+def step_in_pass(solver):
+    """The update for the pass to apply itself (update_rules.base.Step), where nothing comes
+    between the gradients and the update: one pass per update, no clipping (it needs every
+    gradient first), no hook that reads or changes the gradients (several processes' sum among
+    them). The same update, with the rate the solver then uses, in the same float32 bits."""
+    p = solver.p
+    if p.iter_size != 1 or p.clip_gradients >= 0 or any(
+            getattr(type(c), "on_gradients", Callback.on_gradients) is not Callback.on_gradients
+            for c in solver.callbacks):
+        return None
+    return Step(solver.rule, solver.net.param_data, solver.net.param_diff, solver.policy.peek(solver.iter), solver.iter)
+
+
+def clipped(solver, scale):
+    """Caffe's clip_gradients: `scale` times the factor that brings the gradients' L2 norm down to
+    clip_gradients where it is above (logged as Caffe does)."""
+    p = solver.p
+    if p.clip_gradients >= 0:
+        l2 = math.sqrt(solver.net.executor.grad_sumsq()) * scale
+        if l2 > p.clip_gradients:
+            s = p.clip_gradients / l2
+            log.info(f"Gradient clipping: scaling down gradients (L2 norm {l2:.6g} > {p.clip_gradients:.6g}) "
+                     f"by scale factor {s:.6g}")
+            scale *= s
+    return scale
