@@ -344,8 +344,9 @@ class CpuExecutor:
         finishes = [i for i in idx if self.finishes[i]] if forward else []
         barriers = []         # the last thread to reach one runs the segment's combination
         if T > 1:
+            me = weakref.ref(self)             # (kept in the plan: no cycle through a bound method)
             barriers = [threads.Barrier(T, at) for _, at in segments[:-1]] + (
-                [threads.Barrier(T, self._before_step)] if combine else [])
+                [threads.Barrier(T, lambda: me()._before_step())] if combine else [])
         self._plans[key] = out = (segments, combine, ranges, (first, stop), late, grads, T, blocks, rows, after,
                                   final, calls, arena, params, tiles, finishes, barriers)
         return out
