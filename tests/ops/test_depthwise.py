@@ -103,3 +103,18 @@ def test_depthwise_nhwc_gives_the_plane_kernels_bits(case):
     depthwise_nhwc_backward_weight(dw2, dy, ws["xp"], ws["yt"], ws["part"], KH, KW, SH, SW, 1, 1, True)
     depthwise_nhwc_backward_data(dx2, dy, w, ws["yt"], ws["dxp"], ws["wt"], *geometry)
     assert np.array_equal(dx1, dx2) and np.array_equal(dw1, dw2)
+
+
+def test_a_strided_depthwise_runs_channels_last_up_to_256_outputs():
+    """conv2d_rule: "depthwise-nhwc" (the same bits, test above) for outputs of at most 64
+    positions, and with a stride up to NHWC_STRIDED (MobileNet-on-CIFAR's conv2_dw, 64 channels
+    32x32 stride 2); "depthwise" for larger planes."""
+    from netcli.ops.cpu.conv2d_rule import NHWC_STRIDED, conv2d_algorithm
+
+    def rule(C, H, S):
+        return conv2d_algorithm(C, H, H, C, 3, 3, S, S, 1, 1, 1, 1, C)
+    assert NHWC_STRIDED == 256
+    assert rule(64, 32, 2) == rule(128, 32, 2) == rule(256, 16, 2) == "depthwise-nhwc"     # 16x16, 8x8 out
+    assert rule(32, 64, 2) == rule(64, 112, 2) == "depthwise"                               # 32x32, 56x56 out
+    assert rule(256, 8, 1) == rule(512, 4, 1) == "depthwise-nhwc"                           # 64, 16 out
+    assert rule(128, 16, 1) == rule(32, 32, 1) == "depthwise"                               # 256, 1024 out

@@ -10,6 +10,7 @@ ALGORITHMS = ("depthwise", "depthwise-nhwc", "1x1", "1x1-nhwc", "1x1-strided", "
 WINOGRAD_TILE = {"winograd": 2, "winograd4": 4}      # algorithm: m of F(m x m, k x k)
 STRIDED_1X1_PIXELS = 49       # "1x1-strided" from this many output pixels on (conv2d_algorithm)
 PIXELS_1X1 = 36               # "1x1" (else "1x1-nhwc") from this many pixels per image on
+NHWC_STRIDED = 256            # "depthwise-nhwc" up to this many output positions with a stride (else 64)
 ONE_IMAGE_CHANNELS, ONE_IMAGE_PIXELS = 64, 400      # 3x3 Winograd whatever the batch from here on
 ONE_IMAGE_COLUMNS_K = 128     # im2col, not im2row, for one image from this many output channels on
 
@@ -26,7 +27,12 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       plane has at most 64 positions, against "depthwise" (32 images, one thread, AMD EPYC Zen 5,
       best of 3, shared machine; forward / backward): 1024 ch 2x2 11x / 19x, 512 ch 4x4 4.7x /
       6.7x, 512 ch 8x8 stride 2 4.4x / 3.6x, 256 ch 8x8 1.4x / 2.3x, 256 ch 16x16 stride 2 1.4x /
-      2.3x; from 16x16 outputs on it is slower (128 ch 16x16 0.5x / 0.9x, 64 ch 32x32 0.3x / 0.6x).
+      2.3x; from 16x16 outputs on it is slower (128 ch 16x16 0.5x / 0.9x, 64 ch 32x32 0.3x / 0.6x)
+      but with stride 2, where it is used up to 256 output positions (NHWC_STRIDED), "depthwise"'s
+      phase split being slow there (32 images, one thread, AMD EPYC Zen 5, best of 10; forward /
+      input gradient / weight gradient): 64 ch 32x32 stride 2 2.1x / 2.5x / 5.2x, 32 ch 2.7x /
+      2.5x / 5.0x, 128 ch 1.0x / 1.8x / 4.9x; larger outputs stay with it (32 ch 64x64 0.9x / 0.9x /
+      1.9x; 8 images of 64 ch 112x112 0.46x / 0.44x / 1.3x).
     - a 1x1 kernel with stride 1 and no padding (any dilation is the same kernel) needs no patch
       copy: "1x1" (GEMMs per image on the NCHW input) from PIXELS_1X1 = 36 pixels per image on
       (32->64 at 32x32: 2.7-3.0x / 1.4-1.8x; 64->128 and 128->128 at 16x16: 1.9-2.5x /
@@ -111,7 +117,8 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
     if group == C == K:
         OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
         OW = (W + 2 * PW - DW * (KW - 1) - 1) // SW + 1
-        small = OH * OW <= 64 and depthwise_nhwc_fits(KH, KW, PH, PW, DH, DW)
+        small = OH * OW <= (NHWC_STRIDED if SH > 1 or SW > 1 else 64)
+        small = small and depthwise_nhwc_fits(KH, KW, PH, PW, DH, DW)
         return "depthwise-nhwc" if small else "depthwise"
     if KH == KW == 1 and SH == SW == 1 and PH == PW == 0:
         return "1x1" if H * W >= PIXELS_1X1 else "1x1-nhwc"
