@@ -303,9 +303,10 @@ def step_in_pass(solver):
     """The update for the pass to apply itself (update_rules.base.Step), where nothing comes
     between the gradients and the update: one pass per update, no clipping (it needs every
     gradient first), no hook that reads or changes the gradients (several processes' sum among
-    them). The same update, with the rate the solver then uses, in the same float32 bits."""
+    them). The same update, with the rate the solver then uses, in the same float32 bits. (Not on
+    a GPU: the device's kernel runs the update there.)"""
     p = solver.p
-    if p.iter_size != 1 or p.clip_gradients >= 0 or any(
+    if solver.net.executor.device != "CPU" or p.iter_size != 1 or p.clip_gradients >= 0 or any(
             getattr(type(c), "on_gradients", Callback.on_gradients) is not Callback.on_gradients
             for c in solver.callbacks):
         return None
