@@ -184,28 +184,35 @@ def norm_scale_relu_grad_sums(dy, y, xhat, gamma, k, relu, dgamma, dbeta, sum_dy
     if S < SMALL_PLANE:
         _grad_sums_blocked(dy, y, xhat, gamma, slope, one, relu, dgamma, dbeta, sum_dy, sum_dy_xhat)
         return
-    lanes = np.empty((4, S), np.float64)
-    dz = np.empty(S, dy.dtype)
+    lg, lb, l1, l2 = np.empty(S, np.float64), np.empty(S, np.float64), np.empty(S, np.float64), np.empty(S, np.float64)
+    gv = np.empty(S, dy.dtype)
     for c in range(C):
-        g = gamma[c]
-        lanes[:] = 0.0
-        lg, lb, l1, l2 = lanes[0], lanes[1], lanes[2], lanes[3]
+        gv[:] = gamma[c]
+        lg[:] = 0.0
+        lb[:] = 0.0
+        l1[:] = 0.0
+        l2[:] = 0.0
         for n in range(N):
-            dr, yr, xr = dy[n, c], y[n, c], xhat[n, c]
-            for s in range(S):
-                dz[s] = dr[s] * (one if yr[s] > 0 or not relu else slope)
-            for s in range(S):          # one lane array per loop: they vectorise
-                lg[s] += dz[s] * xr[s]
-            for s in range(S):
-                lb[s] += dz[s]
-            for s in range(S):
-                l1[s] += dz[s] * g
-            for s in range(S):
-                l2[s] += (dz[s] * g) * xr[s]
+            _add_grad_lanes(dy[n, c], y[n, c], xhat[n, c], gv, slope, one, relu, lg, lb, l1, l2, S)
         dgamma[c] = lane_sum(lg)
         dbeta[c] = lane_sum(lb)
         sum_dy[c] = lane_sum(l1)
         sum_dy_xhat[c] = lane_sum(l2)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add_grad_lanes(dr, yr, xr, gv, slope, one, relu, lg, lb, l1, l2, L):
+    """One row's terms added to the four lane arrays, gv the gamma of each position (four
+    arrays apart, so that one loop over them vectorises; as views of one array it took four
+    loops and a row of dz: 32 images of 16 x 32x32, one thread, AMD EPYC Zen 5, 212 -> 158 us)."""
+    for s in range(L):
+        z = dr[s] * (one if yr[s] > 0 or not relu else slope)
+        x = xr[s]
+        zg = z * gv[s]
+        lg[s] += z * x
+        lb[s] += z
+        l1[s] += zg
+        l2[s] += zg * x
 
 
 @njit(cache=True, nogil=True)
@@ -213,29 +220,21 @@ def _grad_sums_blocked(dy, y, xhat, gamma, slope, one, relu, dgamma, dbeta, sum_
     """norm_scale_relu_grad_sums on small planes: the lanes of a block of channels side by side."""
     N, C, S = dy.shape
     cb = _blocked(C, S)
-    lanes = np.empty((4, cb * S), np.float64)
-    co = np.empty((4, cb * S), dy.dtype)
-    dz = np.empty(cb * S, dy.dtype)
+    L0 = cb * S
+    lg, lb, l1, l2 = np.empty(L0, np.float64), np.empty(L0, np.float64), np.empty(L0, np.float64), np.empty(L0, np.float64)
+    co = np.empty((4, L0), dy.dtype)
     d2, y2, x2 = dy.reshape(N, C * S), y.reshape(N, C * S), xhat.reshape(N, C * S)
     for c0 in range(0, C, cb):
         c1 = min(C, c0 + cb)
         i0, i1, L = c0 * S, c1 * S, (c1 - c0) * S
         _spread(co, c0, c1, S, gamma, gamma, gamma, gamma)
-        gv, z = co[0, :L], dz[:L]
-        lanes[:, :L] = 0.0
-        lg, lb, l1, l2 = lanes[0, :L], lanes[1, :L], lanes[2, :L], lanes[3, :L]
+        gv = co[0, :L]
+        lg[:L] = 0.0
+        lb[:L] = 0.0
+        l1[:L] = 0.0
+        l2[:L] = 0.0
         for n in range(N):
-            dr, yr, xr = d2[n, i0:i1], y2[n, i0:i1], x2[n, i0:i1]
-            for i in range(L):
-                z[i] = dr[i] * (one if yr[i] > 0 or not relu else slope)
-            for i in range(L):          # one lane array per loop: they vectorise
-                lg[i] += z[i] * xr[i]
-            for i in range(L):
-                lb[i] += z[i]
-            for i in range(L):
-                l1[i] += z[i] * gv[i]
-            for i in range(L):
-                l2[i] += (z[i] * gv[i]) * xr[i]
+            _add_grad_lanes(d2[n, i0:i1], y2[n, i0:i1], x2[n, i0:i1], gv, slope, one, relu, lg, lb, l1, l2, L)
         for c in range(c0, c1):
             s0, s1 = (c - c0) * S, (c - c0 + 1) * S
             dgamma[c] = lane_sum(lg[s0:s1])
