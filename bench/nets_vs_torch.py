@@ -20,6 +20,11 @@ now/REV ratios are printed with their spread. A net that REV cannot build gets o
 --scaling: training throughput of netcli and PyTorch at 1, 2, ... threads up to the usable cores,
 batch 32 and 64, for --scaling-nets (lenet and resnet20), and the ratio to each one's 1 thread.
 PyTorch is not a netcli dependency: `pip install torch==2.13.0` installs the CPU build.
+Some environments set OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) for older OpenBLAS builds that fail
+on their CPUs; NumPy's own OpenBLAS then runs older kernels (AVX2 on an AVX-512 CPU: 1024^3 sgemm
+134 against 249 GFLOP/s per Zen 5 core) while PyTorch's are unaffected. The BLAS line names the
+kernels and the variable; to compare on equal terms, unset both for the bench's command alone:
+`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/nets_vs_torch.py ...`.
 """
 from __future__ import annotations
 
@@ -68,7 +73,8 @@ def blas_line():
     lib = libs[0]
     kernels = f", {lib['architecture']} kernels" if lib.get("architecture") else ""
     forced = os.environ.get("OPENBLAS_CORETYPE")
-    why = f" (OPENBLAS_CORETYPE={forced} in the environment)" if forced and lib["internal_api"] == "openblas" else ""
+    why = (f" (OPENBLAS_CORETYPE={forced} in the environment; `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` "
+           f"lets OpenBLAS choose)") if forced and lib["internal_api"] == "openblas" else ""
     return f"NumPy's BLAS: {lib['internal_api']} {lib.get('version')}{kernels}{why}"
 
 
