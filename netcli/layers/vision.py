@@ -178,7 +178,7 @@ class Convolution(PerSample):
         then_tile = None if after_tile is None else (lambda a, tile: after_tile(lo + a, tile))
         for j, (x, y) in enumerate(zip(bottoms, tops)):
             conv2d_forward(y.data[lo:hi], x.data[lo:hi], self.blobs[0].data, bias, self._scratch(ws, j),
-                           *self._geometry(), after=then, after_tile=then_tile)
+                           *self._geometry(), after=then, after_tile=then_tile, keeps=self.keeps_for_backward)
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         dweight, dbias = self.param_grad(grads, 0), self.param_grad(grads, 1)

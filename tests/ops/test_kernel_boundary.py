@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from netcli.ops.cpu import chunks, inner_product
-from netcli.ops.cpu.conv2d import conv2d_backward, conv2d_forward, conv2d_scratch, conv2d_workspace
+from netcli.ops.cpu.conv2d import conv2d_backward, conv2d_forward, conv2d_scratch, conv2d_workspace, patch_chunks
 from netcli.ops.cpu.conv2d_rule import conv2d_algorithm
 from netcli.ops.cpu.inner_product import inner_product_backward, inner_product_forward
 
@@ -99,6 +99,40 @@ def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows, H, W, chunked, monkeyp
     spoil()
     conv2d_backward(None, dw2, None, dy, x, w, ws, *geometry, True)      # fresh: written, not added
     np.testing.assert_allclose(dw2, dw - 0.5, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("C,K,KH,S,P,G,rows", [(8, 5, 3, 1, 1, 1, "im2row"), (6, 4, 3, 2, 2, 1, "im2row"),
+                                                (4, 6, 3, 2, 1, 2, "im2col"), (1, 4, 5, 1, 0, 1, "im2col")])
+@pytest.mark.parametrize("forward_bytes", [1, None])
+def test_conv2d_forward_alone_in_chunks(C, K, KH, S, P, G, rows, forward_bytes, monkeypatch):
+    """A forward whose patches no backward reads (keeps=False: a net that only infers) goes in
+    chunks of FORWARD_BYTES, in its scratch alone, and computes the same convolution."""
+    if forward_bytes is not None:        # one image a chunk
+        monkeypatch.setattr(chunks, "FORWARD_BYTES", forward_bytes)
+    rng = np.random.default_rng(C + 7 * K)
+    n, H, W = 3, 9, 8
+    x, w, b = rng.standard_normal((n, C, H, W)), rng.standard_normal((K, C // G, KH, KH)), rng.standard_normal(K)
+    y_ref = ref_conv(x, w, b, S, P, 1, G)
+    OH, OW = y_ref.shape[2:]
+    ws = {k: np.full(s, np.nan) for k, (s, _) in
+          conv2d_scratch(n, C, H, W, K, KH, KH, OH, OW, G, rows, np.float64, keeps=False).items()}
+    y = np.full(y_ref.shape, np.nan)
+    done = []
+    conv2d_forward(y, x, w, b, ws, KH, KH, S, S, P, P, 1, 1, G, rows, after=lambda a, b_: done.append((a, b_)),
+                   keeps=False)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-10)
+    assert done == ([(0, 1), (1, 2), (2, 3)] if forward_bytes == 1 else [(0, 3)])
+
+
+def test_forward_chunks_follow_the_patches_size():
+    """Without a backward: one image a chunk where an image's patches pass FORWARD_BYTES
+    (ResNet-50's conv1), the whole call where they fit (its 3x3 on 512 channels of 7x7); with
+    a backward, the kept patches stay whole up to WHOLE_BYTES."""
+    conv1 = (4, 3, 224, 224, 64, 7, 7, 112, 112, 1, "im2row", 4)
+    res5 = (4, 512, 7, 7, 512, 3, 3, 7, 7, 1, "im2row", 4)
+    assert patch_chunks(*conv1, keeps=False) == ((0, 1), (1, 2), (2, 3), (3, 4))
+    assert patch_chunks(*conv1) == ((0, 4),)
+    assert patch_chunks(*res5, keeps=False) == ((0, 4),)
 
 
 @pytest.mark.parametrize("tiled", [False, True])

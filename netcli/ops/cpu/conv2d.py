@@ -45,14 +45,15 @@ def _pixels_read(inp, xs, SH, SW):
     return xs
 
 
-def patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, itemsize):
+def patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, itemsize, keeps=True):
     """[(first, stop)]: the chunks of a call's images for "im2row" and "im2col" (the largest
-    per-image array: the patches, or im2row's GEMM result); one chunk for the others."""
+    per-image array: the patches, or im2row's GEMM result, and im2col's weight gradients where a
+    backward `keeps` the patches); one chunk for the others."""
     if algorithm not in ("im2row", "im2col"):
         return ((0, n),)
     P, CKK = OH * OW, C // group * KH * KW
-    per_image = max(P * CKK, P * K, H * W * C) + (K * CKK if algorithm == "im2col" else 0)
-    return image_chunks(n, per_image * itemsize)
+    per_image = max(P * CKK, P * K, H * W * C) + (K * CKK if algorithm == "im2col" and keeps else 0)
+    return image_chunks(n, per_image * itemsize, keeps)
 
 
 def _gathered_weight_gradient(C, K, P, group):
@@ -74,9 +75,10 @@ def conv2d_scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype, keeps
     contents mean nothing between calls: the executor shares it between layers); in chunks,
     the arrays of the largest chunk, its patches and a weight gradient summed over chunks.
     keeps=False: no backward reads what the forward keeps, so conv2d_workspace's arrays are
-    scratch too (warm in cache: one set serves every layer), and "depthwise-nhwc" pads one
-    image at a time (MobileNet at batch 100, one thread: 156-161 -> 144-146 ms a forward)."""
-    chunks = patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, np.dtype(dtype).itemsize)
+    scratch too (warm in cache: one set serves every layer), "depthwise-nhwc" pads one image at
+    a time (MobileNet at batch 100, one thread: 156-161 -> 144-146 ms a forward), and the
+    patches go in chunks of FORWARD_BYTES (ops/cpu/chunks.py)."""
+    chunks = patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, np.dtype(dtype).itemsize, keeps)
     if len(chunks) == 1:
         kept = {} if keeps else _workspace(1 if algorithm == "depthwise-nhwc" else n, C, H, W, K, KH, KW, OH, OW,
                                            group, algorithm, dtype)
@@ -84,7 +86,7 @@ def conv2d_scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype, keeps
     m = largest(chunks)
     return {**_scratch(m, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype),
             **_workspace(m, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype),
-            "dwsum": ((K, C // group * KH * KW), dtype)}
+            **({"dwsum": ((K, C // group * KH * KW), dtype)} if keeps else {})}
 
 
 def _workspace(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
@@ -173,13 +175,14 @@ def _rows_weights(weight, wr):
 
 
 def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, group, algorithm, after=None,
-                   after_tile=None):
+                   after_tile=None, keeps=True):
     """out (n, K, OH, OW) = inp (n, C, H, W) * weight (K, C/group, KH, KW) + bias (K,), or no
     bias when bias is None. after(a, b), where given, runs as soon as images a..b of out are
     final, while they are still in cache (exec/cpu.py: a BatchNorm + Scale + ReLU chain with
     global statistics over the convolution's output). after_tile(a, (k0, k1, p0, p1)), where
     given, may run instead, on each tile of one image's GEMM (output channels k0..k1 at
-    positions p0..p1), on the thread that computed it: no group, no bias."""
+    positions p0..p1), on the thread that computed it: no group, no bias. keeps=False: no backward
+    reads the patches (ws is conv2d_scratch's with keeps=False), which go in smaller chunks."""
     n, K, OH, OW = out.shape
     geometry = (KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
     after = after or _nothing
@@ -200,7 +203,7 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
         return
     if algorithm == "1x1-strided":
         inp, algorithm = _pixels_read(inp, ws["xs"], SH, SW), "1x1"
-    chunks = ((0, n),) if n == 1 else _chunks(inp, out, weight, group, algorithm)
+    chunks = ((0, n),) if n == 1 else _chunks(inp, out, weight, group, algorithm, keeps)
     if algorithm in ("im2row", "1x1-nhwc"):
         P = OH * OW             # one image, fewer positions than output channels: tiles of channels
         by_channels = _tiles(n, K, P * K * weight[0].size) and P < K
@@ -392,12 +395,12 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
             dweight.reshape(K, ck)[...] += ws["dwsum"]
 
 
-def _chunks(inp, out, weight, group, algorithm):
+def _chunks(inp, out, weight, group, algorithm, keeps=True):
     n, C, H, W = inp.shape
     if n == 1 or algorithm not in ("im2row", "im2col"):
         return ((0, n),)
     K, _, KH, KW = weight.shape
-    return patch_chunks(n, C, H, W, K, KH, KW, out.shape[2], out.shape[3], group, algorithm, inp.itemsize)
+    return patch_chunks(n, C, H, W, K, KH, KW, out.shape[2], out.shape[3], group, algorithm, inp.itemsize, keeps)
 
 
 def _row_arrays(ws, m, P, algorithm):

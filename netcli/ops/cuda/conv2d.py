@@ -53,10 +53,11 @@ def _forward(out, inp, weight, bias, ws, geometry, group, slope):
 
 
 def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, group, algorithm, after=None,
-                   after_tile=None):
+                   after_tile=None, keeps=True):
     """out (n, K, OH, OW) = inp (n, C, H, W) * weight (K, C/group, KH, KW) + bias (K,), or no
     bias when bias is None; after(0, n), where given, once out is final (the CPU op calls it
-    per block of images, or after_tile per tile of one image; here there are no tiles)."""
+    per block of images, or after_tile per tile of one image; here there are no tiles). keeps:
+    the CPU op's chunking (here the chunks follow the workspace, as the backward's)."""
     _forward(out, inp, weight, bias, ws, (KH, KW, SH, SW, PH, PW, DH, DW, out.shape[2], out.shape[3]),
              group, None)
     if after is not None:
@@ -64,7 +65,7 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
 
 
 def conv2d_forward_relu(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, group, algorithm, after=None,
-                        after_tile=None, slope=0.0):
+                        after_tile=None, keeps=True, slope=0.0):
     """conv2d_forward, then a ReLU with negative slope `slope`, in the same launches."""
     _forward(out, inp, weight, bias, ws, (KH, KW, SH, SW, PH, PW, DH, DW, out.shape[2], out.shape[3]),
              group, slope)
