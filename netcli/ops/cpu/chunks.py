@@ -23,11 +23,11 @@ WHOLE_BYTES = 64 * 2 ** 20
 FORWARD_BYTES = 8 * 2 ** 20
 
 
-def image_chunks(n, per_image, kept=True):
+def image_chunks(n, per_image, keeps=True):
     """((first, stop), ...): n images in one chunk where per_image * n bytes is within
     WHOLE_BYTES, else in as few chunks as keep a chunk's within CHUNK_BYTES (at least one image
-    each), equal but for one image; where nothing is `kept` for a backward, FORWARD_BYTES for both."""
-    if not kept:
+    each), equal but for one image; where no backward `keeps` the arrays, FORWARD_BYTES for both."""
+    if not keeps:
         return _image_chunks(n, per_image, FORWARD_BYTES, FORWARD_BYTES)
     return _image_chunks(n, per_image, CHUNK_BYTES, WHOLE_BYTES)
 

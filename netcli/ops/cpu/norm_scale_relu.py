@@ -184,7 +184,8 @@ def norm_scale_relu_grad_sums(dy, y, xhat, gamma, k, relu, dgamma, dbeta, sum_dy
     if S < SMALL_PLANE:
         _grad_sums_blocked(dy, y, xhat, gamma, slope, one, relu, dgamma, dbeta, sum_dy, sum_dy_xhat)
         return
-    lg, lb, l1, l2 = np.empty(S, np.float64), np.empty(S, np.float64), np.empty(S, np.float64), np.empty(S, np.float64)
+    lg, lb = np.empty(S, np.float64), np.empty(S, np.float64)
+    l1, l2 = np.empty(S, np.float64), np.empty(S, np.float64)
     gv = np.empty(S, dy.dtype)
     for c in range(C):
         gv[:] = gamma[c]
@@ -221,7 +222,8 @@ def _grad_sums_blocked(dy, y, xhat, gamma, slope, one, relu, dgamma, dbeta, sum_
     N, C, S = dy.shape
     cb = _blocked(C, S)
     L0 = cb * S
-    lg, lb, l1, l2 = np.empty(L0, np.float64), np.empty(L0, np.float64), np.empty(L0, np.float64), np.empty(L0, np.float64)
+    lg, lb = np.empty(L0, np.float64), np.empty(L0, np.float64)
+    l1, l2 = np.empty(L0, np.float64), np.empty(L0, np.float64)
     co = np.empty((4, L0), dy.dtype)
     d2, y2, x2 = dy.reshape(N, C * S), y.reshape(N, C * S), xhat.reshape(N, C * S)
     for c0 in range(0, C, cb):
