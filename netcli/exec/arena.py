@@ -226,5 +226,5 @@ class Arena:
             tops[i] = [blob(b) for b in self.tops[i]]
         chains = {}
         for h, c in self.chains.items():
-            chains[h] = c.on(blob(c.x), blob(c.y))
+            chains[h] = c.on(blob)
         return bottoms, tops, chains

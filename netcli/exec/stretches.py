@@ -93,7 +93,7 @@ def share_steps(net, idx, forward, backward, chains, combiner):
                 steps.append(("stats", i))
                 out.append((steps, combiner(layer.combine_stats, i, layer.stats_keys)))
                 steps = []
-            kind = "conv_fused_forward" if i + 1 in folded else "fused_forward" if i in fused else "forward"
+            kind = "conv_fused_forward" if i + 1 in folded else chains[i].forward_kind if i in fused else "forward"
             steps.append((kind, i))
     if backward:
         for i in reversed(idx):
@@ -105,7 +105,7 @@ def share_steps(net, idx, forward, backward, chains, combiner):
                 steps.append(("fused_grad_stats" if whole else "grad_stats", i))
                 out.append((steps, combiner(layer.combine_grad_stats, i, layer.grad_stats_keys)))
                 steps = []
-            steps.append(("fused_backward" if whole else "backward", i))
+            steps.append((chains[i].backward_kind if whole else "backward", i))
     out.append((steps, None))
     return out
 
@@ -135,6 +135,10 @@ def run_steps(steps, layers, bv, tv, ch, pdown, lo, hi, ws, s, grads, g, sole, f
                                    tile)
         elif kind == "fused_grad_stats":
             ch[i].grad_stats_rows(lo, hi, ws[i][s])
+        elif kind == "fused_sum_forward":
+            ch[i].forward_rows(bv[i], tv[i], lo, hi)
+        elif kind == "fused_sum_backward":
+            ch[i].backward_rows(tv[i], pdown[i], bv[i], lo, hi)
         else:
             j = ch[i].scale_index
             ch[i].backward_rows(lo, hi, ws[i][s], grads[g][j], sole[j] and fresh)

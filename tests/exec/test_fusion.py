@@ -42,6 +42,12 @@ def _folded(net):
             for steps, _ in ex._segments(n, idx, True, False) for kind, i in steps if kind == "conv_fused_forward"]
 
 
+def _norm_chains(net):
+    """The BatchNorm + Scale (+ ReLU) chains (not the Eltwise + ReLU ones)."""
+    from netcli.exec.fusion import NormScaleReLU
+    return [c for c in net.executor.chains.values() if isinstance(c, NormScaleReLU)]
+
+
 def _names(net):
     return {net.layer_names[h]: c.names for h, c in net.executor.chains.items()}
 
@@ -49,7 +55,7 @@ def _names(net):
 def test_the_chains_found_in_a_resnet_style_net(tmp_path):
     net = _net(tmp_path, "TRAIN")
     assert _names(net) == {"bn1": ["bn1", "scale1", "relu1"], "bn2a": ["bn2a", "scale2a"],
-                           "bn2b": ["bn2b", "scale2b"]}      # PReLU is not part of a chain
+                           "bn2b": ["bn2b", "scale2b"], "res2": ["res2", "relu2"]}     # PReLU is in none
     assert all(c.backward for c in net.executor.chains.values())
     assert _folded(net) == []                   # batch statistics: the whole batch's conv output first
     assert any(line.startswith("fused (one pass over the blob, the same results): bn1+scale1+relu1")
@@ -84,8 +90,8 @@ def test_test_net_fuses_its_forward_and_its_unfused_backward_reads_the_same(tmp_
                 layer.blobs[0].data[...], layer.blobs[1].data[...] = stats[name]
                 layer.blobs[2].data[...] = 1
     fused, plain = nets
-    assert fused.executor.chains and not any(c.backward for c in fused.executor.chains.values())
-    assert all(c.keeps for c in fused.executor.chains.values())     # the TEST net has a loss: it can backward
+    assert _norm_chains(fused) and not any(c.backward for c in _norm_chains(fused))
+    assert all(c.keeps for c in _norm_chains(fused))     # the TEST net has a loss: it can backward
     assert _folded(fused) == ["conv1", "conv2a", "conv2b"]        # each chain runs inside its convolution
     for net in nets:
         net.forward()
@@ -113,8 +119,8 @@ def test_a_test_net_sharing_the_training_nets_weights_fuses_its_forward(tmp_path
     fused, plain = nets[0], _unfused(nets[1])
     assert not fused.executor.backward_ok
     assert _names(fused) == {"bn1": ["bn1", "scale1", "relu1"], "bn2a": ["bn2a", "scale2a"],
-                             "bn2b": ["bn2b", "scale2b"]}
-    assert all(c.keeps and not c.backward for c in fused.executor.chains.values())
+                             "bn2b": ["bn2b", "scale2b"], "res2": ["res2", "relu2"]}
+    assert all(c.keeps and not c.backward for c in _norm_chains(fused))
     for net in nets:
         net.forward()
         net.backward()
@@ -123,7 +129,9 @@ def test_a_test_net_sharing_the_training_nets_weights_fuses_its_forward(tmp_path
     assert np.abs(trains[0].param_diff).max() > 0
     other = _net(tmp_path, "TRAIN")
     other.share_weights(trains[0])
-    assert not other.executor.backward_ok and other.executor.chains == {}
+    assert not other.executor.backward_ok and _norm_chains(other) == []
+    assert _names(other) == {"res2": ["res2", "relu2"]}           # its backward runs the two layers apart
+    assert not any(c.backward for c in other.executor.chains.values())
 
 
 def test_deploy_net_without_backward_fuses_and_keeps_nothing(tmp_path):
@@ -149,7 +157,7 @@ def test_an_inference_net_keeps_nothing_and_refuses_a_backward(tmp_path):
                 layer.blobs[0].data[...], layer.blobs[1].data[...] = stats
                 layer.blobs[2].data[...] = 1
     full, inference = nets
-    assert all(c.keeps for c in full.executor.chains.values())
+    assert all(c.keeps for c in _norm_chains(full))
     assert inference.executor.chains and not any(c.keeps for c in inference.executor.chains.values())
     assert not any(inference.need_backward)
     for net in nets:
@@ -179,6 +187,33 @@ def test_a_chain_is_left_apart_where_its_blobs_differ(tmp_path, change):
     else:
         net = _net(tmp_path, "TRAIN", text=text)
         assert "bn1" in _names(net)       # a zero weight is no loss
+
+
+JOIN = "{{name: res2, type: Eltwise, bottom: [conv1, conv2b], top: res2}}"
+RELU2 = "{{name: relu2, type: ReLU, bottom: res2, top: res2}}"
+
+
+@pytest.mark.parametrize("join,relu,fused", [
+    (JOIN.replace("top: res2}}", "top: res2, eltwise_param: {{coeff: [0.5, -1.5]}}}}"), RELU2, True),
+    (JOIN, RELU2.replace("top: res2}}", "top: res2, relu_param: {{negative_slope: 0.2}}}}"), True),
+    (JOIN.replace("top: res2}}", "top: res2, propagate_down: [false, true]}}"), RELU2, True),
+    (JOIN, RELU2.replace("top: res2}}", "top: res2, relu_param: {{negative_slope: -0.2}}}}"), False),
+    (JOIN.replace("top: res2}}", "top: res2, eltwise_param: {{operation: MAX}}}}"), RELU2, False),
+])
+def test_an_eltwise_sum_and_its_relu_run_as_one_pass_with_the_same_bits(tmp_path, join, relu, fused):
+    """Eltwise SUM + the ReLU in place on it (exec/fusion.py, SumReLU): with coefficients, a slope,
+    a bottom not back-propagated into, the same bits as the two layers apart, every blob's data
+    and diff; not fused where the ReLU needs a mask (a negative slope) or the Eltwise is no SUM."""
+    text = NET.replace(JOIN, join).replace(RELU2, relu)
+    nets = _net(tmp_path, "TRAIN", text=text), _unfused(_net(tmp_path, "TRAIN", text=text))
+    head = nets[0].layer_names.index("res2")
+    assert (_names(nets[0]).get("res2") == ["res2", "relu2"]) == fused
+    assert not fused or nets[0].executor.chains[head].backward
+    for net in nets:
+        net.clear_param_diffs()
+        net.forward_backward()
+    _same(_state(nets[0]), _state(nets[1]))
+    assert np.abs(nets[0].param_diff).max() > 0
 
 
 @pytest.mark.parametrize("phase", ["TEST", "TRAIN"])

@@ -373,4 +373,4 @@ layers:
     assert np.array_equal(net.blobs["r"].data, np.where(x["a"] > 0, x["a"], x["a"] * f(0.25)))
     s2 = x["c"] + x["d"]
     assert np.array_equal(net.blobs["s2"].data, np.where(s2 <= 0, f(0), s2))
-    assert calls == [threads.SAMPLE_TILES] * 3          # sum, relu and leaky; not the small sample's
+    assert calls == [threads.SAMPLE_TILES] * 2      # sum + relu (one pass: exec/fusion.py) and leaky, not sum2
