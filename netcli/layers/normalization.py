@@ -49,6 +49,10 @@ class BatchNorm(PerSample):
         self.dtype = dt = x.data.dtype
         self.a, self.b, self.inv_std = (np.zeros(C, dt) for _ in range(3))
         self.mean_dy, self.mean_dy_xhat = np.zeros(C, dt), np.zeros(C, dt)
+        # the shares' statistics combined (combine_stats, combine_grad_stats), float64
+        self.moments = np.zeros(1), np.zeros(C), np.zeros(C)
+        self.grad_sums = np.zeros(C), np.zeros(C)
+        self.maf_one = np.array([self.p.batch_norm_param.moving_average_fraction, 1], dt)
 
     def workspace(self, rows):
         C, f8, dt = self.C, np.float64, self.dtype
@@ -68,20 +72,14 @@ class BatchNorm(PerSample):
         channels.channel_moments(self._rows(bottoms[0].data, lo, hi), ws["count"], ws["mean"], ws["m2"])
 
     def combine_stats(self, workspaces):
-        p = self.p.batch_norm_param
-        total = {k: workspaces[0][k].copy() for k in ("count", "mean", "m2")}
+        count, mean, m2 = self.moments
+        for name, total in (("count", count), ("mean", mean), ("m2", m2)):
+            np.copyto(total, workspaces[0][name])
         for ws in workspaces[1:]:          # in share order: the same result for any thread count
-            channels.combine_moments(total["count"], total["mean"], total["m2"], ws["count"], ws["mean"], ws["m2"])
-        mean, var = total["mean"], total["m2"] / max(total["count"][0], 1)
-        mean_b, var_b, s_b = (b.data for b in self.blobs)
-        maf = p.moving_average_fraction
-        s_b[0] = s_b[0] * maf + 1
-        mean_b[...] = mean + maf * mean_b
-        var_b[...] = (self.m / max(self.m - 1, 1)) * var + maf * var_b
-        inv = 1.0 / np.sqrt(var + p.eps)
-        self.inv_std[...] = inv
-        self.a[...] = inv
-        self.b[...] = -mean * inv
+            channels.combine_moments(count, mean, m2, ws["count"], ws["mean"], ws["m2"])
+        channels.batch_stats_step(count, mean, m2, self.maf_one, self.m / max(self.m - 1, 1),
+                                  float(self.p.batch_norm_param.eps), *(b.data for b in self.blobs),
+                                  self.inv_std, self.a, self.b)
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         x, y = self._rows(bottoms[0].data, lo, hi), self._rows(tops[0].data, lo, hi)
@@ -101,12 +99,13 @@ class BatchNorm(PerSample):
         channels.channel_grad_sums(self._rows(tops[0].diff, lo, hi), ws["xhat"], ws["sum_dy"], ws["sum_dy_xhat"])
 
     def combine_grad_stats(self, workspaces):
-        sum_dy, sum_dy_xhat = workspaces[0]["sum_dy"].copy(), workspaces[0]["sum_dy_xhat"].copy()
+        sum_dy, sum_dy_xhat = self.grad_sums
+        np.copyto(sum_dy, workspaces[0]["sum_dy"])
+        np.copyto(sum_dy_xhat, workspaces[0]["sum_dy_xhat"])
         for ws in workspaces[1:]:
-            sum_dy += ws["sum_dy"]
-            sum_dy_xhat += ws["sum_dy_xhat"]
-        self.mean_dy[...] = sum_dy / self.m
-        self.mean_dy_xhat[...] = sum_dy_xhat / self.m
+            np.add(sum_dy, ws["sum_dy"], out=sum_dy)
+            np.add(sum_dy_xhat, ws["sum_dy_xhat"], out=sum_dy_xhat)
+        channels.grad_stats_means(sum_dy, sum_dy_xhat, self.m, self.mean_dy, self.mean_dy_xhat)
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if not propagate_down[0]:

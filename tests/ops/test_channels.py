@@ -2,11 +2,12 @@
 order, against NumPy doing the same sums: one float64 lane per position summed over the images
 in order, then the lanes in order; channel by channel on larger planes, in blocks of channels on
 small ones (SMALL_PLANE): the same bits either way. And the affine of stored statistics
-(stored_affine) against NumPy."""
+(stored_affine), a training step's running statistics (batch_stats_step) and the gradient
+statistics' means (grad_stats_means) against NumPy's formulas."""
 import numpy as np
 import pytest
 
-from netcli.ops.cpu.channels import SMALL_PLANE, channel_moments, stored_affine
+from netcli.ops.cpu.channels import SMALL_PLANE, batch_stats_step, channel_moments, grad_stats_means, stored_affine
 
 
 def _lanes_then_positions(terms):
@@ -45,3 +46,28 @@ def test_stored_affine_gives_numpys_bits(dtype):
         inv = 1.0 / np.sqrt(var.astype(np.float64) * factor + eps)
         assert np.array_equal(inv_std, inv.astype(dtype)) and np.array_equal(a, inv.astype(dtype))
         assert np.array_equal(b, (-mean.astype(np.float64) * factor * inv).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_stats_step_gives_numpys_bits(dtype):
+    """The running sums, their factor and the normalisation of a training step, as BatchNorm
+    computed them in NumPy (maf a Python float, so its products in the blobs' dtype): equal bits."""
+    rng = np.random.default_rng(7)
+    C = 41
+    count, mean, m2 = np.array([6272.0]), rng.standard_normal(C) * 2, rng.uniform(0.1, 500, C)
+    m, maf, eps = 6272, 0.999, 1e-5
+    mean_b, var_b = rng.standard_normal(C).astype(dtype), rng.uniform(0, 3, C).astype(dtype)
+    s_b = np.array([rng.uniform(1, 900)], dtype)
+    got = [x.copy() for x in (mean_b, var_b, s_b)] + [np.full(C, np.nan, dtype) for _ in range(3)]
+    batch_stats_step(count, mean, m2, np.array([maf, 1], dtype), m / max(m - 1, 1), eps, *got)
+    var = m2 / max(count[0], 1)
+    s_b[0] = s_b[0] * maf + 1
+    mean_b[...] = mean + maf * mean_b
+    var_b[...] = (m / max(m - 1, 1)) * var + maf * var_b
+    inv = 1.0 / np.sqrt(var + eps)
+    for g, want in zip(got, (mean_b, var_b, s_b, inv.astype(dtype), inv.astype(dtype), (-mean * inv).astype(dtype))):
+        assert np.array_equal(g, want)
+    sums = rng.standard_normal((2, C)) * 100
+    means = [np.full(C, np.nan, dtype) for _ in range(2)]
+    grad_stats_means(sums[0], sums[1], m, *means)
+    assert np.array_equal(means[0], (sums[0] / m).astype(dtype)) and np.array_equal(means[1], (sums[1] / m).astype(dtype))
