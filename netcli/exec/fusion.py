@@ -50,8 +50,8 @@ def follows_conv(net, j, chain):
     frozen statistics). ResNet-20 at batch 100, one thread: the chains' pass over blobs no longer
     in cache took 11-14 ms of 130 ms."""
     layer = net.layers[j]
-    return (isinstance(chain, NormScaleReLU) and layer.type == "Convolution" and not chain.bn.batch_stats and len(net.bottom_vecs[j]) == 1
-            and len(net.top_vecs[j]) == 1 and net.top_vecs[j][0] is chain.x)
+    return (isinstance(chain, NormScaleReLU) and layer.type == "Convolution" and not chain.bn.batch_stats
+            and len(net.bottom_vecs[j]) == 1 and len(net.top_vecs[j]) == 1 and net.top_vecs[j][0] is chain.x)
 
 
 def _in_place(net, i, blob):
@@ -203,11 +203,12 @@ class NormScaleReLU:
 class SumReLU:
     """An Eltwise SUM of two blobs (with its coefficients) and the ReLU in place on the sum, as one
     pass each way over the rows lo..hi of the blobs the executor hands its step (the Eltwise's
-    bottoms and top): forward y = ReLU(ca * a + cb * b) instead of a pass for the sum and one for
-    the ReLU; backward, the ReLU's gradient left in y's diff as the ReLU leaves it, and each
-    bottom's, from one read of y and its diff instead of three. ResNet-50 at batch 8, 2 threads:
-    the 16 joins and their ReLUs were 4.5% of a forward's thread time. The same float32
-    operations as the two layers, so the same bits. `backward`: the backward pass is fused too."""
+    bottoms and top): forward y = ReLU(ca * a + cb * b), where the two layers wrote y and read it
+    back; backward, the ReLU's gradient left in y's diff as the ReLU leaves it, and each bottom's,
+    reading y and its diff once, where the two layers read the diff three times. ResNet-50 at
+    batch 8, 2 threads: the 16 joins and their ReLUs were 4.5% of a forward's thread time. The
+    same float32 operations as the two layers, so the same bits. `backward`: the backward pass is
+    fused too."""
 
     forward_kind, backward_kind = "fused_sum_forward", "fused_sum_backward"    # their steps
     keeps = False                     # the ReLU's backward reads only y, which the forward writes
@@ -230,7 +231,8 @@ class SumReLU:
         y = tops[0].data[lo:hi].reshape(-1)
         a, b = bottoms[0].data[lo:hi].reshape(-1), bottoms[1].data[lo:hi].reshape(-1)
         ca, cb, slope = self._coeffs_slope(y.dtype)
-        threads.sample_tiles(lambda i, j: weighted_sum_relu(a[i:j], ca, b[i:j], cb, slope, y[i:j]), y.size, hi - lo)
+        threads.sample_tiles(lambda i, j: weighted_sum_relu(a[i:j], ca, b[i:j], cb, slope, y[i:j]),
+                             y.size, hi - lo)
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi):
         y, dy = tops[0].data[lo:hi].reshape(-1), tops[0].diff[lo:hi].reshape(-1)

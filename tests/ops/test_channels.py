@@ -65,9 +65,11 @@ def test_batch_stats_step_gives_numpys_bits(dtype):
     mean_b[...] = mean + maf * mean_b
     var_b[...] = (m / max(m - 1, 1)) * var + maf * var_b
     inv = 1.0 / np.sqrt(var + eps)
-    for g, want in zip(got, (mean_b, var_b, s_b, inv.astype(dtype), inv.astype(dtype), (-mean * inv).astype(dtype))):
+    wants = mean_b, var_b, s_b, inv.astype(dtype), inv.astype(dtype), (-mean * inv).astype(dtype)
+    for g, want in zip(got, wants):
         assert np.array_equal(g, want)
     sums = rng.standard_normal((2, C)) * 100
     means = [np.full(C, np.nan, dtype) for _ in range(2)]
     grad_stats_means(sums[0], sums[1], m, *means)
-    assert np.array_equal(means[0], (sums[0] / m).astype(dtype)) and np.array_equal(means[1], (sums[1] / m).astype(dtype))
+    for got_mean, s in zip(means, sums):
+        assert np.array_equal(got_mean, (s / m).astype(dtype))
