@@ -218,19 +218,17 @@ class SumReLU:
         self.add, self.relu = net.layers[i], net.layers[k]
         self.names = [net.layer_names[i], net.layer_names[k]]
         self.backward = backward
+        t = net.top_vecs[i][0].data.dtype.type          # the coefficients and slope in the blobs' dtype
+        self.ca, self.cb, self.slope = t(self.add.coeff[0]), t(self.add.coeff[1]), t(self.relu.relu_slope)
 
     def on(self, blob):
         """The same chain: it holds no blobs (the executor hands it the arena's, exec/arena.py)."""
         return self
 
-    def _coeffs_slope(self, dtype):
-        t = dtype.type
-        return t(self.add.coeff[0]), t(self.add.coeff[1]), t(self.relu.relu_slope)
-
     def forward_rows(self, bottoms, tops, lo, hi):
         y = tops[0].data[lo:hi].reshape(-1)
         a, b = bottoms[0].data[lo:hi].reshape(-1), bottoms[1].data[lo:hi].reshape(-1)
-        ca, cb, slope = self._coeffs_slope(y.dtype)
+        ca, cb, slope = self.ca, self.cb, self.slope
         threads.sample_tiles(lambda i, j: weighted_sum_relu(a[i:j], ca, b[i:j], cb, slope, y[i:j]),
                              y.size, hi - lo)
 
@@ -238,5 +236,4 @@ class SumReLU:
         y, dy = tops[0].data[lo:hi].reshape(-1), tops[0].diff[lo:hi].reshape(-1)
         none = dy[:0]
         da, db = (bottoms[j].diff[lo:hi].reshape(-1) if propagate_down[j] else none for j in (0, 1))
-        ca, cb, slope = self._coeffs_slope(y.dtype)
-        weighted_sum_relu_backward(y, dy, slope, ca, da, cb, db)
+        weighted_sum_relu_backward(y, dy, self.slope, self.ca, da, self.cb, db)
