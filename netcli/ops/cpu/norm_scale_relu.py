@@ -224,13 +224,14 @@ def _grad_sums_blocked(dy, y, xhat, gamma, slope, one, relu, dgamma, dbeta, sum_
     L0 = cb * S
     lg, lb = np.empty(L0, np.float64), np.empty(L0, np.float64)
     l1, l2 = np.empty(L0, np.float64), np.empty(L0, np.float64)
-    co = np.empty((4, L0), dy.dtype)
+    g0 = np.empty(L0, dy.dtype)                   # the gamma of each position of a block
     d2, y2, x2 = dy.reshape(N, C * S), y.reshape(N, C * S), xhat.reshape(N, C * S)
     for c0 in range(0, C, cb):
         c1 = min(C, c0 + cb)
         i0, i1, L = c0 * S, c1 * S, (c1 - c0) * S
-        _spread(co, c0, c1, S, gamma, gamma, gamma, gamma)
-        gv = co[0, :L]
+        for c in range(c0, c1):
+            g0[(c - c0) * S:(c - c0 + 1) * S] = gamma[c]
+        gv = g0[:L]
         lg[:L] = 0.0
         lb[:L] = 0.0
         l1[:L] = 0.0
