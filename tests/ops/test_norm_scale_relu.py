@@ -4,7 +4,7 @@ a leaky slope, in place and not, in float32 and float64."""
 import numpy as np
 import pytest
 
-from netcli.ops.cpu.norm_scale_relu import (add_sums, norm_scale_relu_backward, norm_scale_relu_forward,
+from netcli.ops.cpu.norm_scale_relu import (GRAD_BLOCK, add_sums, norm_scale_relu_backward, norm_scale_relu_forward,
                                             norm_scale_relu_grad_sums, norm_scale_relu_tile)
 
 
@@ -82,6 +82,35 @@ def test_a_tile_of_one_image_against_numpy(relu, slope, in_place, tile):
     inside[:, c0:c1, p0:p1] = True
     assert np.array_equal(y[inside], whole[inside])
     assert np.array_equal(y[~inside], before[~inside])
+
+
+def _lanes_then_positions(terms):
+    """terms (N, C, S) -> (C,): one float64 lane per position over the images in order, then the
+    lanes in order (the order channels.py sums in, so the unfused layers' bits)."""
+    lanes = np.zeros(terms.shape[1:])
+    for row in terms:
+        lanes += row.astype(np.float64)
+    return np.cumsum(lanes, axis=1)[:, -1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu,slope", [(True, 0.0), (True, 0.1), (False, 0.0)])
+@pytest.mark.parametrize("shape", [(5, 11, 1000), (4, 3, 37), (1, 300, 4), (2, 2, GRAD_BLOCK + 5), (3, 7, 129)])
+def test_grad_sums_in_their_order(dtype, relu, slope, shape):
+    """The four gradient sums, bit for bit, against NumPy adding the same terms in the same order:
+    blocks of one channel and of many, a block cut short by the last channel, an odd and an even
+    number of images (two go in each pass)."""
+    rng = np.random.default_rng(shape[0] * 100 + shape[1] + int(slope * 10) + int(relu))
+    dy, y, xhat = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
+    gamma = rng.uniform(-2, 2, shape[1]).astype(dtype)
+    k = np.array([slope, 0, 1], dtype)
+    sums = [np.full(shape[1], np.nan) for _ in range(4)]
+    norm_scale_relu_grad_sums(dy, y, xhat, gamma, k, relu, *sums)
+    z = dy * np.where((y > 0) | (not relu), k[2], k[0]) if relu else dy
+    zg = z * gamma[None, :, None]
+    for got, terms in zip(sums, (z * xhat, z, zg, zg * xhat)):
+        assert terms.dtype == dtype
+        np.testing.assert_array_equal(got, _lanes_then_positions(terms))
 
 
 def test_add_sums_adds_or_writes():
