@@ -1,13 +1,13 @@
 """BatchNorm's per-channel moments (netcli/ops/cpu/channels.py, channel_moments) in their fixed
 order, against NumPy doing the same sums: one float64 lane per position summed over the images
-in order, then the lanes in order; channel by channel on larger planes, in blocks of channels on
-small ones (SMALL_PLANE): the same bits either way. And the affine of stored statistics
-(stored_affine), a training step's running statistics (batch_stats_step) and the gradient
-statistics' means (grad_stats_means) against NumPy's formulas."""
+in order, then the lanes in order, over blocks of channels (one channel where a plane fills a
+block, a last block cut short) and two images a pass (an odd image last). And the affine of
+stored statistics (stored_affine), a training step's running statistics (batch_stats_step) and
+the gradient statistics' means (grad_stats_means) against NumPy's formulas."""
 import numpy as np
 import pytest
 
-from netcli.ops.cpu.channels import SMALL_PLANE, batch_stats_step, channel_moments, grad_stats_means, stored_affine
+from netcli.ops.cpu.channels import MOMENTS_BLOCK, batch_stats_step, channel_moments, grad_stats_means, stored_affine
 
 
 def _lanes_then_positions(terms):
@@ -18,7 +18,8 @@ def _lanes_then_positions(terms):
     return np.cumsum(lanes, axis=1)[:, -1]
 
 
-@pytest.mark.parametrize("shape", [(3, 5, 37), (2, 300, 4), (4, 3, SMALL_PLANE + 3), (5, 2, 1)])
+@pytest.mark.parametrize("shape", [(3, 5, 37), (2, 300, 4), (4, 3, 131), (5, 2, 1), (4, 11, 300),
+                                   (1, 3, 7), (2, 2, MOMENTS_BLOCK + 3)])
 def test_channel_moments_in_their_order(shape):
     rng = np.random.default_rng(shape[2])
     x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
