@@ -366,8 +366,8 @@ class Workers:
 
     def __init__(self, ctx, name, specs, path_first, train_batches=None):
         self.conns, self.info, self.failed = {}, {}, {}
-        for key in specs:                                   # key: (kind, threads)
-            kind, threads = key
+        for key in specs:                                   # key: (kind, threads[, copy number])
+            kind, threads = key[:2]
             a, b = ctx.Pipe()
             p = ctx.Process(target=worker, daemon=True,
                             args=(kind, name, threads, b, path_first[kind], train_batches))
@@ -391,6 +391,16 @@ class Workers:
         if isinstance(r, tuple) and r and r[0] == "error":
             raise RuntimeError(f"{key[0]} worker: {r[1]}")
         return r
+
+    def ask_together(self, keys, *cmd):
+        """The same command to several workers at once (they run it side by side); their answers."""
+        for key in keys:
+            self.conns[key][0].send(cmd)
+        got = [self.conns[key][0].recv() for key in keys]
+        for key, r in zip(keys, got):
+            if isinstance(r, tuple) and r and r[0] == "error":
+                raise RuntimeError(f"{key[0]} worker: {r[1]}")
+        return got
 
     def _quit(self, key, wait=True):
         a, p = self.conns.pop(key)

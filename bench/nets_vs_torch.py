@@ -18,7 +18,11 @@ per-layer times of both.
 temporary folder, removed at the end), and the rounds rotate netcli / netcli-REV / PyTorch; the
 now/REV ratios are printed with their spread. A net that REV cannot build gets one line.
 --scaling: training throughput of netcli and PyTorch at 1, 2, ... threads up to the usable cores,
-batch 32 and 64, for --scaling-nets (lenet and resnet20), and the ratio to each one's 1 thread.
+batch 32 and 64, for --scaling-nets (lenet and resnet20), and the ratio to each one's 1 thread;
+beside netcli's, the machine's own ceiling ("ceil"): T one-thread netcli processes, each training
+1/T of the batch at the same time (no shared memory, no GIL, nothing to combine), against one
+process training the whole batch. Where cores share a memory bus, a cache or a physical core (a
+VM's vCPUs), the ceiling is under T, and so is any framework's scaling (up to CEILING_PROCESSES).
 PyTorch is not a netcli dependency: `pip install torch==2.13.0` installs the CPU build.
 Some environments set OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) for older OpenBLAS builds that fail
 on their CPUs; NumPy's own OpenBLAS then runs older kernels (AVX2 on an AVX-512 CPU: 1024^3 sgemm
@@ -226,17 +230,22 @@ def print_layers(name, r):
           f"{sum(x[1] for x in b):>11.3f}{sum(x[2] for x in b):>9.3f}")
 
 
+CEILING_PROCESSES = 8     # the ceiling's processes at most (each holds the net: ResNet-20 about 0.8 GB)
+
+
 def scaling(args, ctx):
-    """Training img/s at 1, 2, ... threads, batch 32 and 64, each framework against its 1 thread."""
+    """Training img/s at 1, 2, ... threads, batch 32 and 64, each framework against its 1 thread;
+    then the machine's ceiling (ceiling())."""
     cores = usable_cores()
     counts = list(range(1, cores + 1)) if cores <= 8 else sorted({1 << k for k in range(cores.bit_length())} | {cores})
     batches = (32, 64)
-    print(f"\nthread scaling: training img/s, median of {args.rounds} rounds; x1 = against the same framework's 1 thread")
-    print(f"{'net':<10}{'batch':>6}{'threads':>8}{'netcli':>9}{'x1':>6}{'torch':>9}{'x1':>6}{'ratio':>7}")
+    print(f"\nthread scaling: training img/s, median of {args.rounds} rounds; x1 = against the same framework's 1 "
+          f"thread; ceil = the machine's ceiling for netcli, measured after (--help)")
+    print(f"{'net':<10}{'batch':>6}{'threads':>8}{'netcli':>9}{'x1':>6}{'ceil':>6}{'torch':>9}{'x1':>6}{'ratio':>7}")
     for name in args.scaling_nets.split(","):
         keys = [(k, t) for t in counts for k in ("netcli", "torch")]
         ws = Workers(ctx, name, keys, {"netcli": ROOT, "torch": ROOT}, batches)
-        wait = False
+        wait, got = False, None
         try:
             if ws.failed:
                 print(f"{name}: a worker failed: {next(iter(ws.failed.values()))}")
@@ -249,17 +258,54 @@ def scaling(args, ctx):
                 for key in keys[r % len(keys):] + keys[:r % len(keys)]:
                     for b in batches:
                         got[key, b].append(b / statistics.median(ws.ask(key, "train", args.iters, b)))
-            for b in batches:
-                one = {k: statistics.median(got[(k, 1), b]) for k in ("netcli", "torch")}
-                for t in counts:
-                    n, p = statistics.median(got[("netcli", t), b]), statistics.median(got[("torch", t), b])
-                    print(f"{name:<10}{b:>6}{t:>8}{n:>9.0f}{n / one['netcli']:>6.2f}{p:>9.0f}"
-                          f"{p / one['torch']:>6.2f}{n / p:>7.2f}", flush=True)
             wait = True
         except RuntimeError as e:
             print(f"{name}: {e}")
+            got = None
         finally:
             ws.close(wait)
+        if got is None:
+            continue
+        ceil = ceiling(args, ctx, name, counts, batches)
+        for b in batches:
+            one = {k: statistics.median(got[(k, 1), b]) for k in ("netcli", "torch")}
+            for t in counts:
+                n, p = statistics.median(got[("netcli", t), b]), statistics.median(got[("torch", t), b])
+                print(f"{name:<10}{b:>6}{t:>8}{n:>9.0f}{n / one['netcli']:>6.2f}{ceil.get((t, b), '-'):>6}{p:>9.0f}"
+                      f"{p / one['torch']:>6.2f}{n / p:>7.2f}", flush=True)
+
+
+def ceiling(args, ctx, name, counts, batches):
+    """{(threads T, batch b): "x.xx"}: T one-thread netcli processes training b // T images each at
+    the same time, their images/s against one such process training b, medians of rounds that
+    alternate the two (after the frameworks' workers have gone)."""
+    copies = [("netcli", 1, i) for i in range(min(counts[-1], CEILING_PROCESSES))]
+    pairs = [(t, b) for b in batches for t in counts[1:] if b // t and t <= len(copies)]
+    if not pairs:
+        return {}
+    cs = Workers(ctx, name, copies, {"netcli": ROOT}, sorted({*batches, *(b // t for t, b in pairs)}))
+    out, wait = {}, False
+    try:
+        if cs.failed:
+            print(f"{name}: a ceiling worker failed: {next(iter(cs.failed.values()))}")
+            return {}
+        for b in sorted({*batches, *(b // t for t, b in pairs)}):
+            cs.ask_together(copies, "train", args.warmup, b)
+        alone, together = {b: [] for b in batches}, {k: [] for k in pairs}
+        for _ in range(args.rounds):
+            for b in batches:
+                alone[b].append(b / statistics.median(cs.ask(copies[0], "train", args.iters, b)))
+            for t, b in pairs:
+                times = cs.ask_together(copies[:t], "train", args.iters, b // t)
+                together[t, b].append(sum(b // t / statistics.median(x) for x in times))
+        out = {(t, b): f"{statistics.median(together[t, b]) / statistics.median(alone[b]):.2f}" for t, b in pairs}
+        out.update({(1, b): "1.00" for b in batches})
+        wait = True
+    except RuntimeError as e:
+        print(f"{name}: ceiling: {e}")
+    finally:
+        cs.close(wait)
+    return out
 
 
 def check(names, ctx):
