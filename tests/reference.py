@@ -88,3 +88,12 @@ def spp(x, height, mode):
     if height == 1:
         return outs[0]
     return np.concatenate([o.reshape(N, -1) for o in outs], axis=1)
+
+
+def lanes_then_positions(terms):
+    """terms (N, C, S) -> (C,): one float64 lane per position, adding the images in order, then
+    the lanes in position order (the order netcli's per-channel sums keep, whatever their blocks)."""
+    lanes = np.zeros(terms.shape[1:])
+    for row in terms:
+        lanes += row.astype(np.float64)
+    return np.cumsum(lanes, axis=1)[:, -1]

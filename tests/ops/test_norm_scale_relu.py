@@ -6,6 +6,7 @@ import pytest
 
 from netcli.ops.cpu.norm_scale_relu import (GRAD_BLOCK, add_sums, norm_scale_relu_backward, norm_scale_relu_forward,
                                             norm_scale_relu_grad_sums, norm_scale_relu_tile)
+from reference import lanes_then_positions
 
 
 def _case(rng, dtype, N=3, C=5, S=7):
@@ -84,15 +85,6 @@ def test_a_tile_of_one_image_against_numpy(relu, slope, in_place, tile):
     assert np.array_equal(y[~inside], before[~inside])
 
 
-def _lanes_then_positions(terms):
-    """terms (N, C, S) -> (C,): one float64 lane per position over the images in order, then the
-    lanes in order (the order channels.py sums in, so the unfused layers' bits)."""
-    lanes = np.zeros(terms.shape[1:])
-    for row in terms:
-        lanes += row.astype(np.float64)
-    return np.cumsum(lanes, axis=1)[:, -1]
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("relu,slope", [(True, 0.0), (True, 0.1), (False, 0.0)])
 @pytest.mark.parametrize("shape", [(5, 11, 1000), (4, 3, 37), (1, 300, 4), (2, 2, GRAD_BLOCK + 5), (3, 7, 129)])
@@ -106,11 +98,11 @@ def test_grad_sums_in_their_order(dtype, relu, slope, shape):
     k = np.array([slope, 0, 1], dtype)
     sums = [np.full(shape[1], np.nan) for _ in range(4)]
     norm_scale_relu_grad_sums(dy, y, xhat, gamma, k, relu, *sums)
-    z = dy * np.where((y > 0) | (not relu), k[2], k[0]) if relu else dy
+    z = dy * np.where(y > 0, k[2], k[0]) if relu else dy
     zg = z * gamma[None, :, None]
     for got, terms in zip(sums, (z * xhat, z, zg, zg * xhat)):
         assert terms.dtype == dtype
-        np.testing.assert_array_equal(got, _lanes_then_positions(terms))
+        np.testing.assert_array_equal(got, lanes_then_positions(terms))
 
 
 def test_add_sums_adds_or_writes():
