@@ -3,11 +3,13 @@ order, against NumPy doing the same sums: one float64 lane per position summed o
 in order, then the lanes in order, over blocks of channels (one channel where a plane fills a
 block, a last block cut short) and two images a pass (an odd image last). And the affine of
 stored statistics (stored_affine), a training step's running statistics (batch_stats_step) and
-the gradient statistics' means (grad_stats_means) against NumPy's formulas."""
+the gradient statistics' means (grad_stats_means) against NumPy's formulas; BatchNorm's and
+Scale's own backward sums (channel_grad_sums, scale_backward) in the same order."""
 import numpy as np
 import pytest
 
-from netcli.ops.cpu.channels import MOMENTS_BLOCK, batch_stats_step, channel_moments, grad_stats_means, stored_affine
+from netcli.ops.cpu.channels import (MOMENTS_BLOCK, SUMS_BLOCK, batch_stats_step, channel_grad_sums, channel_moments,
+                                     grad_stats_means, scale_backward, stored_affine)
 from reference import lanes_then_positions
 
 
@@ -67,3 +69,37 @@ def test_batch_stats_step_gives_numpys_bits(dtype):
     grad_stats_means(sums[0], sums[1], m, *means)
     for got_mean, s in zip(means, sums):
         assert np.array_equal(got_mean, (s / m).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(5, 11, 1000), (4, 3, 37), (1, 300, 4), (2, 2, SUMS_BLOCK + 5)])
+def test_channel_grad_sums_in_their_order(shape, dtype):
+    """BatchNorm's own backward sums (no fused Scale), bit for bit in the lane order (float64
+    terms round in the sums: the order shows)."""
+    rng = np.random.default_rng(shape[0] + shape[1])
+    dy, xhat = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+    sum_dy, sum_dy_xhat = np.full(shape[1], np.nan), np.full(shape[1], np.nan)
+    channel_grad_sums(dy, xhat, sum_dy, sum_dy_xhat)
+    np.testing.assert_array_equal(sum_dy, lanes_then_positions(dy))
+    np.testing.assert_array_equal(sum_dy_xhat, lanes_then_positions(dy * xhat))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(5, 11, 1000), (4, 3, 37), (1, 300, 4), (3, 2, SUMS_BLOCK + 5)])
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("fresh", [False, True])
+def test_scale_backward_in_their_order(shape, in_place, fresh, dtype):
+    """Scale's gradients, bit for bit: dgamma and dbeta in the lane order, added or written
+    (`fresh`), and dx = dy * gamma, in place (dx is dy) or not."""
+    rng = np.random.default_rng(shape[1] + 2 * in_place + fresh)
+    dy, x = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+    gamma = rng.uniform(-2, 2, shape[1]).astype(dtype)
+    dgamma, dbeta = (rng.standard_normal(shape[1]).astype(dtype) for _ in range(2))
+    want_dg = (lanes_then_positions(dy * x) if fresh else dgamma + lanes_then_positions(dy * x)).astype(dtype)
+    want_db = (lanes_then_positions(dy) if fresh else dbeta + lanes_then_positions(dy)).astype(dtype)
+    want_dx = dy * gamma[None, :, None]
+    dx = dy if in_place else np.full_like(dy, np.nan)
+    scale_backward(dy, x, gamma, dgamma, dbeta, dx, fresh)
+    np.testing.assert_array_equal(dgamma, want_dg)
+    np.testing.assert_array_equal(dbeta, want_db)
+    np.testing.assert_array_equal(dx, want_dx)
