@@ -11,10 +11,6 @@ from numba import njit
 
 from .inplace import same
 
-SMALL_PLANE = 128           # positions per channel below which kernels go in blocks of channels
-CHANNEL_BLOCK = 1024        # numbers per block (channels x positions), at least one channel
-
-
 # The moments run over blocks of MOMENTS_BLOCK numbers (channels x positions, at least one
 # channel), two images a pass; each lane still adds its images in order (the same bits). Both
 # passes of a block read its images, so a block of 32 images stays in L2 (larger blocks measured

@@ -20,14 +20,19 @@ blocks of channels (`_blocked`): each loop runs over a block's CHANNEL_BLOCK num
 the per-channel numbers spread over the block, where one loop per channel and image ran over 4
 or 16 numbers; the same operations and sums in the same order. Forward, one thread, 32 images
 (per-channel -> blocked): 512 x 4x4 0.30 -> 0.07 ms, 1024 x 2x2 0.48 -> 0.04 ms, 64 x 8x8 0.06
--> 0.03 ms; but 16 x 32x32 0.09 -> 0.15 ms (hence the bound). The gradient sums go in blocks on
-every plane, larger ones (GRAD_BLOCK, where they are).
+-> 0.03 ms; but 16 x 32x32 0.09 -> 0.15 ms (hence the bound). Blocks of 8192 numbers rather than
+1024 read each image's block in longer runs (inputs out of cache, AMD EPYC Zen 5, forward /
+backward, us: 512 x 4x4 161 / 163 -> 125 / 137, 1024 x 2x2 77 / 84 -> 67 / 73, 128 x 7x7 120 /
+116 -> 93 / 100). The gradient sums go in blocks on every plane (GRAD_BLOCK, where they are).
 """
 import numpy as np
 from numba import njit
 
-from .channels import CHANNEL_BLOCK, SMALL_PLANE, lane_sum
+from .channels import lane_sum
 from .inplace import same
+
+SMALL_PLANE = 128           # positions per channel below which the forward and backward go in blocks of channels
+CHANNEL_BLOCK = 8192        # numbers per block (channels x positions), at least one channel
 
 
 @njit(cache=True, nogil=True, inline="always")
