@@ -19,9 +19,8 @@ import os
 import sys
 import threading
 
-_state = {"n": None, "pool": None, "blas_limited": False, "cpus": None, "next_cpu": 1}
+_state = {"n": None, "pool": None, "blas_limited": False, "cpus": None}
 _MAIN = threading.main_thread().ident
-_lock = threading.Lock()
 _alone = threading.local()     # .on: this thread runs a run()'s only chunk, the pool idle (tiles())
 BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
@@ -57,7 +56,6 @@ def set_threads(n=None):
         _state["pool"] = None
     _state["n"] = n
     _state["cpus"] = placement(n, os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else None
-    _state["next_cpu"] = 1
     if "numpy" not in sys.modules:       # cheapest: BLAS reads these when it loads
         for var in BLAS_VARS:
             os.environ[var] = "1"
@@ -82,13 +80,11 @@ def _prepare():
     threadpool_limits(1, user_api="blas")
 
 
-def _worker_init(cpus):
+def _worker_init(cpus, k):
+    """Worker k - 1 runs chunk k of each run(): it keeps core cpus[k] (placement), where pinned."""
     import numpy as np
     from ..ops.cpu.fpmode import flush_denormals
     if cpus:
-        with _lock:
-            k = _state["next_cpu"]
-            _state["next_cpu"] += 1
         _pin({cpus[k % len(cpus)]})
     flush_denormals()
     # Overflow in a diverging net is reported once, by the solver's loss check; these threads
@@ -101,7 +97,6 @@ def pool():
     n = count()
     _prepare()
     if _state["pool"] is None and n > 1:
-        _state["next_cpu"] = 1
         _state["pool"] = Pool(n - 1, _state["cpus"])
     return _state["pool"]
 
@@ -149,7 +144,7 @@ class Pool:
             t.start()
 
     def _serve(self, k, cpus):
-        _worker_init(cpus)
+        _worker_init(cpus, k + 1)
         f, base, seen = self.flags, _ROW * k, 0
         got = self.spin.wait_change(f, base, seen, self.reads)
         while True:
