@@ -1,10 +1,12 @@
 """The CPU executor: the one owner of parallelism, and why results do not depend on the thread count.
 
 A batch of N samples is cut into fixed *shares* (`shares(N)`: a power of two of them, at least
-SHARE_ROWS samples each where the batch allows, at most MAX_SHARES, chosen from N alone). Consecutive per-sample layers (layers.base.PerSample) form a
-*stretch*; a stretch runs share by share, each share through all of its layers back to back, and
-the threads take whole shares (thread t runs a contiguous block of them). Every share is computed
-the same way whichever thread runs it, so activations do not depend on the thread count.
+SHARE_ROWS samples each where the batch allows, at most MAX_SHARES, chosen from N alone).
+Consecutive per-sample layers (layers.base.PerSample) form a *stretch*; a stretch runs share by
+share, each share through all of its layers back to back, and the threads take whole shares
+(thread t runs a contiguous block of them); threads beyond the shares help their kernels, in teams
+(exec/team.py). Every share is computed the same way whichever threads run it, so activations do
+not depend on the thread count.
 
 Parameter gradients: share 0 adds into the params' own diffs, share s > 0 into its own flat scratch
 buffer (zero between passes). At the end of a backward pass every element is combined by one fixed
@@ -26,11 +28,11 @@ from __future__ import annotations
 
 import math
 import weakref
-from functools import lru_cache, partial
+from functools import partial
 
 import numpy as np
 
-from . import threads
+from . import team, threads
 from ..errors import NetcliError
 from ..ops.cpu.shares import combine_shares
 from ..layers.base import PerSample
@@ -38,16 +40,9 @@ from .fusion import find_chains
 from .grad_tree import add_child, schedule
 from .late_grads import clip, dense_ranges, form_tile, late_tasks, split_tasks, tile_elements, without_late
 from .arena import training_arena
-from .memory_plan import packed as _packed, plan_cpu, refuse_if_too_big
-from .stretches import plan_lines, plan_stretches, run_steps, share_steps, shares
+from .memory_plan import plan_cpu, refuse_if_too_big
+from .stretches import blocks as _blocks, plan_lines, plan_stretches, run_steps, share_steps, shares
 from .workspaces import Workspaces
-
-@lru_cache(maxsize=256)
-def _blocks(count, parts):
-    """Split range(count) into at most `parts` contiguous blocks."""
-    parts = max(1, min(parts, count))
-    return [(count * i // parts, count * (i + 1) // parts) for i in range(parts)]
-
 
 class CpuExecutor:
     """Runs one net's layers: per-sample stretches over shares on the thread pool, the others on
@@ -348,13 +343,13 @@ class CpuExecutor:
             barriers = [threads.Barrier(T, at) for _, at in segments[:-1]] + (
                 [threads.Barrier(T, lambda: me()._before_step())] if combine else [])
         self._plans[key] = out = (segments, combine, ranges, (first, stop), late, grads, T, blocks, rows, after,
-                                  final, calls, arena, params, tiles, finishes, barriers)
+                                  final, calls, arena, params, tiles, finishes, barriers, team.crews(T, ranges))
         return out
 
     def _run(self, n, idx, forward, backward, cleared=False, combine=False, step=None):
         net = self.net
         (segments, combine, ranges, own, late, grads, T, blocks, rows, after, final, calls, arena, params,
-         tiles, finishes, barriers) = self._setup(n, idx, forward, backward, combine)
+         tiles, finishes, barriers, crews) = self._setup(n, idx, forward, backward, combine)
         if not (combine or T == threads.count() == 1):
             step = None       # no sum of the shares' gradients here (the update's own run takes every thread)
         self._step = None if step is None else (step, finishes, own)
@@ -400,7 +395,7 @@ class CpuExecutor:
                 for lo_, hi_ in updates[t] if step.applied else ():
                     step.block(lo_, hi_)
         try:
-            threads.run(work, blocks)
+            threads.run(*team.staffed(work, blocks, crews))
         except BaseException:
             for b in barriers:
                 b.reset()

@@ -66,6 +66,15 @@ def _add(typingctx, flags, i, value):
     return types.int64(flags, i, value), codegen
 
 
+@intrinsic
+def _cas(typingctx, flags, i, expected, value):
+    """flags[i] = value if it is `expected`, atomically; whether it was (sequentially consistent)."""
+    def codegen(context, builder, sig, args):
+        pair = builder.cmpxchg(_pointer(context, builder, sig, args), args[2], args[3], "seq_cst", "seq_cst")
+        return builder.extract_value(pair, 1)
+    return types.boolean(flags, i, expected, value), codegen
+
+
 @njit(cache=True, nogil=True)
 def arrive(flags, i):
     """flags[i] += 1, atomically; the count after."""

@@ -3,6 +3,8 @@ docstring says why), the steps each share runs through (`share_steps`) and how a
 (`run_steps`), and the lines `netcli check` and `netcli time` print about that plan."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from .fusion import follows_conv
 
 SHARE_ROWS = 32
@@ -12,6 +14,13 @@ MAX_SHARES = 16
 # many samples: a batch of 8 runs on 2 cores (ResNet-50 on a 2-core AMD EPYC: 644 -> 335 ms,
 # SqueezeNet 1.1: 73 -> 38 ms), as training's shares of 16 would leave them to one.
 INFER_ROWS = 4
+
+
+@lru_cache(maxsize=256)
+def blocks(count, parts):
+    """Split range(count) into at most `parts` contiguous blocks (a thread's shares, its params)."""
+    parts = max(1, min(parts, count))
+    return [(count * i // parts, count * (i + 1) // parts) for i in range(parts)]
 
 
 def shares(n, count=None, inference=False):

@@ -6,7 +6,7 @@ import pytest
 
 import netcli
 from netcli.exec import threads
-from netcli.exec.cpu import _packed
+from netcli.exec.memory_plan import packed as _packed
 
 # batch 64: two shares of 32; conv1 im2col (3 channels), conv2 winograd4, conv3 im2row (stride 2),
 # conv4 1x1, conv5 1x1-nhwc (small image)

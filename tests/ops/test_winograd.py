@@ -18,6 +18,7 @@ CASES = [  # n, C, H, W, K, PH, PW
     (4, 1, 3, 4, 2, 1, 1),
     (2, 6, 11, 10, 7, 1, 1),
     (1, 3, 13, 9, 2, 0, 2),
+    (9, 1, 4, 3, 2, 1, 1),       # more images than a team job's tiles: groups of 1 and 2 (winograd_team.py)
 ]
 
 

@@ -14,6 +14,10 @@ and input/output channels swapped (padding k - 1 - P); the weight gradient is fo
 transformed domain, dU[e] (C, K) = V[e]^T (C, T) @ (A dY A^T)[e] (T, K) with the forward's V, and
 brought back by dg = G^T dU G. Padding under k (`winograd_fits`).
 
+Each block of images (BLOCK_BYTES) runs as a team job where numpy's BLAS is reachable from
+compiled code (ops/cpu/blas.py): its transforms and GEMMs in fixed tiles (winograd_team.py), which
+threads beyond a run's shares help to take (exec/team.py); the same bits as np.matmul's.
+
 Memory: the n images of a call go through in chunks (`winograd_chunks`, ops/cpu/chunks.py), so
 that the transformed arrays of one chunk stay under CHUNK_BYTES each: VGG-16's 224x224
 layers take one image at a time (51 MB per array, instead of 0.8 GB for 16 images), CIFAR-sized
@@ -25,8 +29,12 @@ input's size per call).
 
 import numpy as np
 
+from ...exec import team
+from .blas import gemm_address
 from .chunks import first as _first, image_chunks, largest
 from .im2col import sum_bias
+from .team_jobs import lead
+from .winograd_team import conv_block, weight_grad_block
 from .winograd_transforms import (toom_cook, winograd_inputs, winograd_output_grads, winograd_outputs,
                                   winograd_weight_grads, winograd_weights)
 
@@ -116,15 +124,20 @@ def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None, ti
     else:
         tiled(lambda i0, i1: winograd_weights(weight, U, G, i0, i1), C)
     r = m + weight.shape[2] - 1
+    team_gemm = _team_gemm(out, inp, U, V, M, bias)
     for a, b in chunks:
         Vc = _first(V, (E, (b - a) * TH * TW, C))
         for i, j in _blocks(a, b, E * TH * TW * max(C, K) * out.itemsize):
             t0, t1 = (i - a) * TH * TW, (j - a) * TH * TW
             Mb = _first(M, (E, t1 - t0, K))
-            if tiled is None:
+            if tiled is None and team_gemm:                  # in tiles that a team may share
+                crew = team.current()
+                conv_block(crew.record, team_gemm, inp[i:j], Vc, t0, U, Mb, out[i:j], bias, PH, PW, TH, TW, m, r)
+                lead(crew.flags, crew.record, bias)
+            elif tiled is None:
                 winograd_inputs(inp[i:j], Vc, t0, PH, PW, TH, TW, m, r, 0, TH)
                 np.matmul(Vc[:, t0:t1], U, out=Mb)
-                winograd_outputs(Mb, out[i:j], bias, TH, TW, m, r, 0, TH)
+                winograd_outputs(Mb, 0, out[i:j], bias, TH, TW, m, r, 0, TH)
             else:
                 tiled(lambda h0, h1: winograd_inputs(inp[i:j], Vc, t0, PH, PW, TH, TW, m, r, h0, h1), TH)
                 tiled(lambda e0, e1: np.matmul(Vc[e0:e1, t0:t1], U[e0:e1], out=Mb[e0:e1]), E)
@@ -133,10 +146,18 @@ def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None, ti
                 after(i, j)
 
 
+def _team_gemm(*arrays):
+    """The GEMM's address for a block's team job (winograd_team.py), 0 for np.matmul's path: where
+    numpy's BLAS has one (ops/cpu/blas.py) and the arrays are contiguous (a choice that the thread
+    count never changes)."""
+    fn = gemm_address(arrays[0].dtype)
+    return fn if fn and all(a.flags.c_contiguous for a in arrays) else 0
+
+
 def _outputs_of_rows(M, out, i, j, bias, TH, TW, m, r, h0, h1, after_tile):
     """winograd_outputs for the rows of tiles h0..h1 of images i..j (one image), then
     after_tile(i, (0, K, p0, p1)) on the output positions they wrote, where given."""
-    winograd_outputs(M, out[i:j], bias, TH, TW, m, r, h0, h1)
+    winograd_outputs(M, 0, out[i:j], bias, TH, TW, m, r, h0, h1)
     K, OH, OW = out.shape[1:]
     if after_tile is not None and min(OH, m * h1) > m * h0:
         after_tile(i, (0, K, m * h0 * OW, min(OH, m * h1) * OW))
@@ -174,6 +195,7 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
         sum_bias(dout.reshape(n, K, -1), dbias)
     if dweight is not None:
         dU, C = ws["dU"], inp.shape[1]
+        team_gemm = _team_gemm(dout, inp, ws["M"], ws["V"], dU, ws["dU2"])
         parts = 0
         for a, b in chunks:
             if len(chunks) == 1:
@@ -184,10 +206,16 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
             for i, j in _blocks(a, b, E * TH * TW * max(C, K) * dout.itemsize):
                 t0, t1 = (i - a) * TH * TW, (j - a) * TH * TW
                 Y = _first(ws["M"], (E, t1 - t0, K))        # the forward's products are spent: dY's transform
-                winograd_output_grads(dout[i:j], Y, TH, TW, m, r)
-                np.matmul(V[:, t0:t1].transpose(0, 2, 1), Y, out=dU if parts == 0 else ws["dU2"])
-                if parts:
-                    dU += ws["dU2"]
+                if team_gemm:
+                    crew = team.current()
+                    weight_grad_block(crew.record, team_gemm, dout[i:j], Y, V, t0, dU, ws["dU2"], parts == 0,
+                                      TH, TW, m, r)
+                    lead(crew.flags, crew.record, ws["no_bias"])
+                else:
+                    winograd_output_grads(dout[i:j], Y, 0, TH, TW, m, r)
+                    np.matmul(V[:, t0:t1].transpose(0, 2, 1), Y, out=dU if parts == 0 else ws["dU2"])
+                    if parts:
+                        dU += ws["dU2"]
                 parts += 1
         winograd_weight_grads(dU, dweight, G)
     if dinp is not None:

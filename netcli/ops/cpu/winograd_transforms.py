@@ -372,10 +372,10 @@ def winograd_inputs(inp, V, t0, PH, PW, TH, TW, m, r, th0, th1):
 
 
 @njit(cache=True, nogil=True)
-def winograd_outputs(M, out, bias, TH, TW, m, r, th0, th1):
+def winograd_outputs(M, t0, out, bias, TH, TW, m, r, th0, th1):
     """out[n, k, m*th + i, m*tw + j] = bias[k] + (A^T M A)[i, j] for M the tile's entries
-    M[:, tile, k], inside the image, for the rows of tiles th0 <= th < th1 (0, TH: all; a tile
-    of one image's call: winograd.py); bias may be empty. For each row of tiles of an
+    M[:, t0 + (n*TH + th)*TW + tw, k], inside the image, for the rows of tiles th0 <= th < th1
+    (0, TH: all; a tile of one image's call: winograd.py); bias may be empty. For each row of tiles of an
     image: q = M A (entry rows a, output columns j), y = A^T q; then y goes into the image,
     channels first."""
     N, K, OH, OW = out.shape
@@ -387,7 +387,7 @@ def winograd_outputs(M, out, bias, TH, TW, m, r, th0, th1):
     entries, q_columns = np.arange(r) * S, np.arange(m) * (r * TK)
     q_rows, y_rows = np.arange(r) * TK, np.arange(m) * (m * TK)
     for n in range(N):
-        o = n * TH * TK
+        o = (t0 + n * TH * TW) * K
         if r == 4:
             for th in range(th0, th1):
                 for a in range(r):
@@ -411,8 +411,8 @@ def winograd_outputs(M, out, bias, TH, TW, m, r, th0, th1):
 
 
 @njit(cache=True, nogil=True)
-def winograd_output_grads(dout, Y, TH, TW, m, r):
-    """The adjoint of winograd_outputs: Y[r*a + b, (n*TH + th)*TW + tw, k] = (A dy A^T)[a, b]
+def winograd_output_grads(dout, Y, t0, TH, TW, m, r):
+    """The adjoint of winograd_outputs: Y[r*a + b, t0 + (n*TH + th)*TW + tw, k] = (A dy A^T)[a, b]
     for dy the m x m tile of dout[n, k] at (m*th, m*tw) (zero outside the image). For each
     image: dy into yp (row of tiles, output row i, column j, tw*K + k); then for each row of
     tiles w = A dy, Y's rows = w A^T."""
@@ -428,7 +428,7 @@ def winograd_output_grads(dout, Y, TH, TW, m, r):
     for n in range(N):
         for h in range(OH):         # (rows past the image stay zero: yp starts zero, and they are never written)
             _into_phases(dout[n, :, h], yp[h // m, h % m], 0, m, buf)
-        o = n * TH * TK
+        o = (t0 + n * TH * TW) * K
         if r == 4:
             for th in range(TH):
                 for j in range(m):

@@ -1,0 +1,103 @@
+"""Teams: threads that help one share's kernels, where a run has more threads than shares (a batch
+of 16 on 2 threads, of 32 on 4 or more: exec/cpu.py).
+
+A kernel call that can be cut posts a *job*: a record of its arrays (their addresses) and sizes,
+and a fixed number of *tiles* that depend only on those sizes, each writing its own part of the
+outputs (ops/cpu/winograd_team.py). The share's thread (the team's lead) and its helpers take
+the tiles one at a time, in order, until none is left; a job's tiles come in up to three phases,
+and a tile waits until every tile of the phases before it is done. All of it runs in compiled
+code without the GIL: the helpers wait for a job in a loop of machine code (ops/cpu/team_jobs.py,
+serve) for as long as the run lasts, so a hand-over costs what a read of a shared flag does, not a
+wake-up of a sleeping thread (25-60 us on a virtual machine: why tiles handed over in Python did
+not pay, exec/threads.py; the claims themselves: exec/claims.py). Whoever runs a tile computes it
+the same way, so the bits do not depend on the team's size, and a lead without helpers (one
+thread) runs every tile itself."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .claims import STOP
+from .spin import publish
+
+
+class Team:
+    """One share thread's team: its flags and job record, the number of the run it serves, and how
+    many tiles its helpers took."""
+
+    def __init__(self):
+        self.flags = np.zeros(32, np.int64)
+        self.record = np.zeros(64, np.int64)
+        self.run = 0
+        self.helped = 0          # tiles its helpers took, all runs together
+
+
+_local = threading.local()
+_count = threading.Lock()
+
+
+def current():
+    """The calling thread's team (a team of its own, without helpers, outside a team run)."""
+    team = getattr(_local, "team", None)
+    if team is None:
+        team = _local.solo = _local.team = Team()
+    return team
+
+
+def lead(team, fn, *args):
+    """fn(*args) on this thread as the lead of `team`; its helpers go when it returns."""
+    before = current()
+    _local.team = team
+    try:
+        return fn(*args)
+    finally:
+        _local.team = before
+        publish(team.flags, STOP, team.run)
+
+
+def help_lead(team):
+    """Take tiles of the jobs `team`'s lead posts until its run ends (ops/cpu/team_jobs.py)."""
+    from ..ops.cpu.team_jobs import serve
+    taken = serve(team.flags, team.record, team.run)
+    with _count:
+        team.helped += taken
+
+
+def crews(leads, ranges):
+    """A Team for each of a run's `leads` share threads where the run has threads to spare: more
+    threads than leads, each on a core of its own (threads.placement: the helpers wait by
+    spinning), shares of two images or more (one image: batch-1 inference's tiles,
+    threads.tiles), and a GEMM for the jobs (ops/cpu/blas.py); else None."""
+    from . import threads
+    from ..ops.cpu.blas import gemm_address
+    if threads.count() <= leads or not threads.spin_reads() or min(hi - lo for lo, hi in ranges) < 2 \
+            or not gemm_address(np.float32):
+        return None
+    return [Team() for _ in range(leads)]
+
+
+def staffed(work, blocks, teams):
+    """(fn, ranges) for threads.run: work(j, first, stop) for each block j of shares, run as the
+    lead of team j, and every other thread helping a team. A team's threads are neighbours: the
+    threads of run chunks first(j) .. first(j + 1) - 1, which keep those cores (threads.placement),
+    so that on a machine whose cores share caches in groups a team's tiles stay within one."""
+    if not teams:
+        return work, blocks
+    from . import threads
+    for team in teams:
+        team.run += 1
+    leads, n = len(blocks), threads.count()
+    first = [-(-j * n // leads) for j in range(leads + 1)]
+    member = [j for j in range(leads) for _ in range(first[j], first[j + 1])]
+
+    def chunk(c, lo, hi):
+        j = member[c]
+        if c == first[j]:
+            lead(teams[j], work, j, lo, hi)
+        else:
+            help_lead(teams[j])
+    ranges = [(0, 0)] * n
+    for j, block in enumerate(blocks):
+        ranges[first[j]] = block
+    return chunk, ranges

@@ -1,0 +1,172 @@
+"""Teams (netcli/exec/team.py): threads beyond a run's shares take tiles of one share's
+Winograd jobs (ops/cpu/winograd_team.py) in compiled code. Whoever takes a tile computes it the
+same way, so the bits are those of a thread alone: for every job kind and dtype, jobs after jobs
+with a helper that joins late, and in training (the weights after a few iterations on 1 thread and
+on 2 with teams)."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import netcli
+from netcli.exec import team, threads
+from netcli.ops.cpu import winograd
+from netcli.ops.cpu.blas import gemm_address
+from netcli.ops.cpu.team_jobs import serve
+
+pytestmark = pytest.mark.skipif(not gemm_address(np.float32), reason="no BLAS for team jobs (ops/cpu/blas.py)")
+
+
+@pytest.fixture
+def compiled():
+    """The helpers' loop compiled before a helper starts (a first compile inside the helper can
+    outlast the lead's work: then it takes no tile, which is right but proves nothing here)."""
+    assert serve(np.zeros(32, np.int64), np.zeros(64, np.int64), 0) == 0
+
+
+def _layer(n, C, H, W, K, dtype, m, k, seed):
+    rng = np.random.default_rng(seed)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in ((n, C, H, W), (K, C, k, k), (K,)))
+    dy = rng.standard_normal((n, K, H, W)).astype(dtype)
+    shapes = {**winograd.winograd_workspace(n, C, H, W, K, H, W, dtype, m, k),
+              **winograd.winograd_scratch(n, C, H, W, K, H, W, dtype, m, k)}
+    return x, w, b, dy, shapes
+
+
+def _pass(x, w, b, dy, shapes, m, k):
+    """A forward and a backward (both gradients), from scratch full of NaN; what they wrote."""
+    ws = {name: np.full(s, np.nan, d) for name, (s, d) in shapes.items()}
+    ws["no_bias"] = np.zeros(0, x.dtype)
+    p = k // 2
+    y = np.full(dy.shape, np.nan, x.dtype)
+    winograd.winograd_forward(y, x, w, b, ws, p, p, m)
+    dx, dw = np.full(x.shape, np.nan, x.dtype), np.full(w.shape, np.nan, x.dtype)
+    winograd.winograd_backward(dx, dw, None, dy, x, w, ws, p, p, True, m)
+    return y, dx, dw
+
+
+LAYERS = [  # n, C, H, W, K, dtype, m, k: images in groups of 1-3, in one block and in several
+    (21, 16, 12, 10, 16, np.float32, 2, 3),
+    (9, 8, 9, 9, 24, np.float64, 4, 3),
+    (16, 16, 8, 8, 8, np.float32, 4, 5),
+    (3, 5, 16, 15, 4, np.float32, 2, 3),
+]
+
+
+@pytest.mark.skipif(threads.usable_cores() < 2, reason="a helper needs a core of its own")
+def test_a_helper_takes_tiles_and_every_bit_stays(monkeypatch, compiled):
+    """A helper thread serves one team while its lead runs forward and backward passes of several
+    layers in turn (both job kinds, float32 and float64, blocks of images where BLOCK_BYTES is
+    small): the lead alone, and the team, write the same bits; the helper took tiles."""
+    monkeypatch.setattr(winograd, "BLOCK_BYTES", 2 ** 16)
+    layers = [_layer(*case, seed=i) for i, case in enumerate(LAYERS)]
+    alone = [_pass(*layer, m=case[6], k=case[7]) for layer, case in zip(layers, LAYERS)]
+    crew = team.Team()
+    crew.run = 1
+    helper = threading.Thread(target=team.help_lead, args=(crew,))
+    helper.start()
+    time.sleep(0.02)
+    together = team.lead(crew, lambda: [_pass(*layer, m=case[6], k=case[7]) for _ in range(3)
+                                        for layer, case in zip(layers, LAYERS)])
+    helper.join(10)
+    assert not helper.is_alive()         # the lead's end let it go
+    assert crew.helped > 0
+    for i, got in enumerate(together):
+        for a, b in zip(got, alone[i % len(LAYERS)]):
+            assert np.isfinite(a).all() and np.array_equal(a, b), LAYERS[i % len(LAYERS)]
+
+
+def test_the_team_path_gives_np_matmuls_bits(monkeypatch):
+    """A block's jobs (the team path) against the transforms and np.matmul called one after another
+    (the path without a GEMM address): the same bits."""
+    for i, case in enumerate(LAYERS):
+        layer = _layer(*case, seed=10 + i)
+        got = _pass(*layer, m=case[6], k=case[7])
+        with monkeypatch.context() as mp:
+            mp.setattr(winograd, "_team_gemm", lambda *arrays: 0)
+            want = _pass(*layer, m=case[6], k=case[7])
+        for a, b in zip(got, want):
+            assert np.isfinite(a).all() and np.array_equal(a, b), case
+
+
+def test_a_helper_of_an_ended_run_goes_at_once():
+    crew = team.Team()
+    crew.run = 3
+    team.lead(crew, lambda: None)
+    assert serve(crew.flags, crew.record, 3) == 0
+
+
+def test_each_team_gets_neighbouring_threads(monkeypatch):
+    """staffed(): the lead of team j runs chunk first(j) (chunk 0: the caller, team 0), its helpers
+    the chunks up to first(j + 1), and work(j, ...) gets block j of the shares."""
+    calls = []
+    monkeypatch.setattr(team, "lead", lambda crew, fn, *args: calls.append(("lead", crew, (fn, *args))))
+    monkeypatch.setattr(team, "help_lead", lambda crew: calls.append(("help", crew)))
+    for n, blocks, leads_at in [(16, [(0, 1), (1, 2)], [0, 8]), (6, [(0, 1), (1, 2), (2, 3), (3, 4)], [0, 2, 3, 5]),
+                                (3, [(0, 4)], [0])]:
+        monkeypatch.setattr(threads, "count", lambda: n)
+        crews = [team.Team() for _ in blocks]
+        fn, ranges = team.staffed("work", blocks, crews)
+        assert len(ranges) == n and [ranges[c] for c in leads_at] == blocks
+        calls.clear()
+        for c in range(n):
+            fn(c, *ranges[c])
+        for c, call in enumerate(calls):
+            j = max(i for i, at in enumerate(leads_at) if at <= c)
+            assert call[1] is crews[j]
+            assert call[0] == ("lead" if c == leads_at[j] else "help")
+            if call[0] == "lead":
+                assert call[2] == ("work", j, *blocks[j])
+        assert all(crew.run == 1 for crew in crews)
+
+
+NET = """\
+name: Teams
+layers:
+  - {name: data, type: Input, top: data, input_param: {shape: {dim: [8, 3, 12, 12]}}}
+  - {name: label, type: Input, top: label, input_param: {shape: {dim: [8]}}}
+  - {name: conv1, type: Convolution, bottom: data, top: conv1,
+     convolution_param: {num_output: 16, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}
+  - {name: relu1, type: ReLU, bottom: conv1, top: conv1}
+  - {name: conv2, type: Convolution, bottom: conv1, top: conv2,
+     convolution_param: {num_output: 16, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}
+  - {name: relu2, type: ReLU, bottom: conv2, top: conv2}
+  - {name: ip, type: InnerProduct, bottom: conv2, top: ip,
+     inner_product_param: {num_output: 4, weight_filler: {type: xavier}}}
+  - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}
+"""
+
+
+@pytest.mark.skipif(threads.usable_cores() < 2, reason="a helper needs a core of its own")
+def test_training_with_a_team_gives_one_threads_weights(tmp_path, monkeypatch, compiled):
+    """A batch of 8 (one share) on 2 threads: the second thread helps the share's Winograd
+    convolutions; the weights after 3 iterations are one thread's, bit for bit."""
+    monkeypatch.setattr(threads, "spin_reads", lambda: threads.SPIN_READS)   # teams even where not pinned
+    (tmp_path / "net.yaml").write_text(NET)
+    (tmp_path / "solver.yaml").write_text(f"net: {tmp_path / 'net.yaml'}\nbase_lr: 0.01\nmomentum: 0.9\n"
+                                          f"lr_policy: fixed\nmax_iter: 3\nrandom_seed: 5\n"
+                                          f"snapshot_prefix: {tmp_path / 's'}\n")
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((8, 3, 12, 12)).astype(np.float32)
+    labels = rng.integers(0, 4, 8).astype(np.float32)
+    old = threads.count()
+    got, helped = [], []
+    try:
+        for n in (1, 2):
+            threads.set_threads(n)
+            solver = netcli.Solver(str(tmp_path / "solver.yaml"), progress=False, quiet=True)
+            net = solver.net
+            assert net.layers[net.layer_names.index("conv2")].algorithm.startswith("winograd")
+            for _ in range(3):
+                net.blobs["data"].data[...] = data
+                net.blobs["label"].data[...] = labels
+                solver.step(1)
+            got.append(net.param_data.copy())
+            plans = [plan[-1] for key, plan in net.executor._plans.items() if key[0] == "run"]
+            helped.append(sum(crew.helped for crews in plans if crews for crew in crews))
+            assert bool(plans and all(plans)) == (n == 2)
+    finally:
+        threads.set_threads(old)
+    assert helped[1] > 0
+    assert np.isfinite(got[0]).all() and np.array_equal(got[0], got[1])
