@@ -85,3 +85,25 @@ def arrive(flags, i):
 def publish(flags, i, value):
     """flags[i] = value, seen by every later read of it."""
     _store(flags, i, value)
+
+
+@njit(cache=True, nogil=True)
+def ping(flags, rounds, reads):
+    """One end of a round-trip measure (exec/team.py), once the other has come (flags[8] == 1):
+    `rounds` times write flags[0], then wait for the answer in flags[8] (at most `reads` reads).
+    Whether every answer came."""
+    for i in range(rounds):
+        _store(flags, 0, i + 1)
+        if wait_change(flags, 8, i + 1, reads) != i + 2:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def pong(flags, rounds, reads):
+    """The other end: say it has come (flags[8] = 1), then answer each of ping's writes."""
+    _store(flags, 8, 1)
+    for i in range(rounds):
+        if wait_change(flags, 0, i, reads) != i + 1:
+            return
+        _store(flags, 8, i + 2)

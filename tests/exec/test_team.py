@@ -101,6 +101,7 @@ def test_each_team_gets_neighbouring_threads(monkeypatch):
     """staffed(): the lead of team j runs chunk first(j) (chunk 0: the caller, team 0), its helpers
     the chunks up to first(j + 1), and work(j, ...) gets block j of the shares."""
     calls = []
+    monkeypatch.setattr(team, "near", lambda: True)
     monkeypatch.setattr(team, "lead", lambda crew, fn, *args: calls.append(("lead", crew, (fn, *args))))
     monkeypatch.setattr(team, "help_lead", lambda crew: calls.append(("help", crew)))
     for n, blocks, leads_at in [(16, [(0, 1), (1, 2)], [0, 8]), (6, [(0, 1), (1, 2), (2, 3), (3, 4)], [0, 2, 3, 5]),
@@ -143,6 +144,7 @@ def test_training_with_a_team_gives_one_threads_weights(tmp_path, monkeypatch, c
     """A batch of 8 (one share) on 2 threads: the second thread helps the share's Winograd
     convolutions; the weights after 3 iterations are one thread's, bit for bit."""
     monkeypatch.setattr(threads, "spin_reads", lambda: threads.SPIN_READS)   # teams even where not pinned
+    monkeypatch.setattr(team, "near", lambda: True)                         # and whatever the host's placement
     (tmp_path / "net.yaml").write_text(NET)
     (tmp_path / "solver.yaml").write_text(f"net: {tmp_path / 'net.yaml'}\nbase_lr: 0.01\nmomentum: 0.9\n"
                                           f"lr_policy: fixed\nmax_iter: 3\nrandom_seed: 5\n"
@@ -170,3 +172,28 @@ def test_training_with_a_team_gives_one_threads_weights(tmp_path, monkeypatch, c
         threads.set_threads(old)
     assert helped[1] > 0
     assert np.isfinite(got[0]).all() and np.array_equal(got[0], got[1])
+
+
+def test_teams_only_where_their_threads_are_near(monkeypatch):
+    """near(): a round trip of a cache line within NEAR_NS, measured at most once per RECHECK_S
+    (a measure that failed, None, is taken again at the next run); far: the run has no helpers."""
+    trips, clock = [], [100.0]
+    monkeypatch.setattr(team, "_near", {"at": None, "near": False})
+    monkeypatch.setattr(team.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(team, "round_trip_ns", lambda: trips.pop(0))
+    trips[:] = [None, 120.0, 900.0]
+    assert not team.near() and team.near()              # None, then 120 ns
+    clock[0] += team.RECHECK_S / 2
+    assert team.near() and trips == [900.0]             # not measured again yet
+    clock[0] += team.RECHECK_S
+    assert not team.near() and trips == []
+    fn, ranges = team.staffed("work", [(0, 4)], [team.Team()])
+    assert (fn, ranges) == ("work", [(0, 4)])
+
+
+@pytest.mark.skipif(threads.usable_cores() < 2, reason="two threads, each on a core")
+def test_a_round_trip_is_measured_between_two_threads(thread_count):
+    thread_count(2)
+    got = [team.round_trip_ns() for _ in range(4)]
+    assert any(ns is not None for ns in got)
+    assert all(ns is None or 0 < ns < 1e6 for ns in got)
