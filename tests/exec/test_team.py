@@ -1,5 +1,5 @@
 """Teams (netcli/exec/team.py): threads beyond a run's shares take tiles of one share's
-Winograd jobs (ops/cpu/winograd_team.py) in compiled code. Whoever takes a tile computes it the
+Winograd and per-image GEMM jobs (ops/cpu/winograd_team.py, gemms_team.py) in compiled code. Whoever takes a tile computes it the
 same way, so the bits are those of a thread alone: for every job kind and dtype, jobs after jobs
 with a helper that joins late, and in training (the weights after a few iterations on 1 thread and
 on 2 with teams)."""
@@ -13,6 +13,7 @@ import netcli
 from netcli.exec import team, threads
 from netcli.ops.cpu import winograd
 from netcli.ops.cpu.blas import gemm_address
+from netcli.ops.cpu.image_gemms import image_gemms
 from netcli.ops.cpu.team_jobs import serve
 
 pytestmark = pytest.mark.skipif(not gemm_address(np.float32), reason="no BLAS for team jobs (ops/cpu/blas.py)")
@@ -67,11 +68,18 @@ def test_a_helper_takes_tiles_and_every_bit_stays(monkeypatch, compiled):
     helper = threading.Thread(target=team.help_lead, args=(crew,))
     helper.start()
     time.sleep(0.02)
-    together = team.lead(crew, lambda: [_pass(*layer, m=case[6], k=case[7]) for _ in range(3)
-                                        for layer, case in zip(layers, LAYERS)])
+    rng = np.random.default_rng(9)
+    w, x = rng.standard_normal((24, 40)).astype(np.float32), rng.standard_normal((13, 40, 30)).astype(np.float32)
+    products = np.full((13, 24, 30), np.nan, np.float32)
+
+    def passes():
+        image_gemms(w, x, products)         # a convolution's per-image GEMMs (ops/cpu/gemms_team.py)
+        return [_pass(*layer, m=case[6], k=case[7]) for _ in range(3) for layer, case in zip(layers, LAYERS)]
+    together = team.lead(crew, passes)
     helper.join(10)
     assert not helper.is_alive()         # the lead's end let it go
     assert crew.helped > 0
+    assert np.array_equal(products, np.matmul(w, x))
     for i, got in enumerate(together):
         for a, b in zip(got, alone[i % len(LAYERS)]):
             assert np.isfinite(a).all() and np.array_equal(a, b), LAYERS[i % len(LAYERS)]

@@ -13,7 +13,7 @@ from netcli.ops.cpu.blas import gemm, gemm_address
 def _product(fn, a, b, c, trans_a):
     M, N = c.shape
     K = a.shape[0] if trans_a else a.shape[1]
-    gemm(fn, c.reshape(-1)[:0], 1 if trans_a else 0, M, N, K, a.ctypes.data, a.shape[1], b.ctypes.data, N,
+    gemm(fn, c.reshape(-1)[:0], 1 if trans_a else 0, 0, M, N, K, a.ctypes.data, a.shape[1], b.ctypes.data, N,
          c.ctypes.data, N)
 
 

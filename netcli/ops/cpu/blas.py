@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.extending import intrinsic
 
 _SYMBOLS = {np.dtype(np.float32): ("scipy_cblas_sgemm64_", "cblas_sgemm64_"),
@@ -51,25 +51,42 @@ ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
 
 @intrinsic
-def gemm(typingctx, fn, like, trans_a, M, N, K, a, lda, b, ldb, c, ldc):
-    """C (M, N) = op(A) @ B, row major, by the cblas_?gemm at address fn (like: an array of the
-    dtype); a, b, c: the matrices' addresses; op(A) is A (M, K), or A^T for A (K, M) where
-    trans_a."""
+def gemm(typingctx, fn, like, trans_a, trans_b, M, N, K, a, lda, b, ldb, c, ldc):
+    """C (M, N) = op(A) @ op(B), row major, by the cblas_?gemm at address fn (like: an array of
+    the dtype); a, b, c: the matrices' addresses; op(A) is A (M, K), or A^T for A (K, M) where
+    trans_a; op(B) likewise, (K, N) or B^T for B (N, K)."""
     if not isinstance(like, types.Array) or like.dtype not in (types.float32, types.float64):
         return None
 
     def codegen(context, builder, sig, args):
-        fn_, _, trans_, m_, n_, k_, a_, lda_, b_, ldb_, c_, ldc_ = args
+        fn_, _, trans_a_, trans_b_, m_, n_, k_, a_, lda_, b_, ldb_, c_, ldc_ = args
         i32, i64 = ir.IntType(32), ir.IntType(64)
         real = ir.FloatType() if like.dtype == types.float32 else ir.DoubleType()
         ptr = real.as_pointer()
         fty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, real, ptr, i64, ptr, i64, real, ptr, i64])
         callee = builder.inttoptr(fn_, fty.as_pointer())
-        op = builder.select(builder.icmp_signed("!=", trans_, ir.Constant(i64, 0)),
-                            ir.Constant(i32, TRANS), ir.Constant(i32, NO_TRANS))
-        builder.call(callee, [ir.Constant(i32, ROW_MAJOR), op, ir.Constant(i32, NO_TRANS), m_, n_, k_,
+
+        def op(flag):
+            return builder.select(builder.icmp_signed("!=", flag, ir.Constant(i64, 0)),
+                                  ir.Constant(i32, TRANS), ir.Constant(i32, NO_TRANS))
+        builder.call(callee, [ir.Constant(i32, ROW_MAJOR), op(trans_a_), op(trans_b_), m_, n_, k_,
                               ir.Constant(real, 1.0), builder.inttoptr(a_, ptr), lda_, builder.inttoptr(b_, ptr),
                               ldb_, ir.Constant(real, 0.0), builder.inttoptr(c_, ptr), ldc_])
         return context.get_dummy_value()
-    return types.none(types.int64, like, types.int64, types.int64, types.int64, types.int64, types.int64,
-                      types.int64, types.int64, types.int64, types.int64, types.int64), codegen
+    return types.none(types.int64, like, *[types.int64] * 11), codegen
+
+
+@intrinsic
+def at(typingctx, address, like):
+    """The address as a pointer to like's dtype (for numba.carray)."""
+    pointer = types.CPointer(like.dtype)
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(pointer))
+    return pointer(types.int64, like), codegen
+
+
+@njit(cache=True, nogil=True)
+def address(a):
+    """a's first element's address."""
+    return np.int64(a.ctypes.data)

@@ -35,6 +35,7 @@ from .chunks import first, image_chunks, largest
 from ...exec import threads
 from .depthwise import depthwise_backward_data, depthwise_backward_weight, depthwise_forward
 from .conv2d_rule import WINOGRAD_TILE
+from .image_gemms import image_gemms
 from .depthwise_nhwc import (depthwise_nhwc_backward_data, depthwise_nhwc_backward_weight, depthwise_nhwc_forward,
                              depthwise_nhwc_scratch, depthwise_nhwc_workspace)
 from .winograd import winograd_backward, winograd_forward, winograd_scratch, winograd_workspace
@@ -263,7 +264,7 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
         for wg, xg, yg in groups:
             wide = P > kg                   # more positions than rows: tiles are blocks of positions
             if not _tiles(b - a, P if wide else kg, yg.size * wg.shape[1]):
-                np.matmul(wg, xg, out=yg)
+                image_gemms(wg, xg, yg)
                 continue
             tiled = True
 
@@ -372,8 +373,8 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
         if dweight is not None:
             dw = first(ws["dw"], (b - a, K, ck))
             for g in range(group):      # per image: dy[n] (kg, P) @ cols[n].T (P, ck)
-                np.matmul(dy3[a:b, g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck].transpose(0, 2, 1),
-                          out=dw[:, g * kg:(g + 1) * kg])
+                image_gemms(dy3[a:b, g * kg:(g + 1) * kg], cols[:, g * ck:(g + 1) * ck].transpose(0, 2, 1),
+                            dw[:, g * kg:(g + 1) * kg])
             if again:                   # the chunks' sums, added in order
                 if k == 0:
                     np.sum(dw, axis=0, out=ws["dwsum"])
@@ -386,7 +387,7 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
         if dinp is not None:
             dcols = first(ws["dcols"], (b - a, group * ck, P))
             for g in range(group):
-                np.matmul(w[g * kg:(g + 1) * kg].T, dy3[a:b, g * kg:(g + 1) * kg], out=dcols[:, g * ck:(g + 1) * ck])
+                image_gemms(w[g * kg:(g + 1) * kg].T, dy3[a:b, g * kg:(g + 1) * kg], dcols[:, g * ck:(g + 1) * ck])
             im2col.col2im_images(dcols, dinp[a:b], *geometry)
     if again and dweight is not None:
         if fresh:
@@ -436,8 +437,8 @@ def _backward_1x1(dinp, dweight, dbias, dout, inp, weight, ws, group, fresh):
                 np.dot(dres[g * kg:(g + 1) * kg], xg[g * cg:(g + 1) * cg].T, out=dw[g * kg:(g + 1) * kg])
         else:
             for g in range(group):      # per image: dy[n] (kg, P) @ x[n].T (P, cg)
-                np.matmul(dy3[:, g * kg:(g + 1) * kg], x3[:, g * cg:(g + 1) * cg].transpose(0, 2, 1),
-                          out=dw[:, g * kg:(g + 1) * kg])
+                image_gemms(dy3[:, g * kg:(g + 1) * kg], x3[:, g * cg:(g + 1) * cg].transpose(0, 2, 1),
+                            dw[:, g * kg:(g + 1) * kg])
             dw = dw.sum(axis=0)
         if fresh:
             np.copyto(dw2, dw)
@@ -446,4 +447,4 @@ def _backward_1x1(dinp, dweight, dbias, dout, inp, weight, ws, group, fresh):
     if dinp is not None:
         dx3 = dinp.reshape(n, C, -1)
         for g in range(group):
-            np.matmul(w[g * kg:(g + 1) * kg].T, dy3[:, g * kg:(g + 1) * kg], out=dx3[:, g * cg:(g + 1) * cg])
+            image_gemms(w[g * kg:(g + 1) * kg].T, dy3[:, g * kg:(g + 1) * kg], dx3[:, g * cg:(g + 1) * cg])

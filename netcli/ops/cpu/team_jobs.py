@@ -1,9 +1,10 @@
 """Running a team's jobs (exec/team.py): the lead's part and the helpers' loop, for every job kind
-(winograd_team.py's)."""
+(winograd_team.py's, gemms_team.py's)."""
 import numpy as np
 from numba import njit
 
 from ...exec.claims import ITEMSIZE, KIND, claim, close_job, finish, open_job, posted, stopped
+from .gemms_team import IMAGE_GEMMS, image_gemms_tile
 from .winograd_team import CONV, conv_tile, weight_grad_tile
 
 
@@ -15,6 +16,8 @@ def _tiles(flags, record, gen, like):
     while t >= 0:
         if record[KIND] == CONV:
             conv_tile(record, t, like)
+        elif record[KIND] == IMAGE_GEMMS:
+            image_gemms_tile(record, t, like)
         else:
             weight_grad_tile(record, t, like)
         finish(flags)

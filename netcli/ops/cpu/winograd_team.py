@@ -15,31 +15,14 @@ between cores (claim, finish: 0.25 us each on a 2-vCPU AMD EPYC VM), so tiles ar
 The tiles depend on the block's shape alone."""
 from __future__ import annotations
 
-import numpy as np
-from numba import carray, njit, types
-from numba.extending import intrinsic
+from numba import carray, njit
 
 from ...exec.claims import GEMM, HEAD, ITEMSIZE, KIND, PHASE1, PHASE2, TILES
-from .blas import gemm
+from .blas import address as _address, at as _at, gemm
 from .winograd_transforms import winograd_inputs, winograd_output_grads, winograd_outputs
 
 CONV, WEIGHT_GRAD = 1, 2          # the jobs' kinds (ops/cpu/team_jobs.py runs them for the helpers)
 PHASE_TILES = 8
-
-
-@intrinsic
-def _at(typingctx, address, like):
-    """The address as a pointer to like's dtype (for carray)."""
-    pointer = types.CPointer(like.dtype)
-
-    def codegen(context, builder, sig, args):
-        return builder.inttoptr(args[0], context.get_value_type(pointer))
-    return pointer(types.int64, like), codegen
-
-
-@njit(cache=True, nogil=True)
-def _address(a):
-    return np.int64(a.ctypes.data)
 
 
 @njit(cache=True, nogil=True)
@@ -88,7 +71,7 @@ def conv_tile(record, t, like):
     if record[PHASE1] <= t < record[PHASE2]:
         G = record[PHASE2] - record[PHASE1]
         for e in range(E * (t - record[PHASE1]) // G, E * (t - record[PHASE1] + 1) // G):
-            gemm(record[GEMM], like, 0, T, K, C, record[C_V] + (e * VROWS + t0) * C * size, C,
+            gemm(record[GEMM], like, 0, 0, T, K, C, record[C_V] + (e * VROWS + t0) * C * size, C,
                  record[C_U] + e * C * K * size, K, record[C_M] + e * T * K * size, K)
         return
     i0, i1, th0, th1 = _images_rows(t if t < record[PHASE1] else t - record[PHASE2], N, TH, RB)
@@ -140,7 +123,7 @@ def weight_grad_tile(record, t, like):
     G = record[TILES] - record[PHASE1]
     for e in range(E * (t - record[PHASE1]) // G, E * (t - record[PHASE1] + 1) // G):
         into = record[G_DU] if record[G_DU2] < 0 else record[G_DU2]
-        gemm(record[GEMM], like, 1, C, K, T, record[G_V] + (e * record[G_VROWS] + record[G_T0]) * C * size, C,
+        gemm(record[GEMM], like, 1, 0, C, K, T, record[G_V] + (e * record[G_VROWS] + record[G_T0]) * C * size, C,
              record[G_Y] + e * T * K * size, K, into + e * C * K * size, K)
         if record[G_DU2] >= 0:
             dU = carray(_at(record[G_DU] + e * C * K * size, like), (C * K,))
