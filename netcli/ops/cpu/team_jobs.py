@@ -5,7 +5,7 @@ from numba import njit
 
 from ...exec.claims import ITEMSIZE, KIND, claim, close_job, finish, open_job, posted, stopped
 from .gemms_team import IMAGE_GEMMS, image_gemms_tile
-from .winograd_team import CONV, conv_tile, weight_grad_tile
+from .winograd_team import CONV, WEIGHTS, conv_tile, weight_grad_tile, weights_tile
 
 
 @njit(cache=True, nogil=True)
@@ -18,6 +18,8 @@ def _tiles(flags, record, gen, like):
             conv_tile(record, t, like)
         elif record[KIND] == IMAGE_GEMMS:
             image_gemms_tile(record, t, like)
+        elif record[KIND] == WEIGHTS:
+            weights_tile(record, t, like)
         else:
             weight_grad_tile(record, t, like)
         finish(flags)

@@ -34,7 +34,7 @@ from .blas import gemm_address
 from .chunks import first as _first, image_chunks, largest
 from .im2col import sum_bias
 from .team_jobs import lead
-from .winograd_team import conv_block, weight_grad_block
+from .winograd_team import conv_block, weight_grad_block, weights_job
 from .winograd_transforms import (toom_cook, winograd_inputs, winograd_output_grads, winograd_outputs,
                                   winograd_weight_grads, winograd_weights)
 
@@ -119,12 +119,16 @@ def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None, ti
     G = toom_cook(m, weight.shape[2])[1]
     TH, TW = winograd_tiles(out.shape[2], out.shape[3], m)
     E, C, K = U.shape
-    if tiled is None:
+    team_gemm = _team_gemm(out, inp, weight, U, V, M, bias)
+    if tiled is None and team_gemm:
+        crew = team.current()
+        weights_job(crew.record, weight, U, G, False)
+        lead(crew.flags, crew.record, bias)
+    elif tiled is None:
         winograd_weights(weight, U, G, 0, C)
     else:
         tiled(lambda i0, i1: winograd_weights(weight, U, G, i0, i1), C)
     r = m + weight.shape[2] - 1
-    team_gemm = _team_gemm(out, inp, U, V, M, bias)
     for a, b in chunks:
         Vc = _first(V, (E, (b - a) * TH * TW, C))
         for i, j in _blocks(a, b, E * TH * TW * max(C, K) * out.itemsize):
@@ -195,7 +199,7 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
         sum_bias(dout.reshape(n, K, -1), dbias)
     if dweight is not None:
         dU, C = ws["dU"], inp.shape[1]
-        team_gemm = _team_gemm(dout, inp, ws["M"], ws["V"], dU, ws["dU2"])
+        team_gemm = _team_gemm(dout, inp, ws["M"], ws["V"], dU, ws["dU2"], dweight)
         parts = 0
         for a, b in chunks:
             if len(chunks) == 1:
@@ -217,7 +221,12 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
                     if parts:
                         dU += ws["dU2"]
                 parts += 1
-        winograd_weight_grads(dU, dweight, G)
+        if team_gemm:
+            crew = team.current()
+            weights_job(crew.record, dweight, dU, G, True)
+            lead(crew.flags, crew.record, ws["no_bias"])
+        else:
+            winograd_weight_grads(dU, dweight, G, 0, C)
     if dinp is not None:
         np.copyto(ws["wflip"], weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         _convolve(dinp, dout, ws["wflip"], ws["no_bias"], ws["Ub"], ws["Vb"], ws["Mb"], k - 1 - PH, k - 1 - PW,

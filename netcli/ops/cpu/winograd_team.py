@@ -15,13 +15,15 @@ between cores (claim, finish: 0.25 us each on a 2-vCPU AMD EPYC VM), so tiles ar
 The tiles depend on the block's shape alone."""
 from __future__ import annotations
 
+import numpy as np
 from numba import carray, njit
 
 from ...exec.claims import GEMM, HEAD, ITEMSIZE, KIND, PHASE1, PHASE2, TILES
 from .blas import address as _address, at as _at, gemm
-from .winograd_transforms import winograd_inputs, winograd_output_grads, winograd_outputs
+from .winograd_transforms import (winograd_inputs, winograd_output_grads, winograd_outputs, winograd_weight_grads,
+                                  winograd_weights)
 
-CONV, WEIGHT_GRAD = 1, 2          # the jobs' kinds (ops/cpu/team_jobs.py runs them for the helpers)
+CONV, WEIGHT_GRAD, WEIGHTS = 1, 2, 4      # the jobs' kinds (ops/cpu/team_jobs.py runs them for helpers)
 PHASE_TILES = 8
 
 
@@ -130,3 +132,34 @@ def weight_grad_tile(record, t, like):
             dU2 = carray(_at(record[G_DU2] + e * C * K * size, like), (C * K,))
             for i in range(C * K):
                 dU[i] += dU2[i]
+
+
+# weights_job's record, from HEAD
+(W_WEIGHT, W_T, W_G, W_O, W_I, W_k, W_r, W_ADJOINT) = range(HEAD, HEAD + 8)
+
+
+@njit(cache=True, nogil=True)
+def weights_job(record, weight, T, G, adjoint):
+    """The job (into record) T (E, I, O) <- the transform of weight (O, I, k, k) (winograd_weights),
+    or where `adjoint`, weight += the adjoint's of T (winograd_weight_grads: the weight gradient),
+    in PHASE_TILES tiles of input channels where there are as many; G: float64 (r, k)."""
+    O, I, k, r = weight.shape[0], weight.shape[1], weight.shape[2], G.shape[0]
+    fields = (_address(weight), _address(T), _address(G), O, I, k, r, 1 if adjoint else 0)
+    for i in range(len(fields)):
+        record[HEAD + i] = fields[i]
+    record[KIND], record[TILES], record[GEMM] = WEIGHTS, min(I, PHASE_TILES), 0
+    record[PHASE1], record[PHASE2], record[ITEMSIZE] = 0, 0, weight.itemsize
+
+
+@njit(cache=True, nogil=True)
+def weights_tile(record, t, like):
+    """Tile t of a weights_job: its input channels."""
+    O, I, k, r = record[W_O], record[W_I], record[W_k], record[W_r]
+    weight = carray(_at(record[W_WEIGHT], like), (O, I, k, k))
+    T = carray(_at(record[W_T], like), (r * r, I, O))
+    G = carray(_at(record[W_G], np.empty(0, np.float64)), (r, k))
+    i0, i1 = I * t // record[TILES], I * (t + 1) // record[TILES]
+    if record[W_ADJOINT]:
+        winograd_weight_grads(T, weight, G, i0, i1)
+    else:
+        winograd_weights(weight, T, G, i0, i1)
