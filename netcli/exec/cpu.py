@@ -343,7 +343,7 @@ class CpuExecutor:
             barriers = [threads.Barrier(T, at) for _, at in segments[:-1]] + (
                 [threads.Barrier(T, lambda: me()._before_step())] if combine else [])
         self._plans[key] = out = (segments, combine, ranges, (first, stop), late, grads, T, blocks, rows, after,
-                                  final, calls, arena, params, tiles, finishes, barriers, team.crews(T, ranges))
+                                  final, calls, arena, params, tiles, finishes, barriers, team.crews(T, ranges, idx, net))
         return out
 
     def _run(self, n, idx, forward, backward, cleared=False, combine=False, step=None):

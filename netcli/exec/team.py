@@ -74,15 +74,16 @@ def help_lead(team):
         team.helped += taken
 
 
-def crews(leads, ranges):
-    """A Team for each of a run's `leads` share threads where the run has threads to spare: more
-    threads than leads, each on a core of its own (threads.placement: the helpers wait by
-    spinning), shares of two images or more (one image: batch-1 inference's tiles,
-    threads.tiles), and a GEMM for the jobs (ops/cpu/blas.py); else None."""
+def crews(leads, ranges, idx, net):
+    """A Team for each of a run's `leads` share threads where the run has threads to spare and
+    work for them: more threads than leads, each on a core of its own (threads.placement: the
+    helpers wait by spinning), shares of two images or more (one image: batch-1 inference's
+    tiles, threads.tiles), a GEMM for the jobs (ops/cpu/blas.py) and a layer of idx (net's) with
+    team jobs (`team_jobs`: a Convolution's algorithm); else None."""
     from . import threads
     from ..ops.cpu.blas import gemm_address
     if threads.count() <= leads or not threads.spin_reads() or min(hi - lo for lo, hi in ranges) < 2 \
-            or not gemm_address(np.float32):
+            or not gemm_address(np.float32) or not any(getattr(net.layers[i], "team_jobs", False) for i in idx):
         return None
     return [Team() for _ in range(leads)]
 
@@ -118,6 +119,7 @@ def round_trip_ns():
     back (the mean of ROUNDS trips); None where the worker did not come in time."""
     from . import threads
     flags, reads, took = np.zeros(16, np.int64), threads.SPIN_READS, []
+    ping(flags, 0, 0), pong(np.zeros(16, np.int64), 0, 0)     # compiled (or loaded) here, not while timed
 
     def both(i, lo, hi):
         if i == 1:

@@ -8,7 +8,7 @@ from ..config.schema import Field, Message, engine_field, REQUIRED, positive, no
 from ..fillers import FILLER
 from ..ops.cpu import im2col
 from ..ops.cpu.conv2d import conv2d_backward, conv2d_forward, conv2d_scratch, conv2d_workspace
-from ..ops.cpu.conv2d_rule import conv2d_algorithm
+from ..ops.cpu.conv2d_rule import TEAM_ALGORITHMS, conv2d_algorithm
 from .base import LayerError, PerSample, canon_axis, register
 from . import onnx_ops, vision_cuda as cu
 
@@ -150,6 +150,11 @@ class Convolution(PerSample):
     def timing_label(self):
         """What `netcli time` shows after the layer's name: the CPU algorithm."""
         return self.algorithm
+
+    @property
+    def team_jobs(self):
+        """Whether threads beyond a run's shares can help this layer (exec/team.py)."""
+        return self.G == 1 and self.algorithm in TEAM_ALGORITHMS
 
     def workspace(self, n):
         return self._per_bottom(conv2d_workspace, n) if self.keeps_for_backward else {}

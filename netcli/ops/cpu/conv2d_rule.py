@@ -8,6 +8,9 @@ from .winograd import winograd_fits
 ALGORITHMS = ("depthwise", "depthwise-nhwc", "1x1", "1x1-nhwc", "1x1-strided", "winograd", "winograd4", "im2row",
               "im2col")
 WINOGRAD_TILE = {"winograd": 2, "winograd4": 4}      # algorithm: m of F(m x m, k x k)
+# the algorithms whose work threads beyond a run's shares can help with (exec/team.py): Winograd's
+# blocks (winograd_team.py), per-image GEMMs (image_gemms.py: with one group)
+TEAM_ALGORITHMS = (*WINOGRAD_TILE, "1x1", "1x1-strided", "im2col")
 STRIDED_1X1_PIXELS = 49       # "1x1-strided" from this many output pixels on (conv2d_algorithm)
 PIXELS_1X1 = 36               # "1x1" (else "1x1-nhwc") from this many pixels per image on
 NHWC_STRIDED = 256            # "depthwise-nhwc" up to this many output positions with a stride (else 64)
