@@ -2,24 +2,31 @@
 the team claims its tiles, phase by phase, reading and writing the team's flags atomically
 (exec/spin.py) without the GIL.
 
-Flags (int64, 64 bytes apart): the job posted (its generation), the next tile to take (the
-generation in the high bits, so that a late helper never takes a tile of the next job), the
-tiles done, and the run whose end lets the helpers go. A job's record: its kind, its tiles, the
-ends of its first two phases, the GEMM's address, its arrays' itemsize, then the job's own fields
-from HEAD on (ops/cpu/winograd_team.py)."""
+Flags (int64, 64 bytes apart): the job posted (its generation, 31 bits, wrapping), the next tile
+to take (the generation in the high bits, so that a late helper never takes a tile of the next
+job), the tiles done, the run whose end lets the helpers go, and whether a tile failed. A job's
+record: its kind (KINDS), its tiles, the ends of its first two phases, the GEMM's address, its
+arrays' itemsize, then the job's own fields from HEAD on (ops/cpu/winograd_team.py,
+gemms_team.py; ops/cpu/team_jobs.py runs them)."""
 from numba import njit
 
 from .spin import _add, _cas, _load, _store
 
-POST, NEXT, DONE, STOP = 0, 8, 16, 24
+POST, NEXT, DONE, STOP, FAILED, FLAGS = 0, 8, 16, 24, 32, 40      # FLAGS: the flags' length
 KIND, TILES, PHASE1, PHASE2, GEMM, ITEMSIZE, HEAD = 0, 1, 2, 3, 4, 5, 8
-SHIFT, MASK = 32, (1 << 32) - 1
+SHIFT, MASK, GENERATIONS = 32, (1 << 32) - 1, (1 << 31) - 1
+# the job kinds: a block's Winograd convolution, its weight gradient's transform, per-image GEMMs,
+# the weights' transform (or its adjoint)
+CONV, WEIGHT_GRAD, IMAGE_GEMMS, WEIGHTS = 1, 2, 3, 4
+# tiles a job's phase aims at: a tile's hand-over costs the moves of two cache lines between
+# cores (claim, finish: 0.25 us each on a 2-vCPU AMD EPYC VM whose vCPUs sit apart), so few
+PHASE_TILES = 8
 
 
 @njit(cache=True, nogil=True)
 def open_job(flags):
     """Post the job whose record was just written (by the lead); its generation."""
-    gen = _load(flags, POST) + 1
+    gen = (_load(flags, POST) + 1) & GENERATIONS
     _store(flags, DONE, 0)
     _store(flags, NEXT, gen << SHIFT)
     _store(flags, POST, gen)
@@ -30,7 +37,8 @@ def open_job(flags):
 def claim(flags, record, gen):
     """The next tile of job `gen` for the calling thread, returned once the tiles of the phases
     before its own are done; -1 where none is left. (The record is read between the two reads of
-    the next tile that agree: the lead rewrites it only after closing the job, which changes that.)"""
+    the next tile that agree: the lead rewrites it only after closing the job, an atomic
+    read-modify-write of that number which no later write passes.)"""
     while True:
         v = _load(flags, NEXT)
         t = v & MASK
@@ -45,17 +53,26 @@ def claim(flags, record, gen):
 
 
 @njit(cache=True, nogil=True)
-def finish(flags):
-    """A tile is done."""
+def finish(flags, ok):
+    """A tile is done (ok: without an error; else the job failed, and the lead says so)."""
+    if not ok:
+        _store(flags, FAILED, 1)
     _add(flags, DONE, 1)
 
 
 @njit(cache=True, nogil=True)
 def close_job(flags, record, gen):
-    """The lead, after its last tile: wait until every tile is done, then let no one take more."""
+    """The lead, after its last tile: wait until every tile is done, then let no one take more;
+    whether every tile went without an error."""
     while _load(flags, DONE) < record[TILES]:
         pass
-    _store(flags, NEXT, (gen << SHIFT) | MASK)
+    while True:
+        v = _load(flags, NEXT)
+        if _cas(flags, NEXT, v, (gen << SHIFT) | MASK):
+            break
+    failed = _load(flags, FAILED) != 0
+    _store(flags, FAILED, 0)
+    return not failed
 
 
 @njit(cache=True, nogil=True)

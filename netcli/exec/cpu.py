@@ -343,13 +343,13 @@ class CpuExecutor:
             barriers = [threads.Barrier(T, at) for _, at in segments[:-1]] + (
                 [threads.Barrier(T, lambda: me()._before_step())] if combine else [])
         self._plans[key] = out = (segments, combine, ranges, (first, stop), late, grads, T, blocks, rows, after,
-                                  final, calls, arena, params, tiles, finishes, barriers, team.crews(T, ranges, idx, net))
+                                  final, calls, arena, params, tiles, finishes, barriers, team.teams_for(T, ranges, idx, net))
         return out
 
     def _run(self, n, idx, forward, backward, cleared=False, combine=False, step=None):
         net = self.net
         (segments, combine, ranges, own, late, grads, T, blocks, rows, after, final, calls, arena, params,
-         tiles, finishes, barriers, crews) = self._setup(n, idx, forward, backward, combine)
+         tiles, finishes, barriers, teams) = self._setup(n, idx, forward, backward, combine)
         if not (combine or T == threads.count() == 1):
             step = None       # no sum of the shares' gradients here (the update's own run takes every thread)
         self._step = None if step is None else (step, finishes, own)
@@ -395,7 +395,7 @@ class CpuExecutor:
                 for lo_, hi_ in updates[t] if step.applied else ():
                     step.block(lo_, hi_)
         try:
-            threads.run(*team.staffed(work, blocks, crews))
+            threads.run(*team.staffed(work, blocks, teams))
         except BaseException:
             for b in barriers:
                 b.reset()

@@ -3,8 +3,8 @@ of 16 on 2 threads, of 32 on 4 or more: exec/cpu.py).
 
 A kernel call that can be cut posts a *job*: a record of its arrays (their addresses) and sizes,
 and a fixed number of *tiles* that depend only on those sizes, each writing its own part of the
-outputs (ops/cpu/winograd_team.py). The share's thread (the team's lead) and its helpers take
-the tiles one at a time, in order, until none is left; a job's tiles come in up to three phases,
+outputs (ops/cpu/winograd_team.py, gemms_team.py). The share's thread (the team's lead) and its
+helpers take the tiles one at a time, in order, until none is left; a job's tiles come in up to three phases,
 and a tile waits until every tile of the phases before it is done. All of it runs in compiled
 code without the GIL: the helpers wait for a job in a loop of machine code (ops/cpu/team_jobs.py,
 serve) for as long as the run lasts, so a hand-over costs what a read of a shared flag does, not a
@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from .claims import STOP
+from .claims import FLAGS, STOP
 from .spin import ping, pong, publish, wait_change
 
 # Helpers only where a cache line crosses from the lead's core to a helper's and back within
@@ -37,7 +37,7 @@ class Team:
     many tiles its helpers took."""
 
     def __init__(self):
-        self.flags = np.zeros(32, np.int64)
+        self.flags = np.zeros(FLAGS, np.int64)
         self.record = np.zeros(64, np.int64)
         self.run = 0
         self.helped = 0          # tiles its helpers took, all runs together
@@ -62,8 +62,8 @@ def lead(team, fn, *args):
     try:
         return fn(*args)
     finally:
+        publish(team.flags, STOP, team.run)      # first: the helpers go, whatever happens next
         _local.team = before
-        publish(team.flags, STOP, team.run)
 
 
 def help_lead(team):
@@ -74,7 +74,7 @@ def help_lead(team):
         team.helped += taken
 
 
-def crews(leads, ranges, idx, net):
+def teams_for(leads, ranges, idx, net):
     """A Team for each of a run's `leads` share threads where the run has threads to spare and
     work for them: more threads than leads, each on a core of its own (threads.placement: the
     helpers wait by spinning), shares of two images or more (one image: batch-1 inference's

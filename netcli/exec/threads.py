@@ -1,6 +1,7 @@
 """netcli's thread pool, used by the executor (netcli/exec/cpu.py) and the update rules. Inside a
-task, Numba kernels (nogil) and BLAS run on that thread alone, so BLAS is kept to one thread: two
-pools (BLAS's and ours, or Numba's) never spin against each other on the same cores.
+task, Numba kernels (nogil) and BLAS run on that thread (or on its team: exec/team.py, whose
+helpers are this pool's threads), so BLAS is kept to one thread: two pools (BLAS's and ours, or
+Numba's) never spin against each other on the same cores.
 
 The thread count: `set_threads(n)` (the CLI's --threads), else $NETCLI_THREADS, else every usable
 core; it may change at any time (results do not depend on it). The threads that compute also flush

@@ -11,10 +11,11 @@ import pytest
 
 import netcli
 from netcli.exec import team, threads
+from netcli.exec.claims import FAILED, FLAGS, GENERATIONS, KIND, POST
 from netcli.ops.cpu import winograd
 from netcli.ops.cpu.blas import gemm_address
 from netcli.ops.cpu.image_gemms import image_gemms
-from netcli.ops.cpu.team_jobs import serve
+from netcli.ops.cpu.team_jobs import run_job, serve
 
 pytestmark = pytest.mark.skipif(not gemm_address(np.float32), reason="no BLAS for team jobs (ops/cpu/blas.py)")
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.skipif(not gemm_address(np.float32), reason="no BLAS fo
 def compiled():
     """The helpers' loop compiled before a helper starts (a first compile inside the helper can
     outlast the lead's work: then it takes no tile, which is right but proves nothing here)."""
-    assert serve(np.zeros(32, np.int64), np.zeros(64, np.int64), 0) == 0
+    assert serve(np.zeros(FLAGS, np.int64), np.zeros(64, np.int64), 0) == 0
 
 
 def _layer(n, C, H, W, K, dtype, m, k, seed):
@@ -115,19 +116,19 @@ def test_each_team_gets_neighbouring_threads(monkeypatch):
     for n, blocks, leads_at in [(16, [(0, 1), (1, 2)], [0, 8]), (6, [(0, 1), (1, 2), (2, 3), (3, 4)], [0, 2, 3, 5]),
                                 (3, [(0, 4)], [0])]:
         monkeypatch.setattr(threads, "count", lambda: n)
-        crews = [team.Team() for _ in blocks]
-        fn, ranges = team.staffed("work", blocks, crews)
+        teams = [team.Team() for _ in blocks]
+        fn, ranges = team.staffed("work", blocks, teams)
         assert len(ranges) == n and [ranges[c] for c in leads_at] == blocks
         calls.clear()
         for c in range(n):
             fn(c, *ranges[c])
         for c, call in enumerate(calls):
             j = max(i for i, at in enumerate(leads_at) if at <= c)
-            assert call[1] is crews[j]
+            assert call[1] is teams[j]
             assert call[0] == ("lead" if c == leads_at[j] else "help")
             if call[0] == "lead":
                 assert call[2] == ("work", j, *blocks[j])
-        assert all(crew.run == 1 for crew in crews)
+        assert all(t.run == 1 for t in teams)
 
 
 NET = """\
@@ -174,7 +175,7 @@ def test_training_with_a_team_gives_one_threads_weights(tmp_path, monkeypatch, c
                 solver.step(1)
             got.append(net.param_data.copy())
             plans = [plan[-1] for key, plan in net.executor._plans.items() if key[0] == "run"]
-            helped.append(sum(crew.helped for crews in plans if crews for crew in crews))
+            helped.append(sum(t.helped for teams in plans if teams for t in teams))
             assert bool(plans and all(plans)) == (n == 2)
     finally:
         threads.set_threads(old)
@@ -205,3 +206,29 @@ def test_a_round_trip_is_measured_between_two_threads(thread_count):
     got = [team.round_trip_ns() for _ in range(4)]
     assert any(ns is not None for ns in got)
     assert all(ns is None or 0 < ns < 1e6 for ns in got)
+
+
+def test_the_job_numbers_wrap_without_a_stall(monkeypatch):
+    """After 2^31 jobs a team's job number starts again at 0 (it shares a 64-bit counter with the
+    tile number); the jobs around it run as any other."""
+    layer = _layer(*LAYERS[3], seed=5)
+    want = _pass(*layer, m=2, k=3)
+    t = team.current()
+    t.flags[POST] = GENERATIONS - 2
+    got = _pass(*layer, m=2, k=3)
+    assert 0 <= t.flags[POST] < 8
+    for a, b in zip(got, want):
+        assert np.array_equal(a, b)
+
+
+def test_a_tile_that_fails_ends_the_job_with_an_error():
+    """A tile that raises (here: a job of no kind) still counts as done, so nothing waits for it,
+    and the lead raises once the job ends; the next job runs."""
+    t = team.Team()
+    t.record[:] = 0
+    t.record[KIND], t.record[1] = 99, 3          # 3 tiles of an unknown kind
+    with pytest.raises(MemoryError, match="tile failed"):
+        run_job(t, np.zeros(0, np.float32))
+    assert t.flags[FAILED] == 0
+    layer = _layer(*LAYERS[3], seed=6)
+    assert np.isfinite(_pass(*layer, m=2, k=3)[0]).all()

@@ -21,6 +21,7 @@ def _cases(rng, dtype):
         (y, z.transpose(0, 2, 1), True),              # the weight gradient: dout @ patches^T, per image
         (big[:, M:2 * M], x, True),                   # rows of a larger image (a group's channels)
         (w[:1], x, False),                            # one row: np.matmul's matrix-vector path
+        (w[:, :1], x[:, :1], False),                  # an inner size of one: np.matmul's own loop
         (w[:, ::2], x[:, ::2], False),                # a matrix with a stride inside its rows
     ]
 

@@ -4,11 +4,8 @@ call, in min(images, PHASE_TILES) tiles of whole images, each GEMM as np.matmul 
 function, the same arguments: ops/cpu/blas.py); an operand shared by every image has stride 0."""
 from numba import njit
 
-from ...exec.claims import GEMM, HEAD, ITEMSIZE, KIND, PHASE1, PHASE2, TILES
+from ...exec.claims import GEMM, HEAD, IMAGE_GEMMS, ITEMSIZE, KIND, PHASE1, PHASE2, PHASE_TILES, TILES
 from .blas import gemm
-
-IMAGE_GEMMS = 3                   # the job's kind (CONV and WEIGHT_GRAD: winograd_team.py)
-PHASE_TILES = 8
 
 # image_gemms_job's record, from HEAD
 (N_IMAGES, N_TRANS_A, N_TRANS_B, N_M, N_N, N_K, N_A, N_A_STRIDE, N_LDA, N_B, N_B_STRIDE, N_LDB, N_C, N_C_STRIDE,

@@ -2,14 +2,15 @@
 a[i] @ b[i], either one shared by every image, either as a transposed view), as a team job
 (gemms_team.py) where numpy's BLAS is reachable from compiled code (blas.py) and every matrix
 is a plain or transposed row-major one: the same bits, with threads beyond a run's shares taking
-images (exec/team.py). Elsewhere, and for a product with one row or column (np.matmul's own
-path), np.matmul itself: a choice of shapes and layouts alone, never of the thread count."""
+images (exec/team.py). Elsewhere, and for a product with one row, one column or an inner size
+of one (np.matmul's own paths), np.matmul itself: a choice of shapes and layouts alone, never
+of the thread count."""
 import numpy as np
 
-from ...exec import team
+from ...exec.team import current as current_team
 from .blas import gemm_address
 from .gemms_team import image_gemms_job
-from .team_jobs import lead
+from .team_jobs import run_job
 
 
 def _operand(x):
@@ -35,13 +36,13 @@ def image_gemms(a, b, out):
     n, M, N = out.shape
     K = a.shape[-1]
     ops = None
-    if fn and M > 1 and N > 1 and K > 0 and out.flags.c_contiguous and a.dtype == b.dtype == out.dtype:
+    if fn and M > 1 and N > 1 and K > 1 and out.flags.c_contiguous and a.dtype == b.dtype == out.dtype:
         ops = (_operand(a), _operand(b))
     if ops is None or None in ops or ops[0][0] == ops[1][0]:      # (a @ a.T: np.matmul's own product)
         np.matmul(a, b, out=out)
         return
     (pa, sa, lda, ta), (pb, sb, ldb, tb) = ops
-    crew = team.current()
-    image_gemms_job(crew.record, fn, out.itemsize, n, ta, tb, M, N, K, pa, sa, lda, pb, sb, ldb, out.ctypes.data,
+    team = current_team()
+    image_gemms_job(team.record, fn, out.itemsize, n, ta, tb, M, N, K, pa, sa, lda, pb, sb, ldb, out.ctypes.data,
                     M * N, N)
-    lead(crew.flags, crew.record, out.reshape(-1)[:0])
+    run_job(team, out.reshape(-1)[:0])

@@ -29,11 +29,11 @@ input's size per call).
 
 import numpy as np
 
-from ...exec import team
+from ...exec.team import current as current_team
 from .blas import gemm_address
 from .chunks import first as _first, image_chunks, largest
 from .im2col import sum_bias
-from .team_jobs import lead
+from .team_jobs import run_job
 from .winograd_team import conv_block, weight_grad_block, weights_job
 from .winograd_transforms import (toom_cook, winograd_inputs, winograd_output_grads, winograd_outputs,
                                   winograd_weight_grads, winograd_weights)
@@ -121,9 +121,9 @@ def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None, ti
     E, C, K = U.shape
     team_gemm = _team_gemm(out, inp, weight, U, V, M, bias)
     if tiled is None and team_gemm:
-        crew = team.current()
-        weights_job(crew.record, weight, U, G, False)
-        lead(crew.flags, crew.record, bias)
+        team = current_team()
+        weights_job(team.record, weight, U, G, False)
+        run_job(team, bias)
     elif tiled is None:
         winograd_weights(weight, U, G, 0, C)
     else:
@@ -135,9 +135,9 @@ def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None, ti
             t0, t1 = (i - a) * TH * TW, (j - a) * TH * TW
             Mb = _first(M, (E, t1 - t0, K))
             if tiled is None and team_gemm:                  # in tiles that a team may share
-                crew = team.current()
-                conv_block(crew.record, team_gemm, inp[i:j], Vc, t0, U, Mb, out[i:j], bias, PH, PW, TH, TW, m, r)
-                lead(crew.flags, crew.record, bias)
+                team = current_team()
+                conv_block(team.record, team_gemm, inp[i:j], Vc, t0, U, Mb, out[i:j], bias, PH, PW, TH, TW, m, r)
+                run_job(team, bias)
             elif tiled is None:
                 winograd_inputs(inp[i:j], Vc, t0, PH, PW, TH, TW, m, r, 0, TH)
                 np.matmul(Vc[:, t0:t1], U, out=Mb)
@@ -211,10 +211,10 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
                 t0, t1 = (i - a) * TH * TW, (j - a) * TH * TW
                 Y = _first(ws["M"], (E, t1 - t0, K))        # the forward's products are spent: dY's transform
                 if team_gemm:
-                    crew = team.current()
-                    weight_grad_block(crew.record, team_gemm, dout[i:j], Y, V, t0, dU, ws["dU2"], parts == 0,
+                    team = current_team()
+                    weight_grad_block(team.record, team_gemm, dout[i:j], Y, V, t0, dU, ws["dU2"], parts == 0,
                                       TH, TW, m, r)
-                    lead(crew.flags, crew.record, ws["no_bias"])
+                    run_job(team, ws["no_bias"])
                 else:
                     winograd_output_grads(dout[i:j], Y, 0, TH, TW, m, r)
                     np.matmul(V[:, t0:t1].transpose(0, 2, 1), Y, out=dU if parts == 0 else ws["dU2"])
@@ -222,9 +222,9 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
                         dU += ws["dU2"]
                 parts += 1
         if team_gemm:
-            crew = team.current()
-            weights_job(crew.record, dweight, dU, G, True)
-            lead(crew.flags, crew.record, ws["no_bias"])
+            team = current_team()
+            weights_job(team.record, dweight, dU, G, True)
+            run_job(team, ws["no_bias"])
         else:
             winograd_weight_grads(dU, dweight, G, 0, C)
     if dinp is not None:

@@ -10,21 +10,19 @@ the input transform's tiles. A block's weight gradient (`weight_grad_block`) is 
 gradient's transform, an image a tile, then one GEMM per tile position, dU[e] = V[e]^T @ Y[e]
 (after the first block: into dU2[e], then added into dU[e], as the blocks always were).
 Each phase has about PHASE_TILES tiles where the block allows (the images' rows of tiles cut in
-blocks, the tile positions in groups): a tile's hand-over costs the moves of two cache lines
-between cores (claim, finish: 0.25 us each on a 2-vCPU AMD EPYC VM), so tiles are made large.
-The tiles depend on the block's shape alone."""
+blocks, the tile positions in groups; exec/claims.py). The tiles depend on the block's shape
+alone."""
 from __future__ import annotations
 
 import numpy as np
 from numba import carray, njit
 
-from ...exec.claims import GEMM, HEAD, ITEMSIZE, KIND, PHASE1, PHASE2, TILES
+from ...exec.claims import (CONV, GEMM, HEAD, ITEMSIZE, KIND, PHASE1, PHASE2, PHASE_TILES, TILES, WEIGHT_GRAD,
+                            WEIGHTS)
 from .blas import address as _address, at as _at, gemm
 from .winograd_transforms import (winograd_inputs, winograd_output_grads, winograd_outputs, winograd_weight_grads,
                                   winograd_weights)
 
-CONV, WEIGHT_GRAD, WEIGHTS = 1, 2, 4      # the jobs' kinds (ops/cpu/team_jobs.py runs them for helpers)
-PHASE_TILES = 8
 
 
 @njit(cache=True, nogil=True)
