@@ -36,7 +36,8 @@ class Team:
     """One share thread's team: its flags and job record, the number of the run it serves, and how
     many tiles its helpers took."""
 
-    def __init__(self):
+    def __init__(self, dtype=np.float32):
+        self.like = np.empty(0, dtype)      # the dtype of the jobs its helpers take
         self.flags = np.zeros(FLAGS, np.int64)
         self.record = np.zeros(64, np.int64)
         self.run = 0
@@ -69,7 +70,7 @@ def lead(team, fn, *args):
 def help_lead(team):
     """Take tiles of the jobs `team`'s lead posts until its run ends (ops/cpu/team_jobs.py)."""
     from ..ops.cpu.team_jobs import serve
-    taken = serve(team.flags, team.record, team.run)
+    taken = serve(team.flags, team.record, team.run, team.like)
     with _count:
         team.helped += taken
 
@@ -82,10 +83,11 @@ def teams_for(leads, ranges, idx, net):
     team jobs (`team_jobs`: a Convolution's algorithm); else None."""
     from . import threads
     from ..ops.cpu.blas import gemm_address
+    helped = [net.layers[i] for i in idx if getattr(net.layers[i], "team_jobs", False)]
     if threads.count() <= leads or not threads.spin_reads() or min(hi - lo for lo, hi in ranges) < 2 \
-            or not gemm_address(np.float32) or not any(getattr(net.layers[i], "team_jobs", False) for i in idx):
+            or not helped or not gemm_address(helped[0].dtype):
         return None
-    return [Team() for _ in range(leads)]
+    return [Team(helped[0].dtype) for _ in range(leads)]
 
 
 def staffed(work, blocks, teams):

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.skipif(not gemm_address(np.float32), reason="no BLAS fo
 def compiled():
     """The helpers' loop compiled before a helper starts (a first compile inside the helper can
     outlast the lead's work: then it takes no tile, which is right but proves nothing here)."""
-    assert serve(np.zeros(FLAGS, np.int64), np.zeros(64, np.int64), 0) == 0
+    for dtype in (np.float32, np.float64):
+        assert serve(np.zeros(FLAGS, np.int64), np.zeros(64, np.int64), 0, np.zeros(0, dtype)) == 0
 
 
 def _layer(n, C, H, W, K, dtype, m, k, seed):
@@ -57,21 +58,23 @@ LAYERS = [  # n, C, H, W, K, dtype, m, k: images in groups of 1-3, in one block 
 
 
 @pytest.mark.skipif(threads.usable_cores() < 2, reason="a helper needs a core of its own")
-def test_a_helper_takes_tiles_and_every_bit_stays(monkeypatch, compiled):
-    """A helper thread serves one team while its lead runs forward and backward passes of several
-    layers in turn (both job kinds, float32 and float64, blocks of images where BLOCK_BYTES is
-    small): the lead alone, and the team, write the same bits; the helper took tiles."""
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_helper_takes_tiles_and_every_bit_stays(monkeypatch, compiled, dtype):
+    """A helper thread (taking the jobs of one dtype) serves one team while its lead runs forward
+    and backward passes of several layers in turn (every job kind, float32 and float64 layers,
+    blocks of images where BLOCK_BYTES is small): the lead alone, and the team, write the same
+    bits; the helper took tiles."""
     monkeypatch.setattr(winograd, "BLOCK_BYTES", 2 ** 16)
     layers = [_layer(*case, seed=i) for i, case in enumerate(LAYERS)]
     alone = [_pass(*layer, m=case[6], k=case[7]) for layer, case in zip(layers, LAYERS)]
-    crew = team.Team()
+    crew = team.Team(dtype)
     crew.run = 1
     helper = threading.Thread(target=team.help_lead, args=(crew,))
     helper.start()
     time.sleep(0.02)
     rng = np.random.default_rng(9)
-    w, x = rng.standard_normal((24, 40)).astype(np.float32), rng.standard_normal((13, 40, 30)).astype(np.float32)
-    products = np.full((13, 24, 30), np.nan, np.float32)
+    w, x = rng.standard_normal((24, 40)).astype(dtype), rng.standard_normal((13, 40, 30)).astype(dtype)
+    products = np.full((13, 24, 30), np.nan, dtype)
 
     def passes():
         image_gemms(w, x, products)         # a convolution's per-image GEMMs (ops/cpu/gemms_team.py)
@@ -103,7 +106,7 @@ def test_a_helper_of_an_ended_run_goes_at_once():
     crew = team.Team()
     crew.run = 3
     team.lead(crew, lambda: None)
-    assert serve(crew.flags, crew.record, 3) == 0
+    assert serve(crew.flags, crew.record, 3, crew.like) == 0
 
 
 def test_each_team_gets_neighbouring_threads(monkeypatch):
