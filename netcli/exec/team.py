@@ -52,7 +52,7 @@ def current():
     """The calling thread's team (a team of its own, without helpers, outside a team run)."""
     team = getattr(_local, "team", None)
     if team is None:
-        team = _local.solo = _local.team = Team()
+        team = _local.team = Team()
     return team
 
 
