@@ -24,6 +24,15 @@ PHASE_TILES = 8
 
 
 @njit(cache=True, nogil=True)
+def write_job(record, kind, tiles, phase1, phase2, fn, itemsize, fields):
+    """A job's record: its header, then `fields` (a tuple of ints) from HEAD on."""
+    for i in range(len(fields)):
+        record[HEAD + i] = fields[i]
+    record[KIND], record[TILES], record[PHASE1], record[PHASE2] = kind, tiles, phase1, phase2
+    record[GEMM], record[ITEMSIZE] = fn, itemsize
+
+
+@njit(cache=True, nogil=True)
 def open_job(flags):
     """Post the job whose record was just written (by the lead); its generation."""
     gen = (_load(flags, POST) + 1) & GENERATIONS

@@ -4,7 +4,7 @@ call, in min(images, PHASE_TILES) tiles of whole images, each GEMM as np.matmul 
 function, the same arguments: ops/cpu/blas.py); an operand shared by every image has stride 0."""
 from numba import njit
 
-from ...exec.claims import GEMM, HEAD, IMAGE_GEMMS, ITEMSIZE, KIND, PHASE1, PHASE2, PHASE_TILES, TILES
+from ...exec.claims import GEMM, HEAD, IMAGE_GEMMS, PHASE_TILES, TILES, write_job
 from .blas import gemm
 
 # image_gemms_job's record, from HEAD
@@ -18,10 +18,7 @@ def image_gemms_job(record, fn, itemsize, images, trans_a, trans_b, M, N, K, a, 
     """The job (into record) of `images` GEMMs; a, b, c: addresses, their strides from one image's
     matrix to the next in numbers (0: shared)."""
     fields = (images, trans_a, trans_b, M, N, K, a, a_stride, lda, b, b_stride, ldb, c, c_stride, ldc)
-    for i in range(len(fields)):
-        record[HEAD + i] = fields[i]
-    record[KIND], record[TILES], record[GEMM] = IMAGE_GEMMS, min(images, PHASE_TILES), fn
-    record[PHASE1], record[PHASE2], record[ITEMSIZE] = 0, 0, itemsize
+    write_job(record, IMAGE_GEMMS, min(images, PHASE_TILES), 0, 0, fn, itemsize, fields)
 
 
 @njit(cache=True, nogil=True)

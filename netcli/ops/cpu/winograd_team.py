@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, njit
 
-from ...exec.claims import (CONV, GEMM, HEAD, ITEMSIZE, KIND, PHASE1, PHASE2, PHASE_TILES, TILES, WEIGHT_GRAD,
-                            WEIGHTS)
+from ...exec.claims import (CONV, GEMM, HEAD, PHASE1, PHASE2, PHASE_TILES, TILES, WEIGHT_GRAD, WEIGHTS,
+                            write_job)
 from .blas import address as _address, at as _at, gemm
 from .winograd_transforms import (winograd_inputs, winograd_output_grads, winograd_outputs, winograd_weight_grads,
                                   winograd_weights)
@@ -55,11 +55,8 @@ def conv_block(record, fn, inp, V, t0, U, M, out, bias, PH, PW, TH, TW, m, r):
     E, RB = r * r, _row_blocks(inp.shape[0], TH)
     fields = (_address(inp), N, C, H, W, _address(V), V.shape[1], t0, _address(U), _address(M), K,
               _address(out), OH, OW, _address(bias), bias.shape[0], PH, PW, TH, TW, m, r, RB)
-    for i in range(len(fields)):
-        record[HEAD + i] = fields[i]
-    P = min(N, PHASE_TILES) * RB                    # tiles of each transform
-    record[KIND], record[TILES], record[GEMM] = CONV, 2 * P + min(E, PHASE_TILES), fn
-    record[PHASE1], record[PHASE2], record[ITEMSIZE] = P, P + min(E, PHASE_TILES), inp.itemsize
+    P, Q = min(N, PHASE_TILES) * RB, min(E, PHASE_TILES)     # tiles of each transform, of the GEMMs
+    write_job(record, CONV, 2 * P + Q, P, P + Q, fn, inp.itemsize, fields)
 
 
 @njit(cache=True, nogil=True)
@@ -101,11 +98,8 @@ def weight_grad_block(record, fn, dout, Y, V, t0, dU, dU2, first, TH, TW, m, r):
     E = r * r
     fields = (_address(dout), N, K, OH, OW, _address(Y), _address(V), V.shape[1], t0, V.shape[2],
               _address(dU), -1 if first else _address(dU2), TH, TW, m, r)
-    for i in range(len(fields)):
-        record[HEAD + i] = fields[i]
     P = min(N, PHASE_TILES)                         # tiles of the transform: groups of images
-    record[KIND], record[TILES], record[GEMM] = WEIGHT_GRAD, P + min(E, PHASE_TILES), fn
-    record[PHASE1], record[PHASE2], record[ITEMSIZE] = P, 0, dout.itemsize
+    write_job(record, WEIGHT_GRAD, P + min(E, PHASE_TILES), P, 0, fn, dout.itemsize, fields)
 
 
 @njit(cache=True, nogil=True)
@@ -143,10 +137,7 @@ def weights_job(record, weight, T, G, adjoint):
     in PHASE_TILES tiles of input channels where there are as many; G: float64 (r, k)."""
     O, I, k, r = weight.shape[0], weight.shape[1], weight.shape[2], G.shape[0]
     fields = (_address(weight), _address(T), _address(G), O, I, k, r, 1 if adjoint else 0)
-    for i in range(len(fields)):
-        record[HEAD + i] = fields[i]
-    record[KIND], record[TILES], record[GEMM] = WEIGHTS, min(I, PHASE_TILES), 0
-    record[PHASE1], record[PHASE2], record[ITEMSIZE] = 0, 0, weight.itemsize
+    write_job(record, WEIGHTS, min(I, PHASE_TILES), 0, 0, 0, weight.itemsize, fields)
 
 
 @njit(cache=True, nogil=True)
