@@ -17,7 +17,7 @@ import copy
 import numpy as np
 
 from . import threads
-from ..ops.cpu import norm_scale_relu as ops
+from ..ops.cpu import channel_passes, norm_scale_relu as ops
 from ..ops.cpu.eltwise import weighted_sum_relu, weighted_sum_relu_backward
 
 
@@ -168,8 +168,8 @@ class NormScaleReLU:
             ops.norm_scale_relu_tile(self.x.data[lo].reshape(-1), a, b, gamma, beta, self.slope, self.relu is not None,
                                      self.y.data[lo].reshape(-1), bn.S, *tile)
             return
-        ops.norm_scale_relu_forward(self._rows(self.x.data, lo, hi), a, b, gamma, beta, self.slope,
-                                    self.relu is not None, self._rows(self.y.data, lo, hi), xhat, pos)
+        channel_passes.norm_scale_relu_forward(self._rows(self.x.data, lo, hi), a, b, gamma, beta, self.slope,
+                                               self.relu is not None, self._rows(self.y.data, lo, hi), xhat, pos)
 
     def before_conv(self, ws):
         """Once before a convolution runs this chain on the blocks it finishes (forward_rows with
@@ -178,9 +178,9 @@ class NormScaleReLU:
 
     def grad_stats_rows(self, lo, hi, ws):
         gamma, _ = self._gamma_beta()
-        ops.norm_scale_relu_grad_sums(self._rows(self.y.diff, lo, hi), self._rows(self.y.data, lo, hi),
-                                      ws["xhat"], gamma, self.slope, self.relu is not None,
-                                      ws["scale_dgamma"], ws["scale_dbeta"], ws["sum_dy"], ws["sum_dy_xhat"])
+        channel_passes.norm_scale_relu_grad_sums(self._rows(self.y.diff, lo, hi), self._rows(self.y.data, lo, hi),
+                                                 ws["xhat"], gamma, self.slope, self.relu is not None,
+                                                 ws["scale_dgamma"], ws["scale_dbeta"], ws["sum_dy"], ws["sum_dy_xhat"])
 
     def backward_rows(self, lo, hi, ws, scale_grads, fresh):
         """After the BatchNorm's combine_grad_stats: the Scale's param gradients of these rows
@@ -195,9 +195,9 @@ class NormScaleReLU:
         if self.propagate:
             bn = self.bn
             gamma, _ = self._gamma_beta()
-            ops.norm_scale_relu_backward(self._rows(self.y.diff, lo, hi), self._rows(self.y.data, lo, hi),
-                                         ws["xhat"], gamma, bn.mean_dy, bn.mean_dy_xhat, bn.inv_std,
-                                         self.slope, self.relu is not None, self._rows(self.x.diff, lo, hi))
+            channel_passes.norm_scale_relu_backward(
+                self._rows(self.y.diff, lo, hi), self._rows(self.y.data, lo, hi), ws["xhat"], gamma, bn.mean_dy,
+                bn.mean_dy_xhat, bn.inv_std, self.slope, self.relu is not None, self._rows(self.x.diff, lo, hi))
 
 
 class SumReLU:

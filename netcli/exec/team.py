@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from .claims import FLAGS, STOP
+from .claims import FLAGS, RECORD, STOP
 from .spin import ping, pong, publish, wait_change
 
 # Helpers only where a cache line crosses from the lead's core to a helper's and back within
@@ -33,14 +33,15 @@ _near = {"at": None, "near": False}
 
 
 class Team:
-    """One share thread's team: its flags and job record, the number of the run it serves, and how
-    many tiles its helpers took."""
+    """One share thread's team: its flags and job record, the number of the run it serves, its
+    threads in that run (the lead among them), and how many tiles its helpers took."""
 
     def __init__(self, dtype=np.float32):
         self.like = np.empty(0, dtype)      # the dtype of the jobs its helpers take
         self.flags = np.zeros(FLAGS, np.int64)
-        self.record = np.zeros(64, np.int64)
+        self.record = np.zeros(RECORD, np.int64)
         self.run = 0
+        self.size = 1
         self.helped = 0          # tiles its helpers took, all runs together
 
 
@@ -79,13 +80,12 @@ def teams_for(leads, ranges, idx, net):
     """A Team for each of a run's `leads` share threads where the run has threads to spare and
     work for them: more threads than leads, each on a core of its own (threads.placement: the
     helpers wait by spinning), shares of two images or more (one image: batch-1 inference's
-    tiles, threads.tiles), a GEMM for the jobs (ops/cpu/blas.py) and a layer of idx (net's) with
-    team jobs (`team_jobs`: a Convolution's algorithm); else None."""
+    tiles, threads.tiles) and a layer of idx (net's) with team jobs (`team_jobs`: a Convolution's algorithm with numpy's GEMM reachable, ops/cpu/blas.py;
+    a BatchNorm); else None."""
     from . import threads
-    from ..ops.cpu.blas import gemm_address
     helped = [net.layers[i] for i in idx if getattr(net.layers[i], "team_jobs", False)]
     if threads.count() <= leads or not threads.spin_reads() or min(hi - lo for lo, hi in ranges) < 2 \
-            or not helped or not gemm_address(helped[0].dtype):
+            or not helped:
         return None
     return [Team(helped[0].dtype) for _ in range(leads)]
 
@@ -103,6 +103,8 @@ def staffed(work, blocks, teams):
     leads, n = len(blocks), threads.count()
     first = [-(-j * n // leads) for j in range(leads + 1)]
     member = [j for j in range(leads) for _ in range(first[j], first[j + 1])]
+    for j, team in enumerate(teams):
+        team.size = first[j + 1] - first[j]
 
     def chunk(c, lo, hi):
         j = member[c]

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..config.schema import Field, Message, engine_field, Problems, non_negative
 from ..fillers import FILLER
-from ..ops.cpu import channels
+from ..ops.cpu import channel_passes, channels
 from ..ops.cpu.lrn import lrn_backward, lrn_forward
 from ..ops.cpu.pool import avepool_backward, avepool_forward
 from .base import LayerError, PerSample, around, canon_axis, register
@@ -30,6 +30,9 @@ class BatchNorm(PerSample):
     fixed_lr_mult = 0.0
     stats_keys = ("count", "mean", "m2")
     grad_stats_keys = ("sum_dy", "sum_dy_xhat")
+    # threads beyond a run's shares help its moments and the BatchNorm + Scale + ReLU chain it
+    # heads (exec/team.py; ops/cpu/channel_passes.py)
+    team_jobs = True
 
     def setup(self, bottoms, tops):
         p = self.p.batch_norm_param
@@ -69,7 +72,7 @@ class BatchNorm(PerSample):
         return arr[lo:hi].reshape(hi - lo, self.C, self.S)
 
     def stats_rows(self, bottoms, lo, hi, ws):
-        channels.channel_moments(self._rows(bottoms[0].data, lo, hi), ws["count"], ws["mean"], ws["m2"])
+        channel_passes.channel_moments(self._rows(bottoms[0].data, lo, hi), ws["count"], ws["mean"], ws["m2"])
 
     def combine_stats(self, workspaces):
         count, mean, m2 = self.moments

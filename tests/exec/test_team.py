@@ -1,20 +1,23 @@
 """Teams (netcli/exec/team.py): threads beyond a run's shares take tiles of one share's
-Winograd and per-image GEMM jobs (ops/cpu/winograd_team.py, gemms_team.py) in compiled code. Whoever takes a tile computes it the
-same way, so the bits are those of a thread alone: for every job kind and dtype, jobs after jobs
-with a helper that joins late, and in training (the weights after a few iterations on 1 thread and
-on 2 with teams)."""
+Winograd and per-image GEMM jobs (ops/cpu/winograd_team.py, gemms_team.py; BatchNorm's:
+tests/ops/test_channel_passes.py) in compiled code. Whoever takes a tile computes it the same way,
+so the bits are those of a thread alone: for every job kind and dtype, jobs after jobs with a
+helper that joins late, and in training (the weights after a few iterations on 1 thread and on 2
+with teams)."""
 import threading
 import time
 
 import numpy as np
 import pytest
+from numba import cfunc, njit
 
 import netcli
 from netcli.exec import team, threads
-from netcli.exec.claims import FAILED, FLAGS, GENERATIONS, KIND, POST
+from netcli.exec.claims import FAILED, FLAGS, GENERATIONS, KIND, POST, RECORD
 from netcli.ops.cpu import winograd
 from netcli.ops.cpu.blas import gemm_address
 from netcli.ops.cpu.image_gemms import image_gemms
+from netcli.ops.cpu import team_jobs
 from netcli.ops.cpu.team_jobs import run_job, serve
 
 pytestmark = pytest.mark.skipif(not gemm_address(np.float32), reason="no BLAS for team jobs (ops/cpu/blas.py)")
@@ -25,7 +28,7 @@ def compiled():
     """The helpers' loop compiled before a helper starts (a first compile inside the helper can
     outlast the lead's work: then it takes no tile, which is right but proves nothing here)."""
     for dtype in (np.float32, np.float64):
-        assert serve(np.zeros(FLAGS, np.int64), np.zeros(64, np.int64), 0, np.zeros(0, dtype)) == 0
+        assert serve(np.zeros(FLAGS, np.int64), np.zeros(RECORD, np.int64), 0, np.zeros(0, dtype)) == 0
 
 
 def _layer(n, C, H, W, K, dtype, m, k, seed):
@@ -151,13 +154,23 @@ layers:
 """
 
 
+# the same with a BatchNorm + Scale + ReLU chain (ops/cpu/channel_passes.py) after the first convolution
+NET_BN = NET.replace("""  - {name: relu1, type: ReLU, bottom: conv1, top: conv1}""", """\
+  - {name: bn1, type: BatchNorm, bottom: conv1, top: conv1}
+  - {name: scale1, type: Scale, bottom: conv1, top: conv1, scale_param: {bias_term: true}}
+  - {name: relu1, type: ReLU, bottom: conv1, top: conv1}""")
+
+
 @pytest.mark.skipif(threads.usable_cores() < 2, reason="a helper needs a core of its own")
-def test_training_with_a_team_gives_one_threads_weights(tmp_path, monkeypatch, compiled):
+@pytest.mark.parametrize("text", [NET, NET_BN], ids=["conv", "batch-norm"])
+def test_training_with_a_team_gives_one_threads_weights(tmp_path, monkeypatch, compiled, text):
     """A batch of 8 (one share) on 2 threads: the second thread helps the share's Winograd
-    convolutions; the weights after 3 iterations are one thread's, bit for bit."""
+    convolutions (and BatchNorm's passes); the weights after 3 iterations are one thread's, bit
+    for bit."""
     monkeypatch.setattr(threads, "spin_reads", lambda: threads.SPIN_READS)   # teams even where not pinned
     monkeypatch.setattr(team, "near", lambda: True)                         # and whatever the host's placement
-    (tmp_path / "net.yaml").write_text(NET)
+    assert text.count("BatchNorm") == (text is NET_BN)
+    (tmp_path / "net.yaml").write_text(text)
     (tmp_path / "solver.yaml").write_text(f"net: {tmp_path / 'net.yaml'}\nbase_lr: 0.01\nmomentum: 0.9\n"
                                           f"lr_policy: fixed\nmax_iter: 3\nrandom_seed: 5\n"
                                           f"snapshot_prefix: {tmp_path / 's'}\n")
@@ -224,12 +237,24 @@ def test_the_job_numbers_wrap_without_a_stall(monkeypatch):
         assert np.array_equal(a, b)
 
 
-def test_a_tile_that_fails_ends_the_job_with_an_error():
-    """A tile that raises (here: a job of no kind) still counts as done, so nothing waits for it,
-    and the lead raises once the job ends; the next job runs."""
+@njit(nogil=True)
+def _fails(record, t, like):
+    if t == 1:
+        raise MemoryError("no memory")
+
+
+def _failing_entry(record_ptr, t, like_ptr):
+    return team_jobs._entry(_fails, record_ptr, t, like_ptr)
+
+
+def test_a_tile_that_fails_ends_the_job_with_an_error(monkeypatch):
+    """A tile that raises (here: tile 1 of a job of a kind made for the test) still counts as
+    done, so nothing waits for it, and the lead raises once the job ends; the next job runs."""
+    failing = cfunc(team_jobs._signature(np.float32), nogil=True)(_failing_entry)
+    monkeypatch.setitem(team_jobs._compiled, (99, np.dtype(np.float32)), failing)
     t = team.Team()
     t.record[:] = 0
-    t.record[KIND], t.record[1] = 99, 3          # 3 tiles of an unknown kind
+    t.record[KIND], t.record[1] = 99, 3          # 3 tiles of that kind
     with pytest.raises(MemoryError, match="tile failed"):
         run_job(t, np.zeros(0, np.float32))
     assert t.flags[FAILED] == 0

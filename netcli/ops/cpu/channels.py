@@ -25,14 +25,22 @@ def channel_moments(x, count, mean, m2):
     """Per channel c of x (N, C, S): count = N*S, mean[c], and m2[c] = sum of (x - mean)^2.
     Each sum runs over the samples into one float64 lane per position, then over the lanes in
     position order (summed along the positions, the loops vectorise: 5-7x a running scalar sum)."""
+    count[0] = x.shape[0] * x.shape[2]
+    channel_moments_part(x, mean, m2, 0, x.shape[1])
+
+
+@njit(cache=True, nogil=True)
+def channel_moments_part(x, mean, m2, c_from, c_to):
+    """channel_moments' mean and m2 of the channels c_from..c_to alone: each channel's lanes add
+    the images in the same order whichever block holds it, so the same bits (a team's tiles:
+    channels_team.py)."""
     N, C, S = x.shape
-    count[0] = N * S
-    cb = max(1, min(C, MOMENTS_BLOCK // S))
+    cb = max(1, min(c_to - c_from, MOMENTS_BLOCK // S))
     acc = np.empty(cb * S, np.float64)
     mu = np.empty(cb * S, np.float64)            # the block's means, spread over its positions
     x2 = x.reshape(N, C * S)
-    for c0 in range(0, C, cb):
-        c1 = min(C, c0 + cb)
+    for c0 in range(c_from, c_to, cb):
+        c1 = min(c_to, c0 + cb)
         i0, i1, L = c0 * S, c1 * S, (c1 - c0) * S
         a, m = acc[:L], mu[:L]
         a[:] = 0.0

@@ -195,16 +195,23 @@ GRAD_BLOCK = 8192
 def norm_scale_relu_grad_sums(dy, y, xhat, gamma, k, relu, dgamma, dbeta, sum_dy, sum_dy_xhat):
     """Per channel, over these rows: Scale's dgamma and dbeta, BatchNorm's sum_dy and sum_dy_xhat
     (all float64, written; in lanes per position, as channels.py sums)."""
+    norm_scale_relu_grad_sums_part(dy, y, xhat, gamma, k, relu, dgamma, dbeta, sum_dy, sum_dy_xhat, 0, dy.shape[1])
+
+
+@njit(cache=True, nogil=True)
+def norm_scale_relu_grad_sums_part(dy, y, xhat, gamma, k, relu, dgamma, dbeta, sum_dy, sum_dy_xhat, c_from, c_to):
+    """norm_scale_relu_grad_sums of the channels c_from..c_to alone, the same bits (each lane adds
+    its images in order whichever block holds it: a team's tiles, channels_team.py)."""
     N, C, S = dy.shape
     slope, one = k[0], k[2]
-    cb = max(1, min(C, GRAD_BLOCK // S))
+    cb = max(1, min(c_to - c_from, GRAD_BLOCK // S))
     L0 = cb * S
     lg, lb = np.empty(L0, np.float64), np.empty(L0, np.float64)
     l1, l2 = np.empty(L0, np.float64), np.empty(L0, np.float64)
     g0 = np.empty(L0, dy.dtype)                   # the gamma of each position of a block
     d2, y2, x2 = dy.reshape(N, C * S), y.reshape(N, C * S), xhat.reshape(N, C * S)
-    for c0 in range(0, C, cb):
-        c1 = min(C, c0 + cb)
+    for c0 in range(c_from, c_to, cb):
+        c1 = min(c_to, c0 + cb)
         i0, i1, L = c0 * S, c1 * S, (c1 - c0) * S
         for c in range(c0, c1):
             g0[(c - c0) * S:(c - c0 + 1) * S] = gamma[c]

@@ -1,13 +1,93 @@
 """Running a team's jobs (exec/team.py): the lead's part (run_job) and the helpers' loop (serve),
-for every job kind (exec/claims.py's kinds: winograd_team.py's and gemms_team.py's tiles). Both
-are one compiled function, `_work`, over the tiles: each level of compiled calls above the tiles
-is optimised again with all of them when first compiled (1.5-2 s each on a cold cache)."""
-from numba import njit
+for every job kind (exec/claims.py's kinds: winograd_team.py's, gemms_team.py's and
+channels_team.py's tiles). Both are one compiled function, `_work`, that claims tiles and runs each
+through its kind's *entry*: a C function compiled from that kind's tile function for one dtype
+(numba.cfunc, cached like every kernel), the first time a job of that kind and dtype is posted,
+its address written into the job's record (TILE). So a net compiles the tiles of the kinds it
+uses alone, each once: LeNet's first run on a cold cache compiled every kind's tiles inside
+`_work` and took 24 s (15 s before the BatchNorm kinds; about 4 s before teams)."""
+import numpy as np
+from llvmlite import ir
+from numba import carray, cfunc, from_dtype, njit, types
+from numba.extending import intrinsic
 
-from ...exec.claims import (CONV, IMAGE_GEMMS, ITEMSIZE, KIND, WEIGHT_GRAD, WEIGHTS, claim, close_job, finish,
-                            open_job, posted, stopped)
-from .gemms_team import image_gemms_tile
-from .winograd_team import conv_tile, weight_grad_tile, weights_tile
+from ...exec.claims import (CONV, IMAGE_GEMMS, ITEMSIZE, KIND, MOMENTS, NSR_BACKWARD, NSR_FORWARD, NSR_SUMS, RECORD,
+                            TILE, WEIGHT_GRAD, WEIGHTS, claim, close_job, finish, open_job, posted, stopped)
+from . import channels_team, gemms_team, winograd_team
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _entry(tile, record_ptr, t, like_ptr):
+    """Run tile t of the job at record_ptr with `tile` (record, t, like): 1, or 0 where it raised
+    (an allocation that failed: the lead raises once the job ends)."""
+    try:
+        tile(carray(record_ptr, (RECORD,)), t, carray(like_ptr, (0,)))
+    except Exception:       # noqa: BLE001
+        return 0
+    return 1
+
+
+# each kind's entry (numba.cfunc compiles one per dtype: _SIGNATURE)
+def _conv(record_ptr, t, like_ptr):
+    return _entry(winograd_team.conv_tile, record_ptr, t, like_ptr)
+
+
+def _weight_grad(record_ptr, t, like_ptr):
+    return _entry(winograd_team.weight_grad_tile, record_ptr, t, like_ptr)
+
+
+def _weights(record_ptr, t, like_ptr):
+    return _entry(winograd_team.weights_tile, record_ptr, t, like_ptr)
+
+
+def _image_gemms(record_ptr, t, like_ptr):
+    return _entry(gemms_team.image_gemms_tile, record_ptr, t, like_ptr)
+
+
+def _moments(record_ptr, t, like_ptr):
+    return _entry(channels_team.moments_tile, record_ptr, t, like_ptr)
+
+
+def _nsr_forward(record_ptr, t, like_ptr):
+    return _entry(channels_team.forward_tile, record_ptr, t, like_ptr)
+
+
+def _nsr_sums(record_ptr, t, like_ptr):
+    return _entry(channels_team.sums_tile, record_ptr, t, like_ptr)
+
+
+def _nsr_backward(record_ptr, t, like_ptr):
+    return _entry(channels_team.backward_tile, record_ptr, t, like_ptr)
+
+
+ENTRIES = {CONV: _conv, WEIGHT_GRAD: _weight_grad, WEIGHTS: _weights, IMAGE_GEMMS: _image_gemms,
+           MOMENTS: _moments, NSR_FORWARD: _nsr_forward, NSR_SUMS: _nsr_sums, NSR_BACKWARD: _nsr_backward}
+_compiled: dict = {}        # (kind, dtype) -> its numba.cfunc (kept: its address stays valid)
+
+
+def _signature(dtype):
+    return types.intc(types.CPointer(types.int64), types.int64, types.CPointer(from_dtype(dtype)))
+
+
+def tile_address(kind, dtype):
+    """The address of the entry that runs a tile of a job of `kind` on arrays of `dtype`,
+    compiled (or loaded from the cache) on first use."""
+    key = (int(kind), np.dtype(dtype))
+    if key not in _compiled:
+        _compiled[key] = cfunc(_signature(key[1]), cache=True, nogil=True)(ENTRIES[key[0]])
+    return _compiled[key].address
+
+
+@intrinsic
+def _call_tile(typingctx, fn, record, t, like):
+    """The entry at address fn on (record's data, t, like's data): 1, or 0 where the tile failed."""
+    def codegen(context, builder, sig, args):
+        record_ptr = context.make_array(sig.args[1])(context, builder, args[1]).data
+        like_ptr = context.make_array(sig.args[3])(context, builder, args[3]).data
+        entry = ir.FunctionType(ir.IntType(32), [record_ptr.type, ir.IntType(64), like_ptr.type])
+        done = builder.call(builder.inttoptr(args[0], entry.as_pointer()), [record_ptr, args[2], like_ptr])
+        return builder.sext(done, ir.IntType(64))
+    return types.int64(types.int64, record, types.int64, like), codegen
 
 
 @njit(cache=True, nogil=True)
@@ -15,7 +95,7 @@ def _work(flags, record, like, run, lead):
     """The lead (`lead`): post the job written into record, take its tiles until none is left, and
     return 1 once every tile is done without an error, else 0. A helper: take tiles of the jobs
     posted whose arrays have like's dtype until the run `run` ends; return how many it took. A
-    tile that raises still counts as done, so that no thread waits for it for ever."""
+    tile that fails still counts as done, so that no thread waits for it for ever."""
     gen = open_job(flags) if lead else -1
     seen, taken = -1, 0
     while True:
@@ -29,21 +109,7 @@ def _work(flags, record, like, run, lead):
             seen = gen
         t = claim(flags, record, gen)
         while t >= 0:
-            kind, ok = record[KIND], True
-            try:
-                if kind == CONV:
-                    conv_tile(record, t, like)
-                elif kind == IMAGE_GEMMS:
-                    image_gemms_tile(record, t, like)
-                elif kind == WEIGHTS:
-                    weights_tile(record, t, like)
-                elif kind == WEIGHT_GRAD:
-                    weight_grad_tile(record, t, like)
-                else:
-                    ok = False
-            except Exception:       # noqa: BLE001 - (Numba: an allocation that failed) the lead raises
-                ok = False
-            finish(flags, ok)
+            finish(flags, _call_tile(record[TILE], record, t, like) == 1)
             taken += 1
             t = claim(flags, record, gen)
         if lead:
@@ -53,8 +119,9 @@ def _work(flags, record, like, run, lead):
 def run_job(team, like):
     """Post the job just written into team.record (like: an empty array of its dtype), take its
     tiles with the team's helpers, and return once the last is done."""
+    team.record[TILE] = tile_address(team.record[KIND], like.dtype)
     if not _work(team.flags, team.record, like, 0, True):
-        raise MemoryError("a convolution's tile failed (out of memory?)")
+        raise MemoryError("a kernel's tile failed (out of memory?)")
 
 
 def serve(flags, record, run, like):
