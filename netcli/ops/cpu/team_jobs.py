@@ -73,8 +73,8 @@ def tile_address(kind, dtype):
     """The address of the entry that runs a tile of a job of `kind` on arrays of `dtype`,
     compiled (or loaded from the cache) on first use."""
     key = (int(kind), np.dtype(dtype))
-    if key not in _compiled:
-        _compiled[key] = cfunc(_signature(key[1]), cache=True, nogil=True)(ENTRIES[key[0]])
+    if key not in _compiled:       # (two leads at once: the first stored is the one every record gets)
+        _compiled.setdefault(key, cfunc(_signature(key[1]), cache=True, nogil=True)(ENTRIES[key[0]]))
     return _compiled[key].address
 
 
