@@ -57,6 +57,15 @@ def current():
     return team
 
 
+def with_helpers(*arrays):
+    """The calling thread's team where it has helpers and every array is one block of memory (a
+    job's tiles address them so: ops/cpu/channel_passes.py, depthwise_passes.py), else None."""
+    team = current()
+    if team.size > 1 and all(a.flags.c_contiguous for a in arrays):
+        return team
+    return None
+
+
 def lead(team, fn, *args):
     """fn(*args) on this thread as the lead of `team`; its helpers go when it returns."""
     before = current()

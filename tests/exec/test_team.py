@@ -161,12 +161,21 @@ NET_BN = NET.replace("""  - {name: relu1, type: ReLU, bottom: conv1, top: conv1}
   - {name: relu1, type: ReLU, bottom: conv1, top: conv1}""")
 
 
+# depthwise convolutions (ops/cpu/depthwise_passes.py): planes in rows, then channels last (stride 2)
+NET_DW = NET.replace("""     convolution_param: {num_output: 16, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}
+  - {name: relu2""", """     convolution_param: {num_output: 16, group: 16, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}
+  - {name: conv3, type: Convolution, bottom: conv2, top: conv3,
+     convolution_param: {num_output: 16, group: 16, kernel_size: 3, pad: 1, stride: 2,
+                         weight_filler: {type: msra}}}
+  - {name: relu2""").replace("bottom: conv2, top: ip", "bottom: conv3, top: ip")
+
+
 @pytest.mark.skipif(threads.usable_cores() < 2, reason="a helper needs a core of its own")
-@pytest.mark.parametrize("text", [NET, NET_BN], ids=["conv", "batch-norm"])
+@pytest.mark.parametrize("text", [NET, NET_BN, NET_DW], ids=["conv", "batch-norm", "depthwise"])
 def test_training_with_a_team_gives_one_threads_weights(tmp_path, monkeypatch, compiled, text):
     """A batch of 8 (one share) on 2 threads: the second thread helps the share's Winograd
-    convolutions (and BatchNorm's passes); the weights after 3 iterations are one thread's, bit
-    for bit."""
+    convolutions (BatchNorm's passes, depthwise convolutions); the weights after 3 iterations
+    are one thread's, bit for bit."""
     monkeypatch.setattr(threads, "spin_reads", lambda: threads.SPIN_READS)   # teams even where not pinned
     monkeypatch.setattr(team, "near", lambda: True)                         # and whatever the host's placement
     assert text.count("BatchNorm") == (text is NET_BN)
@@ -184,7 +193,9 @@ def test_training_with_a_team_gives_one_threads_weights(tmp_path, monkeypatch, c
             threads.set_threads(n)
             solver = netcli.Solver(str(tmp_path / "solver.yaml"), progress=False, quiet=True)
             net = solver.net
-            assert net.layers[net.layer_names.index("conv2")].algorithm.startswith("winograd")
+            algorithms = [net.layers[net.layer_names.index(name)].algorithm for name in ("conv2", "conv3")
+                          if name in net.layer_names]
+            assert algorithms == (["depthwise", "depthwise-nhwc"] if text is NET_DW else ["winograd4"])
             for _ in range(3):
                 net.blobs["data"].data[...] = data
                 net.blobs["label"].data[...] = labels

@@ -33,11 +33,10 @@ import numpy as np
 from . import im2col
 from .chunks import first, image_chunks, largest
 from ...exec import threads
-from .depthwise import depthwise_backward_data, depthwise_backward_weight, depthwise_forward
-from .conv2d_rule import WINOGRAD_TILE
+from .depthwise_passes import depthwise_backward, depthwise_forward, depthwise_nhwc_backward, depthwise_nhwc_forward
+from .conv2d_rule import DEPTHWISE_ALGORITHMS, WINOGRAD_TILE
 from .image_gemms import image_gemms
-from .depthwise_nhwc import (depthwise_nhwc_backward_data, depthwise_nhwc_backward_weight, depthwise_nhwc_forward,
-                             depthwise_nhwc_scratch, depthwise_nhwc_workspace)
+from .depthwise_nhwc import depthwise_nhwc_scratch, depthwise_nhwc_workspace
 from .winograd import winograd_backward, winograd_forward, winograd_scratch, winograd_workspace
 
 def _pixels_read(inp, xs, SH, SW):
@@ -295,23 +294,17 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
     uses the current weights, as Caffe's."""
     n, K, OH, OW = dout.shape
     geometry = (KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
-    if algorithm in ("depthwise", "depthwise-nhwc"):      # the kernels add: `fresh` targets are cleared first
+    if algorithm in DEPTHWISE_ALGORITHMS:      # the kernels add: `fresh` targets are cleared first
         for target in (dbias, dweight) if fresh else ():
             if target is not None:
                 target[...] = 0.0
         if dbias is not None:
             im2col.sum_bias(dout.reshape(n, K, -1), dbias)
         if algorithm == "depthwise":
-            if dweight is not None:
-                depthwise_backward_weight(dweight, dout, inp, *geometry[:8])
-            if dinp is not None:
-                depthwise_backward_data(dinp, dout, weight, *geometry[:8])
-            return
-        if dinp is not None:      # leaves dout channels-last in ws["yt"] for the weight gradient
-            depthwise_nhwc_backward_data(dinp, dout, weight, ws["yt"], ws["dxp"], ws["wt"], *geometry[:8])
-        if dweight is not None:
-            depthwise_nhwc_backward_weight(dweight, dout, ws["xp"], ws["yt"], ws["part"], KH, KW, SH, SW, DH, DW,
-                                           dinp is None)
+            depthwise_backward(dinp, dweight, dout, inp, weight, *geometry[:8])
+        elif dinp is not None or dweight is not None:
+            depthwise_nhwc_backward(dinp, dweight, dout, weight, ws["xp"], ws["yt"], ws["dxp"], ws["wt"], ws["part"],
+                                    inp.shape[2], inp.shape[3], *geometry[:8])
         return
     if algorithm in WINOGRAD_TILE:
         winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh, WINOGRAD_TILE[algorithm])

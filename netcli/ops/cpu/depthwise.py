@@ -228,13 +228,20 @@ def depthwise_backward_weight(dweight, dout, inp, KH, KW, SH, SW, PH, PW, DH, DW
     """dweight[c, 0, i, j] += sum over n, oh, ow of dout[n, c, oh, ow] *
     inp[n, c, oh*SH - PH + i*DH, ow*SW - PW + j*DW]: per tap, one partial sum per wide-grid
     position over the images, then those summed in order."""
+    depthwise_backward_weight_part(dweight, dout, inp, KH, KW, SH, SW, PH, PW, DH, DW, 0, dout.shape[1])
+
+
+@njit(cache=True, nogil=True)
+def depthwise_backward_weight_part(dweight, dout, inp, KH, KW, SH, SW, PH, PW, DH, DW, c_from, c_to):
+    """depthwise_backward_weight of the channels c_from..c_to alone (a team's tile:
+    depthwise_team.py); each channel's sums are the same."""
     N, C, OH, OW = dout.shape
     Hq, Wq = _phase_shape(inp.shape[2], inp.shape[3], KW, SH, SW, PH, PW, DW)
     PL, L = Hq * Wq, OH * Wq
     xq = np.zeros(SH * SW * PL, dout.dtype)
     dyw = np.zeros(L, dout.dtype)             # columns from OW on stay 0: they add nothing
     part = np.empty((KH * KW, L), dout.dtype)
-    for c in range(C):
+    for c in range(c_from, c_to):
         part[...] = 0.0
         for n in range(N):
             _to_phases(inp[n, c], xq, PH, PW, SH, SW, PL, Wq)

@@ -1,0 +1,66 @@
+"""Depthwise convolutions as a share's thread calls them (ops/cpu/conv2d.py): the kernels
+themselves (depthwise.py, depthwise_nhwc.py), or, where that thread leads a team with helpers
+(exec/team.py), the same kernels in fixed tiles as a team job (depthwise_team.py). The same bits
+either way: the choice is the thread count's, never the numbers'."""
+from ...exec.team import with_helpers
+from . import depthwise, depthwise_nhwc, depthwise_team
+from .team_jobs import run_job
+
+
+def depthwise_forward(out, inp, weight, bias, KH, KW, SH, SW, PH, PW, DH, DW):
+    """depthwise.depthwise_forward, its images in tiles where there are helpers."""
+    team = with_helpers(out, inp, weight, bias)
+    if team is None:
+        depthwise.depthwise_forward(out, inp, weight, bias, KH, KW, SH, SW, PH, PW, DH, DW)
+        return
+    depthwise_team.dw_forward_job(team.record, out, inp, weight, bias, KH, KW, SH, SW, PH, PW, DH, DW)
+    run_job(team, out.reshape(-1)[:0])
+
+
+def depthwise_backward(dinp, dweight, dout, inp, weight, KH, KW, SH, SW, PH, PW, DH, DW):
+    """depthwise.depthwise_backward_weight (dweight: None to skip) and then
+    depthwise_backward_data (dinp: None to skip), the images and the channels in tiles where
+    there are helpers."""
+    team = with_helpers(dout, inp, weight, *(a for a in (dinp, dweight) if a is not None))
+    if dinp is None and dweight is None:
+        return
+    if team is None:
+        if dweight is not None:
+            depthwise.depthwise_backward_weight(dweight, dout, inp, KH, KW, SH, SW, PH, PW, DH, DW)
+        if dinp is not None:
+            depthwise.depthwise_backward_data(dinp, dout, weight, KH, KW, SH, SW, PH, PW, DH, DW)
+        return
+    depthwise_team.dw_backward_job(team.record, inp[:0] if dinp is None else dinp,
+                                   weight[:0] if dweight is None else dweight, dout, inp, weight,
+                                   KH, KW, SH, SW, PH, PW, DH, DW)
+    run_job(team, dout.reshape(-1)[:0])
+
+
+def depthwise_nhwc_forward(out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW, PH, PW, DH, DW):
+    """depthwise_nhwc.depthwise_nhwc_forward, its images in tiles where there are helpers."""
+    team = with_helpers(out, inp, weight, bias, xp, yt, wt)
+    if team is None:
+        depthwise_nhwc.depthwise_nhwc_forward(out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW, PH, PW, DH, DW)
+        return
+    depthwise_team.nhwc_forward_job(team.record, out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW, PH, PW, DH, DW)
+    run_job(team, out.reshape(-1)[:0])
+
+
+def depthwise_nhwc_backward(dinp, dweight, dout, weight, xp, yt, dxp, wt, part, H, W, KH, KW, SH, SW, PH, PW, DH,
+                            DW):
+    """depthwise_nhwc.depthwise_nhwc_backward_data (dinp: None to skip; it leaves dout
+    channels-last in yt) and then depthwise_nhwc_backward_weight (dweight: None to skip), the
+    images and the channels in tiles where there are helpers; H, W: the input's plane."""
+    team = with_helpers(dout, weight, xp, yt, dxp, wt, part, *(a for a in (dinp, dweight) if a is not None))
+    if team is None:
+        if dinp is not None:
+            depthwise_nhwc.depthwise_nhwc_backward_data(dinp, dout, weight, yt, dxp, wt, KH, KW, SH, SW, PH, PW, DH,
+                                                        DW)
+        if dweight is not None:
+            depthwise_nhwc.depthwise_nhwc_backward_weight(dweight, dout, xp, yt, part, KH, KW, SH, SW, DH, DW,
+                                                          dinp is None)
+        return
+    depthwise_team.nhwc_backward_job(team.record, dout[:0] if dinp is None else dinp,
+                                     weight[:0] if dweight is None else dweight, dout, weight, xp, yt, dxp, wt, part,
+                                     H, W, KH, KW, SH, SW, PH, PW, DH, DW)
+    run_job(team, dout.reshape(-1)[:0])
