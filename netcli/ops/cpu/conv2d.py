@@ -35,7 +35,7 @@ from .chunks import first, image_chunks, largest
 from ...exec import threads
 from .depthwise_passes import depthwise_backward, depthwise_forward, depthwise_nhwc_backward, depthwise_nhwc_forward
 from .conv2d_rule import DEPTHWISE_ALGORITHMS, WINOGRAD_TILE
-from .image_gemms import image_gemms
+from .image_gemms import gemm_columns, image_gemms
 from .depthwise_nhwc import depthwise_nhwc_scratch, depthwise_nhwc_workspace
 from .winograd import winograd_backward, winograd_forward, winograd_scratch, winograd_workspace
 
@@ -239,7 +239,7 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
                 if tile is None:
                     after(a, b)
                 continue
-            np.dot(cols, wr.T, out=res)
+            gemm_columns(cols, wr.T, res)
             im2col.rows_to_nchw(res, add, y4, 0)
             after(a, b)
         return
@@ -333,7 +333,7 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
             dres = res.reshape(K, -1)                # the forward's buffer, as (K, n*P)
             im2col.nchw_to_gemm(dout[a:b], dres, db)       # dout as (K, n*P), and the bias gradient
             if dweight is not None:                   # weight gradient, columns (i, j, c)
-                np.dot(dres, cols, out=ws["dw"])
+                gemm_columns(dres, cols, ws["dw"])
                 if again:
                     if k == 0:
                         np.copyto(ws["dwsum"], ws["dw"])
@@ -341,7 +341,7 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
                         ws["dwsum"] += ws["dw"]
             if dinp is not None:                      # the patches' gradient, put back in place
                 dcols = first(ws["dcols"], (res.shape[0], cols.shape[1]))
-                np.dot(dres.T, wr, out=dcols)
+                gemm_columns(dres.T, wr, dcols)
                 if algorithm == "im2row":
                     im2col.row2im(dcols, xt, *geometry)
                     im2col.nhwc_to_nchw(xt, dinp[a:b])

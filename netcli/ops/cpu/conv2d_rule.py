@@ -9,9 +9,10 @@ ALGORITHMS = ("depthwise", "depthwise-nhwc", "1x1", "1x1-nhwc", "1x1-strided", "
               "im2col")
 WINOGRAD_TILE = {"winograd": 2, "winograd4": 4}      # algorithm: m of F(m x m, k x k)
 # the algorithms whose work threads beyond a run's shares can help with (exec/team.py): Winograd's
-# blocks (winograd_team.py), per-image GEMMs (image_gemms.py: with one group), both with numpy's
-# GEMM reachable (blas.py); and the depthwise kernels (depthwise_team.py)
-GEMM_TEAM_ALGORITHMS = (*WINOGRAD_TILE, "1x1", "1x1-strided", "im2col")
+# blocks (winograd_team.py), per-image GEMMs (image_gemms.py: with one group), the rows layout's
+# GEMMs in blocks of columns (image_gemms.gemm_columns), all with numpy's GEMM reachable (blas.py);
+# and the depthwise kernels (depthwise_team.py)
+GEMM_TEAM_ALGORITHMS = (*WINOGRAD_TILE, "1x1", "1x1-strided", "im2col", "1x1-nhwc", "im2row")
 DEPTHWISE_ALGORITHMS = ("depthwise", "depthwise-nhwc")
 STRIDED_1X1_PIXELS = 49       # "1x1-strided" from this many output pixels on (conv2d_algorithm)
 PIXELS_1X1 = 36               # "1x1" (else "1x1-nhwc") from this many pixels per image on
