@@ -6,7 +6,9 @@ import numpy as np
 
 from ..config.schema import Field, Message, engine_field, REQUIRED, positive, non_negative
 from ..exec import threads
-from ..ops.cpu import pool
+from ..exec.team import with_helpers
+from ..ops.cpu import pool, pool_team
+from ..ops.cpu.team_jobs import run_job
 from .base import LayerError, PerSample, register
 from . import onnx_ops, vision_cuda as cu
 from .vision import _need_4d, _pair
@@ -118,6 +120,7 @@ class Pooling(PerSample):
     params = {"pooling_param": POOLING}
     tops = (1, 2)
     forward_cuda, backward_cuda, cuda_workspace, cuda_refusal = cu.POOLING          # vision_cuda.py
+    team_jobs = True         # threads beyond a run's shares help it (exec/team.py; ops/cpu/pool_team.py)
 
     def draw_label(self):
         return [f"{'max' if self.max else 'ave'} {self.KH}x{self.KW}/{self.SH}"]
@@ -155,9 +158,14 @@ class Pooling(PerSample):
         if len(tops) > 1:
             tops[1].reshape((N, C, OH, OW), x.data.dtype)
         self.mask = np.empty((N, C, OH, OW), np.int32) if self.max else None
-        self.fast2x2 = (self.max and (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW) == (2, 2, 2, 2, 0, 0)
-                        and H % 2 == 0 and W % 2 == 0)
-        self.k3x3 = (self.KH, self.KW) == (3, 3)
+        fast2x2 = (self.max and (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW) == (2, 2, 2, 2, 0, 0)
+                   and H % 2 == 0 and W % 2 == 0)
+        k3x3 = (self.KH, self.KW) == (3, 3)
+        # the kernels (ops/cpu/pool.py), by their names in pool_team.py
+        self.forward_kernel = ("max2x2" if fast2x2 else "max3x3" if k3x3 else "max") if self.max else \
+            ("ave3x3" if k3x3 else "ave")
+        self.backward_kernel = "max" if self.max else "ave3x3" if k3x3 else "ave"
+        self.no_mask = np.zeros((0, 1, 1, 1), np.int32)
 
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         x, y = bottoms[0].data[lo:hi], tops[0].data[lo:hi]
@@ -174,26 +182,37 @@ class Pooling(PerSample):
             tops[1].data[lo:hi] = m
 
     def _pool(self, x, y, m):
-        if not self.max:
-            if self.k3x3:
-                pool.avepool3x3_forward(x, y, self.SH, self.SW, self.PH, self.PW)
-            else:
-                pool.avepool_forward(x, y, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
-            return
-        if self.fast2x2:
+        geometry = (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
+        team = with_helpers(x, y, *(() if m is None else (m,)))      # threads to spare: in tiles of images
+        if team is not None:
+            pool_team.forward_job(team.record, pool_team.FORWARDS.index(self.forward_kernel), x, y,
+                                  self.no_mask if m is None else m, *geometry)
+            run_job(team, y.reshape(-1)[:0])
+        elif self.forward_kernel == "ave3x3":
+            pool.avepool3x3_forward(x, y, *geometry[2:])
+        elif self.forward_kernel == "ave":
+            pool.avepool_forward(x, y, *geometry)
+        elif self.forward_kernel == "max2x2":
             pool.maxpool2x2_forward(x, y, m)
-        elif self.k3x3:
-            pool.maxpool3x3_forward(x, y, m, self.SH, self.SW, self.PH, self.PW)
+        elif self.forward_kernel == "max3x3":
+            pool.maxpool3x3_forward(x, y, m, *geometry[2:])
         else:
-            pool.maxpool_forward(x, y, m, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
+            pool.maxpool_forward(x, y, m, *geometry)
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if not propagate_down[0]:
             return
         dy, dx = tops[0].diff[lo:hi], bottoms[0].diff[lo:hi]
-        if self.max:
-            pool.maxpool_backward(dy, self.mask[lo:hi], dx)
-        elif self.k3x3:
-            pool.avepool3x3_backward(dy, dx, self.SH, self.SW, self.PH, self.PW)
+        geometry = (self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
+        mask = self.mask[lo:hi] if self.max else self.no_mask
+        team = with_helpers(dy, dx, mask)
+        if team is not None:
+            pool_team.backward_job(team.record, pool_team.BACKWARDS.index(self.backward_kernel), dy, mask, dx,
+                                   *geometry)
+            run_job(team, dy.reshape(-1)[:0])
+        elif self.backward_kernel == "max":
+            pool.maxpool_backward(dy, mask, dx)
+        elif self.backward_kernel == "ave3x3":
+            pool.avepool3x3_backward(dy, dx, *geometry[2:])
         else:
-            pool.avepool_backward(dy, dx, self.KH, self.KW, self.SH, self.SW, self.PH, self.PW)
+            pool.avepool_backward(dy, dx, *geometry)

@@ -154,11 +154,15 @@ layers:
 """
 
 
-# the same with a BatchNorm + Scale + ReLU chain (ops/cpu/channel_passes.py) after the first convolution
+# the same with a BatchNorm + Scale + ReLU chain (ops/cpu/channel_passes.py) after the first convolution,
+# and pooling (ops/cpu/pool_team.py)
 NET_BN = NET.replace("""  - {name: relu1, type: ReLU, bottom: conv1, top: conv1}""", """\
   - {name: bn1, type: BatchNorm, bottom: conv1, top: conv1}
   - {name: scale1, type: Scale, bottom: conv1, top: conv1, scale_param: {bias_term: true}}
-  - {name: relu1, type: ReLU, bottom: conv1, top: conv1}""")
+  - {name: relu1, type: ReLU, bottom: conv1, top: conv1}
+  - {name: pool1, type: Pooling, bottom: conv1, top: pool1,
+     pooling_param: {pool: AVE, kernel_size: 3, stride: 1, pad: 1}}""").replace("bottom: conv1, top: conv2",
+                                                                              "bottom: pool1, top: conv2")
 
 
 # depthwise convolutions (ops/cpu/depthwise_passes.py): planes in rows, then channels last (stride 2)
@@ -174,11 +178,11 @@ NET_DW = NET.replace("""     convolution_param: {num_output: 16, kernel_size: 3,
 @pytest.mark.parametrize("text", [NET, NET_BN, NET_DW], ids=["conv", "batch-norm", "depthwise"])
 def test_training_with_a_team_gives_one_threads_weights(tmp_path, monkeypatch, compiled, text):
     """A batch of 8 (one share) on 2 threads: the second thread helps the share's Winograd
-    convolutions (BatchNorm's passes, depthwise convolutions); the weights after 3 iterations
-    are one thread's, bit for bit."""
+    convolutions (BatchNorm's passes and pooling, depthwise convolutions); the weights after 3
+    iterations are one thread's, bit for bit."""
     monkeypatch.setattr(threads, "spin_reads", lambda: threads.SPIN_READS)   # teams even where not pinned
     monkeypatch.setattr(team, "near", lambda: True)                         # and whatever the host's placement
-    assert text.count("BatchNorm") == (text is NET_BN)
+    assert text.count("BatchNorm") == text.count("Pooling") == (text is NET_BN)
     (tmp_path / "net.yaml").write_text(text)
     (tmp_path / "solver.yaml").write_text(f"net: {tmp_path / 'net.yaml'}\nbase_lr: 0.01\nmomentum: 0.9\n"
                                           f"lr_policy: fixed\nmax_iter: 3\nrandom_seed: 5\n"
