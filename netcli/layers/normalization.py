@@ -5,7 +5,9 @@ import numpy as np
 
 from ..config.schema import Field, Message, engine_field, Problems, non_negative
 from ..fillers import FILLER
-from ..ops.cpu import channel_passes, channels
+from ..exec.team import with_helpers
+from ..ops.cpu import channel_passes, channels, lrn_team
+from ..ops.cpu.team_jobs import run_job
 from ..ops.cpu.lrn import lrn_backward, lrn_forward
 from ..ops.cpu.pool import avepool_backward, avepool_forward
 from .base import LayerError, PerSample, around, canon_axis, register
@@ -387,6 +389,12 @@ class LRN(PerSample):
         tops[0].reshape(x.shape, x.data.dtype)
         self.dtype, self.across = x.data.dtype, self.p.lrn_param.norm_region == "ACROSS_CHANNELS"
         self.C, self.HW = x.shape[1], x.shape[2] * x.shape[3]
+        self.constants = np.array([getattr(self.p.lrn_param, f) for f in ("alpha", "beta", "k")])  # (lrn_team.py)
+
+    @property
+    def team_jobs(self):
+        """Across channels, threads beyond a run's shares help it (exec/team.py; ops/cpu/lrn_team.py)."""
+        return self.across
 
     def workspace(self, rows):
         """scale: k + alpha/n * the window's sum of squares, kept for the backward."""
@@ -402,8 +410,13 @@ class LRN(PerSample):
         p = self.p.lrn_param
         n, scale = p.local_size, ws["scale"][:hi - lo]
         if self.across:
-            lrn_forward(self._flat(bottoms[0].data, lo, hi), scale, self._flat(tops[0].data, lo, hi),
-                        n, p.alpha, p.beta, p.k)
+            x, y = self._flat(bottoms[0].data, lo, hi), self._flat(tops[0].data, lo, hi)
+            team = with_helpers(x, scale, y)              # threads to spare: in tiles of images
+            if team is None:
+                lrn_forward(x, scale, y, n, p.alpha, p.beta, p.k)
+            else:
+                lrn_team.forward_job(team.record, x, scale, y, n, self.constants)
+                run_job(team, y.reshape(-1)[:0])
             return
         x = bottoms[0].data[lo:hi]
         pad = (n - 1) // 2
@@ -418,9 +431,14 @@ class LRN(PerSample):
         p = self.p.lrn_param
         n, scale = p.local_size, ws["scale"][:hi - lo]
         if self.across:
-            lrn_backward(self._flat(bottoms[0].data, lo, hi), self._flat(tops[0].data, lo, hi),
-                         self._flat(tops[0].diff, lo, hi), scale, self._flat(bottoms[0].diff, lo, hi),
-                         ws["ratio"], n, p.alpha, p.beta)
+            x, y, dy, dx = (self._flat(a, lo, hi) for a in (bottoms[0].data, tops[0].data, tops[0].diff,
+                                                            bottoms[0].diff))
+            team = with_helpers(x, y, dy, scale, dx)
+            if team is None:
+                lrn_backward(x, y, dy, scale, dx, ws["ratio"], n, p.alpha, p.beta)
+            else:
+                lrn_team.backward_job(team.record, x, y, dy, scale, dx, n, self.constants)
+                run_job(team, y.reshape(-1)[:0])
             return
         x, y, dy = bottoms[0].data[lo:hi], tops[0].data[lo:hi], tops[0].diff[lo:hi]
         scale = scale.reshape(x.shape)

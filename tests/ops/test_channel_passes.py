@@ -3,16 +3,12 @@ helper thread taking tiles (the sums' channels, the element-wise passes' images)
 is the kernel's own, bit for bit, on random shapes (odd counts, planes below and above
 norm_scale_relu.SMALL_PLANE, in place and apart, with and without the ReLU, what the forward keeps);
 and without helpers, the kernels themselves run."""
-import threading
-import time
-
 import numpy as np
 import pytest
 
+from helpers import with_a_helper
 from netcli.exec import team, threads
-from netcli.exec.claims import FLAGS, RECORD
 from netcli.ops.cpu import channel_passes, channels, norm_scale_relu as nsr
-from netcli.ops.cpu.team_jobs import serve
 
 SHAPES = [(7, 5, 33), (16, 24, 4), (3, 13, 200), (9, 1, 130), (2, 11, 1)]      # N, C, S
 
@@ -59,18 +55,11 @@ CASES = [(shape, dtype, relu, keep, inplace)
 @pytest.mark.skipif(threads.usable_cores() < 2, reason="a helper needs a core of its own")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_helper_takes_tiles_and_every_bit_stays(dtype):
-    assert serve(np.zeros(FLAGS, np.int64), np.zeros(RECORD, np.int64), 0, np.zeros(0, dtype)) == 0   # compiled
     cases = [c for c in CASES if c[1] is dtype]
     alone = [_passes(nsr, *case, seed=i) for i, case in enumerate(cases)]
-    crew = team.Team(dtype)
-    crew.run, crew.size = 1, 2
-    helper = threading.Thread(target=team.help_lead, args=(crew,))
-    helper.start()
-    time.sleep(0.02)
-    together = team.lead(crew, lambda: [_passes(channel_passes, *case, seed=i % len(cases))
-                                        for i, case in enumerate(cases * 3)])
-    helper.join(10)
-    assert not helper.is_alive() and crew.helped > 0
+    together, helped = with_a_helper(dtype, lambda: [_passes(channel_passes, *case, seed=i % len(cases))
+                                                     for i, case in enumerate(cases * 3)])
+    assert helped > 0
     for i, got in enumerate(together):
         for j, (g, w) in enumerate(zip(got, alone[i % len(cases)])):
             assert np.array_equal(g, w, equal_nan=True), (cases[i % len(cases)], j)

@@ -3,17 +3,13 @@ with a helper thread taking tiles (images of the forward and the input gradient,
 weight gradient), every output is the kernels' own, bit for bit, on random shapes (odd sizes,
 padding, stride, 3x3 and 5x5 and 3x5, with and without a bias, each gradient alone and both), in
 both layouts and dtypes; a channels-last forward with a one-image buffer (inference) too."""
-import threading
-import time
-
 import numpy as np
 import pytest
 
+from helpers import with_a_helper
 from netcli.exec import team, threads
-from netcli.exec.claims import FLAGS, RECORD
 from netcli.ops.cpu import depthwise, depthwise_nhwc, depthwise_passes
 from netcli.ops.cpu.depthwise_nhwc import depthwise_nhwc_fits, depthwise_nhwc_scratch, depthwise_nhwc_workspace
-from netcli.ops.cpu.team_jobs import serve
 
 CASES = [  # N, C, H, W, KH, KW, S, P, bias, gradients ("x": the input's, "w": the weights')
     (9, 7, 9, 11, 3, 3, 1, 1, True, "xw"),
@@ -89,17 +85,10 @@ def _run(calls, case, dtype, seed):
 @pytest.mark.skipif(threads.usable_cores() < 2, reason="a helper needs a core of its own")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_helper_takes_tiles_and_every_bit_stays(dtype):
-    assert serve(np.zeros(FLAGS, np.int64), np.zeros(RECORD, np.int64), 0, np.zeros(0, dtype)) == 0   # compiled
     alone = [_run(Kernels, case, dtype, i) for i, case in enumerate(CASES)]
-    crew = team.Team(dtype)
-    crew.run, crew.size = 1, 2
-    helper = threading.Thread(target=team.help_lead, args=(crew,))
-    helper.start()
-    time.sleep(0.02)
-    together = team.lead(crew, lambda: [_run(depthwise_passes, case, dtype, i % len(CASES))
-                                        for i, case in enumerate(CASES * 3)])
-    helper.join(10)
-    assert not helper.is_alive() and crew.helped > 0
+    together, helped = with_a_helper(dtype, lambda: [_run(depthwise_passes, case, dtype, i % len(CASES))
+                                                     for i, case in enumerate(CASES * 3)])
+    assert helped > 0
     for i, got in enumerate(together):
         for j, (g, w) in enumerate(zip(got, alone[i % len(CASES)])):
             assert (g is None) == (w is None), (CASES[i % len(CASES)], j)

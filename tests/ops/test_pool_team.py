@@ -1,16 +1,13 @@
 """Pooling as team jobs (netcli/ops/cpu/pool_team.py): with a helper thread taking tiles of
 images, every kernel variant's forward and backward write the kernel's own bits, on random
 shapes (odd sizes, padding, stride, windows that clip), in both dtypes."""
-import threading
-import time
-
 import numpy as np
 import pytest
 
+from helpers import with_a_helper
 from netcli.exec import team, threads
-from netcli.exec.claims import FLAGS, RECORD
 from netcli.ops.cpu import pool, pool_team
-from netcli.ops.cpu.team_jobs import run_job, serve
+from netcli.ops.cpu.team_jobs import run_job
 
 CASES = [  # N, C, H, W, K, S, P: every variant runs where its shape allows
     (9, 3, 12, 10, 2, 2, 0),
@@ -68,17 +65,10 @@ def _passes(case, dtype, seed, crew):
 @pytest.mark.skipif(threads.usable_cores() < 2, reason="a helper needs a core of its own")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_helper_takes_tiles_and_every_bit_stays(dtype):
-    assert serve(np.zeros(FLAGS, np.int64), np.zeros(RECORD, np.int64), 0, np.zeros(0, dtype)) == 0   # compiled
     alone = [_passes(case, dtype, i, None) for i, case in enumerate(CASES)]
-    crew = team.Team(dtype)
-    crew.run, crew.size = 1, 2
-    helper = threading.Thread(target=team.help_lead, args=(crew,))
-    helper.start()
-    time.sleep(0.02)
-    together = team.lead(crew, lambda: [_passes(case, dtype, i % len(CASES), crew)
-                                        for i, case in enumerate(CASES * 3)])
-    helper.join(10)
-    assert not helper.is_alive() and crew.helped > 0
+    together, helped = with_a_helper(dtype, lambda: [_passes(case, dtype, i % len(CASES), team.current())
+                                                     for i, case in enumerate(CASES * 3)])
+    assert helped > 0
     for i, got in enumerate(together):
         for j, (g, w) in enumerate(zip(got, alone[i % len(CASES)])):
             assert np.array_equal(g, w) and (g.dtype == np.int32 or np.isfinite(g).all()), (CASES[i % len(CASES)], j)
