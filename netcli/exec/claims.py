@@ -8,8 +8,8 @@ job), the tiles done, the run whose end lets the helpers go, and whether a tile 
 record: its kind (the kinds below), its tiles, the ends of its first two phases, the GEMM's
 address, its arrays' itemsize, the address of the compiled function that runs a tile of its kind
 (ops/cpu/team_jobs.py writes it), then the job's own fields from HEAD on (ops/cpu/winograd_team.py,
-gemms_team.py, channels_team.py, depthwise_team.py, pool_team.py, lrn_team.py; ops/cpu/team_jobs.py
-runs them)."""
+gemms_team.py, channels_team.py, depthwise_team.py, pool_team.py, lrn_team.py, eltwise_team.py;
+ops/cpu/team_jobs.py runs them)."""
 from numba import njit
 
 from .spin import _add, _cas, _load, _store
@@ -20,11 +20,13 @@ SHIFT, MASK, GENERATIONS = 32, (1 << 32) - 1, (1 << 31) - 1
 # the job kinds: a block's Winograd convolution, its weight gradient's transform, per-image GEMMs,
 # the weights' transform (or its adjoint); BatchNorm's moments, and the BatchNorm + Scale + ReLU
 # chain's forward, gradient sums and backward; a depthwise convolution's forward and backward (planes
-# in rows, or channels last); pooling's and LRN's forward and backward
+# in rows, or channels last); pooling's and LRN's forward and backward; an Eltwise SUM's with
+# its ReLU (exec/fusion.py's SumReLU)
 CONV, WEIGHT_GRAD, IMAGE_GEMMS, WEIGHTS = 1, 2, 3, 4
 MOMENTS, NSR_FORWARD, NSR_SUMS, NSR_BACKWARD = 5, 6, 7, 8
 DW_FORWARD, DW_BACKWARD, NHWC_FORWARD, NHWC_BACKWARD = 9, 10, 11, 12
 POOL_FORWARD, POOL_BACKWARD, LRN_FORWARD, LRN_BACKWARD = 13, 14, 15, 16
+SUM_RELU_FORWARD, SUM_RELU_BACKWARD = 17, 18
 # tiles a job's phase aims at: a tile's hand-over costs the moves of two cache lines between
 # cores (claim, finish: 0.25 us each on a 2-vCPU AMD EPYC VM whose vCPUs sit apart), so few
 PHASE_TILES = 8

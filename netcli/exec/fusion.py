@@ -17,8 +17,10 @@ import copy
 import numpy as np
 
 from . import threads
-from ..ops.cpu import channel_passes, norm_scale_relu as ops
+from .team import with_helpers
+from ..ops.cpu import channel_passes, eltwise_team, norm_scale_relu as ops
 from ..ops.cpu.eltwise import weighted_sum_relu, weighted_sum_relu_backward
+from ..ops.cpu.team_jobs import run_job
 
 
 def find_chains(net, stretches, backward_ok):
@@ -220,6 +222,7 @@ class SumReLU:
         self.backward = backward
         t = net.top_vecs[i][0].data.dtype.type          # the coefficients and slope in the blobs' dtype
         self.ca, self.cb, self.slope = t(self.add.coeff[0]), t(self.add.coeff[1]), t(self.relu.relu_slope)
+        self.k = np.array([self.ca, self.cb, self.slope])      # (as a team job reads them: eltwise_team.py)
 
     def on(self, blob):
         """The same chain: it holds no blobs (the executor hands it the arena's, exec/arena.py)."""
@@ -229,6 +232,11 @@ class SumReLU:
         y = tops[0].data[lo:hi].reshape(-1)
         a, b = bottoms[0].data[lo:hi].reshape(-1), bottoms[1].data[lo:hi].reshape(-1)
         ca, cb, slope = self.ca, self.cb, self.slope
+        team = with_helpers(a, b, y)                  # threads to spare: in blocks of numbers
+        if team is not None:
+            eltwise_team.forward_job(team.record, a, b, y, self.k)
+            run_job(team, y[:0])
+            return
         threads.sample_tiles(lambda i, j: weighted_sum_relu(a[i:j], ca, b[i:j], cb, slope, y[i:j]),
                              y.size, hi - lo)
 
@@ -236,4 +244,9 @@ class SumReLU:
         y, dy = tops[0].data[lo:hi].reshape(-1), tops[0].diff[lo:hi].reshape(-1)
         none = dy[:0]
         da, db = (bottoms[j].diff[lo:hi].reshape(-1) if propagate_down[j] else none for j in (0, 1))
+        team = with_helpers(y, dy, da, db)
+        if team is not None:
+            eltwise_team.backward_job(team.record, y, dy, da, db, self.k)
+            run_job(team, y[:0])
+            return
         weighted_sum_relu_backward(y, dy, self.slope, self.ca, da, self.cb, db)

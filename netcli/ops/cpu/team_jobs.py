@@ -1,12 +1,12 @@
 """Running a team's jobs (exec/team.py): the lead's part (run_job) and the helpers' loop (serve),
 for every job kind (exec/claims.py's kinds: winograd_team.py's, gemms_team.py's,
-channels_team.py's, depthwise_team.py's, pool_team.py's and lrn_team.py's tiles). Both are one
-compiled function, `_work`, that claims tiles and runs each through its kind's *entry*: a C
-function compiled from that kind's tile function for one dtype (numba.cfunc, cached like every
-kernel), the first time a job of that kind and dtype is posted, its address written into the
-job's record (TILE). So a net compiles the tiles of the kinds it uses alone, each once (LeNet's
-first run on a cold cache, 2-vCPU AMD EPYC: 24 s with every kind's tiles compiled inside
-`_work`, 15 s with its own alone)."""
+channels_team.py's, depthwise_team.py's, pool_team.py's, lrn_team.py's and eltwise_team.py's
+tiles). Both are one compiled function, `_work`, that claims tiles and runs each through its
+kind's *entry*: a C function compiled from that kind's tile function for one dtype (numba.cfunc,
+cached like every kernel), the first time a job of that kind and dtype is posted, its address
+written into the job's record (TILE). So a net compiles the tiles of the kinds it uses alone,
+each once (LeNet's first run on a cold cache, 2-vCPU AMD EPYC: 24 s with every kind's tiles
+compiled inside `_work`, 15 s with its own alone)."""
 import numpy as np
 from llvmlite import ir
 from numba import carray, cfunc, from_dtype, njit, types
@@ -14,9 +14,9 @@ from numba.extending import intrinsic
 
 from ...exec.claims import (CONV, DW_BACKWARD, DW_FORWARD, IMAGE_GEMMS, ITEMSIZE, KIND, LRN_BACKWARD, LRN_FORWARD,
                             MOMENTS, NHWC_BACKWARD, NHWC_FORWARD, NSR_BACKWARD, NSR_FORWARD, NSR_SUMS, POOL_BACKWARD,
-                            POOL_FORWARD, RECORD, TILE, WEIGHT_GRAD, WEIGHTS, claim, close_job, finish, open_job,
-                            posted, stopped)
-from . import channels_team, depthwise_team, gemms_team, lrn_team, pool_team, winograd_team
+                            POOL_FORWARD, RECORD, SUM_RELU_BACKWARD, SUM_RELU_FORWARD, TILE, WEIGHT_GRAD, WEIGHTS,
+                            claim, close_job, finish, open_job, posted, stopped)
+from . import channels_team, depthwise_team, eltwise_team, gemms_team, lrn_team, pool_team, winograd_team
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -95,11 +95,20 @@ def _lrn_backward(record_ptr, t, like_ptr):
     return _entry(lrn_team.backward_tile, record_ptr, t, like_ptr)
 
 
+def _sum_relu_forward(record_ptr, t, like_ptr):
+    return _entry(eltwise_team.forward_tile, record_ptr, t, like_ptr)
+
+
+def _sum_relu_backward(record_ptr, t, like_ptr):
+    return _entry(eltwise_team.backward_tile, record_ptr, t, like_ptr)
+
+
 ENTRIES = {CONV: _conv, WEIGHT_GRAD: _weight_grad, WEIGHTS: _weights, IMAGE_GEMMS: _image_gemms,
            MOMENTS: _moments, NSR_FORWARD: _nsr_forward, NSR_SUMS: _nsr_sums, NSR_BACKWARD: _nsr_backward,
            DW_FORWARD: _dw_forward, DW_BACKWARD: _dw_backward, NHWC_FORWARD: _nhwc_forward,
            NHWC_BACKWARD: _nhwc_backward, POOL_FORWARD: _pool_forward, POOL_BACKWARD: _pool_backward,
-           LRN_FORWARD: _lrn_forward, LRN_BACKWARD: _lrn_backward}
+           LRN_FORWARD: _lrn_forward, LRN_BACKWARD: _lrn_backward, SUM_RELU_FORWARD: _sum_relu_forward,
+           SUM_RELU_BACKWARD: _sum_relu_backward}
 _compiled: dict = {}        # (kind, dtype) -> its numba.cfunc (kept: its address stays valid)
 
 

@@ -1,0 +1,44 @@
+"""An Eltwise SUM with its ReLU as team jobs (netcli/ops/cpu/eltwise_team.py): with a helper
+thread taking blocks of numbers, the forward and the backward (both bottoms' gradients, either,
+neither) write the kernels' own bits, on sizes that do and do not divide, in both dtypes."""
+import numpy as np
+import pytest
+
+from helpers import with_a_helper
+from netcli.exec import team, threads
+from netcli.ops.cpu import eltwise_team
+from netcli.ops.cpu.eltwise import weighted_sum_relu, weighted_sum_relu_backward
+from netcli.ops.cpu.team_jobs import run_job
+
+CASES = [(40_001, 1.0, 1.0, 0.0, "ab"), (9_999, 0.5, -2.0, 0.1, "a"), (65_536, 1.0, 1.0, 0.0, "b"),
+         (3, 1.0, 1.0, 0.2, "")]
+
+
+def _passes(case, dtype, seed, crew):
+    size, ca, cb, slope, grads = case
+    rng = np.random.default_rng(seed)
+    a, b, dy0 = (rng.standard_normal(size).astype(dtype) for _ in range(3))
+    k = np.array([ca, cb, slope], dtype)
+    y, dy = np.full(size, np.nan, dtype), dy0.copy()
+    da, db = (np.full(size, np.nan, dtype) if g in grads else dy[:0] for g in "ab")
+    if crew is None:
+        weighted_sum_relu(a, k[0], b, k[1], k[2], y)
+        weighted_sum_relu_backward(y, dy, k[2], k[0], da, k[1], db)
+    else:
+        eltwise_team.forward_job(crew.record, a, b, y, k)
+        run_job(crew, y[:0])
+        eltwise_team.backward_job(crew.record, y, dy, da, db, k)
+        run_job(crew, y[:0])
+    return y, dy, da, db
+
+
+@pytest.mark.skipif(threads.usable_cores() < 2, reason="a helper needs a core of its own")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_helper_takes_tiles_and_every_bit_stays(dtype):
+    alone = [_passes(case, dtype, i, None) for i, case in enumerate(CASES)]
+    together, helped = with_a_helper(dtype, lambda: [_passes(case, dtype, i % len(CASES), team.current())
+                                                     for i, case in enumerate(CASES * 3)])
+    assert helped > 0
+    for i, got in enumerate(together):
+        for g, w in zip(got, alone[i % len(CASES)]):
+            assert np.isfinite(g).all() and np.array_equal(g, w), CASES[i % len(CASES)]
