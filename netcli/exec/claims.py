@@ -25,8 +25,8 @@ SHIFT, MASK, GENERATIONS = 32, (1 << 32) - 1, (1 << 31) - 1
 CONV, WEIGHT_GRAD, IMAGE_GEMMS, WEIGHTS = 1, 2, 3, 4
 MOMENTS, NSR_FORWARD, NSR_SUMS, NSR_BACKWARD = 5, 6, 7, 8
 DW_FORWARD, DW_BACKWARD, NHWC_FORWARD, NHWC_BACKWARD = 9, 10, 11, 12
-POOL_FORWARD, POOL_BACKWARD, LRN_FORWARD, LRN_BACKWARD = 13, 14, 15, 16
-SUM_RELU_FORWARD, SUM_RELU_BACKWARD = 17, 18
+LRN_FORWARD, LRN_BACKWARD, SUM_RELU_FORWARD, SUM_RELU_BACKWARD = 13, 14, 15, 16
+POOL_FORWARDS, POOL_BACKWARDS = (17, 18, 19, 20, 21), (22, 23, 24)       # a kind for each kernel (pool_team.py)
 # tiles a job's phase aims at: a tile's hand-over costs the moves of two cache lines between
 # cores (claim, finish: 0.25 us each on a 2-vCPU AMD EPYC VM whose vCPUs sit apart), so few
 PHASE_TILES = 8

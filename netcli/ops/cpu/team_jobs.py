@@ -13,8 +13,8 @@ from numba import carray, cfunc, from_dtype, njit, types
 from numba.extending import intrinsic
 
 from ...exec.claims import (CONV, DW_BACKWARD, DW_FORWARD, IMAGE_GEMMS, ITEMSIZE, KIND, LRN_BACKWARD, LRN_FORWARD,
-                            MOMENTS, NHWC_BACKWARD, NHWC_FORWARD, NSR_BACKWARD, NSR_FORWARD, NSR_SUMS, POOL_BACKWARD,
-                            POOL_FORWARD, RECORD, SUM_RELU_BACKWARD, SUM_RELU_FORWARD, TILE, WEIGHT_GRAD, WEIGHTS,
+                            MOMENTS, NHWC_BACKWARD, NHWC_FORWARD, NSR_BACKWARD, NSR_FORWARD, NSR_SUMS, POOL_BACKWARDS,
+                            POOL_FORWARDS, RECORD, SUM_RELU_BACKWARD, SUM_RELU_FORWARD, TILE, WEIGHT_GRAD, WEIGHTS,
                             claim, close_job, finish, open_job, posted, stopped)
 from . import channels_team, depthwise_team, eltwise_team, gemms_team, lrn_team, pool_team, winograd_team
 
@@ -79,12 +79,36 @@ def _nhwc_backward(record_ptr, t, like_ptr):
     return _entry(depthwise_team.nhwc_backward_tile, record_ptr, t, like_ptr)
 
 
-def _pool_forward(record_ptr, t, like_ptr):
-    return _entry(pool_team.forward_tile, record_ptr, t, like_ptr)
+def _ave3x3_forward(record_ptr, t, like_ptr):
+    return _entry(pool_team.ave3x3_forward_tile, record_ptr, t, like_ptr)
 
 
-def _pool_backward(record_ptr, t, like_ptr):
-    return _entry(pool_team.backward_tile, record_ptr, t, like_ptr)
+def _ave_forward(record_ptr, t, like_ptr):
+    return _entry(pool_team.ave_forward_tile, record_ptr, t, like_ptr)
+
+
+def _max2x2_forward(record_ptr, t, like_ptr):
+    return _entry(pool_team.max2x2_forward_tile, record_ptr, t, like_ptr)
+
+
+def _max3x3_forward(record_ptr, t, like_ptr):
+    return _entry(pool_team.max3x3_forward_tile, record_ptr, t, like_ptr)
+
+
+def _max_forward(record_ptr, t, like_ptr):
+    return _entry(pool_team.max_forward_tile, record_ptr, t, like_ptr)
+
+
+def _max_backward(record_ptr, t, like_ptr):
+    return _entry(pool_team.max_backward_tile, record_ptr, t, like_ptr)
+
+
+def _ave3x3_backward(record_ptr, t, like_ptr):
+    return _entry(pool_team.ave3x3_backward_tile, record_ptr, t, like_ptr)
+
+
+def _ave_backward(record_ptr, t, like_ptr):
+    return _entry(pool_team.ave_backward_tile, record_ptr, t, like_ptr)
 
 
 def _lrn_forward(record_ptr, t, like_ptr):
@@ -106,9 +130,10 @@ def _sum_relu_backward(record_ptr, t, like_ptr):
 ENTRIES = {CONV: _conv, WEIGHT_GRAD: _weight_grad, WEIGHTS: _weights, IMAGE_GEMMS: _image_gemms,
            MOMENTS: _moments, NSR_FORWARD: _nsr_forward, NSR_SUMS: _nsr_sums, NSR_BACKWARD: _nsr_backward,
            DW_FORWARD: _dw_forward, DW_BACKWARD: _dw_backward, NHWC_FORWARD: _nhwc_forward,
-           NHWC_BACKWARD: _nhwc_backward, POOL_FORWARD: _pool_forward, POOL_BACKWARD: _pool_backward,
-           LRN_FORWARD: _lrn_forward, LRN_BACKWARD: _lrn_backward, SUM_RELU_FORWARD: _sum_relu_forward,
-           SUM_RELU_BACKWARD: _sum_relu_backward}
+           NHWC_BACKWARD: _nhwc_backward, LRN_FORWARD: _lrn_forward, LRN_BACKWARD: _lrn_backward,
+           SUM_RELU_FORWARD: _sum_relu_forward, SUM_RELU_BACKWARD: _sum_relu_backward,
+           **dict(zip(POOL_FORWARDS, (_ave3x3_forward, _ave_forward, _max2x2_forward, _max3x3_forward, _max_forward))),
+           **dict(zip(POOL_BACKWARDS, (_max_backward, _ave3x3_backward, _ave_backward)))}
 _compiled: dict = {}        # (kind, dtype) -> its numba.cfunc (kept: its address stays valid)
 
 
