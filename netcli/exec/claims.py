@@ -19,9 +19,10 @@ KIND, TILES, PHASE1, PHASE2, GEMM, ITEMSIZE, TILE, HEAD, RECORD = 0, 1, 2, 3, 4,
 SHIFT, MASK, GENERATIONS = 32, (1 << 32) - 1, (1 << 31) - 1
 # the job kinds: a block's Winograd convolution, its weight gradient's transform, per-image GEMMs,
 # the weights' transform (or its adjoint); BatchNorm's moments, and the BatchNorm + Scale + ReLU
-# chain's forward, gradient sums and backward; a depthwise convolution's forward and backward (planes
-# in rows, or channels last); pooling's and LRN's forward and backward; an Eltwise SUM's with
-# its ReLU (exec/fusion.py's SumReLU)
+# chain's forward, gradient sums and backward; a depthwise convolution's forward and backward
+# (planes in rows, or channels last); LRN's forward and backward; an Eltwise SUM's with its ReLU
+# (exec/fusion.py's SumReLU); pooling's. Numbered once, for good: a job writer compiled into
+# Numba's cache keeps the number it was compiled with while its own file is unchanged.
 CONV, WEIGHT_GRAD, IMAGE_GEMMS, WEIGHTS = 1, 2, 3, 4
 MOMENTS, NSR_FORWARD, NSR_SUMS, NSR_BACKWARD = 5, 6, 7, 8
 DW_FORWARD, DW_BACKWARD, NHWC_FORWARD, NHWC_BACKWARD = 9, 10, 11, 12
