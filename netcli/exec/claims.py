@@ -44,8 +44,10 @@ def write_job(record, kind, tiles, phase1, phase2, fn, itemsize, fields):
 
 @njit(cache=True, nogil=True)
 def open_job(flags):
-    """Post the job whose record was just written (by the lead); its generation."""
+    """Post the job whose record was just written (by the lead); its generation, never 0 (claim)."""
     gen = (_load(flags, POST) + 1) & GENERATIONS
+    if gen == 0:
+        gen = 1
     _store(flags, DONE, 0)
     _store(flags, NEXT, gen << SHIFT)
     _store(flags, POST, gen)
@@ -57,7 +59,12 @@ def claim(flags, record, gen):
     """The next tile of job `gen` for the calling thread, returned once the tiles of the phases
     before its own are done; -1 where none is left. (The record is read between the two reads of
     the next tile that agree: the lead rewrites it only after closing the job, an atomic
-    read-modify-write of that number which no later write passes.)"""
+    read-modify-write of that number which no later write passes.) Generation 0 is no job: a
+    fresh team's flags read generation 0, tile 0, and a helper that took that for a job ran tile 0
+    of the first record while the lead was still writing it (and its tile function's address: a
+    crash, once in some hundred trainings on 2 threads)."""
+    if gen == 0:
+        return -1
     while True:
         v = _load(flags, NEXT)
         t = v & MASK

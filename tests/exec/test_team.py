@@ -275,3 +275,27 @@ def test_a_tile_that_fails_ends_the_job_with_an_error(monkeypatch):
     assert t.flags[FAILED] == 0
     layer = _layer(*LAYERS[3], seed=6)
     assert np.isfinite(_pass(*layer, m=2, k=3)[0]).all()
+
+
+@pytest.mark.skipif(threads.usable_cores() < 2, reason="a helper needs a core of its own")
+def test_a_helper_takes_nothing_of_a_first_job_not_yet_posted(compiled):
+    """A fresh team's flags read generation 0, tile 0: a helper that starts while the lead is
+    still writing its first job (record and tile address, before open_job) must take nothing
+    (it took tile 0 of the half-written record: a crash once in some hundred trainings)."""
+    from netcli.exec.claims import DONE, NEXT, STOP
+    from netcli.ops.cpu.gemms_team import image_gemms_job
+    crew = team.Team(np.float32)
+    crew.run = 1
+    a, b, c = np.ones((2, 3, 4), np.float32), np.ones((4, 5), np.float32), np.zeros((2, 3, 5), np.float32)
+    image_gemms_job(crew.record, gemm_address(np.float32), 4, 2, 0, 0, 3, 5, 4, a.ctypes.data, 12, 4, b.ctypes.data,
+                    0, 5, c.ctypes.data, 15, 5)
+    crew.record[team_jobs.TILE] = team_jobs.tile_address(crew.record[KIND], np.float32)   # all but posted
+    helper = threading.Thread(target=team.help_lead, args=(crew,))
+    helper.start()
+    try:
+        time.sleep(0.05)
+        untouched = crew.flags[NEXT] == 0 and crew.flags[DONE] == 0 and not c.any()
+    finally:
+        crew.flags[STOP] = 1
+        helper.join(10)
+    assert untouched and not helper.is_alive() and crew.helped == 0
