@@ -3,7 +3,7 @@ exec/fusion.py): the kernel itself (channels.py, norm_scale_relu.py), or, where 
 team with helpers (exec/team.py), the same kernel in fixed tiles as a team job (channels_team.py).
 The same bits either way: the choice is the thread count's, never the numbers'."""
 from . import channels, channels_team, norm_scale_relu
-from .team_jobs import team_call
+from .team_call import team_call
 
 
 def _moments(x, count, mean, m2):

@@ -16,7 +16,6 @@ from ...exec.claims import (CONV, DW_BACKWARD, DW_FORWARD, IMAGE_GEMMS, ITEMSIZE
                             MOMENTS, NHWC_BACKWARD, NHWC_FORWARD, NSR_BACKWARD, NSR_FORWARD, NSR_SUMS, POOL_BACKWARDS,
                             POOL_FORWARDS, RECORD, SUM_RELU_BACKWARD, SUM_RELU_FORWARD, TILE, WEIGHT_GRAD, WEIGHTS,
                             claim, close_job, finish, open_job, posted, stopped)
-from ...exec.team import with_helpers
 from . import channels_team, depthwise_team, eltwise_team, gemms_team, lrn_team, pool_team, winograd_team
 
 
@@ -195,19 +194,6 @@ def run_job(team, like):
     team.record[TILE] = tile_address(team.record[KIND], like.dtype)
     if not _work(team.flags, team.record, like, 0, True):
         raise MemoryError("a kernel's tile failed (out of memory?)")
-
-
-def team_call(job, kernel, *args):
-    """kernel(*args) on the calling thread; or, where it leads a team with helpers and every array
-    of args is one block of memory (exec/team.with_helpers), job(record, *args) run as a team job
-    (the same kernel in tiles: the same bits)."""
-    arrays = [a for a in args if isinstance(a, np.ndarray)]
-    team = with_helpers(*arrays)
-    if team is None:
-        kernel(*args)
-        return
-    job(team.record, *args)
-    run_job(team, next(a for a in arrays if a.dtype.kind == "f").reshape(-1)[:0])
 
 
 def serve(flags, record, run, like):
