@@ -71,18 +71,19 @@ def column_blocks(N):
 
 def gemm_columns(a, b, out):
     """out (M, N) = a @ b (2-D; either a transposed view), in column_blocks(N) blocks of columns,
-    each a GEMM of numpy's BLAS (blas.py): the same bits whoever takes them. Without that BLAS, or
-    for operands it cannot read, np.dot (a choice of the build and layouts, never of threads)."""
+    each a GEMM of numpy's BLAS (blas.py): the same bits whoever takes them. In one block, without
+    that BLAS, or for operands it cannot read, np.dot (a choice of the shape, the build and the
+    layouts, never of the thread count)."""
     fn = gemm_address(out.dtype)
     M, N = out.shape
+    T = column_blocks(N)
     ops = None
-    if fn and out.flags.c_contiguous and a.dtype == b.dtype == out.dtype:
+    if fn and T > 1 and out.flags.c_contiguous and a.dtype == b.dtype == out.dtype:
         ops = (_operand(a), _operand(b))
-    if ops is None or None in ops:
+    if ops is None or None in ops:          # (one block: np.dot itself, without a job's cost: 5-10 us)
         np.dot(a, b, out=out)
         return
     (pa, _, lda, ta), (pb, _, ldb, tb) = ops
-    T = column_blocks(N)
     cols = N // T
     team = current_team()
     image_gemms_job(team.record, fn, out.itemsize, T, ta, tb, M, cols, a.shape[1], pa, 0, lda, pb,
