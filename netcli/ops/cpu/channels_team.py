@@ -47,7 +47,7 @@ def moments_job(record, x, count, mean, m2):
               (_address(x), N, C, S, _address(mean), _address(m2)))
 
 
-@njit(cache=True, nogil=True, inline="always")        # (into its entry: ops/cpu/team_jobs.py)
+@njit(cache=True, nogil=True)
 def moments_tile(record, t, like):
     """Tile t of a moments_job: its channels."""
     N, C, S = record[M_N], record[M_C], record[M_S]
@@ -70,7 +70,7 @@ def forward_job(record, x, a, b, gamma, beta, k, relu, y, xhat, pos):
     write_job(record, NSR_FORWARD, min(N, PHASE_TILES), 0, 0, 0, x.itemsize, fields)
 
 
-@njit(cache=True, nogil=True, inline="always")        # (into its entry: ops/cpu/team_jobs.py)
+@njit(cache=True, nogil=True)
 def forward_tile(record, t, like):
     """Tile t of a forward_job: its images."""
     N, C, S = record[F_N], record[F_C], record[F_S]
@@ -99,7 +99,7 @@ def sums_job(record, dy, y, xhat, gamma, k, relu, dgamma, dbeta, sum_dy, sum_dy_
     write_job(record, NSR_SUMS, min(C, PHASE_TILES), 0, 0, 0, dy.itemsize, fields)
 
 
-@njit(cache=True, nogil=True, inline="always")        # (into its entry: ops/cpu/team_jobs.py)
+@njit(cache=True, nogil=True)
 def sums_tile(record, t, like):
     """Tile t of a sums_job: its channels."""
     N, C, S = record[G_N], record[G_C], record[G_S]
@@ -125,7 +125,7 @@ def backward_job(record, dy, y, xhat, gamma, mean_dy, mean_dy_xhat, inv_std, k, 
     write_job(record, NSR_BACKWARD, min(N, PHASE_TILES), 0, 0, 0, dy.itemsize, fields)
 
 
-@njit(cache=True, nogil=True, inline="always")        # (into its entry: ops/cpu/team_jobs.py)
+@njit(cache=True, nogil=True)
 def backward_tile(record, t, like):
     """Tile t of a backward_job: its images."""
     N, C, S = record[B_N], record[B_C], record[B_S]

@@ -61,7 +61,7 @@ def dw_forward_job(record, out, inp, weight, bias, KH, KW, SH, SW, PH, PW, DH, D
     write_job(record, DW_FORWARD, min(inp.shape[0], PHASE_TILES), 0, 0, 0, out.itemsize, fields)
 
 
-@njit(cache=True, nogil=True, inline="always")        # (into its entry: ops/cpu/team_jobs.py)
+@njit(cache=True, nogil=True)
 def dw_forward_tile(record, t, like):
     """Tile t of a dw_forward_job: its images."""
     N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW = _geo(record, F_GEO)
@@ -89,7 +89,7 @@ def dw_backward_job(record, dinp, dweight, dout, inp, weight, KH, KW, SH, SW, PH
     write_job(record, DW_BACKWARD, P + Q, P, 0, 0, dout.itemsize, fields)
 
 
-@njit(cache=True, nogil=True, inline="always")        # (into its entry: ops/cpu/team_jobs.py)
+@njit(cache=True, nogil=True)
 def dw_backward_tile(record, t, like):
     """Tile t of a dw_backward_job: images of the input gradient, then channels of the weights'."""
     N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW = _geo(record, B_GEO)
@@ -122,7 +122,7 @@ def nhwc_forward_job(record, out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW,
     write_job(record, NHWC_FORWARD, min(N, PHASE_TILES) if xp.shape[0] >= N else 1, 0, 0, 0, out.itemsize, fields)
 
 
-@njit(cache=True, nogil=True, inline="always")        # (into its entry: ops/cpu/team_jobs.py)
+@njit(cache=True, nogil=True)
 def nhwc_forward_tile(record, t, like):
     """Tile t of an nhwc_forward_job: its images."""
     N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW = _geo(record, G_GEO)
@@ -160,7 +160,7 @@ def nhwc_backward_job(record, dinp, dweight, dout, weight, xp, yt, dxp, wt, part
     write_job(record, NHWC_BACKWARD, P + Q, P, 0, 0, dout.itemsize, fields)
 
 
-@njit(cache=True, nogil=True, inline="always")        # (into its entry: ops/cpu/team_jobs.py)
+@njit(cache=True, nogil=True)
 def nhwc_backward_tile(record, t, like):
     """Tile t of an nhwc_backward_job: images (dout channels-last, the input gradient), then
     taps of the weights' gradient."""

@@ -45,14 +45,14 @@ def _part(record, field, t, like):
     return carray(_at(record[field] + i0 * like.itemsize, like), (i1 - i0,))
 
 
-@njit(cache=True, nogil=True, inline="always")        # (into its entry: ops/cpu/team_jobs.py)
+@njit(cache=True, nogil=True)
 def forward_tile(record, t, like):
     k = carray(_at(record[E_K], like), (3,))
     weighted_sum_relu(_part(record, E_A, t, like), k[0], _part(record, E_B, t, like), k[1], k[2],
                       _part(record, E_Y, t, like))
 
 
-@njit(cache=True, nogil=True, inline="always")        # (into its entry: ops/cpu/team_jobs.py)
+@njit(cache=True, nogil=True)
 def backward_tile(record, t, like):
     k = carray(_at(record[E_K], like), (3,))
     weighted_sum_relu_backward(_part(record, E_Y, t, like), _part(record, E_DY, t, like), k[2], k[0],

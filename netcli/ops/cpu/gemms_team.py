@@ -21,7 +21,7 @@ def image_gemms_job(record, fn, itemsize, images, trans_a, trans_b, M, N, K, a, 
     write_job(record, IMAGE_GEMMS, min(images, PHASE_TILES), 0, 0, fn, itemsize, fields)
 
 
-@njit(cache=True, nogil=True, inline="always")        # (into its entry: ops/cpu/team_jobs.py)
+@njit(cache=True, nogil=True)
 def image_gemms_tile(record, t, like):
     """Tile t of an image_gemms_job: the GEMMs of its images."""
     n, size = record[N_IMAGES], like.itemsize

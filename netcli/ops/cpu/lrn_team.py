@@ -44,7 +44,7 @@ def _rows(record, field, t, like):
     return carray(_at(record[field] + r0 * C * P * like.itemsize, like), (r1 - r0, C, P))
 
 
-@njit(cache=True, nogil=True, inline="always")        # (into its entry: ops/cpu/team_jobs.py)
+@njit(cache=True, nogil=True)
 def forward_tile(record, t, like):
     """Tile t of a forward_job: its images."""
     alpha, beta, k = carray(_at(record[L_CONSTANTS], _F8), (3,))
@@ -52,7 +52,7 @@ def forward_tile(record, t, like):
                 record[L_N], alpha, beta, k)
 
 
-@njit(cache=True, nogil=True, inline="always")        # (into its entry: ops/cpu/team_jobs.py)
+@njit(cache=True, nogil=True)
 def backward_tile(record, t, like):
     """Tile t of a backward_job: its images."""
     constants = carray(_at(record[L_CONSTANTS], _F8), (3,))

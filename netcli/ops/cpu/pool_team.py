@@ -58,49 +58,49 @@ def _geometry(record):
 
 
 # each kernel's tile (one entry each in ops/cpu/team_jobs.py: a net compiles the kernels it uses)
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def ave3x3_forward_tile(record, t, like):
     x, y, _ = _arrays(record, t, like)
     pool.avepool3x3_forward(x, y, *_geometry(record)[2:])
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def ave_forward_tile(record, t, like):
     x, y, _ = _arrays(record, t, like)
     pool.avepool_forward(x, y, *_geometry(record))
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def max2x2_forward_tile(record, t, like):
     x, y, mask = _arrays(record, t, like)
     pool.maxpool2x2_forward(x, y, mask)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def max3x3_forward_tile(record, t, like):
     x, y, mask = _arrays(record, t, like)
     pool.maxpool3x3_forward(x, y, mask, *_geometry(record)[2:])
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def max_forward_tile(record, t, like):
     x, y, mask = _arrays(record, t, like)
     pool.maxpool_forward(x, y, mask, *_geometry(record))
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def max_backward_tile(record, t, like):
     dx, dout, mask = _arrays(record, t, like)
     pool.maxpool_backward(dout, mask, dx)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def ave3x3_backward_tile(record, t, like):
     dx, dout, _ = _arrays(record, t, like)
     pool.avepool3x3_backward(dout, dx, *_geometry(record)[2:])
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def ave_backward_tile(record, t, like):
     dx, dout, _ = _arrays(record, t, like)
     pool.avepool_backward(dout, dx, *_geometry(record))

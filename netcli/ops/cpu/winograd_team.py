@@ -59,7 +59,7 @@ def conv_block(record, fn, inp, V, t0, U, M, out, bias, PH, PW, TH, TW, m, r):
     write_job(record, CONV, 2 * P + Q, P, P + Q, fn, inp.itemsize, fields)
 
 
-@njit(cache=True, nogil=True, inline="always")        # (into its entry: ops/cpu/team_jobs.py)
+@njit(cache=True, nogil=True)
 def conv_tile(record, t, like):
     """Tile t of a conv_block job."""
     N, C, H, W, K = record[C_N], record[C_C], record[C_H], record[C_W], record[C_K]
@@ -102,7 +102,7 @@ def weight_grad_block(record, fn, dout, Y, V, t0, dU, dU2, first, TH, TW, m, r):
     write_job(record, WEIGHT_GRAD, P + min(E, PHASE_TILES), P, 0, fn, dout.itemsize, fields)
 
 
-@njit(cache=True, nogil=True, inline="always")        # (into its entry: ops/cpu/team_jobs.py)
+@njit(cache=True, nogil=True)
 def weight_grad_tile(record, t, like):
     """Tile t of a weight_grad_block job."""
     N, K, OH, OW, C = record[G_N], record[G_K], record[G_OH], record[G_OW], record[G_C]
@@ -140,7 +140,7 @@ def weights_job(record, weight, T, G, adjoint):
     write_job(record, WEIGHTS, min(I, PHASE_TILES), 0, 0, 0, weight.itemsize, fields)
 
 
-@njit(cache=True, nogil=True, inline="always")        # (into its entry: ops/cpu/team_jobs.py)
+@njit(cache=True, nogil=True)
 def weights_tile(record, t, like):
     """Tile t of a weights_job: its input channels."""
     O, I, k, r = record[W_O], record[W_I], record[W_k], record[W_r]
