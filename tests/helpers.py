@@ -138,3 +138,17 @@ def with_a_helper(dtype, fn, tries=3):
         if crew.helped:
             break
     return got, crew.helped
+
+
+def assert_a_helper_keeps_every_bit(dtype, cases, passes):
+    """passes(case, dtype, seed, crew) -> the arrays it wrote: alone (crew None), then three
+    times over every case as a team's jobs with one helper (with_a_helper); the same bits, every
+    float finite, and the helper took tiles."""
+    from netcli.exec import team
+    alone = [passes(case, dtype, i, None) for i, case in enumerate(cases)]
+    together, helped = with_a_helper(dtype, lambda: [passes(case, dtype, i % len(cases), team.current())
+                                                     for i, case in enumerate(cases * 3)])
+    assert helped > 0
+    for i, got in enumerate(together):
+        for g, w in zip(got, alone[i % len(cases)]):
+            assert np.array_equal(g, w) and (g.dtype.kind != "f" or np.isfinite(g).all()), cases[i % len(cases)]

@@ -4,8 +4,8 @@ neither) write the kernels' own bits, on sizes that do and do not divide, in bot
 import numpy as np
 import pytest
 
-from helpers import with_a_helper
-from netcli.exec import team, threads
+from helpers import assert_a_helper_keeps_every_bit
+from netcli.exec import threads
 from netcli.ops.cpu import eltwise_team
 from netcli.ops.cpu.eltwise import weighted_sum_relu, weighted_sum_relu_backward
 from netcli.ops.cpu.team_jobs import run_job
@@ -35,10 +35,4 @@ def _passes(case, dtype, seed, crew):
 @pytest.mark.skipif(threads.usable_cores() < 2, reason="a helper needs a core of its own")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_helper_takes_tiles_and_every_bit_stays(dtype):
-    alone = [_passes(case, dtype, i, None) for i, case in enumerate(CASES)]
-    together, helped = with_a_helper(dtype, lambda: [_passes(case, dtype, i % len(CASES), team.current())
-                                                     for i, case in enumerate(CASES * 3)])
-    assert helped > 0
-    for i, got in enumerate(together):
-        for g, w in zip(got, alone[i % len(CASES)]):
-            assert np.isfinite(g).all() and np.array_equal(g, w), CASES[i % len(CASES)]
+    assert_a_helper_keeps_every_bit(dtype, CASES, _passes)

@@ -4,8 +4,8 @@ shapes (odd sizes, padding, stride, windows that clip), in both dtypes."""
 import numpy as np
 import pytest
 
-from helpers import with_a_helper
-from netcli.exec import team, threads
+from helpers import assert_a_helper_keeps_every_bit
+from netcli.exec import threads
 from netcli.ops.cpu import pool, pool_team
 from netcli.ops.cpu.team_jobs import run_job
 
@@ -65,10 +65,4 @@ def _passes(case, dtype, seed, crew):
 @pytest.mark.skipif(threads.usable_cores() < 2, reason="a helper needs a core of its own")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_helper_takes_tiles_and_every_bit_stays(dtype):
-    alone = [_passes(case, dtype, i, None) for i, case in enumerate(CASES)]
-    together, helped = with_a_helper(dtype, lambda: [_passes(case, dtype, i % len(CASES), team.current())
-                                                     for i, case in enumerate(CASES * 3)])
-    assert helped > 0
-    for i, got in enumerate(together):
-        for j, (g, w) in enumerate(zip(got, alone[i % len(CASES)])):
-            assert np.array_equal(g, w) and (g.dtype == np.int32 or np.isfinite(g).all()), (CASES[i % len(CASES)], j)
+    assert_a_helper_keeps_every_bit(dtype, CASES, _passes)
