@@ -89,8 +89,8 @@ def teams_for(leads, ranges, idx, net):
     """A Team for each of a run's `leads` share threads where the run has threads to spare and
     work for them: more threads than leads, each on a core of its own (threads.placement: the
     helpers wait by spinning), shares of two images or more (one image: batch-1 inference's
-    tiles, threads.tiles) and a layer of idx (net's) with team jobs (`team_jobs`: a Convolution's algorithm with numpy's GEMM reachable, ops/cpu/blas.py;
-    a BatchNorm); else None."""
+    tiles, threads.tiles) and a layer of idx (net's) with team jobs (its `team_jobs`: a
+    Convolution's algorithm, a BatchNorm, Pooling, LRN across channels); else None."""
     from . import threads
     helped = [net.layers[i] for i in idx if getattr(net.layers[i], "team_jobs", False)]
     if threads.count() <= leads or not threads.spin_reads() or min(hi - lo for lo, hi in ranges) < 2 \

@@ -4,26 +4,23 @@ themselves (depthwise.py, depthwise_nhwc.py), or, where that thread leads a team
 either way: the choice is the thread count's, never the numbers'."""
 from ...exec.team import with_helpers
 from . import depthwise, depthwise_nhwc, depthwise_team
+from .team_call import team_call
 from .team_jobs import run_job
 
 
 def depthwise_forward(out, inp, weight, bias, KH, KW, SH, SW, PH, PW, DH, DW):
     """depthwise.depthwise_forward, its images in tiles where there are helpers."""
-    team = with_helpers(out, inp, weight, bias)
-    if team is None:
-        depthwise.depthwise_forward(out, inp, weight, bias, KH, KW, SH, SW, PH, PW, DH, DW)
-        return
-    depthwise_team.dw_forward_job(team.record, out, inp, weight, bias, KH, KW, SH, SW, PH, PW, DH, DW)
-    run_job(team, out.reshape(-1)[:0])
+    team_call(depthwise_team.dw_forward_job, depthwise.depthwise_forward, out, inp, weight, bias, KH, KW, SH, SW,
+              PH, PW, DH, DW)
 
 
 def depthwise_backward(dinp, dweight, dout, inp, weight, KH, KW, SH, SW, PH, PW, DH, DW):
     """depthwise.depthwise_backward_weight (dweight: None to skip) and then
     depthwise_backward_data (dinp: None to skip), the images and the channels in tiles where
     there are helpers."""
-    team = with_helpers(dout, inp, weight, *(a for a in (dinp, dweight) if a is not None))
     if dinp is None and dweight is None:
         return
+    team = with_helpers(dout, inp, weight, *(a for a in (dinp, dweight) if a is not None))
     if team is None:
         if dweight is not None:
             depthwise.depthwise_backward_weight(dweight, dout, inp, KH, KW, SH, SW, PH, PW, DH, DW)
@@ -38,12 +35,8 @@ def depthwise_backward(dinp, dweight, dout, inp, weight, KH, KW, SH, SW, PH, PW,
 
 def depthwise_nhwc_forward(out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW, PH, PW, DH, DW):
     """depthwise_nhwc.depthwise_nhwc_forward, its images in tiles where there are helpers."""
-    team = with_helpers(out, inp, weight, bias, xp, yt, wt)
-    if team is None:
-        depthwise_nhwc.depthwise_nhwc_forward(out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW, PH, PW, DH, DW)
-        return
-    depthwise_team.nhwc_forward_job(team.record, out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW, PH, PW, DH, DW)
-    run_job(team, out.reshape(-1)[:0])
+    team_call(depthwise_team.nhwc_forward_job, depthwise_nhwc.depthwise_nhwc_forward, out, inp, weight, bias, xp, yt,
+              wt, KH, KW, SH, SW, PH, PW, DH, DW)
 
 
 def depthwise_nhwc_backward(dinp, dweight, dout, weight, xp, yt, dxp, wt, part, H, W, KH, KW, SH, SW, PH, PW, DH,
