@@ -185,3 +185,29 @@ def test_one_image_in_tiles_gives_the_same_bits(m):
         winograd_forward(y, x, w, b, ws, 1, 1, m, None, tiled)
         outs.append(y)
     assert np.isfinite(outs[0]).all() and np.array_equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+@pytest.mark.parametrize("m,k", [(2, 3), (4, 3), (4, 5)])
+def test_a_forward_that_keeps_nothing_gives_the_same_bits_through_a_block_of_v(m, k, tiled, monkeypatch):
+    """Where no backward reads V (winograd_scratch(keeps=False): a net that only infers), V holds
+    one block, which each block's transform overwrites: the same numbers as the forward that keeps
+    V for the backward; in blocks of one image, and for one image in tiles (conv2d.py)."""
+    monkeypatch.setattr(winograd, "BLOCK_BYTES", 1)
+    rng = np.random.default_rng(m + k)
+    n, C, H, W, K = (1 if tiled else 3), 5, 9, 11, 6
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((n, C, H, W), (K, C, k, k), (K,)))
+    P = (k - 1) // 2
+    kept = {**winograd_workspace(n, C, H, W, K, H, W, np.float32, m, k),
+            **winograd_scratch(n, C, H, W, K, H, W, np.float32, m, k)}
+    inference = winograd_scratch(n, C, H, W, K, H, W, np.float32, m, k, keeps=False)
+    assert kept["V"][0][1] == n * inference["V"][0][1]           # the tiles of n images, of one
+    split = (lambda fn, count: [fn(count * j // 3, count * (j + 1) // 3) for j in (2, 0, 1)]) if tiled else None
+    outs = []
+    for shapes, keeps in ((kept, True), (inference, False)):
+        ws = {name: np.full(s, np.nan, d) for name, (s, d) in shapes.items()}
+        y = np.full((n, K, H, W), np.nan, np.float32)
+        winograd_forward(y, x, w, b, ws, P, P, m, None, split, None, keeps)
+        outs.append(y)
+    np.testing.assert_allclose(outs[0], conv2d(x, w, None, pad=(P, P)) + b[None, :, None, None], rtol=1e-4, atol=1e-4)
+    assert np.array_equal(outs[0], outs[1])

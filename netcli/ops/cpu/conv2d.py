@@ -78,6 +78,8 @@ def conv2d_scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype, keeps
     scratch too (warm in cache: one set serves every layer), "depthwise-nhwc" pads one image at
     a time (MobileNet at batch 100, one thread: 156-161 -> 144-146 ms a forward), and the
     patches go in chunks of FORWARD_BYTES (ops/cpu/chunks.py)."""
+    if algorithm in WINOGRAD_TILE:
+        return winograd_scratch(n, C, H, W, K, OH, OW, dtype, WINOGRAD_TILE[algorithm], KH, keeps)
     chunks = patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, np.dtype(dtype).itemsize, keeps)
     if len(chunks) == 1:
         kept = {} if keeps else _workspace(1 if algorithm == "depthwise-nhwc" else n, C, H, W, K, KH, KW, OH, OW,
@@ -199,7 +201,7 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
     if algorithm in WINOGRAD_TILE:          # one image: its weight transform and GEMMs in tiles
         E = (WINOGRAD_TILE[algorithm] + KH - 1) ** 2
         tiled = _tiled if _tiles(n, E, E * ws["M"].shape[1] * weight.shape[0] * weight.shape[1]) else None
-        winograd_forward(out, inp, weight, bias, ws, PH, PW, WINOGRAD_TILE[algorithm], after, tiled, tile)
+        winograd_forward(out, inp, weight, bias, ws, PH, PW, WINOGRAD_TILE[algorithm], after, tiled, tile, keeps)
         return
     if algorithm == "1x1-strided":
         inp, algorithm = _pixels_read(inp, ws["xs"], SH, SW), "1x1"

@@ -65,20 +65,23 @@ def winograd_workspace(n, C, H, W, K, OH, OW, dtype, m=2, k=3):
     return {"V": (((m + k - 1) ** 2, n * TH * TW, C), dtype)}
 
 
-def winograd_scratch(n, C, H, W, K, OH, OW, dtype, m=2, k=3):
+def winograd_scratch(n, C, H, W, K, OH, OW, dtype, m=2, k=3, keeps=True):
     """{name: (shape, dtype)}: the transformed arrays each call writes before it reads them: V
-    (where the workspace does not keep it) and the backward's Vb for its largest chunk, the
-    products M and Mb for its largest block."""
+    (where the workspace does not keep it) for its largest chunk; the products M and Mb, and the
+    input gradient's transform Vb, for its largest block; where no backward `keeps` V (a net that
+    only infers), V for a block too."""
     itemsize = np.dtype(dtype).itemsize
     chunks = winograd_chunks(n, C, H, W, K, OH, OW, itemsize, m, k)
     most, E = largest(chunks), (m + k - 1) ** 2
     T1, Tb1 = int(np.prod(winograd_tiles(OH, OW, m))), int(np.prod(winograd_tiles(H, W, m)))
     blocks = [min(most, _block(E * t * max(C, K) * itemsize)) * t for t in (T1, Tb1)]
     out = {"U": ((E, C, K), dtype), "M": ((E, blocks[0], K), dtype),
-           "Ub": ((E, K, C), dtype), "Vb": ((E, most * Tb1, K), dtype), "Mb": ((E, blocks[1], C), dtype),
+           "Ub": ((E, K, C), dtype), "Vb": ((E, blocks[1], K), dtype), "Mb": ((E, blocks[1], C), dtype),
            "wflip": ((C, K, k, k), dtype), "dU": ((E, C, K), dtype), "dU2": ((E, C, K), dtype),
            "no_bias": ((0,), dtype)}
-    if len(chunks) > 1:
+    if not keeps:
+        out["V"] = ((E, blocks[0], C), dtype)
+    elif len(chunks) > 1:
         out["V"] = ((E, most * T1, C), dtype)
     return out
 
@@ -108,9 +111,12 @@ def winograd_tiles(OH, OW, m=2):
     return (OH + m - 1) // m, (OW + m - 1) // m
 
 
-def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None, tiled=None, after_tile=None):
+def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None, tiled=None, after_tile=None,
+              keep=True):
     """out = inp * weight + bias, chunk by chunk through V and M (U: the weights' transform);
-    with one chunk, V is left holding the input's transform. after(i, j), where given, once
+    with one chunk and `keep`, V is left holding the input's transform; without `keep` (the input
+    gradient: no one reads its V after) each block's transform goes to the start of V, which
+    holds a block, and stays in cache for its GEMMs. after(i, j), where given, once
     images i..j of out are final (winograd_forward). tiled(fn, count), where given, runs
     fn(a, b) on fixed blocks of range(count) (conv2d.py, one image): the weight transform in
     blocks of input channels, the input and output transforms in blocks of rows of tiles, the
@@ -130,10 +136,12 @@ def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None, ti
         tiled(lambda i0, i1: winograd_weights(weight, U, G, i0, i1), C)
     r = m + weight.shape[2] - 1
     for a, b in chunks:
-        Vc = _first(V, (E, (b - a) * TH * TW, C))
+        Vc = _first(V, (E, (b - a) * TH * TW, C)) if keep else V
         for i, j in _blocks(a, b, E * TH * TW * max(C, K) * out.itemsize):
             t0, t1 = (i - a) * TH * TW, (j - a) * TH * TW
             Mb = _first(M, (E, t1 - t0, K))
+            if not keep:
+                Vc, t0, t1 = _first(V, (E, t1 - t0, C)), 0, t1 - t0
             if tiled is None and team_gemm:                  # in tiles that a team may share
                 team = current_team()
                 conv_block(team.record, team_gemm, inp[i:j], Vc, t0, U, Mb, out[i:j], bias, PH, PW, TH, TW, m, r)
@@ -174,13 +182,15 @@ def _chunks_of(inp, out, m, k):
     return winograd_chunks(n, C, H, W, out.shape[1], out.shape[2], out.shape[3], inp.itemsize, m, k)
 
 
-def winograd_forward(out, inp, weight, bias, ws, PH, PW, m=2, after=None, tiled=None, after_tile=None):
+def winograd_forward(out, inp, weight, bias, ws, PH, PW, m=2, after=None, tiled=None, after_tile=None,
+                     keeps=True):
     """out = inp * weight (k x k, stride 1, padding PH x PW) + bias (None: none) by F(m x m, k x k);
-    with one chunk the transformed input stays in ws["V"] for the backward. after(i, j), where
+    with one chunk the transformed input stays in ws["V"] for the backward, unless no backward
+    `keeps` it (ws from winograd_scratch(keeps=False): V holds a block, in cache). after(i, j), where
     given, runs once images i..j of out are final (a block of them: still in cache); tiled and
     after_tile: as _convolve's."""
     _convolve(out, inp, weight, ws["no_bias"] if bias is None else bias, ws["U"], ws["V"], ws["M"], PH, PW,
-              _chunks_of(inp, out, m, weight.shape[2]), m, after, tiled, after_tile)
+              _chunks_of(inp, out, m, weight.shape[2]), m, after, tiled, after_tile, keeps)
 
 
 def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh, m=2):
@@ -230,5 +240,5 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
     if dinp is not None:
         np.copyto(ws["wflip"], weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         _convolve(dinp, dout, ws["wflip"], ws["no_bias"], ws["Ub"], ws["Vb"], ws["Mb"], k - 1 - PH, k - 1 - PW,
-                  chunks, m)
+                  chunks, m, keep=False)
 
