@@ -42,6 +42,8 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
+from .transpose import BLOCK, steps, transpose_block
+
 POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
 
 
@@ -219,47 +221,72 @@ ROWS = {("BT", 2, 3): _bt4, ("BT", 4, 3): _bt6, ("BT", 4, 5): _bt8, ("AT", 2, 3)
         ("AT", 4, 5): _at48, ("A", 2, 3): _a24, ("A", 4, 3): _a46, ("A", 4, 5): _a48}
 
 
-# The copies between an image's rows (channels first) and the transforms' channels-last rows go
-# through a buffer of one row, (columns, channels), that stays in the core's L1 cache: the strided
-# half of the transposition lands there, and each column then moves as one run of C numbers.
-# Against writing each number straight to its place (stride C, across 80 KB), 32 images, one
-# thread, AMD EPYC Zen 4, best of 20: 16 ch 32x32 0.44 -> 0.25 ms, 32 ch 16x16 0.23 -> 0.11,
-# 64 ch 8x8 0.12 -> 0.05.
+# The copies between an image's rows (channels first) and the transforms' channels-last rows move
+# blocks of 8 channels x 8 columns, transposed in vector registers (transpose.py), each column's
+# 8 channels straight to its place in the row of phases (a few KB: in the core's L1 cache); the
+# channels and columns past the last whole block one number at a time. Against a buffer of one
+# row (columns, channels) written number by number, each column then moved as one run of C
+# numbers: input / output / output gradient's transform, ms, one thread, AMD EPYC Zen 5, best of
+# 30 (images): 16 ch 32x32 0.32 / 0.27 / 0.33 -> 0.16 / 0.24 / 0.19 (32), 32 ch 16x16 0.14 /
+# 0.13 / 0.14 -> 0.08 / 0.08 / 0.10 (32), 64 ch 8x8 0.070 / 0.065 / 0.069 -> 0.044 / 0.041 /
+# 0.049 (32), 64 ch 56x56 0.43 / 0.34 / 0.40 -> 0.25 / 0.23 / 0.25 (4), 128 ch 28x28 0.43 / 0.35
+# / 0.37 -> 0.30 / 0.27 / 0.28 (8), F(2x2) 256 ch 14x14 0.51 / 0.46 / 0.46 -> 0.43 / 0.41 / 0.42
+# (16); ResNet-20 training at batch 32, one thread: 57.4-58.0 -> 50.0-50.3 ms an iteration. (And
+# that buffer against writing each number straight to its place across the whole plane, stride
+# C over 80 KB: 16 ch 32x32 0.44 -> 0.25 ms, 32 ch 16x16 0.23 -> 0.11, 64 ch 8x8 0.12 -> 0.05;
+# 32 images, one thread, AMD EPYC Zen 4.)
+@register_jitable
+def phase_columns(W, P, m, L, C):
+    """Where column w of a row starts in its m phases (rows of L numbers one after another, the C
+    channels of column x = P + w together at (x % m)*L + (x // m)*C)."""
+    at = np.empty(W, np.int64)
+    for w in range(W):
+        x = w + P
+        at[w] = (x % m) * L + (x // m) * C
+    return at
+
+
 @register_jitable(inline="always")
-def _into_phases(rows, xr, PW, m, buf):
-    """xr[x % m, (x // m)*C + c] = rows[c, w] for x = PW + w: one row of an image (rows: (C, W),
-    its channels) into m phases of columns, channels last; buf (>= W, C) is scratch."""
+def _into_phases(rows, xr, at, down):
+    """xr[at[w] + c] = rows[c, w]: one row of an image (rows: (C, W), its channels) into its
+    phases of columns, channels last (xr: 1-D; at: phase_columns; down: steps(BLOCK, the
+    numbers from one channel of rows to the next))."""
     C, W = rows.shape
-    for c in range(C):
+    C8, W8 = C - C % BLOCK, W - W % BLOCK
+    for c in range(0, C8, BLOCK):
+        for w in range(0, W8, BLOCK):
+            transpose_block(rows, c * down[1] + w, down, 0, xr, c, at, w)
+        for w in range(W8, W):
+            for i in range(c, c + BLOCK):
+                xr[at[w] + i] = rows[i, w]
+    for c in range(C8, C):
         row = rows[c]
         for w in range(W):
-            buf[w, c] = row[w]
-    for w in range(W):
-        x = w + PW
-        dst, src = xr[x % m, (x // m) * C:(x // m + 1) * C], buf[w]
-        for c in range(C):
-            dst[c] = src[c]
+            xr[at[w] + c] = row[w]
 
 
 @register_jitable(inline="always")
-def _from_phases(yr, rows, bias, m, buf):
-    """rows[k, x] = bias[k] (where given: bias may be empty) + yr[x % m, (x // m)*K + k]: a row in m
-    phases of columns, channels last, into one row of an image (rows: (K, OW)); buf (>= OW, K)
-    is scratch."""
+def _from_phases(yr, rows, bias, at, down):
+    """rows[k, x] = bias[k] (where given: bias may be empty) + yr[at[x] + k]: a row in phases of
+    columns, channels last (yr: 1-D; at: phase_columns), into one row of an image (rows: (K, OW);
+    down: steps(BLOCK, the numbers from one channel of rows to the next))."""
     K, OW = rows.shape
-    for x in range(OW):
-        dst, src = buf[x], yr[x % m, (x // m) * K:(x // m + 1) * K]
-        for k in range(K):
-            dst[k] = src[k]
-    for k in range(K):
+    K8, OW8 = K - K % BLOCK, OW - OW % BLOCK
+    for k in range(0, K8, BLOCK):
+        for x in range(0, OW8, BLOCK):
+            transpose_block(yr, k, at, x, rows, k * down[1] + x, down, 0)
+        for x in range(OW8, OW):
+            for i in range(k, k + BLOCK):
+                rows[i, x] = yr[at[x] + i]
+    for k in range(K8, K):
         row = rows[k]
-        if bias.shape[0] > 0:
-            b = bias[k]
+        for x in range(OW):
+            row[x] = yr[at[x] + k]
+    if bias.shape[0] > 0:
+        for k in range(K):
+            row, b = rows[k], bias[k]
             for x in range(OW):
-                row[x] = b + buf[x, k]
-        else:
-            for x in range(OW):
-                row[x] = buf[x, k]
+                row[x] = b + row[x]
 
 
 @njit(cache=True, nogil=True)
@@ -344,16 +371,16 @@ def winograd_inputs(inp, V, t0, PH, PW, TH, TW, m, r, th0, th1):
     L, TC = groups * C, TW * C
     R = max(0, m * (th1 - th0) + r - m)            # the padded rows read, from row m*th0
     xp = np.zeros((R, m, groups, C), V.dtype)
-    xf, x1 = xp.reshape(R, m, L), xp.reshape(-1)
+    x1 = xp.reshape(-1)
     z = np.empty(r * m * L, V.dtype)               # B^T d for a row of tiles: (a, phase, column // m, c)
     V1 = V.reshape(-1)
     S = V.shape[1] * C                             # V's entry rows, apart
     column = (np.arange(r) % m) * L + (np.arange(r) // m) * C    # where a tile's column j starts in z's rows
     rows, entries = np.arange(r) * (m * L), np.arange(r) * S
-    buf = np.empty((W, C), V.dtype)
+    at, xrows, down = phase_columns(W, PW, m, L, C), xp.reshape(R, m * L), steps(BLOCK, inp.strides[1] // inp.itemsize)
     for n in range(N):
         for h in range(max(0, m * th0 - PH), min(H, m * th0 + R - PH)):
-            _into_phases(inp[n, :, h], xf[PH + h - m * th0], PW, m, buf)
+            _into_phases(inp[n, :, h], xrows[PH + h - m * th0], at, down)
         o = (t0 + n * TH * TW) * C
         if r == 4:
             for th in range(th0, th1):
@@ -381,7 +408,8 @@ def winograd_outputs(M, t0, out, bias, TH, TW, m, r, th0, th1):
     channels first."""
     N, K, OH, OW = out.shape
     TK = TW * K
-    buf, q = np.empty((OW, K), M.dtype), np.empty((m, r, TK), M.dtype)
+    at, q = phase_columns(OW, 0, m, TK, K), np.empty((m, r, TK), M.dtype)
+    down = steps(BLOCK, out.strides[1] // out.itemsize)
     y = np.empty((max(0, th1 - th0), m, m, TK), M.dtype)
     q1, y1, M1 = q.reshape(-1), y.reshape(-1), M.reshape(-1)
     S = M.shape[1] * K                             # M's entry rows, apart
@@ -408,7 +436,7 @@ def winograd_outputs(M, t0, out, bias, TH, TW, m, r, th0, th1):
                 for j in range(m):
                     _at48(q1, j * r * TK, q_rows, y1, ((th - th0) * m * m + j) * TK, y_rows, TK)
         for h in range(m * th0, min(OH, m * th1)):
-            _from_phases(y[h // m - th0, h % m], out[n, :, h], bias, m, buf)
+            _from_phases(y[h // m - th0, h % m].reshape(-1), out[n, :, h], bias, at, down)
 
 
 @njit(cache=True, nogil=True)
@@ -420,7 +448,7 @@ def winograd_output_grads(dout, Y, t0, TH, TW, m, r):
     N, K, OH, OW = dout.shape
     TK = TW * K
     yp = np.zeros((TH, m, m, TK), Y.dtype)
-    buf = np.empty((OW, K), Y.dtype)
+    at, down = phase_columns(OW, 0, m, TK, K), steps(BLOCK, dout.strides[1] // dout.itemsize)
     w = np.empty((r, m, TK), Y.dtype)
     yp1, w1, Y1 = yp.reshape(-1), w.reshape(-1), Y.reshape(-1)
     S = Y.shape[1] * K                             # Y's entry rows, apart
@@ -428,7 +456,7 @@ def winograd_output_grads(dout, Y, t0, TH, TW, m, r):
     w_columns, entries = np.arange(m) * TK, np.arange(r) * S
     for n in range(N):
         for h in range(OH):         # (rows past the image stay zero: yp starts zero, and they are never written)
-            _into_phases(dout[n, :, h], yp[h // m, h % m], 0, m, buf)
+            _into_phases(dout[n, :, h], yp[h // m, h % m].reshape(-1), at, down)
         o = (t0 + n * TH * TW) * K
         if r == 4:
             for th in range(TH):

@@ -1,0 +1,96 @@
+"""Blocks of 8 x 8 numbers transposed in vector registers: eight rows loaded as vectors, mixed by
+three rounds of shuffles, stored as eight columns. Compiled code that turns images between
+channels first and channels last (winograd_transforms.py) moves each number this way instead of
+one at a time with a stride: 32 images of 16 channels at 32x32 (NCHW -> NHWC), one thread, AMD
+EPYC Zen 5, best of 20: 0.135 ms number by number, 0.065 ms in blocks (float64: 0.105 ms).
+
+The rows and columns are found through tables of where each starts (in numbers from the array's
+first), so that a block's columns can go to places that are not evenly apart (the phases of
+Winograd's channels-last rows). The vectors are of the arrays' own type (float32, float64):
+LLVM lowers them to whatever the CPU has (AVX-512, AVX2, SSE, NEON), the same numbers moved."""
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+BLOCK = 8
+# the three rounds of shuffles: (step, lo, hi): vectors k and k + step (k // step even) become
+# the shuffles lo and hi of the pair (numbers 0-7 from the first, 8-15 from the second): pairs
+# of numbers mixed, then pairs of pairs, then halves
+_ROUNDS = ((1, (0, 8, 1, 9, 4, 12, 5, 13), (2, 10, 3, 11, 6, 14, 7, 15)),
+           (2, (0, 1, 8, 9, 4, 5, 12, 13), (2, 3, 10, 11, 6, 7, 14, 15)),
+           (4, (0, 1, 2, 3, 8, 9, 10, 11), (4, 5, 6, 7, 12, 13, 14, 15)))
+
+
+def _rounds(rows, mix):
+    """The rows after the three rounds, mix(x, y, mask) making one shuffle."""
+    for step, lo, hi in _ROUNDS:
+        mixed = list(rows)
+        for k in range(BLOCK):
+            if (k // step) % 2 == 0:
+                mixed[k], mixed[k + step] = mix(rows[k], rows[k + step], lo), mix(rows[k], rows[k + step], hi)
+        rows = mixed
+    return rows
+
+
+def _columns():
+    """Which of the mixed vectors holds column j of the block, j = 0..7: the rounds run on the
+    numbers' (row, column) positions."""
+    cells = _rounds([[(i, j) for j in range(BLOCK)] for i in range(BLOCK)],
+                    lambda x, y, mask: [(x + y)[t] for t in mask])
+    order = [None] * BLOCK
+    for r, vector in enumerate(cells):
+        assert [cell for cell in vector] == [(i, vector[0][1]) for i in range(BLOCK)]
+        order[vector[0][1]] = r
+    return order
+
+
+_COLUMNS = _columns()
+
+
+@intrinsic
+def transpose_block(typingctx, src, s0, s_rows, si, dst, d0, d_rows, di):
+    """dst[d0 + d_rows[di + j] + i] = src[s0 + s_rows[si + i] + j] for i, j < 8: row i of the
+    block starts at s0 + s_rows[si + i] of src, its column j goes to the row that starts at d0 +
+    d_rows[di + j] of dst (offsets in numbers from each array's first, whatever its strides; the
+    tables: contiguous int64 arrays). The caller keeps every number inside the arrays."""
+    table = types.Array(types.int64, 1, "C")
+    if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == dst.dtype
+            and isinstance(src.dtype, types.Float) and s_rows == table and d_rows == table
+            and all(isinstance(t, types.Integer) for t in (s0, si, d0, di))):
+        return None
+
+    def codegen(context, builder, sig, args):
+        i64 = ir.IntType(64)
+        vector, align = ir.VectorType(context.get_value_type(sig.args[0].dtype), BLOCK), \
+            context.get_abi_sizeof(context.get_value_type(sig.args[0].dtype))
+
+        def data(k):
+            return cgutils.create_struct_proxy(sig.args[k])(context, builder, value=args[k]).data
+
+        def places(k):          # the pointers of the 8 rows: array k, base k + 1, table k + 2 from k + 3
+            first, at, table = context.cast(builder, args[k + 1], sig.args[k + 1], types.int64), data(k), data(k + 2)
+            entry = context.cast(builder, args[k + 3], sig.args[k + 3], types.int64)
+            return [builder.bitcast(builder.gep(at, [builder.add(first, builder.load(builder.gep(
+                table, [builder.add(entry, ir.Constant(i64, r))])))]), vector.as_pointer()) for r in range(BLOCK)]
+
+        rows = _rounds([builder.load(p, align=align) for p in places(0)],
+                       lambda x, y, mask: builder.shuffle_vector(x, y, ir.Constant(ir.VectorType(ir.IntType(32),
+                                                                                               BLOCK), mask)))
+        for j, p in enumerate(places(4)):
+            builder.store(rows[_COLUMNS[j]], p, align=align)
+        return context.get_dummy_value()
+
+    return types.void(src, s0, s_rows, si, dst, d0, d_rows, di), codegen
+
+
+@njit(cache=True, nogil=True)
+def steps(count, step):
+    """The table (int64) of `count` rows `step` numbers apart: 0, step, 2*step, ..."""
+    out = np.empty(max(count, BLOCK), np.int64)
+    for r in range(out.shape[0]):
+        out[r] = r * step
+    return out
