@@ -177,15 +177,25 @@ def test_bias_add_and_sum(N, K, P):
     np.testing.assert_allclose(db, db0 + y.astype(np.float64).sum(axis=(0, 2)), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("C", [3, 15, 16, 37])       # number by number below BUFFERED_CHANNELS, a row at a time from it
-def test_nchw_nhwc_transposes(C):
-    rng = np.random.default_rng(C)
-    x = rng.standard_normal((2, C, 5, 7)).astype(np.float32)
-    xt = np.full((2, 5, 7, C), np.nan, np.float32)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("W", [7, 8, 19])             # 8 x 8 blocks of columns, with and without the rest
+@pytest.mark.parametrize("C", [3, 7, 8, 15, 16, 37])  # number by number below 8 channels, in blocks from 8
+def test_nchw_nhwc_transposes(C, W, dtype):
+    rng = np.random.default_rng(C * W)
+    x = rng.standard_normal((2, C, 5, W)).astype(dtype)
+    xt = np.full((2, 5, W, C), np.nan, dtype)
     im2col.nchw_to_nhwc(x, xt)
     np.testing.assert_array_equal(xt, x.transpose(0, 2, 3, 1))
-    back = np.full(x.shape, np.nan, np.float32)
+    back = np.full(x.shape, np.nan, dtype)
     im2col.nhwc_to_nchw(xt, back)
+    np.testing.assert_array_equal(back, x)
+    padded = np.full((2, 8, W + 3, C), np.nan, dtype)       # into and out of a padded plane (depthwise_nhwc.py's)
+    im2col.nchw_to_nhwc_at(x, padded, 2, 1)
+    np.testing.assert_array_equal(padded[:, 2:7, 1:W + 1], x.transpose(0, 2, 3, 1))
+    assert np.isnan(padded[:, :2]).all() and np.isnan(padded[:, 7:]).all() and np.isnan(padded[:, :, 0]).all()
+    assert np.isnan(padded[:, :, W + 1:]).all()
+    back[...] = np.nan
+    im2col.nhwc_to_nchw_at(padded, back, 2, 1)
     np.testing.assert_array_equal(back, x)
 
 

@@ -18,7 +18,8 @@ image), dxp like xp, wt (KH, KW, C), part (KH*KW, OH, OW, C).
 import numpy as np
 from numba import njit
 
-from .im2col import buffered_to_nchw, buffered_to_nhwc
+from .im2col import nchw_to_nhwc_at, nhwc_to_nchw_at
+from .transpose import BLOCK
 
 
 def depthwise_nhwc_fits(KH, KW, PH, PW, DH, DW):
@@ -155,20 +156,21 @@ def _zero_border(xp, H, W, PH, PW):
                 row[PW + W:W + 2 * PW] = 0.0
 
 
-# Rows of at least BUFFERED_WIDTH positions go through a (W, C) buffer in L1 (im2col.py's
-# buffered_to_nhwc and buffered_to_nchw); narrower ones go position by position. One thread,
-# AMD EPYC Zen 4, 50 images, best of 20, to channels last / back: 256 x 8x8 0.51 / 0.54 -> 0.30 /
-# 0.29 ms, 128 x 8x8 0.18 / 0.21 -> 0.15 / 0.14; but 512 x 4x4 0.17 / 0.20 against 0.23 / 0.28
-# buffered.
-BUFFERED_WIDTH = 8
+# Rows of at least BLOCK (8) positions go in 8 x 8 blocks transposed in vector registers (im2col.py's
+# nchw_to_nhwc_at and nhwc_to_nchw_at, transpose.py); narrower ones position by position (512 x
+# 4x4, 50 images, one thread, AMD EPYC Zen 4: 0.17 / 0.20 ms to channels last / back, against 0.23
+# / 0.28 through a row buffer). Through that buffer -> in blocks, one thread, AMD EPYC Zen 5, best
+# of 30, with padding 1: 50 x 256 x 8x8 0.22 / 0.21 -> 0.10 / 0.08, 50 x 128 x 8x8 0.11 / 0.10 ->
+# 0.04 / 0.04, 32 x 64 x 16x16 0.14 / 0.13 -> 0.05 / 0.06; 32 x 32 x 32x32 0.31 / 0.25 -> 0.12 /
+# 0.38 (back onto rows 4 KB apart: im2col.py).
 
 
 @njit(cache=True, nogil=True)
 def _to_channels_last(x, xt, PH, PW):
     """xt[n, h + PH, w + PW, c] = x[n, c, h, w] (xt's other positions untouched)."""
     N, C, H, W = x.shape
-    if W >= BUFFERED_WIDTH:
-        buffered_to_nhwc(x, xt, PH, PW)
+    if W >= BLOCK:
+        nchw_to_nhwc_at(x, xt, PH, PW)
         return
     for n in range(N):
         for h in range(H):
@@ -184,8 +186,8 @@ def _to_channels_first(xt, x, PH, PW):
     most 64 positions go position by position (512 channels of 4x4: 0.07 ms against 0.17 for 32
     images; the other order for 64 channels of 16x16: 0.26 against 0.95)."""
     N, C, H, W = x.shape
-    if W >= BUFFERED_WIDTH:
-        buffered_to_nchw(xt, x, PH, PW)
+    if W >= BLOCK:
+        nhwc_to_nchw_at(xt, x, PH, PW)
         return
     if H * W <= 64:
         for n in range(N):

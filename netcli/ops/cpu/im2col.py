@@ -14,6 +14,8 @@ The NCHW <-> NHWC and GEMM-output <-> NCHW moves and the bias sums are here too.
 import numpy as np
 from numba import njit
 
+from .transpose import BLOCK, from_channels_last, steps, to_channels_last
+
 
 @njit(cache=True, nogil=True, inline="always")
 def _valid(O, S, P, off, L):
@@ -131,59 +133,47 @@ def sum_bias(dy, dbias):
         dbias[k] += part.sum()
 
 
-# From 16 channels on, the transposes go a row at a time through a (columns, channels) buffer that
-# stays in L1: the strided half lands there, and each column moves as one run of C numbers (as
-# the Winograd transforms' copies, winograd_transforms.py). One thread, AMD EPYC Zen 4, best of
-# 20, to NHWC / back: 8 x 256 x 14x14 0.61 / 0.38 -> 0.16 / 0.16 ms, 8 x 64 x 56x56 1.19 / 1.11 ->
-# 0.63 / 0.60, 32 x 16 x 32x32 0.34 / 0.32 -> 0.21 / 0.20, 1 x 512 x 7x7 0.054 / 0.044 -> 0.013 /
-# 0.017; but 8 x 3 x 224x224 0.33 -> 1.19 (runs of 3): fewer channels go number by number.
-BUFFERED_CHANNELS = 16
+# From BLOCK (8) channels on, the transposes go a row at a time in blocks of 8 channels x 8
+# columns, transposed in vector registers (transpose.py, as the Winograd transforms' copies); fewer
+# channels go number by number. One thread, AMD EPYC Zen 5, best of 30, to NHWC / back, ms,
+# through a (columns, channels) buffer in L1 (the strided half landing there, then each column
+# moved as one run of C numbers; number by number under 16 channels) -> in blocks: 8 x 256 x
+# 14x14 0.109 / 0.095 -> 0.078 / 0.074, 8 x 64 x 56x56 0.45 / 0.34 -> 0.14 / 0.14, 32 x 16 x
+# 32x32 0.14 / 0.12 -> 0.05 / 0.09, 32 x 32 x 16x16 0.072 / 0.061 -> 0.025 / 0.027, 32 x 64 x
+# 8x8 0.034 -> 0.012, 32 x 8 x 32x32 0.047 -> 0.023, 1 x 512 x 7x7 0.008 either way; but 32 x 32 x
+# 32x32 back 0.24 -> 0.55 (4K aliasing: a block's 8 stores go to rows 4 KB apart; 32 x 32 x
+# 31x31 and 33x33: 0.13 and 0.11), where a buffer between measured no better (0.28).
+@njit(cache=True, nogil=True)
+def nchw_to_nhwc_at(x, xt, PH, PW):
+    """xt[n, h + PH, w + PW, c] = x[n, c, h, w] (xt's other positions untouched; xt's channels
+    one after another), a row at a time in 8 x 8 blocks (also depthwise_nhwc.py's, into its
+    padded buffer)."""
+    N, C, H, W = x.shape
+    down, size = steps(BLOCK, x.strides[1] // x.itemsize), xt.itemsize
+    at = steps(W, xt.strides[2] // size, PW * (xt.strides[2] // size))
+    for n in range(N):
+        for h in range(H):
+            to_channels_last(x[n, :, h], xt[n, h + PH], at, down)
 
 
 @njit(cache=True, nogil=True)
-def buffered_to_nhwc(x, xt, PH, PW):
-    """xt[n, h + PH, w + PW, c] = x[n, c, h, w] (xt's other positions untouched), a row at a
-    time through a (W, C) buffer in L1: the strided half lands in the buffer, then each position
-    moves as one run of C numbers (also depthwise_nhwc.py's, into its padded buffer)."""
+def nhwc_to_nchw_at(xt, x, PH, PW):
+    """x[n, c, h, w] = xt[n, h + PH, w + PW, c]: nchw_to_nhwc_at's way back."""
     N, C, H, W = x.shape
-    buf = np.empty((W, C), x.dtype)
+    down, size = steps(BLOCK, x.strides[1] // x.itemsize), xt.itemsize
+    at = steps(W, xt.strides[2] // size, PW * (xt.strides[2] // size))
+    no_bias = np.empty(0, x.dtype)
     for n in range(N):
         for h in range(H):
-            for c in range(C):
-                row = x[n, c, h]
-                for w in range(W):
-                    buf[w, c] = row[w]
-            dst = xt[n, h + PH]
-            for w in range(W):
-                d, b = dst[w + PW], buf[w]
-                for c in range(C):
-                    d[c] = b[c]
-
-
-@njit(cache=True, nogil=True)
-def buffered_to_nchw(xt, x, PH, PW):
-    """x[n, c, h, w] = xt[n, h + PH, w + PW, c]: buffered_to_nhwc's way back."""
-    N, C, H, W = x.shape
-    buf = np.empty((W, C), x.dtype)
-    for n in range(N):
-        for h in range(H):
-            src = xt[n, h + PH]
-            for w in range(W):
-                d, b = buf[w], src[w + PW]
-                for c in range(C):
-                    d[c] = b[c]
-            for c in range(C):
-                row = x[n, c, h]
-                for w in range(W):
-                    row[w] = buf[w, c]
+            from_channels_last(xt[n, h + PH], x[n, :, h], no_bias, at, down)
 
 
 @njit(cache=True, nogil=True)
 def nchw_to_nhwc(x, xt):
     """xt[n, h, w, c] = x[n, c, h, w]"""
     N, C, H, W = x.shape
-    if C >= BUFFERED_CHANNELS:
-        buffered_to_nhwc(x, xt, 0, 0)
+    if C >= BLOCK:
+        nchw_to_nhwc_at(x, xt, 0, 0)
         return
     for n in range(N):
         for c in range(C):
@@ -196,8 +186,8 @@ def nchw_to_nhwc(x, xt):
 def nhwc_to_nchw(xt, x):
     """x[n, c, h, w] = xt[n, h, w, c]"""
     N, C, H, W = x.shape
-    if C >= BUFFERED_CHANNELS:
-        buffered_to_nchw(xt, x, 0, 0)
+    if C >= BLOCK:
+        nhwc_to_nchw_at(xt, x, 0, 0)
         return
     for n in range(N):
         for c in range(C):

@@ -1,20 +1,24 @@
 """Blocks of 8 x 8 numbers transposed in vector registers: eight rows loaded as vectors, mixed by
-three rounds of shuffles, stored as eight columns. Compiled code that turns images between
-channels first and channels last (winograd_transforms.py) moves each number this way instead of
-one at a time with a stride: 32 images of 16 channels at 32x32 (NCHW -> NHWC), one thread, AMD
-EPYC Zen 5, best of 20: 0.135 ms number by number, 0.065 ms in blocks (float64: 0.105 ms).
+three rounds of shuffles, stored as eight columns; and with them one row of an image between
+channels first and channels last (`to_channels_last`, `from_channels_last`: the Winograd
+transforms' copies, winograd_transforms.py, and the NCHW <-> NHWC moves, im2col.py). Each number
+moves this way instead of one at a time with a stride: 32 images of 16 channels at 32x32 (NCHW ->
+NHWC), one thread, AMD EPYC Zen 5, best of 20: 0.135 ms number by number, 0.065 ms in blocks
+(float64: 0.105 ms). Onto rows a multiple of 4 KB apart a block's stores fall on one place of the
+CPU's 4 KB pattern and it runs slower (im2col.py's measurements).
 
 The rows and columns are found through tables of where each starts (in numbers from the array's
-first), so that a block's columns can go to places that are not evenly apart (the phases of
-Winograd's channels-last rows). The vectors are of the arrays' own type (float32, float64):
-LLVM lowers them to whatever the CPU has (AVX-512, AVX2, SSE, NEON), the same numbers moved."""
+first, whatever its strides), so that a block's columns can go to places that are not evenly
+apart (the phases of Winograd's channels-last rows). The vectors are of the arrays' own type
+(float32, float64): LLVM lowers them to whatever the CPU has (AVX-512, AVX2, SSE, NEON), the same
+numbers moved."""
 from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, register_jitable
 
 BLOCK = 8
 # the three rounds of shuffles: (step, lo, hi): vectors k and k + step (k // step even) become
@@ -87,10 +91,84 @@ def transpose_block(typingctx, src, s0, s_rows, si, dst, d0, d_rows, di):
     return types.void(src, s0, s_rows, si, dst, d0, d_rows, di), codegen
 
 
+@intrinsic
+def load_at(typingctx, src, i):
+    """src's number i from its first, whatever its strides (as transpose_block counts)."""
+    if not (isinstance(src, types.Array) and isinstance(i, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = cgutils.create_struct_proxy(sig.args[0])(context, builder, value=args[0]).data
+        return builder.load(builder.gep(data, [context.cast(builder, args[1], sig.args[1], types.int64)]))
+
+    return src.dtype(src, i), codegen
+
+
+@intrinsic
+def store_at(typingctx, dst, i, value):
+    """dst's number i from its first = value, whatever dst's strides (as transpose_block counts)."""
+    if not (isinstance(dst, types.Array) and isinstance(i, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = cgutils.create_struct_proxy(sig.args[0])(context, builder, value=args[0]).data
+        v = context.cast(builder, args[2], sig.args[2], sig.args[0].dtype)
+        builder.store(v, builder.gep(data, [context.cast(builder, args[1], sig.args[1], types.int64)]))
+        return context.get_dummy_value()
+
+    return types.void(dst, i, value), codegen
+
+
 @njit(cache=True, nogil=True)
-def steps(count, step):
-    """The table (int64) of `count` rows `step` numbers apart: 0, step, 2*step, ..."""
+def steps(count, step, first=0):
+    """The table (int64) of `count` rows (BLOCK at least) `step` numbers apart from `first`:
+    first, first + step, first + 2*step, ..."""
     out = np.empty(max(count, BLOCK), np.int64)
     for r in range(out.shape[0]):
-        out[r] = r * step
+        out[r] = first + r * step
     return out
+
+
+@register_jitable(inline="always")
+def to_channels_last(rows, xr, at, down):
+    """xr[at[w] + c] = rows[c, w]: one row of an image (rows: (C, W), its channels) into places
+    channels last, column w's C channels from number at[w] of xr (counted from its first,
+    whatever its shape and strides: transpose_block's way; at: int64, W or more; down:
+    steps(BLOCK, the numbers from one channel of rows to the next)); in blocks of 8 x 8, the
+    channels and columns past the last block one number at a time."""
+    C, W = rows.shape
+    C8, W8 = C - C % BLOCK, W - W % BLOCK
+    for c in range(0, C8, BLOCK):
+        for w in range(0, W8, BLOCK):
+            transpose_block(rows, c * down[1] + w, down, 0, xr, c, at, w)
+        for w in range(W8, W):
+            for i in range(c, c + BLOCK):
+                store_at(xr, at[w] + i, rows[i, w])
+    for c in range(C8, C):
+        row = rows[c]
+        for w in range(W):
+            store_at(xr, at[w] + c, row[w])
+
+
+@register_jitable(inline="always")
+def from_channels_last(yr, rows, bias, at, down):
+    """rows[k, x] = bias[k] (where given: bias may be empty) + yr[at[x] + k]: to_channels_last's
+    way back, column x's K channels from number at[x] of yr (counted as there) into one row of
+    an image (rows: (K, OW); down: steps(BLOCK, the numbers from one channel of rows to the next))."""
+    K, OW = rows.shape
+    K8, OW8 = K - K % BLOCK, OW - OW % BLOCK
+    for k in range(0, K8, BLOCK):
+        for x in range(0, OW8, BLOCK):
+            transpose_block(yr, k, at, x, rows, k * down[1] + x, down, 0)
+        for x in range(OW8, OW):
+            for i in range(k, k + BLOCK):
+                rows[i, x] = load_at(yr, at[x] + i)
+    for k in range(K8, K):
+        row = rows[k]
+        for x in range(OW):
+            row[x] = load_at(yr, at[x] + k)
+    if bias.shape[0] > 0:
+        for k in range(K):
+            row, b = rows[k], bias[k]
+            for x in range(OW):
+                row[x] = b + row[x]

@@ -42,7 +42,7 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
-from .transpose import BLOCK, steps, transpose_block
+from .transpose import BLOCK, from_channels_last, steps, to_channels_last
 
 POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
 
@@ -222,7 +222,8 @@ ROWS = {("BT", 2, 3): _bt4, ("BT", 4, 3): _bt6, ("BT", 4, 5): _bt8, ("AT", 2, 3)
 
 
 # The copies between an image's rows (channels first) and the transforms' channels-last rows move
-# blocks of 8 channels x 8 columns, transposed in vector registers (transpose.py), each column's
+# blocks of 8 channels x 8 columns, transposed in vector registers (transpose.py: to_channels_last,
+# from_channels_last), each column's
 # 8 channels straight to its place in the row of phases (a few KB: in the core's L1 cache); the
 # channels and columns past the last whole block one number at a time. Against a buffer of one
 # row (columns, channels) written number by number, each column then moved as one run of C
@@ -244,49 +245,6 @@ def phase_columns(W, P, m, L, C):
         x = w + P
         at[w] = (x % m) * L + (x // m) * C
     return at
-
-
-@register_jitable(inline="always")
-def _into_phases(rows, xr, at, down):
-    """xr[at[w] + c] = rows[c, w]: one row of an image (rows: (C, W), its channels) into its
-    phases of columns, channels last (xr: 1-D; at: phase_columns; down: steps(BLOCK, the
-    numbers from one channel of rows to the next))."""
-    C, W = rows.shape
-    C8, W8 = C - C % BLOCK, W - W % BLOCK
-    for c in range(0, C8, BLOCK):
-        for w in range(0, W8, BLOCK):
-            transpose_block(rows, c * down[1] + w, down, 0, xr, c, at, w)
-        for w in range(W8, W):
-            for i in range(c, c + BLOCK):
-                xr[at[w] + i] = rows[i, w]
-    for c in range(C8, C):
-        row = rows[c]
-        for w in range(W):
-            xr[at[w] + c] = row[w]
-
-
-@register_jitable(inline="always")
-def _from_phases(yr, rows, bias, at, down):
-    """rows[k, x] = bias[k] (where given: bias may be empty) + yr[at[x] + k]: a row in phases of
-    columns, channels last (yr: 1-D; at: phase_columns), into one row of an image (rows: (K, OW);
-    down: steps(BLOCK, the numbers from one channel of rows to the next))."""
-    K, OW = rows.shape
-    K8, OW8 = K - K % BLOCK, OW - OW % BLOCK
-    for k in range(0, K8, BLOCK):
-        for x in range(0, OW8, BLOCK):
-            transpose_block(yr, k, at, x, rows, k * down[1] + x, down, 0)
-        for x in range(OW8, OW):
-            for i in range(k, k + BLOCK):
-                rows[i, x] = yr[at[x] + i]
-    for k in range(K8, K):
-        row = rows[k]
-        for x in range(OW):
-            row[x] = yr[at[x] + k]
-    if bias.shape[0] > 0:
-        for k in range(K):
-            row, b = rows[k], bias[k]
-            for x in range(OW):
-                row[x] = b + row[x]
 
 
 @njit(cache=True, nogil=True)
@@ -380,7 +338,7 @@ def winograd_inputs(inp, V, t0, PH, PW, TH, TW, m, r, th0, th1):
     at, xrows, down = phase_columns(W, PW, m, L, C), xp.reshape(R, m * L), steps(BLOCK, inp.strides[1] // inp.itemsize)
     for n in range(N):
         for h in range(max(0, m * th0 - PH), min(H, m * th0 + R - PH)):
-            _into_phases(inp[n, :, h], xrows[PH + h - m * th0], at, down)
+            to_channels_last(inp[n, :, h], xrows[PH + h - m * th0], at, down)
         o = (t0 + n * TH * TW) * C
         if r == 4:
             for th in range(th0, th1):
@@ -436,7 +394,7 @@ def winograd_outputs(M, t0, out, bias, TH, TW, m, r, th0, th1):
                 for j in range(m):
                     _at48(q1, j * r * TK, q_rows, y1, ((th - th0) * m * m + j) * TK, y_rows, TK)
         for h in range(m * th0, min(OH, m * th1)):
-            _from_phases(y[h // m - th0, h % m].reshape(-1), out[n, :, h], bias, at, down)
+            from_channels_last(y[h // m - th0, h % m].reshape(-1), out[n, :, h], bias, at, down)
 
 
 @njit(cache=True, nogil=True)
@@ -456,7 +414,7 @@ def winograd_output_grads(dout, Y, t0, TH, TW, m, r):
     w_columns, entries = np.arange(m) * TK, np.arange(r) * S
     for n in range(N):
         for h in range(OH):         # (rows past the image stay zero: yp starts zero, and they are never written)
-            _into_phases(dout[n, :, h], yp[h // m, h % m].reshape(-1), at, down)
+            to_channels_last(dout[n, :, h], yp[h // m, h % m].reshape(-1), at, down)
         o = (t0 + n * TH * TW) * K
         if r == 4:
             for th in range(TH):
