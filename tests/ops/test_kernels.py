@@ -199,6 +199,19 @@ def test_nchw_nhwc_transposes(C, W, dtype):
     np.testing.assert_array_equal(back, x)
 
 
+@pytest.mark.parametrize("C", [16, 24])
+def test_back_onto_planes_4kb_apart(C):
+    """32x32 planes of float32 are 4 KB apart: more than 16 channels go back through a buffer
+    (im2col.ALIAS_BYTES), 16 in blocks; the same numbers either way."""
+    rng = np.random.default_rng(C)
+    x = rng.standard_normal((2, C, 32, 32)).astype(np.float32)
+    padded = np.full((2, 34, 35, C), np.nan, np.float32)
+    im2col.nchw_to_nhwc_at(x, padded, 1, 2)
+    back = np.full(x.shape, np.nan, np.float32)
+    im2col.nhwc_to_nchw_at(padded, back, 1, 2)
+    np.testing.assert_array_equal(back, x)
+
+
 # C*KW of 16 and more is the row layout's use; smaller ones too
 @pytest.mark.parametrize("shape", SHAPES + _random_geometries(12, seed=11, max_c=23, max_k=5)
                          + [(2, 20, 12, 12, 5, 5, 1, 1, 0, 0, 1, 1)])
