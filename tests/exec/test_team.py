@@ -266,7 +266,7 @@ def test_a_tile_that_fails_ends_the_job_with_an_error(monkeypatch):
     """A tile that raises (here: tile 1 of a job of a kind made for the test) still counts as
     done, so nothing waits for it, and the lead raises once the job ends; the next job runs."""
     failing = cfunc(team_jobs._signature(np.float32), nogil=True)(_failing_entry)
-    monkeypatch.setitem(team_jobs._compiled, (99, np.dtype(np.float32)), failing)
+    monkeypatch.setitem(team_jobs._compiled, team_jobs.entry_key(99, np.float32), failing)
     t = team.Team()
     t.record[:] = 0
     t.record[KIND], t.record[1] = 99, 3          # 3 tiles of that kind

@@ -4,6 +4,7 @@ through a call's images a chunk at a time, so that its arrays of one chunk stay 
 CHUNK_BYTES each, instead of growing with the images of a call (a share of 32 or more)."""
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -50,4 +51,4 @@ def first(a, shape):
     if a.shape == shape:                 # one chunk: the array itself (no Python work on the hot path)
         return a
     assert a.flags.c_contiguous
-    return a.reshape(-1)[:int(np.prod(shape))].reshape(shape)
+    return a.reshape(-1)[:math.prod(shape)].reshape(shape)

@@ -2,7 +2,7 @@
 a team with helpers (exec/team.py; ops/cpu/team_jobs.py runs the job)."""
 import numpy as np
 
-from ...exec.team import with_helpers
+from ...exec.team import current, with_helpers
 from .team_jobs import run_job
 
 
@@ -10,6 +10,9 @@ def team_call(job, kernel, *args):
     """kernel(*args) on the calling thread; or, where it leads a team with helpers and every array
     of args is one block of memory (exec/team.with_helpers), job(record, *args) run as a team job
     (the same kernel in tiles: the same bits)."""
+    if current().size == 1:          # (no helpers: no Python on the way)
+        kernel(*args)
+        return
     arrays = [a for a in args if isinstance(a, np.ndarray)]
     team = with_helpers(*arrays)
     if team is None:

@@ -134,7 +134,7 @@ ENTRIES = {CONV: _conv, WEIGHT_GRAD: _weight_grad, WEIGHTS: _weights, IMAGE_GEMM
            SUM_RELU_FORWARD: _sum_relu_forward, SUM_RELU_BACKWARD: _sum_relu_backward,
            **dict(zip(POOL_FORWARDS, (_ave3x3_forward, _ave_forward, _max2x2_forward, _max3x3_forward, _max_forward))),
            **dict(zip(POOL_BACKWARDS, (_max_backward, _ave3x3_backward, _ave_backward)))}
-_compiled: dict = {}        # (kind, dtype) -> its numba.cfunc (kept: its address stays valid)
+_compiled: dict = {}        # entry_key(kind, dtype) -> its numba.cfunc (kept: its address stays valid)
 
 
 def _signature(dtype):
@@ -144,10 +144,16 @@ def _signature(dtype):
 def tile_address(kind, dtype):
     """The address of the entry that runs a tile of a job of `kind` on arrays of `dtype`,
     compiled (or loaded from the cache) on first use."""
-    key = (int(kind), np.dtype(dtype))
-    if key not in _compiled:       # (two leads at once: the first stored is the one every record gets)
-        _compiled.setdefault(key, cfunc(_signature(key[1]), cache=True, nogil=True)(ENTRIES[key[0]]))
-    return _compiled[key].address
+    key = entry_key(kind, dtype)
+    entry = _compiled.get(key)
+    if entry is None:              # (two leads at once: the first stored is the one every record gets)
+        entry = _compiled.setdefault(key, cfunc(_signature(dtype), cache=True, nogil=True)(ENTRIES[key[0]]))
+    return entry.address
+
+
+def entry_key(kind, dtype):
+    """_compiled's key of a kind's entry for dtype (plain integers: hashed fast on every job)."""
+    return int(kind), np.dtype(dtype).num
 
 
 @intrinsic

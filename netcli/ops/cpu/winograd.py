@@ -27,6 +27,8 @@ backward; otherwise V is scratch, and the backward transforms the input again, c
 input's size per call).
 """
 
+from functools import lru_cache
+
 import numpy as np
 
 from ...exec.team import current as current_team
@@ -52,8 +54,8 @@ def winograd_fits(KH, KW, SH, SW, PH, PW, DH, DW, group):
 def winograd_chunks(n, C, H, W, K, OH, OW, itemsize, m=2, k=3):
     """[(first, stop)]: the chunks of images (ops/cpu/chunks.py) that a call on n images runs one
     after another, each transformed array (V, M and the backward's) of a chunk within CHUNK_BYTES."""
-    tiles = max(np.prod(winograd_tiles(OH, OW, m)), np.prod(winograd_tiles(H, W, m)))   # forward's, input gradient's
-    return image_chunks(n, (m + k - 1) ** 2 * max(C, K) * itemsize * int(tiles))
+    (TH, TW), (THb, TWb) = winograd_tiles(OH, OW, m), winograd_tiles(H, W, m)      # forward's, input gradient's
+    return image_chunks(n, (m + k - 1) ** 2 * max(C, K) * itemsize * max(TH * TW, THb * TWb))
 
 
 def winograd_workspace(n, C, H, W, K, OH, OW, dtype, m=2, k=3):
@@ -102,7 +104,12 @@ def _block(per_image):
 
 def _blocks(a, b, per_image):
     """((first, stop), ...): images a..b in blocks of _block(per_image)."""
-    g = _block(per_image)
+    return _blocks_within(a, b, per_image, BLOCK_BYTES)
+
+
+@lru_cache(maxsize=4096)
+def _blocks_within(a, b, per_image, block_bytes):       # (each call's Python counts: once per shape)
+    g = max(1, block_bytes // per_image)
     return tuple((i, min(b, i + g)) for i in range(a, b, g))
 
 
@@ -163,7 +170,11 @@ def _team_gemm(*arrays):
     numpy's BLAS has one (ops/cpu/blas.py) and the arrays are contiguous (a choice that the thread
     count never changes)."""
     fn = gemm_address(arrays[0].dtype)
-    return fn if fn and all(a.flags.c_contiguous for a in arrays) else 0
+    if fn:
+        for a in arrays:
+            if not a.flags.c_contiguous:
+                return 0
+    return fn
 
 
 def _outputs_of_rows(M, out, i, j, bias, TH, TW, m, r, h0, h1, after_tile):
