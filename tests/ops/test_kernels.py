@@ -199,6 +199,29 @@ def test_nchw_nhwc_transposes(C, W, dtype):
     np.testing.assert_array_equal(back, x)
 
 
+def test_transposes_of_strided_views_go_number_by_number():
+    """Views whose rows' numbers are not one after another (every other column, columns
+    reversed) cannot go in 8 x 8 blocks (transpose.py): the same numbers, nothing read outside."""
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((2, 16, 5, 34)).astype(np.float32)
+    for x in (base[..., ::2], base[..., ::-1]):
+        xt = np.full((2, 5, x.shape[3], 16), np.nan, np.float32)
+        im2col.nchw_to_nhwc(x, xt)
+        np.testing.assert_array_equal(xt, x.transpose(0, 2, 3, 1))
+        back = np.full((2, 16, 5, 2 * x.shape[3]), np.nan, np.float32)[..., ::2]
+        im2col.nhwc_to_nchw(xt, back)
+        np.testing.assert_array_equal(back, x)
+
+
+def test_rows_to_nchw_without_bias_adds_zero():
+    """No bias: + 0, so a -0 of the GEMM's output comes out +0, in blocks and number by number."""
+    for N, K, OH, OW in ((1, 16, 24, 24), (2, 4, 3, 3)):
+        res = np.full((N * OH * OW, K), -0.0, np.float32)
+        y = np.full((N, K, OH, OW), np.nan, np.float32)
+        im2col.rows_to_nchw(res, np.zeros(0, np.float32), y, 0)
+        assert (y == 0).all() and not np.signbit(y).any()
+
+
 @pytest.mark.parametrize("C", [16, 24])
 def test_back_onto_planes_4kb_apart(C):
     """32x32 planes of float32 are 4 KB apart: more than 16 channels go back through a buffer

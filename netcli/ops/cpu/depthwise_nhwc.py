@@ -161,8 +161,8 @@ def _zero_border(xp, H, W, PH, PW):
 # 4x4, 50 images, one thread, AMD EPYC Zen 4: 0.17 / 0.20 ms to channels last / back, against 0.23
 # / 0.28 through a row buffer). Through that buffer -> in blocks, one thread, AMD EPYC Zen 5, best
 # of 30, with padding 1: 50 x 256 x 8x8 0.22 / 0.21 -> 0.10 / 0.08, 50 x 128 x 8x8 0.11 / 0.10 ->
-# 0.04 / 0.04, 32 x 64 x 16x16 0.14 / 0.13 -> 0.05 / 0.06; 32 x 32 x 32x32 0.31 / 0.25 -> 0.12 /
-# 0.38 (back onto rows 4 KB apart: im2col.py).
+# 0.04 / 0.04, 32 x 64 x 16x16 0.14 / 0.13 -> 0.05 / 0.06, 32 x 32 x 32x32 0.31 -> 0.12 to channels
+# last (back onto those planes, 4 KB apart, through the buffer still: transpose.aliased).
 
 
 @njit(cache=True, nogil=True)

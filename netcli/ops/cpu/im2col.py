@@ -14,7 +14,7 @@ The NCHW <-> NHWC and GEMM-output <-> NCHW moves and the bias sums are here too.
 import numpy as np
 from numba import njit
 
-from .transpose import BLOCK, from_channels_last, steps, to_channels_last
+from .transpose import BLOCK, aliased, from_channels_last, steps, through_buffer, to_channels_last
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -140,15 +140,28 @@ def sum_bias(dy, dbias):
 # moved as one run of C numbers; number by number under 16 channels) -> in blocks: 8 x 256 x
 # 14x14 0.109 / 0.095 -> 0.078 / 0.074, 8 x 64 x 56x56 0.45 / 0.34 -> 0.14 / 0.14, 32 x 16 x
 # 32x32 0.14 / 0.12 -> 0.05 / 0.09, 32 x 32 x 16x16 0.072 / 0.061 -> 0.025 / 0.027, 32 x 64 x
-# 8x8 0.034 -> 0.012, 32 x 8 x 32x32 0.047 -> 0.023, 1 x 512 x 7x7 0.008 either way; but 32 x 32 x
-# 32x32 back 0.24 -> 0.55 (4K aliasing: a block's 8 stores go to rows 4 KB apart; 32 x 32 x
-# 31x31 and 33x33: 0.13 and 0.11), where a buffer between measured no better (0.28).
+# 8x8 0.034 -> 0.012, 32 x 8 x 32x32 0.047 -> 0.023, 1 x 512 x 7x7 0.008 either way; back onto
+# 32x32 planes of more than 16 channels the blocks were slower (32 x 32 x 32x32 0.24 -> 0.55; 31x31
+# and 33x33: 0.13 and 0.11), which go through the buffer still (transpose.aliased).
+@njit(cache=True, nogil=True, inline="always")
+def _unit(a):
+    """Whether a's last axis holds its numbers one after another (the 8 x 8 blocks' reads and
+    writes count so: transpose.py); other views go number by number."""
+    return a.strides[a.ndim - 1] == a.itemsize
+
+
 @njit(cache=True, nogil=True)
 def nchw_to_nhwc_at(x, xt, PH, PW):
-    """xt[n, h + PH, w + PW, c] = x[n, c, h, w] (xt's other positions untouched; xt's channels
-    one after another), a row at a time in 8 x 8 blocks (also depthwise_nhwc.py's, into its
-    padded buffer)."""
+    """xt[n, h + PH, w + PW, c] = x[n, c, h, w] (xt's other positions untouched), a row at a time
+    in 8 x 8 blocks (also depthwise_nhwc.py's, into its padded buffer)."""
     N, C, H, W = x.shape
+    if not (_unit(x) and _unit(xt)):
+        for n in range(N):
+            for c in range(C):
+                for h in range(H):
+                    for w in range(W):
+                        xt[n, h + PH, w + PW, c] = x[n, c, h, w]
+        return
     down, size = steps(BLOCK, x.strides[1] // x.itemsize), xt.itemsize
     at = steps(W, xt.strides[2] // size, PW * (xt.strides[2] // size))
     for n in range(N):
@@ -156,54 +169,35 @@ def nchw_to_nhwc_at(x, xt, PH, PW):
             to_channels_last(x[n, :, h], xt[n, h + PH], at, down)
 
 
-# Back onto planes a multiple of 4 KB (ALIAS_BYTES) apart, a block's 8 stores fall on one place of
-# the 4 KB pattern by which the CPU matches loads to earlier stores and fills its L1 cache; with
-# more than 16 channels that costs more than the blocks save, and those rows go through a
-# (columns, channels) buffer in L1: each column's run of channels copied in, then each channel's
-# row written in order. One thread, AMD EPYC Zen 5, best of 20, buffer / blocks, ms: 32 x 32x32
-# planes of 8, 16, 32, 64 channels 0.086 / 0.025, 0.137 / 0.146, 0.26 / 0.42, 0.51 / 1.40; 16x16
-# planes (1 KB apart), 128 images of 32 and 64 channels 0.25 / 0.10, 0.50 / 0.24; 64x64, 8 images
-# of 32 and 64 channels 0.23 / 0.15, 0.47 / 0.47. (The Winograd transforms' way back,
-# winograd_transforms.py, keeps the blocks: ResNet-20's 16 channels of 32x32.)
-ALIAS_BYTES = 4096
-
-
 @njit(cache=True, nogil=True)
 def nhwc_to_nchw_at(xt, x, PH, PW):
-    """x[n, c, h, w] = xt[n, h + PH, w + PW, c]: nchw_to_nhwc_at's way back."""
+    """x[n, c, h, w] = xt[n, h + PH, w + PW, c]: nchw_to_nhwc_at's way back; onto planes that
+    alias (transpose.aliased) through a row buffer."""
     N, C, H, W = x.shape
-    if C > 16 and x.strides[1] % ALIAS_BYTES == 0:
-        _through_buffer(xt, x, PH, PW)
+    if not (_unit(x) and _unit(xt)):
+        for n in range(N):
+            for c in range(C):
+                for h in range(H):
+                    for w in range(W):
+                        x[n, c, h, w] = xt[n, h + PH, w + PW, c]
         return
     down, size = steps(BLOCK, x.strides[1] // x.itemsize), xt.itemsize
     at = steps(W, xt.strides[2] // size, PW * (xt.strides[2] // size))
     no_bias = np.empty(0, x.dtype)
+    if aliased(x.strides[1], C):
+        buf = np.empty((W, C), x.dtype)
+        for n in range(N):
+            for h in range(H):
+                through_buffer(xt[n, h + PH].reshape(-1), x[n, :, h], no_bias, at, buf)
+        return
     for n in range(N):
         for h in range(H):
             from_channels_last(xt[n, h + PH], x[n, :, h], no_bias, at, down)
 
 
 @njit(cache=True, nogil=True)
-def _through_buffer(xt, x, PH, PW):
-    """nhwc_to_nchw_at a row at a time through a (W, C) buffer (ALIAS_BYTES)."""
-    N, C, H, W = x.shape
-    buf = np.empty((W, C), x.dtype)
-    for n in range(N):
-        for h in range(H):
-            src = xt[n, h + PH]
-            for w in range(W):
-                d, b = buf[w], src[w + PW]
-                for c in range(C):
-                    d[c] = b[c]
-            for c in range(C):
-                row = x[n, c, h]
-                for w in range(W):
-                    row[w] = buf[w, c]
-
-
-@njit(cache=True, nogil=True)
 def nchw_to_nhwc(x, xt):
-    """xt[n, h, w, c] = x[n, c, h, w]"""
+    """xt[n, h, w, c] = x[n, c, h, w]: in 8 x 8 blocks from BLOCK channels on (nchw_to_nhwc_at)."""
     N, C, H, W = x.shape
     if C >= BLOCK:
         nchw_to_nhwc_at(x, xt, 0, 0)
@@ -217,7 +211,7 @@ def nchw_to_nhwc(x, xt):
 
 @njit(cache=True, nogil=True)
 def nhwc_to_nchw(xt, x):
-    """x[n, c, h, w] = xt[n, h, w, c]"""
+    """x[n, c, h, w] = xt[n, h, w, c]: in 8 x 8 blocks from BLOCK channels on (nhwc_to_nchw_at)."""
     N, C, H, W = x.shape
     if C >= BLOCK:
         nhwc_to_nchw_at(xt, x, 0, 0)
@@ -321,12 +315,13 @@ def rows_to_nchw(res, bias, y, first):
     (rows, K); bias may be empty (then + 0). An image whose rows hold more than ROWS_BLOCK numbers
     goes a block of positions at a time (ROWS_BLOCK numbers), which the strided reads of its K
     passes then find in L1, and from BLOCK (8) positions and channels on in 8 x 8 blocks
-    transposed in vector registers (transpose.py; smaller images stay number by number, their
-    bias added on the way: 32 x 512 x 4x4 0.049 ms against 0.066 in blocks)."""
+    transposed in vector registers (transpose.py; whole images of at most ROWS_BLOCK numbers
+    stay number by number, their bias added on the way: 32 x 512 x 4x4 0.049 ms against 0.066
+    in blocks)."""
     N, K = y.shape[0], y.shape[1]
     P = y.shape[2] * y.shape[3]
     yf = y.reshape(N, K, P)
-    add = bias if bias.shape[0] > 0 else np.zeros(K, y.dtype)     # + 0 as before: -0 becomes 0
+    add = bias if bias.shape[0] > 0 else np.zeros(K, bias.dtype)     # + 0 as before: -0 becomes 0
     pb = max(8, ROWS_BLOCK // K)
     if first == 0 and res.shape[0] == N * P and P * K <= ROWS_BLOCK:   # whole small images: element by
         for n in range(N):                                              # element from 0 (a slice per row
@@ -336,7 +331,8 @@ def rows_to_nchw(res, bias, y, first):
                 for p in range(P):
                     yf[n, k, p] = block[p, k] + c
         return
-    at, down, blocks = steps(pb, K), steps(BLOCK, P), K >= BLOCK and P >= BLOCK
+    at, down = steps(pb, K), steps(BLOCK, P)
+    blocks = K >= BLOCK and P >= BLOCK and res.strides[0] == K * res.itemsize and _unit(res)
     q1 = first + res.shape[0]
     for n in range(first // P, (q1 + P - 1) // P):
         a, b = max(first, n * P) - n * P, min(q1, (n + 1) * P) - n * P      # this image's positions

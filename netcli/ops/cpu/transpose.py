@@ -4,8 +4,8 @@ channels first and channels last (`to_channels_last`, `from_channels_last`: the 
 transforms' copies, winograd_transforms.py, and the NCHW <-> NHWC moves, im2col.py). Each number
 moves this way instead of one at a time with a stride: 32 images of 16 channels at 32x32 (NCHW ->
 NHWC), one thread, AMD EPYC Zen 5, best of 20: 0.135 ms number by number, 0.065 ms in blocks
-(float64: 0.105 ms). Onto rows a multiple of 4 KB apart a block's stores fall on one place of the
-CPU's 4 KB pattern and it runs slower (im2col.py's measurements).
+(float64: 0.105 ms). Onto rows a multiple of 4 KB apart (`aliased`) with more than 16 channels
+the blocks run slower than a row buffer (`through_buffer`), which the callers take there.
 
 The rows and columns are found through tables of where each starts (in numbers from the array's
 first, whatever its strides), so that a block's columns can go to places that are not evenly
@@ -59,33 +59,38 @@ _COLUMNS = _columns()
 def transpose_block(typingctx, src, s0, s_rows, si, dst, d0, d_rows, di):
     """dst[d0 + d_rows[di + j] + i] = src[s0 + s_rows[si + i] + j] for i, j < 8: row i of the
     block starts at s0 + s_rows[si + i] of src, its column j goes to the row that starts at d0 +
-    d_rows[di + j] of dst (offsets in numbers from each array's first, whatever its strides; the
-    tables: contiguous int64 arrays). The caller keeps every number inside the arrays."""
+    d_rows[di + j] of dst (offsets in numbers from each array's first, whatever its strides: a
+    row's numbers one after another in both; the tables: contiguous int64 arrays; float32 or
+    float64 either side, converted as a store would). The caller keeps every number inside the
+    arrays."""
     table = types.Array(types.int64, 1, "C")
-    if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == dst.dtype
-            and isinstance(src.dtype, types.Float) and s_rows == table and d_rows == table
+    if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and isinstance(src.dtype, types.Float)
+            and isinstance(dst.dtype, types.Float) and s_rows == table and d_rows == table
             and all(isinstance(t, types.Integer) for t in (s0, si, d0, di))):
         return None
 
     def codegen(context, builder, sig, args):
         i64 = ir.IntType(64)
-        vector, align = ir.VectorType(context.get_value_type(sig.args[0].dtype), BLOCK), \
-            context.get_abi_sizeof(context.get_value_type(sig.args[0].dtype))
+        source, target = (context.get_value_type(sig.args[k].dtype) for k in (0, 4))
+        vector, to = ir.VectorType(source, BLOCK), ir.VectorType(target, BLOCK)
 
         def data(k):
             return cgutils.create_struct_proxy(sig.args[k])(context, builder, value=args[k]).data
 
-        def places(k):          # the pointers of the 8 rows: array k, base k + 1, table k + 2 from k + 3
+        def places(k, kind):    # the pointers of the 8 rows: array k, base k + 1, table k + 2 from k + 3
             first, at, table = context.cast(builder, args[k + 1], sig.args[k + 1], types.int64), data(k), data(k + 2)
             entry = context.cast(builder, args[k + 3], sig.args[k + 3], types.int64)
             return [builder.bitcast(builder.gep(at, [builder.add(first, builder.load(builder.gep(
-                table, [builder.add(entry, ir.Constant(i64, r))])))]), vector.as_pointer()) for r in range(BLOCK)]
+                table, [builder.add(entry, ir.Constant(i64, r))])))]), kind.as_pointer()) for r in range(BLOCK)]
 
-        rows = _rounds([builder.load(p, align=align) for p in places(0)],
+        rows = _rounds([builder.load(p, align=context.get_abi_sizeof(source)) for p in places(0, vector)],
                        lambda x, y, mask: builder.shuffle_vector(x, y, ir.Constant(ir.VectorType(ir.IntType(32),
                                                                                                BLOCK), mask)))
-        for j, p in enumerate(places(4)):
-            builder.store(rows[_COLUMNS[j]], p, align=align)
+        if source != target:    # another float type: as a number stored one at a time would be
+            wider = context.get_abi_sizeof(target) > context.get_abi_sizeof(source)
+            rows = [(builder.fpext if wider else builder.fptrunc)(r, to) for r in rows]
+        for j, p in enumerate(places(4, to)):
+            builder.store(rows[_COLUMNS[j]], p, align=context.get_abi_sizeof(target))
         return context.get_dummy_value()
 
     return types.void(src, s0, s_rows, si, dst, d0, d_rows, di), codegen
@@ -172,3 +177,41 @@ def from_channels_last(yr, rows, bias, at, down):
             row, b = rows[k], bias[k]
             for x in range(OW):
                 row[x] = b + row[x]
+
+
+# Back onto rows a multiple of ALIAS_BYTES apart, a block's 8 stores fall on one place of the 4 KB
+# pattern by which the CPU matches loads to earlier stores and fills its L1 cache; with more than
+# ALIASED_CHANNELS channels that costs more than the blocks save, and the callers go through a
+# (columns, channels) buffer in L1 instead (`through_buffer`). To NCHW from a padded channels-last
+# plane, one thread, AMD EPYC Zen 5, best of 20 (3 runs alike), buffer / blocks, ms: 32 images of
+# 32x32 with 16, 32, 64 channels 0.17 / 0.11, 0.30 / 0.40, 0.56 / 1.00; 8 of 64x64 with 16, 32, 64
+# 0.14 / 0.12, 0.25 / 0.34, 0.49 / 0.54; but 14 of 48x48 with 32 (rows 9 KB apart) 0.26 / 0.10.
+# Winograd F(4x4)'s output transform, 16 images of 64 channels at 32x32: 0.44 ms through a
+# buffer, 0.89 in blocks.
+ALIAS_BYTES, ALIASED_CHANNELS = 4096, 16
+
+
+@register_jitable
+def aliased(rows_apart_bytes, channels):
+    """Whether from_channels_last onto `channels` rows this many bytes apart goes through_buffer."""
+    return rows_apart_bytes % ALIAS_BYTES == 0 and channels > ALIASED_CHANNELS
+
+
+@register_jitable(inline="always")
+def through_buffer(yr, rows, bias, at, buf):
+    """from_channels_last's numbers through buf (>= OW, K): each column's run of K channels from
+    at[x] of yr (1-D) copied in, then each channel's row written in order, bias added on the way."""
+    K, OW = rows.shape
+    for x in range(OW):
+        dst, src = buf[x], yr[at[x]:at[x] + K]
+        for k in range(K):
+            dst[k] = src[k]
+    for k in range(K):
+        row = rows[k]
+        if bias.shape[0] > 0:
+            b = bias[k]
+            for x in range(OW):
+                row[x] = b + buf[x, k]
+        else:
+            for x in range(OW):
+                row[x] = buf[x, k]

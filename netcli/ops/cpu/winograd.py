@@ -225,6 +225,8 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
         for a, b in chunks:
             if len(chunks) == 1:
                 V = ws["V"]
+                if V.shape[1] < n * TH * TW:
+                    raise ValueError("this workspace kept no transformed input (a forward that keeps nothing)")
             else:
                 V = _first(ws["V"], (E, (b - a) * TH * TW, C))
                 winograd_inputs(inp[a:b], V, 0, PH, PW, TH, TW, m, r, 0, TH)

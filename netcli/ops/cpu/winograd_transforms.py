@@ -42,7 +42,7 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
-from .transpose import BLOCK, from_channels_last, steps, to_channels_last
+from .transpose import BLOCK, aliased, from_channels_last, steps, through_buffer, to_channels_last
 
 POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
 
@@ -324,6 +324,8 @@ def winograd_inputs(inp, V, t0, PH, PW, TH, TW, m, r, th0, th1):
     channel) first; then for each row of tiles z = B^T (its r rows, all phases at once), and
     V's rows = z B, entry row by entry row. (Each matrix has its own loop over the rows of
     tiles: with the choice inside it, the input transform took 0.64 ms against 0.60.)"""
+    if inp.strides[3] != inp.itemsize:       # (transpose.py's blocks count a row's numbers one after another)
+        raise ValueError("Winograd's images need their rows' numbers one after another")
     N, C, H, W = inp.shape
     groups = TW + (r - 1) // m                     # columns // m of the padded plane
     L, TC = groups * C, TW * C
@@ -364,10 +366,13 @@ def winograd_outputs(M, t0, out, bias, TH, TW, m, r, th0, th1):
     (0, TH: all; a tile of one image's call: winograd.py); bias may be empty. For each row of tiles of an
     image: q = M A (entry rows a, output columns j), y = A^T q; then y goes into the image,
     channels first."""
+    if out.strides[3] != out.itemsize:       # (transpose.py's blocks count a row's numbers one after another)
+        raise ValueError("Winograd's images need their rows' numbers one after another")
     N, K, OH, OW = out.shape
     TK = TW * K
     at, q = phase_columns(OW, 0, m, TK, K), np.empty((m, r, TK), M.dtype)
     down = steps(BLOCK, out.strides[1] // out.itemsize)
+    buf = np.empty((OW, K) if aliased(out.strides[1], K) else (0, 0), M.dtype)      # (transpose.py)
     y = np.empty((max(0, th1 - th0), m, m, TK), M.dtype)
     q1, y1, M1 = q.reshape(-1), y.reshape(-1), M.reshape(-1)
     S = M.shape[1] * K                             # M's entry rows, apart
@@ -394,7 +399,10 @@ def winograd_outputs(M, t0, out, bias, TH, TW, m, r, th0, th1):
                 for j in range(m):
                     _at48(q1, j * r * TK, q_rows, y1, ((th - th0) * m * m + j) * TK, y_rows, TK)
         for h in range(m * th0, min(OH, m * th1)):
-            from_channels_last(y[h // m - th0, h % m].reshape(-1), out[n, :, h], bias, at, down)
+            if buf.shape[0] > 0:
+                through_buffer(y[h // m - th0, h % m].reshape(-1), out[n, :, h], bias, at, buf)
+            else:
+                from_channels_last(y[h // m - th0, h % m].reshape(-1), out[n, :, h], bias, at, down)
 
 
 @njit(cache=True, nogil=True)
@@ -403,6 +411,8 @@ def winograd_output_grads(dout, Y, t0, TH, TW, m, r):
     for dy the m x m tile of dout[n, k] at (m*th, m*tw) (zero outside the image). For each
     image: dy into yp (row of tiles, output row i, column j, tw*K + k); then for each row of
     tiles w = A dy, Y's rows = w A^T."""
+    if dout.strides[3] != dout.itemsize:       # (transpose.py's blocks count a row's numbers one after another)
+        raise ValueError("Winograd's images need their rows' numbers one after another")
     N, K, OH, OW = dout.shape
     TK = TW * K
     yp = np.zeros((TH, m, m, TK), Y.dtype)
