@@ -153,9 +153,9 @@ def _unit(a):
 @njit(cache=True, nogil=True)
 def nchw_to_nhwc_at(x, xt, PH, PW):
     """xt[n, h + PH, w + PW, c] = x[n, c, h, w] (xt's other positions untouched), a row at a time
-    in 8 x 8 blocks (also depthwise_nhwc.py's, into its padded buffer)."""
+    in 8 x 8 blocks from BLOCK channels on (also depthwise_nhwc.py's, into its padded buffer)."""
     N, C, H, W = x.shape
-    if not (_unit(x) and _unit(xt)):
+    if C < BLOCK or not (_unit(x) and _unit(xt)):
         for n in range(N):
             for c in range(C):
                 for h in range(H):
@@ -174,7 +174,7 @@ def nhwc_to_nchw_at(xt, x, PH, PW):
     """x[n, c, h, w] = xt[n, h + PH, w + PW, c]: nchw_to_nhwc_at's way back; onto planes that
     alias (transpose.aliased) through a row buffer."""
     N, C, H, W = x.shape
-    if not (_unit(x) and _unit(xt)):
+    if C < BLOCK or not (_unit(x) and _unit(xt)):
         for n in range(N):
             for c in range(C):
                 for h in range(H):
@@ -197,30 +197,14 @@ def nhwc_to_nchw_at(xt, x, PH, PW):
 
 @njit(cache=True, nogil=True)
 def nchw_to_nhwc(x, xt):
-    """xt[n, h, w, c] = x[n, c, h, w]: in 8 x 8 blocks from BLOCK channels on (nchw_to_nhwc_at)."""
-    N, C, H, W = x.shape
-    if C >= BLOCK:
-        nchw_to_nhwc_at(x, xt, 0, 0)
-        return
-    for n in range(N):
-        for c in range(C):
-            for h in range(H):
-                for w in range(W):
-                    xt[n, h, w, c] = x[n, c, h, w]
+    """xt[n, h, w, c] = x[n, c, h, w] (nchw_to_nhwc_at without padding)."""
+    nchw_to_nhwc_at(x, xt, 0, 0)
 
 
 @njit(cache=True, nogil=True)
 def nhwc_to_nchw(xt, x):
-    """x[n, c, h, w] = xt[n, h, w, c]: in 8 x 8 blocks from BLOCK channels on (nhwc_to_nchw_at)."""
-    N, C, H, W = x.shape
-    if C >= BLOCK:
-        nhwc_to_nchw_at(xt, x, 0, 0)
-        return
-    for n in range(N):
-        for c in range(C):
-            for h in range(H):
-                for w in range(W):
-                    x[n, c, h, w] = xt[n, h, w, c]
+    """x[n, c, h, w] = xt[n, h, w, c] (nhwc_to_nchw_at without padding)."""
+    nhwc_to_nchw_at(xt, x, 0, 0)
 
 
 @njit(cache=True, nogil=True)

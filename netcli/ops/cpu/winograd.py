@@ -97,9 +97,10 @@ def winograd_scratch(n, C, H, W, K, OH, OW, dtype, m=2, k=3, keeps=True):
 BLOCK_BYTES = 2 ** 20
 
 
-def _block(per_image):
-    """Images per block: as many as keep a block's transformed arrays within BLOCK_BYTES, at least one."""
-    return max(1, BLOCK_BYTES // per_image)
+def _block(per_image, block_bytes=None):
+    """Images per block: as many as keep a block's transformed arrays within BLOCK_BYTES (or
+    block_bytes), at least one."""
+    return max(1, (BLOCK_BYTES if block_bytes is None else block_bytes) // per_image)
 
 
 def _blocks(a, b, per_image):
@@ -109,7 +110,7 @@ def _blocks(a, b, per_image):
 
 @lru_cache(maxsize=4096)
 def _blocks_within(a, b, per_image, block_bytes):       # (each call's Python counts: once per shape)
-    g = max(1, block_bytes // per_image)
+    g = _block(per_image, block_bytes)
     return tuple((i, min(b, i + g)) for i in range(a, b, g))
 
 
