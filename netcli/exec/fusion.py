@@ -26,9 +26,10 @@ from ..ops.cpu.team_jobs import run_job
 def find_chains(net, stretches, backward_ok):
     """{BatchNorm's layer index: NormScaleReLU} for every chain the executor may fuse: a
     BatchNorm, then a per-channel Scale with its own params, in place on the BatchNorm's top, then
-    optionally a ReLU (negative_slope >= 0) in place on it too, in one per-sample stretch, with
-    no loss weight on their tops. Where the chain needs a backward pass, all three need it and
-    the gradients are this net's own (backward_ok). A BatchNorm with use_global_stats needs
+    optionally a ReLU (negative_slope >= 0, no mask kept: no later layer rewrites its top, so
+    y > 0 exactly where xhat gives w > 0, the mask the fused backward forms) in place on it too,
+    in one per-sample stretch, with no loss weight on their tops. Where the chain needs a backward pass, all three need it, the
+    gradients are this net's own (backward_ok). A BatchNorm with use_global_stats needs
     nothing from the batch, so its chain's forward is fused in any case (a TEST net that shares
     the training net's params, as the solver's and pycaffe's test nets do), its backward, where
     one is needed, run by the three layers apart."""
@@ -179,10 +180,10 @@ class NormScaleReLU:
         self.bn.global_affine(ws)
 
     def grad_stats_rows(self, lo, hi, ws):
-        gamma, _ = self._gamma_beta()
-        channel_passes.norm_scale_relu_grad_sums(self._rows(self.y.diff, lo, hi), self._rows(self.y.data, lo, hi),
-                                                 ws["xhat"], gamma, self.slope, self.relu is not None,
-                                                 ws["scale_dgamma"], ws["scale_dbeta"], ws["sum_dy"], ws["sum_dy_xhat"])
+        gamma, beta = self._gamma_beta()
+        channel_passes.norm_scale_relu_grad_sums(self._rows(self.y.diff, lo, hi), ws["xhat"], gamma, beta, self.slope,
+                                                 self.relu is not None, ws["scale_dgamma"], ws["scale_dbeta"],
+                                                 ws["sum_dy"], ws["sum_dy_xhat"])
 
     def backward_rows(self, lo, hi, ws, scale_grads, fresh):
         """After the BatchNorm's combine_grad_stats: the Scale's param gradients of these rows
@@ -196,10 +197,10 @@ class NormScaleReLU:
             ops.add_sums(dbeta.reshape(-1), ws["scale_dbeta"], fresh)
         if self.propagate:
             bn = self.bn
-            gamma, _ = self._gamma_beta()
+            gamma, beta = self._gamma_beta()
             channel_passes.norm_scale_relu_backward(
-                self._rows(self.y.diff, lo, hi), self._rows(self.y.data, lo, hi), ws["xhat"], gamma, bn.mean_dy,
-                bn.mean_dy_xhat, bn.inv_std, self.slope, self.relu is not None, self._rows(self.x.diff, lo, hi))
+                self._rows(self.y.diff, lo, hi), ws["xhat"], gamma, beta, bn.mean_dy, bn.mean_dy_xhat, bn.inv_std,
+                self.slope, self.relu is not None, self._rows(self.x.diff, lo, hi))
 
 
 class SumReLU:

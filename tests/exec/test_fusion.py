@@ -78,6 +78,25 @@ def test_training_pass_fused_gives_the_unfused_bits(tmp_path, nthreads):
         threads.set_threads(old)
 
 
+def test_a_chain_whose_top_a_later_layer_rewrites_keeps_its_layers_apart(tmp_path):
+    """The fused backward forms the ReLU's mask from xhat, the ReLU's own backward from its top:
+    after a layer that rewrites that top in place (here flips its sign), the two would differ,
+    so that ReLU keeps a mask (net_plan.relu_masks) and stays out of the chain, which is
+    BatchNorm + Scale; the same bits as the layers apart."""
+    flip = ("  - {{name: flip, type: Power, bottom: conv1, top: conv1, power_param: {{scale: -1}}}}\n"
+            "  - {{name: conv2a,")
+    text = NET.replace("  - {{name: conv2a,", flip, 1)
+    fused, plain = _net(tmp_path, "TRAIN", text=text), _unfused(_net(tmp_path, "TRAIN", text=text))
+    assert _names(fused) == {"bn1": ["bn1", "scale1"], "bn2a": ["bn2a", "scale2a"], "bn2b": ["bn2b", "scale2b"],
+                             "res2": ["res2", "relu2"]}
+    assert fused.layers[fused.layer_names.index("relu1")].keep_mask
+    for net in (fused, plain):
+        net.clear_param_diffs()
+        net.forward_backward()
+    _same(_state(fused), _state(plain))
+    assert (fused.blobs["conv1"].data < 0).any() and (fused.blobs["conv1"].data <= 0).all()
+
+
 def test_test_net_fuses_its_forward_and_its_unfused_backward_reads_the_same(tmp_path):
     nets = _net(tmp_path, "TEST"), _unfused(_net(tmp_path, "TEST"))
     rng = np.random.default_rng(5)

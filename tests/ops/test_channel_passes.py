@@ -17,7 +17,7 @@ def _inputs(shape, dtype, seed):
     rng = np.random.default_rng(seed)
     N, C, S = shape
     arr = lambda *s: rng.standard_normal(s).astype(dtype)                 # noqa: E731
-    return {"x": arr(N, C, S), "dy": arr(N, C, S), "xhat": arr(N, C, S), "y": arr(N, C, S),
+    return {"x": arr(N, C, S), "dy": arr(N, C, S), "xhat": arr(N, C, S),
             "v": [arr(C) for _ in range(7)], "k": np.array([0.1, 0, 1], dtype)}
 
 
@@ -38,11 +38,11 @@ def _passes(mod, shape, dtype, relu, keep, inplace, seed):
     mod.norm_scale_relu_forward(x, a, b, gamma, beta, d["k"], relu, y, xhat, pos)
     out += [y, xhat, pos]
     sums = [np.full(C, np.nan) for _ in range(4)]
-    mod.norm_scale_relu_grad_sums(d["dy"], d["y"], d["xhat"], gamma, d["k"], relu, *sums)
+    mod.norm_scale_relu_grad_sums(d["dy"], d["xhat"], gamma, beta, d["k"], relu, *sums)
     out += sums
     dy = d["dy"].copy()
     dx = dy if inplace else np.full_like(dy, np.nan)
-    mod.norm_scale_relu_backward(dy, d["y"], d["xhat"], gamma, m1, m2, inv_std, d["k"], relu, dx)
+    mod.norm_scale_relu_backward(dy, d["xhat"], gamma, beta, m1, m2, inv_std, d["k"], relu, dx)
     out.append(dx)
     return out
 

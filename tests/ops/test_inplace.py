@@ -149,13 +149,13 @@ def test_norm_scale_relu_every_path(keep, mask, relu, slope, shape):
     dy = rng.standard_normal(shape).astype(np.float32)
     m1, m2 = rng.standard_normal((2, shape[1])).astype(np.float32)
     inv = np.abs(a)
-    dx, dx_inplace = _both(lambda src, dst: norm_scale_relu_backward(src, apart, xhat, g, m1, m2, inv, k, relu, dst), dy)
-    dz = dy * np.where(apart > 0, np.float32(1), np.float32(slope)) if relu else dy
+    dx, dx_inplace = _both(lambda src, dst: norm_scale_relu_backward(src, xhat, g, beta, m1, m2, inv, k, relu, dst), dy)
+    dz = dy * np.where(apart > 0, np.float32(1), np.float32(slope)) if relu else dy     # the mask y > 0 gave
     np.testing.assert_array_equal(dx, (dz * g[:, None] - m1[:, None] - xhat * m2[:, None]) * inv[:, None])
     np.testing.assert_array_equal(dx_inplace, dx)
 
     sums = [np.zeros(shape[1]) for _ in range(4)]
-    norm_scale_relu_grad_sums(dy, apart, xhat, g, k, relu, *sums)
+    norm_scale_relu_grad_sums(dy, xhat, g, beta, k, relu, *sums)
     dxhat = dz * g[:, None]
     for got, terms in zip(sums, (dz * xhat, dz, dxhat, dxhat * xhat)):
         lanes = np.zeros(shape[1:])

@@ -45,7 +45,7 @@ def test_fused_forward_and_backward_against_numpy(dtype, relu, slope, in_place):
     dxhat = dz * gamma[None, :, None]
     C = x.shape[1]
     dgamma, dbeta, s1, s2 = (np.zeros(C) for _ in range(4))
-    norm_scale_relu_grad_sums(dy, y, xhat, gamma, k, relu, dgamma, dbeta, s1, s2)
+    norm_scale_relu_grad_sums(dy, xhat, gamma, beta, k, relu, dgamma, dbeta, s1, s2)
     np.testing.assert_allclose(dgamma, (dz * xhat_ref).sum(axis=(0, 2)), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dbeta, dz.sum(axis=(0, 2)), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(s1, dxhat.sum(axis=(0, 2)), rtol=1e-4, atol=1e-4)
@@ -56,7 +56,7 @@ def test_fused_forward_and_backward_against_numpy(dtype, relu, slope, in_place):
     inv_std = a.copy()
     dx_ref = (dxhat - mean_dy[None, :, None] - xhat_ref * mean_dy_xhat[None, :, None]) * inv_std[None, :, None]
     dx = dy if in_place else np.zeros_like(dy)
-    norm_scale_relu_backward(dy, y, xhat, gamma, mean_dy, mean_dy_xhat, inv_std, k, relu, dx)
+    norm_scale_relu_backward(dy, xhat, gamma, beta, mean_dy, mean_dy_xhat, inv_std, k, relu, dx)
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-4, atol=1e-4)
 
 
@@ -93,12 +93,14 @@ def test_grad_sums_in_their_order(dtype, relu, slope, shape):
     blocks of one channel and of many, a block cut short by the last channel, an odd and an even
     number of images (two go in each pass)."""
     rng = np.random.default_rng(shape[0] * 100 + shape[1] + int(slope * 10) + int(relu))
-    dy, y, xhat = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
+    dy, xhat = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
     gamma = rng.uniform(-2, 2, shape[1]).astype(dtype)
+    beta = rng.standard_normal(shape[1]).astype(dtype)
     k = np.array([slope, 0, 1], dtype)
     sums = [np.full(shape[1], np.nan) for _ in range(4)]
-    norm_scale_relu_grad_sums(dy, y, xhat, gamma, k, relu, *sums)
-    z = dy * np.where(y > 0, k[2], k[0]) if relu else dy
+    norm_scale_relu_grad_sums(dy, xhat, gamma, beta, k, relu, *sums)
+    w = xhat * gamma[None, :, None] + beta[None, :, None]          # in dtype, as the forward forms it
+    z = dy * np.where(w > 0, k[2], k[0]) if relu else dy
     zg = z * gamma[None, :, None]
     for got, terms in zip(sums, (z * xhat, z, zg, zg * xhat)):
         assert terms.dtype == dtype

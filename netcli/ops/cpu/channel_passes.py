@@ -12,10 +12,10 @@ def _moments(x, count, mean, m2):
     channels.channel_moments_part(x, mean, m2, 0, x.shape[1])
 
 
-def _grad_sums(dy, y, xhat, gamma, k, relu, dgamma, dbeta, sum_dy, sum_dy_xhat):
+def _grad_sums(dy, xhat, gamma, beta, k, relu, dgamma, dbeta, sum_dy, sum_dy_xhat):
     """norm_scale_relu_grad_sums through the part a tile runs."""
-    norm_scale_relu.norm_scale_relu_grad_sums_part(dy, y, xhat, gamma, k, relu, dgamma, dbeta, sum_dy, sum_dy_xhat,
-                                                   0, dy.shape[1])
+    norm_scale_relu.norm_scale_relu_grad_sums_part(dy, xhat, gamma, beta, k, relu, dgamma, dbeta, sum_dy,
+                                                   sum_dy_xhat, 0, dy.shape[1])
 
 
 def channel_moments(x, count, mean, m2):
@@ -29,12 +29,12 @@ def norm_scale_relu_forward(x, a, b, gamma, beta, k, relu, y, xhat, pos):
               xhat, pos)
 
 
-def norm_scale_relu_grad_sums(dy, y, xhat, gamma, k, relu, dgamma, dbeta, sum_dy, sum_dy_xhat):
+def norm_scale_relu_grad_sums(dy, xhat, gamma, beta, k, relu, dgamma, dbeta, sum_dy, sum_dy_xhat):
     """norm_scale_relu.norm_scale_relu_grad_sums, its channels in tiles where there are helpers."""
-    team_call(channels_team.sums_job, _grad_sums, dy, y, xhat, gamma, k, relu, dgamma, dbeta, sum_dy, sum_dy_xhat)
+    team_call(channels_team.sums_job, _grad_sums, dy, xhat, gamma, beta, k, relu, dgamma, dbeta, sum_dy, sum_dy_xhat)
 
 
-def norm_scale_relu_backward(dy, y, xhat, gamma, mean_dy, mean_dy_xhat, inv_std, k, relu, dx):
+def norm_scale_relu_backward(dy, xhat, gamma, beta, mean_dy, mean_dy_xhat, inv_std, k, relu, dx):
     """norm_scale_relu.norm_scale_relu_backward, its images in tiles where there are helpers."""
-    team_call(channels_team.backward_job, norm_scale_relu.norm_scale_relu_backward, dy, y, xhat, gamma, mean_dy,
+    team_call(channels_team.backward_job, norm_scale_relu.norm_scale_relu_backward, dy, xhat, gamma, beta, mean_dy,
               mean_dy_xhat, inv_std, k, relu, dx)

@@ -85,16 +85,16 @@ def forward_tile(record, t, like):
 
 
 # sums_job's record, from HEAD
-(G_DY, G_N, G_C, G_S, G_Y, G_XHAT, G_GAMMA, G_K, G_RELU, G_DGAMMA, G_DBETA, G_SUM_DY, G_SUM_DY_XHAT) = \
+(G_DY, G_N, G_C, G_S, G_XHAT, G_GAMMA, G_BETA, G_K, G_RELU, G_DGAMMA, G_DBETA, G_SUM_DY, G_SUM_DY_XHAT) = \
     range(HEAD, HEAD + 13)
 
 
 @njit(cache=True, nogil=True)
-def sums_job(record, dy, y, xhat, gamma, k, relu, dgamma, dbeta, sum_dy, sum_dy_xhat):
+def sums_job(record, dy, xhat, gamma, beta, k, relu, dgamma, dbeta, sum_dy, sum_dy_xhat):
     """The job (into record) of norm_scale_relu_grad_sums with these arguments, in tiles of
     channels."""
     N, C, S = dy.shape
-    fields = (_address(dy), N, C, S, _address(y), _address(xhat), _address(gamma), _address(k), int(relu),
+    fields = (_address(dy), N, C, S, _address(xhat), _address(gamma), _address(beta), _address(k), int(relu),
               _address(dgamma), _address(dbeta), _address(sum_dy), _address(sum_dy_xhat))
     write_job(record, NSR_SUMS, min(C, PHASE_TILES), 0, 0, 0, dy.itemsize, fields)
 
@@ -105,22 +105,22 @@ def sums_tile(record, t, like):
     N, C, S = record[G_N], record[G_C], record[G_S]
     c0, c1 = _part(t, record[TILES], C)
     norm_scale_relu_grad_sums_part(
-        _rows(record, G_DY, 0, N, C, S, like), _rows(record, G_Y, 0, N, C, S, like),
-        _rows(record, G_XHAT, 0, N, C, S, like), _vector(record, G_GAMMA, C, like), _vector(record, G_K, 3, like),
+        _rows(record, G_DY, 0, N, C, S, like), _rows(record, G_XHAT, 0, N, C, S, like),
+        _vector(record, G_GAMMA, C, like), _vector(record, G_BETA, C, like), _vector(record, G_K, 3, like),
         record[G_RELU] != 0, _vector(record, G_DGAMMA, C, _F8), _vector(record, G_DBETA, C, _F8),
         _vector(record, G_SUM_DY, C, _F8), _vector(record, G_SUM_DY_XHAT, C, _F8), c0, c1)
 
 
 # backward_job's record, from HEAD
-(B_DY, B_N, B_C, B_S, B_Y, B_XHAT, B_GAMMA, B_MEAN_DY, B_MEAN_DY_XHAT, B_INV_STD, B_K, B_RELU, B_DX) = \
+(B_DY, B_N, B_C, B_S, B_XHAT, B_GAMMA, B_BETA, B_MEAN_DY, B_MEAN_DY_XHAT, B_INV_STD, B_K, B_RELU, B_DX) = \
     range(HEAD, HEAD + 13)
 
 
 @njit(cache=True, nogil=True)
-def backward_job(record, dy, y, xhat, gamma, mean_dy, mean_dy_xhat, inv_std, k, relu, dx):
+def backward_job(record, dy, xhat, gamma, beta, mean_dy, mean_dy_xhat, inv_std, k, relu, dx):
     """The job (into record) of norm_scale_relu_backward with these arguments, in tiles of images."""
     N, C, S = dy.shape
-    fields = (_address(dy), N, C, S, _address(y), _address(xhat), _address(gamma), _address(mean_dy),
+    fields = (_address(dy), N, C, S, _address(xhat), _address(gamma), _address(beta), _address(mean_dy),
               _address(mean_dy_xhat), _address(inv_std), _address(k), int(relu), _address(dx))
     write_job(record, NSR_BACKWARD, min(N, PHASE_TILES), 0, 0, 0, dy.itemsize, fields)
 
@@ -131,8 +131,8 @@ def backward_tile(record, t, like):
     N, C, S = record[B_N], record[B_C], record[B_S]
     n0, n1 = _part(t, record[TILES], N)
     norm_scale_relu_backward(
-        _rows(record, B_DY, n0, n1, C, S, like), _rows(record, B_Y, n0, n1, C, S, like),
-        _rows(record, B_XHAT, n0, n1, C, S, like), _vector(record, B_GAMMA, C, like),
+        _rows(record, B_DY, n0, n1, C, S, like), _rows(record, B_XHAT, n0, n1, C, S, like),
+        _vector(record, B_GAMMA, C, like), _vector(record, B_BETA, C, like),
         _vector(record, B_MEAN_DY, C, like), _vector(record, B_MEAN_DY_XHAT, C, like),
         _vector(record, B_INV_STD, C, like), _vector(record, B_K, 3, like), record[B_RELU] != 0,
         _rows(record, B_DX, n0, n1, C, S, like))
