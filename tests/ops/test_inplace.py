@@ -123,7 +123,8 @@ def test_dropout_forward_and_backward():
 @pytest.mark.parametrize("relu,slope", [(True, 0.0), (True, 0.2), (False, 0.0)])
 def test_norm_scale_relu_every_path(keep, mask, relu, slope, shape):
     """Small planes go in blocks of channels (300 channels of 4: blocks of 256 and 44), larger ones
-    channel by channel: NumPy's bits either way, and the gradient sums in their fixed order
+    channel by channel (37 positions: the forward keeping xhat and the backward channel by channel,
+    the forward keeping nothing in blocks; 131: all of them): NumPy's bits either way, and the gradient sums in their fixed order
     (lanes per position over the images, then the lanes in order)."""
     rng, x, (a, b, g, beta) = _arrays(10 + 4 * keep + 2 * mask + int(relu) + int(slope * 10), shape=shape)
     k = np.array([slope, 0, 1], np.float32)
