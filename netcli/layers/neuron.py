@@ -8,7 +8,7 @@ from ..config.schema import Field, Message, engine_field, Problems
 from ..exec import threads
 from ..fillers import FILLER
 from ..ops.cpu.dropout import dropout_backward, dropout_forward
-from ..ops.cpu.relu import relu_backward, relu_forward
+from ..ops.cpu.relu_passes import relu_backward, relu_forward
 from .base import Layer, LayerError, PerSample, register
 from . import onnx_ops
 
@@ -71,7 +71,7 @@ class ReLU(PerSampleNeuron):
     keep_mask = False     # net_plan.relu_masks: a later layer writes the top in place (y no longer tells)
 
     def setup_neuron(self, bottom):
-        self.shape = bottom.shape or (1,)
+        self.shape, self.k = bottom.shape or (1,), np.array([self.relu_slope], bottom.data.dtype)   # (as a job reads it)
 
     def _masked(self):
         return self.keep_mask or self.relu_slope < 0
@@ -82,8 +82,8 @@ class ReLU(PerSampleNeuron):
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         x, y, s = bottoms[0].data[lo:hi], tops[0].data[lo:hi], self.p.relu_param.negative_slope
         if not (self.keep_mask or s < 0):
-            xf, yf, t = x.reshape(-1), y.reshape(-1), x.dtype.type(s)
-            return threads.sample_tiles(lambda i, j: relu_forward(xf[i:j], yf[i:j], t), yf.size, hi - lo)
+            xf, yf, k = x.reshape(-1), y.reshape(-1), self.k
+            return threads.sample_tiles(lambda i, j: relu_forward(xf[i:j], yf[i:j], k), yf.size, hi - lo)
         pos = np.greater(x, 0, out=ws["pos"][:hi - lo].reshape(x.shape))
         np.multiply(x, np.where(pos, 1.0, s).astype(x.dtype), out=y)
 
@@ -93,7 +93,7 @@ class ReLU(PerSampleNeuron):
         dy, dx = tops[0].diff[lo:hi], bottoms[0].diff[lo:hi]
         s = self.relu_slope
         if not self._masked():
-            relu_backward(tops[0].data[lo:hi].reshape(-1), dy.reshape(-1), dx.reshape(-1), dy.dtype.type(s))
+            relu_backward(tops[0].data[lo:hi].reshape(-1), dy.reshape(-1), dx.reshape(-1), self.k)
             return
         np.multiply(dy, np.where(ws["pos"][:hi - lo].reshape(dy.shape), 1.0, s).astype(dy.dtype), out=dx)
 

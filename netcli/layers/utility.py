@@ -2,11 +2,14 @@
 Eltwise (those that reduce or repeat along axes, ArgMax, Reduction and Tile: reduction.py)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..config.schema import Field, Message, REQUIRED
 from ..exec import threads
 from ..ops.cpu.eltwise import weighted_sum
+from ..ops.cpu.team_call import copy_rows, has_helpers
 from .base import LayerError, PerSample, canon_axis, register
 from . import onnx_ops
 from .common import BLOB_SHAPE
@@ -143,13 +146,27 @@ class Concat(PerSample):
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         y = tops[0].data[lo:hi]
         for i, b in enumerate(bottoms):
-            y[self._slice(i)] = b.data[lo:hi]
+            if not _copy_part(y, b.data[lo:hi], self.axis, self.offsets[i], True):
+                y[self._slice(i)] = b.data[lo:hi]
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         dy = tops[0].diff[lo:hi]
         for i, b in enumerate(bottoms):
-            if propagate_down[i]:
+            if propagate_down[i] and not _copy_part(dy, b.diff[lo:hi], self.axis, self.offsets[i], False):
                 b.diff[lo:hi] = dy[self._slice(i)]
+
+
+def _copy_part(whole, part, axis, start, into_whole):
+    """whole's part along `axis` from `start` (part's size along it) = part, or part = that part of
+    whole (into_whole false), as a team job where the calling thread leads a team with helpers
+    (ops/cpu/team_call.py, copy_rows: images' rows of numbers); whether it ran so. Concat's and
+    Slice's per-sample copies (axis >= 1), whole and part the rows of one share."""
+    if not (has_helpers() and whole.flags.c_contiguous and part.flags.c_contiguous):    # (reshape: views)
+        return False
+    rows, inner = math.prod(whole.shape[:axis]), math.prod(whole.shape[axis + 1:])
+    length, step = part.shape[axis] * inner, whole.shape[axis] * inner
+    w, p = whole.reshape(-1)[start * inner:], part.reshape(-1)
+    return copy_rows(p, w, rows, length, length, step) if into_whole else copy_rows(w, p, rows, length, step, length)
 
 
 SLICE = Message("SliceParameter", [
@@ -203,13 +220,15 @@ class Slice(PerSample):
     def forward_rows(self, bottoms, tops, lo, hi, ws):
         x = bottoms[0].data[lo:hi]
         for i, t in enumerate(tops):
-            t.data[lo:hi] = x[self._slice(i)]
+            if not _copy_part(x, t.data[lo:hi], self.axis, self.offsets[i], False):
+                t.data[lo:hi] = x[self._slice(i)]
 
     def backward_rows(self, tops, propagate_down, bottoms, lo, hi, ws, grads, fresh):
         if propagate_down[0]:
             dx = bottoms[0].diff[lo:hi]
             for i, t in enumerate(tops):
-                dx[self._slice(i)] = t.diff[lo:hi]
+                if not _copy_part(dx, t.diff[lo:hi], self.axis, self.offsets[i], True):
+                    dx[self._slice(i)] = t.diff[lo:hi]
 
 
 @register

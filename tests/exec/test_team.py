@@ -174,12 +174,23 @@ NET_DW = NET.replace("""     convolution_param: {num_output: 16, kernel_size: 3,
   - {name: relu2""").replace("bottom: conv2, top: ip", "bottom: conv3, top: ip")
 
 
+# a Slice and a Concat along channels (ops/cpu/copy_team.py): the halves of conv1 joined the other
+# way round
+NET_JOIN = NET.replace("num_output: 16, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}\n  - {name: relu1",
+                       "num_output: 32, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}\n  - {name: relu1", 1).replace(
+    """  - {name: relu1, type: ReLU, bottom: conv1, top: conv1}""", """\
+  - {name: relu1, type: ReLU, bottom: conv1, top: conv1}
+  - {name: cut, type: Slice, bottom: conv1, top: [left, right], slice_param: {axis: 1, slice_point: [16]}}
+  - {name: join, type: Concat, bottom: [right, left], top: joined}""").replace("bottom: conv1, top: conv2",
+                                                                              "bottom: joined, top: conv2")
+
+
 @pytest.mark.skipif(threads.usable_cores() < 2, reason="a helper needs a core of its own")
-@pytest.mark.parametrize("text", [NET, NET_BN, NET_DW], ids=["conv", "batch-norm", "depthwise"])
+@pytest.mark.parametrize("text", [NET, NET_BN, NET_DW, NET_JOIN], ids=["conv", "batch-norm", "depthwise", "join"])
 def test_training_with_a_team_gives_one_threads_weights(tmp_path, monkeypatch, compiled, text):
     """A batch of 8 (one share) on 2 threads: the second thread helps the share's Winograd
-    convolutions (BatchNorm's passes and pooling, depthwise convolutions); the weights after 3
-    iterations are one thread's, bit for bit."""
+    convolutions and ReLUs (BatchNorm's passes and pooling, depthwise convolutions, a Slice's and
+    a Concat's copies); the weights after 3 iterations are one thread's, bit for bit."""
     monkeypatch.setattr(threads, "spin_reads", lambda: threads.SPIN_READS)   # teams even where not pinned
     monkeypatch.setattr(team, "near", lambda: True)                         # and whatever the host's placement
     assert text.count("BatchNorm") == text.count("Pooling") == (text is NET_BN)

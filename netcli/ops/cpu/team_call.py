@@ -3,7 +3,10 @@ a team with helpers (exec/team.py; ops/cpu/team_jobs.py runs the job)."""
 import numpy as np
 
 from ...exec.team import current, with_helpers
+from .copy_team import copy_job
 from .team_jobs import run_job
+
+COPY_NUMBERS = 1 << 14      # copies of fewer numbers stay on the calling thread: a job costs more
 
 
 def team_call(job, kernel, *args):
@@ -20,3 +23,23 @@ def team_call(job, kernel, *args):
         return
     job(team.record, *args)
     run_job(team, next(a for a in arrays if a.dtype.kind == "f").reshape(-1)[:0])
+
+
+def has_helpers():
+    """Whether the calling thread leads a team with helpers (a share's thread in a team run)."""
+    return current().size > 1
+
+
+def copy_rows(src, dst, rows, length, src_step, dst_step):
+    """dst[r * dst_step + j] = src[r * src_step + j] for r < rows, j < length (flat arrays, steps
+    in numbers) as a team job (copy_team.py), where the calling thread leads a team with helpers,
+    both are one block of memory in one floating dtype and there are COPY_NUMBERS or more; whether
+    it ran so (else the caller copies, as it always did)."""
+    if rows * length < COPY_NUMBERS or src.dtype != dst.dtype or src.dtype.kind != "f":
+        return False
+    team = with_helpers(src, dst)
+    if team is None:
+        return False
+    copy_job(team.record, src, dst, rows, length, src_step, dst_step)
+    run_job(team, src[:0])
+    return True
