@@ -226,18 +226,20 @@ def test_training_with_a_team_gives_one_threads_weights(tmp_path, monkeypatch, c
 
 
 def test_teams_only_where_their_threads_are_near(monkeypatch):
-    """near(): a round trip of a cache line within NEAR_NS, measured at most once per RECHECK_S
-    (a measure that failed, None, is taken again at the next run); far: the run has no helpers."""
+    """near(): a round trip of a cache line within NEAR_NS, the least of TRIPS measures, taken at
+    most once per RECHECK_S (where every measure failed, None, again at the next run); far: the
+    run has no helpers."""
     trips, clock = [], [100.0]
     monkeypatch.setattr(team, "_near", {"at": None, "near": False})
     monkeypatch.setattr(team.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(team, "round_trip_ns", lambda: trips.pop(0))
-    trips[:] = [None, 120.0, 900.0]
-    assert not team.near() and team.near()              # None, then 120 ns
+    assert team.TRIPS == 3
+    trips[:] = [None, None, None, 600.0, None, 120.0, 900.0, 800.0, 700.0, 260.0]
+    assert not team.near() and team.near()              # none came, then 120 ns the least of three
     clock[0] += team.RECHECK_S / 2
-    assert team.near() and trips == [900.0]             # not measured again yet
+    assert team.near() and len(trips) == 4              # not measured again yet
     clock[0] += team.RECHECK_S
-    assert not team.near() and trips == []
+    assert not team.near() and trips == [260.0]         # 700 ns the least
     fn, ranges = team.staffed("work", [(0, 4)], [team.Team()])
     assert (fn, ranges) == ("work", [(0, 4)])
 
