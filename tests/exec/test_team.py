@@ -17,7 +17,7 @@ from netcli.exec.claims import FAILED, FLAGS, GENERATIONS, KIND, POST, RECORD
 from netcli.ops.cpu import winograd
 from netcli.ops.cpu.blas import gemm_address
 from netcli.ops.cpu.image_gemms import image_gemms
-from netcli.ops.cpu import team_jobs
+from netcli.ops.cpu import team_call, team_jobs
 from netcli.ops.cpu.team_jobs import run_job, serve
 
 pytestmark = pytest.mark.skipif(not gemm_address(np.float32), reason="no BLAS for team jobs (ops/cpu/blas.py)")
@@ -193,6 +193,7 @@ def test_training_with_a_team_gives_one_threads_weights(tmp_path, monkeypatch, c
     a Concat's copies); the weights after 3 iterations are one thread's, bit for bit."""
     monkeypatch.setattr(threads, "spin_reads", lambda: threads.SPIN_READS)   # teams even where not pinned
     monkeypatch.setattr(team, "near", lambda: True)                         # and whatever the host's placement
+    monkeypatch.setattr(team_call, "PASS_NUMBERS", 1 << 12)    # ReLUs and copies of this net's size in tiles too
     assert text.count("BatchNorm") == text.count("Pooling") == (text is NET_BN)
     (tmp_path / "net.yaml").write_text(text)
     (tmp_path / "solver.yaml").write_text(f"net: {tmp_path / 'net.yaml'}\nbase_lr: 0.01\nmomentum: 0.9\n"

@@ -7,11 +7,12 @@ import pytest
 
 from helpers import assert_a_helper_keeps_every_bit, with_a_helper
 from netcli.exec import threads
-from netcli.ops.cpu.team_call import COPY_NUMBERS, copy_rows
+from netcli.ops.cpu.team_call import PASS_NUMBERS, copy_rows
 
 # (rows, channels of the part, channels of the whole, where the part starts, numbers a channel,
 # into the whole)
-CASES = [(16, 24, 64, 8, 49, True), (9, 16, 40, 24, 200, False), (2, 32, 32, 0, 256, True), (5, 10, 11, 1, 999, False)]
+CASES = [(16, 24, 64, 8, 520, True), (9, 16, 40, 24, 1400, False), (2, 32, 32, 0, 3100, True),
+         (5, 10, 11, 1, 4000, False)]
 
 
 def _passes(case, dtype, seed, crew):
@@ -35,13 +36,13 @@ def _passes(case, dtype, seed, crew):
 @pytest.mark.skipif(threads.usable_cores() < 2, reason="a helper needs a core of its own")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_helper_takes_rows_and_every_number_lands(dtype):
-    assert all(r * p * n >= COPY_NUMBERS for r, p, _, _, n, _ in CASES)
+    assert all(r * p * n >= PASS_NUMBERS for r, p, _, _, n, _ in CASES)
     assert_a_helper_keeps_every_bit(dtype, CASES, _passes)
 
 
 @pytest.mark.skipif(threads.usable_cores() < 2, reason="a helper needs a core of its own")
 def test_small_copies_other_dtypes_and_threads_without_helpers_stay_with_the_caller():
-    big, small = np.ones(COPY_NUMBERS, np.float32), np.ones(COPY_NUMBERS - 1, np.float32)
+    big, small = np.ones(PASS_NUMBERS, np.float32), np.ones(PASS_NUMBERS - 1, np.float32)
     assert not copy_rows(big, big.copy(), 1, big.size, big.size, big.size)            # no team
     (ran, ints, tiny, mixed), _ = with_a_helper(np.float32, lambda: (
         copy_rows(big, big.copy(), 1, big.size, big.size, big.size),
