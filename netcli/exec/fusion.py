@@ -26,10 +26,10 @@ from ..ops.cpu.team_jobs import run_job
 def find_chains(net, stretches, backward_ok):
     """{BatchNorm's layer index: NormScaleReLU} for every chain the executor may fuse: a
     BatchNorm, then a per-channel Scale with its own params, in place on the BatchNorm's top, then
-    optionally a ReLU (negative_slope >= 0, no mask kept: no later layer rewrites its top, so
-    y > 0 exactly where xhat gives w > 0, the mask the fused backward forms) in place on it too,
-    in one per-sample stretch, with no loss weight on their tops. Where the chain needs a backward pass, all three need it, the
-    gradients are this net's own (backward_ok). A BatchNorm with use_global_stats needs
+    optionally a ReLU (negative_slope >= 0, keeping no mask: the chain's forward writes none, which
+    its own backward, where the layers run apart, would read) in place on it too, in one
+    per-sample stretch, with no loss weight on their tops. Where the chain needs a backward pass,
+    all three need it and the gradients are this net's own (backward_ok). A BatchNorm with use_global_stats needs
     nothing from the batch, so its chain's forward is fused in any case (a TEST net that shares
     the training net's params, as the solver's and pycaffe's test nets do), its backward, where
     one is needed, run by the three layers apart."""

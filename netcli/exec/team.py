@@ -27,11 +27,12 @@ from .spin import ping, pong, publish, wait_change
 # ns) and two (~500 ns) from one minute to the next; ResNet-20 at batch 16 on 2 threads then took
 # 22.5-22.9 ms an iteration with a helper and 28-29 without where near, but 31 against 28 where
 # far (each tile's inputs written on the other core). Measured again every RECHECK_S seconds (a
-# round trip of ROUNDS, 25-130 us), TRIPS times, the least counting: the first measure after a
+# round trip of ROUNDS, 25-130 us), MEASURES times, the least counting: the first measure after a
 # pause reads high (near vCPUs, 100-120 ns a trip: 186-676 ns in 6 first measures of 10, one
 # second apart, and 97-121 in every second and third), which left teams out half the time where
-# they help; who helps changes no bit.
-NEAR_NS, RECHECK_S, ROUNDS, TRIPS = 250, 1.0, 256, 3
+# they help (a measure whose worker does not come waits for it MEASURES times as long); who
+# helps changes no bit.
+NEAR_NS, RECHECK_S, ROUNDS, MEASURES = 250, 1.0, 256, 3
 _near = {"at": None, "near": False}
 
 
@@ -150,10 +151,10 @@ def round_trip_ns():
 
 def near():
     """Whether a team's threads are near enough to help each other (NEAR_NS), as last measured
-    (the least of TRIPS measures)."""
+    (the least of MEASURES measures)."""
     now = time.monotonic()
     if _near["at"] is None or now - _near["at"] > RECHECK_S:
-        trips = [ns for ns in (round_trip_ns() for _ in range(TRIPS)) if ns is not None]
+        trips = [ns for ns in (round_trip_ns() for _ in range(MEASURES)) if ns is not None]
         if trips:                           # (else: again at the next run)
             _near["near"], _near["at"] = min(trips) <= NEAR_NS, now
     return _near["near"]

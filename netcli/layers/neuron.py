@@ -71,7 +71,7 @@ class ReLU(PerSampleNeuron):
     keep_mask = False     # net_plan.relu_masks: a later layer writes the top in place (y no longer tells)
 
     def setup_neuron(self, bottom):
-        self.shape, self.k = bottom.shape or (1,), np.array([self.relu_slope], bottom.data.dtype)   # (as a job reads it)
+        self.shape, self.k = bottom.shape or (1,), np.array([self.relu_slope], bottom.data.dtype)   # k: as jobs read it
 
     def _masked(self):
         return self.keep_mask or self.relu_slope < 0

@@ -159,8 +159,8 @@ class Concat(PerSample):
 def _copy_part(whole, part, axis, start, into_whole):
     """whole's part along `axis` from `start` (part's size along it) = part, or part = that part of
     whole (into_whole false), as a team job where the calling thread leads a team with helpers
-    (ops/cpu/team_call.py, copy_rows: images' rows of numbers); whether it ran so. Concat's and
-    Slice's per-sample copies (axis >= 1), whole and part the rows of one share."""
+    (ops/cpu/team_call.py, copy_rows: rows of numbers); whether it ran so. Concat's and Slice's
+    copies: a share's rows (axis >= 1), or the whole batch (axis 0, outside any team)."""
     if not (has_helpers() and whole.flags.c_contiguous and part.flags.c_contiguous):    # (reshape: views)
         return False
     rows, inner = math.prod(whole.shape[:axis]), math.prod(whole.shape[axis + 1:])

@@ -79,10 +79,9 @@ def test_training_pass_fused_gives_the_unfused_bits(tmp_path, nthreads):
 
 
 def test_a_chain_whose_top_a_later_layer_rewrites_keeps_its_layers_apart(tmp_path):
-    """The fused backward forms the ReLU's mask from xhat, the ReLU's own backward from its top:
-    after a layer that rewrites that top in place (here flips its sign), the two would differ,
-    so that ReLU keeps a mask (net_plan.relu_masks) and stays out of the chain, which is
-    BatchNorm + Scale; the same bits as the layers apart."""
+    """A ReLU whose top a later layer rewrites in place (here flips its sign) keeps a mask of its
+    own (net_plan.relu_masks), which a chain's forward does not write, so it stays out of the
+    chain (BatchNorm + Scale still fuse); the same bits as the layers apart."""
     flip = ("  - {{name: flip, type: Power, bottom: conv1, top: conv1, power_param: {{scale: -1}}}}\n"
             "  - {{name: conv2a,")
     text = NET.replace("  - {{name: conv2a,", flip, 1)

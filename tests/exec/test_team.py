@@ -13,6 +13,7 @@ from numba import cfunc, njit
 
 import netcli
 from netcli.exec import team, threads
+from netcli.layers import utility
 from netcli.exec.claims import FAILED, FLAGS, GENERATIONS, KIND, POST, RECORD
 from netcli.ops.cpu import winograd
 from netcli.ops.cpu.blas import gemm_address
@@ -194,6 +195,8 @@ def test_training_with_a_team_gives_one_threads_weights(tmp_path, monkeypatch, c
     monkeypatch.setattr(threads, "spin_reads", lambda: threads.SPIN_READS)   # teams even where not pinned
     monkeypatch.setattr(team, "near", lambda: True)                         # and whatever the host's placement
     monkeypatch.setattr(team_call, "PASS_NUMBERS", 1 << 12)    # ReLUs and copies of this net's size in tiles too
+    copies = []
+    monkeypatch.setattr(utility, "copy_rows", lambda *a: copies.append(team_call.copy_rows(*a)) or copies[-1])
     assert text.count("BatchNorm") == text.count("Pooling") == (text is NET_BN)
     (tmp_path / "net.yaml").write_text(text)
     (tmp_path / "solver.yaml").write_text(f"net: {tmp_path / 'net.yaml'}\nbase_lr: 0.01\nmomentum: 0.9\n"
@@ -222,19 +225,19 @@ def test_training_with_a_team_gives_one_threads_weights(tmp_path, monkeypatch, c
             assert bool(plans and all(plans)) == (n == 2)
     finally:
         threads.set_threads(old)
-    assert helped[1] > 0
+    assert helped[1] > 0 and any(copies) == (text is NET_JOIN)          # the Slice's and Concat's in tiles
     assert np.isfinite(got[0]).all() and np.array_equal(got[0], got[1])
 
 
 def test_teams_only_where_their_threads_are_near(monkeypatch):
-    """near(): a round trip of a cache line within NEAR_NS, the least of TRIPS measures, taken at
+    """near(): a round trip of a cache line within NEAR_NS, the least of MEASURES measures, taken at
     most once per RECHECK_S (where every measure failed, None, again at the next run); far: the
     run has no helpers."""
     trips, clock = [], [100.0]
     monkeypatch.setattr(team, "_near", {"at": None, "near": False})
     monkeypatch.setattr(team.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(team, "round_trip_ns", lambda: trips.pop(0))
-    assert team.TRIPS == 3
+    assert team.MEASURES == 3
     trips[:] = [None, None, None, 600.0, None, 120.0, 900.0, 800.0, 700.0, 260.0]
     assert not team.near() and team.near()              # none came, then 120 ns the least of three
     clock[0] += team.RECHECK_S / 2

@@ -1,7 +1,7 @@
 """BatchNorm's passes as team jobs (netcli/ops/cpu/channel_passes.py, channels_team.py): with a
 helper thread taking tiles (the sums' channels, the element-wise passes' images), every output
 is the kernel's own, bit for bit, on random shapes (odd counts, planes below and above
-norm_scale_relu.SMALL_PLANE, in place and apart, with and without the ReLU, what the forward keeps);
+norm_scale_relu.SMALL_PLANE and TRAINING_SMALL_PLANE, in place and apart, with and without the ReLU, what the forward keeps);
 and without helpers, the kernels themselves run."""
 import numpy as np
 import pytest

@@ -115,3 +115,40 @@ def test_add_sums_adds_or_writes():
     np.testing.assert_allclose(t, t0 + s, rtol=1e-6)
     add_sums(t, s, True)
     np.testing.assert_allclose(t, s.astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("S", [4, 37])                  # blocks of channels, and channel by channel
+@pytest.mark.parametrize("slope", [0.0, 0.1])
+def test_the_mask_from_xhat_is_the_one_y_gives_at_edge_values(dtype, S, slope):
+    """The backward forms the ReLU's mask from xhat (w = xhat * gamma + beta, as the forward
+    formed it), where the layers apart read y > 0: on NaN, +-0, +-inf, subnormal and huge values
+    of x, gamma and beta, the sums and dx are NumPy's with the mask from the forward's own y."""
+    tiny, huge = np.finfo(dtype).smallest_subnormal, np.finfo(dtype).max
+    special = np.array([np.nan, 0.0, -0.0, np.inf, -np.inf, tiny, -tiny, huge, -huge, 1.0, -1.0], dtype)
+    rng = np.random.default_rng(S + int(slope * 10))
+    N, C = 3, 8
+    x = rng.standard_normal((N, C, S)).astype(dtype)
+    flat = x.reshape(-1)
+    flat[::3] = np.resize(special, flat[::3].size)               # every third number an edge value
+    a, b = np.ones(C, dtype), np.zeros(C, dtype)                 # xhat = x (but -0 -> +0)
+    gamma = np.array([1, -1, 0, -0.0, tiny, huge, 2, 0.5], dtype)
+    beta = np.array([0, -0.0, tiny, -tiny, np.nan, -np.inf, 1e-3, -1e-3], dtype)
+    k = np.array([slope, 0, 1], dtype)
+    y, xhat = np.empty_like(x), np.empty_like(x)
+    with np.errstate(all="ignore"):
+        norm_scale_relu_forward(x, a, b, gamma, beta, k, True, y, xhat, np.zeros((0, 1, 1), np.bool_))
+        dy = rng.standard_normal(x.shape).astype(dtype)
+        z = dy * np.where(y > 0, k[2], k[0])
+        zg = z * gamma[None, :, None]
+        sums = [np.zeros(C) for _ in range(4)]
+        norm_scale_relu_grad_sums(dy, xhat, gamma, beta, k, True, *sums)
+        for got, terms in zip(sums, (z * xhat, z, zg, zg * xhat)):
+            np.testing.assert_array_equal(got, lanes_then_positions(terms))
+        m1, m2, inv = (rng.standard_normal(C).astype(dtype) for _ in range(3))
+        dx = np.empty_like(x)
+        norm_scale_relu_backward(dy, xhat, gamma, beta, m1, m2, inv, k, True, dx)
+        want = (zg - m1[None, :, None] - xhat * m2[None, :, None]) * inv[None, :, None]
+        np.testing.assert_array_equal(dx, want)
+        assert np.array_equal(y > 0, xhat * gamma[None, :, None] + beta[None, :, None] > 0)
+    assert np.isnan(xhat).any() and (y == 0).any() and (y > 0).any()       # the edges reached the mask

@@ -4,7 +4,7 @@ as team jobs (exec/team.py; run by ops/cpu/team_jobs.py): dst[r * dst_step + j] 
 tiles of rows, at least one. A copy moves every number as it is, so the bits are NumPy's."""
 from numba import carray, njit
 
-from ...exec.claims import COPY_BLOCKS, HEAD, PHASE_TILES, TILES, write_job
+from ...exec.claims import COPY_ROWS, HEAD, PHASE_TILES, TILES, write_job
 from .blas import address as _address, at as _at
 from .eltwise_team import TILE_NUMBERS
 
@@ -17,7 +17,7 @@ from .eltwise_team import TILE_NUMBERS
 def copy_job(record, src, dst, rows, length, src_step, dst_step):
     """The job (into record) of the copy above (src, dst: flat arrays holding every row)."""
     tiles = max(1, min(rows, PHASE_TILES, rows * length // TILE_NUMBERS))
-    write_job(record, COPY_BLOCKS, tiles, 0, 0, 0, src.itemsize,
+    write_job(record, COPY_ROWS, tiles, 0, 0, 0, src.itemsize,
               (_address(src), src_step, _address(dst), dst_step, rows, length))
 
 

@@ -13,18 +13,18 @@ layers' own kernels (channels.scale_forward/backward, channel_grad_sums, batch_n
 ReLU's), so the fused chain gives the unfused chain's bits: only the passes over memory go (three
 reads and three writes of the blob forward, about twice that backward, become one and two). The
 backward forms the mask again from xhat, w = xhat * gamma[c] + beta[c] by the forward's own
-float32 operations (w > 0 exactly where y > 0, for slope >= 0), so that it reads neither y nor
+operations in the blob's dtype (w > 0 exactly where y > 0, for slope >= 0), so that it reads neither y nor
 a stored mask: 32 images of 16 x 32x32 out of cache, one thread, AMD EPYC Zen 5, gradient sums
 297 -> 264 us (without the ReLU, which read y all the same, 295 -> 244), backward 141 -> 106 us.
 Sums are float64.
 
-Small planes (fewer than SMALL_PLANE positions: MobileNet's 4x4 and 2x2, ResNet-50's 7x7) go in
-blocks of channels (`_blocked`): each loop runs over a block's CHANNEL_BLOCK numbers at once, with
+Small planes (fewer than SMALL_PLANE positions: MobileNet's 4x4 and 2x2, ResNet-50's 7x7) go, in
+the forward that keeps nothing, in blocks of channels (`_blocked`): each loop runs over a block's CHANNEL_BLOCK numbers at once, with
 the per-channel numbers spread over the block, where one loop per channel and image ran over 4
 or 16 numbers; the same operations and sums in the same order. Forward, one thread, 32 images
 (per-channel -> blocked): 512 x 4x4 0.30 -> 0.07 ms, 1024 x 2x2 0.48 -> 0.04 ms, 64 x 8x8 0.06
 -> 0.03 ms; but 16 x 32x32 0.09 -> 0.15 ms (hence the bound). The training passes run faster
-channel by channel from 3x3 planes up, and so go in blocks only below TRAINING_SMALL_PLANE:
+channel by channel from 3x3 planes up, and so go in blocks only below TRAINING_SMALL_PLANE (9):
 blocked -> per channel, 32 images out of cache, us, the backward (its mask formed from xhat):
 512 x 3x3 66 -> 49, 512 x 4x4 115 -> 67, 128 x 7x7 88 -> 49, 64 x 8x8 59 -> 33, 64 x 10x10 87 ->
 49, but 1024 x 2x2 62 -> 117; the forward keeping xhat: 512 x 4x4 114 -> 75, 256 x 5x5 97 -> 60,
@@ -39,8 +39,8 @@ from numba import njit
 from .channels import lane_sum
 from .inplace import same
 
-SMALL_PLANE = 128           # positions per channel below which the forward goes in blocks of channels,
-TRAINING_SMALL_PLANE = 8    # and below which the forward that keeps xhat and the backward do (see above)
+SMALL_PLANE = 128           # positions per channel below which the forward keeping nothing goes in blocks of channels,
+TRAINING_SMALL_PLANE = 9    # and below which the forward that keeps xhat and the backward do (see above)
 CHANNEL_BLOCK = 8192        # numbers per block (channels x positions), at least one channel
 
 

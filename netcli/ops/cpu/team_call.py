@@ -39,9 +39,10 @@ def has_helpers():
 def copy_rows(src, dst, rows, length, src_step, dst_step):
     """dst[r * dst_step + j] = src[r * src_step + j] for r < rows, j < length (flat arrays, steps
     in numbers) as a team job (copy_team.py), where the calling thread leads a team with helpers,
-    both are one block of memory in one floating dtype and there are PASS_NUMBERS or more; whether
-    it ran so (else the caller copies, as it always did)."""
-    if rows * length < PASS_NUMBERS or src.dtype != dst.dtype or src.dtype.kind != "f":
+    both are one block of memory in one floating dtype and there are two rows or more (its tiles
+    are rows) and PASS_NUMBERS numbers or more; whether it ran so (else the caller copies, as it
+    always did)."""
+    if rows < 2 or rows * length < PASS_NUMBERS or src.dtype != dst.dtype or src.dtype.kind != "f":
         return False
     team = with_helpers(src, dst)
     if team is None:

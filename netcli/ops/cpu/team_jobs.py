@@ -12,7 +12,7 @@ from llvmlite import ir
 from numba import carray, cfunc, from_dtype, njit, types
 from numba.extending import intrinsic
 
-from ...exec.claims import (CONV, COPY_BLOCKS, DW_BACKWARD, DW_FORWARD, IMAGE_GEMMS, ITEMSIZE, KIND, LRN_BACKWARD,
+from ...exec.claims import (CONV, COPY_ROWS, DW_BACKWARD, DW_FORWARD, IMAGE_GEMMS, ITEMSIZE, KIND, LRN_BACKWARD,
                             LRN_FORWARD, MOMENTS, NHWC_BACKWARD, NHWC_FORWARD, NSR_BACKWARD, NSR_FORWARD, NSR_SUMS,
                             POOL_BACKWARDS, POOL_FORWARDS, RECORD, RELU_BACKWARD, RELU_FORWARD, SUM_RELU_BACKWARD,
                             SUM_RELU_FORWARD, TILE, WEIGHT_GRAD, WEIGHTS, claim, close_job, finish, open_job, posted,
@@ -136,7 +136,7 @@ def _relu_backward(record_ptr, t, like_ptr):
     return _entry(eltwise_team.relu_backward_tile, record_ptr, t, like_ptr)
 
 
-def _copy_blocks(record_ptr, t, like_ptr):
+def _copy_rows(record_ptr, t, like_ptr):
     return _entry(copy_team.copy_tile, record_ptr, t, like_ptr)
 
 
@@ -145,7 +145,7 @@ ENTRIES = {CONV: _conv, WEIGHT_GRAD: _weight_grad, WEIGHTS: _weights, IMAGE_GEMM
            DW_FORWARD: _dw_forward, DW_BACKWARD: _dw_backward, NHWC_FORWARD: _nhwc_forward,
            NHWC_BACKWARD: _nhwc_backward, LRN_FORWARD: _lrn_forward, LRN_BACKWARD: _lrn_backward,
            SUM_RELU_FORWARD: _sum_relu_forward, SUM_RELU_BACKWARD: _sum_relu_backward,
-           RELU_FORWARD: _relu_forward, RELU_BACKWARD: _relu_backward, COPY_BLOCKS: _copy_blocks,
+           RELU_FORWARD: _relu_forward, RELU_BACKWARD: _relu_backward, COPY_ROWS: _copy_rows,
            **dict(zip(POOL_FORWARDS, (_ave3x3_forward, _ave_forward, _max2x2_forward, _max3x3_forward, _max_forward))),
            **dict(zip(POOL_BACKWARDS, (_max_backward, _ave3x3_backward, _ave_backward)))}
 _compiled: dict = {}        # entry_key(kind, dtype) -> its numba.cfunc (kept: its address stays valid)
