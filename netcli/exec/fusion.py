@@ -29,10 +29,10 @@ def find_chains(net, stretches, backward_ok):
     optionally a ReLU (negative_slope >= 0, keeping no mask: the chain's forward writes none, which
     its own backward, where the layers run apart, would read) in place on it too, in one
     per-sample stretch, with no loss weight on their tops. Where the chain needs a backward pass,
-    all three need it and the gradients are this net's own (backward_ok). A BatchNorm with use_global_stats needs
-    nothing from the batch, so its chain's forward is fused in any case (a TEST net that shares
-    the training net's params, as the solver's and pycaffe's test nets do), its backward, where
-    one is needed, run by the three layers apart."""
+    all three need it and the gradients are this net's own (backward_ok). A BatchNorm with
+    use_global_stats needs nothing from the batch, so its chain's forward is fused in any case (a
+    TEST net that shares the training net's params, as the solver's and pycaffe's test nets do),
+    its backward, where one is needed, run by the three layers apart."""
     chains = {}
     for n, idx in stretches:
         if n is None:
