@@ -243,6 +243,17 @@ class NetcliWorker(Worker):
         with threadpool_limits(threads.count(), user_api="blas"):
             return sgemm_gflops(lambda: a @ a)
 
+    def handover_ns(self):
+        """How far apart netcli's threads are: the least of 3 round trips of a cache line between
+        the calling thread's core and the first worker's, ns (exec/team.py: teams help where it
+        is within NEAR_NS; the two shares' weights and gradients cross it every iteration); None
+        with one thread or in a revision without the measure (--against)."""
+        from netcli.exec import team, threads
+        if threads.count() < 2 or not hasattr(team, "round_trip_ns"):
+            return None
+        trips = [ns for ns in (team.round_trip_ns() for _ in range(3)) if ns is not None]
+        return min(trips) if trips else None
+
     def _feed(self, net, batch):
         rows = self._next(batch)
         net.blobs["data"].data[...] = self.x[rows]

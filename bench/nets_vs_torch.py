@@ -23,6 +23,11 @@ beside netcli's, the machine's own ceiling ("ceil"): T one-thread netcli process
 1/T of the batch at the same time (no shared memory, no GIL, nothing to combine), against one
 process training the whole batch. Where cores share a memory bus, a cache or a physical core (a
 VM's vCPUs), the ceiling is under T, and so is any framework's scaling (up to CEILING_PROCESSES).
+After each net's rows: the round trip of a cache line between the cores of netcli's threads after
+each round. A VM's host may move its vCPUs between one core complex (~100 ns) and two (~500 ns)
+from one minute to the next, and the two shares' threads exchange their weights and gradients
+every iteration (LeNet at batch 32 on 2 vCPUs of an AMD EPYC Zen 5: 1.57-1.63x one thread near,
+1.24-1.32x far, the same day).
 PyTorch is not a netcli dependency: `pip install torch==2.13.0` installs the CPU build.
 Some environments set OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) for older OpenBLAS builds that fail
 on their CPUs; NumPy's own OpenBLAS then runs older kernels (AVX2 on an AVX-512 CPU: 1024^3 sgemm
@@ -254,10 +259,12 @@ def scaling(args, ctx):
                 for b in batches:
                     ws.ask(key, "train", args.warmup, b)
             got = {(key, b): [] for key in keys for b in batches}
+            trips = []             # after each round: how far apart the most threads' cores were
             for r in range(args.rounds):
                 for key in keys[r % len(keys):] + keys[:r % len(keys)]:
                     for b in batches:
                         got[key, b].append(b / statistics.median(ws.ask(key, "train", args.iters, b)))
+                trips.append(ws.ask(("netcli", counts[-1]), "handover_ns") if counts[-1] > 1 else None)
             wait = True
         except RuntimeError as e:
             print(f"{name}: {e}")
@@ -273,6 +280,11 @@ def scaling(args, ctx):
                 n, p = statistics.median(got[("netcli", t), b]), statistics.median(got[("torch", t), b])
                 print(f"{name:<10}{b:>6}{t:>8}{n:>9.0f}{n / one['netcli']:>6.2f}{ceil.get((t, b), '-'):>6}{p:>9.0f}"
                       f"{p / one['torch']:>6.2f}{n / p:>7.2f}", flush=True)
+        if any(ns is not None for ns in trips):
+            print(f"{name}: a cache line's round trip between the {counts[-1]} threads' cores after each round, ns: "
+                  + ", ".join("-" if ns is None else f"{ns:.0f}" for ns in trips)
+                  + " (a VM's host may move its vCPUs; the shares' weights and gradients cross every iteration)",
+                  flush=True)
 
 
 def ceiling(args, ctx, name, counts, batches):
