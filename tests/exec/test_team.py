@@ -12,6 +12,7 @@ import pytest
 from numba import cfunc, njit
 
 import netcli
+from helpers import with_a_helper
 from netcli.exec import team, threads
 from netcli.layers import utility
 from netcli.exec.claims import FAILED, FLAGS, GENERATIONS, KIND, POST, RECORD
@@ -71,11 +72,6 @@ def test_a_helper_takes_tiles_and_every_bit_stays(monkeypatch, compiled, dtype):
     monkeypatch.setattr(winograd, "BLOCK_BYTES", 2 ** 16)
     layers = [_layer(*case, seed=i) for i, case in enumerate(LAYERS)]
     alone = [_pass(*layer, m=case[6], k=case[7]) for layer, case in zip(layers, LAYERS)]
-    crew = team.Team(dtype)
-    crew.run = 1
-    helper = threading.Thread(target=team.help_lead, args=(crew,))
-    helper.start()
-    time.sleep(0.02)
     rng = np.random.default_rng(9)
     w, x = rng.standard_normal((24, 40)).astype(dtype), rng.standard_normal((13, 40, 30)).astype(dtype)
     products = np.full((13, 24, 30), np.nan, dtype)
@@ -83,10 +79,8 @@ def test_a_helper_takes_tiles_and_every_bit_stays(monkeypatch, compiled, dtype):
     def passes():
         image_gemms(w, x, products)         # a convolution's per-image GEMMs (ops/cpu/gemms_team.py)
         return [_pass(*layer, m=case[6], k=case[7]) for _ in range(3) for layer, case in zip(layers, LAYERS)]
-    together = team.lead(crew, passes)
-    helper.join(10)
-    assert not helper.is_alive()         # the lead's end let it go
-    assert crew.helped > 0
+    together, helped = with_a_helper(dtype, passes)
+    assert helped > 0
     assert np.array_equal(products, np.matmul(w, x))
     for i, got in enumerate(together):
         for a, b in zip(got, alone[i % len(LAYERS)]):
