@@ -91,3 +91,25 @@ def test_no_timed_iteration_holds_a_layer_first_call(tmp_path):
     net.executor.time_layer = first_call_slow
     fwd, bwd, total, _ = time_layers(net, 2)
     assert seen and max(fwd.max(), bwd.max()) < 100 and total < 0.2 * len(seen) / 2      # (a sleep timed: >= 100)
+
+
+def test_time_says_when_kernels_compile(tmp_path, monkeypatch):
+    """A kernel compiled in the warm-up pass is announced, then named with its seconds, before the
+    timed iterations begin (ops/compiles.py's notice)."""
+    from numba import njit
+
+    def add_one(x):
+        return x + 1
+    add_one.__module__ = "netcli.ops.cpu.probe"
+    kernel, forward = njit(add_one), netcli.Net.forward
+
+    def forward_compiling(net, *args, **kwargs):
+        kernel(np.float32(1))
+        return forward(net, *args, **kwargs)
+    monkeypatch.setattr(netcli.Net, "forward", forward_compiling)
+    said = []
+    benchmark(_net_file(tmp_path, 2), iterations=1, echo=said.append)
+    begins = said.index("*** Benchmark begins ***")
+    notice = said.index("Compiling kernels (first use; Numba caches them on disk for later runs) ...")
+    done = next(i for i, line in enumerate(said) if line.startswith("Kernels compiled in "))
+    assert notice < done < begins and "probe.add_one" in said[done]
