@@ -249,10 +249,9 @@ class NetcliWorker(Worker):
         is within NEAR_NS; the two shares' weights and gradients cross it every iteration); None
         with one thread or in a revision without the measure (--against)."""
         from netcli.exec import team, threads
-        if threads.count() < 2 or not hasattr(team, "round_trip_ns"):
+        if threads.count() < 2 or not hasattr(team, "least_round_trip_ns"):
             return None
-        trips = [ns for ns in (team.round_trip_ns() for _ in range(3)) if ns is not None]
-        return min(trips) if trips else None
+        return team.least_round_trip_ns(3)
 
     def _feed(self, net, batch):
         rows = self._next(batch)

@@ -115,6 +115,17 @@ class {name}(caffe.Layer):
 """
 
 
+def fresh_kernel(module):
+    """A Numba function never compiled before (x + 1), named as if from `module`: its first call
+    compiles whatever the on-disk cache holds (ops/compiles.py's notice)."""
+    from numba import njit
+
+    def add_one(x):
+        return x + 1
+    add_one.__module__ = module
+    return njit(add_one)
+
+
 def with_a_helper(dtype, fn, seconds=20.0):
     """fn() run by the lead of a team (netcli/exec/team.py) whose one helper thread takes tiles of
     its jobs of `dtype` (the helpers' loop compiled first, and the lead starts once the helper's

@@ -154,7 +154,14 @@ def near():
     (the least of MEASURES measures)."""
     now = time.monotonic()
     if _near["at"] is None or now - _near["at"] > RECHECK_S:
-        trips = [ns for ns in (round_trip_ns() for _ in range(MEASURES)) if ns is not None]
-        if trips:                           # (else: again at the next run)
-            _near["near"], _near["at"] = min(trips) <= NEAR_NS, now
+        least = least_round_trip_ns()
+        if least is not None:               # (else: again at the next run)
+            _near["near"], _near["at"] = least <= NEAR_NS, now
     return _near["near"]
+
+
+def least_round_trip_ns(measures=MEASURES):
+    """The least of `measures` round_trip_ns() (the first after a pause reads high: NEAR_NS's
+    comment); None where the worker never came."""
+    trips = [ns for ns in (round_trip_ns() for _ in range(measures)) if ns is not None]
+    return min(trips) if trips else None

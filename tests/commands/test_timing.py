@@ -96,12 +96,8 @@ def test_no_timed_iteration_holds_a_layer_first_call(tmp_path):
 def test_time_says_when_kernels_compile(tmp_path, monkeypatch):
     """A kernel compiled in the warm-up pass is announced, then named with its seconds, before the
     timed iterations begin (ops/compiles.py's notice)."""
-    from numba import njit
-
-    def add_one(x):
-        return x + 1
-    add_one.__module__ = "netcli.ops.cpu.probe"
-    kernel, forward = njit(add_one), netcli.Net.forward
+    from helpers import fresh_kernel
+    kernel, forward = fresh_kernel("netcli.ops.cpu.probe"), netcli.Net.forward
 
     def forward_compiling(net, *args, **kwargs):
         kernel(np.float32(1))

@@ -5,23 +5,16 @@ import subprocess
 import sys
 
 import numpy as np
-from numba import njit
 
+from helpers import fresh_kernel
 from netcli.ops.compiles import KernelCompiles
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _fresh_kernel(module):
-    def add_one(x):
-        return x + 1
-    add_one.__module__ = module
-    return njit(add_one)
-
-
 def test_a_compile_is_announced_named_and_timed_once():
     said = []
-    kernel = _fresh_kernel("netcli.ops.cpu.probe")
+    kernel = fresh_kernel("netcli.ops.cpu.probe")
     with KernelCompiles(said.append) as compiles:
         kernel(np.float32(1))
         assert said == ["Compiling kernels (first use; Numba caches them on disk for later runs) ..."]
@@ -35,7 +28,7 @@ def test_a_compile_is_announced_named_and_timed_once():
 def test_other_functions_compiling_are_not_netcli_kernels():
     said = []
     with KernelCompiles(said.append):
-        _fresh_kernel("someone_else")(np.float32(1))
+        fresh_kernel("someone_else")(np.float32(1))
     assert said == []
 
 
