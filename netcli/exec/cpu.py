@@ -38,7 +38,7 @@ from ..ops.cpu.shares import combine_shares
 from ..layers.base import PerSample
 from .fusion import find_chains
 from .grad_tree import add_child, schedule
-from .late_grads import clip, dense_ranges, form_tile, late_tasks, split_tasks, tile_elements, without_late
+from .late_grads import clip, dense_ranges, form_tile, late_tasks, of_layers, split_tasks, tile_elements, without_late
 from .arena import training_arena
 from .memory_plan import plan_cpu, refuse_if_too_big
 from .stretches import blocks as _blocks, plan_lines, plan_stretches, run_steps, share_steps, shares
@@ -307,11 +307,12 @@ class CpuExecutor:
                                            lambda combine, i, keys: self._exchanged(combine, self.workspaces[i], keys, n))
         return self._plans[key]
 
-    def _setup(self, n, idx, forward, backward, combine):
+    def _setup(self, n, idx, forward, backward, combine, alone=False):
         """What a run over layers idx needs beyond its `cleared`: it depends only on these
-        arguments and the thread count, so it is made once (batch-1 inference is mostly this)."""
+        arguments and the thread count, so it is made once (batch-1 inference is mostly this).
+        `alone`: the combination covers only the params of layers idx (time_layer)."""
         T_all = threads.count()
-        key = ("run", n, tuple(idx), forward, backward, combine, T_all)
+        key = ("run", n, tuple(idx), forward, backward, combine, alone, T_all)
         if key in self._plans:
             return self._plans[key]
         net = self.net
@@ -332,7 +333,8 @@ class CpuExecutor:
         fused = forward and backward and len(segments) == 1
         calls = self.ws.calls(T, fused)
         arena = self.arena if fused and self.arena and list(idx) == list(self.stretches[-1][1]) else None
-        params = [clip(self.dense, *block) for block in _blocks(net.param_diff.size, T)] if combine else ()
+        dense = of_layers(self.dense, net.param_diff, net, idx) if alone else self.dense
+        params = [clip(dense, *block) for block in _blocks(net.param_diff.size, T)] if combine else ()
         tiles = split_tasks(net, late, T) if late else [(0, 0)] * T
         while late and len(self.late_bufs) < T:
             self.late_bufs.append(np.zeros(len(ranges) * tile_elements(net, self.late), net.param_diff.dtype))
@@ -342,14 +344,14 @@ class CpuExecutor:
             me = weakref.ref(self)             # (kept in the plan: no cycle through a bound method)
             barriers = [threads.Barrier(T, at) for _, at in segments[:-1]] + (
                 [threads.Barrier(T, lambda: me()._before_step())] if combine else [])
-        self._plans[key] = out = (segments, combine, ranges, (first, stop), late, grads, T, blocks, rows, after,
-                                  final, calls, arena, params, tiles, finishes, barriers, team.teams_for(T, ranges, idx, net))
+        self._plans[key] = out = (segments, combine, ranges, (first, stop), late, grads, T, blocks, rows, after, final,
+                                  calls, arena, params, dense, tiles, finishes, barriers, team.teams_for(T, ranges, idx, net))
         return out
 
-    def _run(self, n, idx, forward, backward, cleared=False, combine=False, step=None):
+    def _run(self, n, idx, forward, backward, cleared=False, combine=False, step=None, alone=False):
         net = self.net
         (segments, combine, ranges, own, late, grads, T, blocks, rows, after, final, calls, arena, params,
-         tiles, finishes, barriers, teams) = self._setup(n, idx, forward, backward, combine)
+         dense, tiles, finishes, barriers, teams) = self._setup(n, idx, forward, backward, combine, alone)
         if not (combine or T == threads.count() == 1):
             step = None       # no sum of the shares' gradients here (the update's own run takes every thread)
         self._step = None if step is None else (step, finishes, own)
@@ -368,7 +370,7 @@ class CpuExecutor:
                         run_steps(steps, layers, bv, tv, ch, pdown, lo, hi, ws, s, grads, rows[s] + 1, sole,
                                   s > 0 or cleared)
                         for a, b in after[s] if after else ():
-                            for lo_, hi_ in self.dense:
+                            for lo_, hi_ in dense:
                                 add_child(net.param_diff, self.scratch, rows, a, b, lo_, hi_)
                     if combine_stats is not None:
                         if barriers:
@@ -431,8 +433,9 @@ class CpuExecutor:
         return 0, 0, 0.0
 
     def time_layer(self, i, forward):
-        """Run layer i alone, as training would (over shares, on the threads); None: timed by the
-        caller's clock (the GPU executor returns its device's times)."""
+        """Run layer i alone, as training would (over shares, on the threads), its backward
+        combining the shares' gradients of its own params only; None: timed by the caller's clock
+        (the GPU executor returns its device's times)."""
         net = self.net
         n = self.batch_of[i]
         if n is None or (not forward and not self.backward_ok):
@@ -441,5 +444,5 @@ class CpuExecutor:
             else:
                 net.layers[i].backward(net.top_vecs[i], net.propagate_down[i], net.bottom_vecs[i])
             return
-        self._run(n, [i], forward=forward, backward=not forward, combine=not forward)
+        self._run(n, [i], forward=forward, backward=not forward, combine=not forward, alone=True)
 

@@ -67,6 +67,15 @@ def clip(ranges, lo, hi):
     return [(max(a, lo), min(b, hi)) for a, b in ranges if min(b, hi) > max(a, lo)]
 
 
+def of_layers(ranges, base, net, idx):
+    """The parts of `ranges` (of the flat gradient `base`) that the params of layers idx hold:
+    what a run of those layers alone adds to the share partials (a layer timed alone: exec/cpu.py)."""
+    start = base.__array_interface__["data"][0]
+    held = sorted({((d.__array_interface__["data"][0] - start) // d.itemsize, d.size)
+                   for i in idx for d in [b.diff for b in net.layers[i].blobs]})
+    return sorted({part for lo, size in held for part in clip(ranges, lo, lo + size)})
+
+
 def form_tile(layer, tops, bottoms, j, a0, a1, shares, own, buf):
     """Param j's gradient rows a0..a1 += the tree sum of every share's part (shares: their (lo,
     hi) rows; own: the (first, stop) shares this process computes; buf: a flat scratch of at
