@@ -118,3 +118,26 @@ def test_a_strided_depthwise_runs_channels_last_up_to_256_outputs():
     assert rule(32, 64, 2) == rule(64, 112, 2) == "depthwise"                               # 32x32, 56x56 out
     assert rule(256, 8, 1) == rule(512, 4, 1) == "depthwise-nhwc"                           # 64, 16 out
     assert rule(128, 16, 1) == rule(32, 32, 1) == "depthwise"                               # 256, 1024 out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("C, H, W, S, D", [(5, 4, 5, 1, 1), (13, 6, 3, 2, 1), (37, 5, 5, 1, 2), (64, 4, 4, 1, 1),
+                                           (72, 3, 7, 2, 2), (24, 2, 2, 1, 1), (8, 9, 8, 2, 1)])
+def test_vectors_of_channels_give_the_loops_bits(C, H, W, S, D, dtype):
+    """depthwise_vectors.forward3x3 (vectors of 32 channels, then 8, then one by one) sums what
+    depthwise_nhwc's one-pass-per-tap loops sum, in the same order: the same bits, on a padded
+    buffer wider than the taps reach and views of images (a team's tile)."""
+    from netcli.ops.cpu.depthwise_nhwc import _forward_taps
+    from netcli.ops.cpu.depthwise_vectors import forward3x3
+    rng = np.random.default_rng(C * H + W)
+    OH, OW = (H - 1) // S + 1, (W - 1) // S + 1
+    xp = rng.standard_normal((3, (OH - 1) * S + 2 * D + 3, (OW - 1) * S + 2 * D + 2, C)).astype(dtype)
+    wt, b = rng.standard_normal((3, 3, C)).astype(dtype), rng.standard_normal(C).astype(dtype)
+    want, got = np.empty((3, OH, OW, C), dtype), np.full((3, OH, OW, C), np.nan, dtype)
+    _forward_taps(xp, want, wt, b, S, S, D, D)
+    forward3x3(xp[1:], got[1:], wt, b, S, S, D, D)
+    forward3x3(xp[:1], got[:1], wt, b, S, S, D, D)
+    assert np.array_equal(got, want)
+    ref = sum(wt[i, j] * xp[:, i * D:i * D + (OH - 1) * S + 1:S, j * D:j * D + (OW - 1) * S + 1:S] for i in range(3)
+              for j in range(3)) + b
+    np.testing.assert_allclose(got, ref, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)

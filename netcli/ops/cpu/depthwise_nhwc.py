@@ -18,6 +18,7 @@ image), dxp like xp, wt (KH, KW, C), part (KH*KW, OH, OW, C).
 import numpy as np
 from numba import njit
 
+from .depthwise_vectors import forward3x3
 from .im2col import nchw_to_nhwc_at, nhwc_to_nchw_at
 from .transpose import BLOCK
 
@@ -81,8 +82,8 @@ def depthwise_nhwc_forward_images(out, inp, bias, xp, yt, wt, SH, SW, PH, PW, DH
         if every:
             _zero_border(x1, H, W, PH, PW)
         _to_channels_last(inp[n:n + 1], x1, PH, PW)
-        if KH == KW == 3 and OH * OW >= ONE_PASS_POSITIONS:
-            _forward3x3(x1, y1, wt, b, SH, SW, DH, DW)
+        if KH == KW == 3:                 # in vectors of channels (depthwise_vectors.py)
+            forward3x3(x1, y1, wt, b, SH, SW, DH, DW)
         else:
             _forward_taps(x1, y1, wt, b, SH, SW, DH, DW)
         _to_channels_first(y1, out[n:n + 1], 0, 0)
@@ -104,42 +105,6 @@ def _forward_taps(xp, yt, wt, b, SH, SW, DH, DW):
                         src, wv = xp[n, oh * SH + i * DH, ow * SW + j * DW], wt[i, j]
                         for c in range(C):
                             acc[c] += wv[c] * src[c]
-
-
-# A 3x3 kernel's nine taps in one pass over each position's channels, from ONE_PASS_POSITIONS
-# output positions on, CHANNEL_BLOCK channels at a time (their nine weight rows stay in L1). One
-# thread, AMD EPYC Zen 4, 50 images, best of 7, forward, one pass per tap -> one pass: 128 ch
-# 16x16 stride 2 1.73 -> 1.20 ms, 256 ch 8x8 1.49 -> 1.18, 256 ch 8x8 stride 2 0.69 -> 0.62,
-# 512 ch 4x4 0.77 -> 0.68; but on 2x2 outputs 512 ch stride 2 0.36 -> 0.34 and 1024 ch 0.40 ->
-# 0.47 (0.62 without channel blocks; blocks of 128 channels: 0.47, and slower elsewhere).
-ONE_PASS_POSITIONS = 16
-CHANNEL_BLOCK = 256
-
-
-@njit(cache=True, nogil=True)
-def _forward3x3(xp, yt, wt, b, SH, SW, DH, DW):
-    """depthwise_nhwc_forward's sums for a 3x3 kernel in one pass over each output position's
-    channels: b + the nine taps' terms in (i, j) order (the same sums as one pass per tap, which
-    loads and stores the position's channels nine times)."""
-    N, OH, OW, C = yt.shape
-    for c0 in range(0, C, CHANNEL_BLOCK):
-        c1 = min(C, c0 + CHANNEL_BLOCK)
-        w0, w1, w2, w3, w4, w5, w6, w7, w8 = wt[0, 0, c0:c1], wt[0, 1, c0:c1], wt[0, 2, c0:c1], wt[1, 0, c0:c1], \
-            wt[1, 1, c0:c1], wt[1, 2, c0:c1], wt[2, 0, c0:c1], wt[2, 1, c0:c1], wt[2, 2, c0:c1]
-        bb = b[c0:c1]
-        for n in range(N):
-            for oh in range(OH):
-                r0, r1, r2 = xp[n, oh * SH], xp[n, oh * SH + DH], xp[n, oh * SH + 2 * DH]
-                for ow in range(OW):
-                    a0, a1, a2 = ow * SW, ow * SW + DW, ow * SW + 2 * DW
-                    s0, s1, s2 = r0[a0, c0:c1], r0[a1, c0:c1], r0[a2, c0:c1]
-                    s3, s4, s5 = r1[a0, c0:c1], r1[a1, c0:c1], r1[a2, c0:c1]
-                    s6, s7, s8 = r2[a0, c0:c1], r2[a1, c0:c1], r2[a2, c0:c1]
-                    acc = yt[n, oh, ow, c0:c1]
-                    for c in range(c1 - c0):
-                        acc[c] = ((((((((bb[c] + w0[c] * s0[c]) + w1[c] * s1[c]) + w2[c] * s2[c])
-                                       + w3[c] * s3[c]) + w4[c] * s4[c]) + w5[c] * s5[c]) + w6[c] * s6[c])
-                                  + w7[c] * s7[c]) + w8[c] * s8[c]
 
 
 @njit(cache=True, nogil=True)
