@@ -141,3 +141,26 @@ def test_vectors_of_channels_give_the_loops_bits(C, H, W, S, D, dtype):
     ref = sum(wt[i, j] * xp[:, i * D:i * D + (OH - 1) * S + 1:S, j * D:j * D + (OW - 1) * S + 1:S] for i in range(3)
               for j in range(3)) + b
     np.testing.assert_allclose(got, ref, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("N, C, H, S, D, K, taps", [(11, 13, 9, 1, 1, 3, (0, 9)), (20, 72, 16, 2, 1, 3, (0, 9)),
+                                                    (3, 40, 8, 1, 2, 3, (0, 9)), (9, 8, 4, 1, 1, 5, (0, 25)),
+                                                    (5, 24, 8, 1, 1, 3, (2, 7)), (4, 40, 2, 1, 1, 3, (0, 9))])
+def test_weight_gradient_vectors_sum_each_tap_over_the_images_in_order(N, C, H, S, D, K, taps, dtype):
+    """depthwise_vectors.weight_grad_taps (a 3x3 kernel's nine taps at once in vectors of 16, then
+    8 channels, over groups of images; the rest in loops) adds to each tap's per-position partial
+    the images' terms in order: the bits of a plain NumPy loop over the images."""
+    from netcli.ops.cpu.depthwise_vectors import weight_grad_taps
+    rng = np.random.default_rng(N * C + H)
+    OH = (H - 1) // S + 1
+    xp = rng.standard_normal((N, H + 2 * D * (K - 1), H + 2 * D * (K - 1), C)).astype(dtype)
+    yt = rng.standard_normal((N, OH, OH, C)).astype(dtype)
+    want = rng.standard_normal((K * K, OH, OH, C)).astype(dtype)
+    got = want.copy()
+    for n in range(N):
+        for t in range(*taps):
+            i, j = t // K, t % K
+            want[t] += yt[n] * xp[n, i * D:i * D + (OH - 1) * S + 1:S, j * D:j * D + (OH - 1) * S + 1:S]
+    weight_grad_taps(xp, yt, got, K, S, S, D, D, *taps)
+    assert np.array_equal(got, want)

@@ -18,7 +18,7 @@ image), dxp like xp, wt (KH, KW, C), part (KH*KW, OH, OW, C).
 import numpy as np
 from numba import njit
 
-from .depthwise_vectors import forward3x3
+from .depthwise_vectors import forward3x3, weight_grad_taps
 from .im2col import nchw_to_nhwc_at, nhwc_to_nchw_at
 from .transpose import BLOCK
 
@@ -215,15 +215,7 @@ def depthwise_nhwc_backward_weight_part(dweight, xp, yt, part, KH, KW, SH, SW, D
     channels ran loops of C/8 numbers: 512 x 4x4, 16 images, one thread, 0.13 -> 0.21 ms.)"""
     N, OH, OW, C = yt.shape
     part[t_from:t_to] = 0.0
-    for n in range(N):
-        for t in range(t_from, t_to):
-            i, j = t // KW, t % KW
-            acc = part[t]
-            for oh in range(OH):
-                for ow in range(OW):
-                    a, g, src = acc[oh, ow], yt[n, oh, ow], xp[n, oh * SH + i * DH, ow * SW + j * DW]
-                    for c in range(C):
-                        a[c] += g[c] * src[c]
+    weight_grad_taps(xp, yt, part, KW, SH, SW, DH, DW, t_from, t_to)       # (depthwise_vectors.py)
     s = np.empty(C, yt.dtype)
     for t in range(t_from, t_to):
         acc = part[t]
