@@ -160,9 +160,10 @@ NET_BN = NET.replace("""  - {name: relu1, type: ReLU, bottom: conv1, top: conv1}
                                                                               "bottom: pool1, top: conv2")
 
 
-# depthwise convolutions (ops/cpu/depthwise_passes.py): planes in rows, then channels last (stride 2)
+# depthwise convolutions (ops/cpu/depthwise_passes.py): planes in rows (dilated), then channels last (stride 2)
 NET_DW = NET.replace("""     convolution_param: {num_output: 16, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}
-  - {name: relu2""", """     convolution_param: {num_output: 16, group: 16, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}
+  - {name: relu2""", """     convolution_param: {num_output: 16, group: 16, kernel_size: 3, pad: 2, dilation: 2,
+                         weight_filler: {type: msra}}}
   - {name: conv3, type: Convolution, bottom: conv2, top: conv3,
      convolution_param: {num_output: 16, group: 16, kernel_size: 3, pad: 1, stride: 2,
                          weight_filler: {type: msra}}}

@@ -28,8 +28,8 @@ CONV_CASES += [
     ({"num_output": 5, "kernel_size": 1}, (3, 7, 5, 3)),          # small images: channels-last, one GEMM
     ({"num_output": 4, "kernel_size": 1, "bias_term": False}, (2, 9, 5, 7)),
     # depthwise (group == channels == num_output): the direct kernel; channels last on output
-    # planes of at most 64 positions (without dilation)
-    ({"num_output": 3, "kernel_size": 3, "pad": 1, "group": 3}, (3, 3, 9, 8)),
+    # planes of at most 256 positions (without dilation)
+    ({"num_output": 3, "kernel_size": 3, "pad": 1, "group": 3}, (3, 3, 17, 16)),
     ({"num_output": 4, "kernel_h": 3, "kernel_w": 2, "stride_h": 2, "stride_w": 3, "pad_h": 2, "pad_w": 1,
       "dilation": 2, "group": 4, "bias_term": False}, (2, 4, 9, 8)),
     ({"num_output": 3, "kernel_size": 3, "pad": 1, "group": 3}, (3, 3, 7, 6)),

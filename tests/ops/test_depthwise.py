@@ -105,19 +105,19 @@ def test_depthwise_nhwc_gives_the_plane_kernels_bits(case):
     assert np.array_equal(dx1, dx2) and np.array_equal(dw1, dw2)
 
 
-def test_a_strided_depthwise_runs_channels_last_up_to_256_outputs():
-    """conv2d_rule: "depthwise-nhwc" (the same bits, test above) for outputs of at most 64
-    positions, and with a stride up to NHWC_STRIDED (MobileNet-on-CIFAR's conv2_dw, 64 channels
-    32x32 stride 2); "depthwise" for larger planes."""
-    from netcli.ops.cpu.conv2d_rule import NHWC_STRIDED, conv2d_algorithm
+def test_a_depthwise_runs_channels_last_up_to_256_outputs():
+    """conv2d_rule: "depthwise-nhwc" (the same bits, test above) for outputs of at most
+    NHWC_POSITIONS positions, with a stride or without (MobileNet-on-CIFAR's conv2_dw, 64 channels
+    32x32 stride 2, and conv3_dw, 128 channels 16x16); "depthwise" for larger planes and dilation."""
+    from netcli.ops.cpu.conv2d_rule import NHWC_POSITIONS, conv2d_algorithm
 
-    def rule(C, H, S):
-        return conv2d_algorithm(C, H, H, C, 3, 3, S, S, 1, 1, 1, 1, C)
-    assert NHWC_STRIDED == 256
+    def rule(C, H, S, D=1):
+        return conv2d_algorithm(C, H, H, C, 3, 3, S, S, D, D, D, D, C)
+    assert NHWC_POSITIONS == 256
     assert rule(64, 32, 2) == rule(128, 32, 2) == rule(256, 16, 2) == "depthwise-nhwc"     # 16x16, 8x8 out
     assert rule(32, 64, 2) == rule(64, 112, 2) == "depthwise"                               # 32x32, 56x56 out
-    assert rule(256, 8, 1) == rule(512, 4, 1) == "depthwise-nhwc"                           # 64, 16 out
-    assert rule(128, 16, 1) == rule(32, 32, 1) == "depthwise"                               # 256, 1024 out
+    assert rule(256, 8, 1) == rule(512, 4, 1) == rule(128, 16, 1) == "depthwise-nhwc"      # 64, 16, 256 out
+    assert rule(32, 32, 1) == rule(64, 17, 1) == rule(128, 8, 1, D=2) == "depthwise"        # 1024, 289 out; dilated
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -16,7 +16,7 @@ GEMM_TEAM_ALGORITHMS = (*WINOGRAD_TILE, "1x1", "1x1-strided", "im2col", "1x1-nhw
 DEPTHWISE_ALGORITHMS = ("depthwise", "depthwise-nhwc")
 STRIDED_1X1_PIXELS = 49       # "1x1-strided" from this many output pixels on (conv2d_algorithm)
 PIXELS_1X1 = 36               # "1x1" (else "1x1-nhwc") from this many pixels per image on
-NHWC_STRIDED = 256            # "depthwise-nhwc" up to this many output positions with a stride (else 64)
+NHWC_POSITIONS = 256          # "depthwise-nhwc" up to this many output positions
 ONE_IMAGE_CHANNELS, ONE_IMAGE_PIXELS = 64, 400      # 3x3 Winograd whatever the batch from here on
 ONE_IMAGE_COLUMNS_K = 128     # im2col, not im2row, for one image from this many output channels on
 
@@ -30,15 +30,19 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       channel and image; 3x3 pad 1: 32 ch 32x32 4.1-5.3x / 3.3-5.6x, 128 ch 16x16 3.1-4.9x /
       3.9-4.7x, 256 ch 8x8 2.4-4.5x / 2.4-3.2x, 512 ch 4x4 1.4-3.4x / 1.2-1.8x; 64 ch 32x32
       stride 2 2.0x / 1.9-2.1x. "depthwise-nhwc" (the same sums, channels last) where the output
-      plane has at most 64 positions, against "depthwise" (32 images, one thread, AMD EPYC Zen 5,
-      best of 3, shared machine; forward / backward): 1024 ch 2x2 11x / 19x, 512 ch 4x4 4.7x /
-      6.7x, 512 ch 8x8 stride 2 4.4x / 3.6x, 256 ch 8x8 1.4x / 2.3x, 256 ch 16x16 stride 2 1.4x /
-      2.3x; from 16x16 outputs on it is slower (128 ch 16x16 0.5x / 0.9x, 64 ch 32x32 0.3x / 0.6x)
-      but with stride 2, where it is used up to 256 output positions (NHWC_STRIDED), "depthwise"'s
-      phase split being slow there (32 images, one thread, AMD EPYC Zen 5, best of 10; forward /
-      input gradient / weight gradient): 64 ch 32x32 stride 2 2.1x / 2.5x / 5.2x, 32 ch 2.7x /
-      2.5x / 5.0x, 128 ch 1.0x / 1.8x / 4.9x; larger outputs stay with it (32 ch 64x64 0.9x / 0.9x /
-      1.9x; 8 images of 64 ch 112x112 0.46x / 0.44x / 1.3x).
+      plane has at most NHWC_POSITIONS = 256 positions, against "depthwise" (32 images, one
+      thread, AMD EPYC Zen 5, best of 3, shared machine; forward / backward): 1024 ch 2x2 11x /
+      19x, 512 ch 4x4 4.7x / 6.7x, 512 ch 8x8 stride 2 4.4x / 3.6x, 256 ch 8x8 1.4x / 2.3x, 256 ch
+      16x16 stride 2 1.4x / 2.3x. With a stride its use up to 256 positions was measured there,
+      "depthwise"'s phase split being slow (32 images, one thread, AMD EPYC Zen 5, best of 10;
+      forward / input gradient / weight gradient): 64 ch 32x32 stride 2 2.1x / 2.5x / 5.2x, 32 ch
+      2.7x / 2.5x / 5.0x, 128 ch 1.0x / 1.8x / 4.9x. Without a stride it took 64 positions until
+      its 3x3 sums ran in vectors held in registers (depthwise_vectors.py); since then (50 images,
+      one thread, Intel Xeon model 207, median of 5, two runs; forward / backward): 128 ch 16x16
+      1.4x / 1.5-1.7x, 64 ch 16x16 1.6-1.7x / 1.9-2.1x, 32 ch 16x16 1.8x / 2.6x, 256 ch 16x16 1.0x
+      / 1.4x, 128 ch 12x12 1.8x / 2.4x, 96 ch 20x20 1.3x / 1.6x; larger planes stay with
+      "depthwise" (32 ch 32x32 0.82x / 1.14x, 64 ch 32x32 0.71x / 0.70x, 32 ch 64x64 0.66x /
+      0.89x; 8 images of 64 ch 112x112 stride 2 0.46x / 0.44x / 1.3x on AMD).
     - a 1x1 kernel with stride 1 and no padding (any dilation is the same kernel) needs no patch
       copy: "1x1" (GEMMs per image on the NCHW input) from PIXELS_1X1 = 36 pixels per image on
       (32->64 at 32x32: 2.7-3.0x / 1.4-1.8x; 64->128 and 128->128 at 16x16: 1.9-2.5x /
@@ -123,7 +127,7 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
     if group == C == K:
         OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
         OW = (W + 2 * PW - DW * (KW - 1) - 1) // SW + 1
-        small = OH * OW <= (NHWC_STRIDED if SH > 1 or SW > 1 else 64)
+        small = OH * OW <= NHWC_POSITIONS
         small = small and depthwise_nhwc_fits(KH, KW, PH, PW, DH, DW)
         return "depthwise-nhwc" if small else "depthwise"
     if KH == KW == 1 and SH == SW == 1 and PH == PW == 0:
