@@ -1,16 +1,19 @@
-"""The 3x3 depthwise convolution's forward sums on channels-last planes (depthwise_nhwc.py) in
-vectors of channels written as LLVM vectors: a vector's nine weights and its bias are loaded once
-per image and stay in registers while the loops run over the output positions, each position
-nine loads, nine products and nine sums in tap order and one store. The same float operations in
-the same order as depthwise_nhwc.py's loops (no fused multiply-add): the same bits.
+"""The 3x3 depthwise convolution's sums on channels-last planes (depthwise_nhwc.py) in vectors of
+channels written as LLVM vectors. The forward (`forward3x3`; on planes turned 180 degrees, also
+the stride-1 input gradient): a vector's nine weights and its bias are loaded once per image and
+stay in registers while the loops run over the output positions, each position nine loads, nine
+products and nine sums in tap order and one store. The weight gradient's per-position sums
+(`weight_grad_taps`): a position's nine sums stay in registers over a group of images. The same
+float operations in the same order as depthwise_nhwc.py's loops (no fused multiply-add): the same
+bits.
 
 Numba's loop over one position's channels (the form it replaced) reloaded the nine weight rows
 at every position and paid a runtime check and set-up per position, 19 loads for 8 outputs. Taps
-alone, outputs per ns, one thread, 2-vCPU Intel Xeon (model 207), loops -> vectors (3 runs
-alike): 512 ch 4x4 0.93 -> 1.36, 256 ch 8x8 1.08 -> 1.48, 1024 ch 2x2 1.02 -> 1.77, 128 ch 16x16
-1.03 -> 1.66, stride 2: 128 ch 16x16 0.63 -> 1.18, 256 ch 8x8 0.61 -> 0.76. Vectors of 32
-channels against 16 and 8 (the channels past them in vectors of 8, then one by one): 512 ch 4x4
-0.94 / 0.91 / 0.55, 256 ch 8x8 1.11 / 0.98 / 0.75 (a row of positions per call there)."""
+alone, outputs per ns, one thread, 2-vCPU Intel Xeon (model 207), best of 9, loops -> vectors:
+512 ch 4x4 1.03 -> 1.58, 256 ch 8x8 1.08 -> 1.48, 1024 ch 2x2 0.78 -> 1.28, 128 ch 16x16 1.11 ->
+1.97, 32 ch 32x32 0.74 -> 3.01; stride 2: 128 ch 16x16 1.06 -> 1.25, 256 ch 8x8 0.97 -> 1.19, 64
+ch 32x32 0.90 -> 1.89. Vectors of 8, 16 and 32 channels (a row of positions per call), each
+against the loops in its own run: 512 ch 4x4 0.89x, 1.34x, 1.59x; 256 ch 8x8 1.03x, 1.32x, 1.52x."""
 from __future__ import annotations
 
 from llvmlite import ir
@@ -19,6 +22,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 WIDE, NARROW = 32, 8      # the lanes of the vectors: as many wide ones as fit, then narrow ones
+SUMS_WIDE = 16            # the weight gradient's wide vectors (nine sums held at once)
 
 
 class _Codegen:
@@ -178,7 +182,7 @@ def _grads_kernel(lanes):
     return grads
 
 
-_grads_wide, _grads_narrow = _grads_kernel(16), _grads_kernel(NARROW)
+_grads_wide, _grads_narrow = _grads_kernel(SUMS_WIDE), _grads_kernel(NARROW)
 # Images per pass over the positions: each position's sums run over a group's images in
 # registers, the group's images staying in cache. From VECTOR_POSITIONS output positions on: the
 # weight gradient's taps, 50 images, one thread, Intel Xeon (model 207), median of 7, ms, loops ->
@@ -191,7 +195,7 @@ IMAGES, VECTOR_POSITIONS = 8, 64
 def weight_grad_taps(xp, yt, part, KW, SH, SW, DH, DW, t_from, t_to):
     """part[t, oh, ow, c] += the sum over images n in order of yt[n, oh, ow, c] *
     xp[n, oh*SH + i*DH, ow*SW + j*DW, c], for taps t = i*KW + j from t_from to t_to; a 3x3
-    kernel's nine taps at once in vectors of 16 channels, then NARROW, in groups of IMAGES images
+    kernel's nine taps at once in vectors of SUMS_WIDE channels, then NARROW, in groups of IMAGES images
     (from VECTOR_POSITIONS positions on); the rest (other kernels, parts of the taps) in a loop
     over each position's channels, image by image."""
     N, OH, OW, C = yt.shape
@@ -202,10 +206,10 @@ def weight_grad_taps(xp, yt, part, KW, SH, SW, DH, DW, t_from, t_to):
                yt.strides[1] // size, yt.strides[2] // size, part.strides[0] // size, part.strides[1] // size,
                part.strides[2] // size)
     nine = KW == 3 and t_from == 0 and t_to == 9 and part.shape[0] >= 9 and OH * OW >= VECTOR_POSITIONS
-    wide, narrow = (C - C % 16, C - C % NARROW) if nine else (0, 0)
+    wide, narrow = (C - C % SUMS_WIDE, C - C % NARROW) if nine else (0, 0)
     for n0 in range(0, N, IMAGES):
         n1 = min(N, n0 + IMAGES)
-        for c in range(0, wide, 16):
+        for c in range(0, wide, SUMS_WIDE):
             _grads_wide(xp, yt, part, c, n0, n1, OH, OW, SH, SW, DH, DW, strides)
         for c in range(wide, narrow, NARROW):
             _grads_narrow(xp, yt, part, c, n0, n1, OH, OW, SH, SW, DH, DW, strides)
@@ -216,6 +220,7 @@ def weight_grad_taps(xp, yt, part, KW, SH, SW, DH, DW, t_from, t_to):
             a, b = (t // KW) * DH, (t % KW) * DW
             for oh in range(OH):
                 for ow in range(OW):
-                    acc, g, src = part[t, oh, ow, narrow:], yt[n, oh, ow, narrow:], xp[n, oh * SH + a, ow * SW + b, narrow:]
+                    acc, g = part[t, oh, ow, narrow:], yt[n, oh, ow, narrow:]
+                    src = xp[n, oh * SH + a, ow * SW + b, narrow:]
                     for c in range(C - narrow):
                         acc[c] += g[c] * src[c]
