@@ -69,7 +69,7 @@ def depthwise_nhwc_forward(out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW, P
 def depthwise_nhwc_forward_images(out, inp, bias, xp, yt, wt, SH, SW, PH, PW, DH, DW):
     """depthwise_nhwc_forward after its weights were made channels-last in wt (KH, KW, C): on a
     team's tile of images (depthwise_team.py), their rows of out, inp, xp and yt."""
-    N, C, OH, OW = out.shape
+    N, C = out.shape[0], out.shape[1]
     H, W = inp.shape[2], inp.shape[3]
     KH, KW = wt.shape[0], wt.shape[1]
     b = bias if bias.shape[0] > 0 else np.zeros(C, yt.dtype)
