@@ -46,12 +46,16 @@ def split_tasks(net, tasks, T):
     return list(zip(cuts[:-1], cuts[1:]))
 
 
+def _places(base, diffs):
+    """[(offset, size)] in order: where the diffs lie in the flat gradient `base`, in numbers."""
+    start = base.__array_interface__["data"][0]
+    return sorted({((d.__array_interface__["data"][0] - start) // d.itemsize, d.size) for d in diffs})
+
+
 def dense_ranges(base, tasks, net):
     """[(lo, hi)]: the element ranges of the flat gradient `base` outside the late params (the
     ones the share partials and their combination cover)."""
-    start = base.__array_interface__["data"][0]
-    late = sorted({((d.__array_interface__["data"][0] - start) // d.itemsize, d.size)
-                   for i, j, _, _ in tasks for d in [net.layers[i].blobs[j].diff]})
+    late = _places(base, [net.layers[i].blobs[j].diff for i, j, _, _ in tasks])
     out, at = [], 0
     for lo, size in late:
         if lo > at:
@@ -70,9 +74,7 @@ def clip(ranges, lo, hi):
 def of_layers(ranges, base, net, idx):
     """The parts of `ranges` (of the flat gradient `base`) that the params of layers idx hold:
     what a run of those layers alone adds to the share partials (a layer timed alone: exec/cpu.py)."""
-    start = base.__array_interface__["data"][0]
-    held = sorted({((d.__array_interface__["data"][0] - start) // d.itemsize, d.size)
-                   for i in idx for d in [b.diff for b in net.layers[i].blobs]})
+    held = _places(base, [b.diff for i in idx for b in net.layers[i].blobs])
     return sorted({part for lo, size in held for part in clip(ranges, lo, lo + size)})
 
 
