@@ -32,8 +32,8 @@ from nets_vs_torch import cpu_model  # noqa: E402 - the CPU line every bench pri
 # (family, C, H, W, K, kernel, stride, pad, group): MobileNet-v1 on 32x32 (depthwise 3x3 and
 # pointwise 1x1), ResNet-20/56's 3x3 convs (16/32/64 channels at 32/16/8), Inception-style 1x1s
 # the algorithms a family's rule chooses between (each is also timed where the rule picks another)
-CANDIDATES = {"1x1": ("1x1", "1x1-nhwc"), "1x1/2": ("1x1-strided",), "3x3": ("winograd", "winograd4"),
-              "5x5": ("winograd",)}
+CANDIDATES = {"1x1": ("1x1", "1x1-nhwc"), "1x1/2": ("1x1-strided",), "3x3": ("winograd", "winograd4", "direct"),
+              "3x3/2": ("direct",), "7x7/2": ("direct",), "5x5": ("winograd4", "direct")}
 SHAPES = [
     ("depthwise", 32, 32, 32, 32, 3, 1, 1, 32),
     ("depthwise", 64, 32, 32, 64, 3, 2, 1, 64),
@@ -64,6 +64,14 @@ SHAPES = [
     ("3x3", 128, 16, 16, 128, 3, 1, 1, 1),
     ("3x3", 256, 8, 8, 256, 3, 1, 1, 1),
     ("3x3", 3, 32, 32, 16, 3, 1, 1, 1),           # a first layer on RGB
+    ("3x3", 128, 28, 28, 128, 3, 1, 1, 1),        # ResNet-50's
+    ("3x3", 256, 14, 14, 256, 3, 1, 1, 1),
+    ("3x3", 64, 56, 56, 64, 3, 1, 1, 1),
+    ("3x3/2", 16, 32, 32, 32, 3, 2, 1, 1),        # ResNet-20's downsampling
+    ("3x3/2", 32, 16, 16, 64, 3, 2, 1, 1),
+    ("3x3/2", 64, 32, 32, 128, 3, 2, 1, 1),
+    ("3x3/2", 128, 56, 56, 128, 3, 2, 1, 1),      # ResNet-50 v1.5's
+    ("7x7/2", 3, 224, 224, 64, 7, 2, 3, 1),       # ResNet-50's conv1
     ("5x5", 32, 16, 16, 32, 5, 1, 2, 1),          # cifar10_quick's conv2 and conv3
     ("5x5", 32, 8, 8, 64, 5, 1, 2, 1),
     ("5x5", 16, 16, 16, 16, 5, 1, 2, 1),          # Inception-style 5x5 branches
@@ -111,7 +119,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--share", type=int, default=32, help="images per call (one thread's share)")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--only", default="depthwise,1x1,3x3,5x5", help="families to run")
+    ap.add_argument("--only", default="depthwise,1x1,1x1/2,3x3,3x3/2,7x7/2,5x5", help="families to run")
     args = ap.parse_args()
     families = set(args.only.split(","))
     rng = np.random.default_rng(0)

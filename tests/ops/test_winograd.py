@@ -140,7 +140,7 @@ def test_f4x4_is_chosen_but_for_many_channels_on_small_planes():
 
     def algorithm(C, H, K, images):
         return conv2d_algorithm(C, H, H, K, 3, 3, 1, 1, 1, 1, 1, 1, 1, images=images)
-    assert algorithm(16, 32, 16, 32) == algorithm(64, 8, 64, 32) == algorithm(64, 56, 64, 1) == "winograd4"
+    assert algorithm(32, 16, 32, 32) == algorithm(64, 8, 64, 32) == algorithm(64, 56, 64, 1) == "winograd4"
     assert algorithm(128, 14, 128, 16) == algorithm(512, 28, 512, 4) == algorithm(64, 224, 64, 1) == "winograd4"
     assert algorithm(256, 14, 256, 16) == algorithm(512, 14, 512, 8) == algorithm(256, 16, 512, 32) == "winograd"
     assert (algorithm(64, 8, 64, 1), algorithm(3, 32, 16, 32)) == ("im2row", "im2col")     # too few tiles, 3 channels

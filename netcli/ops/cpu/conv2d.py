@@ -2,7 +2,7 @@
 backend replaces these functions). Arrays are NCHW; geometry is given in full:
 kernel KH x KW, stride SH x SW, padding PH x PW, dilation DH x DW, `group` channel groups.
 
-Nine algorithms, one per layer, picked from its shape by `conv2d_algorithm` (conv2d_rule.py):
+Ten algorithms, one per layer, picked from its shape by `conv2d_algorithm` (conv2d_rule.py):
 - "depthwise": group == channels == num_output, direct loops (netcli/ops/cpu/depthwise.py);
   "depthwise-nhwc" the same on small planes, channels last (depthwise_nhwc.py).
 - "1x1": a 1x1 kernel, stride 1, no padding: the input is its own patch matrix, so the
@@ -15,6 +15,8 @@ Nine algorithms, one per layer, picked from its shape by `conv2d_algorithm` (con
   multiplications (netcli/ops/cpu/winograd.py); "winograd4" F(4x4, 3x3): 36 GEMMs, 4x fewer, and
   for 5x5 F(4x4, 5x5): 64 GEMMs, 6.25x fewer (the transforms, channels last, in
   winograd_transforms.py).
+- "direct": each output a sum over taps and input channels, in vector blocks held in registers,
+  image by image on channels-last copies (netcli/ops/cpu/direct.py); for few channels.
 - "im2row": channels-last images and one GEMM per call, rows (n*OH*OW, KH*KW*C); for many
   channels (patch layouts in netcli/ops/cpu/im2col.py).
 - "im2col": one column block per image, per-image GEMMs writing NCHW directly; for few channels
@@ -32,18 +34,14 @@ import numpy as np
 
 from . import im2col
 from .chunks import first, image_chunks, largest
+from .conv1x1 import backward_1x1, gathered_weight_gradient, pixels_read
 from ...exec import threads
 from .depthwise_passes import depthwise_backward, depthwise_forward, depthwise_nhwc_backward, depthwise_nhwc_forward
 from .conv2d_rule import DEPTHWISE_ALGORITHMS, WINOGRAD_TILE
 from .image_gemms import gemm_columns, image_gemms
+from .direct import direct_backward, direct_forward, direct_scratch
 from .depthwise_nhwc import depthwise_nhwc_scratch, depthwise_nhwc_workspace
 from .winograd import winograd_backward, winograd_forward, winograd_scratch, winograd_workspace
-
-def _pixels_read(inp, xs, SH, SW):
-    """xs (n, C, OH, OW) = the pixels a 1x1 kernel of stride SH x SW reads from inp (no padding)."""
-    np.copyto(xs, inp[:, :, ::SH, ::SW])
-    return xs
-
 
 def patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, itemsize, keeps=True):
     """[(first, stop)]: the chunks of a call's images for "im2row" and "im2col" (the largest
@@ -54,12 +52,6 @@ def patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, itemsize, keep
     P, CKK = OH * OW, C // group * KH * KW
     per_image = max(P * CKK, P * K, H * W * C) + (K * CKK if algorithm == "im2col" and keeps else 0)
     return image_chunks(n, per_image * itemsize, keeps)
-
-
-def _gathered_weight_gradient(C, K, P, group):
-    """1x1: True when the per-image weight gradients (K x C/group per image) would move more
-    floats than copying dout and the input to (channels, n*P) for one GEMM over all pixels."""
-    return K * (C // group) > P * (K + C)
 
 
 def conv2d_workspace(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
@@ -113,11 +105,13 @@ def _scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
                 "xs": ((n, C, OH, OW), dtype), "dxs": ((n, C, OH, OW), dtype)}
     if algorithm == "depthwise":
         return {"no_bias": ((0,), dtype)}
+    if algorithm == "direct":
+        return direct_scratch(C, H, W, K, KH, KW, OH, OW, dtype)
     if algorithm == "depthwise-nhwc":
         return depthwise_nhwc_scratch(n, C, H, W, KH, KW, OH, OW, dtype)
     if algorithm in WINOGRAD_TILE:
         return winograd_scratch(n, C, H, W, K, OH, OW, dtype, WINOGRAD_TILE[algorithm], KH)
-    if algorithm == "1x1" and _gathered_weight_gradient(C, K, P, group):
+    if algorithm == "1x1" and gathered_weight_gradient(C, K, P, group):
         return {"dres": ((K, n * P), dtype), "xg": ((C, n * P), dtype), "dw": ((K, CKK), dtype),
                 "no_bias": ((0,), dtype)}
     if algorithm == "1x1":
@@ -198,13 +192,16 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
                                ws["wt"], *geometry[:8])
         after(0, n)
         return
+    if algorithm == "direct":
+        direct_forward(out, inp, weight, bias, ws, SH, SW, PH, PW, after)
+        return
     if algorithm in WINOGRAD_TILE:          # one image: its weight transform and GEMMs in tiles
         E = (WINOGRAD_TILE[algorithm] + KH - 1) ** 2
         tiled = _tiled if _tiles(n, E, E * ws["M"].shape[1] * weight.shape[0] * weight.shape[1]) else None
         winograd_forward(out, inp, weight, bias, ws, PH, PW, WINOGRAD_TILE[algorithm], after, tiled, tile, keeps)
         return
     if algorithm == "1x1-strided":
-        inp, algorithm = _pixels_read(inp, ws["xs"], SH, SW), "1x1"
+        inp, algorithm = pixels_read(inp, ws["xs"], SH, SW), "1x1"
     chunks = ((0, n),) if n == 1 else _chunks(inp, out, weight, group, algorithm, keeps)
     if algorithm in ("im2row", "1x1-nhwc"):
         P = OH * OW             # one image, fewer positions than output channels: tiles of channels
@@ -308,15 +305,18 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
             depthwise_nhwc_backward(dinp, dweight, dout, weight, ws["xp"], ws["yt"], ws["dxp"], ws["wt"], ws["part"],
                                     inp.shape[2], inp.shape[3], *geometry[:8])
         return
+    if algorithm == "direct":
+        direct_backward(dinp, dweight, dbias, dout, inp, weight, ws, SH, SW, PH, PW, fresh)
+        return
     if algorithm in WINOGRAD_TILE:
         winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh, WINOGRAD_TILE[algorithm])
         return
     if algorithm == "1x1":
-        _backward_1x1(dinp, dweight, dbias, dout, inp, weight, ws, group, fresh)
+        backward_1x1(dinp, dweight, dbias, dout, inp, weight, ws, group, fresh)
         return
     if algorithm == "1x1-strided":      # the pixels read, again; the input gradient zero elsewhere
-        xs, dxs = _pixels_read(inp, ws["xs"], SH, SW), None if dinp is None else ws["dxs"]
-        _backward_1x1(dxs, dweight, dbias, dout, xs, weight, ws, group, fresh)
+        xs, dxs = pixels_read(inp, ws["xs"], SH, SW), None if dinp is None else ws["dxs"]
+        backward_1x1(dxs, dweight, dbias, dout, xs, weight, ws, group, fresh)
         if dinp is not None:
             dinp[...] = 0.0
             dinp[:, :, ::SH, ::SW] = dxs
@@ -407,39 +407,3 @@ def _row_arrays(ws, m, P, algorithm):
     xt = first(xt, (m,) + xt.shape[1:])
     cols = first(ws["cols"], (m * P, ws["cols"].shape[1])) if algorithm == "im2row" else xt.reshape(-1, xt.shape[3])
     return xt, cols, first(ws["res"], (m * P, ws["res"].shape[1]))
-
-
-def _backward_1x1(dinp, dweight, dbias, dout, inp, weight, ws, group, fresh):
-    """conv2d_backward of "1x1": the input (n, C, P) is its own patch matrix and the input
-    gradient is written by per-image GEMMs. The weight gradient: per image into ws["dw"]
-    (n, K, C/group), then summed; or, where _gathered_weight_gradient says, one GEMM per group
-    over (channels, n*P) copies of dout (its bias sum on the way) and of the input."""
-    n, K = dout.shape[:2]
-    C = inp.shape[1]
-    kg, cg = K // group, C // group
-    w = weight.reshape(K, cg)
-    x3, dy3 = inp.reshape(n, C, -1), dout.reshape(n, K, -1)
-    gathered = "xg" in ws and dweight is not None
-    if dbias is not None and not gathered:
-        im2col.sum_bias(dy3, dbias)
-    if dweight is not None:
-        dw, dw2 = ws["dw"], dweight.reshape(K, cg)
-        if gathered:
-            dres, xg = ws["dres"], ws["xg"]
-            im2col.nchw_to_gemm(dout, dres, ws["no_bias"] if dbias is None else dbias)
-            im2col.nchw_to_gemm(inp, xg, ws["no_bias"])
-            for g in range(group):
-                np.dot(dres[g * kg:(g + 1) * kg], xg[g * cg:(g + 1) * cg].T, out=dw[g * kg:(g + 1) * kg])
-        else:
-            for g in range(group):      # per image: dy[n] (kg, P) @ x[n].T (P, cg)
-                image_gemms(dy3[:, g * kg:(g + 1) * kg], x3[:, g * cg:(g + 1) * cg].transpose(0, 2, 1),
-                            dw[:, g * kg:(g + 1) * kg])
-            dw = dw.sum(axis=0)
-        if fresh:
-            np.copyto(dw2, dw)
-        else:
-            dw2 += dw
-    if dinp is not None:
-        dx3 = dinp.reshape(n, C, -1)
-        for g in range(group):
-            image_gemms(w[g * kg:(g + 1) * kg].T, dy3[:, g * kg:(g + 1) * kg], dx3[:, g * cg:(g + 1) * cg])

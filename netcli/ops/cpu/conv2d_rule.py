@@ -3,9 +3,10 @@ layer's shape, with the measurements it was made from."""
 from __future__ import annotations
 
 from .depthwise_nhwc import depthwise_nhwc_fits
+from .direct import direct_fits, direct_positions
 from .winograd import winograd_fits
 
-ALGORITHMS = ("depthwise", "depthwise-nhwc", "1x1", "1x1-nhwc", "1x1-strided", "winograd", "winograd4", "im2row",
+ALGORITHMS = ("depthwise", "depthwise-nhwc", "1x1", "1x1-nhwc", "1x1-strided", "winograd", "winograd4", "direct", "im2row",
               "im2col")
 WINOGRAD_TILE = {"winograd": 2, "winograd4": 4}      # algorithm: m of F(m x m, k x k)
 # the algorithms whose work threads beyond a run's shares can help with (exec/team.py): Winograd's
@@ -19,6 +20,7 @@ PIXELS_1X1 = 36               # "1x1" (else "1x1-nhwc") from this many pixels pe
 NHWC_POSITIONS = 256          # "depthwise-nhwc" up to this many output positions
 ONE_IMAGE_CHANNELS, ONE_IMAGE_PIXELS = 64, 400      # 3x3 Winograd whatever the batch from here on
 ONE_IMAGE_COLUMNS_K = 128     # im2col, not im2row, for one image from this many output channels on
+DIRECT_CHANNELS = (8, 16)     # "direct" with stride 1 on this many input channels (_direct)
 
 
 def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=None):
@@ -132,6 +134,8 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
         return "depthwise-nhwc" if small else "depthwise"
     if KH == KW == 1 and SH == SW == 1 and PH == PW == 0:
         return "1x1" if H * W >= PIXELS_1X1 else "1x1-nhwc"
+    if _direct(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group):
+        return "direct"
     if KH == KW == 1 and PH == PW == 0 and ((H - 1) // SH + 1) * ((W - 1) // SW + 1) >= STRIDED_1X1_PIXELS:
         return "1x1-strided"
     OH, OW = H + 2 * PH - KH + 1, W + 2 * PW - KW + 1      # what winograd_fits leaves: stride 1
@@ -142,6 +146,16 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
             return "winograd4" if PH == PW and PH in (0, 2) else patch_layout(C, KW, group, K, images)
         return "winograd" if min(C, K) >= 256 and OH * OW < 28 * 28 else "winograd4"
     return patch_layout(C, KW, group, K, images)
+
+
+def _direct(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group):
+    """Whether "direct" (direct.py) runs this layer: where direct_fits, on planes that fill its
+    blocks, a kernel with a stride (ResNet's downsampling 3x3s, a 7x7 first layer), and 3x3
+    kernels with stride 1 on DIRECT_CHANNELS input channels (ResNet-20's first stage)."""
+    OH, OW = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
+    if not (direct_fits(KH, KW, SH, SW, PH, PW, DH, DW, group, K) and direct_positions(H, W, OH, OW, SH, SW)):
+        return False
+    return SH * SW > 1 or (KH == KW == 3 and DIRECT_CHANNELS[0] <= C <= DIRECT_CHANNELS[1])
 
 
 def patch_layout(C, KW, group, K=0, images=None):

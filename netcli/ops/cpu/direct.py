@@ -1,0 +1,206 @@
+"""Direct convolution ("direct"): each output a sum over the kernel's taps and the input channels,
+computed image by image on channels-last copies (the input padded, dout padded for the input
+gradient) in vector blocks held in registers (direct_vectors.py); no patch matrix, no GEMM.
+
+- Forward: y[n, k, oh, ow] = b[k] + sum over (i, j), then c, of x[n, c, oh*SH + i - PH, ow*SW +
+  j - PW] * w[k, c, i, j].
+- Input gradient: a direct convolution of dout with the kernel turned 180 degrees and its
+  channels swapped; with a stride, one per phase of the input (the input positions whose
+  row % SH and column % SW are equal: the taps that reach them are a smaller kernel, stride 1).
+  Its channels are rounded up to vectors of 16 (zero weights past C).
+- Weight gradient: at each tap, blocks of input x output channels summed over every position,
+  image after image.
+Every number is a sum in one fixed order that neither the blocks nor the threads change.
+Nothing is kept from the forward for the backward (the padded copy is made again, one image at a
+time): the scratch is one image's copies and the channels-last weights.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .direct_vectors import FORWARD_BLOCKS, LANES, grads4x1, grads8x2, grads16x1, sums1, sums2, sums4
+from .im2col import nchw_to_nhwc_at, nhwc_to_nchw_at, sum_bias
+
+GROUP = 8                 # images per forward call: `after` runs on them while they are in cache
+GRAD_ROWS_BYTES = 32768   # the weight gradient's blocks of dout rows
+
+
+def direct_fits(KH, KW, SH, SW, PH, PW, DH, DW, group, K):
+    """Whether "direct" computes this convolution: no groups or dilation, output channels in
+    vectors of 16, a stride no larger than the kernel, padding under the kernel."""
+    return group == DH == DW == 1 and K % LANES == 0 and SH <= KH and SW <= KW and PH < KH and PW < KW
+
+
+def direct_positions(H, W, OH, OW, SH, SW):
+    """Whether each pass has the positions of a whole block: the output plane, and each phase
+    of the input gradient's."""
+    return min(OH * OW, (H // SH) * (W // SW)) >= max(FORWARD_BLOCKS.values())
+
+
+def _round(c, to):
+    return -(-c // to) * to
+
+
+@njit(cache=True, nogil=True)
+def _pairs(C, K):
+    """Whether the weight gradient goes in blocks of 8 input channels x 2 vectors (else 16 x 1,
+    then 4 x 1)."""
+    return K % 32 == 0 and C >= 8
+
+
+def _grad_channels(C, K):
+    """The weight gradient's input channels, rounded up to its blocks'."""
+    return _round(C, 8) if _pairs(C, K) else _round(C, 4)
+
+
+def direct_scratch(C, H, W, K, KH, KW, OH, OW, dtype):
+    """{name: (shape, dtype)}: one image's padded channels-last input and output, dout padded and
+    the input gradient channels last; the weights channels last (forward: wt, input gradient: wf,
+    weight gradient: dw); zeros for the input gradient's bias."""
+    Cg, Cv = _grad_channels(C, K), _round(C, LANES)
+    return {"xp": ((1, H + 2 * KH - 2, W + 2 * KW - 2, Cg), dtype), "yt": ((1, OH, OW, K), dtype),
+            "wt": ((KH, KW, C, K), dtype), "dyp": ((1, H + 2 * KH, W + 2 * KW, K), dtype),
+            "dxt": ((1, H, W, Cv), dtype), "wf": ((KH, KW, K, Cv), dtype), "dw": ((KH, KW, Cg, K), dtype),
+            "zeros": ((max(K, Cv),), dtype)}
+
+
+@njit(cache=True, nogil=True)
+def _strides(a):
+    return a.strides[0] // a.itemsize, a.strides[1] // a.itemsize
+
+
+@njit(cache=True, nogil=True)
+def _sums(x, y, w, b, C, OH, OW, SH, SW):
+    """y[oh, ow, k] = b[k] + sum over taps (i, j), then c < C, of x[oh*SH + i, ow*SW + j, c] *
+    w[i, j, c, k], for every (oh, ow) < (OH, OW) and k < w's last axis (a multiple of 16)."""
+    KH, KW, K = w.shape[0], w.shape[1], w.shape[3]
+    size, P = x.itemsize, OH * OW
+    if x.strides[2] != size or y.strides[2] != size or w.strides[3] != size:
+        raise ValueError("the vectors need each position's channels one after another")
+    if P < 24:
+        raise ValueError("direct_positions: fewer positions than a block")
+    strides = _strides(x) + _strides(y) + (w.strides[0] // size, w.strides[1] // size, w.strides[2] // size)
+    if K % 64 == 0:
+        for k0 in range(0, K, 64):
+            for p in range(0, P, 6):     # the last block ends at the plane's end (the same bits twice)
+                sums4(x, y, w, b, min(p, P - 6), k0, C, KH, KW, OW, SH, SW, strides)
+    elif K % 32 == 0:
+        for k0 in range(0, K, 32):
+            for p in range(0, P, 12):
+                sums2(x, y, w, b, min(p, P - 12), k0, C, KH, KW, OW, SH, SW, strides)
+    else:
+        for k0 in range(0, K, 16):
+            for p in range(0, P, 24):
+                sums1(x, y, w, b, min(p, P - 24), k0, C, KH, KW, OW, SH, SW, strides)
+
+
+@njit(cache=True, nogil=True)
+def _grads(x, dy, dw, OH, OW, SH, SW):
+    """dw[i, j, c, k] += the sum over (oh, ow) in order of x[oh*SH + i, ow*SW + j, c] * dy[oh,
+    ow, k], for every tap, c < dw.shape[2] and k; in blocks of GRAD_ROWS_BYTES of dy's rows, each
+    block's reads staying in cache over the taps."""
+    KH, KW, Cg, K = dw.shape
+    size = x.itemsize
+    if x.strides[2] != size or dy.strides[2] != size or dw.strides[3] != size:
+        raise ValueError("the vectors need each position's channels one after another")
+    strides = _strides(x) + _strides(dy) + (dw.strides[0] // size, dw.strides[1] // size, dw.strides[2] // size)
+    rows = max(1, GRAD_ROWS_BYTES // (OW * K * size))
+    pairs = _pairs(Cg, K)
+    for r0 in range(0, OH, rows):
+        r1 = min(OH, r0 + rows)
+        for i in range(KH):
+            for j in range(KW):
+                if pairs:
+                    for k0 in range(0, K, 32):
+                        for c0 in range(0, Cg, 8):
+                            grads8x2(x, dy, dw, c0, k0, i, j, r0, r1, OW, SH, SW, strides)
+                    continue
+                wide = Cg - Cg % 16
+                for k0 in range(0, K, 16):
+                    for c0 in range(0, wide, 16):
+                        grads16x1(x, dy, dw, c0, k0, i, j, r0, r1, OW, SH, SW, strides)
+                    for c0 in range(wide, Cg, 4):
+                        grads4x1(x, dy, dw, c0, k0, i, j, r0, r1, OW, SH, SW, strides)
+
+
+@njit(cache=True, nogil=True)
+def direct_forward_images(out, inp, wt, b, xp, yt, SH, SW, PH, PW):
+    """out (n, K, OH, OW) = inp (n, C, H, W) * the weights wt (KH, KW, C, K) + b (K,), image by
+    image through xp (its padded copy, channels last) and yt (its output, channels last)."""
+    N, C = inp.shape[0], inp.shape[1]
+    OH, OW = out.shape[2], out.shape[3]
+    xp[...] = 0.0
+    for n in range(N):
+        nchw_to_nhwc_at(inp[n:n + 1], xp, PH, PW)
+        _sums(xp[0], yt[0], wt, b, C, OH, OW, SH, SW)
+        nhwc_to_nchw_at(yt, out[n:n + 1], 0, 0)
+
+
+@njit(cache=True, nogil=True)
+def direct_backward_images(dinp, dw, dout, inp, wf, xp, dyp, dxt, zeros, SH, SW, PH, PW, data, weights):
+    """From dout (n, K, OH, OW) and inp (n, C, H, W), image by image: where `weights`, dw (KH,
+    KW, Cg, K) += the weight gradient (channels last); where `data`, dinp (n, C, H, W) = the
+    input gradient, through wf (KH, KW, K, Cv): the weights channels last, zero past C."""
+    N, C, H, W = inp.shape
+    K, OH, OW = dout.shape[1], dout.shape[2], dout.shape[3]
+    KH, KW = wf.shape[0], wf.shape[1]
+    TH, TW = KH - 1, KW - 1               # dout's place in dyp: every phase's taps reach inside
+    xp[...] = 0.0
+    dyp[...] = 0.0
+    for n in range(N):
+        nchw_to_nhwc_at(dout[n:n + 1], dyp, TH, TW)
+        if weights:
+            nchw_to_nhwc_at(inp[n:n + 1], xp, PH, PW)
+            _grads(xp[0], dyp[0, TH:TH + OH, TW:TW + OW], dw, OH, OW, SH, SW)
+        if not data:
+            continue
+        for r in range(SH):              # input rows h with (h + PH) % SH == r: taps i = r + SH*q
+            Qr = (KH - 1 - r) // SH + 1
+            a0, a1 = (PH - r + SH - 1) // SH, (PH + H - r + SH - 1) // SH
+            for s in range(SW):
+                Qs = (KW - 1 - s) // SW + 1
+                b0, b1 = (PW - s + SW - 1) // SW, (PW + W - s + SW - 1) // SW
+                h0, w0 = SH * a0 + r - PH, SW * b0 + s - PW
+                y = dxt[0, h0:h0 + SH * (a1 - a0 - 1) + 1:SH, w0:w0 + SW * (b1 - b0 - 1) + 1:SW]
+                x = dyp[0, a0 - Qr + 1 + TH:, b0 - Qs + 1 + TW:]
+                _sums(x, y, wf[r::SH, s::SW][::-1, ::-1], zeros, K, a1 - a0, b1 - b0, 1, 1)
+        nhwc_to_nchw_at(dxt, dinp[n:n + 1], 0, 0)
+
+
+def direct_forward(out, inp, weight, bias, ws, SH, SW, PH, PW, after):
+    """conv2d_forward of "direct": groups of GROUP images, after(a, b) on each."""
+    K, C = weight.shape[:2]
+    wt = ws["wt"]
+    np.copyto(wt, weight.transpose(2, 3, 1, 0))
+    b = ws["zeros"][:K] if bias is None else bias
+    if bias is None:
+        b[...] = 0.0
+    for a in range(0, out.shape[0], GROUP):
+        z = min(out.shape[0], a + GROUP)
+        direct_forward_images(out[a:z], inp[a:z], wt, b, ws["xp"], ws["yt"], SH, SW, PH, PW)
+        after(a, z)
+
+
+def direct_backward(dinp, dweight, dbias, dout, inp, weight, ws, SH, SW, PH, PW, fresh):
+    """conv2d_backward of "direct": dinp written, dweight and dbias = (fresh) or += (each may be
+    None: not computed)."""
+    K, C = weight.shape[:2]
+    if dbias is not None:
+        if fresh:
+            dbias[...] = 0.0
+        sum_bias(dout.reshape(dout.shape[0], K, -1), dbias)
+    wf, dw, zeros = ws["wf"], ws["dw"], ws["zeros"]
+    if dinp is not None:
+        wf[..., C:] = 0.0
+        np.copyto(wf[..., :C], weight.transpose(2, 3, 0, 1))
+        zeros[...] = 0.0
+    dw[...] = 0.0
+    direct_backward_images(inp if dinp is None else dinp, dw, dout, inp, wf, ws["xp"], ws["dyp"], ws["dxt"],
+                           zeros[:wf.shape[3]], SH, SW, PH, PW, dinp is not None, dweight is not None)
+    if dweight is not None:
+        grads = dw[:, :, :C].transpose(3, 2, 0, 1)
+        if fresh:
+            np.copyto(dweight, grads)
+        else:
+            dweight += grads
