@@ -1,0 +1,131 @@
+"""The direct convolution (netcli/ops/cpu/direct.py, direct_vectors.py) in float32 against a
+float64 NumPy reference, its groups of images, where the rule takes it, and the weights of a net
+that runs it for any thread count. (Float64, finite differences and the += / fresh modes:
+tests/ops/test_kernel_boundary.py.)"""
+import numpy as np
+import pytest
+
+import netcli
+from netcli.ops.cpu import direct
+from netcli.ops.cpu.conv2d import conv2d_backward, conv2d_forward, conv2d_scratch
+from netcli.ops.cpu.conv2d_rule import conv2d_algorithm
+from reference import conv2d as ref_conv
+
+
+def _backward_reference(x, w, dy, S, P):
+    """dx and dw of sum(conv(x, w) * dy), in float64, tap by tap."""
+    K, C, KH, KW = w.shape
+    OH, OW = dy.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))
+    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
+    for i in range(KH):
+        for j in range(KW):
+            rows, cols = slice(i, i + S * (OH - 1) + 1, S), slice(j, j + S * (OW - 1) + 1, S)
+            dw[:, :, i, j] = np.einsum("nkhw,nchw->kc", dy, xp[:, :, rows, cols])
+            dxp[:, :, rows, cols] += np.einsum("nkhw,kc->nchw", dy, w[:, :, i, j])
+    return dxp[:, :, P:P + x.shape[2], P:P + x.shape[3]], dw
+
+
+@pytest.mark.parametrize("n,C,K,k,S,P,H,W", [
+    (3, 16, 16, 3, 1, 1, 21, 19), (2, 9, 32, 3, 1, 1, 12, 13), (2, 32, 64, 3, 2, 1, 17, 15),
+    (2, 3, 48, 7, 2, 3, 23, 22), (2, 13, 16, 3, 2, 0, 15, 16), (2, 24, 96, 3, 2, 1, 11, 12)])
+def test_float32_sums_match_float64_numpy(n, C, K, k, S, P, H, W):
+    rng = np.random.default_rng(C + K + H)
+    x = rng.standard_normal((n, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((K, C, k, k)).astype(np.float32)
+    b = rng.standard_normal(K).astype(np.float32)
+    y_ref = ref_conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), (S, S), (P, P))
+    OH, OW = y_ref.shape[2:]
+    assert conv2d_algorithm(C, H, W, K, k, k, S, S, P, P, 1, 1, 1, images=n) == "direct"
+    geometry = (k, k, S, S, P, P, 1, 1, 1, "direct")
+    ws = {name: np.full(shape, np.nan, np.float32) for name, (shape, _) in
+          conv2d_scratch(n, C, H, W, K, k, k, OH, OW, 1, "direct", np.float32).items()}
+    y = np.full(y_ref.shape, np.nan, np.float32)
+    conv2d_forward(y, x, w, b, ws, *geometry)
+    # float32 sums of `terms` products of numbers near 1: errors far under 1e-6 per term; a
+    # wrong tap, channel or position is off by about 1
+    np.testing.assert_allclose(y, y_ref, atol=1e-6 * C * k * k)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx_ref, dw_ref = _backward_reference(x.astype(np.float64), w.astype(np.float64), dy.astype(np.float64), S, P)
+    dx, dw, db = np.full_like(x, np.nan), np.full_like(w, np.nan), np.full_like(b, np.nan)
+    conv2d_backward(dx, dw, db, dy, x, w, ws, *geometry, True)
+    np.testing.assert_allclose(dx, dx_ref, atol=1e-6 * K * k * k)
+    np.testing.assert_allclose(dw, dw_ref, atol=1e-6 * n * OH * OW)
+    np.testing.assert_allclose(db, dy.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-4)
+
+
+def test_the_forward_hands_over_groups_of_images_as_they_are_final(monkeypatch):
+    monkeypatch.setattr(direct, "GROUP", 2)
+    rng = np.random.default_rng(5)
+    n, C, K, H = 5, 16, 16, 8
+    x, w, b = rng.standard_normal((n, C, H, H)), rng.standard_normal((K, C, 3, 3)), rng.standard_normal(K)
+    y_ref = ref_conv(x, w, b, (1, 1), (1, 1))
+    ws = {name: np.full(shape, np.nan) for name, (shape, _) in
+          conv2d_scratch(n, C, H, H, K, 3, 3, H, H, 1, "direct", np.float64).items()}
+    y, done = np.full(y_ref.shape, np.nan), []
+
+    def after(a, z):
+        np.testing.assert_allclose(y[a:z], y_ref[a:z], rtol=1e-10, atol=1e-10)
+        assert np.isnan(y[z:]).all()
+        done.append((a, z))
+    conv2d_forward(y, x, w, b, ws, 3, 3, 1, 1, 1, 1, 1, 1, 1, "direct", after=after)
+    assert done == [(0, 2), (2, 4), (4, 5)]
+
+
+def test_the_rule_takes_direct_for_few_channels_and_strides():
+    def algorithm(C, H, K, k, S, P, images=32):
+        return conv2d_algorithm(C, H, H, K, k, k, S, S, P, P, 1, 1, 1, images=images)
+    # ResNet-20's first stage and downsampling 3x3s, ResNet-50's 7x7 first layer
+    assert algorithm(16, 32, 16, 3, 1, 1) == algorithm(16, 32, 32, 3, 2, 1) == algorithm(32, 16, 64, 3, 2, 1) == "direct"
+    assert algorithm(3, 224, 64, 7, 2, 3, images=8) == algorithm(16, 32, 16, 3, 1, 1, images=1) == "direct"
+    assert algorithm(32, 16, 32, 3, 1, 1) == algorithm(8, 16, 16, 3, 1, 1) == "direct"
+    assert algorithm(48, 16, 48, 3, 1, 1) == algorithm(64, 8, 64, 3, 1, 1) == "winograd4"     # more channels
+    assert algorithm(3, 32, 16, 3, 1, 1) == "im2col"            # a first layer's 3 channels, stride 1
+    assert algorithm(16, 32, 24, 3, 2, 1) == "im2row"           # outputs not in vectors of 16
+    assert algorithm(16, 8, 16, 3, 2, 1) == "im2row"            # 16 outputs: fewer than a block
+    assert algorithm(16, 16, 16, 5, 1, 2) == "winograd4"        # 5x5
+
+
+NET = """\
+name: Direct
+layers:
+  - {{name: mnist, type: Data, top: [data, label], include: {{phase: TRAIN}},
+     transform_param: {{scale: 0.00390625}}, data_param: {{source: "mnist:train", batch_size: {batch}, shuffle: true}}}}
+  - {{name: mnist, type: Data, top: [data, label], include: {{phase: TEST}},
+     transform_param: {{scale: 0.00390625}}, data_param: {{source: "mnist:test", batch_size: 50}}}}
+  - {{name: conv1, type: Convolution, bottom: data, top: conv1,
+     convolution_param: {{num_output: 16, kernel_size: 3, pad: 1, weight_filler: {{type: msra}}}}}}
+  - {{name: relu1, type: ReLU, bottom: conv1, top: conv1}}
+  - {{name: conv2, type: Convolution, bottom: conv1, top: conv2,
+     convolution_param: {{num_output: 16, kernel_size: 3, pad: 1, bias_term: false, weight_filler: {{type: msra}}}}}}
+  - {{name: bn2, type: BatchNorm, bottom: conv2, top: conv2}}
+  - {{name: relu2, type: ReLU, bottom: conv2, top: conv2}}
+  - {{name: conv3, type: Convolution, bottom: conv2, top: conv3,
+     convolution_param: {{num_output: 32, kernel_size: 3, pad: 1, stride: 2, weight_filler: {{type: msra}}}}}}
+  - {{name: relu3, type: ReLU, bottom: conv3, top: conv3}}
+  - {{name: ip, type: InnerProduct, bottom: conv3, top: ip,
+     inner_product_param: {{num_output: 10, weight_filler: {{type: xavier}}}}}}
+  - {{name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}}
+"""
+
+
+def test_a_net_of_direct_convolutions_trains_to_the_same_bits_for_any_thread_count(tmp_path, monkeypatch):
+    from netcli.exec import threads
+    from resnetlike import resnet_solver
+    monkeypatch.setenv("NETCLI_OFFLINE", "1")
+    old, got = threads.count(), []
+    try:
+        for n in (1, 2, 3, 4):
+            threads.set_threads(n)
+            s = netcli.Solver(resnet_solver(str(tmp_path / str(n)), "d", iters=3, test=100, batch=32, text=NET),
+                              progress=False, quiet=True, shares=4)
+            layers = {layer.name: layer for layer in s.net.layers}
+            assert [layers[c].algorithm for c in ("conv1", "conv2", "conv3")] == ["im2col", "direct", "direct"]
+            before = s.net.param_data.copy()
+            s.step(3)
+            assert not np.array_equal(before, s.net.param_data)
+            got.append(s.net.param_data.copy())
+    finally:
+        threads.set_threads(old)
+    for w in got[1:]:
+        assert np.array_equal(w, got[0])
