@@ -9,7 +9,7 @@ record: its kind (the kinds below), its tiles, the ends of its first two phases,
 address, its arrays' itemsize, the address of the compiled function that runs a tile of its kind
 (ops/cpu/team_jobs.py writes it), then the job's own fields from HEAD on (ops/cpu/winograd_team.py,
 gemms_team.py, channels_team.py, depthwise_team.py, pool_team.py, lrn_team.py, eltwise_team.py,
-copy_team.py; ops/cpu/team_jobs.py runs them)."""
+copy_team.py, direct_team.py; ops/cpu/team_jobs.py runs them)."""
 from numba import njit
 
 from .spin import _add, _cas, _load, _store
@@ -21,15 +21,17 @@ SHIFT, MASK, GENERATIONS = 32, (1 << 32) - 1, (1 << 31) - 1
 # the weights' transform (or its adjoint); BatchNorm's moments, and the BatchNorm + Scale + ReLU
 # chain's forward, gradient sums and backward; a depthwise convolution's forward and backward
 # (planes in rows, or channels last); LRN's forward and backward; an Eltwise SUM's with its ReLU
-# (exec/fusion.py's SumReLU); pooling's; a ReLU's; a copy of rows (Concat's and Slice's). Numbered
-# once, for good: a job writer compiled into Numba's cache keeps the number it was compiled with
-# while its own file is unchanged.
+# (exec/fusion.py's SumReLU); pooling's; a ReLU's; a copy of rows (Concat's and Slice's); the direct
+# convolution's forward and backward (ops/cpu/direct_team.py). Numbered once, for good: a job
+# writer compiled into Numba's cache keeps the number it was compiled with while its own file is
+# unchanged.
 CONV, WEIGHT_GRAD, IMAGE_GEMMS, WEIGHTS = 1, 2, 3, 4
 MOMENTS, NSR_FORWARD, NSR_SUMS, NSR_BACKWARD = 5, 6, 7, 8
 DW_FORWARD, DW_BACKWARD, NHWC_FORWARD, NHWC_BACKWARD = 9, 10, 11, 12
 LRN_FORWARD, LRN_BACKWARD, SUM_RELU_FORWARD, SUM_RELU_BACKWARD = 13, 14, 15, 16
 POOL_FORWARDS, POOL_BACKWARDS = (17, 18, 19, 20, 21), (22, 23, 24)       # a kind for each kernel (pool_team.py)
 RELU_FORWARD, RELU_BACKWARD, COPY_ROWS = 25, 26, 27
+DIRECT_FORWARD, DIRECT_BACKWARD = 28, 29
 # tiles a job's phase aims at: a tile's hand-over costs the moves of two cache lines between
 # cores (claim, finish: 0.25 us each on a 2-vCPU AMD EPYC VM whose vCPUs sit apart), so few
 PHASE_TILES = 8

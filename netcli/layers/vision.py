@@ -9,7 +9,7 @@ from ..fillers import FILLER
 from ..ops.cpu import im2col
 from ..ops.cpu.blas import gemm_address
 from ..ops.cpu.conv2d import conv2d_backward, conv2d_forward, conv2d_scratch, conv2d_workspace
-from ..ops.cpu.conv2d_rule import DEPTHWISE_ALGORITHMS, GEMM_TEAM_ALGORITHMS, conv2d_algorithm
+from ..ops.cpu.conv2d_rule import GEMM_TEAM_ALGORITHMS, KERNEL_TEAM_ALGORITHMS, conv2d_algorithm
 from .base import LayerError, PerSample, canon_axis, register
 from . import onnx_ops, vision_cuda as cu
 
@@ -155,7 +155,7 @@ class Convolution(PerSample):
     @property
     def team_jobs(self):
         """Whether threads beyond a run's shares can help this layer (exec/team.py)."""
-        if self.algorithm in DEPTHWISE_ALGORITHMS:
+        if self.algorithm in KERNEL_TEAM_ALGORITHMS:
             return True
         return self.G == 1 and self.algorithm in GEMM_TEAM_ALGORITHMS and gemm_address(self.dtype) != 0
 

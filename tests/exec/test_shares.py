@@ -67,10 +67,10 @@ layers:
 def test_one_image_gemms_split_into_tiles_keep_their_bits_for_any_thread_count(tmp_path, thread_count, monkeypatch):
     """Batch-1 inference: the GEMMs of one image are cut into fixed tiles (ops/cpu/conv2d.py,
     exec/threads.py tiles) that idle threads take: blocks of output rows (im2row; "tall": 4096
-    rows of 64 positions), of positions (p1, up) or of output channels, where there are fewer
-    positions than channels (im2col, "wide": 16 positions, 2048 channels; im2row, each tile
-    reordering its own weights, "narrow": 121 positions, 127 channels); the outputs are the same
-    with 1 to 3 threads and equal a float64 reference."""
+    rows of 64 positions), of positions (p1, up; and "direct"'s sums, s2) or of output channels,
+    where there are fewer positions than channels (im2col, "wide": 16 positions, 2048 channels;
+    im2row, each tile reordering its own weights, "narrow": 121 positions, 127 channels); the
+    outputs are the same with 1 to 3 threads and equal a float64 reference."""
     from netcli.ops.cpu import conv2d
     (tmp_path / "net.yaml").write_text(DEPLOY)
     x = np.random.default_rng(1).standard_normal((1, 64, 64, 64)).astype(np.float32)
@@ -81,13 +81,17 @@ def test_one_image_gemms_split_into_tiles_keep_their_bits_for_any_thread_count(t
         thread_count(T)
         net = netcli.Net(str(tmp_path / "net.yaml"), phase="TEST", seed=4)
         assert [l.algorithm for l in net.layers if l.type == "Convolution"] == \
-            ["im2row", "1x1", "1x1", "1x1", "im2col", "im2row"]
+            ["direct", "1x1", "1x1", "1x1", "im2col", "im2row"]
         net.blobs["data"].data[...] = x
         net.forward()
         outs.append([net.blobs[k].data.copy() for k in ("s2", "p1", "up", "tall", "wide", "narrow")])
     assert calls and set(calls) == {conv2d.ONE_IMAGE_TILES}
     for o in outs[1:]:
         assert all(np.array_equal(a, b) for a, b in zip(o, outs[0]))
+    p = np.pad(x[0].astype(np.float64), ((0, 0), (1, 1), (1, 1)))
+    w = net.params["s2"][0].data.astype(np.float64)
+    ref = sum(np.einsum("kc,chw->khw", w[:, :, i, j], p[:, i:i + 64:2, j:j + 64:2]) for i in range(3) for j in range(3))
+    np.testing.assert_allclose(outs[0][0][0], ref + net.params["s2"][1].data[:, None, None], rtol=1e-4, atol=1e-4)
     w = net.params["up"][0].data.reshape(256, 64).astype(np.float64)
     ref = np.einsum("kc,chw->khw", w, x[0].astype(np.float64)) + net.params["up"][1].data[:, None, None]
     np.testing.assert_allclose(outs[0][2][0], ref, rtol=1e-4, atol=1e-4)

@@ -138,7 +138,7 @@ layers:
   - {name: data, type: Input, top: data, input_param: {shape: {dim: [8, 3, 12, 12]}}}
   - {name: label, type: Input, top: label, input_param: {shape: {dim: [8]}}}
   - {name: conv1, type: Convolution, bottom: data, top: conv1,
-     convolution_param: {num_output: 16, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}
+     convolution_param: {num_output: 48, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}
   - {name: relu1, type: ReLU, bottom: conv1, top: conv1}
   - {name: conv2, type: Convolution, bottom: conv1, top: conv2,
      convolution_param: {num_output: 16, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}
@@ -161,7 +161,8 @@ NET_BN = NET.replace("""  - {name: relu1, type: ReLU, bottom: conv1, top: conv1}
 
 
 # depthwise convolutions (ops/cpu/depthwise_passes.py): planes in rows (dilated), then channels last (stride 2)
-NET_DW = NET.replace("""     convolution_param: {num_output: 16, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}
+NET_16 = NET.replace("num_output: 48", "num_output: 16")      # conv2 on 16 channels
+NET_DW = NET_16.replace("""     convolution_param: {num_output: 16, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}
   - {name: relu2""", """     convolution_param: {num_output: 16, group: 16, kernel_size: 3, pad: 2, dilation: 2,
                          weight_filler: {type: msra}}}
   - {name: conv3, type: Convolution, bottom: conv2, top: conv3,
@@ -172,21 +173,29 @@ NET_DW = NET.replace("""     convolution_param: {num_output: 16, kernel_size: 3,
 
 # a Slice and a Concat along channels (ops/cpu/copy_team.py): the halves of conv1 joined the other
 # way round
-NET_JOIN = NET.replace("num_output: 16, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}\n  - {name: relu1",
-                       "num_output: 32, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}\n  - {name: relu1", 1).replace(
+NET_JOIN = NET.replace("num_output: 48", "num_output: 64").replace(
     """  - {name: relu1, type: ReLU, bottom: conv1, top: conv1}""", """\
   - {name: relu1, type: ReLU, bottom: conv1, top: conv1}
-  - {name: cut, type: Slice, bottom: conv1, top: [left, right], slice_param: {axis: 1, slice_point: [16]}}
+  - {name: cut, type: Slice, bottom: conv1, top: [left, right], slice_param: {axis: 1, slice_point: [32]}}
   - {name: join, type: Concat, bottom: [right, left], top: joined}""").replace("bottom: conv1, top: conv2",
                                                                               "bottom: joined, top: conv2")
 
 
+# direct convolutions (ops/cpu/direct_passes.py): 16 channels, then with a stride
+NET_DIRECT = NET_16.replace("""  - {name: relu2, type: ReLU, bottom: conv2, top: conv2}""", """\
+  - {name: relu2, type: ReLU, bottom: conv2, top: conv2}
+  - {name: conv3, type: Convolution, bottom: conv2, top: conv3,
+     convolution_param: {num_output: 32, kernel_size: 3, pad: 1, stride: 2, weight_filler: {type: msra}}}""").replace(
+    "bottom: conv2, top: ip", "bottom: conv3, top: ip")
+
+
 @pytest.mark.skipif(threads.usable_cores() < 2, reason="a helper needs a core of its own")
-@pytest.mark.parametrize("text", [NET, NET_BN, NET_DW, NET_JOIN], ids=["conv", "batch-norm", "depthwise", "join"])
+@pytest.mark.parametrize("text", [NET, NET_BN, NET_DW, NET_JOIN, NET_DIRECT],
+                         ids=["conv", "batch-norm", "depthwise", "join", "direct"])
 def test_training_with_a_team_gives_one_threads_weights(tmp_path, monkeypatch, compiled, text):
     """A batch of 8 (one share) on 2 threads: the second thread helps the share's Winograd
-    convolutions and ReLUs (BatchNorm's passes and pooling, depthwise convolutions, a Slice's and
-    a Concat's copies); the weights after 3 iterations are one thread's, bit for bit."""
+    convolutions and ReLUs (BatchNorm's passes and pooling, depthwise or direct convolutions, a
+    Slice's and a Concat's copies); the weights after 3 iterations are one thread's, bit for bit."""
     monkeypatch.setattr(threads, "spin_reads", lambda: threads.SPIN_READS)   # teams even where not pinned
     monkeypatch.setattr(team, "near", lambda: True)                         # and whatever the host's placement
     monkeypatch.setattr(team_call, "PASS_NUMBERS", 1 << 12)    # ReLUs and copies of this net's size in tiles too
@@ -209,7 +218,8 @@ def test_training_with_a_team_gives_one_threads_weights(tmp_path, monkeypatch, c
             net = solver.net
             algorithms = [net.layers[net.layer_names.index(name)].algorithm for name in ("conv2", "conv3")
                           if name in net.layer_names]
-            assert algorithms == (["depthwise", "depthwise-nhwc"] if text is NET_DW else ["winograd4"])
+            assert algorithms == {NET_DW: ["depthwise", "depthwise-nhwc"], NET_DIRECT: ["direct", "direct"]}.get(
+                text, ["winograd4"])
             for _ in range(3):
                 net.blobs["data"].data[...] = data
                 net.blobs["label"].data[...] = labels

@@ -8,18 +8,20 @@ import netcli
 from netcli.exec import threads
 from netcli.exec.memory_plan import packed as _packed
 
-# batch 64: two shares of 32; conv1 im2col (3 channels), conv2 winograd4, conv3 im2row (stride 2),
-# conv4 1x1, conv5 1x1-nhwc (small image)
+# batch 64: two shares of 32; conv1 im2col (3 channels), conv2 winograd4, conv6 direct (16 channels),
+# conv3 im2row (stride 2, 24 outputs), conv4 1x1, conv5 1x1-nhwc (small image)
 NET = """
 name: scratch
 layers:
   - {name: in, type: Input, top: [data, label], input_param: {shape: [{dim: [64, 3, 18, 18]}, {dim: [64]}]}}
   - {name: conv1, type: Convolution, bottom: data, top: conv1,
-     convolution_param: {num_output: 16, kernel_size: 3, weight_filler: {type: xavier}, bias_filler: {type: gaussian}}}
+     convolution_param: {num_output: 48, kernel_size: 3, weight_filler: {type: xavier}, bias_filler: {type: gaussian}}}
   - {name: relu1, type: ReLU, bottom: conv1, top: conv1}
   - {name: conv2, type: Convolution, bottom: conv1, top: conv2,
      convolution_param: {num_output: 16, kernel_size: 3, pad: 1, weight_filler: {type: xavier}}}
-  - {name: conv3, type: Convolution, bottom: conv2, top: conv3,
+  - {name: conv6, type: Convolution, bottom: conv2, top: conv6,
+     convolution_param: {num_output: 16, kernel_size: 3, pad: 1, weight_filler: {type: xavier}}}
+  - {name: conv3, type: Convolution, bottom: conv6, top: conv3,
      convolution_param: {num_output: 24, kernel_size: 3, stride: 2, pad: 1, weight_filler: {type: xavier}}}
   - {name: conv4, type: Convolution, bottom: conv3, top: conv4,
      convolution_param: {num_output: 24, kernel_size: 1, weight_filler: {type: xavier}}}
@@ -46,8 +48,8 @@ def net(tmp_path):
 
 
 def test_every_algorithm_is_in_the_net(net):
-    algorithms = {net.layers[net.layer_names.index(f"conv{k}")].algorithm for k in range(1, 6)}
-    assert algorithms == {"im2col", "winograd4", "im2row", "1x1", "1x1-nhwc"}
+    algorithms = {net.layers[net.layer_names.index(f"conv{k}")].algorithm for k in range(1, 7)}
+    assert algorithms == {"im2col", "winograd4", "direct", "im2row", "1x1", "1x1-nhwc"}
 
 
 def test_scratch_is_allocated_once_per_thread_not_per_layer_and_share(net):
@@ -116,7 +118,7 @@ def test_the_shared_scratch_keeps_the_bits_for_any_thread_count(net):
 FORWARD_ONLY = """
 name: forward_only
 layers:
-  - {name: in, type: Input, top: data, input_param: {shape: {dim: [16, 32, 16, 16]}}}
+  - {name: in, type: Input, top: data, input_param: {shape: {dim: [16, 48, 16, 16]}}}
   - {name: wino, type: Convolution, bottom: data, top: wino,
      convolution_param: {num_output: 32, kernel_size: 3, pad: 1, weight_filler: {type: msra}}}
   - {name: dw, type: Convolution, bottom: wino, top: dw,

@@ -39,7 +39,8 @@ from ...exec import threads
 from .depthwise_passes import depthwise_backward, depthwise_forward, depthwise_nhwc_backward, depthwise_nhwc_forward
 from .conv2d_rule import DEPTHWISE_ALGORITHMS, WINOGRAD_TILE
 from .image_gemms import gemm_columns, image_gemms
-from .direct import direct_backward, direct_forward, direct_scratch
+from .direct import BLOCK_POSITIONS, direct_scratch
+from .direct_passes import direct_backward, direct_forward
 from .depthwise_nhwc import depthwise_nhwc_scratch, depthwise_nhwc_workspace
 from .winograd import winograd_backward, winograd_forward, winograd_scratch, winograd_workspace
 
@@ -72,6 +73,8 @@ def conv2d_scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype, keeps
     patches go in chunks of FORWARD_BYTES (ops/cpu/chunks.py)."""
     if algorithm in WINOGRAD_TILE:
         return winograd_scratch(n, C, H, W, K, OH, OW, dtype, WINOGRAD_TILE[algorithm], KH, keeps)
+    if algorithm == "direct":
+        return direct_scratch(n, C, H, W, K, KH, KW, OH, OW, dtype, keeps)
     chunks = patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, np.dtype(dtype).itemsize, keeps)
     if len(chunks) == 1:
         kept = {} if keeps else _workspace(1 if algorithm == "depthwise-nhwc" else n, C, H, W, K, KH, KW, OH, OW,
@@ -105,8 +108,6 @@ def _scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
                 "xs": ((n, C, OH, OW), dtype), "dxs": ((n, C, OH, OW), dtype)}
     if algorithm == "depthwise":
         return {"no_bias": ((0,), dtype)}
-    if algorithm == "direct":
-        return direct_scratch(C, H, W, K, KH, KW, OH, OW, dtype)
     if algorithm == "depthwise-nhwc":
         return depthwise_nhwc_scratch(n, C, H, W, KH, KW, OH, OW, dtype)
     if algorithm in WINOGRAD_TILE:
@@ -192,8 +193,10 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
                                ws["wt"], *geometry[:8])
         after(0, n)
         return
-    if algorithm == "direct":
-        direct_forward(out, inp, weight, bias, ws, SH, SW, PH, PW, after)
+    if algorithm == "direct":           # one image: in tiles of positions
+        P = OH * OW
+        tiled = _tiled if _tiles(n, P, P * K * weight[0].size) and P >= ONE_IMAGE_TILES * BLOCK_POSITIONS else None
+        direct_forward(out, inp, weight, bias, ws, SH, SW, PH, PW, after, tiled)
         return
     if algorithm in WINOGRAD_TILE:          # one image: its weight transform and GEMMs in tiles
         E = (WINOGRAD_TILE[algorithm] + KH - 1) ** 2

@@ -6,8 +6,8 @@ from .depthwise_nhwc import depthwise_nhwc_fits
 from .direct import direct_fits, direct_positions
 from .winograd import winograd_fits
 
-ALGORITHMS = ("depthwise", "depthwise-nhwc", "1x1", "1x1-nhwc", "1x1-strided", "winograd", "winograd4", "direct", "im2row",
-              "im2col")
+ALGORITHMS = ("depthwise", "depthwise-nhwc", "1x1", "1x1-nhwc", "1x1-strided", "winograd", "winograd4", "direct",
+              "im2row", "im2col")
 WINOGRAD_TILE = {"winograd": 2, "winograd4": 4}      # algorithm: m of F(m x m, k x k)
 # the algorithms whose work threads beyond a run's shares can help with (exec/team.py): Winograd's
 # blocks (winograd_team.py), per-image GEMMs (image_gemms.py: with one group), the rows layout's
@@ -15,6 +15,7 @@ WINOGRAD_TILE = {"winograd": 2, "winograd4": 4}      # algorithm: m of F(m x m, 
 # and the depthwise kernels (depthwise_team.py)
 GEMM_TEAM_ALGORITHMS = (*WINOGRAD_TILE, "1x1", "1x1-strided", "im2col", "1x1-nhwc", "im2row")
 DEPTHWISE_ALGORITHMS = ("depthwise", "depthwise-nhwc")
+KERNEL_TEAM_ALGORITHMS = (*DEPTHWISE_ALGORITHMS, "direct")   # their own kernels in team jobs, no GEMM
 STRIDED_1X1_PIXELS = 49       # "1x1-strided" from this many output pixels on (conv2d_algorithm)
 PIXELS_1X1 = 36               # "1x1" (else "1x1-nhwc") from this many pixels per image on
 NHWC_POSITIONS = 256          # "depthwise-nhwc" up to this many output positions

@@ -16,13 +16,13 @@ time): the scratch is one image's copies and the channels-last weights.
 """
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
+from ...exec.claims import PHASE_TILES
 from .direct_vectors import FORWARD_BLOCKS, LANES, grads4x1, grads8x2, grads16x1, sums1, sums2, sums4
-from .im2col import nchw_to_nhwc_at, nhwc_to_nchw_at, sum_bias
+from .im2col import nchw_to_nhwc_at, nhwc_to_nchw_at, rows_to_nchw
 
-GROUP = 8                 # images per forward call: `after` runs on them while they are in cache
+BLOCK_POSITIONS = max(FORWARD_BLOCKS.values())      # the most positions of a block (direct_vectors.py)
 GRAD_ROWS_BYTES = 32768   # the weight gradient's blocks of dout rows
 
 
@@ -35,7 +35,7 @@ def direct_fits(KH, KW, SH, SW, PH, PW, DH, DW, group, K):
 def direct_positions(H, W, OH, OW, SH, SW):
     """Whether each pass has the positions of a whole block: the output plane, and each phase
     of the input gradient's."""
-    return min(OH * OW, (H // SH) * (W // SW)) >= max(FORWARD_BLOCKS.values())
+    return min(OH * OW, (H // SH) * (W // SW)) >= BLOCK_POSITIONS
 
 
 def _round(c, to):
@@ -54,15 +54,30 @@ def _grad_channels(C, K):
     return _round(C, 8) if _pairs(C, K) else _round(C, 4)
 
 
-def direct_scratch(C, H, W, K, KH, KW, OH, OW, dtype):
-    """{name: (shape, dtype)}: one image's padded channels-last input and output, dout padded and
-    the input gradient channels last; the weights channels last (forward: wt, input gradient: wf,
-    weight gradient: dw); zeros for the input gradient's bias."""
-    Cg, Cv = _grad_channels(C, K), _round(C, LANES)
-    return {"xp": ((1, H + 2 * KH - 2, W + 2 * KW - 2, Cg), dtype), "yt": ((1, OH, OW, K), dtype),
-            "wt": ((KH, KW, C, K), dtype), "dyp": ((1, H + 2 * KH, W + 2 * KW, K), dtype),
-            "dxt": ((1, H, W, Cv), dtype), "wf": ((KH, KW, K, Cv), dtype), "dw": ((KH, KW, Cg, K), dtype),
-            "zeros": ((max(K, Cv),), dtype)}
+def direct_scratch(n, C, H, W, K, KH, KW, OH, OW, dtype, keeps=True):
+    """{name: (shape, dtype)}: in `direct_slots` slots (one per tile of a team job), one image's
+    padded channels-last input (xp) and output (yt), and for a backward (`keeps`) its dout padded
+    (dyp) and input gradient (dxt), channels last, with a weight gradient for each tile of images
+    (dw); the weights channels last (forward: wt, input gradient: wf); zeros for the bias."""
+    Cg, Cv, slots = _grad_channels(C, K), _round(C, LANES), direct_slots(n)
+    out = {"xp": ((slots, H + 2 * KH - 2, W + 2 * KW - 2, Cg), dtype), "yt": ((slots, OH, OW, K), dtype),
+           "wt": ((KH, KW, C, K), dtype), "zeros": ((max(K, Cv),), dtype)}
+    if keeps:          # (dout's rows reach OH + KH - 1 + each phase's taps: direct_backward_images)
+        out.update({"dyp": ((slots, OH + 2 * KH - 2, OW + 2 * KW - 2, K), dtype), "dxt": ((slots, H, W, Cv), dtype),
+                    "wf": ((KH, KW, K, Cv), dtype), "dw": ((slots, KH, KW, Cg, K), dtype)})
+    return out
+
+
+def direct_slots(n):
+    """The tiles of images of a call on n images (each image's copies in its own slot in a team
+    job, exec/team.py; the weight gradient summed tile by tile whoever runs them)."""
+    return min(n, PHASE_TILES)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def tile_images(t, tiles, n):
+    """Tile t's images, of `tiles` over n."""
+    return n * t // tiles, n * (t + 1) // tiles
 
 
 @njit(cache=True, nogil=True)
@@ -71,28 +86,29 @@ def _strides(a):
 
 
 @njit(cache=True, nogil=True)
-def _sums(x, y, w, b, C, OH, OW, SH, SW):
+def _sums(x, y, w, b, C, OW, SH, SW, p0, p1):
     """y[oh, ow, k] = b[k] + sum over taps (i, j), then c < C, of x[oh*SH + i, ow*SW + j, c] *
-    w[i, j, c, k], for every (oh, ow) < (OH, OW) and k < w's last axis (a multiple of 16)."""
+    w[i, j, c, k], for the positions p0 <= p < p1 (oh = p // OW, ow = p % OW; at least a block's)
+    and k < w's last axis (a multiple of 16)."""
     KH, KW, K = w.shape[0], w.shape[1], w.shape[3]
-    size, P = x.itemsize, OH * OW
+    size = x.itemsize
     if x.strides[2] != size or y.strides[2] != size or w.strides[3] != size:
         raise ValueError("the vectors need each position's channels one after another")
-    if P < 24:
+    if p1 - p0 < BLOCK_POSITIONS:
         raise ValueError("direct_positions: fewer positions than a block")
     strides = _strides(x) + _strides(y) + (w.strides[0] // size, w.strides[1] // size, w.strides[2] // size)
     if K % 64 == 0:
         for k0 in range(0, K, 64):
-            for p in range(0, P, 6):     # the last block ends at the plane's end (the same bits twice)
-                sums4(x, y, w, b, min(p, P - 6), k0, C, KH, KW, OW, SH, SW, strides)
+            for p in range(p0, p1, 6):     # the last block ends at p1 (positions done twice: the same bits)
+                sums4(x, y, w, b, min(p, p1 - 6), k0, C, KH, KW, OW, SH, SW, strides)
     elif K % 32 == 0:
         for k0 in range(0, K, 32):
-            for p in range(0, P, 12):
-                sums2(x, y, w, b, min(p, P - 12), k0, C, KH, KW, OW, SH, SW, strides)
+            for p in range(p0, p1, 12):
+                sums2(x, y, w, b, min(p, p1 - 12), k0, C, KH, KW, OW, SH, SW, strides)
     else:
         for k0 in range(0, K, 16):
-            for p in range(0, P, 24):
-                sums1(x, y, w, b, min(p, P - 24), k0, C, KH, KW, OW, SH, SW, strides)
+            for p in range(p0, p1, 24):
+                sums1(x, y, w, b, min(p, p1 - 24), k0, C, KH, KW, OW, SH, SW, strides)
 
 
 @njit(cache=True, nogil=True)
@@ -133,7 +149,7 @@ def direct_forward_images(out, inp, wt, b, xp, yt, SH, SW, PH, PW):
     xp[...] = 0.0
     for n in range(N):
         nchw_to_nhwc_at(inp[n:n + 1], xp, PH, PW)
-        _sums(xp[0], yt[0], wt, b, C, OH, OW, SH, SW)
+        _sums(xp[0], yt[0], wt, b, C, OW, SH, SW, 0, OH * OW)
         nhwc_to_nchw_at(yt, out[n:n + 1], 0, 0)
 
 
@@ -164,43 +180,53 @@ def direct_backward_images(dinp, dw, dout, inp, wf, xp, dyp, dxt, zeros, SH, SW,
                 h0, w0 = SH * a0 + r - PH, SW * b0 + s - PW
                 y = dxt[0, h0:h0 + SH * (a1 - a0 - 1) + 1:SH, w0:w0 + SW * (b1 - b0 - 1) + 1:SW]
                 x = dyp[0, a0 - Qr + 1 + TH:, b0 - Qs + 1 + TW:]
-                _sums(x, y, wf[r::SH, s::SW][::-1, ::-1], zeros, K, a1 - a0, b1 - b0, 1, 1)
+                _sums(x, y, wf[r::SH, s::SW][::-1, ::-1], zeros, K, b1 - b0, 1, 1, 0, (a1 - a0) * (b1 - b0))
         nhwc_to_nchw_at(dxt, dinp[n:n + 1], 0, 0)
 
 
-def direct_forward(out, inp, weight, bias, ws, SH, SW, PH, PW, after):
-    """conv2d_forward of "direct": groups of GROUP images, after(a, b) on each."""
-    K, C = weight.shape[:2]
-    wt = ws["wt"]
-    np.copyto(wt, weight.transpose(2, 3, 1, 0))
-    b = ws["zeros"][:K] if bias is None else bias
-    if bias is None:
-        b[...] = 0.0
-    for a in range(0, out.shape[0], GROUP):
-        z = min(out.shape[0], a + GROUP)
-        direct_forward_images(out[a:z], inp[a:z], wt, b, ws["xp"], ws["yt"], SH, SW, PH, PW)
-        after(a, z)
+@njit(cache=True, nogil=True)
+def direct_forward_tile(t, tiles, out, inp, wt, b, xp, yt, SH, SW, PH, PW):
+    """Tile t of a call's forward in `tiles` tiles of images: its images through slot t."""
+    n0, n1 = tile_images(t, tiles, inp.shape[0])
+    direct_forward_images(out[n0:n1], inp[n0:n1], wt, b, xp[t:t + 1], yt[t:t + 1], SH, SW, PH, PW)
 
 
-def direct_backward(dinp, dweight, dbias, dout, inp, weight, ws, SH, SW, PH, PW, fresh):
-    """conv2d_backward of "direct": dinp written, dweight and dbias = (fresh) or += (each may be
-    None: not computed)."""
-    K, C = weight.shape[:2]
-    if dbias is not None:
-        if fresh:
-            dbias[...] = 0.0
-        sum_bias(dout.reshape(dout.shape[0], K, -1), dbias)
-    wf, dw, zeros = ws["wf"], ws["dw"], ws["zeros"]
-    if dinp is not None:
-        wf[..., C:] = 0.0
-        np.copyto(wf[..., :C], weight.transpose(2, 3, 0, 1))
-        zeros[...] = 0.0
-    dw[...] = 0.0
-    direct_backward_images(inp if dinp is None else dinp, dw, dout, inp, wf, ws["xp"], ws["dyp"], ws["dxt"],
-                           zeros[:wf.shape[3]], SH, SW, PH, PW, dinp is not None, dweight is not None)
-    if dweight is not None:
-        grads = dw[:, :, :C].transpose(3, 2, 0, 1)
-        if fresh:
-            np.copyto(dweight, grads)
-        else:
-            dweight += grads
+@njit(cache=True, nogil=True)
+def direct_backward_tile(t, tiles, dinp, dw, dout, inp, wf, xp, dyp, dxt, zeros, SH, SW, PH, PW, data, weights, slot):
+    """Tile t of a call's backward in `tiles` tiles of images: its images (through slot `slot`),
+    their weight gradient in dw[t] (written)."""
+    n0, n1 = tile_images(t, tiles, inp.shape[0])
+    dw[t] = 0.0
+    direct_backward_images(dinp[n0:n1] if data else dinp, dw[t], dout[n0:n1], inp[n0:n1], wf, xp[slot:slot + 1],
+                           dyp[slot:slot + 1], dxt[slot:slot + 1], zeros, SH, SW, PH, PW, data, weights)
+
+
+@njit(cache=True, nogil=True)
+def direct_positions_tile(out, xp, yt, wt, b, SH, SW, p0, p1):
+    """One image's forward (its padded copy made: xp[0]) for its positions p0..p1: yt[0]'s rows,
+    then out's."""
+    OW, K = out.shape[3], out.shape[1]
+    _sums(xp[0], yt[0], wt, b, wt.shape[2], OW, SH, SW, p0, p1)
+    rows_to_nchw(yt[0].reshape(-1, K)[p0:p1], b[:0], out, p0)
+
+
+@njit(cache=True, nogil=True)
+def direct_pad(inp, xp, PH, PW):
+    """xp[0] = inp[0] padded, channels last."""
+    xp[0] = 0.0
+    nchw_to_nhwc_at(inp[:1], xp[:1], PH, PW)
+
+
+@njit(cache=True, nogil=True)
+def direct_weight_sum(dw, tiles, into, fresh):
+    """into (K, C, KH, KW) = (fresh) or += the tiles' weight gradients dw[t] (KH, KW, Cg, K),
+    summed in tile order (into dw[0])."""
+    K, C, KH, KW = into.shape
+    first = dw[0].reshape(-1)
+    for t in range(1, tiles):
+        first += dw[t].reshape(-1)
+    for k in range(K):
+        for c in range(C):
+            for i in range(KH):
+                for j in range(KW):
+                    into[k, c, i, j] = dw[0, i, j, c, k] if fresh else into[k, c, i, j] + dw[0, i, j, c, k]

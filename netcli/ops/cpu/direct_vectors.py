@@ -37,8 +37,9 @@ def _fma(g):
 def _broadcast(g, base, offset):
     """The number at base[offset] in every lane."""
     b = g.builder
-    one = b.insert_element(ir.Constant(g.vector, ir.Undefined), b.load(b.gep(base, [offset])), ir.Constant(ir.IntType(32), 0))
-    return b.shuffle_vector(one, ir.Constant(g.vector, ir.Undefined),
+    undefined = ir.Constant(g.vector, ir.Undefined)
+    one = b.insert_element(undefined, b.load(b.gep(base, [offset])), ir.Constant(ir.IntType(32), 0))
+    return b.shuffle_vector(one, undefined,
                             ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
 
 

@@ -1,23 +1,24 @@
 """Running a team's jobs (exec/team.py): the lead's part (run_job) and the helpers' loop (serve),
 for every job kind (exec/claims.py's kinds: winograd_team.py's, gemms_team.py's,
-channels_team.py's, depthwise_team.py's, pool_team.py's, lrn_team.py's, eltwise_team.py's and
-copy_team.py's tiles). Both are one compiled function, `_work`, that claims tiles and runs each through its
-kind's *entry*: a C function compiled from that kind's tile function for one dtype (numba.cfunc,
-cached like every kernel), the first time a job of that kind and dtype is posted, its address
-written into the job's record (TILE). So a net compiles the tiles of the kinds it uses alone,
-each once (LeNet's first run on a cold cache, 2-vCPU AMD EPYC: 24 s with every kind's tiles
-compiled inside `_work`, 15 s with its own alone)."""
+channels_team.py's, depthwise_team.py's, pool_team.py's, lrn_team.py's, eltwise_team.py's,
+copy_team.py's and direct_team.py's tiles). Both are one compiled function, `_work`, that claims
+tiles and runs each through its kind's *entry*: a C function compiled from that kind's tile
+function for one dtype (numba.cfunc, cached like every kernel), the first time a job of that
+kind and dtype is posted, its address written into the job's record (TILE). So a net compiles
+the tiles of the kinds it uses alone, each once (LeNet's first run on a cold cache, 2-vCPU AMD
+EPYC: 24 s with every kind's tiles compiled inside `_work`, 15 s with its own alone)."""
 import numpy as np
 from llvmlite import ir
 from numba import carray, cfunc, from_dtype, njit, types
 from numba.extending import intrinsic
 
-from ...exec.claims import (CONV, COPY_ROWS, DW_BACKWARD, DW_FORWARD, IMAGE_GEMMS, ITEMSIZE, KIND, LRN_BACKWARD,
-                            LRN_FORWARD, MOMENTS, NHWC_BACKWARD, NHWC_FORWARD, NSR_BACKWARD, NSR_FORWARD, NSR_SUMS,
-                            POOL_BACKWARDS, POOL_FORWARDS, RECORD, RELU_BACKWARD, RELU_FORWARD, SUM_RELU_BACKWARD,
-                            SUM_RELU_FORWARD, TILE, WEIGHT_GRAD, WEIGHTS, claim, close_job, finish, open_job, posted,
-                            stopped)
-from . import channels_team, copy_team, depthwise_team, eltwise_team, gemms_team, lrn_team, pool_team, winograd_team
+from ...exec.claims import (CONV, COPY_ROWS, DIRECT_BACKWARD, DIRECT_FORWARD, DW_BACKWARD, DW_FORWARD, IMAGE_GEMMS,
+                            ITEMSIZE, KIND, LRN_BACKWARD, LRN_FORWARD, MOMENTS, NHWC_BACKWARD, NHWC_FORWARD,
+                            NSR_BACKWARD, NSR_FORWARD, NSR_SUMS, POOL_BACKWARDS, POOL_FORWARDS, RECORD, RELU_BACKWARD,
+                            RELU_FORWARD, SUM_RELU_BACKWARD, SUM_RELU_FORWARD, TILE, WEIGHT_GRAD, WEIGHTS, claim,
+                            close_job, finish, open_job, posted, stopped)
+from . import channels_team, copy_team, depthwise_team, direct_team, eltwise_team, gemms_team, lrn_team, pool_team, \
+    winograd_team
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -140,12 +141,21 @@ def _copy_rows(record_ptr, t, like_ptr):
     return _entry(copy_team.copy_tile, record_ptr, t, like_ptr)
 
 
+def _direct_forward(record_ptr, t, like_ptr):
+    return _entry(direct_team.forward_tile, record_ptr, t, like_ptr)
+
+
+def _direct_backward(record_ptr, t, like_ptr):
+    return _entry(direct_team.backward_tile, record_ptr, t, like_ptr)
+
+
 ENTRIES = {CONV: _conv, WEIGHT_GRAD: _weight_grad, WEIGHTS: _weights, IMAGE_GEMMS: _image_gemms,
            MOMENTS: _moments, NSR_FORWARD: _nsr_forward, NSR_SUMS: _nsr_sums, NSR_BACKWARD: _nsr_backward,
            DW_FORWARD: _dw_forward, DW_BACKWARD: _dw_backward, NHWC_FORWARD: _nhwc_forward,
            NHWC_BACKWARD: _nhwc_backward, LRN_FORWARD: _lrn_forward, LRN_BACKWARD: _lrn_backward,
            SUM_RELU_FORWARD: _sum_relu_forward, SUM_RELU_BACKWARD: _sum_relu_backward,
            RELU_FORWARD: _relu_forward, RELU_BACKWARD: _relu_backward, COPY_ROWS: _copy_rows,
+           DIRECT_FORWARD: _direct_forward, DIRECT_BACKWARD: _direct_backward,
            **dict(zip(POOL_FORWARDS, (_ave3x3_forward, _ave_forward, _max2x2_forward, _max3x3_forward, _max_forward))),
            **dict(zip(POOL_BACKWARDS, (_max_backward, _ave3x3_backward, _ave_backward)))}
 _compiled: dict = {}        # entry_key(kind, dtype) -> its numba.cfunc (kept: its address stays valid)
