@@ -16,7 +16,8 @@ Ten algorithms, one per layer, picked from its shape by `conv2d_algorithm` (conv
   for 5x5 F(4x4, 5x5): 64 GEMMs, 6.25x fewer (the transforms, channels last, in
   winograd_transforms.py).
 - "direct": each output a sum over taps and input channels, in vector blocks held in registers,
-  image by image on channels-last copies (netcli/ops/cpu/direct.py); for few channels.
+  image by image on channels-last copies (netcli/ops/cpu/direct.py); for kernels with a stride
+  and 3x3 kernels on few channels.
 - "im2row": channels-last images and one GEMM per call, rows (n*OH*OW, KH*KW*C); for many
   channels (patch layouts in netcli/ops/cpu/im2col.py).
 - "im2col": one column block per image, per-image GEMMs writing NCHW directly; for few channels

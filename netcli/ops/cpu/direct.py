@@ -10,9 +10,12 @@ gradient) in vector blocks held in registers (direct_vectors.py); no patch matri
   Its channels are rounded up to vectors of 16 (zero weights past C).
 - Weight gradient: at each tap, blocks of input x output channels summed over every position,
   image after image.
-Every number is a sum in one fixed order that neither the blocks nor the threads change.
-Nothing is kept from the forward for the backward (the padded copy is made again, one image at a
-time): the scratch is one image's copies and the channels-last weights.
+Every number is a sum in one fixed order that neither the blocks nor the threads change: the
+weight gradient sums each tile of images (direct_slots: fixed by the call's images) in its own
+array, then the tiles in order, whoever ran them (direct_team.py). Nothing is kept from the
+forward for the backward (the padded copy is made again, an image at a time): the scratch is an
+image's copies in each tile's slot, and the channels-last weights. How a share's thread runs
+them (alone, with a team, one image in tiles of positions): direct_passes.py.
 """
 from __future__ import annotations
 

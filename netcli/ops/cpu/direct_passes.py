@@ -16,6 +16,7 @@ from .team_jobs import run_job
 
 GROUP = 8                 # images per forward call: `after` runs on them while they are in cache
 
+
 def direct_forward(out, inp, weight, bias, ws, SH, SW, PH, PW, after, tiled=None):
     """conv2d_forward of "direct": with helpers (exec/team.py), a team job in tiles of images;
     else groups of GROUP images, after(a, b) on each; one image in `tiled` tiles of positions
