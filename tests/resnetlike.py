@@ -38,6 +38,24 @@ layers:
   - {{name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}}
 """
 
+# The "direct" convolution (netcli/ops/cpu/direct.py): 16 channels with stride 1 after a first
+# layer on one channel (im2col), then 32 outputs with stride 2; a BatchNorm between.
+DIRECT_NET = NET.split("  - {{name: conv1,")[0].replace("ResNetLike", "Direct") + """\
+  - {{name: conv1, type: Convolution, bottom: data, top: conv1,
+     convolution_param: {{num_output: 16, kernel_size: 3, pad: 1, weight_filler: {{type: msra}}}}}}
+  - {{name: relu1, type: ReLU, bottom: conv1, top: conv1}}
+  - {{name: conv2, type: Convolution, bottom: conv1, top: conv2,
+     convolution_param: {{num_output: 16, kernel_size: 3, pad: 1, bias_term: false, weight_filler: {{type: msra}}}}}}
+  - {{name: bn2, type: BatchNorm, bottom: conv2, top: conv2}}
+  - {{name: relu2, type: ReLU, bottom: conv2, top: conv2}}
+  - {{name: conv3, type: Convolution, bottom: conv2, top: conv3,
+     convolution_param: {{num_output: 32, kernel_size: 3, pad: 1, stride: 2, weight_filler: {{type: msra}}}}}}
+  - {{name: relu3, type: ReLU, bottom: conv3, top: conv3}}
+  - {{name: ip, type: InnerProduct, bottom: conv3, top: ip,
+     inner_product_param: {{num_output: 10, weight_filler: {{type: xavier}}}}}}
+  - {{name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}}
+"""
+
 # An autoencoder's losses (Caffe's mnist_autoencoder: SigmoidCrossEntropyLoss and EuclideanLoss on
 # the flattened image) beside a classifier's SoftmaxWithLoss that ignores one label (VALID: the
 # normalizer counts labels over the whole batch).

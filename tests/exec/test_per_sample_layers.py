@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from helpers import make_layer  # noqa: E402
-from resnetlike import LOSSES_NET, NET, resnet_solver  # noqa: E402
+from resnetlike import DIRECT_NET, LOSSES_NET, NET, resnet_solver  # noqa: E402
 
 import netcli  # noqa: E402
 
@@ -312,11 +312,11 @@ def test_resnet_style_net_is_one_stretch_and_check_names_no_layer_as_not_per_sam
         assert any(f" {name}," in line or line.endswith(f" {name}") for line in plan), name
 
 
-@pytest.mark.parametrize("text", [NET, LOSSES_NET], ids=["resnet", "losses"])
+@pytest.mark.parametrize("text", [NET, LOSSES_NET, DIRECT_NET], ids=["resnet", "losses", "direct"])
 def test_weights_do_not_depend_on_the_thread_count(tmp_path, monkeypatch, text):
     """Eltwise, Concat, LRN, PReLU (slope gradients per share) and BatchNorm in one stretch, or
-    three losses (one counting its valid labels): the weights after 4 iterations have the same
-    bits for 1, 2, 3 and 4 threads (4 shares of 16)."""
+    three losses (one counting its valid labels), or direct convolutions: the weights after 4
+    iterations have the same bits for 1, 2, 3 and 4 threads (4 shares of 16)."""
     from netcli.exec import threads
     monkeypatch.setenv("NETCLI_OFFLINE", "1")
     old = threads.count()

@@ -1,7 +1,7 @@
 """The direct convolution (netcli/ops/cpu/direct.py, direct_vectors.py) in float32 against a
-float64 NumPy reference, its groups of images, where the rule takes it, and the weights of a net
-that runs it for any thread count. (Float64, finite differences and the += / fresh modes:
-tests/ops/test_kernel_boundary.py.)"""
+float64 NumPy reference, its groups of images, and where the rule takes it. (Float64, finite
+differences and the += / fresh modes: tests/ops/test_kernel_boundary.py; teams:
+tests/exec/test_team.py; the same weights for 1 to 4 threads: tests/exec/test_per_sample_layers.py.)"""
 import numpy as np
 import pytest
 
@@ -87,46 +87,12 @@ def test_the_rule_takes_direct_for_few_channels_and_strides():
     assert algorithm(16, 16, 16, 5, 1, 2) == "winograd4"        # 5x5
 
 
-NET = """\
-name: Direct
-layers:
-  - {{name: mnist, type: Data, top: [data, label], include: {{phase: TRAIN}},
-     transform_param: {{scale: 0.00390625}}, data_param: {{source: "mnist:train", batch_size: {batch}, shuffle: true}}}}
-  - {{name: mnist, type: Data, top: [data, label], include: {{phase: TEST}},
-     transform_param: {{scale: 0.00390625}}, data_param: {{source: "mnist:test", batch_size: 50}}}}
-  - {{name: conv1, type: Convolution, bottom: data, top: conv1,
-     convolution_param: {{num_output: 16, kernel_size: 3, pad: 1, weight_filler: {{type: msra}}}}}}
-  - {{name: relu1, type: ReLU, bottom: conv1, top: conv1}}
-  - {{name: conv2, type: Convolution, bottom: conv1, top: conv2,
-     convolution_param: {{num_output: 16, kernel_size: 3, pad: 1, bias_term: false, weight_filler: {{type: msra}}}}}}
-  - {{name: bn2, type: BatchNorm, bottom: conv2, top: conv2}}
-  - {{name: relu2, type: ReLU, bottom: conv2, top: conv2}}
-  - {{name: conv3, type: Convolution, bottom: conv2, top: conv3,
-     convolution_param: {{num_output: 32, kernel_size: 3, pad: 1, stride: 2, weight_filler: {{type: msra}}}}}}
-  - {{name: relu3, type: ReLU, bottom: conv3, top: conv3}}
-  - {{name: ip, type: InnerProduct, bottom: conv3, top: ip,
-     inner_product_param: {{num_output: 10, weight_filler: {{type: xavier}}}}}}
-  - {{name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}}
-"""
-
-
-def test_a_net_of_direct_convolutions_trains_to_the_same_bits_for_any_thread_count(tmp_path, monkeypatch):
-    from netcli.exec import threads
-    from resnetlike import resnet_solver
-    monkeypatch.setenv("NETCLI_OFFLINE", "1")
-    old, got = threads.count(), []
-    try:
-        for n in (1, 2, 3, 4):
-            threads.set_threads(n)
-            s = netcli.Solver(resnet_solver(str(tmp_path / str(n)), "d", iters=3, test=100, batch=32, text=NET),
-                              progress=False, quiet=True, shares=4)
-            layers = {layer.name: layer for layer in s.net.layers}
-            assert [layers[c].algorithm for c in ("conv1", "conv2", "conv3")] == ["im2col", "direct", "direct"]
-            before = s.net.param_data.copy()
-            s.step(3)
-            assert not np.array_equal(before, s.net.param_data)
-            got.append(s.net.param_data.copy())
-    finally:
-        threads.set_threads(old)
-    for w in got[1:]:
-        assert np.array_equal(w, got[0])
+def test_the_direct_net_runs_direct_convolutions(tmp_path):
+    """tests/resnetlike.py's DIRECT_NET, whose weights tests/exec/test_per_sample_layers.py trains
+    to the same bits on 1 to 4 threads, takes "direct" where the rule says."""
+    from resnetlike import DIRECT_NET
+    path = tmp_path / "net.yaml"
+    path.write_text(DIRECT_NET.format(batch=32))
+    net = netcli.Net(str(path), phase="TRAIN")
+    layers = {layer.name: layer for layer in net.layers}
+    assert [layers[c].algorithm for c in ("conv1", "conv2", "conv3")] == ["im2col", "direct", "direct"]
