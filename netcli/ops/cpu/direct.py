@@ -22,7 +22,8 @@ from __future__ import annotations
 from numba import njit
 
 from ...exec.claims import PHASE_TILES
-from .direct_vectors import FORWARD_BLOCKS, LANES, grads4x1, grads8x2, grads16x1, sums1, sums2, sums4
+from .direct_vectors import (FORWARD_BLOCKS, LANES, ROW_BLOCK, ROW_STEP, grads4x1, grads8x2, grads16x1, sums1, sums2,
+                             sums4, sums16)
 from .im2col import nchw_to_nhwc_at, nhwc_to_nchw_at, rows_to_nchw
 
 BLOCK_POSITIONS = max(FORWARD_BLOCKS.values())      # the most positions of a block (direct_vectors.py)
@@ -108,6 +109,10 @@ def _sums(x, y, w, b, C, OW, SH, SW, p0, p1):
         for k0 in range(0, K, 32):
             for p in range(p0, p1, 12):
                 sums2(x, y, w, b, min(p, p1 - 12), k0, C, KH, KW, OW, SH, SW, strides)
+    elif OW % ROW_BLOCK == 0 and p0 % OW == 0 and p1 % OW == 0 and strides[1] * SW == ROW_STEP:
+        for k0 in range(0, K, 16):          # whole rows, inputs 16 numbers apart: blocks of a row
+            for p in range(p0, p1, ROW_BLOCK):
+                sums16(x, y, w, b, p, k0, C, KH, KW, OW, SH, SW, strides)
     else:
         for k0 in range(0, K, 16):
             for p in range(p0, p1, 24):

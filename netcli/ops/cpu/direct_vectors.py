@@ -25,6 +25,7 @@ from .depthwise_vectors import _are_integers, _Codegen, _is_float_arrays
 
 LANES = 16                # the numbers in one vector
 FORWARD_BLOCKS = {1: 24, 2: 12, 4: 6}      # vectors of output channels: positions per block
+ROW_BLOCK, ROW_STEP = 16, 16               # sums16: 16 positions of a row, inputs 16 numbers apart
 GRAD_BLOCKS = ((16, 1), (4, 1), (8, 2))    # the weight gradient's blocks: (input channels, vectors)
 
 
@@ -47,9 +48,11 @@ def _constant(k):
     return ir.Constant(ir.IntType(64), k)
 
 
-def _sums_kernel(vectors):
-    """The intrinsic for blocks of FORWARD_BLOCKS[vectors] positions x `vectors` vectors."""
-    positions = FORWARD_BLOCKS[vectors]
+def _sums_kernel(vectors, step=None):
+    """The intrinsic for blocks of FORWARD_BLOCKS[vectors] positions x `vectors` vectors; with a
+    `step`, blocks of ROW_BLOCK positions in one row of the plane, whose inputs lie `step`
+    numbers apart (channels x stride), an offset known when compiling."""
+    positions = FORWARD_BLOCKS[vectors] if step is None else ROW_BLOCK
 
     @intrinsic
     def sums(typingctx, x, y, w, b, p0, k0, C, KH, KW, OW, SH, SW, strides):
@@ -68,9 +71,15 @@ def _sums_kernel(vectors):
             p0, k0, C, KH, KW, OW, SH, SW = (g.number(k) for k in range(4, 12))
             xr, xq, yr, yq, wi, wj, wc = g.numbers(12)
             fma = _fma(g)
-            at = [(builder.sdiv(g.plus(p0, _constant(q)), OW), builder.srem(g.plus(p0, _constant(q)), OW))
-                  for q in range(positions)]
-            reads = [g.plus(g.times(oh, SH, xr), g.times(ow, SW, xq)) for oh, ow in at]
+            if step is None:
+                at = [(builder.sdiv(g.plus(p0, _constant(q)), OW), builder.srem(g.plus(p0, _constant(q)), OW))
+                      for q in range(positions)]
+                reads = [g.plus(g.times(oh, SH, xr), g.times(ow, SW, xq)) for oh, ow in at]
+            else:                # (each read at a constant offset: no register or reload per position)
+                oh, ow = builder.sdiv(p0, OW), builder.srem(p0, OW)
+                at = [(oh, g.plus(ow, _constant(q))) for q in range(positions)]
+                first = g.plus(g.times(oh, SH, xr), g.times(ow, SW, xq))
+                reads = [g.plus(first, _constant(q * step)) for q in range(positions)]
             acc = [[cgutils.alloca_once(builder, g.vector) for _ in range(vectors)] for _ in range(positions)]
             for v in range(vectors):
                 bias = g.load(pb, g.plus(k0, _constant(LANES * v)))
@@ -142,4 +151,5 @@ def _grads_kernel(channels, vectors):
 
 
 sums1, sums2, sums4 = (_sums_kernel(v) for v in (1, 2, 4))
+sums16 = _sums_kernel(1, ROW_STEP)         # 16 channels, stride 1 (ResNet's first stage), one vector
 grads16x1, grads4x1, grads8x2 = (_grads_kernel(c, v) for c, v in GRAD_BLOCKS)
