@@ -22,12 +22,13 @@ from __future__ import annotations
 from numba import njit
 
 from ...exec.claims import PHASE_TILES
-from .direct_vectors import (FORWARD_BLOCKS, LANES, ROW_BLOCK, ROW_STEP, grads4x1, grads8x2, grads16x1, sums1, sums2,
-                             sums4, sums16)
+from .direct_vectors import (FORWARD_BLOCKS, LANES, ROW_BLOCKS, grads4x1, grads8x2, grads16x1, rows1, rows2, sums1,
+                             sums2, sums4)
 from .im2col import nchw_to_nhwc_at, nhwc_to_nchw_at, rows_to_nchw
 
 BLOCK_POSITIONS = max(FORWARD_BLOCKS.values())      # the most positions of a block (direct_vectors.py)
 GRAD_ROWS_BYTES = 32768   # the weight gradient's blocks of dout rows
+(ROW1, STEP1), (ROW2, STEP2) = ROW_BLOCKS[1], ROW_BLOCKS[2]      # (numbers: Numba reads no dict)
 
 
 def direct_fits(KH, KW, SH, SW, PH, PW, DH, DW, group, K):
@@ -101,18 +102,23 @@ def _sums(x, y, w, b, C, OW, SH, SW, p0, p1):
     if p1 - p0 < BLOCK_POSITIONS:
         raise ValueError("direct_positions: fewer positions than a block")
     strides = _strides(x) + _strides(y) + (w.strides[0] // size, w.strides[1] // size, w.strides[2] // size)
+    rows = p0 % OW == 0 and p1 % OW == 0          # whole rows: blocks of a row where ROW_BLOCKS fit
     if K % 64 == 0:
         for k0 in range(0, K, 64):
             for p in range(p0, p1, 6):     # the last block ends at p1 (positions done twice: the same bits)
                 sums4(x, y, w, b, min(p, p1 - 6), k0, C, KH, KW, OW, SH, SW, strides)
+    elif K % 32 == 0 and rows and OW % ROW2 == 0 and strides[1] * SW == STEP2:
+        for k0 in range(0, K, 32):
+            for p in range(p0, p1, ROW2):
+                rows2(x, y, w, b, p, k0, C, KH, KW, OW, SH, SW, strides)
     elif K % 32 == 0:
         for k0 in range(0, K, 32):
             for p in range(p0, p1, 12):
                 sums2(x, y, w, b, min(p, p1 - 12), k0, C, KH, KW, OW, SH, SW, strides)
-    elif OW % ROW_BLOCK == 0 and p0 % OW == 0 and p1 % OW == 0 and strides[1] * SW == ROW_STEP:
-        for k0 in range(0, K, 16):          # whole rows, inputs 16 numbers apart: blocks of a row
-            for p in range(p0, p1, ROW_BLOCK):
-                sums16(x, y, w, b, p, k0, C, KH, KW, OW, SH, SW, strides)
+    elif rows and OW % ROW1 == 0 and strides[1] * SW == STEP1:
+        for k0 in range(0, K, 16):
+            for p in range(p0, p1, ROW1):
+                rows1(x, y, w, b, p, k0, C, KH, KW, OW, SH, SW, strides)
     else:
         for k0 in range(0, K, 16):
             for p in range(p0, p1, 24):

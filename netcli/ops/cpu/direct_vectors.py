@@ -25,7 +25,8 @@ from .depthwise_vectors import _are_integers, _Codegen, _is_float_arrays
 
 LANES = 16                # the numbers in one vector
 FORWARD_BLOCKS = {1: 24, 2: 12, 4: 6}      # vectors of output channels: positions per block
-ROW_BLOCK, ROW_STEP = 16, 16               # sums16: 16 positions of a row, inputs 16 numbers apart
+# vectors of output channels: (positions of a row per block, numbers between their inputs)
+ROW_BLOCKS = {1: (16, 16), 2: (8, 32)}
 GRAD_BLOCKS = ((16, 1), (4, 1), (8, 2))    # the weight gradient's blocks: (input channels, vectors)
 
 
@@ -48,11 +49,11 @@ def _constant(k):
     return ir.Constant(ir.IntType(64), k)
 
 
-def _sums_kernel(vectors, step=None):
-    """The intrinsic for blocks of FORWARD_BLOCKS[vectors] positions x `vectors` vectors; with a
-    `step`, blocks of ROW_BLOCK positions in one row of the plane, whose inputs lie `step`
-    numbers apart (channels x stride), an offset known when compiling."""
-    positions = FORWARD_BLOCKS[vectors] if step is None else ROW_BLOCK
+def _sums_kernel(vectors, rows=False):
+    """The intrinsic for blocks of FORWARD_BLOCKS[vectors] positions x `vectors` vectors; with
+    `rows`, ROW_BLOCKS[vectors]: blocks of positions in one row of the plane whose inputs lie a
+    step apart (channels x stride) known when compiling."""
+    positions, step = ROW_BLOCKS[vectors] if rows else (FORWARD_BLOCKS[vectors], None)
 
     @intrinsic
     def sums(typingctx, x, y, w, b, p0, k0, C, KH, KW, OW, SH, SW, strides):
@@ -151,5 +152,5 @@ def _grads_kernel(channels, vectors):
 
 
 sums1, sums2, sums4 = (_sums_kernel(v) for v in (1, 2, 4))
-sums16 = _sums_kernel(1, ROW_STEP)         # 16 channels, stride 1 (ResNet's first stage), one vector
+rows1, rows2 = (_sums_kernel(v, rows=True) for v in (1, 2))
 grads16x1, grads4x1, grads8x2 = (_grads_kernel(c, v) for c, v in GRAD_BLOCKS)
