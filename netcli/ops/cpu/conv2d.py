@@ -45,6 +45,7 @@ from .direct_passes import direct_backward, direct_forward
 from .depthwise_nhwc import depthwise_nhwc_scratch, depthwise_nhwc_workspace
 from .winograd import winograd_backward, winograd_forward, winograd_scratch, winograd_workspace
 
+
 def patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, itemsize, keeps=True):
     """[(first, stop)]: the chunks of a call's images for "im2row" and "im2col" (the largest
     per-image array: the patches, or im2row's GEMM result, and im2col's weight gradients where a

@@ -8,12 +8,18 @@ blocks.
 
 Blocks of 24 sums (the forward: 24 positions x 16 channels, 12 x 32 or 6 x 64; the weight
 gradient: 16 input channels x 16 output channels, or 8 x 32; 4 x 16 for the channels past
-those) keep each loaded weight (or dout
-vector) for 24 multiply-adds. Forward, 32 images, one thread, Intel Xeon (model 207), best of
-7, ms (GFLOP/s), against PyTorch's conv2d on NCHW in the same run: 16 -> 16 ch 32x32 0.97 (155)
-against 1.11; 16 -> 32 32x32 stride 2 0.40 (191) against 0.67; 32 ch 16x16 0.74-0.86 (175-205)
-against 0.90-1.00; 32 -> 64 16x16 stride 2 0.43 (177) against 0.53; 64 ch 8x8 0.81 (187)
-against 0.83; 3 -> 16 32x32 0.30 (95) against 0.36."""
+those) keep each loaded weight (or dout vector) for 24 multiply-adds. Forward, 32 images, one
+thread, Intel Xeon (model 207), best of 7, ms (GFLOP/s), against PyTorch's conv2d on NCHW in
+the same run: 16 -> 16 ch 32x32 0.97 (155) against 1.11; 16 -> 32 32x32 stride 2 0.40 (191)
+against 0.67; 32 ch 16x16 0.74-0.86 (175-205) against 0.90-1.00; 32 -> 64 16x16 stride 2 0.43
+(177) against 0.53; 64 ch 8x8 0.81 (187) against 0.83; 3 -> 16 32x32 0.30 (95) against 0.36.
+
+A block's 24 positions each need their own input address, which the compiled loop keeps off
+registers; where the inputs of a row's positions lie a step apart known when compiling (16
+channels, stride 1; 32 channels, or 16 with stride 2), ROW_BLOCKS read each at a constant
+offset instead. The sums alone, 32 images, one thread, the same run, 24-position blocks time
+/ row blocks time: 16 ch 32x32 1.28-1.30x, 32 ch 16x16 1.05-1.07x, 16 -> 32 32x32 stride 2
+1.10x (ResNet-20, bench/nets_vs_torch.py --against: training 1.05x with the first)."""
 from __future__ import annotations
 
 from llvmlite import ir
@@ -31,9 +37,9 @@ GRAD_BLOCKS = ((16, 1), (4, 1), (8, 2))    # the weight gradient's blocks: (inpu
 
 
 def _fma(g):
+    kind = "f32" if isinstance(g.vector.element, ir.FloatType) else "f64"
     return cgutils.get_or_insert_function(g.builder.module, ir.FunctionType(g.vector, [g.vector] * 3),
-                                          "llvm.fma.v%d%s" % (LANES, "f32" if isinstance(g.vector.element, ir.FloatType)
-                                                                else "f64"))
+                                          "llvm.fma.v%d%s" % (LANES, kind))
 
 
 def _broadcast(g, base, offset):
@@ -115,9 +121,9 @@ def _grads_kernel(channels, vectors):
     def grads(typingctx, x, dy, dw, c0, k0, i, j, oh0, oh1, OW, SH, SW, strides):
         """For the input channels c0 .. c0 + channels - 1 and output channels k0 .. k0 + 16 *
         vectors - 1 at tap (i, j): dw[i, j, c, k] += the sum over positions (oh, ow) in order,
-        rows oh0 <= oh < oh1, of x[oh*SH + i, ow*SW + j, c] * dy[oh, ow, k]. x, dy: 3-D, dw: 4-D, each with its channels
-        one after another; strides: (x's rows, x's columns, dy's rows, dy's columns, dw's i, j,
-        c) in numbers."""
+        rows oh0 <= oh < oh1, of x[oh*SH + i, ow*SW + j, c] * dy[oh, ow, k]. x, dy: 3-D, dw: 4-D,
+        each with its channels one after another; strides: (x's rows, x's columns, dy's rows,
+        dy's columns, dw's i, j, c) in numbers."""
         if not (_is_float_arrays(x, dy, dw) and _are_integers(c0, k0, i, j, oh0, oh1, OW, SH, SW, tuples=(strides,))):
             return None
 
