@@ -85,6 +85,8 @@ def test_the_rule_takes_direct_for_few_channels_and_strides():
     assert algorithm(3, 32, 16, 3, 1, 1) == "im2col"            # a first layer's 3 channels, stride 1
     assert algorithm(16, 32, 24, 3, 2, 1) == "im2row"           # outputs not in vectors of 16
     assert algorithm(16, 8, 16, 3, 2, 1) == "im2row"            # 16 outputs: fewer than a block
+    assert algorithm(32, 27, 128, 3, 1, 1, images=8) == algorithm(16, 55, 64, 3, 1, 1, images=8) == "winograd4"
+    assert algorithm(3, 224, 64, 3, 2, 0, images=8) == "im2col"       # 27 terms a sum: few
     assert algorithm(16, 16, 16, 5, 1, 2) == "winograd4"        # 5x5
 
 

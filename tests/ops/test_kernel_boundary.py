@@ -49,7 +49,7 @@ def ref_conv(x, w, b, S, P, D, G):
     (16, 16, 3, 1, 1, 1, 1, "direct", 9, 11), (8, 32, 3, 1, 0, 1, 1, "direct", 10, 9),      # few channels
     (16, 16, 3, 1, 1, 1, 1, "direct", 7, 32), (32, 32, 3, 1, 1, 1, 1, "direct", 5, 16),   # blocks of a row:
     (16, 32, 3, 2, 1, 1, 1, "direct", 9, 16),          # 16 positions 16 numbers apart, 8 positions 32 apart
-    (5, 48, 3, 2, 1, 1, 1, "direct", 13, 14), (20, 32, 3, 3, 1, 1, 1, "direct", 17, 16),    # strides
+    (8, 48, 3, 2, 1, 1, 1, "direct", 13, 14), (20, 32, 3, 3, 1, 1, 1, "direct", 17, 16),    # strides
     (3, 64, 7, 2, 3, 1, 1, "direct", 15, 16), (12, 16, 4, 2, 1, 1, 1, "direct", 12, 13),
     (6, 6, 3, 1, 1, 1, 6, "depthwise-nhwc", 7, 6), (5, 5, 3, 2, 1, 1, 5, "depthwise-nhwc", 9, 8),
     (4, 4, 5, 1, 2, 1, 4, "depthwise-nhwc", 5, 7), (3, 3, 3, 1, 0, 1, 3, "depthwise-nhwc", 8, 9)])

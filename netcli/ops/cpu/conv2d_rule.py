@@ -21,7 +21,8 @@ PIXELS_1X1 = 36               # "1x1" (else "1x1-nhwc") from this many pixels pe
 NHWC_POSITIONS = 256          # "depthwise-nhwc" up to this many output positions
 ONE_IMAGE_CHANNELS, ONE_IMAGE_PIXELS = 64, 400      # 3x3 Winograd whatever the batch from here on
 ONE_IMAGE_COLUMNS_K = 128     # im2col, not im2row, for one image from this many output channels on
-DIRECT_CHANNELS = (8, 32)     # "direct" with stride 1 on this many input channels (_direct)
+DIRECT_CHANNELS = (8, 32)     # "direct" with stride 1 on this many input and at most as many output channels
+DIRECT_TERMS = 64             # "direct" with a stride where each sum has this many terms (C*KH*KW) or more
 
 
 def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=None):
@@ -66,23 +67,27 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       1.6x / 0.96x and 3.3x / 1.2x (1 image: 2.3x / 1.1x, 3.7x / 1.3x). On 16 outputs or fewer it
       loses: 64->128 at 8x8 1.2x / 0.87x, 512->1024 at 4x4 0.40x / 0.46x.
     - direct (direct.py: each output a sum over taps and channels in vector blocks held in
-      registers, channels last) where it fits (no groups or dilation, output channels in vectors
-      of 16, a stride no larger than the kernel, padding under it, planes that fill its blocks;
-      `_direct`): kernels with a stride, and 3x3 stride-1 kernels on DIRECT_CHANNELS = 8..32
-      input channels. Against the rule before it, forward / backward, one thread, Intel Xeon
-      (model 207), best of 3, 32 images (4 for the 7x7): ResNet-20's 16 ch 32x32 against F(4x4)
-      2.0x / 1.03x, 32 ch 16x16 1.14x / 0.91x, its downsampling 16->32 32x32 stride 2 against
-      im2row 1.96x / 1.64x, 32->64 16x16 1.54x / 1.37x; 64->128 32x32 stride 2 1.60x / 1.32x,
-      128 ch 56x56 stride 2 1.24x / 1.17x; ResNet-50's 7x7 stride-2 first layer 2.28x forward
-      (its weight gradient 0.64x of im2row's, the input gradient of 3 channels far slower: a
-      first layer needs none). In the nets, 2 threads, the same run (bench/nets_vs_torch.py
-      --against): ResNet-20 training 1.14x, inference 1.14x, batch 1 1.24x; ResNet-56 1.11x /
-      1.07x / 1.13x; SqueezeNet 1.1 inference 1.05x; ResNet-50 1.06x. With 32 channels too
-      (stage 2) against 16 only, ResNet-20, one process, alternating: inference 28.2 against
-      29.9 ms, training even. Not taken: F(4x4) stays faster from 64 channels on (64 ch 8x8
-      0.93x / 0.86x, 128 ch 16x16 0.75x / 0.56x, 256 ch 8x8 0.33x / 0.46x) and on 5x5 kernels
-      (32 ch 16x16 0.89x / 0.56x; 16 ch 1.14x / 1.11x); with 3 input channels and stride 1,
-      im2col (3->16 32x32: the same forward, a weight gradient 0.75x).
+      registers, channels last) where it fits (no groups or dilation, output channels in vectors of
+      16, a stride no larger than the kernel, padding under it, planes that fill its blocks;
+      `_direct`): kernels with a stride whose sums have DIRECT_TERMS = 64 terms (C*KH*KW) or more,
+      and 3x3 stride-1 kernels from 8..32 input channels to at most 32 (DIRECT_CHANNELS). Against
+      the rule before it, forward / backward, one thread, Intel Xeon (model 207), best of 3, 32
+      images (4 for the 7x7): ResNet-20's 16 ch 32x32 against F(4x4) 2.0x / 1.03x, 32 ch 16x16 1.14x
+      / 0.91x, its downsampling 16->32 32x32 stride 2 against im2row 1.96x / 1.64x, 32->64 16x16
+      1.54x / 1.37x; 64->128 32x32 stride 2 1.60x / 1.32x, 128 ch 56x56 stride 2 1.24x / 1.17x;
+      ResNet-50's 7x7 stride-2 first layer 2.28x forward (its weight gradient 0.64x of im2row's, the
+      input gradient of 3 channels far slower: a first layer needs none). In the nets, 2 threads, median of 5
+      rounds in one run (bench/nets_vs_torch.py --against, row blocks included): ResNet-20 training
+      1.20x, inference 1.17x, batch 1 1.35x; ResNet-56 1.16x / 1.13x / 1.34x; ResNet-50 (its first
+      layer) 1.00x / 0.98x. With 32 channels too (stage 2) against 16 only, ResNet-20, one process, alternating:
+      inference 28.2 against 29.9 ms, training even. Not taken: F(4x4) stays faster from 64 channels
+      on (64 ch 8x8 0.93x / 0.86x, 128 ch 16x16 0.75x / 0.56x, 256 ch 8x8 0.33x / 0.46x) and on 5x5
+      kernels (32 ch 16x16 0.89x / 0.56x; 16 ch 1.14x / 1.11x); with 3 input channels and stride 1,
+      im2col (3->16 32x32: the same forward, a weight gradient 0.75x). Forward only, one thread,
+      images per call, F(4x4) time / direct time: SqueezeNet's expand 3x3s 16->64 55x55 1.02x (4)
+      and 0.99x (1), 32->128 27x27 0.71x (4), 32->64 27x27 0.82x (4): many outputs keep F(4x4); its
+      3x3 stride-2 first layer on 3 channels (27 terms a sum), im2col time / direct time 0.91x (4
+      images) and 0.56x (1): im2col (where ResNet-50's 7x7, 147 terms, gains 1.6x).
     - winograd (F(2x2, 3x3), netcli/ops/cpu/winograd.py) for 3x3 stride-1 kernels without
       dilation or groups, padding <= 2, from 16 input channels and 8x8 outputs on, where it
       measured faster than im2row: 16 ch 32x32 1.2-1.7x / 1.1-1.5x, 32 ch 16x16 1.05-1.8x /
@@ -169,12 +174,15 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
 
 def _direct(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group):
     """Whether "direct" (direct.py) runs this layer: where direct_fits, on planes that fill its
-    blocks, a kernel with a stride (ResNet's downsampling 3x3s, a 7x7 first layer), and 3x3
-    kernels with stride 1 on DIRECT_CHANNELS input channels (ResNet-20's first stage)."""
+    blocks, a kernel with a stride whose sums have DIRECT_TERMS terms or more (ResNet's
+    downsampling 3x3s, a 7x7 first layer), and 3x3 kernels with stride 1 from and to
+    DIRECT_CHANNELS channels (ResNet-20's first two stages)."""
     OH, OW = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
     if not (direct_fits(KH, KW, SH, SW, PH, PW, DH, DW, group, K) and direct_positions(H, W, OH, OW, SH, SW)):
         return False
-    return SH * SW > 1 or (KH == KW == 3 and DIRECT_CHANNELS[0] <= C <= DIRECT_CHANNELS[1])
+    if SH * SW > 1:
+        return C * KH * KW >= DIRECT_TERMS
+    return KH == KW == 3 and DIRECT_CHANNELS[0] <= C <= DIRECT_CHANNELS[1] and K <= DIRECT_CHANNELS[1]
 
 
 def patch_layout(C, KW, group, K=0, images=None):
