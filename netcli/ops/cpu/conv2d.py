@@ -187,13 +187,11 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
     after = after or _nothing
     tile = after_tile if bias is None and group == 1 else None
     if algorithm == "depthwise":
-        depthwise_forward(out, inp, weight, ws["no_bias"] if bias is None else bias, *geometry[:8])
-        after(0, n)
+        depthwise_forward(out, inp, weight, ws["no_bias"] if bias is None else bias, *geometry[:8], after)
         return
     if algorithm == "depthwise-nhwc":
         depthwise_nhwc_forward(out, inp, weight, ws["no_bias"] if bias is None else bias, ws["xp"], ws["yt"],
-                               ws["wt"], *geometry[:8])
-        after(0, n)
+                               ws["wt"], *geometry[:8], after)
         return
     if algorithm == "direct":           # one image: in tiles of positions
         P = OH * OW

@@ -46,7 +46,14 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       1.4x / 1.5-1.7x, 64 ch 16x16 1.6-1.7x / 1.9-2.1x, 32 ch 16x16 1.8x / 2.6x, 256 ch 16x16 1.0x
       / 1.4x, 128 ch 12x12 1.8x / 2.4x, 96 ch 20x20 1.3x / 1.6x; larger planes stay with
       "depthwise" (32 ch 32x32 0.82x / 1.14x, 64 ch 32x32 0.71x / 0.70x, 32 ch 64x64 0.66x /
-      0.89x; 8 images of 64 ch 112x112 stride 2 0.46x / 0.44x / 1.3x on AMD).
+      0.89x; 8 images of 64 ch 112x112 stride 2 0.46x / 0.44x / 1.3x on AMD). Since then both
+      forwards run 3x3 kernels with stride 1 or 2 and 8 output columns or more in vectors along
+      the NCHW rows (depthwise_rows.py, the same bits), so that there the choice is the
+      backward's; their forward time before -> after, 50 images, one thread, Intel Xeon (model
+      207), ms: "depthwise" 32 ch 32x32 1.17 -> 0.69, 64 ch 32x32 stride 2 5.6 -> 0.80;
+      "depthwise-nhwc" 128 ch 16x16 1.39 -> 0.59-0.67, stride 2 0.64-0.75 -> 0.49-0.51, 256 ch
+      8x8 0.81-0.87 -> 0.49-0.52 (on 4 output columns the rows lose: 256 ch 8x8 stride 2 0.39-0.44
+      against 0.69).
     - a 1x1 kernel with stride 1 and no padding (any dilation is the same kernel) needs no patch
       copy: "1x1" (GEMMs per image on the NCHW input) from PIXELS_1X1 = 36 pixels per image on
       (32->64 at 32x32: 2.7-3.0x / 1.4-1.8x; 64->128 and 128->128 at 16x16: 1.9-2.5x /

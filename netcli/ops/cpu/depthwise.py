@@ -21,6 +21,8 @@ that depends only on the shapes. (Measured: bench/conv_algorithms.py.)
 import numpy as np
 from numba import njit
 
+from .depthwise_rows import depthwise_rows_forward, rows_fit
+
 
 @njit(cache=True, nogil=True, inline="always")
 def _phase_shape(H, W, KW, SH, SW, PH, PW, DW):
@@ -174,8 +176,12 @@ def _tap(xq, i, j, SH, SW, DH, DW, PL, Wq, L):
 @njit(cache=True, nogil=True)
 def depthwise_forward(out, inp, weight, bias, KH, KW, SH, SW, PH, PW, DH, DW):
     """out[n, c, oh, ow] = bias[c] + sum over i, j of weight[c, 0, i, j] *
-    inp[n, c, oh*SH - PH + i*DH, ow*SW - PW + j*DW] (zero outside the image)."""
+    inp[n, c, oh*SH - PH + i*DH, ow*SW - PW + j*DW] (zero outside the image); in vectors along
+    the rows where they fit (depthwise_rows.py: the same bits)."""
     N, C, OH, OW = out.shape
+    if rows_fit(KH, KW, SH, SW, DH, DW, OW):
+        depthwise_rows_forward(out, inp, weight, bias, SH, SW, PH, PW)
+        return
     Hq, Wq = _phase_shape(inp.shape[2], inp.shape[3], KW, SH, SW, PH, PW, DW)
     PL, L = Hq * Wq, OH * Wq
     xq = np.zeros(SH * SW * PL, out.dtype)

@@ -18,6 +18,7 @@ image), dxp like xp, wt (KH, KW, C), part (KH*KW, OH, OW, C).
 import numpy as np
 from numba import njit
 
+from .depthwise_rows import depthwise_rows_forward, rows_fit
 from .depthwise_vectors import forward3x3, weight_grad_taps
 from .im2col import nchw_to_nhwc_at, nhwc_to_nchw_at
 from .transpose import BLOCK
@@ -62,26 +63,34 @@ def depthwise_nhwc_forward(out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW, P
     channels-last input of every image, or holds one image at a time where it has room for one
     only (a forward that keeps nothing for a backward: conv2d_scratch)."""
     _channels_last(weight, wt)
-    depthwise_nhwc_forward_images(out, inp, bias, xp, yt, wt, SH, SW, PH, PW, DH, DW)
+    depthwise_nhwc_forward_images(out, inp, weight, bias, xp, yt, wt, SH, SW, PH, PW, DH, DW)
 
 
 @njit(cache=True, nogil=True)
-def depthwise_nhwc_forward_images(out, inp, bias, xp, yt, wt, SH, SW, PH, PW, DH, DW):
+def depthwise_nhwc_forward_images(out, inp, weight, bias, xp, yt, wt, SH, SW, PH, PW, DH, DW):
     """depthwise_nhwc_forward after its weights were made channels-last in wt (KH, KW, C): on a
-    team's tile of images (depthwise_team.py), their rows of out, inp, xp and yt."""
+    team's tile of images (depthwise_team.py), their rows of out, inp, xp and yt. Where the
+    rows fit (depthwise_rows.py) the sums run there, on the NCHW planes (the same bits), and xp
+    is written only where it keeps every image (for the backward)."""
     N, C = out.shape[0], out.shape[1]
     H, W = inp.shape[2], inp.shape[3]
     KH, KW = wt.shape[0], wt.shape[1]
     b = bias if bias.shape[0] > 0 else np.zeros(C, yt.dtype)
     every = xp.shape[0] >= N
-    if not every:
+    rows = rows_fit(KH, KW, SH, SW, DH, DW, out.shape[3])
+    if not every and not rows:
         _zero_border(xp[:1], H, W, PH, PW)
     y1 = yt[:1]
     for n in range(N):
-        x1 = xp[n:n + 1] if every else xp[:1]
         if every:
-            _zero_border(x1, H, W, PH, PW)
-        _to_channels_last(inp[n:n + 1], x1, PH, PW)
+            _zero_border(xp[n:n + 1], H, W, PH, PW)
+            _to_channels_last(inp[n:n + 1], xp[n:n + 1], PH, PW)
+        if rows:
+            depthwise_rows_forward(out[n:n + 1], inp[n:n + 1], weight, bias, SH, SW, PH, PW)
+            continue
+        x1 = xp[n:n + 1] if every else xp[:1]
+        if not every:
+            _to_channels_last(inp[n:n + 1], x1, PH, PW)
         if KH == KW == 3:                 # in vectors of channels (depthwise_vectors.py)
             forward3x3(x1, y1, wt, b, SH, SW, DH, DW)
         else:

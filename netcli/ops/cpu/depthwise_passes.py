@@ -4,14 +4,39 @@ themselves (depthwise.py, depthwise_nhwc.py), or, where that thread leads a team
 either way: the choice is the thread count's, never the numbers'."""
 from ...exec.team import with_helpers
 from . import depthwise, depthwise_nhwc, depthwise_team
-from .team_call import team_call
+from .team_call import has_helpers, team_call
 from .team_jobs import run_job
 
 
-def depthwise_forward(out, inp, weight, bias, KH, KW, SH, SW, PH, PW, DH, DW):
-    """depthwise.depthwise_forward, its images in tiles where there are helpers."""
-    team_call(depthwise_team.dw_forward_job, depthwise.depthwise_forward, out, inp, weight, bias, KH, KW, SH, SW,
-              PH, PW, DH, DW)
+# Images per forward call: as many as fill GROUP_BYTES of output (at least one), `after` running
+# on them while they are in cache. MobileNet at batch 100 (inference, 2 threads, Intel Xeon model
+# 207), its depthwise layers' time with their BatchNorm + Scale + ReLU: groups of 8 images, 4x4
+# planes and 2x2 1.58-1.85 -> 1.88 ms against the whole share in one call (Python's calls).
+GROUP_BYTES = 1 << 20
+
+
+def _group(out):
+    return max(1, GROUP_BYTES // (out[0].size * out.itemsize))
+
+
+def _nothing(a, b):
+    pass
+
+
+def depthwise_forward(out, inp, weight, bias, KH, KW, SH, SW, PH, PW, DH, DW, after=None):
+    """depthwise.depthwise_forward, its images in tiles where there are helpers (then after(0,
+    n)), else in groups of images (GROUP_BYTES), after(a, b) on each (where given)."""
+    n, after = out.shape[0], after or _nothing
+    if has_helpers():
+        team_call(depthwise_team.dw_forward_job, depthwise.depthwise_forward, out, inp, weight, bias, KH, KW, SH,
+                  SW, PH, PW, DH, DW)
+        after(0, n)
+        return
+    group = _group(out)
+    for a in range(0, n, group):
+        z = min(n, a + group)
+        depthwise.depthwise_forward(out[a:z], inp[a:z], weight, bias, KH, KW, SH, SW, PH, PW, DH, DW)
+        after(a, z)
 
 
 def depthwise_backward(dinp, dweight, dout, inp, weight, KH, KW, SH, SW, PH, PW, DH, DW):
@@ -33,10 +58,22 @@ def depthwise_backward(dinp, dweight, dout, inp, weight, KH, KW, SH, SW, PH, PW,
     run_job(team, dout.reshape(-1)[:0])
 
 
-def depthwise_nhwc_forward(out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW, PH, PW, DH, DW):
-    """depthwise_nhwc.depthwise_nhwc_forward, its images in tiles where there are helpers."""
-    team_call(depthwise_team.nhwc_forward_job, depthwise_nhwc.depthwise_nhwc_forward, out, inp, weight, bias, xp, yt,
-              wt, KH, KW, SH, SW, PH, PW, DH, DW)
+def depthwise_nhwc_forward(out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW, PH, PW, DH, DW, after=None):
+    """depthwise_nhwc.depthwise_nhwc_forward, its images in tiles where there are helpers (then
+    after(0, n)), else in groups of images (GROUP_BYTES), after(a, b) on each (where given)."""
+    n, after = out.shape[0], after or _nothing
+    if has_helpers():
+        team_call(depthwise_team.nhwc_forward_job, depthwise_nhwc.depthwise_nhwc_forward, out, inp, weight, bias, xp,
+                  yt, wt, KH, KW, SH, SW, PH, PW, DH, DW)
+        after(0, n)
+        return
+    every = xp.shape[0] >= n
+    group = _group(out)
+    for a in range(0, n, group):
+        z = min(n, a + group)
+        depthwise_nhwc.depthwise_nhwc_forward(out[a:z], inp[a:z], weight, bias, xp[a:z] if every else xp, yt, wt, KH,
+                                              KW, SH, SW, PH, PW, DH, DW)
+        after(a, z)
 
 
 def depthwise_nhwc_backward(dinp, dweight, dout, weight, xp, yt, dxp, wt, part, H, W, KH, KW, SH, SW, PH, PW, DH,

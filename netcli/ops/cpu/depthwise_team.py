@@ -107,8 +107,8 @@ def dw_backward_tile(record, t, like):
 
 
 # nhwc_forward_job's record, from HEAD
-(G_OUT, G_INP, G_BIAS, G_NBIAS, G_XP, G_XP_ROWS, G_HP, G_WP, G_YT, G_WT) = range(HEAD, HEAD + 10)
-G_GEO = HEAD + 10
+(G_OUT, G_INP, G_WEIGHT, G_BIAS, G_NBIAS, G_XP, G_XP_ROWS, G_HP, G_WP, G_YT, G_WT) = range(HEAD, HEAD + 11)
+G_GEO = HEAD + 11
 
 
 @njit(cache=True, nogil=True)
@@ -117,8 +117,9 @@ def nhwc_forward_job(record, out, inp, weight, bias, xp, yt, wt, KH, KW, SH, SW,
     channels-last here), in tiles of images where xp holds every image, else in one."""
     _channels_last(weight, wt)
     N = inp.shape[0]
-    fields = (_address(out), _address(inp), _address(bias), bias.shape[0], _address(xp), xp.shape[0], xp.shape[1],
-              xp.shape[2], _address(yt), _address(wt)) + _geometry(inp, out, KH, KW, SH, SW, PH, PW, DH, DW)
+    fields = (_address(out), _address(inp), _address(weight), _address(bias), bias.shape[0], _address(xp),
+              xp.shape[0], xp.shape[1], xp.shape[2], _address(yt), _address(wt)) + \
+        _geometry(inp, out, KH, KW, SH, SW, PH, PW, DH, DW)
     write_job(record, NHWC_FORWARD, min(N, PHASE_TILES) if xp.shape[0] >= N else 1, 0, 0, 0, out.itemsize, fields)
 
 
@@ -130,7 +131,7 @@ def nhwc_forward_tile(record, t, like):
     every = record[G_XP_ROWS] >= N
     depthwise_nhwc_forward_images(
         _array(record, G_OUT, n0, n1, C, OH, OW, like), _array(record, G_INP, n0, n1, C, H, W, like),
-        carray(_at(record[G_BIAS], like), (record[G_NBIAS],)),
+        _array(record, G_WEIGHT, 0, C, 1, KH, KW, like), carray(_at(record[G_BIAS], like), (record[G_NBIAS],)),
         _array(record, G_XP, n0 if every else 0, n1 if every else 1, record[G_HP], record[G_WP], C, like),
         _array(record, G_YT, n0, n1, OH, OW, C, like), carray(_at(record[G_WT], like), (KH, KW, C)),
         SH, SW, PH, PW, DH, DW)

@@ -1,0 +1,66 @@
+"""The 3x3 depthwise forward in vectors along the rows (netcli/ops/cpu/depthwise_rows.py) against
+the plain NumPy reference convolution (tests/reference.py), on random inputs: odd sizes, rows of
+one vector, several and a short tail, stride 1 and 2 each way, padding 0, 1 and 2, with and
+without a bias, float32 and float64; and the same bits as the channels-last kernels' sums
+(depthwise_vectors.forward3x3), whose order it keeps."""
+import numpy as np
+import pytest
+
+from netcli.ops.cpu.depthwise_nhwc import _channels_last, _padded, _to_channels_first, _to_channels_last
+from netcli.ops.cpu.depthwise_rows import ROWS_FROM, depthwise_rows_forward, rows_fit
+from netcli.ops.cpu.depthwise_vectors import forward3x3
+from reference import conv2d
+
+CASES = [  # N, C, H, W, SH, SW, PH, PW
+    (2, 3, 16, 16, 1, 1, 1, 1),      # one wide vector a row
+    (1, 4, 9, 8, 1, 1, 1, 1),        # one narrow vector
+    (2, 2, 7, 13, 1, 1, 1, 1),       # a narrow vector and a tail of 5
+    (1, 3, 11, 37, 1, 1, 1, 1),      # two wide vectors and a tail
+    (2, 2, 33, 33, 2, 2, 1, 1),      # stride 2: 17 outputs, one wide vector and one
+    (1, 3, 19, 22, 2, 2, 0, 0),      # no padding: 10 columns
+    (1, 2, 12, 20, 1, 2, 2, 2),      # padding 2, strides that differ
+    (2, 2, 21, 10, 2, 1, 0, 1),
+    (1, 5, 6, 50, 1, 1, 0, 1),       # three wide vectors, a tail of 2
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES)
+def test_rows_against_reference(case, dtype):
+    N, C, H, W, SH, SW, PH, PW = case
+    OH, OW = (H + 2 * PH - 3) // SH + 1, (W + 2 * PW - 3) // SW + 1
+    assert rows_fit(3, 3, SH, SW, 1, 1, OW)
+    rng = np.random.default_rng(sum(case))
+    x, w, b = rng.standard_normal((N, C, H, W)), rng.standard_normal((C, 1, 3, 3)), rng.standard_normal(C)
+    ref = conv2d(x, w, None, (SH, SW), (PH, PW), (1, 1), group=C)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for bias, want in ((b, ref + b[None, :, None, None]), (np.zeros(0), ref)):
+        y = np.full((N, C, OH, OW), np.nan, dtype)
+        depthwise_rows_forward(y, x.astype(dtype), w.astype(dtype), bias.astype(dtype), SH, SW, PH, PW)
+        np.testing.assert_allclose(y, want, **tol)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[6] <= 2 and c[7] <= 2])
+def test_rows_give_the_channels_last_sums_bits(case):
+    N, C, H, W, SH, SW, PH, PW = case
+    OH, OW = (H + 2 * PH - 3) // SH + 1, (W + 2 * PW - 3) // SW + 1
+    rng = np.random.default_rng(sum(case) + 1)
+    f = np.float32
+    x, w, b = (rng.standard_normal(s).astype(f) for s in ((N, C, H, W), (C, 1, 3, 3), (C,)))
+    xp = np.zeros((N, *_padded(H, W, 3, 3), C), f)
+    _to_channels_last(x, xp, PH, PW)
+    wt, yt = np.empty((3, 3, C), f), np.empty((N, OH, OW, C), f)
+    _channels_last(w, wt)
+    forward3x3(xp, yt, wt, b, SH, SW, 1, 1)
+    y1, y2 = np.empty((N, C, OH, OW), f), np.empty((N, C, OH, OW), f)
+    _to_channels_first(yt, y1, 0, 0)
+    depthwise_rows_forward(y2, x, w, b, SH, SW, PH, PW)
+    assert np.array_equal(y1, y2)
+
+
+def test_what_the_rows_take():
+    """3x3, stride 1 or 2, no dilation, ROWS_FROM output columns or more."""
+    assert rows_fit(3, 3, 1, 1, 1, 1, ROWS_FROM) and rows_fit(3, 3, 2, 1, 1, 1, 40)
+    assert not rows_fit(3, 3, 1, 1, 1, 1, ROWS_FROM - 1)
+    assert not rows_fit(5, 5, 1, 1, 1, 1, 16) and not rows_fit(3, 3, 3, 3, 1, 1, 16)
+    assert not rows_fit(3, 3, 1, 1, 2, 2, 16)
