@@ -1,13 +1,13 @@
 """The 3x3 depthwise forward in vectors along the rows (netcli/ops/cpu/depthwise_rows.py) against
 the plain NumPy reference convolution (tests/reference.py), on random inputs: odd sizes, rows of
-one vector, several and a short tail, stride 1 and 2 each way, padding 0, 1 and 2, with and
-without a bias, float32 and float64; and the same bits as the channels-last kernels' sums
+one vector, several and a short tail, stride 1 and 2 each way, padding 0, 1 and 2, planes of 4
+and 8 columns several rows to a vector, with and without a bias, float32 and float64; and the same bits as the channels-last kernels' sums
 (depthwise_vectors.forward3x3), whose order it keeps."""
 import numpy as np
 import pytest
 
 from netcli.ops.cpu.depthwise_nhwc import _channels_last, _padded, _to_channels_first, _to_channels_last
-from netcli.ops.cpu.depthwise_rows import ROWS_FROM, depthwise_rows_forward, rows_fit
+from netcli.ops.cpu.depthwise_rows import ROWS_FROM, depthwise_rows_forward, packed_fit, rows_fit
 from netcli.ops.cpu.depthwise_vectors import forward3x3
 from reference import conv2d
 
@@ -21,6 +21,10 @@ CASES = [  # N, C, H, W, SH, SW, PH, PW
     (1, 2, 12, 20, 1, 2, 2, 2),      # padding 2, strides that differ
     (2, 2, 21, 10, 2, 1, 0, 1),
     (1, 5, 6, 50, 1, 1, 0, 1),       # three wide vectors, a tail of 2
+    (2, 7, 4, 4, 1, 1, 1, 1),        # packed: a plane a vector, planes in blocks of 4 and 3 alone
+    (1, 6, 8, 8, 1, 1, 1, 1),        # packed: two rows a vector
+    (2, 5, 12, 4, 1, 1, 1, 1),       # packed: taller than wide
+    (1, 9, 2, 8, 1, 1, 1, 1),        # packed: one vector a plane
 ]
 
 
@@ -29,7 +33,7 @@ CASES = [  # N, C, H, W, SH, SW, PH, PW
 def test_rows_against_reference(case, dtype):
     N, C, H, W, SH, SW, PH, PW = case
     OH, OW = (H + 2 * PH - 3) // SH + 1, (W + 2 * PW - 3) // SW + 1
-    assert rows_fit(3, 3, SH, SW, 1, 1, OW)
+    assert rows_fit(3, 3, SH, SW, PH, PW, 1, 1, H, W, OW)
     rng = np.random.default_rng(sum(case))
     x, w, b = rng.standard_normal((N, C, H, W)), rng.standard_normal((C, 1, 3, 3)), rng.standard_normal(C)
     ref = conv2d(x, w, None, (SH, SW), (PH, PW), (1, 1), group=C)
@@ -59,8 +63,12 @@ def test_rows_give_the_channels_last_sums_bits(case):
 
 
 def test_what_the_rows_take():
-    """3x3, stride 1 or 2, no dilation, ROWS_FROM output columns or more."""
-    assert rows_fit(3, 3, 1, 1, 1, 1, ROWS_FROM) and rows_fit(3, 3, 2, 1, 1, 1, 40)
-    assert not rows_fit(3, 3, 1, 1, 1, 1, ROWS_FROM - 1)
-    assert not rows_fit(5, 5, 1, 1, 1, 1, 16) and not rows_fit(3, 3, 3, 3, 1, 1, 16)
-    assert not rows_fit(3, 3, 1, 1, 2, 2, 16)
+    """3x3 without dilation: stride 1 or 2 and ROWS_FROM output columns or more; or planes of 4
+    or 8 columns that fill vectors, kept by stride 1 and padding 1 (packed)."""
+    def fits(S, P, H, W, D=1, K=3):
+        return rows_fit(K, K, S, S, P, P, D, D, H, W, (W + 2 * P - D * (K - 1) - 1) // S + 1)
+    assert fits(1, 1, ROWS_FROM, ROWS_FROM) and fits(2, 1, 40, 40) and fits(1, 0, 9, ROWS_FROM + 2)
+    assert not fits(1, 0, 9, ROWS_FROM + 1) and not fits(2, 1, 8, 8)
+    assert not fits(1, 1, 16, 16, K=5) and not fits(3, 1, 40, 40) and not fits(1, 2, 16, 16, D=2)
+    assert fits(1, 1, 4, 4) and fits(1, 1, 2, 8) and packed_fit(1, 1, 1, 1, 12, 4)
+    assert not fits(1, 1, 5, 4) and not fits(1, 1, 2, 2) and not fits(1, 0, 6, 6) and not packed_fit(1, 1, 0, 1, 4, 4)

@@ -179,7 +179,7 @@ def depthwise_forward(out, inp, weight, bias, KH, KW, SH, SW, PH, PW, DH, DW):
     inp[n, c, oh*SH - PH + i*DH, ow*SW - PW + j*DW] (zero outside the image); in vectors along
     the rows where they fit (depthwise_rows.py: the same bits)."""
     N, C, OH, OW = out.shape
-    if rows_fit(KH, KW, SH, SW, DH, DW, OW):
+    if rows_fit(KH, KW, SH, SW, PH, PW, DH, DW, inp.shape[2], inp.shape[3], OW):
         depthwise_rows_forward(out, inp, weight, bias, SH, SW, PH, PW)
         return
     Hq, Wq = _phase_shape(inp.shape[2], inp.shape[3], KW, SH, SW, PH, PW, DW)

@@ -77,20 +77,21 @@ def depthwise_nhwc_forward_images(out, inp, weight, bias, xp, yt, wt, SH, SW, PH
     KH, KW = wt.shape[0], wt.shape[1]
     b = bias if bias.shape[0] > 0 else np.zeros(C, yt.dtype)
     every = xp.shape[0] >= N
-    rows = rows_fit(KH, KW, SH, SW, DH, DW, out.shape[3])
+    rows = rows_fit(KH, KW, SH, SW, PH, PW, DH, DW, H, W, out.shape[3])
     if not every and not rows:
         _zero_border(xp[:1], H, W, PH, PW)
+    if rows:
+        if every:
+            _zero_border(xp[:N], H, W, PH, PW)
+            _to_channels_last(inp, xp[:N], PH, PW)
+        depthwise_rows_forward(out, inp, weight, bias, SH, SW, PH, PW)
+        return
     y1 = yt[:1]
     for n in range(N):
-        if every:
-            _zero_border(xp[n:n + 1], H, W, PH, PW)
-            _to_channels_last(inp[n:n + 1], xp[n:n + 1], PH, PW)
-        if rows:
-            depthwise_rows_forward(out[n:n + 1], inp[n:n + 1], weight, bias, SH, SW, PH, PW)
-            continue
         x1 = xp[n:n + 1] if every else xp[:1]
-        if not every:
-            _to_channels_last(inp[n:n + 1], x1, PH, PW)
+        if every:
+            _zero_border(x1, H, W, PH, PW)
+        _to_channels_last(inp[n:n + 1], x1, PH, PW)
         if KH == KW == 3:                 # in vectors of channels (depthwise_vectors.py)
             forward3x3(x1, y1, wt, b, SH, SW, DH, DW)
         else:

@@ -22,14 +22,24 @@ from .depthwise_vectors import _are_integers, _Codegen, _is_float_arrays
 
 WIDE, NARROW = 16, 8      # the lanes of a row's vectors: wide ones where a row has WIDE outputs
 ROWS_FROM = 8             # output columns from which a plane's rows go in vectors (rows_fit)
-ROW_BLOCK = 4             # rows whose sums run interleaved
+ROW_BLOCK = 4             # rows (planes, where packed) whose sums run interleaved
+PACKED = (4, 8)           # plane widths that go WIDE // W rows to a vector (packed_fit)
 
 
 @register_jitable
-def rows_fit(KH, KW, SH, SW, DH, DW, OW):
-    """Whether depthwise_rows_forward runs this kernel: 3x3, stride 1 or 2 both ways, no
-    dilation, ROWS_FROM output columns or more."""
-    return KH == KW == 3 and SH in (1, 2) and SW in (1, 2) and DH == DW == 1 and OW >= ROWS_FROM
+def rows_fit(KH, KW, SH, SW, PH, PW, DH, DW, H, W, OW):
+    """Whether depthwise_rows_forward runs this kernel: 3x3 without dilation, with stride 1 or 2
+    both ways and ROWS_FROM output columns or more, or planes that fill vectors of WIDE in rows
+    of PACKED columns, kept by stride 1 and padding 1 (packed_fit)."""
+    if not (KH == KW == 3 and DH == DW == 1):
+        return False
+    return (SH in (1, 2) and SW in (1, 2) and OW >= ROWS_FROM) or packed_fit(SH, SW, PH, PW, H, W)
+
+
+@register_jitable
+def packed_fit(SH, SW, PH, PW, H, W):
+    """Whether a 3x3 kernel's planes go several rows to a vector (`_packed_kernel`)."""
+    return SH == SW == 1 and PH == PW == 1 and W in PACKED and (H * W) % WIDE == 0
 
 
 def _rows_kernel(lanes, SW):
@@ -112,6 +122,72 @@ def _copy_kernel(lanes):
     return copy
 
 
+def _packed_kernel(W):
+    """The intrinsic for planes W columns wide, stride 1, padding 1: WIDE // W rows a vector."""
+    @intrinsic
+    def packed(typingctx, x, p, y, w, b, x0, C, P):
+        """For the C planes of P numbers from x[x0] on (an image): each copied into p, then
+        y[x0 + c*P + q] = b[c] + the sum over taps (i, j) in order of w[9c + 3i + j] * (the
+        input at row q // W + i - 1, column q % W + j - 1; 0 outside the plane), q < P. p holds
+        plane c from number W + 1 + c*(P + W) on, after a row of zeros (zero, and never
+        written, as are p[0] and its last W + 1 numbers). x, p, y, w, b 1-D; the caller keeps
+        every read and write inside."""
+        if not (_is_float_arrays(x, p, y, w, b) and _are_integers(x0, C, P)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            g = _Codegen(context, builder, sig, args, WIDE)
+            px, pp, py, pw, pb = (g.data(k) for k in range(5))
+            x0, C, P = (g.number(k) for k in range(5, 8))
+            i32, i64 = ir.IntType(32), ir.IntType(64)
+            undefined = ir.Constant(g.vector, ir.Undefined)
+            everywhere = ir.Constant(ir.VectorType(i32, WIDE), [0] * WIDE)
+
+            def broadcast(at):
+                one = builder.insert_element(undefined, builder.load(builder.gep(at[0], [at[1]])), ir.Constant(i32, 0))
+                return builder.shuffle_vector(one, undefined, everywhere)
+
+            zeros = ir.Constant(g.vector, [0.0] * WIDE)
+            inside = [ir.Constant(ir.VectorType(ir.IntType(1), WIDE), [int(0 <= l % W + j - 1 < W) for l in range(WIDE)])
+                      for j in range(3)]
+            NV = builder.sdiv(P, ir.Constant(i64, WIDE))
+
+            def block(c0, count):
+                """Planes c0 .. c0 + count - 1: copied, then their sums interleaved."""
+                cs = [g.plus(c0, ir.Constant(i64, k)) for k in range(count)]
+                planes = [g.plus(x0, g.times(c, P)) for c in cs]
+                bases = [g.times(c, g.plus(P, ir.Constant(i64, W))) for c in cs]
+                with cgutils.for_range(builder, NV) as v:
+                    q = g.times(v.index, ir.Constant(i64, WIDE))
+                    for plane, base in zip(planes, bases):
+                        g.store(g.load(px, g.plus(plane, q)), pp, g.plus(base, q, ir.Constant(i64, W + 1)))
+                weights = [[broadcast((pw, g.plus(g.times(c, ir.Constant(i64, 9)), ir.Constant(i64, t))))
+                            for t in range(9)] for c in cs]
+                biases = [broadcast((pb, c)) for c in cs]
+                with cgutils.for_range(builder, NV) as v:
+                    q = g.times(v.index, ir.Constant(i64, WIDE))
+                    acc = list(biases)
+                    for t in range(9):
+                        for k in range(count):
+                            xv = g.load(pp, g.plus(bases[k], q, ir.Constant(i64, (t // 3) * W + t % 3)))
+                            if t % 3 != 1:
+                                xv = builder.select(inside[t % 3], xv, zeros)
+                            acc[k] = builder.fadd(acc[k], builder.fmul(weights[k][t], xv))
+                    for k in range(count):
+                        g.store(acc[k], py, g.plus(planes[k], q))
+
+            blocks = builder.sdiv(C, ir.Constant(i64, ROW_BLOCK))
+            with cgutils.for_range(builder, blocks) as k:
+                block(g.times(k.index, ROW_BLOCK), ROW_BLOCK)
+            with cgutils.for_range(builder, C, start=g.times(blocks, ROW_BLOCK)) as c:
+                block(c.index, 1)
+            return context.get_dummy_value()
+
+        return types.void(x, p, y, w, b, x0, C, P), codegen
+    return packed
+
+
+_packed4, _packed8 = (_packed_kernel(W) for W in PACKED)
 _wide1, _wide2, _narrow1, _narrow2 = (_rows_kernel(lanes, sw) for lanes in (WIDE, NARROW) for sw in (1, 2))
 _copy_wide, _copy_narrow = _copy_kernel(WIDE), _copy_kernel(NARROW)
 
@@ -138,6 +214,9 @@ def depthwise_rows_forward(out, inp, weight, bias, SH, SW, PH, PW):
     N, C, OH, OW = out.shape
     H, W = inp.shape[2], inp.shape[3]
     x, y, w = inp.reshape(N * C * H * W), out.reshape(N * C * OH * OW), weight.reshape(C * 9)
+    if packed_fit(SH, SW, PH, PW, H, W):
+        _packed_forward(x, y, w, bias, N, C, H, W)
+        return
     lanes = WIDE if OW >= WIDE else NARROW
     NV = (OW + lanes - 1) // lanes               # vectors per row, the last into `tail` if short
     full = OW // lanes
@@ -167,6 +246,20 @@ def depthwise_rows_forward(out, inp, weight, bias, SH, SW, PH, PW):
                 for oh in range(OH):
                     for ow in range(full * lanes, OW):
                         y[y0 + oh * OW + ow] = tail[oh * lanes + ow - full * lanes]
+
+
+@njit(cache=True, nogil=True)
+def _packed_forward(x, y, w, bias, N, C, H, W):
+    """depthwise_rows_forward where packed_fit: each image's planes copied between rows of
+    zeros, then WIDE outputs a vector (x, y, w: the arrays, flat)."""
+    P = H * W
+    p = np.zeros(C * (P + W) + W + 2, y.dtype)
+    b = bias if bias.shape[0] > 0 else np.zeros(C, y.dtype)
+    for n in range(N):
+        if W == 4:
+            _packed4(x, p, y, w, b, n * C * P, C, P)
+        else:
+            _packed8(x, p, y, w, b, n * C * P, C, P)
 
 
 @njit(cache=True, nogil=True, inline="always")
