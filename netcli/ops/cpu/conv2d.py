@@ -168,7 +168,11 @@ def _tiled(gemm, rows):
 
 
 def _rows_weights(weight, wr):
-    """The weights as (K, KH*KW*C), the rows layout's column order (a copy in wr)."""
+    """The weights as (K, KH*KW*C), the rows layout's column order: a copy in wr, or the weights
+    themselves where a 1x1 kernel's order is theirs (MobileNet at batch 100, inference, 2 threads:
+    a copy of 1-4 MB per 512- and 1024-channel layer and share, about 2% of its time)."""
+    if weight.shape[2] == weight.shape[3] == 1 and weight.flags.c_contiguous:
+        return weight.reshape(weight.shape[0], -1)
     np.copyto(wr, weight.transpose(0, 2, 3, 1))
     return wr.reshape(weight.shape[0], -1)
 
