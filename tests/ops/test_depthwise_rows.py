@@ -2,7 +2,8 @@
 the plain NumPy reference convolution (tests/reference.py), on random inputs: odd sizes, rows of
 one vector, several and a short tail, stride 1 and 2 each way, padding 0, 1 and 2, planes of 4
 and 8 columns several rows to a vector, with and without a bias, float32 and float64; and the same bits as the channels-last kernels' sums
-(depthwise_vectors.forward3x3), whose order it keeps."""
+(depthwise_vectors.forward3x3), whose order it keeps. The stride-1 input gradient as such a forward
+(the kernel turned 180 degrees) against the reference's adjoint."""
 import numpy as np
 import pytest
 
@@ -72,3 +73,31 @@ def test_what_the_rows_take():
     assert not fits(1, 1, 16, 16, K=5) and not fits(3, 1, 40, 40) and not fits(1, 2, 16, 16, D=2)
     assert fits(1, 1, 4, 4) and fits(1, 1, 2, 8) and packed_fit(1, 1, 1, 1, 12, 4)
     assert not fits(1, 1, 5, 4) and not fits(1, 1, 2, 2) and not fits(1, 0, 6, 6) and not packed_fit(1, 1, 0, 1, 4, 4)
+
+
+BACKWARD_CASES = [  # N, C, H, W, PH, PW: stride 1, the input gradient as a forward with padding 2 - P
+    (2, 3, 9, 13, 1, 1),
+    (1, 2, 10, 10, 0, 0),            # padding 2 there: 10 columns
+    (1, 3, 6, 18, 2, 2),             # padding 0 there
+    (2, 5, 4, 4, 1, 1),              # packed
+    (1, 6, 8, 8, 1, 1),
+    (1, 2, 9, 9, 2, 0),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", BACKWARD_CASES)
+def test_rows_input_gradient_against_reference(case, dtype):
+    """The adjoint of the reference convolution's input term: <conv(x, w), dy> is linear in x."""
+    from netcli.ops.cpu.depthwise_rows import depthwise_rows_backward_data, rows_backward_fit
+    N, C, H, W, PH, PW = case
+    OH, OW = H + 2 * PH - 2, W + 2 * PW - 2
+    assert rows_backward_fit(3, 3, 1, 1, PH, PW, 1, 1, H, W, OH, OW)
+    rng = np.random.default_rng(sum(case))
+    x, w, dy = rng.standard_normal((N, C, H, W)), rng.standard_normal((C, 1, 3, 3)), rng.standard_normal((N, C, OH, OW))
+    want = np.array([np.sum(conv2d(e.reshape(x.shape), w, None, (1, 1), (PH, PW), (1, 1), group=C) * dy)
+                     for e in np.eye(x.size)]).reshape(x.shape)
+    dx = np.full(x.shape, np.nan, dtype)
+    depthwise_rows_backward_data(dx, dy.astype(dtype), w.astype(dtype), PH, PW)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, want, **tol)

@@ -21,7 +21,7 @@ that depends only on the shapes. (Measured: bench/conv_algorithms.py.)
 import numpy as np
 from numba import njit
 
-from .depthwise_rows import depthwise_rows_forward, rows_fit
+from .depthwise_rows import depthwise_rows_backward_data, depthwise_rows_forward, rows_backward_fit, rows_fit
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -209,8 +209,12 @@ def depthwise_forward(out, inp, weight, bias, KH, KW, SH, SW, PH, PW, DH, DW):
 @njit(cache=True, nogil=True)
 def depthwise_backward_data(dinp, dout, weight, KH, KW, SH, SW, PH, PW, DH, DW):
     """The adjoint of depthwise_forward's input term: dinp = 0, then dinp[n, c, h, w] +=
-    weight[c, 0, i, j] * dout[n, c, oh, ow] for every output that read (h, w)."""
+    weight[c, 0, i, j] * dout[n, c, oh, ow] for every output that read (h, w); in vectors along
+    the rows where they fit (depthwise_rows.py: the taps in reverse order)."""
     N, C, OH, OW = dout.shape
+    if rows_backward_fit(KH, KW, SH, SW, PH, PW, DH, DW, dinp.shape[2], dinp.shape[3], OH, OW):
+        depthwise_rows_backward_data(dinp, dout, weight, PH, PW)
+        return
     Hq, Wq = _phase_shape(dinp.shape[2], dinp.shape[3], KW, SH, SW, PH, PW, DW)
     PL, L = Hq * Wq, OH * Wq
     dxq = np.empty(SH * SW * PL, dout.dtype)

@@ -18,7 +18,7 @@ image), dxp like xp, wt (KH, KW, C), part (KH*KW, OH, OW, C).
 import numpy as np
 from numba import njit
 
-from .depthwise_rows import depthwise_rows_forward, rows_fit
+from .depthwise_rows import depthwise_rows_backward_data, depthwise_rows_forward, rows_backward_fit, rows_fit
 from .depthwise_vectors import forward3x3, weight_grad_taps
 from .im2col import nchw_to_nhwc_at, nhwc_to_nchw_at
 from .transpose import BLOCK
@@ -182,7 +182,8 @@ def _to_channels_first(xt, x, PH, PW):
 @njit(cache=True, nogil=True)
 def depthwise_nhwc_backward_data(dinp, dout, weight, yt, dxp, wt, KH, KW, SH, SW, PH, PW, DH, DW):
     """dinp = the input gradient (written): dinp[n, c, h, w] = sum of weight[c, 0, i, j] *
-    dout[n, c, oh, ow] over the outputs that read (h, w), the taps in (i, j) order."""
+    dout[n, c, oh, ow] over the outputs that read (h, w), the taps in (i, j) order (in reverse
+    order where the rows fit: depthwise_rows.py, as depthwise.py)."""
     _channels_last(weight, wt)
     depthwise_nhwc_backward_data_images(dinp, dout, yt, dxp, wt, SH, SW, PH, PW, DH, DW)
 
@@ -194,7 +195,10 @@ def depthwise_nhwc_backward_data_images(dinp, dout, yt, dxp, wt, SH, SW, PH, PW,
     N, C, H, W = dinp.shape
     OH, OW = dout.shape[2], dout.shape[3]
     KH, KW = wt.shape[0], wt.shape[1]
-    _to_channels_last(dout, yt, 0, 0)
+    _to_channels_last(dout, yt, 0, 0)                  # (for the weight gradient too)
+    if rows_backward_fit(KH, KW, SH, SW, PH, PW, DH, DW, H, W, OH, OW):
+        depthwise_rows_backward_data(dinp, dout, _turned_back(wt), PH, PW)
+        return
     if KH == KW == 3 and SH == SW == 1:
         _gathered3x3(dinp, yt, dxp, wt, PH, PW, DH, DW)
         return
@@ -211,7 +215,19 @@ def depthwise_nhwc_backward_data_images(dinp, dout, yt, dxp, wt, SH, SW, PH, PW,
     _to_channels_first(dxp, dinp, PH, PW)
 
 
-# A 3x3 kernel of stride 1: each input position gathers its nine terms, in tap order, from dout
+@njit(cache=True, nogil=True)
+def _turned_back(wt):
+    """The weights (C, 1, KH, KW) from their channels-last copy wt (KH, KW, C)."""
+    KH, KW, C = wt.shape
+    weight = np.empty((C, 1, KH, KW), wt.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            for c in range(C):
+                weight[c, 0, i, j] = wt[i, j, c]
+    return weight
+
+
+# A 3x3 kernel of stride 1 outside the rows: each input position gathers its nine terms, in tap order, from dout
 # padded with zeros (the terms of taps that miss add +-0: the same bits), as the forward's vectors
 # (depthwise_vectors.forward3x3) on both planes turned 180 degrees: dout's row h + PH - i*DH is
 # then row i*DH of the turned plane at the turned position. The input gradient with its copies,

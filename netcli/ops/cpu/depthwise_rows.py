@@ -271,3 +271,27 @@ def _copy_in(x, p, x0, rows, vectors, xr, pr, p0, lanes):
         _copy_wide(x, p, x0, rows, vectors, xr, pr, p0)
     else:
         _copy_narrow(x, p, x0, rows, vectors, xr, pr, p0)
+
+
+@register_jitable
+def rows_backward_fit(KH, KW, SH, SW, PH, PW, DH, DW, H, W, OH, OW):
+    """Whether depthwise_rows_backward_data runs this kernel's input gradient: 3x3, stride 1, no
+    dilation, padding at most 2, where its form as a forward (there) fits the rows."""
+    if not (KH == KW == 3 and SH == SW == 1 and DH == DW == 1 and PH <= 2 and PW <= 2):
+        return False
+    return rows_fit(3, 3, 1, 1, 2 - PH, 2 - PW, 1, 1, OH, OW, W)
+
+
+@njit(cache=True, nogil=True)
+def depthwise_rows_backward_data(dinp, dout, weight, PH, PW):
+    """dinp[n, c, h, w] = the sum over taps (i, j) in reverse order (from (2, 2)) of
+    weight[c, 0, i, j] * dout[n, c, h + PH - i, w + PW - j] (zero outside dout): the input
+    gradient of a 3x3 kernel of stride 1 where rows_backward_fit, as depthwise_rows_forward of
+    dout with the kernel turned 180 degrees and padding 2 - PH, 2 - PW (dinp written)."""
+    C = weight.shape[0]
+    turned = np.empty((C, 1, 3, 3), weight.dtype)
+    for c in range(C):
+        for i in range(3):
+            for j in range(3):
+                turned[c, 0, i, j] = weight[c, 0, 2 - i, 2 - j]
+    depthwise_rows_forward(dinp, dout, turned, np.zeros(0, weight.dtype), 1, 1, 2 - PH, 2 - PW)
