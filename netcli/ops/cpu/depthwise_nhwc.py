@@ -75,17 +75,16 @@ def depthwise_nhwc_forward_images(out, inp, weight, bias, xp, yt, wt, SH, SW, PH
     N, C = out.shape[0], out.shape[1]
     H, W = inp.shape[2], inp.shape[3]
     KH, KW = wt.shape[0], wt.shape[1]
-    b = bias if bias.shape[0] > 0 else np.zeros(C, yt.dtype)
     every = xp.shape[0] >= N
-    rows = rows_fit(KH, KW, SH, SW, PH, PW, DH, DW, H, W, out.shape[3])
-    if not every and not rows:
-        _zero_border(xp[:1], H, W, PH, PW)
-    if rows:
+    if rows_fit(KH, KW, SH, SW, PH, PW, DH, DW, H, W, out.shape[3]):
         if every:
             _zero_border(xp[:N], H, W, PH, PW)
             _to_channels_last(inp, xp[:N], PH, PW)
         depthwise_rows_forward(out, inp, weight, bias, SH, SW, PH, PW)
         return
+    b = bias if bias.shape[0] > 0 else np.zeros(C, yt.dtype)
+    if not every:
+        _zero_border(xp[:1], H, W, PH, PW)
     y1 = yt[:1]
     for n in range(N):
         x1 = xp[n:n + 1] if every else xp[:1]
