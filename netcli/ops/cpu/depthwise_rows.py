@@ -51,6 +51,14 @@ def packed_fit(SH, SW, PH, PW, H, W):
     return SH == SW == 1 and PH == PW == 1 and W in PACKED and (H * W) % WIDE == 0
 
 
+def _splat(g, value):
+    """The number `value` in every lane of g's vector."""
+    b, lanes = g.builder, g.vector.count
+    undefined = ir.Constant(g.vector, ir.Undefined)
+    one = b.insert_element(undefined, value, ir.Constant(ir.IntType(32), 0))
+    return b.shuffle_vector(one, undefined, ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+
+
 def _rows_kernel(lanes, SW):
     """The intrinsic for vectors of `lanes` outputs of a row, column stride SW (1 or 2)."""
     @intrinsic
@@ -65,16 +73,9 @@ def _rows_kernel(lanes, SW):
             g = _Codegen(context, builder, sig, args, lanes)
             pp, py, pw = (g.data(k) for k in range(3))
             y0, w0, OH, NV, SH, pr, yr = (g.number(k) for k in range(4, 11))
-            undefined = ir.Constant(g.vector, ir.Undefined)
-            everywhere = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
-
-            def broadcast(value):
-                one = builder.insert_element(undefined, value, ir.Constant(ir.IntType(32), 0))
-                return builder.shuffle_vector(one, undefined, everywhere)
-
-            weights = [broadcast(builder.load(builder.gep(pw, [g.plus(w0, ir.Constant(ir.IntType(64), t))])))
+            weights = [_splat(g, builder.load(builder.gep(pw, [g.plus(w0, ir.Constant(ir.IntType(64), t))])))
                        for t in range(9)]
-            bias = broadcast(args[3])
+            bias = _splat(g, args[3])
             evens = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [2 * l for l in range(lanes)])
             step, width = ir.Constant(ir.IntType(64), lanes * SW), ir.Constant(ir.IntType(64), lanes)
 
@@ -148,13 +149,10 @@ def _packed_kernel(W):
             g = _Codegen(context, builder, sig, args, WIDE)
             px, pp, py, pw, pb = (g.data(k) for k in range(5))
             x0, C, P = (g.number(k) for k in range(5, 8))
-            i32, i64 = ir.IntType(32), ir.IntType(64)
-            undefined = ir.Constant(g.vector, ir.Undefined)
-            everywhere = ir.Constant(ir.VectorType(i32, WIDE), [0] * WIDE)
+            i64 = ir.IntType(64)
 
-            def broadcast(at):
-                one = builder.insert_element(undefined, builder.load(builder.gep(at[0], [at[1]])), ir.Constant(i32, 0))
-                return builder.shuffle_vector(one, undefined, everywhere)
+            def broadcast(base, at):
+                return _splat(g, builder.load(builder.gep(base, [at])))
 
             zeros = ir.Constant(g.vector, [0.0] * WIDE)
             inside = [ir.Constant(ir.VectorType(ir.IntType(1), WIDE), [int(0 <= l % W + j - 1 < W) for l in range(WIDE)])
@@ -170,9 +168,9 @@ def _packed_kernel(W):
                     q = g.times(v.index, ir.Constant(i64, WIDE))
                     for plane, base in zip(planes, bases):
                         g.store(g.load(px, g.plus(plane, q)), pp, g.plus(base, q, ir.Constant(i64, W + 1)))
-                weights = [[broadcast((pw, g.plus(g.times(c, ir.Constant(i64, 9)), ir.Constant(i64, t))))
+                weights = [[broadcast(pw, g.plus(g.times(c, ir.Constant(i64, 9)), ir.Constant(i64, t)))
                             for t in range(9)] for c in cs]
-                biases = [broadcast((pb, c)) for c in cs]
+                biases = [broadcast(pb, c) for c in cs]
                 with cgutils.for_range(builder, NV) as v:
                     q = g.times(v.index, ir.Constant(i64, WIDE))
                     acc = list(biases)
