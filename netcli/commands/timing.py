@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from ..errors import NetcliError
+from ..exec.team import near_held
 from ..net import Net
 from .score import _noop
 
@@ -142,7 +143,8 @@ def time_layers(net: Net, iterations, echo=None):
     the same calls first: the kernels that only a layer run alone calls (a BatchNorm and Scale
     that training fuses, say) compile or load here, not in the first timed iteration (`netcli time`
     on LeNet-BN, 10 iterations, a fresh kernel cache, 2-vCPU Intel Xeon: bn_conv1's forward read
-    22 ms and scale_conv2's backward 135 ms; with this pass 0.65 and 0.33 ms)."""
+    22 ms and scale_conv2's backward 135 ms; with this pass 0.65 and 0.33 ms). Whether the threads
+    help each other in teams is measured once for all passes (exec/team.py's near_held)."""
     L = len(net.layers)
     ms = np.zeros((2, L))
     counts = np.zeros((2, L, 2))        # [forward/backward][layer] -> (launches, copies): the GPU's
@@ -162,12 +164,13 @@ def time_layers(net: Net, iterations, echo=None):
         ms[k, i] += (clock() - s) * 1000 if r is None else r[0]
         if r is not None:
             counts[k, i] += r[1:]
-    one_pass(lambda i, k: net.executor.time_layer(i, forward=k == 0))
-    total0 = clock()
-    for j in range(iterations):
-        it0 = clock()
-        one_pass(run)
-        if echo:
-            echo(f"Iteration: {j + 1} forward-backward time: {(clock() - it0) * 1000:.4g} ms.")
-    total = clock() - total0
+    with near_held():           # the teams' helpers in every pass or in none (exec/team.py)
+        one_pass(lambda i, k: net.executor.time_layer(i, forward=k == 0))
+        total0 = clock()
+        for j in range(iterations):
+            it0 = clock()
+            one_pass(run)
+            if echo:
+                echo(f"Iteration: {j + 1} forward-backward time: {(clock() - it0) * 1000:.4g} ms.")
+        total = clock() - total0
     return ms[0] / iterations, ms[1] / iterations, total, counts / iterations

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -33,7 +34,7 @@ from .spin import ping, pong, publish, wait_change
 # they help (a measure whose worker does not come waits for it MEASURES times as long); who
 # helps changes no bit.
 NEAR_NS, RECHECK_S, ROUNDS, MEASURES = 250, 1.0, 256, 3
-_near = {"at": None, "near": False}
+_near = {"at": None, "near": False, "held": False}
 
 
 class Team:
@@ -151,13 +152,28 @@ def round_trip_ns():
 
 def near():
     """Whether a team's threads are near enough to help each other (NEAR_NS), as last measured
-    (the least of MEASURES measures)."""
+    (the least of MEASURES measures; not measured again while near_held)."""
     now = time.monotonic()
-    if _near["at"] is None or now - _near["at"] > RECHECK_S:
+    if _near["at"] is None or (now - _near["at"] > RECHECK_S and not _near["held"]):
         least = least_round_trip_ns()
         if least is not None:               # (else: again at the next run)
             _near["near"], _near["at"] = least <= NEAR_NS, now
     return _near["near"]
+
+
+@contextmanager
+def near_held():
+    """near()'s answer kept from its next measure to the end of the block: each run in it has
+    helpers, or none has. A profile (commands/timing.py) warms up the kernels its timed passes
+    call: were the answer to change between them, a timed call would run the other kernels (the
+    teams' or the lone thread's) for its first time and time their compile (depthwise
+    convolution's team kernels on a fresh cache, 2-vCPU Intel Xeon: 3.6 s in a forward)."""
+    was = _near["held"]
+    _near["held"] = True
+    try:
+        yield
+    finally:
+        _near["held"] = was
 
 
 def least_round_trip_ns(measures=MEASURES):

@@ -239,7 +239,7 @@ def test_teams_only_where_their_threads_are_near(monkeypatch):
     most once per RECHECK_S (where every measure failed, None, again at the next run); far: the
     run has no helpers."""
     trips, clock = [], [100.0]
-    monkeypatch.setattr(team, "_near", {"at": None, "near": False})
+    monkeypatch.setattr(team, "_near", {"at": None, "near": False, "held": False})
     monkeypatch.setattr(team.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(team, "round_trip_ns", lambda: trips.pop(0))
     assert team.MEASURES == 3
@@ -321,3 +321,33 @@ def test_a_helper_takes_nothing_of_a_first_job_not_yet_posted(compiled):
         crew.flags[STOP] = 1
         helper.join(10)
     assert untouched and not helper.is_alive() and crew.helped == 0
+
+
+def test_near_is_not_measured_again_while_held(monkeypatch):
+    """near_held (netcli time's passes): the first measure's answer lasts to the end of the block,
+    however long it takes; after it, near() measures again as before."""
+    trips, clock = [600.0, 500.0, 400.0, 100.0, 100.0, 100.0], [100.0]
+    monkeypatch.setattr(team, "_near", {"at": None, "near": True, "held": False})
+    monkeypatch.setattr(team.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(team, "round_trip_ns", lambda: trips.pop(0))
+    with team.near_held():
+        assert not team.near()                          # measured: 400 ns, far
+        clock[0] += 10 * team.RECHECK_S
+        assert not team.near() and len(trips) == 3      # held: not measured again
+    assert team.near() and trips == []                  # measured again: near
+
+
+def test_a_profile_measures_near_once(tmp_path, monkeypatch, thread_count):
+    """time_layers (netcli time) measures whether teams help once, however many of its runs fall
+    after RECHECK_S: its untimed pass compiles the kernels its timed passes run."""
+    from netcli.commands.timing import time_layers
+    thread_count(2)
+    monkeypatch.setattr(threads, "spin_reads", lambda: threads.SPIN_READS)   # teams even where not pinned
+    (tmp_path / "net.yaml").write_text(NET_BN)
+    net = netcli.Net(str(tmp_path / "net.yaml"), phase="TRAIN")
+    measures = []
+    monkeypatch.setattr(team, "_near", {"at": None, "near": False, "held": False})
+    monkeypatch.setattr(team, "RECHECK_S", 0.0)
+    monkeypatch.setattr(team, "least_round_trip_ns", lambda: measures.append(1) or 1000.0)
+    time_layers(net, 2)
+    assert len(measures) == 1
