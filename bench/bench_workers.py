@@ -200,7 +200,7 @@ class NetcliWorker(Worker):
             s.test_interval = 0
             self.solvers[b] = s
         # forward only (as torch.inference_mode); a revision before Net(inference=) (--against) as it can
-        only = {"inference": True} if "inference" in inspect.signature(netcli.Net).parameters else {}
+        only = {"inference": True, "release_rows": "auto"} if "inference" in inspect.signature(netcli.Net).parameters else {}
         self.infer = {b: netcli.Net(paths[b], phase="TEST", **only) for b in (self.test_batch, 1)}
         # The inference nets use the first solver's weights. Each solver keeps its own: a net that
         # shares another's params runs its backward layer by layer (exec/cpu.py, bind_grads), which

@@ -34,7 +34,8 @@ def _tail(net, rows, start):
     cached = _TAILS.get(net)
     if cached is None or cached[0] != rows:
         tail = Net(net.model, phase=net.phase, level=net.level, stages=net.stages, batch_size=rows,
-                   allow_python=net.allow_python, inference=net.inference)
+                   allow_python=net.allow_python, inference=net.inference,
+                   release_rows=net.release_rows)
         tail.share_weights(net)
         cached = _TAILS[net] = (rows, tail)
     tail = cached[1]

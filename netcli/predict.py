@@ -43,7 +43,7 @@ class Classifier:
         (default: the size the preprocessing knows, else the input's), as caffe.Classifier's."""
         from .exec import device_of
         self.net = Net(model, phase="TEST", weights=weights, stages=stages, level=level, allow_python=allow_python,
-                       device=device_of(gpu), inference=True)
+                       device=device_of(gpu), inference=True, release_rows="auto")
         net = self.net
         data = net.data_layers()
         if net.inputs:

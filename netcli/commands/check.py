@@ -69,8 +69,8 @@ def check(model=None, solver=None, phase=None, echo=None, stages=(), level=0):
         unchecked = False
         for ph in ([phase] if phase else ["TRAIN", "TEST"]):
             try:
-                net = Net(model, phase=ph, stages=stages, level=level, release_rows=ph == "TRAIN" and "auto",
-                          inference=ph != "TRAIN")
+                net = Net(model, phase=ph, stages=stages, level=level, release_rows="auto",
+                          inference=ph != "TRAIN")         # as the Solver builds its nets
             except ConfigError as e:          # data not here: say which shapes went unchecked
                 check_without_data(e, model, ph, stages, level, echo)
                 unchecked = True

@@ -35,7 +35,8 @@ def score(model, weights, iterations=None, phase="TEST", echo=None, metrics=Fals
     from ..exec import device_of
     from ..metrics import classification_metrics, confusion, format_metrics
     echo = echo or _noop
-    net = Net(model, phase=phase, stages=stages, level=level, device=device_of(gpu, group), inference=True)
+    net = Net(model, phase=phase, stages=stages, level=level, device=device_of(gpu, group), inference=True,
+              release_rows=not metrics and "auto")         # (--metrics reads the classifier's scores)
     if net.inputs and not net.data_layers():
         raise NetcliError(f"{model}: the {phase} net's data comes from Input layers ({', '.join(net.inputs)}), which "
                           "netcli test would score as zeros; test a train/test net (with a data layer), or classify "

@@ -39,7 +39,7 @@ from ..layers.base import PerSample
 from .fusion import find_chains
 from .grad_tree import add_child, schedule
 from .late_grads import clip, dense_ranges, form_tile, late_tasks, of_layers, split_tasks, tile_elements, without_late
-from .arena import training_arena
+from .arena import rows_arena
 from .memory_plan import plan_cpu, refuse_if_too_big
 from .stretches import blocks as _blocks, plan_lines, plan_stretches, run_steps, share_steps, shares
 from .workspaces import Workspaces
@@ -152,8 +152,8 @@ class CpuExecutor:
                      for layer in net.layers]
         self.chains = find_chains(net, self.stretches, own)      # layers run as one pass (exec/fusion.py)
         self._plans = {}
-        # a training iteration's rows in one arena per thread (exec/arena.py)
-        self.arena, arena_arrays = training_arena(self, own)
+        # a training iteration's rows, or an inference net's forward's, in one arena per thread (exec/arena.py)
+        self.arena, arena_arrays = rows_arena(self, own)
         T, partials, count_shares = self._planned
         self.memory = plan_cpu(self, self.ws, T, partials, count_shares, arena_arrays,
                                self.arena.nbytes if self.arena else 0)
@@ -332,7 +332,8 @@ class CpuExecutor:
         # a share's forward and backward in one go: its workspaces per thread (exec/workspaces.py)
         fused = forward and backward and len(segments) == 1
         calls = self.ws.calls(T, fused)
-        arena = self.arena if fused and self.arena and list(idx) == list(self.stretches[-1][1]) else None
+        arena = self.arena if (self.arena and list(idx) == list(self.stretches[-1][1]) and
+                               (fused or (self.arena.forward_only and forward and len(segments) == 1))) else None
         dense = of_layers(self.dense, net.param_diff, net, idx) if alone else self.dense
         params = [clip(dense, *block) for block in _blocks(net.param_diff.size, T)] if combine else ()
         tiles = split_tasks(net, late, T) if late else [(0, 0)] * T

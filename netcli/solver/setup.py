@@ -76,19 +76,21 @@ def build_nets(train, tests, seed, train_state, allow_python, device="cpu", rele
     """The TRAIN net, and the test nets sharing its weights (a file or a tree each, with stages
     and level). With one test net and a TRAIN data layer holding out a validation_fraction,
     a VALIDATION net goes first: periodic tests use it, the TEST net runs at the end.
-    All on `device` ("cpu" or "cuda:N"); release_rows: the TRAIN net's (Net's argument); the test
-    nets are made for inference (Net's argument) unless `test_backward`. Returns
+    All on `device` ("cpu" or "cuda:N"); release_rows: every net's (Net's argument: the TRAIN net's
+    training iterations, the test nets' forward); the test nets are made for inference (Net's
+    argument) unless `test_backward`. Returns
     (train net, test nets, validation)."""
     stages, level = train_state
     net = Net(train, phase="TRAIN", seed=seed, stages=stages, level=level, allow_python=allow_python, device=device,
               release_rows=release_rows)
     test_nets = [Net(t, phase="TEST", seed=seed + 1 + k, stages=s, level=lv, allow_python=allow_python,
-                     device=device, inference=not test_backward) for k, (t, s, lv) in enumerate(tests)]
+                     device=device, inference=not test_backward, release_rows=release_rows)
+                 for k, (t, s, lv) in enumerate(tests)]
     validation = len(tests) == 1 and any(getattr(l.dp, "validation_fraction", 0) for l in net.data_layers())
     if validation:
         t, s, lv = tests[0]
         test_nets.insert(0, Net(t, phase="VALIDATION", seed=seed + 2, stages=s, level=lv, allow_python=allow_python,
-                                device=device, inference=not test_backward))
+                                device=device, inference=not test_backward, release_rows=release_rows))
     for t in test_nets:
         t.share_weights(net)
     return net, test_nets, validation

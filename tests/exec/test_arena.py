@@ -49,6 +49,7 @@ def poisoned(nbytes):
 def small_nets_too(monkeypatch):
     monkeypatch.setattr(arena_mod, "MIN_SHARE_BYTES", 1)       # every blob of the stretch, small as they are
     monkeypatch.setattr(arena_mod, "MIN_TOTAL_BYTES", 0)
+    monkeypatch.setattr(arena_mod, "MIN_FORWARD_BYTES", 0)
     monkeypatch.setattr(arena_mod, "buffer", poisoned)
 
 
@@ -191,3 +192,59 @@ def test_check_and_time_plan_a_train_net_as_the_solver_builds_it(tmp_path, monke
     monkeypatch.setattr(arena_mod, "buffer", lambda nbytes: made.append(nbytes) or poisoned(nbytes))
     benchmark(str(tmp_path / "net.yaml"), iterations=1, echo=lambda *a, **k: None)
     assert made                        # its training pass ran on the arenas
+
+
+BN_NOT_IN_PLACE = NET.replace("  - {name: relu1, type: ReLU, bottom: conv1, top: conv1}\n", """\
+  - {name: bn1, type: BatchNorm, bottom: conv1, top: bn1, batch_norm_param: {use_global_stats: true, eps: 1.0}}
+  - {name: sc1, type: Scale, bottom: bn1, top: bn1, scale_param: {bias_term: true}}
+  - {name: relu1, type: ReLU, bottom: bn1, top: bn1}
+""").replace("bottom: conv1, top: a,", "bottom: bn1, top: a,").replace("bottom: conv1, top: b,", "bottom: bn1, top: b,")
+
+
+def inference_net(tmp_path, release, net=NET):
+    (tmp_path / "net.yaml").write_text(net)
+    return netcli.Net(str(tmp_path / "net.yaml"), phase="TEST", inference=True, release_rows=release, seed=3)
+
+
+@pytest.mark.parametrize("net", [NET, BN_NOT_IN_PLACE], ids=["branches", "batch-norm"])
+def test_an_inference_forward_on_the_arena_gives_the_same_outputs(tmp_path, thread_count, net):
+    """A net for inference runs its forward on the arenas (full of NaNs) where release_rows says:
+    its outputs and the loss's input (a layer that finishes after every share) have the same bits
+    as with whole arrays, for 1 to 3 threads; the arrays it replaced stay untouched."""
+    got = []
+    for release, T in ((False, 2), (True, 1), (True, 2), (True, 3)):
+        thread_count(T)
+        n = inference_net(tmp_path, release, net)
+        assert bool(n.executor.arena) == release and not (release and not n.executor.arena.forward_only)
+        n.forward()
+        n.forward()
+        got.append((float(n.loss), n.blobs["ip"].data.copy(), n.blobs["conv1"].data.any()))
+    assert np.isfinite(got[0][1]).all() and got[0][2]
+    for loss, ip, touched in got[1:]:
+        assert loss == got[0][0] and np.array_equal(ip, got[0][1]) and not touched
+
+
+def test_a_chain_inside_a_convolution_writes_its_top_in_that_step(tmp_path):
+    """lifetimes: a BatchNorm chain run inside the convolution before it (conv_fused_forward)
+    writes its top (here not the convolution's) in that step: its life begins there."""
+    n = inference_net(tmp_path, True, BN_NOT_IN_PLACE)
+    ex = n.executor
+    steps = ex._segments(*ex.stretches[-1], True, False)[0][0]
+    conv1 = n.layer_names.index("conv1")
+    assert ("conv_fused_forward", conv1) in steps
+    spans = arena_mod.lifetimes(n, steps, ex.chains, ex.arena.rowbytes)
+    bn1 = n.blobs["bn1"].data.__array_interface__["data"][0]
+    assert spans[bn1][0] == steps.index(("conv_fused_forward", conv1))
+
+
+def test_nets_for_inference_keep_their_blobs_unless_told(tmp_path):
+    """Net(inference=True) alone (extract_features reads any blob) keeps whole arrays; the
+    Solver's test nets, netcli test's and predict's release their rows ("auto")."""
+    n = inference_net(tmp_path, False)
+    n.forward()
+    assert not n.executor.arena and n.blobs["conv1"].data.any()
+    (tmp_path / "solver.yaml").write_text(SOLVER.format(net=tmp_path / "net.yaml") + "test_iter: 1\ntest_interval: 5\n")
+    s = netcli.Solver(str(tmp_path / "solver.yaml"), progress=False, log_path=False)
+    assert s.test_nets[0].executor.arena.forward_only
+    kept = netcli.Solver(str(tmp_path / "solver.yaml"), progress=False, log_path=False, release_rows=False)
+    assert not kept.test_nets[0].executor.arena
