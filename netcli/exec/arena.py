@@ -53,8 +53,9 @@ def rows_arena(executor, own):
     last stretch or None, the addresses of the whole-batch arrays it replaces). A training net
     whose params' diffs are its own: for its training iteration (forward and backward fused). A net
     for inference (Net(inference=True)): for its forward, whose blobs inside the stretch then live
-    from the layer that writes them to the last that reads them (ResNet-56 at batch 100, 2-vCPU
-    Intel Xeon with 300 MB of L3: 1,480 MB resident with whole-batch arrays, which no cache held)."""
+    from the layer that writes them to the last that reads them (bench/nets_vs_torch.py, 2-vCPU
+    Intel Xeon with 300 MB of L3: ResNet-56's inference at batch 100 1.16x as fast, ResNet-50's at
+    batch 8 1.11x, MobileNet's 1.08x; ResNet-50's bench process peaked at 682 MB, not 1,107)."""
     net = executor.net
     n, last = executor.stretches[-1]
     forward_only = bool(getattr(net, "inference", False))
