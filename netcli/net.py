@@ -72,12 +72,11 @@ class Net:
     def __init__(self, model, phase="TEST", weights=None, seed=None, level=0, stages=(),
                  dtype=np.float32, batch_size=None, allow_python=None, device="cpu", release_rows=False,
                  inference=False):
-        """release_rows: whether a training iteration (forward_backward), or the forward of a net for
-        inference, keeps the rows of the activations (and gradients) inside its last stretch in one
-        arena per thread, reused from share to share, instead of whole-batch arrays
-        (netcli/exec/arena.py): True, False, or "auto" (the Solver's nets, netcli test's and
-        predict's; the same as True: small nets keep their arrays either way). The blobs inside
-        the pass then do not hold its values afterwards: the net's outputs and loss tops do."""
+        """release_rows: whether a training iteration (forward_backward), or an inference net's
+        forward, keeps the rows of the blobs inside its last stretch in one arena per thread, reused
+        share by share, not whole-batch arrays (netcli/exec/arena.py): True, False or "auto" (the
+        Solver's nets, netcli test's and predict's; as True: small nets keep their arrays anyway).
+        Those blobs then do not hold the pass's values afterwards (the outputs and loss tops do)."""
         self.inference = inference
         with _gc_paused():
             self._setup(model, phase, weights, seed, level, stages, dtype, batch_size, allow_python, device,
