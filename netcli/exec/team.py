@@ -169,6 +169,8 @@ def near_held():
     teams' or the lone thread's) for its first time and time their compile (depthwise
     convolution's team kernels on a fresh cache, 2-vCPU Intel Xeon: 3.6 s in a forward)."""
     was = _near["held"]
+    if not was:
+        _near["at"] = None                   # measured afresh at the block's first run
     _near["held"] = True
     try:
         yield

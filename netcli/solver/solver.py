@@ -62,8 +62,9 @@ class Solver:
         line saying why, when there is no usable GPU). group: a netcli.distributed.Group, this
         process being one of several (netcli.distributed.DataParallel). allow_python: run the
         nets' Python layers (netcli.Net's argument). release_rows: the nets' (netcli.Net's); False
-        keeps each iteration's and each test's values in their blobs (pycaffe's solvers). test_backward: the test
-        nets may run a backward (pycaffe's); False: they are made for inference (netcli.Net's)."""
+        keeps each iteration's and each test's values in their blobs (pycaffe's solvers).
+        test_backward: the test nets may run a backward (pycaffe's); False: they are made for
+        inference (netcli.Net's)."""
         self.path = os.fspath(path)
         p, self._where, self.net_path, tests, train_state = setup.read_solver(self.path)
         self.p, self.quiet, self.progress = p, quiet, progress

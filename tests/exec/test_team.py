@@ -324,10 +324,11 @@ def test_a_helper_takes_nothing_of_a_first_job_not_yet_posted(compiled):
 
 
 def test_near_is_not_measured_again_while_held(monkeypatch):
-    """near_held (netcli time's passes): the first measure's answer lasts to the end of the block,
-    however long it takes; after it, near() measures again as before."""
+    """near_held (netcli time's passes): near() measures afresh at the block's first run, and that
+    answer lasts to the end of the block, however long it takes; after it, near() measures again
+    as before."""
     trips, clock = [600.0, 500.0, 400.0, 100.0, 100.0, 100.0], [100.0]
-    monkeypatch.setattr(team, "_near", {"at": None, "near": True, "held": False})
+    monkeypatch.setattr(team, "_near", {"at": clock[0], "near": True, "held": False})     # near, just measured
     monkeypatch.setattr(team.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(team, "round_trip_ns", lambda: trips.pop(0))
     with team.near_held():
