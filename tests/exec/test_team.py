@@ -70,6 +70,7 @@ def test_a_helper_takes_tiles_and_every_bit_stays(monkeypatch, compiled, dtype):
     blocks of images where BLOCK_BYTES is small): the lead alone, and the team, write the same
     bits; the helper took tiles."""
     monkeypatch.setattr(winograd, "BLOCK_BYTES", 2 ** 16)
+    monkeypatch.setattr(winograd, "BLOCK_TILES", 1)
     layers = [_layer(*case, seed=i) for i, case in enumerate(LAYERS)]
     alone = [_pass(*layer, m=case[6], k=case[7]) for layer, case in zip(layers, LAYERS)]
     rng = np.random.default_rng(9)

@@ -67,20 +67,28 @@ def test_rows_functions_apply_toom_cooks_matrices(key):
 
 
 @pytest.mark.parametrize("m,k", [(2, 3), (4, 3), (4, 5)])
-@pytest.mark.parametrize("split", ["whole", "blocks", "chunks"])
+@pytest.mark.parametrize("split", ["whole", "blocks", "floor", "chunks"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES)
 def test_winograd_against_reference(case, dtype, split, m, k, monkeypatch):
     """blocks: the images of a call go through the transforms and GEMMs one at a time (as
     ResNet-20's first stage does, 4 images at a time), the weight gradient summed over the
-    blocks; chunks: the images go through one at a time (as VGG's large layers do), V is scratch
+    blocks; floor: blocks of equal size (but for one image) that the tiles' floor sets
+    (BLOCK_TILES, here 1.5 images' tiles: 2 images at most, a third block for 3); chunks: the
+    images go through one at a time (as VGG's large layers do), V is scratch
     and the backward transforms the input again. 5x5 kernels get one more row and column of
     padding (the same output sizes)."""
     n, C, H, W, K, PH, PW = case
     PH, PW = PH + (k - 3) // 2, PW + (k - 3) // 2
     if split == "blocks":
         monkeypatch.setattr(winograd, "BLOCK_BYTES", 1)
-        assert len(winograd._blocks(0, n, 1000)) == n
+        monkeypatch.setattr(winograd, "BLOCK_TILES", 1)
+        assert len(winograd._blocks(0, n, 1000, 4, 256, 256)) == n
+    if split == "floor":
+        tiles = int(np.prod(winograd.winograd_tiles(H + 2 * PH - k + 1, W + 2 * PW - k + 1, m)))
+        monkeypatch.setattr(winograd, "BLOCK_BYTES", 1)
+        monkeypatch.setattr(winograd, "BLOCK_CHANNELS", 1)
+        monkeypatch.setattr(winograd, "BLOCK_TILES", tiles * 3 // 2)
     if split == "chunks":
         monkeypatch.setattr(chunks, "CHUNK_BYTES", 1)
         monkeypatch.setattr(chunks, "WHOLE_BYTES", 0)
@@ -122,6 +130,24 @@ def test_winograd_against_reference(case, dtype, split, m, k, monkeypatch):
     winograd_backward(None, dw2, db2, dy.astype(dtype), x32, w32, ws, PH, PW, True, m)
     np.testing.assert_allclose(dw2, ref_dw, **tol)
     np.testing.assert_allclose(db2, dy.sum(axis=(0, 2, 3)), **tol)
+
+
+def test_blocks_of_a_chunk_are_even_and_gemm_bound_ones_hold_enough_tiles():
+    """A block's images: 1 MB of transformed arrays; from BLOCK_CHANNELS channels in and out,
+    enough images for BLOCK_TILES tiles (GEMMs of that many rows) within MAX_BLOCK_BYTES; the
+    blocks of a chunk of equal size but for one image."""
+    per_image = 16 * 49 * 256 * 4                   # ResNet-50's 256 ch 14x14, F(2x2): 49 tiles, 0.8 MB
+    assert winograd._blocks(0, 8, per_image, 49, 256, 256) == ((0, 8),)
+    assert winograd._blocks(0, 8, per_image, 49, 64, 256) == tuple((i, i + 1) for i in range(8))
+    assert winograd._blocks(3, 20, per_image, 49, 256, 256) == ((3, 8), (8, 14), (14, 20))
+    wide = 36 * 196 * 64 * 4                         # 64 ch 56x56, F(4x4): 196 tiles, 1.8 MB
+    assert winograd._blocks(0, 4, wide, 196, 64, 64) == tuple((i, i + 1) for i in range(4))
+    huge = 16 * 49 * 4096 * 4                        # 12.8 MB: one image, floor or not
+    assert winograd._blocks(0, 3, huge, 49, 4096, 4096) == ((0, 1), (1, 2), (2, 3))
+    small = 36 * 4 * 64 * 4                          # ResNet-20's 64 ch 8x8: 27 images to 1 MB
+    assert winograd._blocks(0, 32, small, 4, 64, 64) == ((0, 16), (16, 32))
+    scratch = winograd_scratch(20, 256, 14, 14, 256, 14, 14, np.float32, 2, 3, keeps=False)
+    assert scratch["M"][0] == (16, 7 * 49, 256) and scratch["V"][0] == (16, 7 * 49, 256)   # 6, 7 and 7 images
 
 
 def test_winograd_chunks_keep_cifar_and_resnet50_calls_whole_and_take_vgg_images_one_at_a_time():
@@ -194,6 +220,7 @@ def test_a_forward_that_keeps_nothing_gives_the_same_bits_through_a_block_of_v(m
     one block, which each block's transform overwrites: the same numbers as the forward that keeps
     V for the backward; in blocks of one image, and for one image in tiles (conv2d.py)."""
     monkeypatch.setattr(winograd, "BLOCK_BYTES", 1)
+    monkeypatch.setattr(winograd, "BLOCK_TILES", 1)
     rng = np.random.default_rng(m + k)
     n, C, H, W, K = (1 if tiled else 3), 5, 9, 11, 6
     x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((n, C, H, W), (K, C, k, k), (K,)))

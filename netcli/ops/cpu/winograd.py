@@ -76,7 +76,9 @@ def winograd_scratch(n, C, H, W, K, OH, OW, dtype, m=2, k=3, keeps=True):
     chunks = winograd_chunks(n, C, H, W, K, OH, OW, itemsize, m, k)
     most, E = largest(chunks), (m + k - 1) ** 2
     T1, Tb1 = int(np.prod(winograd_tiles(OH, OW, m))), int(np.prod(winograd_tiles(H, W, m)))
-    blocks = [min(most, _block(E * t * max(C, K) * itemsize)) * t for t in (T1, Tb1)]
+    sizes = {b - a for a, b in chunks}
+    blocks = [max(j - i for n_ in sizes for i, j in _blocks(0, n_, E * t * max(C, K) * itemsize, t, C, K)) * t
+              for t in (T1, Tb1)]
     out = {"U": ((E, C, K), dtype), "M": ((E, blocks[0], K), dtype),
            "Ub": ((E, K, C), dtype), "Vb": ((E, blocks[1], K), dtype), "Mb": ((E, blocks[1], C), dtype),
            "wflip": ((C, K, k, k), dtype), "dU": ((E, C, K), dtype), "dU2": ((E, C, K), dtype),
@@ -95,23 +97,36 @@ def winograd_scratch(n, C, H, W, K, OH, OW, dtype, m=2, k=3, keeps=True):
 # whole, 3.1 ms in blocks of 1 MB (0.25-2 MB: 3.0-3.3 ms, noisy); 64 channels at 56x56 with
 # F(4x4), 8 images, 14.3 -> 11.8 ms.
 BLOCK_BYTES = 2 ** 20
+# But a block holds at least BLOCK_TILES tiles (its GEMMs' rows) where its arrays stay within
+# MAX_BLOCK_BYTES: on small planes with many channels a block of 1 MB is one image or two, and
+# GEMMs of 49 or 32 rows run far below a wide one. Forward, 8 images, one thread, Intel Xeon
+# (model 207), best of 3, ms with blocks of 1 / 8 MB: ResNet-50's 256 ch 14x14 F(2x2) 8.96 /
+# 6.82, F(4x4) 10.45 / 6.97; 512 ch 7x7 F(2x2) 16.3 / 13.0; 128 ch 28x28 F(4x4) 5.32 / 5.01;
+# but not where the GEMMs are narrow, whose blocks stay in cache (64 ch 56x56 F(4x4), 196 tiles
+# an image: 5.46 / 6.26): the floor holds from BLOCK_CHANNELS channels in and out on. The blocks
+# of a chunk are of equal size (but for one image), so that no block is left with a few images.
+BLOCK_TILES, BLOCK_CHANNELS, MAX_BLOCK_BYTES = 384, 128, 8 * 2 ** 20
 
 
-def _block(per_image, block_bytes=None):
+def _block(per_image, tiles, block_bytes=None):
     """Images per block: as many as keep a block's transformed arrays within BLOCK_BYTES (or
-    block_bytes), at least one."""
-    return max(1, (BLOCK_BYTES if block_bytes is None else block_bytes) // per_image)
+    block_bytes), or give it BLOCK_TILES tiles (`tiles` an image; 0: no floor) within
+    MAX_BLOCK_BYTES; at least one."""
+    fits = (BLOCK_BYTES if block_bytes is None else block_bytes) // per_image
+    floor = min(-(-BLOCK_TILES // tiles), MAX_BLOCK_BYTES // per_image) if tiles else 0
+    return max(1, fits, floor)
 
 
-def _blocks(a, b, per_image):
-    """((first, stop), ...): images a..b in blocks of _block(per_image)."""
-    return _blocks_within(a, b, per_image, BLOCK_BYTES)
+def _blocks(a, b, per_image, tiles, C, K):
+    """((first, stop), ...): images a..b (`tiles` an image, C channels to K) in as few blocks of
+    equal size (but for one image) as keep each within _block's images."""
+    return _blocks_within(a, b, per_image, tiles if min(C, K) >= BLOCK_CHANNELS else 0, BLOCK_BYTES)
 
 
 @lru_cache(maxsize=4096)
-def _blocks_within(a, b, per_image, block_bytes):       # (each call's Python counts: once per shape)
-    g = _block(per_image, block_bytes)
-    return tuple((i, min(b, i + g)) for i in range(a, b, g))
+def _blocks_within(a, b, per_image, tiles, block_bytes):    # (each call's Python counts: once per shape)
+    count = -(-(b - a) // _block(per_image, tiles, block_bytes))
+    return tuple((a + (b - a) * i // count, a + (b - a) * (i + 1) // count) for i in range(count))
 
 
 def winograd_tiles(OH, OW, m=2):
@@ -145,7 +160,7 @@ def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None, ti
     r = m + weight.shape[2] - 1
     for a, b in chunks:
         Vc = _first(V, (E, (b - a) * TH * TW, C)) if keep else V
-        for i, j in _blocks(a, b, E * TH * TW * max(C, K) * out.itemsize):
+        for i, j in _blocks(a, b, E * TH * TW * max(C, K) * out.itemsize, TH * TW, C, K):
             t0, t1 = (i - a) * TH * TW, (j - a) * TH * TW
             Mb = _first(M, (E, t1 - t0, K))
             if not keep:
@@ -231,7 +246,7 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
             else:
                 V = _first(ws["V"], (E, (b - a) * TH * TW, C))
                 winograd_inputs(inp[a:b], V, 0, PH, PW, TH, TW, m, r, 0, TH)
-            for i, j in _blocks(a, b, E * TH * TW * max(C, K) * dout.itemsize):
+            for i, j in _blocks(a, b, E * TH * TW * max(C, K) * dout.itemsize, TH * TW, C, K):
                 t0, t1 = (i - a) * TH * TW, (j - a) * TH * TW
                 Y = _first(ws["M"], (E, t1 - t0, K))        # the forward's products are spent: dY's transform
                 if team_gemm:
