@@ -230,3 +230,15 @@ def test_one_image_in_tiles_against_numpy(C, K, KH, S, P, G, rows, H, W, monkeyp
             assert (seen == 1).all() and len(told) == 4 * (len(calls) - (rows == "im2col") - 3 * winograd)
         else:
             assert told == ["all"]
+
+
+def test_large_1x1_layers_on_small_planes_take_one_gemm_over_the_images():
+    """1x1 layers of 2^20 weights or more on planes under 64 pixels, on more than one image, go
+    through one GEMM on the images' rows (conv2d_rule._one_gemm): ResNet-50's last stage."""
+    def rule(C, H, K, S, images):
+        return conv2d_algorithm(C, H, H, K, 1, 1, S, S, 0, 0, 1, 1, 1, images=images)
+    assert rule(2048, 7, 512, 1, 8) == rule(512, 7, 2048, 1, None) == "1x1-nhwc"
+    assert rule(2048, 7, 512, 1, 1) == "1x1"                  # one image: its own GEMM
+    assert rule(512, 7, 512, 1, 8) == rule(1024, 8, 1024, 1, 8) == "1x1"     # fewer weights; 64 pixels
+    assert rule(1024, 14, 2048, 2, 8) == "im2row"             # 7x7 outputs of a stride
+    assert rule(1024, 14, 512, 2, 8) == rule(1024, 14, 2048, 2, 1) == "1x1-strided"

@@ -18,6 +18,7 @@ DEPTHWISE_ALGORITHMS = ("depthwise", "depthwise-nhwc")
 KERNEL_TEAM_ALGORITHMS = (*DEPTHWISE_ALGORITHMS, "direct")   # their own kernels in team jobs, no GEMM
 STRIDED_1X1_PIXELS = 49       # "1x1-strided" from this many output pixels on (conv2d_algorithm)
 PIXELS_1X1 = 36               # "1x1" (else "1x1-nhwc") from this many pixels per image on
+ROWS_1X1_PIXELS, ROWS_1X1_WEIGHTS = 64, 2 ** 20    # but one GEMM on rows under 64 pixels, from 1M weights
 NHWC_POSITIONS = 256          # "depthwise-nhwc" up to this many output positions
 ONE_IMAGE_CHANNELS, ONE_IMAGE_PIXELS = 64, 400      # 3x3 Winograd whatever the batch from here on
 ONE_IMAGE_COLUMNS_K = 128     # im2col, not im2row, for one image from this many output channels on
@@ -64,7 +65,15 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       per call): ResNet-50's 7x7 512->2048 0.83x / 1.09x and 2048->512 0.74x / 1.02x (8), and
       forward 0.86x and 0.60x (1); 7x7 128->128 0.66x / 0.95x (32), 256->256 0.84x / 1.04x (16); 6x6
       256->256 0.87x / 1.08x (32), 0.85x / 1.08x (8); but 5x5 512->512 1.21x / 1.28x (32), 4x4
-      512->512 1.15x (50), 2x2 1024->1024 2.4x (50).
+      512->512 1.15x (50), 2x2 1024->1024 2.4x (50). On an Intel Xeon (model 207) the large
+      layers on 7x7 go the other way: "1x1-nhwc" where a layer has ROWS_1X1_WEIGHTS = 2^20
+      weights or more (4 MB in float32, past a core's L2, which the per-image GEMMs read again
+      for every image of 49 columns) on planes under ROWS_1X1_PIXELS = 64 pixels, with more
+      than one image (`_one_gemm`). "1x1" time / "1x1-nhwc" time, forward / backward, one thread,
+      best of 3 (images per call): ResNet-50's 7x7 2048->512 1.22x / 1.20x and 512->2048 1.16x /
+      1.21x (8), 1.30x / 1.15x and 1.21x / 1.24x (32), 1024->2048 1.27x / 1.25x (32); but 0.84x /
+      1.02x and 0.94x / 0.97x (1); 128 ch 7x7 0.67x / 0.99x, 256 ch 8x8 0.88x / 1.04x, 512 ch
+      8x8 1.00x / 1.01x (32). ResNet-50 at batch 8, 2 threads: 38.8 -> 40.2 img/s inference.
     - a 1x1 kernel with a stride and no padding: "1x1-strided" (copy the pixels read, then
       "1x1") from STRIDED_1X1_PIXELS output pixels per image on, against im2row, stride 2, one
       thread, AMD EPYC Zen 5, best of 3, 16 images (1 image) per call, forward / backward:
@@ -72,7 +81,10 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       0.85x: microseconds); ResNet-50's 256->512 and 256->128 at 56x56 2.9x / 1.3x and 5.8x /
       1.9x, 512->1024 at 28x28 2.2x / 1.1x, 1024->2048 and 1024->512 at 14x14 (49 outputs)
       1.6x / 0.96x and 3.3x / 1.2x (1 image: 2.3x / 1.1x, 3.7x / 1.3x). On 16 outputs or fewer it
-      loses: 64->128 at 8x8 1.2x / 0.87x, 512->1024 at 4x4 0.40x / 0.46x.
+      loses: 64->128 at 8x8 1.2x / 0.87x, 512->1024 at 4x4 0.40x / 0.46x. Under `_one_gemm`
+      (Intel Xeon model 207, one thread, best of 3, "1x1-strided" time / im2row time): 1024->2048
+      at 14x14 1.12x / 1.20x (8 images), 1.23x / 1.20x (32); 0.91x / 0.92x (1); 1024->512 (half
+      the weights: "1x1-strided") 1.02x / 1.09x (8).
     - direct (direct.py: each output a sum over taps and channels in vector blocks held in
       registers, channels last) where it fits (no groups or dilation, output channels in vectors of
       16, a stride no larger than the kernel, padding under it, planes that fill its blocks;
@@ -164,10 +176,11 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
         small = small and depthwise_nhwc_fits(KH, KW, PH, PW, DH, DW)
         return "depthwise-nhwc" if small else "depthwise"
     if KH == KW == 1 and SH == SW == 1 and PH == PW == 0:
-        return "1x1" if H * W >= PIXELS_1X1 else "1x1-nhwc"
+        return "1x1" if H * W >= PIXELS_1X1 and not _one_gemm(H * W, C, K, images) else "1x1-nhwc"
     if _direct(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group):
         return "direct"
-    if KH == KW == 1 and PH == PW == 0 and ((H - 1) // SH + 1) * ((W - 1) // SW + 1) >= STRIDED_1X1_PIXELS:
+    pixels = ((H - 1) // SH + 1) * ((W - 1) // SW + 1)
+    if KH == KW == 1 and PH == PW == 0 and pixels >= STRIDED_1X1_PIXELS and not _one_gemm(pixels, C, K, images):
         return "1x1-strided"
     OH, OW = H + 2 * PH - KH + 1, W + 2 * PW - KW + 1      # what winograd_fits leaves: stride 1
     tiles = min(16 if images is None else images, 16) * ((OH + 1) // 2) * ((OW + 1) // 2)
@@ -177,6 +190,13 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
             return "winograd4" if PH == PW and PH in (0, 2) else patch_layout(C, KW, group, K, images)
         return "winograd" if min(C, K) >= 256 and OH * OW < 28 * 28 else "winograd4"
     return patch_layout(C, KW, group, K, images)
+
+
+def _one_gemm(pixels, C, K, images):
+    """Whether a 1x1 layer with this many output pixels per image runs as one GEMM over the
+    images' rows (channels last) rather than a GEMM per image: a layer of ROWS_1X1_WEIGHTS
+    weights or more on planes under ROWS_1X1_PIXELS pixels, on more than one image."""
+    return pixels < ROWS_1X1_PIXELS and C * K >= ROWS_1X1_WEIGHTS and images != 1
 
 
 def _direct(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group):
