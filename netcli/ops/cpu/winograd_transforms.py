@@ -257,14 +257,14 @@ def winograd_weights(weight, U, G, i0, i1):
     EPYC VM: the arrays out of cache, as in a pass; so teams take them in tiles of channels.)"""
     O = weight.shape[0]
     r, k = G.shape[0], G.shape[1]
-    g = np.empty((k * k, O))
+    kk = k * k
+    flat = weight.reshape(O, -1)
+    g = np.empty((kk, O))
     t = np.empty((r, k, O))
     for i in range(i0, i1):
-        for o in range(O):      # loops over (a, b): x // k, x % k per number took 1.2-1.4x the time
-            w = weight[o, i]
-            for a in range(k):
-                for b in range(k):
-                    g[a * k + b, o] = w[a, b]
+        for o in range(O):      # flat reads, no view of each filter: 256 x 256 filters 1.47 -> 1.25 ms
+            for ab in range(kk):
+                g[ab, o] = flat[o, i * kk + ab]
         for a in range(r):              # t = G g
             for j in range(k):
                 ta = t[a, j]
