@@ -7,7 +7,7 @@ backward; the inner product's weight gradient also in tiles of rows."""
 import numpy as np
 import pytest
 
-from netcli.ops.cpu import chunks, inner_product
+from netcli.ops.cpu import chunks, conv2d, inner_product
 from netcli.ops.cpu.conv2d import conv2d_backward, conv2d_forward, conv2d_scratch, conv2d_workspace, patch_chunks
 from netcli.ops.cpu.conv2d_rule import conv2d_algorithm
 from netcli.ops.cpu.inner_product import inner_product_backward, inner_product_forward
@@ -109,11 +109,17 @@ def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows, H, W, chunked, monkeyp
 @pytest.mark.parametrize("C,K,KH,S,P,G,rows", [(8, 5, 3, 1, 1, 1, "im2row"), (6, 4, 3, 2, 2, 1, "im2row"),
                                                 (4, 6, 3, 2, 1, 2, "im2col"), (1, 4, 5, 1, 0, 1, "im2col")])
 @pytest.mark.parametrize("forward_bytes", [1, None])
-def test_conv2d_forward_alone_in_chunks(C, K, KH, S, P, G, rows, forward_bytes, monkeypatch):
+@pytest.mark.parametrize("columns", [False, True])
+def test_conv2d_forward_alone_in_chunks(C, K, KH, S, P, G, rows, forward_bytes, columns, monkeypatch):
     """A forward whose patches no backward reads (keeps=False: a net that only infers) goes in
-    chunks of FORWARD_BYTES, in its scratch alone, and computes the same convolution."""
+    chunks of FORWARD_BYTES, in its scratch alone, and computes the same convolution; "im2row"
+    also through columns of all the images of a chunk (conv2d._columns_forward: small planes,
+    many weights)."""
     if forward_bytes is not None:        # one image a chunk
         monkeypatch.setattr(chunks, "FORWARD_BYTES", forward_bytes)
+    if columns:
+        monkeypatch.setattr(conv2d, "COLUMNS_WEIGHTS", 1)
+        monkeypatch.setattr(conv2d, "COLUMNS_PIXELS", 10 ** 6)
     rng = np.random.default_rng(C + 7 * K)
     n, H, W = 3, 9, 8
     x, w, b = rng.standard_normal((n, C, H, W)), rng.standard_normal((K, C // G, KH, KH)), rng.standard_normal(K)
@@ -127,6 +133,16 @@ def test_conv2d_forward_alone_in_chunks(C, K, KH, S, P, G, rows, forward_bytes, 
                    keeps=False)
     np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-10)
     assert done == ([(0, 1), (1, 2), (2, 3)] if forward_bytes == 1 else [(0, 3)])
+
+
+def test_im2row_forwards_that_keep_nothing_take_columns_on_small_planes_with_many_weights():
+    """ResNet-50's 3x3 on 512 channels of 7x7 in a net that only infers, on several images: one
+    GEMM on the weights as they are; not with a backward, not for one image, not on 8x8 planes,
+    not with fewer weights."""
+    w = np.zeros((512, 512, 3, 3), np.float32)
+    assert conv2d._columns_forward(4, 49, w, keeps=False)
+    assert not conv2d._columns_forward(4, 49, w, keeps=True) and not conv2d._columns_forward(1, 49, w, False)
+    assert not conv2d._columns_forward(4, 64, w, False) and not conv2d._columns_forward(4, 49, w[:64], False)
 
 
 def test_forward_chunks_follow_the_patches_size():
