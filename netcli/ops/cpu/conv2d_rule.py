@@ -73,7 +73,8 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       best of 3 (images per call): ResNet-50's 7x7 2048->512 1.22x / 1.20x and 512->2048 1.16x /
       1.21x (8), 1.30x / 1.15x and 1.21x / 1.24x (32), 1024->2048 1.27x / 1.25x (32); but 0.84x /
       1.02x and 0.94x / 0.97x (1); 128 ch 7x7 0.67x / 0.99x, 256 ch 8x8 0.88x / 1.04x, 512 ch
-      8x8 1.00x / 1.01x (32). ResNet-50 at batch 8, 2 threads: 38.8 -> 40.2 img/s inference.
+      8x8 1.00x / 1.01x (32). ResNet-50 at batch 8, 2 threads: its 1x1 layers on 7x7 outputs
+      52.4 -> 48.4 thread-ms a forward (38.8 -> 39.0 img/s).
     - a 1x1 kernel with a stride and no padding: "1x1-strided" (copy the pixels read, then
       "1x1") from STRIDED_1X1_PIXELS output pixels per image on, against im2row, stride 2, one
       thread, AMD EPYC Zen 5, best of 3, 16 images (1 image) per call, forward / backward:
