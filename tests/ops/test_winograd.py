@@ -74,7 +74,7 @@ def test_winograd_against_reference(case, dtype, split, m, k, monkeypatch):
     """blocks: the images of a call go through the transforms and GEMMs one at a time (as
     ResNet-20's first stage does, 4 images at a time), the weight gradient summed over the
     blocks; floor: blocks of equal size (but for one image) that the tiles' floor sets
-    (BLOCK_TILES, here 1.5 images' tiles: 2 images at most, a third block for 3); chunks: the
+    (BLOCK_TILES, here 1.5 images' tiles: blocks of 2 images at most, of 1 and 2 for 3); chunks: the
     images go through one at a time (as VGG's large layers do), V is scratch
     and the backward transforms the input again. 5x5 kernels get one more row and column of
     padding (the same output sizes)."""
