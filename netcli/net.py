@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .blob import Blob, ShapeError, describe_budget, memory_budget
+from .blob import Blob, ShapeError, aligned_zeros, describe_budget, memory_budget
 from .errors import NetcliError
 from .config.compile import field_loc, compile_net
 from .config.schema import Problems
@@ -284,7 +284,7 @@ class Net:
         share_params(self.params, other.params, other.phase)
         if not any(np.may_share_memory(b.data, self.param_data) for bs in self.params.values() for b in bs):
             # every param is the other's now: let this net's filled copy go (a test net held the weights twice)
-            self.param_data, self.param_diff = (np.zeros(a.size, a.dtype) for a in (self.param_data, self.param_diff))
+            self.param_data, self.param_diff = (aligned_zeros(a.size, a.dtype) for a in (self.param_data, self.param_diff))
         self._shared = other.executor        # diffs now live in `other`: on its device, if it has one
         self.executor = make_executor(self, self.device, self._shared)
 

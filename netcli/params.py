@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .blob import aligned_zeros
 from .errors import ConfigError
 from .fillers import fill
 
@@ -80,8 +81,8 @@ def build_param_table(layers, configs, layer_names, dtype, rng, problems):
             fills.append(layer.fillers[pi])
     sizes = [int(np.prod(b.data)) for b in t.blobs]
     total = int(sum(sizes))
-    t.data = np.zeros(total, dtype)
-    t.diff = np.zeros(total, dtype)
+    t.data = aligned_zeros(total, dtype)
+    t.diff = aligned_zeros(total, dtype)
     t.lr_mults = np.asarray(lr, np.float32)
     t.decay_mults = np.asarray(decay, np.float32)
     t.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)

@@ -448,3 +448,19 @@ def test_reshape_as_pycaffe(tmp_path):
     net.blobs["data"].reshape(2, 1, 20, 20)
     with pytest.raises(NetcliError, match="layer 'ip1' .*would need params of shapes"):
         net.reshape()
+
+
+def test_the_engine_arrays_start_on_cache_lines(tmp_path):
+    """blob.aligned_zeros: zeros of the shape and dtype asked, on an ALIGN_BYTES boundary; a
+    training net's blobs, params, gradients and per-thread scratch all start on one."""
+    from netcli.blob import ALIGN_BYTES, aligned_zeros
+    for shape, dtype in (((3, 5, 7), np.float32), (17, np.float64), ((2, 0, 3), np.int32), ((), np.float32)):
+        a = aligned_zeros(shape, dtype)
+        assert a.shape == np.zeros(shape).shape and a.dtype == dtype and not a.any()
+        assert a.flags.c_contiguous and a.flags.writeable
+        assert a.ctypes.data % ALIGN_BYTES == 0 or a.size == 0          # (no memory to align)
+    net = netcli.Net(write(tmp_path, STRETCH_NET.format(n=64)), phase="TRAIN", seed=1)
+    net.forward_backward()
+    starts = [a for b in net.blobs.values() for a in (b.data, b.diff) if a.size]
+    starts += [net.param_data, net.param_diff, *net.executor.ws.thread_scratch]
+    assert [a.ctypes.data % ALIGN_BYTES for a in starts] == [0] * len(starts)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..blob import Blob
+from ..blob import Blob, aligned_zeros
 
 MIN_SHARE_BYTES = 2 ** 20
 # Nets whose arena arrays take less than this over the whole batch keep their whole-batch arrays:
@@ -177,8 +177,9 @@ def layout(sizes, spans):
 
 
 def buffer(nbytes):
-    """One thread's arena (its contents never matter: every array is written before it is read)."""
-    return np.empty(nbytes, np.uint8)
+    """One thread's arena (its contents never matter: every array is written before it is read),
+    its offsets (ALIGN) counted from an aligned start."""
+    return aligned_zeros(nbytes, np.uint8)
 
 
 class _At:

@@ -33,6 +33,7 @@ from functools import partial
 import numpy as np
 
 from . import team, threads
+from ..blob import aligned_zeros
 from ..errors import NetcliError
 from ..ops.cpu.shares import combine_shares
 from ..layers.base import PerSample
@@ -98,7 +99,7 @@ class CpuExecutor:
         self.late = (late_tasks(net, self.stretches[self.combine_at][1])
                      if S > 1 and self.owns_grads and self.combine_at is not None else [])
         self._planned = (T, rows if self.owns_grads else 0, None if count else lambda n: len(shares(n, None, inference)))
-        self.scratch = np.zeros((S - 1, net.param_diff.size), net.param_diff.dtype)
+        self.scratch = aligned_zeros((S - 1, net.param_diff.size), net.param_diff.dtype)
         self._plans = {}
 
     def reshare(self, count):
@@ -338,7 +339,7 @@ class CpuExecutor:
         params = [clip(dense, *block) for block in _blocks(net.param_diff.size, T)] if combine else ()
         tiles = split_tasks(net, late, T) if late else [(0, 0)] * T
         while late and len(self.late_bufs) < T:
-            self.late_bufs.append(np.zeros(len(ranges) * tile_elements(net, self.late), net.param_diff.dtype))
+            self.late_bufs.append(aligned_zeros(len(ranges) * tile_elements(net, self.late), net.param_diff.dtype))
         finishes = [i for i in idx if self.finishes[i]] if forward else []
         barriers = []         # the last thread to reach one runs the segment's combination
         if T > 1:

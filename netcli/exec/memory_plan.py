@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..blob import aligned_zeros
 from ..errors import NetcliError
 from .late_grads import tile_elements
 
@@ -219,8 +220,8 @@ def refuse_if_too_big(plan, net, where="the net"):
 
 
 def allocate(spec):
-    """{name: (shape, dtype)} -> {name: zeroed array}."""
-    return {name: np.zeros(shape, dtype) for name, (shape, dtype) in spec.items()}
+    """{name: (shape, dtype)} -> {name: zeroed array} (blob.aligned_zeros)."""
+    return {name: aligned_zeros(shape, dtype) for name, (shape, dtype) in spec.items()}
 
 
 def packed(spec, align=64):

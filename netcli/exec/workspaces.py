@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..blob import aligned_zeros
 from .memory_plan import allocate, packed, spec_bytes
 
 
@@ -52,9 +53,9 @@ class Workspaces:
         while len(out) < T:
             t = len(out)
             if len(self.thread_scratch) <= t:
-                self.thread_scratch.append(np.zeros(self.scratch_bytes, np.uint8))
+                self.thread_scratch.append(aligned_zeros(self.scratch_bytes, np.uint8))
             if fused and len(self.thread_workspace) <= t:
-                self.thread_workspace.append(np.zeros(self.fused_bytes, np.uint8))
+                self.thread_workspace.append(aligned_zeros(self.fused_bytes, np.uint8))
             calls = {}
             for i, rows in self.rows.items():
                 if fused and i in self.offsets:
