@@ -10,6 +10,7 @@ address, its arrays' itemsize, the address of the compiled function that runs a 
 (ops/cpu/team_jobs.py writes it), then the job's own fields from HEAD on (ops/cpu/winograd_team.py,
 gemms_team.py, channels_team.py, depthwise_team.py, pool_team.py, lrn_team.py, eltwise_team.py,
 copy_team.py, direct_team.py; ops/cpu/team_jobs.py runs them)."""
+from .. import ops  # noqa: F401 - Numba's code generation set first (ops/codegen.py)
 from numba import njit
 
 from .spin import _add, _cas, _load, _store

@@ -8,6 +8,7 @@ machine code that holds no GIL (Numba, nogil), for a bounded number of reads; on
 they sleep. The flags are int64 array elements read and written atomically: each read is a real
 load (a plain one could be hoisted out of the loop), each write is seen by the other thread's
 next read, and a write then a read of another flag is ordered as written (the sleeper's check)."""
+from .. import ops  # noqa: F401 - Numba's code generation set first (ops/codegen.py)
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic

@@ -11,6 +11,7 @@ import functools
 import math
 
 import numpy as np
+from .. import ops  # noqa: F401 - Numba's code generation set first (ops/codegen.py)
 from numba import njit
 
 from ..config.schema import Field, Message

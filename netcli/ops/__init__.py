@@ -8,3 +8,6 @@ executor's `dev.k`), never through an executor's internals. `compiles.py` says w
 compiles any of them. The update rules, which are compiled for each device from one formula,
 live in netcli/update_rules/.
 """
+from .codegen import prefer_wide_vectors
+
+prefer_wide_vectors()      # before the first kernel is decorated: Numba's code generator is made then
