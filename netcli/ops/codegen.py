@@ -1,12 +1,14 @@
 """How Numba compiles netcli's CPU kernels: with 512-bit vectors where the CPU has AVX-512.
 
-LLVM's tuning for Intel's AVX-512 CPUs (Skylake-X to Emerald Rapids) prefers 256-bit vectors
-when it vectorises a loop, so the kernels written as plain loops (BatchNorm's passes and sums,
-Eltwise, ReLU, the update rules, the transposes) ran at half the width the CPU has; the kernels
-that spell out their vectors (direct_vectors.py, depthwise_vectors.py) used 512 bits already.
+LLVM's tuning for Intel's AVX-512 server CPUs (this Emerald Rapids among them) prefers 256-bit
+vectors when it vectorises a loop, so the kernels written as plain loops (BatchNorm's passes and
+sums, Eltwise, ReLU, the update rules) ran at half the width the CPU has; the kernels that spell
+out their vectors (direct_vectors.py, depthwise_vectors.py) used 512 bits already.
 `prefer_wide_vectors` compiles with the CPU's own features less that preference. No value changes:
 no kernel lets LLVM reorder floating-point sums (no fastmath), so each loop computes the same
-operations in the same order at either width. Measured on an Intel Xeon (model 207), 2 threads:
+operations in the same order at either width (LeNet, cifar10_quick, ResNet-20, MobileNet and the
+Inception net after 20 training iterations: the same bits of every param, gradient and inference
+output). Measured on an Intel Xeon (model 207), 2 threads:
 - the fused BatchNorm-Scale-ReLU gradient sums, 32 images of 16 x 32x32, one thread: 0.323 ->
   0.257 ms (32 x 16x16 0.157 -> 0.123, 64 x 8x8 0.076 -> 0.061);
 - ResNet-20 training at batch 64, one process each, 3 alternating pairs: 62.2-65.1 -> 60.2-63.3 ms
