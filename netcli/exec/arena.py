@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..blob import Blob, aligned_zeros
+from ..blob import ALIGN_BYTES, Blob, aligned_zeros
 
 MIN_SHARE_BYTES = 2 ** 20
 # Nets whose arena arrays take less than this over the whole batch keep their whole-batch arrays:
@@ -45,7 +45,6 @@ MIN_TOTAL_BYTES = 256 * 2 ** 20
 # An inference net's forward: its blobs' values are read by no backward, so reusing their memory
 # costs nothing but the values, and a few MB of activations back in cache pays.
 MIN_FORWARD_BYTES = 16 * 2 ** 20
-ALIGN = 64
 
 
 def rows_arena(executor, own):
@@ -162,7 +161,7 @@ def layout(sizes, spans):
     free through its whole span."""
     placed, offsets, total = [], {}, 0
     for addr in sorted(sizes, key=lambda a: (-sizes[a], spans[a], a)):
-        size = -(-sizes[addr] // ALIGN) * ALIGN
+        size = -(-sizes[addr] // ALIGN_BYTES) * ALIGN_BYTES
         f, l = spans[addr]
         busy = sorted((o, o + s) for o, s, (f2, l2) in placed if f2 <= l and f <= l2)
         at = 0
@@ -178,7 +177,7 @@ def layout(sizes, spans):
 
 def buffer(nbytes):
     """One thread's arena (its contents never matter: every array is written before it is read),
-    its offsets (ALIGN) counted from an aligned start."""
+    its offsets (multiples of ALIGN_BYTES) counted from an aligned start."""
     return aligned_zeros(nbytes, np.uint8)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..blob import aligned_zeros
+from ..blob import ALIGN_BYTES, aligned_zeros
 from ..errors import NetcliError
 from .late_grads import tile_elements
 
@@ -224,7 +224,7 @@ def allocate(spec):
     return {name: aligned_zeros(shape, dtype) for name, (shape, dtype) in spec.items()}
 
 
-def packed(spec, align=64):
+def packed(spec, align=ALIGN_BYTES):
     """{name: (shape, dtype)} laid out in one byte buffer: (each array's offset, total bytes)."""
     offsets, end = [], 0
     for shape, dtype in spec.values():
