@@ -45,6 +45,7 @@ MIN_TOTAL_BYTES = 256 * 2 ** 20
 # An inference net's forward: its blobs' values are read by no backward, so reusing their memory
 # costs nothing but the values, and a few MB of activations back in cache pays.
 MIN_FORWARD_BYTES = 16 * 2 ** 20
+ALIGN = ALIGN_BYTES       # the arrays' offsets: multiples of the engine's alignment (blob.py)
 
 
 def rows_arena(executor, own):
@@ -161,7 +162,7 @@ def layout(sizes, spans):
     free through its whole span."""
     placed, offsets, total = [], {}, 0
     for addr in sorted(sizes, key=lambda a: (-sizes[a], spans[a], a)):
-        size = -(-sizes[addr] // ALIGN_BYTES) * ALIGN_BYTES
+        size = -(-sizes[addr] // ALIGN) * ALIGN
         f, l = spans[addr]
         busy = sorted((o, o + s) for o, s, (f2, l2) in placed if f2 <= l and f <= l2)
         at = 0
@@ -177,7 +178,7 @@ def layout(sizes, spans):
 
 def buffer(nbytes):
     """One thread's arena (its contents never matter: every array is written before it is read),
-    its offsets (multiples of ALIGN_BYTES) counted from an aligned start."""
+    its offsets (ALIGN) counted from an aligned start."""
     return aligned_zeros(nbytes, np.uint8)
 
 
