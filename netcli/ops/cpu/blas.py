@@ -50,11 +50,9 @@ def gemm_address(dtype):
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
 
-@intrinsic
-def gemm(typingctx, fn, like, trans_a, trans_b, M, N, K, a, lda, b, ldb, c, ldc):
-    """C (M, N) = op(A) @ op(B), row major, by the cblas_?gemm at address fn (like: an array of
-    the dtype); a, b, c: the matrices' addresses; op(A) is A (M, K), or A^T for A (K, M) where
-    trans_a; op(B) likewise, (K, N) or B^T for B (N, K)."""
+def _gemm_call(like, beta):
+    """(signature, codegen) of a cblas_?gemm call: C = beta * C + op(A) @ op(B), beta 0 or 1;
+    None for an array that is not float32 or float64."""
     if not isinstance(like, types.Array) or like.dtype not in (types.float32, types.float64):
         return None
 
@@ -71,9 +69,24 @@ def gemm(typingctx, fn, like, trans_a, trans_b, M, N, K, a, lda, b, ldb, c, ldc)
                                   ir.Constant(i32, TRANS), ir.Constant(i32, NO_TRANS))
         builder.call(callee, [ir.Constant(i32, ROW_MAJOR), op(trans_a_), op(trans_b_), m_, n_, k_,
                               ir.Constant(real, 1.0), builder.inttoptr(a_, ptr), lda_, builder.inttoptr(b_, ptr),
-                              ldb_, ir.Constant(real, 0.0), builder.inttoptr(c_, ptr), ldc_])
+                              ldb_, ir.Constant(real, beta), builder.inttoptr(c_, ptr), ldc_])
         return context.get_dummy_value()
     return types.none(types.int64, like, *[types.int64] * 11), codegen
+
+
+@intrinsic
+def gemm(typingctx, fn, like, trans_a, trans_b, M, N, K, a, lda, b, ldb, c, ldc):
+    """C (M, N) = op(A) @ op(B), row major, by the cblas_?gemm at address fn (like: an array of
+    the dtype); a, b, c: the matrices' addresses; op(A) is A (M, K), or A^T for A (K, M) where
+    trans_a; op(B) likewise, (K, N) or B^T for B (N, K)."""
+    return _gemm_call(like, 0.0)
+
+
+@intrinsic
+def gemm_add(typingctx, fn, like, trans_a, trans_b, M, N, K, a, lda, b, ldb, c, ldc):
+    """As gemm, but C (M, N) += op(A) @ op(B) (BLAS's beta = 1: each element of C plus its sum
+    of products)."""
+    return _gemm_call(like, 1.0)
 
 
 @intrinsic

@@ -37,8 +37,8 @@ from .chunks import first as _first, image_chunks, largest
 from .im2col import sum_bias
 from .team_jobs import run_job
 from .winograd_team import conv_block, weight_grad_block, weights_job
-from .winograd_transforms import (toom_cook, winograd_inputs, winograd_output_grads, winograd_outputs,
-                                  winograd_weight_grads, winograd_weights)
+from .winograd_filters import filter_matrix, transform_weights
+from .winograd_transforms import winograd_inputs, winograd_output_grads, winograd_outputs
 
 
 TILES = {3: (2, 4), 5: (4,)}      # kernel size k: the output tiles m of the F(m x m, k x k) written out
@@ -145,18 +145,17 @@ def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None, ti
     blocks of input channels, the input and output transforms in blocks of rows of tiles, the
     GEMMs in blocks of tile positions e; after_tile(i, (0, K, p0, p1)), where given with
     tiled, instead of after: once the output positions p0..p1 of image i are."""
-    G = toom_cook(m, weight.shape[2])[1]
     TH, TW = winograd_tiles(out.shape[2], out.shape[3], m)
     E, C, K = U.shape
     team_gemm = _team_gemm(out, inp, weight, U, V, M, bias)
     if tiled is None and team_gemm:
         team = current_team()
-        weights_job(team.record, weight, U, G, False)
+        weights_job(team.record, team_gemm, weight, U, filter_matrix(m, weight.shape[2], weight.dtype), False)
         run_job(team, bias)
     elif tiled is None:
-        winograd_weights(weight, U, G, 0, C)
+        transform_weights(weight, U, m, 0, C)
     else:
-        tiled(lambda i0, i1: winograd_weights(weight, U, G, i0, i1), C)
+        tiled(lambda i0, i1: transform_weights(weight, U, m, i0, i1), C)
     r = m + weight.shape[2] - 1
     for a, b in chunks:
         Vc = _first(V, (E, (b - a) * TH * TW, C)) if keep else V
@@ -226,7 +225,7 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
     The weight gradient's transform dU sums the chunks in order (each chunk's GEMM, then added)."""
     n, K, k = dout.shape[0], dout.shape[1], weight.shape[2]
     chunks = _chunks_of(inp, dout, m, k)
-    G, r = toom_cook(m, k)[1], m + k - 1
+    r = m + k - 1
     E = r * r
     TH, TW = winograd_tiles(dout.shape[2], dout.shape[3], m)
     for target in (dbias, dweight) if fresh else ():
@@ -262,10 +261,10 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
                 parts += 1
         if team_gemm:
             team = current_team()
-            weights_job(team.record, dweight, dU, G, True)
+            weights_job(team.record, team_gemm, dweight, dU, filter_matrix(m, k, dweight.dtype), True)
             run_job(team, ws["no_bias"])
         else:
-            winograd_weight_grads(dU, dweight, G, 0, C)
+            transform_weights(dweight, dU, m, 0, C, adjoint=True)
     if dinp is not None:
         np.copyto(ws["wflip"], weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         _convolve(dinp, dout, ws["wflip"], ws["no_bias"], ws["Ub"], ws["Vb"], ws["Mb"], k - 1 - PH, k - 1 - PW,

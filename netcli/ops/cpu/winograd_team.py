@@ -20,8 +20,8 @@ from numba import carray, njit
 from ...exec.claims import (CONV, GEMM, HEAD, PHASE1, PHASE2, PHASE_TILES, TILES, WEIGHT_GRAD, WEIGHTS,
                             write_job)
 from .blas import address as _address, at as _at, gemm
-from .winograd_transforms import (winograd_inputs, winograd_output_grads, winograd_outputs, winograd_weight_grads,
-                                  winograd_weights)
+from .winograd_filters import winograd_weight_grads, winograd_weights
+from .winograd_transforms import winograd_inputs, winograd_output_grads, winograd_outputs
 
 
 
@@ -127,28 +127,29 @@ def weight_grad_tile(record, t, like):
 
 
 # weights_job's record, from HEAD
-(W_WEIGHT, W_T, W_G, W_O, W_I, W_k, W_r, W_ADJOINT) = range(HEAD, HEAD + 8)
+(W_WEIGHT, W_T, W_KG, W_O, W_I, W_k, W_E, W_ADJOINT) = range(HEAD, HEAD + 8)
 
 
 @njit(cache=True, nogil=True)
-def weights_job(record, weight, T, G, adjoint):
+def weights_job(record, fn, weight, T, KG, adjoint):
     """The job (into record) T (E, I, O) <- the transform of weight (O, I, k, k) (winograd_weights),
     or where `adjoint`, weight += the adjoint's of T (winograd_weight_grads: the weight gradient),
-    in PHASE_TILES tiles of input channels where there are as many; G: float64 (r, k)."""
-    O, I, k, r = weight.shape[0], weight.shape[1], weight.shape[2], G.shape[0]
-    fields = (_address(weight), _address(T), _address(G), O, I, k, r, 1 if adjoint else 0)
-    write_job(record, WEIGHTS, min(I, PHASE_TILES), 0, 0, 0, weight.itemsize, fields)
+    in PHASE_TILES tiles of input channels where there are as many; KG: winograd_filters.py's
+    (E, k*k), fn: the GEMM's address."""
+    O, I, k, E = weight.shape[0], weight.shape[1], weight.shape[2], KG.shape[0]
+    fields = (_address(weight), _address(T), _address(KG), O, I, k, E, 1 if adjoint else 0)
+    write_job(record, WEIGHTS, min(I, PHASE_TILES), 0, 0, fn, weight.itemsize, fields)
 
 
 @njit(cache=True, nogil=True)
 def weights_tile(record, t, like):
     """Tile t of a weights_job: its input channels."""
-    O, I, k, r = record[W_O], record[W_I], record[W_k], record[W_r]
+    O, I, k, E = record[W_O], record[W_I], record[W_k], record[W_E]
     weight = carray(_at(record[W_WEIGHT], like), (O, I, k, k))
-    T = carray(_at(record[W_T], like), (r * r, I, O))
-    G = carray(_at(record[W_G], np.empty(0, np.float64)), (r, k))
+    T = carray(_at(record[W_T], like), (E, I, O))
+    KG = carray(_at(record[W_KG], like), (E, k * k))
     i0, i1 = I * t // record[TILES], I * (t + 1) // record[TILES]
     if record[W_ADJOINT]:
-        winograd_weight_grads(T, weight, G, i0, i1)
+        winograd_weight_grads(record[GEMM], T, weight, KG, i0, i1)
     else:
-        winograd_weights(weight, T, G, i0, i1)
+        winograd_weights(record[GEMM], weight, T, KG, i0, i1)

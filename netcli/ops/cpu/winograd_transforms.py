@@ -1,6 +1,6 @@
 """The transforms of Winograd F(m x m, k x k) (Lavin & Gray, 2015) for F(2x2, 3x3), F(4x4, 3x3)
-and F(4x4, 5x5), channels last: V = B^T d B for each r x r input tile d (r = m + k - 1),
-U = G g G^T for each k x k filter g, and y = A^T M A for each tile of products M;
+and F(4x4, 5x5), channels last: V = B^T d B for each r x r input tile d (r = m + k - 1) and
+y = A^T M A for each tile of products M (the filters' U = G g G^T: winograd_filters.py);
 netcli/ops/cpu/winograd.py runs them (its docstring: the GEMMs, the backward, the chunks). A
 transformed array's position e = r*a + b holds entry (a, b) of the tile. Layouts: inp, out
 (n, C, H, W); V (E, tiles, C), M and Y (E, tiles, K), U (E, C, K), E = r^2, tiles counted
@@ -245,74 +245,6 @@ def phase_columns(W, P, m, L, C):
         x = w + P
         at[w] = (x % m) * L + (x // m) * C
     return at
-
-
-@njit(cache=True, nogil=True)
-def winograd_weights(weight, U, G, i0, i1):
-    """U[e, i, o] = (G g G^T)[e] for g = weight[o, i] (k x k), input channels i0 <= i < i1 (a
-    tile of them: conv2d.py's one-image calls), formed in float64, for all o at once (loops over
-    o that LLVM vectorises; against one filter at a time, 64 x 64 filters, one thread: F(4x4, 3x3)
-    0.57 -> 0.05 ms, F(2x2, 3x3) 0.17 -> 0.03 ms; winograd_weight_grads 1.5 -> 0.09 ms and 0.52
-    -> 0.06 ms). (64 x 64 filters measured 0.12 ms and 0.11 ms in a loop of calls on a 2-vCPU AMD
-    EPYC VM: the arrays out of cache, as in a pass; so teams take them in tiles of channels.)"""
-    O = weight.shape[0]
-    r, k = G.shape[0], G.shape[1]
-    kk = k * k
-    flat = weight.reshape(O, -1)
-    g = np.empty((kk, O))
-    t = np.empty((r, k, O))
-    for i in range(i0, i1):
-        for o in range(O):      # flat reads, no view of each filter: 256 x 256 filters 1.47 -> 1.25 ms
-            for ab in range(kk):
-                g[ab, o] = flat[o, i * kk + ab]
-        for a in range(r):              # t = G g
-            for j in range(k):
-                ta = t[a, j]
-                ta[:] = 0.0
-                for x in range(k):
-                    c, gx = G[a, x], g[x * k + j]
-                    for o in range(O):
-                        ta[o] += c * gx[o]
-        for a in range(r):              # U = t G^T
-            for b in range(r):
-                u = U[a * r + b, i]
-                u[:] = 0.0
-                for x in range(k):
-                    c, tx = G[b, x], t[a, x]
-                    for o in range(O):
-                        u[o] += tx[o] * c
-
-
-@njit(cache=True, nogil=True)
-def winograd_weight_grads(dU, dweight, G, i0, i1):
-    """The adjoint of winograd_weights: dweight[o, i] += G^T dU[:, i, o] G (r x r -> k x k), in
-    float64, for all o at once; input channels i0 <= i < i1 (a tile of them: winograd_team.py)."""
-    O = dweight.shape[0]
-    r, k = G.shape[0], G.shape[1]
-    t = np.empty((k, r, O))
-    d = np.empty((k * k, O))
-    for i in range(i0, i1):
-        for a in range(k):              # t = G^T dU
-            for b in range(r):
-                ta = t[a, b]
-                ta[:] = 0.0
-                for e in range(r):
-                    c, du = G[e, a], dU[e * r + b, i]
-                    for o in range(O):
-                        ta[o] += c * du[o]
-        for a in range(k):              # dg = t G
-            for b in range(k):
-                da = d[a * k + b]
-                da[:] = 0.0
-                for e in range(r):
-                    c, te = G[e, b], t[a, e]
-                    for o in range(O):
-                        da[o] += te[o] * c
-        for o in range(O):
-            dw = dweight[o, i]
-            for a in range(k):
-                for b in range(k):
-                    dw[a, b] += d[a * k + b, o]
 
 
 @njit(cache=True, nogil=True)   # th0, th1 with defaults: Numba compiled both transforms 1.5x slower
