@@ -25,6 +25,9 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 from netcli.ops.cpu.conv2d import conv2d_backward, conv2d_forward, conv2d_scratch, conv2d_workspace  # noqa: E402
 from netcli.ops.cpu.conv2d_rule import conv2d_algorithm, patch_layout  # noqa: E402
+from netcli.ops.cpu.direct import direct_fits  # noqa: E402
+from netcli.ops.cpu.planes import planes_fits  # noqa: E402
+from netcli.ops.cpu.winograd import winograd_fits  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nets_vs_torch import cpu_model  # noqa: E402 - the CPU line every bench prints
@@ -32,8 +35,8 @@ from nets_vs_torch import cpu_model  # noqa: E402 - the CPU line every bench pri
 # (family, C, H, W, K, kernel, stride, pad, group): MobileNet-v1 on 32x32 (depthwise 3x3 and
 # pointwise 1x1), ResNet-20/56's 3x3 convs (16/32/64 channels at 32/16/8), Inception-style 1x1s
 # the algorithms a family's rule chooses between (each is also timed where the rule picks another)
-CANDIDATES = {"1x1": ("1x1", "1x1-nhwc"), "1x1/2": ("1x1-strided",), "3x3": ("winograd", "winograd4", "direct"),
-              "3x3/2": ("direct",), "7x7/2": ("direct",), "5x5": ("winograd4", "direct")}
+CANDIDATES = {"1x1": ("1x1", "1x1-nhwc"), "1x1/2": ("1x1-strided",), "3x3": ("winograd", "winograd4", "direct", "planes"),
+              "3x3/2": ("direct",), "7x7/2": ("direct",), "5x5": ("winograd4", "direct", "planes")}
 SHAPES = [
     ("depthwise", 32, 32, 32, 32, 3, 1, 1, 32),
     ("depthwise", 64, 32, 32, 64, 3, 2, 1, 64),
@@ -76,6 +79,8 @@ SHAPES = [
     ("5x5", 32, 8, 8, 64, 5, 1, 2, 1),
     ("5x5", 16, 16, 16, 16, 5, 1, 2, 1),          # Inception-style 5x5 branches
     ("5x5", 20, 12, 12, 50, 5, 1, 0, 1),          # LeNet's conv2 (no padding)
+    ("5x5", 1, 28, 28, 20, 5, 1, 0, 1),           # LeNet's conv1 (first layers: "planes")
+    ("5x5", 3, 32, 32, 32, 5, 1, 2, 1),           # cifar10_quick's conv1
 ]
 
 
@@ -115,6 +120,17 @@ def sample_ms(fn, min_s=0.02):
             return t / calls * 1000
 
 
+def _fits(algorithm, C, H, W, K, k, s, p, group):
+    """Whether the algorithm computes this shape (its kernels write past arrays that it does not)."""
+    if algorithm == "direct":
+        return direct_fits(k, k, s, s, p, p, 1, 1, group, K)
+    if algorithm == "planes":
+        return planes_fits(C, H, W, K, k, k, s, s, p, p, 1, 1, group)
+    if algorithm in ("winograd", "winograd4"):
+        return winograd_fits(k, k, s, s, p, p, 1, 1, group)
+    return True
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--share", type=int, default=32, help="images per call (one thread's share)")
@@ -133,7 +149,8 @@ def main():
                 continue
             chosen = conv2d_algorithm(C, H, W, K, k, k, s, s, p, p, 1, 1, group)
             base = patch_layout(C, k, group)      # what the layer ran before these algorithms
-            algos = list(dict.fromkeys([chosen, *CANDIDATES.get(family, ()), base]))
+            algos = [a for a in dict.fromkeys([chosen, *CANDIDATES.get(family, ()), base])
+                     if _fits(a, C, H, W, K, k, s, p, group)]
             cases = {a: Case(args.share, C, H, W, K, k, s, p, group, a, rng) for a in algos}
             for c in cases.values():          # compile, warm the caches
                 c.forward()

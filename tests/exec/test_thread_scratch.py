@@ -8,8 +8,8 @@ import netcli
 from netcli.exec import threads
 from netcli.exec.memory_plan import packed as _packed
 
-# batch 64: two shares of 32; conv1 im2col (3 channels), conv2 winograd4, conv6 direct (16 channels),
-# conv3 im2row (stride 2, 24 outputs), conv4 1x1, conv5 1x1-nhwc (small image)
+# batch 64: two shares of 32; conv1 planes (3 channels), conv2 winograd4, conv6 direct (16 channels),
+# conv7 im2col (2 groups), conv3 im2row (stride 2, 24 outputs), conv4 1x1, conv5 1x1-nhwc (small image)
 NET = """
 name: scratch
 layers:
@@ -21,7 +21,9 @@ layers:
      convolution_param: {num_output: 16, kernel_size: 3, pad: 1, weight_filler: {type: xavier}}}
   - {name: conv6, type: Convolution, bottom: conv2, top: conv6,
      convolution_param: {num_output: 16, kernel_size: 3, pad: 1, weight_filler: {type: xavier}}}
-  - {name: conv3, type: Convolution, bottom: conv6, top: conv3,
+  - {name: conv7, type: Convolution, bottom: conv6, top: conv7,
+     convolution_param: {num_output: 16, kernel_size: 3, pad: 1, group: 2, weight_filler: {type: xavier}}}
+  - {name: conv3, type: Convolution, bottom: conv7, top: conv3,
      convolution_param: {num_output: 24, kernel_size: 3, stride: 2, pad: 1, weight_filler: {type: xavier}}}
   - {name: conv4, type: Convolution, bottom: conv3, top: conv4,
      convolution_param: {num_output: 24, kernel_size: 1, weight_filler: {type: xavier}}}
@@ -48,8 +50,8 @@ def net(tmp_path):
 
 
 def test_every_algorithm_is_in_the_net(net):
-    algorithms = {net.layers[net.layer_names.index(f"conv{k}")].algorithm for k in range(1, 7)}
-    assert algorithms == {"im2col", "winograd4", "direct", "im2row", "1x1", "1x1-nhwc"}
+    algorithms = {net.layers[net.layer_names.index(f"conv{k}")].algorithm for k in range(1, 8)}
+    assert algorithms == {"planes", "im2col", "winograd4", "direct", "im2row", "1x1", "1x1-nhwc"}
 
 
 def test_scratch_is_allocated_once_per_thread_not_per_layer_and_share(net):

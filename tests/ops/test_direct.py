@@ -82,7 +82,7 @@ def test_the_rule_takes_direct_for_few_channels_and_strides():
     assert algorithm(3, 224, 64, 7, 2, 3, images=8) == algorithm(16, 32, 16, 3, 1, 1, images=1) == "direct"
     assert algorithm(32, 16, 32, 3, 1, 1) == algorithm(8, 16, 16, 3, 1, 1) == "direct"
     assert algorithm(48, 16, 48, 3, 1, 1) == algorithm(64, 8, 64, 3, 1, 1) == "winograd4"     # more channels
-    assert algorithm(3, 32, 16, 3, 1, 1) == "im2col"            # a first layer's 3 channels, stride 1
+    assert algorithm(3, 32, 16, 3, 1, 1) == "planes"            # a first layer's 3 channels, stride 1
     assert algorithm(16, 32, 24, 3, 2, 1) == "im2row"           # outputs not in vectors of 16
     assert algorithm(16, 8, 16, 3, 2, 1) == "im2row"            # 16 outputs: fewer than a block
     assert algorithm(32, 27, 128, 3, 1, 1, images=8) == algorithm(16, 55, 64, 3, 1, 1, images=8) == "winograd4"
@@ -92,10 +92,11 @@ def test_the_rule_takes_direct_for_few_channels_and_strides():
 
 def test_the_direct_net_runs_direct_convolutions(tmp_path):
     """tests/resnetlike.py's DIRECT_NET, whose weights tests/exec/test_per_sample_layers.py trains
-    to the same bits on 1 to 4 threads, takes "direct" where the rule says."""
+    to the same bits on 1 to 4 threads, takes "direct" where the rule says (and "planes" for its
+    first layer, on one channel)."""
     from resnetlike import DIRECT_NET
     path = tmp_path / "net.yaml"
     path.write_text(DIRECT_NET.format(batch=32))
     net = netcli.Net(str(path), phase="TRAIN")
     layers = {layer.name: layer for layer in net.layers}
-    assert [layers[c].algorithm for c in ("conv1", "conv2", "conv3")] == ["im2col", "direct", "direct"]
+    assert [layers[c].algorithm for c in ("conv1", "conv2", "conv3")] == ["planes", "direct", "direct"]

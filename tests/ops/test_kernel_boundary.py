@@ -52,7 +52,9 @@ def ref_conv(x, w, b, S, P, D, G):
     (8, 48, 3, 2, 1, 1, 1, "direct", 13, 14), (20, 32, 3, 3, 1, 1, 1, "direct", 17, 16),    # strides
     (3, 64, 7, 2, 3, 1, 1, "direct", 15, 16), (12, 16, 4, 2, 1, 1, 1, "direct", 12, 13),
     (6, 6, 3, 1, 1, 1, 6, "depthwise-nhwc", 7, 6), (5, 5, 3, 2, 1, 1, 5, "depthwise-nhwc", 9, 8),
-    (4, 4, 5, 1, 2, 1, 4, "depthwise-nhwc", 5, 7), (3, 3, 3, 1, 0, 1, 3, "depthwise-nhwc", 8, 9)])
+    (4, 4, 5, 1, 2, 1, 4, "depthwise-nhwc", 5, 7), (3, 3, 3, 1, 0, 1, 3, "depthwise-nhwc", 8, 9),
+    (1, 6, 5, 1, 0, 1, 1, "planes", 7, 21), (3, 5, 3, 1, 1, 1, 1, "planes", 6, 17),     # few channels, rows of 16+
+    (4, 9, 5, 1, 2, 1, 1, "planes", 5, 34)])
 @pytest.mark.parametrize("chunked", [False, True])
 def test_conv2d_against_numpy(C, K, KH, S, P, D, G, rows, H, W, chunked, monkeypatch):
     if chunked:                  # the others take every image at once whatever the size

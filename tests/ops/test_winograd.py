@@ -172,7 +172,7 @@ def test_f4x4_is_chosen_but_for_many_channels_on_small_planes():
     assert algorithm(48, 16, 48, 32) == algorithm(64, 8, 64, 32) == algorithm(64, 56, 64, 1) == "winograd4"
     assert algorithm(128, 14, 128, 16) == algorithm(512, 28, 512, 4) == algorithm(64, 224, 64, 1) == "winograd4"
     assert algorithm(256, 14, 256, 16) == algorithm(512, 14, 512, 8) == algorithm(256, 16, 512, 32) == "winograd"
-    assert (algorithm(64, 8, 64, 1), algorithm(3, 32, 16, 32)) == ("im2row", "im2col")     # too few tiles, 3 channels
+    assert (algorithm(64, 8, 64, 1), algorithm(3, 32, 16, 32)) == ("im2row", "planes")     # too few tiles, 3 channels
     assert algorithm(128, 28, 128, 1) == algorithm(64, 20, 64, 1) == "winograd4"     # one image, large enough
     assert algorithm(256, 14, 256, 1) == "im2col"                          # one image, many outputs
     assert algorithm(48, 28, 48, 1) == algorithm(64, 19, 64, 1) == algorithm(64, 19, 127, 1) == "im2row"
@@ -186,7 +186,7 @@ def test_f4x4_5x5_is_chosen_for_5x5_kernels_with_padding_2_or_0():
     assert algorithm(32, 16, 32, 2, 100) == algorithm(16, 8, 24, 2, 32) == algorithm(16, 28, 32, 2, 16) == "winograd4"
     assert algorithm(20, 12, 50, 0, 64) == algorithm(20, 12, 50, 0, 16) == "winograd4"    # LeNet's conv2
     assert algorithm(32, 16, 32, 2, 1) == algorithm(20, 12, 50, 1, 64) == "im2row"      # batch 1; padding 1
-    assert algorithm(3, 32, 32, 2, 100) == "im2col"
+    assert algorithm(3, 32, 32, 2, 100) == "planes"              # cifar10_quick's first layer
 
 
 def test_only_the_transforms_written_out_run():

@@ -1,7 +1,8 @@
 """The images of one call in chunks (from the shape alone): a layer whose per-image arrays are
 large (the patches of CaffeNet's conv2, Winograd's transforms of VGG-16's 224x224 layers) goes
 through a call's images a chunk at a time, so that its arrays of one chunk stay within
-CHUNK_BYTES each, instead of growing with the images of a call (a share of 32 or more)."""
+CHUNK_BYTES each, instead of growing with the images of a call (a share of 32 or more);
+`patch_chunks`: the convolution's patches' (ops/cpu/conv2d.py)."""
 from __future__ import annotations
 
 import math
@@ -52,3 +53,14 @@ def first(a, shape):
         return a
     assert a.flags.c_contiguous
     return a.reshape(-1)[:math.prod(shape)].reshape(shape)
+
+
+def patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, itemsize, keeps=True):
+    """[(first, stop)]: the chunks of a call's images for "im2row" and "im2col" (the largest
+    per-image array: the patches, or im2row's GEMM result, and im2col's weight gradients where a
+    backward `keeps` the patches); one chunk for the others."""
+    if algorithm not in ("im2row", "im2col"):
+        return ((0, n),)
+    P, CKK = OH * OW, C // group * KH * KW
+    per_image = max(P * CKK, P * K, H * W * C) + (K * CKK if algorithm == "im2col" and keeps else 0)
+    return image_chunks(n, per_image * itemsize, keeps)

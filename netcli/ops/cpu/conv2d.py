@@ -2,7 +2,7 @@
 backend replaces these functions). Arrays are NCHW; geometry is given in full:
 kernel KH x KW, stride SH x SW, padding PH x PW, dilation DH x DW, `group` channel groups.
 
-Ten algorithms, one per layer, picked from its shape by `conv2d_algorithm` (conv2d_rule.py):
+Eleven algorithms, one per layer, picked from its shape by `conv2d_algorithm` (conv2d_rule.py):
 - "depthwise": group == channels == num_output, direct loops (netcli/ops/cpu/depthwise.py);
   "depthwise-nhwc" the same on small planes, channels last (depthwise_nhwc.py).
 - "1x1": a 1x1 kernel, stride 1, no padding: the input is its own patch matrix, so the
@@ -15,6 +15,8 @@ Ten algorithms, one per layer, picked from its shape by `conv2d_algorithm` (conv
   multiplications (netcli/ops/cpu/winograd.py); "winograd4" F(4x4, 3x3): 36 GEMMs, 4x fewer, and
   for 5x5 F(4x4, 5x5): 64 GEMMs, 6.25x fewer (the transforms, channels last, in
   winograd_transforms.py).
+- "planes": for first layers (few input channels), each output plane from the input planes
+  shifted by each tap, in vectors of positions along its rows (netcli/ops/cpu/planes.py).
 - "direct": each output a sum over taps and input channels, in vector blocks held in registers,
   image by image on channels-last copies (netcli/ops/cpu/direct.py); for kernels with a stride
   and 3x3 kernels on few channels.
@@ -36,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import im2col
-from .chunks import first, image_chunks, largest
+from .chunks import first, largest, patch_chunks
 from .conv1x1 import backward_1x1, gathered_weight_gradient, pixels_read
 from ...exec import threads
 from .depthwise_passes import depthwise_backward, depthwise_forward, depthwise_nhwc_backward, depthwise_nhwc_forward
@@ -44,19 +46,9 @@ from .conv2d_rule import DEPTHWISE_ALGORITHMS, WINOGRAD_TILE
 from .image_gemms import gemm_columns, image_gemms
 from .direct import BLOCK_POSITIONS, direct_scratch
 from .direct_passes import direct_backward, direct_forward
+from .planes import planes_backward, planes_forward, planes_scratch
 from .depthwise_nhwc import depthwise_nhwc_scratch, depthwise_nhwc_workspace
 from .winograd import winograd_backward, winograd_forward, winograd_scratch, winograd_workspace
-
-
-def patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, itemsize, keeps=True):
-    """[(first, stop)]: the chunks of a call's images for "im2row" and "im2col" (the largest
-    per-image array: the patches, or im2row's GEMM result, and im2col's weight gradients where a
-    backward `keeps` the patches); one chunk for the others."""
-    if algorithm not in ("im2row", "im2col"):
-        return ((0, n),)
-    P, CKK = OH * OW, C // group * KH * KW
-    per_image = max(P * CKK, P * K, H * W * C) + (K * CKK if algorithm == "im2col" and keeps else 0)
-    return image_chunks(n, per_image * itemsize, keeps)
 
 
 def conv2d_workspace(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype):
@@ -79,6 +71,8 @@ def conv2d_scratch(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, dtype, keeps
         return winograd_scratch(n, C, H, W, K, OH, OW, dtype, WINOGRAD_TILE[algorithm], KH, keeps)
     if algorithm == "direct":
         return direct_scratch(n, C, H, W, K, KH, KW, OH, OW, dtype, keeps)
+    if algorithm == "planes":
+        return planes_scratch(n, C, H, W, K, KH, KW, OH, OW, dtype, keeps)
     chunks = patch_chunks(n, C, H, W, K, KH, KW, OH, OW, group, algorithm, np.dtype(dtype).itemsize, keeps)
     if len(chunks) == 1:
         kept = {} if keeps else _workspace(1 if algorithm == "depthwise-nhwc" else n, C, H, W, K, KH, KW, OH, OW,
@@ -216,6 +210,9 @@ def conv2d_forward(out, inp, weight, bias, ws, KH, KW, SH, SW, PH, PW, DH, DW, g
         depthwise_nhwc_forward(out, inp, weight, ws["no_bias"] if bias is None else bias, ws["xp"], ws["yt"],
                                ws["wt"], *geometry[:8], after)
         return
+    if algorithm == "planes":
+        planes_forward(out, inp, weight, bias, ws, PH, PW, after)
+        return
     if algorithm == "direct":           # one image: in tiles of positions
         P = OH * OW
         tiled = _tiled if _tiles(n, P, P * K * weight[0].size) and P >= ONE_IMAGE_TILES * BLOCK_POSITIONS else None
@@ -345,6 +342,9 @@ def conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, KH, KW, SH, SW,
         return
     if algorithm == "direct":
         direct_backward(dinp, dweight, dbias, dout, inp, weight, ws, SH, SW, PH, PW, fresh)
+        return
+    if algorithm == "planes":
+        planes_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh)
         return
     if algorithm in WINOGRAD_TILE:
         winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh, WINOGRAD_TILE[algorithm])

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from .depthwise_nhwc import depthwise_nhwc_fits
 from .direct import direct_fits, direct_positions
+from .planes import planes_fits
 from .winograd import winograd_fits
 
 ALGORITHMS = ("depthwise", "depthwise-nhwc", "1x1", "1x1-nhwc", "1x1-strided", "winograd", "winograd4", "direct",
-              "im2row", "im2col")
+              "planes", "im2row", "im2col")
 WINOGRAD_TILE = {"winograd": 2, "winograd4": 4}      # algorithm: m of F(m x m, k x k)
 # the algorithms whose work threads beyond a run's shares can help with (exec/team.py): Winograd's
 # blocks (winograd_team.py), per-image GEMMs (image_gemms.py: with one group), the rows layout's
@@ -24,6 +25,7 @@ ONE_IMAGE_CHANNELS, ONE_IMAGE_PIXELS = 64, 400      # 3x3 Winograd whatever the 
 ONE_IMAGE_COLUMNS_K = 128     # im2col, not im2row, for one image from this many output channels on
 DIRECT_CHANNELS = (8, 32)     # "direct" with stride 1 on this many input and at most as many output channels
 DIRECT_TERMS = 64             # "direct" with a stride where each sum has this many terms (C*KH*KW) or more
+PLANES_CHANNELS = 4           # "planes" (3x3 and 5x5, stride 1) on at most this many input channels
 
 
 def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=None):
@@ -108,6 +110,14 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
       and 0.99x (1), 32->128 27x27 0.71x (4), 32->64 27x27 0.82x (4): many outputs keep F(4x4); its
       3x3 stride-2 first layer on 3 channels (27 terms a sum), im2col time / direct time 0.91x (4
       images) and 0.56x (1): im2col (where ResNet-50's 7x7, 147 terms, gains 1.6x).
+    - planes (planes.py: each output plane from the input planes shifted by each tap, in vectors
+      of positions along the rows) for 3x3 and 5x5 stride-1 kernels on up to PLANES_CHANNELS = 4
+      input channels (first layers) and rows of 16 outputs or more. Against the rule before it
+      (im2col), one thread, Intel Xeon (model 207), best of 5, 32 images, forward / weight
+      gradient / input gradient: LeNet's conv1 1->20 5x5 28x28 2.0x / 1.15x / 0.51x (a first
+      layer needs no input gradient), padded 2.8x / 1.3x / 0.67x; cifar10_quick's 3->32 5x5 pad 2
+      32x32 2.5x / 1.8x / 0.78x; ResNet-20's 3->16 3x3 pad 1 3.4x / 1.6x / 1.04x; 4->16 3.2x /
+      1.5x / 2.3x.
     - winograd (F(2x2, 3x3), netcli/ops/cpu/winograd.py) for 3x3 stride-1 kernels without
       dilation or groups, padding <= 2, from 16 input channels and 8x8 outputs on, where it
       measured faster than im2row: 16 ch 32x32 1.2-1.7x / 1.1-1.5x, 32 ch 16x16 1.05-1.8x /
@@ -178,6 +188,8 @@ def conv2d_algorithm(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group, images=N
         return "depthwise-nhwc" if small else "depthwise"
     if KH == KW == 1 and SH == SW == 1 and PH == PW == 0:
         return "1x1" if H * W >= PIXELS_1X1 and not _one_gemm(H * W, C, K, images) else "1x1-nhwc"
+    if C <= PLANES_CHANNELS and planes_fits(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group):
+        return "planes"
     if _direct(C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, group):
         return "direct"
     pixels = ((H - 1) // SH + 1) * ((W - 1) // SW + 1)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ...exec.team import with_helpers
 from . import direct_team
+from .direct_vectors import LANES
 from .direct import (direct_backward_tile, direct_forward_images, direct_pad, direct_positions_tile,
                      direct_slots, direct_weight_sum)
 from .im2col import sum_bias
@@ -17,11 +18,19 @@ from .team_jobs import run_job
 GROUP = 8                 # images per forward call: `after` runs on them while they are in cache
 
 
+def _whole_vectors(K):
+    """direct_fits' output channels: whole vectors (the kernels write LANES channels at a time,
+    past the arrays' ends otherwise)."""
+    if K % LANES:
+        raise ValueError(f"direct: {K} output channels, not in vectors of {LANES} (direct_fits)")
+
+
 def direct_forward(out, inp, weight, bias, ws, SH, SW, PH, PW, after, tiled=None):
     """conv2d_forward of "direct": with helpers (exec/team.py), a team job in tiles of images;
     else groups of GROUP images, after(a, b) on each; one image in `tiled` tiles of positions
     where given (conv2d.py)."""
     n, K = out.shape[:2]
+    _whole_vectors(K)
     wt = ws["wt"]
     np.copyto(wt, weight.transpose(2, 3, 1, 0))
     b = ws["zeros"][:K] if bias is None else bias
@@ -50,6 +59,7 @@ def direct_backward(dinp, dweight, dbias, dout, inp, weight, ws, SH, SW, PH, PW,
     None: not computed). The weight gradient: each tile of images' sums, then the tiles' in
     order (the same bits with or without helpers)."""
     n, K, C = dout.shape[0], weight.shape[0], weight.shape[1]
+    _whole_vectors(K)
     if dbias is not None:
         if fresh:
             dbias[...] = 0.0
