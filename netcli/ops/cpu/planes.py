@@ -31,9 +31,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .depthwise_vectors import _are_integers, _Codegen, _is_float_arrays
+from .direct_vectors import LANES, _broadcast, _fma
 from .im2col import sum_bias
 
-LANES = 16                 # the output positions of one vector
 BLOCK = 4                  # output planes per pass over the input (each loaded vector serves BLOCK sums)
 GROUP = 8                  # images per forward call: `after` runs on them while they are in cache
 
@@ -58,19 +58,6 @@ def planes_scratch(n, C, H, W, K, KH, KW, OH, OW, dtype, keeps=True):
     T = K * C * KH * KW
     return {"xp": ((xp,), dtype), "wc": ((T,), dtype), "dwc": ((T,), dtype), "part": ((T * LANES,), dtype),
             "zeros": ((max(K, C),), dtype)}
-
-
-def _fma(g):
-    kind = "f32" if isinstance(g.vector.element, ir.FloatType) else "f64"
-    return cgutils.get_or_insert_function(g.builder.module, ir.FunctionType(g.vector, [g.vector] * 3),
-                                          "llvm.fma.v%d%s" % (LANES, kind))
-
-
-def _broadcast(g, base, offset):
-    b = g.builder
-    undefined = ir.Constant(g.vector, ir.Undefined)
-    one = b.insert_element(undefined, b.load(b.gep(base, [offset])), ir.Constant(ir.IntType(32), 0))
-    return b.shuffle_vector(one, undefined, ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
 
 
 def _i64(k):
