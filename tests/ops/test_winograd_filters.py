@@ -2,6 +2,8 @@
 adjoint computed in float64 from toom_cook's matrices, on random filters of odd counts: a range of
 input channels only, the weight gradient added to what dweight held; with numpy's BLAS reached
 from compiled code and through np.matmul (a numpy without that GEMM)."""
+import weakref
+
 import numpy as np
 import pytest
 
@@ -46,3 +48,36 @@ def test_filter_matrix_is_g_kron_g_and_read_only():
     g = np.random.default_rng(0).standard_normal((5, 5))
     np.testing.assert_allclose((KG @ g.reshape(-1)).reshape(8, 8), G @ g @ G.T, rtol=1e-13, atol=1e-13)
     assert not KG.flags.writeable
+
+
+def test_the_filter_matrix_stays_held_while_a_team_job_reads_it(monkeypatch):
+    """A team job records only KG's address. Two threads computing filter_matrix's first result at
+    once each get their own array, and the cache keeps one: the other must stay referenced until
+    its job has run. Here every KG is a fresh array whose numbers turn NaN once it is dropped."""
+    from netcli.ops.cpu import winograd
+    from netcli.ops.cpu.winograd import winograd_backward, winograd_forward, winograd_scratch, winograd_workspace
+    from reference import conv2d as ref_conv
+    if not winograd_filters.gemm_address(np.float32):
+        pytest.skip("no team job without numpy's GEMM reachable from compiled code")
+    held = []
+
+    def fresh(m, k, dtype):
+        store = np.array(filter_matrix(m, k, dtype))        # alive for the test: NaN once the caller drops it
+        held.append(store)
+        view = store.view()
+        weakref.finalize(view, store.fill, np.nan)
+        return view
+    monkeypatch.setattr(winograd, "filter_matrix", fresh)
+    rng = np.random.default_rng(3)
+    n, C, H, K = 2, 4, 9, 5
+    x, w = rng.standard_normal((n, C, H, H)).astype(np.float32), rng.standard_normal((K, C, 3, 3)).astype(np.float32)
+    ws = {name: np.zeros(s, d) for name, (s, d) in {**winograd_workspace(n, C, H, H, K, H, H, np.float32, 4, 3),
+                                                    **winograd_scratch(n, C, H, H, K, H, H, np.float32, 4, 3)}.items()}
+    y = np.full((n, K, H, H), np.nan, np.float32)
+    winograd_forward(y, x, w, None, ws, 1, 1, 4)
+    want = ref_conv(x.astype(np.float64), w.astype(np.float64), None, pad=(1, 1))
+    np.testing.assert_allclose(y, want, rtol=0, atol=2e-5 * np.abs(want).max())
+    dw = np.zeros_like(w)
+    winograd_backward(None, dw, None, rng.standard_normal(y.shape).astype(np.float32), x, w, ws, 1, 1, True, 4)
+    assert np.isfinite(dw).all()
+    assert len(held) == 2 and all(np.isnan(h).all() for h in held)     # both dropped after their jobs

@@ -150,7 +150,8 @@ def _convolve(out, inp, weight, bias, U, V, M, PH, PW, chunks, m, after=None, ti
     team_gemm = _team_gemm(out, inp, weight, U, V, M, bias)
     if tiled is None and team_gemm:
         team = current_team()
-        weights_job(team.record, team_gemm, weight, U, filter_matrix(m, weight.shape[2], weight.dtype), False)
+        KG = filter_matrix(m, weight.shape[2], weight.dtype)    # (held here: the job has only its address)
+        weights_job(team.record, team_gemm, weight, U, KG, False)
         run_job(team, bias)
     elif tiled is None:
         transform_weights(weight, U, m, 0, C)
@@ -261,7 +262,8 @@ def winograd_backward(dinp, dweight, dbias, dout, inp, weight, ws, PH, PW, fresh
                 parts += 1
         if team_gemm:
             team = current_team()
-            weights_job(team.record, team_gemm, dweight, dU, filter_matrix(m, k, dweight.dtype), True)
+            KG = filter_matrix(m, k, dweight.dtype)      # (held here: the job has only its address)
+            weights_job(team.record, team_gemm, dweight, dU, KG, True)
             run_job(team, ws["no_bias"])
         else:
             transform_weights(dweight, dU, m, 0, C, adjoint=True)
