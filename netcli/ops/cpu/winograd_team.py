@@ -14,7 +14,6 @@ blocks, the tile positions in groups; exec/claims.py). The tiles depend on the b
 alone."""
 from __future__ import annotations
 
-import numpy as np
 from numba import carray, njit
 
 from ...exec.claims import (CONV, GEMM, HEAD, PHASE1, PHASE2, PHASE_TILES, TILES, WEIGHT_GRAD, WEIGHTS,
