@@ -113,3 +113,25 @@ def test_bench_builds_every_net_it_names(tmp_path):
         path.write_text(netcli_yaml(layers, 2, sample, train_batch is not None))
         net = netcli.Net(str(path), phase="TRAIN" if train_batch else "TEST")
         assert net.blobs["data"].shape == (2, *sample), name
+
+
+def test_same_bits_hashes_the_training_state_and_runs_each_thread_count_in_its_own_process(capsys, monkeypatch):
+    """bench/same_bits.py (issue 26's check that training gives the same weights on 1-4 threads):
+    each thread count trains in a fresh process, the hashes cover the weights, their gradients and
+    the history, so they change with the iterations; a net it cannot train is one clear error."""
+    import same_bits
+    from netcli.exec import threads
+    monkeypatch.setenv("NETCLI_THREADS", os.environ.get("NETCLI_THREADS", ""))   # (the worker sets both)
+    old = threads.count()
+    try:
+        a, b = (same_bits.train_and_hash("lenet", 1, 8, n) for n in (1, 2))
+    finally:
+        threads.set_threads(old)
+    assert len(a) == 16 and a != b
+    assert same_bits.main(["--nets", "lenet", "--threads", "1,2", "--batch", "8", "--iters", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"lenet        1 thread(s): {b}" in out and f"lenet        2 thread(s): {b}" in out, out
+    assert "the same bits for every thread count" in out
+    with pytest.raises(SystemExit):
+        same_bits.main(["--nets", "resnet50"])
+    assert "not a training net" in capsys.readouterr().err
