@@ -9,6 +9,14 @@ from numba import njit
 from netcli.ops.cpu.blas import gemm, gemm_add, gemm_address
 
 
+def _address_or_skip(dtype):
+    """The GEMM's address for dtype, or the test skipped where numpy's BLAS has none reachable."""
+    fn = gemm_address(dtype)
+    if not fn:
+        pytest.skip("this numpy's BLAS has no 64-bit-integer cblas_?gemm (team jobs use np.matmul)")
+    return fn
+
+
 @njit(cache=False, nogil=True)
 def _product(fn, a, b, c, trans_a):
     M, N = c.shape
@@ -19,9 +27,7 @@ def _product(fn, a, b, c, trans_a):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_gemm_gives_matmuls_bits(dtype):
-    fn = gemm_address(dtype)
-    if not fn:
-        pytest.skip("this numpy's BLAS has no 64-bit-integer cblas_?gemm (team jobs use np.matmul)")
+    fn = _address_or_skip(dtype)
     rng = np.random.default_rng(7)
     for M, N, K in [(2, 3, 5), (37, 33, 129), (256, 16, 16), (64, 64, 576), (3, 200, 1), (17, 1, 9), (1, 8, 6)]:
         vector = M == 1 or N == 1
@@ -47,9 +53,7 @@ def _add_product(fn, a, b, c):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gemm_add_adds_the_product_into_c(dtype):
-    fn = gemm_address(dtype)
-    if not fn:
-        pytest.skip("this numpy's BLAS has no 64-bit-integer cblas_?gemm (team jobs use np.matmul)")
+    fn = _address_or_skip(dtype)
     rng = np.random.default_rng(8)
     for M, N, K in [(2, 3, 5), (37, 33, 129), (64, 25, 64)]:
         a, b = rng.standard_normal((K, M)).astype(dtype), rng.standard_normal((N, K)).astype(dtype)
